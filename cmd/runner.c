@@ -1,0 +1,340 @@
+/* runner.c - the shared command runner (runner.h). */
+#include "runner.h"
+
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "fwrel/version.h"
+
+static int opt_help, opt_version, opt_json, opt_quiet;
+
+static const fwrel_opt common_opts[] = {
+    {"json", 0, FWREL_OPT_FLAG, NULL, "print a machine-readable result on stdout", &opt_json},
+    {"quiet", 'q', FWREL_OPT_FLAG, NULL, "print nothing but errors", &opt_quiet},
+    {"help", 'h', FWREL_OPT_FLAG, NULL, "show this help and exit", &opt_help},
+    {"version", 0, FWREL_OPT_FLAG, NULL, "show the version and exit", &opt_version},
+    {NULL, 0, 0, NULL, NULL, NULL},
+};
+
+static void print_opts(FILE *f, const fwrel_opt *opts)
+{
+    for (const fwrel_opt *o = opts; o->name != NULL; o++) {
+        char left[64];
+        if (o->short_name)
+            snprintf(left, sizeof(left), "-%c, --%s%s%s", o->short_name, o->name, o->arg ? " " : "",
+                     o->arg ? o->arg : "");
+        else
+            snprintf(left, sizeof(left), "    --%s%s%s", o->name, o->arg ? " " : "",
+                     o->arg ? o->arg : "");
+        fprintf(f, "  %-30s %s%s\n", left, o->help,
+                o->kind == FWREL_OPT_MULTI ? " (repeatable)" : "");
+    }
+}
+
+static void print_help(const fwrel_cmd *cmd)
+{
+    const char *s = cmd->synopsis;
+    printf("%s - %s\n\nUsage:\n", cmd->name, cmd->summary);
+    while (*s) {
+        const char *nl = strchr(s, '\n');
+        int len = nl ? (int)(nl - s) : (int)strlen(s);
+        printf("  %s %.*s\n", cmd->name, len, s);
+        s += len + (nl ? 1 : 0);
+    }
+    printf("\nOptions:\n");
+    print_opts(stdout, cmd->opts);
+    print_opts(stdout, common_opts);
+    printf("\nExit codes: 0 success/valid, 1 rejected, 2 usage error, 3 bad input,\n"
+           "4 key/passphrase/crypto error, 5 I/O or system error.\n"
+           "See %s(1).\n",
+           cmd->name);
+}
+
+int fwrel_cmd_usage(fwrel_ctx *ctx, const char *fmt, ...)
+{
+    char msg[FWREL_ERROR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    fwrel_error_set(FWREL_EUSAGE, "%s", msg);
+    fprintf(stderr, "%s: %s\nTry '%s --help'.\n", ctx->cmd->name, msg, ctx->cmd->name);
+    if (ctx->result) {
+        json_t *e = json_pack("{s:i,s:s,s:s}", "code", FWREL_EUSAGE, "name", "usage", "message", msg);
+        json_object_set_new(ctx->result, "error", e);
+    }
+    return FWREL_EUSAGE;
+}
+
+int fwrel_cmd_fail(fwrel_ctx *ctx, const char *what)
+{
+    const fwrel_error *e = fwrel_error_last();
+    int code = e->code ? e->code : FWREL_EIO;
+    const char *msg = e->message[0] ? e->message : "failed";
+    if (what != NULL)
+        fprintf(stderr, "%s: %s: %s\n", ctx->cmd->name, what, msg);
+    else
+        fprintf(stderr, "%s: %s\n", ctx->cmd->name, msg);
+    if (ctx->result && !json_object_get(ctx->result, "error")) {
+        json_t *j = json_pack("{s:i,s:s,s:s}", "code", code, "name", fwrel_error_name(code),
+                              "message", msg);
+        if (what != NULL)
+            json_object_set_new(j, "file", json_string(what));
+        json_object_set_new(ctx->result, "error", j);
+    }
+    return code;
+}
+
+void fwrel_cmd_print(fwrel_ctx *ctx, const char *fmt, ...)
+{
+    if (ctx->json || ctx->quiet)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+}
+
+void fwrel_cmd_set(fwrel_ctx *ctx, const char *key, json_t *value)
+{
+    if (ctx->result != NULL && value != NULL)
+        json_object_set_new(ctx->result, key, value);
+    else
+        json_decref(value);
+}
+
+static const char *verdict_name(int v)
+{
+    switch (v) {
+    case FWREL_PASS:
+        return "pass";
+    case FWREL_FAIL:
+        return "fail";
+    case FWREL_SKIP:
+        return "skip";
+    default:
+        return "info";
+    }
+}
+
+void fwrel_cmd_report(fwrel_ctx *ctx, const fwrel_report *r)
+{
+    size_t n = fwrel_report_count(r);
+    const fwrel_step *first = fwrel_report_first_failure(r);
+    if (ctx->json) {
+        json_t *steps = json_array();
+        for (size_t i = 0; i < n; i++) {
+            const fwrel_step *s = fwrel_report_step(r, i);
+            json_array_append_new(steps, json_pack("{s:s,s:s,s:s}", "step", s->name, "verdict",
+                                                   verdict_name(s->verdict), "detail", s->detail));
+        }
+        fwrel_cmd_set(ctx, "steps", steps);
+        fwrel_cmd_set(ctx, "failed_step", first ? json_string(first->name) : json_null());
+        return;
+    }
+    if (ctx->quiet)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        const fwrel_step *s = fwrel_report_step(r, i);
+        static const char *tags[] = {"PASS", "FAIL", "SKIP", "INFO"};
+        printf("%-4s %-26s %s\n", tags[s->verdict & 3], s->name, s->detail);
+    }
+}
+
+/* Find an option by long name (len bytes of it) or short name in a table. */
+static const fwrel_opt *find_opt(const fwrel_opt *opts, const char *name, size_t len, char c)
+{
+    for (const fwrel_opt *o = opts; o->name != NULL; o++) {
+        if (c ? o->short_name == c : (strlen(o->name) == len && strncmp(o->name, name, len) == 0))
+            return o;
+    }
+    return NULL;
+}
+
+/* Index of an option across both tables, for duplicate detection. */
+static int set_opt(fwrel_ctx *ctx, const fwrel_opt *o, const char *value, unsigned char *seen,
+                   int idx)
+{
+    if (o->kind != FWREL_OPT_MULTI && seen[idx])
+        return fwrel_cmd_usage(ctx, "option --%s given more than once", o->name);
+    seen[idx] = 1;
+    switch (o->kind) {
+    case FWREL_OPT_FLAG:
+        *(int *)o->target = 1;
+        break;
+    case FWREL_OPT_STR:
+        *(const char **)o->target = value;
+        break;
+    default: {
+        fwrel_strlist *l = o->target;
+        if (l->n == FWREL_STRLIST_MAX)
+            return fwrel_cmd_usage(ctx, "option --%s given more than %d times", o->name,
+                                   FWREL_STRLIST_MAX);
+        l->v[l->n++] = value;
+    }
+    }
+    return 0;
+}
+
+static int opt_index(const fwrel_cmd *cmd, const fwrel_opt *o)
+{
+    int n = 0;
+    for (const fwrel_opt *p = cmd->opts; p->name; p++, n++)
+        if (p == o)
+            return n;
+    for (const fwrel_opt *p = common_opts; p->name; p++, n++)
+        if (p == o)
+            return n;
+    return n;
+}
+
+static int parse(fwrel_ctx *ctx, int argc, char **argv)
+{
+    const fwrel_cmd *cmd = ctx->cmd;
+    unsigned char seen[128] = {0};
+    char **pos = calloc((size_t)argc + 1, sizeof(char *));
+    int npos = 0, only_args = 0;
+    if (pos == NULL)
+        return fwrel_cmd_usage(ctx, "out of memory");
+    for (int i = 1; i < argc; i++) {
+        char *a = argv[i];
+        if (only_args || a[0] != '-' || a[1] == '\0') {
+            pos[npos++] = a;
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            only_args = 1;
+            continue;
+        }
+        const fwrel_opt *o;
+        const char *value = NULL;
+        if (a[1] == '-') {
+            const char *name = a + 2, *eq = strchr(name, '=');
+            size_t len = eq ? (size_t)(eq - name) : strlen(name);
+            o = find_opt(cmd->opts, name, len, 0);
+            if (o == NULL)
+                o = find_opt(common_opts, name, len, 0);
+            if (o == NULL) {
+                free(pos);
+                return fwrel_cmd_usage(ctx, "unknown option --%.*s", (int)len, name);
+            }
+            if (eq != NULL) {
+                if (o->kind == FWREL_OPT_FLAG) {
+                    free(pos);
+                    return fwrel_cmd_usage(ctx, "option --%s takes no value", o->name);
+                }
+                value = eq + 1;
+            }
+        } else {
+            if (a[2] != '\0') {
+                free(pos);
+                return fwrel_cmd_usage(ctx, "unknown option %s (short options do not combine)", a);
+            }
+            o = find_opt(cmd->opts, NULL, 0, a[1]);
+            if (o == NULL)
+                o = find_opt(common_opts, NULL, 0, a[1]);
+            if (o == NULL) {
+                free(pos);
+                return fwrel_cmd_usage(ctx, "unknown option %s", a);
+            }
+        }
+        if (o->kind != FWREL_OPT_FLAG && value == NULL) {
+            if (i + 1 >= argc) {
+                free(pos);
+                return fwrel_cmd_usage(ctx, "option --%s needs a value", o->name);
+            }
+            value = argv[++i];
+        }
+        if (o->kind != FWREL_OPT_FLAG && value[0] == '\0') {
+            free(pos);
+            return fwrel_cmd_usage(ctx, "option --%s needs a non-empty value", o->name);
+        }
+        int error = set_opt(ctx, o, value, seen, opt_index(cmd, o));
+        if (error) {
+            free(pos);
+            return error;
+        }
+    }
+    ctx->argv = pos;
+    ctx->argc = npos;
+    return 0;
+}
+
+/* Make sure fds 0-2 are open, so no output file can become stdout or stderr. */
+static void check_fds(void)
+{
+    for (int fd = 0; fd < 3; fd++) {
+        if (fcntl(fd, F_GETFD) < 0) {
+            int nfd = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+            if (nfd >= 0 && nfd != fd)
+                close(nfd);
+        }
+    }
+}
+
+int fwrel_cmd_main(const fwrel_cmd *cmd, int argc, char **argv)
+{
+    fwrel_ctx ctx = {.cmd = cmd};
+    int code;
+
+    check_fds();
+    umask(077);
+    /* Secrets must not end up in a core file. */
+    struct rlimit nocore = {0, 0};
+    (void)setrlimit(RLIMIT_CORE, &nocore);
+    /* A secure heap for passphrases and key bytes; optional where mlock is refused. */
+    if (CRYPTO_secure_malloc_initialized() == 0)
+        (void)CRYPTO_secure_malloc_init(1 << 16, 32);
+
+    ctx.result = json_object();
+    json_object_set_new(ctx.result, "command", json_string(cmd->name));
+    json_object_set_new(ctx.result, "version", json_string(fwrel_version()));
+
+    code = parse(&ctx, argc, argv);
+    ctx.json = opt_json;
+    ctx.quiet = opt_quiet;
+    if (code == 0 && opt_help) {
+        print_help(cmd);
+        json_decref(ctx.result);
+        free(ctx.argv);
+        return 0;
+    }
+    if (code == 0 && opt_version) {
+        printf("%s %s\n", cmd->name, fwrel_version());
+        json_decref(ctx.result);
+        free(ctx.argv);
+        return 0;
+    }
+    if (code == 0 && (ctx.argc < cmd->min_args || ctx.argc > cmd->max_args)) {
+        if (ctx.argc < cmd->min_args)
+            code = fwrel_cmd_usage(&ctx, "missing argument");
+        else
+            code = fwrel_cmd_usage(&ctx, "unexpected argument '%s'", ctx.argv[cmd->max_args]);
+    }
+    if (code == 0)
+        code = cmd->run(&ctx);
+    if (ctx.json) {
+        json_object_set_new(ctx.result, "ok", json_boolean(code == 0));
+        json_object_set_new(ctx.result, "exit", json_integer(code));
+        char *s = json_dumps(ctx.result, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (s != NULL) {
+            puts(s);
+            free(s);
+        }
+    }
+    if (fflush(stdout) != 0 && code == 0) {
+        fprintf(stderr, "%s: cannot write standard output\n", cmd->name);
+        code = FWREL_EIO;
+    }
+    json_decref(ctx.result);
+    free(ctx.argv);
+    return code;
+}

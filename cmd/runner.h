@@ -1,0 +1,84 @@
+/*
+ * runner.h - what every fwrel command shares: the option table parser,
+ * --help generated from it, --version, --json, --quiet, duplicate-option
+ * rejection, the umask, and the one-line error report.
+ *
+ * A command file declares its options and a run() callback; main() is one
+ * call to fwrel_cmd_main(). run() returns an exit code (DESIGN.md).
+ */
+#ifndef FWREL_CMD_RUNNER_H
+#define FWREL_CMD_RUNNER_H
+
+#include <jansson.h>
+
+#include "fwrel/error.h"
+#include "fwrel/report.h"
+
+enum fwrel_opt_kind {
+    FWREL_OPT_FLAG,  /* int *target set to 1 */
+    FWREL_OPT_STR,   /* const char **target */
+    FWREL_OPT_MULTI, /* fwrel_strlist *target; may repeat */
+};
+
+#define FWREL_STRLIST_MAX 8
+
+typedef struct fwrel_strlist {
+    const char *v[FWREL_STRLIST_MAX];
+    int n;
+} fwrel_strlist;
+
+typedef struct fwrel_opt {
+    const char *name;  /* long name, without "--" */
+    char short_name;   /* 0 when none */
+    int kind;          /* enum fwrel_opt_kind */
+    const char *arg;   /* metavariable shown in --help, NULL for flags */
+    const char *help;  /* one line */
+    void *target;
+} fwrel_opt;
+
+struct fwrel_ctx;
+
+typedef struct fwrel_cmd {
+    const char *name;     /* "fwrel-sign" */
+    const char *synopsis; /* usage lines after the name, '\n'-separated */
+    const char *summary;  /* one line */
+    const fwrel_opt *opts; /* terminated by an entry with name NULL */
+    int min_args;
+    int max_args;
+    int (*run)(struct fwrel_ctx *ctx);
+} fwrel_cmd;
+
+typedef struct fwrel_ctx {
+    const fwrel_cmd *cmd;
+    int argc;     /* positional arguments */
+    char **argv;
+    int json;     /* --json */
+    int quiet;    /* --quiet */
+    json_t *result; /* the --json result object; commands add their fields */
+} fwrel_ctx;
+
+/** Parse, run, print the JSON result, return the exit code. */
+int fwrel_cmd_main(const fwrel_cmd *cmd, int argc, char **argv);
+
+/**
+ * Report the library's last error as "<prog>: <what>: <message>" (what may be
+ * NULL) on stderr, record it in the JSON result, return its code.
+ */
+int fwrel_cmd_fail(fwrel_ctx *ctx, const char *what);
+
+/** Report a usage error "<prog>: <message>" plus a hint; returns 2. */
+int fwrel_cmd_usage(fwrel_ctx *ctx, const char *fmt, ...) FWREL_PRINTF(2, 3);
+
+/** Text output to stdout, unless --json or --quiet. */
+void fwrel_cmd_print(fwrel_ctx *ctx, const char *fmt, ...) FWREL_PRINTF(2, 3);
+
+/**
+ * Print a report: in text mode one line per step ("PASS name: detail"), in
+ * JSON mode as result.steps[] plus result.failed_step.
+ */
+void fwrel_cmd_report(fwrel_ctx *ctx, const fwrel_report *report);
+
+/** Set result[key] (steals the reference). */
+void fwrel_cmd_set(fwrel_ctx *ctx, const char *key, json_t *value);
+
+#endif

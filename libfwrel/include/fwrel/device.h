@@ -1,0 +1,53 @@
+/*
+ * device.h - the device model: a device profile (YAML, docs/device-profile.md)
+ * and the ordered acceptance checks the bootloader and the OTA code run
+ * (spec/esp-formats.md 1.8, 2.6, 5).
+ */
+#ifndef FWREL_DEVICE_H
+#define FWREL_DEVICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fwrel/error.h"
+#include "fwrel/io.h"
+#include "fwrel/report.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A device profile; opaque. */
+typedef struct fwrel_device fwrel_device;
+
+/**
+ * Parse a device profile from YAML text, strictly (unknown or duplicate keys,
+ * aliases, wrong types, out-of-range numbers, bad hex are errors).
+ *
+ * @param out   receives the profile; free with fwrel_device_free()
+ * @return 0; FWREL_EFORMAT "line:column: reason"
+ */
+int fwrel_device_parse(fwrel_device **out, const uint8_t *yaml, size_t len) FWREL_WUR;
+
+/** Read and parse a profile file (bounded size). */
+int fwrel_device_load(fwrel_device **out, const char *path) FWREL_WUR;
+
+/** Free a profile. NULL is fine. */
+void fwrel_device_free(fwrel_device *dev);
+
+/**
+ * Verify an image as this device would accept it over OTA and at boot, in the
+ * device's order, recording each step in report.
+ *
+ * @return 0 accepted; FWREL_EVERIFY rejected (the first failing step is the
+ *         report's first failure and the error message); FWREL_EFORMAT only
+ *         where the device would not even get that far is still a reject,
+ *         so malformed images are FWREL_EVERIFY too; FWREL_EIO on read errors
+ */
+int fwrel_device_verify_image(fwrel_report *report, const fwrel_device *dev, fwrel_src *src)
+    FWREL_WUR;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

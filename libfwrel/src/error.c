@@ -1,0 +1,125 @@
+/* error.c - the thread-local last error (error.h). */
+#include "fwrel/error.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/err.h>
+
+static _Thread_local fwrel_error last;
+
+static void vset(int code, const char *fmt, va_list ap)
+{
+    last.code = code;
+    vsnprintf(last.message, sizeof(last.message), fmt, ap);
+    /* One line: a message never carries a newline from untrusted text. */
+    for (char *p = last.message; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+}
+
+static void append(const char *s)
+{
+    size_t used = strlen(last.message);
+    if (used + 2 >= sizeof(last.message))
+        return;
+    size_t room = sizeof(last.message) - used - 3;
+    size_t n = strnlen(s, room);
+    memcpy(last.message + used, ": ", 2);
+    memcpy(last.message + used + 2, s, n);
+    last.message[used + 2 + n] = '\0';
+}
+
+int fwrel_error_set(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vset(code, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int fwrel_error_set_openssl(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vset(code, fmt, ap);
+    va_end(ap);
+    unsigned long e = ERR_peek_error();
+    if (e != 0) {
+        const char *reason = ERR_reason_error_string(e);
+        char buf[256];
+        if (reason == NULL) {
+            ERR_error_string_n(e, buf, sizeof(buf));
+            reason = buf;
+        }
+        append(reason);
+    }
+    ERR_clear_error();
+    return code;
+}
+
+int fwrel_error_set_errno(int code, int errnum, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vset(code, fmt, ap);
+    va_end(ap);
+    append(strerror(errnum));
+    return code;
+}
+
+int fwrel_error_prefix(const char *fmt, ...)
+{
+    char prefix[FWREL_ERROR_MSG_MAX];
+    char old[FWREL_ERROR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof(prefix), fmt, ap);
+    va_end(ap);
+    memcpy(old, last.message, sizeof(old));
+    /* Truncation is fine: the message stays one bounded line. */
+    size_t plen = strlen(prefix);
+    if (plen > sizeof(last.message) - 3)
+        plen = sizeof(last.message) - 3;
+    memcpy(last.message, prefix, plen);
+    memcpy(last.message + plen, ": ", 2);
+    size_t room = sizeof(last.message) - plen - 3;
+    size_t olen = strnlen(old, room);
+    memcpy(last.message + plen + 2, old, olen);
+    last.message[plen + 2 + olen] = '\0';
+    return last.code;
+}
+
+const fwrel_error *fwrel_error_last(void)
+{
+    return &last;
+}
+
+void fwrel_error_clear(void)
+{
+    last.code = FWREL_OK;
+    last.message[0] = '\0';
+}
+
+const char *fwrel_error_name(int code)
+{
+    switch (code) {
+    case FWREL_OK:
+        return "ok";
+    case FWREL_EVERIFY:
+        return "rejected";
+    case FWREL_EUSAGE:
+        return "usage";
+    case FWREL_EFORMAT:
+        return "bad-input";
+    case FWREL_EKEY:
+        return "key";
+    case FWREL_EIO:
+        return "io";
+    default:
+        return "unknown";
+    }
+}

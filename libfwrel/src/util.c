@@ -1,0 +1,100 @@
+/* util.c - internal helpers (util.h). */
+#include "util.h"
+
+#include <string.h>
+
+void fwrel_reverse(uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n / 2; i++) {
+        uint8_t t = p[i];
+        p[i] = p[n - 1 - i];
+        p[n - 1 - i] = t;
+    }
+}
+
+uint32_t fwrel_crc32(uint32_t crc, const uint8_t *p, size_t n)
+{
+    static uint32_t table[256];
+    static int ready;
+    if (!ready) {
+        for (uint32_t i = 0; i < 256; i++) {
+            uint32_t c = i;
+            for (int k = 0; k < 8; k++)
+                c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+            table[i] = c;
+        }
+        ready = 1;
+    }
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++)
+        crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+    return ~crc;
+}
+
+void fwrel_hex(char *out, const uint8_t *p, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static int nibble(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int fwrel_unhex(uint8_t *out, size_t n, const char *s)
+{
+    if (strlen(s) != 2 * n)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        int hi = nibble(s[2 * i]), lo = nibble(s[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+int fwrel_parse_u64(uint64_t *out, const char *s, uint64_t max)
+{
+    uint64_t v = 0;
+    unsigned base = 10;
+    if (s == NULL || *s == '\0')
+        return -1;
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+        base = 16;
+        s += 2;
+        if (*s == '\0')
+            return -1;
+    }
+    for (; *s; s++) {
+        int d = nibble(*s);
+        if (d < 0 || (unsigned)d >= base)
+            return -1;
+        if (v > (UINT64_MAX - (uint64_t)d) / base)
+            return -1;
+        v = v * base + (uint64_t)d;
+    }
+    if (v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+void fwrel_text_field(char *out, const uint8_t *field, size_t n)
+{
+    size_t i = 0;
+    for (; i < n && field[i] != 0; i++)
+        out[i] = (char)field[i];
+    out[i] = '\0';
+}

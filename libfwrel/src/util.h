@@ -1,0 +1,52 @@
+/*
+ * util.h - small internal helpers shared by libfwrel modules (no API promise).
+ */
+#ifndef FWREL_UTIL_H
+#define FWREL_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+static inline uint16_t fwrel_le16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static inline uint32_t fwrel_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+static inline void fwrel_put_le32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+/** Reverse n bytes in place (ESP fields store big numbers little-endian). */
+void fwrel_reverse(uint8_t *p, size_t n);
+
+/** zlib-compatible CRC-32 (ISO-HDLC), as espsecure's zlib.crc32 and the ROM's crc32_le. */
+uint32_t fwrel_crc32(uint32_t crc, const uint8_t *p, size_t n);
+
+/** Lower-case hex of n bytes into out (2n+1 bytes, NUL-terminated). */
+void fwrel_hex(char *out, const uint8_t *p, size_t n);
+
+/**
+ * Parse exactly n bytes of hex (upper or lower case, no separators).
+ * @return 0, or -1 if s is not exactly 2n hex digits.
+ */
+int fwrel_unhex(uint8_t *out, size_t n, const char *s);
+
+/**
+ * Parse a decimal or 0x-prefixed unsigned integer no larger than max.
+ * @return 0, or -1 (empty, junk, overflow, above max).
+ */
+int fwrel_parse_u64(uint64_t *out, const char *s, uint64_t max);
+
+/** Copy a fixed-size, possibly unterminated, C text field into out (size n+1), stopping at NUL. */
+void fwrel_text_field(char *out, const uint8_t *field, size_t n);
+
+#endif

@@ -1,0 +1,152 @@
+/* test_io.c - error and io modules: bounded sources, atomic outputs. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fwrel/error.h"
+#include "fwrel/io.h"
+#include "testutil.h"
+#include "util.h"
+
+static char dir[] = "/tmp/fwrel-io.XXXXXX";
+
+static int setup(void **state)
+{
+    (void)state;
+    return mkdtemp(dir) == NULL ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static int count_entries(void)
+{
+    return testutil_count_entries(dir);
+}
+
+static void test_error_set_returns_code(void **state)
+{
+    (void)state;
+    assert_int_equal(fwrel_error_set(FWREL_EFORMAT, "bad %s", "thing\nnext"), FWREL_EFORMAT);
+    assert_int_equal(fwrel_error_last()->code, FWREL_EFORMAT);
+    assert_string_equal(fwrel_error_last()->message, "bad thing next");
+    fwrel_error_prefix("block %d", 2);
+    assert_string_equal(fwrel_error_last()->message, "block 2: bad thing next");
+    fwrel_error_clear();
+    assert_int_equal(fwrel_error_last()->code, FWREL_OK);
+}
+
+static void test_src_refuses_fifo_and_devices(void **state)
+{
+    (void)state;
+    fwrel_src src;
+    char fifo[256];
+    snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_int_equal(fwrel_src_open(&src, fifo, 100), FWREL_EFORMAT);
+    assert_string_equal(fwrel_error_last()->message, "not a regular file");
+    assert_int_equal(fwrel_src_open(&src, "/dev/zero", 100), FWREL_EFORMAT);
+    assert_int_equal(fwrel_src_open(&src, "/nonexistent/x", 100), FWREL_EIO);
+    unlink(fifo);
+}
+
+static void test_src_bounded(void **state)
+{
+    (void)state;
+    char path[256];
+    snprintf(path, sizeof(path), "%s/ten", dir);
+    assert_int_equal(fwrel_io_write_file(path, "0123456789", 10, 0, 0644), 0);
+    fwrel_src src;
+    assert_int_equal(fwrel_src_open(&src, path, 9), FWREL_EFORMAT);
+    assert_int_equal(fwrel_src_open(&src, path, 10), 0);
+    char buf[11];
+    assert_int_equal(fwrel_src_read(&src, buf, 4), 0);
+    assert_memory_equal(buf, "0123", 4);
+    assert_int_equal(fwrel_src_read(&src, buf, 7), FWREL_EFORMAT);
+    assert_int_equal(fwrel_src_seek(&src, 11), FWREL_EFORMAT);
+    fwrel_src_close(&src);
+    unlink(path);
+}
+
+static void test_out_no_replace_without_force(void **state)
+{
+    (void)state;
+    char path[256];
+    snprintf(path, sizeof(path), "%s/out", dir);
+    assert_int_equal(fwrel_io_write_file(path, "a", 1, 0, 0600), 0);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(fwrel_io_write_file(path, "b", 1, 0, 0600), FWREL_EIO);
+    assert_string_equal(fwrel_error_last()->message, "exists (use --force to replace)");
+    assert_int_equal(fwrel_io_write_file(path, "bc", 2, FWREL_OUT_FORCE, 0644), 0);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_size, 2);
+    assert_int_equal(st.st_mode & 0777, 0644);
+    unlink(path);
+    assert_int_equal(count_entries(), 0);
+}
+
+static void test_out_abort_leaves_nothing(void **state)
+{
+    (void)state;
+    char path[256];
+    snprintf(path, sizeof(path), "%s/aborted", dir);
+    fwrel_out *o = NULL;
+    assert_int_equal(fwrel_out_open(&o, path, 0, 0644), 0);
+    assert_int_equal(fwrel_out_write(o, "xyz", 3), 0);
+    assert_int_equal(fwrel_out_fill(o, 0xFF, 5000), 0);
+    assert_int_equal(fwrel_out_size(o), 5003);
+    fwrel_out_abort(o);
+    assert_int_equal(count_entries(), 0);
+    fwrel_out_abort(NULL);
+}
+
+static void test_util(void **state)
+{
+    (void)state;
+    /* zlib.crc32(b"123456789") == 0xCBF43926 */
+    assert_int_equal(fwrel_crc32(0, (const uint8_t *)"123456789", 9), 0xCBF43926u);
+    uint8_t b[3];
+    assert_int_equal(fwrel_unhex(b, 3, "0aFf10"), 0);
+    assert_int_equal(b[1], 0xFF);
+    assert_int_equal(fwrel_unhex(b, 3, "0aFf1"), -1);
+    assert_int_equal(fwrel_unhex(b, 3, "0aFg10"), -1);
+    char hex[7];
+    fwrel_hex(hex, b, 3);
+    assert_string_equal(hex, "0aff10");
+    uint64_t v;
+    assert_int_equal(fwrel_parse_u64(&v, "0x10", 100), 0);
+    assert_int_equal(v, 16);
+    assert_int_equal(fwrel_parse_u64(&v, "101", 100), -1);
+    assert_int_equal(fwrel_parse_u64(&v, "99999999999999999999999", UINT64_MAX), -1);
+    assert_int_equal(fwrel_parse_u64(&v, "", 100), -1);
+    assert_int_equal(fwrel_parse_u64(&v, "-1", 100), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_error_set_returns_code),
+        cmocka_unit_test(test_src_refuses_fifo_and_devices),
+        cmocka_unit_test(test_src_bounded),
+        cmocka_unit_test(test_out_no_replace_without_force),
+        cmocka_unit_test(test_out_abort_leaves_nothing),
+        cmocka_unit_test(test_util),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
