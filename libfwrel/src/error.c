@@ -13,6 +13,7 @@ static _Thread_local fwrel_error last;
 static void vset(int code, const char *fmt, va_list ap)
 {
     last.code = code;
+    last.output = 0;
     vsnprintf(last.message, sizeof(last.message), fmt, ap);
     /* One line: a message never carries a newline from untrusted text. */
     for (char *p = last.message; *p; p++)
@@ -98,8 +99,14 @@ const fwrel_error *fwrel_error_last(void)
     return &last;
 }
 
+void fwrel_error_mark_output(void)
+{
+    last.output = 1;
+}
+
 void fwrel_error_clear(void)
 {
+    last.output = 0;
     last.code = FWREL_OK;
     last.message[0] = '\0';
 }

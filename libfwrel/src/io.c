@@ -139,6 +139,21 @@ void fwrel_io_free_secret(uint8_t *buf, size_t len)
     free(buf);
 }
 
+int fwrel_io_check_new(const char *path, unsigned flags)
+{
+    struct stat st;
+    int error = 0;
+    if (path[0] == '\0')
+        error = fwrel_error_set(FWREL_EUSAGE, "empty output path");
+    else if (!(flags & FWREL_OUT_FORCE) && lstat(path, &st) == 0)
+        error = fwrel_error_set(FWREL_EIO, "exists (use --force to replace)");
+    else if ((flags & FWREL_OUT_FORCE) && lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        error = fwrel_error_set(FWREL_EIO, "is a directory");
+    if (error)
+        fwrel_error_mark_output();
+    return error;
+}
+
 struct fwrel_out {
     int fd;
     unsigned flags;
@@ -165,16 +180,11 @@ int fwrel_out_open(fwrel_out **out, const char *path, unsigned flags, mode_t mod
     FWREL_ASSERT_ARG(out != NULL && path != NULL);
     fwrel_out *o = NULL;
     char *copy = NULL;
-    struct stat st;
     int error = FWREL_EIO;
 
     *out = NULL;
-    if (path[0] == '\0')
-        return fwrel_error_set(FWREL_EUSAGE, "empty output path");
-    if (!(flags & FWREL_OUT_FORCE) && lstat(path, &st) == 0)
-        return fwrel_error_set(FWREL_EIO, "exists (use --force to replace)");
-    if ((flags & FWREL_OUT_FORCE) && lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        return fwrel_error_set(FWREL_EIO, "is a directory");
+    if ((error = fwrel_io_check_new(path, flags)) != 0)
+        return error;
 
     if ((o = calloc(1, sizeof(*o))) == NULL || (o->path = strdup(path)) == NULL ||
         (copy = strdup(path)) == NULL || (o->dir = strdup(dirname(copy))) == NULL) {
@@ -226,6 +236,8 @@ int fwrel_out_open(fwrel_out **out, const char *path, unsigned flags, mode_t mod
     o = NULL;
     error = 0;
 done:
+    if (error)
+        fwrel_error_mark_output();
     free(copy);
     out_free(o);
     return error;
@@ -240,7 +252,11 @@ int fwrel_out_write(fwrel_out *o, const void *data, size_t len)
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            return fwrel_error_set_errno(FWREL_EIO, errno, "write failed");
+            {
+            fwrel_error_set_errno(FWREL_EIO, errno, "write failed");
+            fwrel_error_mark_output();
+            return FWREL_EIO;
+        }
         }
         p += w;
         len -= (size_t)w;
@@ -316,6 +332,8 @@ int fwrel_out_commit(fwrel_out *o)
     o->tmp = NULL;
     error = fsync_dir(o->dir);
 done:
+    if (error)
+        fwrel_error_mark_output();
     if (o->tmp != NULL)
         unlink(o->tmp);
     out_free(o);

@@ -42,6 +42,7 @@ enum fwrel_error_code {
 typedef struct fwrel_error {
     int code;                          /**< one of enum fwrel_error_code */
     char message[FWREL_ERROR_MSG_MAX]; /**< one line, no trailing newline */
+    int output; /**< 1 when the failure was creating or writing an output file (io.h fwrel_out) */
 } fwrel_error;
 
 /**
@@ -67,6 +68,9 @@ int fwrel_error_set_errno(int code, int errnum, const char *fmt, ...) FWREL_PRIN
  * e.g. "sig block 1"). Returns the current code.
  */
 int fwrel_error_prefix(const char *fmt, ...) FWREL_PRINTF(1, 2);
+
+/** Mark the current error as one about an output file (set by io.c's fwrel_out functions). */
+void fwrel_error_mark_output(void);
 
 /** The last error of this thread; code FWREL_OK and "" if none. Never NULL. */
 const fwrel_error *fwrel_error_last(void);

@@ -82,6 +82,14 @@ enum {
     FWREL_OUT_FORCE = 1 << 0, /**< replace an existing destination */
 };
 
+/**
+ * Check that path may be written with these flags (absent, or FWREL_OUT_FORCE
+ * and not a directory), before slow work such as a passphrase prompt. The
+ * check is repeated when the output is published.
+ * @return 0, or FWREL_EIO "exists (use --force to replace)" (marked as an output error)
+ */
+int fwrel_io_check_new(const char *path, unsigned flags) FWREL_WUR;
+
 /** An output being written; opaque. */
 typedef struct fwrel_out fwrel_out;
 
@@ -91,7 +99,8 @@ typedef struct fwrel_out fwrel_out;
  * Unless FWREL_OUT_FORCE, an existing destination (any kind, dangling link
  * included) is refused with FWREL_EIO "exists (use --force to replace)". The
  * temporary file is created O_EXCL|O_NOFOLLOW with the given mode, so secret
- * keys are 0600 from their first byte.
+ * keys are 0600 from their first byte. Every failure of the fwrel_out
+ * functions is marked as an output error (fwrel_error.output).
  *
  * @param out   receives the handle; pass to fwrel_out_commit() or fwrel_out_abort()
  * @param path  the destination
