@@ -12,7 +12,7 @@ if [ -n "$prints" ]; then fail "the library prints: $prints"; else ok; fi
 for h in libfwrel/include/fwrel/*.h; do
     undoc=$(awk '
         /^\/\*\*|^ \*\/|\*\/$/ { last_comment = NR }
-        /^[a-z].*\bfwrel_[a-z0-9_]+\(/ && !/^typedef/ && !/^static/ {
+        /^[a-z].*[^a-z_]fwrel_[a-z0-9_]+\(/ && !/^typedef/ && !/^static/ {
             if (NR - last_comment > 1) print FILENAME ":" NR ": " $0
         }' "$h")
     if [ -n "$undoc" ]; then fail "undocumented public functions: $undoc"; else ok; fi
