@@ -1,0 +1,313 @@
+/*
+ * fwrel-verify - verify ESP app images: --info (what esptool image-info
+ * reports), compatibility mode (what espsecure verify-signature answers) and
+ * device mode (what a given device would accept, step by step, in its order).
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runner.h"
+
+#include "fwrel/device.h"
+#include "fwrel/espimg.h"
+#include "fwrel/io.h"
+#include "fwrel/keystore.h"
+#include "fwrel/report.h"
+#include "fwrel/sbv1.h"
+#include "fwrel/sbv2.h"
+#include "util.h"
+
+static struct {
+    int info, sbv1, sbv2, skip_padding;
+    const char *key;
+    const char *device;
+} o;
+
+static const fwrel_opt opts[] = {
+    {"info", 0, FWREL_OPT_FLAG, NULL, "report what the image holds (like esptool image-info)",
+     &o.info},
+    {"device", 'd', FWREL_OPT_STR, "PROFILE", "verify as the device described by PROFILE would",
+     &o.device},
+    {"sbv2", 0, FWREL_OPT_FLAG, NULL, "compatibility mode: espsecure verify-signature --version 2",
+     &o.sbv2},
+    {"sbv1", 0, FWREL_OPT_FLAG, NULL, "compatibility mode: espsecure verify-signature --version 1",
+     &o.sbv1},
+    {"key", 'k', FWREL_OPT_STR, "KEY",
+     "with --sbv2/--sbv1: public or private PEM (SBv1: also raw 64-byte) key", &o.key},
+    {"skip-padding", 0, FWREL_OPT_FLAG, NULL, "with --sbv2: the data is not 4 KiB-aligned",
+     &o.skip_padding},
+    {NULL, 0, 0, NULL, NULL, NULL},
+};
+
+/* "esp32c3" -> "ESP32-C3", as esptool names chips. */
+static void chip_display(char *out, size_t n, const fwrel_chip *chip)
+{
+    if (chip == NULL) {
+        snprintf(out, n, "unknown");
+        return;
+    }
+    const char *s = chip->name;
+    size_t i = 0;
+    for (; *s && i + 2 < n; s++) {
+        if (s - chip->name == 5 && i + 2 < n)
+            out[i++] = '-';
+        out[i++] = (char)toupper((unsigned char)*s);
+    }
+    out[i] = '\0';
+}
+
+static json_t *hexj(const uint8_t *p, size_t n)
+{
+    char hex[2 * 64 + 1];
+    fwrel_hex(hex, p, n);
+    return json_string(hex);
+}
+
+/* Signature area after the image: an SBv2 sector at the 4 KiB boundary, or an SBv1 block. */
+static void info_signature(fwrel_ctx *ctx, fwrel_src *src, const fwrel_espimg *img, json_t *j)
+{
+    uint64_t aligned = (img->image_len + 4095) & ~(uint64_t)4095;
+    uint8_t sector[FWREL_SBV2_SECTOR_LEN];
+    if (img->file_len == img->image_len) {
+        fwrel_cmd_print(ctx, "\nSignature: none\n");
+        json_object_set_new(j, "signature", json_string("none"));
+        return;
+    }
+    if (img->file_len == aligned + FWREL_SBV2_SECTOR_LEN && fwrel_src_seek(src, aligned) == 0 &&
+        fwrel_src_read(src, sector, sizeof(sector)) == 0) {
+        fwrel_sbv2_sector sec;
+        fwrel_sbv2_parse_sector(&sec, sector);
+        json_t *blocks = json_array();
+        fwrel_cmd_print(ctx, "\nSecure Boot V2 signature sector\n"
+                             "===============================\n");
+        for (int i = 0; i < FWREL_SBV2_MAX_BLOCKS; i++) {
+            const fwrel_sbv2_block *b = &sec.blocks[i];
+            char hex[65];
+            if (!b->valid) {
+                fwrel_cmd_print(ctx, "Signature block %d: %s\n", i,
+                                b->present ? "invalid" : "absent");
+                continue;
+            }
+            fwrel_hex(hex, b->key_digest, 32);
+            const char *scheme = b->scheme == FWREL_SCHEME_RSA3072    ? "RSA-3072"
+                                 : b->scheme == FWREL_SCHEME_ECDSA192 ? "ECDSA P-192"
+                                 : b->scheme == FWREL_SCHEME_ECDSA256 ? "ECDSA P-256"
+                                 : b->scheme == FWREL_SCHEME_ECDSA384 ? "ECDSA P-384"
+                                                                      : "unknown";
+            fwrel_cmd_print(ctx, "Signature block %d: %s, public key digest %s\n", i, scheme, hex);
+            json_array_append_new(blocks, json_pack("{s:i,s:s,s:s}", "block", i, "scheme", scheme,
+                                                    "key_digest", hex));
+        }
+        json_object_set_new(j, "signature", json_string("sbv2"));
+        json_object_set_new(j, "sbv2_blocks", blocks);
+        return;
+    }
+    if (img->file_len == img->image_len + FWREL_SBV1_BLOCK_LEN) {
+        fwrel_cmd_print(ctx, "\nSignature: a 68-byte Secure Boot V1 block may follow the image\n");
+        json_object_set_new(j, "signature", json_string("sbv1?"));
+        return;
+    }
+    fwrel_cmd_print(ctx, "\nTrailing data: %llu bytes past the image\n",
+                    (unsigned long long)(img->file_len - img->image_len));
+    json_object_set_new(j, "signature", json_string("unknown"));
+    json_object_set_new(j, "trailing_bytes",
+                        json_integer((json_int_t)(img->file_len - img->image_len)));
+}
+
+static int run_info(fwrel_ctx *ctx, const char *path)
+{
+    fwrel_src src;
+    fwrel_espimg img;
+    char chip[32], hex[65];
+    int error;
+
+    if ((error = fwrel_src_open(&src, path, FWREL_IMAGE_MAX)) != 0)
+        return fwrel_cmd_fail(ctx, path);
+    if ((error = fwrel_espimg_parse(&img, &src, NULL)) != 0) {
+        fwrel_src_close(&src);
+        return fwrel_cmd_fail(ctx, path);
+    }
+    chip_display(chip, sizeof(chip), img.chip);
+    json_t *j = json_object();
+    json_object_set_new(j, "file_size", json_integer((json_int_t)img.file_len));
+    json_object_set_new(j, "image_len", json_integer((json_int_t)img.image_len));
+    json_object_set_new(j, "chip", json_string(img.chip ? img.chip->name : "unknown"));
+    json_object_set_new(j, "chip_id", json_integer(img.chip_id));
+    json_object_set_new(j, "entry_point", json_integer(img.entry_addr));
+    json_object_set_new(j, "segment_count", json_integer(img.segment_count));
+    json_object_set_new(j, "flash_size", json_string(fwrel_espimg_flash_size_name(img.spi_size)));
+    json_object_set_new(j, "flash_mode", json_string(fwrel_espimg_spi_mode_name(img.spi_mode)));
+    json_object_set_new(j, "min_chip_rev_full", json_integer(img.min_chip_rev_full));
+    json_object_set_new(j, "max_chip_rev_full", json_integer(img.max_chip_rev_full));
+
+    fwrel_cmd_print(ctx, "File size: %llu (bytes)\nDetected image type: %s\n\n",
+                    (unsigned long long)img.file_len, chip);
+    fwrel_cmd_print(ctx,
+                    "Image header\n============\nEntry point: 0x%08x\nSegments: %u\n"
+                    "Flash size: %s\nFlash mode: %s\nWP pin: 0x%02x\nChip ID: %u (%s)\n"
+                    "Minimal chip revision: v%u.%u, (legacy min_rev = %u)\n"
+                    "Maximal chip revision: v%u.%u\n\n",
+                    img.entry_addr, img.segment_count, fwrel_espimg_flash_size_name(img.spi_size),
+                    fwrel_espimg_spi_mode_name(img.spi_mode), img.wp_pin, img.chip_id, chip,
+                    img.min_chip_rev_full / 100, img.min_chip_rev_full % 100, img.min_chip_rev,
+                    img.max_chip_rev_full / 100, img.max_chip_rev_full % 100);
+    fwrel_cmd_print(ctx, "Segments information\n====================\n"
+                         "Segment   Length   Load addr   File offs\n"
+                         "-------  -------  ----------  ----------\n");
+    json_t *segs = json_array();
+    for (unsigned i = 0; i < img.segment_count; i++) {
+        const fwrel_espimg_segment *s = &img.segments[i];
+        fwrel_cmd_print(ctx, "%7u  0x%05x  0x%08x  0x%08llx\n", i, s->data_len, s->load_addr,
+                        (unsigned long long)(s->data_offset - 8));
+        json_array_append_new(segs, json_pack("{s:I,s:I,s:I}", "length", (json_int_t)s->data_len,
+                                              "load_addr", (json_int_t)s->load_addr, "file_offset",
+                                              (json_int_t)(s->data_offset - 8)));
+    }
+    json_object_set_new(j, "segments", segs);
+    fwrel_cmd_print(ctx, "\nImage footer\n============\nChecksum: 0x%02x (%s)\n",
+                    img.checksum_stored, img.checksum_ok ? "valid" : "invalid");
+    json_object_set_new(j, "checksum_valid", json_boolean(img.checksum_ok));
+    if (img.hash_appended) {
+        fwrel_hex(hex, img.sha256_stored, 32);
+        fwrel_cmd_print(ctx, "Validation hash: %s (%s)\n", hex,
+                        img.sha256_ok ? "valid" : "invalid");
+        json_object_set_new(j, "validation_hash", json_string(hex));
+        json_object_set_new(j, "validation_hash_valid", json_boolean(img.sha256_ok));
+    } else {
+        json_object_set_new(j, "validation_hash", json_null());
+    }
+    if (img.has_app_desc) {
+        const fwrel_app_desc *d = &img.app_desc;
+        fwrel_hex(hex, d->app_elf_sha256, 32);
+        fwrel_cmd_print(ctx,
+                        "\nApplication information\n=======================\n"
+                        "Project name: %s\nApp version: %s\nCompile time: %s %s\n"
+                        "ELF file SHA256: %s\nESP-IDF: %s\n"
+                        "Minimal eFuse block revision: %u.%u\n"
+                        "Maximal eFuse block revision: %u.%u\nSecure version: %u\n",
+                        d->project_name, d->version, d->date, d->time, hex, d->idf_ver,
+                        d->min_efuse_blk_rev_full / 100, d->min_efuse_blk_rev_full % 100,
+                        d->max_efuse_blk_rev_full / 100, d->max_efuse_blk_rev_full % 100,
+                        d->secure_version);
+        json_object_set_new(
+            j, "app",
+            json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:i,s:i,s:I}", "project_name", d->project_name,
+                      "version", d->version, "idf_ver", d->idf_ver, "date", d->date, "time",
+                      d->time, "elf_sha256", hexj(d->app_elf_sha256, 32), "min_efuse_blk_rev_full",
+                      d->min_efuse_blk_rev_full, "max_efuse_blk_rev_full",
+                      d->max_efuse_blk_rev_full, "secure_version", (json_int_t)d->secure_version));
+    } else {
+        fwrel_cmd_print(ctx, "\nApplication information\n=======================\n"
+                             "No application descriptor (image built before ESP-IDF v3.2)\n");
+        json_object_set_new(j, "app", json_null());
+    }
+    info_signature(ctx, &src, &img, j);
+    fwrel_src_close(&src);
+    fwrel_cmd_set(ctx, "image", j);
+    if ((error = fwrel_espimg_check_integrity(&img)) != 0)
+        return fwrel_cmd_fail(ctx, path);
+    return 0;
+}
+
+static int run_compat(fwrel_ctx *ctx, const char *path)
+{
+    fwrel_pkey *key = NULL;
+    fwrel_report *report = NULL;
+    fwrel_src src = {.fd = -1};
+    int error;
+
+    if ((error = fwrel_key_load_public(&key, o.key, o.sbv1)) != 0)
+        return fwrel_cmd_fail(ctx, o.key);
+    if ((error = fwrel_report_new(&report)) != 0 ||
+        (error = fwrel_src_open(&src, path, FWREL_IMAGE_MAX)) != 0) {
+        error = fwrel_cmd_fail(ctx, path);
+        goto done;
+    }
+    if (o.sbv1)
+        error = fwrel_sbv1_verify_compat(report, &src, key);
+    else
+        error = fwrel_sbv2_verify_compat(report, &src, key, o.skip_padding);
+    fwrel_cmd_report(ctx, report);
+    fwrel_cmd_set(ctx, "mode", json_string(o.sbv1 ? "sbv1-compat" : "sbv2-compat"));
+    fwrel_cmd_set(ctx, "valid", json_boolean(error == 0));
+    if (error) {
+        error = fwrel_cmd_fail(ctx, path);
+        goto done;
+    }
+    fwrel_cmd_print(ctx, "Signature is valid.\n");
+done:
+    fwrel_src_close(&src);
+    fwrel_report_free(report);
+    fwrel_key_free(key);
+    return error;
+}
+
+static int run_device(fwrel_ctx *ctx, const char *path)
+{
+    fwrel_device *dev = NULL;
+    fwrel_report *report = NULL;
+    fwrel_src src = {.fd = -1};
+    int error;
+
+    if ((error = fwrel_device_load(&dev, o.device)) != 0)
+        return fwrel_cmd_fail(ctx, o.device);
+    if ((error = fwrel_report_new(&report)) != 0 ||
+        (error = fwrel_src_open(&src, path, FWREL_IMAGE_MAX)) != 0) {
+        error = fwrel_cmd_fail(ctx, path);
+        goto done;
+    }
+    error = fwrel_device_verify_image(report, dev, &src);
+    fwrel_cmd_report(ctx, report);
+    fwrel_cmd_set(ctx, "mode", json_string("device"));
+    fwrel_cmd_set(ctx, "accepted", json_boolean(error == 0));
+    if (error) {
+        error = fwrel_cmd_fail(ctx, path);
+        goto done;
+    }
+    fwrel_cmd_print(ctx, "ACCEPTED: the device would accept %s\n", path);
+done:
+    fwrel_src_close(&src);
+    fwrel_report_free(report);
+    fwrel_device_free(dev);
+    return error;
+}
+
+static int run(fwrel_ctx *ctx)
+{
+    const char *image = ctx->argv[0];
+    int modes = o.info + (o.device != NULL) + (o.sbv1 || o.sbv2);
+    if (modes != 1)
+        return fwrel_cmd_usage(
+            ctx, "choose one mode: --info, --device PROFILE, or --sbv2/--sbv1 --key KEY");
+    if (o.sbv1 && o.sbv2)
+        return fwrel_cmd_usage(ctx, "--sbv1 and --sbv2 exclude each other");
+    if ((o.sbv1 || o.sbv2) != (o.key != NULL))
+        return fwrel_cmd_usage(ctx, "--key goes with --sbv2 or --sbv1");
+    if (o.skip_padding && !o.sbv2)
+        return fwrel_cmd_usage(ctx, "--skip-padding goes with --sbv2");
+    if (o.info)
+        return run_info(ctx, image);
+    if (o.device)
+        return run_device(ctx, image);
+    return run_compat(ctx, image);
+}
+
+static const fwrel_cmd cmd = {
+    .name = "fwrel-verify",
+    .synopsis = "--info IMAGE\n"
+                "--device PROFILE IMAGE\n"
+                "--sbv2 [--skip-padding] --key KEY IMAGE\n"
+                "--sbv1 --key KEY IMAGE",
+    .summary = "verify ESP app images as the device, or as espsecure, would",
+    .opts = opts,
+    .min_args = 1,
+    .max_args = 1,
+    .run = run,
+};
+
+int main(int argc, char **argv)
+{
+    return fwrel_cmd_main(&cmd, argc, argv);
+}

@@ -1,0 +1,532 @@
+/* device.c - device profiles and the device's ordered acceptance checks (device.h;
+ * spec/esp-formats.md 1.8, 2.3-2.6, 3, 5; docs/device-profile.md). */
+#include "fwrel/device.h"
+
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "fwrel/espimg.h"
+#include "fwrel/keystore.h"
+#include "fwrel/sbv1.h"
+#include "fwrel/sbv2.h"
+#include "util.h"
+#include "yamltree.h"
+
+#define PROFILE_MAX (64 * 1024)
+
+enum { SB_OFF, SB_V1, SB_V2 };
+
+struct fwrel_device {
+    const fwrel_chip *chip;
+    uint16_t chip_rev;
+    int has_blk_rev;
+    uint16_t blk_rev;
+    int sb;
+    int scheme_version; /* 2 RSA, 3 ECDSA: the blocks the device's build checks */
+    uint8_t digests[3][32];
+    int digest_set[3];
+    int revoked[3];
+    fwrel_pkey *v1_key;
+    int anti_rollback;
+    uint32_t efuse_secure_version;
+    unsigned field_bits;
+    int has_running;
+    char running_version[33];
+    uint32_t running_secure_version;
+    uint64_t partition_size;
+};
+
+void fwrel_device_free(fwrel_device *d)
+{
+    if (d == NULL)
+        return;
+    fwrel_key_free(d->v1_key);
+    free(d);
+}
+
+static int where(const yt_node *n, const char *fmt, ...) FWREL_PRINTF(2, 3);
+static int where(const yt_node *n, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return fwrel_error_set(FWREL_EFORMAT, "%d:%d: %s", n->line, n->col, msg);
+}
+
+static int parse_secure_boot(fwrel_device *d, const yt_node *sb, const char *dir)
+{
+    static const char *const keys[] = {"mode", "scheme", "key_digests", "revoked", "key", NULL};
+    const yt_node *n;
+    const char *s;
+    int error;
+    if ((error = yt_expect(sb, YT_MAP, "secure_boot")) != 0 ||
+        (error = yt_check_keys(sb, keys)) != 0)
+        return error;
+    if ((n = yt_get(sb, "mode")) == NULL)
+        return where(sb, "secure_boot needs a mode (off, v1 or v2)");
+    if ((error = yt_str(&s, n, 8, "mode")) != 0)
+        return error;
+    if (strcmp(s, "off") == 0)
+        d->sb = SB_OFF;
+    else if (strcmp(s, "v1") == 0)
+        d->sb = SB_V1;
+    else if (strcmp(s, "v2") == 0)
+        d->sb = SB_V2;
+    else
+        return where(n, "mode must be off, v1 or v2, not '%s'", s);
+    if (d->sb == SB_V1 && !d->chip->sbv1)
+        return where(n, "%s has no Secure Boot V1", d->chip->name);
+    if (d->sb == SB_V2 && d->chip->sbv2_blocks == 0)
+        return where(n, "%s has no known Secure Boot V2", d->chip->name);
+
+    d->scheme_version = (d->chip->sbv2_schemes & FWREL_SCHEME_RSA3072) ? 2 : 3;
+    if ((n = yt_get(sb, "scheme")) != NULL) {
+        if ((error = yt_str(&s, n, 16, "scheme")) != 0)
+            return error;
+        if (strcmp(s, "rsa3072") == 0 && (d->chip->sbv2_schemes & FWREL_SCHEME_RSA3072))
+            d->scheme_version = 2;
+        else if (strcmp(s, "ecdsa") == 0 &&
+                 (d->chip->sbv2_schemes & ~(unsigned)FWREL_SCHEME_RSA3072))
+            d->scheme_version = 3;
+        else
+            return where(n, "scheme must be one %s supports (rsa3072 or ecdsa), not '%s'",
+                         d->chip->name, s);
+    }
+    if ((n = yt_get(sb, "key_digests")) != NULL) {
+        if ((error = yt_expect(n, YT_SEQ, "key_digests")) != 0)
+            return error;
+        if (n->count > 3 || n->count > d->chip->sbv2_blocks)
+            return where(n, "%s has %u key digest slot%s, %zu given", d->chip->name,
+                         d->chip->sbv2_blocks, d->chip->sbv2_blocks == 1 ? "" : "s", n->count);
+        for (size_t i = 0; i < n->count; i++) {
+            const yt_node *h = n->items[i];
+            size_t len = d->chip->key_digest_len;
+            if ((error = yt_str(&s, h, 64, "key digest")) != 0)
+                return error;
+            if (strcmp(s, "") == 0 || strcmp(s, "none") == 0)
+                continue;
+            if (fwrel_unhex(d->digests[i], len, s) != 0)
+                return where(h, "key digest must be %zu bytes of hex", len);
+            d->digest_set[i] = 1;
+        }
+    }
+    if ((n = yt_get(sb, "revoked")) != NULL) {
+        if ((error = yt_expect(n, YT_SEQ, "revoked")) != 0)
+            return error;
+        for (size_t i = 0; i < n->count; i++) {
+            uint64_t slot;
+            if ((error = yt_u64(&slot, n->items[i], 2, "revoked slot")) != 0)
+                return error;
+            d->revoked[slot] = 1;
+        }
+    }
+    if ((n = yt_get(sb, "key")) != NULL) {
+        char path[4096];
+        if ((error = yt_str(&s, n, 1024, "key")) != 0)
+            return error;
+        if (d->sb != SB_V1)
+            return where(n, "key is the Secure Boot V1 verification key (mode v1)");
+        snprintf(path, sizeof(path), "%s%s%s", s[0] == '/' || dir == NULL ? "" : dir,
+                 s[0] == '/' || dir == NULL ? "" : "/", s);
+        if ((error = fwrel_key_load_public(&d->v1_key, path, 1)) != 0)
+            return fwrel_error_prefix("%d:%d: key %s", n->line, n->col, s);
+    }
+    if (d->sb == SB_V1 && d->v1_key == NULL)
+        return where(sb, "Secure Boot V1 needs the verification key (key: FILE)");
+    if (d->sb == SB_V2 && !d->digest_set[0] && !d->digest_set[1] && !d->digest_set[2])
+        return where(sb, "Secure Boot V2 needs at least one key digest");
+    return 0;
+}
+
+static int parse_profile(fwrel_device *d, const yt_node *root, const char *dir)
+{
+    static const char *const keys[] = {
+        "chip",          "chip_revision", "efuse_block_revision", "secure_boot",
+        "anti_rollback", "running",       "partition_size",       NULL};
+    static const char *const ar_keys[] = {"enabled", "secure_version", "field_bits", NULL};
+    static const char *const run_keys[] = {"version", "secure_version", NULL};
+    const yt_node *n, *m;
+    const char *s;
+    uint64_t v;
+    int error;
+
+    if ((error = yt_expect(root, YT_MAP, "the profile")) != 0 ||
+        (error = yt_check_keys(root, keys)) != 0)
+        return error;
+    if ((n = yt_get(root, "chip")) == NULL)
+        return where(root, "chip is required");
+    if ((error = yt_str(&s, n, 32, "chip")) != 0)
+        return error;
+    if ((d->chip = fwrel_chip_by_name(s)) == NULL)
+        return where(n, "unknown chip '%s'", s);
+    if ((n = yt_get(root, "chip_revision")) != NULL &&
+        (error = yt_rev(&d->chip_rev, n, "chip_revision")) != 0)
+        return error;
+    if ((n = yt_get(root, "efuse_block_revision")) != NULL) {
+        if ((error = yt_rev(&d->blk_rev, n, "efuse_block_revision")) != 0)
+            return error;
+        d->has_blk_rev = 1;
+    }
+    if ((n = yt_get(root, "partition_size")) == NULL)
+        return where(root, "partition_size is required");
+    if ((error = yt_u64(&d->partition_size, n, (uint64_t)1 << 32, "partition_size")) != 0)
+        return error;
+    if (d->partition_size == 0 || d->partition_size % 4096 != 0)
+        return where(n, "partition_size must be a non-zero multiple of 4096");
+    d->sb = SB_OFF;
+    if ((n = yt_get(root, "secure_boot")) != NULL && (error = parse_secure_boot(d, n, dir)) != 0)
+        return error;
+    d->field_bits = d->chip->id == 0 ? 32 : 16;
+    if ((n = yt_get(root, "anti_rollback")) != NULL) {
+        if ((error = yt_expect(n, YT_MAP, "anti_rollback")) != 0 ||
+            (error = yt_check_keys(n, ar_keys)) != 0)
+            return error;
+        d->anti_rollback = 1;
+        if ((m = yt_get(n, "enabled")) != NULL &&
+            (error = yt_bool(&d->anti_rollback, m, "enabled")) != 0)
+            return error;
+        if ((m = yt_get(n, "field_bits")) != NULL) {
+            if ((error = yt_u64(&v, m, 32, "field_bits")) != 0)
+                return error;
+            if (v == 0)
+                return where(m, "field_bits must be 1 to 32");
+            d->field_bits = (unsigned)v;
+        }
+        if ((m = yt_get(n, "secure_version")) != NULL) {
+            if ((error = yt_u64(&v, m, d->field_bits, "secure_version")) != 0)
+                return error;
+            d->efuse_secure_version = (uint32_t)v;
+        }
+    }
+    if ((n = yt_get(root, "running")) != NULL) {
+        if ((error = yt_expect(n, YT_MAP, "running")) != 0 ||
+            (error = yt_check_keys(n, run_keys)) != 0)
+            return error;
+        d->has_running = 1;
+        if ((m = yt_get(n, "version")) != NULL) {
+            if ((error = yt_str(&s, m, 32, "version")) != 0)
+                return error;
+            snprintf(d->running_version, sizeof(d->running_version), "%s", s);
+        }
+        if ((m = yt_get(n, "secure_version")) != NULL) {
+            if ((error = yt_u64(&v, m, UINT32_MAX, "secure_version")) != 0)
+                return error;
+            d->running_secure_version = (uint32_t)v;
+        }
+    }
+    return 0;
+}
+
+static int parse_in(fwrel_device **out, const uint8_t *yaml, size_t len, const char *dir)
+{
+    FWREL_ASSERT_ARG(out != NULL && yaml != NULL);
+    yt_node *root = NULL;
+    fwrel_device *d = calloc(1, sizeof(*d));
+    int error;
+    *out = NULL;
+    if (d == NULL)
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    if (len > PROFILE_MAX)
+        error = fwrel_error_set(FWREL_EFORMAT, "a profile is at most %d bytes", PROFILE_MAX);
+    else if ((error = yt_parse(&root, yaml, len)) == 0)
+        error = parse_profile(d, root, dir);
+    yt_free(root);
+    if (error) {
+        fwrel_device_free(d);
+        return error;
+    }
+    *out = d;
+    return 0;
+}
+
+int fwrel_device_parse(fwrel_device **out, const uint8_t *yaml, size_t len)
+{
+    return parse_in(out, yaml, len, NULL);
+}
+
+int fwrel_device_load(fwrel_device **out, const char *path)
+{
+    FWREL_ASSERT_ARG(out != NULL && path != NULL);
+    uint8_t *text = NULL;
+    size_t len = 0;
+    char *copy = strdup(path);
+    int error;
+    if (copy == NULL)
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    if ((error = fwrel_io_read_small(&text, &len, path, PROFILE_MAX)) == 0)
+        error = parse_in(out, text, len, dirname(copy));
+    free(text);
+    free(copy);
+    return error;
+}
+
+/* The running state of a verification: steps after the first failure are skipped. */
+struct run {
+    fwrel_report *report;
+    int failed;
+    char first[FWREL_ERROR_MSG_MAX];
+};
+
+static int step(struct run *r, const char *name, int ok, const char *fmt, ...) FWREL_PRINTF(4, 5);
+static int step(struct run *r, const char *name, int ok, const char *fmt, ...)
+{
+    char detail[FWREL_STEP_DETAIL_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    if (r->failed) {
+        fwrel_report_add(r->report, name, FWREL_SKIP, "not reached");
+        return 0;
+    }
+    fwrel_report_add(r->report, name, ok ? FWREL_PASS : FWREL_FAIL, "%s", detail);
+    if (!ok) {
+        r->failed = 1;
+        snprintf(r->first, sizeof(r->first), "%s: %s", name, detail);
+    }
+    return ok;
+}
+
+struct hashes {
+    EVP_MD_CTX *h384;
+};
+
+static int sink384(void *ctx, const uint8_t *p, size_t n)
+{
+    struct hashes *h = ctx;
+    return EVP_DigestUpdate(h->h384, p, n) == 1
+               ? 0
+               : fwrel_error_set_openssl(FWREL_EIO, "digest failed");
+}
+
+static void check_sbv2(struct run *r, const fwrel_device *d, const uint8_t *sector,
+                       const uint8_t d256[32], const uint8_t d384[48])
+{
+    fwrel_sbv2_sector sec;
+    int accepted = -1;
+    unsigned nblocks = d->chip->sbv2_blocks;
+    size_t dlen = d->chip->key_digest_len;
+    char why[3][160];
+    fwrel_sbv2_parse_sector(&sec, sector);
+    for (unsigned i = 0; i < nblocks; i++) {
+        const fwrel_sbv2_block *b = &sec.blocks[i];
+        int slot = -1, revoked = 0;
+        char name[16];
+        snprintf(name, sizeof(name), "sbv2.block%u", i);
+        snprintf(why[i], sizeof(why[i]), "ok");
+        if (!b->present || !b->crc_ok) {
+            snprintf(why[i], sizeof(why[i]), "%s",
+                     !b->present ? "absent (no 0xE7 magic)" : "CRC mismatch");
+        } else if (b->version != d->scheme_version) {
+            snprintf(why[i], sizeof(why[i]),
+                     "%s signing scheme selected but signature block generated for %s scheme",
+                     d->scheme_version == 2 ? "RSA" : "ECDSA",
+                     b->version == 2   ? "RSA"
+                     : b->version == 3 ? "ECDSA"
+                                       : "an unknown");
+        } else if (b->scheme == FWREL_SCHEME_NONE) {
+            snprintf(why[i], sizeof(why[i]), "malformed ECDSA block (curve or hash type)");
+        } else {
+            for (int s = 0; s < 3 && slot < 0; s++)
+                if (d->digest_set[s] && memcmp(d->digests[s], b->key_digest, dlen) == 0) {
+                    if (d->revoked[s])
+                        revoked = 1;
+                    else
+                        slot = s;
+                }
+            char hex[65];
+            fwrel_hex(hex, b->key_digest, dlen);
+            const uint8_t *dg = b->image_digest_len == 48 ? d384 : d256;
+            if (slot < 0)
+                snprintf(why[i], sizeof(why[i]), "key digest %.16s... %s", hex,
+                         revoked ? "is in a revoked eFuse slot" : "is not in eFuse");
+            else if (memcmp(b->image_digest, dg, b->image_digest_len) != 0)
+                snprintf(why[i], sizeof(why[i]),
+                         "image digest in the block does not match the image");
+            else if (fwrel_sbv2_block_verify(b, dg, b->image_digest_len, NULL) != 0)
+                snprintf(why[i], sizeof(why[i]), "signature does not verify with the embedded key");
+            else if (accepted < 0)
+                accepted = (int)i;
+        }
+        if (!r->failed)
+            fwrel_report_add(
+                r->report, name, strcmp(why[i], "ok") == 0 ? FWREL_PASS : FWREL_INFO, "%s%s",
+                why[i],
+                strcmp(why[i], "ok") == 0 ? ": key in eFuse, digest and signature valid" : "");
+    }
+    if (accepted >= 0) {
+        step(r, "sbv2.accept", 1, "block %d verified with a trusted key", accepted);
+    } else {
+        char all[FWREL_STEP_DETAIL_MAX];
+        int off = snprintf(all, sizeof(all), "no valid signature: ");
+        for (unsigned i = 0; i < nblocks && off > 0 && (size_t)off < sizeof(all); i++)
+            off += snprintf(all + off, sizeof(all) - (size_t)off, "%sblock %u %s", i ? "; " : "", i,
+                            why[i]);
+        step(r, "sbv2.accept", 0, "%s", all);
+    }
+}
+
+int fwrel_device_verify_image(fwrel_report *report, const fwrel_device *d, fwrel_src *src)
+{
+    FWREL_ASSERT_ARG(d != NULL && src != NULL);
+    struct run r = {report, 0, ""};
+    struct hashes hs = {EVP_MD_CTX_new()};
+    EVP_MD_CTX *h256 = EVP_MD_CTX_new();
+    fwrel_espimg_opts opts = {sink384, &hs, h256};
+    fwrel_espimg img;
+    uint8_t hdr[FWREL_ESPIMG_HEADER_LEN], d256[32], d384[48], buf[4096];
+    unsigned int n;
+    int error = 0;
+
+    if (hs.h384 == NULL || h256 == NULL || EVP_DigestInit_ex(h256, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestInit_ex(hs.h384, EVP_sha384(), NULL) != 1) {
+        error = fwrel_error_set_openssl(FWREL_EIO, "digest setup failed");
+        goto done;
+    }
+    /* esp_https_ota: the chip id of the header, then esp_ota_write's magic byte (spec 5). */
+    if (src->size < sizeof(hdr)) {
+        step(&r, "image.header", 0, "%llu bytes: shorter than an image header",
+             (unsigned long long)src->size);
+        goto verdict;
+    }
+    if ((error = fwrel_src_read(src, hdr, sizeof(hdr))) != 0 ||
+        (error = fwrel_src_seek(src, 0)) != 0)
+        goto done;
+    uint16_t chip_id = fwrel_le16(hdr + 12);
+    if (chip_id == d->chip->id)
+        step(&r, "image.chip-id", 1, "%s (%u)", d->chip->name, chip_id);
+    else
+        step(&r, "image.chip-id", 0, "Mismatch chip id, expected %u, found %u", d->chip->id,
+             chip_id);
+    if (hdr[0] == FWREL_ESPIMG_MAGIC)
+        step(&r, "image.magic", 1, "0xE9");
+    else
+        step(&r, "image.magic", 0, "OTA image has invalid magic byte (expected 0xE9, saw 0x%02x)",
+             hdr[0]);
+    if (r.failed)
+        goto verdict;
+
+    if (fwrel_espimg_parse(&img, src, &opts) != 0) {
+        step(&r, "image.segments", 0, "%s", fwrel_error_last()->message);
+        goto verdict;
+    }
+    if (d->has_running && d->running_version[0] && img.has_app_desc) {
+        if (strcmp(img.app_desc.version, d->running_version) != 0)
+            step(&r, "ota.version", 1, "new version %s, running %s", img.app_desc.version,
+                 d->running_version);
+        else
+            step(&r, "ota.version", 0,
+                 "Current running version is the same as a new (%s). We will "
+                 "not continue the update.",
+                 img.app_desc.version);
+    }
+    step(&r, "image.chip-rev", d->chip_rev >= img.min_chip_rev_full,
+         "chip v%u.%u, image minimum v%u.%u", d->chip_rev / 100, d->chip_rev % 100,
+         img.min_chip_rev_full / 100, img.min_chip_rev_full % 100);
+    if (img.max_chip_rev_full != 0 && img.max_chip_rev_full != 0xFFFF)
+        step(&r, "image.chip-rev-max", d->chip_rev <= img.max_chip_rev_full,
+             "chip v%u.%u, image maximum v%u.%u", d->chip_rev / 100, d->chip_rev % 100,
+             img.max_chip_rev_full / 100, img.max_chip_rev_full % 100);
+    /* spec 1.6: the eFuse block revision range, on chips other than ESP32, when set. */
+    if (d->chip->id != 0 && d->has_blk_rev && img.has_app_desc) {
+        uint16_t lo = img.app_desc.min_efuse_blk_rev_full, hi = img.app_desc.max_efuse_blk_rev_full;
+        int ok = (lo == 0 || lo == 0xFFFF || d->blk_rev >= lo) &&
+                 (hi == 0 || hi == 0xFFFF || d->blk_rev <= hi);
+        step(&r, "image.efuse-blk-rev", ok, "eFuse block v%u.%u, image range v%u.%u..v%u.%u",
+             d->blk_rev / 100, d->blk_rev % 100, lo / 100, lo % 100, hi / 100, hi % 100);
+    }
+    step(&r, "image.checksum", img.checksum_ok, "%sCalculated 0x%02x read 0x%02x",
+         img.checksum_ok ? "" : "Checksum failed. ", img.checksum_computed, img.checksum_stored);
+
+    uint64_t aligned = (img.image_len + 4095) & ~(uint64_t)4095;
+    uint64_t need = d->sb == SB_V2   ? aligned + FWREL_SBV2_SECTOR_LEN
+                    : d->sb == SB_V1 ? img.image_len + FWREL_SBV1_BLOCK_LEN
+                                     : img.image_len;
+    step(&r, "partition.fit", need <= d->partition_size,
+         "Image length %llu %s partition length %llu", (unsigned long long)need,
+         need <= d->partition_size ? "fits in" : "doesn't fit in",
+         (unsigned long long)d->partition_size);
+    if (r.failed)
+        goto verdict;
+
+    if (d->sb == SB_V2) {
+        if (img.file_len < aligned + FWREL_SBV2_SECTOR_LEN) {
+            step(&r, "sbv2.sector", 0, "no signature sector at offset 0x%llx",
+                 (unsigned long long)aligned);
+            goto verdict;
+        }
+        size_t pad = (size_t)(aligned - img.image_len);
+        if ((error = fwrel_src_read(src, buf, pad)) != 0)
+            goto done;
+        if (EVP_DigestUpdate(h256, buf, pad) != 1 || EVP_DigestUpdate(hs.h384, buf, pad) != 1 ||
+            EVP_DigestFinal_ex(h256, d256, &n) != 1 || EVP_DigestFinal_ex(hs.h384, d384, &n) != 1) {
+            error = fwrel_error_set_openssl(FWREL_EIO, "digest failed");
+            goto done;
+        }
+        uint8_t sector[FWREL_SBV2_SECTOR_LEN];
+        if ((error = fwrel_src_read(src, sector, sizeof(sector))) != 0)
+            goto done;
+        check_sbv2(&r, d, sector, d256, d384);
+    } else if (d->sb == SB_V1) {
+        uint8_t block[FWREL_SBV1_BLOCK_LEN], sig[64];
+        uint32_t version;
+        if (img.file_len < img.image_len + FWREL_SBV1_BLOCK_LEN) {
+            step(&r, "sbv1.signature", 0, "no signature block after the image");
+            goto verdict;
+        }
+        if (EVP_DigestFinal_ex(h256, d256, &n) != 1) {
+            error = fwrel_error_set_openssl(FWREL_EIO, "digest failed");
+            goto done;
+        }
+        if ((error = fwrel_src_read(src, block, sizeof(block))) != 0 ||
+            (error = fwrel_sbv1_parse_block(&version, sig, block, sizeof(block))) != 0)
+            goto done;
+        if (step(&r, "sbv1.version", version == 0, "%s0x%08x",
+                 version == 0 ? "" : "image has invalid signature version field ", version)) {
+            int ok = fwrel_sbv1_verify_digest(sig, d->v1_key, d256) == 0;
+            step(&r, "sbv1.signature", ok, "%s",
+                 ok ? "valid with the bootloader's key"
+                    : "Secure boot signature verification failed");
+        }
+    } else if (img.hash_appended) {
+        step(&r, "image.hash", img.sha256_ok,
+             img.sha256_ok ? "SHA-256 valid" : "Image hash failed - image is corrupt");
+    } else {
+        step(&r, "image.hash", 1, "no hash appended; secure boot off: nothing more to check");
+    }
+
+    /* spec 5: anti-rollback (esp_ota_set_boot_partition, bootloader). */
+    if (d->anti_rollback) {
+        if (!img.has_app_desc) {
+            step(&r, "anti-rollback", 0,
+                 "no app descriptor: anti-rollback needs its secure_version");
+        } else {
+            uint32_t sv = img.app_desc.secure_version;
+            int ok = sv >= d->efuse_secure_version;
+            if (step(&r, "anti-rollback", ok, "%s%u %s %u",
+                     ok ? "secure_version "
+                        : "New firmware security version is less than eFuse programmed, ",
+                     sv, ok ? ">= eFuse" : "<", d->efuse_secure_version))
+                step(&r, "anti-rollback.capacity", sv <= d->field_bits,
+                     "secure_version %u, eFuse field of %u bits%s", sv, d->field_bits,
+                     sv <= d->field_bits ? "" : ": Max secure version exceeded");
+        }
+    }
+
+verdict:
+    if (r.failed)
+        error = fwrel_error_set(FWREL_EVERIFY, "rejected at %s", r.first);
+    else
+        fwrel_error_clear();
+done:
+    EVP_MD_CTX_free(h256);
+    EVP_MD_CTX_free(hs.h384);
+    return error;
+}
