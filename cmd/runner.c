@@ -66,7 +66,8 @@ int fwrel_cmd_usage(fwrel_ctx *ctx, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     fwrel_error_set(FWREL_EUSAGE, "%s", msg);
-    fprintf(stderr, "%s: %s\nTry '%s --help'.\n", ctx->cmd->name, msg, ctx->cmd->name);
+    /* One line, as every failure (DESIGN.md). */
+    fprintf(stderr, "%s: %s (see %s --help)\n", ctx->cmd->name, msg, ctx->cmd->name);
     if (ctx->result) {
         json_t *e = json_pack("{s:i,s:s,s:s}", "code", FWREL_EUSAGE, "name", "usage", "message", msg);
         json_object_set_new(ctx->result, "error", e);
