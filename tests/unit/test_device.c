@@ -1,0 +1,197 @@
+/* test_device.c - device profiles (strict YAML, line:column errors) and device verdicts. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fwrel/device.h"
+#include "fwrel/keystore.h"
+#include "fwrel/sbv2.h"
+#include "testimg.h"
+#include "testutil.h"
+#include "util.h"
+
+static int parse(const char *yaml)
+{
+    fwrel_device *d = NULL;
+    int rc = fwrel_device_parse(&d, (const uint8_t *)yaml, strlen(yaml));
+    fwrel_device_free(d);
+    return rc;
+}
+
+static void expect_bad(const char *yaml, const char *msg)
+{
+    assert_int_equal(parse(yaml), FWREL_EFORMAT);
+    if (strstr(fwrel_error_last()->message, msg) == NULL)
+        fail_msg("'%s' does not contain '%s'", fwrel_error_last()->message, msg);
+}
+
+static void test_profiles(void **state)
+{
+    (void)state;
+    assert_int_equal(parse("chip: esp32\npartition_size: 0x100000\n"), 0);
+    assert_int_equal(parse("chip: ESP32-S3\nchip_revision: \"0.2\"\npartition_size: 4096\n"
+                           "secure_boot:\n  mode: v2\n  key_digests: ["
+                           "cf73768470bac20d92c6d1fc2f455f69dfe334848067275524533b761f663049]\n"
+                           "  revoked: [1]\nanti_rollback: {secure_version: 3, field_bits: 16}\n"
+                           "running: {version: \"1.0\", secure_version: 3}\n"),
+                     0);
+    expect_bad("chip: esp32\npartition_size: 4096\ncolour: red\n", "3:1: unknown key 'colour'");
+    expect_bad("chip: esp32\nchip: esp32c3\npartition_size: 4096\n", "2:1: duplicate key 'chip'");
+    expect_bad("a: &x [1]\nb: *x\n", "anchors are not allowed");
+    expect_bad("chip: esp32\npartition_size: lots\n",
+               "2:17: partition_size must be a whole number");
+    expect_bad("chip: esp32\npartition_size: 99999999999999999999999\n", "2:17:");
+    expect_bad("chip: esp32\npartition_size: 4095\n", "multiple of 4096");
+    expect_bad("chip: esp99\npartition_size: 4096\n", "1:7: unknown chip 'esp99'");
+    expect_bad("chip: esp32\npartition_size: 4096\nsecure_boot: {mode: v2, key_digests: [zz]}\n",
+               "key digest must be 32 bytes of hex");
+    expect_bad("chip: esp32\npartition_size: 4096\nsecure_boot: {mode: v2, key_digests: [a, b]}\n",
+               "esp32 has 1 key digest slot, 2 given");
+    expect_bad("chip: esp32c3\npartition_size: 4096\nsecure_boot: {mode: v1}\n",
+               "has no Secure Boot V1");
+    expect_bad("chip: esp32\npartition_size: 4096\nanti_rollback: {secure_version: 40}\n",
+               "secure_version");
+    expect_bad("x: [[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
+               "nested too deeply");
+    expect_bad("", "empty document");
+    expect_bad("chip: [esp32\n", "1:");
+}
+
+static int verify_file(const char *profile, const char *image)
+{
+    fwrel_device *d = NULL;
+    fwrel_report *r = NULL;
+    fwrel_src src;
+    int rc = fwrel_device_parse(&d, (const uint8_t *)profile, strlen(profile));
+    if (rc)
+        fail_msg("profile: %s", fwrel_error_last()->message);
+    assert_int_equal(fwrel_report_new(&r), 0);
+    assert_int_equal(fwrel_src_open(&src, image, FWREL_IMAGE_MAX), 0);
+    rc = fwrel_device_verify_image(r, d, &src);
+    fwrel_src_close(&src);
+    fwrel_report_free(r);
+    fwrel_device_free(d);
+    return rc;
+}
+
+static void expect_reject(const char *profile, const char *image, const char *step)
+{
+    assert_int_equal(verify_file(profile, image), FWREL_EVERIFY);
+    if (strstr(fwrel_error_last()->message, step) == NULL)
+        fail_msg("'%s' does not name '%s'", fwrel_error_last()->message, step);
+}
+
+static void digest_hex(char out[65], const char *rel)
+{
+    size_t len;
+    uint8_t *d = testutil_read(testutil_vector_path(rel), &len);
+    assert_non_null(d);
+    assert_int_equal(len, 32);
+    fwrel_hex(out, d, 32);
+    free(d);
+}
+
+static void test_vectors(void **state)
+{
+    (void)state;
+    char a[65], b[65], c[65], p[2048], img[1024];
+    if (testutil_vectors() == NULL) {
+        print_message("skipped: no vectors\n");
+        skip();
+    }
+    digest_hex(a, "keys/test-sbv2-rsa3072-a.pubkey-digest.bin");
+    digest_hex(b, "keys/test-sbv2-rsa3072-b.pubkey-digest.bin");
+    digest_hex(c, "keys/test-sbv2-rsa3072-c.pubkey-digest.bin");
+#define C3                                                                                         \
+    "chip: esp32c3\nchip_revision: \"0.4\"\npartition_size: %s\nsecure_boot: {mode: v2, "          \
+    "key_digests: [%s, %s, %s], revoked: [%s]}\nanti_rollback: {secure_version: %s}\n"
+#define V(rel) (snprintf(img, sizeof(img), "%s", testutil_vector_path(rel)), img)
+    snprintf(p, sizeof(p), C3, "0x100000", a, "none", "none", "", "0");
+    assert_int_equal(
+        verify_file(p, V("sbv2/esp32c3-idf5.3-hello_world-Jan13242342.sbv2-rsa3072-a.bin")), 0);
+    /* espsecure says valid; the device checks the key digest and the scheme. */
+    expect_reject(
+        p,
+        V("tampered/"
+          "esp32c3-idf5.3-hello_world-Jan13242342.sbv2-rsa3072-a.pubkey-flip-crcfixed.bin"),
+        "sbv2.accept");
+    expect_reject(
+        p,
+        V("tampered/"
+          "esp32c3-idf5.3-hello_world-Jan13242342.sbv2-rsa3072-a.version-flip-crcfixed.bin"),
+        "RSA signing scheme selected");
+    expect_reject(
+        p, V("tampered/esp32c3-idf5.3-hello_world-Jan13242342.sbv2-rsa3072-a.payload-flip.bin"),
+        "image.");
+    snprintf(p, sizeof(p), C3, "0x100000", a, "none", "none", "0", "0");
+    expect_reject(p, V("sbv2/esp32c3-idf5.3-hello_world-Jan13242342.sbv2-rsa3072-a.bin"),
+                  "revoked eFuse slot");
+    snprintf(p, sizeof(p), C3, "0x2B000", a, "none", "none", "", "0");
+    expect_reject(p, V("sbv2/esp32c3-idf5.3-hello_world-Jan13242342.sbv2-rsa3072-a.bin"),
+                  "partition.fit");
+    snprintf(p, sizeof(p), C3, "0x100000", a, "none", "none", "", "1");
+    expect_reject(p, V("sbv2/esp32c3-idf5.3-hello_world-Jan13242342.sbv2-rsa3072-a.bin"),
+                  "anti-rollback");
+    /* Three blocks: C3 checks all three, so key c alone in eFuse accepts. */
+    snprintf(p, sizeof(p), C3, "0x100000", "none", "none", c, "", "0");
+    assert_int_equal(
+        verify_file(p, V("sbv2/esp32c3-idf5.3-hello_world-Jan13242342.sbv2-rsa3072-abc.bin")), 0);
+    /* A C3 image on an ESP32 profile: the chip id. */
+    snprintf(p, sizeof(p),
+             "chip: esp32\npartition_size: 0x100000\nsecure_boot: {mode: v2, key_digests: [%s]}\n",
+             a);
+    expect_reject(p, V("sbv2/esp32c3-idf5.3-hello_world-Jan13242342.sbv2-rsa3072-a.bin"),
+                  "Mismatch chip id");
+    /* ESP32 checks block 0 only: an ECDSA-signed ESP32 image is refused on the scheme. */
+    expect_reject(p, V("sbv2/esp32-idf5.1.2-hello_world-ErisdarDemo.sbv2-ecdsa256-a.bin"),
+                  "RSA signing scheme selected");
+    assert_int_equal(
+        verify_file(p, V("sbv2/esp32-idf5.1.2-hello_world-ErisdarDemo.sbv2-rsa3072-a.bin")), 0);
+}
+
+static void test_block0_only_on_esp32(void **state)
+{
+    (void)state;
+    const char *dir = testutil_tmpdir();
+    char img[256], signed1[256], signed2[256], p[1024], hex[65];
+    fwrel_pkey *k1 = NULL, *k2 = NULL;
+    uint8_t dg[32];
+    testimg_opts o = {.chip = "esp32"};
+    snprintf(img, sizeof(img), "%s/e.bin", dir);
+    snprintf(signed1, sizeof(signed1), "%s/e1.bin", dir);
+    snprintf(signed2, sizeof(signed2), "%s/e2.bin", dir);
+    assert_int_equal(testimg_write(img, &o), 0);
+    assert_int_equal(fwrel_key_generate(&k1, FWREL_KEY_RSA3072), 0);
+    assert_int_equal(fwrel_key_generate(&k2, FWREL_KEY_RSA3072), 0);
+    fwrel_sbv2_sign_opts so = {.count = 1, .signers = {{k1, NULL, 0}}, .ignore_chip = 1};
+    assert_int_equal(fwrel_sbv2_sign(img, signed1, 0, &so, NULL), 0);
+    so.signers[0].key = k2;
+    so.append = 1;
+    assert_int_equal(fwrel_sbv2_sign(signed1, signed2, 0, &so, NULL), 0);
+    assert_int_equal(fwrel_sbv2_key_digest(dg, k2), 0);
+    fwrel_hex(hex, dg, 32);
+    snprintf(p, sizeof(p),
+             "chip: esp32\npartition_size: 0x100000\nsecure_boot: {mode: v2, key_digests: [%s]}\n",
+             hex);
+    /* Block 1 is valid and signed by the trusted key, but ESP32 looks at block 0 only. */
+    expect_reject(p, signed2, "sbv2.accept");
+    fwrel_key_free(k1);
+    fwrel_key_free(k2);
+    testutil_rmtree(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_profiles),
+        cmocka_unit_test(test_vectors),
+        cmocka_unit_test(test_block0_only_on_esp32),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
