@@ -318,7 +318,7 @@ static void check_sbv2(struct run *r, const fwrel_device *d, const uint8_t *sect
     for (unsigned i = 0; i < nblocks; i++) {
         const fwrel_sbv2_block *b = &sec.blocks[i];
         int slot = -1, revoked = 0;
-        char name[16];
+        char name[32];
         snprintf(name, sizeof(name), "sbv2.block%u", i);
         snprintf(why[i], sizeof(why[i]), "ok");
         if (!b->present || !b->crc_ok) {

@@ -694,7 +694,7 @@ int fwrel_sbv2_verify_compat(fwrel_report *report, fwrel_src *src, const fwrel_p
 
     for (int i = 0; i < FWREL_SBV2_MAX_BLOCKS; i++) {
         const fwrel_sbv2_block *b = &sec.blocks[i];
-        char name[16];
+        char name[32];
         snprintf(name, sizeof(name), "sbv2.block%d", i);
         if (!b->valid) {
             fwrel_report_add(report, name, FWREL_SKIP, "Signature block %d invalid. Skipping.", i);
