@@ -189,6 +189,8 @@ int fwrel_sbv2_block_key(fwrel_pkey **out, const fwrel_sbv2_block *b)
     OSSL_PARAM *params = NULL;
     EVP_PKEY_CTX *ctx = NULL;
     BIGNUM *n = NULL, *e = NULL;
+    /* The builder keeps a pointer to the point until OSSL_PARAM_BLD_to_param(): same scope. */
+    uint8_t point[97];
     int error = FWREL_EVERIFY;
     *out = NULL;
     if (bld == NULL)
@@ -206,7 +208,6 @@ int fwrel_sbv2_block_key(fwrel_pkey **out, const fwrel_sbv2_block *b)
     } else if (b->scheme != FWREL_SCHEME_NONE) {
         size_t len = curve_len(b->scheme);
         size_t off = b->scheme == FWREL_SCHEME_ECDSA384 ? EC384_PT : EC_PT;
-        uint8_t point[97];
         point[0] = 0x04;
         for (size_t i = 0; i < len; i++) {
             point[1 + i] = b->raw[off + len - 1 - i];
