@@ -130,7 +130,17 @@ static int take_segment(struct parse *p, fwrel_espimg *img, unsigned idx, uint32
             d->max_efuse_blk_rev_full = fwrel_le16(buf + 178);
             d->mmu_page_size = buf[180];
         }
-        for (size_t i = 0; i < chunk; i++)
+        /* XOR a word at a time, then fold: the same byte (spec 1.4), eight times fewer steps. */
+        uint64_t acc = 0;
+        size_t i = 0;
+        for (; i + 8 <= chunk; i += 8) {
+            uint64_t w;
+            memcpy(&w, buf + i, 8);
+            acc ^= w;
+        }
+        for (int sh = 0; sh < 64; sh += 8)
+            p->checksum ^= (uint8_t)(acc >> sh);
+        for (; i < chunk; i++)
             p->checksum ^= buf[i];
         done_len += (uint32_t)chunk;
     }

@@ -432,10 +432,11 @@ static int tee_sink(void *ctx, const uint8_t *p, size_t n)
     return t->out != NULL ? fwrel_out_write(t->out, p, n) : 0;
 }
 
-static int prepare(struct prep *p, const char *in_path, fwrel_out *out, int append)
+/* want384: also hash with SHA-384 (a P-384 signer, or blocks of unknown kind with append). */
+static int prepare(struct prep *p, const char *in_path, fwrel_out *out, int append, int want384)
 {
     fwrel_src src = {.fd = -1};
-    EVP_MD_CTX *md256 = EVP_MD_CTX_new(), *md384 = EVP_MD_CTX_new();
+    EVP_MD_CTX *md256 = EVP_MD_CTX_new(), *md384 = want384 ? EVP_MD_CTX_new() : NULL;
     struct tee tee = {out, md384};
     fwrel_espimg_opts opts = {tee_sink, &tee, NULL};
     uint8_t buf[4096];
@@ -443,8 +444,9 @@ static int prepare(struct prep *p, const char *in_path, fwrel_out *out, int appe
     int error;
 
     memset(p, 0, sizeof(*p));
-    if (md256 == NULL || md384 == NULL || EVP_DigestInit_ex(md256, EVP_sha256(), NULL) != 1 ||
-        EVP_DigestInit_ex(md384, EVP_sha384(), NULL) != 1) {
+    if (md256 == NULL || (want384 && md384 == NULL) ||
+        EVP_DigestInit_ex(md256, EVP_sha256(), NULL) != 1 ||
+        (md384 != NULL && EVP_DigestInit_ex(md384, EVP_sha384(), NULL) != 1)) {
         error = fwrel_error_set_openssl(FWREL_EIO, "digest setup failed");
         goto done;
     }
@@ -487,7 +489,7 @@ static int prepare(struct prep *p, const char *in_path, fwrel_out *out, int appe
         goto done;
     }
     if (EVP_DigestFinal_ex(md256, p->d256, &n) != 1 ||
-        EVP_DigestFinal_ex(md384, p->d384, &n) != 1) {
+        (md384 != NULL && EVP_DigestFinal_ex(md384, p->d384, &n) != 1)) {
         error = fwrel_error_set_openssl(FWREL_EIO, "digest failed");
         goto done;
     }
@@ -503,7 +505,8 @@ static int prepare(struct prep *p, const char *in_path, fwrel_out *out, int appe
         }
         for (unsigned i = 0; i < p->nexisting; i++) {
             const fwrel_sbv2_block *b = &p->existing.blocks[i];
-            const uint8_t *d = b->image_digest_len == 48 ? p->d384 : p->d256;
+            const uint8_t *d =
+                b->image_digest_len == 48 ? p->d384 : p->d256; /* append: both hashed */
             if (b->scheme == FWREL_SCHEME_NONE ||
                 memcmp(b->image_digest, d, b->image_digest_len) != 0) {
                 error = fwrel_error_set(FWREL_EFORMAT,
@@ -571,8 +574,11 @@ int fwrel_sbv2_sign(const char *in_path, const char *out_path, unsigned out_flag
     for (size_t i = 0; i < opts->count; i++)
         if ((error = fwrel_sbv2_key_scheme(&schemes[i], opts->signers[i].key)) != 0)
             goto done;
+    int want384 = opts->append;
+    for (size_t i = 0; i < opts->count; i++)
+        want384 |= schemes[i] == FWREL_SCHEME_ECDSA384;
     if ((error = fwrel_out_open(&out, out_path, out_flags, 0644)) != 0 ||
-        (error = prepare(p, in_path, out, opts->append)) != 0)
+        (error = prepare(p, in_path, out, opts->append, want384)) != 0)
         goto done;
     unsigned total = p->nexisting + (unsigned)opts->count;
     if (total > FWREL_SBV2_MAX_BLOCKS) {
@@ -619,7 +625,7 @@ int fwrel_sbv2_signing_digest(uint8_t out[48], size_t *out_len, const char *in_p
     struct prep *p = calloc(1, sizeof(*p));
     if (p == NULL)
         return fwrel_error_set(FWREL_EIO, "out of memory");
-    int error = prepare(p, in_path, NULL, append);
+    int error = prepare(p, in_path, NULL, append, append || scheme == FWREL_SCHEME_ECDSA384);
     if (error == 0 && append && p->nexisting >= FWREL_SBV2_MAX_BLOCKS)
         error = fwrel_error_set(FWREL_EUSAGE, "Up to 3 signature blocks are supported: 3 present");
     if (error == 0) {
@@ -713,8 +719,7 @@ int fwrel_sbv2_verify_compat(fwrel_report *report, fwrel_src *src, const fwrel_p
          * a block whose curve field is not the key's makes it abort (spec 2.7 quirk). */
         int as = key_scheme;
         if (key_scheme != FWREL_SCHEME_RSA3072) {
-            int curve =
-                key_scheme == FWREL_SCHEME_ECDSA384 ? b->raw[EC384_CRV] : b->raw[EC_CRV];
+            int curve = key_scheme == FWREL_SCHEME_ECDSA384 ? b->raw[EC384_CRV] : b->raw[EC_CRV];
             int want = key_scheme == FWREL_SCHEME_ECDSA192   ? 1
                        : key_scheme == FWREL_SCHEME_ECDSA256 ? 2
                                                              : 3;
