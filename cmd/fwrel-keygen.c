@@ -48,7 +48,7 @@ static int run(fwrel_ctx *ctx)
     fwrel_pkey *key = NULL;
     char *pass = NULL;
     size_t pass_len = 0;
-    fwrel_pass_src src = {.kind = FWREL_PASS_TTY};
+    fwrel_pass_src src;
 
     if (ctx->argc != 0)
         return fwrel_cmd_usage(ctx, "unexpected argument '%s'", ctx->argv[0]);
@@ -56,26 +56,12 @@ static int run(fwrel_ctx *ctx)
         return fwrel_cmd_usage(ctx, "--output is required");
     if ((o.export_key != NULL) == (o.scheme != NULL) && !(o.sbv1 && !o.scheme && !o.export_key))
         return fwrel_cmd_usage(ctx, "give --scheme (a new key) or --export KEY (an existing one)");
-    if ((o.pass_file != NULL) + (o.pass_fd != NULL) + o.no_pass > 1)
-        return fwrel_cmd_usage(ctx,
-                               "--passphrase-file, --passphrase-fd and --no-passphrase exclude "
-                               "each other");
     if (o.scheme != NULL && fwrel_key_type_parse(&type, o.scheme) != 0)
         return fwrel_cmd_usage(ctx, "%s", fwrel_error_last()->message);
     if (o.sbv1 && type != FWREL_KEY_ECDSA256)
         return fwrel_cmd_usage(ctx, "Secure Boot V1 keys are ecdsa256");
-    if (o.pass_file) {
-        src.kind = FWREL_PASS_FILE;
-        src.file = o.pass_file;
-    } else if (o.pass_fd) {
-        uint64_t fd;
-        if (fwrel_parse_u64(&fd, o.pass_fd, 1024) != 0)
-            return fwrel_cmd_usage(ctx, "--passphrase-fd needs a file descriptor number");
-        src.kind = FWREL_PASS_FD;
-        src.fd = (int)fd;
-    } else if (o.no_pass) {
-        src.kind = FWREL_PASS_NONE;
-    }
+    if ((error = fwrel_cmd_pass_source(ctx, &src, o.pass_file, o.pass_fd, o.no_pass)) != 0)
+        return error;
 
     size_t n = strlen(o.output);
     if (n >= sizeof(prefix))

@@ -52,30 +52,11 @@ static const fwrel_opt opts[] = {
     {NULL, 0, 0, NULL, NULL, NULL},
 };
 
-static int pass_source(fwrel_ctx *ctx, fwrel_pass_src *src)
-{
-    memset(src, 0, sizeof(*src));
-    src->kind = FWREL_PASS_TTY;
-    if (o.pass_file != NULL) {
-        src->kind = FWREL_PASS_FILE;
-        src->file = o.pass_file;
-    } else if (o.pass_fd != NULL) {
-        uint64_t fd;
-        if (fwrel_parse_u64(&fd, o.pass_fd, 1024) != 0)
-            return fwrel_cmd_usage(ctx, "--passphrase-fd needs a file descriptor number");
-        src->kind = FWREL_PASS_FD;
-        src->fd = (int)fd;
-    }
-    return 0;
-}
-
 static int check_options(fwrel_ctx *ctx)
 {
     int external = o.pub_keys.n > 0 || o.signatures.n > 0;
     if (o.sbv1 && o.sbv2)
         return fwrel_cmd_usage(ctx, "--sbv1 and --sbv2 exclude each other");
-    if (o.pass_file && o.pass_fd)
-        return fwrel_cmd_usage(ctx, "--passphrase-file and --passphrase-fd exclude each other");
     if (o.digest_out != NULL) {
         if (o.output || o.keys.n || o.signatures.n)
             return fwrel_cmd_usage(ctx,
@@ -172,7 +153,8 @@ static int run(fwrel_ctx *ctx)
     fwrel_pass_src pass;
     int error, n = 0;
 
-    if ((error = check_options(ctx)) != 0 || (error = pass_source(ctx, &pass)) != 0)
+    if ((error = check_options(ctx)) != 0 ||
+        (error = fwrel_cmd_pass_source(ctx, &pass, o.pass_file, o.pass_fd, 0)) != 0)
         return error;
     if (o.digest_out != NULL)
         return run_digest_out(ctx, image);

@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 
 #include "fwrel/version.h"
+#include "util.h"
 
 static int opt_help, opt_version, opt_json, opt_quiet;
 
@@ -69,7 +70,8 @@ int fwrel_cmd_usage(fwrel_ctx *ctx, const char *fmt, ...)
     /* One line, as every failure (DESIGN.md). */
     fprintf(stderr, "%s: %s (see %s --help)\n", ctx->cmd->name, msg, ctx->cmd->name);
     if (ctx->result) {
-        json_t *e = json_pack("{s:i,s:s,s:s}", "code", FWREL_EUSAGE, "name", "usage", "message", msg);
+        json_t *e =
+            json_pack("{s:i,s:s,s:s}", "code", FWREL_EUSAGE, "name", "usage", "message", msg);
         json_object_set_new(ctx->result, "error", e);
     }
     return FWREL_EUSAGE;
@@ -102,6 +104,27 @@ void fwrel_cmd_print(fwrel_ctx *ctx, const char *fmt, ...)
     va_start(ap, fmt);
     vprintf(fmt, ap);
     va_end(ap);
+}
+
+int fwrel_cmd_pass_source(fwrel_ctx *ctx, fwrel_pass_src *src, const char *file, const char *fd,
+                          int no_pass)
+{
+    uint64_t n;
+    memset(src, 0, sizeof(*src));
+    if ((file != NULL) + (fd != NULL) + (no_pass != 0) > 1)
+        return fwrel_cmd_usage(ctx, "--passphrase-file, --passphrase-fd and --no-passphrase "
+                                    "exclude each other");
+    src->kind = no_pass ? FWREL_PASS_NONE : FWREL_PASS_TTY;
+    if (file != NULL) {
+        src->kind = FWREL_PASS_FILE;
+        src->file = file;
+    } else if (fd != NULL) {
+        if (fwrel_parse_u64(&n, fd, 1024) != 0)
+            return fwrel_cmd_usage(ctx, "--passphrase-fd needs a file descriptor number");
+        src->kind = FWREL_PASS_FD;
+        src->fd = (int)n;
+    }
+    return 0;
 }
 
 void fwrel_cmd_set(fwrel_ctx *ctx, const char *key, json_t *value)

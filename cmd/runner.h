@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "fwrel/error.h"
+#include "fwrel/keystore.h"
 #include "fwrel/report.h"
 
 enum fwrel_opt_kind {
@@ -28,20 +29,20 @@ typedef struct fwrel_strlist {
 } fwrel_strlist;
 
 typedef struct fwrel_opt {
-    const char *name;  /* long name, without "--" */
-    char short_name;   /* 0 when none */
-    int kind;          /* enum fwrel_opt_kind */
-    const char *arg;   /* metavariable shown in --help, NULL for flags */
-    const char *help;  /* one line */
+    const char *name; /* long name, without "--" */
+    char short_name;  /* 0 when none */
+    int kind;         /* enum fwrel_opt_kind */
+    const char *arg;  /* metavariable shown in --help, NULL for flags */
+    const char *help; /* one line */
     void *target;
 } fwrel_opt;
 
 struct fwrel_ctx;
 
 typedef struct fwrel_cmd {
-    const char *name;     /* "fwrel-sign" */
-    const char *synopsis; /* usage lines after the name, '\n'-separated */
-    const char *summary;  /* one line */
+    const char *name;      /* "fwrel-sign" */
+    const char *synopsis;  /* usage lines after the name, '\n'-separated */
+    const char *summary;   /* one line */
     const fwrel_opt *opts; /* terminated by an entry with name NULL */
     int min_args;
     int max_args;
@@ -50,10 +51,10 @@ typedef struct fwrel_cmd {
 
 typedef struct fwrel_ctx {
     const fwrel_cmd *cmd;
-    int argc;     /* positional arguments */
+    int argc; /* positional arguments */
     char **argv;
-    int json;     /* --json */
-    int quiet;    /* --quiet */
+    int json;       /* --json */
+    int quiet;      /* --quiet */
     json_t *result; /* the --json result object; commands add their fields */
 } fwrel_ctx;
 
@@ -77,6 +78,14 @@ void fwrel_cmd_print(fwrel_ctx *ctx, const char *fmt, ...) FWREL_PRINTF(2, 3);
  * JSON mode as result.steps[] plus result.failed_step.
  */
 void fwrel_cmd_report(fwrel_ctx *ctx, const fwrel_report *report);
+
+/**
+ * The passphrase source from the common options: --passphrase-file FILE,
+ * --passphrase-fd N, or none given (a terminal prompt, or no passphrase when
+ * no_pass). More than one is a usage error. Returns 0 or 2.
+ */
+int fwrel_cmd_pass_source(fwrel_ctx *ctx, fwrel_pass_src *src, const char *file, const char *fd,
+                          int no_pass);
 
 /** Set result[key] (steals the reference). */
 void fwrel_cmd_set(fwrel_ctx *ctx, const char *key, json_t *value);
