@@ -275,6 +275,31 @@ int fwrel_out_write(fwrel_out *o, const void *data, size_t len)
     return 0;
 }
 
+int fwrel_out_pwrite(fwrel_out *o, uint64_t off, const void *data, size_t len)
+{
+    FWREL_ASSERT_ARG(o != NULL && (data != NULL || len == 0));
+    if (off > o->size || len > o->size - off) {
+        fwrel_error_set(FWREL_EUSAGE, "positional write past the end of the output");
+        fwrel_error_mark_output();
+        return FWREL_EUSAGE;
+    }
+    const uint8_t *p = data;
+    while (len > 0) {
+        ssize_t w = pwrite(o->fd, p, len, (off_t)off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            fwrel_error_set_errno(FWREL_EIO, errno, "write failed");
+            fwrel_error_mark_output();
+            return FWREL_EIO;
+        }
+        p += w;
+        len -= (size_t)w;
+        off += (uint64_t)w;
+    }
+    return 0;
+}
+
 int fwrel_out_fill(fwrel_out *o, uint8_t b, size_t n)
 {
     uint8_t buf[4096];

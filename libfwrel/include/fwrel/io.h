@@ -112,6 +112,12 @@ int fwrel_out_open(fwrel_out **out, const char *path, unsigned flags, mode_t mod
 /** Append bytes. @return 0 or FWREL_EIO. */
 int fwrel_out_write(fwrel_out *out, const void *data, size_t len) FWREL_WUR;
 
+/**
+ * Overwrite bytes already written, at offset off (off + len <= fwrel_out_size()),
+ * e.g. a header completed after the data streamed. @return 0 or FWREL_EIO.
+ */
+int fwrel_out_pwrite(fwrel_out *out, uint64_t off, const void *data, size_t len) FWREL_WUR;
+
 /** Append n copies of byte b. @return 0 or FWREL_EIO. */
 int fwrel_out_fill(fwrel_out *out, uint8_t b, size_t n) FWREL_WUR;
 

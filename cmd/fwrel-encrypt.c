@@ -1,0 +1,164 @@
+/*
+ * fwrel-encrypt - pre-encrypt an ESP app image in the esp_encrypted_img format
+ * (byte-compatible with esp_enc_img_gen.py, RSA-3072 and ECC P-256 schemes), or
+ * decrypt one as the device would (--decrypt), publishing plaintext only after
+ * its GCM tag checks.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "runner.h"
+
+#include "fwrel/encimg.h"
+#include "fwrel/espimg.h"
+#include "fwrel/io.h"
+#include "fwrel/keystore.h"
+
+static struct {
+    const char *output, *key, *pass_file, *pass_fd;
+    int decrypt, raw, force;
+} o;
+
+static const fwrel_opt opts[] = {
+    {"key", 'k', FWREL_OPT_STR, "KEY",
+     "encrypt: the device's public key (RSA-3072 or EC P-256, PEM); --decrypt: its private key",
+     &o.key},
+    {"output", 'o', FWREL_OPT_STR, "FILE", "write the result to FILE", &o.output},
+    {"decrypt", 'd', FWREL_OPT_FLAG, NULL, "decrypt an encrypted image, as the device does",
+     &o.decrypt},
+    {"raw", 0, FWREL_OPT_FLAG, NULL, "encrypt a file that is not an ESP app image", &o.raw},
+    {"passphrase-file", 0, FWREL_OPT_STR, "FILE", "passphrase of an encrypted private key",
+     &o.pass_file},
+    {"passphrase-fd", 0, FWREL_OPT_STR, "N", "read that passphrase from file descriptor N",
+     &o.pass_fd},
+    {"force", 'f', FWREL_OPT_FLAG, NULL, "replace an existing output file", &o.force},
+    {NULL, 0, 0, NULL, NULL, NULL},
+};
+
+static const char *scheme_name(int s)
+{
+    return s == FWREL_ENCIMG_RSA3072 ? "RSA-3072" : "ECC-256";
+}
+
+static int run_encrypt(fwrel_ctx *ctx, const char *in, unsigned flags)
+{
+    fwrel_pkey *key = NULL;
+    fwrel_src src = {.fd = -1};
+    fwrel_out *out = NULL;
+    fwrel_espimg img;
+    int scheme, error;
+
+    if ((error = fwrel_key_load_public(&key, o.key, 0)) != 0)
+        return fwrel_cmd_fail(ctx, o.key);
+    if ((error = fwrel_encimg_key_scheme(&scheme, key)) != 0) {
+        error = fwrel_cmd_fail(ctx, o.key);
+        goto done;
+    }
+    if ((error = fwrel_src_open(&src, in, FWREL_IMAGE_MAX)) != 0) {
+        error = fwrel_cmd_fail(ctx, in);
+        goto done;
+    }
+    if (!o.raw) {
+        /* Refuse what the device would refuse after decrypting: not an app image. */
+        if (fwrel_espimg_parse(&img, &src, NULL) != 0 || fwrel_espimg_check_integrity(&img) != 0) {
+            fwrel_error_set(FWREL_EFORMAT,
+                            "not a sound ESP app image (%s); --raw to encrypt it anyway",
+                            fwrel_error_last()->message);
+            error = fwrel_cmd_fail(ctx, in);
+            goto done;
+        }
+        fwrel_cmd_set(ctx, "signed", json_boolean(img.file_len > img.image_len));
+        if (fwrel_src_seek(&src, 0) != 0) {
+            error = fwrel_cmd_fail(ctx, in);
+            goto done;
+        }
+    }
+    if ((error = fwrel_out_open(&out, o.output, flags, 0644)) != 0) {
+        error = fwrel_cmd_fail(ctx, o.output);
+        goto done;
+    }
+    if ((error = fwrel_encimg_encrypt(out, &src, key)) != 0) {
+        error = fwrel_cmd_fail(ctx, fwrel_error_last()->output ? o.output : in);
+        goto done;
+    }
+    error = fwrel_out_commit(out);
+    out = NULL;
+    if (error) {
+        error = fwrel_cmd_fail(ctx, o.output);
+        goto done;
+    }
+    fwrel_cmd_print(ctx, "Encrypted %s (%llu bytes, %s) to %s\n", in, (unsigned long long)src.size,
+                    scheme_name(scheme), o.output);
+    fwrel_cmd_set(ctx, "scheme", json_string(scheme_name(scheme)));
+    fwrel_cmd_set(ctx, "input", json_string(in));
+    fwrel_cmd_set(ctx, "output", json_string(o.output));
+    fwrel_cmd_set(ctx, "size", json_integer((json_int_t)src.size));
+done:
+    fwrel_out_abort(out);
+    fwrel_src_close(&src);
+    fwrel_key_free(key);
+    return error;
+}
+
+static int run_decrypt(fwrel_ctx *ctx, const char *in, unsigned flags)
+{
+    fwrel_pkey *key = NULL;
+    fwrel_src src = {.fd = -1};
+    fwrel_pass_src pass;
+    int error;
+
+    if ((error = fwrel_cmd_pass_source(ctx, &pass, o.pass_file, o.pass_fd, 0)) != 0)
+        return error;
+    if (fwrel_io_check_new(o.output, flags) != 0)
+        return fwrel_cmd_fail(ctx, o.output);
+    if ((error = fwrel_key_load_private(&key, o.key, &pass)) != 0)
+        return fwrel_cmd_fail(ctx, o.key);
+    if ((error = fwrel_src_open(&src, in, (uint64_t)FWREL_ENCIMG_HEADER_LEN + UINT32_MAX)) != 0) {
+        error = fwrel_cmd_fail(ctx, in);
+        goto done;
+    }
+    if ((error = fwrel_encimg_decrypt(o.output, flags, &src, key)) != 0) {
+        error = fwrel_cmd_fail(ctx, fwrel_error_last()->output ? o.output : in);
+        goto done;
+    }
+    fwrel_cmd_print(ctx, "Decrypted %s: GCM tag valid, %llu bytes written to %s\n", in,
+                    (unsigned long long)(src.size - FWREL_ENCIMG_HEADER_LEN), o.output);
+    fwrel_cmd_set(ctx, "input", json_string(in));
+    fwrel_cmd_set(ctx, "output", json_string(o.output));
+done:
+    fwrel_src_close(&src);
+    fwrel_key_free(key);
+    return error;
+}
+
+static int run(fwrel_ctx *ctx)
+{
+    unsigned flags = o.force ? FWREL_OUT_FORCE : 0;
+    if (o.key == NULL || o.output == NULL)
+        return fwrel_cmd_usage(ctx, "--key and --output are required");
+    if (o.decrypt && o.raw)
+        return fwrel_cmd_usage(ctx, "--raw goes with encryption");
+    if (!o.decrypt && (o.pass_file || o.pass_fd))
+        return fwrel_cmd_usage(ctx,
+                               "a passphrase goes with --decrypt (encryption needs a public key)");
+    if (!o.decrypt && fwrel_io_check_new(o.output, flags) != 0)
+        return fwrel_cmd_fail(ctx, o.output);
+    return o.decrypt ? run_decrypt(ctx, ctx->argv[0], flags)
+                     : run_encrypt(ctx, ctx->argv[0], flags);
+}
+
+static const fwrel_cmd cmd = {
+    .name = "fwrel-encrypt",
+    .synopsis = "--key DEVICE_PUB.pem [--raw] -o OUT.enc IMAGE\n"
+                "--decrypt --key DEVICE_PRIV.pem -o OUT IMAGE.enc",
+    .summary = "pre-encrypt ESP app images (esp_encrypted_img), or decrypt them as the device does",
+    .opts = opts,
+    .min_args = 1,
+    .max_args = 1,
+    .run = run,
+};
+
+int main(int argc, char **argv)
+{
+    return fwrel_cmd_main(&cmd, argc, argv);
+}
