@@ -45,6 +45,7 @@ static int run_encrypt(fwrel_ctx *ctx, const char *in, unsigned flags)
     fwrel_pkey *key = NULL;
     fwrel_src src = {.fd = -1};
     fwrel_out *out = NULL;
+    fwrel_encimg_enc *enc = NULL;
     fwrel_espimg img;
     int scheme, error;
 
@@ -58,30 +59,42 @@ static int run_encrypt(fwrel_ctx *ctx, const char *in, unsigned flags)
         error = fwrel_cmd_fail(ctx, in);
         goto done;
     }
-    if (!o.raw) {
-        /* Refuse what the device would refuse after decrypting: not an app image. */
-        if (fwrel_espimg_parse(&img, &src, NULL) != 0 || fwrel_espimg_check_integrity(&img) != 0) {
-            fwrel_error_set(FWREL_EFORMAT,
-                            "not a sound ESP app image (%s); --raw to encrypt it anyway",
-                            fwrel_error_last()->message);
-            error = fwrel_cmd_fail(ctx, in);
-            goto done;
-        }
-        fwrel_cmd_set(ctx, "signed", json_boolean(img.file_len > img.image_len));
-        if (fwrel_src_seek(&src, 0) != 0) {
-            error = fwrel_cmd_fail(ctx, in);
-            goto done;
-        }
-    }
     if ((error = fwrel_out_open(&out, o.output, flags, 0644)) != 0) {
         error = fwrel_cmd_fail(ctx, o.output);
         goto done;
     }
-    if ((error = fwrel_encimg_encrypt(out, &src, key)) != 0) {
-        error = fwrel_cmd_fail(ctx, fwrel_error_last()->output ? o.output : in);
+    if ((error = fwrel_encimg_enc_begin(&enc, out, key, src.size)) != 0) {
+        error = fwrel_cmd_fail(ctx, fwrel_error_last()->output ? o.output : o.key);
         goto done;
     }
-    error = fwrel_out_commit(out);
+    if (!o.raw) {
+        /* One pass: the image is checked as it is encrypted (a device refuses a broken one). */
+        fwrel_espimg_opts po = {fwrel_encimg_enc_update, enc, NULL};
+        if (fwrel_espimg_parse(&img, &src, &po) != 0 || fwrel_espimg_check_integrity(&img) != 0) {
+            if (!fwrel_error_last()->output)
+                fwrel_error_set(FWREL_EFORMAT,
+                                "not a sound ESP app image (%s); --raw to encrypt it anyway",
+                                fwrel_error_last()->message);
+            error = fwrel_cmd_fail(ctx, fwrel_error_last()->output ? o.output : in);
+            goto done;
+        }
+        fwrel_cmd_set(ctx, "signed", json_boolean(img.file_len > img.image_len));
+    }
+    /* The rest: a signature after the image, or all of a --raw file. */
+    uint8_t buf[65536];
+    while (src.pos < src.size) {
+        size_t chunk =
+            src.size - src.pos < sizeof(buf) ? (size_t)(src.size - src.pos) : sizeof(buf);
+        if ((error = fwrel_src_read(&src, buf, chunk)) != 0 ||
+            (error = fwrel_encimg_enc_update(enc, buf, chunk)) != 0) {
+            error = fwrel_cmd_fail(ctx, fwrel_error_last()->output ? o.output : in);
+            goto done;
+        }
+    }
+    error = fwrel_encimg_enc_finish(enc);
+    enc = NULL;
+    if (error == 0)
+        error = fwrel_out_commit(out);
     out = NULL;
     if (error) {
         error = fwrel_cmd_fail(ctx, o.output);
@@ -94,6 +107,7 @@ static int run_encrypt(fwrel_ctx *ctx, const char *in, unsigned flags)
     fwrel_cmd_set(ctx, "output", json_string(o.output));
     fwrel_cmd_set(ctx, "size", json_integer((json_int_t)src.size));
 done:
+    fwrel_encimg_enc_free(enc);
     fwrel_out_abort(out);
     fwrel_src_close(&src);
     fwrel_key_free(key);

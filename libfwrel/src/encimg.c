@@ -107,22 +107,44 @@ static int gcm_init(EVP_CIPHER_CTX **out, int enc, const uint8_t key[32], const 
     return 0;
 }
 
-int fwrel_encimg_encrypt(fwrel_out *out, fwrel_src *src, const fwrel_pkey *key)
-{
-    FWREL_ASSERT_ARG(out != NULL && src != NULL && key != NULL);
-    uint8_t hdr[FWREL_ENCIMG_HEADER_LEN] = {0};
-    uint8_t *aes = OPENSSL_secure_malloc(32), *in = NULL, *ct = NULL;
-    EVP_PKEY_CTX *pctx = NULL;
-    EVP_CIPHER_CTX *gcm = NULL;
-    fwrel_pkey *eph = NULL;
-    uint64_t base = fwrel_out_size(out), left = src->size - src->pos;
-    int scheme, outl, error;
+struct fwrel_encimg_enc {
+    fwrel_out *out;
+    EVP_CIPHER_CTX *gcm;
+    uint64_t base, size, done;
+    uint8_t *ct;
+};
 
-    if (aes == NULL)
-        return fwrel_error_set(FWREL_EIO, "out of memory");
+void fwrel_encimg_enc_free(fwrel_encimg_enc *e)
+{
+    if (e == NULL)
+        return;
+    EVP_CIPHER_CTX_free(e->gcm); /* wipes the key schedule */
+    free(e->ct);
+    free(e);
+}
+
+int fwrel_encimg_enc_begin(fwrel_encimg_enc **enc, fwrel_out *out, const fwrel_pkey *key,
+                           uint64_t size)
+{
+    FWREL_ASSERT_ARG(enc != NULL && out != NULL && key != NULL);
+    uint8_t hdr[FWREL_ENCIMG_HEADER_LEN] = {0};
+    uint8_t *aes = OPENSSL_secure_malloc(32);
+    EVP_PKEY_CTX *pctx = NULL;
+    fwrel_pkey *eph = NULL;
+    fwrel_encimg_enc *e = calloc(1, sizeof(*e));
+    int scheme, error;
+
+    *enc = NULL;
+    if (aes == NULL || e == NULL || (e->ct = malloc(CHUNK)) == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    e->out = out;
+    e->base = fwrel_out_size(out);
+    e->size = size;
     if ((error = fwrel_encimg_key_scheme(&scheme, key)) != 0)
         goto done;
-    if (left > UINT32_MAX) {
+    if (size > UINT32_MAX) {
         error =
             fwrel_error_set(FWREL_EFORMAT, "larger than 4 GiB: the header's size field is 32 bits");
         goto done;
@@ -154,42 +176,83 @@ int fwrel_encimg_encrypt(fwrel_out *out, fwrel_src *src, const fwrel_pkey *key)
         if ((error = ecc_derive(aes, eph, key, hdr + H_KEY + 64)) != 0)
             goto done;
     }
-    fwrel_put_le32(hdr + H_SIZE, (uint32_t)left);
+    fwrel_put_le32(hdr + H_SIZE, (uint32_t)size);
     /* The tag is known only at the end: write the header now, complete it then. */
     if ((error = fwrel_out_write(out, hdr, sizeof(hdr))) != 0 ||
-        (error = gcm_init(&gcm, 1, aes, hdr + H_IV)) != 0)
+        (error = gcm_init(&e->gcm, 1, aes, hdr + H_IV)) != 0)
         goto done;
-    if ((in = malloc(CHUNK)) == NULL || (ct = malloc(CHUNK + 16)) == NULL) {
-        error = fwrel_error_set(FWREL_EIO, "out of memory");
-        goto done;
+    *enc = e;
+    e = NULL;
+done:
+    OPENSSL_secure_clear_free(aes, 32);
+    EVP_PKEY_CTX_free(pctx);
+    fwrel_key_free(eph);
+    fwrel_encimg_enc_free(e);
+    return error;
+}
+
+int fwrel_encimg_enc_update(void *ctx, const uint8_t *data, size_t len)
+{
+    fwrel_encimg_enc *e = ctx;
+    FWREL_ASSERT_ARG(e != NULL && (data != NULL || len == 0));
+    if (len > e->size - e->done)
+        return fwrel_error_set(FWREL_EUSAGE, "more bytes than announced (%llu)",
+                               (unsigned long long)e->size);
+    while (len > 0) {
+        size_t chunk = len < CHUNK ? len : CHUNK;
+        int outl, error;
+        if (EVP_EncryptUpdate(e->gcm, e->ct, &outl, data, (int)chunk) != 1)
+            return fwrel_error_set_openssl(FWREL_EKEY, "AES-GCM failed");
+        if ((error = fwrel_out_write(e->out, e->ct, (size_t)outl)) != 0)
+            return error;
+        data += chunk;
+        len -= chunk;
+        e->done += chunk;
     }
+    return 0;
+}
+
+int fwrel_encimg_enc_finish(fwrel_encimg_enc *e)
+{
+    FWREL_ASSERT_ARG(e != NULL);
+    uint8_t tag[16];
+    int outl, error;
+    if (e->done != e->size)
+        error = fwrel_error_set(FWREL_EUSAGE, "%llu bytes encrypted, %llu announced",
+                                (unsigned long long)e->done, (unsigned long long)e->size);
+    else if (EVP_EncryptFinal_ex(e->gcm, e->ct, &outl) != 1 ||
+             EVP_CIPHER_CTX_ctrl(e->gcm, EVP_CTRL_GCM_GET_TAG, 16, tag) != 1)
+        error = fwrel_error_set_openssl(FWREL_EKEY, "AES-GCM failed");
+    else
+        error = fwrel_out_pwrite(e->out, e->base + H_TAG, tag, 16);
+    fwrel_encimg_enc_free(e);
+    return error;
+}
+
+int fwrel_encimg_encrypt(fwrel_out *out, fwrel_src *src, const fwrel_pkey *key)
+{
+    FWREL_ASSERT_ARG(out != NULL && src != NULL && key != NULL);
+    fwrel_encimg_enc *e = NULL;
+    uint8_t *buf = malloc(CHUNK);
+    uint64_t left = src->size - src->pos;
+    int error;
+    if (buf == NULL)
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    if ((error = fwrel_encimg_enc_begin(&e, out, key, left)) != 0)
+        goto done;
     while (left > 0) {
         size_t chunk = left < CHUNK ? (size_t)left : CHUNK;
-        if ((error = fwrel_src_read(src, in, chunk)) != 0)
-            goto done;
-        if (EVP_EncryptUpdate(gcm, ct, &outl, in, (int)chunk) != 1) {
-            error = fwrel_error_set_openssl(FWREL_EKEY, "AES-GCM failed");
-            goto done;
-        }
-        if ((error = fwrel_out_write(out, ct, (size_t)outl)) != 0)
+        if ((error = fwrel_src_read(src, buf, chunk)) != 0 ||
+            (error = fwrel_encimg_enc_update(e, buf, chunk)) != 0)
             goto done;
         left -= chunk;
     }
-    if (EVP_EncryptFinal_ex(gcm, ct, &outl) != 1 ||
-        EVP_CIPHER_CTX_ctrl(gcm, EVP_CTRL_GCM_GET_TAG, 16, hdr + H_TAG) != 1) {
-        error = fwrel_error_set_openssl(FWREL_EKEY, "AES-GCM failed");
-        goto done;
-    }
-    error = fwrel_out_pwrite(out, base + H_TAG, hdr + H_TAG, 16);
+    error = fwrel_encimg_enc_finish(e);
+    e = NULL;
 done:
-    OPENSSL_secure_clear_free(aes, 32);
-    if (in != NULL)
-        OPENSSL_cleanse(in, CHUNK);
-    free(in);
-    free(ct);
-    EVP_CIPHER_CTX_free(gcm);
-    EVP_PKEY_CTX_free(pctx);
-    fwrel_key_free(eph);
+    OPENSSL_cleanse(buf, CHUNK);
+    free(buf);
+    fwrel_encimg_enc_free(e);
     return error;
 }
 

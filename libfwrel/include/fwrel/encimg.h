@@ -53,6 +53,27 @@ int fwrel_encimg_parse_header(fwrel_encimg_header *out,
 /** The scheme a key selects: RSA (exactly 3072 bits) or EC P-256; FWREL_EKEY otherwise. */
 int fwrel_encimg_key_scheme(int *scheme, const fwrel_pkey *key) FWREL_WUR;
 
+/** A streaming encryption; opaque. */
+typedef struct fwrel_encimg_enc fwrel_encimg_enc;
+
+/**
+ * Start encrypting exactly size bytes to out (the header is written now and
+ * completed by fwrel_encimg_enc_finish()). Fresh AES key, IV and (ECC)
+ * ephemeral key and salt on every call.
+ * @return 0; FWREL_EKEY (key); FWREL_EFORMAT (size over 4 GiB); FWREL_EIO
+ */
+int fwrel_encimg_enc_begin(fwrel_encimg_enc **enc, fwrel_out *out, const fwrel_pkey *key,
+                           uint64_t size) FWREL_WUR;
+
+/** Encrypt the next bytes (ctx is the fwrel_encimg_enc: usable as an espimg sink). */
+int fwrel_encimg_enc_update(void *ctx, const uint8_t *data, size_t len) FWREL_WUR;
+
+/** Check that exactly size bytes came, write the GCM tag into the header, free enc. */
+int fwrel_encimg_enc_finish(fwrel_encimg_enc *enc) FWREL_WUR;
+
+/** Abandon an encryption (wipes the key). NULL is fine. */
+void fwrel_encimg_enc_free(fwrel_encimg_enc *enc);
+
 /**
  * Encrypt src (from its current position to its end) to out, for the holder of
  * the private half of key (a public key is enough). Fresh AES key, IV and (ECC)
