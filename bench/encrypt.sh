@@ -8,18 +8,7 @@ B=$(cd "${1:-build}" && pwd)
 RUNS=${RUNS:-9}
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
-median_ms() {
-    local t=()
-    for _ in $(seq "$RUNS"); do
-        local s e
-        s=$(date +%s%N)
-        "$@" >/dev/null 2>&1
-        e=$(date +%s%N)
-        t+=($(((e - s) / 1000)))
-    done
-    printf '%s\n' "${t[@]}" | sort -n | sed -n "$(((RUNS + 1) / 2))p" | awk '{printf "%.2f", $1/1000}'
-}
-peak_kb() { /usr/bin/time -f %M -o "$W/rss" "$@" >/dev/null 2>&1; cat "$W/rss"; }
+. bench/lib.sh
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out "$W/dev.pem" 2>/dev/null
 openssl pkey -in "$W/dev.pem" -pubout -out "$W/dev.pub" 2>/dev/null
 printf '%-12s %5s %10s %10s %7s %10s\n' operation MiB "fwrel ms" "floor ms" ratio "fwrel KiB"
@@ -31,11 +20,11 @@ for mib in 1 4 8; do
     f=$(median_ms enc)
     k=$(peak_kb "$B/fwrel-encrypt" --force --key "$W/dev.pub" -o "$W/app.enc" "$img")
     printf '%-12s %5s %10s %10s %7s %10s\n' encrypt $mib "$f" "$floor" \
-        "$(awk -v a="$f" -v b="$floor" 'BEGIN{printf "%.2fx", a/b}')" "$k"
+        "$(ratio "$f" "$floor")" "$k"
     dec() { "$B/fwrel-encrypt" --force -d --key "$W/dev.pem" -o "$W/app.dec" "$W/app.enc"; }
     f=$(median_ms dec)
     k=$(peak_kb "$B/fwrel-encrypt" --force -d --key "$W/dev.pem" -o "$W/app.dec" "$W/app.enc")
     printf '%-12s %5s %10s %10s %7s %10s\n' decrypt $mib "$f" "$floor" \
-        "$(awk -v a="$f" -v b="$floor" 'BEGIN{printf "%.2fx", a/b}')" "$k"
+        "$(ratio "$f" "$floor")" "$k"
 done
 echo "(median of $RUNS runs; floor = openssl dgst -sha256 on the same file; KiB = peak RSS)"

@@ -10,26 +10,10 @@ B=$(cd "${1:-build}" && pwd)
 RUNS=${RUNS:-9}
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
+. bench/lib.sh
 command -v /usr/bin/time >/dev/null || { echo "needs GNU time (apt-get install time)"; exit 2; }
 
-# median_ms CMD...: median wall time in milliseconds over $RUNS runs.
-median_ms() {
-    local t=()
-    for _ in $(seq "$RUNS"); do
-        local s e
-        s=$(date +%s%N)
-        "$@" >/dev/null 2>&1
-        e=$(date +%s%N)
-        t+=($(((e - s) / 1000)))
-    done
-    printf '%s\n' "${t[@]}" | sort -n | sed -n "$(((RUNS + 1) / 2))p" | awk '{printf "%.2f", $1/1000}'
-}
 
-# peak_kb CMD...: peak resident set size in KiB of one run.
-peak_kb() {
-    /usr/bin/time -f %M -o "$W/rss" "$@" >/dev/null 2>&1
-    cat "$W/rss"
-}
 
 "$B/fwrel-keygen" --scheme rsa3072 --no-passphrase -o "$W/rsa.pem" >/dev/null
 "$B/fwrel-keygen" --scheme ecdsa256 --sbv1 --no-passphrase -o "$W/ec.pem" >/dev/null
@@ -51,7 +35,7 @@ for mib in 1 4 8; do
     gk=$(peak_kb openssl dgst -sha256 -sign "$W/rsa.pem" -sigopt rsa_padding_mode:pss \
         -sigopt rsa_pss_saltlen:32 -out "$W/floor.sig" "$img")
     printf '%-26s %5s %10s %10s %7s %10s %10s\n' "sign sbv2 rsa3072" $mib "$f" "$g" \
-        "$(awk -v a="$f" -v b="$g" 'BEGIN{printf "%.2fx", a/b}')" "$fk" "$gk"
+        "$(ratio "$f" "$g")" "$fk" "$gk"
 
     sign
     openssl pkey -in "$W/rsa.pem" -pubout -out "$W/rsa.pub" 2>/dev/null
@@ -65,7 +49,7 @@ for mib in 1 4 8; do
     gk=$(peak_kb openssl dgst -sha256 -verify "$W/rsa.pub" -sigopt rsa_padding_mode:pss \
         -sigopt rsa_pss_saltlen:32 -signature "$W/floor.sig" "$img")
     printf '%-26s %5s %10s %10s %7s %10s %10s\n' "verify sbv2 rsa3072" $mib "$f" "$g" \
-        "$(awk -v a="$f" -v b="$g" 'BEGIN{printf "%.2fx", a/b}')" "$fk" "$gk"
+        "$(ratio "$f" "$g")" "$fk" "$gk"
 
     img="$W/e-$mib.bin"
     sign1() { rm -f "$W/out1.bin"; "$B/fwrel-sign" --sbv1 -k "$W/ec.pem" -o "$W/out1.bin" "$img"; }
@@ -74,6 +58,6 @@ for mib in 1 4 8; do
     fk=$(peak_kb bash -c "rm -f '$W/out1.bin'; '$B/fwrel-sign' --sbv1 -k '$W/ec.pem' -o '$W/out1.bin' '$img'")
     gk=$(peak_kb openssl dgst -sha256 -sign "$W/ec.pem" -out "$W/floor1.sig" "$img")
     printf '%-26s %5s %10s %10s %7s %10s %10s\n' "sign sbv1 ecdsa256" $mib "$f" "$g" \
-        "$(awk -v a="$f" -v b="$g" 'BEGIN{printf "%.2fx", a/b}')" "$fk" "$gk"
+        "$(ratio "$f" "$g")" "$fk" "$gk"
 done
 echo "(median of $RUNS runs; KiB = peak RSS of one run; floor = openssl dgst on the same file)"
