@@ -1,0 +1,88 @@
+/*
+ * manifest.h - the fwrel release manifest (docs/manifest.md): the canonical JSON
+ * body (section 1) and its threshold signatures (section 2). The encrypted
+ * envelope (section 3) is not implemented yet.
+ */
+#ifndef FWREL_MANIFEST_H
+#define FWREL_MANIFEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fwrel/error.h"
+#include "fwrel/keystore.h"
+#include "fwrel/report.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FWREL_MANIFEST_BODY_MAX   (16 * 1024)
+#define FWREL_MANIFEST_SIGNED_MAX (32 * 1024)
+#define FWREL_MANIFEST_MAX_SIGS   8
+#define FWREL_MANIFEST_MAX_TYPES  16
+
+/** One image digest: SHA-256 and size. */
+typedef struct fwrel_manifest_digest {
+    uint8_t sha256[32];
+    uint64_t size;
+} fwrel_manifest_digest;
+
+/** The manifest body (docs/manifest.md section 1). Strings are NUL-terminated. */
+typedef struct fwrel_manifest {
+    char product[65];
+    char device_types[FWREL_MANIFEST_MAX_TYPES][65];
+    size_t device_type_count;
+    char chip[17];
+    uint16_t chip_rev_min, chip_rev_max;
+    char version[33];
+    uint32_t secure_version;
+    uint64_t counter;
+    char channel[17];
+    uint64_t created, expires;
+    fwrel_manifest_digest plain, signed_image, encrypted;
+    char image_name[129];
+} fwrel_manifest;
+
+/**
+ * Encode a body canonically (the bytes that are signed).
+ * @param out  receives a malloc'd NUL-terminated string; free()
+ * @return 0; FWREL_EFORMAT naming the field that breaks a rule
+ */
+int fwrel_manifest_encode(char **out, size_t *len, const fwrel_manifest *m) FWREL_WUR;
+
+/**
+ * Decode a body strictly: canonical bytes only (re-encoded and compared), no
+ * duplicate, unknown or missing field, no float, every value in range.
+ * @return 0 or FWREL_EFORMAT with the reason
+ */
+int fwrel_manifest_decode(fwrel_manifest *m, const uint8_t *json, size_t len) FWREL_WUR;
+
+/**
+ * Sign a body with 1..8 keys (RSA-3072 PSS, ECDSA P-256, Ed25519), giving signed.json.
+ * @param out  receives a malloc'd NUL-terminated string; free()
+ */
+int fwrel_manifest_sign(char **out, size_t *len, const fwrel_manifest *m,
+                        const fwrel_pkey *const *keys, size_t nkeys) FWREL_WUR;
+
+/** Who is trusted to sign, and how many must. */
+typedef struct fwrel_manifest_trust {
+    const fwrel_pkey *keys[FWREL_MANIFEST_MAX_SIGS];
+    size_t count;
+    unsigned threshold; /**< at least 1 */
+} fwrel_manifest_trust;
+
+/**
+ * Verify signed.json: strict parsing, then at least threshold valid signatures by
+ * distinct trusted keys (unknown key ids are ignored; a trusted key's bad
+ * signature is a reject). Records steps in report.
+ * @param m  receives the body when valid
+ * @return 0; FWREL_EFORMAT (malformed); FWREL_EVERIFY (signatures, threshold)
+ */
+int fwrel_manifest_verify(fwrel_manifest *m, fwrel_report *report, const uint8_t *signed_json,
+                          size_t len, const fwrel_manifest_trust *trust) FWREL_WUR;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

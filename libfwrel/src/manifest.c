@@ -1,0 +1,476 @@
+/* manifest.c - canonical manifest body and threshold signatures (manifest.h; docs/manifest.md). */
+#include "fwrel/manifest.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+
+#include "fwrel/espimg.h"
+#include "util.h"
+
+#define DOMAIN      "fwrel-manifest-v1"
+#define JSON_MAX    ((uint64_t)1 << 53)
+#define CANON_FLAGS (JSON_COMPACT | JSON_SORT_KEYS)
+
+static int is_name(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '.' || *s == '_' || *s == '-'))
+            return 0;
+    return 1;
+}
+
+static int is_text(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max)
+        return 0;
+    for (; *s; s++)
+        if (*s < 0x20 || *s > 0x7E || *s == '"' || *s == '\\')
+            return 0;
+    return 1;
+}
+
+static int is_channel(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 16)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-'))
+            return 0;
+    return 1;
+}
+
+/* Every rule of section 1 that the struct itself can break. */
+static int check(const fwrel_manifest *m)
+{
+    const fwrel_chip *chip = fwrel_chip_by_name(m->chip);
+    if (!is_name(m->product, 64))
+        return fwrel_error_set(FWREL_EFORMAT, "product: 1..64 characters of [A-Za-z0-9._-]");
+    if (m->device_type_count < 1 || m->device_type_count > FWREL_MANIFEST_MAX_TYPES)
+        return fwrel_error_set(FWREL_EFORMAT, "device_types: 1..16 entries");
+    for (size_t i = 0; i < m->device_type_count; i++) {
+        if (!is_name(m->device_types[i], 64))
+            return fwrel_error_set(FWREL_EFORMAT,
+                                   "device_types[%zu]: 1..64 characters of [A-Za-z0-9._-]", i);
+        if (i > 0 && strcmp(m->device_types[i - 1], m->device_types[i]) >= 0)
+            return fwrel_error_set(FWREL_EFORMAT, "device_types: sorted and unique");
+    }
+    if (chip == NULL || strcmp(chip->name, m->chip) != 0)
+        return fwrel_error_set(FWREL_EFORMAT, "chip: an esptool chip name (esp32s3, ...)");
+    if (m->chip_rev_min > m->chip_rev_max)
+        return fwrel_error_set(FWREL_EFORMAT, "chip_rev_min above chip_rev_max");
+    if (!is_text(m->version, 32))
+        return fwrel_error_set(FWREL_EFORMAT, "version: 1..32 printable characters");
+    if (!is_channel(m->channel))
+        return fwrel_error_set(FWREL_EFORMAT, "channel: 1..16 characters of [a-z0-9-]");
+    if (m->counter >= JSON_MAX || m->created >= JSON_MAX || m->expires >= JSON_MAX)
+        return fwrel_error_set(FWREL_EFORMAT, "counter, created, expires: below 2^53");
+    if (m->created >= m->expires)
+        return fwrel_error_set(FWREL_EFORMAT, "created must be before expires");
+    if (!is_name(m->image_name, 128))
+        return fwrel_error_set(FWREL_EFORMAT, "image_name: 1..128 characters of [A-Za-z0-9._-]");
+    return 0;
+}
+
+static json_t *digest_json(const fwrel_manifest_digest *d)
+{
+    char hex[65];
+    fwrel_hex(hex, d->sha256, 32);
+    return json_pack("{s:s,s:I}", "sha256", hex, "size", (json_int_t)d->size);
+}
+
+static json_t *body_json(const fwrel_manifest *m)
+{
+    json_t *types = json_array();
+    for (size_t i = 0; i < m->device_type_count; i++)
+        json_array_append_new(types, json_string(m->device_types[i]));
+    return json_pack("{s:s,s:i,s:s,s:o,s:s,s:i,s:i,s:s,s:I,s:I,s:s,s:I,s:I,s:{s:o,s:o,s:o},s:s}",
+                     "format", "fwrel-manifest", "format_version", 1, "product", m->product,
+                     "device_types", types, "chip", m->chip, "chip_rev_min", m->chip_rev_min,
+                     "chip_rev_max", m->chip_rev_max, "version", m->version, "secure_version",
+                     (json_int_t)m->secure_version, "counter", (json_int_t)m->counter, "channel",
+                     m->channel, "created", (json_int_t)m->created, "expires",
+                     (json_int_t)m->expires, "image", "plain", digest_json(&m->plain), "signed",
+                     digest_json(&m->signed_image), "encrypted", digest_json(&m->encrypted),
+                     "image_name", m->image_name);
+}
+
+int fwrel_manifest_encode(char **out, size_t *len, const fwrel_manifest *m)
+{
+    FWREL_ASSERT_ARG(out != NULL && len != NULL && m != NULL);
+    int error = check(m);
+    if (error)
+        return error;
+    json_t *j = body_json(m);
+    *out = j ? json_dumps(j, CANON_FLAGS) : NULL;
+    json_decref(j);
+    if (*out == NULL)
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    *len = strlen(*out);
+    return 0;
+}
+
+/* Exactly these keys, no more, no fewer. */
+static int exact_keys(json_t *obj, const char *what, const char *const *keys)
+{
+    size_t n = 0;
+    const char *k;
+    json_t *v;
+    if (!json_is_object(obj))
+        return fwrel_error_set(FWREL_EFORMAT, "%s must be an object", what);
+    json_object_foreach(obj, k, v)
+    {
+        size_t i = 0;
+        while (keys[i] && strcmp(keys[i], k) != 0)
+            i++;
+        if (keys[i] == NULL)
+            return fwrel_error_set(FWREL_EFORMAT, "%s: unknown field '%.40s'", what, k);
+        n++;
+    }
+    for (size_t i = 0; keys[i]; i++)
+        if (json_object_get(obj, keys[i]) == NULL)
+            return fwrel_error_set(FWREL_EFORMAT, "%s: missing field '%s'", what, keys[i]);
+    (void)n;
+    return 0;
+}
+
+static int get_str(char *out, size_t size, json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!json_is_string(v) || json_string_length(v) >= size)
+        return fwrel_error_set(FWREL_EFORMAT, "%s must be a string of at most %zu bytes", key,
+                               size - 1);
+    memcpy(out, json_string_value(v), json_string_length(v) + 1);
+    return 0;
+}
+
+static int get_u64(uint64_t *out, json_t *obj, const char *key, uint64_t max)
+{
+    json_t *v = json_object_get(obj, key);
+    if (json_is_real(v))
+        return fwrel_error_set(FWREL_EFORMAT, "%s: floats are not allowed", key);
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) > max)
+        return fwrel_error_set(FWREL_EFORMAT, "%s must be a whole number from 0 to %llu", key,
+                               (unsigned long long)max);
+    *out = (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+static int get_digest(fwrel_manifest_digest *d, json_t *img, const char *key)
+{
+    static const char *const keys[] = {"sha256", "size", NULL};
+    json_t *o = json_object_get(img, key);
+    char hex[65];
+    int error;
+    if ((error = exact_keys(o, key, keys)) != 0 ||
+        (error = get_str(hex, sizeof(hex), o, "sha256")) != 0 ||
+        (error = get_u64(&d->size, o, "size", UINT32_MAX)) != 0)
+        return error;
+    for (const char *p = hex; *p; p++)
+        if (*p >= 'A' && *p <= 'F')
+            return fwrel_error_set(FWREL_EFORMAT, "%s.sha256: lower-case hex", key);
+    if (fwrel_unhex(d->sha256, 32, hex) != 0)
+        return fwrel_error_set(FWREL_EFORMAT, "%s.sha256: 64 hex digits", key);
+    return 0;
+}
+
+/* Parse JSON text strictly (no duplicates) and require it to be canonical. */
+static int load_canonical(json_t **out, const uint8_t *text, size_t len, size_t max,
+                          const char *what)
+{
+    json_error_t jerr;
+    json_t *j;
+    *out = NULL;
+    if (len > max)
+        return fwrel_error_set(FWREL_EFORMAT, "%s larger than %zu bytes", what, max);
+    if ((j = json_loadb((const char *)text, len, JSON_REJECT_DUPLICATES, &jerr)) == NULL)
+        return fwrel_error_set(FWREL_EFORMAT, "%s: %d:%d: %s", what, jerr.line, jerr.column,
+                               jerr.text);
+    char *again = json_dumps(j, CANON_FLAGS);
+    int same = again != NULL && strlen(again) == len && memcmp(again, text, len) == 0;
+    free(again);
+    if (!same) {
+        json_decref(j);
+        return fwrel_error_set(FWREL_EFORMAT,
+                               "%s is not in canonical form (sorted keys, no spaces)", what);
+    }
+    *out = j;
+    return 0;
+}
+
+static int decode_json(fwrel_manifest *m, json_t *j)
+{
+    static const char *const keys[] = {
+        "format",         "format_version", "product",      "device_types",
+        "chip",           "chip_rev_min",   "chip_rev_max", "version",
+        "secure_version", "counter",        "channel",      "created",
+        "expires",        "image",          "image_name",   NULL};
+    static const char *const image_keys[] = {"plain", "signed", "encrypted", NULL};
+    char format[32];
+    uint64_t v;
+    int error;
+    memset(m, 0, sizeof(*m));
+    if ((error = exact_keys(j, "manifest", keys)) != 0 ||
+        (error = get_str(format, sizeof(format), j, "format")) != 0)
+        return error;
+    if (strcmp(format, "fwrel-manifest") != 0)
+        return fwrel_error_set(FWREL_EFORMAT, "format must be \"fwrel-manifest\"");
+    if ((error = get_u64(&v, j, "format_version", 1000)) != 0)
+        return error;
+    if (v != 1)
+        return fwrel_error_set(FWREL_EFORMAT, "format_version %llu: this reader knows 1",
+                               (unsigned long long)v);
+    json_t *types = json_object_get(j, "device_types");
+    if (!json_is_array(types) || json_array_size(types) < 1 ||
+        json_array_size(types) > FWREL_MANIFEST_MAX_TYPES)
+        return fwrel_error_set(FWREL_EFORMAT, "device_types: a list of 1..16 names");
+    for (size_t i = 0; i < json_array_size(types); i++) {
+        json_t *t = json_array_get(types, i);
+        if (!json_is_string(t) || json_string_length(t) > 64)
+            return fwrel_error_set(FWREL_EFORMAT, "device_types[%zu] must be a name", i);
+        memcpy(m->device_types[i], json_string_value(t), json_string_length(t) + 1);
+    }
+    m->device_type_count = json_array_size(types);
+    uint64_t rmin, rmax, sv;
+    if ((error = get_str(m->product, sizeof(m->product), j, "product")) != 0 ||
+        (error = get_str(m->chip, sizeof(m->chip), j, "chip")) != 0 ||
+        (error = get_u64(&rmin, j, "chip_rev_min", 65535)) != 0 ||
+        (error = get_u64(&rmax, j, "chip_rev_max", 65535)) != 0 ||
+        (error = get_str(m->version, sizeof(m->version), j, "version")) != 0 ||
+        (error = get_u64(&sv, j, "secure_version", UINT32_MAX)) != 0 ||
+        (error = get_u64(&m->counter, j, "counter", JSON_MAX - 1)) != 0 ||
+        (error = get_str(m->channel, sizeof(m->channel), j, "channel")) != 0 ||
+        (error = get_u64(&m->created, j, "created", JSON_MAX - 1)) != 0 ||
+        (error = get_u64(&m->expires, j, "expires", JSON_MAX - 1)) != 0 ||
+        (error = get_str(m->image_name, sizeof(m->image_name), j, "image_name")) != 0)
+        return error;
+    m->chip_rev_min = (uint16_t)rmin;
+    m->chip_rev_max = (uint16_t)rmax;
+    m->secure_version = (uint32_t)sv;
+    json_t *img = json_object_get(j, "image");
+    if ((error = exact_keys(img, "image", image_keys)) != 0 ||
+        (error = get_digest(&m->plain, img, "plain")) != 0 ||
+        (error = get_digest(&m->signed_image, img, "signed")) != 0 ||
+        (error = get_digest(&m->encrypted, img, "encrypted")) != 0)
+        return error;
+    return check(m);
+}
+
+int fwrel_manifest_decode(fwrel_manifest *m, const uint8_t *json, size_t len)
+{
+    FWREL_ASSERT_ARG(m != NULL && json != NULL);
+    json_t *j = NULL;
+    int error = load_canonical(&j, json, len, FWREL_MANIFEST_BODY_MAX, "manifest");
+    if (error == 0)
+        error = decode_json(m, j);
+    json_decref(j);
+    return error;
+}
+
+static const char *alg_of(const fwrel_pkey *key)
+{
+    int type;
+    if (EVP_PKEY_is_a(key, "ED25519"))
+        return "ed25519";
+    if (fwrel_key_type_of(&type, key) != 0)
+        return NULL;
+    return type == FWREL_KEY_RSA3072    ? "rsa-pss-sha256"
+           : type == FWREL_KEY_ECDSA256 ? "ecdsa-p256-sha256"
+                                        : NULL;
+}
+
+/* DOMAIN || 0x00 || body, signed or verified with the key's algorithm. */
+static int sig_op(const fwrel_pkey *key, int sign, const char *body, size_t blen, uint8_t *sig,
+                  size_t *siglen)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_PKEY_CTX *pctx = NULL;
+    uint8_t *msg = malloc(sizeof(DOMAIN) + blen);
+    int ed = EVP_PKEY_is_a(key, "ED25519"), ok = 0;
+    if (ctx == NULL || msg == NULL)
+        goto done;
+    memcpy(msg, DOMAIN, sizeof(DOMAIN)); /* the NUL is the separator */
+    memcpy(msg + sizeof(DOMAIN), body, blen);
+    const EVP_MD *md = ed ? NULL : EVP_sha256();
+    if ((sign ? EVP_DigestSignInit(ctx, &pctx, md, NULL, (EVP_PKEY *)key)
+              : EVP_DigestVerifyInit(ctx, &pctx, md, NULL, (EVP_PKEY *)key)) != 1)
+        goto done;
+    if (EVP_PKEY_is_a(key, "RSA") &&
+        (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
+         EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, 32) != 1))
+        goto done;
+    ok = sign ? EVP_DigestSign(ctx, sig, siglen, msg, sizeof(DOMAIN) + blen) == 1
+              : EVP_DigestVerify(ctx, sig, *siglen, msg, sizeof(DOMAIN) + blen) == 1;
+done:
+    ERR_clear_error();
+    free(msg);
+    EVP_MD_CTX_free(ctx);
+    return ok;
+}
+
+static int cmp_sig(const void *a, const void *b)
+{
+    return strcmp(json_string_value(json_object_get(*(json_t *const *)a, "keyid")),
+                  json_string_value(json_object_get(*(json_t *const *)b, "keyid")));
+}
+
+int fwrel_manifest_sign(char **out, size_t *len, const fwrel_manifest *m,
+                        const fwrel_pkey *const *keys, size_t nkeys)
+{
+    FWREL_ASSERT_ARG(out != NULL && len != NULL && m != NULL && keys != NULL);
+    json_t *sigs[FWREL_MANIFEST_MAX_SIGS] = {NULL}, *root = NULL, *arr = NULL;
+    char *body = NULL;
+    size_t blen;
+    int error;
+    *out = NULL;
+    if (nkeys < 1 || nkeys > FWREL_MANIFEST_MAX_SIGS)
+        return fwrel_error_set(FWREL_EUSAGE, "1 to %d signing keys", FWREL_MANIFEST_MAX_SIGS);
+    if ((error = fwrel_manifest_encode(&body, &blen, m)) != 0)
+        return error;
+    for (size_t i = 0; i < nkeys; i++) {
+        const char *alg = alg_of(keys[i]);
+        uint8_t sig[512];
+        char b64[700], id[65];
+        size_t slen = sizeof(sig);
+        if (alg == NULL) {
+            error = fwrel_error_set(
+                FWREL_EKEY, "signer %zu: manifest keys are RSA-3072, ECDSA P-256 or Ed25519",
+                i + 1);
+            goto done;
+        }
+        if ((error = fwrel_key_id(id, keys[i])) != 0)
+            goto done;
+        if (!sig_op(keys[i], 1, body, blen, sig, &slen)) {
+            error = fwrel_error_set(FWREL_EKEY, "signer %zu: signing failed", i + 1);
+            goto done;
+        }
+        EVP_EncodeBlock((unsigned char *)b64, sig, (int)slen);
+        sigs[i] = json_pack("{s:s,s:s,s:s}", "alg", alg, "keyid", id, "sig", b64);
+    }
+    qsort(sigs, nkeys, sizeof(sigs[0]), cmp_sig);
+    arr = json_array();
+    for (size_t i = 0; i < nkeys; i++) {
+        if (i > 0 && cmp_sig(&sigs[i - 1], &sigs[i]) == 0) {
+            error = fwrel_error_set(FWREL_EUSAGE, "the same key signs twice");
+            goto done;
+        }
+        json_array_append(arr, sigs[i]);
+    }
+    root = json_pack("{s:o,s:O}", "manifest", body_json(m), "signatures", arr);
+    if (root == NULL || (*out = json_dumps(root, CANON_FLAGS)) == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    *len = strlen(*out);
+    error = 0;
+done:
+    for (size_t i = 0; i < FWREL_MANIFEST_MAX_SIGS; i++)
+        json_decref(sigs[i]);
+    json_decref(arr);
+    json_decref(root);
+    free(body);
+    return error;
+}
+
+int fwrel_manifest_verify(fwrel_manifest *m, fwrel_report *report, const uint8_t *signed_json,
+                          size_t len, const fwrel_manifest_trust *trust)
+{
+    FWREL_ASSERT_ARG(m != NULL && signed_json != NULL && trust != NULL && trust->threshold >= 1);
+    static const char *const root_keys[] = {"manifest", "signatures", NULL};
+    static const char *const sig_keys[] = {"alg", "keyid", "sig", NULL};
+    char ids[FWREL_MANIFEST_MAX_SIGS][65];
+    int used[FWREL_MANIFEST_MAX_SIGS] = {0};
+    json_t *root = NULL;
+    char *body = NULL;
+    unsigned valid = 0;
+    int error;
+
+    for (size_t k = 0; k < trust->count && k < FWREL_MANIFEST_MAX_SIGS; k++)
+        if ((error = fwrel_key_id(ids[k], trust->keys[k])) != 0)
+            return error;
+    if ((error = load_canonical(&root, signed_json, len, FWREL_MANIFEST_SIGNED_MAX,
+                                "signed manifest")) != 0 ||
+        (error = exact_keys(root, "signed manifest", root_keys)) != 0)
+        goto done;
+    if ((body = json_dumps(json_object_get(root, "manifest"), CANON_FLAGS)) == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    if ((error = decode_json(m, json_object_get(root, "manifest"))) != 0)
+        goto done;
+    fwrel_report_add(report, "manifest.parse", FWREL_PASS, "%s %s (%s), counter %llu", m->product,
+                     m->version, m->channel, (unsigned long long)m->counter);
+    json_t *sigs = json_object_get(root, "signatures");
+    if (!json_is_array(sigs) || json_array_size(sigs) < 1 ||
+        json_array_size(sigs) > FWREL_MANIFEST_MAX_SIGS) {
+        error =
+            fwrel_error_set(FWREL_EFORMAT, "signatures: a list of 1..%d", FWREL_MANIFEST_MAX_SIGS);
+        goto done;
+    }
+    for (size_t i = 0; i < json_array_size(sigs); i++) {
+        json_t *s = json_array_get(sigs, i);
+        char alg[24], id[65], b64[700];
+        uint8_t sig[520];
+        if ((error = exact_keys(s, "signature", sig_keys)) != 0 ||
+            (error = get_str(alg, sizeof(alg), s, "alg")) != 0 ||
+            (error = get_str(id, sizeof(id), s, "keyid")) != 0 ||
+            (error = get_str(b64, sizeof(b64), s, "sig")) != 0)
+            goto done;
+        if (i > 0 && cmp_sig(&(json_t *){json_array_get(sigs, i - 1)}, &s) >= 0) {
+            error = fwrel_error_set(FWREL_EFORMAT, "signatures: sorted by keyid, one per key");
+            goto done;
+        }
+        size_t k = 0;
+        while (k < trust->count && strcmp(ids[k], id) != 0)
+            k++;
+        if (k == trust->count) {
+            fwrel_report_add(report, "manifest.signature", FWREL_INFO,
+                             "key %.16s... is not trusted: ignored", id);
+            continue;
+        }
+        size_t b = strlen(b64);
+        int n = EVP_DecodeBlock(sig, (const unsigned char *)b64, (int)b);
+        if (n < 0 || b % 4 != 0) {
+            error = fwrel_error_set(FWREL_EFORMAT, "signature %zu: not base64", i);
+            goto done;
+        }
+        size_t slen = (size_t)n - (b >= 1 && b64[b - 1] == '=') - (b >= 2 && b64[b - 2] == '=');
+        const char *want = alg_of(trust->keys[k]);
+        if (want == NULL || strcmp(want, alg) != 0 ||
+            !sig_op(trust->keys[k], 0, body, strlen(body), sig, &slen)) {
+            fwrel_report_add(report, "manifest.signature", FWREL_FAIL,
+                             "key %.16s... : invalid signature", id);
+            error = fwrel_error_set(FWREL_EVERIFY,
+                                    "the signature of trusted key %.16s... does not verify", id);
+            goto done;
+        }
+        if (!used[k]++)
+            valid++;
+        fwrel_report_add(report, "manifest.signature", FWREL_PASS, "key %.16s... (%s)", id, alg);
+    }
+    if (valid < trust->threshold) {
+        fwrel_report_add(report, "manifest.threshold", FWREL_FAIL, "%u of %u required signatures",
+                         valid, trust->threshold);
+        error =
+            fwrel_error_set(FWREL_EVERIFY, "%u valid signature%s from trusted keys, %u required",
+                            valid, valid == 1 ? "" : "s", trust->threshold);
+        goto done;
+    }
+    fwrel_report_add(report, "manifest.threshold", FWREL_PASS, "%u of %u required signatures",
+                     valid, trust->threshold);
+    error = 0;
+done:
+    free(body);
+    json_decref(root);
+    return error;
+}

@@ -1,0 +1,150 @@
+/* test_manifest.c - canonical manifest bodies, strict decoding, and threshold signatures. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "fwrel/manifest.h"
+
+static fwrel_manifest sample(void)
+{
+    fwrel_manifest m;
+    memset(&m, 0, sizeof(m));
+    snprintf(m.product, sizeof(m.product), "thermo");
+    snprintf(m.device_types[0], 65, "thermo-a");
+    snprintf(m.device_types[1], 65, "thermo-b");
+    m.device_type_count = 2;
+    snprintf(m.chip, sizeof(m.chip), "esp32s3");
+    m.chip_rev_max = 99;
+    snprintf(m.version, sizeof(m.version), "1.2.3");
+    m.secure_version = 4;
+    m.counter = 17;
+    snprintf(m.channel, sizeof(m.channel), "prod");
+    m.created = 1790000000;
+    m.expires = 1800000000;
+    m.plain.size = 1000;
+    m.signed_image.size = 8192;
+    m.encrypted.size = 8704;
+    memset(m.encrypted.sha256, 0xAB, 32);
+    snprintf(m.image_name, sizeof(m.image_name), "thermo-1.2.3.enc");
+    return m;
+}
+
+static int decode_str(const char *s)
+{
+    fwrel_manifest m;
+    return fwrel_manifest_decode(&m, (const uint8_t *)s, strlen(s));
+}
+
+static void test_round_trip_and_strictness(void **state)
+{
+    (void)state;
+    fwrel_manifest m = sample(), back;
+    char *text = NULL;
+    size_t len;
+    assert_int_equal(fwrel_manifest_encode(&text, &len, &m), 0);
+    assert_int_equal(fwrel_manifest_decode(&back, (const uint8_t *)text, len), 0);
+    assert_memory_equal(&m, &back, sizeof(m));
+    assert_non_null(strstr(text, "{\"channel\":\"prod\",\"chip\":\"esp32s3\","));
+
+    char *bad = malloc(len + 64);
+    /* A space makes it non-canonical. */
+    snprintf(bad, len + 64, "{ %s", text + 1);
+    assert_int_equal(decode_str(bad), FWREL_EFORMAT);
+    assert_non_null(strstr(fwrel_error_last()->message, "canonical"));
+    /* A duplicate key. */
+    snprintf(bad, len + 64, "{\"channel\":\"prod\",%s", text + 1);
+    assert_int_equal(decode_str(bad), FWREL_EFORMAT);
+    /* A float where an integer belongs. */
+    char *p = strstr(text, "\"counter\":17");
+    assert_non_null(p);
+    snprintf(bad, len + 64, "%.*s\"counter\":17.0%s", (int)(p - text), text,
+             p + strlen("\"counter\":17"));
+    assert_int_equal(decode_str(bad), FWREL_EFORMAT);
+    /* An unknown field (sorted in place so only that rule breaks). */
+    snprintf(bad, len + 64, "{\"aaa\":1,%s", text + 1);
+    assert_int_equal(decode_str(bad), FWREL_EFORMAT);
+    assert_non_null(strstr(fwrel_error_last()->message, "unknown field 'aaa'"));
+    free(bad);
+    free(text);
+
+    m.created = m.expires;
+    assert_int_equal(fwrel_manifest_encode(&text, &len, &m), FWREL_EFORMAT);
+    m = sample();
+    snprintf(m.version, sizeof(m.version), "bad\"quote");
+    assert_int_equal(fwrel_manifest_encode(&text, &len, &m), FWREL_EFORMAT);
+    m = sample();
+    snprintf(m.device_types[1], 65, "thermo-a");
+    assert_int_equal(fwrel_manifest_encode(&text, &len, &m), FWREL_EFORMAT);
+    assert_int_equal(decode_str("[]"), FWREL_EFORMAT);
+    assert_int_equal(decode_str("{\"format\":"), FWREL_EFORMAT);
+}
+
+static void test_threshold(void **state)
+{
+    (void)state;
+    fwrel_manifest m = sample(), got;
+    fwrel_pkey *rsa = NULL, *ec = NULL, *ed = NULL, *stranger = NULL;
+    assert_int_equal(fwrel_key_generate(&rsa, FWREL_KEY_RSA3072), 0);
+    assert_int_equal(fwrel_key_generate(&ec, FWREL_KEY_ECDSA256), 0);
+    ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    assert_non_null(ed);
+    assert_int_equal(fwrel_key_generate(&stranger, FWREL_KEY_ECDSA256), 0);
+
+    const fwrel_pkey *two[] = {rsa, ed};
+    char *signed_json = NULL;
+    size_t len;
+    assert_int_equal(fwrel_manifest_sign(&signed_json, &len, &m, two, 2), 0);
+
+    fwrel_manifest_trust all = {{rsa, ec, ed}, 3, 2};
+    assert_int_equal(fwrel_manifest_verify(&got, NULL, (const uint8_t *)signed_json, len, &all), 0);
+    assert_memory_equal(&got, &m, sizeof(m));
+    /* 2 of 3 needed, only one of the signers trusted. */
+    fwrel_manifest_trust one = {{rsa, ec, stranger}, 3, 2};
+    assert_int_equal(fwrel_manifest_verify(&got, NULL, (const uint8_t *)signed_json, len, &one),
+                     FWREL_EVERIFY);
+    assert_non_null(
+        strstr(fwrel_error_last()->message, "1 valid signature from trusted keys, 2 required"));
+    fwrel_manifest_trust t3 = {{rsa, ec, ed}, 3, 3};
+    assert_int_equal(fwrel_manifest_verify(&got, NULL, (const uint8_t *)signed_json, len, &t3),
+                     FWREL_EVERIFY);
+
+    /* A changed field breaks the signatures of trusted keys. */
+    char *p = strstr(signed_json, "\"counter\":17");
+    assert_non_null(p);
+    p[11] = '8';
+    assert_int_equal(fwrel_manifest_verify(&got, NULL, (const uint8_t *)signed_json, len, &all),
+                     FWREL_EVERIFY);
+    assert_non_null(strstr(fwrel_error_last()->message, "does not verify"));
+    free(signed_json);
+
+    /* The same key twice does not count twice. */
+    const fwrel_pkey *dup[] = {rsa, rsa};
+    assert_int_equal(fwrel_manifest_sign(&signed_json, &len, &m, dup, 2), FWREL_EUSAGE);
+    const fwrel_pkey *bad[] = {stranger};
+    fwrel_pkey *p384 = NULL;
+    assert_int_equal(fwrel_key_generate(&p384, FWREL_KEY_ECDSA384), 0);
+    bad[0] = p384;
+    assert_int_equal(fwrel_manifest_sign(&signed_json, &len, &m, bad, 1), FWREL_EKEY);
+    fwrel_key_free(p384);
+    fwrel_key_free(rsa);
+    fwrel_key_free(ec);
+    fwrel_key_free(ed);
+    fwrel_key_free(stranger);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip_and_strictness),
+        cmocka_unit_test(test_threshold),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
