@@ -6,7 +6,13 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static fwrel_pkey *key;
+#include <stdlib.h>
+
+#include <openssl/evp.h>
+
+#include "fwrel/io.h"
+
+static fwrel_pkey *key, *x25519;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -18,11 +24,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char *again = NULL;
         size_t len;
         /* A body that decodes re-encodes to the same bytes (it was canonical). */
-        if (fwrel_manifest_encode(&again, &len, &m) != 0 || len != size || __builtin_memcmp(again, data, size) != 0)
+        if (fwrel_manifest_encode(&again, &len, &m) != 0 || len != size ||
+            __builtin_memcmp(again, data, size) != 0)
             __builtin_trap();
         __builtin_free(again);
     }
     if (fwrel_manifest_verify(&m, NULL, data, size, &trust) == 0)
         __builtin_trap(); /* nobody holds the key made here */
+    /* The envelope: nothing opens without the recipient's key. */
+    uint8_t *plain = NULL;
+    size_t plen;
+    if (x25519 == NULL && (x25519 = EVP_PKEY_Q_keygen(NULL, NULL, "X25519")) == NULL)
+        __builtin_trap();
+    if (fwrel_manifest_open(&plain, &plen, data, size, key) == 0 ||
+        fwrel_manifest_open(&plain, &plen, data, size, x25519) == 0)
+        __builtin_trap();
     return 0;
 }

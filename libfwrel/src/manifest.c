@@ -7,6 +7,8 @@
 #include <jansson.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/rand.h>
 #include <openssl/rsa.h>
 
 #include "fwrel/espimg.h"
@@ -472,5 +474,281 @@ int fwrel_manifest_verify(fwrel_manifest *m, fwrel_report *report, const uint8_t
 done:
     free(body);
     json_decref(root);
+    return error;
+}
+
+/* The envelope (docs/manifest.md section 3). */
+#define ENV_MAGIC  "FWRELMF1"
+#define ENV_HEAD   32
+#define ENV_ENTRY  608
+#define ENTRY_DATA 36 /* type, 3 zero bytes, 32-byte key id */
+#define KEK_INFO   "fwrel-manifest-kek-v1"
+enum { R_RSA4096 = 1, R_X25519 = 2, R_P256 = 3 };
+
+static int recipient_type(int *type, const fwrel_pkey *key)
+{
+    if (EVP_PKEY_is_a(key, "RSA") && EVP_PKEY_get_bits(key) == 4096)
+        *type = R_RSA4096;
+    else if (EVP_PKEY_is_a(key, "X25519"))
+        *type = R_X25519;
+    else if (EVP_PKEY_is_a(key, "EC") && alg_of(key) != NULL &&
+             strcmp(alg_of(key), "ecdsa-p256-sha256") == 0)
+        *type = R_P256;
+    else
+        return fwrel_error_set(FWREL_EKEY,
+                               "manifest recipients are RSA-4096, X25519 or EC P-256 keys");
+    return 0;
+}
+
+/* AES-256-GCM one-shot; enc: out = ct || tag; dec: in = ct || tag. */
+static int gcm(int enc, uint8_t *out, const uint8_t *key, const uint8_t *nonce, const uint8_t *aad,
+               size_t aad_len, const uint8_t *in, size_t in_len)
+{
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    size_t body = enc ? in_len : in_len - 16;
+    int n,
+        ok = c != NULL && (enc || in_len >= 16) &&
+             EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, key, nonce, enc) == 1 &&
+             (aad_len == 0 || EVP_CipherUpdate(c, NULL, &n, aad, (int)aad_len) == 1) &&
+             EVP_CipherUpdate(c, out, &n, in, (int)body) == 1 &&
+             (enc || EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, 16, (void *)(in + body)) == 1) &&
+             EVP_CipherFinal_ex(c, out + n, &n) == 1 &&
+             (!enc || EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16, out + body) == 1);
+    EVP_CIPHER_CTX_free(c);
+    ERR_clear_error();
+    return ok;
+}
+
+/* KEK = HKDF-SHA256(ECDH(priv, peer), salt = key id, info = KEK_INFO). */
+static int kek_derive(uint8_t kek[32], const fwrel_pkey *priv, const fwrel_pkey *peer,
+                      const uint8_t keyid[32])
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, (EVP_PKEY *)priv, NULL);
+    uint8_t shared[32];
+    size_t n = sizeof(shared);
+    int ok = ctx != NULL && EVP_PKEY_derive_init(ctx) == 1 &&
+             EVP_PKEY_derive_set_peer(ctx, (EVP_PKEY *)peer) == 1 &&
+             EVP_PKEY_derive(ctx, shared, &n) == 1 && n == 32;
+    EVP_PKEY_CTX_free(ctx);
+    if (ok) {
+        EVP_PKEY_CTX *h = EVP_PKEY_CTX_new_from_name(NULL, "HKDF", NULL);
+        size_t klen = 32;
+        ok = h != NULL && EVP_PKEY_derive_init(h) == 1 &&
+             EVP_PKEY_CTX_set_hkdf_md(h, EVP_sha256()) == 1 &&
+             EVP_PKEY_CTX_set1_hkdf_salt(h, keyid, 32) == 1 &&
+             EVP_PKEY_CTX_set1_hkdf_key(h, shared, 32) == 1 &&
+             EVP_PKEY_CTX_add1_hkdf_info(h, (const unsigned char *)KEK_INFO,
+                                         (int)strlen(KEK_INFO)) == 1 &&
+             EVP_PKEY_derive(h, kek, &klen) == 1 && klen == 32;
+        EVP_PKEY_CTX_free(h);
+    }
+    OPENSSL_cleanse(shared, sizeof(shared));
+    ERR_clear_error();
+    return ok;
+}
+
+static int keyid_raw(uint8_t out[32], const fwrel_pkey *key)
+{
+    char hex[65];
+    int error = fwrel_key_id(hex, key);
+    return error ? error
+                 : (fwrel_unhex(out, 32, hex) == 0 ? 0 : fwrel_error_set(FWREL_EKEY, "key id"));
+}
+
+/* The ephemeral public key as stored in an entry: X25519 raw 32, P-256 uncompressed 65. */
+static int eph_public(uint8_t out[65], const fwrel_pkey *eph, int type)
+{
+    size_t n = 65;
+    if (type == R_X25519)
+        return EVP_PKEY_get_raw_public_key(eph, out, &n) == 1 && n == 32 ? 0 : -1;
+    uint8_t xy[64];
+    if (fwrel_key_raw64(xy, eph) != 0)
+        return -1;
+    out[0] = 0x04;
+    memcpy(out + 1, xy, 64);
+    return 0;
+}
+
+static int eph_peer(fwrel_pkey **out, const uint8_t *data, int type)
+{
+    if (type == R_X25519) {
+        *out = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, data, 32);
+        return *out != NULL ? 0 : -1;
+    }
+    return data[0] == 0x04 && fwrel_key_parse_public(out, data + 1, 64, 1) == 0 ? 0 : -1;
+}
+
+int fwrel_manifest_seal(uint8_t **out, size_t *len, const uint8_t *signed_json, size_t signed_len,
+                        const fwrel_pkey *const *recipients, size_t count)
+{
+    FWREL_ASSERT_ARG(out != NULL && len != NULL && signed_json != NULL && recipients != NULL);
+    uint8_t *env = NULL, *cek = OPENSSL_secure_malloc(32), kek[32];
+    fwrel_pkey *eph = NULL;
+    int error = FWREL_EKEY;
+    *out = NULL;
+    if (cek == NULL)
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    if (count < 1 || count > FWREL_MANIFEST_MAX_RECIPIENTS) {
+        error = fwrel_error_set(FWREL_EUSAGE, "1 to %d recipients", FWREL_MANIFEST_MAX_RECIPIENTS);
+        goto done;
+    }
+    if (signed_len > FWREL_MANIFEST_SIGNED_MAX) {
+        error = fwrel_error_set(FWREL_EFORMAT, "signed manifest larger than %d bytes",
+                                FWREL_MANIFEST_SIGNED_MAX);
+        goto done;
+    }
+    size_t head = ENV_HEAD + ENV_ENTRY * count, total = head + signed_len + 16;
+    if ((env = calloc(1, total)) == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    memcpy(env, ENV_MAGIC, 8);
+    env[8] = 1;
+    env[10] = (uint8_t)count;
+    fwrel_put_le32(env + 12, (uint32_t)(signed_len + 16));
+    if (RAND_bytes(cek, 32) != 1 || RAND_bytes(env + 16, 12) != 1) {
+        error = fwrel_error_set_openssl(FWREL_EKEY, "no random bytes");
+        goto done;
+    }
+    for (size_t i = 0; i < count; i++) {
+        uint8_t *e = env + ENV_HEAD + ENV_ENTRY * i;
+        int type;
+        if ((error = recipient_type(&type, recipients[i])) != 0 ||
+            (error = keyid_raw(e + 4, recipients[i])) != 0) {
+            fwrel_error_prefix("recipient %zu", i + 1);
+            goto done;
+        }
+        e[0] = (uint8_t)type;
+        if (type == R_RSA4096) {
+            EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, (EVP_PKEY *)recipients[i], NULL);
+            size_t n = 512;
+            int ok = c != NULL && EVP_PKEY_encrypt_init(c) == 1 &&
+                     EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_OAEP_PADDING) == 1 &&
+                     EVP_PKEY_CTX_set_rsa_oaep_md(c, EVP_sha256()) == 1 &&
+                     EVP_PKEY_CTX_set_rsa_mgf1_md(c, EVP_sha256()) == 1 &&
+                     EVP_PKEY_encrypt(c, e + ENTRY_DATA, &n, cek, 32) == 1 && n == 512;
+            EVP_PKEY_CTX_free(c);
+            if (!ok) {
+                error =
+                    fwrel_error_set_openssl(FWREL_EKEY, "recipient %zu: RSA-OAEP failed", i + 1);
+                goto done;
+            }
+            continue;
+        }
+        static const uint8_t zero_nonce[12] = {0};
+        eph = type == R_X25519 ? EVP_PKEY_Q_keygen(NULL, NULL, "X25519") : NULL;
+        if ((type == R_P256 && fwrel_key_generate(&eph, FWREL_KEY_ECDSA256) != 0) || eph == NULL ||
+            eph_public(e + ENTRY_DATA, eph, type) != 0 ||
+            !kek_derive(kek, eph, recipients[i], e + 4) ||
+            !gcm(1, e + ENTRY_DATA + 65, kek, zero_nonce, NULL, 0, cek, 32)) {
+            error =
+                fwrel_error_set_openssl(FWREL_EKEY, "recipient %zu: key agreement failed", i + 1);
+            goto done;
+        }
+        fwrel_key_free(eph);
+        eph = NULL;
+    }
+    if (!gcm(1, env + head, cek, env + 16, env, head, signed_json, signed_len)) {
+        error = fwrel_error_set_openssl(FWREL_EKEY, "AES-GCM failed");
+        goto done;
+    }
+    *out = env;
+    *len = total;
+    env = NULL;
+    error = 0;
+done:
+    OPENSSL_cleanse(kek, sizeof(kek));
+    OPENSSL_secure_clear_free(cek, 32);
+    fwrel_key_free(eph);
+    free(env);
+    return error;
+}
+
+int fwrel_manifest_open(uint8_t **out, size_t *len, const uint8_t *env, size_t env_len,
+                        const fwrel_pkey *key)
+{
+    FWREL_ASSERT_ARG(out != NULL && len != NULL && env != NULL && key != NULL);
+    uint8_t id[32], kek[32], *cek = OPENSSL_secure_malloc(32), *plain = NULL;
+    fwrel_pkey *peer = NULL;
+    int type, error;
+    *out = NULL;
+    if (cek == NULL)
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    /* Step 1: bounds, before any crypto. */
+    if (env_len > FWREL_MANIFEST_ENVELOPE_MAX || env_len < ENV_HEAD + ENV_ENTRY + 16 ||
+        memcmp(env, ENV_MAGIC, 8) != 0 || env[8] != 1 || env[9] != 0 || env[11] != 0 ||
+        fwrel_le32(env + 28) != 0 || env[10] < 1 || env[10] > FWREL_MANIFEST_MAX_RECIPIENTS) {
+        error = fwrel_error_set(FWREL_EFORMAT,
+                                "not an fwrel manifest envelope (magic, version, sizes)");
+        goto done;
+    }
+    size_t n = env[10], head = ENV_HEAD + ENV_ENTRY * n, clen = fwrel_le32(env + 12);
+    if (clen < 16 || clen > FWREL_MANIFEST_SIGNED_MAX + 16 || head + clen != env_len) {
+        error = fwrel_error_set(FWREL_EFORMAT, "envelope length %zu does not match its header",
+                                env_len);
+        goto done;
+    }
+    /* Step 2: the entry for this key. */
+    if ((error = recipient_type(&type, key)) != 0 || (error = keyid_raw(id, key)) != 0)
+        goto done;
+    const uint8_t *e = NULL;
+    for (size_t i = 0; i < n && e == NULL; i++) {
+        const uint8_t *c = env + ENV_HEAD + ENV_ENTRY * i;
+        if (c[0] == type && memcmp(c + 4, id, 32) == 0)
+            e = c;
+    }
+    if (e == NULL) {
+        error =
+            fwrel_error_set(FWREL_EVERIFY, "the manifest is not addressed to this device's key");
+        goto done;
+    }
+    /* Step 3: unwrap the content key. */
+    if (type == R_RSA4096) {
+        EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, (EVP_PKEY *)key, NULL);
+        uint8_t buf[512];
+        size_t got = sizeof(buf);
+        int ok = c != NULL && EVP_PKEY_decrypt_init(c) == 1 &&
+                 EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_OAEP_PADDING) == 1 &&
+                 EVP_PKEY_CTX_set_rsa_oaep_md(c, EVP_sha256()) == 1 &&
+                 EVP_PKEY_CTX_set_rsa_mgf1_md(c, EVP_sha256()) == 1 &&
+                 EVP_PKEY_decrypt(c, buf, &got, e + ENTRY_DATA, 512) == 1 && got == 32;
+        EVP_PKEY_CTX_free(c);
+        ERR_clear_error();
+        if (ok)
+            memcpy(cek, buf, 32);
+        OPENSSL_cleanse(buf, sizeof(buf));
+        if (!ok) {
+            error = fwrel_error_set(FWREL_EVERIFY, "cannot unwrap the manifest key");
+            goto done;
+        }
+    } else {
+        static const uint8_t zero_nonce[12] = {0};
+        if (eph_peer(&peer, e + ENTRY_DATA, type) != 0 || !kek_derive(kek, key, peer, id) ||
+            !gcm(0, cek, kek, zero_nonce, NULL, 0, e + ENTRY_DATA + 65, 48)) {
+            error = fwrel_error_set(FWREL_EVERIFY, "cannot unwrap the manifest key");
+            goto done;
+        }
+    }
+    /* Step 4: decrypt with the recipient list as AAD. */
+    if ((plain = malloc(clen - 16 + 1)) == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    if (!gcm(0, plain, cek, env + 16, env, head, env + head, clen)) {
+        OPENSSL_cleanse(plain, clen - 16);
+        error = fwrel_error_set(FWREL_EVERIFY,
+                                "manifest GCM tag mismatch: altered, or not for this key");
+        goto done;
+    }
+    plain[clen - 16] = 0;
+    *out = plain;
+    *len = clen - 16;
+    plain = NULL;
+    error = 0;
+done:
+    free(plain);
+    OPENSSL_cleanse(kek, sizeof(kek));
+    OPENSSL_secure_clear_free(cek, 32);
+    fwrel_key_free(peer);
     return error;
 }

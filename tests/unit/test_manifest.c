@@ -140,11 +140,84 @@ static void test_threshold(void **state)
     fwrel_key_free(stranger);
 }
 
+static void test_envelope(void **state)
+{
+    (void)state;
+    fwrel_manifest m = sample();
+    fwrel_pkey *signer = NULL, *rsa = NULL, *p256 = NULL,
+               *x = EVP_PKEY_Q_keygen(NULL, NULL, "X25519"),
+               *other = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
+    assert_non_null(x);
+    assert_int_equal(fwrel_key_generate(&signer, FWREL_KEY_ECDSA256), 0);
+    assert_int_equal(fwrel_key_generate(&p256, FWREL_KEY_ECDSA256), 0);
+    rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)4096);
+    assert_non_null(rsa);
+    const fwrel_pkey *signers[] = {signer};
+    char *sj = NULL;
+    size_t sj_len, env_len, plain_len;
+    uint8_t *env = NULL, *plain = NULL;
+    assert_int_equal(fwrel_manifest_sign(&sj, &sj_len, &m, signers, 1), 0);
+    const fwrel_pkey *to[] = {rsa, x, p256};
+    assert_int_equal(fwrel_manifest_seal(&env, &env_len, (const uint8_t *)sj, sj_len, to, 3), 0);
+    assert_int_equal(env_len, 32 + 608 * 3 + sj_len + 16);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(fwrel_manifest_open(&plain, &plain_len, env, env_len, to[i]), 0);
+        assert_int_equal(plain_len, sj_len);
+        assert_memory_equal(plain, sj, sj_len);
+        fwrel_manifest got;
+        fwrel_manifest_trust trust = {{signer}, 1, 1};
+        assert_int_equal(fwrel_manifest_verify(&got, NULL, plain, plain_len, &trust), 0);
+        free(plain);
+    }
+    /* Not addressed to this key. */
+    assert_int_equal(fwrel_manifest_open(&plain, &plain_len, env, env_len, other), FWREL_EVERIFY);
+    assert_non_null(strstr(fwrel_error_last()->message, "not addressed"));
+    uint8_t *c = malloc(env_len + 1);
+    /* A flipped byte anywhere after the header is refused by every recipient. */
+    size_t offs[] = {32 + 608 + 40, 32 + 608 * 3 + 5, env_len - 1, 20};
+    for (size_t i = 0; i < 4; i++) {
+        memcpy(c, env, env_len);
+        c[offs[i]] ^= 1;
+        assert_int_equal(fwrel_manifest_open(&plain, &plain_len, c, env_len, p256), FWREL_EVERIFY);
+    }
+    /* Bounds: magic, truncation, an extra byte, a recipient count of 0 and 9. */
+    memcpy(c, env, env_len);
+    c[0] ^= 1;
+    assert_int_equal(fwrel_manifest_open(&plain, &plain_len, c, env_len, p256), FWREL_EFORMAT);
+    assert_int_equal(fwrel_manifest_open(&plain, &plain_len, env, env_len - 1, p256),
+                     FWREL_EFORMAT);
+    memcpy(c, env, env_len);
+    c[env_len] = 0;
+    assert_int_equal(fwrel_manifest_open(&plain, &plain_len, c, env_len + 1, p256), FWREL_EFORMAT);
+    memcpy(c, env, env_len);
+    c[10] = 0;
+    assert_int_equal(fwrel_manifest_open(&plain, &plain_len, c, env_len, p256), FWREL_EFORMAT);
+    c[10] = 9;
+    assert_int_equal(fwrel_manifest_open(&plain, &plain_len, c, env_len, p256), FWREL_EFORMAT);
+    /* Recipient kinds: RSA-3072 is not one. */
+    fwrel_pkey *rsa3k = NULL;
+    assert_int_equal(fwrel_key_generate(&rsa3k, FWREL_KEY_RSA3072), 0);
+    const fwrel_pkey *bad[] = {rsa3k};
+    uint8_t *e2 = NULL;
+    assert_int_equal(fwrel_manifest_seal(&e2, &env_len, (const uint8_t *)sj, sj_len, bad, 1),
+                     FWREL_EKEY);
+    free(c);
+    free(env);
+    free(sj);
+    fwrel_key_free(rsa3k);
+    fwrel_key_free(signer);
+    fwrel_key_free(rsa);
+    fwrel_key_free(p256);
+    fwrel_key_free(x);
+    fwrel_key_free(other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_and_strictness),
         cmocka_unit_test(test_threshold),
+        cmocka_unit_test(test_envelope),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,7 @@
 /*
  * manifest.h - the fwrel release manifest (docs/manifest.md): the canonical JSON
- * body (section 1) and its threshold signatures (section 2). The encrypted
- * envelope (section 3) is not implemented yet.
+ * body (section 1), its threshold signatures (section 2), and the encrypted
+ * envelope addressed to one or more recipients (section 3).
  */
 #ifndef FWREL_MANIFEST_H
 #define FWREL_MANIFEST_H
@@ -81,6 +81,30 @@ typedef struct fwrel_manifest_trust {
  */
 int fwrel_manifest_verify(fwrel_manifest *m, fwrel_report *report, const uint8_t *signed_json,
                           size_t len, const fwrel_manifest_trust *trust) FWREL_WUR;
+
+#define FWREL_MANIFEST_ENVELOPE_MAX   (64 * 1024)
+#define FWREL_MANIFEST_MAX_RECIPIENTS 8
+
+/**
+ * Encrypt signed.json to 1..8 recipients: RSA-4096 (OAEP-SHA256), X25519 or EC
+ * P-256 (ECDH, HKDF-SHA256, AES-256-GCM key wrap) public keys. A fresh content
+ * key and nonce, and fresh ephemeral keys, on every call.
+ * @param out  receives a malloc'd envelope; free()
+ * @return 0; FWREL_EKEY (a recipient key of another kind); FWREL_EFORMAT (too large)
+ */
+int fwrel_manifest_seal(uint8_t **out, size_t *len, const uint8_t *signed_json, size_t signed_len,
+                        const fwrel_pkey *const *recipients, size_t count) FWREL_WUR;
+
+/**
+ * Open an envelope with the device's private key, following docs/manifest.md
+ * section 4 steps 1-4 (bounds, the entry for this key, unwrap, GCM with the
+ * recipient list as AAD).
+ * @param out  receives signed.json (malloc'd; wipe and free with fwrel_io_free_secret())
+ * @return 0; FWREL_EFORMAT (bounds); FWREL_EVERIFY (not addressed to this key,
+ *         unwrap or tag failure); FWREL_EKEY
+ */
+int fwrel_manifest_open(uint8_t **out, size_t *len, const uint8_t *envelope, size_t envelope_len,
+                        const fwrel_pkey *key) FWREL_WUR;
 
 #ifdef __cplusplus
 }
