@@ -13,10 +13,13 @@
 #include "fwrel/espimg.h"
 #include "fwrel/io.h"
 #include "fwrel/keystore.h"
+#include "fwrel/manifest.h"
+#include "util.h"
 
 static struct {
     const char *output, *key, *pass_file, *pass_fd;
-    int decrypt, raw, force;
+    int decrypt, raw, force, manifest;
+    fwrel_strlist sign_keys, recipients;
 } o;
 
 static const fwrel_opt opts[] = {
@@ -27,6 +30,12 @@ static const fwrel_opt opts[] = {
     {"decrypt", 'd', FWREL_OPT_FLAG, NULL, "decrypt an encrypted image, as the device does",
      &o.decrypt},
     {"raw", 0, FWREL_OPT_FLAG, NULL, "encrypt a file that is not an ESP app image", &o.raw},
+    {"manifest", 0, FWREL_OPT_FLAG, NULL,
+     "the input is a manifest (JSON): sign it and encrypt it to the recipients", &o.manifest},
+    {"sign-key", 0, FWREL_OPT_MULTI, "KEY",
+     "with --manifest: a signing key (RSA-3072, P-256, Ed25519)", &o.sign_keys},
+    {"recipient", 0, FWREL_OPT_MULTI, "PUB",
+     "with --manifest: a device key it is encrypted to (RSA-4096, X25519, P-256)", &o.recipients},
     {"passphrase-file", 0, FWREL_OPT_STR, "FILE", "passphrase of an encrypted private key",
      &o.pass_file},
     {"passphrase-fd", 0, FWREL_OPT_STR, "N", "read that passphrase from file descriptor N",
@@ -145,9 +154,79 @@ done:
     return error;
 }
 
+/* --manifest: body (JSON) -> signed by every --sign-key -> sealed to every --recipient. */
+static int run_manifest(fwrel_ctx *ctx, const char *in, unsigned flags)
+{
+    fwrel_pkey *signers[FWREL_STRLIST_MAX] = {NULL}, *recips[FWREL_STRLIST_MAX] = {NULL};
+    fwrel_pass_src pass;
+    fwrel_manifest m;
+    uint8_t *text = NULL, *env = NULL;
+    char *signed_json = NULL;
+    size_t len = 0, slen = 0, elen = 0;
+    int error;
+
+    if ((error = fwrel_cmd_pass_source(ctx, &pass, o.pass_file, o.pass_fd, 0)) != 0)
+        return error;
+    if (fwrel_io_check_new(o.output, flags) != 0)
+        return fwrel_cmd_fail(ctx, o.output);
+    if ((error = fwrel_io_read_small(&text, &len, in, FWREL_MANIFEST_BODY_MAX)) != 0 ||
+        (error = fwrel_manifest_parse_input(&m, text, len)) != 0) {
+        error = fwrel_cmd_fail(ctx, in);
+        goto done;
+    }
+    for (int i = 0; i < o.sign_keys.n; i++)
+        if ((error = fwrel_key_load_private(&signers[i], o.sign_keys.v[i], &pass)) != 0) {
+            error = fwrel_cmd_fail(ctx, o.sign_keys.v[i]);
+            goto done;
+        }
+    for (int i = 0; i < o.recipients.n; i++)
+        if ((error = fwrel_key_load_public(&recips[i], o.recipients.v[i], 0)) != 0) {
+            error = fwrel_cmd_fail(ctx, o.recipients.v[i]);
+            goto done;
+        }
+    if ((error = fwrel_manifest_sign(&signed_json, &slen, &m, (const fwrel_pkey *const *)signers,
+                                     (size_t)o.sign_keys.n)) != 0 ||
+        (error = fwrel_manifest_seal(&env, &elen, (const uint8_t *)signed_json, slen,
+                                     (const fwrel_pkey *const *)recips, (size_t)o.recipients.n)) !=
+            0) {
+        error = fwrel_cmd_fail(ctx, in);
+        goto done;
+    }
+    if ((error = fwrel_io_write_file(o.output, env, elen, flags, 0644)) != 0) {
+        error = fwrel_cmd_fail(ctx, o.output);
+        goto done;
+    }
+    fwrel_cmd_print(
+        ctx,
+        "Manifest %s %s (%s, counter %llu) signed by %d key%s, encrypted to %d recipient%s: %s\n",
+        m.product, m.version, m.channel, (unsigned long long)m.counter, o.sign_keys.n,
+        o.sign_keys.n == 1 ? "" : "s", o.recipients.n, o.recipients.n == 1 ? "" : "s", o.output);
+    fwrel_cmd_set(ctx, "output", json_string(o.output));
+    fwrel_cmd_set(ctx, "signatures", json_integer(o.sign_keys.n));
+    fwrel_cmd_set(ctx, "recipients", json_integer(o.recipients.n));
+done:
+    for (int i = 0; i < FWREL_STRLIST_MAX; i++) {
+        fwrel_key_free(signers[i]);
+        fwrel_key_free(recips[i]);
+    }
+    free(signed_json);
+    free(env);
+    free(text);
+    return error;
+}
+
 static int run(fwrel_ctx *ctx)
 {
     unsigned flags = o.force ? FWREL_OUT_FORCE : 0;
+    if (o.manifest) {
+        if (o.key || o.decrypt || o.raw || o.output == NULL || o.sign_keys.n == 0 ||
+            o.recipients.n == 0)
+            return fwrel_cmd_usage(
+                ctx, "--manifest takes --sign-key (1..8), --recipient (1..8) and --output");
+        return run_manifest(ctx, ctx->argv[0], flags);
+    }
+    if (o.sign_keys.n || o.recipients.n)
+        return fwrel_cmd_usage(ctx, "--sign-key and --recipient go with --manifest");
     if (o.key == NULL || o.output == NULL)
         return fwrel_cmd_usage(ctx, "--key and --output are required");
     if (o.decrypt && o.raw)
@@ -164,7 +243,8 @@ static int run(fwrel_ctx *ctx)
 static const fwrel_cmd cmd = {
     .name = "fwrel-encrypt",
     .synopsis = "--key DEVICE_PUB.pem [--raw] -o OUT.enc IMAGE\n"
-                "--decrypt --key DEVICE_PRIV.pem -o OUT IMAGE.enc",
+                "--decrypt --key DEVICE_PRIV.pem -o OUT IMAGE.enc\n"
+                "--manifest --sign-key KEY [...] --recipient PUB [...] -o OUT.fwm MANIFEST.json",
     .summary = "pre-encrypt ESP app images (esp_encrypted_img), or decrypt them as the device does",
     .opts = opts,
     .min_args = 1,

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "runner.h"
 
@@ -14,13 +15,14 @@
 #include "fwrel/espimg.h"
 #include "fwrel/io.h"
 #include "fwrel/keystore.h"
+#include "fwrel/manifest.h"
 #include "fwrel/report.h"
 #include "fwrel/sbv1.h"
 #include "fwrel/sbv2.h"
 #include "util.h"
 
 static struct {
-    int info, sbv1, sbv2, skip_padding;
+    int info, sbv1, sbv2, skip_padding, manifest;
     const char *key;
     const char *device;
 } o;
@@ -30,6 +32,8 @@ static const fwrel_opt opts[] = {
      &o.info},
     {"device", 'd', FWREL_OPT_STR, "PROFILE", "verify as the device described by PROFILE would",
      &o.device},
+    {"manifest", 0, FWREL_OPT_FLAG, NULL,
+     "with --device: FILE is an encrypted manifest; check it as that device would", &o.manifest},
     {"sbv2", 0, FWREL_OPT_FLAG, NULL, "compatibility mode: espsecure verify-signature --version 2",
      &o.sbv2},
     {"sbv1", 0, FWREL_OPT_FLAG, NULL, "compatibility mode: espsecure verify-signature --version 1",
@@ -258,7 +262,19 @@ static int run_device(fwrel_ctx *ctx, const char *path)
         error = fwrel_cmd_fail(ctx, path);
         goto done;
     }
-    error = fwrel_device_verify_image(report, dev, &src);
+    if (o.manifest) {
+        uint8_t *env = NULL;
+        size_t len = 0;
+        fwrel_src_close(&src);
+        if ((error = fwrel_io_read_small(&env, &len, path, FWREL_MANIFEST_ENVELOPE_MAX)) != 0) {
+            error = fwrel_cmd_fail(ctx, path);
+            goto done;
+        }
+        error = fwrel_device_verify_manifest(report, dev, env, len, (uint64_t)time(NULL));
+        free(env);
+    } else {
+        error = fwrel_device_verify_image(report, dev, &src);
+    }
     fwrel_cmd_report(ctx, report);
     fwrel_cmd_set(ctx, "mode", json_string("device"));
     fwrel_cmd_set(ctx, "accepted", json_boolean(error == 0));
@@ -285,6 +301,8 @@ static int run(fwrel_ctx *ctx)
         return fwrel_cmd_usage(ctx, "--sbv1 and --sbv2 exclude each other");
     if ((o.sbv1 || o.sbv2) != (o.key != NULL))
         return fwrel_cmd_usage(ctx, "--key goes with --sbv2 or --sbv1");
+    if (o.manifest && !o.device)
+        return fwrel_cmd_usage(ctx, "--manifest goes with --device PROFILE");
     if (o.skip_padding && !o.sbv2)
         return fwrel_cmd_usage(ctx, "--skip-padding goes with --sbv2");
     if (o.info)
@@ -298,6 +316,7 @@ static const fwrel_cmd cmd = {
     .name = "fwrel-verify",
     .synopsis = "--info IMAGE\n"
                 "--device PROFILE IMAGE\n"
+                "--manifest --device PROFILE MANIFEST.fwm\n"
                 "--sbv2 [--skip-padding] --key KEY IMAGE\n"
                 "--sbv1 --key KEY IMAGE",
     .summary = "verify ESP app images as the device, or as espsecure, would",

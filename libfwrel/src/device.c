@@ -12,6 +12,7 @@
 
 #include "fwrel/espimg.h"
 #include "fwrel/keystore.h"
+#include "fwrel/manifest.h"
 #include "fwrel/sbv1.h"
 #include "fwrel/sbv2.h"
 #include "util.h"
@@ -39,6 +40,12 @@ struct fwrel_device {
     char running_version[33];
     uint32_t running_secure_version;
     uint64_t partition_size;
+    char device_type[65];
+    fwrel_pkey *manifest_key;                     /* the recipient key embedded in the device */
+    fwrel_manifest_trust trust;                   /* trusted signers and threshold */
+    fwrel_pkey *trusted[FWREL_MANIFEST_MAX_SIGS]; /* owned copies of trust.keys */
+    int has_counter;
+    uint64_t counter; /* the last installed release counter */
 };
 
 void fwrel_device_free(fwrel_device *d)
@@ -46,6 +53,9 @@ void fwrel_device_free(fwrel_device *d)
     if (d == NULL)
         return;
     fwrel_key_free(d->v1_key);
+    fwrel_key_free(d->manifest_key);
+    for (size_t i = 0; i < FWREL_MANIFEST_MAX_SIGS; i++)
+        fwrel_key_free(d->trusted[i]);
     free(d);
 }
 
@@ -145,11 +155,67 @@ static int parse_secure_boot(fwrel_device *d, const yt_node *sb, const char *dir
     return 0;
 }
 
+static void profile_path(char *out, size_t n, const char *dir, const char *s)
+{
+    int rel = s[0] != '/' && dir != NULL;
+    snprintf(out, n, "%s%s%s", rel ? dir : "", rel ? "/" : "", s);
+}
+
+static int parse_manifest(fwrel_device *d, const yt_node *mn, const char *dir)
+{
+    static const char *const keys[] = {"key", "trusted_keys", "threshold", "counter", NULL};
+    const yt_node *n;
+    const char *s;
+    char path[4096];
+    uint64_t v;
+    int error;
+    fwrel_pass_src none = {0};
+    if ((error = yt_expect(mn, YT_MAP, "manifest")) != 0 || (error = yt_check_keys(mn, keys)) != 0)
+        return error;
+    if ((n = yt_get(mn, "key")) == NULL)
+        return where(mn, "manifest needs the device's key (key: FILE)");
+    if ((error = yt_str(&s, n, 1024, "key")) != 0)
+        return error;
+    profile_path(path, sizeof(path), dir, s);
+    if ((error = fwrel_key_load_private(&d->manifest_key, path, &none)) != 0)
+        return fwrel_error_prefix("%d:%d: key %s", n->line, n->col, s);
+    if ((n = yt_get(mn, "trusted_keys")) == NULL)
+        return where(mn, "manifest needs trusted_keys");
+    if ((error = yt_expect(n, YT_SEQ, "trusted_keys")) != 0)
+        return error;
+    if (n->count < 1 || n->count > FWREL_MANIFEST_MAX_SIGS)
+        return where(n, "1 to %d trusted keys", FWREL_MANIFEST_MAX_SIGS);
+    for (size_t i = 0; i < n->count; i++) {
+        if ((error = yt_str(&s, n->items[i], 1024, "trusted key")) != 0)
+            return error;
+        profile_path(path, sizeof(path), dir, s);
+        if ((error = fwrel_key_load_public(&d->trusted[i], path, 0)) != 0)
+            return fwrel_error_prefix("%d:%d: trusted key %s", n->items[i]->line, n->items[i]->col,
+                                      s);
+        d->trust.keys[i] = d->trusted[i];
+    }
+    d->trust.count = n->count;
+    d->trust.threshold = 1;
+    if ((n = yt_get(mn, "threshold")) != NULL) {
+        if ((error = yt_u64(&v, n, d->trust.count, "threshold")) != 0)
+            return error;
+        if (v == 0)
+            return where(n, "threshold must be at least 1");
+        d->trust.threshold = (unsigned)v;
+    }
+    if ((n = yt_get(mn, "counter")) != NULL) {
+        if ((error = yt_u64(&d->counter, n, ((uint64_t)1 << 53) - 1, "counter")) != 0)
+            return error;
+        d->has_counter = 1;
+    }
+    return 0;
+}
+
 static int parse_profile(fwrel_device *d, const yt_node *root, const char *dir)
 {
     static const char *const keys[] = {
-        "chip",          "chip_revision", "efuse_block_revision", "secure_boot",
-        "anti_rollback", "running",       "partition_size",       NULL};
+        "chip",    "chip_revision",  "efuse_block_revision", "secure_boot", "anti_rollback",
+        "running", "partition_size", "device_type",          "manifest",    NULL};
     static const char *const ar_keys[] = {"enabled", "secure_version", "field_bits", NULL};
     static const char *const run_keys[] = {"version", "secure_version", NULL};
     const yt_node *n, *m;
@@ -182,6 +248,13 @@ static int parse_profile(fwrel_device *d, const yt_node *root, const char *dir)
         return where(n, "partition_size must be a non-zero multiple of 4096");
     d->sb = SB_OFF;
     if ((n = yt_get(root, "secure_boot")) != NULL && (error = parse_secure_boot(d, n, dir)) != 0)
+        return error;
+    if ((n = yt_get(root, "device_type")) != NULL) {
+        if ((error = yt_str(&s, n, 64, "device_type")) != 0)
+            return error;
+        snprintf(d->device_type, sizeof(d->device_type), "%s", s);
+    }
+    if ((n = yt_get(root, "manifest")) != NULL && (error = parse_manifest(d, n, dir)) != 0)
         return error;
     d->field_bits = d->chip->id == 0 ? 32 : 16;
     if ((n = yt_get(root, "anti_rollback")) != NULL) {
@@ -528,5 +601,64 @@ verdict:
 done:
     EVP_MD_CTX_free(h256);
     EVP_MD_CTX_free(hs.h384);
+    return error;
+}
+
+int fwrel_device_verify_manifest(fwrel_report *report, const fwrel_device *d, const uint8_t *env,
+                                 size_t len, uint64_t now)
+{
+    FWREL_ASSERT_ARG(d != NULL && env != NULL);
+    struct run r = {report, 0, ""};
+    fwrel_manifest m;
+    uint8_t *plain = NULL;
+    size_t plen = 0;
+    int error;
+    if (d->manifest_key == NULL)
+        return fwrel_error_set(FWREL_EUSAGE, "the device profile has no manifest section");
+    /* Steps 1-4: bounds, this device's entry, unwrap, GCM. */
+    if ((error = fwrel_manifest_open(&plain, &plen, env, len, d->manifest_key)) != 0) {
+        if (error != FWREL_EVERIFY && error != FWREL_EFORMAT)
+            return error;
+        step(&r, "manifest.open", 0, "%s", fwrel_error_last()->message);
+        goto verdict;
+    }
+    step(&r, "manifest.open", 1, "decrypted with the device key (%zu bytes)", plen);
+    /* Steps 5-7: strict parsing, signatures, threshold. */
+    if ((error = fwrel_manifest_verify(&m, report, plain, plen, &d->trust)) != 0) {
+        if (error != FWREL_EVERIFY && error != FWREL_EFORMAT)
+            goto done;
+        step(&r, "manifest.signatures", 0, "%s", fwrel_error_last()->message);
+        goto verdict;
+    }
+    /* Step 8: is it for this device, now? */
+    int type_ok = d->device_type[0] == '\0';
+    for (size_t i = 0; i < m.device_type_count && !type_ok; i++)
+        type_ok = strcmp(m.device_types[i], d->device_type) == 0;
+    step(&r, "manifest.device-type", type_ok, "%s %s the manifest's device types",
+         d->device_type[0] ? d->device_type : "any", type_ok ? "is among" : "is not among");
+    step(&r, "manifest.chip", strcmp(m.chip, d->chip->name) == 0, "manifest for %s, device is %s",
+         m.chip, d->chip->name);
+    step(&r, "manifest.chip-rev", d->chip_rev >= m.chip_rev_min && d->chip_rev <= m.chip_rev_max,
+         "chip v%u.%u, manifest range v%u.%u..v%u.%u", d->chip_rev / 100, d->chip_rev % 100,
+         m.chip_rev_min / 100, m.chip_rev_min % 100, m.chip_rev_max / 100, m.chip_rev_max % 100);
+    step(&r, "manifest.expiry", now < m.expires, "now %llu, expires %llu%s",
+         (unsigned long long)now, (unsigned long long)m.expires,
+         now < m.expires ? "" : ": expired (a frozen or replayed update)");
+    step(&r, "manifest.created", m.created <= now + 300, "created %llu, now %llu",
+         (unsigned long long)m.created, (unsigned long long)now);
+    if (d->has_counter)
+        step(&r, "manifest.counter", m.counter > d->counter,
+             "release counter %llu, last installed %llu%s", (unsigned long long)m.counter,
+             (unsigned long long)d->counter,
+             m.counter > d->counter ? "" : ": a replayed or older release");
+    if (d->anti_rollback)
+        step(&r, "manifest.secure-version", m.secure_version >= d->efuse_secure_version,
+             "secure_version %u, eFuse %u", m.secure_version, d->efuse_secure_version);
+verdict:
+    error = r.failed ? fwrel_error_set(FWREL_EVERIFY, "rejected at %s", r.first) : 0;
+    if (error == 0)
+        fwrel_error_clear();
+done:
+    fwrel_io_free_secret(plain, plen);
     return error;
 }

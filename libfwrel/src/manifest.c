@@ -279,6 +279,21 @@ int fwrel_manifest_decode(fwrel_manifest *m, const uint8_t *json, size_t len)
     return error;
 }
 
+int fwrel_manifest_parse_input(fwrel_manifest *m, const uint8_t *json, size_t len)
+{
+    FWREL_ASSERT_ARG(m != NULL && json != NULL);
+    json_error_t jerr;
+    json_t *j;
+    if (len > FWREL_MANIFEST_BODY_MAX)
+        return fwrel_error_set(FWREL_EFORMAT, "manifest larger than %d bytes",
+                               FWREL_MANIFEST_BODY_MAX);
+    if ((j = json_loadb((const char *)json, len, JSON_REJECT_DUPLICATES, &jerr)) == NULL)
+        return fwrel_error_set(FWREL_EFORMAT, "%d:%d: %s", jerr.line, jerr.column, jerr.text);
+    int error = decode_json(m, j);
+    json_decref(j);
+    return error;
+}
+
 static const char *alg_of(const fwrel_pkey *key)
 {
     int type;

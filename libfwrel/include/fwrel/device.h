@@ -44,8 +44,20 @@ void fwrel_device_free(fwrel_device *dev);
  *         where the device would not even get that far is still a reject,
  *         so malformed images are FWREL_EVERIFY too; FWREL_EIO on read errors
  */
-int fwrel_device_verify_image(fwrel_report *report, const fwrel_device *dev, fwrel_src *src)
-    FWREL_WUR;
+int fwrel_device_verify_image(fwrel_report *report, const fwrel_device *dev,
+                              fwrel_src *src) FWREL_WUR;
+
+/**
+ * Read a manifest envelope as this device would (docs/manifest.md section 4):
+ * open it with the profile's manifest key, check the signatures against the
+ * trusted keys and threshold, then device type, chip and revision, validity at
+ * time now, the release counter and the secure_version. Steps go to report.
+ * The profile needs a manifest section (docs/device-profile.md).
+ * @return 0 accepted; FWREL_EVERIFY rejected ("rejected at <step>: <reason>");
+ *         FWREL_EUSAGE when the profile has no manifest section
+ */
+int fwrel_device_verify_manifest(fwrel_report *report, const fwrel_device *dev,
+                                 const uint8_t *envelope, size_t len, uint64_t now) FWREL_WUR;
 
 #ifdef __cplusplus
 }

@@ -59,6 +59,12 @@ int fwrel_manifest_encode(char **out, size_t *len, const fwrel_manifest *m) FWRE
 int fwrel_manifest_decode(fwrel_manifest *m, const uint8_t *json, size_t len) FWREL_WUR;
 
 /**
+ * Read a body written by a person: any JSON layout and key order, but the same
+ * field rules as fwrel_manifest_decode() (no duplicates, unknown fields, floats).
+ */
+int fwrel_manifest_parse_input(fwrel_manifest *m, const uint8_t *json, size_t len) FWREL_WUR;
+
+/**
  * Sign a body with 1..8 keys (RSA-3072 PSS, ECDSA P-256, Ed25519), giving signed.json.
  * @param out  receives a malloc'd NUL-terminated string; free()
  */
