@@ -18,7 +18,7 @@
 
 static struct {
     const char *output, *key, *pass_file, *pass_fd;
-    int decrypt, raw, force, manifest;
+    int decrypt, raw, force, manifest, secure_fota;
     fwrel_strlist sign_keys, recipients;
 } o;
 
@@ -32,6 +32,9 @@ static const fwrel_opt opts[] = {
     {"raw", 0, FWREL_OPT_FLAG, NULL, "encrypt a file that is not an ESP app image", &o.raw},
     {"manifest", 0, FWREL_OPT_FLAG, NULL,
      "the input is a manifest (JSON): sign it and encrypt it to the recipients", &o.manifest},
+    {"secure-fota", 0, FWREL_OPT_FLAG, NULL,
+     "write the 1024-byte secure-FOTA manifest of IMAGE (one --sign-key, one --recipient)",
+     &o.secure_fota},
     {"sign-key", 0, FWREL_OPT_MULTI, "KEY",
      "with --manifest: a signing key (RSA-3072, P-256, Ed25519)", &o.sign_keys},
     {"recipient", 0, FWREL_OPT_MULTI, "PUB",
@@ -215,9 +218,71 @@ done:
     return error;
 }
 
+/* --secure-fota: the compatibility manifest of an image (docs/manifest.md section 5). */
+static int run_secure_fota(fwrel_ctx *ctx, const char *in, unsigned flags)
+{
+    fwrel_pkey *signer = NULL, *recip = NULL;
+    fwrel_pass_src pass;
+    fwrel_src src = {.fd = -1};
+    fwrel_espimg img;
+    uint8_t desc[256], out[FWREL_SECURE_FOTA_LEN];
+    int error;
+    if ((error = fwrel_cmd_pass_source(ctx, &pass, o.pass_file, o.pass_fd, 0)) != 0)
+        return error;
+    if (fwrel_io_check_new(o.output, flags) != 0)
+        return fwrel_cmd_fail(ctx, o.output);
+    if ((error = fwrel_src_open(&src, in, FWREL_IMAGE_MAX)) != 0 ||
+        (error = fwrel_espimg_parse(&img, &src, NULL)) != 0) {
+        error = fwrel_cmd_fail(ctx, in);
+        goto done;
+    }
+    if (!img.has_app_desc) {
+        fwrel_error_set(FWREL_EFORMAT,
+                        "no app descriptor: the secure-fota manifest is the esp_app_desc_t");
+        error = fwrel_cmd_fail(ctx, in);
+        goto done;
+    }
+    if ((error = fwrel_src_seek(&src, FWREL_APP_DESC_OFFSET)) != 0 ||
+        (error = fwrel_src_read(&src, desc, 256)) != 0) {
+        error = fwrel_cmd_fail(ctx, in);
+        goto done;
+    }
+    if ((error = fwrel_key_load_private(&signer, o.sign_keys.v[0], &pass)) != 0) {
+        error = fwrel_cmd_fail(ctx, o.sign_keys.v[0]);
+        goto done;
+    }
+    if ((error = fwrel_key_load_public(&recip, o.recipients.v[0], 0)) != 0) {
+        error = fwrel_cmd_fail(ctx, o.recipients.v[0]);
+        goto done;
+    }
+    if ((error = fwrel_manifest_securefota_make(out, desc, signer, recip)) != 0) {
+        error = fwrel_cmd_fail(ctx, NULL);
+        goto done;
+    }
+    if ((error = fwrel_io_write_file(o.output, out, sizeof(out), flags, 0644)) != 0) {
+        error = fwrel_cmd_fail(ctx, o.output);
+        goto done;
+    }
+    fwrel_cmd_print(ctx, "secure-fota manifest of %s (%s %s) written to %s\n", in,
+                    img.app_desc.project_name, img.app_desc.version, o.output);
+    fwrel_cmd_set(ctx, "output", json_string(o.output));
+done:
+    fwrel_src_close(&src);
+    fwrel_key_free(signer);
+    fwrel_key_free(recip);
+    return error;
+}
+
 static int run(fwrel_ctx *ctx)
 {
     unsigned flags = o.force ? FWREL_OUT_FORCE : 0;
+    if (o.secure_fota) {
+        if (o.manifest || o.key || o.decrypt || o.raw || o.output == NULL || o.sign_keys.n != 1 ||
+            o.recipients.n != 1)
+            return fwrel_cmd_usage(
+                ctx, "--secure-fota takes one --sign-key, one --recipient and --output");
+        return run_secure_fota(ctx, ctx->argv[0], flags);
+    }
     if (o.manifest) {
         if (o.key || o.decrypt || o.raw || o.output == NULL || o.sign_keys.n == 0 ||
             o.recipients.n == 0)
@@ -242,9 +307,11 @@ static int run(fwrel_ctx *ctx)
 
 static const fwrel_cmd cmd = {
     .name = "fwrel-encrypt",
-    .synopsis = "--key DEVICE_PUB.pem [--raw] -o OUT.enc IMAGE\n"
-                "--decrypt --key DEVICE_PRIV.pem -o OUT IMAGE.enc\n"
-                "--manifest --sign-key KEY [...] --recipient PUB [...] -o OUT.fwm MANIFEST.json",
+    .synopsis =
+        "--key DEVICE_PUB.pem [--raw] -o OUT.enc IMAGE\n"
+        "--decrypt --key DEVICE_PRIV.pem -o OUT IMAGE.enc\n"
+        "--manifest --sign-key KEY [...] --recipient PUB [...] -o OUT.fwm MANIFEST.json\n"
+        "--secure-fota --sign-key RSA3072.pem --recipient RSA4096.pub -o OUT.manifest IMAGE",
     .summary = "pre-encrypt ESP app images (esp_encrypted_img), or decrypt them as the device does",
     .opts = opts,
     .min_args = 1,

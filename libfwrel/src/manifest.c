@@ -767,3 +767,77 @@ done:
     fwrel_key_free(peer);
     return error;
 }
+
+/* secure-fota (docs/manifest.md section 5): PKCS#1 v1.5 throughout, as that project's Java
+ * Cipher.getInstance("RSA") and mbedtls_pk_decrypt use it. */
+static int rsa_bits(const fwrel_pkey *k, int bits)
+{
+    return EVP_PKEY_is_a(k, "RSA") && EVP_PKEY_get_bits(k) == bits;
+}
+
+static int pkcs1(int enc, uint8_t *out, size_t *out_len, const fwrel_pkey *key, const uint8_t *in,
+                 size_t in_len)
+{
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, (EVP_PKEY *)key, NULL);
+    int ok = c != NULL && (enc ? EVP_PKEY_encrypt_init(c) : EVP_PKEY_decrypt_init(c)) == 1 &&
+             EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PADDING) == 1 &&
+             (enc ? EVP_PKEY_encrypt(c, out, out_len, in, in_len)
+                  : EVP_PKEY_decrypt(c, out, out_len, in, in_len)) == 1;
+    EVP_PKEY_CTX_free(c);
+    ERR_clear_error();
+    return ok;
+}
+
+static int sha256_rsa(int sign, const fwrel_pkey *key, const uint8_t *msg, size_t len, uint8_t *sig,
+                      size_t *sig_len)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx != NULL &&
+             (sign ? EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, (EVP_PKEY *)key)
+                   : EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, (EVP_PKEY *)key)) == 1 &&
+             (sign ? EVP_DigestSign(ctx, sig, sig_len, msg, len)
+                   : EVP_DigestVerify(ctx, sig, *sig_len, msg, len)) == 1;
+    EVP_MD_CTX_free(ctx);
+    ERR_clear_error();
+    return ok;
+}
+
+int fwrel_manifest_securefota_make(uint8_t out[FWREL_SECURE_FOTA_LEN], const uint8_t app_desc[256],
+                                   const fwrel_pkey *sign_key, const fwrel_pkey *enc_key)
+{
+    FWREL_ASSERT_ARG(out != NULL && app_desc != NULL && sign_key != NULL && enc_key != NULL);
+    uint8_t sig[384];
+    size_t slen = sizeof(sig), n = 512;
+    if (!rsa_bits(sign_key, 3072) || !rsa_bits(enc_key, 4096))
+        return fwrel_error_set(
+            FWREL_EKEY, "secure-fota needs an RSA-3072 signing key and an RSA-4096 device key");
+    if (fwrel_le32(app_desc) != FWREL_APP_DESC_MAGIC)
+        return fwrel_error_set(FWREL_EFORMAT, "no app descriptor (magic 0xABCD5432)");
+    if (!sha256_rsa(1, sign_key, app_desc, 256, sig, &slen) || slen != 384)
+        return fwrel_error_set(FWREL_EKEY, "signing failed");
+    int ok = pkcs1(1, out, &n, enc_key, app_desc, 256) && n == 512;
+    n = 512;
+    ok = ok && pkcs1(1, out + 512, &n, enc_key, sig, 384) && n == 512;
+    if (!ok)
+        return fwrel_error_set(FWREL_EKEY, "RSA-4096 encryption failed");
+    return 0;
+}
+
+int fwrel_manifest_securefota_read(uint8_t app_desc[256], const uint8_t in[FWREL_SECURE_FOTA_LEN],
+                                   const fwrel_pkey *dec_key, const fwrel_pkey *verify_key)
+{
+    FWREL_ASSERT_ARG(app_desc != NULL && in != NULL && dec_key != NULL && verify_key != NULL);
+    uint8_t desc[512], sig[512];
+    size_t dlen = sizeof(desc), slen = sizeof(sig);
+    if (!rsa_bits(dec_key, 4096) || !rsa_bits(verify_key, 3072))
+        return fwrel_error_set(
+            FWREL_EKEY, "secure-fota needs the RSA-4096 device key and the RSA-3072 signer key");
+    if (!pkcs1(0, desc, &dlen, dec_key, in, 512) || dlen != 256 ||
+        !pkcs1(0, sig, &slen, dec_key, in + 512, 512) || slen != 384)
+        return fwrel_error_set(FWREL_EVERIFY,
+                               "cannot decrypt the manifest blocks: wrong key or altered");
+    if (!sha256_rsa(0, verify_key, desc, 256, sig, &slen))
+        return fwrel_error_set(FWREL_EVERIFY, "the manifest signature does not verify");
+    memcpy(app_desc, desc, 256);
+    return 0;
+}

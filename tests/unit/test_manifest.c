@@ -212,12 +212,36 @@ static void test_envelope(void **state)
     fwrel_key_free(other);
 }
 
+static void test_secure_fota(void **state)
+{
+    (void)state;
+    uint8_t desc[256] = {0x32, 0x54, 0xCD, 0xAB, 7}, got[256], out[FWREL_SECURE_FOTA_LEN];
+    fwrel_pkey *sign = NULL, *dev = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)4096),
+               *other = NULL;
+    assert_non_null(dev);
+    assert_int_equal(fwrel_key_generate(&sign, FWREL_KEY_RSA3072), 0);
+    assert_int_equal(fwrel_key_generate(&other, FWREL_KEY_RSA3072), 0);
+    assert_int_equal(fwrel_manifest_securefota_make(out, desc, sign, dev), 0);
+    assert_int_equal(fwrel_manifest_securefota_read(got, out, dev, sign), 0);
+    assert_memory_equal(got, desc, 256);
+    assert_int_equal(fwrel_manifest_securefota_read(got, out, dev, other), FWREL_EVERIFY);
+    out[100] ^= 1;
+    assert_int_equal(fwrel_manifest_securefota_read(got, out, dev, sign), FWREL_EVERIFY);
+    desc[0] = 0;
+    assert_int_equal(fwrel_manifest_securefota_make(out, desc, sign, dev), FWREL_EFORMAT);
+    assert_int_equal(fwrel_manifest_securefota_make(out, got, sign, sign), FWREL_EKEY);
+    fwrel_key_free(sign);
+    fwrel_key_free(dev);
+    fwrel_key_free(other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_and_strictness),
         cmocka_unit_test(test_threshold),
         cmocka_unit_test(test_envelope),
+        cmocka_unit_test(test_secure_fota),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -112,6 +112,27 @@ int fwrel_manifest_seal(uint8_t **out, size_t *len, const uint8_t *signed_json, 
 int fwrel_manifest_open(uint8_t **out, size_t *len, const uint8_t *envelope, size_t envelope_len,
                         const fwrel_pkey *key) FWREL_WUR;
 
+/* The secure-FOTA-environment-ESP32 compatibility profile (docs/manifest.md section 5). */
+#define FWREL_SECURE_FOTA_LEN 1024
+
+/**
+ * Make the 1024-byte secure-fota manifest: RSA-4096-PKCS1v1.5(app_desc) ||
+ * RSA-4096-PKCS1v1.5(SHA256withRSA-3072 PKCS#1 v1.5 signature of app_desc).
+ * @param app_desc  the image's 256-byte esp_app_desc_t
+ * @param sign_key  RSA-3072 private key; enc_key: the devices' RSA-4096 public key
+ */
+int fwrel_manifest_securefota_make(uint8_t out[FWREL_SECURE_FOTA_LEN], const uint8_t app_desc[256],
+                                   const fwrel_pkey *sign_key, const fwrel_pkey *enc_key) FWREL_WUR;
+
+/**
+ * Read it back as such a device does: decrypt both blocks with dec_key (RSA-4096
+ * private), verify the signature with verify_key (RSA-3072 public).
+ * @return 0; FWREL_EVERIFY (decryption or signature); FWREL_EKEY
+ */
+int fwrel_manifest_securefota_read(uint8_t app_desc[256], const uint8_t in[FWREL_SECURE_FOTA_LEN],
+                                   const fwrel_pkey *dec_key,
+                                   const fwrel_pkey *verify_key) FWREL_WUR;
+
 #ifdef __cplusplus
 }
 #endif
