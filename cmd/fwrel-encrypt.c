@@ -20,6 +20,7 @@ static struct {
     const char *output, *key, *pass_file, *pass_fd;
     int decrypt, raw, force, manifest, secure_fota;
     fwrel_strlist sign_keys, recipients;
+    const char *from_signed, *from_plain, *from_encrypted;
 } o;
 
 static const fwrel_opt opts[] = {
@@ -32,6 +33,13 @@ static const fwrel_opt opts[] = {
     {"raw", 0, FWREL_OPT_FLAG, NULL, "encrypt a file that is not an ESP app image", &o.raw},
     {"manifest", 0, FWREL_OPT_FLAG, NULL,
      "the input is a manifest (JSON): sign it and encrypt it to the recipients", &o.manifest},
+    {"signed-image", 0, FWREL_OPT_STR, "FILE",
+     "with --manifest: take version, chip and digests from the images; the input holds the rest",
+     &o.from_signed},
+    {"encrypted-image", 0, FWREL_OPT_STR, "FILE", "with --signed-image: the encrypted image",
+     &o.from_encrypted},
+    {"plain-image", 0, FWREL_OPT_STR, "FILE",
+     "with --signed-image: the image before signing (default: the signed one)", &o.from_plain},
     {"secure-fota", 0, FWREL_OPT_FLAG, NULL,
      "write the 1024-byte secure-FOTA manifest of IMAGE (one --sign-key, one --recipient)",
      &o.secure_fota},
@@ -173,7 +181,10 @@ static int run_manifest(fwrel_ctx *ctx, const char *in, unsigned flags)
     if (fwrel_io_check_new(o.output, flags) != 0)
         return fwrel_cmd_fail(ctx, o.output);
     if ((error = fwrel_io_read_small(&text, &len, in, FWREL_MANIFEST_BODY_MAX)) != 0 ||
-        (error = fwrel_manifest_parse_input(&m, text, len)) != 0) {
+        (error = o.from_signed ? fwrel_manifest_from_images(
+                                     &m, text, len, o.from_plain ? o.from_plain : o.from_signed,
+                                     o.from_signed, o.from_encrypted)
+                               : fwrel_manifest_parse_input(&m, text, len)) != 0) {
         error = fwrel_cmd_fail(ctx, in);
         goto done;
     }
@@ -288,8 +299,16 @@ static int run(fwrel_ctx *ctx)
             o.recipients.n == 0)
             return fwrel_cmd_usage(
                 ctx, "--manifest takes --sign-key (1..8), --recipient (1..8) and --output");
+        if ((o.from_plain || o.from_encrypted) && !o.from_signed)
+            return fwrel_cmd_usage(ctx,
+                                   "--plain-image and --encrypted-image go with --signed-image");
+        if (o.from_signed && !o.from_encrypted)
+            return fwrel_cmd_usage(ctx, "--signed-image needs --encrypted-image");
         return run_manifest(ctx, ctx->argv[0], flags);
     }
+    if (o.from_signed || o.from_plain || o.from_encrypted)
+        return fwrel_cmd_usage(
+            ctx, "--signed-image, --plain-image and --encrypted-image go with --manifest");
     if (o.sign_keys.n || o.recipients.n)
         return fwrel_cmd_usage(ctx, "--sign-key and --recipient go with --manifest");
     if (o.key == NULL || o.output == NULL)

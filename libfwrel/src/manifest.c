@@ -12,6 +12,7 @@
 #include <openssl/rsa.h>
 
 #include "fwrel/espimg.h"
+#include "fwrel/io.h"
 #include "util.h"
 
 #define DOMAIN      "fwrel-manifest-v1"
@@ -291,6 +292,100 @@ int fwrel_manifest_parse_input(fwrel_manifest *m, const uint8_t *json, size_t le
         return fwrel_error_set(FWREL_EFORMAT, "%d:%d: %s", jerr.line, jerr.column, jerr.text);
     int error = decode_json(m, j);
     json_decref(j);
+    return error;
+}
+
+/* SHA-256 and size of a file, streaming. */
+static int file_digest(fwrel_manifest_digest *d, const char *path)
+{
+    fwrel_src src;
+    uint8_t buf[65536];
+    unsigned int n;
+    int error = fwrel_src_open(&src, path, UINT32_MAX);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (error == 0 && (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1))
+        error = fwrel_error_set_openssl(FWREL_EIO, "digest setup failed");
+    while (error == 0 && src.pos < src.size) {
+        size_t chunk =
+            src.size - src.pos < sizeof(buf) ? (size_t)(src.size - src.pos) : sizeof(buf);
+        if ((error = fwrel_src_read(&src, buf, chunk)) == 0 &&
+            EVP_DigestUpdate(md, buf, chunk) != 1)
+            error = fwrel_error_set_openssl(FWREL_EIO, "digest failed");
+    }
+    if (error == 0 && EVP_DigestFinal_ex(md, d->sha256, &n) != 1)
+        error = fwrel_error_set_openssl(FWREL_EIO, "digest failed");
+    d->size = src.size;
+    EVP_MD_CTX_free(md);
+    fwrel_src_close(&src);
+    if (error)
+        fwrel_error_prefix("%s", path);
+    return error;
+}
+
+int fwrel_manifest_from_images(fwrel_manifest *m, const uint8_t *tmpl, size_t len,
+                               const char *plain_path, const char *signed_path,
+                               const char *encrypted_path)
+{
+    FWREL_ASSERT_ARG(m != NULL && tmpl != NULL && plain_path != NULL && signed_path != NULL &&
+                     encrypted_path != NULL);
+    static const char *const keys[] = {"product", "device_types", "channel", "counter",
+                                       "created", "expires",      NULL};
+    json_error_t jerr;
+    json_t *t = NULL, *full = NULL;
+    fwrel_espimg img;
+    fwrel_src src = {.fd = -1};
+    char hex[65];
+    int error;
+    if (len > FWREL_MANIFEST_BODY_MAX)
+        return fwrel_error_set(FWREL_EFORMAT, "template larger than %d bytes",
+                               FWREL_MANIFEST_BODY_MAX);
+    if ((t = json_loadb((const char *)tmpl, len, JSON_REJECT_DUPLICATES, &jerr)) == NULL)
+        return fwrel_error_set(FWREL_EFORMAT, "%d:%d: %s", jerr.line, jerr.column, jerr.text);
+    if ((error = exact_keys(t, "template", keys)) != 0)
+        goto done;
+    if ((error = fwrel_src_open(&src, signed_path, FWREL_IMAGE_MAX)) != 0 ||
+        (error = fwrel_espimg_parse(&img, &src, NULL)) != 0) {
+        fwrel_error_prefix("%s", signed_path);
+        goto done;
+    }
+    if (!img.has_app_desc || img.chip == NULL) {
+        error = fwrel_error_set(FWREL_EFORMAT,
+                                "%s: no app descriptor or unknown chip: nothing to take the "
+                                "version from",
+                                signed_path);
+        goto done;
+    }
+    fwrel_manifest_digest plain, signd, enc;
+    if ((error = file_digest(&plain, plain_path)) != 0 ||
+        (error = file_digest(&signd, signed_path)) != 0 ||
+        (error = file_digest(&enc, encrypted_path)) != 0)
+        goto done;
+    const char *slash = strrchr(encrypted_path, '/');
+    /* The template's fields plus the derived ones, decoded by the same strict rules. */
+    full = json_deep_copy(t);
+    json_object_set_new(full, "format", json_string("fwrel-manifest"));
+    json_object_set_new(full, "format_version", json_integer(1));
+    json_object_set_new(full, "chip", json_string(img.chip->name));
+    json_object_set_new(full, "chip_rev_min", json_integer(img.min_chip_rev_full));
+    json_object_set_new(full, "chip_rev_max",
+                        json_integer(img.max_chip_rev_full == 0 ? 65535 : img.max_chip_rev_full));
+    json_object_set_new(full, "version", json_string(img.app_desc.version));
+    json_object_set_new(full, "secure_version", json_integer(img.app_desc.secure_version));
+    json_object_set_new(full, "image_name", json_string(slash ? slash + 1 : encrypted_path));
+    json_t *image = json_object();
+    const fwrel_manifest_digest *ds[] = {&plain, &signd, &enc};
+    const char *names[] = {"plain", "signed", "encrypted"};
+    for (int i = 0; i < 3; i++) {
+        fwrel_hex(hex, ds[i]->sha256, 32);
+        json_object_set_new(image, names[i],
+                            json_pack("{s:s,s:I}", "sha256", hex, "size", (json_int_t)ds[i]->size));
+    }
+    json_object_set_new(full, "image", image);
+    error = decode_json(m, full);
+done:
+    fwrel_src_close(&src);
+    json_decref(full);
+    json_decref(t);
     return error;
 }
 

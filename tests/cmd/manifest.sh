@@ -68,6 +68,26 @@ printf '\x01' | dd of=flip.fwm bs=1 seek=$((size - 20)) conv=notrunc status=none
 expect_rc 1 "a flipped byte" fwrel-verify --manifest --device dev.yaml flip.fwm
 expect_err "rejected at manifest.open" "flipped byte"
 
+# From the release's images and a template of the release fields only.
+fwrel-testimg --chip esp32c3 --version 2.4.6 --secure-version 3 -o app.bin >/dev/null
+fwrel-keygen --scheme rsa3072 --no-passphrase -o sb.pem >/dev/null
+fwrel-sign -k sb.pem -o app.signed.bin app.bin >/dev/null
+fwrel-encrypt --key s1.pub -o app.enc app.signed.bin >/dev/null
+cat >release.json <<JSON
+{"product": "thermo", "device_types": ["thermo-a"], "channel": "beta", "counter": 9,
+ "created": $((now - 10)), "expires": $((now + 3600))}
+JSON
+expect_rc 0 "a manifest from the images" fwrel-encrypt --manifest --signed-image app.signed.bin \
+    --plain-image app.bin --encrypted-image app.enc --sign-key s1.pem --sign-key s2.pem --recipient dev.pub \
+    -o rel.fwm release.json
+expect_rc 0 "the device reads it" fwrel-verify --manifest --device dev.yaml rel.fwm
+echo "$OUT" | grep -q "PASS manifest.parse .*thermo 2.4.6 (beta), counter 9" && ok || fail "derived fields: $OUT"
+printf '{"product": "thermo", "version": "9.9"}' >override.json
+expect_rc 3 "a template may not set derived fields" fwrel-encrypt --manifest --signed-image app.signed.bin \
+    --encrypted-image app.enc --sign-key s1.pem --recipient dev.pub -o x.fwm override.json
+expect_rc 2 "--signed-image without --encrypted-image" fwrel-encrypt --manifest --signed-image app.signed.bin \
+    --sign-key s1.pem --recipient dev.pub -o x.fwm release.json
+
 # Bad manifests and keys: refused before anything is written.
 body 7 ', "colour": "red"' >unknown.json
 expect_rc 3 "unknown field" fwrel-encrypt --manifest --sign-key s1.pem --recipient dev.pub -o x.fwm unknown.json

@@ -65,6 +65,19 @@ int fwrel_manifest_decode(fwrel_manifest *m, const uint8_t *json, size_t len) FW
 int fwrel_manifest_parse_input(fwrel_manifest *m, const uint8_t *json, size_t len) FWREL_WUR;
 
 /**
+ * Build a body from the release's image files and a template holding only the
+ * release fields (product, device_types, channel, counter, created, expires;
+ * any JSON layout, strict fields): version, secure_version, chip and revision
+ * range come from the signed image's header and app descriptor; the SHA-256 and
+ * size of each file, and image_name (the encrypted file's name), are computed.
+ * @param plain_path  the image before signing (may be the same file as signed_path)
+ * @return 0; FWREL_EFORMAT (template, or an image without app descriptor); FWREL_EIO
+ */
+int fwrel_manifest_from_images(fwrel_manifest *m, const uint8_t *template_json, size_t len,
+                               const char *plain_path, const char *signed_path,
+                               const char *encrypted_path) FWREL_WUR;
+
+/**
  * Sign a body with 1..8 keys (RSA-3072 PSS, ECDSA P-256, Ed25519), giving signed.json.
  * @param out  receives a malloc'd NUL-terminated string; free()
  */
