@@ -330,6 +330,8 @@ static const fwrel_cmd cmd = {
         "--key DEVICE_PUB.pem [--raw] -o OUT.enc IMAGE\n"
         "--decrypt --key DEVICE_PRIV.pem -o OUT IMAGE.enc\n"
         "--manifest --sign-key KEY [...] --recipient PUB [...] -o OUT.fwm MANIFEST.json\n"
+        "--manifest --signed-image S --encrypted-image E [--plain-image P] --sign-key KEY [...]"
+        " --recipient PUB [...] -o OUT.fwm RELEASE.json\n"
         "--secure-fota --sign-key RSA3072.pem --recipient RSA4096.pub -o OUT.manifest IMAGE",
     .summary = "pre-encrypt ESP app images (esp_encrypted_img), or decrypt them as the device does",
     .opts = opts,
