@@ -299,24 +299,12 @@ int fwrel_manifest_parse_input(fwrel_manifest *m, const uint8_t *json, size_t le
 static int file_digest(fwrel_manifest_digest *d, const char *path)
 {
     fwrel_src src;
-    uint8_t buf[65536];
-    unsigned int n;
     int error = fwrel_src_open(&src, path, UINT32_MAX);
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    if (error == 0 && (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1))
-        error = fwrel_error_set_openssl(FWREL_EIO, "digest setup failed");
-    while (error == 0 && src.pos < src.size) {
-        size_t chunk =
-            src.size - src.pos < sizeof(buf) ? (size_t)(src.size - src.pos) : sizeof(buf);
-        if ((error = fwrel_src_read(&src, buf, chunk)) == 0 &&
-            EVP_DigestUpdate(md, buf, chunk) != 1)
-            error = fwrel_error_set_openssl(FWREL_EIO, "digest failed");
+    if (error == 0) {
+        d->size = src.size;
+        error = fwrel_digest_src(d->sha256, NULL, &src, src.size);
+        fwrel_src_close(&src);
     }
-    if (error == 0 && EVP_DigestFinal_ex(md, d->sha256, &n) != 1)
-        error = fwrel_error_set_openssl(FWREL_EIO, "digest failed");
-    d->size = src.size;
-    EVP_MD_CTX_free(md);
-    fwrel_src_close(&src);
     if (error)
         fwrel_error_prefix("%s", path);
     return error;

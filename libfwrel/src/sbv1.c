@@ -26,8 +26,8 @@ int fwrel_sbv1_parse_block(uint32_t *version, uint8_t sig[64], const uint8_t *bl
     return 0;
 }
 
-static int hmac(uint8_t out[32], const uint8_t key[32], const uint8_t *a, size_t alen, const uint8_t *b,
-                size_t blen)
+static int hmac(uint8_t out[32], const uint8_t key[32], const uint8_t *a, size_t alen,
+                const uint8_t *b, size_t blen)
 {
     uint8_t msg[128];
     unsigned int n = 0;
@@ -262,10 +262,8 @@ int fwrel_sbv1_signing_digest(uint8_t out[32], const char *in_path, int ignore_c
 int fwrel_sbv1_verify_compat(fwrel_report *report, fwrel_src *src, const fwrel_pkey *key)
 {
     FWREL_ASSERT_ARG(src != NULL && key != NULL);
-    uint8_t block[FWREL_SBV1_BLOCK_LEN], sig[64], digest[32], buf[65536];
+    uint8_t block[FWREL_SBV1_BLOCK_LEN], sig[64], digest[32];
     uint32_t version;
-    EVP_MD_CTX *md = NULL;
-    unsigned int n;
     int error;
 
     if (src->size < FWREL_SBV1_BLOCK_LEN) {
@@ -285,29 +283,11 @@ int fwrel_sbv1_verify_compat(fwrel_report *report, fwrel_src *src, const fwrel_p
                                "espsecure only supports version 0.",
                                version);
     }
-    if ((md = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
-        (error = fwrel_src_seek(src, 0)) != 0) {
-        error = error ? error : fwrel_error_set_openssl(FWREL_EIO, "digest setup failed");
-        goto done;
-    }
-    while (len > 0) {
-        size_t chunk = len < sizeof(buf) ? (size_t)len : sizeof(buf);
-        if ((error = fwrel_src_read(src, buf, chunk)) != 0)
-            goto done;
-        if (EVP_DigestUpdate(md, buf, chunk) != 1) {
-            error = fwrel_error_set_openssl(FWREL_EIO, "digest failed");
-            goto done;
-        }
-        len -= chunk;
-    }
-    if (EVP_DigestFinal_ex(md, digest, &n) != 1) {
-        error = fwrel_error_set_openssl(FWREL_EIO, "digest failed");
-        goto done;
-    }
+    if ((error = fwrel_src_seek(src, 0)) != 0 ||
+        (error = fwrel_digest_src(digest, NULL, src, len)) != 0)
+        return error;
     error = fwrel_sbv1_verify_digest(sig, key, digest);
     fwrel_report_add(report, "sbv1.signature", error ? FWREL_FAIL : FWREL_PASS, "%s",
                      error ? "Signature is not valid." : "Signature is valid.");
-done:
-    EVP_MD_CTX_free(md);
     return error;
 }

@@ -636,40 +636,6 @@ int fwrel_sbv2_signing_digest(uint8_t out[48], size_t *out_len, const char *in_p
     return error;
 }
 
-/* Hash [0, len) of src with SHA-256, and SHA-384 when want384. */
-static int hash_range(uint8_t d256[32], uint8_t d384[48], int want384, fwrel_src *src, uint64_t len)
-{
-    EVP_MD_CTX *a = EVP_MD_CTX_new(), *b = want384 ? EVP_MD_CTX_new() : NULL;
-    uint8_t *buf = malloc(65536);
-    unsigned int n;
-    int error = 0;
-    if (a == NULL || buf == NULL || (want384 && b == NULL) ||
-        EVP_DigestInit_ex(a, EVP_sha256(), NULL) != 1 ||
-        (b != NULL && EVP_DigestInit_ex(b, EVP_sha384(), NULL) != 1) ||
-        (error = fwrel_src_seek(src, 0)) != 0) {
-        error = error ? error : fwrel_error_set_openssl(FWREL_EIO, "digest setup failed");
-        goto done;
-    }
-    while (len > 0) {
-        size_t chunk = len < 65536 ? (size_t)len : 65536;
-        if ((error = fwrel_src_read(src, buf, chunk)) != 0)
-            goto done;
-        if (EVP_DigestUpdate(a, buf, chunk) != 1 ||
-            (b != NULL && EVP_DigestUpdate(b, buf, chunk) != 1)) {
-            error = fwrel_error_set_openssl(FWREL_EIO, "digest failed");
-            goto done;
-        }
-        len -= chunk;
-    }
-    if (EVP_DigestFinal_ex(a, d256, &n) != 1 || (b != NULL && EVP_DigestFinal_ex(b, d384, &n) != 1))
-        error = fwrel_error_set_openssl(FWREL_EIO, "digest failed");
-done:
-    free(buf);
-    EVP_MD_CTX_free(a);
-    EVP_MD_CTX_free(b);
-    return error;
-}
-
 int fwrel_sbv2_verify_compat(fwrel_report *report, fwrel_src *src, const fwrel_pkey *key,
                              int skip_padding)
 {
@@ -696,7 +662,8 @@ int fwrel_sbv2_verify_compat(fwrel_report *report, fwrel_src *src, const fwrel_p
     int want384 = 0;
     for (int i = 0; i < FWREL_SBV2_MAX_BLOCKS; i++)
         want384 |= sec.blocks[i].valid && sec.blocks[i].version == 3 && sec.blocks[i].raw[2] == 1;
-    if ((error = hash_range(d256, d384, want384, src, data_len)) != 0)
+    if ((error = fwrel_src_seek(src, 0)) != 0 ||
+        (error = fwrel_digest_src(d256, want384 ? d384 : NULL, src, data_len)) != 0)
         return error;
 
     for (int i = 0; i < FWREL_SBV2_MAX_BLOCKS; i++) {

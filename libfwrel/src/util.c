@@ -1,7 +1,13 @@
 /* util.c - internal helpers (util.h). */
 #include "util.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+#include <openssl/evp.h>
+
+#include "fwrel/error.h"
+#include "fwrel/io.h"
 
 void fwrel_reverse(uint8_t *p, size_t n)
 {
@@ -97,4 +103,36 @@ void fwrel_text_field(char *out, const uint8_t *field, size_t n)
     for (; i < n && field[i] != 0; i++)
         out[i] = (char)field[i];
     out[i] = '\0';
+}
+
+int fwrel_digest_src(uint8_t d256[32], uint8_t *d384, fwrel_src *src, uint64_t len)
+{
+    EVP_MD_CTX *a = EVP_MD_CTX_new(), *b = d384 != NULL ? EVP_MD_CTX_new() : NULL;
+    uint8_t *buf = malloc(65536);
+    unsigned int n;
+    int error = 0;
+    if (a == NULL || buf == NULL || (d384 != NULL && b == NULL) ||
+        EVP_DigestInit_ex(a, EVP_sha256(), NULL) != 1 ||
+        (b != NULL && EVP_DigestInit_ex(b, EVP_sha384(), NULL) != 1)) {
+        error = fwrel_error_set_openssl(FWREL_EIO, "digest setup failed");
+        goto done;
+    }
+    while (len > 0) {
+        size_t chunk = len < 65536 ? (size_t)len : 65536;
+        if ((error = fwrel_src_read(src, buf, chunk)) != 0)
+            goto done;
+        if (EVP_DigestUpdate(a, buf, chunk) != 1 ||
+            (b != NULL && EVP_DigestUpdate(b, buf, chunk) != 1)) {
+            error = fwrel_error_set_openssl(FWREL_EIO, "digest failed");
+            goto done;
+        }
+        len -= chunk;
+    }
+    if (EVP_DigestFinal_ex(a, d256, &n) != 1 || (b != NULL && EVP_DigestFinal_ex(b, d384, &n) != 1))
+        error = fwrel_error_set_openssl(FWREL_EIO, "digest failed");
+done:
+    free(buf);
+    EVP_MD_CTX_free(a);
+    EVP_MD_CTX_free(b);
+    return error;
 }

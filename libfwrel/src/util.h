@@ -49,4 +49,13 @@ int fwrel_parse_u64(uint64_t *out, const char *s, uint64_t max);
 /** Copy a fixed-size, possibly unterminated, C text field into out (size n+1), stopping at NUL. */
 void fwrel_text_field(char *out, const uint8_t *field, size_t n);
 
+struct fwrel_src;
+
+/**
+ * Hash len bytes of src from its current position, streaming (64 KiB at a time):
+ * SHA-256 into d256, and SHA-384 into d384 unless it is NULL.
+ * @return 0, a read error of src, or FWREL_EIO
+ */
+int fwrel_digest_src(uint8_t d256[32], uint8_t *d384, struct fwrel_src *src, uint64_t len);
+
 #endif
