@@ -1,6 +1,7 @@
 /* runner.c - the shared command runner (runner.h). */
 #include "runner.h"
 
+#include <assert.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -223,7 +224,7 @@ static int opt_index(const fwrel_cmd *cmd, const fwrel_opt *o)
 static int parse(fwrel_ctx *ctx, int argc, char **argv)
 {
     const fwrel_cmd *cmd = ctx->cmd;
-    unsigned char seen[128] = {0};
+    unsigned char seen[128] = {0}; /* one per option of both tables */
     char **pos = calloc((size_t)argc + 1, sizeof(char *));
     int npos = 0, only_args = 0;
     if (pos == NULL)
@@ -281,7 +282,9 @@ static int parse(fwrel_ctx *ctx, int argc, char **argv)
             free(pos);
             return fwrel_cmd_usage(ctx, "option --%s needs a non-empty value", o->name);
         }
-        int error = set_opt(ctx, o, value, seen, opt_index(cmd, o));
+        int idx = opt_index(cmd, o);
+        assert(idx < (int)sizeof(seen)); /* a command with more than 128 options is a bug */
+        int error = set_opt(ctx, o, value, seen, idx);
         if (error) {
             free(pos);
             return error;
