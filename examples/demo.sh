@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # examples/demo.sh WORKDIR - the fwrel flow on the embedded example, non-interactively:
-# example firmware -> Secure Boot V2 key (encrypted at rest) -> signed image -> a device
-# profile that trusts the key -> verified as that device would, and a tampered copy refused.
+# example firmware -> Secure Boot V2 key (encrypted at rest) -> signed image -> pre-encrypted
+# image -> a release manifest signed 2-of-2 and encrypted to the device -> a device profile ->
+# the manifest and the image checked as that device would, and a tampered copy refused.
 #
 # Uses the commands in $FWREL_BIN, else ./build (scripts/setup.sh builds them there).
 set -euo pipefail
@@ -38,7 +39,31 @@ step "3. sign the image"
 fwrel-sign --force -k "$W/keys/sb-slot0.pem" --passphrase-file "$W/keys/passphrase" \
     -o "$W/out/app-1.0.0.signed.bin" "$W/firmware/app-1.0.0.bin"
 
-step "4. the device: eFuse slot 0 holds the key digest, secure_version 1 burnt, 1.5 MiB partition"
+step "4. the device's own keys: image decryption (P-256) and manifest decryption (X25519); two release signers"
+for k in device-image device-manifest rel1 rel2; do
+    [ -f "$W/keys/$k.pem" ] || case $k in
+        device-image) openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$W/keys/$k.pem" ;;
+        device-manifest) openssl genpkey -algorithm X25519 -out "$W/keys/$k.pem" ;;
+        *) openssl genpkey -algorithm ED25519 -out "$W/keys/$k.pem" ;;
+    esac
+    openssl pkey -in "$W/keys/$k.pem" -pubout -out "$W/keys/$k.pub" 2>/dev/null
+done
+ls "$W/keys"
+
+step "5. pre-encrypt the signed image for the device (esp_encrypted_img, ECC scheme)"
+fwrel-encrypt --force --key "$W/keys/device-image.pub" -o "$W/out/app-1.0.0.enc" "$W/out/app-1.0.0.signed.bin"
+
+step "6. the release manifest: bound to the three images, signed by both signers, encrypted to the device"
+now=$(date +%s)
+cat >"$W/release.json" <<JSON
+{"product": "fwrel-example", "device_types": ["example-board"], "channel": "prod", "counter": 1,
+ "created": $now, "expires": $((now + 30 * 86400))}
+JSON
+fwrel-encrypt --force --manifest --signed-image "$W/out/app-1.0.0.signed.bin" --plain-image "$W/firmware/app-1.0.0.bin" \
+    --encrypted-image "$W/out/app-1.0.0.enc" --sign-key "$W/keys/rel1.pem" --sign-key "$W/keys/rel2.pem" \
+    --recipient "$W/keys/device-manifest.pub" -o "$W/out/app-1.0.0.fwm" "$W/release.json"
+
+step "7. the device: eFuse slot 0 holds the key digest, secure_version 1 burnt, 1.5 MiB partition"
 cat >"$W/device.yaml" <<YAML
 chip: esp32s3
 chip_revision: "0.2"
@@ -51,16 +76,29 @@ anti_rollback:
   secure_version: 1
 running:
   version: "0.9.0"
+device_type: example-board
+manifest:
+  key: keys/device-manifest.pem
+  trusted_keys: [keys/rel1.pub, keys/rel2.pub]
+  threshold: 2
+  counter: 0
 YAML
 cat "$W/device.yaml"
 
-step "5. verify as the device would"
-fwrel-verify --device "$W/device.yaml" "$W/out/app-1.0.0.signed.bin"
+step "8. the device reads the manifest: decrypt, 2-of-2 signatures, type, chip, expiry, counter"
+fwrel-verify --manifest --device "$W/device.yaml" "$W/out/app-1.0.0.fwm"
 
-step "6. verify as espsecure would (compatibility mode)"
+step "9. the device decrypts the image (the GCM tag checks before any plaintext appears)"
+fwrel-encrypt --force --decrypt --key "$W/keys/device-image.pem" -o "$W/out/app-1.0.0.decrypted.bin" "$W/out/app-1.0.0.enc"
+cmp "$W/out/app-1.0.0.decrypted.bin" "$W/out/app-1.0.0.signed.bin"
+
+step "10. verify the decrypted image as the device would"
+fwrel-verify --device "$W/device.yaml" "$W/out/app-1.0.0.decrypted.bin"
+
+step "11. verify as espsecure would (compatibility mode)"
 fwrel-verify --sbv2 --key "$W/keys/sb-slot0.pub.pem" "$W/out/app-1.0.0.signed.bin"
 
-step "7. one flipped byte: the device refuses it"
+step "12. one flipped byte: the device refuses it"
 cp "$W/out/app-1.0.0.signed.bin" "$W/out/tampered.bin"
 printf '\x55' | dd of="$W/out/tampered.bin" bs=1 seek=1000 conv=notrunc status=none
 if fwrel-verify --quiet --device "$W/device.yaml" "$W/out/tampered.bin"; then
