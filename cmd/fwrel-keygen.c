@@ -39,16 +39,27 @@ static const fwrel_opt opts[] = {
 
 #define MAX_OUT 3
 
+enum out_kind { OUT_PRIVATE, OUT_PUBLIC, OUT_RAW64, OUT_DIGEST };
+
+/* One file of the key set. */
+struct output {
+    int kind; /* enum out_kind */
+    char path[4200];
+    const char *what; /* for the text output */
+    const char *json; /* its name in the --json result */
+};
+
 static int run(fwrel_ctx *ctx)
 {
-    char prefix[4096], paths[MAX_OUT][4200];
-    const char *published[MAX_OUT] = {NULL};
-    int npub = 0, type = FWREL_KEY_ECDSA256, error;
+    char prefix[4096];
+    struct output out[MAX_OUT];
+    int nout = 0, npub = 0, type = FWREL_KEY_ECDSA256, error;
     unsigned flags = o.force ? FWREL_OUT_FORCE : 0;
     fwrel_pkey *key = NULL;
     char *pass = NULL;
     size_t pass_len = 0;
     fwrel_pass_src src;
+    char digest_hex[65] = "", id[65] = "";
 
     if (ctx->argc != 0)
         return fwrel_cmd_usage(ctx, "unexpected argument '%s'", ctx->argv[0]);
@@ -63,22 +74,39 @@ static int run(fwrel_ctx *ctx)
     if ((error = fwrel_cmd_pass_source(ctx, &src, o.pass_file, o.pass_fd, o.no_pass)) != 0)
         return error;
 
+    /* KEY.pem is written where -o says; its siblings are named from it without ".pem". */
     size_t n = strlen(o.output);
     if (n >= sizeof(prefix))
         return fwrel_cmd_usage(ctx, "output path too long");
     memcpy(prefix, o.output, n + 1);
     if (n > 4 && strcmp(prefix + n - 4, ".pem") == 0)
         prefix[n - 4] = '\0';
-    int nout = 0;
-    if (o.export_key == NULL)
-        snprintf(paths[nout++], sizeof(paths[0]), "%s.pem", prefix);
-    snprintf(paths[nout++], sizeof(paths[0]), "%s.pub.%s", prefix, o.sbv1 ? "raw" : "pem");
-    if (!o.sbv1)
-        snprintf(paths[nout++], sizeof(paths[0]), "%s.digest.bin", prefix);
+    if (o.export_key == NULL) {
+        snprintf(out[nout].path, sizeof(out[0].path), "%s", o.output);
+        out[nout].kind = OUT_PRIVATE;
+        out[nout].what =
+            src.kind == FWREL_PASS_NONE ? "private key, NOT encrypted" : "private key, encrypted";
+        out[nout++].json = "private_key";
+    }
+    snprintf(out[nout].path, sizeof(out[0].path), "%s.pub.pem", prefix);
+    out[nout].kind = OUT_PUBLIC;
+    out[nout].what = "public key";
+    out[nout++].json = "public_key";
+    if (o.sbv1) {
+        snprintf(out[nout].path, sizeof(out[0].path), "%s.pub.raw", prefix);
+        out[nout].kind = OUT_RAW64;
+        out[nout].what = "Secure Boot V1 verification key, 64 bytes X||Y";
+        out[nout++].json = "sbv1_public_key";
+    } else {
+        snprintf(out[nout].path, sizeof(out[0].path), "%s.digest.bin", prefix);
+        out[nout].kind = OUT_DIGEST;
+        out[nout].what = "Secure Boot V2 key digest for eFuse";
+        out[nout++].json = "sbv2_key_digest_file";
+    }
     /* All outputs appear together or not at all: refuse before any slow work. */
     for (int i = 0; i < nout; i++)
-        if (fwrel_io_check_new(paths[i], flags) != 0)
-            return fwrel_cmd_fail(ctx, paths[i]);
+        if (fwrel_io_check_new(out[i].path, flags) != 0)
+            return fwrel_cmd_fail(ctx, out[i].path);
 
     if (o.export_key != NULL) {
         if ((error = fwrel_key_load_private(&key, o.export_key, &src)) != 0) {
@@ -94,7 +122,7 @@ static int run(fwrel_ctx *ctx)
     } else {
         if (src.kind != FWREL_PASS_NONE) {
             char prompt[4300];
-            snprintf(prompt, sizeof(prompt), "New passphrase for %s: ", paths[0]);
+            snprintf(prompt, sizeof(prompt), "New passphrase for %s: ", out[0].path);
             if ((error = fwrel_pass_read(&pass, &pass_len, &src, prompt, 1)) != 0) {
                 error = fwrel_cmd_fail(ctx, src.kind == FWREL_PASS_FILE ? o.pass_file : NULL);
                 goto done;
@@ -106,52 +134,56 @@ static int run(fwrel_ctx *ctx)
         }
     }
 
-    int i = 0;
-    if (o.export_key == NULL) {
-        if ((error = fwrel_key_write_private(key, paths[i], pass, pass_len, flags)) != 0)
-            goto write_failed;
-        published[npub++] = paths[i++];
+    if ((error = fwrel_key_id(id, key)) != 0) {
+        error = fwrel_cmd_fail(ctx, NULL);
+        goto done;
     }
-    if (o.sbv1) {
-        uint8_t raw[64];
-        if ((error = fwrel_key_raw64(raw, key)) != 0 ||
-            (error = fwrel_io_write_file(paths[i], raw, sizeof(raw), flags, 0644)) != 0)
-            goto write_failed;
-        published[npub++] = paths[i++];
-    } else {
-        uint8_t digest[32];
-        char hex[65];
-        if ((error = fwrel_key_write_public(key, paths[i], flags)) != 0)
-            goto write_failed;
-        published[npub++] = paths[i++];
-        if ((error = fwrel_sbv2_key_digest(digest, key)) != 0 ||
-            (error = fwrel_io_write_file(paths[i], digest, sizeof(digest), flags, 0644)) != 0)
-            goto write_failed;
-        published[npub++] = paths[i++];
-        fwrel_hex(hex, digest, 32);
-        fwrel_cmd_set(ctx, "sbv2_key_digest", json_string(hex));
+    for (npub = 0; npub < nout; npub++) {
+        const char *path = out[npub].path;
+        uint8_t raw[64], digest[32];
+        switch (out[npub].kind) {
+        case OUT_PRIVATE:
+            error = fwrel_key_write_private(key, path, pass, pass_len, flags);
+            break;
+        case OUT_PUBLIC:
+            error = fwrel_key_write_public(key, path, flags);
+            break;
+        case OUT_RAW64:
+            if ((error = fwrel_key_raw64(raw, key)) == 0)
+                error = fwrel_io_write_file(path, raw, sizeof(raw), flags, 0644);
+            break;
+        default:
+            if ((error = fwrel_sbv2_key_digest(digest, key)) == 0 &&
+                (error = fwrel_io_write_file(path, digest, sizeof(digest), flags, 0644)) == 0)
+                fwrel_hex(digest_hex, digest, sizeof(digest));
+            break;
+        }
+        if (error) {
+            error = fwrel_cmd_fail(ctx, fwrel_error_last()->output ? path : NULL);
+            /* Take back what this run published, so that no half key set remains. */
+            for (int k = 0; k < npub; k++)
+                unlink(out[k].path);
+            goto done;
+        }
     }
-    char id[65];
-    if (fwrel_key_id(id, key) == 0)
-        fwrel_cmd_set(ctx, "key_id", json_string(id));
-    fwrel_cmd_set(ctx, "scheme", json_string(fwrel_key_type_name(type)));
-    fwrel_cmd_set(ctx, "encrypted", json_boolean(pass != NULL));
+
     json_t *files = json_array();
-    for (int k = 0; k < npub; k++) {
-        json_array_append_new(files, json_string(published[k]));
-        fwrel_cmd_print(ctx, "wrote %s\n", published[k]);
+    for (int k = 0; k < nout; k++) {
+        json_array_append_new(files, json_string(out[k].path));
+        fwrel_cmd_set(ctx, out[k].json, json_string(out[k].path));
+        fwrel_cmd_print(ctx, "wrote %s (%s)\n", out[k].path, out[k].what);
     }
     fwrel_cmd_set(ctx, "files", files);
-    if (o.export_key == NULL && pass == NULL)
-        fwrel_cmd_print(ctx, "note: the private key is not encrypted (--no-passphrase)\n");
+    fwrel_cmd_set(ctx, "scheme", json_string(fwrel_key_type_name(type)));
+    fwrel_cmd_set(ctx, "key_id", json_string(id));
+    if (o.export_key == NULL)
+        fwrel_cmd_set(ctx, "encrypted", json_boolean(pass != NULL));
+    fwrel_cmd_print(ctx, "scheme:  %s\nkey id:  %s\n", fwrel_key_type_name(type), id);
+    if (digest_hex[0] != '\0') {
+        fwrel_cmd_set(ctx, "sbv2_key_digest", json_string(digest_hex));
+        fwrel_cmd_print(ctx, "digest:  %s\n", digest_hex);
+    }
     error = 0;
-    goto done;
-
-write_failed:
-    error = fwrel_cmd_fail(ctx, fwrel_error_last()->output ? paths[i] : NULL);
-    /* Take back what this run published, so that no half key set remains. */
-    for (int k = 0; k < npub; k++)
-        unlink(published[k]);
 done:
     fwrel_pass_free(pass, pass_len);
     fwrel_key_free(key);
@@ -161,8 +193,9 @@ done:
 static const fwrel_cmd cmd = {
     .name = "fwrel-keygen",
     .synopsis = "--scheme SCHEME [--sbv1] [--passphrase-file F | --passphrase-fd N | "
-                "--no-passphrase] -o KEY.pem\n"
-                "--export KEY.pem [--sbv1] [--passphrase-file F | --passphrase-fd N] -o PREFIX",
+                "--no-passphrase] [--force] -o KEY.pem\n"
+                "--export KEY.pem [--sbv1] [--passphrase-file F | --passphrase-fd N] [--force] "
+                "-o PREFIX",
     .summary = "create Secure Boot signing keys, or export what the device needs from one",
     .opts = opts,
     .min_args = 0,
