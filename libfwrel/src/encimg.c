@@ -1,8 +1,11 @@
 /* encimg.c - esp_encrypted_img 2.7.1 (encimg.h; spec/esp-formats.md section 4). */
 #include "fwrel/encimg.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -13,69 +16,111 @@
 
 #include "util.h"
 
-/* Header offsets (spec 4.1). */
+/* Header offsets (spec 4.1; esp_encrypted_img_priv.h, esp_enc_img_gen.py). */
 enum { H_KEY = 4, H_IV = 388, H_SIZE = 404, H_TAG = 408, H_RESERVED = 424 };
-#define ECC_INFO "_esp_enc_img_ecc"
-#define CHUNK    65536
+/* Inside the key field: RSA wrapped key (384), or ECC ephemeral X||Y (64) then salt (32). */
+enum { WRAPPED_LEN = 384, ECC_XY_LEN = 64, ECC_SALT_LEN = 32 };
+enum { AES_KEY_LEN = 32, IV_LEN = 16, TAG_LEN = 16 };
+#define ECC_INFO      "_esp_enc_img_ecc"
+#define CHUNK         65536
+#define UNWRAP_FAILED "cannot unwrap the image key: wrong key?"
 
 int fwrel_encimg_parse_header(fwrel_encimg_header *h, const uint8_t buf[FWREL_ENCIMG_HEADER_LEN])
 {
     FWREL_ASSERT_ARG(h != NULL && buf != NULL);
     h->magic = fwrel_le32(buf);
+    memcpy(h->key_field, buf + H_KEY, sizeof(h->key_field));
+    memcpy(h->iv, buf + H_IV, sizeof(h->iv));
+    h->size = fwrel_le32(buf + H_SIZE);
+    memcpy(h->tag, buf + H_TAG, sizeof(h->tag));
+    memcpy(h->reserved, buf + H_RESERVED, sizeof(h->reserved));
+    /* The device's first check; it checks no other header field by itself (spec 4.3). */
     if (h->magic != FWREL_ENCIMG_MAGIC)
         return fwrel_error_set(FWREL_EFORMAT, "Magic Verification Failed (0x%08x, expected 0x%08x)",
                                h->magic, FWREL_ENCIMG_MAGIC);
-    memcpy(h->key_field, buf + H_KEY, sizeof(h->key_field));
-    memcpy(h->iv, buf + H_IV, 16);
-    h->size = fwrel_le32(buf + H_SIZE);
-    memcpy(h->tag, buf + H_TAG, 16);
     return 0;
+}
+
+void fwrel_encimg_build_header(uint8_t buf[FWREL_ENCIMG_HEADER_LEN], const fwrel_encimg_header *h)
+{
+    fwrel_put_le32(buf, h->magic);
+    memcpy(buf + H_KEY, h->key_field, sizeof(h->key_field));
+    memcpy(buf + H_IV, h->iv, sizeof(h->iv));
+    fwrel_put_le32(buf + H_SIZE, h->size);
+    memcpy(buf + H_TAG, h->tag, sizeof(h->tag));
+    memcpy(buf + H_RESERVED, h->reserved, sizeof(h->reserved));
+}
+
+/* "RSA-2048", "EC secp384r1", "ED25519": what a refused key is, for the message. */
+static void key_kind(char *out, size_t n, const fwrel_pkey *key)
+{
+    char group[64];
+    size_t glen;
+    const char *name = EVP_PKEY_get0_type_name(key);
+    if (EVP_PKEY_is_a(key, "RSA"))
+        snprintf(out, n, "RSA-%d", EVP_PKEY_get_bits(key));
+    else if (EVP_PKEY_is_a(key, "EC") &&
+             EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+                                            &glen) == 1)
+        snprintf(out, n, "EC %s", group);
+    else
+        snprintf(out, n, "%s", name != NULL ? name : "an unknown key type");
+    ERR_clear_error();
 }
 
 int fwrel_encimg_key_scheme(int *scheme, const fwrel_pkey *key)
 {
     FWREL_ASSERT_ARG(scheme != NULL && key != NULL);
-    int type, error = fwrel_key_type_of(&type, key);
-    if (error)
-        return error;
+    int type;
+    char kind[80];
+    if (fwrel_key_type_of(&type, key) != 0)
+        type = -1; /* its message speaks of Secure Boot: ours below */
     if (type == FWREL_KEY_RSA3072)
         *scheme = FWREL_ENCIMG_RSA3072;
     else if (type == FWREL_KEY_ECDSA256)
         *scheme = FWREL_ENCIMG_ECC256;
-    else
-        return fwrel_error_set(FWREL_EKEY,
-                               "esp_encrypted_img takes an RSA-3072 or an EC P-256 key, "
-                               "not %s",
-                               fwrel_key_type_name(type));
+    else {
+        /* The tool would write a broken layout with another RSA size (spec 4.2). */
+        key_kind(kind, sizeof(kind), key);
+        return fwrel_error_set(
+            FWREL_EKEY, "esp_encrypted_img takes an RSA-3072 or an EC P-256 key, not %s", kind);
+    }
     return 0;
 }
 
-/* ECDH X coordinate of (priv, peer), then HKDF-SHA256 (spec 4.1, ECIES derivation). */
-static int ecc_derive(uint8_t aes_key[32], const fwrel_pkey *priv, const fwrel_pkey *peer,
-                      const uint8_t salt[32])
+/*
+ * AES key = HKDF-SHA256(IKM = X coordinate of ECDH(priv, peer), salt, info "_esp_enc_img_ecc",
+ * L = 32) (spec 4.1: the tool's and the device's ECIES derivation). The shared secret lives on
+ * the stack and is wiped; the output goes straight to the caller's secure buffer.
+ */
+static int ecc_derive(uint8_t aes_key[AES_KEY_LEN], const fwrel_pkey *priv, const fwrel_pkey *peer,
+                      const uint8_t salt[ECC_SALT_LEN])
 {
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, (EVP_PKEY *)priv, NULL);
+    EVP_PKEY_CTX *ctx = NULL;
     EVP_KDF *kdf = NULL;
     EVP_KDF_CTX *kctx = NULL;
     uint8_t shared[32];
     size_t n = sizeof(shared);
-    int error = FWREL_EKEY;
-    if (ctx == NULL || EVP_PKEY_derive_init(ctx) != 1 ||
-        EVP_PKEY_derive_set_peer(ctx, (EVP_PKEY *)peer) != 1 ||
-        EVP_PKEY_derive(ctx, shared, &n) != 1 || n != 32) {
-        error = fwrel_error_set_openssl(FWREL_EVERIFY, "ECDH failed");
+    int error;
+
+    /* OpenSSL pads the X coordinate to the field size (32 bytes), as mbedtls and pyca do. */
+    if ((ctx = EVP_PKEY_CTX_new_from_pkey(NULL, (EVP_PKEY *)priv, NULL)) == NULL ||
+        EVP_PKEY_derive_init(ctx) != 1 || EVP_PKEY_derive_set_peer(ctx, (EVP_PKEY *)peer) != 1 ||
+        EVP_PKEY_derive(ctx, shared, &n) != 1 || n != sizeof(shared)) {
+        error = fwrel_error_set_openssl(FWREL_EKEY, "ECDH with the P-256 key failed");
         goto done;
     }
     OSSL_PARAM params[] = {
         OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, "SHA256", 0),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, shared, 32),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, 32),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, shared, sizeof(shared)),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, ECC_SALT_LEN),
         OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, ECC_INFO, strlen(ECC_INFO)),
         OSSL_PARAM_construct_end(),
     };
     if ((kdf = EVP_KDF_fetch(NULL, "HKDF", NULL)) == NULL ||
-        (kctx = EVP_KDF_CTX_new(kdf)) == NULL || EVP_KDF_derive(kctx, aes_key, 32, params) != 1) {
-        error = fwrel_error_set_openssl(FWREL_EKEY, "HKDF failed");
+        (kctx = EVP_KDF_CTX_new(kdf)) == NULL ||
+        EVP_KDF_derive(kctx, aes_key, AES_KEY_LEN, params) != 1) {
+        error = fwrel_error_set_openssl(FWREL_EKEY, "HKDF-SHA256 failed");
         goto done;
     }
     error = 0;
@@ -87,21 +132,17 @@ done:
     return error;
 }
 
-/* An EC P-256 public key from X||Y big-endian. */
-static int ec_from_xy(fwrel_pkey **out, const uint8_t xy[64])
-{
-    return fwrel_key_parse_public(out, xy, 64, 1);
-}
-
-static int gcm_init(EVP_CIPHER_CTX **out, int enc, const uint8_t key[32], const uint8_t iv[16])
+static int gcm_init(EVP_CIPHER_CTX **out, int enc, const uint8_t key[AES_KEY_LEN],
+                    const uint8_t iv[IV_LEN])
 {
     EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-    /* A 16-byte IV: J0 = GHASH(IV), not the 96-bit fast path (spec 4.1). */
+    /* A 16-byte IV: J0 = GHASH(IV), not the 96-bit fast path (spec 4.1). The length must be set
+     * before the key and IV. */
     if (c == NULL || EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) != 1 ||
-        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, 16, NULL) != 1 ||
+        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, IV_LEN, NULL) != 1 ||
         EVP_CipherInit_ex(c, NULL, NULL, key, iv, enc) != 1) {
         EVP_CIPHER_CTX_free(c);
-        return fwrel_error_set_openssl(FWREL_EKEY, "AES-GCM setup failed");
+        return fwrel_error_set_openssl(FWREL_EKEY, "AES-256-GCM setup failed");
     }
     *out = c;
     return 0;
@@ -110,8 +151,9 @@ static int gcm_init(EVP_CIPHER_CTX **out, int enc, const uint8_t key[32], const 
 struct fwrel_encimg_enc {
     fwrel_out *out;
     EVP_CIPHER_CTX *gcm;
-    uint64_t base, size, done;
-    uint8_t *ct;
+    uint64_t base; /* offset of the header in out */
+    uint64_t size, done;
+    uint8_t *ct; /* CHUNK bytes */
 };
 
 void fwrel_encimg_enc_free(fwrel_encimg_enc *e)
@@ -123,69 +165,82 @@ void fwrel_encimg_enc_free(fwrel_encimg_enc *e)
     free(e);
 }
 
+/* RSA-3072 PKCS#1 v1.5 encryption of the AES key (spec 4.1, 11.1: not OAEP). */
+static int rsa_wrap(uint8_t wrapped[WRAPPED_LEN], const uint8_t aes[AES_KEY_LEN],
+                    const fwrel_pkey *key)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, (EVP_PKEY *)key, NULL);
+    size_t n = WRAPPED_LEN;
+    int error = 0;
+    if (ctx == NULL || EVP_PKEY_encrypt_init(ctx) != 1 ||
+        EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1 ||
+        EVP_PKEY_encrypt(ctx, wrapped, &n, aes, AES_KEY_LEN) != 1 || n != WRAPPED_LEN)
+        error = fwrel_error_set_openssl(FWREL_EKEY, "RSA key wrap failed");
+    EVP_PKEY_CTX_free(ctx);
+    return error;
+}
+
 int fwrel_encimg_enc_begin(fwrel_encimg_enc **enc, fwrel_out *out, const fwrel_pkey *key,
                            uint64_t size)
 {
     FWREL_ASSERT_ARG(enc != NULL && out != NULL && key != NULL);
-    uint8_t hdr[FWREL_ENCIMG_HEADER_LEN] = {0};
-    uint8_t *aes = OPENSSL_secure_malloc(32);
-    EVP_PKEY_CTX *pctx = NULL;
+    fwrel_encimg_header h;
+    uint8_t hdr[FWREL_ENCIMG_HEADER_LEN];
+    uint8_t *aes = NULL;
     fwrel_pkey *eph = NULL;
-    fwrel_encimg_enc *e = calloc(1, sizeof(*e));
+    fwrel_encimg_enc *e = NULL;
     int scheme, error;
 
     *enc = NULL;
-    if (aes == NULL || e == NULL || (e->ct = malloc(CHUNK)) == NULL) {
+    if ((error = fwrel_encimg_key_scheme(&scheme, key)) != 0)
+        return error;
+    if (size > UINT32_MAX)
+        return fwrel_error_set(FWREL_EFORMAT,
+                               "larger than 4 GiB (%llu bytes): the header's size field is 32 bits",
+                               (unsigned long long)size);
+    if ((aes = OPENSSL_secure_malloc(AES_KEY_LEN)) == NULL || (e = calloc(1, sizeof(*e))) == NULL ||
+        (e->ct = malloc(CHUNK)) == NULL) {
         error = fwrel_error_set(FWREL_EIO, "out of memory");
         goto done;
     }
-    e->out = out;
-    e->base = fwrel_out_size(out);
-    e->size = size;
-    if ((error = fwrel_encimg_key_scheme(&scheme, key)) != 0)
-        goto done;
-    if (size > UINT32_MAX) {
-        error =
-            fwrel_error_set(FWREL_EFORMAT, "larger than 4 GiB: the header's size field is 32 bits");
-        goto done;
-    }
-    fwrel_put_le32(hdr, FWREL_ENCIMG_MAGIC);
-    if (RAND_bytes(aes, 32) != 1 || RAND_bytes(hdr + H_IV, 16) != 1) {
+    /* Everything not set below (the ECC tail after the salt, the tag, the reserved bytes) is
+     * zero, as esp_enc_img_gen.py writes it. */
+    memset(&h, 0, sizeof(h));
+    h.magic = FWREL_ENCIMG_MAGIC;
+    h.size = (uint32_t)size;
+    /* Fresh key and IV every time: a repeated (key, IV) pair would give away GCM's hash key. */
+    if (RAND_priv_bytes(aes, AES_KEY_LEN) != 1 || RAND_bytes(h.iv, IV_LEN) != 1) {
         error = fwrel_error_set_openssl(FWREL_EKEY, "no random bytes");
         goto done;
     }
     if (scheme == FWREL_ENCIMG_RSA3072) {
-        size_t n = 384;
-        if ((pctx = EVP_PKEY_CTX_new_from_pkey(NULL, (EVP_PKEY *)key, NULL)) == NULL ||
-            EVP_PKEY_encrypt_init(pctx) != 1 ||
-            EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1 ||
-            EVP_PKEY_encrypt(pctx, hdr + H_KEY, &n, aes, 32) != 1 || n != 384) {
-            error = fwrel_error_set_openssl(FWREL_EKEY, "RSA key wrap failed");
+        if ((error = rsa_wrap(h.key_field, aes, key)) != 0)
             goto done;
-        }
     } else {
-        uint8_t xy[64];
+        /* ECIES: ephemeral X||Y big-endian, then the HKDF salt (spec 4.1). */
         if ((error = fwrel_key_generate(&eph, FWREL_KEY_ECDSA256)) != 0 ||
-            (error = fwrel_key_raw64(xy, eph)) != 0)
+            (error = fwrel_key_raw64(h.key_field, eph)) != 0)
             goto done;
-        memcpy(hdr + H_KEY, xy, 64);
-        if (RAND_bytes(hdr + H_KEY + 64, 32) != 1) {
+        if (RAND_bytes(h.key_field + ECC_XY_LEN, ECC_SALT_LEN) != 1) {
             error = fwrel_error_set_openssl(FWREL_EKEY, "no random bytes");
             goto done;
         }
-        if ((error = ecc_derive(aes, eph, key, hdr + H_KEY + 64)) != 0)
+        if ((error = ecc_derive(aes, eph, key, h.key_field + ECC_XY_LEN)) != 0)
             goto done;
     }
-    fwrel_put_le32(hdr + H_SIZE, (uint32_t)size);
-    /* The tag is known only at the end: write the header now, complete it then. */
+    fwrel_encimg_build_header(hdr, &h);
+    e->out = out;
+    e->base = fwrel_out_size(out);
+    e->size = size;
+    /* The tag is known only at the end: the header goes out now and is completed then. */
     if ((error = fwrel_out_write(out, hdr, sizeof(hdr))) != 0 ||
-        (error = gcm_init(&e->gcm, 1, aes, hdr + H_IV)) != 0)
+        (error = gcm_init(&e->gcm, 1, aes, h.iv)) != 0)
         goto done;
     *enc = e;
     e = NULL;
+    error = 0;
 done:
-    OPENSSL_secure_clear_free(aes, 32);
-    EVP_PKEY_CTX_free(pctx);
+    OPENSSL_secure_clear_free(aes, AES_KEY_LEN);
     fwrel_key_free(eph);
     fwrel_encimg_enc_free(e);
     return error;
@@ -196,14 +251,14 @@ int fwrel_encimg_enc_update(void *ctx, const uint8_t *data, size_t len)
     fwrel_encimg_enc *e = ctx;
     FWREL_ASSERT_ARG(e != NULL && (data != NULL || len == 0));
     if (len > e->size - e->done)
-        return fwrel_error_set(FWREL_EUSAGE, "more bytes than announced (%llu)",
+        return fwrel_error_set(FWREL_EUSAGE, "more bytes to encrypt than announced (%llu)",
                                (unsigned long long)e->size);
     while (len > 0) {
         size_t chunk = len < CHUNK ? len : CHUNK;
         int outl, error;
-        if (EVP_EncryptUpdate(e->gcm, e->ct, &outl, data, (int)chunk) != 1)
-            return fwrel_error_set_openssl(FWREL_EKEY, "AES-GCM failed");
-        if ((error = fwrel_out_write(e->out, e->ct, (size_t)outl)) != 0)
+        if (EVP_EncryptUpdate(e->gcm, e->ct, &outl, data, (int)chunk) != 1 || (size_t)outl != chunk)
+            return fwrel_error_set_openssl(FWREL_EKEY, "AES-256-GCM failed");
+        if ((error = fwrel_out_write(e->out, e->ct, chunk)) != 0)
             return error;
         data += chunk;
         len -= chunk;
@@ -215,31 +270,33 @@ int fwrel_encimg_enc_update(void *ctx, const uint8_t *data, size_t len)
 int fwrel_encimg_enc_finish(fwrel_encimg_enc *e)
 {
     FWREL_ASSERT_ARG(e != NULL);
-    uint8_t tag[16];
+    uint8_t tag[TAG_LEN];
     int outl, error;
     if (e->done != e->size)
         error = fwrel_error_set(FWREL_EUSAGE, "%llu bytes encrypted, %llu announced",
                                 (unsigned long long)e->done, (unsigned long long)e->size);
-    else if (EVP_EncryptFinal_ex(e->gcm, e->ct, &outl) != 1 ||
-             EVP_CIPHER_CTX_ctrl(e->gcm, EVP_CTRL_GCM_GET_TAG, 16, tag) != 1)
-        error = fwrel_error_set_openssl(FWREL_EKEY, "AES-GCM failed");
+    else if (EVP_EncryptFinal_ex(e->gcm, e->ct, &outl) != 1 || outl != 0 ||
+             EVP_CIPHER_CTX_ctrl(e->gcm, EVP_CTRL_GCM_GET_TAG, TAG_LEN, tag) != 1)
+        error = fwrel_error_set_openssl(FWREL_EKEY, "AES-256-GCM failed");
     else
-        error = fwrel_out_pwrite(e->out, e->base + H_TAG, tag, 16);
+        error = fwrel_out_pwrite(e->out, e->base + H_TAG, tag, TAG_LEN);
     fwrel_encimg_enc_free(e);
     return error;
 }
 
 int fwrel_encimg_encrypt(fwrel_out *out, fwrel_src *src, const fwrel_pkey *key)
 {
-    FWREL_ASSERT_ARG(out != NULL && src != NULL && key != NULL);
+    FWREL_ASSERT_ARG(out != NULL && src != NULL && key != NULL && src->pos <= src->size);
     fwrel_encimg_enc *e = NULL;
-    uint8_t *buf = malloc(CHUNK);
+    uint8_t *buf = NULL;
     uint64_t left = src->size - src->pos;
     int error;
-    if (buf == NULL)
-        return fwrel_error_set(FWREL_EIO, "out of memory");
     if ((error = fwrel_encimg_enc_begin(&e, out, key, left)) != 0)
+        return error;
+    if ((buf = malloc(CHUNK)) == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
         goto done;
+    }
     while (left > 0) {
         size_t chunk = left < CHUNK ? (size_t)left : CHUNK;
         if ((error = fwrel_src_read(src, buf, chunk)) != 0 ||
@@ -250,113 +307,154 @@ int fwrel_encimg_encrypt(fwrel_out *out, fwrel_src *src, const fwrel_pkey *key)
     error = fwrel_encimg_enc_finish(e);
     e = NULL;
 done:
-    OPENSSL_cleanse(buf, CHUNK);
+    if (buf != NULL)
+        OPENSSL_cleanse(buf, CHUNK); /* the plaintext: confidential, or it would not be encrypted */
     free(buf);
     fwrel_encimg_enc_free(e);
     return error;
 }
 
-/* Recover the AES key from the header with the device key. */
-static int unwrap(uint8_t aes[32], const fwrel_encimg_header *h, const fwrel_pkey *key, int scheme)
+/* Whether an RSA key has its private exponent (asked only after a decryption failed). */
+static int rsa_has_private(const fwrel_pkey *key)
 {
-    if (scheme == FWREL_ENCIMG_ECC256) {
-        fwrel_pkey *peer = NULL;
-        int error = ec_from_xy(&peer, h->key_field);
-        if (error)
-            return fwrel_error_set(FWREL_EVERIFY,
-                                   "the header's ephemeral key is not a P-256 point");
-        error = ecc_derive(aes, key, peer, h->key_field + 64);
-        fwrel_key_free(peer);
-        return error;
-    }
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, (EVP_PKEY *)key, NULL);
-    uint8_t *buf = OPENSSL_secure_malloc(384);
-    size_t n = 384;
-    int error = 0;
-    if (ctx == NULL || buf == NULL || EVP_PKEY_decrypt_init(ctx) != 1 ||
-        EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1)
-        error = fwrel_error_set_openssl(FWREL_EKEY, "RSA setup failed");
-    else if (EVP_PKEY_decrypt(ctx, buf, &n, h->key_field, 384) != 1)
-        error = fwrel_error_set(FWREL_EVERIFY, "cannot unwrap the image key: wrong key?");
-    else if (n != 32) /* the device unwraps into a 32-byte buffer (spec 4.3) */
-        error = fwrel_error_set(FWREL_EVERIFY, "the unwrapped image key is %zu bytes, not 32", n);
-    else
-        memcpy(aes, buf, 32);
+    BIGNUM *d = NULL;
+    int ok = EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_D, &d) == 1;
+    BN_clear_free(d);
     ERR_clear_error();
-    OPENSSL_secure_clear_free(buf, 384);
+    return ok;
+}
+
+/*
+ * RSA-3072 PKCS#1 v1.5 unwrap. The device decrypts into a 32-byte buffer (spec 4.3): a longer
+ * plaintext fails there; a shorter one is not refused by the device but would leave part of its
+ * key buffer undefined, and esp_enc_img_gen.py would use a shorter AES key: refused here. Every
+ * failure caused by the input gives the same message (reliability matrix ENC-06, no padding
+ * oracle); OpenSSL 3.2+ turns bad padding into a random plaintext anyway (implicit rejection).
+ */
+static int rsa_unwrap(uint8_t aes[AES_KEY_LEN], const uint8_t wrapped[WRAPPED_LEN],
+                      const fwrel_pkey *key)
+{
+    EVP_PKEY_CTX *ctx = NULL;
+    uint8_t *buf = OPENSSL_secure_malloc(WRAPPED_LEN);
+    size_t n = WRAPPED_LEN;
+    int error;
+
+    if (buf == NULL)
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    if ((ctx = EVP_PKEY_CTX_new_from_pkey(NULL, (EVP_PKEY *)key, NULL)) == NULL ||
+        EVP_PKEY_decrypt_init(ctx) != 1 ||
+        EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1) {
+        error = fwrel_error_set_openssl(FWREL_EKEY, "cannot decrypt with the RSA key");
+        goto done;
+    }
+    if (EVP_PKEY_decrypt(ctx, buf, &n, wrapped, WRAPPED_LEN) != 1 || n != AES_KEY_LEN) {
+        if (!rsa_has_private(key))
+            error =
+                fwrel_error_set(FWREL_EKEY, "decrypting needs the private key, not a public one");
+        else
+            error = fwrel_error_set(FWREL_EVERIFY, UNWRAP_FAILED);
+        goto done;
+    }
+    memcpy(aes, buf, AES_KEY_LEN);
+    error = 0;
+done:
+    ERR_clear_error();
+    OPENSSL_secure_clear_free(buf, WRAPPED_LEN);
     EVP_PKEY_CTX_free(ctx);
+    return error;
+}
+
+/* ECIES unwrap: the header's ephemeral public key with the device's private key. */
+static int ecc_unwrap(uint8_t aes[AES_KEY_LEN], const uint8_t key_field[ECC_XY_LEN + ECC_SALT_LEN],
+                      const fwrel_pkey *key)
+{
+    fwrel_pkey *peer = NULL;
+    int error;
+    /* A point not on P-256 is refused here (the device's mbedtls_ecp_check_pubkey): no
+     * invalid-curve games with the device key. An RSA image, read as ECC, lands here too. */
+    if (fwrel_key_parse_public(&peer, key_field, ECC_XY_LEN, 1) != 0)
+        return fwrel_error_set(FWREL_EVERIFY,
+                               UNWRAP_FAILED " (the header holds no P-256 point: an RSA image?)");
+    error = ecc_derive(aes, key, peer, key_field + ECC_XY_LEN);
+    fwrel_key_free(peer);
     return error;
 }
 
 int fwrel_encimg_decrypt(const char *out_path, unsigned flags, fwrel_src *src,
                          const fwrel_pkey *key)
 {
-    FWREL_ASSERT_ARG(out_path != NULL && src != NULL && key != NULL);
+    FWREL_ASSERT_ARG(out_path != NULL && src != NULL && key != NULL && src->pos <= src->size);
     uint8_t hdr[FWREL_ENCIMG_HEADER_LEN];
     fwrel_encimg_header h;
-    uint8_t *aes = OPENSSL_secure_malloc(32), *in = NULL, *pt = NULL;
+    uint8_t *aes = NULL, *buf = NULL;
     EVP_CIPHER_CTX *gcm = NULL;
     fwrel_out *out = NULL;
+    uint64_t avail = src->size - src->pos, body;
     int scheme, outl, error;
 
-    if (aes == NULL)
-        return fwrel_error_set(FWREL_EIO, "out of memory");
-    if ((error = fwrel_encimg_key_scheme(&scheme, key)) != 0)
-        goto done;
-    if (src->size < FWREL_ENCIMG_HEADER_LEN) {
-        error = fwrel_error_set(FWREL_EFORMAT, "%llu bytes: shorter than the 512-byte header",
-                                (unsigned long long)src->size);
-        goto done;
-    }
+    /* Bounds first: nothing is allocated or computed for a file that cannot be an image. */
+    if (avail < FWREL_ENCIMG_HEADER_LEN)
+        return fwrel_error_set(FWREL_EFORMAT, "%llu bytes: shorter than the 512-byte header",
+                               (unsigned long long)avail);
     if ((error = fwrel_src_read(src, hdr, sizeof(hdr))) != 0 ||
         (error = fwrel_encimg_parse_header(&h, hdr)) != 0)
-        goto done;
-    /* esp_encrypted_img_decrypt_end: exactly `size` ciphertext bytes, nothing after. */
-    if (src->size - FWREL_ENCIMG_HEADER_LEN != h.size) {
-        error =
-            fwrel_error_set(FWREL_EFORMAT, "the header says %u bytes of image, the file holds %llu",
-                            h.size, (unsigned long long)(src->size - FWREL_ENCIMG_HEADER_LEN));
-        goto done;
-    }
-    if ((error = unwrap(aes, &h, key, scheme)) != 0 || (error = gcm_init(&gcm, 0, aes, h.iv)) != 0)
-        goto done;
-    if ((error = fwrel_out_open(&out, out_path, flags, 0644)) != 0)
-        goto done;
-    if ((in = malloc(CHUNK)) == NULL || (pt = malloc(CHUNK + 16)) == NULL) {
+        return error;
+    /* esp_encrypted_img_decrypt_end: exactly `size` ciphertext bytes, nothing after (spec 4.3). */
+    body = avail - FWREL_ENCIMG_HEADER_LEN;
+    if (body < h.size)
+        return fwrel_error_set(FWREL_EFORMAT,
+                               "truncated: the header announces %u bytes of image, %llu follow it",
+                               h.size, (unsigned long long)body);
+    if (body > h.size)
+        return fwrel_error_set(FWREL_EFORMAT,
+                               "%llu bytes after the %u-byte image (the device refuses them)",
+                               (unsigned long long)(body - h.size), h.size);
+    if ((error = fwrel_encimg_key_scheme(&scheme, key)) != 0)
+        return error;
+
+    if ((aes = OPENSSL_secure_malloc(AES_KEY_LEN)) == NULL || (buf = malloc(CHUNK)) == NULL) {
         error = fwrel_error_set(FWREL_EIO, "out of memory");
         goto done;
     }
-    uint64_t left = h.size;
-    while (left > 0) {
+    error = scheme == FWREL_ENCIMG_RSA3072 ? rsa_unwrap(aes, h.key_field, key)
+                                           : ecc_unwrap(aes, h.key_field, key);
+    if (error != 0 || (error = gcm_init(&gcm, 0, aes, h.iv)) != 0)
+        goto done;
+    /* Unauthenticated plaintext goes only to an unpublished 0600 temporary file. */
+    if ((error = fwrel_out_open(&out, out_path, flags, 0600)) != 0)
+        goto done;
+    for (uint64_t left = h.size; left > 0;) {
         size_t chunk = left < CHUNK ? (size_t)left : CHUNK;
-        if ((error = fwrel_src_read(src, in, chunk)) != 0)
+        if ((error = fwrel_src_read(src, buf, chunk)) != 0)
             goto done;
-        if (EVP_DecryptUpdate(gcm, pt, &outl, in, (int)chunk) != 1) {
-            error = fwrel_error_set_openssl(FWREL_EKEY, "AES-GCM failed");
+        /* In place: OpenSSL allows out == in for GCM. */
+        if (EVP_DecryptUpdate(gcm, buf, &outl, buf, (int)chunk) != 1 || (size_t)outl != chunk) {
+            error = fwrel_error_set_openssl(FWREL_EKEY, "AES-256-GCM failed");
             goto done;
         }
-        if ((error = fwrel_out_write(out, pt, (size_t)outl)) != 0)
+        if ((error = fwrel_out_write(out, buf, chunk)) != 0)
             goto done;
         left -= chunk;
     }
-    /* The plaintext so far sits in an unpublished temporary file; it appears only if the tag
-     * checks. */
-    if (EVP_CIPHER_CTX_ctrl(gcm, EVP_CTRL_GCM_SET_TAG, 16, h.tag) != 1 ||
-        EVP_DecryptFinal_ex(gcm, pt, &outl) != 1) {
+    if (EVP_CIPHER_CTX_ctrl(gcm, EVP_CTRL_GCM_SET_TAG, TAG_LEN, h.tag) != 1) {
+        error = fwrel_error_set_openssl(FWREL_EKEY, "AES-256-GCM failed");
+        goto done;
+    }
+    if (EVP_DecryptFinal_ex(gcm, buf, &outl) != 1) {
         ERR_clear_error();
         error = fwrel_error_set(FWREL_EVERIFY,
                                 "GCM tag mismatch: the image is corrupt or the key is wrong");
         goto done;
     }
+    /* Only now may the plaintext appear. */
     error = fwrel_out_commit(out);
     out = NULL;
 done:
     fwrel_out_abort(out);
-    OPENSSL_secure_clear_free(aes, 32);
-    if (pt != NULL)
-        OPENSSL_cleanse(pt, CHUNK + 16);
-    free(in);
-    free(pt);
+    OPENSSL_secure_clear_free(aes, AES_KEY_LEN);
+    if (buf != NULL)
+        OPENSSL_cleanse(buf, CHUNK);
+    free(buf);
     EVP_CIPHER_CTX_free(gcm);
     return error;
 }

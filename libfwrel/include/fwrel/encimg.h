@@ -9,6 +9,15 @@
  * (salt in the header, info "_esp_enc_img_ecc"). Both stream: memory does not
  * grow with image size. Decryption never publishes plaintext whose GCM tag has
  * not been checked.
+ *
+ * What the device checks, in its order (spec 4.3), is what
+ * fwrel_encimg_decrypt() checks: the magic; the key (RSA: a PKCS#1 v1.5
+ * plaintext of exactly 32 bytes; ECC: the ephemeral key is a P-256 point);
+ * exactly `size` ciphertext bytes and nothing after them; the GCM tag. The
+ * header is not authenticated (no AAD), and the device checks neither the 88
+ * reserved bytes nor, in the ECC scheme, the 288 bytes after the salt: nor
+ * does fwrel (they are reported in fwrel_encimg_header, and fwrel always
+ * writes them as zeros).
  */
 #ifndef FWREL_ENCIMG_H
 #define FWREL_ENCIMG_H
@@ -33,64 +42,133 @@ enum fwrel_encimg_scheme {
     FWREL_ENCIMG_ECC256 = 2,  /**< ECDH P-256 + HKDF-SHA256 */
 };
 
-/** The parsed header. */
+/** The header's fields (spec 4.1; offsets in the comments). */
 typedef struct fwrel_encimg_header {
-    uint32_t magic;
-    uint8_t key_field[384]; /**< RSA: wrapped key; ECC: X||Y (64, big-endian), salt (32), zeros */
-    uint8_t iv[16];
-    uint32_t size; /**< plaintext (and ciphertext) length */
-    uint8_t tag[16];
+    uint32_t magic;         /**< 0: u32 LE, FWREL_ENCIMG_MAGIC for both schemes */
+    uint8_t key_field[384]; /**< 4: RSA: wrapped key (big-endian); ECC: ephemeral X||Y
+                                 (64, big-endian), HKDF salt (32), 288 unchecked bytes */
+    uint8_t iv[16];         /**< 388: GCM IV (16 bytes: J0 = GHASH(IV)) */
+    uint32_t size;          /**< 404: u32 LE, plaintext (and ciphertext) length */
+    uint8_t tag[16];        /**< 408: GCM tag */
+    uint8_t reserved[88];   /**< 424: zeros when written; not checked by the device */
 } fwrel_encimg_header;
 
 /**
- * Parse a 512-byte header. The device checks the magic only; the reserved
- * bytes are not checked (spec 4.1).
- * @return 0, or FWREL_EFORMAT "Magic Verification Failed (0x...)"
+ * Parse a 512-byte header (any bytes: fuzzed). Only the magic is checked, as
+ * the device does first; the size is checked against the file by
+ * fwrel_encimg_decrypt().
+ *
+ * @param out  filled in (also on failure, as far as parsed)
+ * @param buf  the first 512 bytes of the file
+ * @return 0, or FWREL_EFORMAT "Magic Verification Failed (0x..., expected 0x0788b6cf)"
  */
 int fwrel_encimg_parse_header(fwrel_encimg_header *out,
                               const uint8_t buf[FWREL_ENCIMG_HEADER_LEN]) FWREL_WUR;
 
-/** The scheme a key selects: RSA (exactly 3072 bits) or EC P-256; FWREL_EKEY otherwise. */
+/**
+ * Serialize a header: the inverse of fwrel_encimg_parse_header() (every field
+ * written as given, magic and reserved bytes included).
+ *
+ * @param buf  receives 512 bytes
+ * @param h    the fields
+ */
+void fwrel_encimg_build_header(uint8_t buf[FWREL_ENCIMG_HEADER_LEN], const fwrel_encimg_header *h);
+
+/**
+ * The scheme a key selects: RSA of exactly 3072 bits, or EC on P-256 (public
+ * or private).
+ *
+ * @param scheme  receives FWREL_ENCIMG_RSA3072 or FWREL_ENCIMG_ECC256
+ * @return 0, or FWREL_EKEY "esp_encrypted_img takes an RSA-3072 or an EC P-256
+ *         key ..." (another size, curve or algorithm)
+ */
 int fwrel_encimg_key_scheme(int *scheme, const fwrel_pkey *key) FWREL_WUR;
 
 /** A streaming encryption; opaque. */
 typedef struct fwrel_encimg_enc fwrel_encimg_enc;
 
 /**
- * Start encrypting exactly size bytes to out (the header is written now and
- * completed by fwrel_encimg_enc_finish()). Fresh AES key, IV and (ECC)
- * ephemeral key and salt on every call.
- * @return 0; FWREL_EKEY (key); FWREL_EFORMAT (size over 4 GiB); FWREL_EIO
+ * Start encrypting exactly size bytes to out, for the holder of the private
+ * half of key (the public half is enough). A fresh random AES key and IV, and
+ * for ECC a fresh ephemeral key pair and salt, on every call. The header is
+ * appended to out now, with a zero tag, and completed in place by
+ * fwrel_encimg_enc_finish() (fwrel_out_pwrite()): out must not be published
+ * before that returns 0. On any failure the caller aborts out.
+ *
+ * @param enc   receives the session; end it with fwrel_encimg_enc_finish() or
+ *              fwrel_encimg_enc_free()
+ * @param out   the output, kept by the caller; must outlive the session
+ * @param key   the recipient's key (scheme per fwrel_encimg_key_scheme())
+ * @param size  the plaintext length the header announces
+ * @return 0; FWREL_EKEY (an unsuitable key, no random bytes, an OpenSSL
+ *         failure); FWREL_EFORMAT "larger than 4 GiB ..." (size above
+ *         UINT32_MAX); FWREL_EIO (out of memory, or writing out)
  */
 int fwrel_encimg_enc_begin(fwrel_encimg_enc **enc, fwrel_out *out, const fwrel_pkey *key,
                            uint64_t size) FWREL_WUR;
 
-/** Encrypt the next bytes (ctx is the fwrel_encimg_enc: usable as an espimg sink). */
+/**
+ * Encrypt the next len bytes and append them to the output (in chunks of at
+ * most 64 KiB). The signature matches an espimg sink, so ctx may be handed to
+ * the image parser and the image checked as it is encrypted.
+ *
+ * @param ctx  the fwrel_encimg_enc
+ * @return 0; FWREL_EUSAGE when more bytes come than announced; FWREL_EKEY
+ *         (OpenSSL); FWREL_EIO (writing the output)
+ */
 int fwrel_encimg_enc_update(void *ctx, const uint8_t *data, size_t len) FWREL_WUR;
 
-/** Check that exactly size bytes came, write the GCM tag into the header, free enc. */
+/**
+ * Check that exactly the announced number of bytes came, compute the GCM tag
+ * and write it into the header. Frees enc whatever happens; the caller then
+ * commits (0) or aborts (error) the output.
+ *
+ * @return 0; FWREL_EUSAGE when fewer bytes came than announced; FWREL_EKEY
+ *         (OpenSSL); FWREL_EIO (writing the output)
+ */
 int fwrel_encimg_enc_finish(fwrel_encimg_enc *enc) FWREL_WUR;
 
-/** Abandon an encryption (wipes the key). NULL is fine. */
+/** Abandon an encryption (the AES key schedule is wiped). NULL is fine. */
 void fwrel_encimg_enc_free(fwrel_encimg_enc *enc);
 
 /**
- * Encrypt src (from its current position to its end) to out, for the holder of
- * the private half of key (a public key is enough). Fresh AES key, IV and (ECC)
- * ephemeral key and salt on every call.
- * @return 0; FWREL_EKEY (key), FWREL_EFORMAT (input over 4 GiB), FWREL_EIO
+ * Encrypt src, from its current position to its end, to out (begin, update
+ * in 64 KiB chunks, finish). The caller commits out on 0, aborts it otherwise.
+ *
+ * @param out  the output (kept by the caller)
+ * @param src  the plaintext (kept by the caller)
+ * @param key  the recipient's key, as for fwrel_encimg_enc_begin()
+ * @return 0; FWREL_EKEY; FWREL_EFORMAT "larger than 4 GiB ..."; the errors of
+ *         fwrel_src_read(); FWREL_EIO
  */
 int fwrel_encimg_encrypt(fwrel_out *out, fwrel_src *src, const fwrel_pkey *key) FWREL_WUR;
 
 /**
- * Decrypt an encrypted image the way the device does, to out_path: a temporary
- * file published only after the GCM tag checks; on any failure nothing is left.
+ * Decrypt an encrypted image the way the device does, to out_path: the
+ * plaintext goes to a temporary file (mode 0600, as is the published file:
+ * the image was encrypted because it is confidential) published only after the
+ * GCM tag checks; on any failure nothing is left.
  *
- * The file must be exactly 512 + size bytes (checked before any crypto).
- * @param key    the device's private key (RSA-3072 or P-256)
- * @param flags  FWREL_OUT_* (io.h)
- * @return 0; FWREL_EFORMAT (magic, sizes); FWREL_EVERIFY (the key does not
- *         unwrap, or the tag does not match: corrupt or wrong key); FWREL_EKEY; FWREL_EIO
+ * src, from its current position to its end, must be exactly 512 + size bytes
+ * (the header's size): this and the magic are checked before any allocation or
+ * crypto, so a header claiming 4 GiB costs nothing.
+ *
+ * @param out_path  the destination
+ * @param flags     FWREL_OUT_* (io.h)
+ * @param src       the encrypted image (kept by the caller)
+ * @param key       the device's private key: RSA-3072 or EC P-256
+ * @return 0;
+ *         FWREL_EFORMAT: "Magic Verification Failed ...", "N bytes: shorter than
+ *         the 512-byte header", "truncated: the header announces N bytes of
+ *         image, M follow it", "N bytes after the M-byte image ...", or a read
+ *         error of src (fwrel_src_read());
+ *         FWREL_EVERIFY: "cannot unwrap the image key: wrong key?" (RSA: bad
+ *         padding or not 32 bytes; ECC: the ephemeral key is not a P-256
+ *         point), "GCM tag mismatch: the image is corrupt or the key is wrong";
+ *         FWREL_EKEY: an unsuitable key (fwrel_encimg_key_scheme()), a key
+ *         without its private half, an OpenSSL failure;
+ *         FWREL_EIO: the output (exists, cannot be written; marked as an
+ *         output error), out of memory
  */
 int fwrel_encimg_decrypt(const char *out_path, unsigned flags, fwrel_src *src,
                          const fwrel_pkey *key) FWREL_WUR;
