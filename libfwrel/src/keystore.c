@@ -413,7 +413,8 @@ static int pass_cb(char *buf, int size, int rwflag, void *u)
 static int decrypt_failure(void)
 {
     unsigned long e;
-    while ((e = ERR_get_error()) != 0) {
+    int error = 0;
+    while ((e = ERR_get_error()) != 0 && error == 0) {
         if (ERR_GET_LIB(e) != ERR_LIB_EVP)
             continue;
         switch (ERR_GET_REASON(e)) {
@@ -424,15 +425,16 @@ static int decrypt_failure(void)
         case EVP_R_UNKNOWN_CIPHER:
         case EVP_R_UNSUPPORTED_KEYLENGTH: {
             const char *reason = ERR_reason_error_string(e);
-            ERR_clear_error();
-            return fwrel_error_set(FWREL_EKEY, "cannot decrypt the key: %s",
-                                   reason != NULL ? reason : "unsupported encryption");
+            error = fwrel_error_set(FWREL_EKEY, "cannot decrypt the key: %s",
+                                    reason != NULL ? reason : "unsupported encryption");
+            break;
         }
         default:
             break;
         }
     }
-    return fwrel_error_set(FWREL_EKEY, "wrong passphrase");
+    ERR_clear_error();
+    return error != 0 ? error : fwrel_error_set(FWREL_EKEY, "wrong passphrase");
 }
 
 int fwrel_key_load_private(fwrel_pkey **out, const char *path, const fwrel_pass_src *pass)
@@ -454,7 +456,8 @@ int fwrel_key_load_private(fwrel_pkey **out, const char *path, const fwrel_pass_
         error = fwrel_error_set_openssl(FWREL_EIO, "out of memory");
         goto done;
     }
-    ERR_set_mark();
+    /* A clean queue: on failure its entries tell a wrong passphrase from an unusable key. */
+    ERR_clear_error();
     key = PEM_read_bio_PrivateKey(bio, NULL, pass_cb, &req);
     if (key == NULL) {
         if (req.error != 0)
@@ -467,10 +470,9 @@ int fwrel_key_load_private(fwrel_pkey **out, const char *path, const fwrel_pass_
             error = decrypt_failure();
         else
             error = fwrel_error_set(FWREL_EFORMAT, "no PEM private key found");
-        ERR_pop_to_mark();
         goto done;
     }
-    ERR_pop_to_mark();
+    ERR_clear_error(); /* decoders tried before the one that worked leave entries */
     if ((error = ec_canonical_form(key)) != 0)
         goto done;
     *out = key;
@@ -533,7 +535,6 @@ int fwrel_key_parse_public(fwrel_pkey **out, const uint8_t *data, size_t len, in
         return fwrel_error_set_openssl(FWREL_EIO, "out of memory");
     /* Never ask for a passphrase here: without a callback OpenSSL would prompt itself. */
     struct pass_request none = {0};
-    ERR_set_mark();
     key = PEM_read_bio_PUBKEY(bio, NULL, pass_cb, &none);
     if (key == NULL) {
         /* The public half of an unencrypted private key. */
@@ -541,7 +542,7 @@ int fwrel_key_parse_public(fwrel_pkey **out, const uint8_t *data, size_t len, in
         if ((bio = BIO_new_mem_buf(data, (int)len)) != NULL)
             key = PEM_read_bio_PrivateKey(bio, NULL, pass_cb, &none);
     }
-    ERR_pop_to_mark();
+    ERR_clear_error(); /* the reason is ours below; OpenSSL's tries are noise */
     if (key == NULL) {
         error =
             fwrel_error_set(FWREL_EFORMAT, "no PEM public key (or unencrypted private key) found%s",
