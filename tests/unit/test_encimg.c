@@ -247,6 +247,39 @@ static void test_fresh_key_iv_salt(void **state)
     }
 }
 
+/* Reliability matrix CRY-02: no repeated IV (or wrapped key) over many encryptions. The
+ * sessions go one after the other into a single output, so each header sits at a new offset. */
+static void test_no_repeated_iv(void **state)
+{
+    (void)state;
+    enum { N = 1000 };
+    fwrel_out *out = NULL;
+    fwrel_encimg_enc *enc = NULL;
+    size_t len;
+    assert_int_equal(fwrel_out_open(&out, tmp("many.bin"), 0, 0644), 0);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(fwrel_encimg_enc_begin(&enc, out, K.rsa_pub, 0), 0);
+        assert_int_equal(fwrel_encimg_enc_finish(enc), 0);
+    }
+    assert_int_equal(fwrel_out_commit(out), 0);
+    uint8_t *all = testutil_read(tmp("many.bin"), &len);
+    unlink(tmp("many.bin"));
+    assert_int_equal(len, (size_t)N * 512);
+    for (int i = 0; i < N; i++) {
+        const uint8_t *a = all + (size_t)i * 512;
+        assert_int_equal(fwrel_le32(a), FWREL_ENCIMG_MAGIC);
+        for (int j = 0; j < i; j++) {
+            const uint8_t *b = all + (size_t)j * 512;
+            assert_memory_not_equal(a + 388, b + 388, 16);
+            assert_memory_not_equal(a + 4, b + 4, 384);
+        }
+    }
+    /* Each is a valid empty image: spot-check the first and the last. */
+    assert_int_equal(decrypt_mem(NULL, NULL, all, 512, K.rsa), 0);
+    assert_int_equal(decrypt_mem(NULL, NULL, all + (size_t)(N - 1) * 512, 512, K.rsa), 0);
+    free(all);
+}
+
 static void test_streaming_session(void **state)
 {
     (void)state;
@@ -672,6 +705,7 @@ int main(void)
         cmocka_unit_test(test_key_scheme),
         cmocka_unit_test(test_round_trips),
         cmocka_unit_test(test_fresh_key_iv_salt),
+        cmocka_unit_test(test_no_repeated_iv),
         cmocka_unit_test(test_streaming_session),
         cmocka_unit_test(test_refused_keys_for_encryption),
         cmocka_unit_test(test_bounds_before_crypto),
