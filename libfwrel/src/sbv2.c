@@ -118,57 +118,62 @@ static int bn_le(uint8_t *out, size_t n, const BIGNUM *bn)
 /* Write the key fields of a key into a block (RSA n, e, R^-1, M'; EC curve and point). */
 static int put_key(uint8_t *raw, const fwrel_pkey *key, int scheme)
 {
-    int error = FWREL_EKEY;
+    BIGNUM *n = NULL, *e = NULL, *r = NULL, *x = NULL, *y = NULL;
+    BN_CTX *ctx = NULL;
+    int error;
+
     if (scheme == FWREL_SCHEME_RSA3072) {
-        BIGNUM *n = NULL, *e = NULL, *r = BN_new(), *word = BN_new();
-        BN_CTX *ctx = BN_CTX_new();
-        if (r == NULL || word == NULL || ctx == NULL ||
+        if ((r = BN_new()) == NULL || (ctx = BN_CTX_new()) == NULL ||
             EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_N, &n) != 1 ||
             EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_E, &e) != 1) {
             error = fwrel_error_set_openssl(FWREL_EKEY, "cannot read the RSA key");
-            goto rsa_done;
+            goto done;
         }
-        /* R^-1 field = 2^6144 mod n; M' = -n^-1 mod 2^32 (spec 2.2). */
-        if (BN_set_bit(r, 6144) != 1 || BN_mod(r, r, n, ctx) != 1) {
-            error = fwrel_error_set_openssl(FWREL_EKEY, "bignum failure");
-            goto rsa_done;
-        }
-        uint8_t n0b[4];
-        if ((error = bn_le(raw + RSA_KEY, 384, n)) != 0 ||
-            (error = bn_le(raw + RSA_KEY + 388, 384, r)) != 0)
-            goto rsa_done;
-        memcpy(n0b, raw + RSA_KEY, 4);
-        uint32_t n0 = fwrel_le32(n0b), inv = n0;
-        for (int i = 0; i < 5; i++) /* Newton: inv = n0^-1 mod 2^32 (n0 odd) */
-            inv *= 2u - n0 * inv;
         if (BN_num_bits(e) > 32) {
             error = fwrel_error_set(FWREL_EKEY, "RSA exponent wider than 32 bits");
-            goto rsa_done;
+            goto done;
         }
+        /* R^-1 field = 2^6144 mod n, i.e. R^2 mod n with R = 2^3072 (spec 2.2; espsecure's
+         * _get_sbv2_rsa_primitives: rr = 1 << (key_size * 2)). */
+        if (BN_set_bit(r, 6144) != 1 || BN_mod(r, r, n, ctx) != 1) {
+            error = fwrel_error_set_openssl(FWREL_EKEY, "bignum failure");
+            goto done;
+        }
+        if ((error = bn_le(raw + RSA_KEY, 384, n)) != 0 ||
+            (error = bn_le(raw + RSA_KEY + 388, 384, r)) != 0)
+            goto done;
+        /* M' = -n^-1 mod 2^32. n is odd, so n0 is its own inverse mod 8 and each Newton step
+         * inv *= 2 - n0 * inv doubles the correct low bits: 3 -> 6 -> 12 -> 24 -> 48. */
+        uint32_t n0 = fwrel_le32(raw + RSA_KEY), inv = n0;
+        for (int i = 0; i < 4; i++)
+            inv *= 2u - n0 * inv;
         fwrel_put_le32(raw + RSA_KEY + 384, (uint32_t)BN_get_word(e));
-        fwrel_put_le32(raw + RSA_KEY + 772, (uint32_t)(0u - inv));
+        fwrel_put_le32(raw + RSA_KEY + 772, 0u - inv);
         error = 0;
-    rsa_done:
-        BN_free(n);
-        BN_free(e);
-        BN_free(r);
-        BN_free(word);
-        BN_CTX_free(ctx);
-        return error;
+        goto done;
     }
-    uint8_t point[97];
-    size_t len = curve_len(scheme), got = 0;
-    if (EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point), &got) !=
-            1 ||
-        got != 1 + 2 * len || point[0] != 0x04)
-        return fwrel_error_set_openssl(FWREL_EKEY, "cannot read the EC public point");
+    /* EC: curve id, then X and Y little-endian in fixed L-byte fields (spec 2.2). Read from the
+     * affine coordinates, so a key held with a compressed point encodes the same. */
+    size_t len = curve_len(scheme);
     size_t off = scheme == FWREL_SCHEME_ECDSA384 ? EC384_CRV : EC_CRV;
-    raw[off] = scheme == FWREL_SCHEME_ECDSA192 ? 1 : scheme == FWREL_SCHEME_ECDSA256 ? 2 : 3;
-    for (size_t i = 0; i < len; i++) {
-        raw[off + 1 + i] = point[len - i];
-        raw[off + 1 + len + i] = point[2 * len - i];
+    if (EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_EC_PUB_X, &x) != 1 ||
+        EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_EC_PUB_Y, &y) != 1) {
+        error = fwrel_error_set_openssl(FWREL_EKEY, "cannot read the EC public point");
+        goto done;
     }
-    return 0;
+    raw[off] = scheme == FWREL_SCHEME_ECDSA192 ? 1 : scheme == FWREL_SCHEME_ECDSA256 ? 2 : 3;
+    if ((error = bn_le(raw + off + 1, len, x)) != 0 ||
+        (error = bn_le(raw + off + 1 + len, len, y)) != 0)
+        goto done;
+    error = 0;
+done:
+    BN_free(n);
+    BN_free(e);
+    BN_free(r);
+    BN_free(x);
+    BN_free(y);
+    BN_CTX_free(ctx);
+    return error;
 }
 
 int fwrel_sbv2_key_digest(uint8_t out[32], const fwrel_pkey *key)
@@ -264,7 +269,7 @@ fail:
 static int der_to_le(uint8_t *out, size_t len, const uint8_t *der, size_t der_len)
 {
     const unsigned char *p = der;
-    ECDSA_SIG *s = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
+    ECDSA_SIG *s = der_len <= 256 ? d2i_ECDSA_SIG(NULL, &p, (long)der_len) : NULL;
     int error = 0;
     if (s == NULL || p != der + der_len)
         error = fwrel_error_set(FWREL_EFORMAT, "the ECDSA signature is not DER");
@@ -304,24 +309,37 @@ static int verify_raw(const fwrel_pkey *key, const uint8_t *digest, size_t dlen,
     return ok ? 0 : fwrel_error_set(FWREL_EVERIFY, "signature does not verify");
 }
 
-/* Verify a block as a given scheme with a given key. */
-static int verify_as(const uint8_t *raw, int scheme, const uint8_t *digest, size_t dlen,
-                     const fwrel_pkey *key)
+/* The RSA signature field (LE) checked with key over a SHA-256 digest. */
+static int verify_rsa_field(const uint8_t *raw, const uint8_t *digest, size_t dlen,
+                            const fwrel_pkey *key)
 {
-    if (scheme == FWREL_SCHEME_RSA3072) {
-        uint8_t sig[384];
-        memcpy(sig, raw + RSA_SIG, 384);
-        fwrel_reverse(sig, 384);
-        return verify_raw(key, digest, dlen, sig, sizeof(sig));
-    }
+    uint8_t sig[384];
+    memcpy(sig, raw + RSA_SIG, sizeof(sig));
+    fwrel_reverse(sig, sizeof(sig));
+    return verify_raw(key, digest, dlen, sig, sizeof(sig));
+}
+
+/* An ECDSA r||s field (len bytes each, LE) checked with key over a digest. */
+static int verify_ec_field(const uint8_t *rs, size_t len, const uint8_t *digest, size_t dlen,
+                           const fwrel_pkey *key)
+{
     unsigned char *der = NULL;
     int der_len = 0;
-    size_t off = scheme == FWREL_SCHEME_ECDSA384 ? EC384_SIG : EC_SIG;
-    int error = le_to_der(&der, &der_len, raw + off, curve_len(scheme));
+    int error = le_to_der(&der, &der_len, rs, len);
     if (error == 0)
         error = verify_raw(key, digest, dlen, der, (size_t)der_len);
     OPENSSL_free(der);
     return error;
+}
+
+/* Verify a block as its own scheme with a given key. */
+static int verify_as(const uint8_t *raw, int scheme, const uint8_t *digest, size_t dlen,
+                     const fwrel_pkey *key)
+{
+    if (scheme == FWREL_SCHEME_RSA3072)
+        return verify_rsa_field(raw, digest, dlen, key);
+    size_t off = scheme == FWREL_SCHEME_ECDSA384 ? EC384_SIG : EC_SIG;
+    return verify_ec_field(raw + off, curve_len(scheme), digest, dlen, key);
 }
 
 int fwrel_sbv2_block_verify(const fwrel_sbv2_block *b, const uint8_t *digest, size_t digest_len,
@@ -385,14 +403,23 @@ int fwrel_sbv2_block_build(uint8_t out[FWREL_SBV2_BLOCK_LEN], const fwrel_pkey *
         }
         sig = made;
         sig_len = made_len;
-    } else if ((error = verify_raw(key, digest, digest_len, sig, sig_len)) != 0) {
-        fwrel_error_set(FWREL_EVERIFY, "the signature does not verify with the given public key");
+    } else if (scheme == FWREL_SCHEME_RSA3072 && sig_len != 384) {
+        error = fwrel_error_set(
+            FWREL_EFORMAT, "an RSA-3072 signature is 384 bytes (big-endian), not %zu", sig_len);
+        goto done;
+    }
+    /* Every signature is checked before it goes into a block: a given one as espsecure does
+     * (spec 2.8), ours against a faulty signer. */
+    if ((error = verify_raw(key, digest, digest_len, sig, sig_len)) != 0) {
+        if (error == FWREL_EVERIFY)
+            fwrel_error_set(FWREL_EVERIFY, made != NULL ? "the new signature does not verify"
+                                                        : "the signature does not verify with the "
+                                                          "given public key");
         goto done;
     }
     if (scheme == FWREL_SCHEME_RSA3072) {
         if (sig_len != 384) {
-            error = fwrel_error_set(FWREL_EFORMAT, "an RSA-3072 signature is 384 bytes, not %zu",
-                                    sig_len);
+            error = fwrel_error_set(FWREL_EKEY, "RSA signature of %zu bytes", sig_len);
             goto done;
         }
         memcpy(out + RSA_SIG, sig, 384);
@@ -455,8 +482,11 @@ static int prepare(struct prep *p, const char *in_path, fwrel_out *out, int appe
         (error = fwrel_espimg_parse(&p->img, &src, &opts)) != 0)
         goto done;
     if (fwrel_espimg_check_integrity(&p->img) != 0) {
-        error = FWREL_EFORMAT;
-        fwrel_error_set(FWREL_EFORMAT, "%s", fwrel_error_last()->message);
+        /* A corrupt image is bad input here, not a rejected signature: keep the reason, change
+         * the code (copied first: the message buffer is the one being written). */
+        char why[FWREL_ERROR_MSG_MAX];
+        snprintf(why, sizeof(why), "%s", fwrel_error_last()->message);
+        error = fwrel_error_set(FWREL_EFORMAT, "%s", why);
         goto done;
     }
     uint64_t aligned = ALIGN4K(p->img.image_len);
@@ -470,17 +500,40 @@ static int prepare(struct prep *p, const char *in_path, fwrel_out *out, int appe
             goto done;
         }
     } else if (p->img.file_len != p->img.image_len) {
+        /* spec 2.3: espsecure would pad after these bytes and put the sector where the device
+         * does not look, or sign bytes no image parser shows the signer. */
+        if (p->img.file_len == aligned + FWREL_SBV2_SECTOR_LEN) {
+            uint8_t magic = 0;
+            if ((error = fwrel_src_seek(&src, aligned)) != 0 ||
+                (error = fwrel_src_read(&src, &magic, 1)) != 0)
+                goto done;
+            if (magic == FWREL_SBV2_MAGIC) {
+                error = fwrel_error_set(FWREL_EFORMAT,
+                                        "already signed (a signature sector follows the image): "
+                                        "append to it, or sign the image alone");
+                goto done;
+            }
+        }
         error = fwrel_error_set(FWREL_EFORMAT,
                                 "%llu bytes past the end of the image: the device "
                                 "would not look there (sign the image alone)",
                                 (unsigned long long)(p->img.file_len - p->img.image_len));
         goto done;
     }
-    /* The padding: espsecure's 0xFF, or with append the bytes the first signer padded with. */
+    /* The padding: 0xFF as espsecure writes it (spec 2.1). With append the file's own padding
+     * must be exactly that, so the new block signs the bytes a fresh signature would. */
     size_t pad = (size_t)(aligned - p->img.image_len);
     if (append) {
         if ((error = fwrel_src_read(&src, buf, pad)) != 0)
             goto done;
+        for (size_t i = 0; i < pad; i++)
+            if (buf[i] != 0xFF) {
+                error = fwrel_error_set(FWREL_EFORMAT,
+                                        "padding byte at 0x%llx is 0x%02x, not 0xFF: not the "
+                                        "layout of a signed image",
+                                        (unsigned long long)(p->img.image_len + i), buf[i]);
+                goto done;
+            }
     } else {
         memset(buf, 0xFF, pad);
     }
@@ -636,20 +689,96 @@ int fwrel_sbv2_signing_digest(uint8_t out[48], size_t *out_len, const char *in_p
     return error;
 }
 
+/* What espsecure v5.3.1's verify_signature_v2 does with one valid block (spec 2.7). */
+enum { COMPAT_PASS, COMPAT_NEXT, COMPAT_ABORT };
+
+/* Python locals outlive the loop iteration that set them: what the EC path last unpacked. */
+struct compat_ec {
+    int set;
+    unsigned curve;
+    uint8_t rs[96];
+};
+
+/*
+ * The algorithm comes from the supplied key, the field offsets from the block's hash-type byte
+ * and the curve from the block's curve byte, whatever the version byte says. The cases where
+ * espsecure dies with a Python exception (exit 1, no verdict but "invalid") are COMPAT_ABORT:
+ * an RSA key against a SHA-384 digest (Prehashed(SHA256) raises ValueError); a curve byte other
+ * than 1..3 (AssertionError: the mixed-rsa-ecdsa vector's RSA block seen with an EC key, whose
+ * curve byte is n's low byte); a curve whose hash does not fit the digest (ValueError); a
+ * hash-type byte other than 0 or 1 with nothing unpacked before (curve_id unbound). After an
+ * earlier EC block, such a block reuses that block's curve id and r||s, as the Python does. A
+ * curve that is not the key's, with a fitting digest, is only a failed check: espsecure reads r
+ * and s at that curve's width and the verification fails.
+ */
+static int compat_block(char *why, size_t why_len, struct compat_ec *ec, const uint8_t *raw,
+                        int key_scheme, const uint8_t *digest, size_t dlen, const fwrel_pkey *key)
+{
+    if (key_scheme == FWREL_SCHEME_RSA3072) {
+        if (dlen != 32) {
+            snprintf(why, why_len,
+                     "a SHA-384 block checked with an RSA key: espsecure fails "
+                     "(ValueError)");
+            return COMPAT_ABORT;
+        }
+        return verify_rsa_field(raw, digest, dlen, key) == 0 ? COMPAT_PASS : COMPAT_NEXT;
+    }
+    if (raw[2] == 0 || raw[2] == 1) {
+        /* struct.unpack("B64s64s...", blk[36:]) or ("B96s96s...", blk[52:]) */
+        memset(ec->rs, 0, sizeof(ec->rs));
+        if (raw[2] == 0) {
+            ec->curve = raw[EC_CRV];
+            memcpy(ec->rs, raw + EC_SIG, 64);
+        } else {
+            ec->curve = raw[EC384_CRV];
+            memcpy(ec->rs, raw + EC384_SIG, 96);
+        }
+        ec->set = 1;
+    } else if (!ec->set) {
+        snprintf(why, why_len, "hash type %u: espsecure fails (UnboundLocalError)", raw[2]);
+        return COMPAT_ABORT;
+    }
+    if (ec->curve < 1 || ec->curve > 3) {
+        snprintf(why, why_len,
+                 "curve id %u read with an ECDSA key: espsecure fails "
+                 "(AssertionError)",
+                 ec->curve);
+        return COMPAT_ABORT;
+    }
+    if ((ec->curve == 3 ? 48u : 32u) != dlen) {
+        snprintf(why, why_len, "curve id %u with a %zu-byte digest: espsecure fails (ValueError)",
+                 ec->curve, dlen);
+        return COMPAT_ABORT;
+    }
+    /* With curve 3 read from a 64-byte field, s is what Python's slice gives: 16 bytes, then
+     * zeros here; such a pair never fits a SHA-256 digest anyway (caught just above). */
+    size_t len = ec->curve == 1 ? 24 : ec->curve == 2 ? 32 : 48;
+    return verify_ec_field(ec->rs, len, digest, dlen, key) == 0 ? COMPAT_PASS : COMPAT_NEXT;
+}
+
 int fwrel_sbv2_verify_compat(fwrel_report *report, fwrel_src *src, const fwrel_pkey *key,
                              int skip_padding)
 {
     FWREL_ASSERT_ARG(src != NULL && key != NULL);
     uint8_t sector[FWREL_SBV2_SECTOR_LEN], d256[32], d384[48];
     fwrel_sbv2_sector sec;
+    struct compat_ec ec = {0};
     int key_scheme, error, verified = 0;
 
     if ((error = fwrel_sbv2_key_scheme(&key_scheme, key)) != 0)
         return error;
     /* spec 2.7: espsecure's size rule. */
-    if (src->size < FWREL_SBV2_SECTOR_LEN ||
-        (!skip_padding && src->size % FWREL_SBV2_SECTOR_LEN != 0)) {
-        fwrel_report_add(report, "sbv2.size", FWREL_FAIL, "%llu bytes",
+    if (src->size < FWREL_SBV2_SECTOR_LEN) {
+        fwrel_report_add(report, "sbv2.size", FWREL_FAIL, "%llu bytes, less than one sector",
+                         (unsigned long long)src->size);
+        return fwrel_error_set(FWREL_EVERIFY, skip_padding
+                                                  ? "Invalid datafile. File too small (must be at "
+                                                    "least 4096 bytes)."
+                                                  : "Invalid datafile. Data size should be "
+                                                    "non-zero & a multiple of 4096.");
+    }
+    if (!skip_padding && src->size % FWREL_SBV2_SECTOR_LEN != 0) {
+        fwrel_report_add(report, "sbv2.size", FWREL_FAIL, "%llu bytes, not a multiple of 4096",
                          (unsigned long long)src->size);
         return fwrel_error_set(FWREL_EVERIFY, "Invalid datafile. Data size should be non-zero & a "
                                               "multiple of 4096.");
@@ -659,6 +788,7 @@ int fwrel_sbv2_verify_compat(fwrel_report *report, fwrel_src *src, const fwrel_p
         (error = fwrel_src_read(src, sector, sizeof(sector))) != 0)
         return error;
     fwrel_sbv2_parse_sector(&sec, sector);
+    /* espsecure hashes with SHA-384 for a valid block with version 3 and hash type 1. */
     int want384 = 0;
     for (int i = 0; i < FWREL_SBV2_MAX_BLOCKS; i++)
         want384 |= sec.blocks[i].valid && sec.blocks[i].version == 3 && sec.blocks[i].raw[2] == 1;
@@ -668,48 +798,43 @@ int fwrel_sbv2_verify_compat(fwrel_report *report, fwrel_src *src, const fwrel_p
 
     for (int i = 0; i < FWREL_SBV2_MAX_BLOCKS; i++) {
         const fwrel_sbv2_block *b = &sec.blocks[i];
-        char name[32];
+        char name[32], why[160];
         snprintf(name, sizeof(name), "sbv2.block%d", i);
         if (!b->valid) {
             fwrel_report_add(report, name, FWREL_SKIP, "Signature block %d invalid. Skipping.", i);
             continue;
         }
         int is384 = b->version == 3 && b->raw[2] == 1;
-        if (memcmp(b->raw + OFF_DIGEST, is384 ? d384 : d256, is384 ? 48 : 32) != 0) {
-            fwrel_report_add(report, name, FWREL_FAIL, "image digest mismatch");
-            return fwrel_error_set(FWREL_EVERIFY,
-                                   "Signature block image digest does not match the "
-                                   "actual image digest (block %d)",
-                                   i);
+        const uint8_t *digest = is384 ? d384 : d256;
+        size_t dlen = is384 ? 48 : 32;
+        int outcome = COMPAT_ABORT;
+        if (memcmp(b->raw + OFF_DIGEST, digest, dlen) != 0) {
+            /* espsecure raises a FatalError here, whatever earlier blocks said. */
+            snprintf(why, sizeof(why),
+                     "Signature block %d image digest does not match the actual image digest", i);
+        } else {
+            outcome = compat_block(why, sizeof(why), &ec, b->raw, key_scheme, digest, dlen, key);
         }
-        /* espsecure picks the algorithm from the supplied key, not the block. With an EC key,
-         * a block whose curve field is not the key's makes it abort (spec 2.7 quirk). */
-        int as = key_scheme;
-        if (key_scheme != FWREL_SCHEME_RSA3072) {
-            int curve = key_scheme == FWREL_SCHEME_ECDSA384 ? b->raw[EC384_CRV] : b->raw[EC_CRV];
-            int want = key_scheme == FWREL_SCHEME_ECDSA192   ? 1
-                       : key_scheme == FWREL_SCHEME_ECDSA256 ? 2
-                                                             : 3;
-            if (curve != want) {
-                fwrel_report_add(report, name, FWREL_FAIL, "curve id %d is not the key's (%d)",
-                                 curve, want);
-                return fwrel_error_set(FWREL_EVERIFY,
-                                       "signature block %d: curve id %d does not match "
-                                       "the key (espsecure aborts here)",
-                                       i, curve);
+        if (outcome == COMPAT_ABORT) {
+            fwrel_report_add(report, name, FWREL_FAIL, "%s", why);
+            for (int j = i + 1; j < FWREL_SBV2_MAX_BLOCKS; j++) {
+                snprintf(name, sizeof(name), "sbv2.block%d", j);
+                fwrel_report_add(report, name, FWREL_SKIP,
+                                 "not checked: espsecure stops at "
+                                 "block %d",
+                                 i);
             }
+            return fwrel_error_set(FWREL_EVERIFY, "%s", why);
         }
-        if (verify_as(b->raw, as, is384 ? d384 : d256, is384 ? 48 : 32, key) == 0) {
+        if (outcome == COMPAT_PASS) {
             fwrel_report_add(report, name, FWREL_PASS,
-                             "Signature block %d verification successful "
-                             "using the supplied key",
-                             i);
+                             "Signature block %d verification successful using the supplied key "
+                             "(%s).",
+                             i, key_scheme == FWREL_SCHEME_RSA3072 ? "RSA" : "ECDSA");
             verified++;
         } else {
             fwrel_report_add(report, name, FWREL_FAIL,
-                             "Signature block %d is not signed by the "
-                             "supplied key",
-                             i);
+                             "Signature block %d is not signed by the supplied key.", i);
         }
     }
     fwrel_error_clear();

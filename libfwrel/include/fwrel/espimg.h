@@ -46,6 +46,15 @@ typedef struct fwrel_chip {
     int sbv1;                  /**< 1 if Secure Boot V1 app signing exists (ESP32 only) */
     unsigned key_digest_len;   /**< bytes of the key digest in eFuse: 32, or 16 on ESP32-C2 */
     uint32_t bootloader_offset; /**< esptool BOOTLOADER_FLASH_OFFSET */
+    /**
+     * Flash-mapped windows, [start, end): esptool IROM_MAP_* and DROM_MAP_* (esptool/targets/).
+     * A segment loaded there must sit in the file at its load address modulo the MMU page
+     * (spec 1.3). All zero when not known: no alignment is checked then.
+     */
+    uint32_t irom_map[2];
+    uint32_t drom_map[2];
+    uint8_t mmu_page_log2_min; /**< smallest MMU page elf2image allows, log2 (spec 1.9) */
+    uint8_t mmu_page_log2_max; /**< largest, log2; 16 (64 KiB) on most chips */
 } fwrel_chip;
 
 /** The chip with that header id, or NULL. */
@@ -57,11 +66,17 @@ const fwrel_chip *fwrel_chip_by_name(const char *name);
 /** The i-th chip of the table (for listings), NULL past the end. */
 const fwrel_chip *fwrel_chip_at(size_t i);
 
+/**
+ * 1 if addr lies in one of the chip's flash-mapped windows (irom_map, drom_map), else 0
+ * (also for a NULL chip or one whose windows are not known).
+ */
+int fwrel_chip_flash_mapped(const fwrel_chip *chip, uint32_t addr);
+
 /** One segment. */
 typedef struct fwrel_espimg_segment {
     uint32_t load_addr;
     uint32_t data_len;
-    uint64_t data_offset; /**< file offset of the segment's data */
+    uint64_t data_offset; /**< offset of the segment's data from the image's first byte */
 } fwrel_espimg_segment;
 
 /** esp_app_desc_t (spec 1.6). Text fields are NUL-terminated copies. */
@@ -113,6 +128,13 @@ typedef struct fwrel_espimg {
 
     int has_app_desc; /**< 0 for images before IDF v3.2 (no magic at 0x20) */
     fwrel_app_desc app_desc;
+
+    /**
+     * log2 of the MMU page that flash-mapped segments were checked against: the descriptor's
+     * mmu_page_size when the chip allows it, else the chip's smallest page; 0 when the chip's
+     * flash windows are not known and nothing was checked.
+     */
+    uint8_t mmu_page_log2;
 } fwrel_espimg;
 
 /** A consumer of the image bytes, called in order as they are read. */
@@ -136,7 +158,16 @@ typedef struct fwrel_espimg_opts {
  * Parse an image from the current position of src (normally offset 0).
  *
  * Reads [0, image_len) only; src->pos is image_len afterwards, and
- * out->file_len is src->size.
+ * out->file_len is src->size. Offsets in out count from the image's first
+ * byte (the file offset when src starts at 0). Memory use is bounded (one
+ * 64 KiB buffer) whatever the image size.
+ *
+ * Checked, as the device does (spec 1.2-1.5, 1.8): magic 0xE9, hash_appended
+ * 0 or 1, 1..16 segments, each length a multiple of 4 and below 16 MiB, each
+ * segment's data inside the file, and, for a known chip, a flash-mapped
+ * segment's data offset equal to its load address modulo the MMU page
+ * (mmu_page_log2). Not errors (reported): checksum, hash, trailing bytes
+ * (file_len > image_len), chip id and revisions, non-zero checksum padding.
  *
  * @param out   filled in (no allocation; nothing to free)
  * @param src   the image
@@ -144,7 +175,8 @@ typedef struct fwrel_espimg_opts {
  * @return 0 when the structure is sound (checksum_ok / sha256_ok tell the
  *         rest); FWREL_EFORMAT with a reason for a malformed image ("invalid
  *         magic byte 0x..", "segment 3: length 0x.. not a multiple of 4",
- *         "17 segments, at most 16", truncation, ...); FWREL_EIO on a read
+ *         "17 segments, expected 1 to 16", "segment 2: length 0x.. past the end of
+ *         the file ...", "truncated: ..."); FWREL_EIO on a read or digest
  *         error; a sink's own error code.
  */
 int fwrel_espimg_parse(fwrel_espimg *out, fwrel_src *src, const fwrel_espimg_opts *opts) FWREL_WUR;
