@@ -1,0 +1,171 @@
+/*
+ * export.h - update-server exports rendered from template directories
+ * (docs/exports.md).
+ *
+ * An export is a directory <root>/<name>/ holding an export.yaml (description,
+ * variables, how each file's values are escaped, which release artifacts are
+ * copied where) and template files whose names and contents may hold
+ * {{variable}} placeholders. Users add exports by adding a directory; nothing
+ * is compiled. Rendering is strict and bounded: unknown or unset variables,
+ * unclosed braces, bad names, paths that leave the export directory, symbolic
+ * links, non-regular files and oversize inputs or outputs are errors, and the
+ * result is a sorted list of (relative path, bytes) in memory.
+ */
+#ifndef FWREL_EXPORT_H
+#define FWREL_EXPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fwrel/error.h"
+#include "fwrel/io.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Largest template file (and export.yaml) read, in bytes. */
+#define FWREL_EXPORT_TEMPLATE_MAX (64 * 1024)
+/** Largest rendered file, in bytes. */
+#define FWREL_EXPORT_OUTPUT_MAX (256 * 1024)
+/** Most template files plus directories in one export. */
+#define FWREL_EXPORT_FILES_MAX 64
+/** Most variables in a set. */
+#define FWREL_EXPORT_VARS_MAX 128
+/** Longest variable name (characters [a-z0-9_]). */
+#define FWREL_EXPORT_NAME_MAX 64
+/** Longest variable value, in bytes (valid UTF-8, no NUL). */
+#define FWREL_EXPORT_VALUE_MAX 4096
+/** Longest rendered output path, in bytes. */
+#define FWREL_EXPORT_PATH_MAX 255
+
+/** Release artifact names an export.yaml may copy (fwrel_export_file.artifact). */
+#define FWREL_EXPORT_ARTIFACT_IMAGE    "image"    /**< the served image (esp_encrypted_img file) */
+#define FWREL_EXPORT_ARTIFACT_MANIFEST "manifest" /**< the encrypted manifest envelope */
+
+/** How values are escaped in a file (export.yaml `escape:`), or by a {{name|filter}}. */
+enum fwrel_export_escape {
+    FWREL_EXPORT_NONE = 0,  /**< verbatim; values with control characters are refused */
+    FWREL_EXPORT_JSON = 1,  /**< inside a JSON string: \" \\ and \uXXXX for controls */
+    FWREL_EXPORT_SHELL = 2, /**< a whole POSIX-shell single-quoted word: 'it'\''s' */
+    FWREL_EXPORT_URL = 3,   /**< percent-encoding of everything but A-Z a-z 0-9 - . _ ~ */
+};
+
+/** A set of variables (name -> string); opaque. */
+typedef struct fwrel_export_vars fwrel_export_vars;
+
+/** One rendered file of an export. */
+typedef struct fwrel_export_file {
+    char *path;           /**< relative to the export's directory, '/'-separated */
+    uint8_t *data;        /**< the rendered bytes; NULL for an artifact copy */
+    size_t len;           /**< size of data */
+    const char *artifact; /**< NULL, or FWREL_EXPORT_ARTIFACT_*: the caller puts that file's
+                               bytes at path (images are not read into memory here) */
+    int executable;       /**< 1 when export.yaml marks the file executable (mode 0755) */
+} fwrel_export_file;
+
+/**
+ * Create an empty variable set.
+ * @param out  receives the set; free with fwrel_export_vars_free()
+ * @return 0 or FWREL_EIO (out of memory)
+ */
+int fwrel_export_vars_new(fwrel_export_vars **out) FWREL_WUR;
+
+/** Free a variable set. NULL is fine. */
+void fwrel_export_vars_free(fwrel_export_vars *vars);
+
+/**
+ * Set (or replace) a variable. Both strings are copied.
+ *
+ * @param vars   the set
+ * @param name   [a-z0-9_], 1 to FWREL_EXPORT_NAME_MAX characters
+ * @param value  valid UTF-8, at most FWREL_EXPORT_VALUE_MAX bytes
+ * @return 0; FWREL_EUSAGE for a bad name, a value that is too long or not
+ *         UTF-8, or more than FWREL_EXPORT_VARS_MAX variables; FWREL_EIO
+ */
+int fwrel_export_vars_set(fwrel_export_vars *vars, const char *name, const char *value) FWREL_WUR;
+
+/**
+ * The value of a variable.
+ * @return the value (owned by vars, valid until it is replaced or freed), or NULL when unset
+ */
+const char *fwrel_export_vars_get(const fwrel_export_vars *vars, const char *name);
+
+/**
+ * Set the variable "hmac" to the Flask OTA server's HMAC of the served file
+ * (research anchor-tools.md section 2b): lower-case hex of
+ * HMAC-SHA256(key, every byte of image from its current position to its end),
+ * i.e. of the whole file the device downloads (the esp_encrypted_img file),
+ * keyed with the policy's 32-byte `hmac` key as raw bytes. Streams the image
+ * (64 KiB at a time). The key is not copied; the caller wipes it.
+ *
+ * @param vars    the set
+ * @param key     the raw HMAC key
+ * @param keylen  must be 32 (hmac256)
+ * @param image   the served file, positioned at its start
+ * @return 0; FWREL_EKEY for a key that is not 32 bytes or an OpenSSL failure;
+ *         a read error of image (FWREL_EIO / FWREL_EFORMAT)
+ */
+int fwrel_export_vars_set_hmac(fwrel_export_vars *vars, const uint8_t *key, size_t keylen,
+                               fwrel_src *image) FWREL_WUR;
+
+/**
+ * Render one template text (docs/exports.md "Template language"): {{name}},
+ * {{name|url}}, {{name|json}}, {{name|shell}}, sections {{#name}}..{{/name}}
+ * (kept when name is set and not empty) and {{^name}}..{{/name}} (kept when it
+ * is not), not nested. Every name used must be set in vars. A filter is
+ * applied first, then the context's escaping.
+ *
+ * @param out     receives the malloc'd bytes (NUL-terminated, not counted); free()
+ * @param outlen  receives their count
+ * @param text    the template
+ * @param len     its size, at most FWREL_EXPORT_TEMPLATE_MAX
+ * @param escape  the context, an enum fwrel_export_escape
+ * @param vars    the variables
+ * @return 0; FWREL_EFORMAT "line N: reason" (unclosed {{, a name outside
+ *         [a-z0-9_], unknown variable, unbalanced section, a value a context
+ *         refuses, input or output over its cap); FWREL_EIO
+ */
+int fwrel_export_render_text(uint8_t **out, size_t *outlen, const uint8_t *text, size_t len,
+                             int escape, const fwrel_export_vars *vars) FWREL_WUR;
+
+/**
+ * Render the export `name` found under root.
+ *
+ * Reads <root>/<name>/export.yaml and every file below <root>/<name>/ without
+ * following symbolic links. Each template file must be declared in export.yaml
+ * and each declared file must exist; every placeholder must name a declared
+ * variable; every required variable must be set. File names are rendered too:
+ * a value holding '/', '\\', "..", or a control character is refused there, and
+ * every output path must be relative, free of empty, "." and ".." components
+ * and unique. Rendered `json` files must parse as JSON.
+ *
+ * @param files  receives the files sorted bytewise by path; free with
+ *               fwrel_export_files_free()
+ * @param count  receives their number
+ * @param root   the template root (NULL: fwrel_export_default_root()); the
+ *               root itself may be a symbolic link, nothing below it may
+ * @param name   the export: [a-z0-9][a-z0-9._-]{0,63}, no ".."
+ * @param vars   the release's variables (docs/exports.md lists them)
+ * @return 0; FWREL_EUSAGE for a bad export name; FWREL_EFORMAT "<file>:<line>: reason"
+ *         (file relative to the export directory) or "export.yaml:line:col: reason";
+ *         FWREL_EIO when the export does not exist or cannot be read. Nothing is
+ *         returned on failure.
+ */
+int fwrel_export_render(fwrel_export_file **files, size_t *count, const char *root,
+                        const char *name, const fwrel_export_vars *vars) FWREL_WUR;
+
+/** Free files from fwrel_export_render(). NULL is fine. */
+void fwrel_export_files_free(fwrel_export_file *files, size_t count);
+
+/**
+ * The installed template root (<prefix>/share/fwrel/templates), where the
+ * shipped exports https-dir, secure-fota and flask-ota live.
+ * @return a static string; never NULL
+ */
+const char *fwrel_export_default_root(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

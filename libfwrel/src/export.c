@@ -1,0 +1,1116 @@
+/* export.c - update-server exports rendered from template directories (export.h, docs/exports.md). */
+#include "fwrel/export.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+
+#include "util.h"
+#include "yamltree.h"
+
+#ifndef FWREL_TEMPLATE_DIR
+#define FWREL_TEMPLATE_DIR "/usr/local/share/fwrel/templates"
+#endif
+
+/* Directories below an export's root, and the whole tree's entries, are capped. */
+#define EXPORT_DEPTH_MAX   4
+#define EXPORT_COPIES_MAX  16
+#define EXPORT_DECL_MAX    FWREL_EXPORT_VARS_MAX
+#define EXPORT_YAML        "export.yaml"
+#define EXPORT_DESC_MAX    1024
+
+struct fwrel_export_vars {
+    size_t count;
+    char *names[FWREL_EXPORT_VARS_MAX];
+    char *values[FWREL_EXPORT_VARS_MAX];
+};
+
+const char *fwrel_export_default_root(void)
+{
+    return FWREL_TEMPLATE_DIR;
+}
+
+/* ---- variables ---------------------------------------------------------------------------- */
+
+static int valid_name(const char *s, size_t n)
+{
+    if (n == 0 || n > FWREL_EXPORT_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return 0;
+    return 1;
+}
+
+/* Strict UTF-8 (no overlongs, no surrogates, at most U+10FFFF). */
+static int valid_utf8(const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = p[i];
+        size_t k;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            k = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            k = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            k = 3;
+            cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        if (n - i <= k)
+            return 0;
+        for (size_t j = 1; j <= k; j++) {
+            if ((p[i + j] & 0xc0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (p[i + j] & 0x3f);
+        }
+        if ((k == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (k == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+            return 0;
+        i += k + 1;
+    }
+    return 1;
+}
+
+int fwrel_export_vars_new(fwrel_export_vars **out)
+{
+    FWREL_ASSERT_ARG(out != NULL);
+    if ((*out = calloc(1, sizeof(**out))) == NULL)
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    return 0;
+}
+
+void fwrel_export_vars_free(fwrel_export_vars *vars)
+{
+    if (vars == NULL)
+        return;
+    for (size_t i = 0; i < vars->count; i++) {
+        free(vars->names[i]);
+        free(vars->values[i]);
+    }
+    free(vars);
+}
+
+static const char *vars_lookup(const fwrel_export_vars *vars, const char *name, size_t n)
+{
+    for (size_t i = 0; vars != NULL && i < vars->count; i++)
+        if (strlen(vars->names[i]) == n && memcmp(vars->names[i], name, n) == 0)
+            return vars->values[i];
+    return NULL;
+}
+
+const char *fwrel_export_vars_get(const fwrel_export_vars *vars, const char *name)
+{
+    if (vars == NULL || name == NULL)
+        return NULL;
+    return vars_lookup(vars, name, strlen(name));
+}
+
+int fwrel_export_vars_set(fwrel_export_vars *vars, const char *name, const char *value)
+{
+    FWREL_ASSERT_ARG(vars != NULL && name != NULL && value != NULL);
+    size_t vlen = strlen(value);
+    if (!valid_name(name, strlen(name)))
+        return fwrel_error_set(FWREL_EUSAGE, "variable name must be 1 to %d characters of [a-z0-9_]",
+                               FWREL_EXPORT_NAME_MAX);
+    if (vlen > FWREL_EXPORT_VALUE_MAX)
+        return fwrel_error_set(FWREL_EUSAGE, "variable '%s': value over %d bytes", name,
+                               FWREL_EXPORT_VALUE_MAX);
+    if (!valid_utf8((const uint8_t *)value, vlen))
+        return fwrel_error_set(FWREL_EUSAGE, "variable '%s': value is not valid UTF-8", name);
+    char *copy = strdup(value);
+    if (copy == NULL)
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    for (size_t i = 0; i < vars->count; i++)
+        if (strcmp(vars->names[i], name) == 0) {
+            free(vars->values[i]);
+            vars->values[i] = copy;
+            return 0;
+        }
+    char *ncopy = strdup(name);
+    if (vars->count == FWREL_EXPORT_VARS_MAX || ncopy == NULL) {
+        free(copy);
+        free(ncopy);
+        if (vars->count == FWREL_EXPORT_VARS_MAX)
+            return fwrel_error_set(FWREL_EUSAGE, "more than %d variables", FWREL_EXPORT_VARS_MAX);
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    }
+    vars->names[vars->count] = ncopy;
+    vars->values[vars->count++] = copy;
+    return 0;
+}
+
+int fwrel_export_vars_set_hmac(fwrel_export_vars *vars, const uint8_t *key, size_t keylen,
+                               fwrel_src *image)
+{
+    FWREL_ASSERT_ARG(vars != NULL && key != NULL && image != NULL);
+    EVP_MAC *mac = NULL;
+    EVP_MAC_CTX *ctx = NULL;
+    uint8_t *buf = NULL, tag[32];
+    char hex[65];
+    size_t taglen = 0;
+    int error;
+    if (keylen != 32)
+        return fwrel_error_set(FWREL_EKEY, "HMAC key must be 32 bytes (hmac256), not %zu", keylen);
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+        OSSL_PARAM_construct_end(),
+    };
+    if ((buf = malloc(65536)) == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    if ((mac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL || (ctx = EVP_MAC_CTX_new(mac)) == NULL ||
+        EVP_MAC_init(ctx, key, keylen, params) != 1) {
+        error = fwrel_error_set_openssl(FWREL_EKEY, "HMAC setup failed");
+        goto done;
+    }
+    while (image->pos < image->size) {
+        uint64_t left = image->size - image->pos;
+        size_t chunk = left < 65536 ? (size_t)left : 65536;
+        if ((error = fwrel_src_read(image, buf, chunk)) != 0)
+            goto done;
+        if (EVP_MAC_update(ctx, buf, chunk) != 1) {
+            error = fwrel_error_set_openssl(FWREL_EKEY, "HMAC failed");
+            goto done;
+        }
+    }
+    if (EVP_MAC_final(ctx, tag, &taglen, sizeof(tag)) != 1 || taglen != sizeof(tag)) {
+        error = fwrel_error_set_openssl(FWREL_EKEY, "HMAC failed");
+        goto done;
+    }
+    fwrel_hex(hex, tag, sizeof(tag));
+    if ((error = fwrel_export_vars_set(vars, "hmac", hex)) != 0)
+        goto done;
+    error = 0;
+done:
+    OPENSSL_cleanse(tag, sizeof(tag));
+    EVP_MAC_CTX_free(ctx); /* wipes its copy of the key */
+    EVP_MAC_free(mac);
+    free(buf);
+    return error;
+}
+
+/* ---- output buffer ------------------------------------------------------------------------ */
+
+struct buf {
+    uint8_t *p;
+    size_t len, cap, max;
+};
+
+static int buf_add(struct buf *b, const void *data, size_t n, int line)
+{
+    if (n > b->max - b->len)
+        return fwrel_error_set(FWREL_EFORMAT, "line %d: rendered output over %zu bytes", line,
+                               b->max);
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        uint8_t *np = realloc(b->p, cap);
+        if (np == NULL)
+            return fwrel_error_set(FWREL_EIO, "out of memory");
+        b->p = np;
+        b->cap = cap;
+    }
+    if (n > 0)
+        memcpy(b->p + b->len, data, n);
+    b->len += n;
+    b->p[b->len] = 0;
+    return 0;
+}
+
+/* ---- escaping ----------------------------------------------------------------------------- */
+
+/* Context for file names: no escaping, but values that could leave the directory are refused. */
+#define ESC_PATH 100
+
+static int escape_value(struct buf *out, const char *v, size_t n, int esc, const char *name,
+                        int line)
+{
+    static const char hexd[] = "0123456789ABCDEF";
+    int error = 0;
+    switch (esc) {
+    case FWREL_EXPORT_NONE:
+    case ESC_PATH:
+        for (size_t i = 0; i < n; i++)
+            if ((uint8_t)v[i] < 0x20 || v[i] == 0x7f)
+                return fwrel_error_set(FWREL_EFORMAT,
+                                       "line %d: value of '%s' has a control character", line,
+                                       name);
+        if (esc == ESC_PATH && (memchr(v, '/', n) != NULL || memchr(v, '\\', n) != NULL ||
+                                (n >= 2 && strstr(v, "..") != NULL)))
+            return fwrel_error_set(FWREL_EFORMAT,
+                                   "line %d: value of '%s' has '/', '\\' or '..' (not allowed in "
+                                   "a file name)",
+                                   line, name);
+        return buf_add(out, v, n, line);
+    case FWREL_EXPORT_JSON:
+        for (size_t i = 0; i < n && error == 0; i++) {
+            uint8_t c = (uint8_t)v[i];
+            char e[8];
+            if (c == '"' || c == '\\') {
+                e[0] = '\\';
+                e[1] = (char)c;
+                error = buf_add(out, e, 2, line);
+            } else if (c == '\n' || c == '\t' || c == '\r') {
+                e[0] = '\\';
+                e[1] = c == '\n' ? 'n' : c == '\t' ? 't' : 'r';
+                error = buf_add(out, e, 2, line);
+            } else if (c < 0x20 || c == 0x7f) {
+                memcpy(e, "\\u00", 4);
+                e[4] = hexd[c >> 4];
+                e[5] = hexd[c & 15];
+                error = buf_add(out, e, 6, line);
+            } else {
+                error = buf_add(out, &v[i], 1, line);
+            }
+        }
+        return error;
+    case FWREL_EXPORT_SHELL:
+        /* One single-quoted word; a quote closes it, is escaped and reopens it. Inside single
+         * quotes nothing ($, `, \, newline) is special to a POSIX shell. */
+        error = buf_add(out, "'", 1, line);
+        for (size_t i = 0; i < n && error == 0; i++)
+            error = v[i] == '\'' ? buf_add(out, "'\\''", 4, line) : buf_add(out, &v[i], 1, line);
+        return error ? error : buf_add(out, "'", 1, line);
+    case FWREL_EXPORT_URL:
+        for (size_t i = 0; i < n && error == 0; i++) {
+            uint8_t c = (uint8_t)v[i];
+            if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                c == '-' || c == '.' || c == '_' || c == '~') {
+                error = buf_add(out, &v[i], 1, line);
+            } else {
+                char e[3] = {'%', hexd[c >> 4], hexd[c & 15]};
+                error = buf_add(out, e, 3, line);
+            }
+        }
+        return error;
+    }
+    return fwrel_error_set(FWREL_EUSAGE, "unknown escaping %d", esc);
+}
+
+static int escape_by_name(int *out, const char *s, size_t n)
+{
+    static const struct {
+        const char *name;
+        int esc;
+    } table[] = {{"none", FWREL_EXPORT_NONE},
+                 {"json", FWREL_EXPORT_JSON},
+                 {"shell", FWREL_EXPORT_SHELL},
+                 {"url", FWREL_EXPORT_URL}};
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+        if (strlen(table[i].name) == n && memcmp(table[i].name, s, n) == 0) {
+            *out = table[i].esc;
+            return 0;
+        }
+    return -1;
+}
+
+/* ---- the template language ---------------------------------------------------------------- */
+
+/* Which names a template may use: declared in export.yaml (known), and their values. */
+struct scope {
+    const fwrel_export_vars *vars;
+    char *const *known; /* NULL: every name set in vars is known, nothing else */
+    size_t nknown;
+};
+
+static int scope_knows(const struct scope *s, const char *name, size_t n)
+{
+    if (s->known == NULL)
+        return vars_lookup(s->vars, name, n) != NULL;
+    for (size_t i = 0; i < s->nknown; i++)
+        if (strlen(s->known[i]) == n && memcmp(s->known[i], name, n) == 0)
+            return 1;
+    return 0;
+}
+
+/* A placeholder's text for a message: at most 40 bytes, non-printables as '?'. */
+static void show_tag(char out[48], const uint8_t *p, size_t n)
+{
+    size_t k = n > 40 ? 40 : n;
+    for (size_t i = 0; i < k; i++)
+        out[i] = p[i] >= 0x20 && p[i] < 0x7f ? (char)p[i] : '?';
+    memcpy(&out[k], n > k ? "..." : "", n > k ? 4 : 1);
+}
+
+/*
+ * Where the shell would be after the literal text of a shell template: placeholders are
+ * whole single-quoted words, so they may stand only where a word can start, never inside
+ * quotes or a comment (a newline in a value would end a comment and run the rest).
+ */
+enum { SH_NORMAL, SH_SQUOTE, SH_DQUOTE, SH_COMMENT };
+
+struct shlex {
+    int state, escaped, word; /* word: the last character continues a word */
+};
+
+static void sh_lex(struct shlex *l, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = p[i];
+        if (l->escaped) {
+            l->escaped = 0;
+            l->word = 1;
+            continue;
+        }
+        switch (l->state) {
+        case SH_NORMAL:
+            if (c == '\\')
+                l->escaped = 1;
+            else if (c == '\'')
+                l->state = SH_SQUOTE;
+            else if (c == '"')
+                l->state = SH_DQUOTE;
+            else if (c == '#' && !l->word)
+                l->state = SH_COMMENT;
+            l->word = !(c == ' ' || c == '\t' || c == '\n' || c == ';' || c == '&' || c == '|' ||
+                        c == '(' || c == ')' || c == '<' || c == '>');
+            break;
+        case SH_SQUOTE:
+            if (c == '\'')
+                l->state = SH_NORMAL;
+            break;
+        case SH_DQUOTE:
+            if (c == '\\')
+                l->escaped = 1;
+            else if (c == '"')
+                l->state = SH_NORMAL;
+            break;
+        case SH_COMMENT:
+            if (c == '\n') {
+                l->state = SH_NORMAL;
+                l->word = 0;
+            }
+            break;
+        }
+    }
+}
+
+static int render(struct buf *out, const uint8_t *t, size_t len, int esc, const struct scope *s)
+{
+    struct shlex sh = {0};
+    int line = 1, error;
+    int in_section = 0, keep = 1, section_line = 0;
+    const uint8_t *section_name = NULL;
+    size_t section_len = 0;
+    size_t i = 0;
+    if (len > FWREL_EXPORT_TEMPLATE_MAX)
+        return fwrel_error_set(FWREL_EFORMAT, "template over %d bytes", FWREL_EXPORT_TEMPLATE_MAX);
+    while (i < len) {
+        /* Literal text up to the next "{{". */
+        size_t j = i;
+        while (j < len && !(t[j] == '{' && j + 1 < len && t[j + 1] == '{'))
+            j++;
+        if (keep && (error = buf_add(out, t + i, j - i, line)) != 0)
+            return error;
+        if (keep && esc == FWREL_EXPORT_SHELL)
+            sh_lex(&sh, t + i, j - i);
+        for (size_t k = i; k < j; k++)
+            line += t[k] == '\n';
+        if (j == len)
+            break;
+        /* A tag: "{{" ... "}}" on one line. */
+        size_t a = j + 2, b = a;
+        while (b < len && t[b] != '\n' && !(t[b] == '}' && b + 1 < len && t[b + 1] == '}'))
+            b++;
+        if (b >= len || t[b] == '\n')
+            return fwrel_error_set(FWREL_EFORMAT, "line %d: unclosed '{{'", line);
+        const uint8_t *tag = t + a;
+        size_t tn = b - a;
+        i = b + 2;
+        char shown[48];
+        show_tag(shown, tag, tn);
+        char kind = tn > 0 && (tag[0] == '#' || tag[0] == '^' || tag[0] == '/') ? (char)tag[0] : 0;
+        const char *name = (const char *)tag + (kind ? 1 : 0);
+        size_t nn = tn - (kind ? 1 : 0), fn = 0;
+        const char *filter = NULL;
+        const char *bar = memchr(name, '|', nn);
+        if (bar != NULL && !kind) {
+            filter = bar + 1;
+            fn = nn - (size_t)(filter - name);
+            nn = (size_t)(bar - name);
+        }
+        int fesc = -1;
+        if (!valid_name(name, nn) || (filter != NULL && escape_by_name(&fesc, filter, fn) != 0) ||
+            (filter != NULL && fesc == FWREL_EXPORT_NONE))
+            return fwrel_error_set(FWREL_EFORMAT,
+                                   "line %d: placeholder '{{%s}}' is not a name of [a-z0-9_] "
+                                   "(with an optional |url, |json or |shell)",
+                                   line, shown);
+        if (!scope_knows(s, name, nn))
+            return fwrel_error_set(FWREL_EFORMAT, "line %d: unknown variable '%.*s'", line,
+                                   (int)nn, name);
+        const char *value = vars_lookup(s->vars, name, nn);
+        if (kind == '#' || kind == '^') {
+            if (esc == ESC_PATH)
+                return fwrel_error_set(FWREL_EFORMAT, "line %d: sections are not allowed here",
+                                       line);
+            if (in_section)
+                return fwrel_error_set(FWREL_EFORMAT,
+                                       "line %d: section '%.*s' inside section '%.*s' (sections "
+                                       "do not nest)",
+                                       line, (int)nn, name, (int)section_len,
+                                       (const char *)section_name);
+            int set = value != NULL && value[0] != 0;
+            in_section = 1;
+            keep = kind == '#' ? set : !set;
+            section_name = (const uint8_t *)name;
+            section_len = nn;
+            section_line = line;
+            continue;
+        }
+        if (kind == '/') {
+            if (!in_section || section_len != nn || memcmp(section_name, name, nn) != 0)
+                return fwrel_error_set(FWREL_EFORMAT, "line %d: '{{/%.*s}}' closes no open section",
+                                       line, (int)nn, name);
+            in_section = 0;
+            keep = 1;
+            continue;
+        }
+        if (!keep)
+            continue;
+        if (esc == FWREL_EXPORT_SHELL && (sh.state != SH_NORMAL || sh.escaped))
+            return fwrel_error_set(FWREL_EFORMAT,
+                                   "line %d: placeholder '{{%s}}' inside quotes or a comment "
+                                   "(in shell files a placeholder is a whole quoted word)",
+                                   line, shown);
+        sh.word = 1;
+        if (value == NULL)
+            return fwrel_error_set(FWREL_EFORMAT,
+                                   "line %d: variable '%.*s' is not set (use it inside "
+                                   "{{#%.*s}}...{{/%.*s}})",
+                                   line, (int)nn, name, (int)nn, name, (int)nn, name);
+        if (filter != NULL) {
+            struct buf f = {.max = FWREL_EXPORT_OUTPUT_MAX};
+            char vname[FWREL_EXPORT_NAME_MAX + 1];
+            memcpy(vname, name, nn);
+            vname[nn] = 0;
+            error = escape_value(&f, value, strlen(value), fesc, vname, line);
+            if (error == 0)
+                error = escape_value(out, f.p ? (const char *)f.p : "", f.len, esc, vname, line);
+            free(f.p);
+        } else {
+            char vname[FWREL_EXPORT_NAME_MAX + 1];
+            memcpy(vname, name, nn);
+            vname[nn] = 0;
+            error = escape_value(out, value, strlen(value), esc, vname, line);
+        }
+        if (error)
+            return error;
+    }
+    if (in_section)
+        return fwrel_error_set(FWREL_EFORMAT, "line %d: section '%.*s' is not closed",
+                               section_line, (int)section_len, (const char *)section_name);
+    return 0;
+}
+
+static int render_alloc(struct buf *out, const uint8_t *text, size_t len, int esc,
+                        const struct scope *s, size_t max)
+{
+    memset(out, 0, sizeof(*out));
+    out->max = max;
+    int error = render(out, text, len, esc, s);
+    if (error == 0 && out->p == NULL)
+        error = buf_add(out, "", 0, 1); /* an empty result is still a buffer */
+    if (error) {
+        free(out->p);
+        memset(out, 0, sizeof(*out));
+    }
+    return error;
+}
+
+int fwrel_export_render_text(uint8_t **out, size_t *outlen, const uint8_t *text, size_t len,
+                             int escape, const fwrel_export_vars *vars)
+{
+    FWREL_ASSERT_ARG(out != NULL && outlen != NULL && (text != NULL || len == 0));
+    struct scope s = {.vars = vars};
+    struct buf b;
+    *out = NULL;
+    *outlen = 0;
+    if (escape < FWREL_EXPORT_NONE || escape > FWREL_EXPORT_URL)
+        return fwrel_error_set(FWREL_EUSAGE, "unknown escaping %d", escape);
+    int error = render_alloc(&b, text ? text : (const uint8_t *)"", len, escape, &s,
+                             FWREL_EXPORT_OUTPUT_MAX);
+    if (error)
+        return error;
+    *out = b.p;
+    *outlen = b.len;
+    return 0;
+}
+
+/* ---- export.yaml -------------------------------------------------------------------------- */
+
+struct decl_file {
+    char *path; /* template path relative to the export directory */
+    int escape, executable, seen;
+};
+
+struct decl_copy {
+    char *path; /* output path template */
+    const char *artifact;
+};
+
+struct spec {
+    yt_node *tree;
+    char *known[EXPORT_DECL_MAX];
+    size_t nknown;
+    char *required[EXPORT_DECL_MAX];
+    size_t nrequired;
+    struct decl_file files[FWREL_EXPORT_FILES_MAX];
+    size_t nfiles;
+    struct decl_copy copies[EXPORT_COPIES_MAX];
+    size_t ncopies;
+};
+
+static void spec_free(struct spec *sp)
+{
+    /* Strings point into the tree. */
+    yt_free(sp->tree);
+    memset(sp, 0, sizeof(*sp));
+}
+
+static int yerr(const yt_node *n, const char *fmt, const char *arg)
+{
+    char shown[48] = "";
+    if (arg != NULL)
+        show_tag(shown, (const uint8_t *)arg, strlen(arg));
+    return fwrel_error_set(FWREL_EFORMAT, "%d:%d: %s%s", n->line, n->col, fmt, shown);
+}
+
+/* A path key of export.yaml: printable, so that messages naming it stay one line. */
+static int printable(const char *s)
+{
+    for (; *s; s++)
+        if ((uint8_t)*s < 0x20 || *s == 0x7f)
+            return 0;
+    return 1;
+}
+
+/* Turn a rendering message "line N: reason" into "<where>:N: reason". */
+static int rewhere(const char *where)
+{
+    char msg[FWREL_ERROR_MSG_MAX];
+    const fwrel_error *e = fwrel_error_last();
+    int code = e->code;
+    snprintf(msg, sizeof(msg), "%s", e->message);
+    if (strncmp(msg, "line ", 5) == 0)
+        return fwrel_error_set(code, "%s:%s", where, msg + 5);
+    return fwrel_error_set(code, "%s: %s", where, msg);
+}
+
+static int spec_vars(struct spec *sp, const yt_node *list, int required)
+{
+    int error;
+    if ((error = yt_expect(list, YT_SEQ, required ? "variables.required" : "variables.optional")))
+        return error;
+    for (size_t i = 0; i < list->count; i++) {
+        const yt_node *v = list->items[i];
+        if ((error = yt_expect(v, YT_SCALAR, "a variable name")))
+            return error;
+        if (!valid_name(v->value, strlen(v->value)))
+            return yerr(v, "variable names are [a-z0-9_]: ", v->value);
+        for (size_t k = 0; k < sp->nknown; k++)
+            if (strcmp(sp->known[k], v->value) == 0)
+                return yerr(v, "variable declared twice: ", v->value);
+        if (sp->nknown == EXPORT_DECL_MAX)
+            return yerr(v, "too many variables", NULL);
+        sp->known[sp->nknown++] = v->value;
+        if (required)
+            sp->required[sp->nrequired++] = v->value;
+    }
+    return 0;
+}
+
+static int spec_parse(struct spec *sp, const uint8_t *text, size_t len)
+{
+    static const char *const top[] = {"description", "variables", "files", "copies", NULL};
+    static const char *const varkeys[] = {"required", "optional", NULL};
+    static const char *const filekeys[] = {"escape", "executable", NULL};
+    const yt_node *n, *v;
+    const char *s;
+    int error;
+    memset(sp, 0, sizeof(*sp));
+    if ((error = yt_parse(&sp->tree, text, len)) != 0)
+        return error;
+    const yt_node *root = sp->tree;
+    if ((error = yt_expect(root, YT_MAP, "export.yaml")) || (error = yt_check_keys(root, top)))
+        return error;
+    if ((n = yt_get(root, "description")) == NULL)
+        return fwrel_error_set(FWREL_EFORMAT, "1:1: 'description' is missing");
+    if ((error = yt_str(&s, n, EXPORT_DESC_MAX, "description")))
+        return error;
+    if ((n = yt_get(root, "variables")) != NULL) {
+        if ((error = yt_expect(n, YT_MAP, "variables")) || (error = yt_check_keys(n, varkeys)))
+            return error;
+        if ((v = yt_get(n, "required")) != NULL && (error = spec_vars(sp, v, 1)))
+            return error;
+        if ((v = yt_get(n, "optional")) != NULL && (error = spec_vars(sp, v, 0)))
+            return error;
+    }
+    if ((n = yt_get(root, "files")) == NULL)
+        return fwrel_error_set(FWREL_EFORMAT, "1:1: 'files' is missing");
+    if ((error = yt_expect(n, YT_MAP, "files")))
+        return error;
+    for (size_t i = 0; i < n->count; i += 2) {
+        const yt_node *k = n->items[i], *f = n->items[i + 1];
+        struct decl_file *d = &sp->files[sp->nfiles];
+        if (sp->nfiles == FWREL_EXPORT_FILES_MAX)
+            return yerr(k, "too many files", NULL);
+        if ((error = yt_expect(f, YT_MAP, "a file entry")) || (error = yt_check_keys(f, filekeys)))
+            return error;
+        if ((v = yt_get(f, "escape")) == NULL)
+            return yerr(f, "'escape' is missing for ", k->value);
+        if ((error = yt_expect(v, YT_SCALAR, "escape")))
+            return error;
+        if (escape_by_name(&d->escape, v->value, strlen(v->value)) != 0)
+            return yerr(v, "escape must be json, shell, url or none, not ", v->value);
+        if ((v = yt_get(f, "executable")) != NULL && (error = yt_bool(&d->executable, v, "executable")))
+            return error;
+        if (strcmp(k->value, EXPORT_YAML) == 0)
+            return yerr(k, "export.yaml is not a template", NULL);
+        if (!printable(k->value))
+            return yerr(k, "a file name has a control character", NULL);
+        d->path = k->value;
+        sp->nfiles++;
+    }
+    if ((n = yt_get(root, "copies")) != NULL) {
+        if ((error = yt_expect(n, YT_MAP, "copies")))
+            return error;
+        for (size_t i = 0; i < n->count; i += 2) {
+            const yt_node *k = n->items[i], *a = n->items[i + 1];
+            if (sp->ncopies == EXPORT_COPIES_MAX)
+                return yerr(k, "too many copies", NULL);
+            if ((error = yt_expect(a, YT_SCALAR, "an artifact")))
+                return error;
+            const char *art = strcmp(a->value, FWREL_EXPORT_ARTIFACT_IMAGE) == 0
+                                  ? FWREL_EXPORT_ARTIFACT_IMAGE
+                              : strcmp(a->value, FWREL_EXPORT_ARTIFACT_MANIFEST) == 0
+                                  ? FWREL_EXPORT_ARTIFACT_MANIFEST
+                                  : NULL;
+            if (art == NULL)
+                return yerr(a, "artifact must be image or manifest, not ", a->value);
+            if (!printable(k->value))
+                return yerr(k, "a file name has a control character", NULL);
+            sp->copies[sp->ncopies].path = k->value;
+            sp->copies[sp->ncopies++].artifact = art;
+        }
+    }
+    return 0;
+}
+
+/* ---- reading the template tree without following links ------------------------------------ */
+
+struct tfile {
+    char rel[FWREL_EXPORT_PATH_MAX + 1];
+    uint8_t *data;
+    size_t len;
+};
+
+struct tree {
+    struct tfile files[FWREL_EXPORT_FILES_MAX];
+    size_t nfiles, entries;
+    uint8_t *yaml;
+    size_t yaml_len;
+};
+
+static void tree_free(struct tree *t)
+{
+    for (size_t i = 0; i < t->nfiles; i++)
+        free(t->files[i].data);
+    free(t->yaml);
+    memset(t, 0, sizeof(*t));
+}
+
+/* Read a regular file at dirfd/name, refusing links and other kinds, at most max bytes. */
+static int read_at(uint8_t **out, size_t *len, int dirfd, const char *name, const char *rel,
+                   size_t max)
+{
+    uint8_t *buf = NULL;
+    int error, fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    *out = NULL;
+    *len = 0;
+    if (fd < 0) {
+        if (errno == ELOOP)
+            return fwrel_error_set(FWREL_EFORMAT, "%s: is a symbolic link (not followed)", rel);
+        return fwrel_error_set_errno(FWREL_EIO, errno, "%s: cannot open", rel);
+    }
+    if (fstat(fd, &st) != 0) {
+        error = fwrel_error_set_errno(FWREL_EIO, errno, "%s: cannot stat", rel);
+        goto done;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        error = fwrel_error_set(FWREL_EFORMAT, "%s: not a regular file", rel);
+        goto done;
+    }
+    if ((uint64_t)st.st_size > max) {
+        error = fwrel_error_set(FWREL_EFORMAT, "%s: %llu bytes, more than the %zu allowed", rel,
+                                (unsigned long long)st.st_size, max);
+        goto done;
+    }
+    if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    size_t got = 0;
+    for (;;) { /* one byte more than announced, to see a file that grew */
+        ssize_t r = read(fd, buf + got, (size_t)st.st_size + 1 - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            error = fwrel_error_set_errno(FWREL_EIO, errno, "%s: read failed", rel);
+            goto done;
+        }
+        if (r == 0)
+            break;
+        got += (size_t)r;
+        if (got > (size_t)st.st_size) {
+            error = fwrel_error_set(FWREL_EFORMAT, "%s: changed while read", rel);
+            goto done;
+        }
+    }
+    buf[got] = 0;
+    *out = buf;
+    *len = got;
+    buf = NULL;
+    error = 0;
+done:
+    free(buf);
+    close(fd);
+    return error;
+}
+
+static int walk(struct tree *t, int dirfd, const char *prefix, int depth)
+{
+    DIR *d = NULL;
+    struct dirent *e;
+    char *names[FWREL_EXPORT_FILES_MAX];
+    size_t nnames = 0;
+    int error = 0;
+    int fd = dup(dirfd);
+    if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+        error = fwrel_error_set_errno(FWREL_EIO, errno, "%s: cannot list", prefix[0] ? prefix : ".");
+        if (fd >= 0)
+            close(fd);
+        return error;
+    }
+    while ((errno = 0, e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (!printable(e->d_name)) {
+            error = fwrel_error_set(FWREL_EFORMAT, "%s: a file name has a control character",
+                                    prefix[0] ? prefix : ".");
+            goto done;
+        }
+        if (++t->entries > FWREL_EXPORT_FILES_MAX) {
+            error = fwrel_error_set(FWREL_EFORMAT, "more than %d files and directories",
+                                    FWREL_EXPORT_FILES_MAX);
+            goto done;
+        }
+        if ((names[nnames] = strdup(e->d_name)) == NULL) {
+            error = fwrel_error_set(FWREL_EIO, "out of memory");
+            goto done;
+        }
+        nnames++;
+    }
+    if (errno != 0) {
+        error = fwrel_error_set_errno(FWREL_EIO, errno, "cannot list a directory");
+        goto done;
+    }
+    for (size_t i = 0; i < nnames; i++) {
+        char rel[FWREL_EXPORT_PATH_MAX + 1];
+        struct stat st;
+        int n = snprintf(rel, sizeof(rel), "%s%s", prefix, names[i]);
+        if (n < 0 || (size_t)n >= sizeof(rel)) {
+            error = fwrel_error_set(FWREL_EFORMAT, "%s...: path over %d bytes", prefix,
+                                    FWREL_EXPORT_PATH_MAX);
+            goto done;
+        }
+        if (fstatat(dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            error = fwrel_error_set_errno(FWREL_EIO, errno, "%s: cannot stat", rel);
+            goto done;
+        }
+        if (S_ISLNK(st.st_mode)) {
+            error = fwrel_error_set(FWREL_EFORMAT, "%s: is a symbolic link (not followed)", rel);
+            goto done;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            if (depth + 1 >= EXPORT_DEPTH_MAX) {
+                error = fwrel_error_set(FWREL_EFORMAT, "%s: directories nest deeper than %d", rel,
+                                        EXPORT_DEPTH_MAX);
+                goto done;
+            }
+            int sub = openat(dirfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub < 0) {
+                error = errno == ELOOP || errno == ENOTDIR
+                            ? fwrel_error_set(FWREL_EFORMAT, "%s: is a symbolic link (not followed)",
+                                              rel)
+                            : fwrel_error_set_errno(FWREL_EIO, errno, "%s: cannot open", rel);
+                goto done;
+            }
+            char sp[FWREL_EXPORT_PATH_MAX + 2];
+            snprintf(sp, sizeof(sp), "%s/", rel);
+            error = walk(t, sub, sp, depth + 1);
+            close(sub);
+            if (error)
+                goto done;
+            continue;
+        }
+        if (!S_ISREG(st.st_mode)) {
+            error = fwrel_error_set(FWREL_EFORMAT, "%s: not a regular file", rel);
+            goto done;
+        }
+        if (depth == 0 && strcmp(names[i], EXPORT_YAML) == 0) {
+            error = read_at(&t->yaml, &t->yaml_len, dirfd, names[i], rel, FWREL_EXPORT_TEMPLATE_MAX);
+        } else {
+            struct tfile *f = &t->files[t->nfiles];
+            memcpy(f->rel, rel, (size_t)n + 1);
+            error = read_at(&f->data, &f->len, dirfd, names[i], rel, FWREL_EXPORT_TEMPLATE_MAX);
+            if (error == 0)
+                t->nfiles++;
+        }
+        if (error)
+            goto done;
+    }
+    error = 0;
+done:
+    for (size_t i = 0; i < nnames; i++)
+        free(names[i]);
+    closedir(d);
+    return error;
+}
+
+/* ---- rendering an export ------------------------------------------------------------------ */
+
+static int valid_export_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64 || strstr(s, "..") != NULL)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        int ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                 (i > 0 && (c == '.' || c == '_' || c == '-'));
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+/* A rendered output path: relative, no empty, "." or ".." component, no backslash. */
+static int check_path(const char *p, size_t n, const char *where)
+{
+    if (n == 0 || n > FWREL_EXPORT_PATH_MAX)
+        return fwrel_error_set(FWREL_EFORMAT, "%s: output path is empty or over %d bytes", where,
+                               FWREL_EXPORT_PATH_MAX);
+    if (p[0] == '/')
+        return fwrel_error_set(FWREL_EFORMAT, "%s: output path '%s' is absolute", where, p);
+    if (memchr(p, '\\', n) != NULL)
+        return fwrel_error_set(FWREL_EFORMAT, "%s: output path '%s' has a backslash", where, p);
+    const char *c = p;
+    while (c <= p + n) {
+        const char *end = memchr(c, '/', (size_t)(p + n - c));
+        size_t cl = end ? (size_t)(end - c) : (size_t)(p + n - c);
+        if (cl == 0 || (cl == 1 && c[0] == '.') || (cl == 2 && c[0] == '.' && c[1] == '.'))
+            return fwrel_error_set(FWREL_EFORMAT,
+                                   "%s: output path '%s' leaves the export directory or has an "
+                                   "empty component",
+                                   where, p);
+        if (end == NULL)
+            break;
+        c = end + 1;
+    }
+    return 0;
+}
+
+static int render_path(char **out, const char *tmpl, const struct scope *s)
+{
+    struct buf b;
+    int error = render_alloc(&b, (const uint8_t *)tmpl, strlen(tmpl), ESC_PATH, s,
+                             FWREL_EXPORT_PATH_MAX);
+    *out = NULL;
+    if (error) {
+        char where[FWREL_EXPORT_PATH_MAX + 16];
+        snprintf(where, sizeof(where), "%s: file name", tmpl);
+        const char *m = fwrel_error_last()->message;
+        if (strncmp(m, "line 1: ", 8) == 0) {
+            char msg[FWREL_ERROR_MSG_MAX];
+            snprintf(msg, sizeof(msg), "%s", m + 8);
+            return fwrel_error_set(fwrel_error_last()->code, "%s: %s", where, msg);
+        }
+        return fwrel_error_prefix("%s", where);
+    }
+    if ((error = check_path((const char *)b.p, b.len, tmpl)) != 0) {
+        free(b.p);
+        return error;
+    }
+    *out = (char *)b.p;
+    return 0;
+}
+
+void fwrel_export_files_free(fwrel_export_file *files, size_t count)
+{
+    if (files == NULL)
+        return;
+    for (size_t i = 0; i < count; i++) {
+        free(files[i].path);
+        free(files[i].data);
+    }
+    free(files);
+}
+
+static int cmp_files(const void *a, const void *b)
+{
+    return strcmp(((const fwrel_export_file *)a)->path, ((const fwrel_export_file *)b)->path);
+}
+
+int fwrel_export_render(fwrel_export_file **files, size_t *count, const char *root,
+                        const char *name, const fwrel_export_vars *vars)
+{
+    FWREL_ASSERT_ARG(files != NULL && count != NULL && name != NULL && vars != NULL);
+    struct tree t;
+    struct spec sp;
+    fwrel_export_file *out = NULL;
+    size_t n = 0;
+    int error, rootfd = -1, dirfd = -1;
+    memset(&t, 0, sizeof(t));
+    memset(&sp, 0, sizeof(sp));
+    *files = NULL;
+    *count = 0;
+    if (root == NULL)
+        root = fwrel_export_default_root();
+    if (!valid_export_name(name))
+        return fwrel_error_set(FWREL_EUSAGE,
+                               "export name must be [a-z0-9][a-z0-9._-]{0,63} without '..'");
+    if ((rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        error = fwrel_error_set_errno(FWREL_EIO, errno, "template root %s", root);
+        goto done;
+    }
+    if ((dirfd = openat(rootfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+        error = errno == ELOOP || errno == ENOTDIR
+                    ? fwrel_error_set(FWREL_EFORMAT,
+                                      "export '%s' is not a directory (links are not followed)", name)
+                    : fwrel_error_set_errno(FWREL_EIO, errno, "export '%s'", name);
+        goto done;
+    }
+    if ((error = walk(&t, dirfd, "", 0)) != 0)
+        goto done;
+    if (t.yaml == NULL) {
+        error = fwrel_error_set(FWREL_EFORMAT, "export '%s' has no export.yaml", name);
+        goto done;
+    }
+    if ((error = spec_parse(&sp, t.yaml, t.yaml_len)) != 0) {
+        char msg[FWREL_ERROR_MSG_MAX];
+        snprintf(msg, sizeof(msg), "%s", fwrel_error_last()->message);
+        error = fwrel_error_set(error, EXPORT_YAML ":%s", msg);
+        goto done;
+    }
+    struct scope s = {.vars = vars, .known = sp.known, .nknown = sp.nknown};
+    for (size_t i = 0; i < sp.nrequired; i++)
+        if (fwrel_export_vars_get(vars, sp.required[i]) == NULL) {
+            error = fwrel_error_set(FWREL_EFORMAT, "export '%s' needs variable '%s'", name,
+                                    sp.required[i]);
+            goto done;
+        }
+    /* Every template file is declared, and every declared file exists. */
+    for (size_t i = 0; i < t.nfiles; i++) {
+        size_t k = 0;
+        while (k < sp.nfiles && strcmp(sp.files[k].path, t.files[i].rel) != 0)
+            k++;
+        if (k == sp.nfiles) {
+            error = fwrel_error_set(FWREL_EFORMAT, "%s: not declared in export.yaml's files",
+                                    t.files[i].rel);
+            goto done;
+        }
+        sp.files[k].seen = 1;
+    }
+    for (size_t k = 0; k < sp.nfiles; k++)
+        if (!sp.files[k].seen) {
+            error = fwrel_error_set(FWREL_EFORMAT, "%s: declared in export.yaml but missing",
+                                    sp.files[k].path);
+            goto done;
+        }
+    if ((out = calloc(t.nfiles + sp.ncopies + 1, sizeof(*out))) == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < t.nfiles; i++, n++) {
+        const struct decl_file *d = NULL;
+        for (size_t k = 0; k < sp.nfiles; k++)
+            if (strcmp(sp.files[k].path, t.files[i].rel) == 0)
+                d = &sp.files[k];
+        struct buf b;
+        if ((error = render_path(&out[n].path, t.files[i].rel, &s)) != 0)
+            goto done;
+        if ((error = render_alloc(&b, t.files[i].data, t.files[i].len, d->escape, &s,
+                                  FWREL_EXPORT_OUTPUT_MAX)) != 0) {
+            error = rewhere(t.files[i].rel);
+            goto done;
+        }
+        out[n].data = b.p;
+        out[n].len = b.len;
+        out[n].executable = d->executable;
+        if (d->escape == FWREL_EXPORT_JSON) {
+            json_error_t je;
+            json_t *j = json_loadb((const char *)b.p, b.len, JSON_REJECT_DUPLICATES, &je);
+            if (j == NULL) {
+                error = fwrel_error_set(FWREL_EFORMAT, "%s:%d: rendered file is not JSON: %s",
+                                        t.files[i].rel, je.line, je.text);
+                goto done;
+            }
+            json_decref(j);
+        }
+    }
+    for (size_t i = 0; i < sp.ncopies; i++, n++) {
+        if ((error = render_path(&out[n].path, sp.copies[i].path, &s)) != 0) {
+            error = fwrel_error_prefix(EXPORT_YAML ": copies");
+            goto done;
+        }
+        out[n].artifact = sp.copies[i].artifact;
+    }
+    qsort(out, n, sizeof(*out), cmp_files);
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < n; k++) {
+            size_t l = strlen(out[i].path);
+            /* Equal paths, or a file that is also a directory ("a" and "a/b"). */
+            if (i != k && strncmp(out[i].path, out[k].path, l) == 0 &&
+                (out[k].path[l] == 0 || out[k].path[l] == '/')) {
+                error = fwrel_error_set(FWREL_EFORMAT, "output path '%s' is produced twice",
+                                        out[i].path);
+                goto done;
+            }
+        }
+    *files = out;
+    *count = n;
+    out = NULL;
+    error = 0;
+done:
+    fwrel_export_files_free(out, n);
+    spec_free(&sp);
+    tree_free(&t);
+    if (dirfd >= 0)
+        close(dirfd);
+    if (rootfd >= 0)
+        close(rootfd);
+    return error;
+}
