@@ -1,0 +1,139 @@
+/*
+ * pgp.h - detached OpenPGP signatures through gpgme and GnuPG.
+ *
+ * Every call works on an explicit GnuPG home directory: the caller passes it,
+ * and NULL means $GNUPGHOME (never the user's default ~/.gnupg implicitly: with
+ * neither, the call fails). Signatures are ASCII-armored.
+ *
+ * Trust: GnuPG's owner trust and web of trust are NOT consulted. A signature
+ * counts when GnuPG reports it good (status "no error") and neither the
+ * signature nor the signing key is expired or revoked; which keys may approve
+ * is decided by the caller's pinned list of primary-key fingerprints
+ * (fwrel_pgp_count_approvers()).
+ *
+ * Passphrases: when the signing key is protected, GnuPG asks through
+ * loopback pinentry (GPGME_PINENTRY_MODE_LOOPBACK) and the answer is read from
+ * a fwrel_pass_src (tty, fd or file; never argv), at most once per call, and
+ * wiped. gpg-agent may cache an unlocked key for its cache TTL; release hosts
+ * should set `default-cache-ttl 0` and `max-cache-ttl 0` in gpg-agent.conf.
+ */
+#ifndef FWREL_PGP_H
+#define FWREL_PGP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fwrel/error.h"
+#include "fwrel/keystore.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Largest data signed or verified (bytes, held in memory). */
+#define FWREL_PGP_DATA_MAX ((size_t)256 << 20)
+/** Largest armored signature produced or accepted (bytes). */
+#define FWREL_PGP_SIG_MAX ((size_t)64 << 10)
+/** Most signatures examined in one call to fwrel_pgp_count_approvers(). */
+#define FWREL_PGP_SIGS_MAX 64
+
+/** A verified signature. */
+typedef struct fwrel_pgp_result {
+    char fpr[41];     /**< primary key fingerprint, 40 upper-case hex */
+    char sig_fpr[41]; /**< fingerprint of the key that signed (a subkey or the primary) */
+    int64_t created;  /**< signature creation time, seconds since the epoch */
+} fwrel_pgp_result;
+
+/**
+ * Make a detached, armored signature of data with one secret key.
+ *
+ * @param sig        receives a malloc'd armored signature (free()); NULL on failure
+ * @param sig_len    receives its length
+ * @param home       GnuPG home directory; NULL means $GNUPGHOME
+ * @param signer_fpr the signer's primary key fingerprint, exactly 40 hex digits
+ *                   (either case); GnuPG picks its signing subkey, if any
+ * @param data       the bytes to sign (len <= FWREL_PGP_DATA_MAX)
+ * @param len        their length
+ * @param pass       passphrase source, read only if GnuPG asks; NULL is FWREL_PASS_NONE
+ * @return 0; FWREL_EUSAGE for no home (NULL and GNUPGHOME unset) or a
+ *         fingerprint that is not 40 hex digits; FWREL_EFORMAT for data above
+ *         the cap; FWREL_EKEY "no secret key FPR", "ambiguous key FPR ...",
+ *         "key FPR has expired", "key FPR is revoked", "key FPR is disabled",
+ *         "key FPR cannot sign", "wrong passphrase", "key FPR is protected: a
+ *         passphrase is needed", a passphrase source error (fwrel_pass_read()),
+ *         or "cannot sign: <gpgme reason>"; FWREL_EIO when GnuPG cannot be run
+ */
+int fwrel_pgp_sign_detached(uint8_t **sig, size_t *sig_len, const char *home,
+                            const char *signer_fpr, const uint8_t *data, size_t len,
+                            const fwrel_pass_src *pass) FWREL_WUR;
+
+/**
+ * Verify a detached signature holding exactly one OpenPGP signature.
+ *
+ * @param result  filled with the signer (primary key fingerprint) on success;
+ *                zeroed on failure
+ * @param home    GnuPG home with the signers' public keys; NULL means $GNUPGHOME
+ * @param data    the signed bytes (len <= FWREL_PGP_DATA_MAX)
+ * @param sig     the signature, armored or binary (sig_len <= FWREL_PGP_SIG_MAX)
+ * @return 0 for a good signature by a key that is neither expired nor revoked;
+ *         FWREL_EVERIFY "bad signature", "no public key for KEYID",
+ *         "signing key FPR has expired", "signing key FPR is revoked",
+ *         "signature has expired", "signature uses the weak hash NAME",
+ *         "signature not valid: <reason>"; FWREL_EFORMAT "not an OpenPGP
+ *         signature", "N signatures found, expected one", sizes above the caps;
+ *         FWREL_EUSAGE for no home; FWREL_EIO when GnuPG cannot be run
+ */
+int fwrel_pgp_verify_detached(fwrel_pgp_result *result, const char *home, const uint8_t *data,
+                              size_t len, const uint8_t *sig, size_t sig_len) FWREL_WUR;
+
+/** One detached signature blob (may hold several concatenated signatures). */
+typedef struct fwrel_pgp_sig {
+    const uint8_t *data; /**< armored or binary signature bytes */
+    size_t len;          /**< their length (<= FWREL_PGP_SIG_MAX) */
+} fwrel_pgp_sig;
+
+/** Outcome of fwrel_pgp_count_approvers(). */
+typedef struct fwrel_pgp_approvals {
+    size_t count;                            /**< distinct pinned keys with a good signature */
+    char approvers[FWREL_PGP_SIGS_MAX][41];  /**< their primary fingerprints, first seen first */
+    size_t nunpinned;                        /**< distinct good signers not in the pinned list */
+    char unpinned[FWREL_PGP_SIGS_MAX][41];   /**< their primary fingerprints */
+    size_t ninvalid;                         /**< signatures that did not verify */
+    char first_invalid[FWREL_ERROR_MSG_MAX]; /**< the first one's reason ("" if none) */
+} fwrel_pgp_approvals;
+
+/**
+ * Count the distinct approvers of data among pinned primary-key fingerprints
+ * (m-of-n). Every signature in every blob is checked as in
+ * fwrel_pgp_verify_detached(); a signature by a subkey counts for its primary
+ * key; several signatures by one key count once; good signatures by keys not
+ * in the list are ignored but reported in out->unpinned; signatures that do not
+ * verify are counted in out->ninvalid and never fail the call by themselves.
+ *
+ * @param out       filled in (also on FWREL_EVERIFY, for the caller's report)
+ * @param home      GnuPG home with the approvers' public keys; NULL means $GNUPGHOME
+ * @param data      the signed bytes (len <= FWREL_PGP_DATA_MAX)
+ * @param sigs      the signature blobs (nsigs >= 1; FWREL_PGP_SIGS_MAX signatures in all)
+ * @param pinned    the allowed approvers: 40-hex primary fingerprints (either case)
+ * @param npinned   their number (>= 1)
+ * @param threshold m: approvals required (0: only count)
+ * @return 0 when out->count >= threshold; FWREL_EVERIFY "N of M required
+ *         approvals" otherwise; FWREL_EUSAGE for a malformed pinned
+ *         fingerprint, no signature or no pinned key; FWREL_EFORMAT for a blob
+ *         that is not OpenPGP or too many signatures; FWREL_EIO as above
+ */
+int fwrel_pgp_count_approvers(fwrel_pgp_approvals *out, const char *home, const uint8_t *data,
+                              size_t len, const fwrel_pgp_sig *sigs, size_t nsigs,
+                              const char *const *pinned, size_t npinned,
+                              size_t threshold) FWREL_WUR;
+
+/**
+ * Check that s is a full v4 fingerprint: exactly 40 hex digits.
+ * @return 1 if so, else 0
+ */
+int fwrel_pgp_fpr_valid(const char *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
