@@ -1,0 +1,742 @@
+/* test_export.c - export: the shipped exports (https-dir, secure-fota, flask-ota) rendered with a
+ * realistic release give the bytes written out by hand below from the formats of research
+ * anchor-tools.md section 2 and ESP-IDF's OTA examples; the Flask hmac equals an independent
+ * HMAC(); hostile values stay inside their JSON string or shell word; a user export made at
+ * test time renders; every malformed template is refused with its message and returns nothing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
+
+#include "fwrel/export.h"
+#include "fwrel/io.h"
+#include "testimg.h"
+#include "testutil.h"
+
+static const char *dir;
+static char shipped[4096];
+
+#define IMG_SHA "3f1c9a0e5b7d2468ace013579bdf2468ace013579bdf2468ace013579bdf0a1b"
+#define MAN_SHA "9e8d7c6b5a4938271605f4e3d2c1b0a99e8d7c6b5a4938271605f4e3d2c1b0a9"
+
+static void assert_error(int got, int code, const char *message)
+{
+    assert_int_equal(got, code);
+    assert_int_equal(fwrel_error_last()->code, code);
+    if (message != NULL)
+        assert_string_equal(fwrel_error_last()->message, message);
+}
+
+/* The variables fwrel-bundle sets for a release (docs/exports.md). */
+static fwrel_export_vars *release_vars(void)
+{
+    static const char *const kv[][2] = {
+        {"product", "blinky-s3"},
+        {"version", "2.1.0"},
+        {"channel", "prod"},
+        {"counter", "17"},
+        {"secure_version", "3"},
+        {"device_type", "devkitc-1"},
+        {"chip", "esp32s3"},
+        {"image_name", "firmware.enc"},
+        {"image_sha256", IMG_SHA},
+        {"image_size", "1048624"},
+        {"manifest_name", "manifest.fwm"},
+        {"manifest_sha256", MAN_SHA},
+        {"manifest_size", "1873"},
+        {"base_url", "https://ota.example.net:8070"},
+        {"created", "2026-11-22T13:45:00Z"},
+    };
+    fwrel_export_vars *v = NULL;
+    assert_int_equal(fwrel_export_vars_new(&v), 0);
+    for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
+        assert_int_equal(fwrel_export_vars_set(v, kv[i][0], kv[i][1]), 0);
+    return v;
+}
+
+static int contains(const fwrel_export_file *f, const char *text)
+{
+    size_t n = strlen(text);
+    for (size_t i = 0; f->data != NULL && i + n <= f->len; i++)
+        if (memcmp(f->data + i, text, n) == 0)
+            return 1;
+    return 0;
+}
+
+static const fwrel_export_file *find(const fwrel_export_file *f, size_t n, const char *path)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(f[i].path, path) == 0)
+            return &f[i];
+    fail_msg("no output %s", path);
+    return NULL;
+}
+
+static void assert_bytes(const fwrel_export_file *f, const char *want)
+{
+    assert_null(f->artifact);
+    assert_non_null(f->data);
+    if (f->len != strlen(want) || memcmp(f->data, want, f->len) != 0)
+        fail_msg("%s differs:\n--- got\n%.*s\n--- want\n%s", f->path, (int)f->len,
+                 (const char *)f->data, want);
+}
+
+static void assert_paths(const fwrel_export_file *f, size_t n, const char *const *want,
+                         const char *const *artifacts)
+{
+    size_t k = 0;
+    while (want[k] != NULL)
+        k++;
+    assert_int_equal(n, k);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(f[i].path, want[i]);
+        if (artifacts[i] == NULL)
+            assert_null(f[i].artifact);
+        else
+            assert_string_equal(f[i].artifact, artifacts[i]);
+    }
+}
+
+/* ---- the shipped exports ------------------------------------------------------------------ */
+
+static void test_https_dir(void **state)
+{
+    (void)state;
+    fwrel_export_vars *v = release_vars();
+    fwrel_export_file *f = NULL;
+    size_t n = 0;
+    assert_int_equal(fwrel_export_render(&f, &n, shipped, "https-dir", v), 0);
+    /* Sorted bytewise; the image under the stable name the device's built-in URL names and
+     * under the release's name, the manifest likewise. */
+    static const char *const paths[] = {"README.txt",        "SHA256SUMS",     "blinky-s3-2.1.0.bin",
+                                        "blinky-s3-2.1.0.fwm", "blinky-s3.bin", "blinky-s3.fwm",
+                                        NULL};
+    static const char *const arts[] = {NULL, NULL, "image", "manifest", "image", "manifest"};
+    assert_paths(f, n, paths, arts);
+    assert_bytes(find(f, n, "SHA256SUMS"), IMG_SHA "  blinky-s3-2.1.0.bin\n" MAN_SHA
+                                           "  blinky-s3-2.1.0.fwm\n" IMG_SHA "  blinky-s3.bin\n" MAN_SHA
+                                           "  blinky-s3.fwm\n");
+    assert_bytes(
+        find(f, n, "README.txt"),
+        "blinky-s3 2.1.0: static HTTPS update directory (rendered by fwrel on 2026-11-22T13:45:00Z)\n"
+        "\n"
+        "Files\n"
+        "  blinky-s3.bin\n"
+        "      the pre-encrypted image (esp_encrypted_img) under the stable name devices fetch\n"
+        "  blinky-s3-2.1.0.bin\n"
+        "      the same bytes under this release's name\n"
+        "  blinky-s3.fwm\n"
+        "      the signed, encrypted release manifest (stable name)\n"
+        "  blinky-s3-2.1.0.fwm\n"
+        "      the same manifest under this release's name\n"
+        "  SHA256SUMS\n"
+        "      check with: sha256sum -c SHA256SUMS\n"
+        "\n"
+        "Image: 1048624 bytes, SHA-256 " IMG_SHA "\n"
+        "Manifest: 1873 bytes, SHA-256 " MAN_SHA "\n"
+        "\n"
+        "Serve this directory as ESP-IDF's OTA examples do, from inside it (-WWW serves files\n"
+        "relative to the current directory; use the port of https://ota.example.net:8070):\n"
+        "\n"
+        "  openssl s_server -WWW -key server_key.pem -cert server_cert.pem -port 8070\n"
+        "\n"
+        "The certificate's CN or subjectAltName must match the host of the URL below, and the\n"
+        "device must trust it (the examples embed it as server_certs/ca_cert.pem).\n"
+        "\n"
+        "Device configuration (menuconfig, \"Example Configuration\"):\n"
+        "\n"
+        "  CONFIG_EXAMPLE_FIRMWARE_UPGRADE_URL=\"https://ota.example.net:8070/blinky-s3.bin\"\n"
+        "\n"
+        "The image is pre-encrypted: the device decrypts it with esp_encrypted_img (as in the\n"
+        "pre_encrypted_ota example) and the private half of the image-encryption key.\n");
+    fwrel_export_files_free(f, n);
+    fwrel_export_vars_free(v);
+}
+
+static void test_secure_fota(void **state)
+{
+    (void)state;
+    fwrel_export_vars *v = release_vars();
+    fwrel_export_file *f = NULL;
+    size_t n = 0;
+    assert_int_equal(fwrel_export_render(&f, &n, shipped, "secure-fota", v), 0);
+    static const char *const paths[] = {"firmware.bin", "manifest.fwm", "upload.json", "upload.sh",
+                                        NULL};
+    static const char *const arts[] = {"image", "manifest", NULL, NULL};
+    assert_paths(f, n, paths, arts);
+    /* Section 2a: POST /uploadFile, parts manifestFile + firmwareFile, parameters id (the
+     * release counter: the server serves the highest id), deviceType, fwName; the device asks
+     * GET /update/newest/{manifest,binary}?deviceType=. */
+    assert_bytes(find(f, n, "upload.json"),
+                 "{\n"
+                 "  \"url\": \"https://ota.example.net:8070/uploadFile\",\n"
+                 "  \"id\": 17,\n"
+                 "  \"deviceType\": \"devkitc-1\",\n"
+                 "  \"fwName\": \"blinky-s3-2.1.0\",\n"
+                 "  \"manifestFile\": {\"file\": \"manifest.fwm\", \"size\": 1873, \"sha256\": \"" MAN_SHA
+                 "\"},\n"
+                 "  \"firmwareFile\": {\"file\": \"firmware.bin\", \"size\": 1048624, \"sha256\": \"" IMG_SHA
+                 "\"},\n"
+                 "  \"deviceManifestUrl\": "
+                 "\"https://ota.example.net:8070/update/newest/manifest?deviceType=devkitc-1\",\n"
+                 "  \"deviceBinaryUrl\": "
+                 "\"https://ota.example.net:8070/update/newest/binary?deviceType=devkitc-1\"\n"
+                 "}\n");
+    const fwrel_export_file *sh = find(f, n, "upload.sh");
+    assert_int_equal(sh->executable, 1);
+    assert_int_equal(find(f, n, "upload.json")->executable, 0);
+    const char *curl =
+        "curl --fail --show-error --user \"${FOTA_USER:?set FOTA_USER to the uploader account}\" "
+        "--form manifestFile=@manifest.fwm --form firmwareFile=@firmware.bin "
+        "'https://ota.example.net:8070''/uploadFile?id=''17''&deviceType=''devkitc-1''&fwName="
+        "''blinky-s3''-''2.1.0'\n";
+    assert_true(sh->len > strlen(curl));
+    assert_memory_equal(sh->data + sh->len - strlen(curl), curl, strlen(curl));
+    assert_memory_equal(sh->data, "#!/bin/sh\n", 10);
+    fwrel_export_files_free(f, n);
+    fwrel_export_vars_free(v);
+}
+
+static const char flask_head[] = "{\n"
+                                 "  \"current_version\": \"2.1.0\",\n"
+                                 "  \"versions\": {\n"
+                                 "    \"2.1.0\": {\n"
+                                 "      \"version\": \"2.1.0\",\n"
+                                 "      \"filename\": \"2.1.0.bin\",\n";
+static const char flask_tail[] = "      \"upload_date\": \"2026-11-22T13:45:00Z\",\n"
+                                 "      \"download_url\": \"/firmware/2.1.0.bin\"\n"
+                                 "    }\n"
+                                 "  },\n"
+                                 "  \"force_update\": false\n"
+                                 "}\n";
+
+static void test_flask_hmac(void **state)
+{
+    (void)state;
+    /* The served file: any bytes will do for the MAC; here a real app image. */
+    testimg_opts o = {0};
+    size_t ilen = 0;
+    uint8_t *img = testimg_build(&ilen, &o);
+    assert_non_null(img);
+    uint8_t key[32], mac[32], digest[32];
+    unsigned int maclen = 0;
+    for (int i = 0; i < 32; i++)
+        key[i] = (uint8_t)(0xa0 + i);
+    /* The Flask server's calculate_hmac_signature(): hmac.new(HMAC_KEY, whole file, sha256). */
+    assert_non_null(HMAC(EVP_sha256(), key, sizeof(key), img, ilen, mac, &maclen));
+    assert_int_equal(maclen, 32);
+    SHA256(img, ilen, digest);
+    char machex[65], dhex[65], size[32];
+    for (int i = 0; i < 32; i++) {
+        snprintf(machex + 2 * i, 3, "%02x", mac[i]);
+        snprintf(dhex + 2 * i, 3, "%02x", digest[i]);
+    }
+    snprintf(size, sizeof(size), "%zu", ilen);
+
+    fwrel_export_vars *v = release_vars();
+    assert_int_equal(fwrel_export_vars_set(v, "image_sha256", dhex), 0);
+    assert_int_equal(fwrel_export_vars_set(v, "image_size", size), 0);
+    fwrel_src src;
+    fwrel_src_mem(&src, img, ilen);
+    assert_int_equal(fwrel_export_vars_set_hmac(v, key, sizeof(key), &src), 0);
+    assert_string_equal(fwrel_export_vars_get(v, "hmac"), machex);
+
+    fwrel_export_file *f = NULL;
+    size_t n = 0;
+    assert_int_equal(fwrel_export_render(&f, &n, shipped, "flask-ota", v), 0);
+    static const char *const paths[] = {"README.txt", "firmware/2.1.0.bin", "firmware/manifest.json",
+                                        NULL};
+    static const char *const arts[] = {NULL, "image", NULL};
+    assert_paths(f, n, paths, arts);
+    char want[2048];
+    snprintf(want, sizeof(want),
+             "%s      \"sha256\": \"%s\",\n      \"hmac\": \"%s\",\n      \"size\": %zu,\n%s",
+             flask_head, dhex, machex, ilen, flask_tail);
+    const fwrel_export_file *m = find(f, n, "firmware/manifest.json");
+    assert_bytes(m, want);
+
+    /* As the server reads it: json.load, then versions[current_version]. */
+    json_error_t je;
+    json_t *j = json_loadb((const char *)m->data, m->len, 0, &je);
+    assert_non_null(j);
+    const char *cur = json_string_value(json_object_get(j, "current_version"));
+    json_t *e = json_object_get(json_object_get(j, "versions"), cur);
+    assert_string_equal(json_string_value(json_object_get(e, "hmac")), machex);
+    assert_string_equal(json_string_value(json_object_get(e, "sha256")), dhex);
+    assert_int_equal(json_integer_value(json_object_get(e, "size")), (json_int_t)ilen);
+    assert_string_equal(json_string_value(json_object_get(e, "download_url")),
+                        "/firmware/2.1.0.bin");
+    assert_true(json_is_false(json_object_get(j, "force_update")));
+    json_decref(j);
+    fwrel_export_files_free(f, n);
+
+    /* A key of another length is refused: the server checks len(HMAC_KEY) == 32. */
+    fwrel_src_mem(&src, img, ilen);
+    assert_error(fwrel_export_vars_set_hmac(v, key, 16, &src), FWREL_EKEY,
+                 "HMAC key must be 32 bytes (hmac256), not 16");
+    fwrel_export_vars_free(v);
+    free(img);
+}
+
+static void test_flask_without_hmac(void **state)
+{
+    (void)state;
+    fwrel_export_vars *v = release_vars();
+    fwrel_export_file *f = NULL;
+    size_t n = 0;
+    assert_int_equal(fwrel_export_render(&f, &n, shipped, "flask-ota", v), 0);
+    char want[2048];
+    snprintf(want, sizeof(want), "%s      \"sha256\": \"%s\",\n      \"size\": 1048624,\n%s",
+             flask_head, IMG_SHA, flask_tail);
+    assert_bytes(find(f, n, "firmware/manifest.json"), want);
+    const fwrel_export_file *r = find(f, n, "README.txt");
+    assert_true(contains(r, "has no \"hmac\" field"));
+    assert_false(contains(r, "over that whole file"));
+    fwrel_export_files_free(f, n);
+    fwrel_export_vars_free(v);
+}
+
+/* A product name built to break out of a JSON string and a shell word. */
+#define HOSTILE "evil\" $(touch pwned) `id` 'q' \\ \n\"x\": 1"
+
+static void test_hostile_values(void **state)
+{
+    (void)state;
+    fwrel_export_vars *v = release_vars();
+    assert_int_equal(fwrel_export_vars_set(v, "product", HOSTILE), 0);
+    assert_int_equal(fwrel_export_vars_set(v, "device_type", "dev&type=x y"), 0);
+    fwrel_export_file *f = NULL;
+    size_t n = 0;
+    assert_int_equal(fwrel_export_render(&f, &n, shipped, "secure-fota", v), 0);
+    const fwrel_export_file *j = find(f, n, "upload.json");
+    json_error_t je;
+    json_t *root = json_loadb((const char *)j->data, j->len, JSON_REJECT_DUPLICATES, &je);
+    assert_non_null(root);
+    assert_string_equal(json_string_value(json_object_get(root, "fwName")), HOSTILE "-2.1.0");
+    assert_string_equal(json_string_value(json_object_get(root, "deviceType")), "dev&type=x y");
+    assert_string_equal(json_string_value(json_object_get(root, "deviceBinaryUrl")),
+                        "https://ota.example.net:8070/update/newest/binary?deviceType="
+                        "dev%26type%3Dx%20y");
+    assert_int_equal(json_object_size(root), 8); /* nothing injected */
+    json_decref(root);
+    /* In upload.sh each value is one single-quoted word: url-encoded here, so no quote. */
+    const fwrel_export_file *sh = find(f, n, "upload.sh");
+    assert_true(contains(sh, "'&fwName=''evil%22%20%24%28touch%20pwned%29%20%60id%60%20%27q%27%20%5C%"
+                             "20%0A%22x%22%3A%201''-''2.1.0'\n"));
+    fwrel_export_files_free(f, n);
+
+    /* The same value in plain text (https-dir README) is refused: a newline would forge lines. */
+    assert_error(fwrel_export_render(&f, &n, shipped, "https-dir", v), FWREL_EFORMAT, NULL);
+    assert_null(f);
+    assert_int_equal(n, 0);
+    /* ... and in a file name: the first output path the product reaches. */
+    assert_int_equal(fwrel_export_vars_set(v, "product", "../../etc/cron.d/x"), 0);
+    assert_error(fwrel_export_render(&f, &n, shipped, "https-dir", v), FWREL_EFORMAT,
+                 "export.yaml: copies: {{product}}.bin: file name: value of 'product' has '/', "
+                 "'\\' or '..' (not allowed in a file name)");
+    assert_int_equal(fwrel_export_vars_set(v, "product", ".."), 0);
+    assert_error(fwrel_export_render(&f, &n, shipped, "https-dir", v), FWREL_EFORMAT, NULL);
+    assert_int_equal(fwrel_export_vars_set(v, "product", "a/b"), 0);
+    assert_error(fwrel_export_render(&f, &n, shipped, "https-dir", v), FWREL_EFORMAT, NULL);
+    assert_null(f);
+    fwrel_export_vars_free(v);
+}
+
+/* ---- the template language ---------------------------------------------------------------- */
+
+static void render_text_is(const char *tmpl, int esc, const fwrel_export_vars *v, const char *want)
+{
+    uint8_t *out = NULL;
+    size_t len = 0;
+    int rc = fwrel_export_render_text(&out, &len, (const uint8_t *)tmpl, strlen(tmpl), esc, v);
+    if (rc != 0)
+        fail_msg("%s: %s", tmpl, fwrel_error_last()->message);
+    assert_int_equal(len, strlen(want));
+    assert_memory_equal(out, want, len);
+    free(out);
+}
+
+static void render_text_fails(const char *tmpl, int esc, const fwrel_export_vars *v,
+                              const char *message)
+{
+    uint8_t *out = (uint8_t *)"x";
+    size_t len = 1;
+    assert_error(fwrel_export_render_text(&out, &len, (const uint8_t *)tmpl, strlen(tmpl), esc, v),
+                 FWREL_EFORMAT, message);
+    assert_null(out);
+    assert_int_equal(len, 0);
+}
+
+static void test_language(void **state)
+{
+    (void)state;
+    fwrel_export_vars *v = NULL;
+    assert_int_equal(fwrel_export_vars_new(&v), 0);
+    assert_int_equal(fwrel_export_vars_set(v, "q", "it's \"x\"\n\\ $(a) `b` \x01 \xc3\xa9"), 0);
+    assert_int_equal(fwrel_export_vars_set(v, "name", "v1"), 0);
+    assert_int_equal(fwrel_export_vars_set(v, "empty", ""), 0);
+    render_text_is("[{{q}}]", FWREL_EXPORT_JSON, v,
+                   "[it's \\\"x\\\"\\n\\\\ $(a) `b` \\u0001 \xc3\xa9]");
+    render_text_is("x={{q}}", FWREL_EXPORT_SHELL, v,
+                   "x='it'\\''s \"x\"\n\\ $(a) `b` \x01 \xc3\xa9'");
+    render_text_is("{{q}}", FWREL_EXPORT_URL, v,
+                   "it%27s%20%22x%22%0A%5C%20%24%28a%29%20%60b%60%20%01%20%C3%A9");
+    render_text_is("a {{name}} b {{name|url}}", FWREL_EXPORT_NONE, v, "a v1 b v1");
+    render_text_is("{{q|url}}", FWREL_EXPORT_SHELL, v,
+                   "'it%27s%20%22x%22%0A%5C%20%24%28a%29%20%60b%60%20%01%20%C3%A9'");
+    render_text_is("{{#name}}yes {{name}}{{/name}}{{^name}}no{{/name}}.", FWREL_EXPORT_NONE, v,
+                   "yes v1.");
+    render_text_is("{{#empty}}yes{{/empty}}{{^empty}}no{{/empty}}.", FWREL_EXPORT_NONE, v, "no.");
+    render_text_is("{ {name} } }} {", FWREL_EXPORT_NONE, v, "{ {name} } }} {");
+    render_text_is("", FWREL_EXPORT_JSON, v, "");
+    render_text_is("# {{name}} in a comment is fine in plain text", FWREL_EXPORT_NONE, v,
+                   "# v1 in a comment is fine in plain text");
+    render_text_is("echo {{name}}'lit'{{name}} \"$X\" {{name}} # {{#empty}}{{name}}{{/empty}}",
+                   FWREL_EXPORT_SHELL, v, "echo 'v1''lit''v1' \"$X\" 'v1' # ");
+
+    render_text_fails("a\nb {{name\n}}", FWREL_EXPORT_NONE, v, "line 2: unclosed '{{'");
+    render_text_fails("{{name", FWREL_EXPORT_NONE, v, "line 1: unclosed '{{'");
+    render_text_fails("\n\n{{Name}}", FWREL_EXPORT_NONE, v,
+                      "line 3: placeholder '{{Name}}' is not a name of [a-z0-9_] (with an optional "
+                      "|url, |json or |shell)");
+    render_text_fails("{{ name }}", FWREL_EXPORT_NONE, v, NULL);
+    render_text_fails("{{na-me}}", FWREL_EXPORT_NONE, v, NULL);
+    render_text_fails("{{}}", FWREL_EXPORT_NONE, v, NULL);
+    render_text_fails("{{name|none}}", FWREL_EXPORT_NONE, v, NULL);
+    render_text_fails("{{name|html}}", FWREL_EXPORT_NONE, v, NULL);
+    render_text_fails("x\n{{other}}", FWREL_EXPORT_NONE, v, "line 2: unknown variable 'other'");
+    render_text_fails("{{#name}}{{#empty}}{{/empty}}{{/name}}", FWREL_EXPORT_NONE, v,
+                      "line 1: section 'empty' inside section 'name' (sections do not nest)");
+    render_text_fails("\n{{#name}}\n", FWREL_EXPORT_NONE, v, "line 2: section 'name' is not closed");
+    render_text_fails("{{/name}}", FWREL_EXPORT_NONE, v, "line 1: '{{/name}}' closes no open section");
+    render_text_fails("{{q}}", FWREL_EXPORT_NONE, v, "line 1: value of 'q' has a control character");
+    render_text_fails("echo '{{name}}'", FWREL_EXPORT_SHELL, v,
+                      "line 1: placeholder '{{name}}' inside quotes or a comment (in shell files a "
+                      "placeholder is a whole quoted word)");
+    render_text_fails("echo \"{{name}}\"", FWREL_EXPORT_SHELL, v, NULL);
+    render_text_fails("# say {{name}}", FWREL_EXPORT_SHELL, v, NULL);
+    render_text_fails("x\n  # {{name}}", FWREL_EXPORT_SHELL, v, NULL);
+
+    /* Output cap: a 4 KiB value repeated past FWREL_EXPORT_OUTPUT_MAX. */
+    char big[FWREL_EXPORT_VALUE_MAX + 1];
+    memset(big, 'a', FWREL_EXPORT_VALUE_MAX);
+    big[FWREL_EXPORT_VALUE_MAX] = 0;
+    assert_int_equal(fwrel_export_vars_set(v, "big", big), 0);
+    size_t reps = FWREL_EXPORT_OUTPUT_MAX / FWREL_EXPORT_VALUE_MAX + 1;
+    char *t = malloc(reps * 7 + 1);
+    assert_non_null(t);
+    for (size_t i = 0; i < reps; i++)
+        memcpy(t + 7 * i, "{{big}}", 7);
+    t[reps * 7] = 0;
+    render_text_fails(t, FWREL_EXPORT_NONE, v, "line 1: rendered output over 262144 bytes");
+    free(t);
+    /* Input cap. */
+    size_t over = FWREL_EXPORT_TEMPLATE_MAX + 1;
+    t = malloc(over + 1);
+    assert_non_null(t);
+    memset(t, 'x', over);
+    t[over] = 0;
+    render_text_fails(t, FWREL_EXPORT_NONE, v, "template over 65536 bytes");
+    free(t);
+
+    /* Variable names and values are checked when set. */
+    assert_error(fwrel_export_vars_set(v, "Bad", "x"), FWREL_EUSAGE,
+                 "variable name must be 1 to 64 characters of [a-z0-9_]");
+    assert_error(fwrel_export_vars_set(v, "", "x"), FWREL_EUSAGE, NULL);
+    assert_error(fwrel_export_vars_set(v, "v", "\xc3"), FWREL_EUSAGE,
+                 "variable 'v': value is not valid UTF-8");
+    assert_error(fwrel_export_vars_set(v, "v", "\xed\xa0\x80"), FWREL_EUSAGE, NULL); /* surrogate */
+    assert_error(fwrel_export_vars_set(v, "v", "\xc0\xaf"), FWREL_EUSAGE, NULL);     /* overlong */
+    char toolong[FWREL_EXPORT_VALUE_MAX + 2];
+    memset(toolong, 'b', sizeof(toolong) - 1);
+    toolong[sizeof(toolong) - 1] = 0;
+    assert_error(fwrel_export_vars_set(v, "v", toolong), FWREL_EUSAGE,
+                 "variable 'v': value over 4096 bytes");
+    assert_null(fwrel_export_vars_get(v, "v"));
+    assert_int_equal(fwrel_export_vars_set(v, "name", "v2"), 0); /* replaced */
+    assert_string_equal(fwrel_export_vars_get(v, "name"), "v2");
+    fwrel_export_vars_free(v);
+}
+
+/* ---- user exports and malformed templates ------------------------------------------------- */
+
+static char root[2048];
+
+static void put(const char *rel, const char *text)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", root, rel);
+    /* parent directories */
+    for (char *p = path + strlen(root) + 1; (p = strchr(p, '/')) != NULL; p++) {
+        *p = 0;
+        mkdir(path, 0755);
+        *p = '/';
+    }
+    unlink(path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+static void fresh_root(const char *name)
+{
+    snprintf(root, sizeof(root), "%s/%s", dir, name);
+    testutil_rmtree(root);
+    assert_int_equal(mkdir(root, 0755), 0);
+}
+
+static const char user_yaml[] = "description: my own update server\n"
+                                "variables:\n"
+                                "  required: [product, version, image_sha256]\n"
+                                "  optional: [hmac, note]\n"
+                                "files:\n"
+                                "  index.json: {escape: json}\n"
+                                "  \"meta/{{version}}.txt\": {escape: none}\n"
+                                "  push.sh: {escape: shell, executable: true}\n"
+                                "copies:\n"
+                                "  \"pub/{{product}}/{{version}}.bin\": image\n";
+
+static void make_user_export(void)
+{
+    fresh_root("user");
+    put("mine/export.yaml", user_yaml);
+    put("mine/index.json", "{\"p\": \"{{product}}\", \"v\": \"{{version}}\"{{#hmac}}, \"mac\": "
+                           "\"{{hmac}}\"{{/hmac}}}\n");
+    put("mine/meta/{{version}}.txt", "{{product}} {{version}} {{image_sha256}}\n");
+    put("mine/push.sh", "#!/bin/sh\nscp pub/*/{{version|url}}.bin host:{{product}}\n");
+}
+
+static void test_user_export(void **state)
+{
+    (void)state;
+    make_user_export();
+    fwrel_export_vars *v = release_vars();
+    fwrel_export_file *f = NULL;
+    size_t n = 0;
+    assert_int_equal(fwrel_export_render(&f, &n, root, "mine", v), 0);
+    static const char *const paths[] = {"index.json", "meta/2.1.0.txt", "pub/blinky-s3/2.1.0.bin",
+                                        "push.sh", NULL};
+    static const char *const arts[] = {NULL, NULL, "image", NULL};
+    assert_paths(f, n, paths, arts);
+    assert_bytes(&f[0], "{\"p\": \"blinky-s3\", \"v\": \"2.1.0\"}\n");
+    assert_bytes(&f[1], "blinky-s3 2.1.0 " IMG_SHA "\n");
+    assert_bytes(&f[3], "#!/bin/sh\nscp pub/*/'2.1.0'.bin host:'blinky-s3'\n");
+    assert_int_equal(f[3].executable, 1);
+    fwrel_export_files_free(f, n);
+    /* A missing required variable. */
+    fwrel_export_vars *w = NULL;
+    assert_int_equal(fwrel_export_vars_new(&w), 0);
+    assert_int_equal(fwrel_export_vars_set(w, "product", "p"), 0);
+    assert_error(fwrel_export_render(&f, &n, root, "mine", w), FWREL_EFORMAT,
+                 "export 'mine' needs variable 'version'");
+    fwrel_export_vars_free(w);
+    fwrel_export_vars_free(v);
+}
+
+/* Render the user export after one change; expect a refusal with this message. */
+static void refused(const char *message)
+{
+    fwrel_export_vars *v = release_vars();
+    fwrel_export_file *f = (fwrel_export_file *)1;
+    size_t n = 99;
+    int rc = fwrel_export_render(&f, &n, root, "mine", v);
+    if (rc == 0)
+        fail_msg("rendered, expected: %s", message ? message : "a refusal");
+    assert_error(rc, FWREL_EFORMAT, message);
+    assert_null(f);
+    assert_int_equal(n, 0);
+    fwrel_export_vars_free(v);
+}
+
+static void test_malformed(void **state)
+{
+    (void)state;
+    char path[4096], target[4096];
+
+    make_user_export();
+    put("mine/index.json", "{\n\"p\": \"{{product}}\",\n\"x\": \"{{nope}}\"}\n");
+    refused("index.json:3: unknown variable 'nope'");
+
+    make_user_export();
+    put("mine/meta/{{version}}.txt", "ok\n{{product}\n");
+    refused("meta/{{version}}.txt:2: unclosed '{{'");
+
+    make_user_export();
+    put("mine/push.sh", "{{product;rm}}\n");
+    refused("push.sh:1: placeholder '{{product;rm}}' is not a name of [a-z0-9_] (with an optional "
+            "|url, |json or |shell)");
+
+    make_user_export();
+    put("mine/push.sh", "echo \"{{product}}\"\n");
+    refused("push.sh:1: placeholder '{{product}}' inside quotes or a comment (in shell files a "
+            "placeholder is a whole quoted word)");
+
+    make_user_export();
+    put("mine/index.json", "{\"p\": {{product}}}\n"); /* unquoted string: not JSON */
+    refused("index.json:1: rendered file is not JSON: invalid token near 'blinky'");
+
+    make_user_export();
+    put("mine/index.json", "{\"n\": \"{{note}}\"}\n"); /* optional, unset, outside a section */
+    refused("index.json:1: variable 'note' is not set (use it inside {{#note}}...{{/note}})");
+
+    /* Paths: traversal, absolute, a variable making '..', duplicates. */
+    make_user_export();
+    put("mine/export.yaml", "description: x\nvariables: {required: [version]}\nfiles: {}\n"
+                            "copies:\n  \"../{{version}}.bin\": image\n");
+    snprintf(path, sizeof(path), "%s/mine/meta", root);
+    testutil_rmtree(path);
+    snprintf(path, sizeof(path), "%s/mine/index.json", root);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/mine/push.sh", root);
+    unlink(path);
+    fwrel_export_vars *v = release_vars();
+    fwrel_export_file *f = NULL;
+    size_t n = 0;
+    assert_error(fwrel_export_render(&f, &n, root, "mine", v), FWREL_EFORMAT,
+                 "export.yaml: copies: ../{{version}}.bin: output path '../2.1.0.bin' leaves the "
+                 "export directory or has an empty component");
+    put("mine/export.yaml", "description: x\nvariables: {required: [version]}\nfiles: {}\n"
+                            "copies:\n  \"/srv/{{version}}.bin\": image\n");
+    assert_error(fwrel_export_render(&f, &n, root, "mine", v), FWREL_EFORMAT,
+                 "export.yaml: copies: /srv/{{version}}.bin: output path '/srv/2.1.0.bin' is "
+                 "absolute");
+    put("mine/export.yaml", "description: x\nfiles: {}\ncopies:\n  \"a//b\": image\n");
+    assert_error(fwrel_export_render(&f, &n, root, "mine", v), FWREL_EFORMAT, NULL);
+    put("mine/export.yaml", "description: x\nfiles: {}\ncopies:\n  \"x/./b\": image\n");
+    assert_error(fwrel_export_render(&f, &n, root, "mine", v), FWREL_EFORMAT, NULL);
+    put("mine/export.yaml", "description: x\nvariables: {required: [channel]}\nfiles: {}\n"
+                            "copies:\n  \"{{channel}}\": image\n");
+    assert_int_equal(fwrel_export_vars_set(v, "channel", ".."), 0);
+    assert_error(fwrel_export_render(&f, &n, root, "mine", v), FWREL_EFORMAT, NULL);
+    assert_int_equal(fwrel_export_vars_set(v, "channel", "."), 0);
+    assert_error(fwrel_export_render(&f, &n, root, "mine", v), FWREL_EFORMAT, NULL);
+    assert_int_equal(fwrel_export_vars_set(v, "channel", ""), 0);
+    assert_error(fwrel_export_render(&f, &n, root, "mine", v), FWREL_EFORMAT, NULL);
+    assert_int_equal(fwrel_export_vars_set(v, "channel", "a\\b"), 0);
+    assert_error(fwrel_export_render(&f, &n, root, "mine", v), FWREL_EFORMAT, NULL);
+    assert_int_equal(fwrel_export_vars_set(v, "channel", "beta"), 0);
+    assert_int_equal(fwrel_export_render(&f, &n, root, "mine", v), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(f[0].path, "beta");
+    fwrel_export_files_free(f, n);
+    put("mine/export.yaml", "description: x\nfiles: {}\ncopies:\n  a.bin: image\n  \"a.bin/c\": "
+                            "manifest\n");
+    assert_error(fwrel_export_render(&f, &n, root, "mine", v), FWREL_EFORMAT,
+                 "output path 'a.bin' is produced twice");
+    put("mine/export.yaml", "description: x\nfiles: {}\ncopies:\n  a.bin: firmware\n");
+    assert_error(fwrel_export_render(&f, &n, root, "mine", v), FWREL_EFORMAT,
+                 "export.yaml:4:10: artifact must be image or manifest, not firmware");
+    fwrel_export_vars_free(v);
+
+    /* export.yaml itself: strict YAML, known keys, declared files. */
+    make_user_export();
+    put("mine/export.yaml", "description: x\nfiles: {}\nfiles: {}\n");
+    refused("export.yaml:3:1: duplicate key 'files'");
+    put("mine/export.yaml", "description: x\nfiles: {}\nextra: 1\n");
+    refused(NULL);
+    put("mine/export.yaml", "description: &a x\nfiles: {}\n");
+    refused(NULL);
+    put("mine/export.yaml", "description: x\nfiles:\n  push.sh: {escape: html}\n");
+    refused("export.yaml:3:21: escape must be json, shell, url or none, not html");
+    make_user_export();
+    put("mine/stray.txt", "not declared\n");
+    refused("stray.txt: not declared in export.yaml's files");
+    make_user_export();
+    snprintf(path, sizeof(path), "%s/mine/push.sh", root);
+    unlink(path);
+    refused("push.sh: declared in export.yaml but missing");
+    make_user_export();
+    snprintf(path, sizeof(path), "%s/mine/export.yaml", root);
+    unlink(path);
+    refused("export 'mine' has no export.yaml");
+
+    /* No links followed, no other kinds of files. */
+    make_user_export();
+    snprintf(path, sizeof(path), "%s/mine/push.sh", root);
+    unlink(path);
+    assert_int_equal(symlink("/etc/passwd", path), 0);
+    refused("push.sh: is a symbolic link (not followed)");
+    make_user_export();
+    snprintf(path, sizeof(path), "%s/mine/meta", root);
+    testutil_rmtree(path);
+    snprintf(target, sizeof(target), "%s/elsewhere", dir);
+    mkdir(target, 0755);
+    assert_int_equal(symlink(target, path), 0);
+    refused("meta: is a symbolic link (not followed)");
+    make_user_export();
+    snprintf(path, sizeof(path), "%s/mine/fifo", root);
+    assert_int_equal(mkfifo(path, 0644), 0);
+    refused("fifo: not a regular file");
+    make_user_export();
+    snprintf(path, sizeof(path), "%s/linked", root);
+    snprintf(target, sizeof(target), "%s/mine", root);
+    assert_int_equal(symlink(target, path), 0);
+    v = release_vars();
+    assert_error(fwrel_export_render(&f, &n, root, "linked", v), FWREL_EFORMAT,
+                 "export 'linked' is not a directory (links are not followed)");
+    assert_error(fwrel_export_render(&f, &n, root, "../user", v), FWREL_EUSAGE, NULL);
+    assert_error(fwrel_export_render(&f, &n, root, "a/b", v), FWREL_EUSAGE, NULL);
+    assert_error(fwrel_export_render(&f, &n, root, "absent", v), FWREL_EIO, NULL);
+    fwrel_export_vars_free(v);
+
+    /* Caps: an oversize template, too many files. */
+    make_user_export();
+    char *big = malloc(FWREL_EXPORT_TEMPLATE_MAX + 2);
+    assert_non_null(big);
+    memset(big, 'x', FWREL_EXPORT_TEMPLATE_MAX + 1);
+    big[FWREL_EXPORT_TEMPLATE_MAX + 1] = 0;
+    put("mine/push.sh", big);
+    free(big);
+    refused("push.sh: 65537 bytes, more than the 65536 allowed");
+    make_user_export();
+    for (int i = 0; i < FWREL_EXPORT_FILES_MAX; i++) {
+        char rel[64];
+        snprintf(rel, sizeof(rel), "mine/many/%02d", i);
+        put(rel, "");
+    }
+    refused("more than 64 files and directories");
+    make_user_export();
+    put("mine/a/b/c/d/deep.txt", "");
+    refused("a/b/c/d: directories nest deeper than 4");
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    dir = testutil_tmpdir();
+    const char *src = getenv("FWREL_SRC");
+    snprintf(shipped, sizeof(shipped), "%s/templates", src ? src : "..");
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    testutil_rmtree(dir);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_https_dir),     cmocka_unit_test(test_secure_fota),
+        cmocka_unit_test(test_flask_hmac),    cmocka_unit_test(test_flask_without_hmac),
+        cmocka_unit_test(test_hostile_values), cmocka_unit_test(test_language),
+        cmocka_unit_test(test_user_export),   cmocka_unit_test(test_malformed),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
