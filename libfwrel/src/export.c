@@ -702,13 +702,16 @@ static int spec_parse(struct spec *sp, const uint8_t *text, size_t len)
                 return yerr(k, "too many copies", NULL);
             if ((error = yt_expect(a, YT_SCALAR, "an artifact")))
                 return error;
-            const char *art = strcmp(a->value, FWREL_EXPORT_ARTIFACT_IMAGE) == 0
-                                  ? FWREL_EXPORT_ARTIFACT_IMAGE
-                              : strcmp(a->value, FWREL_EXPORT_ARTIFACT_MANIFEST) == 0
-                                  ? FWREL_EXPORT_ARTIFACT_MANIFEST
-                                  : NULL;
+            static const char *const arts[] = {FWREL_EXPORT_ARTIFACT_IMAGE,
+                                               FWREL_EXPORT_ARTIFACT_MANIFEST,
+                                               FWREL_EXPORT_ARTIFACT_SECURE_FOTA};
+            const char *art = NULL;
+            for (size_t m = 0; m < sizeof(arts) / sizeof(arts[0]); m++)
+                if (strcmp(a->value, arts[m]) == 0)
+                    art = arts[m];
             if (art == NULL)
-                return yerr(a, "artifact must be image or manifest, not ", a->value);
+                return yerr(a, "artifact must be image, manifest or secure-fota-manifest, not ",
+                            a->value);
             if (!printable(k->value))
                 return yerr(k, "a file name has a control character", NULL);
             sp->copies[sp->ncopies].path = k->value;

@@ -6,4 +6,4 @@
 # self-signed server certificate, point CURL_CA_BUNDLE at it.
 set -eu
 cd "$(dirname "$0")"
-curl --fail --show-error --user "${FOTA_USER:?set FOTA_USER to the uploader account}" --form manifestFile=@manifest.fwm --form firmwareFile=@firmware.bin {{base_url}}'/uploadFile?id='{{counter|url}}'&deviceType='{{device_type|url}}'&fwName='{{product|url}}'-'{{version|url}}
+curl --fail --show-error --user "${FOTA_USER:?set FOTA_USER to the uploader account}" --form manifestFile=@firmware.manifest --form firmwareFile=@firmware.bin {{base_url}}'/uploadFile?id='{{counter|url}}'&deviceType='{{device_type|url}}'&fwName='{{product|url}}'-'{{version|url}}

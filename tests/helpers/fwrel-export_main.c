@@ -1,7 +1,7 @@
 /* fwrel-export - render an export into a directory (tests only; fwrel-bundle puts exports into
  * the bundle instead). Values come as NAME=VALUE arguments; --image and --manifest name the
  * files copied for the export's artifacts and fill image_sha256/image_size and
- * manifest_sha256/manifest_size; --hmac-key names a 32-byte raw key for the "hmac" variable.
+ * manifest_sha256/manifest_size (--secure-fota-manifest likewise); --hmac-key names a 32-byte raw key for the "hmac" variable.
  * When rendering fails it prints the library's one-line message and creates nothing. */
 #include <errno.h>
 #include <stdio.h>
@@ -15,7 +15,8 @@
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: fwrel-export [--root DIR] [--image F] [--manifest F] [--hmac-key F]\n"
+    fprintf(stderr, "usage: fwrel-export [--root DIR] [--image F] [--manifest F]\n"
+                    "                    [--secure-fota-manifest F] [--hmac-key F]\n"
                     "                    NAME OUTDIR [VAR=VALUE]...\n");
     return 2;
 }
@@ -64,7 +65,7 @@ static int make_dirs(const char *out, const char *rel)
 
 int main(int argc, char **argv)
 {
-    const char *root = NULL, *image = NULL, *manifest = NULL, *hmac_key = NULL;
+    const char *root = NULL, *image = NULL, *manifest = NULL, *hmac_key = NULL, *sfota = NULL;
     fwrel_export_vars *vars = NULL;
     fwrel_export_file *files = NULL;
     size_t count = 0;
@@ -76,6 +77,8 @@ int main(int argc, char **argv)
             image = argv[i + 1];
         else if (strcmp(argv[i], "--manifest") == 0)
             manifest = argv[i + 1];
+        else if (strcmp(argv[i], "--secure-fota-manifest") == 0)
+            sfota = argv[i + 1];
         else if (strcmp(argv[i], "--hmac-key") == 0)
             hmac_key = argv[i + 1];
         else
@@ -102,6 +105,10 @@ int main(int argc, char **argv)
     }
     if (manifest != NULL && digest_vars(vars, "manifest", manifest) != 0) {
         rc = fail(manifest);
+        goto done;
+    }
+    if (sfota != NULL && digest_vars(vars, "secure_fota_manifest", sfota) != 0) {
+        rc = fail(sfota);
         goto done;
     }
     if (hmac_key != NULL) {
@@ -134,9 +141,15 @@ int main(int argc, char **argv)
         char path[4096];
         uint8_t *data = files[k].data;
         size_t len = files[k].len;
-        const char *src = files[k].artifact == NULL ? NULL
-                          : strcmp(files[k].artifact, FWREL_EXPORT_ARTIFACT_IMAGE) == 0 ? image
-                                                                                      : manifest;
+        const char *src = NULL;
+        if (files[k].artifact == NULL)
+            src = NULL;
+        else if (strcmp(files[k].artifact, FWREL_EXPORT_ARTIFACT_IMAGE) == 0)
+            src = image;
+        else if (strcmp(files[k].artifact, FWREL_EXPORT_ARTIFACT_MANIFEST) == 0)
+            src = manifest;
+        else
+            src = sfota;
         uint8_t *copy = NULL;
         if (files[k].artifact != NULL) {
             if (src == NULL) {

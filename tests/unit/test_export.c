@@ -31,6 +31,7 @@ static char shipped[4096];
 
 #define IMG_SHA "3f1c9a0e5b7d2468ace013579bdf2468ace013579bdf2468ace013579bdf0a1b"
 #define MAN_SHA "9e8d7c6b5a4938271605f4e3d2c1b0a99e8d7c6b5a4938271605f4e3d2c1b0a9"
+#define SF_SHA  "51f0e1d2c3b4a5968778695a4b3c2d1e0f51f0e1d2c3b4a5968778695a4b3c2d"
 
 static void assert_error(int got, int code, const char *message)
 {
@@ -57,6 +58,7 @@ static fwrel_export_vars *release_vars(void)
         {"manifest_name", "manifest.fwm"},
         {"manifest_sha256", MAN_SHA},
         {"manifest_size", "1873"},
+        {"secure_fota_manifest_sha256", SF_SHA},
         {"base_url", "https://ota.example.net:8070"},
         {"created", "2026-11-22T13:45:00Z"},
     };
@@ -173,12 +175,13 @@ static void test_secure_fota(void **state)
     fwrel_export_file *f = NULL;
     size_t n = 0;
     assert_int_equal(fwrel_export_render(&f, &n, shipped, "secure-fota", v), 0);
-    static const char *const paths[] = {"firmware.bin", "manifest.fwm", "upload.json", "upload.sh",
-                                        NULL};
-    static const char *const arts[] = {"image", "manifest", NULL, NULL};
+    static const char *const paths[] = {"firmware.bin", "firmware.manifest", "upload.json",
+                                        "upload.sh", NULL};
+    static const char *const arts[] = {"image", "secure-fota-manifest", NULL, NULL};
     assert_paths(f, n, paths, arts);
-    /* Section 2a: POST /uploadFile, parts manifestFile + firmwareFile, parameters id (the
-     * release counter: the server serves the highest id), deviceType, fwName; the device asks
+    /* Section 2a: POST /uploadFile, parts manifestFile (the 1024-byte secure-FOTA manifest,
+     * docs/manifest.md section 5) + firmwareFile, parameters id (the release counter: the
+     * server serves the highest id), deviceType, fwName; the device asks
      * GET /update/newest/{manifest,binary}?deviceType=. */
     assert_bytes(find(f, n, "upload.json"),
                  "{\n"
@@ -186,7 +189,7 @@ static void test_secure_fota(void **state)
                  "  \"id\": 17,\n"
                  "  \"deviceType\": \"devkitc-1\",\n"
                  "  \"fwName\": \"blinky-s3-2.1.0\",\n"
-                 "  \"manifestFile\": {\"file\": \"manifest.fwm\", \"size\": 1873, \"sha256\": \"" MAN_SHA
+                 "  \"manifestFile\": {\"file\": \"firmware.manifest\", \"size\": 1024, \"sha256\": \"" SF_SHA
                  "\"},\n"
                  "  \"firmwareFile\": {\"file\": \"firmware.bin\", \"size\": 1048624, \"sha256\": \"" IMG_SHA
                  "\"},\n"
@@ -200,7 +203,7 @@ static void test_secure_fota(void **state)
     assert_int_equal(find(f, n, "upload.json")->executable, 0);
     const char *curl =
         "curl --fail --show-error --user \"${FOTA_USER:?set FOTA_USER to the uploader account}\" "
-        "--form manifestFile=@manifest.fwm --form firmwareFile=@firmware.bin "
+        "--form manifestFile=@firmware.manifest --form firmwareFile=@firmware.bin "
         "'https://ota.example.net:8070''/uploadFile?id=''17''&deviceType=''devkitc-1''&fwName="
         "''blinky-s3''-''2.1.0'\n";
     assert_true(sh->len > strlen(curl));
@@ -639,7 +642,8 @@ static void test_malformed(void **state)
                  "output path 'a.bin' is produced twice");
     put("mine/export.yaml", "description: x\nfiles: {}\ncopies:\n  a.bin: firmware\n");
     assert_error(fwrel_export_render(&f, &n, root, "mine", v), FWREL_EFORMAT,
-                 "export.yaml:4:10: artifact must be image or manifest, not firmware");
+                 "export.yaml:4:10: artifact must be image, manifest or secure-fota-manifest, not "
+                 "firmware");
     fwrel_export_vars_free(v);
 
     /* export.yaml itself: strict YAML, known keys, declared files. */

@@ -42,6 +42,8 @@ extern "C" {
 /** Release artifact names an export.yaml may copy (fwrel_export_file.artifact). */
 #define FWREL_EXPORT_ARTIFACT_IMAGE    "image"    /**< the served image (esp_encrypted_img file) */
 #define FWREL_EXPORT_ARTIFACT_MANIFEST "manifest" /**< the encrypted manifest envelope */
+/** The 1024-byte secure-FOTA compatibility manifest (docs/manifest.md section 5). */
+#define FWREL_EXPORT_ARTIFACT_SECURE_FOTA "secure-fota-manifest"
 
 /** How values are escaped in a file (export.yaml `escape:`), or by a {{name|filter}}. */
 enum fwrel_export_escape {
@@ -59,8 +61,9 @@ typedef struct fwrel_export_file {
     char *path;           /**< relative to the export's directory, '/'-separated */
     uint8_t *data;        /**< the rendered bytes; NULL for an artifact copy */
     size_t len;           /**< size of data */
-    const char *artifact; /**< NULL, or FWREL_EXPORT_ARTIFACT_*: the caller puts that file's
-                               bytes at path (images are not read into memory here) */
+    const char *artifact; /**< NULL, or one of the FWREL_EXPORT_ARTIFACT_* strings (compare
+                               with strcmp): the caller puts that release file's bytes at path
+                               (images are not read into memory here) */
     int executable;       /**< 1 when export.yaml marks the file executable (mode 0755) */
 } fwrel_export_file;
 
