@@ -982,6 +982,11 @@ void fwrel_export_files_free(fwrel_export_file *files, size_t count)
     free(files);
 }
 
+static int cmp_tfiles(const void *a, const void *b)
+{
+    return strcmp(((const struct tfile *)a)->rel, ((const struct tfile *)b)->rel);
+}
+
 static int cmp_files(const void *a, const void *b)
 {
     return strcmp(((const fwrel_export_file *)a)->path, ((const fwrel_export_file *)b)->path);
@@ -1018,6 +1023,8 @@ int fwrel_export_render(fwrel_export_file **files, size_t *count, const char *ro
     }
     if ((error = walk(&t, dirfd, "", 0)) != 0)
         goto done;
+    /* Templates in path order, so that the first error reported does not depend on readdir. */
+    qsort(t.files, t.nfiles, sizeof(t.files[0]), cmp_tfiles);
     if (t.yaml == NULL) {
         error = fwrel_error_set(FWREL_EFORMAT, "export '%s' has no export.yaml", name);
         goto done;
