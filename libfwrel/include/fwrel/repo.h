@@ -1,0 +1,212 @@
+/*
+ * repo.h - the release repository: a bare git repository (libgit2) where each
+ * release is one commit on refs/heads/main plus an annotated tag signed with
+ * OpenPGP exactly as `git tag -s` signs it, so that plain `git verify-tag`
+ * accepts it. Layout, locking and crash windows: docs/repo.md.
+ *
+ * A release writes objects first (blobs, tree, commit, signed tag object:
+ * harmless if orphaned), then moves the branch (refusing a concurrent move),
+ * then creates the tag ref; if the tag ref cannot be created the branch is
+ * moved back. Every release runs under the repository's lock
+ * (fwrel_repo_lock()), which also repairs what a killed release can leave.
+ *
+ * Test-only failure injection: when the environment variable
+ * FWREL_TEST_FAIL_AT lists a step (comma-separated: "blobs", "tree", "commit",
+ * "sign", "tag-object", "branch", "tag-ref", "rollback"), that step fails with
+ * FWREL_EIO "injected failure at STEP"; FWREL_TEST_KILL_AT=STEP sends the
+ * process SIGKILL just before the step. Never set them in production.
+ */
+#ifndef FWREL_REPO_H
+#define FWREL_REPO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fwrel/error.h"
+#include "fwrel/keystore.h"
+#include "fwrel/pgp.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** The release branch. */
+#define FWREL_REPO_BRANCH "refs/heads/main"
+/** The lock file, inside the repository directory. */
+#define FWREL_REPO_LOCK_FILE "fwrel-release.lock"
+/** Largest file stored in or read from a release (bytes). */
+#define FWREL_REPO_FILE_MAX ((size_t)256 << 20)
+/** Largest tag or commit message (bytes). */
+#define FWREL_REPO_MESSAGE_MAX ((size_t)16 << 10)
+/** Largest tag object read for verification (bytes). */
+#define FWREL_REPO_TAG_MAX ((size_t)128 << 10)
+/** Most files in one release. */
+#define FWREL_REPO_FILES_MAX 256
+
+/** An open release repository (opaque). */
+typedef struct fwrel_repo fwrel_repo;
+
+/**
+ * Open the bare release repository at path, or create it.
+ *
+ * @param out    receives the repository; free with fwrel_repo_free()
+ * @param path   its directory (the git directory itself: bare)
+ * @param create 1: create a bare repository (HEAD -> refs/heads/main) when path
+ *               does not exist or is an empty directory; an existing
+ *               repository is opened as is
+ * @return 0; FWREL_EFORMAT "not a bare git repository" (a work tree, or no
+ *         repository and create == 0, or a non-empty directory that is not a
+ *         repository); FWREL_EIO when it cannot be created or read
+ */
+int fwrel_repo_open(fwrel_repo **out, const char *path, int create) FWREL_WUR;
+
+/** Release the lock (if held) and close the repository. NULL is fine. */
+void fwrel_repo_free(fwrel_repo *r);
+
+/**
+ * Take the repository's exclusive lock (flock on FWREL_REPO_LOCK_FILE inside
+ * the repository; the holder's pid is written into it). The lock is released
+ * by fwrel_repo_unlock(), fwrel_repo_free() or the death of the process.
+ * A forked child shares the lock (flock follows the open file description):
+ * a child that outlives the release must fwrel_repo_free() its copy or exec.
+ * Once held, the repository is checked and repaired (docs/repo.md "Crash
+ * windows"): stale git lock files of the branch and tags are removed, and a
+ * branch left one untagged commit ahead of its last release tag by a killed
+ * release is moved back (fwrel_repo_repaired() then returns 1).
+ *
+ * @param r          the repository
+ * @param timeout_ms 0: do not wait; otherwise retry for up to this many ms
+ * @return 0; FWREL_EIO "another release is running (lock held by pid N)"
+ *         (or "... (lock held by another process)" when no pid is readable yet),
+ *         or when the lock file cannot be opened; FWREL_EVERIFY when the
+ *         branch is in a state no fwrel release leaves (then the lock is released)
+ */
+int fwrel_repo_lock(fwrel_repo *r, unsigned timeout_ms) FWREL_WUR;
+
+/** Release the lock. Harmless when not held. */
+void fwrel_repo_unlock(fwrel_repo *r);
+
+/** 1 if the last fwrel_repo_lock() moved the branch back after a killed release, else 0. */
+int fwrel_repo_repaired(const fwrel_repo *r);
+
+/** A file of a release: its path in the tree and its bytes (the caller keeps them alive). */
+typedef struct fwrel_repo_file {
+    const char *path;    /**< relative, '/'-separated: [A-Za-z0-9._+@-] components, no "." or
+                              "..", no leading '.' in any component, at most 1024 bytes */
+    const uint8_t *data; /**< contents */
+    size_t len;          /**< length (<= FWREL_REPO_FILE_MAX) */
+} fwrel_repo_file;
+
+/** Who made a release and when (author, committer and tagger alike). */
+typedef struct fwrel_repo_ident {
+    const char *name;  /**< no '<', '>' or control characters, not empty */
+    const char *email; /**< the same rules */
+    int64_t time;      /**< seconds since the epoch (from the caller: reproducible) */
+    int offset_min;    /**< UTC offset in minutes (-720..840) */
+} fwrel_repo_ident;
+
+/** What fwrel_repo_release() records. */
+typedef struct fwrel_repo_release_opts {
+    const fwrel_repo_file *files; /**< new or updated files, 1..FWREL_REPO_FILES_MAX, distinct */
+    size_t nfiles;                /**< their number */
+    const char *commit_message;   /**< printable text; a final newline is added if missing */
+    const char *tag_name;         /**< e.g. "prod/stable/v1.2.3" (a valid git ref name) */
+    const char *tag_message;      /**< as commit_message; must not contain a PGP armor line */
+    fwrel_repo_ident who;         /**< author, committer and tagger */
+    const char *gpg_home;         /**< GnuPG home of the signer; NULL means $GNUPGHOME */
+    const char *signer_fpr;       /**< signer's primary key fingerprint (40 hex) */
+    const fwrel_pass_src *pass;   /**< passphrase source for the key (NULL: none) */
+} fwrel_repo_release_opts;
+
+/**
+ * Record a release: a commit on FWREL_REPO_BRANCH whose tree is the previous
+ * release's tree plus the given files, and the signed annotated tag
+ * refs/tags/<tag_name> pointing to it. The lock must be held.
+ *
+ * @param commit_hex receives the commit id (40 hex + NUL); may be NULL
+ * @param tag_hex    receives the tag object id; may be NULL
+ * @return 0; FWREL_EUSAGE when the lock is not held or for an invalid
+ *         option (path, name, message, identity); FWREL_EVERIFY "tag NAME
+ *         already exists" or "the release branch moved during the release";
+ *         the signing errors of fwrel_pgp_sign_detached(); FWREL_EIO for
+ *         repository failures. On failure the refs are as before the call.
+ */
+int fwrel_repo_release(fwrel_repo *r, const fwrel_repo_release_opts *o, char commit_hex[41],
+                       char tag_hex[41]) FWREL_WUR;
+
+/** A tag of the repository. */
+typedef struct fwrel_repo_tag {
+    char *name;      /**< without "refs/tags/" */
+    int annotated;   /**< 1 for a tag object, 0 for a lightweight tag */
+    int64_t time;    /**< tagger time (0 for lightweight tags) */
+    char target[41]; /**< the object the tag points to (peeled to the commit) */
+} fwrel_repo_tag;
+
+/**
+ * List the tags whose names start with prefix, sorted by tagger time, then by name.
+ *
+ * @param tags   receives an array (free with fwrel_repo_tags_free())
+ * @param n      receives its length (0 is not an error)
+ * @param prefix e.g. "prod/stable/"; NULL or "" for all
+ * @return 0 or FWREL_EIO
+ */
+int fwrel_repo_tags(fwrel_repo_tag **tags, size_t *n, fwrel_repo *r, const char *prefix) FWREL_WUR;
+
+/** Free a list from fwrel_repo_tags(). NULL is fine. */
+void fwrel_repo_tags_free(fwrel_repo_tag *tags, size_t n);
+
+/**
+ * The commit a tag points to (peeling annotated tags).
+ * @return 0; FWREL_EVERIFY "no tag NAME" or "tag NAME does not point to a commit"; FWREL_EIO
+ */
+int fwrel_repo_tag_commit(char commit_hex[41], fwrel_repo *r, const char *tag) FWREL_WUR;
+
+/**
+ * Read a file of the release tree at a tag. The blob's id is recomputed from
+ * its bytes (a rewritten object is refused).
+ *
+ * @param data receives a malloc'd copy (free()); len its size (<= max)
+ * @return 0; FWREL_EVERIFY "no tag NAME", "no file PATH at NAME", "object ID
+ *         is corrupt"; FWREL_EFORMAT for a file above max; FWREL_EIO
+ */
+int fwrel_repo_read_file(uint8_t **data, size_t *len, fwrel_repo *r, const char *tag,
+                         const char *path, size_t max) FWREL_WUR;
+
+/**
+ * The raw bytes of an annotated tag object (as `git cat-file tag` prints them),
+ * checked against the id the tag ref names.
+ *
+ * @param raw receives a malloc'd buffer (free()); len its size (<= FWREL_REPO_TAG_MAX)
+ * @return 0; FWREL_EVERIFY "no tag NAME", "tag NAME is not annotated", "object
+ *         ID is corrupt"; FWREL_EFORMAT for a tag object above the cap; FWREL_EIO
+ */
+int fwrel_repo_tag_raw(uint8_t **raw, size_t *len, fwrel_repo *r, const char *tag) FWREL_WUR;
+
+/**
+ * Split a raw tag object as git does: the signed payload is everything before
+ * the last line starting "-----BEGIN PGP SIGNATURE-----", the signature the rest.
+ *
+ * @param payload_len receives the payload's length (the signature starts there)
+ * @return 0; FWREL_EVERIFY "tag is not signed"
+ */
+int fwrel_repo_tag_split(size_t *payload_len, const uint8_t *raw, size_t len) FWREL_WUR;
+
+/**
+ * Verify a release tag: its object bytes match its id; it is an annotated tag
+ * of a commit named like its ref; its OpenPGP signature (over the payload, as
+ * `git verify-tag` checks it) is good (fwrel_pgp_verify_detached()); and the
+ * commit and every tree and blob of its tree are intact (ids recomputed).
+ *
+ * @param signer     receives the signer (primary key fingerprint)
+ * @param commit_hex receives the tagged commit's id; may be NULL
+ * @param home       GnuPG home with the signers' public keys; NULL means $GNUPGHOME
+ * @return 0; FWREL_EVERIFY for any failed check (message says which);
+ *         FWREL_EFORMAT for a malformed tag object; FWREL_EIO
+ */
+int fwrel_repo_tag_verify(fwrel_pgp_result *signer, char commit_hex[41], fwrel_repo *r,
+                          const char *tag, const char *home) FWREL_WUR;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,1107 @@
+/*
+ * repo.c - the release repository (repo.h, docs/repo.md): a bare git repository
+ * written through libgit2, one commit and one OpenPGP-signed annotated tag per release.
+ */
+#include "fwrel/repo.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <git2.h>
+
+#include "fwrel/error.h"
+#include "fwrel/pgp.h"
+#include "util.h"
+
+struct fwrel_repo {
+    git_repository *repo;
+    char *gitdir; /* with a trailing '/' */
+    int lock_fd;
+    int locked;
+    int repaired;
+};
+
+static const char armor_begin[] = "-----BEGIN PGP SIGNATURE-----";
+
+/* Record a libgit2 failure: "<what>: <libgit2's message>". */
+static int git_fail(int code, const char *what)
+{
+    const git_error *e = git_error_last();
+    return fwrel_error_set(code, "%s: %s", what,
+                           e != NULL && e->message != NULL ? e->message : "unknown error");
+}
+
+/* Is name one of the comma-separated items of list? */
+static int listed(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; p != NULL && *p != '\0';) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        if (len == n && memcmp(p, name, n) == 0)
+            return 1;
+        p = comma != NULL ? comma + 1 : NULL;
+    }
+    return 0;
+}
+
+/* Test-only failure injection (repo.h): FWREL_TEST_FAIL_AT / FWREL_TEST_KILL_AT. */
+static int step(const char *name)
+{
+    if (listed(getenv("FWREL_TEST_KILL_AT"), name))
+        raise(SIGKILL);
+    if (listed(getenv("FWREL_TEST_FAIL_AT"), name))
+        return fwrel_error_set(FWREL_EIO, "injected failure at %s", name);
+    return 0;
+}
+
+/* ---- open, lock, repair ---------------------------------------------------------------- */
+
+static int dir_is_empty(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+    int empty = 1;
+    if (d == NULL)
+        return 0;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            empty = 0;
+    closedir(d);
+    return empty;
+}
+
+int fwrel_repo_open(fwrel_repo **out, const char *path, int create)
+{
+    fwrel_repo *r = NULL;
+    git_repository *repo = NULL;
+    struct stat st;
+    int error;
+
+    FWREL_ASSERT_ARG(out != NULL && path != NULL);
+    *out = NULL;
+    git_libgit2_init();
+    /* Objects and refs reach the disk before the next step relies on them. */
+    git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
+    git_libgit2_opts(GIT_OPT_ENABLE_STRICT_HASH_VERIFICATION, 1);
+    int exists = stat(path, &st) == 0;
+    if (create && (!exists || (S_ISDIR(st.st_mode) && dir_is_empty(path)))) {
+        git_repository_init_options io;
+        git_repository_init_options_init(&io, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
+        io.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKDIR;
+        io.initial_head = "main";
+        if (git_repository_init_ext(&repo, path, &io) != 0) {
+            error = git_fail(FWREL_EIO, "cannot create the repository");
+            goto done;
+        }
+    } else {
+        if (!exists) {
+            error = fwrel_error_set_errno(FWREL_EIO, errno, "cannot open the repository");
+            goto done;
+        }
+        if (git_repository_open_ext(&repo, path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) != 0) {
+            error = fwrel_error_set(FWREL_EFORMAT, "not a bare git repository");
+            goto done;
+        }
+    }
+    if (!git_repository_is_bare(repo)) {
+        error = fwrel_error_set(FWREL_EFORMAT, "not a bare git repository");
+        goto done;
+    }
+    r = calloc(1, sizeof(*r));
+    if (r == NULL || (r->gitdir = strdup(git_repository_path(repo))) == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    r->repo = repo;
+    repo = NULL;
+    r->lock_fd = -1;
+    *out = r;
+    r = NULL;
+    error = 0;
+done:
+    if (r != NULL)
+        free(r->gitdir);
+    free(r);
+    git_repository_free(repo);
+    if (error != 0)
+        git_libgit2_shutdown();
+    return error;
+}
+
+void fwrel_repo_unlock(fwrel_repo *r)
+{
+    if (r == NULL || r->lock_fd < 0)
+        return;
+    /* Closing releases the flock (once no forked copy of the descriptor is left). The pid
+     * stays in the file: it is only read while someone holds the lock, who rewrote it. */
+    close(r->lock_fd);
+    r->lock_fd = -1;
+    r->locked = 0;
+}
+
+void fwrel_repo_free(fwrel_repo *r)
+{
+    if (r == NULL)
+        return;
+    fwrel_repo_unlock(r);
+    git_repository_free(r->repo);
+    free(r->gitdir);
+    free(r);
+    git_libgit2_shutdown();
+}
+
+int fwrel_repo_repaired(const fwrel_repo *r)
+{
+    return r != NULL && r->repaired;
+}
+
+/* Remove "*.lock" files under dir (depth-limited): git lock files a killed writer left. */
+static int remove_stale_locks(const char *dir, int depth)
+{
+    DIR *d;
+    struct dirent *e;
+    int error = 0;
+    if (depth > 16 || (d = opendir(dir)) == NULL)
+        return 0;
+    while (error == 0 && (e = readdir(d)) != NULL) {
+        char p[4096];
+        struct stat st;
+        size_t n = strlen(e->d_name);
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if ((size_t)snprintf(p, sizeof(p), "%s/%s", dir, e->d_name) >= sizeof(p))
+            continue;
+        if (lstat(p, &st) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode))
+            error = remove_stale_locks(p, depth + 1);
+        else if (n > 5 && strcmp(e->d_name + n - 5, ".lock") == 0 && unlink(p) != 0)
+            error = fwrel_error_set_errno(FWREL_EIO, errno, "cannot remove a stale lock");
+    }
+    closedir(d);
+    return error;
+}
+
+/* Is commit one that some tag peels to? Sets *any_tag when the repository has tags. */
+static int commit_is_tagged(int *tagged, int *any_tag, git_repository *repo, const git_oid *commit)
+{
+    git_reference_iterator *it = NULL;
+    git_reference *ref = NULL;
+    int rc;
+    *tagged = 0;
+    *any_tag = 0;
+    if (git_reference_iterator_glob_new(&it, repo, "refs/tags/*") != 0)
+        return git_fail(FWREL_EIO, "cannot list tags");
+    while ((rc = git_reference_next(&ref, it)) == 0) {
+        git_object *c = NULL;
+        *any_tag = 1;
+        if (git_reference_peel(&c, ref, GIT_OBJECT_COMMIT) == 0 &&
+            git_oid_equal(git_object_id(c), commit))
+            *tagged = 1;
+        git_object_free(c);
+        git_reference_free(ref);
+        ref = NULL;
+    }
+    git_reference_iterator_free(it);
+    if (rc != GIT_ITEROVER)
+        return git_fail(FWREL_EIO, "cannot list tags");
+    return 0;
+}
+
+/* Bring back the invariant "the branch tip is a tagged release" after a killed release. */
+static int repair(fwrel_repo *r)
+{
+    git_reference *branch = NULL, *moved = NULL;
+    git_commit *tip = NULL;
+    char tipbuf[41] = "";
+    int tagged = 0, any_tag = 0, error;
+    char path[4200];
+
+    r->repaired = 0;
+    snprintf(path, sizeof(path), "%srefs", r->gitdir);
+    if ((error = remove_stale_locks(path, 0)) != 0)
+        goto done;
+    snprintf(path, sizeof(path), "%spacked-refs.lock", r->gitdir);
+    if (unlink(path) != 0 && errno != ENOENT) {
+        error = fwrel_error_set_errno(FWREL_EIO, errno, "cannot remove a stale lock");
+        goto done;
+    }
+    int rc = git_reference_lookup(&branch, r->repo, FWREL_REPO_BRANCH);
+    if (rc == GIT_ENOTFOUND) {
+        error = 0;
+        goto done;
+    }
+    if (rc != 0 || git_reference_type(branch) != GIT_REFERENCE_DIRECT) {
+        error = git_fail(FWREL_EIO, "cannot read the release branch");
+        goto done;
+    }
+    const git_oid *tip_id = git_reference_target(branch);
+    git_oid_tostr(tipbuf, sizeof(tipbuf), tip_id);
+    if ((error = commit_is_tagged(&tagged, &any_tag, r->repo, tip_id)) != 0)
+        goto done;
+    if (tagged)
+        goto done;
+    if (git_commit_lookup(&tip, r->repo, tip_id) != 0) {
+        error = git_fail(FWREL_EVERIFY, "cannot read the release branch's commit");
+        goto done;
+    }
+    unsigned parents = git_commit_parentcount(tip);
+    if (parents == 0 && !any_tag) {
+        /* The first release was killed between its branch and its tag. */
+        if (git_reference_delete(branch) != 0) {
+            error = git_fail(FWREL_EIO, "cannot remove the untagged release branch");
+            goto done;
+        }
+        r->repaired = 1;
+        goto done;
+    }
+    int parent_tagged = 0;
+    if (parents == 1 && (error = commit_is_tagged(&parent_tagged, &any_tag, r->repo,
+                                                  git_commit_parent_id(tip, 0))) != 0)
+        goto done;
+    if (parents != 1 || !parent_tagged) {
+        error = fwrel_error_set(FWREL_EVERIFY,
+                                "release branch tip %s is neither a tagged release nor one "
+                                "commit ahead of one; repair by hand (docs/repo.md)",
+                                tipbuf);
+        goto done;
+    }
+    if (git_reference_create_matching(&moved, r->repo, FWREL_REPO_BRANCH,
+                                      git_commit_parent_id(tip, 0), 1, tip_id,
+                                      "fwrel: undo an untagged release") != 0) {
+        error = git_fail(FWREL_EIO, "cannot move the release branch back");
+        goto done;
+    }
+    r->repaired = 1;
+    error = 0;
+done:
+    git_reference_free(moved);
+    git_commit_free(tip);
+    git_reference_free(branch);
+    return error;
+}
+
+int fwrel_repo_lock(fwrel_repo *r, unsigned timeout_ms)
+{
+    char path[4200], buf[32];
+    struct timespec start, now;
+    int error;
+
+    FWREL_ASSERT_ARG(r != NULL);
+    if (r->locked)
+        return 0;
+    snprintf(path, sizeof(path), "%s%s", r->gitdir, FWREL_REPO_LOCK_FILE);
+    r->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (r->lock_fd < 0)
+        return fwrel_error_set_errno(FWREL_EIO, errno, "cannot open the release lock");
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (flock(r->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno != EWOULDBLOCK && errno != EINTR) {
+            error = fwrel_error_set_errno(FWREL_EIO, errno, "cannot take the release lock");
+            goto done;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t waited =
+            (int64_t)(now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (waited >= (int64_t)timeout_ms) {
+            ssize_t n = pread(r->lock_fd, buf, sizeof(buf) - 1, 0);
+            uint64_t pid = 0;
+            buf[n > 0 ? n : 0] = '\0';
+            char *nl = strchr(buf, '\n');
+            if (nl != NULL)
+                *nl = '\0';
+            if (n > 0 && fwrel_parse_u64(&pid, buf, INT32_MAX) == 0 && pid > 0)
+                error =
+                    fwrel_error_set(FWREL_EIO, "another release is running (lock held by pid %llu)",
+                                    (unsigned long long)pid);
+            else
+                error =
+                    fwrel_error_set(FWREL_EIO, "another release is running (lock held by another "
+                                               "process)");
+            goto done;
+        }
+        struct timespec pause = {0, 20 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    int len = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+    if (ftruncate(r->lock_fd, 0) != 0 || pwrite(r->lock_fd, buf, (size_t)len, 0) != len) {
+        error = fwrel_error_set_errno(FWREL_EIO, errno, "cannot write the release lock");
+        goto done;
+    }
+    r->locked = 1;
+    if ((error = repair(r)) != 0)
+        goto done;
+    error = 0;
+done:
+    if (error != 0)
+        fwrel_repo_unlock(r);
+    return error;
+}
+
+/* ---- validation ------------------------------------------------------------------------ */
+
+static int path_valid(const char *p)
+{
+    size_t n = strlen(p), comp = 0;
+    if (n == 0 || n > 1024)
+        return 0;
+    for (size_t i = 0; i <= n; i++) {
+        char c = p[i];
+        if (c == '/' || c == '\0') {
+            if (comp == 0)
+                return 0; /* empty component, leading or trailing '/' */
+            comp = 0;
+            continue;
+        }
+        if (comp == 0 && c == '.')
+            return 0; /* ".", "..", ".git", hidden files */
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '+' || c == '@' || c == '-'))
+            return 0;
+        comp++;
+    }
+    return 1;
+}
+
+static int text_valid(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
+static int ident_valid(const fwrel_repo_ident *w)
+{
+    const char *parts[2] = {w->name, w->email};
+    for (int k = 0; k < 2; k++) {
+        const char *s = parts[k];
+        if (s == NULL || s[0] == '\0' || strlen(s) > 256)
+            return 0;
+        for (; *s != '\0'; s++)
+            if ((unsigned char)*s < 0x20 || *s == '<' || *s == '>' || *s == 0x7f)
+                return 0;
+    }
+    return w->time >= 0 && w->time < ((int64_t)1 << 40) && w->offset_min >= -720 &&
+           w->offset_min <= 840;
+}
+
+static int tag_name_valid(const char *name)
+{
+    char ref[600];
+    int valid = 0;
+    size_t n = strlen(name);
+    if (n == 0 || n > 255)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '+' || c == '-' || c == '/'))
+            return 0;
+    }
+    snprintf(ref, sizeof(ref), "refs/tags/%s", name);
+    return git_reference_name_is_valid(&valid, ref) == 0 && valid;
+}
+
+/* A message cannot carry a line that would be taken for the signature's start. */
+static int has_armor_line(const char *s)
+{
+    for (const char *p = s; p != NULL; p = strchr(p, '\n')) {
+        if (*p == '\n')
+            p++;
+        if (strncmp(p, "-----BEGIN ", 11) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* A file path must not turn a directory into a file or the reverse. */
+static int dir_file_conflict(git_index *idx, const char *path)
+{
+    char prefix[1100];
+    size_t pos;
+    snprintf(prefix, sizeof(prefix), "%s/", path);
+    if (git_index_find_prefix(&pos, idx, prefix) == 0)
+        return 1;
+    size_t n = strlen(path);
+    for (size_t i = 0; i < n; i++) {
+        if (path[i] != '/')
+            continue;
+        memcpy(prefix, path, i);
+        prefix[i] = '\0';
+        if (git_index_get_bypath(idx, prefix, 0) != NULL)
+            return 1;
+    }
+    return 0;
+}
+
+/* The message with exactly one final newline, malloc'd. */
+static char *with_newline(const char *m)
+{
+    size_t n = strlen(m);
+    while (n > 0 && m[n - 1] == '\n')
+        n--;
+    char *out = malloc(n + 2);
+    if (out != NULL) {
+        memcpy(out, m, n);
+        out[n] = '\n';
+        out[n + 1] = '\0';
+    }
+    return out;
+}
+
+static int check_opts(const fwrel_repo_release_opts *o)
+{
+    if (o->files == NULL || o->nfiles == 0 || o->nfiles > FWREL_REPO_FILES_MAX)
+        return fwrel_error_set(FWREL_EUSAGE, "a release has 1 to %d files", FWREL_REPO_FILES_MAX);
+    for (size_t i = 0; i < o->nfiles; i++) {
+        const fwrel_repo_file *f = &o->files[i];
+        if (f->path == NULL || !path_valid(f->path))
+            return fwrel_error_set(FWREL_EUSAGE, "file %zu: invalid path in the repository", i + 1);
+        if (f->len > FWREL_REPO_FILE_MAX || (f->data == NULL && f->len != 0))
+            return fwrel_error_set(FWREL_EUSAGE, "file %s: more than %zu bytes", f->path,
+                                   FWREL_REPO_FILE_MAX);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(o->files[j].path, f->path) == 0)
+                return fwrel_error_set(FWREL_EUSAGE, "file %s given twice", f->path);
+    }
+    if (o->commit_message == NULL || !text_valid(o->commit_message, FWREL_REPO_MESSAGE_MAX))
+        return fwrel_error_set(FWREL_EUSAGE, "invalid commit message");
+    if (o->tag_message == NULL || !text_valid(o->tag_message, FWREL_REPO_MESSAGE_MAX) ||
+        has_armor_line(o->tag_message))
+        return fwrel_error_set(FWREL_EUSAGE, "invalid tag message");
+    if (o->tag_name == NULL || !tag_name_valid(o->tag_name))
+        return fwrel_error_set(FWREL_EUSAGE, "invalid tag name");
+    if (!ident_valid(&o->who))
+        return fwrel_error_set(FWREL_EUSAGE, "invalid release identity");
+    return 0;
+}
+
+/* ---- release --------------------------------------------------------------------------- */
+
+int fwrel_repo_release(fwrel_repo *r, const fwrel_repo_release_opts *o, char commit_hex[41],
+                       char tag_hex[41])
+{
+    git_reference *branch = NULL, *ref = NULL, *tagref = NULL;
+    git_commit *old = NULL;
+    git_tree *old_tree = NULL, *tree = NULL;
+    git_index *idx = NULL;
+    git_signature *sig = NULL;
+    git_odb *odb = NULL;
+    git_tag *check = NULL;
+    git_oid old_id, tree_id, commit_id, tag_id;
+    char *cmsg = NULL, *tmsg = NULL, *payload = NULL, *obj = NULL;
+    uint8_t *pgp = NULL;
+    size_t pgp_len = 0, payload_len = 0;
+    char refname[600], hex[41];
+    int have_old = 0, error, rc;
+
+    FWREL_ASSERT_ARG(r != NULL && o != NULL);
+    if (!r->locked)
+        return fwrel_error_set(FWREL_EUSAGE, "the release lock is not held");
+    if ((error = check_opts(o)) != 0)
+        return error;
+    snprintf(refname, sizeof(refname), "refs/tags/%s", o->tag_name);
+    rc = git_reference_lookup(&tagref, r->repo, refname);
+    if (rc == 0) {
+        error = fwrel_error_set(FWREL_EVERIFY, "tag %s already exists", o->tag_name);
+        goto done;
+    }
+    if (rc != GIT_ENOTFOUND) {
+        error = git_fail(FWREL_EIO, "cannot read the tags");
+        goto done;
+    }
+    rc = git_reference_lookup(&branch, r->repo, FWREL_REPO_BRANCH);
+    if (rc == 0) {
+        if (git_reference_type(branch) != GIT_REFERENCE_DIRECT) {
+            error = fwrel_error_set(FWREL_EVERIFY, "the release branch is not a direct ref");
+            goto done;
+        }
+        git_oid_cpy(&old_id, git_reference_target(branch));
+        have_old = 1;
+        if (git_commit_lookup(&old, r->repo, &old_id) != 0 ||
+            git_commit_tree(&old_tree, old) != 0) {
+            error = git_fail(FWREL_EVERIFY, "cannot read the last release");
+            goto done;
+        }
+    } else if (rc != GIT_ENOTFOUND) {
+        error = git_fail(FWREL_EIO, "cannot read the release branch");
+        goto done;
+    }
+    if (git_repository_odb(&odb, r->repo) != 0 || git_index_new(&idx) != 0 ||
+        (old_tree != NULL && git_index_read_tree(idx, old_tree) != 0)) {
+        error = git_fail(FWREL_EIO, "cannot prepare the release tree");
+        goto done;
+    }
+
+    /* 1. blobs */
+    if ((error = step("blobs")) != 0)
+        goto done;
+    for (size_t i = 0; i < o->nfiles; i++) {
+        git_index_entry e;
+        memset(&e, 0, sizeof(e));
+        if (dir_file_conflict(idx, o->files[i].path)) {
+            error = fwrel_error_set(
+                FWREL_EUSAGE, "file %s: a file and a directory of the same name", o->files[i].path);
+            goto done;
+        }
+        e.mode = GIT_FILEMODE_BLOB;
+        e.path = o->files[i].path;
+        if (git_blob_create_from_buffer(&e.id, r->repo,
+                                        o->files[i].len ? (const void *)o->files[i].data : "",
+                                        o->files[i].len) != 0 ||
+            git_index_add(idx, &e) != 0) {
+            error = git_fail(FWREL_EIO, "cannot store a file");
+            goto done;
+        }
+    }
+    /* 2. tree */
+    if ((error = step("tree")) != 0)
+        goto done;
+    if (git_index_write_tree_to(&tree_id, idx, r->repo) != 0 ||
+        git_tree_lookup(&tree, r->repo, &tree_id) != 0) {
+        error = git_fail(FWREL_EIO, "cannot write the tree");
+        goto done;
+    }
+    /* 3. commit (no ref update here) */
+    if ((error = step("commit")) != 0)
+        goto done;
+    cmsg = with_newline(o->commit_message);
+    tmsg = with_newline(o->tag_message);
+    if (cmsg == NULL || tmsg == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    const git_commit *parents[1] = {old};
+    if (git_signature_new(&sig, o->who.name, o->who.email, (git_time_t)o->who.time,
+                          o->who.offset_min) != 0 ||
+        git_commit_create(&commit_id, r->repo, NULL, sig, sig, NULL, cmsg, tree, have_old ? 1 : 0,
+                          parents) != 0) {
+        error = git_fail(FWREL_EIO, "cannot write the commit");
+        goto done;
+    }
+    /* 4. sign the tag payload exactly as `git tag -s` lays it out */
+    if ((error = step("sign")) != 0)
+        goto done;
+    git_oid_tostr(hex, sizeof(hex), &commit_id);
+    int off = o->who.offset_min < 0 ? -o->who.offset_min : o->who.offset_min;
+    size_t cap =
+        strlen(tmsg) + strlen(o->tag_name) + strlen(o->who.name) + strlen(o->who.email) + 200;
+    payload = malloc(cap);
+    if (payload == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    rc = snprintf(payload, cap,
+                  "object %s\ntype commit\ntag %s\ntagger %s <%s> %lld %c%02d%02d\n\n%s", hex,
+                  o->tag_name, o->who.name, o->who.email, (long long)o->who.time,
+                  o->who.offset_min < 0 ? '-' : '+', off / 60, off % 60, tmsg);
+    if (rc < 0 || (size_t)rc >= cap) {
+        error = fwrel_error_set(FWREL_EIO, "cannot format the tag");
+        goto done;
+    }
+    payload_len = (size_t)rc;
+    if ((error = fwrel_pgp_sign_detached(&pgp, &pgp_len, o->gpg_home, o->signer_fpr,
+                                         (const uint8_t *)payload, payload_len, o->pass)) != 0)
+        goto done;
+    /* 5. the signed tag object */
+    if ((error = step("tag-object")) != 0)
+        goto done;
+    obj = malloc(payload_len + pgp_len);
+    if (obj == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    memcpy(obj, payload, payload_len);
+    memcpy(obj + payload_len, pgp, pgp_len);
+    if (git_odb_write(&tag_id, odb, obj, payload_len + pgp_len, GIT_OBJECT_TAG) != 0 ||
+        git_tag_lookup(&check, r->repo, &tag_id) != 0) {
+        error = git_fail(FWREL_EIO, "cannot write the tag object");
+        goto done;
+    }
+    /* 6. move the branch, refusing a concurrent move */
+    if ((error = step("branch")) != 0)
+        goto done;
+    rc = have_old ? git_reference_create_matching(&ref, r->repo, FWREL_REPO_BRANCH, &commit_id, 1,
+                                                  &old_id, "fwrel: release")
+                  : git_reference_create(&ref, r->repo, FWREL_REPO_BRANCH, &commit_id, 0,
+                                         "fwrel: first release");
+    if (rc == GIT_EMODIFIED || rc == GIT_EEXISTS) {
+        error = fwrel_error_set(FWREL_EVERIFY, "the release branch moved during the release");
+        goto done;
+    }
+    if (rc != 0) {
+        error = git_fail(FWREL_EIO, "cannot move the release branch");
+        goto done;
+    }
+    git_reference_free(ref);
+    ref = NULL;
+    /* 7. the tag ref; on failure the branch goes back */
+    error = step("tag-ref");
+    if (error == 0) {
+        rc = git_reference_create(&ref, r->repo, refname, &tag_id, 0, "fwrel: release tag");
+        if (rc == GIT_EEXISTS)
+            error = fwrel_error_set(FWREL_EVERIFY, "tag %s already exists", o->tag_name);
+        else if (rc != 0)
+            error = git_fail(FWREL_EIO, "cannot create the tag");
+    }
+    if (error != 0) {
+        fwrel_error saved = *fwrel_error_last();
+        git_reference *back = NULL, *cur = NULL;
+        int undone = step("rollback") == 0;
+        if (undone && have_old)
+            undone = git_reference_create_matching(&back, r->repo, FWREL_REPO_BRANCH, &old_id, 1,
+                                                   &commit_id, "fwrel: undo release") == 0;
+        else if (undone)
+            undone = git_reference_lookup(&cur, r->repo, FWREL_REPO_BRANCH) == 0 &&
+                     git_oid_equal(git_reference_target(cur), &commit_id) &&
+                     git_reference_delete(cur) == 0;
+        git_reference_free(back);
+        git_reference_free(cur);
+        if (undone)
+            fwrel_error_set(saved.code, "%s", saved.message);
+        else
+            fwrel_error_set(saved.code,
+                            "%s; the release branch is left one untagged commit ahead (the "
+                            "next lock repairs it)",
+                            saved.message);
+        goto done;
+    }
+    if (commit_hex != NULL)
+        git_oid_tostr(commit_hex, 41, &commit_id);
+    if (tag_hex != NULL)
+        git_oid_tostr(tag_hex, 41, &tag_id);
+    error = 0;
+done:
+    free(obj);
+    free(pgp);
+    free(payload);
+    free(cmsg);
+    free(tmsg);
+    git_tag_free(check);
+    git_odb_free(odb);
+    git_signature_free(sig);
+    git_index_free(idx);
+    git_tree_free(tree);
+    git_tree_free(old_tree);
+    git_commit_free(old);
+    git_reference_free(ref);
+    git_reference_free(branch);
+    git_reference_free(tagref);
+    return error;
+}
+
+/* ---- reading --------------------------------------------------------------------------- */
+
+/* Read an object and recompute its id from its bytes; refuse another type or a size above max. */
+static int read_checked(git_odb_object **out, git_odb *odb, const git_oid *id, git_object_t want,
+                        size_t max)
+{
+    git_odb_object *o = NULL;
+    git_oid again;
+    char hex[41];
+    int error;
+
+    *out = NULL;
+    git_oid_tostr(hex, sizeof(hex), id);
+    int rc = git_odb_read(&o, odb, id);
+    if (rc != 0) {
+        const git_error *e = git_error_last();
+        if (rc != GIT_EMISMATCH && rc != GIT_ENOTFOUND && e != NULL && e->klass == GIT_ERROR_OS)
+            return git_fail(FWREL_EIO, "cannot read an object");
+        return fwrel_error_set(FWREL_EVERIFY, "object %s is %s", hex,
+                               rc == GIT_ENOTFOUND ? "missing" : "corrupt");
+    }
+    if (git_odb_object_type(o) != want) {
+        error = fwrel_error_set(FWREL_EVERIFY, "object %s is a %s, not a %s", hex,
+                                git_object_type2string(git_odb_object_type(o)),
+                                git_object_type2string(want));
+        goto done;
+    }
+    if (git_odb_object_size(o) > max) {
+        error = fwrel_error_set(FWREL_EFORMAT, "object %s is larger than %zu bytes", hex, max);
+        goto done;
+    }
+    if (git_odb_hash(&again, git_odb_object_data(o), git_odb_object_size(o), want) != 0 ||
+        !git_oid_equal(&again, id)) {
+        error = fwrel_error_set(FWREL_EVERIFY, "object %s is corrupt", hex);
+        goto done;
+    }
+    *out = o;
+    o = NULL;
+    error = 0;
+done:
+    git_odb_object_free(o);
+    return error;
+}
+
+static int lookup_tag_ref(git_reference **ref, fwrel_repo *r, const char *tag)
+{
+    char name[600];
+    if (tag == NULL || (size_t)snprintf(name, sizeof(name), "refs/tags/%s", tag) >= sizeof(name))
+        return fwrel_error_set(FWREL_EUSAGE, "invalid tag name");
+    int rc = git_reference_lookup(ref, r->repo, name);
+    if (rc == GIT_ENOTFOUND || rc == GIT_EINVALIDSPEC)
+        return fwrel_error_set(FWREL_EVERIFY, "no tag %s", tag);
+    if (rc != 0)
+        return git_fail(FWREL_EIO, "cannot read the tag");
+    if (git_reference_type(*ref) != GIT_REFERENCE_DIRECT) {
+        git_reference_free(*ref);
+        *ref = NULL;
+        return fwrel_error_set(FWREL_EVERIFY, "tag %s is a symbolic ref", tag);
+    }
+    return 0;
+}
+
+static int tag_cmp(const void *a, const void *b)
+{
+    const fwrel_repo_tag *x = a, *y = b;
+    if (x->time != y->time)
+        return x->time < y->time ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+void fwrel_repo_tags_free(fwrel_repo_tag *tags, size_t n)
+{
+    if (tags == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(tags[i].name);
+    free(tags);
+}
+
+int fwrel_repo_tags(fwrel_repo_tag **tags, size_t *n, fwrel_repo *r, const char *prefix)
+{
+    git_reference_iterator *it = NULL;
+    git_reference *ref = NULL;
+    fwrel_repo_tag *list = NULL;
+    size_t count = 0, cap = 0, plen = prefix != NULL ? strlen(prefix) : 0;
+    int error, rc;
+
+    FWREL_ASSERT_ARG(tags != NULL && n != NULL && r != NULL);
+    *tags = NULL;
+    *n = 0;
+    if (git_reference_iterator_glob_new(&it, r->repo, "refs/tags/*") != 0) {
+        error = git_fail(FWREL_EIO, "cannot list tags");
+        goto done;
+    }
+    while ((rc = git_reference_next(&ref, it)) == 0) {
+        const char *name = git_reference_name(ref) + strlen("refs/tags/");
+        git_object *o = NULL, *c = NULL;
+        if (plen > 0 && strncmp(name, prefix, plen) != 0)
+            goto next;
+        if (count == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            fwrel_repo_tag *nl = realloc(list, ncap * sizeof(*nl));
+            if (nl == NULL) {
+                error = fwrel_error_set(FWREL_EIO, "out of memory");
+                goto done;
+            }
+            list = nl;
+            cap = ncap;
+        }
+        fwrel_repo_tag *t = &list[count];
+        memset(t, 0, sizeof(*t));
+        if ((t->name = strdup(name)) == NULL) {
+            error = fwrel_error_set(FWREL_EIO, "out of memory");
+            goto done;
+        }
+        count++;
+        if (git_reference_type(ref) == GIT_REFERENCE_DIRECT &&
+            git_object_lookup(&o, r->repo, git_reference_target(ref), GIT_OBJECT_ANY) == 0 &&
+            git_object_type(o) == GIT_OBJECT_TAG) {
+            const git_signature *tagger = git_tag_tagger((git_tag *)o);
+            t->annotated = 1;
+            t->time = tagger != NULL ? (int64_t)tagger->when.time : 0;
+        }
+        if (git_reference_peel(&c, ref, GIT_OBJECT_COMMIT) == 0)
+            git_oid_tostr(t->target, sizeof(t->target), git_object_id(c));
+        git_object_free(o);
+        git_object_free(c);
+    next:
+        git_reference_free(ref);
+        ref = NULL;
+    }
+    if (rc != GIT_ITEROVER) {
+        error = git_fail(FWREL_EIO, "cannot list tags");
+        goto done;
+    }
+    if (count > 1)
+        qsort(list, count, sizeof(*list), tag_cmp);
+    *tags = list;
+    *n = count;
+    list = NULL;
+    count = 0;
+    error = 0;
+done:
+    fwrel_repo_tags_free(list, count);
+    git_reference_free(ref);
+    git_reference_iterator_free(it);
+    return error;
+}
+
+int fwrel_repo_tag_commit(char commit_hex[41], fwrel_repo *r, const char *tag)
+{
+    git_reference *ref = NULL;
+    git_object *c = NULL;
+    int error;
+
+    FWREL_ASSERT_ARG(commit_hex != NULL && r != NULL);
+    commit_hex[0] = '\0';
+    if ((error = lookup_tag_ref(&ref, r, tag)) != 0)
+        return error;
+    if (git_reference_peel(&c, ref, GIT_OBJECT_COMMIT) != 0) {
+        error = fwrel_error_set(FWREL_EVERIFY, "tag %s does not point to a commit", tag);
+        goto done;
+    }
+    git_oid_tostr(commit_hex, 41, git_object_id(c));
+    error = 0;
+done:
+    git_object_free(c);
+    git_reference_free(ref);
+    return error;
+}
+
+int fwrel_repo_read_file(uint8_t **data, size_t *len, fwrel_repo *r, const char *tag,
+                         const char *path, size_t max)
+{
+    git_reference *ref = NULL;
+    git_object *c = NULL;
+    git_tree *tree = NULL;
+    git_tree_entry *entry = NULL;
+    git_odb *odb = NULL;
+    git_odb_object *blob = NULL;
+    int error;
+
+    FWREL_ASSERT_ARG(data != NULL && len != NULL && r != NULL);
+    *data = NULL;
+    *len = 0;
+    if (path == NULL || !path_valid(path))
+        return fwrel_error_set(FWREL_EUSAGE, "invalid path in the repository");
+    if ((error = lookup_tag_ref(&ref, r, tag)) != 0)
+        return error;
+    if (git_reference_peel(&c, ref, GIT_OBJECT_COMMIT) != 0 ||
+        git_commit_tree(&tree, (git_commit *)c) != 0) {
+        error = git_fail(FWREL_EVERIFY, "cannot read the release");
+        goto done;
+    }
+    if (git_tree_entry_bypath(&entry, tree, path) != 0 ||
+        git_tree_entry_type(entry) != GIT_OBJECT_BLOB) {
+        error = fwrel_error_set(FWREL_EVERIFY, "no file %s at %s", path, tag);
+        goto done;
+    }
+    if (git_repository_odb(&odb, r->repo) != 0) {
+        error = git_fail(FWREL_EIO, "cannot open the object store");
+        goto done;
+    }
+    if ((error = read_checked(&blob, odb, git_tree_entry_id(entry), GIT_OBJECT_BLOB, max)) != 0)
+        goto done;
+    size_t n = git_odb_object_size(blob);
+    *data = malloc(n ? n : 1);
+    if (*data == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    memcpy(*data, git_odb_object_data(blob), n);
+    *len = n;
+    error = 0;
+done:
+    git_odb_object_free(blob);
+    git_odb_free(odb);
+    git_tree_entry_free(entry);
+    git_tree_free(tree);
+    git_object_free(c);
+    git_reference_free(ref);
+    return error;
+}
+
+int fwrel_repo_tag_raw(uint8_t **raw, size_t *len, fwrel_repo *r, const char *tag)
+{
+    git_reference *ref = NULL;
+    git_odb *odb = NULL;
+    git_odb_object *o = NULL;
+    int error;
+
+    FWREL_ASSERT_ARG(raw != NULL && len != NULL && r != NULL);
+    *raw = NULL;
+    *len = 0;
+    if ((error = lookup_tag_ref(&ref, r, tag)) != 0)
+        return error;
+    if (git_repository_odb(&odb, r->repo) != 0) {
+        error = git_fail(FWREL_EIO, "cannot open the object store");
+        goto done;
+    }
+    error = read_checked(&o, odb, git_reference_target(ref), GIT_OBJECT_TAG, FWREL_REPO_TAG_MAX);
+    if (error == FWREL_EVERIFY && strstr(fwrel_error_last()->message, "is a commit") != NULL)
+        error = fwrel_error_set(FWREL_EVERIFY, "tag %s is not annotated", tag);
+    if (error != 0)
+        goto done;
+    size_t n = git_odb_object_size(o);
+    *raw = malloc(n ? n : 1);
+    if (*raw == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    memcpy(*raw, git_odb_object_data(o), n);
+    *len = n;
+    error = 0;
+done:
+    git_odb_object_free(o);
+    git_odb_free(odb);
+    git_reference_free(ref);
+    return error;
+}
+
+int fwrel_repo_tag_split(size_t *payload_len, const uint8_t *raw, size_t len)
+{
+    size_t match = len, pos = 0;
+    const size_t alen = sizeof(armor_begin) - 1;
+    FWREL_ASSERT_ARG(payload_len != NULL && (raw != NULL || len == 0));
+    *payload_len = 0;
+    /* As git's parse_signed_buffer(): the last line that starts a signature. */
+    while (pos < len) {
+        if (len - pos >= alen && memcmp(raw + pos, armor_begin, alen) == 0)
+            match = pos;
+        const uint8_t *eol = memchr(raw + pos, '\n', len - pos);
+        pos = eol != NULL ? (size_t)(eol - raw) + 1 : len;
+    }
+    if (match == len)
+        return fwrel_error_set(FWREL_EVERIFY, "tag is not signed");
+    *payload_len = match;
+    return 0;
+}
+
+/* Parse the tag header: "object X\ntype commit\ntag NAME\ntagger ...\n\n". */
+static int parse_tag_header(git_oid *commit, const uint8_t *p, size_t len, const char *name)
+{
+    char hex[41];
+    size_t nlen = strlen(name);
+    const char *s = (const char *)p;
+    if (len < 48 + 13 || memcmp(s, "object ", 7) != 0 || s[47] != '\n')
+        return fwrel_error_set(FWREL_EFORMAT, "malformed tag object");
+    memcpy(hex, s + 7, 40);
+    hex[40] = '\0';
+    if (git_oid_fromstr(commit, hex) != 0)
+        return fwrel_error_set(FWREL_EFORMAT, "malformed tag object");
+    s += 48;
+    len -= 48;
+    if (len < 12 || memcmp(s, "type commit\n", 12) != 0)
+        return fwrel_error_set(FWREL_EVERIFY, "tag does not point to a commit");
+    s += 12;
+    len -= 12;
+    if (len < 4 || memcmp(s, "tag ", 4) != 0)
+        return fwrel_error_set(FWREL_EFORMAT, "malformed tag object");
+    s += 4;
+    len -= 4;
+    const char *eol = memchr(s, '\n', len);
+    if (eol == NULL)
+        return fwrel_error_set(FWREL_EFORMAT, "malformed tag object");
+    if ((size_t)(eol - s) != nlen || memcmp(s, name, nlen) != 0)
+        return fwrel_error_set(FWREL_EVERIFY, "tag object is named %.*s, not %s",
+                               (int)((eol - s) > 255 ? 255 : (eol - s)), s, name);
+    len -= (size_t)(eol - s) + 1;
+    s = eol + 1;
+    if (len < 7 || memcmp(s, "tagger ", 7) != 0)
+        return fwrel_error_set(FWREL_EFORMAT, "tag object has no tagger");
+    return 0;
+}
+
+/* Every tree and blob under a tree is present and intact. */
+static int check_tree(git_repository *repo, git_odb *odb, const git_oid *id, int depth)
+{
+    git_odb_object *o = NULL;
+    git_tree *tree = NULL;
+    int error;
+    if (depth > 64)
+        return fwrel_error_set(FWREL_EFORMAT, "release tree deeper than 64 levels");
+    if ((error = read_checked(&o, odb, id, GIT_OBJECT_TREE, FWREL_REPO_TAG_MAX * 64)) != 0)
+        return error;
+    git_odb_object_free(o);
+    if (git_tree_lookup(&tree, repo, id) != 0)
+        return git_fail(FWREL_EVERIFY, "cannot read a release tree");
+    size_t n = git_tree_entrycount(tree);
+    error = 0;
+    for (size_t i = 0; i < n && error == 0; i++) {
+        const git_tree_entry *e = git_tree_entry_byindex(tree, i);
+        git_object_t t = git_tree_entry_type(e);
+        if (t == GIT_OBJECT_TREE) {
+            error = check_tree(repo, odb, git_tree_entry_id(e), depth + 1);
+        } else if (t == GIT_OBJECT_BLOB) {
+            error =
+                read_checked(&o, odb, git_tree_entry_id(e), GIT_OBJECT_BLOB, FWREL_REPO_FILE_MAX);
+            git_odb_object_free(o);
+            o = NULL;
+        } else {
+            error = fwrel_error_set(FWREL_EVERIFY, "unexpected %s in a release tree",
+                                    git_object_type2string(t));
+        }
+    }
+    git_tree_free(tree);
+    return error;
+}
+
+int fwrel_repo_tag_verify(fwrel_pgp_result *signer, char commit_hex[41], fwrel_repo *r,
+                          const char *tag, const char *home)
+{
+    uint8_t *raw = NULL;
+    size_t len = 0, payload_len = 0;
+    git_oid commit_id;
+    git_odb *odb = NULL;
+    git_odb_object *co = NULL;
+    git_commit *commit = NULL;
+    int error;
+
+    FWREL_ASSERT_ARG(signer != NULL && r != NULL);
+    memset(signer, 0, sizeof(*signer));
+    if (commit_hex != NULL)
+        commit_hex[0] = '\0';
+    if ((error = fwrel_repo_tag_raw(&raw, &len, r, tag)) != 0)
+        goto done;
+    if ((error = fwrel_repo_tag_split(&payload_len, raw, len)) != 0)
+        goto done;
+    if ((error = parse_tag_header(&commit_id, raw, payload_len, tag)) != 0)
+        goto done;
+    if ((error = fwrel_pgp_verify_detached(signer, home, raw, payload_len, raw + payload_len,
+                                           len - payload_len)) != 0) {
+        fwrel_error_prefix("tag %s", tag);
+        goto done;
+    }
+    if (git_repository_odb(&odb, r->repo) != 0) {
+        error = git_fail(FWREL_EIO, "cannot open the object store");
+        goto done;
+    }
+    if ((error = read_checked(&co, odb, &commit_id, GIT_OBJECT_COMMIT, FWREL_REPO_TAG_MAX)) != 0)
+        goto done;
+    if (git_commit_lookup(&commit, r->repo, &commit_id) != 0) {
+        error = git_fail(FWREL_EVERIFY, "cannot read the tagged commit");
+        goto done;
+    }
+    if ((error = check_tree(r->repo, odb, git_commit_tree_id(commit), 0)) != 0)
+        goto done;
+    if (commit_hex != NULL)
+        git_oid_tostr(commit_hex, 41, &commit_id);
+    error = 0;
+done:
+    if (error != 0)
+        memset(signer, 0, sizeof(*signer));
+    git_commit_free(commit);
+    git_odb_object_free(co);
+    git_odb_free(odb);
+    free(raw);
+    return error;
+}
