@@ -999,7 +999,7 @@ int fwrel_export_render(fwrel_export_file **files, size_t *count, const char *ro
     struct tree t;
     struct spec sp;
     fwrel_export_file *out = NULL;
-    size_t n = 0;
+    size_t n = 0, total = 0; /* filled, allocated (zeroed) entries of out */
     int error, rootfd = -1, dirfd = -1;
     memset(&t, 0, sizeof(t));
     memset(&sp, 0, sizeof(sp));
@@ -1064,6 +1064,7 @@ int fwrel_export_render(fwrel_export_file **files, size_t *count, const char *ro
         error = fwrel_error_set(FWREL_EIO, "out of memory");
         goto done;
     }
+    total = t.nfiles + sp.ncopies;
     for (size_t i = 0; i < t.nfiles; i++, n++) {
         const struct decl_file *d = NULL;
         for (size_t k = 0; k < sp.nfiles; k++)
@@ -1115,7 +1116,7 @@ int fwrel_export_render(fwrel_export_file **files, size_t *count, const char *ro
     out = NULL;
     error = 0;
 done:
-    fwrel_export_files_free(out, n);
+    fwrel_export_files_free(out, total); /* also the entry a failure left half made */
     spec_free(&sp);
     tree_free(&t);
     if (dirfd >= 0)
