@@ -992,12 +992,14 @@ static int cmp_files(const void *a, const void *b)
     return strcmp(((const fwrel_export_file *)a)->path, ((const fwrel_export_file *)b)->path);
 }
 
-int fwrel_export_render(fwrel_export_file **files, size_t *count, const char *root,
-                        const char *name, const fwrel_export_vars *vars)
+/* Render; with vars NULL, check the export with every declared variable set to "0" (a value
+ * that fits a JSON number or string, a URL and a file name) and return its description. */
+static int render_export(fwrel_export_file **files, size_t *count, char **description,
+                         const char *root, const char *name, const fwrel_export_vars *vars)
 {
-    FWREL_ASSERT_ARG(files != NULL && count != NULL && name != NULL && vars != NULL);
     struct tree t;
     struct spec sp;
+    fwrel_export_vars *dummy = NULL;
     fwrel_export_file *out = NULL;
     size_t n = 0, total = 0; /* filled, allocated (zeroed) entries of out */
     int error, rootfd = -1, dirfd = -1;
@@ -1034,6 +1036,18 @@ int fwrel_export_render(fwrel_export_file **files, size_t *count, const char *ro
         snprintf(msg, sizeof(msg), "%s", fwrel_error_last()->message);
         error = fwrel_error_set(error, EXPORT_YAML ":%s", msg);
         goto done;
+    }
+    if (vars == NULL) {
+        if ((error = fwrel_export_vars_new(&dummy)) != 0)
+            goto done;
+        for (size_t i = 0; i < sp.nknown; i++)
+            if ((error = fwrel_export_vars_set(dummy, sp.known[i], "0")) != 0)
+                goto done;
+        vars = dummy;
+        if ((*description = strdup(yt_get(sp.tree, "description")->value)) == NULL) {
+            error = fwrel_error_set(FWREL_EIO, "out of memory");
+            goto done;
+        }
     }
     struct scope s = {.vars = vars, .known = sp.known, .nknown = sp.nknown};
     for (size_t i = 0; i < sp.nrequired; i++)
@@ -1117,11 +1131,34 @@ int fwrel_export_render(fwrel_export_file **files, size_t *count, const char *ro
     error = 0;
 done:
     fwrel_export_files_free(out, total); /* also the entry a failure left half made */
+    fwrel_export_vars_free(dummy);
     spec_free(&sp);
     tree_free(&t);
     if (dirfd >= 0)
         close(dirfd);
     if (rootfd >= 0)
         close(rootfd);
+    return error;
+}
+
+int fwrel_export_render(fwrel_export_file **files, size_t *count, const char *root,
+                        const char *name, const fwrel_export_vars *vars)
+{
+    FWREL_ASSERT_ARG(files != NULL && count != NULL && name != NULL && vars != NULL);
+    return render_export(files, count, NULL, root, name, vars);
+}
+
+int fwrel_export_check(char **description, const char *root, const char *name)
+{
+    FWREL_ASSERT_ARG(description != NULL && name != NULL);
+    fwrel_export_file *files = NULL;
+    size_t count = 0;
+    *description = NULL;
+    int error = render_export(&files, &count, description, root, name, NULL);
+    fwrel_export_files_free(files, count);
+    if (error) {
+        free(*description);
+        *description = NULL;
+    }
     return error;
 }

@@ -358,6 +358,28 @@ static void test_hostile_values(void **state)
     fwrel_export_vars_free(v);
 }
 
+/* Without a release (policy checks): every shipped export is well formed; a broken one is not. */
+static void test_check(void **state)
+{
+    (void)state;
+    char *d = NULL;
+    assert_int_equal(fwrel_export_check(&d, shipped, "https-dir"), 0);
+    assert_string_equal(d, "Static HTTPS directory for openssl s_server -WWW (ESP-IDF OTA examples): "
+                           "the pre-encrypted image under a stable and a versioned name, the "
+                           "encrypted manifest, SHA256SUMS and a README with the server command "
+                           "and the device URL.");
+    free(d);
+    assert_int_equal(fwrel_export_check(&d, shipped, "secure-fota"), 0);
+    assert_non_null(d);
+    free(d);
+    assert_int_equal(fwrel_export_check(&d, shipped, "flask-ota"), 0);
+    assert_non_null(d);
+    free(d);
+    d = (char *)"x";
+    assert_error(fwrel_export_check(&d, shipped, "no-such-export"), FWREL_EIO, NULL);
+    assert_null(d);
+}
+
 /* ---- the template language ---------------------------------------------------------------- */
 
 static void render_text_is(const char *tmpl, int esc, const fwrel_export_vars *v, const char *want)
@@ -548,6 +570,10 @@ static void test_user_export(void **state)
                  "export 'mine' needs variable 'version'");
     fwrel_export_vars_free(w);
     fwrel_export_vars_free(v);
+    char *d = NULL;
+    assert_int_equal(fwrel_export_check(&d, root, "mine"), 0);
+    assert_string_equal(d, "my own update server");
+    free(d);
 }
 
 /* Render the user export after one change; expect a refusal with this message. */
@@ -573,6 +599,10 @@ static void test_malformed(void **state)
     make_user_export();
     put("mine/index.json", "{\n\"p\": \"{{product}}\",\n\"x\": \"{{nope}}\"}\n");
     refused("index.json:3: unknown variable 'nope'");
+    char *d = (char *)"x";
+    assert_error(fwrel_export_check(&d, root, "mine"), FWREL_EFORMAT,
+                 "index.json:3: unknown variable 'nope'");
+    assert_null(d);
 
     make_user_export();
     put("mine/meta/{{version}}.txt", "ok\n{{product}\n");
@@ -741,6 +771,7 @@ int main(void)
         cmocka_unit_test(test_flask_hmac),    cmocka_unit_test(test_flask_without_hmac),
         cmocka_unit_test(test_hostile_values), cmocka_unit_test(test_language),
         cmocka_unit_test(test_user_export),   cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_check),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

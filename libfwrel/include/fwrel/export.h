@@ -158,6 +158,19 @@ int fwrel_export_render_text(uint8_t **out, size_t *outlen, const uint8_t *text,
 int fwrel_export_render(fwrel_export_file **files, size_t *count, const char *root,
                         const char *name, const fwrel_export_vars *vars) FWREL_WUR;
 
+/**
+ * Check that the export `name` under root is well formed, without a release:
+ * everything fwrel_export_render() checks, with every declared variable set
+ * to "0" (for `fwrel-bundle --check-policy`).
+ *
+ * @param description  receives export.yaml's description (malloc'd; free()),
+ *                     NULL on failure
+ * @param root         the template root (NULL: fwrel_export_default_root())
+ * @param name         the export
+ * @return 0, or the codes and messages of fwrel_export_render()
+ */
+int fwrel_export_check(char **description, const char *root, const char *name) FWREL_WUR;
+
 /** Free files from fwrel_export_render(). NULL is fine. */
 void fwrel_export_files_free(fwrel_export_file *files, size_t count);
 
