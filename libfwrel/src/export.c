@@ -1,4 +1,5 @@
-/* export.c - update-server exports rendered from template directories (export.h, docs/exports.md). */
+/* export.c - update-server exports rendered from template directories (export.h, docs/exports.md).
+ */
 #include "fwrel/export.h"
 
 #include <dirent.h>
@@ -23,11 +24,11 @@
 #endif
 
 /* Directories below an export's root, and the whole tree's entries, are capped. */
-#define EXPORT_DEPTH_MAX   4
-#define EXPORT_COPIES_MAX  16
-#define EXPORT_DECL_MAX    FWREL_EXPORT_VARS_MAX
-#define EXPORT_YAML        "export.yaml"
-#define EXPORT_DESC_MAX    1024
+#define EXPORT_DEPTH_MAX  4
+#define EXPORT_COPIES_MAX 16
+#define EXPORT_DECL_MAX   FWREL_EXPORT_VARS_MAX
+#define EXPORT_YAML       "export.yaml"
+#define EXPORT_DESC_MAX   1024
 
 struct fwrel_export_vars {
     size_t count;
@@ -129,7 +130,8 @@ int fwrel_export_vars_set(fwrel_export_vars *vars, const char *name, const char 
     FWREL_ASSERT_ARG(vars != NULL && name != NULL && value != NULL);
     size_t vlen = strlen(value);
     if (!valid_name(name, strlen(name)))
-        return fwrel_error_set(FWREL_EUSAGE, "variable name must be 1 to %d characters of [a-z0-9_]",
+        return fwrel_error_set(FWREL_EUSAGE,
+                               "variable name must be 1 to %d characters of [a-z0-9_]",
                                FWREL_EXPORT_NAME_MAX);
     if (vlen > FWREL_EXPORT_VALUE_MAX)
         return fwrel_error_set(FWREL_EUSAGE, "variable '%s': value over %d bytes", name,
@@ -253,9 +255,8 @@ static int escape_value(struct buf *out, const char *v, size_t n, int esc, const
     case ESC_PATH:
         for (size_t i = 0; i < n; i++)
             if ((uint8_t)v[i] < 0x20 || v[i] == 0x7f)
-                return fwrel_error_set(FWREL_EFORMAT,
-                                       "line %d: value of '%s' has a control character", line,
-                                       name);
+                return fwrel_error_set(
+                    FWREL_EFORMAT, "line %d: value of '%s' has a control character", line, name);
         if (esc == ESC_PATH && (memchr(v, '/', n) != NULL || memchr(v, '\\', n) != NULL ||
                                 (n >= 2 && strstr(v, "..") != NULL)))
             return fwrel_error_set(FWREL_EFORMAT,
@@ -458,8 +459,8 @@ static int render(struct buf *out, const uint8_t *t, size_t len, int esc, const 
                                    "(with an optional |url, |json or |shell)",
                                    line, shown);
         if (!scope_knows(s, name, nn))
-            return fwrel_error_set(FWREL_EFORMAT, "line %d: unknown variable '%.*s'", line,
-                                   (int)nn, name);
+            return fwrel_error_set(FWREL_EFORMAT, "line %d: unknown variable '%.*s'", line, (int)nn,
+                                   name);
         const char *value = vars_lookup(s->vars, name, nn);
         if (kind == '#' || kind == '^') {
             if (esc == ESC_PATH)
@@ -519,8 +520,8 @@ static int render(struct buf *out, const uint8_t *t, size_t len, int esc, const 
             return error;
     }
     if (in_section)
-        return fwrel_error_set(FWREL_EFORMAT, "line %d: section '%.*s' is not closed",
-                               section_line, (int)section_len, (const char *)section_name);
+        return fwrel_error_set(FWREL_EFORMAT, "line %d: section '%.*s' is not closed", section_line,
+                               (int)section_len, (const char *)section_name);
     return 0;
 }
 
@@ -684,7 +685,8 @@ static int spec_parse(struct spec *sp, const uint8_t *text, size_t len)
             return error;
         if (escape_by_name(&d->escape, v->value, strlen(v->value)) != 0)
             return yerr(v, "escape must be json, shell, url or none, not ", v->value);
-        if ((v = yt_get(f, "executable")) != NULL && (error = yt_bool(&d->executable, v, "executable")))
+        if ((v = yt_get(f, "executable")) != NULL &&
+            (error = yt_bool(&d->executable, v, "executable")))
             return error;
         if (strcmp(k->value, EXPORT_YAML) == 0)
             return yerr(k, "export.yaml is not a template", NULL);
@@ -812,7 +814,8 @@ static int walk(struct tree *t, int dirfd, const char *prefix, int depth)
     int error = 0;
     int fd = dup(dirfd);
     if (fd < 0 || (d = fdopendir(fd)) == NULL) {
-        error = fwrel_error_set_errno(FWREL_EIO, errno, "%s: cannot list", prefix[0] ? prefix : ".");
+        error =
+            fwrel_error_set_errno(FWREL_EIO, errno, "%s: cannot list", prefix[0] ? prefix : ".");
         if (fd >= 0)
             close(fd);
         return error;
@@ -866,8 +869,8 @@ static int walk(struct tree *t, int dirfd, const char *prefix, int depth)
             int sub = openat(dirfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (sub < 0) {
                 error = errno == ELOOP || errno == ENOTDIR
-                            ? fwrel_error_set(FWREL_EFORMAT, "%s: is a symbolic link (not followed)",
-                                              rel)
+                            ? fwrel_error_set(FWREL_EFORMAT,
+                                              "%s: is a symbolic link (not followed)", rel)
                             : fwrel_error_set_errno(FWREL_EIO, errno, "%s: cannot open", rel);
                 goto done;
             }
@@ -884,7 +887,8 @@ static int walk(struct tree *t, int dirfd, const char *prefix, int depth)
             goto done;
         }
         if (depth == 0 && strcmp(names[i], EXPORT_YAML) == 0) {
-            error = read_at(&t->yaml, &t->yaml_len, dirfd, names[i], rel, FWREL_EXPORT_TEMPLATE_MAX);
+            error =
+                read_at(&t->yaml, &t->yaml_len, dirfd, names[i], rel, FWREL_EXPORT_TEMPLATE_MAX);
         } else {
             struct tfile *f = &t->files[t->nfiles];
             memcpy(f->rel, rel, (size_t)n + 1);
@@ -949,8 +953,8 @@ static int check_path(const char *p, size_t n, const char *where)
 static int render_path(char **out, const char *tmpl, const struct scope *s)
 {
     struct buf b;
-    int error = render_alloc(&b, (const uint8_t *)tmpl, strlen(tmpl), ESC_PATH, s,
-                             FWREL_EXPORT_PATH_MAX);
+    int error =
+        render_alloc(&b, (const uint8_t *)tmpl, strlen(tmpl), ESC_PATH, s, FWREL_EXPORT_PATH_MAX);
     *out = NULL;
     if (error) {
         char where[FWREL_EXPORT_PATH_MAX + 16];
@@ -1017,10 +1021,11 @@ static int render_export(fwrel_export_file **files, size_t *count, char **descri
         goto done;
     }
     if ((dirfd = openat(rootfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
-        error = errno == ELOOP || errno == ENOTDIR
-                    ? fwrel_error_set(FWREL_EFORMAT,
-                                      "export '%s' is not a directory (links are not followed)", name)
-                    : fwrel_error_set_errno(FWREL_EIO, errno, "export '%s'", name);
+        error =
+            errno == ELOOP || errno == ENOTDIR
+                ? fwrel_error_set(FWREL_EFORMAT,
+                                  "export '%s' is not a directory (links are not followed)", name)
+                : fwrel_error_set_errno(FWREL_EIO, errno, "export '%s'", name);
         goto done;
     }
     if ((error = walk(&t, dirfd, "", 0)) != 0)
@@ -1099,6 +1104,9 @@ static int render_export(fwrel_export_file **files, size_t *count, char **descri
             json_error_t je;
             json_t *j = json_loadb((const char *)b.p, b.len, JSON_REJECT_DUPLICATES, &je);
             if (j == NULL) {
+                for (char *c = je.text; *c; c++) /* jansson may quote the bad token */
+                    if ((uint8_t)*c < 0x20 || *c == 0x7f)
+                        *c = '?';
                 error = fwrel_error_set(FWREL_EFORMAT, "%s:%d: rendered file is not JSON: %s",
                                         t.files[i].rel, je.line, je.text);
                 goto done;

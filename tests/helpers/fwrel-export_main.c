@@ -1,8 +1,9 @@
 /* fwrel-export - render an export into a directory (tests only; fwrel-bundle puts exports into
  * the bundle instead). Values come as NAME=VALUE arguments; --image and --manifest name the
  * files copied for the export's artifacts and fill image_sha256/image_size and
- * manifest_sha256/manifest_size (--secure-fota-manifest likewise); --hmac-key names a 32-byte raw key for the "hmac" variable.
- * When rendering fails it prints the library's one-line message and creates nothing. */
+ * manifest_sha256/manifest_size (--secure-fota-manifest likewise); --hmac-key names a 32-byte raw
+ * key for the "hmac" variable. When rendering fails it prints the library's one-line message and
+ * creates nothing. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,9 +165,10 @@ int main(int argc, char **argv)
             data = copy;
         }
         snprintf(path, sizeof(path), "%s/%s", outdir, files[k].path);
-        int error = make_dirs(outdir, files[k].path) != 0
-                        ? fwrel_error_set(FWREL_EIO, "cannot create a directory")
-                        : fwrel_io_write_file(path, data, len, 0, files[k].executable ? 0755 : 0644);
+        int error =
+            make_dirs(outdir, files[k].path) != 0
+                ? fwrel_error_set(FWREL_EIO, "cannot create a directory")
+                : fwrel_io_write_file(path, data, len, 0, files[k].executable ? 0755 : 0644);
         free(copy);
         if (error) {
             rc = fail(path);

@@ -123,17 +123,22 @@ static void test_https_dir(void **state)
     assert_int_equal(fwrel_export_render(&f, &n, shipped, "https-dir", v), 0);
     /* Sorted bytewise; the image under the stable name the device's built-in URL names and
      * under the release's name, the manifest likewise. */
-    static const char *const paths[] = {"README.txt",        "SHA256SUMS",     "blinky-s3-2.1.0.bin",
-                                        "blinky-s3-2.1.0.fwm", "blinky-s3.bin", "blinky-s3.fwm",
+    static const char *const paths[] = {"README.txt",
+                                        "SHA256SUMS",
+                                        "blinky-s3-2.1.0.bin",
+                                        "blinky-s3-2.1.0.fwm",
+                                        "blinky-s3.bin",
+                                        "blinky-s3.fwm",
                                         NULL};
     static const char *const arts[] = {NULL, NULL, "image", "manifest", "image", "manifest"};
     assert_paths(f, n, paths, arts);
-    assert_bytes(find(f, n, "SHA256SUMS"), IMG_SHA "  blinky-s3-2.1.0.bin\n" MAN_SHA
-                                           "  blinky-s3-2.1.0.fwm\n" IMG_SHA "  blinky-s3.bin\n" MAN_SHA
-                                           "  blinky-s3.fwm\n");
+    assert_bytes(find(f, n, "SHA256SUMS"),
+                 IMG_SHA "  blinky-s3-2.1.0.bin\n" MAN_SHA "  blinky-s3-2.1.0.fwm\n" IMG_SHA
+                         "  blinky-s3.bin\n" MAN_SHA "  blinky-s3.fwm\n");
     assert_bytes(
         find(f, n, "README.txt"),
-        "blinky-s3 2.1.0: static HTTPS update directory (rendered by fwrel on 2026-11-22T13:45:00Z)\n"
+        "blinky-s3 2.1.0: static HTTPS update directory (rendered by fwrel on "
+        "2026-11-22T13:45:00Z)\n"
         "\n"
         "Files\n"
         "  blinky-s3.bin\n"
@@ -183,21 +188,22 @@ static void test_secure_fota(void **state)
      * docs/manifest.md section 5) + firmwareFile, parameters id (the release counter: the
      * server serves the highest id), deviceType, fwName; the device asks
      * GET /update/newest/{manifest,binary}?deviceType=. */
-    assert_bytes(find(f, n, "upload.json"),
-                 "{\n"
-                 "  \"url\": \"https://ota.example.net:8070/uploadFile\",\n"
-                 "  \"id\": 17,\n"
-                 "  \"deviceType\": \"devkitc-1\",\n"
-                 "  \"fwName\": \"blinky-s3-2.1.0\",\n"
-                 "  \"manifestFile\": {\"file\": \"firmware.manifest\", \"size\": 1024, \"sha256\": \"" SF_SHA
-                 "\"},\n"
-                 "  \"firmwareFile\": {\"file\": \"firmware.bin\", \"size\": 1048624, \"sha256\": \"" IMG_SHA
-                 "\"},\n"
-                 "  \"deviceManifestUrl\": "
-                 "\"https://ota.example.net:8070/update/newest/manifest?deviceType=devkitc-1\",\n"
-                 "  \"deviceBinaryUrl\": "
-                 "\"https://ota.example.net:8070/update/newest/binary?deviceType=devkitc-1\"\n"
-                 "}\n");
+    assert_bytes(
+        find(f, n, "upload.json"),
+        "{\n"
+        "  \"url\": \"https://ota.example.net:8070/uploadFile\",\n"
+        "  \"id\": 17,\n"
+        "  \"deviceType\": \"devkitc-1\",\n"
+        "  \"fwName\": \"blinky-s3-2.1.0\",\n"
+        "  \"manifestFile\": {\"file\": \"firmware.manifest\", \"size\": 1024, \"sha256\": "
+        "\"" SF_SHA "\"},\n"
+        "  \"firmwareFile\": {\"file\": \"firmware.bin\", \"size\": 1048624, \"sha256\": \"" IMG_SHA
+        "\"},\n"
+        "  \"deviceManifestUrl\": "
+        "\"https://ota.example.net:8070/update/newest/manifest?deviceType=devkitc-1\",\n"
+        "  \"deviceBinaryUrl\": "
+        "\"https://ota.example.net:8070/update/newest/binary?deviceType=devkitc-1\"\n"
+        "}\n");
     const fwrel_export_file *sh = find(f, n, "upload.sh");
     assert_int_equal(sh->executable, 1);
     assert_int_equal(find(f, n, "upload.json")->executable, 0);
@@ -260,8 +266,8 @@ static void test_flask_hmac(void **state)
     fwrel_export_file *f = NULL;
     size_t n = 0;
     assert_int_equal(fwrel_export_render(&f, &n, shipped, "flask-ota", v), 0);
-    static const char *const paths[] = {"README.txt", "firmware/2.1.0.bin", "firmware/manifest.json",
-                                        NULL};
+    static const char *const paths[] = {"README.txt", "firmware/2.1.0.bin",
+                                        "firmware/manifest.json", NULL};
     static const char *const arts[] = {NULL, "image", NULL};
     assert_paths(f, n, paths, arts);
     char want[2048];
@@ -337,8 +343,9 @@ static void test_hostile_values(void **state)
     json_decref(root);
     /* In upload.sh each value is one single-quoted word: url-encoded here, so no quote. */
     const fwrel_export_file *sh = find(f, n, "upload.sh");
-    assert_true(contains(sh, "'&fwName=''evil%22%20%24%28touch%20pwned%29%20%60id%60%20%27q%27%20%5C%"
-                             "20%0A%22x%22%3A%201''-''2.1.0'\n"));
+    assert_true(contains(sh,
+                         "'&fwName=''evil%22%20%24%28touch%20pwned%29%20%60id%60%20%27q%27%20%5C%"
+                         "20%0A%22x%22%3A%201''-''2.1.0'\n"));
     fwrel_export_files_free(f, n);
 
     /* The same value in plain text (https-dir README) is refused: a newline would forge lines. */
@@ -364,10 +371,11 @@ static void test_check(void **state)
     (void)state;
     char *d = NULL;
     assert_int_equal(fwrel_export_check(&d, shipped, "https-dir"), 0);
-    assert_string_equal(d, "Static HTTPS directory for openssl s_server -WWW (ESP-IDF OTA examples): "
-                           "the pre-encrypted image under a stable and a versioned name, the "
-                           "encrypted manifest, SHA256SUMS and a README with the server command "
-                           "and the device URL.");
+    assert_string_equal(d,
+                        "Static HTTPS directory for openssl s_server -WWW (ESP-IDF OTA examples): "
+                        "the pre-encrypted image under a stable and a versioned name, the "
+                        "encrypted manifest, SHA256SUMS and a README with the server command "
+                        "and the device URL.");
     free(d);
     assert_int_equal(fwrel_export_check(&d, shipped, "secure-fota"), 0);
     assert_non_null(d);
@@ -445,9 +453,12 @@ static void test_language(void **state)
     render_text_fails("x\n{{other}}", FWREL_EXPORT_NONE, v, "line 2: unknown variable 'other'");
     render_text_fails("{{#name}}{{#empty}}{{/empty}}{{/name}}", FWREL_EXPORT_NONE, v,
                       "line 1: section 'empty' inside section 'name' (sections do not nest)");
-    render_text_fails("\n{{#name}}\n", FWREL_EXPORT_NONE, v, "line 2: section 'name' is not closed");
-    render_text_fails("{{/name}}", FWREL_EXPORT_NONE, v, "line 1: '{{/name}}' closes no open section");
-    render_text_fails("{{q}}", FWREL_EXPORT_NONE, v, "line 1: value of 'q' has a control character");
+    render_text_fails("\n{{#name}}\n", FWREL_EXPORT_NONE, v,
+                      "line 2: section 'name' is not closed");
+    render_text_fails("{{/name}}", FWREL_EXPORT_NONE, v,
+                      "line 1: '{{/name}}' closes no open section");
+    render_text_fails("{{q}}", FWREL_EXPORT_NONE, v,
+                      "line 1: value of 'q' has a control character");
     render_text_fails("echo '{{name}}'", FWREL_EXPORT_SHELL, v,
                       "line 1: placeholder '{{name}}' inside quotes or a comment (in shell files a "
                       "placeholder is a whole quoted word)");
@@ -767,10 +778,10 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_https_dir),     cmocka_unit_test(test_secure_fota),
-        cmocka_unit_test(test_flask_hmac),    cmocka_unit_test(test_flask_without_hmac),
+        cmocka_unit_test(test_https_dir),      cmocka_unit_test(test_secure_fota),
+        cmocka_unit_test(test_flask_hmac),     cmocka_unit_test(test_flask_without_hmac),
         cmocka_unit_test(test_hostile_values), cmocka_unit_test(test_language),
-        cmocka_unit_test(test_user_export),   cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_user_export),    cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_check),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
