@@ -434,6 +434,84 @@ static void test_sigkill_at_each_step(void **state)
     free(before);
 }
 
+/* SIGKILL at random moments (seeded): after each, the next lock leaves the branch at a tagged
+ * release, and every tag verifies and holds its bundle. */
+static void test_sigkill_at_random(void **state)
+{
+    (void)state;
+    char c1[41];
+    const char *path = new_repo_path();
+    fwrel_repo *r = repo_with_release(path, c1);
+    fwrel_repo_free(r);
+    srand(20261122);
+    int completed = 0, killed = 0;
+    for (int i = 0; i < 16; i++) {
+        char tag[64], file[96];
+        snprintf(tag, sizeof(tag), "prod/stable/v2.%d.0", i);
+        snprintf(file, sizeof(file), "%s/bundle.fwb", tag);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            fwrel_repo *c = NULL;
+            if (fwrel_repo_open(&c, path, 0) != 0 || fwrel_repo_lock(c, 5000) != 0)
+                _exit(3);
+            fwrel_repo_file f[] = {{file, bundle2, sizeof(bundle2) - 1}};
+            fwrel_repo_release_opts o = opts(f, 1, tag, fa, NULL, 1700003600 + i);
+            _exit(fwrel_repo_release(c, &o, NULL, NULL) == 0 ? 0 : 4);
+        }
+        /* Every fourth release runs to its end; the others are killed within 40 ms, which
+         * falls anywhere from before the lock to after the tag on this kind of machine. */
+        useconds_t delay = (useconds_t)(rand() % 40000);
+        if (i % 4 != 3) {
+            usleep(delay);
+            kill(pid, SIGKILL);
+        }
+        int st;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        if (WIFEXITED(st)) {
+            assert_int_equal(WEXITSTATUS(st), 0);
+            completed++;
+        } else {
+            killed++;
+        }
+        assert_int_equal(fwrel_repo_open(&r, path, 0), 0);
+        assert_int_equal(fwrel_repo_lock(r, 0), 0);
+        char tip[41];
+        int rc;
+        char *out = run(&rc, "git -C '%s' rev-parse main", path);
+        memcpy(tip, out, 40);
+        tip[40] = '\0';
+        free(out);
+        fwrel_repo_tag *tags = NULL;
+        size_t n = 0, tip_tagged = 0;
+        assert_int_equal(fwrel_repo_tags(&tags, &n, r, NULL), 0);
+        for (size_t k = 0; k < n; k++) {
+            fwrel_pgp_result signer;
+            char commit[41];
+            uint8_t *data = NULL;
+            size_t len = 0;
+            char fpath[128];
+            assert_int_equal(fwrel_repo_tag_verify(&signer, commit, r, tags[k].name, home), 0);
+            snprintf(fpath, sizeof(fpath), "%s/bundle.fwb", tags[k].name);
+            assert_int_equal(fwrel_repo_read_file(&data, &len, r, tags[k].name, fpath, 1024), 0);
+            free(data);
+            tip_tagged += strcmp(commit, tip) == 0;
+        }
+        assert_int_equal(tip_tagged, 1);
+        /* The tag of the newest release is the last by time and points to the tip. */
+        assert_string_equal(tags[n - 1].target, tip);
+        fwrel_repo_tags_free(tags, n);
+        fwrel_repo_free(r);
+    }
+    /* The delays cover both outcomes. */
+    assert_true(completed > 0);
+    assert_true(killed > 0);
+    int rc;
+    char *out = run(&rc, "git -C '%s' fsck --strict --no-dangling 2>&1", path);
+    assert_int_equal(rc, 0);
+    free(out);
+}
+
 static void test_repair_refuses_foreign_state(void **state)
 {
     (void)state;
@@ -744,6 +822,7 @@ int main(void)
         cmocka_unit_test(test_second_release_keeps_files),
         cmocka_unit_test(test_injected_failures),
         cmocka_unit_test(test_sigkill_at_each_step),
+        cmocka_unit_test(test_sigkill_at_random),
         cmocka_unit_test(test_repair_refuses_foreign_state),
         cmocka_unit_test(test_lock),
         cmocka_unit_test(test_tampering_detected),
