@@ -577,6 +577,8 @@ struct spec {
     size_t nknown;
     char *required[EXPORT_DECL_MAX];
     size_t nrequired;
+    char *plain[EXPORT_DECL_MAX]; /* values must be plain names (plain_name()) */
+    size_t nplain;
     struct decl_file files[FWREL_EXPORT_FILES_MAX];
     size_t nfiles;
     struct decl_copy copies[EXPORT_COPIES_MAX];
@@ -642,10 +644,52 @@ static int spec_vars(struct spec *sp, const yt_node *list, int required)
     return 0;
 }
 
+/* variables.plain: declared variables whose values servers use as file names. */
+static int spec_plain(struct spec *sp, const yt_node *list)
+{
+    int error;
+    if ((error = yt_expect(list, YT_SEQ, "variables.plain")))
+        return error;
+    for (size_t i = 0; i < list->count; i++) {
+        const yt_node *v = list->items[i];
+        size_t k = 0;
+        if ((error = yt_expect(v, YT_SCALAR, "a variable name")))
+            return error;
+        while (k < sp->nknown && strcmp(sp->known[k], v->value) != 0)
+            k++;
+        if (k == sp->nknown)
+            return yerr(v, "variables.plain names an undeclared variable: ", v->value);
+        for (k = 0; k < sp->nplain; k++)
+            if (strcmp(sp->plain[k], v->value) == 0)
+                return yerr(v, "variable listed twice: ", v->value);
+        sp->plain[sp->nplain++] = v->value;
+    }
+    return 0;
+}
+
+/*
+ * A plain name: [A-Za-z0-9._-], 1 to 64 characters, starting and ending with a letter or a
+ * digit, no "..". What werkzeug's secure_filename() leaves unchanged (the Flask server refuses
+ * other versions) and what is safe as one file name on any server.
+ */
+static int plain_name(const char *v)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > 64 || strstr(v, "..") != NULL)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = v[i];
+        int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && ((c != '.' && c != '_' && c != '-') || i == 0 || i == n - 1))
+            return 0;
+    }
+    return 1;
+}
+
 static int spec_parse(struct spec *sp, const uint8_t *text, size_t len)
 {
     static const char *const top[] = {"description", "variables", "files", "copies", NULL};
-    static const char *const varkeys[] = {"required", "optional", NULL};
+    static const char *const varkeys[] = {"required", "optional", "plain", NULL};
     static const char *const filekeys[] = {"escape", "executable", NULL};
     const yt_node *n, *v;
     const char *s;
@@ -666,6 +710,8 @@ static int spec_parse(struct spec *sp, const uint8_t *text, size_t len)
         if ((v = yt_get(n, "required")) != NULL && (error = spec_vars(sp, v, 1)))
             return error;
         if ((v = yt_get(n, "optional")) != NULL && (error = spec_vars(sp, v, 0)))
+            return error;
+        if ((v = yt_get(n, "plain")) != NULL && (error = spec_plain(sp, v)))
             return error;
     }
     if ((n = yt_get(root, "files")) == NULL)
@@ -1061,6 +1107,18 @@ static int render_export(fwrel_export_file **files, size_t *count, char **descri
                                     sp.required[i]);
             goto done;
         }
+    for (size_t i = 0; i < sp.nplain; i++) {
+        const char *value = fwrel_export_vars_get(vars, sp.plain[i]);
+        if (value != NULL && !plain_name(value)) {
+            char shown[48];
+            show_tag(shown, (const uint8_t *)value, strlen(value));
+            error = fwrel_error_set(FWREL_EFORMAT,
+                                    "export '%s' needs a plain name in '%s' ([A-Za-z0-9._-], "
+                                    "starting and ending with a letter or digit): '%s'",
+                                    name, sp.plain[i], shown);
+            goto done;
+        }
+    }
     /* Every template file is declared, and every declared file exists. */
     for (size_t i = 0; i < t.nfiles; i++) {
         size_t k = 0;

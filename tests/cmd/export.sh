@@ -68,10 +68,10 @@ expect_same www/blinky-2.1.0.bin app.enc "versioned image"
 
 # secure-fota: the upload command's arguments come out intact, hostile values included.
 evil=$(printf 'evil" $(touch pwned1) `touch pwned2` '"'"'q'"'"' \\ \n; touch pwned3')
-base="https://fota.example.net:8443/x'y"
+base="https://fota.example.net:8443/x'y \$(touch pwned4)"
 # shellcheck disable=SC2086
 expect_rc 0 "render secure-fota" fwrel-export --root "$TPL" $ART secure-fota fota $VARS \
-    "product=$evil" "device_type=dev&type=x y" "base_url=$base"
+    "device_type=$evil" "base_url=$base"
 [ -x fota/upload.sh ] && ok || fail "upload.sh is not executable"
 expect_same fota/firmware.manifest app.sfm "manifestFile is the secure-FOTA manifest"
 expect_same fota/firmware.bin app.enc "firmwareFile is the pre-encrypted image"
@@ -84,16 +84,15 @@ q() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]
 {
     printf '%s\n' --fail --show-error --user alice --form manifestFile=@firmware.manifest \
         --form firmwareFile=@firmware.bin
-    printf '%s/uploadFile?id=17&deviceType=%s&fwName=%s-2.1.0\n' "$base" "$(q 'dev&type=x y')" \
-        "$(q "$evil")"
+    printf '%s/uploadFile?id=17&deviceType=%s&fwName=blinky-2.1.0\n' "$base" "$(q "$evil")"
 } >want.txt
 expect_same args.txt want.txt "curl's arguments"
 ls pwned* >/dev/null 2>&1 && fail "a value ran a command" || ok
-python3 - fota/upload.json "$evil" <<'PY' && ok || fail "upload.json does not hold the values intact"
+python3 - fota/upload.json "$evil" "$base" <<'PY' && ok || fail "upload.json does not hold the values intact"
 import json, sys
 j = json.load(open(sys.argv[1]))
-assert j["fwName"] == sys.argv[2] + "-2.1.0", j["fwName"]
-assert j["deviceType"] == "dev&type=x y" and j["id"] == 17
+assert j["deviceType"] == sys.argv[2], j["deviceType"]
+assert j["url"] == sys.argv[3] + "/uploadFile" and j["fwName"] == "blinky-2.1.0" and j["id"] == 17
 assert set(j) == {"url", "id", "deviceType", "fwName", "manifestFile", "firmwareFile",
                   "deviceManifestUrl", "deviceBinaryUrl"}
 PY
@@ -119,14 +118,15 @@ expect_same flask/firmware/2.1.0.bin app.enc "the served file"
 # Refusals: one line, exit code, nothing written.
 # shellcheck disable=SC2086
 expect_rc 3 "plain text refuses a newline" fwrel-export --root "$TPL" $ART https-dir bad1 $VARS \
-    "product=$evil" base_url=https://h
-expect_err "^fwrel-export: https-dir: README.txt:1: value of 'product' has a control character$" \
+    "base_url=https://h
+CONFIG_X=y"
+expect_err "^fwrel-export: https-dir: README.txt:19: value of 'base_url' has a control character$" \
     "newline in README"
 expect_absent bad1 "newline in README"
 # shellcheck disable=SC2086
 expect_rc 3 "a name that leaves the directory" fwrel-export --root "$TPL" $ART https-dir bad2 \
     $VARS product=../up base_url=https://h
-expect_err "^fwrel-export: https-dir: export.yaml: copies: \{\{product\}\}.bin: file name: value of 'product' has '/', '.' or '\.\.' \(not allowed in a file name\)$" \
+expect_err "^fwrel-export: https-dir: export 'https-dir' needs a plain name in 'product' \(\[A-Za-z0-9._-\], starting and ending with a letter or digit\): '\.\./up'$" \
     "traversal"
 expect_absent bad2 "traversal"
 expect_rc 3 "a missing variable" fwrel-export --root "$TPL" flask-ota bad3 version=1

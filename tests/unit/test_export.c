@@ -321,12 +321,16 @@ static void test_flask_without_hmac(void **state)
 /* A product name built to break out of a JSON string and a shell word. */
 #define HOSTILE "evil\" $(touch pwned) `id` 'q' \\ \n\"x\": 1"
 
+#define HOSTILE_URL "evil%22%20%24%28touch%20pwned%29%20%60id%60%20%27q%27%20%5C%20%0A%22x%22%3A%201"
+#define BASE        "https://fota.example.net:8443/a'b $(touch pwned) `id`"
+
 static void test_hostile_values(void **state)
 {
     (void)state;
     fwrel_export_vars *v = release_vars();
-    assert_int_equal(fwrel_export_vars_set(v, "product", HOSTILE), 0);
-    assert_int_equal(fwrel_export_vars_set(v, "device_type", "dev&type=x y"), 0);
+    /* deviceType and the server's URL reach a JSON string, a query string and the shell. */
+    assert_int_equal(fwrel_export_vars_set(v, "device_type", HOSTILE), 0);
+    assert_int_equal(fwrel_export_vars_set(v, "base_url", BASE), 0);
     fwrel_export_file *f = NULL;
     size_t n = 0;
     assert_int_equal(fwrel_export_render(&f, &n, shipped, "secure-fota", v), 0);
@@ -334,34 +338,48 @@ static void test_hostile_values(void **state)
     json_error_t je;
     json_t *root = json_loadb((const char *)j->data, j->len, JSON_REJECT_DUPLICATES, &je);
     assert_non_null(root);
-    assert_string_equal(json_string_value(json_object_get(root, "fwName")), HOSTILE "-2.1.0");
-    assert_string_equal(json_string_value(json_object_get(root, "deviceType")), "dev&type=x y");
+    assert_string_equal(json_string_value(json_object_get(root, "deviceType")), HOSTILE);
+    assert_string_equal(json_string_value(json_object_get(root, "url")), BASE "/uploadFile");
     assert_string_equal(json_string_value(json_object_get(root, "deviceBinaryUrl")),
-                        "https://ota.example.net:8070/update/newest/binary?deviceType="
-                        "dev%26type%3Dx%20y");
+                        BASE "/update/newest/binary?deviceType=" HOSTILE_URL);
     assert_int_equal(json_object_size(root), 8); /* nothing injected */
     json_decref(root);
-    /* In upload.sh each value is one single-quoted word: url-encoded here, so no quote. */
+    /* In upload.sh each value is one single-quoted word; a quote in it is closed, escaped and
+     * reopened, so $(...) and backticks stay text. */
     const fwrel_export_file *sh = find(f, n, "upload.sh");
-    assert_true(contains(sh,
-                         "'&fwName=''evil%22%20%24%28touch%20pwned%29%20%60id%60%20%27q%27%20%5C%"
-                         "20%0A%22x%22%3A%201''-''2.1.0'\n"));
+    assert_true(contains(sh, " 'https://fota.example.net:8443/a'\\''b $(touch pwned) `id`'"
+                             "'/uploadFile?id=''17''&deviceType=''" HOSTILE_URL
+                             "''&fwName=''blinky-s3''-''2.1.0'\n"));
     fwrel_export_files_free(f, n);
 
-    /* The same value in plain text (https-dir README) is refused: a newline would forge lines. */
-    assert_error(fwrel_export_render(&f, &n, shipped, "https-dir", v), FWREL_EFORMAT, NULL);
+    /* Plain text refuses a control character: a newline would forge README lines. */
+    assert_int_equal(fwrel_export_vars_set(v, "base_url", "https://h\nCONFIG_X=y"), 0);
+    assert_error(fwrel_export_render(&f, &n, shipped, "https-dir", v), FWREL_EFORMAT,
+                 "README.txt:19: value of 'base_url' has a control character");
     assert_null(f);
     assert_int_equal(n, 0);
-    /* ... and in a file name: the first output path the product reaches. */
-    assert_int_equal(fwrel_export_vars_set(v, "product", "../../etc/cron.d/x"), 0);
-    assert_error(fwrel_export_render(&f, &n, shipped, "https-dir", v), FWREL_EFORMAT,
-                 "export.yaml: copies: {{product}}.bin: file name: value of 'product' has '/', "
-                 "'\\' or '..' (not allowed in a file name)");
-    assert_int_equal(fwrel_export_vars_set(v, "product", ".."), 0);
-    assert_error(fwrel_export_render(&f, &n, shipped, "https-dir", v), FWREL_EFORMAT, NULL);
-    assert_int_equal(fwrel_export_vars_set(v, "product", "a/b"), 0);
-    assert_error(fwrel_export_render(&f, &n, shipped, "https-dir", v), FWREL_EFORMAT, NULL);
-    assert_null(f);
+    assert_int_equal(fwrel_export_vars_set(v, "base_url", "https://h"), 0);
+
+    /* Names that become file names here and on the servers must be plain. */
+    static const char *const bad[] = {HOSTILE, "../../etc/cron.d/x", "..", "a/b", ".hidden",
+                                      "v-", "a b", ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(fwrel_export_vars_set(v, "product", bad[i]), 0);
+        assert_error(fwrel_export_render(&f, &n, shipped, "https-dir", v), FWREL_EFORMAT, NULL);
+        assert_error(fwrel_export_render(&f, &n, shipped, "secure-fota", v), FWREL_EFORMAT, NULL);
+        assert_null(f);
+    }
+    assert_error(fwrel_export_render(&f, &n, shipped, "secure-fota", v), FWREL_EFORMAT,
+                 "export 'secure-fota' needs a plain name in 'product' ([A-Za-z0-9._-], starting "
+                 "and ending with a letter or digit): ''");
+    assert_int_equal(fwrel_export_vars_set(v, "product", "blinky-s3"), 0);
+    assert_int_equal(fwrel_export_vars_set(v, "version", "2.1.0 beta"), 0);
+    assert_error(fwrel_export_render(&f, &n, shipped, "flask-ota", v), FWREL_EFORMAT,
+                 "export 'flask-ota' needs a plain name in 'version' ([A-Za-z0-9._-], starting "
+                 "and ending with a letter or digit): '2.1.0 beta'");
+    assert_int_equal(fwrel_export_vars_set(v, "version", "2.1.0-rc.1_B"), 0);
+    assert_int_equal(fwrel_export_render(&f, &n, shipped, "flask-ota", v), 0);
+    fwrel_export_files_free(f, n);
     fwrel_export_vars_free(v);
 }
 
