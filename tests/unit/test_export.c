@@ -713,6 +713,8 @@ static void test_malformed(void **state)
     refused(NULL);
     put("mine/export.yaml", "description: &a x\nfiles: {}\n");
     refused(NULL);
+    put("mine/export.yaml", "description: x\nvariables: {plain: [nope]}\nfiles: {}\n");
+    refused("export.yaml:2:21: variables.plain names an undeclared variable: nope");
     put("mine/export.yaml", "description: x\nfiles:\n  push.sh: {escape: html}\n");
     refused("export.yaml:3:21: escape must be json, shell, url or none, not html");
     make_user_export();
