@@ -20,6 +20,7 @@
 
 #include "fwrel/error.h"
 #include "fwrel/pgp.h"
+#include "fwrel/report.h"
 #include "util.h"
 
 struct fwrel_repo {
@@ -205,8 +206,15 @@ static int commit_is_tagged(int *tagged, int *any_tag, git_repository *repo, con
     while ((rc = git_reference_next(&ref, it)) == 0) {
         git_object *c = NULL;
         *any_tag = 1;
-        if (git_reference_peel(&c, ref, GIT_OBJECT_COMMIT) == 0 &&
-            git_oid_equal(git_object_id(c), commit))
+        /* A tag that cannot be followed to its commit may be the tip's: decide nothing. */
+        if (git_reference_peel(&c, ref, GIT_OBJECT_COMMIT) != 0) {
+            git_fail(FWREL_EVERIFY, "cannot read a tag");
+            fwrel_error_prefix("tag %s", git_reference_shorthand(ref));
+            git_reference_free(ref);
+            git_reference_iterator_free(it);
+            return FWREL_EVERIFY;
+        }
+        if (git_oid_equal(git_object_id(c), commit))
             *tagged = 1;
         git_object_free(c);
         git_reference_free(ref);
@@ -1103,5 +1111,149 @@ done:
     git_odb_object_free(co);
     git_odb_free(odb);
     free(raw);
+    return error;
+}
+
+/* Index of the tag whose commit is id, counting matches; -1 if none. */
+static long find_target(const fwrel_repo_tag *tags, size_t n, const char *id, size_t *matches)
+{
+    long at = -1;
+    *matches = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(tags[i].target, id) == 0) {
+            if (at < 0)
+                at = (long)i;
+            (*matches)++;
+        }
+    return at;
+}
+
+int fwrel_repo_audit(size_t *nreleases, fwrel_report *report, fwrel_repo *r, const char *home)
+{
+    fwrel_repo_tag *tags = NULL;
+    size_t ntags = 0, onbranch = 0, good = 0;
+    unsigned char *seen = NULL;
+    git_reference *branch = NULL;
+    git_odb *odb = NULL;
+    fwrel_error first = {0};
+    git_oid id;
+    int error;
+
+    FWREL_ASSERT_ARG(nreleases != NULL && r != NULL);
+    *nreleases = 0;
+#define AUDIT_FAIL(name, ...)                                                                      \
+    do {                                                                                           \
+        if (first.code == 0) {                                                                     \
+            fwrel_error_set(FWREL_EVERIFY, __VA_ARGS__);                                           \
+            first = *fwrel_error_last();                                                           \
+        }                                                                                          \
+        if (fwrel_report_add(report, name, FWREL_FAIL, __VA_ARGS__) != 0) {                        \
+            error = FWREL_EIO;                                                                     \
+            goto done;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+    if ((error = fwrel_repo_tags(&tags, &ntags, r, NULL)) != 0)
+        goto done;
+    if (git_repository_odb(&odb, r->repo) != 0) {
+        error = git_fail(FWREL_EIO, "cannot open the object store");
+        goto done;
+    }
+    seen = calloc(ntags ? ntags : 1, 1);
+    if (seen == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    /* 1. Every tag: signature, name, commit and tree intact. */
+    for (size_t i = 0; i < ntags; i++) {
+        fwrel_pgp_result signer;
+        char commit[41];
+        if (fwrel_repo_tag_verify(&signer, commit, r, tags[i].name, home) != 0) {
+            char msg[2 * FWREL_ERROR_MSG_MAX];
+            const char *m = fwrel_error_last()->message;
+            size_t nl = strlen(tags[i].name);
+            /* Messages that already name the tag are kept as they are. */
+            if (strncmp(m, "tag ", 4) == 0 && strncmp(m + 4, tags[i].name, nl) == 0 &&
+                (m[4 + nl] == ':' || m[4 + nl] == ' '))
+                snprintf(msg, sizeof(msg), "%s", m);
+            else
+                snprintf(msg, sizeof(msg), "tag %s: %s", tags[i].name, m);
+            AUDIT_FAIL("repo.tag", "%s", msg);
+            tags[i].target[0] = '\0'; /* never counts as a release below */
+            continue;
+        }
+        good++;
+        if (fwrel_report_add(report, "repo.tag", FWREL_PASS, "tag %s: signed by %s, commit %s",
+                             tags[i].name, signer.fpr, commit) != 0) {
+            error = FWREL_EIO;
+            goto done;
+        }
+    }
+    /* 2. The branch: each commit, tip to root, is one tagged release. */
+    int rc = git_reference_lookup(&branch, r->repo, FWREL_REPO_BRANCH);
+    if (rc == 0 && git_reference_type(branch) == GIT_REFERENCE_DIRECT) {
+        git_oid_cpy(&id, git_reference_target(branch));
+        for (;;) {
+            git_odb_object *o = NULL;
+            git_commit *c = NULL;
+            char hex[41];
+            size_t matches = 0;
+            git_oid_tostr(hex, sizeof(hex), &id);
+            if (read_checked(&o, odb, &id, GIT_OBJECT_COMMIT, FWREL_REPO_TAG_MAX) != 0) {
+                char msg[FWREL_ERROR_MSG_MAX];
+                snprintf(msg, sizeof(msg), "%s", fwrel_error_last()->message);
+                AUDIT_FAIL("repo.branch", "release branch: %s", msg);
+                break;
+            }
+            git_odb_object_free(o);
+            long at = find_target(tags, ntags, hex, &matches);
+            if (at < 0)
+                AUDIT_FAIL("repo.branch",
+                           "commit %s on the release branch has no valid release tag", hex);
+            else if (matches > 1)
+                AUDIT_FAIL("repo.branch", "commit %s has %zu release tags", hex, matches);
+            for (size_t i = 0; i < ntags; i++)
+                if (strcmp(tags[i].target, hex) == 0)
+                    seen[i] = 1;
+            onbranch++;
+            if (git_commit_lookup(&c, r->repo, &id) != 0) {
+                AUDIT_FAIL("repo.branch", "commit %s cannot be read", hex);
+                break;
+            }
+            unsigned parents = git_commit_parentcount(c);
+            if (parents > 1)
+                AUDIT_FAIL("repo.branch", "commit %s is a merge", hex);
+            if (parents >= 1)
+                git_oid_cpy(&id, git_commit_parent_id(c, 0));
+            git_commit_free(c);
+            if (parents == 0 || onbranch > 10000000)
+                break;
+        }
+    } else if (rc != GIT_ENOTFOUND) {
+        AUDIT_FAIL("repo.branch", "the release branch cannot be read");
+    }
+    /* 3. No tag outside the branch. */
+    for (size_t i = 0; i < ntags; i++)
+        if (!seen[i] && tags[i].target[0] != '\0')
+            AUDIT_FAIL("repo.tag", "tag %s points to a commit not on the release branch",
+                       tags[i].name);
+    if (first.code != 0) {
+        fwrel_error_set(first.code, "%s", first.message);
+        error = first.code;
+        goto done;
+    }
+    if (fwrel_report_add(report, "repo.releases", FWREL_INFO, "%zu releases, all tags verified",
+                         good) != 0) {
+        error = FWREL_EIO;
+        goto done;
+    }
+    *nreleases = good;
+    error = 0;
+done:
+#undef AUDIT_FAIL
+    git_reference_free(branch);
+    git_odb_free(odb);
+    free(seen);
+    fwrel_repo_tags_free(tags, ntags);
     return error;
 }

@@ -23,6 +23,7 @@
 
 #include "fwrel/pgp.h"
 #include "fwrel/repo.h"
+#include "fwrel/report.h"
 #include "gpghome.h"
 #include "testutil.h"
 
@@ -475,7 +476,12 @@ static void test_sigkill_at_random(void **state)
             killed++;
         }
         assert_int_equal(fwrel_repo_open(&r, path, 0), 0);
-        assert_int_equal(fwrel_repo_lock(r, 0), 0);
+        /* A killed releaser's gpg child, forked but not yet exec'd, may hold a copy of the
+         * lock descriptor for a moment: wait for it like a real second run would. */
+        int lrc = fwrel_repo_lock(r, 5000);
+        if (lrc != 0)
+            fprintf(stderr, "lock: %s\n", fwrel_error_last()->message);
+        assert_int_equal(lrc, 0);
         char tip[41];
         int rc;
         char *out = run(&rc, "git -C '%s' rev-parse main", path);
@@ -750,6 +756,93 @@ static void test_tampering_detected(void **state)
     fwrel_repo_free(r);
 }
 
+static void test_audit(void **state)
+{
+    (void)state;
+    char c1[41], c2[41], want[512];
+    int st;
+    size_t n = 9;
+    fwrel_report *rep = NULL;
+    const char *path = new_repo_path();
+    fwrel_repo *r = NULL;
+
+    /* An empty repository: nothing to audit, nothing wrong. */
+    assert_int_equal(fwrel_repo_open(&r, path, 1), 0);
+    assert_int_equal(fwrel_repo_audit(&n, NULL, r, home), 0);
+    assert_int_equal(n, 0);
+    fwrel_repo_free(r);
+
+    r = repo_with_release(path, c1);
+    fwrel_repo_release_opts o = opts(files2, 1, "prod/stable/v1.1.0", fa, NULL, 1700003600);
+    assert_int_equal(fwrel_repo_release(r, &o, c2, NULL), 0);
+    assert_int_equal(fwrel_report_new(&rep), 0);
+    assert_int_equal(fwrel_repo_audit(&n, rep, r, home), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(fwrel_report_count(rep), 3);
+    snprintf(want, sizeof(want), "tag prod/stable/v1.0.0: signed by %s, commit %s", fa, c1);
+    assert_string_equal(fwrel_report_step(rep, 0)->detail, want);
+    assert_int_equal(fwrel_report_step(rep, 0)->verdict, FWREL_PASS);
+    assert_string_equal(fwrel_report_step(rep, 2)->detail, "2 releases, all tags verified");
+    fwrel_report_free(rep);
+    rep = NULL;
+
+    /* A tag on a commit beside the branch, signed by git itself, and a lightweight tag. */
+    char *out = run(&st,
+                    "cd '%s' && t=$(git rev-parse main^{tree}) && "
+                    "x=$(git -c user.name=x -c user.email=x@y commit-tree -p main -m side $t) && "
+                    "GNUPGHOME='%s' git -c user.name=x -c user.email=x@y tag -s -u %s -m side "
+                    "side $x && git tag light main~1",
+                    path, home, fa);
+    assert_int_equal(st, 0);
+    free(out);
+    assert_int_equal(fwrel_report_new(&rep), 0);
+    expect_error(fwrel_repo_audit(&n, rep, r, home), FWREL_EVERIFY, "tag light is not annotated");
+    assert_int_equal(n, 0);
+    const fwrel_step *f = fwrel_report_first_failure(rep);
+    assert_non_null(f);
+    assert_string_equal(f->detail, "tag light is not annotated");
+    /* The side tag verifies (git made it) but is not on the branch. */
+    size_t fails = 0;
+    int saw_side = 0;
+    for (size_t i = 0; i < fwrel_report_count(rep); i++) {
+        const fwrel_step *s = fwrel_report_step(rep, i);
+        fails += s->verdict == FWREL_FAIL;
+        saw_side |= strcmp(s->detail, "tag side points to a commit not on the release branch") == 0;
+    }
+    assert_int_equal(fails, 2);
+    assert_true(saw_side);
+    fwrel_report_free(rep);
+    rep = NULL;
+    out = run(&st, "git -C '%s' tag -d side light", path);
+    assert_int_equal(st, 0);
+    free(out);
+    assert_int_equal(fwrel_repo_audit(&n, NULL, r, home), 0);
+
+    /* A deleted release tag leaves its commit untagged on the branch. */
+    out = run(&st, "git -C '%s' tag -d prod/stable/v1.0.0", path);
+    assert_int_equal(st, 0);
+    free(out);
+    snprintf(want, sizeof(want), "commit %s on the release branch has no valid release tag", c1);
+    expect_error(fwrel_repo_audit(&n, NULL, r, home), FWREL_EVERIFY, want);
+    fwrel_repo_free(r);
+
+    /* A rewritten blob of the first release fails the audit through its tag. */
+    path = new_repo_path();
+    r = repo_with_release(path, c1);
+    o = opts(files2, 1, "prod/stable/v1.1.0", fa, NULL, 1700003600);
+    assert_int_equal(fwrel_repo_release(r, &o, c2, NULL), 0);
+    char *blob = git_line("git -C '%s' rev-parse '%s:prod/stable/v1.0.0/audit.json'", path,
+                          "prod/stable/v1.0.0");
+    char *other_blob = git_line("git -C '%s' rev-parse '%s:prod/stable/v1.1.0/bundle.fwb'", path,
+                                "prod/stable/v1.1.0");
+    overwrite_object(path, blob, other_blob);
+    snprintf(want, sizeof(want), "tag prod/stable/v1.0.0: object %s is corrupt", blob);
+    expect_error(fwrel_repo_audit(&n, NULL, r, home), FWREL_EVERIFY, want);
+    free(blob);
+    free(other_blob);
+    fwrel_repo_free(r);
+}
+
 static void test_refusals(void **state)
 {
     (void)state;
@@ -826,6 +919,7 @@ int main(void)
         cmocka_unit_test(test_repair_refuses_foreign_state),
         cmocka_unit_test(test_lock),
         cmocka_unit_test(test_tampering_detected),
+        cmocka_unit_test(test_audit),
         cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

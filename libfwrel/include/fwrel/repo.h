@@ -25,6 +25,7 @@
 #include "fwrel/error.h"
 #include "fwrel/keystore.h"
 #include "fwrel/pgp.h"
+#include "fwrel/report.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -205,6 +206,23 @@ int fwrel_repo_tag_split(size_t *payload_len, const uint8_t *raw, size_t len) FW
  */
 int fwrel_repo_tag_verify(fwrel_pgp_result *signer, char commit_hex[41], fwrel_repo *r,
                           const char *tag, const char *home) FWREL_WUR;
+
+/**
+ * Audit the whole repository: every tag verifies (fwrel_repo_tag_verify());
+ * every commit of the release branch, from its tip to its root, is the
+ * target of exactly one valid tag and has at most one parent; no tag points
+ * outside the branch. Runs every check and records each in report (steps
+ * "repo.tag", "repo.branch", "repo.releases"), so one run names every problem.
+ * The signers' fingerprints are in the report; checking them against the
+ * policy is the caller's job.
+ *
+ * @param nreleases receives the number of verified release tags (0 on failure)
+ * @param report    receives the steps; may be NULL
+ * @param home      GnuPG home with the signers' public keys; NULL means $GNUPGHOME
+ * @return 0; FWREL_EVERIFY with the first failure's message; FWREL_EIO
+ */
+int fwrel_repo_audit(size_t *nreleases, fwrel_report *report, fwrel_repo *r,
+                     const char *home) FWREL_WUR;
 
 #ifdef __cplusplus
 }
