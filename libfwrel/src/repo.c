@@ -994,39 +994,101 @@ int fwrel_repo_tag_split(size_t *payload_len, const uint8_t *raw, size_t len)
     return 0;
 }
 
-/* Parse the tag header: "object X\ntype commit\ntag NAME\ntagger ...\n\n". */
-static int parse_tag_header(git_oid *commit, const uint8_t *p, size_t len, const char *name)
+/* Take one header line "<key> <value>\n" from (*p, *len); value points into the buffer. */
+static int header_line(const char **value, size_t *vlen, const char **p, size_t *len,
+                       const char *key)
 {
-    char hex[41];
-    size_t nlen = strlen(name);
-    const char *s = (const char *)p;
-    if (len < 48 + 13 || memcmp(s, "object ", 7) != 0 || s[47] != '\n')
-        return fwrel_error_set(FWREL_EFORMAT, "malformed tag object");
-    memcpy(hex, s + 7, 40);
-    hex[40] = '\0';
-    if (git_oid_fromstr(commit, hex) != 0)
-        return fwrel_error_set(FWREL_EFORMAT, "malformed tag object");
-    s += 48;
-    len -= 48;
-    if (len < 12 || memcmp(s, "type commit\n", 12) != 0)
-        return fwrel_error_set(FWREL_EVERIFY, "tag does not point to a commit");
-    s += 12;
-    len -= 12;
-    if (len < 4 || memcmp(s, "tag ", 4) != 0)
-        return fwrel_error_set(FWREL_EFORMAT, "malformed tag object");
-    s += 4;
-    len -= 4;
-    const char *eol = memchr(s, '\n', len);
+    size_t klen = strlen(key);
+    if (*len < klen + 1 || memcmp(*p, key, klen) != 0 || (*p)[klen] != ' ')
+        return fwrel_error_set(FWREL_EFORMAT, "malformed tag object: no %s line", key);
+    const char *v = *p + klen + 1;
+    const char *eol = memchr(v, '\n', *len - klen - 1);
     if (eol == NULL)
-        return fwrel_error_set(FWREL_EFORMAT, "malformed tag object");
-    if ((size_t)(eol - s) != nlen || memcmp(s, name, nlen) != 0)
-        return fwrel_error_set(FWREL_EVERIFY, "tag object is named %.*s, not %s",
-                               (int)((eol - s) > 255 ? 255 : (eol - s)), s, name);
-    len -= (size_t)(eol - s) + 1;
-    s = eol + 1;
-    if (len < 7 || memcmp(s, "tagger ", 7) != 0)
-        return fwrel_error_set(FWREL_EFORMAT, "tag object has no tagger");
+        return fwrel_error_set(FWREL_EFORMAT, "malformed tag object: unterminated %s line", key);
+    if (memchr(v, '\0', (size_t)(eol - v)) != NULL)
+        return fwrel_error_set(FWREL_EFORMAT, "malformed tag object: NUL in the %s line", key);
+    *value = v;
+    *vlen = (size_t)(eol - v);
+    *len -= (size_t)(eol + 1 - *p);
+    *p = eol + 1;
     return 0;
+}
+
+int fwrel_repo_tag_parse(fwrel_repo_tag_info *info, const uint8_t *raw, size_t len)
+{
+    const char *p, *v;
+    size_t rest, vlen;
+    uint64_t t;
+    int error;
+
+    FWREL_ASSERT_ARG(info != NULL && (raw != NULL || len == 0));
+    memset(info, 0, sizeof(*info));
+    if (len > FWREL_REPO_TAG_MAX)
+        return fwrel_error_set(FWREL_EFORMAT, "tag object larger than %zu bytes",
+                               FWREL_REPO_TAG_MAX);
+    if ((error = fwrel_repo_tag_split(&info->payload_len, raw, len)) != 0)
+        goto done;
+    p = (const char *)raw;
+    rest = info->payload_len;
+    if ((error = header_line(&v, &vlen, &p, &rest, "object")) != 0)
+        goto done;
+    for (size_t i = 0; i < vlen; i++)
+        if (!((v[i] >= '0' && v[i] <= '9') || (v[i] >= 'a' && v[i] <= 'f')))
+            vlen = 0;
+    if (vlen != 40) {
+        error = fwrel_error_set(FWREL_EFORMAT, "malformed tag object: bad object id");
+        goto done;
+    }
+    memcpy(info->object, v, 40);
+    if ((error = header_line(&v, &vlen, &p, &rest, "type")) != 0)
+        goto done;
+    if (vlen != 6 || memcmp(v, "commit", 6) != 0) {
+        error = fwrel_error_set(FWREL_EVERIFY, "tag does not point to a commit");
+        goto done;
+    }
+    if ((error = header_line(&v, &vlen, &p, &rest, "tag")) != 0)
+        goto done;
+    if (vlen == 0 || vlen >= sizeof(info->name)) {
+        error = fwrel_error_set(FWREL_EFORMAT, "malformed tag object: bad tag name");
+        goto done;
+    }
+    memcpy(info->name, v, vlen);
+    if ((error = header_line(&v, &vlen, &p, &rest, "tagger")) != 0)
+        goto done;
+    /* "<name> <<email>> <seconds> <+hhmm>": the time is the field after the last '>'. */
+    const char *gt = NULL;
+    for (size_t i = 0; i < vlen; i++)
+        if (v[i] == '>')
+            gt = v + i;
+    char num[24];
+    size_t k = 0;
+    const char *q = gt != NULL ? gt + 1 : v + vlen;
+    if (q < v + vlen && *q == ' ')
+        q++;
+    while (q < v + vlen && *q >= '0' && *q <= '9' && k < sizeof(num) - 1)
+        num[k++] = *q++;
+    num[k] = '\0';
+    if (gt == NULL || k == 0 || q + 6 != v + vlen || q[0] != ' ' || (q[1] != '+' && q[1] != '-') ||
+        fwrel_parse_u64(&t, num, INT64_MAX) != 0) {
+        error = fwrel_error_set(FWREL_EFORMAT, "malformed tag object: bad tagger line");
+        goto done;
+    }
+    for (int i = 2; i < 6; i++)
+        if (q[i] < '0' || q[i] > '9') {
+            error = fwrel_error_set(FWREL_EFORMAT, "malformed tag object: bad tagger line");
+            goto done;
+        }
+    info->time = (int64_t)t;
+    if (rest == 0 || *p != '\n') {
+        error = fwrel_error_set(FWREL_EFORMAT, "malformed tag object: no blank line after the "
+                                               "header");
+        goto done;
+    }
+    error = 0;
+done:
+    if (error != 0)
+        memset(info, 0, sizeof(*info));
+    return error;
 }
 
 /* Every tree and blob under a tree is present and intact. */
@@ -1068,6 +1130,7 @@ int fwrel_repo_tag_verify(fwrel_pgp_result *signer, char commit_hex[41], fwrel_r
 {
     uint8_t *raw = NULL;
     size_t len = 0, payload_len = 0;
+    fwrel_repo_tag_info info;
     git_oid commit_id;
     git_odb *odb = NULL;
     git_odb_object *co = NULL;
@@ -1080,10 +1143,17 @@ int fwrel_repo_tag_verify(fwrel_pgp_result *signer, char commit_hex[41], fwrel_r
         commit_hex[0] = '\0';
     if ((error = fwrel_repo_tag_raw(&raw, &len, r, tag)) != 0)
         goto done;
-    if ((error = fwrel_repo_tag_split(&payload_len, raw, len)) != 0)
+    if ((error = fwrel_repo_tag_parse(&info, raw, len)) != 0)
         goto done;
-    if ((error = parse_tag_header(&commit_id, raw, payload_len, tag)) != 0)
+    payload_len = info.payload_len;
+    if (strcmp(info.name, tag) != 0) {
+        error = fwrel_error_set(FWREL_EVERIFY, "tag object is named %s, not %s", info.name, tag);
         goto done;
+    }
+    if (git_oid_fromstr(&commit_id, info.object) != 0) {
+        error = fwrel_error_set(FWREL_EFORMAT, "malformed tag object: bad object id");
+        goto done;
+    }
     if ((error = fwrel_pgp_verify_detached(signer, home, raw, payload_len, raw + payload_len,
                                            len - payload_len)) != 0) {
         fwrel_error_prefix("tag %s", tag);

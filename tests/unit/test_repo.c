@@ -208,6 +208,46 @@ static void test_release_verifies_with_git(void **state)
     assert_memory_equal(raw, want, strlen(want));
     assert_int_equal(fwrel_repo_tag_split(&payload, raw, len), 0);
     assert_memory_equal(raw + payload, "-----BEGIN PGP SIGNATURE-----\n", 30);
+    fwrel_repo_tag_info info;
+    assert_int_equal(fwrel_repo_tag_parse(&info, raw, len), 0);
+    assert_string_equal(info.object, commit);
+    assert_string_equal(info.name, "prod/stable/v1.0.0");
+    assert_int_equal(info.time, 1700000000);
+    assert_int_equal(info.payload_len, payload);
+    /* Malformed variants of the same object (header edits; the signature part kept). */
+    struct {
+        const char *from, *to, *msg;
+        int code;
+    } edits[] = {
+        {"type commit", "type blob!!", "tag does not point to a commit", FWREL_EVERIFY},
+        {"object ", "objekt ", "malformed tag object: no object line", FWREL_EFORMAT},
+        {"\ntag prod", "\ntag\tprod", "malformed tag object: no tag line", FWREL_EFORMAT},
+        {"> 1700000000 +0100", "> 170000000x +0100", "malformed tag object: bad tagger line",
+         FWREL_EFORMAT},
+        {"> 1700000000 +0100", "> 1700000000 +01a0", "malformed tag object: bad tagger line",
+         FWREL_EFORMAT},
+        {"+0100\n\nprod", "+0100\nxprod", "malformed tag object: no blank line after the header",
+         FWREL_EFORMAT},
+        {"-----BEGIN PGP SIGNATURE-----", "-----BEGIN PGP SIGNATURE----_", "tag is not signed",
+         FWREL_EVERIFY},
+    };
+    for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
+        char *copy = malloc(len + 1);
+        assert_non_null(copy);
+        memcpy(copy, raw, len);
+        copy[len] = '\0';
+        char *at = strstr(copy, edits[i].from);
+        assert_non_null(at);
+        assert_int_equal(strlen(edits[i].from), strlen(edits[i].to));
+        memcpy(at, edits[i].to, strlen(edits[i].to));
+        expect_error(fwrel_repo_tag_parse(&info, (uint8_t *)copy, len), edits[i].code,
+                     edits[i].msg);
+        assert_string_equal(info.name, "");
+        free(copy);
+    }
+    /* Truncated anywhere inside the header: refused, never read past the end. */
+    for (size_t cut = 0; cut < payload; cut++)
+        assert_int_not_equal(fwrel_repo_tag_parse(&info, raw, cut), 0);
     free(raw);
 
     fwrel_pgp_result signer;

@@ -192,6 +192,26 @@ int fwrel_repo_tag_raw(uint8_t **raw, size_t *len, fwrel_repo *r, const char *ta
  */
 int fwrel_repo_tag_split(size_t *payload_len, const uint8_t *raw, size_t len) FWREL_WUR;
 
+/** The header of a signed tag object. */
+typedef struct fwrel_repo_tag_info {
+    char object[41];    /**< the tagged commit's id, 40 lower-case hex */
+    char name[256];     /**< the tag's own name (its "tag" line) */
+    int64_t time;       /**< tagger time, seconds since the epoch */
+    size_t payload_len; /**< length of the signed bytes; the signature starts there */
+} fwrel_repo_tag_info;
+
+/**
+ * Parse a raw signed tag object (untrusted bytes, at most FWREL_REPO_TAG_MAX):
+ * "object <40 hex>", "type commit", "tag <name>" (1..255 bytes), "tagger <ident>
+ * <seconds> <+hhmm>", a blank line, the message, and the signature as
+ * fwrel_repo_tag_split() finds it. No other header lines are accepted.
+ *
+ * @param info filled in on success, zeroed on failure
+ * @return 0; FWREL_EVERIFY "tag is not signed", "tag does not point to a
+ *         commit"; FWREL_EFORMAT "malformed tag object: ..." or a size above the cap
+ */
+int fwrel_repo_tag_parse(fwrel_repo_tag_info *info, const uint8_t *raw, size_t len) FWREL_WUR;
+
 /**
  * Verify a release tag: its object bytes match its id; it is an annotated tag
  * of a commit named like its ref; its OpenPGP signature (over the payload, as
