@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -665,6 +666,33 @@ static void test_lock(void **state)
     assert_int_equal(fwrel_repo_lock(r, 0), 0);
     fwrel_pgp_result signer;
     assert_int_equal(fwrel_repo_tag_verify(&signer, NULL, r, "prod/stable/v1.0.0", home), 0);
+    fwrel_repo_unlock(r);
+
+    /* A holder that has not written its pid yet. */
+    char lockpath[4200];
+    snprintf(lockpath, sizeof(lockpath), "%s/fwrel-release.lock", path);
+    int fd = open(lockpath, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, 0), 0);
+    assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), 0);
+    expect_error(fwrel_repo_lock(r, 0), FWREL_EIO,
+                 "another release is running (lock held by another process)");
+    close(fd);
+
+    /* Stale git lock files of a killed ref update are removed under the lock. */
+    char stale[4200];
+    snprintf(stale, sizeof(stale), "%s/refs/heads/main.lock", path);
+    fd = open(stale, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    assert_true(fd >= 0);
+    close(fd);
+    snprintf(stale, sizeof(stale), "%s/refs/tags/prod/stable/v1.1.0.lock", path);
+    fd = open(stale, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(fwrel_repo_lock(r, 0), 0);
+    assert_int_equal(access(stale, F_OK), -1);
+    fwrel_repo_release_opts o2 = opts(files2, 1, "prod/stable/v1.1.0", fa, NULL, 1700003600);
+    assert_int_equal(fwrel_repo_release(r, &o2, NULL, NULL), 0);
     fwrel_repo_free(r);
 }
 
