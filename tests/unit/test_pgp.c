@@ -44,9 +44,10 @@ static int setup(void **state)
         gpghome_genkey(home, "Rex <rex@example.org>", NULL, "never", fr) != 0 ||
         gpghome_copy_public(home, fb, other) != 0)
         return -1;
-    fx_expiry = time(NULL) + 6;
-    if (gpghome_genkey(home, "Xena <xena@example.org>", NULL, "seconds=6", fx) != 0)
+    /* X expires 12 s after its creation: signed now, refused once test_expired runs. */
+    if (gpghome_genkey(home, "Xena <xena@example.org>", NULL, "seconds=12", fx) != 0)
         return -1;
+    fx_expiry = time(NULL) + 12; /* not before the real expiry */
     if (fwrel_pgp_sign_detached(&sig_x, &sig_x_len, home, fx, msg, sizeof(msg), NULL) != 0)
         return -1;
     snprintf(passfile, sizeof(passfile), "%s/pass", dir);
