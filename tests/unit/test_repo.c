@@ -559,6 +559,69 @@ static void test_sigkill_at_random(void **state)
     free(out);
 }
 
+/* The branch moved by someone else while a release waits for its passphrase: the branch
+ * compare-and-swap refuses, no tag is created and the other move is kept. */
+static void test_concurrent_branch_move(void **state)
+{
+    (void)state;
+    char c1[41];
+    int st;
+    const char *path = new_repo_path();
+    fwrel_repo *r = repo_with_release(path, c1);
+    fwrel_repo_free(r);
+    static const uint8_t marker[] = "concurrent move marker blob\n";
+    int pass[2];
+    assert_int_equal(pipe(pass), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        fwrel_repo *c = NULL;
+        close(pass[1]);
+        fwrel_pass_src src = {.kind = FWREL_PASS_FD, .fd = pass[0]};
+        fwrel_repo_file f[] = {{"prod/stable/v1.1.0/bundle.fwb", marker, sizeof(marker) - 1}};
+        fwrel_repo_release_opts o = opts(f, 1, "prod/stable/v1.1.0", fb, &src, 1700003600);
+        if (fwrel_repo_open(&c, path, 0) != 0 || fwrel_repo_lock(c, 0) != 0)
+            _exit(10);
+        int rc = fwrel_repo_release(c, &o, NULL, NULL);
+        if (rc != FWREL_EVERIFY ||
+            strcmp(fwrel_error_last()->message, "the release branch moved during the release") != 0)
+            _exit(11);
+        _exit(0);
+    }
+    close(pass[0]);
+    /* Once the release's blob exists, it has read the branch and waits for the passphrase. */
+    char *blob = run(&st, "printf 'concurrent move marker blob\\n' | git hash-object --stdin");
+    assert_int_equal(st, 0);
+    blob[40] = '\0';
+    for (int i = 0; i < 500; i++) {
+        char *o = run(&st, "git -C '%s' cat-file -e %s 2>/dev/null", path, blob);
+        free(o);
+        if (st == 0)
+            break;
+        usleep(20 * 1000);
+    }
+    assert_int_equal(st, 0);
+    char *out = run(&st,
+                    "cd '%s' && t=$(git rev-parse main^{tree}) && "
+                    "x=$(git -c user.name=x -c user.email=x@y commit-tree -p main -m other $t) && "
+                    "git update-ref refs/heads/main $x && echo $x",
+                    path);
+    assert_int_equal(st, 0);
+    assert_int_equal(write(pass[1], "correct horse\n", 14), 14);
+    close(pass[1]);
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    char *tip = run(&st, "git -C '%s' rev-parse main", path);
+    assert_string_equal(tip, out);
+    free(tip);
+    char *tags = run(&st, "git -C '%s' tag -l", path);
+    assert_string_equal(tags, "prod/stable/v1.0.0\n");
+    free(tags);
+    free(out);
+    free(blob);
+}
+
 static void test_repair_refuses_foreign_state(void **state)
 {
     (void)state;
@@ -984,6 +1047,7 @@ int main(void)
         cmocka_unit_test(test_injected_failures),
         cmocka_unit_test(test_sigkill_at_each_step),
         cmocka_unit_test(test_sigkill_at_random),
+        cmocka_unit_test(test_concurrent_branch_move),
         cmocka_unit_test(test_repair_refuses_foreign_state),
         cmocka_unit_test(test_lock),
         cmocka_unit_test(test_tampering_detected),
