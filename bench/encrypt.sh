@@ -12,16 +12,20 @@ trap 'rm -rf "$W"' EXIT
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out "$W/dev.pem" 2>/dev/null
 openssl pkey -in "$W/dev.pem" -pubout -out "$W/dev.pub" 2>/dev/null
 printf '%-12s %5s %10s %10s %7s %10s\n' operation MiB "fwrel ms" "floor ms" ratio "fwrel KiB"
+n=0
 for mib in 1 4 8; do
+    rm -f "$W"/app.enc* "$W"/app.dec*
     img="$W/app-$mib.bin"
     "$B/fwrel-testimg" --chip esp32s3 --size $((mib * 1048576 - 8192)) -o "$img"
     floor=$(median_ms openssl dgst -sha256 "$img")
-    enc() { "$B/fwrel-encrypt" --force --key "$W/dev.pub" -o "$W/app.enc" "$img"; }
+    # Each run writes a new file, as a release does (replacing one would add the old file's
+    # deletion to the time); the outputs are removed between sizes.
+    enc() { n=$((n + 1)); "$B/fwrel-encrypt" --key "$W/dev.pub" -o "$W/app.enc.$n" "$img"; }
     f=$(median_ms enc)
     k=$(peak_kb "$B/fwrel-encrypt" --force --key "$W/dev.pub" -o "$W/app.enc" "$img")
     printf '%-12s %5s %10s %10s %7s %10s\n' encrypt $mib "$f" "$floor" \
         "$(ratio "$f" "$floor")" "$k"
-    dec() { "$B/fwrel-encrypt" --force -d --key "$W/dev.pem" -o "$W/app.dec" "$W/app.enc"; }
+    dec() { n=$((n + 1)); "$B/fwrel-encrypt" -d --key "$W/dev.pem" -o "$W/app.dec.$n" "$W/app.enc"; }
     f=$(median_ms dec)
     k=$(peak_kb "$B/fwrel-encrypt" --force -d --key "$W/dev.pem" -o "$W/app.dec" "$W/app.enc")
     printf '%-12s %5s %10s %10s %7s %10s\n' decrypt $mib "$f" "$floor" \

@@ -79,7 +79,7 @@ static int run_encrypt(fwrel_ctx *ctx, const char *in, unsigned flags)
         error = fwrel_cmd_fail(ctx, in);
         goto done;
     }
-    if ((error = fwrel_out_open(&out, o.output, flags, 0644)) != 0) {
+    if ((error = fwrel_out_open(&out, o.output, flags | FWREL_OUT_STREAM, 0644)) != 0) {
         error = fwrel_cmd_fail(ctx, o.output);
         goto done;
     }

@@ -421,7 +421,7 @@ int fwrel_encimg_decrypt(const char *out_path, unsigned flags, fwrel_src *src,
     if (error != 0 || (error = gcm_init(&gcm, 0, aes, h.iv)) != 0)
         goto done;
     /* Unauthenticated plaintext goes only to an unpublished 0600 temporary file. */
-    if ((error = fwrel_out_open(&out, out_path, flags, 0600)) != 0)
+    if ((error = fwrel_out_open(&out, out_path, flags | FWREL_OUT_STREAM, 0600)) != 0)
         goto done;
     for (uint64_t left = h.size; left > 0;) {
         size_t chunk = left < CHUNK ? (size_t)left : CHUNK;

@@ -630,7 +630,7 @@ int fwrel_sbv2_sign(const char *in_path, const char *out_path, unsigned out_flag
     int want384 = opts->append;
     for (size_t i = 0; i < opts->count; i++)
         want384 |= schemes[i] == FWREL_SCHEME_ECDSA384;
-    if ((error = fwrel_out_open(&out, out_path, out_flags, 0644)) != 0 ||
+    if ((error = fwrel_out_open(&out, out_path, out_flags | FWREL_OUT_STREAM, 0644)) != 0 ||
         (error = prepare(p, in_path, out, opts->append, want384)) != 0)
         goto done;
     unsigned total = p->nexisting + (unsigned)opts->count;

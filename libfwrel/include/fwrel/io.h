@@ -80,6 +80,13 @@ void fwrel_io_free_secret(uint8_t *buf, size_t len);
 /** fwrel_out_open() flags. */
 enum {
     FWREL_OUT_FORCE = 1 << 0, /**< replace an existing destination */
+    /**
+     * A large streamed output (images): bytes go to the disk with O_DIRECT from a
+     * background writer thread while the caller computes, instead of through the
+     * page cache. Falls back to ordinary writes where the filesystem refuses
+     * O_DIRECT (tmpfs). Same contract: nothing is visible before commit.
+     */
+    FWREL_OUT_STREAM = 1 << 1,
 };
 
 /**
