@@ -209,6 +209,18 @@ static int pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t off)
     return 0;
 }
 
+/* pwrite_all for O_DIRECT: a filesystem that takes the flag but refuses the write gets ordinary writes. */
+static int direct_pwrite(int fd, const uint8_t *p, size_t len, uint64_t off)
+{
+    int e = pwrite_all(fd, p, len, off);
+    if (e == EINVAL) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl >= 0 && (fl & O_DIRECT) && fcntl(fd, F_SETFL, fl & ~O_DIRECT) == 0)
+            e = pwrite_all(fd, p, len, off);
+    }
+    return e;
+}
+
 static void *direct_writer(void *arg)
 {
     fwrel_out *o = arg;
@@ -222,7 +234,7 @@ static void *direct_writer(void *arg)
         int job = d->job;
         uint64_t off = d->job_off;
         pthread_mutex_unlock(&d->mu);
-        int e = pwrite_all(o->fd, d->buf[job], DIRECT_CHUNK, off);
+        int e = direct_pwrite(o->fd, d->buf[job], DIRECT_CHUNK, off);
         pthread_mutex_lock(&d->mu);
         if (e != 0 && d->job_errno == 0)
             d->job_errno = e;
@@ -351,7 +363,7 @@ static int direct_patch(fwrel_out *o, uint64_t off, const uint8_t *p, size_t len
             break;
         }
         memcpy(blk + in, p, n);
-        e = pwrite_all(o->fd, blk, DIRECT_ALIGN, base);
+        e = direct_pwrite(o->fd, blk, DIRECT_ALIGN, base);
         off += n;
         p += n;
         len -= n;
@@ -368,7 +380,7 @@ static int direct_finish(fwrel_out *o)
     if (e == 0 && d->fill > 0) {
         size_t padded = (d->fill + DIRECT_ALIGN - 1) & ~(DIRECT_ALIGN - 1);
         memset(d->buf[d->cur] + d->fill, 0, padded - d->fill);
-        e = pwrite_all(o->fd, d->buf[d->cur], padded, d->cur_off);
+        e = direct_pwrite(o->fd, d->buf[d->cur], padded, d->cur_off);
         if (e == 0 && ftruncate(o->fd, (off_t)o->size) != 0)
             e = errno;
     }
