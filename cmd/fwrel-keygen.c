@@ -2,6 +2,10 @@
  * fwrel-keygen - create signing keys: the private key (encrypted PKCS#8, 0600),
  * the public key, and the SBv2 eFuse key digest (or, for Secure Boot V1, the raw
  * 64-byte verification key); or export those from an existing key (--export).
+ *
+ * With --keystore: every key a policy names, in the keystore directory
+ * (keystore_dir.h), what goes onto the device (--provision), rotation and
+ * revocation.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,14 +14,22 @@
 
 #include "runner.h"
 
+#include <errno.h>
+#include <sys/stat.h>
+
+#include <openssl/crypto.h>
+
 #include "fwrel/io.h"
 #include "fwrel/keystore.h"
+#include "fwrel/keystore_dir.h"
+#include "fwrel/policy.h"
 #include "fwrel/sbv2.h"
 #include "util.h"
 
 static struct {
     const char *output, *scheme, *export_key, *pass_file, *pass_fd;
-    int sbv1, no_pass, force;
+    const char *policy, *keystore, *provision, *rotate, *revoke;
+    int sbv1, no_pass, force, list;
 } o;
 
 static const fwrel_opt opts[] = {
@@ -33,7 +45,21 @@ static const fwrel_opt opts[] = {
     {"passphrase-fd", 0, FWREL_OPT_STR, "N", "read the passphrase from file descriptor N",
      &o.pass_fd},
     {"no-passphrase", 0, FWREL_OPT_FLAG, NULL, "write the private key unencrypted", &o.no_pass},
-    {"force", 'f', FWREL_OPT_FLAG, NULL, "replace existing output files", &o.force},
+    {"force", 'f', FWREL_OPT_FLAG, NULL,
+     "replace existing output files; with --policy, rotate every key the policy names",
+     &o.force},
+    {"keystore", 'k', FWREL_OPT_STR, "DIR", "the keystore directory (created 0700 if absent)",
+     &o.keystore},
+    {"policy", 'p', FWREL_OPT_STR, "POLICY",
+     "create in --keystore every key POLICY names that it lacks", &o.policy},
+    {"provision", 0, FWREL_OPT_STR, "OUTDIR",
+     "with --policy: write what goes onto the device into the new directory OUTDIR",
+     &o.provision},
+    {"rotate", 0, FWREL_OPT_STR, "NAME|PURPOSE",
+     "retire the active key NAME (or every active key of PURPOSE) and create the next epoch",
+     &o.rotate},
+    {"revoke", 0, FWREL_OPT_STR, "NAME", "record the active key NAME as revoked", &o.revoke},
+    {"list", 'l', FWREL_OPT_FLAG, NULL, "list the keystore's keys", &o.list},
     {NULL, 0, 0, NULL, NULL, NULL},
 };
 
@@ -49,6 +75,8 @@ struct output {
     const char *json; /* its name in the --json result */
 };
 
+static int run_keystore(fwrel_ctx *ctx);
+
 static int run(fwrel_ctx *ctx)
 {
     char prefix[4096];
@@ -63,6 +91,11 @@ static int run(fwrel_ctx *ctx)
 
     if (ctx->argc != 0)
         return fwrel_cmd_usage(ctx, "unexpected argument '%s'", ctx->argv[0]);
+    if (o.keystore != NULL)
+        return run_keystore(ctx);
+    if (o.policy || o.provision || o.rotate || o.revoke || o.list)
+        return fwrel_cmd_usage(ctx, "--policy, --provision, --rotate, --revoke and --list need "
+                                    "--keystore");
     if (o.output == NULL)
         return fwrel_cmd_usage(ctx, "--output is required");
     if ((o.export_key != NULL) == (o.scheme != NULL) && !(o.sbv1 && !o.scheme && !o.export_key))
@@ -190,13 +223,511 @@ done:
     return error;
 }
 
+/* --- keystore mode ------------------------------------------------------------------- */
+
+static json_t *entry_json(const fwrel_ks_entry *e)
+{
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "name", e->name, "id", e->id,
+                          "purpose", fwrel_purpose_name(e->purpose), "alg",
+                          fwrel_alg_name(e->alg), "status", fwrel_ks_status_name(e->status),
+                          "epoch", (int)e->epoch, "created", e->created);
+    if (e->slot >= 0)
+        json_object_set_new(j, "slot", json_integer(e->slot));
+    if (e->uri != NULL)
+        json_object_set_new(j, "uri", json_string(e->uri));
+    return j;
+}
+
+static void print_entry(fwrel_ctx *ctx, const char *verb, const fwrel_ks_entry *e)
+{
+    fwrel_cmd_print(ctx, "%-8s %-20s epoch %-3u %-16s %-9s %s\n", verb, e->name, e->epoch,
+                    fwrel_purpose_name(e->purpose), fwrel_alg_name(e->alg), e->id);
+}
+
+/* The eFuse digest slot a policy gives a secure-boot key, or -1. */
+static int policy_slot(const fwrel_policy *p, size_t key)
+{
+    for (size_t j = 0; j < p->nslots; j++)
+        if (p->slots[j].key == key)
+            return (int)p->slots[j].slot;
+    return -1;
+}
+
+/*
+ * One passphrase for the whole run, checked against the keystore's encrypted
+ * keys before anything is written. A tty asks twice for a keystore's first one.
+ */
+static int run_pass(fwrel_ctx *ctx, const fwrel_keystore *ks, const fwrel_pass_src *src,
+                    char **pass, size_t *pass_len)
+{
+    int error, any = 0;
+    *pass = NULL;
+    *pass_len = 0;
+    for (size_t i = 0; i < fwrel_ks_count(ks); i++)
+        any |= fwrel_ks_entry_at(ks, i)->encrypted;
+    if (src->kind != FWREL_PASS_NONE &&
+        (error = fwrel_pass_read(pass, pass_len, src, "Keystore passphrase: ", !any)) != 0)
+        return fwrel_cmd_fail(ctx, src->kind == FWREL_PASS_FILE ? o.pass_file : NULL);
+    if ((error = fwrel_ks_check_pass(ks, *pass, *pass_len)) != 0) {
+        fwrel_pass_free(*pass, *pass_len);
+        *pass = NULL;
+        return fwrel_cmd_fail(ctx, o.keystore);
+    }
+    return 0;
+}
+
+enum action { KEEP, CREATE, ROTATE };
+
+static int keys_from_policy(fwrel_ctx *ctx, fwrel_keystore *ks, const fwrel_policy *p,
+                            const char *pass, size_t pass_len, json_t *made)
+{
+    int act[FWREL_POLICY_MAX_KEYS];
+    int error;
+
+    /* Decide everything first: a refusal leaves the keystore as it was. */
+    for (size_t i = 0; i < p->nkeys; i++) {
+        const fwrel_policy_key *k = &p->keys[i];
+        const fwrel_ks_entry *e = fwrel_ks_find(ks, k->name);
+        if (k->hsm != NULL) {
+            if (e != NULL && e->uri != NULL && strcmp(e->uri, k->hsm) == 0 &&
+                e->status == FWREL_KS_ACTIVE) {
+                act[i] = KEEP;
+                continue;
+            }
+            fwrel_error_set(FWREL_EKEY,
+                            "key %s is held in an HSM: record it with fwrel-sign's HSM support "
+                            "(fwrel-keygen does not open PKCS#11 tokens yet)",
+                            k->name);
+            return fwrel_cmd_fail(ctx, o.policy);
+        }
+        if (e == NULL) {
+            if (k->id[0] != '\0') {
+                fwrel_error_set(FWREL_EKEY, "key %s: the policy pins id %s, which is not in the "
+                                            "keystore",
+                                k->name, k->id);
+                return fwrel_cmd_fail(ctx, o.policy);
+            }
+            act[i] = CREATE;
+        } else if (e->purpose != k->purpose) {
+            fwrel_error_set(FWREL_EKEY, "key %s (id %s) is a %s key in the keystore, the policy "
+                                        "says %s",
+                            k->name, e->id, fwrel_purpose_name(e->purpose),
+                            fwrel_purpose_name(k->purpose));
+            return fwrel_cmd_fail(ctx, o.keystore);
+        } else if (o.force) {
+            act[i] = ROTATE;
+        } else if (e->status != FWREL_KS_ACTIVE) {
+            fwrel_error_set(FWREL_EKEY, "key %s (id %s) is %s: give --rotate %s for a new one",
+                            k->name, e->id, fwrel_ks_status_name(e->status), k->name);
+            return fwrel_cmd_fail(ctx, o.keystore);
+        } else if (e->alg != k->alg) {
+            fwrel_error_set(FWREL_EKEY, "key %s (id %s) is %s, the policy says %s: give --rotate "
+                                        "%s",
+                            k->name, e->id, fwrel_alg_name(e->alg), fwrel_alg_name(k->alg),
+                            k->name);
+            return fwrel_cmd_fail(ctx, o.keystore);
+        } else if (k->id[0] != '\0' && strcmp(k->id, e->id) != 0) {
+            fwrel_error_set(FWREL_EKEY, "key %s: the policy pins id %s, the keystore's key is %s",
+                            k->name, k->id, e->id);
+            return fwrel_cmd_fail(ctx, o.policy);
+        } else {
+            act[i] = KEEP;
+        }
+    }
+    for (size_t i = 0; i < p->nkeys; i++) {
+        const fwrel_policy_key *k = &p->keys[i];
+        const fwrel_ks_entry *e = fwrel_ks_find(ks, k->name);
+        if (act[i] == KEEP) {
+            print_entry(ctx, "kept", e);
+            continue;
+        }
+        fwrel_ks_new spec = {
+            .name = k->name,
+            .purpose = k->purpose,
+            .alg = k->alg,
+            .slot = k->purpose == FWREL_PURPOSE_SECURE_BOOT ? policy_slot(p, i) : -1,
+        };
+        if (spec.purpose == FWREL_PURPOSE_SECURE_BOOT && spec.slot < 0)
+            spec.slot = 0;
+        if ((error = fwrel_ks_generate(ks, &spec, pass, pass_len, act[i] == ROTATE, &e)) != 0)
+            return fwrel_cmd_fail(ctx, o.keystore);
+        print_entry(ctx, act[i] == ROTATE ? "rotated" : "created", e);
+        json_array_append_new(made, entry_json(e));
+    }
+    return 0;
+}
+
+/* --- provisioning --- */
+
+struct prov {
+    fwrel_ctx *ctx;
+    const char *dir;
+    unsigned flags;
+    FILE *readme; /* memory stream */
+    char *readme_buf;
+    size_t readme_len;
+    json_t *files;
+    const char *chip;
+};
+
+static int prov_write(struct prov *pv, const char *file, const void *data, size_t len,
+                      unsigned mode, const fwrel_ks_entry *e, const char *what)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/%s", pv->dir, file);
+    if (fwrel_io_write_file(path, data, len, pv->flags, (mode_t)mode) != 0)
+        return fwrel_cmd_fail(pv->ctx, path);
+    json_array_append_new(pv->files, json_pack("{s:s, s:s, s:s, s:s}", "file", path, "key",
+                                               e->name, "key_id", e->id, "what", what));
+    fwrel_cmd_print(pv->ctx, "wrote %s (%s)\n", path, what);
+    fprintf(pv->readme, "%s\n    %s; key %s, epoch %u, id %s\n", file, what, e->name, e->epoch,
+            e->id);
+    return 0;
+}
+
+static int prov_pem(struct prov *pv, const char *file, const fwrel_pkey *key, int private_key,
+                    const fwrel_ks_entry *e, const char *what)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/%s", pv->dir, file);
+    int error = private_key ? fwrel_key_write_private(key, path, NULL, 0, pv->flags)
+                            : fwrel_key_write_public(key, path, pv->flags);
+    if (error)
+        return fwrel_cmd_fail(pv->ctx, path);
+    json_array_append_new(pv->files, json_pack("{s:s, s:s, s:s, s:s}", "file", path, "key",
+                                               e->name, "key_id", e->id, "what", what));
+    fwrel_cmd_print(pv->ctx, "wrote %s (%s)\n", path, what);
+    fprintf(pv->readme, "%s\n    %s; key %s, epoch %u, id %s\n", file, what, e->name, e->epoch,
+            e->id);
+    return 0;
+}
+
+static int provision_key(struct prov *pv, const fwrel_policy *p, size_t i,
+                         const fwrel_keystore *ks, const fwrel_ks_entry *e, const char *pass,
+                         size_t pass_len)
+{
+    char file[160];
+    fwrel_pkey *key = NULL;
+    uint8_t *secret = NULL, buf[64];
+    size_t secret_len = 0;
+    int error = 0, esp32 = strcmp(pv->chip, "esp32") == 0;
+    const char *name = p->keys[i].name;
+
+    switch (e->purpose) {
+    case FWREL_PURPOSE_SECURE_BOOT: {
+        int slot = policy_slot(p, i);
+        if ((error = fwrel_ks_load_public(&key, ks, e)) != 0) {
+            error = fwrel_cmd_fail(pv->ctx, o.keystore);
+            break;
+        }
+        snprintf(file, sizeof(file), "%s.pub.pem", name);
+        if ((error = prov_pem(pv, file, key, 0, e, "secure boot public key")) != 0)
+            break;
+        if (p->scheme == FWREL_POLICY_SBV1) {
+            if (fwrel_key_raw64(buf, key) != 0) {
+                error = fwrel_cmd_fail(pv->ctx, o.keystore);
+                break;
+            }
+            snprintf(file, sizeof(file), "%s.pub.raw", name);
+            error = prov_write(pv, file, buf, 64, 0644, e,
+                               "Secure Boot V1 verification key, 64 bytes X||Y");
+            fprintf(pv->readme, "    Build it into the bootloader: CONFIG_SECURE_BOOT_V1 with "
+                                "this key as signature_verification_key.bin.\n");
+            break;
+        }
+        if (fwrel_sbv2_key_digest(buf, key) != 0) {
+            error = fwrel_cmd_fail(pv->ctx, o.keystore);
+            break;
+        }
+        snprintf(file, sizeof(file), "%s.digest.bin", name);
+        if ((error = prov_write(pv, file, buf, 32, 0644, e,
+                                "Secure Boot V2 public key digest (32 bytes)")) != 0)
+            break;
+        if (esp32)
+            fprintf(pv->readme, "    espefuse.py --chip esp32 burn_key secure_boot_v2 %s\n",
+                    file);
+        else
+            fprintf(pv->readme,
+                    "    espefuse.py --chip %s burn_key BLOCK_KEY%d %s SECURE_BOOT_DIGEST%d\n"
+                    "    (BLOCK_KEY%d or any free key block)\n",
+                    pv->chip, slot, file, slot, slot);
+        break;
+    }
+    case FWREL_PURPOSE_MANIFEST_SIGN:
+        if ((error = fwrel_ks_load_public(&key, ks, e)) != 0) {
+            error = fwrel_cmd_fail(pv->ctx, o.keystore);
+            break;
+        }
+        snprintf(file, sizeof(file), "%s.pub.pem", name);
+        error = prov_pem(pv, file, key, 0, e, "trusted manifest signing key");
+        fprintf(pv->readme, "    Embed in the firmware as a trusted manifest signer "
+                            "(docs/manifest.md).\n");
+        break;
+    case FWREL_PURPOSE_MANIFEST_ENCRYPT:
+    case FWREL_PURPOSE_IMAGE_ENCRYPT:
+        if (e->uri != NULL) {
+            fprintf(pv->readme, "%s: held in an HSM (%s); a device-side key cannot be exported "
+                                "from it.\n",
+                    name, e->uri);
+            break;
+        }
+        if (e->purpose == FWREL_PURPOSE_IMAGE_ENCRYPT && e->secret[0] != '\0') {
+            /* ECC scheme: the device derives its key from an HMAC key in eFuse. */
+            if ((error = fwrel_ks_load_secret(&secret, &secret_len, ks, e, pass, pass_len)) !=
+                0) {
+                error = fwrel_cmd_fail(pv->ctx, o.keystore);
+                break;
+            }
+            snprintf(file, sizeof(file), "%s.device_hmac_key.bin", name);
+            if ((error = prov_write(pv, file, secret, secret_len, 0600, e,
+                                    "image decryption: device HMAC key (ECC scheme), SECRET")) !=
+                0)
+                break;
+            fprintf(pv->readme,
+                    "    espefuse.py --chip %s burn_key BLOCK_KEYn %s HMAC_UP\n"
+                    "    (a free key block; the device derives the P-256 key with "
+                    "CONFIG_PRE_ENCRYPTED_OTA_USE_ECIES)\n",
+                    pv->chip, file);
+            if ((error = fwrel_ks_load_public(&key, ks, e)) != 0) {
+                error = fwrel_cmd_fail(pv->ctx, o.keystore);
+                break;
+            }
+            snprintf(file, sizeof(file), "%s.pub.pem", name);
+            error = prov_pem(pv, file, key, 0, e, "image encryption public key (for the host)");
+            break;
+        }
+        if ((error = fwrel_ks_load_private(&key, ks, e, pass, pass_len)) != 0) {
+            error = fwrel_cmd_fail(pv->ctx, o.keystore);
+            break;
+        }
+        snprintf(file, sizeof(file), "%s.private.pem", name);
+        if (e->purpose == FWREL_PURPOSE_IMAGE_ENCRYPT) {
+            error = prov_pem(pv, file, key, 1, e, "image decryption private key, SECRET");
+            fprintf(pv->readme, "    Embed in the firmware as esp_encrypted_img's rsa_private.pem "
+                                "(esp_encrypted_img RSA-3072 scheme).\n");
+        } else {
+            error = prov_pem(pv, file, key, 1, e, "manifest decryption private key, SECRET");
+            fprintf(pv->readme, "    Embed in the firmware (or its encrypted NVS) as the "
+                                "manifest recipient key (docs/manifest.md).\n");
+        }
+        break;
+    case FWREL_PURPOSE_FLASH_ENCRYPT:
+    case FWREL_PURPOSE_HMAC:
+        if ((error = fwrel_ks_load_secret(&secret, &secret_len, ks, e, pass, pass_len)) != 0) {
+            error = fwrel_cmd_fail(pv->ctx, o.keystore);
+            break;
+        }
+        snprintf(file, sizeof(file), "%s.bin", name);
+        if (e->purpose == FWREL_PURPOSE_HMAC) {
+            if ((error = prov_write(pv, file, secret, secret_len, 0600, e,
+                                    "HMAC key (32 bytes), SECRET")) == 0)
+                fprintf(pv->readme, "    espefuse.py --chip %s burn_key BLOCK_KEYn %s HMAC_UP "
+                                    "(or keep it on the update server for the OTA HMAC)\n",
+                        pv->chip, file);
+            break;
+        }
+        if ((error = prov_write(pv, file, secret, secret_len, 0600, e,
+                                "flash encryption key, SECRET")) != 0)
+            break;
+        if (esp32)
+            fprintf(pv->readme, "    espefuse.py --chip esp32 burn_key flash_encryption %s\n",
+                    file);
+        else
+            fprintf(pv->readme, "    espefuse.py --chip %s burn_key BLOCK_KEYn %s %s\n", pv->chip,
+                    file,
+                    secret_len == 64   ? "XTS_AES_256_KEY"
+                    : secret_len == 16 ? "XTS_AES_128_KEY_DERIVED_FROM_128_EFUSE_BITS"
+                                       : "XTS_AES_128_KEY");
+        break;
+    default:
+        break;
+    }
+    fwrel_io_free_secret(secret, secret_len);
+    OPENSSL_cleanse(buf, sizeof(buf));
+    fwrel_key_free(key);
+    return error;
+}
+
+static int provision(fwrel_ctx *ctx, const fwrel_keystore *ks, const fwrel_policy *p,
+                     const char *pass, size_t pass_len)
+{
+    const fwrel_ks_entry *entries[FWREL_POLICY_MAX_KEYS];
+    struct prov pv = {.ctx = ctx, .dir = o.provision, .flags = o.force ? FWREL_OUT_FORCE : 0,
+                      .chip = p->chip->name};
+    char path[4200], hex[65];
+    struct stat st;
+    int error;
+
+    if (fwrel_ks_resolve(entries, ks, p) != 0)
+        return fwrel_cmd_fail(ctx, o.keystore);
+    if (lstat(o.provision, &st) == 0) {
+        if (!o.force || !S_ISDIR(st.st_mode)) {
+            fwrel_error_set(FWREL_EIO, "exists (use --force to write into it)");
+            return fwrel_cmd_fail(ctx, o.provision);
+        }
+    } else if (mkdir(o.provision, 0700) != 0) {
+        fwrel_error_set_errno(FWREL_EIO, errno, "cannot create the directory");
+        return fwrel_cmd_fail(ctx, o.provision);
+    }
+    if ((pv.readme = open_memstream(&pv.readme_buf, &pv.readme_len)) == NULL) {
+        fwrel_error_set(FWREL_EIO, "out of memory");
+        return fwrel_cmd_fail(ctx, NULL);
+    }
+    pv.files = json_array();
+    fwrel_hex(hex, p->sha256, sizeof(p->sha256));
+    fprintf(pv.readme,
+            "What goes onto each %s device (%s), made by fwrel-keygen --provision.\n"
+            "Policy sha256 %s.\n"
+            "Files marked SECRET are device secrets: copy them to the provisioning host only,\n"
+            "burn or embed them, then delete them. eFuse writes are irreversible: check the\n"
+            "block numbers against your chip's free key blocks (espefuse.py summary) first.\n\n",
+            p->product, p->chip->name, hex);
+    error = 0;
+    for (size_t i = 0; i < p->nkeys && error == 0; i++)
+        error = provision_key(&pv, p, i, ks, entries[i], pass, pass_len);
+    if (p->nslots > 0 && error == 0 && p->scheme != FWREL_POLICY_SBV1)
+        fprintf(pv.readme, "\nAfter the digests: espefuse.py --chip %s burn_efuse "
+                           "SECURE_BOOT_EN 1 (or let the bootloader do it on first boot).\n",
+                p->chip->name);
+    fclose(pv.readme);
+    if (error == 0) {
+        snprintf(path, sizeof(path), "%s/README.txt", o.provision);
+        if (fwrel_io_write_file(path, pv.readme_buf, pv.readme_len, pv.flags, 0644) != 0)
+            error = fwrel_cmd_fail(ctx, path);
+        else
+            json_array_append_new(pv.files, json_pack("{s:s, s:s}", "file", path, "what",
+                                                      "which file goes where"));
+    }
+    free(pv.readme_buf);
+    fwrel_cmd_set(ctx, "provision", pv.files);
+    return error;
+}
+
+static int run_keystore(fwrel_ctx *ctx)
+{
+    fwrel_keystore *ks = NULL;
+    fwrel_policy *p = NULL;
+    fwrel_pass_src src;
+    char *pass = NULL;
+    size_t pass_len = 0;
+    int error, modes = (o.policy && !o.rotate) + (o.rotate != NULL) + (o.revoke != NULL) + o.list;
+    json_t *made = json_array(), *keys = json_array();
+
+    if (o.output || o.scheme || o.export_key || o.sbv1) {
+        error = fwrel_cmd_usage(ctx, "--keystore does not take -o, --scheme, --export or --sbv1");
+        goto done;
+    }
+    if (modes != 1) {
+        error = fwrel_cmd_usage(ctx, "with --keystore give one of --policy, --rotate, --revoke "
+                                     "and --list");
+        goto done;
+    }
+    if (o.provision && (!o.policy || o.rotate)) {
+        error = fwrel_cmd_usage(ctx, "--provision needs --policy");
+        goto done;
+    }
+    if ((error = fwrel_cmd_pass_source(ctx, &src, o.pass_file, o.pass_fd, o.no_pass)) != 0)
+        goto done;
+    if (o.policy != NULL && fwrel_policy_load(&p, o.policy) != 0) {
+        error = fwrel_cmd_fail(ctx, o.policy);
+        goto done;
+    }
+    if (fwrel_ks_open(&ks, o.keystore,
+                      o.list ? 0 : (FWREL_KS_WRITE | (o.policy && !o.rotate ? FWREL_KS_CREATE : 0))) !=
+        0) {
+        error = fwrel_cmd_fail(ctx, o.keystore);
+        goto done;
+    }
+    if (o.list) {
+        for (size_t i = 0; i < fwrel_ks_count(ks); i++)
+            print_entry(ctx, fwrel_ks_status_name(fwrel_ks_entry_at(ks, i)->status),
+                        fwrel_ks_entry_at(ks, i));
+    } else if (o.revoke) {
+        const fwrel_ks_entry *e = NULL;
+        if (fwrel_ks_revoke(ks, o.revoke, &e) != 0) {
+            error = fwrel_cmd_fail(ctx, o.keystore);
+            goto done;
+        }
+        print_entry(ctx, "revoked", e);
+        json_array_append_new(made, entry_json(e));
+        if (e->purpose == FWREL_PURPOSE_SECURE_BOOT && e->slot >= 0) {
+            char cmdline[200];
+            snprintf(cmdline, sizeof(cmdline), "espefuse.py%s%s burn_efuse SECURE_BOOT_KEY_REVOKE%d 1",
+                     p != NULL ? " --chip " : "", p != NULL ? p->chip->name : "", e->slot);
+            fwrel_cmd_print(ctx,
+                            "Secure boot slot %d is recorded as revoked. To revoke it on a "
+                            "device (irreversible; sign with another slot first):\n    %s\n",
+                            e->slot, cmdline);
+            fwrel_cmd_set(ctx, "efuse_command", json_string(cmdline));
+        }
+    } else if (o.rotate) {
+        int purpose = fwrel_purpose_parse(o.rotate);
+        char names[FWREL_KS_MAX_ENTRIES][FWREL_POLICY_NAME_MAX + 1];
+        size_t n = 0;
+        if ((error = run_pass(ctx, ks, &src, &pass, &pass_len)) != 0)
+            goto done;
+        /* The names first: each rotation adds an entry of that name. */
+        for (size_t i = 0; i < fwrel_ks_count(ks); i++) {
+            const fwrel_ks_entry *e = fwrel_ks_entry_at(ks, i);
+            if (purpose ? e->purpose == purpose && e->status == FWREL_KS_ACTIVE
+                        : strcmp(e->name, o.rotate) == 0 && fwrel_ks_find(ks, e->name) == e)
+                memcpy(names[n++], e->name, sizeof(names[0]));
+        }
+        for (size_t i = 0; i < n; i++) {
+            const fwrel_ks_entry *e = fwrel_ks_find(ks, names[i]), *made_e = NULL;
+            if (e->uri != NULL) {
+                fwrel_error_set(FWREL_EKEY, "key %s is held in an HSM: create the new key on the "
+                                            "token and name it in the policy",
+                                e->name);
+                error = fwrel_cmd_fail(ctx, o.keystore);
+                goto done;
+            }
+            const fwrel_policy_key *k = p != NULL ? fwrel_policy_key_get(p, e->name) : NULL;
+            fwrel_ks_new spec = {.name = names[i], .purpose = e->purpose,
+                                 .alg = k != NULL && k->purpose == e->purpose ? k->alg : e->alg,
+                                 .slot = e->slot};
+            if (fwrel_ks_generate(ks, &spec, pass, pass_len, 1, &made_e) != 0) {
+                error = fwrel_cmd_fail(ctx, o.keystore);
+                goto done;
+            }
+            print_entry(ctx, "rotated", made_e);
+            json_array_append_new(made, entry_json(made_e));
+        }
+        if (n == 0) {
+            fwrel_error_set(FWREL_EKEY, "no key named %.64s%s in the keystore", o.rotate,
+                            purpose ? " and no active key of that purpose" : "");
+            error = fwrel_cmd_fail(ctx, o.keystore);
+            goto done;
+        }
+    } else {
+        if ((error = run_pass(ctx, ks, &src, &pass, &pass_len)) != 0)
+            goto done;
+        if ((error = keys_from_policy(ctx, ks, p, pass, pass_len, made)) != 0)
+            goto done;
+        if (o.provision && (error = provision(ctx, ks, p, pass, pass_len)) != 0)
+            goto done;
+    }
+    for (size_t i = 0; i < fwrel_ks_count(ks); i++)
+        json_array_append_new(keys, entry_json(fwrel_ks_entry_at(ks, i)));
+    error = 0;
+done:
+    fwrel_cmd_set(ctx, "changed", made);
+    fwrel_cmd_set(ctx, "keys", keys);
+    fwrel_pass_free(pass, pass_len);
+    fwrel_ks_close(ks);
+    fwrel_policy_free(p);
+    return error;
+}
+
 static const fwrel_cmd cmd = {
     .name = "fwrel-keygen",
     .synopsis = "--scheme SCHEME [--sbv1] [--passphrase-file F | --passphrase-fd N | "
                 "--no-passphrase] [--force] -o KEY.pem\n"
                 "--export KEY.pem [--sbv1] [--passphrase-file F | --passphrase-fd N] [--force] "
-                "-o PREFIX",
-    .summary = "create Secure Boot signing keys, or export what the device needs from one",
+                "-o PREFIX\n"
+                "--keystore DIR --policy POLICY [--provision OUTDIR] [--force] [passphrase options]\n"
+                "--keystore DIR (--rotate NAME|PURPOSE | --revoke NAME | --list) [--policy POLICY]",
+    .summary = "create a product's keys in a keystore from its policy, or single signing keys",
     .opts = opts,
     .min_args = 0,
     .max_args = 0,

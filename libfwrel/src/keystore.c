@@ -388,6 +388,8 @@ struct pass_request {
     size_t len;
     int asked; /* the key is encrypted */
     int error; /* reading the passphrase failed (message set) */
+    const char *given; /* a passphrase already in memory (fwrel_key_load_private_pass) */
+    size_t given_len;
 };
 
 static int pass_cb(char *buf, int size, int rwflag, void *u)
@@ -395,6 +397,12 @@ static int pass_cb(char *buf, int size, int rwflag, void *u)
     struct pass_request *r = u;
     (void)rwflag;
     r->asked = 1;
+    if (r->given != NULL) {
+        if (size < 0 || r->given_len > (size_t)size)
+            return -1;
+        memcpy(buf, r->given, r->given_len);
+        return (int)r->given_len;
+    }
     if (r->error != 0 || r->src == NULL || r->src->kind == FWREL_PASS_NONE)
         return -1;
     /* Once per load, even if OpenSSL asks again: one prompt, one line of the fd. */
@@ -437,7 +445,8 @@ static int decrypt_failure(void)
     return error != 0 ? error : fwrel_error_set(FWREL_EKEY, "wrong passphrase");
 }
 
-int fwrel_key_load_private(fwrel_pkey **out, const char *path, const fwrel_pass_src *pass)
+static int load_private(fwrel_pkey **out, const char *path, const fwrel_pass_src *pass,
+                        const char *given, size_t given_len)
 {
     FWREL_ASSERT_ARG(out != NULL && path != NULL);
     uint8_t *data = NULL;
@@ -445,7 +454,8 @@ int fwrel_key_load_private(fwrel_pkey **out, const char *path, const fwrel_pass_
     BIO *bio = NULL;
     EVP_PKEY *key = NULL;
     char prompt[256];
-    struct pass_request req = {.src = pass, .prompt = prompt};
+    struct pass_request req = {
+        .src = pass, .prompt = prompt, .given = given, .given_len = given_len};
     int error;
 
     *out = NULL;
@@ -462,7 +472,7 @@ int fwrel_key_load_private(fwrel_pkey **out, const char *path, const fwrel_pass_
     if (key == NULL) {
         if (req.error != 0)
             error = req.error; /* the passphrase source said why */
-        else if (req.asked && (pass == NULL || pass->kind == FWREL_PASS_NONE))
+        else if (req.asked && given == NULL && (pass == NULL || pass->kind == FWREL_PASS_NONE))
             error = fwrel_error_set(FWREL_EKEY,
                                     "key is encrypted: a passphrase is needed (--passphrase-file, "
                                     "--passphrase-fd, or a terminal)");
@@ -484,6 +494,18 @@ done:
     fwrel_pass_free(req.pass, req.len);
     fwrel_io_free_secret(data, len);
     return error;
+}
+
+int fwrel_key_load_private(fwrel_pkey **out, const char *path, const fwrel_pass_src *pass)
+{
+    return load_private(out, path, pass, NULL, 0);
+}
+
+int fwrel_key_load_private_pass(fwrel_pkey **out, const char *path, const char *pass,
+                                size_t pass_len)
+{
+    FWREL_ASSERT_ARG(pass == NULL || pass_len <= FWREL_PASS_MAX);
+    return load_private(out, path, NULL, pass, pass_len);
 }
 
 /* espsecure extract-public-key --version 1: X||Y big-endian, P-256 (spec §3). */
@@ -632,6 +654,12 @@ done:
 
 int fwrel_key_write_public(const fwrel_pkey *key, const char *path, unsigned flags)
 {
+    return fwrel_key_write_public_mode(key, path, flags, 0644);
+}
+
+int fwrel_key_write_public_mode(const fwrel_pkey *key, const char *path, unsigned flags,
+                                unsigned mode)
+{
     FWREL_ASSERT_ARG(key != NULL && path != NULL);
     EVP_PKEY *pub = NULL;
     BIO *bio = NULL;
@@ -647,7 +675,7 @@ int fwrel_key_write_public(const fwrel_pkey *key, const char *path, unsigned fla
         error = fwrel_error_set_openssl(FWREL_EKEY, "cannot encode the public key");
         goto done;
     }
-    error = write_bio(bio, path, flags, 0644);
+    error = write_bio(bio, path, flags, (mode_t)mode);
 done:
     BIO_free(bio);
     EVP_PKEY_free(pub);

@@ -79,8 +79,18 @@ static int lookup(const char *const *names, size_t count, const char *s)
     return 0;
 }
 
+int fwrel_purpose_parse(const char *name)
+{
+    return name != NULL ? lookup(purpose_names, COUNT(purpose_names), name) : 0;
+}
+
+int fwrel_alg_parse(const char *name)
+{
+    return name != NULL ? lookup(alg_names, COUNT(alg_names), name) : 0;
+}
+
 /* Which algorithms each purpose allows (docs/policy.md). */
-static int alg_allowed(int purpose, int alg)
+int fwrel_policy_alg_allowed(int purpose, int alg)
 {
     switch (purpose) {
     case FWREL_PURPOSE_SECURE_BOOT:
@@ -126,7 +136,7 @@ static int parse_keys(fwrel_policy *p, const yt_node *m)
             return error;
         if ((k->alg = lookup(alg_names, COUNT(alg_names), s)) == 0)
             return where(n, "unknown algorithm '%s'", s);
-        if (!alg_allowed(k->purpose, k->alg))
+        if (!fwrel_policy_alg_allowed(k->purpose, k->alg))
             return where(n, "%s cannot be used for %s", s, fwrel_purpose_name(k->purpose));
         if ((n = yt_get(v, "id")) != NULL) {
             uint8_t id[32];

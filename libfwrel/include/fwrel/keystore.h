@@ -130,6 +130,16 @@ int fwrel_key_load_private(fwrel_pkey **out, const char *path,
                            const fwrel_pass_src *pass) FWREL_WUR;
 
 /**
+ * As fwrel_key_load_private(), with a passphrase already in memory (e.g. one
+ * passphrase read once for a whole keystore run).
+ * @param pass  the passphrase, or NULL for an unencrypted key
+ * @return as fwrel_key_load_private(); "wrong passphrase" (FWREL_EKEY) when
+ *         the key does not decrypt with it, "key is encrypted: ..." when NULL
+ */
+int fwrel_key_load_private_pass(fwrel_pkey **out, const char *path, const char *pass,
+                                size_t pass_len) FWREL_WUR;
+
+/**
  * Load a public key: a "PUBLIC KEY" PEM, a public half of an unencrypted
  * private PEM, or (allow_raw64) the 64 raw bytes X||Y big-endian of a P-256
  * key, as `espsecure extract-public-key --version 1` writes it.
@@ -163,6 +173,13 @@ int fwrel_key_write_private(const fwrel_pkey *key, const char *path, const char 
  * @return 0; FWREL_EKEY when the key cannot be encoded; FWREL_EIO (output)
  */
 int fwrel_key_write_public(const fwrel_pkey *key, const char *path, unsigned flags) FWREL_WUR;
+
+/**
+ * As fwrel_key_write_public(), with the given permission bits (a keystore's
+ * public files are 0600 like everything in it).
+ */
+int fwrel_key_write_public_mode(const fwrel_pkey *key, const char *path, unsigned flags,
+                                unsigned mode) FWREL_WUR;
 
 /**
  * The 64 raw bytes X||Y big-endian of a P-256 key (SBv1 verification key, as

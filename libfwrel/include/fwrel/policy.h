@@ -56,6 +56,15 @@ const char *fwrel_purpose_name(int purpose);
 /** Name of an algorithm ("rsa3072", ...); "unknown" for another value. */
 const char *fwrel_alg_name(int alg);
 
+/** The purpose named ("secure-boot", ...), or 0 for another name or NULL. */
+int fwrel_purpose_parse(const char *name);
+
+/** The algorithm named ("rsa3072", ...), or 0 for another name or NULL. */
+int fwrel_alg_parse(const char *name);
+
+/** Whether a purpose allows an algorithm (docs/policy.md, keys): 1 or 0. */
+int fwrel_policy_alg_allowed(int purpose, int alg);
+
 /** Secure boot schemes of a policy. */
 enum fwrel_policy_scheme {
     FWREL_POLICY_SBV1 = 1,     /**< ESP32 Secure Boot V1, ECDSA P-256 */

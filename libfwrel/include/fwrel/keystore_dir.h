@@ -1,0 +1,219 @@
+/*
+ * keystore_dir.h - the keystore directory: every key of a product, with its
+ * purpose, algorithm, status and epoch (docs/keystore.md).
+ *
+ * Layout (everything 0700 / 0600; anything group- or other-accessible is refused):
+ *
+ *     DIR/index.json                 {"format": "fwrel-keystore-1", "keys": [...]}
+ *     DIR/.lock                      flock'd by every process that changes the index
+ *     DIR/keys/NAME.EPOCH.pem        private key, encrypted PKCS#8 (or plain with no passphrase)
+ *     DIR/keys/NAME.EPOCH.pub.pem    its SubjectPublicKeyInfo
+ *     DIR/keys/NAME.EPOCH.sec        raw secret (flash encryption, HMAC, device HMAC key of an
+ *                                    ECC image-encryption key), passphrase-encrypted
+ *     DIR/keys/NAME.EPOCH.bin        the same, unencrypted (only with no passphrase)
+ *
+ * Entries are never deleted: a rotation marks the active entry "retired" and
+ * adds the next epoch; a revocation marks it "revoked". The index is replaced
+ * atomically (io.h), after the new key files are in place, so a failure leaves
+ * the old index and no new file.
+ */
+#ifndef FWREL_KEYSTORE_DIR_H
+#define FWREL_KEYSTORE_DIR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fwrel/error.h"
+#include "fwrel/keystore.h"
+#include "fwrel/policy.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FWREL_KS_MAX_ENTRIES 256
+#define FWREL_KS_INDEX_MAX   (1024 * 1024)
+#define FWREL_KS_SECRET_MAX  64
+
+/** Status of a keystore entry. */
+enum fwrel_ks_status {
+    FWREL_KS_ACTIVE = 1,
+    FWREL_KS_RETIRED,
+    FWREL_KS_REVOKED,
+};
+
+/** One key of the keystore (one epoch of a logical name). */
+typedef struct fwrel_ks_entry {
+    char name[FWREL_POLICY_NAME_MAX + 1];
+    char id[65];        /**< key id (keystore.h); for raw secrets SHA-256 of the secret's
+                             SHA-256, so that the id never reveals the secret */
+    int purpose;        /**< enum fwrel_purpose */
+    int alg;            /**< enum fwrel_alg */
+    char created[21];   /**< RFC 3339 UTC, "YYYY-MM-DDTHH:MM:SSZ" */
+    char changed[21];   /**< when retired or revoked, else "" */
+    int status;         /**< enum fwrel_ks_status */
+    unsigned epoch;     /**< 1 for a name's first key, +1 at each rotation */
+    int slot;           /**< secure-boot eFuse digest slot 0..2, or -1 */
+    int encrypted;      /**< the private file or secret is passphrase-encrypted */
+    char priv[96];      /**< relative path of the private key (.pem), or "" */
+    char pub[96];       /**< relative path of the public key (.pub.pem), or "" */
+    char secret[96];    /**< relative path of the raw secret (.sec/.bin), or "" */
+    char *uri;          /**< pkcs11: URI for an HSM key (owned), else NULL */
+} fwrel_ks_entry;
+
+/** An open keystore; opaque. */
+typedef struct fwrel_keystore fwrel_keystore;
+
+/** fwrel_ks_open() flags. */
+enum {
+    FWREL_KS_CREATE = 1 << 0, /**< create the directory (0700) if absent, or adopt an empty one */
+    FWREL_KS_WRITE = 1 << 1,  /**< take the lock: this process will change the index */
+};
+
+/**
+ * Open a keystore directory and read its index.
+ *
+ * The directory must belong to this user and be 0700 or stricter, and every
+ * file in it (index.json, keys/ and its files) must be a regular file or
+ * directory that group and others cannot access. With FWREL_KS_WRITE the
+ * lock file is flock'd exclusively (waiting up to 10 s for another keygen).
+ *
+ * @param out   receives the keystore; free with fwrel_ks_close()
+ * @param dir   the directory
+ * @param flags FWREL_KS_* flags
+ * @return 0; FWREL_EKEY "keystore is accessible by group or others (mode
+ *         0755)", "keys/X is readable by group or others (mode 0644)", "... is
+ *         not a regular file", "keystore belongs to another user"; FWREL_EFORMAT
+ *         for a malformed index.json (strict: unknown fields, duplicates, bad
+ *         names, ids, paths or dates, a name+epoch twice, two active epochs of a
+ *         name) or a non-empty directory without one ("not a keystore");
+ *         FWREL_EIO when absent (without FWREL_KS_CREATE), locked too long, or
+ *         unreadable
+ */
+int fwrel_ks_open(fwrel_keystore **out, const char *dir, unsigned flags) FWREL_WUR;
+
+/** Release the lock and free. NULL is fine. */
+void fwrel_ks_close(fwrel_keystore *ks);
+
+/** Number of entries (every epoch of every name). */
+size_t fwrel_ks_count(const fwrel_keystore *ks);
+
+/** Entry i (0 <= i < fwrel_ks_count()), in index order (the order they were added). */
+const fwrel_ks_entry *fwrel_ks_entry_at(const fwrel_keystore *ks, size_t i);
+
+/** The newest epoch of a name, whatever its status, or NULL. */
+const fwrel_ks_entry *fwrel_ks_find(const fwrel_keystore *ks, const char *name);
+
+/** The entry with that key id (64 lower-case hex), or NULL. */
+const fwrel_ks_entry *fwrel_ks_find_id(const fwrel_keystore *ks, const char *id);
+
+/** Name of a status ("active", "retired", "revoked"); "unknown" for another value. */
+const char *fwrel_ks_status_name(int status);
+
+/**
+ * Build the absolute path of an entry's relative file path.
+ * @return 0, or FWREL_EUSAGE when it does not fit in size bytes
+ */
+int fwrel_ks_path(char *out, size_t size, const fwrel_keystore *ks, const char *rel) FWREL_WUR;
+
+/**
+ * Check a passphrase against the keystore's encrypted keys (one of each kind:
+ * a PEM key and a sealed secret), before anything is written.
+ * @return 0 (also when nothing is encrypted yet); FWREL_EKEY "wrong
+ *         passphrase for key NAME (id ID)", or "key NAME is encrypted: a
+ *         passphrase is needed" when pass is NULL
+ */
+int fwrel_ks_check_pass(const fwrel_keystore *ks, const char *pass, size_t pass_len) FWREL_WUR;
+
+/** What fwrel_ks_generate() makes. */
+typedef struct fwrel_ks_new {
+    const char *name; /**< logical name, [a-z0-9][a-z0-9._-]{0,63} */
+    int purpose;      /**< enum fwrel_purpose */
+    int alg;          /**< enum fwrel_alg, allowed for the purpose (policy.h) */
+    int slot;         /**< secure-boot slot 0..2, else -1 */
+} fwrel_ks_new;
+
+/**
+ * Generate a key and record it: RSA-3072/4096, EC P-192/256/384, Ed25519,
+ * X25519 pairs; raw random secrets (RAND_priv_bytes) for aes128/256/512 and
+ * hmac256. An ECC image-encryption key (image-encrypt, ecdsa256) is made as
+ * esp_enc_img_gen --generate_ecc_key makes it: a random 32-byte device HMAC key
+ * (kept as the entry's secret) and the P-256 key PBKDF2-HMAC-SHA256 derives from
+ * it (spec section 4.1), so the device can hold the HMAC key in eFuse.
+ *
+ * @param pass    passphrase for the files at rest, or NULL (unencrypted)
+ * @param rotate  0: refused if the name has an active or revoked entry;
+ *                1: the active entry (if any) becomes "retired" and the new
+ *                key gets the next epoch
+ * @param out     optional: receives the new entry (valid until the keystore changes)
+ * @return 0; FWREL_EUSAGE (bad name, purpose/alg, slot, not opened for
+ *         writing); FWREL_EKEY ("key NAME exists (id ...)", generation);
+ *         FWREL_EIO. On failure the index and the directory are unchanged.
+ */
+int fwrel_ks_generate(fwrel_keystore *ks, const fwrel_ks_new *spec, const char *pass,
+                      size_t pass_len, int rotate, const fwrel_ks_entry **out) FWREL_WUR;
+
+/**
+ * Record an HSM-held key by its pkcs11: URI and its public key (no file).
+ * @param rotate, out  as fwrel_ks_generate()
+ * @return as fwrel_ks_generate(); FWREL_EKEY when the public key's algorithm is
+ *         not spec->alg
+ */
+int fwrel_ks_add_hsm(fwrel_keystore *ks, const fwrel_ks_new *spec, const char *uri,
+                     const fwrel_pkey *pub, int rotate, const fwrel_ks_entry **out) FWREL_WUR;
+
+/**
+ * Revoke the active entry of a name (recorded with the time; never deleted).
+ * @return 0; FWREL_EKEY "no active key NAME"; FWREL_EIO
+ */
+int fwrel_ks_revoke(fwrel_keystore *ks, const char *name, const fwrel_ks_entry **out) FWREL_WUR;
+
+/**
+ * Load an entry's private key (file keys; not HSM keys).
+ * @return 0; FWREL_EKEY (wrong or missing passphrase, an HSM entry, no
+ *         private key); as fwrel_key_load_private_pass()
+ */
+int fwrel_ks_load_private(fwrel_pkey **out, const fwrel_keystore *ks, const fwrel_ks_entry *e,
+                          const char *pass, size_t pass_len) FWREL_WUR;
+
+/**
+ * Load an entry's public key (the .pub.pem, or for an HSM entry none:
+ * FWREL_EKEY). The key id is checked against the index.
+ * @return 0; FWREL_EKEY (no public key, id mismatch); FWREL_EFORMAT; FWREL_EIO
+ */
+int fwrel_ks_load_public(fwrel_pkey **out, const fwrel_keystore *ks,
+                         const fwrel_ks_entry *e) FWREL_WUR;
+
+/**
+ * Load an entry's raw secret (decrypting a .sec with pass).
+ * @param out  receives a malloc'd buffer; wipe and free with fwrel_io_free_secret()
+ * @return 0; FWREL_EKEY (wrong passphrase, no secret, id mismatch); FWREL_EFORMAT; FWREL_EIO
+ */
+int fwrel_ks_load_secret(uint8_t **out, size_t *len, const fwrel_keystore *ks,
+                         const fwrel_ks_entry *e, const char *pass, size_t pass_len) FWREL_WUR;
+
+/**
+ * Resolve every key a policy names to the keystore's active entry of that
+ * name, checking purpose, algorithm, secure-boot slot and a pinned id.
+ *
+ * @param entries  receives p->nkeys pointers, in the order of p->keys
+ * @return 0; FWREL_EKEY naming the key and its id: "key NAME is not in the
+ *         keystore", "key NAME (id ID) is revoked", "key NAME: the policy pins
+ *         id X, the keystore's active key is ID", "key NAME (id ID) is alg A,
+ *         the policy says B"
+ */
+int fwrel_ks_resolve(const fwrel_ks_entry **entries, const fwrel_keystore *ks,
+                     const fwrel_policy *p) FWREL_WUR;
+
+/**
+ * Derive the P-256 private key an ESP device computes from its 32-byte eFuse
+ * HMAC key for the ECC image-encryption scheme (spec section 4.1).
+ * @return 0; FWREL_EKEY when the derived scalar is not a valid P-256 key (the
+ *         device would fail; esp_enc_img_gen draws another HMAC key)
+ */
+int fwrel_ks_derive_ecc_image_key(fwrel_pkey **out, const uint8_t hmac_key[32]) FWREL_WUR;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,1180 @@
+/* keystore_dir.c - the keystore directory (keystore_dir.h, docs/keystore.md). */
+#include "fwrel/keystore_dir.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/obj_mac.h>
+#include <openssl/param_build.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include "fwrel/io.h"
+#include "util.h"
+
+#define INDEX_FORMAT "fwrel-keystore-1"
+#define LOCK_WAIT_MS 10000
+
+/* Sealed secrets (.sec): scrypt as for private keys at rest, AES-256-GCM. */
+#define SEC_MAGIC     "fwrelsec"
+#define SEC_LOG2N     14
+#define SEC_R         8
+#define SEC_P         4
+#define SEC_HDR       (8 + 4 + 16 + 12) /* magic, version/log2N/r/p, salt, nonce */
+#define SEC_TAG       16
+#define SEC_PEM_NAME  "FWREL ENCRYPTED SECRET"
+
+struct fwrel_keystore {
+    char *dir;
+    int lock_fd; /* -1 when opened read-only */
+    fwrel_ks_entry *e;
+    size_t n;
+};
+
+/* The fixed PBKDF2 salt of the ECC image-encryption scheme (spec section 4.1). */
+static const uint8_t ecc_image_salt[32] = {
+    0x0e, 0x21, 0x60, 0x64, 0x2d, 0xae, 0x76, 0xd3, 0x34, 0x48, 0xe4, 0x3d, 0x77, 0x20, 0x12, 0x3d,
+    0x9f, 0x3b, 0x1e, 0xce, 0xb8, 0x8e, 0x57, 0x3a, 0x4e, 0x8f, 0x7f, 0xb9, 0x4f, 0xf0, 0xc8, 0x69};
+
+static const char *const status_names[] = {NULL, "active", "retired", "revoked"};
+
+const char *fwrel_ks_status_name(int status)
+{
+    return status >= FWREL_KS_ACTIVE && status <= FWREL_KS_REVOKED ? status_names[status]
+                                                                   : "unknown";
+}
+
+static int valid_name(const char *s)
+{
+    size_t len = s != NULL ? strlen(s) : 0;
+    if (len == 0 || len > FWREL_POLICY_NAME_MAX)
+        return 0;
+    if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '.' ||
+              s[i] == '_' || s[i] == '-'))
+            return 0;
+    return 1;
+}
+
+static int valid_hex64(const char *s)
+{
+    if (s == NULL || strlen(s) != 64)
+        return 0;
+    for (size_t i = 0; i < 64; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+/* "YYYY-MM-DDTHH:MM:SSZ", digits where digits belong. */
+static int valid_time(const char *s)
+{
+    static const char shape[] = "dddd-dd-ddTdd:dd:ddZ";
+    if (s == NULL || strlen(s) != sizeof(shape) - 1)
+        return 0;
+    for (size_t i = 0; shape[i] != '\0'; i++)
+        if (shape[i] == 'd' ? !(s[i] >= '0' && s[i] <= '9') : s[i] != shape[i])
+            return 0;
+    return 1;
+}
+
+static void now_rfc3339(char out[21])
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int fwrel_ks_path(char *out, size_t size, const fwrel_keystore *ks, const char *rel)
+{
+    FWREL_ASSERT_ARG(out != NULL && ks != NULL && rel != NULL);
+    int n = snprintf(out, size, "%s/%s", ks->dir, rel);
+    if (n < 0 || (size_t)n >= size)
+        return fwrel_error_set(FWREL_EUSAGE, "keystore path too long");
+    return 0;
+}
+
+/* Nothing group or other can reach; owned by us; the right kind. */
+static int check_mode(const struct stat *st, const char *what, int want_dir)
+{
+    if (want_dir ? !S_ISDIR(st->st_mode) : !S_ISREG(st->st_mode))
+        return fwrel_error_set(FWREL_EKEY, "%s is not a %s", what,
+                               want_dir ? "directory" : "regular file");
+    if (st->st_uid != geteuid())
+        return fwrel_error_set(FWREL_EKEY, "%s belongs to another user", what);
+    if ((st->st_mode & 077) != 0)
+        return fwrel_error_set(FWREL_EKEY, "%s is %s by group or others (mode %04o)", what,
+                               want_dir ? "accessible" : "readable",
+                               (unsigned)(st->st_mode & 07777));
+    return 0;
+}
+
+/* Every file under keys/ must be private too, whatever the index says. */
+static int check_tree(const char *dir)
+{
+    char path[4200];
+    struct stat st;
+    DIR *d = NULL;
+    struct dirent *de;
+    int error = 0;
+
+    snprintf(path, sizeof(path), "%s/keys", dir);
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? 0 : fwrel_error_set_errno(FWREL_EIO, errno, "keys");
+    if ((error = check_mode(&st, "keys", 1)) != 0)
+        return error;
+    if ((d = opendir(path)) == NULL)
+        return fwrel_error_set_errno(FWREL_EIO, errno, "keys");
+    while ((de = readdir(d)) != NULL) {
+        char file[4500], what[300];
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
+        snprintf(what, sizeof(what), "keys/%.250s", de->d_name);
+        if (lstat(file, &st) != 0) {
+            error = fwrel_error_set_errno(FWREL_EIO, errno, "%s", what);
+            break;
+        }
+        if ((error = check_mode(&st, what, 0)) != 0)
+            break;
+    }
+    closedir(d);
+    return error;
+}
+
+static void entries_free(fwrel_ks_entry *e, size_t n)
+{
+    for (size_t i = 0; e != NULL && i < n; i++)
+        free(e[i].uri);
+    free(e);
+}
+
+/* A relative file path the keystore itself would write: keys/<name>.<epoch><suffix>. */
+static int valid_rel(const char *rel, const fwrel_ks_entry *e, const char *const *suffixes)
+{
+    char want[160];
+    for (size_t i = 0; suffixes[i] != NULL; i++) {
+        snprintf(want, sizeof(want), "keys/%s.%u%s", e->name, e->epoch, suffixes[i]);
+        if (strcmp(rel, want) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int get_str(const char **out, json_t *obj, const char *key, int required)
+{
+    json_t *v = json_object_get(obj, key);
+    *out = NULL;
+    if (v == NULL)
+        return required ? fwrel_error_set(FWREL_EFORMAT, "missing \"%s\"", key) : 0;
+    if (!json_is_string(v))
+        return fwrel_error_set(FWREL_EFORMAT, "\"%s\" is not a string", key);
+    *out = json_string_value(v);
+    return 0;
+}
+
+static int parse_entry(fwrel_ks_entry *e, json_t *obj)
+{
+    static const char *const known[] = {"name",   "id",      "purpose",   "alg",    "created",
+                                        "changed", "status", "epoch",     "slot",   "encrypted",
+                                        "file",   "public",  "secret",    "uri",    NULL};
+    static const char *const priv_sfx[] = {".pem", NULL};
+    static const char *const pub_sfx[] = {".pub.pem", NULL};
+    static const char *const sec_sfx[] = {".sec", ".bin", NULL};
+    const char *key, *s;
+    json_t *v;
+    int error;
+
+    memset(e, 0, sizeof(*e));
+    e->slot = -1;
+    if (!json_is_object(obj))
+        return fwrel_error_set(FWREL_EFORMAT, "an entry is not an object");
+    json_object_foreach(obj, key, v) {
+        size_t i = 0;
+        while (known[i] != NULL && strcmp(known[i], key) != 0)
+            i++;
+        if (known[i] == NULL)
+            return fwrel_error_set(FWREL_EFORMAT, "unknown field \"%.64s\"", key);
+    }
+    if ((error = get_str(&s, obj, "name", 1)) != 0)
+        return error;
+    if (!valid_name(s))
+        return fwrel_error_set(FWREL_EFORMAT, "bad key name \"%.64s\"", s);
+    memcpy(e->name, s, strlen(s) + 1);
+    if ((error = get_str(&s, obj, "id", 1)) != 0)
+        return error;
+    if (!valid_hex64(s))
+        return fwrel_error_set(FWREL_EFORMAT, "%s: bad key id", e->name);
+    memcpy(e->id, s, 65);
+    if ((error = get_str(&s, obj, "purpose", 1)) != 0)
+        return error;
+    if ((e->purpose = fwrel_purpose_parse(s)) == 0)
+        return fwrel_error_set(FWREL_EFORMAT, "%s: unknown purpose \"%.32s\"", e->name, s);
+    if ((error = get_str(&s, obj, "alg", 1)) != 0)
+        return error;
+    if ((e->alg = fwrel_alg_parse(s)) == 0 || !fwrel_policy_alg_allowed(e->purpose, e->alg))
+        return fwrel_error_set(FWREL_EFORMAT, "%s: algorithm \"%.32s\" not allowed for %s",
+                               e->name, s, fwrel_purpose_name(e->purpose));
+    if ((error = get_str(&s, obj, "created", 1)) != 0)
+        return error;
+    if (!valid_time(s))
+        return fwrel_error_set(FWREL_EFORMAT, "%s: bad created time", e->name);
+    memcpy(e->created, s, 21);
+    if ((error = get_str(&s, obj, "status", 1)) != 0)
+        return error;
+    for (int i = FWREL_KS_ACTIVE; i <= FWREL_KS_REVOKED; i++)
+        if (strcmp(s, status_names[i]) == 0)
+            e->status = i;
+    if (e->status == 0)
+        return fwrel_error_set(FWREL_EFORMAT, "%s: unknown status \"%.32s\"", e->name, s);
+    if ((error = get_str(&s, obj, "changed", e->status != FWREL_KS_ACTIVE)) != 0)
+        return error;
+    if (s != NULL) {
+        if (!valid_time(s) || e->status == FWREL_KS_ACTIVE)
+            return fwrel_error_set(FWREL_EFORMAT, "%s: bad changed time", e->name);
+        memcpy(e->changed, s, 21);
+    }
+    v = json_object_get(obj, "epoch");
+    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 100000)
+        return fwrel_error_set(FWREL_EFORMAT, "%s: bad epoch", e->name);
+    e->epoch = (unsigned)json_integer_value(v);
+    if ((v = json_object_get(obj, "slot")) != NULL) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 2 ||
+            e->purpose != FWREL_PURPOSE_SECURE_BOOT)
+            return fwrel_error_set(FWREL_EFORMAT, "%s: bad slot", e->name);
+        e->slot = (int)json_integer_value(v);
+    }
+    if ((v = json_object_get(obj, "encrypted")) != NULL) {
+        if (!json_is_boolean(v))
+            return fwrel_error_set(FWREL_EFORMAT, "%s: \"encrypted\" is not a boolean", e->name);
+        e->encrypted = json_is_true(v);
+    }
+    if ((error = get_str(&s, obj, "file", 0)) != 0)
+        return error;
+    if (s != NULL) {
+        if (!valid_rel(s, e, priv_sfx))
+            return fwrel_error_set(FWREL_EFORMAT, "%s: bad file path", e->name);
+        memcpy(e->priv, s, strlen(s) + 1);
+    }
+    if ((error = get_str(&s, obj, "public", 0)) != 0)
+        return error;
+    if (s != NULL) {
+        if (!valid_rel(s, e, pub_sfx))
+            return fwrel_error_set(FWREL_EFORMAT, "%s: bad public path", e->name);
+        memcpy(e->pub, s, strlen(s) + 1);
+    }
+    if ((error = get_str(&s, obj, "secret", 0)) != 0)
+        return error;
+    if (s != NULL) {
+        if (!valid_rel(s, e, sec_sfx))
+            return fwrel_error_set(FWREL_EFORMAT, "%s: bad secret path", e->name);
+        memcpy(e->secret, s, strlen(s) + 1);
+    }
+    if ((error = get_str(&s, obj, "uri", 0)) != 0)
+        return error;
+    if (s != NULL) {
+        if (strncmp(s, "pkcs11:", 7) != 0 || strlen(s) > 4096 || e->priv[0] || e->secret[0])
+            return fwrel_error_set(FWREL_EFORMAT, "%s: bad uri", e->name);
+        if ((e->uri = strdup(s)) == NULL)
+            return fwrel_error_set(FWREL_EIO, "out of memory");
+    }
+    int raw = e->alg >= FWREL_ALG_AES128; /* aes128..aes512, hmac256 */
+    if (raw ? e->secret[0] == '\0' || e->priv[0] || e->pub[0]
+            : e->pub[0] == '\0' || (e->uri == NULL) == (e->priv[0] == '\0'))
+        return fwrel_error_set(FWREL_EFORMAT, "%s: files do not match the algorithm", e->name);
+    return 0;
+}
+
+static int parse_index(fwrel_keystore *ks, const uint8_t *data, size_t len)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *keys;
+    size_t i;
+    int error = 0;
+
+    if (root == NULL)
+        return fwrel_error_set(FWREL_EFORMAT, "index.json: %d:%d: %s", jerr.line, jerr.column,
+                               jerr.text);
+    if (!json_is_object(root) || json_object_size(root) != 2 ||
+        !json_is_string(json_object_get(root, "format")) ||
+        strcmp(json_string_value(json_object_get(root, "format")), INDEX_FORMAT) != 0 ||
+        !json_is_array(keys = json_object_get(root, "keys"))) {
+        error = fwrel_error_set(FWREL_EFORMAT, "index.json: not a %s index", INDEX_FORMAT);
+        goto done;
+    }
+    if (json_array_size(keys) > FWREL_KS_MAX_ENTRIES) {
+        error = fwrel_error_set(FWREL_EFORMAT, "index.json: more than %d keys",
+                                FWREL_KS_MAX_ENTRIES);
+        goto done;
+    }
+    ks->n = json_array_size(keys);
+    if (ks->n > 0 && (ks->e = calloc(ks->n, sizeof(*ks->e))) == NULL) {
+        ks->n = 0;
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    for (i = 0; i < ks->n; i++) {
+        if ((error = parse_entry(&ks->e[i], json_array_get(keys, i))) != 0) {
+            fwrel_error_prefix("index.json: entry %zu", i + 1);
+            goto done;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(ks->e[j].name, ks->e[i].name) != 0)
+                continue;
+            if (ks->e[j].epoch >= ks->e[i].epoch ||
+                (ks->e[j].status == FWREL_KS_ACTIVE && ks->e[i].status == FWREL_KS_ACTIVE)) {
+                error = fwrel_error_set(FWREL_EFORMAT,
+                                        "index.json: entry %zu: epochs of %s out of order or "
+                                        "two active",
+                                        i + 1, ks->e[i].name);
+                goto done;
+            }
+        }
+    }
+done:
+    json_decref(root);
+    return error;
+}
+
+static json_t *entry_json(const fwrel_ks_entry *e)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "name", json_string(e->name));
+    json_object_set_new(o, "id", json_string(e->id));
+    json_object_set_new(o, "purpose", json_string(fwrel_purpose_name(e->purpose)));
+    json_object_set_new(o, "alg", json_string(fwrel_alg_name(e->alg)));
+    json_object_set_new(o, "created", json_string(e->created));
+    if (e->changed[0] != '\0')
+        json_object_set_new(o, "changed", json_string(e->changed));
+    json_object_set_new(o, "status", json_string(fwrel_ks_status_name(e->status)));
+    json_object_set_new(o, "epoch", json_integer(e->epoch));
+    if (e->slot >= 0)
+        json_object_set_new(o, "slot", json_integer(e->slot));
+    if (e->uri == NULL)
+        json_object_set_new(o, "encrypted", json_boolean(e->encrypted));
+    if (e->priv[0] != '\0')
+        json_object_set_new(o, "file", json_string(e->priv));
+    if (e->pub[0] != '\0')
+        json_object_set_new(o, "public", json_string(e->pub));
+    if (e->secret[0] != '\0')
+        json_object_set_new(o, "secret", json_string(e->secret));
+    if (e->uri != NULL)
+        json_object_set_new(o, "uri", json_string(e->uri));
+    return o;
+}
+
+/* Replace index.json with these entries (atomic; the old one stays on failure). */
+static int write_index(const fwrel_keystore *ks, const fwrel_ks_entry *e, size_t n)
+{
+    char path[4200];
+    json_t *root = json_object(), *keys = json_array();
+    char *text = NULL;
+    int error;
+
+    json_object_set_new(root, "format", json_string(INDEX_FORMAT));
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(keys, entry_json(&e[i]));
+    json_object_set_new(root, "keys", keys);
+    text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+    json_decref(root);
+    if (text == NULL)
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    size_t len = strlen(text);
+    text[len] = '\0';
+    if ((error = fwrel_ks_path(path, sizeof(path), ks, "index.json")) == 0) {
+        char *t = realloc(text, len + 2);
+        if (t == NULL) {
+            free(text);
+            return fwrel_error_set(FWREL_EIO, "out of memory");
+        }
+        text = t;
+        text[len++] = '\n';
+        error = fwrel_io_write_file(path, text, len, FWREL_OUT_FORCE, 0600);
+    }
+    free(text);
+    return error;
+}
+
+static int take_lock(fwrel_keystore *ks)
+{
+    char path[4200];
+    int error;
+    if ((error = fwrel_ks_path(path, sizeof(path), ks, ".lock")) != 0)
+        return error;
+    ks->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (ks->lock_fd < 0)
+        return fwrel_error_set_errno(FWREL_EIO, errno, "cannot open the keystore lock");
+    for (int waited = 0; flock(ks->lock_fd, LOCK_EX | LOCK_NB) != 0; waited += 50) {
+        if (errno != EWOULDBLOCK && errno != EINTR)
+            return fwrel_error_set_errno(FWREL_EIO, errno, "cannot lock the keystore");
+        if (waited >= LOCK_WAIT_MS)
+            return fwrel_error_set(FWREL_EIO, "keystore is locked by another process");
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+int fwrel_ks_open(fwrel_keystore **out, const char *dir, unsigned flags)
+{
+    FWREL_ASSERT_ARG(out != NULL && dir != NULL);
+    fwrel_keystore *ks = NULL;
+    char path[4200];
+    struct stat st;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int error;
+
+    *out = NULL;
+    if (strlen(dir) > 3800 || dir[0] == '\0')
+        return fwrel_error_set(FWREL_EUSAGE, "keystore path too long or empty");
+    if (lstat(dir, &st) != 0) {
+        if (errno != ENOENT || !(flags & FWREL_KS_CREATE))
+            return fwrel_error_set_errno(FWREL_EIO, errno, "cannot open the keystore");
+        if (mkdir(dir, 0700) != 0)
+            return fwrel_error_set_errno(FWREL_EIO, errno, "cannot create the keystore");
+        if (lstat(dir, &st) != 0)
+            return fwrel_error_set_errno(FWREL_EIO, errno, "cannot open the keystore");
+    }
+    if ((error = check_mode(&st, "keystore", 1)) != 0)
+        return error;
+    if ((ks = calloc(1, sizeof(*ks))) == NULL || (ks->dir = strdup(dir)) == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    ks->lock_fd = -1;
+    if ((flags & (FWREL_KS_WRITE | FWREL_KS_CREATE)) && (error = take_lock(ks)) != 0)
+        goto done;
+    if ((error = check_tree(dir)) != 0)
+        goto done;
+    snprintf(path, sizeof(path), "%s/index.json", dir);
+    if (lstat(path, &st) != 0) {
+        if (errno != ENOENT) {
+            error = fwrel_error_set_errno(FWREL_EIO, errno, "index.json");
+            goto done;
+        }
+        /* No index: a new keystore, or an empty directory to adopt. */
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        int empty = 1;
+        while (d != NULL && (de = readdir(d)) != NULL)
+            if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 &&
+                strcmp(de->d_name, ".lock") != 0 && strcmp(de->d_name, "keys") != 0)
+                empty = 0;
+        if (d != NULL)
+            closedir(d);
+        if (!empty) {
+            error = fwrel_error_set(FWREL_EFORMAT, "not a keystore (no index.json)");
+            goto done;
+        }
+        if (!(flags & FWREL_KS_CREATE)) {
+            error = fwrel_error_set(FWREL_EIO, "no keystore here (no index.json)");
+            goto done;
+        }
+        snprintf(path, sizeof(path), "%s/keys", dir);
+        if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+            error = fwrel_error_set_errno(FWREL_EIO, errno, "cannot create keys/");
+            goto done;
+        }
+        error = write_index(ks, NULL, 0);
+        goto done;
+    }
+    if ((error = check_mode(&st, "index.json", 0)) != 0)
+        goto done;
+    if ((error = fwrel_io_read_small(&data, &len, path, FWREL_KS_INDEX_MAX)) != 0)
+        goto done;
+    error = parse_index(ks, data, len);
+done:
+    free(data);
+    if (error) {
+        fwrel_ks_close(ks);
+        return error;
+    }
+    *out = ks;
+    return 0;
+}
+
+void fwrel_ks_close(fwrel_keystore *ks)
+{
+    if (ks == NULL)
+        return;
+    if (ks->lock_fd >= 0)
+        close(ks->lock_fd); /* releases the flock */
+    entries_free(ks->e, ks->n);
+    free(ks->dir);
+    free(ks);
+}
+
+size_t fwrel_ks_count(const fwrel_keystore *ks)
+{
+    return ks != NULL ? ks->n : 0;
+}
+
+const fwrel_ks_entry *fwrel_ks_entry_at(const fwrel_keystore *ks, size_t i)
+{
+    return ks != NULL && i < ks->n ? &ks->e[i] : NULL;
+}
+
+const fwrel_ks_entry *fwrel_ks_find(const fwrel_keystore *ks, const char *name)
+{
+    const fwrel_ks_entry *best = NULL;
+    for (size_t i = 0; ks != NULL && name != NULL && i < ks->n; i++)
+        if (strcmp(ks->e[i].name, name) == 0 && (best == NULL || ks->e[i].epoch > best->epoch))
+            best = &ks->e[i];
+    return best;
+}
+
+const fwrel_ks_entry *fwrel_ks_find_id(const fwrel_keystore *ks, const char *id)
+{
+    for (size_t i = 0; ks != NULL && id != NULL && i < ks->n; i++)
+        if (strcmp(ks->e[i].id, id) == 0)
+            return &ks->e[i];
+    return NULL;
+}
+
+/* --- raw secrets at rest ------------------------------------------------------------- */
+
+static int sec_kdf(uint8_t key[32], const char *pass, size_t pass_len, const uint8_t *salt,
+                   unsigned log2n, unsigned r, unsigned p)
+{
+    if (EVP_PBE_scrypt(pass, pass_len, salt, 16, (uint64_t)1 << log2n, r, p, 64u << 20, key,
+                       32) != 1)
+        return fwrel_error_set_openssl(FWREL_EKEY, "scrypt failed");
+    return 0;
+}
+
+static int gcm(int enc, uint8_t *out, const uint8_t *in, size_t len, const uint8_t key[32],
+               const uint8_t *nonce, const uint8_t *aad, size_t aad_len, uint8_t tag[SEC_TAG])
+{
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int n = 0, ok = c != NULL && EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, key, nonce, enc) &&
+                    EVP_CipherUpdate(c, NULL, &n, aad, (int)aad_len) &&
+                    EVP_CipherUpdate(c, out, &n, in, (int)len);
+    if (ok && !enc)
+        ok = EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, SEC_TAG, tag);
+    if (ok)
+        ok = EVP_CipherFinal_ex(c, out + n, &n) == 1;
+    if (ok && enc)
+        ok = EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, SEC_TAG, tag);
+    EVP_CIPHER_CTX_free(c);
+    return ok;
+}
+
+static int seal_secret(const char *path, const uint8_t *secret, size_t len, const char *pass,
+                       size_t pass_len)
+{
+    uint8_t buf[SEC_HDR + FWREL_KS_SECRET_MAX + SEC_TAG], key[32];
+    BIO *bio = NULL;
+    BUF_MEM *mem = NULL;
+    int error = 0;
+
+    memcpy(buf, SEC_MAGIC, 8);
+    buf[8] = 1;
+    buf[9] = SEC_LOG2N;
+    buf[10] = SEC_R;
+    buf[11] = SEC_P;
+    if (RAND_bytes(buf + 12, 16 + 12) != 1)
+        return fwrel_error_set_openssl(FWREL_EKEY, "no randomness");
+    if ((error = sec_kdf(key, pass, pass_len, buf + 12, SEC_LOG2N, SEC_R, SEC_P)) != 0)
+        goto done;
+    if (!gcm(1, buf + SEC_HDR, secret, len, key, buf + 28, buf, SEC_HDR,
+             buf + SEC_HDR + len)) {
+        error = fwrel_error_set_openssl(FWREL_EKEY, "cannot encrypt the secret");
+        goto done;
+    }
+    if ((bio = BIO_new(BIO_s_mem())) == NULL ||
+        PEM_write_bio(bio, SEC_PEM_NAME, "", buf, (long)(SEC_HDR + len + SEC_TAG)) <= 0) {
+        error = fwrel_error_set_openssl(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    BIO_get_mem_ptr(bio, &mem);
+    error = fwrel_io_write_file(path, mem->data, mem->length, 0, 0600);
+done:
+    BIO_free(bio);
+    OPENSSL_cleanse(key, sizeof(key));
+    OPENSSL_cleanse(buf, sizeof(buf));
+    return error;
+}
+
+static int open_secret(uint8_t **out, size_t *out_len, const uint8_t *file, size_t file_len,
+                       const char *pass, size_t pass_len)
+{
+    BIO *bio = BIO_new_mem_buf(file, (int)file_len);
+    char *name = NULL, *header = NULL;
+    unsigned char *data = NULL;
+    long len = 0;
+    uint8_t key[32], *plain = NULL;
+    int error = 0;
+
+    *out = NULL;
+    if (bio == NULL || PEM_read_bio(bio, &name, &header, &data, &len) != 1 ||
+        strcmp(name, SEC_PEM_NAME) != 0 || len < SEC_HDR + 16 + SEC_TAG ||
+        len > SEC_HDR + FWREL_KS_SECRET_MAX + SEC_TAG || memcmp(data, SEC_MAGIC, 8) != 0 ||
+        data[8] != 1 || data[9] < 10 || data[9] > 20 || data[10] == 0 || data[10] > 16 ||
+        data[11] == 0 || data[11] > 16) {
+        error = fwrel_error_set(FWREL_EFORMAT, "not a sealed secret");
+        goto done;
+    }
+    if (pass == NULL) {
+        error = fwrel_error_set(FWREL_EKEY, "secret is encrypted: a passphrase is needed");
+        goto done;
+    }
+    size_t n = (size_t)len - SEC_HDR - SEC_TAG;
+    if ((error = sec_kdf(key, pass, pass_len, data + 12, data[9], data[10], data[11])) != 0)
+        goto done;
+    if ((plain = malloc(n)) == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    if (!gcm(0, plain, data + SEC_HDR, n, key, data + 28, data, SEC_HDR, data + SEC_HDR + n)) {
+        error = fwrel_error_set(FWREL_EKEY, "wrong passphrase");
+        goto done;
+    }
+    *out = plain;
+    *out_len = n;
+    plain = NULL;
+done:
+    if (plain != NULL) {
+        OPENSSL_cleanse(plain, (size_t)len - SEC_HDR - SEC_TAG);
+        free(plain);
+    }
+    OPENSSL_cleanse(key, sizeof(key));
+    if (data != NULL)
+        OPENSSL_clear_free(data, (size_t)len);
+    OPENSSL_free(name);
+    OPENSSL_free(header);
+    BIO_free(bio);
+    ERR_clear_error();
+    return error;
+}
+
+/* Key id of a raw secret: domain-separated SHA-256, which reveals nothing of it. */
+static void secret_id(char out[65], const uint8_t *secret, size_t len)
+{
+    static const char domain[] = "fwrel-keystore-secret-id";
+    uint8_t d[32], buf[sizeof(domain) + FWREL_KS_SECRET_MAX];
+    memcpy(buf, domain, sizeof(domain)); /* with its NUL */
+    memcpy(buf + sizeof(domain), secret, len);
+    SHA256(buf, sizeof(domain) + len, d);
+    OPENSSL_cleanse(buf, sizeof(buf));
+    fwrel_hex(out, d, sizeof(d));
+}
+
+/* --- generation ---------------------------------------------------------------------- */
+
+int fwrel_ks_derive_ecc_image_key(fwrel_pkey **out, const uint8_t hmac_key[32])
+{
+    FWREL_ASSERT_ARG(out != NULL && hmac_key != NULL);
+    uint8_t d[32];
+    BIGNUM *priv = NULL;
+    EC_GROUP *group = NULL;
+    EC_POINT *pub = NULL;
+    OSSL_PARAM_BLD *bld = NULL;
+    OSSL_PARAM *params = NULL;
+    EVP_PKEY_CTX *ctx = NULL;
+    uint8_t point[65];
+    int error = 0;
+
+    *out = NULL;
+    if (PKCS5_PBKDF2_HMAC((const char *)hmac_key, 32, ecc_image_salt, sizeof(ecc_image_salt),
+                          2048, EVP_sha256(), sizeof(d), d) != 1) {
+        error = fwrel_error_set_openssl(FWREL_EKEY, "PBKDF2 failed");
+        goto done;
+    }
+    if ((group = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1)) == NULL ||
+        (priv = BN_secure_new()) == NULL || BN_bin2bn(d, sizeof(d), priv) == NULL ||
+        (pub = EC_POINT_new(group)) == NULL) {
+        error = fwrel_error_set_openssl(FWREL_EKEY, "out of memory");
+        goto done;
+    }
+    if (BN_is_zero(priv) || BN_cmp(priv, EC_GROUP_get0_order(group)) >= 0) {
+        error = fwrel_error_set(FWREL_EKEY, "the HMAC key derives no valid P-256 key");
+        goto done;
+    }
+    if (EC_POINT_mul(group, pub, priv, NULL, NULL, NULL) != 1 ||
+        EC_POINT_point2oct(group, pub, POINT_CONVERSION_UNCOMPRESSED, point, sizeof(point),
+                           NULL) != sizeof(point) ||
+        (bld = OSSL_PARAM_BLD_new()) == NULL ||
+        !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) ||
+        !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, priv) ||
+        !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point)) ||
+        (params = OSSL_PARAM_BLD_to_param(bld)) == NULL ||
+        (ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) == NULL ||
+        EVP_PKEY_fromdata_init(ctx) != 1 ||
+        EVP_PKEY_fromdata(ctx, out, EVP_PKEY_KEYPAIR, params) != 1) {
+        error = fwrel_error_set_openssl(FWREL_EKEY, "cannot build the P-256 key");
+        goto done;
+    }
+done:
+    OPENSSL_cleanse(d, sizeof(d));
+    EVP_PKEY_CTX_free(ctx);
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(bld);
+    EC_POINT_free(pub);
+    BN_clear_free(priv);
+    EC_GROUP_free(group);
+    return error;
+}
+
+static int generate_pair(EVP_PKEY **out, int alg)
+{
+    switch (alg) {
+    case FWREL_ALG_RSA3072:
+        return fwrel_key_generate(out, FWREL_KEY_RSA3072);
+    case FWREL_ALG_ECDSA192:
+        return fwrel_key_generate(out, FWREL_KEY_ECDSA192);
+    case FWREL_ALG_ECDSA256:
+        return fwrel_key_generate(out, FWREL_KEY_ECDSA256);
+    case FWREL_ALG_ECDSA384:
+        return fwrel_key_generate(out, FWREL_KEY_ECDSA384);
+    case FWREL_ALG_RSA4096:
+        *out = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)4096);
+        break;
+    case FWREL_ALG_ED25519:
+        *out = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+        break;
+    case FWREL_ALG_X25519:
+        *out = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
+        break;
+    default:
+        return fwrel_error_set(FWREL_EUSAGE, "not a key pair algorithm");
+    }
+    if (*out == NULL)
+        return fwrel_error_set_openssl(FWREL_EKEY, "cannot generate a %s key",
+                                       fwrel_alg_name(alg));
+    return 0;
+}
+
+static size_t secret_len(int alg)
+{
+    switch (alg) {
+    case FWREL_ALG_AES128:
+        return 16;
+    case FWREL_ALG_AES256:
+    case FWREL_ALG_HMAC256:
+        return 32;
+    case FWREL_ALG_AES512:
+        return 64;
+    default:
+        return 0;
+    }
+}
+
+/* The algorithm a public key is, in the policy's terms (0 when none fits). */
+static int alg_of(const EVP_PKEY *key)
+{
+    int type;
+    switch (EVP_PKEY_get_base_id(key)) {
+    case EVP_PKEY_RSA:
+        return EVP_PKEY_get_bits(key) == 4096 ? FWREL_ALG_RSA4096
+               : EVP_PKEY_get_bits(key) == 3072 ? FWREL_ALG_RSA3072
+                                                 : 0;
+    case EVP_PKEY_ED25519:
+        return FWREL_ALG_ED25519;
+    case EVP_PKEY_X25519:
+        return FWREL_ALG_X25519;
+    default:
+        if (fwrel_key_type_of(&type, key) != 0) {
+            fwrel_error_clear();
+            return 0;
+        }
+        return type == FWREL_KEY_ECDSA192   ? FWREL_ALG_ECDSA192
+               : type == FWREL_KEY_ECDSA256 ? FWREL_ALG_ECDSA256
+               : type == FWREL_KEY_ECDSA384 ? FWREL_ALG_ECDSA384
+                                            : 0;
+    }
+}
+
+static int check_new(const fwrel_keystore *ks, const fwrel_ks_new *spec, int rotate,
+                     unsigned *epoch)
+{
+    if (ks->lock_fd < 0)
+        return fwrel_error_set(FWREL_EUSAGE, "keystore not opened for writing");
+    if (spec == NULL || !valid_name(spec->name))
+        return fwrel_error_set(FWREL_EUSAGE, "bad key name");
+    if (!fwrel_policy_alg_allowed(spec->purpose, spec->alg))
+        return fwrel_error_set(FWREL_EUSAGE, "%s is not allowed for %s", fwrel_alg_name(spec->alg),
+                               fwrel_purpose_name(spec->purpose));
+    if ((spec->purpose == FWREL_PURPOSE_SECURE_BOOT) != (spec->slot >= 0) || spec->slot > 2)
+        return fwrel_error_set(FWREL_EUSAGE, "a slot 0..2 is for secure-boot keys only");
+    if (ks->n >= FWREL_KS_MAX_ENTRIES)
+        return fwrel_error_set(FWREL_EKEY, "keystore holds %d keys already",
+                               FWREL_KS_MAX_ENTRIES);
+    const fwrel_ks_entry *old = fwrel_ks_find(ks, spec->name);
+    *epoch = old != NULL ? old->epoch + 1 : 1;
+    if (old != NULL && !rotate)
+        return fwrel_error_set(FWREL_EKEY, "key %s exists (id %s, %s)", old->name, old->id,
+                               fwrel_ks_status_name(old->status));
+    if (old != NULL && (old->purpose != spec->purpose))
+        return fwrel_error_set(FWREL_EKEY, "key %s exists with purpose %s", old->name,
+                               fwrel_purpose_name(old->purpose));
+    return 0;
+}
+
+/* Append the new entry (the old active one of its name retired) and write the index. */
+static int commit_entry(fwrel_keystore *ks, fwrel_ks_entry *e, const fwrel_ks_entry **out)
+{
+    fwrel_ks_entry *v = calloc(ks->n + 1, sizeof(*v));
+    int error;
+    if (v == NULL)
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    if (ks->n > 0)
+        memcpy(v, ks->e, ks->n * sizeof(*v));
+    v[ks->n] = *e;
+    for (size_t i = 0; i < ks->n; i++)
+        if (strcmp(v[i].name, e->name) == 0 && v[i].status == FWREL_KS_ACTIVE) {
+            v[i].status = FWREL_KS_RETIRED;
+            memcpy(v[i].changed, e->created, sizeof(v[i].changed));
+        }
+    if ((error = write_index(ks, v, ks->n + 1)) != 0) {
+        free(v);
+        return error;
+    }
+    free(ks->e); /* the uri pointers moved to v */
+    ks->e = v;
+    ks->n++;
+    e->uri = NULL;
+    if (out != NULL)
+        *out = &ks->e[ks->n - 1];
+    return 0;
+}
+
+static void unlink_rel(const fwrel_keystore *ks, const char *rel)
+{
+    char path[4200];
+    if (rel[0] != '\0' && fwrel_ks_path(path, sizeof(path), ks, rel) == 0)
+        unlink(path);
+}
+
+int fwrel_ks_generate(fwrel_keystore *ks, const fwrel_ks_new *spec, const char *pass,
+                      size_t pass_len, int rotate, const fwrel_ks_entry **out)
+{
+    FWREL_ASSERT_ARG(ks != NULL);
+    fwrel_ks_entry e;
+    EVP_PKEY *key = NULL;
+    uint8_t secret[FWREL_KS_SECRET_MAX];
+    size_t slen = 0;
+    char path[4200];
+    int error, wrote_priv = 0, wrote_pub = 0, wrote_sec = 0;
+
+    memset(&e, 0, sizeof(e));
+    if ((error = check_new(ks, spec, rotate, &e.epoch)) != 0)
+        return error;
+    memcpy(e.name, spec->name, strlen(spec->name) + 1);
+    e.purpose = spec->purpose;
+    e.alg = spec->alg;
+    e.slot = spec->slot;
+    e.status = FWREL_KS_ACTIVE;
+    e.encrypted = pass != NULL;
+    now_rfc3339(e.created);
+
+    if ((slen = secret_len(spec->alg)) != 0) {
+        if (RAND_priv_bytes(secret, (int)slen) != 1) {
+            error = fwrel_error_set_openssl(FWREL_EKEY, "no randomness");
+            goto done;
+        }
+        secret_id(e.id, secret, slen);
+    } else if (spec->purpose == FWREL_PURPOSE_IMAGE_ENCRYPT && spec->alg == FWREL_ALG_ECDSA256) {
+        /* As esp_enc_img_gen --generate_ecc_key: draw HMAC keys until one derives a key. */
+        slen = 32;
+        do {
+            if (RAND_priv_bytes(secret, 32) != 1) {
+                error = fwrel_error_set_openssl(FWREL_EKEY, "no randomness");
+                goto done;
+            }
+            error = fwrel_ks_derive_ecc_image_key(&key, secret);
+        } while (error == FWREL_EKEY && key == NULL &&
+                 strstr(fwrel_error_last()->message, "derives no valid") != NULL);
+        if (error)
+            goto done;
+    } else if ((error = generate_pair(&key, spec->alg)) != 0) {
+        goto done;
+    }
+    if (key != NULL && (error = fwrel_key_id(e.id, key)) != 0)
+        goto done;
+
+    if (key != NULL) {
+        snprintf(e.priv, sizeof(e.priv), "keys/%s.%u.pem", e.name, e.epoch);
+        snprintf(e.pub, sizeof(e.pub), "keys/%s.%u.pub.pem", e.name, e.epoch);
+        if ((error = fwrel_ks_path(path, sizeof(path), ks, e.priv)) != 0 ||
+            (error = fwrel_key_write_private(key, path, pass, pass_len, 0)) != 0)
+            goto done;
+        wrote_priv = 1;
+        if ((error = fwrel_ks_path(path, sizeof(path), ks, e.pub)) != 0 ||
+            (error = fwrel_key_write_public_mode(key, path, 0, 0600)) != 0)
+            goto done;
+        wrote_pub = 1;
+    }
+    if (slen != 0) {
+        snprintf(e.secret, sizeof(e.secret), "keys/%s.%u.%s", e.name, e.epoch,
+                 pass != NULL ? "sec" : "bin");
+        if ((error = fwrel_ks_path(path, sizeof(path), ks, e.secret)) != 0)
+            goto done;
+        error = pass != NULL ? seal_secret(path, secret, slen, pass, pass_len)
+                             : fwrel_io_write_file(path, secret, slen, 0, 0600);
+        if (error)
+            goto done;
+        wrote_sec = 1;
+    }
+    error = commit_entry(ks, &e, out);
+done:
+    if (error) {
+        if (wrote_priv)
+            unlink_rel(ks, e.priv);
+        if (wrote_pub)
+            unlink_rel(ks, e.pub);
+        if (wrote_sec)
+            unlink_rel(ks, e.secret);
+    }
+    OPENSSL_cleanse(secret, sizeof(secret));
+    fwrel_key_free(key);
+    return error;
+}
+
+int fwrel_ks_add_hsm(fwrel_keystore *ks, const fwrel_ks_new *spec, const char *uri,
+                     const fwrel_pkey *pub, int rotate, const fwrel_ks_entry **out)
+{
+    FWREL_ASSERT_ARG(ks != NULL && uri != NULL && pub != NULL);
+    fwrel_ks_entry e;
+    char path[4200];
+    int error;
+
+    memset(&e, 0, sizeof(e));
+    if ((error = check_new(ks, spec, rotate, &e.epoch)) != 0)
+        return error;
+    if (strncmp(uri, "pkcs11:", 7) != 0 || strlen(uri) > 4096)
+        return fwrel_error_set(FWREL_EUSAGE, "not a pkcs11: URI");
+    if (alg_of(pub) != spec->alg)
+        return fwrel_error_set(FWREL_EKEY, "the HSM key is not %s", fwrel_alg_name(spec->alg));
+    memcpy(e.name, spec->name, strlen(spec->name) + 1);
+    e.purpose = spec->purpose;
+    e.alg = spec->alg;
+    e.slot = spec->slot;
+    e.status = FWREL_KS_ACTIVE;
+    now_rfc3339(e.created);
+    if ((error = fwrel_key_id(e.id, pub)) != 0)
+        return error;
+    snprintf(e.pub, sizeof(e.pub), "keys/%s.%u.pub.pem", e.name, e.epoch);
+    if ((error = fwrel_ks_path(path, sizeof(path), ks, e.pub)) != 0 ||
+        (error = fwrel_key_write_public_mode(pub, path, 0, 0600)) != 0)
+        return error;
+    if ((e.uri = strdup(uri)) == NULL) {
+        unlink(path);
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    }
+    if ((error = commit_entry(ks, &e, out)) != 0) {
+        unlink(path);
+        free(e.uri);
+    }
+    return error;
+}
+
+int fwrel_ks_revoke(fwrel_keystore *ks, const char *name, const fwrel_ks_entry **out)
+{
+    FWREL_ASSERT_ARG(ks != NULL && name != NULL);
+    fwrel_ks_entry *v;
+    size_t at = ks->n;
+    int error;
+
+    if (ks->lock_fd < 0)
+        return fwrel_error_set(FWREL_EUSAGE, "keystore not opened for writing");
+    for (size_t i = 0; i < ks->n; i++)
+        if (strcmp(ks->e[i].name, name) == 0 && ks->e[i].status == FWREL_KS_ACTIVE)
+            at = i;
+    if (at == ks->n)
+        return fwrel_error_set(FWREL_EKEY, "no active key %.64s", name);
+    if ((v = malloc(ks->n * sizeof(*v))) == NULL)
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    memcpy(v, ks->e, ks->n * sizeof(*v));
+    v[at].status = FWREL_KS_REVOKED;
+    now_rfc3339(v[at].changed);
+    if ((error = write_index(ks, v, ks->n)) != 0) {
+        free(v);
+        return error;
+    }
+    free(ks->e);
+    ks->e = v;
+    if (out != NULL)
+        *out = &ks->e[at];
+    return 0;
+}
+
+/* --- loading ------------------------------------------------------------------------- */
+
+int fwrel_ks_check_pass(const fwrel_keystore *ks, const char *pass, size_t pass_len)
+{
+    FWREL_ASSERT_ARG(ks != NULL);
+    int seen_pem = 0, seen_sec = 0, error = 0;
+    for (size_t i = 0; i < ks->n && !(seen_pem && seen_sec); i++) {
+        const fwrel_ks_entry *e = &ks->e[i];
+        if (!e->encrypted)
+            continue;
+        if (pass == NULL)
+            return fwrel_error_set(FWREL_EKEY, "key %s is encrypted: a passphrase is needed",
+                                   e->name);
+        if (e->priv[0] != '\0' && !seen_pem) {
+            fwrel_pkey *key = NULL;
+            seen_pem = 1;
+            error = fwrel_ks_load_private(&key, ks, e, pass, pass_len);
+            fwrel_key_free(key);
+        } else if (e->secret[0] != '\0' && !seen_sec) {
+            uint8_t *s = NULL;
+            size_t n = 0;
+            seen_sec = 1;
+            error = fwrel_ks_load_secret(&s, &n, ks, e, pass, pass_len);
+            fwrel_io_free_secret(s, n);
+        }
+        if (error)
+            return fwrel_error_prefix("key %s (id %s)", e->name, e->id);
+    }
+    return 0;
+}
+
+int fwrel_ks_load_private(fwrel_pkey **out, const fwrel_keystore *ks, const fwrel_ks_entry *e,
+                          const char *pass, size_t pass_len)
+{
+    FWREL_ASSERT_ARG(out != NULL && ks != NULL && e != NULL);
+    char path[4200], id[65];
+    int error;
+
+    *out = NULL;
+    if (e->priv[0] == '\0')
+        return fwrel_error_set(FWREL_EKEY, "key %s has no private key file%s", e->name,
+                               e->uri != NULL ? " (it is an HSM key)" : "");
+    if ((error = fwrel_ks_path(path, sizeof(path), ks, e->priv)) != 0 ||
+        (error = fwrel_key_load_private_pass(out, path, e->encrypted ? pass : NULL,
+                                             e->encrypted ? pass_len : 0)) != 0)
+        return error;
+    if ((error = fwrel_key_id(id, *out)) != 0 ||
+        (strcmp(id, e->id) != 0 &&
+         (error = fwrel_error_set(FWREL_EKEY, "%s is not the key the index names (id %s)",
+                                  e->priv, e->id)) != 0)) {
+        fwrel_key_free(*out);
+        *out = NULL;
+    }
+    return error;
+}
+
+int fwrel_ks_load_public(fwrel_pkey **out, const fwrel_keystore *ks, const fwrel_ks_entry *e)
+{
+    FWREL_ASSERT_ARG(out != NULL && ks != NULL && e != NULL);
+    char path[4200], id[65];
+    int error;
+
+    *out = NULL;
+    if (e->pub[0] == '\0')
+        return fwrel_error_set(FWREL_EKEY, "key %s has no public key", e->name);
+    if ((error = fwrel_ks_path(path, sizeof(path), ks, e->pub)) != 0 ||
+        (error = fwrel_key_load_public(out, path, 0)) != 0)
+        return error;
+    if ((error = fwrel_key_id(id, *out)) != 0 ||
+        (strcmp(id, e->id) != 0 &&
+         (error = fwrel_error_set(FWREL_EKEY, "%s is not the key the index names (id %s)",
+                                  e->pub, e->id)) != 0)) {
+        fwrel_key_free(*out);
+        *out = NULL;
+    }
+    return error;
+}
+
+int fwrel_ks_load_secret(uint8_t **out, size_t *len, const fwrel_keystore *ks,
+                         const fwrel_ks_entry *e, const char *pass, size_t pass_len)
+{
+    FWREL_ASSERT_ARG(out != NULL && len != NULL && ks != NULL && e != NULL);
+    char path[4200], id[65];
+    uint8_t *file = NULL, *plain = NULL;
+    size_t file_len = 0, n = 0;
+    int error;
+
+    *out = NULL;
+    *len = 0;
+    if (e->secret[0] == '\0')
+        return fwrel_error_set(FWREL_EKEY, "key %s has no secret", e->name);
+    if ((error = fwrel_ks_path(path, sizeof(path), ks, e->secret)) != 0 ||
+        (error = fwrel_io_read_small(&file, &file_len, path, 4096)) != 0)
+        return error;
+    if (e->encrypted) {
+        if ((error = open_secret(&plain, &n, file, file_len, pass, pass_len)) != 0)
+            goto done;
+    } else {
+        plain = file;
+        n = file_len;
+        file = NULL;
+    }
+    size_t want = secret_len(e->alg) != 0 ? secret_len(e->alg) : 32;
+    if (n != want) {
+        error = fwrel_error_set(FWREL_EFORMAT, "%s holds %zu bytes, not %zu", e->secret, n, want);
+        goto done;
+    }
+    if (secret_len(e->alg) != 0) {
+        secret_id(id, plain, n);
+        if (strcmp(id, e->id) != 0) {
+            error = fwrel_error_set(FWREL_EKEY, "%s is not the secret the index names (id %s)",
+                                    e->secret, e->id);
+            goto done;
+        }
+    }
+    *out = plain;
+    *len = n;
+    plain = NULL;
+done:
+    fwrel_io_free_secret(file, file_len);
+    fwrel_io_free_secret(plain, n);
+    return error;
+}
+
+int fwrel_ks_resolve(const fwrel_ks_entry **entries, const fwrel_keystore *ks,
+                     const fwrel_policy *p)
+{
+    FWREL_ASSERT_ARG(entries != NULL && ks != NULL && p != NULL);
+    for (size_t i = 0; i < p->nkeys; i++) {
+        const fwrel_policy_key *k = &p->keys[i];
+        const fwrel_ks_entry *e = fwrel_ks_find(ks, k->name);
+        entries[i] = NULL;
+        if (k->id[0] != '\0') {
+            const fwrel_ks_entry *pinned = fwrel_ks_find_id(ks, k->id);
+            if (pinned != NULL && pinned->status != FWREL_KS_ACTIVE)
+                return fwrel_error_set(FWREL_EKEY, "key %s (id %s) is %s", k->name, k->id,
+                                       fwrel_ks_status_name(pinned->status));
+            if (pinned == NULL)
+                return fwrel_error_set(FWREL_EKEY, "key %s (id %s) is not in the keystore",
+                                       k->name, k->id);
+        }
+        if (e == NULL)
+            return fwrel_error_set(FWREL_EKEY, "key %s is not in the keystore", k->name);
+        if (e->status != FWREL_KS_ACTIVE)
+            return fwrel_error_set(FWREL_EKEY, "key %s (id %s) is %s", k->name, e->id,
+                                   fwrel_ks_status_name(e->status));
+        if (k->id[0] != '\0' && strcmp(k->id, e->id) != 0)
+            return fwrel_error_set(FWREL_EKEY,
+                                   "key %s: the policy pins id %s, the keystore's active key is %s",
+                                   k->name, k->id, e->id);
+        if (e->purpose != k->purpose || e->alg != k->alg)
+            return fwrel_error_set(FWREL_EKEY, "key %s (id %s) is %s %s, the policy says %s %s",
+                                   k->name, e->id, fwrel_purpose_name(e->purpose),
+                                   fwrel_alg_name(e->alg), fwrel_purpose_name(k->purpose),
+                                   fwrel_alg_name(k->alg));
+        entries[i] = e;
+    }
+    return 0;
+}
