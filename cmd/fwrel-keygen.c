@@ -610,7 +610,8 @@ static int run_keystore(fwrel_ctx *ctx)
     fwrel_pass_src src;
     char *pass = NULL;
     size_t pass_len = 0;
-    int error, modes = (o.policy && !o.rotate) + (o.rotate != NULL) + (o.revoke != NULL) + o.list;
+    int policy_mode = o.policy && !o.rotate && !o.revoke && !o.list;
+    int error, modes = policy_mode + (o.rotate != NULL) + (o.revoke != NULL) + o.list;
     json_t *made = json_array(), *keys = json_array();
 
     if (o.output || o.scheme || o.export_key || o.sbv1) {
@@ -622,7 +623,7 @@ static int run_keystore(fwrel_ctx *ctx)
                                      "and --list");
         goto done;
     }
-    if (o.provision && (!o.policy || o.rotate)) {
+    if (o.provision && !policy_mode) {
         error = fwrel_cmd_usage(ctx, "--provision needs --policy");
         goto done;
     }
@@ -633,7 +634,7 @@ static int run_keystore(fwrel_ctx *ctx)
         goto done;
     }
     if (fwrel_ks_open(&ks, o.keystore,
-                      o.list ? 0 : (FWREL_KS_WRITE | (o.policy && !o.rotate ? FWREL_KS_CREATE : 0))) !=
+                      o.list ? 0 : (FWREL_KS_WRITE | (policy_mode ? FWREL_KS_CREATE : 0))) !=
         0) {
         error = fwrel_cmd_fail(ctx, o.keystore);
         goto done;

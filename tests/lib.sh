@@ -90,6 +90,54 @@ expect_same() {
     if cmp -s "$1" "$2"; then ok; else fail "$3: $1 and $2 differ"; fi
 }
 
+# hex FILE: the bytes of FILE as lower-case hex, one line.
+hex() { od -An -v -tx1 "$1" | tr -d ' \n'; }
+
+# rev_hex HEX: the byte order of HEX reversed.
+rev_hex() { printf '%s\n' "$1" | fold -w2 | tac | tr -d '\n'; }
+
+# ec_digest PUB.pem CURVE_ID BYTES: the SBv2 key digest re-derived without fwrel (spec §2.2, §2.4):
+# SHA-256 of curve_id || X (LE) || Y (LE), zero-filled to 64 bytes for P-192. The last 2*BYTES
+# bytes of the DER SubjectPublicKeyInfo are X || Y big-endian.
+ec_digest() {
+    local der x y pad=""
+    der=$(sed '/-----/d' "$1" | base64 -d | od -An -v -tx1 | tr -d ' \n')
+    x=${der: -$(($3 * 4)):$(($3 * 2))}
+    y=${der: -$(($3 * 2))}
+    [ "$3" -eq 24 ] && pad=$(printf '0%.0s' $(seq 32))
+    printf '%02x%s%s%s' "$2" "$(rev_hex "$x")" "$(rev_hex "$y")" "$pad" | xxd -r -p |
+        sha256sum | cut -d' ' -f1
+}
+
+# rsa_digest PUB.pem: the SBv2 RSA-3072 key digest re-derived without fwrel (spec §2.2, §2.4):
+# SHA-256 of n || e || R^2 mod n || -1/n mod 2^32, each little-endian (384, 4, 384, 4 bytes).
+# openssl prints n; python3 does the arithmetic.
+rsa_digest() {
+    local n
+    n=$(openssl rsa -pubin -in "$1" -noout -modulus | cut -d= -f2)
+    python3 -c '
+import hashlib, sys
+n = int(sys.argv[1], 16)
+le = lambda v, k: v.to_bytes(k, "little")
+blob = le(n, 384) + le(65537, 4) + le(pow(2, 2 * 3072, n), 384) + le((-pow(n, -1, 1 << 32)) % (1 << 32), 4)
+print(hashlib.sha256(blob).hexdigest())' "$n"
+}
+
+# sbv2_digest PUB.pem ALG: rsa_digest or ec_digest by the policy's algorithm name.
+sbv2_digest() {
+    case $2 in
+    rsa3072) rsa_digest "$1" ;;
+    ecdsa192) ec_digest "$1" 1 24 ;;
+    ecdsa256) ec_digest "$1" 2 32 ;;
+    ecdsa384) ec_digest "$1" 3 48 ;;
+    esac
+}
+
+# tree_sum DIR: one line per file under DIR (path, mode, SHA-256), sorted: equal sums, same tree.
+tree_sum() {
+    (cd "$1" && find . -type f -printf '%p %m ' -exec sha256sum {} \; | sort)
+}
+
 # finish: print the closing line and exit non-zero on any failure.
 finish() {
     echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"

@@ -5,25 +5,6 @@
 printf 'a long and secret passphrase\n' >"$T/pass"
 chmod 600 "$T/pass"
 
-# hex FILE: the bytes of FILE as lower-case hex, one line.
-hex() { od -An -v -tx1 "$1" | tr -d ' \n'; }
-
-# rev_hex HEX: the byte order of HEX reversed.
-rev_hex() { printf '%s\n' "$1" | fold -w2 | tac | tr -d '\n'; }
-
-# ec_digest PUB.pem CURVE_ID BYTES: the SBv2 key digest re-derived without fwrel (spec §2.2, §2.4):
-# SHA-256 of curve_id || X (LE) || Y (LE), zero-filled to 64 bytes for P-192. The last 2*BYTES
-# bytes of the DER SubjectPublicKeyInfo are X || Y big-endian.
-ec_digest() {
-    local der x y pad=""
-    der=$(sed '/-----/d' "$1" | base64 -d | od -An -v -tx1 | tr -d ' \n')
-    x=${der: -$(($3 * 4)):$(($3 * 2))}
-    y=${der: -$(($3 * 2))}
-    [ "$3" -eq 24 ] && pad=$(printf '0%.0s' $(seq 32))
-    printf '%02x%s%s%s' "$2" "$(rev_hex "$x")" "$(rev_hex "$y")" "$pad" | xxd -r -p |
-        sha256sum | cut -d' ' -f1
-}
-
 for s in rsa3072 ecdsa192 ecdsa256 ecdsa384; do
     expect_rc 0 "keygen $s" fwrel-keygen --scheme "$s" --passphrase-file "$T/pass" -o "$T/$s.pem"
     [ "$(stat -c %a "$T/$s.pem")" = 600 ] && ok || fail "$s.pem mode $(stat -c %a "$T/$s.pem")"
