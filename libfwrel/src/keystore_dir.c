@@ -514,6 +514,21 @@ done:
     return 0;
 }
 
+int fwrel_ks_index_check(const uint8_t *data, size_t len, size_t *count)
+{
+    FWREL_ASSERT_ARG(data != NULL || len == 0);
+    fwrel_keystore ks = {.lock_fd = -1};
+    int error;
+    if (len > FWREL_KS_INDEX_MAX)
+        return fwrel_error_set(FWREL_EFORMAT, "index.json: larger than %d bytes",
+                               FWREL_KS_INDEX_MAX);
+    error = parse_index(&ks, data != NULL ? data : (const uint8_t *)"", len);
+    if (error == 0 && count != NULL)
+        *count = ks.n;
+    entries_free(ks.e, ks.n);
+    return error;
+}
+
 void fwrel_ks_close(fwrel_keystore *ks)
 {
     if (ks == NULL)
@@ -642,7 +657,7 @@ static int open_secret(uint8_t **out, size_t *out_len, const uint8_t *file, size
     size_t n = (size_t)len - SEC_HDR - SEC_TAG;
     if ((error = sec_kdf(key, pass, pass_len, data + 12, data[9], data[10], data[11])) != 0)
         goto done;
-    if ((plain = malloc(n)) == NULL) {
+    if ((plain = malloc(n + 1)) == NULL) { /* +1: fwrel_io_free_secret() wipes len + 1 */
         error = fwrel_error_set(FWREL_EIO, "out of memory");
         goto done;
     }

@@ -92,6 +92,14 @@ enum {
  */
 int fwrel_ks_open(fwrel_keystore **out, const char *dir, unsigned flags) FWREL_WUR;
 
+/**
+ * Check an index.json held in memory with the rules fwrel_ks_open() applies
+ * (no files are looked at): for fuzzing, and for tools that inspect an index.
+ * @param count  optional: receives the number of entries
+ * @return 0, or FWREL_EFORMAT with the reason
+ */
+int fwrel_ks_index_check(const uint8_t *data, size_t len, size_t *count) FWREL_WUR;
+
 /** Release the lock and free. NULL is fine. */
 void fwrel_ks_close(fwrel_keystore *ks);
 
