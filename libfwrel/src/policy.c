@@ -465,11 +465,22 @@ static int copy_str(char *out, size_t cap, const yt_node *n, const char *what)
 
 static int parse_release(fwrel_policy *p, const yt_node *r)
 {
-    static const char *const keys[] = {"repository", "tag", NULL};
+    static const char *const keys[] = {"repository", "tag", "base_url", NULL};
     const yt_node *n;
     int error;
     if ((error = yt_expect(r, YT_MAP, "release")) != 0 || (error = yt_check_keys(r, keys)) != 0)
         return error;
+    if ((n = yt_get(r, "base_url")) != NULL) {
+        if ((error = copy_str(p->base_url, sizeof(p->base_url), n, "base_url")) != 0)
+            return error;
+        size_t len = strlen(p->base_url);
+        if ((strncmp(p->base_url, "https://", 8) != 0 && strncmp(p->base_url, "http://", 7) != 0) ||
+            p->base_url[len - 1] == '/')
+            return where(n, "base_url must be an http(s) URL without a trailing '/'");
+        for (size_t i = 0; i < len; i++)
+            if ((unsigned char)p->base_url[i] <= 0x20 || (unsigned char)p->base_url[i] >= 0x7f)
+                return where(n, "base_url must be printable ASCII without spaces");
+    }
     if ((n = need(r, "repository", &error)) == NULL ||
         (error = copy_str(p->repository, sizeof(p->repository), n, "repository")) != 0)
         return error;

@@ -131,6 +131,7 @@ typedef struct fwrel_policy {
 
     char repository[1024]; /**< as written (relative to the policy file) */
     char tag[256];
+    char base_url[512]; /**< the update server's base URL (exports), or "" */
     char audit_log[1024];
     char exports[FWREL_POLICY_MAX_LIST][FWREL_POLICY_NAME_MAX + 1];
     size_t nexports;
