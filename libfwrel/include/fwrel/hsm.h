@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "fwrel/error.h"
+#include "fwrel/keystore.h"
 
 /** SoftHSM2's module path on Debian, used when neither the URI nor the caller names a module. */
 #define FWREL_HSM_DEFAULT_MODULE "/usr/lib/softhsm/libsofthsm2.so"
@@ -69,5 +70,81 @@ int fwrel_hsm_is_uri(const char *arg);
  *         FWREL_EFORMAT for any other malformed or unsupported URI (message says which part)
  */
 int fwrel_hsm_uri_parse(fwrel_hsm_uri *out, const char *uri) FWREL_WUR;
+
+/** An open HSM private key: a loaded module, a logged-in session and the key's handle. */
+typedef struct fwrel_hsm_key fwrel_hsm_key;
+
+/** Largest signature fwrel_hsm_key_sign() writes (an RSA-4096 signature; ECDSA DER is smaller). */
+#define FWREL_HSM_SIG_MAX 512
+
+/**
+ * Open the private key a `pkcs11:` URI names.
+ *
+ * Loads the module (the URI's module-path, else module, else FWREL_HSM_DEFAULT_MODULE) with
+ * dlopen(RTLD_NOW | RTLD_LOCAL), initializes it (CKF_OS_LOCKING_OK; an already initialized
+ * module is accepted), picks the first slot whose token matches the URI's token attributes,
+ * opens a session, logs in as CKU_USER with the PIN from the URI's pin-source file, else from
+ * pin_src, and finds exactly one CKO_PRIVATE_KEY matching object/id. The public key is read
+ * from the matching CKO_PUBLIC_KEY object (same id/label), else from the private object's
+ * attributes. Only RSA-3072 and EC P-256 keys are accepted. PIN buffers are wiped.
+ *
+ * @param out      receives the key; release with fwrel_hsm_key_close()
+ * @param uri      a `pkcs11:` URI (fwrel_hsm_uri_parse())
+ * @param module   module path used when the URI has no module-path; NULL: the default
+ * @param pin_src  where the PIN comes from when the URI has no pin-source (a
+ *                 FWREL_PASS_FILE must be 0600, as for passphrases)
+ * @return 0; FWREL_EUSAGE (pin-value in the URI); FWREL_EFORMAT (malformed URI);
+ *         FWREL_EIO ("cannot load PKCS#11 module PATH: ...", an unreadable PIN file);
+ *         FWREL_EKEY (no matching token, "wrong PIN", no key or more than one key matching
+ *         the URI, an unsupported key type, any other PKCS#11 failure by its CKR_ name)
+ */
+int fwrel_hsm_key_open(fwrel_hsm_key **out, const char *uri, const char *module,
+                       const fwrel_pass_src *pin_src) FWREL_WUR;
+
+/**
+ * The key's public half.
+ *
+ * @param key  an open key
+ * @return an EVP_PKEY public key owned by key (valid until fwrel_hsm_key_close()); never NULL
+ */
+const fwrel_pkey *fwrel_hsm_key_public(const fwrel_hsm_key *key);
+
+/**
+ * Sign a SHA-256 digest on the HSM: RSA keys give an RSA-PSS signature (SHA-256, MGF1-SHA256,
+ * salt length 32, as Secure Boot V2 and manifests use), EC P-256 keys an ECDSA signature
+ * encoded as DER. The signature is verified with the public key in software before it is
+ * returned.
+ *
+ * @param key      an open key
+ * @param digest   the SHA-256 digest
+ * @param dlen     32
+ * @param sig      receives the signature, at least FWREL_HSM_SIG_MAX bytes
+ * @param sig_len  receives its length
+ * @return 0; FWREL_EUSAGE (dlen not 32); FWREL_EKEY (the HSM refused: CKR_ name);
+ *         FWREL_EVERIFY (the HSM's signature does not verify)
+ */
+int fwrel_hsm_key_sign(fwrel_hsm_key *key, const uint8_t *digest, size_t dlen, uint8_t *sig,
+                       size_t *sig_len) FWREL_WUR;
+
+/**
+ * Sign a message: SHA-256 in software, then fwrel_hsm_key_sign(). Its shape fits
+ * fwrel_manifest_sign_fn (manifest.h), with key as the context.
+ *
+ * @param ctx      the fwrel_hsm_key
+ * @param msg      message bytes
+ * @param len      their length
+ * @param sig      receives the signature, at least FWREL_HSM_SIG_MAX bytes
+ * @param sig_len  receives its length
+ * @return as fwrel_hsm_key_sign()
+ */
+int fwrel_hsm_key_sign_message(void *ctx, const uint8_t *msg, size_t len, uint8_t *sig,
+                               size_t *sig_len) FWREL_WUR;
+
+/**
+ * Log out, close the session, finalize and unload the module, free the key. NULL is fine.
+ *
+ * @param key  the key to close
+ */
+void fwrel_hsm_key_close(fwrel_hsm_key *key);
 
 #endif
