@@ -7,8 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "runner.h"
 
+#include "fwrel/hsm.h"
 #include "fwrel/io.h"
 #include "fwrel/keystore.h"
 #include "fwrel/sbv1.h"
@@ -143,6 +146,40 @@ static int run_digest_out(fwrel_ctx *ctx, const char *image)
     return 0;
 }
 
+/* An HSM key (pkcs11: URI): sign the image's SBv2 digest on the HSM; key receives the public
+ * key and sig the signature, which fwrel_sbv2_sign() checks and places like an external one. */
+static int hsm_sign(fwrel_pkey **key, uint8_t **sig, size_t *sig_len, const char *uri,
+                    const char *image, const fwrel_pass_src *pass)
+{
+    fwrel_hsm_key *hk = NULL;
+    uint8_t digest[48];
+    size_t dlen = 0;
+    int scheme, error;
+
+    if (o.sbv1)
+        return fwrel_error_set(FWREL_EUSAGE,
+                               "HSM keys sign Secure Boot V2 images only, not --sbv1");
+    if ((error = fwrel_hsm_key_open(&hk, uri, NULL, pass)) != 0)
+        return error;
+    if ((error = fwrel_sbv2_key_scheme(&scheme, fwrel_hsm_key_public(hk))) != 0 ||
+        (error = fwrel_sbv2_signing_digest(digest, &dlen, image, scheme, o.append)) != 0)
+        goto done;
+    if ((*sig = malloc(FWREL_HSM_SIG_MAX)) == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    if ((error = fwrel_hsm_key_sign(hk, digest, dlen, *sig, sig_len)) != 0)
+        goto done;
+    *key = (fwrel_pkey *)fwrel_hsm_key_public(hk);
+    if (EVP_PKEY_up_ref(*key) != 1) {
+        *key = NULL;
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+    }
+done:
+    fwrel_hsm_key_close(hk);
+    return error;
+}
+
 static int run(fwrel_ctx *ctx)
 {
     const char *image = ctx->argv[0];
@@ -167,8 +204,12 @@ static int run(fwrel_ctx *ctx)
     n = external ? o.pub_keys.n : o.keys.n;
     for (int i = 0; i < n; i++) {
         const char *path = external ? o.pub_keys.v[i] : o.keys.v[i];
-        error = external ? fwrel_key_load_public(&keys[i], path, o.sbv1)
-                         : fwrel_key_load_private(&keys[i], path, &pass);
+        if (!external && fwrel_hsm_is_uri(path)) {
+            error = hsm_sign(&keys[i], &sigs[i], &sig_lens[i], path, image, &pass);
+        } else {
+            error = external ? fwrel_key_load_public(&keys[i], path, o.sbv1)
+                             : fwrel_key_load_private(&keys[i], path, &pass);
+        }
         if (error) {
             error = fwrel_cmd_fail(ctx, path);
             goto done;
