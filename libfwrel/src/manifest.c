@@ -428,6 +428,36 @@ int fwrel_manifest_sign(char **out, size_t *len, const fwrel_manifest *m,
                         const fwrel_pkey *const *keys, size_t nkeys)
 {
     FWREL_ASSERT_ARG(out != NULL && len != NULL && m != NULL && keys != NULL);
+    fwrel_manifest_signer signers[FWREL_MANIFEST_MAX_SIGS];
+    if (nkeys < 1 || nkeys > FWREL_MANIFEST_MAX_SIGS)
+        return fwrel_error_set(FWREL_EUSAGE, "1 to %d signing keys", FWREL_MANIFEST_MAX_SIGS);
+    memset(signers, 0, sizeof(signers));
+    for (size_t i = 0; i < nkeys; i++)
+        signers[i].key = keys[i];
+    return fwrel_manifest_sign_with(out, len, m, signers, nkeys);
+}
+
+/* DOMAIN || 0x00 || body signed by a signer's function, then verified with its public key. */
+static int sig_ext(const fwrel_manifest_signer *s, const char *body, size_t blen, uint8_t *sig,
+                   size_t *siglen)
+{
+    uint8_t *msg = malloc(sizeof(DOMAIN) + blen);
+    int error;
+    if (msg == NULL)
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    memcpy(msg, DOMAIN, sizeof(DOMAIN));
+    memcpy(msg + sizeof(DOMAIN), body, blen);
+    error = s->sign(s->ctx, msg, sizeof(DOMAIN) + blen, sig, siglen);
+    free(msg);
+    if (error == 0 && !sig_op(s->key, 0, body, blen, sig, siglen))
+        error = fwrel_error_set(FWREL_EVERIFY, "the signature made does not verify");
+    return error;
+}
+
+int fwrel_manifest_sign_with(char **out, size_t *len, const fwrel_manifest *m,
+                             const fwrel_manifest_signer *signers, size_t nkeys)
+{
+    FWREL_ASSERT_ARG(out != NULL && len != NULL && m != NULL && signers != NULL);
     json_t *sigs[FWREL_MANIFEST_MAX_SIGS] = {NULL}, *root = NULL, *arr = NULL;
     char *body = NULL;
     size_t blen;
@@ -438,7 +468,8 @@ int fwrel_manifest_sign(char **out, size_t *len, const fwrel_manifest *m,
     if ((error = fwrel_manifest_encode(&body, &blen, m)) != 0)
         return error;
     for (size_t i = 0; i < nkeys; i++) {
-        const char *alg = alg_of(keys[i]);
+        const fwrel_pkey *key = signers[i].key;
+        const char *alg = key != NULL ? alg_of(key) : NULL;
         uint8_t sig[512];
         char b64[700], id[65];
         size_t slen = sizeof(sig);
@@ -448,9 +479,12 @@ int fwrel_manifest_sign(char **out, size_t *len, const fwrel_manifest *m,
                 i + 1);
             goto done;
         }
-        if ((error = fwrel_key_id(id, keys[i])) != 0)
+        if ((error = fwrel_key_id(id, key)) != 0)
             goto done;
-        if (!sig_op(keys[i], 1, body, blen, sig, &slen)) {
+        if (signers[i].sign != NULL) {
+            if ((error = sig_ext(&signers[i], body, blen, sig, &slen)) != 0)
+                goto done;
+        } else if (!sig_op(key, 1, body, blen, sig, &slen)) {
             error = fwrel_error_set(FWREL_EKEY, "signer %zu: signing failed", i + 1);
             goto done;
         }

@@ -84,6 +84,40 @@ int fwrel_manifest_from_images(fwrel_manifest *m, const uint8_t *template_json, 
 int fwrel_manifest_sign(char **out, size_t *len, const fwrel_manifest *m,
                         const fwrel_pkey *const *keys, size_t nkeys) FWREL_WUR;
 
+/**
+ * Signs msg for a signer whose private key is held elsewhere (an HSM: fwrel_hsm_key_sign_message()).
+ * @param ctx      the signer's context
+ * @param msg      the bytes to sign (hash them as the algorithm requires)
+ * @param len      their length
+ * @param sig      receives the signature (RSA-PSS bytes, ECDSA DER), room for 512 bytes
+ * @param sig_len  receives its length
+ * @return 0, or an FWREL_* code with the error set
+ */
+typedef int (*fwrel_manifest_sign_fn)(void *ctx, const uint8_t *msg, size_t len, uint8_t *sig,
+                                      size_t *sig_len);
+
+/** One manifest signer: a private key (sign NULL), or a public key and a sign function. */
+typedef struct fwrel_manifest_signer {
+    const fwrel_pkey *key;       /**< private key, or with sign: the public key */
+    fwrel_manifest_sign_fn sign; /**< NULL: sign with key */
+    void *ctx;                   /**< passed to sign */
+} fwrel_manifest_signer;
+
+/**
+ * fwrel_manifest_sign() with signers that may sign elsewhere: a sign function's signature is
+ * verified with the signer's public key before it is used.
+ *
+ * @param out      receives a malloc'd NUL-terminated string; free()
+ * @param len      receives its length
+ * @param m        the body
+ * @param signers  1..8 signers (keys RSA-3072, ECDSA P-256 or Ed25519)
+ * @param nkeys    how many
+ * @return 0; FWREL_EUSAGE (count, the same key twice); FWREL_EKEY (key type, signing);
+ *         FWREL_EVERIFY (a sign function's signature does not verify); a sign function's error
+ */
+int fwrel_manifest_sign_with(char **out, size_t *len, const fwrel_manifest *m,
+                             const fwrel_manifest_signer *signers, size_t nkeys) FWREL_WUR;
+
 /** Who is trusted to sign, and how many must. */
 typedef struct fwrel_manifest_trust {
     const fwrel_pkey *keys[FWREL_MANIFEST_MAX_SIGS];
