@@ -11,6 +11,7 @@
 
 #include "fwrel/encimg.h"
 #include "fwrel/espimg.h"
+#include "fwrel/hsm.h"
 #include "fwrel/io.h"
 #include "fwrel/keystore.h"
 #include "fwrel/manifest.h"
@@ -169,6 +170,8 @@ done:
 static int run_manifest(fwrel_ctx *ctx, const char *in, unsigned flags)
 {
     fwrel_pkey *signers[FWREL_STRLIST_MAX] = {NULL}, *recips[FWREL_STRLIST_MAX] = {NULL};
+    fwrel_hsm_key *hsm[FWREL_STRLIST_MAX] = {NULL};
+    fwrel_manifest_signer ms[FWREL_STRLIST_MAX];
     fwrel_pass_src pass;
     fwrel_manifest m;
     uint8_t *text = NULL, *env = NULL;
@@ -188,18 +191,31 @@ static int run_manifest(fwrel_ctx *ctx, const char *in, unsigned flags)
         error = fwrel_cmd_fail(ctx, in);
         goto done;
     }
-    for (int i = 0; i < o.sign_keys.n; i++)
-        if ((error = fwrel_key_load_private(&signers[i], o.sign_keys.v[i], &pass)) != 0) {
+    memset(ms, 0, sizeof(ms));
+    for (int i = 0; i < o.sign_keys.n; i++) {
+        /* A pkcs11: URI signs on the HSM (the PIN from the passphrase source). */
+        if (fwrel_hsm_is_uri(o.sign_keys.v[i])) {
+            error = fwrel_hsm_key_open(&hsm[i], o.sign_keys.v[i], NULL, &pass);
+            if (error == 0) {
+                ms[i].key = fwrel_hsm_key_public(hsm[i]);
+                ms[i].sign = fwrel_hsm_key_sign_message;
+                ms[i].ctx = hsm[i];
+            }
+        } else if ((error = fwrel_key_load_private(&signers[i], o.sign_keys.v[i], &pass)) == 0) {
+            ms[i].key = signers[i];
+        }
+        if (error) {
             error = fwrel_cmd_fail(ctx, o.sign_keys.v[i]);
             goto done;
         }
+    }
     for (int i = 0; i < o.recipients.n; i++)
         if ((error = fwrel_key_load_public(&recips[i], o.recipients.v[i], 0)) != 0) {
             error = fwrel_cmd_fail(ctx, o.recipients.v[i]);
             goto done;
         }
-    if ((error = fwrel_manifest_sign(&signed_json, &slen, &m, (const fwrel_pkey *const *)signers,
-                                     (size_t)o.sign_keys.n)) != 0 ||
+    if ((error = fwrel_manifest_sign_with(&signed_json, &slen, &m, ms, (size_t)o.sign_keys.n)) !=
+            0 ||
         (error = fwrel_manifest_seal(&env, &elen, (const uint8_t *)signed_json, slen,
                                      (const fwrel_pkey *const *)recips, (size_t)o.recipients.n)) !=
             0) {
@@ -222,6 +238,7 @@ done:
     for (int i = 0; i < FWREL_STRLIST_MAX; i++) {
         fwrel_key_free(signers[i]);
         fwrel_key_free(recips[i]);
+        fwrel_hsm_key_close(hsm[i]);
     }
     free(signed_json);
     free(env);
