@@ -1,12 +1,22 @@
 /* test_hsm.c - pkcs11: URI parsing: every accepted attribute decoded, and each refusal with its
- * exact error code (pin-value is a usage error, everything else malformed input). */
+ * exact error code (pin-value is a usage error, everything else malformed input). HSM keys on a
+ * real SoftHSM2 token made in a temporary directory (skipped without softhsm2-util): public keys
+ * equal openssl's, signatures verify with OpenSSL alone, two keys open at once, and the errors. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
 
 #include "fwrel/hsm.h"
 
@@ -106,6 +116,208 @@ static void test_too_long(void **state)
     assert_int_equal(fwrel_hsm_uri_parse(&u, big), FWREL_EFORMAT);
 }
 
+/* ---- a SoftHSM2 token ---- */
+
+static char g_dir[256];
+static int g_have_hsm;
+static char g_uri_rsa[512], g_uri_ec[512], g_pin[300], g_badpin[300];
+
+/* Run a shell command in the token directory. */
+static int sh_in_dir(const char *cmd)
+{
+    char buf[2048];
+    snprintf(buf, sizeof(buf), "cd '%s' && %s", g_dir, cmd);
+    return system(buf);
+}
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    assert_int_equal(chmod(path, mode), 0);
+}
+
+static int token_setup(void **state)
+{
+    (void)state;
+    char path[512], conf[600];
+    if (system("command -v softhsm2-util >/dev/null 2>&1") != 0)
+        return 0;
+    snprintf(g_dir, sizeof(g_dir), "%s/fwrel-hsm.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (mkdtemp(g_dir) == NULL)
+        return -1;
+    snprintf(path, sizeof(path), "%s/softhsm2.conf", g_dir);
+    snprintf(conf, sizeof(conf),
+             "directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n", g_dir);
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return -1;
+    fputs(conf, f);
+    fclose(f);
+    setenv("SOFTHSM2_CONF", path, 1);
+    if (sh_in_dir("softhsm2-util --init-token --free --label unit --pin 1234 --so-pin 5678 "
+           ">/dev/null && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out rsa.p8 "
+           "2>/dev/null && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 "
+           "-out ec.p8 2>/dev/null && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 "
+           "-out small.p8 2>/dev/null && "
+           "softhsm2-util --import rsa.p8 --token unit --label rsa --id 01 --pin 1234 >/dev/null && "
+           "softhsm2-util --import ec.p8 --token unit --label ec --id 02 --pin 1234 >/dev/null && "
+           "softhsm2-util --import small.p8 --token unit --label small --id 03 --pin 1234 >/dev/null") != 0)
+        return -1;
+    snprintf(g_pin, sizeof(g_pin), "%s/pin", g_dir);
+    snprintf(g_badpin, sizeof(g_badpin), "%s/badpin", g_dir);
+    write_file(g_pin, "1234\n", 0600);
+    write_file(g_badpin, "4321\n", 0600);
+    snprintf(g_uri_rsa, sizeof(g_uri_rsa), "pkcs11:token=unit;object=rsa");
+    snprintf(g_uri_ec, sizeof(g_uri_ec), "pkcs11:token=unit;id=%%02");
+    g_have_hsm = 1;
+    return 0;
+}
+
+static int token_teardown(void **state)
+{
+    (void)state;
+    char cmd[300];
+    if (g_dir[0] != '\0') {
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
+        if (system(cmd) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static EVP_PKEY *load_p8(const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", g_dir, name);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    EVP_PKEY *k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    assert_non_null(k);
+    return k;
+}
+
+/* Verify with OpenSSL alone (the key from the PKCS#8 file, not from the token). */
+static int ossl_verify(EVP_PKEY *k, const uint8_t *dg, const uint8_t *sig, size_t n, int rsa)
+{
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(k, NULL);
+    int ok = EVP_PKEY_verify_init(c) == 1 && EVP_PKEY_CTX_set_signature_md(c, EVP_sha256()) == 1 &&
+             (!rsa || (EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PSS_PADDING) == 1 &&
+                       EVP_PKEY_CTX_set_rsa_pss_saltlen(c, 32) == 1)) &&
+             EVP_PKEY_verify(c, sig, n, dg, 32) == 1;
+    EVP_PKEY_CTX_free(c);
+    return ok;
+}
+
+static const fwrel_pass_src *pin_file(const char *path)
+{
+    static fwrel_pass_src src;
+    src.kind = FWREL_PASS_FILE;
+    src.fd = -1;
+    src.file = path;
+    return &src;
+}
+
+static void test_sign_rsa_and_ec(void **state)
+{
+    (void)state;
+    if (!g_have_hsm)
+        skip();
+    uint8_t dg[32], sig[FWREL_HSM_SIG_MAX];
+    size_t n = 0;
+    for (int i = 0; i < 32; i++)
+        dg[i] = (uint8_t)(i * 7 + 1);
+    for (int rsa = 1; rsa >= 0; rsa--) {
+        fwrel_hsm_key *k = NULL;
+        EVP_PKEY *ref = load_p8(rsa ? "rsa.p8" : "ec.p8");
+        assert_int_equal(fwrel_hsm_key_open(&k, rsa ? g_uri_rsa : g_uri_ec, NULL, pin_file(g_pin)), 0);
+        assert_int_equal(EVP_PKEY_eq(fwrel_hsm_key_public(k), ref), 1);
+        assert_int_equal(fwrel_hsm_key_sign(k, dg, 32, sig, &n), 0);
+        assert_int_equal(n == 384, rsa); /* ECDSA: DER, at most 72 bytes */
+        if (!rsa)
+            assert_true(n <= 72 && sig[0] == 0x30);
+        assert_true(ossl_verify(ref, dg, sig, n, rsa));
+        dg[0] ^= 1;
+        assert_false(ossl_verify(ref, dg, sig, n, rsa));
+        dg[0] ^= 1;
+        assert_int_equal(fwrel_hsm_key_sign(k, dg, 31, sig, &n), FWREL_EUSAGE);
+        /* sign_message = SHA-256 then sign. */
+        uint8_t md[32];
+        unsigned mdl = 0;
+        assert_int_equal(fwrel_hsm_key_sign_message(k, (const uint8_t *)"abc", 3, sig, &n), 0);
+        assert_int_equal(EVP_Digest("abc", 3, md, &mdl, EVP_sha256(), NULL), 1);
+        assert_true(ossl_verify(ref, md, sig, n, rsa));
+        fwrel_hsm_key_close(k);
+        EVP_PKEY_free(ref);
+    }
+}
+
+/* Two keys through one module: closing the first leaves the second usable. */
+static void test_two_keys_open(void **state)
+{
+    (void)state;
+    if (!g_have_hsm)
+        skip();
+    fwrel_hsm_key *a = NULL, *b = NULL;
+    uint8_t dg[32] = {1}, sig[FWREL_HSM_SIG_MAX];
+    size_t n = 0;
+    assert_int_equal(fwrel_hsm_key_open(&a, g_uri_rsa, NULL, pin_file(g_pin)), 0);
+    assert_int_equal(fwrel_hsm_key_open(&b, g_uri_ec, FWREL_HSM_DEFAULT_MODULE, pin_file(g_pin)), 0);
+    fwrel_hsm_key_close(a);
+    assert_int_equal(fwrel_hsm_key_sign(b, dg, 32, sig, &n), 0);
+    fwrel_hsm_key_close(b);
+    /* and the module can be loaded again afterwards */
+    assert_int_equal(fwrel_hsm_key_open(&a, g_uri_rsa, NULL, pin_file(g_pin)), 0);
+    assert_int_equal(fwrel_hsm_key_sign(a, dg, 32, sig, &n), 0);
+    fwrel_hsm_key_close(a);
+    fwrel_hsm_key_close(NULL);
+}
+
+static void expect_open(const char *uri, const char *module, const fwrel_pass_src *pin, int code,
+                        const char *msg_prefix)
+{
+    fwrel_hsm_key *k = (fwrel_hsm_key *)&k; /* must be reset to NULL */
+    assert_int_equal(fwrel_hsm_key_open(&k, uri, module, pin), code);
+    assert_null(k);
+    if (strncmp(fwrel_error_last()->message, msg_prefix, strlen(msg_prefix)) != 0)
+        fail_msg("message '%s' does not start with '%s'", fwrel_error_last()->message, msg_prefix);
+}
+
+static void test_open_errors(void **state)
+{
+    (void)state;
+    if (!g_have_hsm)
+        skip();
+    char uri[1024];
+    fwrel_pass_src none = {FWREL_PASS_NONE, -1, NULL};
+    expect_open(g_uri_rsa, NULL, pin_file(g_badpin), FWREL_EKEY, "wrong PIN");
+    expect_open(g_uri_rsa, NULL, &none, FWREL_EKEY, "no PIN given");
+    expect_open("pkcs11:token=unit;object=nope", NULL, pin_file(g_pin), FWREL_EKEY,
+                "no private key matches");
+    expect_open("pkcs11:token=other;object=rsa", NULL, pin_file(g_pin), FWREL_EKEY,
+                "no PKCS#11 token matches");
+    expect_open("pkcs11:token=unit;object=small", NULL, pin_file(g_pin), FWREL_EKEY,
+                "only RSA-3072 HSM keys are supported, not 2048 bits");
+    expect_open(g_uri_rsa, "/nonexistent/module.so", pin_file(g_pin), FWREL_EIO,
+                "cannot load PKCS#11 module /nonexistent/module.so: ");
+    expect_open(g_uri_rsa, "/bin/true", pin_file(g_pin), FWREL_EIO,
+                "cannot load PKCS#11 module /bin/true");
+    expect_open("pkcs11:object=rsa?pin-value=1234", NULL, pin_file(g_pin), FWREL_EUSAGE, "");
+    expect_open("pkcs11:token=unit", NULL, pin_file(g_pin), FWREL_EFORMAT, "");
+    /* pin-source in the URI wins over the caller's source */
+    snprintf(uri, sizeof(uri), "%s?pin-source=file:%s", g_uri_rsa, g_pin);
+    fwrel_hsm_key *k = NULL;
+    assert_int_equal(fwrel_hsm_key_open(&k, uri, NULL, pin_file(g_badpin)), 0);
+    fwrel_hsm_key_close(k);
+    /* a readable PIN file is refused like a passphrase file */
+    assert_int_equal(chmod(g_badpin, 0644), 0);
+    expect_open(g_uri_rsa, NULL, pin_file(g_badpin), FWREL_EKEY, "passphrase file is readable");
+    assert_int_equal(chmod(g_badpin, 0600), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -113,5 +325,11 @@ int main(void)
         cmocka_unit_test(test_refusals), cmocka_unit_test(test_pin_value_refused),
         cmocka_unit_test(test_too_long),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest token_tests[] = {
+        cmocka_unit_test(test_sign_rsa_and_ec),
+        cmocka_unit_test(test_two_keys_open),
+        cmocka_unit_test(test_open_errors),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    return failed + cmocka_run_group_tests(token_tests, token_setup, token_teardown);
 }
