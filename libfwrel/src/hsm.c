@@ -219,6 +219,7 @@ done:
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/ecdsa.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <openssl/rsa.h>
@@ -243,7 +244,8 @@ struct fwrel_hsm_key {
     int have_session;
     CK_OBJECT_HANDLE priv;
     EVP_PKEY *pub;
-    int ec;
+    int ec; /* EC P-256 */
+    int ed; /* Ed25519 */
 };
 
 static const char *ckr_name(CK_RV rv)
@@ -430,11 +432,50 @@ static int get_attr(uint8_t **val, size_t *len, CK_FUNCTION_LIST_PTR f, CK_SESSI
 
 static const uint8_t P256_OID[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
 
+/* CKA_EC_PARAMS of Ed25519: the OID 1.3.101.112, or the PrintableString "edwards25519". */
+static const uint8_t ED25519_OID[] = {0x06, 0x03, 0x2b, 0x65, 0x70};
+static const uint8_t ED25519_NAME[] = {0x13, 0x0c, 'e', 'd', 'w', 'a', 'r', 'd', 's',
+                                       '2', '5', '5', '1', '9'};
+
+/* An Ed25519 public key from CKA_EC_PARAMS and CKA_EC_POINT; 0, -1 (missing), or an error. */
+static int ed_pub_from(EVP_PKEY **out, CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s,
+                       CK_OBJECT_HANDLE o)
+{
+    uint8_t *a = NULL, *b = NULL;
+    size_t alen = 0, blen = 0;
+    int error = -1;
+    if (get_attr(&a, &alen, f, s, o, CKA_EC_PARAMS, 64) != 0 ||
+        get_attr(&b, &blen, f, s, o, CKA_EC_POINT, 64) != 0)
+        goto done;
+    if (!(alen == sizeof(ED25519_OID) && memcmp(a, ED25519_OID, alen) == 0) &&
+        !(alen == sizeof(ED25519_NAME) && memcmp(a, ED25519_NAME, alen) == 0)) {
+        error = fwrel_error_set(FWREL_EKEY, "only Ed25519 Edwards-curve HSM keys are supported");
+        goto done;
+    }
+    /* DER OCTET STRING of the 32-byte key, or the bare key. */
+    const uint8_t *pt = blen == 34 && b[0] == 0x04 && b[1] == 32 ? b + 2 : b;
+    if ((blen != 34 || pt == b) && blen != 32) {
+        error = fwrel_error_set(FWREL_EKEY, "malformed CKA_EC_POINT");
+        goto done;
+    }
+    if ((*out = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pt, 32)) == NULL) {
+        error = fwrel_error_set(FWREL_EKEY, "cannot build the public key");
+        goto done;
+    }
+    error = 0;
+done:
+    free(a);
+    free(b);
+    return error;
+}
+
 /* Build the public key from object o's attributes; 0 or -1 (attributes missing), or an error. */
 static int pub_from(EVP_PKEY **out, CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s,
-                    CK_OBJECT_HANDLE o, int ec, const char *uri)
+                    CK_OBJECT_HANDLE o, int ec, int ed, const char *uri)
 {
     (void)uri;
+    if (ed)
+        return ed_pub_from(out, f, s, o);
     uint8_t *a = NULL, *b = NULL;
     size_t alen = 0, blen = 0;
     OSSL_PARAM_BLD *bld = NULL;
@@ -603,12 +644,13 @@ int fwrel_hsm_key_open(fwrel_hsm_key **out, const char *uri, const char *module,
         error = ck_fail(uri, "C_GetAttributeValue", rv);
         goto done;
     }
-    if (kt != CKK_RSA && kt != CKK_EC) {
+    if (kt != CKK_RSA && kt != CKK_EC && kt != CKK_EC_EDWARDS) {
         error = fwrel_error_set(FWREL_EKEY,
-                                "only RSA-3072 and EC P-256 HSM keys are supported");
+                                "only RSA-3072, EC P-256 and Ed25519 HSM keys are supported");
         goto done;
     }
     k->ec = kt == CKK_EC;
+    k->ed = kt == CKK_EC_EDWARDS;
 
     /* The public key: the public object with the private key's id (or label), else the
      * private object's own attributes. */
@@ -625,9 +667,9 @@ int fwrel_hsm_key_open(fwrel_hsm_key **out, const char *uri, const char *module,
                       have_id ? id : NULL, id_len);
     error = -1;
     if (rv == CKR_OK && count == 1 && (have_id || label[0] != '\0'))
-        error = pub_from(&k->pub, f, k->session, found[0], k->ec, uri);
+        error = pub_from(&k->pub, f, k->session, found[0], k->ec, k->ed, uri);
     if (error == -1)
-        error = pub_from(&k->pub, f, k->session, k->priv, k->ec, uri);
+        error = pub_from(&k->pub, f, k->session, k->priv, k->ec, k->ed, uri);
     if (error == -1)
         error = fwrel_error_set(FWREL_EKEY, "no public key found for the private key");
     if (error)
@@ -661,6 +703,7 @@ static int verify_sig(const fwrel_hsm_key *k, const uint8_t *digest, const uint8
                         EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha256()) == 1)) &&
              EVP_PKEY_verify(ctx, sig, sig_len, digest, 32) == 1;
     EVP_PKEY_CTX_free(ctx);
+    ERR_clear_error();
     return ok;
 }
 
@@ -677,6 +720,9 @@ int fwrel_hsm_key_sign(fwrel_hsm_key *key, const uint8_t *digest, size_t dlen, u
     int error = 0;
 
     *sig_len = 0;
+    if (key->ed)
+        return fwrel_error_set(FWREL_EKEY,
+                               "an Ed25519 HSM key signs whole messages (manifests), not digests");
     if (dlen != 32)
         return fwrel_error_set(FWREL_EUSAGE, "an HSM signs a SHA-256 digest (32 bytes), not %zu",
                                dlen);
@@ -725,12 +771,39 @@ done:
     return error;
 }
 
+/* Ed25519 (pure EdDSA, CKM_EDDSA without parameters) over the whole message. */
+static int ed_sign(fwrel_hsm_key *key, const uint8_t *msg, size_t len, uint8_t *sig,
+                   size_t *sig_len)
+{
+    CK_FUNCTION_LIST_PTR f = key->mod->f;
+    CK_MECHANISM mech = {CKM_EDDSA, NULL, 0};
+    CK_ULONG n = FWREL_HSM_SIG_MAX;
+    CK_RV rv = f->C_SignInit(key->session, &mech, key->priv);
+    if (rv == CKR_OK)
+        rv = f->C_Sign(key->session, (CK_BYTE_PTR)msg, len, sig, &n);
+    if (rv != CKR_OK)
+        return ck_fail("PKCS#11 key", "C_Sign", rv);
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    int ok = n == 64 && c != NULL && EVP_DigestVerifyInit(c, NULL, NULL, NULL, key->pub) == 1 &&
+             EVP_DigestVerify(c, sig, n, msg, len) == 1;
+    EVP_MD_CTX_free(c);
+    ERR_clear_error();
+    if (!ok) {
+        OPENSSL_cleanse(sig, n);
+        return fwrel_error_set(FWREL_EVERIFY, "the HSM's signature does not verify");
+    }
+    *sig_len = n;
+    return 0;
+}
+
 int fwrel_hsm_key_sign_message(void *ctx, const uint8_t *msg, size_t len, uint8_t *sig,
                                size_t *sig_len)
 {
     uint8_t digest[32];
     unsigned int dl = 0;
     *sig_len = 0;
+    if (((fwrel_hsm_key *)ctx)->ed)
+        return ed_sign(ctx, msg, len, sig, sig_len);
     if (EVP_Digest(msg, len, digest, &dl, EVP_sha256(), NULL) != 1)
         return fwrel_error_set(FWREL_EKEY, "SHA-256 failed");
     return fwrel_hsm_key_sign(ctx, digest, dl, sig, sig_len);

@@ -86,7 +86,9 @@ typedef struct fwrel_hsm_key fwrel_hsm_key;
  * opens a session, logs in as CKU_USER with the PIN from the URI's pin-source file, else from
  * pin_src, and finds exactly one CKO_PRIVATE_KEY matching object/id. The public key is read
  * from the matching CKO_PUBLIC_KEY object (same id/label), else from the private object's
- * attributes. Only RSA-3072 and EC P-256 keys are accepted. PIN buffers are wiped.
+ * attributes. RSA-3072, EC P-256 and Ed25519 keys are accepted (Ed25519 only signs messages:
+ * fwrel_hsm_key_sign_message()). PIN buffers are wiped. Not thread-safe: open, use and close
+ * keys from one thread (keys opened through one module share its initialization).
  *
  * @param out      receives the key; release with fwrel_hsm_key_close()
  * @param uri      a `pkcs11:` URI (fwrel_hsm_uri_parse())
@@ -96,7 +98,8 @@ typedef struct fwrel_hsm_key fwrel_hsm_key;
  * @return 0; FWREL_EUSAGE (pin-value in the URI); FWREL_EFORMAT (malformed URI);
  *         FWREL_EIO ("cannot load PKCS#11 module PATH: ...", an unreadable PIN file);
  *         FWREL_EKEY (no matching token, "wrong PIN", no key or more than one key matching
- *         the URI, an unsupported key type, any other PKCS#11 failure by its CKR_ name)
+ *         the URI, an unsupported key type, any other PKCS#11 failure by its CKR_ name); the
+ *         messages do not repeat the URI (callers name it)
  */
 int fwrel_hsm_key_open(fwrel_hsm_key **out, const char *uri, const char *module,
                        const fwrel_pass_src *pin_src) FWREL_WUR;
@@ -120,14 +123,16 @@ const fwrel_pkey *fwrel_hsm_key_public(const fwrel_hsm_key *key);
  * @param dlen     32
  * @param sig      receives the signature, at least FWREL_HSM_SIG_MAX bytes
  * @param sig_len  receives its length
- * @return 0; FWREL_EUSAGE (dlen not 32); FWREL_EKEY (the HSM refused: CKR_ name);
+ * @return 0; FWREL_EUSAGE (dlen not 32); FWREL_EKEY (the HSM refused: CKR_ name; an Ed25519
+ *         key, which signs messages only);
  *         FWREL_EVERIFY (the HSM's signature does not verify)
  */
 int fwrel_hsm_key_sign(fwrel_hsm_key *key, const uint8_t *digest, size_t dlen, uint8_t *sig,
                        size_t *sig_len) FWREL_WUR;
 
 /**
- * Sign a message: SHA-256 in software, then fwrel_hsm_key_sign(). Its shape fits
+ * Sign a message: SHA-256 in software, then fwrel_hsm_key_sign(); an Ed25519 key signs the
+ * whole message on the HSM (CKM_EDDSA, pure Ed25519), verified in software. Its shape fits
  * fwrel_manifest_sign_fn (manifest.h), with key as the context.
  *
  * @param ctx      the fwrel_hsm_key
