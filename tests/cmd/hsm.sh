@@ -17,9 +17,10 @@ softhsm2-util --init-token --free --label fwrel-test --pin 1234 --so-pin 5678 >/
     fail "softhsm2-util --init-token"
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out rsa.p8 2>/dev/null
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ec.p8 2>/dev/null
+openssl genpkey -algorithm ED25519 -out ed.p8 2>/dev/null
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out dup1.p8 2>/dev/null
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out dup2.p8 2>/dev/null
-for k in rsa:01 ec:02 dup1:03 dup2:04; do
+for k in rsa:01 ec:02 dup1:03 dup2:04 ed:05; do
     name=${k%%:*}
     label=$name
     case $name in dup*) label=dup ;; esac
@@ -104,8 +105,12 @@ expect_rc 4 "ECDSA key, RSA-only chip" fwrel-sign -k "$TOK;object=ec" --passphra
     -o x.bin c3.bin
 expect_err "^fwrel-sign: .*esp32c3 does not accept ECDSA P-256" "ECDSA on esp32c3"
 expect_absent x.bin "ECDSA on esp32c3"
+expect_rc 4 "Ed25519 key for an image" fwrel-sign -k "$TOK;object=ed" --passphrase-file pin \
+    -o x.bin c6.bin
+expect_err "^fwrel-sign: pkcs11:token=fwrel-test;object=ed: unsupported key type ED25519" "Ed25519 for an image"
+expect_absent x.bin "Ed25519 for an image"
 
-# Manifests: signed on the token by the RSA and the ECDSA key, verified on the device.
+# Manifests: signed on the token by the RSA, the ECDSA and the Ed25519 key, verified on the device.
 openssl genpkey -algorithm X25519 -out dev.pem 2>/dev/null
 openssl pkey -in dev.pem -pubout -out dev.pub 2>/dev/null
 now=$(date +%s)
@@ -130,16 +135,17 @@ device_type: thermo-a
 anti_rollback: {secure_version: 2}
 manifest:
   key: dev.pem
-  trusted_keys: [rsa.pub, ec.pub]
-  threshold: 2
+  trusted_keys: [rsa.pub, ec.pub, ed.pub]
+  threshold: 3
   counter: 5
 YAML
 expect_rc 0 "manifest signed on the HSM" fwrel-encrypt --manifest --sign-key "$TOK;object=rsa" \
-    --sign-key "$TOK;object=ec" --passphrase-file pin --recipient dev.pub -o m.fwm m.json
+    --sign-key "$TOK;object=ec" --sign-key "$TOK;object=ed" --passphrase-file pin \
+    --recipient dev.pub -o m.fwm m.json
 expect_rc 0 "the device accepts it" fwrel-verify --manifest --device dev.yaml m.fwm
-printf '%s\n' "$OUT" | grep -q "PASS manifest.threshold .*2 of 2 required" && ok ||
+printf '%s\n' "$OUT" | grep -q "PASS manifest.threshold .*3 of 3 required" && ok ||
     fail "threshold step: $OUT"
-sed 's/trusted_keys: \[rsa.pub, ec.pub\]/trusted_keys: [rsa.pub, dup1.pub]/' dev.yaml >other.yaml
+sed 's/trusted_keys: \[rsa.pub, ec.pub, ed.pub\]/trusted_keys: [rsa.pub, ec.pub, dup1.pub]/' dev.yaml >other.yaml
 expect_rc 1 "other trusted keys refuse it" fwrel-verify --manifest --device other.yaml m.fwm
 expect_rc 4 "manifest: wrong PIN" fwrel-encrypt --manifest --sign-key "$TOK;object=ec" \
     --passphrase-file badpin --recipient dev.pub -o m2.fwm m.json

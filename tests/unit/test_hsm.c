@@ -161,7 +161,8 @@ static int token_setup(void **state)
            ">/dev/null && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out rsa.p8 "
            "2>/dev/null && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 "
            "-out ec.p8 2>/dev/null && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 "
-           "-out small.p8 2>/dev/null && "
+           "-out small.p8 2>/dev/null && openssl genpkey -algorithm ED25519 -out ed.p8 && "
+           "softhsm2-util --import ed.p8 --token unit --label ed --id 04 --pin 1234 >/dev/null && "
            "softhsm2-util --import rsa.p8 --token unit --label rsa --id 01 --pin 1234 >/dev/null && "
            "softhsm2-util --import ec.p8 --token unit --label ec --id 02 --pin 1234 >/dev/null && "
            "softhsm2-util --import small.p8 --token unit --label small --id 03 --pin 1234 >/dev/null") != 0)
@@ -255,6 +256,33 @@ static void test_sign_rsa_and_ec(void **state)
     }
 }
 
+/* Ed25519: whole messages (CKM_EDDSA), verified with OpenSSL alone; digests refused. */
+static void test_sign_ed25519(void **state)
+{
+    (void)state;
+    if (!g_have_hsm)
+        skip();
+    fwrel_hsm_key *k = NULL;
+    uint8_t sig[FWREL_HSM_SIG_MAX], dg[32] = {0};
+    size_t n = 0;
+    static const uint8_t msg[] = "fwrel manifest bytes";
+    EVP_PKEY *ref = load_p8("ed.p8");
+    assert_int_equal(fwrel_hsm_key_open(&k, "pkcs11:token=unit;object=ed", NULL, pin_file(g_pin)),
+                     0);
+    assert_int_equal(EVP_PKEY_eq(fwrel_hsm_key_public(k), ref), 1);
+    assert_int_equal(fwrel_hsm_key_sign_message(k, msg, sizeof(msg), sig, &n), 0);
+    assert_int_equal(n, 64);
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    assert_int_equal(EVP_DigestVerifyInit(c, NULL, NULL, NULL, ref), 1);
+    assert_int_equal(EVP_DigestVerify(c, sig, n, msg, sizeof(msg)), 1);
+    assert_int_equal(EVP_DigestVerifyInit(c, NULL, NULL, NULL, ref), 1);
+    assert_int_not_equal(EVP_DigestVerify(c, sig, n, msg, sizeof(msg) - 1), 1);
+    EVP_MD_CTX_free(c);
+    assert_int_equal(fwrel_hsm_key_sign(k, dg, 32, sig, &n), FWREL_EKEY);
+    fwrel_hsm_key_close(k);
+    EVP_PKEY_free(ref);
+}
+
 /* Two keys through one module: closing the first leaves the second usable. */
 static void test_two_keys_open(void **state)
 {
@@ -327,6 +355,7 @@ int main(void)
     };
     const struct CMUnitTest token_tests[] = {
         cmocka_unit_test(test_sign_rsa_and_ec),
+        cmocka_unit_test(test_sign_ed25519),
         cmocka_unit_test(test_two_keys_open),
         cmocka_unit_test(test_open_errors),
     };
