@@ -71,6 +71,16 @@ for kc in rsa:c3 ec:c6; do
         fwrel-sign -k "$TOK;object=$k?pin-source=file:$T/pin" -o "$k.src.bin" "$img"
     expect_rc 0 "$k: verify (pin-source)" fwrel-verify --sbv2 --key "$k.pub" "$k.src.bin"
 done
+# --append: an HSM block after a block of another (software) key; either key verifies the image,
+# a third does not.
+expect_rc 0 "software block" fwrel-sign -k dup1.p8 -o one.bin c6.bin
+expect_rc 0 "append an HSM block" fwrel-sign -a -k "$TOK;object=ec" --passphrase-file pin \
+    -o two.bin one.bin
+expect_rc 0 "appended image with the HSM key" fwrel-verify --sbv2 --key ec.pub two.bin
+printf '%s\n' "$OUT" | grep -q "^PASS sbv2.block1 " && ok || fail "append: block 1: $OUT"
+expect_rc 0 "appended image with the software key" fwrel-verify --sbv2 --key dup1.pub two.bin
+expect_rc 1 "appended image with a third key" fwrel-verify --sbv2 --key dup2.pub two.bin
+
 # By id, and with the module named in the URI.
 expect_rc 0 "by id and module-path" fwrel-sign -k "$TOK;id=%02?module-path=/usr/lib/softhsm/libsofthsm2.so" \
     --passphrase-file pin -o id.bin c6.bin
