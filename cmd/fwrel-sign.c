@@ -147,9 +147,10 @@ static int run_digest_out(fwrel_ctx *ctx, const char *image)
 }
 
 /* An HSM key (pkcs11: URI): sign the image's SBv2 digest on the HSM; key receives the public
- * key and sig the signature, which fwrel_sbv2_sign() checks and places like an external one. */
-static int hsm_sign(fwrel_pkey **key, uint8_t **sig, size_t *sig_len, const char *uri,
-                    const char *image, const fwrel_pass_src *pass)
+ * key and sig the signature, which fwrel_sbv2_sign() checks and places like an external one.
+ * *what is what a failure is about: the image (its digest) or the URI (everything else). */
+static int hsm_sign(fwrel_pkey **key, uint8_t **sig, size_t *sig_len, const char **what,
+                    const char *uri, const char *image, const fwrel_pass_src *pass)
 {
     fwrel_hsm_key *hk = NULL;
     uint8_t digest[48];
@@ -161,9 +162,12 @@ static int hsm_sign(fwrel_pkey **key, uint8_t **sig, size_t *sig_len, const char
                                "HSM keys sign Secure Boot V2 images only, not --sbv1");
     if ((error = fwrel_hsm_key_open(&hk, uri, NULL, pass)) != 0)
         return error;
-    if ((error = fwrel_sbv2_key_scheme(&scheme, fwrel_hsm_key_public(hk))) != 0 ||
-        (error = fwrel_sbv2_signing_digest(digest, &dlen, image, scheme, o.append)) != 0)
+    if ((error = fwrel_sbv2_key_scheme(&scheme, fwrel_hsm_key_public(hk))) != 0)
         goto done;
+    if ((error = fwrel_sbv2_signing_digest(digest, &dlen, image, scheme, o.append)) != 0) {
+        *what = image;
+        goto done;
+    }
     if ((*sig = malloc(FWREL_HSM_SIG_MAX)) == NULL) {
         error = fwrel_error_set(FWREL_EIO, "out of memory");
         goto done;
@@ -205,7 +209,7 @@ static int run(fwrel_ctx *ctx)
     for (int i = 0; i < n; i++) {
         const char *path = external ? o.pub_keys.v[i] : o.keys.v[i];
         if (!external && fwrel_hsm_is_uri(path)) {
-            error = hsm_sign(&keys[i], &sigs[i], &sig_lens[i], path, image, &pass);
+            error = hsm_sign(&keys[i], &sigs[i], &sig_lens[i], &path, path, image, &pass);
         } else {
             error = external ? fwrel_key_load_public(&keys[i], path, o.sbv1)
                              : fwrel_key_load_private(&keys[i], path, &pass);
