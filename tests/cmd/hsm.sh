@@ -113,8 +113,14 @@ expect_err "^fwrel-sign: .*Secure Boot V2 images only" "--sbv1"
 expect_absent x.bin "--sbv1"
 expect_rc 4 "ECDSA key, RSA-only chip" fwrel-sign -k "$TOK;object=ec" --passphrase-file pin \
     -o x.bin c3.bin
-expect_err "^fwrel-sign: .*esp32c3 does not accept ECDSA P-256" "ECDSA on esp32c3"
+expect_err "^fwrel-sign: c3.bin: esp32c3 does not accept ECDSA P-256 signatures$" "ECDSA on esp32c3"
 expect_absent x.bin "ECDSA on esp32c3"
+cp c3.bin bad.bin
+printf '\x00' | dd of=bad.bin bs=1 seek=0 conv=notrunc status=none
+expect_rc 3 "HSM key, malformed image" fwrel-sign -k "$TOK;object=rsa" --passphrase-file pin \
+    -o x.bin bad.bin
+expect_err "^fwrel-sign: bad.bin: " "HSM key, malformed image"
+expect_absent x.bin "HSM key, malformed image"
 expect_rc 4 "Ed25519 key for an image" fwrel-sign -k "$TOK;object=ed" --passphrase-file pin \
     -o x.bin c6.bin
 expect_err "^fwrel-sign: pkcs11:token=fwrel-test;object=ed: unsupported key type ED25519" "Ed25519 for an image"
