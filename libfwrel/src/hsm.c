@@ -251,8 +251,8 @@ struct fwrel_hsm_key {
 static const char *ckr_name(CK_RV rv)
 {
     switch (rv) {
-#define N(x) \
-    case x:  \
+#define N(x)                                                                                       \
+    case x:                                                                                        \
         return #x;
         N(CKR_OK)
         N(CKR_HOST_MEMORY)
@@ -415,8 +415,8 @@ static int get_attr(uint8_t **val, size_t *len, CK_FUNCTION_LIST_PTR f, CK_SESSI
 {
     CK_ATTRIBUTE a = {type, NULL, 0};
     *val = NULL;
-    if (f->C_GetAttributeValue(s, o, &a, 1) != CKR_OK || a.ulValueLen == CK_UNAVAILABLE_INFORMATION ||
-        a.ulValueLen == 0 || a.ulValueLen > cap)
+    if (f->C_GetAttributeValue(s, o, &a, 1) != CKR_OK ||
+        a.ulValueLen == CK_UNAVAILABLE_INFORMATION || a.ulValueLen == 0 || a.ulValueLen > cap)
         return -1;
     if ((*val = malloc(a.ulValueLen)) == NULL)
         return -1;
@@ -434,8 +434,8 @@ static const uint8_t P256_OID[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x0
 
 /* CKA_EC_PARAMS of Ed25519: the OID 1.3.101.112, or the PrintableString "edwards25519". */
 static const uint8_t ED25519_OID[] = {0x06, 0x03, 0x2b, 0x65, 0x70};
-static const uint8_t ED25519_NAME[] = {0x13, 0x0c, 'e', 'd', 'w', 'a', 'r', 'd', 's',
-                                       '2', '5', '5', '1', '9'};
+static const uint8_t ED25519_NAME[] = {0x13, 0x0c, 'e', 'd', 'w', 'a', 'r',
+                                       'd',  's',  '2', '5', '5', '1', '9'};
 
 /* An Ed25519 public key from CKA_EC_PARAMS and CKA_EC_POINT; 0, -1 (missing), or an error. */
 static int ed_pub_from(EVP_PKEY **out, CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s,
@@ -470,8 +470,8 @@ done:
 }
 
 /* Build the public key from object o's attributes; 0 or -1 (attributes missing), or an error. */
-static int pub_from(EVP_PKEY **out, CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s,
-                    CK_OBJECT_HANDLE o, int ec, int ed, const char *uri)
+static int pub_from(EVP_PKEY **out, CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o,
+                    int ec, int ed, const char *uri)
 {
     (void)uri;
     if (ed)
@@ -591,8 +591,8 @@ int fwrel_hsm_key_open(fwrel_hsm_key **out, const char *uri, const char *module,
     if ((error = fwrel_hsm_uri_parse(u, uri)) != 0)
         goto done;
     const char *path = (u->has & FWREL_HSM_MODULE) ? u->module_path
-                       : module != NULL           ? module
-                                                  : FWREL_HSM_DEFAULT_MODULE;
+                       : module != NULL            ? module
+                                                   : FWREL_HSM_DEFAULT_MODULE;
     if ((error = module_load(&k->mod, path)) != 0)
         goto done;
     CK_FUNCTION_LIST_PTR f = k->mod->f;
@@ -632,7 +632,8 @@ int fwrel_hsm_key_open(fwrel_hsm_key **out, const char *uri, const char *module,
         goto done;
     }
     if (count != 1) {
-        error = fwrel_error_set(FWREL_EKEY, "%s", count == 0 ? "no private key matches"
+        error = fwrel_error_set(FWREL_EKEY, "%s",
+                                count == 0 ? "no private key matches"
                                            : "more than one private key matches");
         goto done;
     }

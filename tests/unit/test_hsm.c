@@ -145,7 +145,8 @@ static int token_setup(void **state)
     char path[512], conf[600];
     if (system("command -v softhsm2-util >/dev/null 2>&1") != 0)
         return 0;
-    snprintf(g_dir, sizeof(g_dir), "%s/fwrel-hsm.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    snprintf(g_dir, sizeof(g_dir), "%s/fwrel-hsm.XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (mkdtemp(g_dir) == NULL)
         return -1;
     snprintf(path, sizeof(path), "%s/softhsm2.conf", g_dir);
@@ -157,15 +158,20 @@ static int token_setup(void **state)
     fputs(conf, f);
     fclose(f);
     setenv("SOFTHSM2_CONF", path, 1);
-    if (sh_in_dir("softhsm2-util --init-token --free --label unit --pin 1234 --so-pin 5678 "
-           ">/dev/null && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out rsa.p8 "
-           "2>/dev/null && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 "
-           "-out ec.p8 2>/dev/null && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 "
-           "-out small.p8 2>/dev/null && openssl genpkey -algorithm ED25519 -out ed.p8 && "
-           "softhsm2-util --import ed.p8 --token unit --label ed --id 04 --pin 1234 >/dev/null && "
-           "softhsm2-util --import rsa.p8 --token unit --label rsa --id 01 --pin 1234 >/dev/null && "
-           "softhsm2-util --import ec.p8 --token unit --label ec --id 02 --pin 1234 >/dev/null && "
-           "softhsm2-util --import small.p8 --token unit --label small --id 03 --pin 1234 >/dev/null") != 0)
+    if (sh_in_dir(
+            "softhsm2-util --init-token --free --label unit --pin 1234 --so-pin 5678 "
+            ">/dev/null && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out "
+            "rsa.p8 "
+            "2>/dev/null && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 "
+            "-out ec.p8 2>/dev/null && openssl genpkey -algorithm RSA -pkeyopt "
+            "rsa_keygen_bits:2048 "
+            "-out small.p8 2>/dev/null && openssl genpkey -algorithm ED25519 -out ed.p8 && "
+            "softhsm2-util --import ed.p8 --token unit --label ed --id 04 --pin 1234 >/dev/null && "
+            "softhsm2-util --import rsa.p8 --token unit --label rsa --id 01 --pin 1234 >/dev/null "
+            "&& "
+            "softhsm2-util --import ec.p8 --token unit --label ec --id 02 --pin 1234 >/dev/null && "
+            "softhsm2-util --import small.p8 --token unit --label small --id 03 --pin 1234 "
+            ">/dev/null") != 0)
         return -1;
     snprintf(g_pin, sizeof(g_pin), "%s/pin", g_dir);
     snprintf(g_badpin, sizeof(g_badpin), "%s/badpin", g_dir);
@@ -234,7 +240,8 @@ static void test_sign_rsa_and_ec(void **state)
     for (int rsa = 1; rsa >= 0; rsa--) {
         fwrel_hsm_key *k = NULL;
         EVP_PKEY *ref = load_p8(rsa ? "rsa.p8" : "ec.p8");
-        assert_int_equal(fwrel_hsm_key_open(&k, rsa ? g_uri_rsa : g_uri_ec, NULL, pin_file(g_pin)), 0);
+        assert_int_equal(fwrel_hsm_key_open(&k, rsa ? g_uri_rsa : g_uri_ec, NULL, pin_file(g_pin)),
+                         0);
         assert_int_equal(EVP_PKEY_eq(fwrel_hsm_key_public(k), ref), 1);
         assert_int_equal(fwrel_hsm_key_sign(k, dg, 32, sig, &n), 0);
         assert_int_equal(n == 384, rsa); /* ECDSA: DER, at most 72 bytes */
@@ -293,7 +300,8 @@ static void test_two_keys_open(void **state)
     uint8_t dg[32] = {1}, sig[FWREL_HSM_SIG_MAX];
     size_t n = 0;
     assert_int_equal(fwrel_hsm_key_open(&a, g_uri_rsa, NULL, pin_file(g_pin)), 0);
-    assert_int_equal(fwrel_hsm_key_open(&b, g_uri_ec, FWREL_HSM_DEFAULT_MODULE, pin_file(g_pin)), 0);
+    assert_int_equal(fwrel_hsm_key_open(&b, g_uri_ec, FWREL_HSM_DEFAULT_MODULE, pin_file(g_pin)),
+                     0);
     fwrel_hsm_key_close(a);
     assert_int_equal(fwrel_hsm_key_sign(b, dg, 32, sig, &n), 0);
     fwrel_hsm_key_close(b);
