@@ -85,7 +85,8 @@ int fwrel_manifest_sign(char **out, size_t *len, const fwrel_manifest *m,
                         const fwrel_pkey *const *keys, size_t nkeys) FWREL_WUR;
 
 /**
- * Signs msg for a signer whose private key is held elsewhere (an HSM: fwrel_hsm_key_sign_message()).
+ * Signs msg for a signer whose private key is held elsewhere (an HSM:
+ * fwrel_hsm_key_sign_message()).
  * @param ctx      the signer's context
  * @param msg      the bytes to sign (hash them as the algorithm requires)
  * @param len      their length
