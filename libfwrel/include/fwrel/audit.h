@@ -1,0 +1,91 @@
+/*
+ * audit.h - the hash-chained audit log (docs/audit.md).
+ *
+ * The log is a file of JSON lines, one entry per line, each canonical JSON
+ * (keys sorted, compact) with a "seq" counting from 1 and a "prev" holding
+ * the SHA-256 (lowercase hex) of the previous line's bytes without its newline
+ * (64 zeros for the first entry). Appends are serialised with an exclusive
+ * flock, written with one write() and fsync'd. A torn last line left by a
+ * crash is cut away by the next append, which first records a "recovered"
+ * entry naming the torn bytes' hash and size, so the chain stays valid and the
+ * loss stays visible.
+ */
+#ifndef FWREL_AUDIT_H
+#define FWREL_AUDIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "fwrel/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Longest line of the log in bytes, newline excluded. */
+#define FWREL_AUDIT_LINE_MAX (64u * 1024u)
+/** Most entries a log may hold. */
+#define FWREL_AUDIT_ENTRIES_MAX 10000000u
+/** Length of a hex SHA-256 head, NUL excluded. */
+#define FWREL_AUDIT_HEAD_LEN 64
+
+/**
+ * Append one entry to the log at path, creating the file (mode 0640) if absent.
+ *
+ * @param path      the log file
+ * @param entry     JSON text of an object with the caller's fields: "event"
+ *                  (keygen|sign|encrypt|bundle|approve|release), "who"
+ *                  {"user", optional "fingerprint" (40 upper-case hex, as GnuPG prints it)}, "inputs" and
+ *                  "outputs" (arrays of {"name","sha256","size"}), "result"
+ *                  ("ok"|"fail") and, with "fail", "reason". It must not hold
+ *                  "seq", "prev" or "time": the library adds them (time is the
+ *                  current time as RFC 3339 UTC). Not taken over.
+ * @param len       length of entry in bytes
+ * @param head      if not NULL, receives the hex SHA-256 of the written line
+ *                  (NUL-terminated, FWREL_AUDIT_HEAD_LEN + 1 bytes)
+ * @return 0; FWREL_EUSAGE if the entry does not follow the schema;
+ *         FWREL_EFORMAT if the log's last complete line is not a valid entry,
+ *         a torn tail is longer than a line, or the log is full;
+ *         FWREL_EIO on a system error (the log is then unchanged or ends in a
+ *         torn line that the next append recovers).
+ */
+int fwrel_audit_append(const char *path, const char *entry, size_t len, char *head) FWREL_WUR;
+
+/**
+ * Verify a whole log at path, streaming it line by line (memory does not grow
+ * with the log). A shared flock is held while reading.
+ *
+ * @param path            the log file
+ * @param expected_head   if not NULL, the head (hex SHA-256 of the last line)
+ *                        recorded elsewhere, e.g. in a signed tag; the
+ *                        log's head must equal it exactly (64 lowercase hex)
+ * @param expected_count  if not 0, the log must hold at least this many entries
+ * @param count           if not NULL, receives the number of entries
+ * @param head            if not NULL, receives the head as NUL-terminated hex
+ *                        (FWREL_AUDIT_HEAD_LEN + 1 bytes; 64 zeros for an empty log)
+ * @return 0 if valid; FWREL_EVERIFY naming the line for a broken chain (an
+ *         edited, removed, duplicated or reordered line, a seq out of order,
+ *         a torn last line), or for a head or count other than expected;
+ *         FWREL_EFORMAT naming the line for a line that is too long, not
+ *         canonical JSON or not an entry of the schema; FWREL_EIO if the file
+ *         cannot be read.
+ */
+int fwrel_audit_verify(const char *path, const char *expected_head, uint64_t expected_count,
+                       uint64_t *count, char *head) FWREL_WUR;
+
+/**
+ * Like fwrel_audit_verify() on an open stream read from its current position
+ * to its end (no lock taken). The stream is not closed.
+ *
+ * @param f  the stream; the other parameters and the return codes are those of
+ *           fwrel_audit_verify()
+ */
+int fwrel_audit_verify_stream(FILE *f, const char *expected_head, uint64_t expected_count,
+                              uint64_t *count, char *head) FWREL_WUR;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,443 @@
+/* test_audit.c - the hash-chained audit log: chain round trip, each kind of tampering named by
+ * its line, truncation against an expected head, a torn last line found and recovered, entries
+ * refused by the schema, two processes appending at once. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "fwrel/audit.h"
+#include "testutil.h"
+
+static const char *dir;
+static char *paths[64];
+static size_t npaths;
+
+static const char *tpath(const char *name)
+{
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s/%s", dir, name);
+    assert_true(npaths < sizeof(paths) / sizeof(paths[0]));
+    paths[npaths] = strdup(buf);
+    assert_non_null(paths[npaths]);
+    unlink(paths[npaths]);
+    return paths[npaths++];
+}
+
+static char entry_buf[1024];
+
+static const char *entry(const char *event, const char *user)
+{
+    snprintf(entry_buf, sizeof(entry_buf),
+             "{\"event\":\"%s\",\"who\":{\"user\":\"%s\",\"fingerprint\":"
+             "\"0123456789ABCDEF0123456789ABCDEF01234567\"},"
+             "\"inputs\":[{\"name\":\"app.bin\",\"sha256\":"
+             "\"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\",\"size\":0}],"
+             "\"outputs\":[],\"result\":\"ok\"}",
+             event, user);
+    return entry_buf;
+}
+
+static void append_ok(const char *log, const char *event, const char *user, char *head)
+{
+    const char *e = entry(event, user);
+    int rc = fwrel_audit_append(log, e, strlen(e), head);
+    if (rc)
+        fprintf(stderr, "append: %s\n", fwrel_error_last()->message);
+    assert_int_equal(rc, 0);
+}
+
+static void hex_sha256(char out[65], const void *p, size_t n)
+{
+    uint8_t d[32];
+    unsigned int dl = 0;
+    assert_int_equal(EVP_Digest(p, n, d, &dl, EVP_sha256(), NULL), 1);
+    for (size_t i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+/* The log's lines (newlines kept), at most 16. */
+struct lines {
+    char *text;
+    size_t len;
+    char *line[16];
+    size_t llen[16];
+    size_t n;
+};
+
+static void split(struct lines *l, const char *log)
+{
+    memset(l, 0, sizeof(*l));
+    l->text = (char *)testutil_read(log, &l->len);
+    assert_non_null(l->text);
+    for (size_t i = 0; i < l->len;) {
+        size_t j = i;
+        while (j < l->len && l->text[j] != '\n')
+            j++;
+        assert_true(l->n < 16);
+        l->line[l->n] = l->text + i;
+        l->llen[l->n++] = (j < l->len ? j + 1 : j) - i;
+        i = j + 1;
+    }
+}
+
+static void write_lines(const char *log, struct lines *l, const int *order, size_t n)
+{
+    FILE *f = fopen(log, "w");
+    assert_non_null(f);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(fwrite(l->line[order[i]], 1, l->llen[order[i]], f), l->llen[order[i]]);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void expect_verify(const char *log, const char *head, uint64_t count, int code,
+                          const char *msg)
+{
+    uint64_t got = 99;
+    int rc = fwrel_audit_verify(log, head, count, &got, NULL);
+    if (rc != code || strcmp(fwrel_error_last()->message, msg) != 0)
+        fprintf(stderr, "verify: %d %s\n", rc, fwrel_error_last()->message);
+    assert_int_equal(rc, code);
+    assert_string_equal(fwrel_error_last()->message, msg);
+    assert_int_equal(got, 99); /* nothing reported on failure */
+}
+
+/* A log of four entries; heads[i] is the head after entry i+1. */
+static const char *make_log(const char *name, char heads[4][65])
+{
+    const char *log = tpath(name);
+    append_ok(log, "keygen", "alice", heads[0]);
+    append_ok(log, "sign", "bob", heads[1]);
+    append_ok(log, "encrypt", "carol", heads[2]);
+    append_ok(log, "bundle", "dave", heads[3]);
+    return log;
+}
+
+static void test_round_trip(void **state)
+{
+    (void)state;
+    char heads[4][65], head[65];
+    mode_t old = umask(022);
+    const char *log = make_log("chain.log", heads);
+    umask(old);
+    struct stat st;
+    assert_int_equal(stat(log, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0640);
+
+    uint64_t count = 0;
+    assert_int_equal(fwrel_audit_verify(log, heads[3], 4, &count, head), 0);
+    assert_int_equal(count, 4);
+    assert_string_equal(head, heads[3]);
+
+    /* Each line is canonical JSON: seq, prev = SHA-256 of the previous line, the head is
+     * that of the last line, and the caller's fields are kept. */
+    struct lines l;
+    split(&l, log);
+    assert_int_equal(l.n, 4);
+    char prev[65] = "0000000000000000000000000000000000000000000000000000000000000000";
+    for (size_t i = 0; i < 4; i++) {
+        json_error_t err;
+        json_t *o = json_loadb(l.line[i], l.llen[i] - 1, 0, &err);
+        assert_non_null(o);
+        char *canon = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
+        assert_int_equal(strlen(canon), l.llen[i] - 1);
+        assert_memory_equal(canon, l.line[i], l.llen[i] - 1);
+        free(canon);
+        assert_int_equal(json_integer_value(json_object_get(o, "seq")), (json_int_t)i + 1);
+        assert_string_equal(json_string_value(json_object_get(o, "prev")), prev);
+        assert_int_equal(strlen(json_string_value(json_object_get(o, "time"))), 20);
+        assert_string_equal(json_string_value(json_object_get(o, "result")), "ok");
+        hex_sha256(prev, l.line[i], l.llen[i] - 1);
+        assert_string_equal(prev, heads[i]);
+        json_decref(o);
+    }
+    free(l.text);
+
+    /* An empty log verifies with count 0 and the zero head. */
+    const char *empty = tpath("empty.log");
+    FILE *f = fopen(empty, "w");
+    assert_non_null(f);
+    fclose(f);
+    assert_int_equal(fwrel_audit_verify(empty, NULL, 0, &count, head), 0);
+    assert_int_equal(count, 0);
+    assert_string_equal(head, "0000000000000000000000000000000000000000000000000000000000000000");
+}
+
+static void test_tamper_one_byte(void **state)
+{
+    (void)state;
+    char heads[4][65];
+    const char *log = make_log("tamper.log", heads);
+    struct lines l;
+    split(&l, log);
+    /* "bob" -> "bpb" in line 2: still a valid entry, but line 3's prev no longer matches. */
+    char *p = strstr(l.line[1], "\"bob\"");
+    assert_non_null(p);
+    p[2] = 'p';
+    const int order[] = {0, 1, 2, 3};
+    write_lines(log, &l, order, 4);
+    expect_verify(log, NULL, 0, FWREL_EVERIFY,
+                  "line 2: does not match line 3's prev (edited, removed or reordered)");
+    /* The last line edited: only the expected head can tell. */
+    p[2] = 'o';
+    p = strstr(l.line[3], "\"dave\"");
+    assert_non_null(p);
+    p[1] = 'D';
+    write_lines(log, &l, order, 4);
+    assert_int_equal(fwrel_audit_verify(log, NULL, 4, NULL, NULL), 0);
+    expect_verify(log, heads[3], 0, FWREL_EVERIFY,
+                  "head of line 4 is not the expected head (truncated or rewritten)");
+    /* A byte that breaks the JSON. */
+    p[1] = 'd';
+    l.line[2][0] = '[';
+    write_lines(log, &l, order, 4);
+    expect_verify(log, NULL, 0, FWREL_EFORMAT, "line 3: not a JSON object");
+    free(l.text);
+}
+
+static void test_delete_reorder_duplicate(void **state)
+{
+    (void)state;
+    char heads[4][65];
+    const char *log = make_log("order.log", heads);
+    struct lines l;
+    split(&l, log);
+    const int deleted[] = {0, 2, 3};
+    write_lines(log, &l, deleted, 3);
+    expect_verify(log, NULL, 0, FWREL_EVERIFY, "line 2: seq 3, expected 2");
+    const int swapped[] = {0, 2, 1, 3};
+    write_lines(log, &l, swapped, 4);
+    expect_verify(log, NULL, 0, FWREL_EVERIFY, "line 2: seq 3, expected 2");
+    const int dup[] = {0, 1, 1, 2, 3};
+    write_lines(log, &l, dup, 5);
+    expect_verify(log, NULL, 0, FWREL_EVERIFY, "line 3: seq 2, expected 3");
+    /* The first line removed: seq 2 at line 1. */
+    const int first[] = {1, 2, 3};
+    write_lines(log, &l, first, 3);
+    expect_verify(log, NULL, 0, FWREL_EVERIFY, "line 1: seq 2, expected 1");
+    free(l.text);
+}
+
+static void test_truncation(void **state)
+{
+    (void)state;
+    char heads[4][65], head[65];
+    const char *log = make_log("trunc.log", heads);
+    struct lines l;
+    split(&l, log);
+    const int three[] = {0, 1, 2};
+    write_lines(log, &l, three, 3);
+    /* A chain cut at a line boundary is valid by itself ... */
+    uint64_t count = 0;
+    assert_int_equal(fwrel_audit_verify(log, NULL, 0, &count, head), 0);
+    assert_int_equal(count, 3);
+    assert_string_equal(head, heads[2]);
+    /* ... and found against the recorded head or count. */
+    expect_verify(log, heads[3], 0, FWREL_EVERIFY,
+                  "head of line 3 is not the expected head (truncated or rewritten)");
+    expect_verify(log, NULL, 4, FWREL_EVERIFY, "3 entries, expected at least 4 (truncated)");
+    free(l.text);
+}
+
+static void test_torn_line_recovery(void **state)
+{
+    (void)state;
+    char heads[4][65], head[65], after[65];
+    const char *log = make_log("torn.log", heads);
+    /* A crash in the middle of a write: half a line, no newline. */
+    const char torn[] = "{\"event\":\"sign\",\"inputs\":[{\"na";
+    int fd = open(log, O_WRONLY | O_APPEND);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, torn, strlen(torn)), (ssize_t)strlen(torn));
+    close(fd);
+    expect_verify(log, NULL, 0, FWREL_EVERIFY, "line 5: torn last line (no newline)");
+
+    /* The next append cuts it away and records it in a "recovered" entry. */
+    append_ok(log, "approve", "erin", after);
+    uint64_t count = 0;
+    assert_int_equal(fwrel_audit_verify(log, after, 6, &count, head), 0);
+    assert_int_equal(count, 6);
+    struct lines l;
+    split(&l, log);
+    assert_int_equal(l.n, 6);
+    json_error_t err;
+    json_t *o = json_loadb(l.line[4], l.llen[4] - 1, 0, &err);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "event")), "recovered");
+    assert_string_equal(json_string_value(json_object_get(o, "prev")), heads[3]);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(o, "who"), "user")),
+                        "erin");
+    json_t *in = json_array_get(json_object_get(o, "inputs"), 0);
+    char want[65];
+    hex_sha256(want, torn, strlen(torn));
+    assert_string_equal(json_string_value(json_object_get(in, "sha256")), want);
+    assert_int_equal(json_integer_value(json_object_get(in, "size")), strlen(torn));
+    json_decref(o);
+    o = json_loadb(l.line[5], l.llen[5] - 1, 0, &err);
+    assert_string_equal(json_string_value(json_object_get(o, "event")), "approve");
+    assert_int_equal(json_integer_value(json_object_get(o, "seq")), 6);
+    json_decref(o);
+    free(l.text);
+
+    /* A log that is only a torn line. */
+    const char *only = tpath("only-torn.log");
+    fd = open(only, O_WRONLY | O_CREAT | O_EXCL, 0640);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "{\"ev", 4), 4);
+    close(fd);
+    expect_verify(only, NULL, 0, FWREL_EVERIFY, "line 1: torn last line (no newline)");
+    append_ok(only, "keygen", "alice", after);
+    assert_int_equal(fwrel_audit_verify(only, after, 2, &count, NULL), 0);
+    assert_int_equal(count, 2);
+}
+
+static void test_refused_entries(void **state)
+{
+    (void)state;
+    char heads[4][65];
+    const char *log = make_log("refuse.log", heads);
+    size_t before_len = 0, after_len = 0;
+    uint8_t *before = testutil_read(log, &before_len);
+    static const struct {
+        const char *json;
+        const char *msg;
+    } bad[] = {
+        {"[]", "audit entry: not a JSON object"},
+        {"{\"event\":\"sign\"", "audit entry: not a JSON object"},
+        {"{\"seq\":5,\"event\":\"sign\",\"who\":{\"user\":\"a\"},\"inputs\":[],\"outputs\":[],"
+         "\"result\":\"ok\"}",
+         "audit entry: seq, prev and time are set by the log"},
+        {"{\"event\":\"recovered\",\"who\":{\"user\":\"a\"},\"inputs\":[],\"outputs\":[],"
+         "\"result\":\"ok\"}",
+         "audit entry: bad or missing event"},
+        {"{\"event\":\"sign\",\"who\":{\"user\":\"a\",\"fingerprint\":\"12\"},\"inputs\":[],"
+         "\"outputs\":[],\"result\":\"ok\"}",
+         "audit entry: bad who.fingerprint"},
+        {"{\"event\":\"sign\",\"who\":{\"user\":\"a\"},\"inputs\":[{\"name\":\"x\"}],"
+         "\"outputs\":[],\"result\":\"ok\"}",
+         "audit entry: bad or missing inputs"},
+        {"{\"event\":\"sign\",\"who\":{\"user\":\"a\"},\"inputs\":[],\"outputs\":[],"
+         "\"result\":\"fail\"}",
+         "audit entry: result fail without reason"},
+        {"{\"event\":\"sign\",\"who\":{\"user\":\"a\"},\"inputs\":[],\"outputs\":[],"
+         "\"result\":\"ok\",\"extra\":1}",
+         "audit entry: unknown field"},
+        {"{\"event\":\"sign\",\"event\":\"sign\",\"who\":{\"user\":\"a\"},\"inputs\":[],"
+         "\"outputs\":[],\"result\":\"ok\"}",
+         "audit entry: not a JSON object"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(fwrel_audit_append(log, bad[i].json, strlen(bad[i].json), NULL),
+                         FWREL_EUSAGE);
+        assert_string_equal(fwrel_error_last()->message, bad[i].msg);
+    }
+    uint8_t *after = testutil_read(log, &after_len);
+    assert_int_equal(before_len, after_len);
+    assert_memory_equal(before, after, before_len);
+    free(before);
+    free(after);
+
+    /* A failure with its reason is accepted. */
+    const char *fail = "{\"event\":\"sign\",\"who\":{\"user\":\"a\"},\"inputs\":[],\"outputs\":[],"
+                       "\"result\":\"fail\",\"reason\":\"wrong passphrase\"}";
+    assert_int_equal(fwrel_audit_append(log, fail, strlen(fail), NULL), 0);
+    assert_int_equal(fwrel_audit_verify(log, NULL, 5, NULL, NULL), 0);
+
+    /* A log whose last line is not an entry is not appended to. */
+    const char *junk = tpath("junk.log");
+    FILE *f = fopen(junk, "w");
+    assert_non_null(f);
+    fputs("{\"a\": 1}\n", f);
+    fclose(f);
+    const char *e = entry("sign", "bob");
+    assert_int_equal(fwrel_audit_append(junk, e, strlen(e), NULL), FWREL_EFORMAT);
+    assert_string_equal(fwrel_error_last()->message, "the log's last line: not canonical JSON");
+    expect_verify(junk, NULL, 0, FWREL_EFORMAT, "line 1: not canonical JSON");
+
+    /* A line over the cap. */
+    const char *longl = tpath("long.log");
+    f = fopen(longl, "w");
+    assert_non_null(f);
+    for (size_t i = 0; i < FWREL_AUDIT_LINE_MAX + 10; i++)
+        fputc('x', f);
+    fputc('\n', f);
+    fclose(f);
+    expect_verify(longl, NULL, 0, FWREL_EFORMAT, "line 1: longer than 65536 bytes");
+    assert_int_equal(fwrel_audit_append(longl, e, strlen(e), NULL), FWREL_EFORMAT);
+    assert_string_equal(fwrel_error_last()->message,
+                        "the log's last line is longer than 65536 bytes");
+}
+
+static void test_concurrent_appenders(void **state)
+{
+    (void)state;
+    const char *log = tpath("concurrent.log");
+    enum { PER_CHILD = 40 };
+    pid_t pids[2];
+    for (int c = 0; c < 2; c++) {
+        pids[c] = fork();
+        assert_true(pids[c] >= 0);
+        if (pids[c] == 0) {
+            for (int i = 0; i < PER_CHILD; i++) {
+                const char *e = entry("sign", c ? "child-b" : "child-a");
+                if (fwrel_audit_append(log, e, strlen(e), NULL) != 0)
+                    _exit(1);
+            }
+            _exit(0);
+        }
+    }
+    for (int c = 0; c < 2; c++) {
+        int status = 0;
+        assert_int_equal(waitpid(pids[c], &status, 0), pids[c]);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
+    uint64_t count = 0;
+    int rc = fwrel_audit_verify(log, NULL, 2 * PER_CHILD, &count, NULL);
+    if (rc)
+        fprintf(stderr, "verify: %s\n", fwrel_error_last()->message);
+    assert_int_equal(rc, 0);
+    assert_int_equal(count, 2 * PER_CHILD);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    dir = testutil_tmpdir();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    testutil_rmtree(dir);
+    for (size_t i = 0; i < npaths; i++)
+        free(paths[i]);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_tamper_one_byte),
+        cmocka_unit_test(test_delete_reorder_duplicate),
+        cmocka_unit_test(test_truncation),
+        cmocka_unit_test(test_torn_line_recovery),
+        cmocka_unit_test(test_refused_entries),
+        cmocka_unit_test(test_concurrent_appenders),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
