@@ -48,8 +48,8 @@ static int is_hex(const char *s, size_t n)
 
 static int event_ok(const char *e, int recovered_ok)
 {
-    static const char *const events[] = {"keygen", "sign", "encrypt", "bundle", "approve",
-                                         "release"};
+    static const char *const events[] = {"keygen", "sign",    "encrypt",
+                                         "bundle", "approve", "release"};
     for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++)
         if (strcmp(e, events[i]) == 0)
             return 1;
@@ -488,9 +488,9 @@ int fwrel_audit_append(const char *path, const char *entry, size_t len, char *he
             goto done;
         }
         /* Recorded as done by whoever appends now. */
-        rec = json_pack("{s:s, s:O, s:[{s:s, s:s, s:I}], s:[], s:s}", "event", "recovered",
-                        "who", json_object_get(o, "who"), "inputs", "name", "torn line", "sha256", torn_hash,
-                        "size", (json_int_t)torn_len, "outputs", "result", "ok");
+        rec = json_pack("{s:s, s:O, s:[{s:s, s:s, s:I}], s:[], s:s}", "event", "recovered", "who",
+                        json_object_get(o, "who"), "inputs", "name", "torn line", "sha256",
+                        torn_hash, "size", (json_int_t)torn_len, "outputs", "result", "ok");
         if (!rec || !(line = make_line(rec, seq + 1, prev))) {
             rc = fwrel_error_set(FWREL_EIO, "out of memory");
             goto done;

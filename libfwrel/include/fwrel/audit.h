@@ -36,8 +36,8 @@ extern "C" {
  * @param path      the log file
  * @param entry     JSON text of an object with the caller's fields: "event"
  *                  (keygen|sign|encrypt|bundle|approve|release), "who"
- *                  {"user", optional "fingerprint" (40 upper-case hex, as GnuPG prints it)}, "inputs" and
- *                  "outputs" (arrays of {"name","sha256","size"}), "result"
+ *                  {"user", optional "fingerprint" (40 upper-case hex, as GnuPG prints it)},
+ * "inputs" and "outputs" (arrays of {"name","sha256","size"}), "result"
  *                  ("ok"|"fail") and, with "fail", "reason". It must not hold
  *                  "seq", "prev" or "time": the library adds them (time is the
  *                  current time as RFC 3339 UTC). Not taken over.
