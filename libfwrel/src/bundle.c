@@ -471,7 +471,11 @@ int fwrel_bundle_sums(char **out, size_t *len, const fwrel_bundle_member *m, siz
             continue;
         sha256_hex(t + pos, s[i].data, s[i].len);
         pos += 64;
-        pos += (size_t)sprintf(t + pos, "  %s\n", s[i].name);
+        size_t nl = strlen(s[i].name);
+        memcpy(t + pos, "  ", 2);
+        memcpy(t + pos + 2, s[i].name, nl);
+        t[pos + 2 + nl] = '\n';
+        pos += 2 + nl + 1;
     }
     t[pos] = '\0';
     free(s);
