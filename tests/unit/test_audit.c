@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -412,6 +413,44 @@ static void test_concurrent_appenders(void **state)
     assert_int_equal(count, 2 * PER_CHILD);
 }
 
+/* SIGKILL an appender at random moments: the log is always a valid chain, or one whose only
+ * fault is a torn last line that the next append recovers. */
+static void test_sigkill(void **state)
+{
+    (void)state;
+    const char *log = tpath("killed.log");
+    uint64_t total = 0;
+    for (int round = 0; round < 6; round++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            for (;;) {
+                const char *e = entry("encrypt", "killed");
+                if (fwrel_audit_append(log, e, strlen(e), NULL) != 0)
+                    _exit(1);
+            }
+        }
+        usleep(2000 + (useconds_t)(round * 3571 % 20000));
+        assert_int_equal(kill(pid, SIGKILL), 0);
+        int status = 0;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFSIGNALED(status));
+        uint64_t count = 0;
+        int rc = fwrel_audit_verify(log, NULL, total, &count, NULL);
+        if (rc != 0) {
+            /* Only a torn last line is acceptable, and the next append repairs it. */
+            assert_int_equal(rc, FWREL_EVERIFY);
+            assert_non_null(strstr(fwrel_error_last()->message, "torn last line"));
+        }
+        char head[65], head2[65];
+        append_ok(log, "release", "parent", head);
+        assert_int_equal(fwrel_audit_verify(log, head, total + 1, &count, head2), 0);
+        assert_string_equal(head, head2);
+        total = count;
+    }
+    assert_true(total > 6);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -438,6 +477,7 @@ int main(void)
         cmocka_unit_test(test_torn_line_recovery),
         cmocka_unit_test(test_refused_entries),
         cmocka_unit_test(test_concurrent_appenders),
+        cmocka_unit_test(test_sigkill),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -489,6 +489,31 @@ static void test_total_cap(void **state)
     free(c.p);
 }
 
+/* A pax sparse entry (GNU.sparse 1.0, as libarchive writes it): refused. */
+static void test_sparse_entry(void **state)
+{
+    (void)state;
+    struct capture c = {0};
+    struct archive *a = archive_write_new();
+    struct archive_entry *e = archive_entry_new();
+    assert_int_equal(archive_write_set_format_pax(a), ARCHIVE_OK);
+    assert_int_equal(archive_write_open(a, &c, NULL, cap_write, NULL), ARCHIVE_OK);
+    archive_entry_set_pathname(e, "exports/a/holes.bin");
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_perm(e, 0644);
+    archive_entry_set_size(e, 8192);
+    archive_entry_sparse_add_entry(e, 4096, 512);
+    assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
+    uint8_t data[512];
+    memset(data, 'D', sizeof(data));
+    assert_int_equal(archive_write_data(a, data, sizeof(data)), (la_ssize_t)sizeof(data));
+    assert_int_equal(archive_write_close(a), ARCHIVE_OK);
+    archive_write_free(a);
+    archive_entry_free(e);
+    expect_read(c.p, c.len, "exports/a/holes.bin: sparse member");
+    free(c.p);
+}
+
 static void test_check_sums(void **state)
 {
     (void)state;
@@ -636,7 +661,8 @@ int main(void)
         cmocka_unit_test(test_sums_text),    cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_round_trip),   cmocka_unit_test(test_write_refusals),
         cmocka_unit_test(test_hostile_tars), cmocka_unit_test(test_total_cap),
-        cmocka_unit_test(test_check_sums),   cmocka_unit_test(test_add_approval),
+        cmocka_unit_test(test_sparse_entry), cmocka_unit_test(test_check_sums),
+        cmocka_unit_test(test_add_approval),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
