@@ -1,23 +1,71 @@
 /*
- * fwrel-bundle - the policy-driven release. For now: --check-policy, which
- * validates a release policy (docs/policy.md) and prints what it enforces. The
- * release pipeline itself is not written yet, and the command says so.
+ * fwrel-bundle - the policy-driven release (docs/bundle.md, docs/repo.md):
+ * IMAGE -> signed, pre-encrypted, manifest, exports, approvals -> bundle ->
+ * audit record -> commit and signed tag. --approve adds an approval to a
+ * bundle made without enough of them; --record then records it. --check-policy
+ * validates a policy and prints what it enforces.
  */
+#include <pwd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "runner.h"
 
+#include "fwrel/bundle.h"
+#include "fwrel/io.h"
+#include "fwrel/pipeline.h"
 #include "fwrel/policy.h"
 #include "util.h"
 
 static struct {
-    const char *check_policy;
+    const char *check_policy, *policy, *keystore, *repo, *channel, *tag_signer, *gnupg_home;
+    const char *output, *templates, *pass_file, *pass_fd, *pgp_pass_file, *pgp_pass_fd;
+    const char *approve, *record, *user, *email;
+    fwrel_strlist approvers;
+    int no_pass, force;
 } o;
 
 static const fwrel_opt opts[] = {
     {"check-policy", 0, FWREL_OPT_STR, "POLICY",
      "validate a release policy and print what it would enforce", &o.check_policy},
+    {"policy", 'p', FWREL_OPT_STR, "POLICY", "the release policy", &o.policy},
+    {"keystore", 'k', FWREL_OPT_STR, "DIR", "the keystore holding the policy's keys", &o.keystore},
+    {"repo", 'r', FWREL_OPT_STR, "DIR",
+     "the release repository (default: the policy's, relative to the policy file)", &o.repo},
+    {"channel", 'c', FWREL_OPT_STR, "CHANNEL", "dev, beta or prod (default: the policy's only one)",
+     &o.channel},
+    {"approver", 'a', FWREL_OPT_MULTI, "FPR",
+     "an approver (OpenPGP fingerprint the policy pins) who signs now; may repeat", &o.approvers},
+    {"tag-signer", 0, FWREL_OPT_STR, "FPR", "who signs the git tag (default: the first approver)",
+     &o.tag_signer},
+    {"gnupg-home", 0, FWREL_OPT_STR, "DIR", "the approvers' GnuPG home (default: $GNUPGHOME)",
+     &o.gnupg_home},
+    {"output", 'o', FWREL_OPT_STR, "FILE",
+     "also write the bundle here (needed when approvals are still missing)", &o.output},
+    {"force", 'f', FWREL_OPT_FLAG, NULL, "replace an existing output file", &o.force},
+    {"templates", 0, FWREL_OPT_STR, "DIR", "export templates (default: the installed ones)",
+     &o.templates},
+    {"passphrase-file", 0, FWREL_OPT_STR, "FILE", "the keystore passphrase from FILE",
+     &o.pass_file},
+    {"passphrase-fd", 0, FWREL_OPT_STR, "N", "the keystore passphrase from file descriptor N",
+     &o.pass_fd},
+    {"no-passphrase", 0, FWREL_OPT_FLAG, NULL, "the keystore's keys are not encrypted", &o.no_pass},
+    {"pgp-passphrase-file", 0, FWREL_OPT_STR, "FILE",
+     "the approvers' GnuPG passphrase from FILE (default: none, or gpg-agent)", &o.pgp_pass_file},
+    {"pgp-passphrase-fd", 0, FWREL_OPT_STR, "N",
+     "the approvers' GnuPG passphrase from file descriptor N", &o.pgp_pass_fd},
+    {"approve", 0, FWREL_OPT_STR, "BUNDLE", "add the --approver's signatures to BUNDLE",
+     &o.approve},
+    {"record", 0, FWREL_OPT_STR, "BUNDLE",
+     "record an approved BUNDLE in the release repository (commit and signed tag)", &o.record},
+    {"user", 0, FWREL_OPT_STR, "NAME",
+     "the operator's name for the audit log and the commit "
+     "(default: the login name)",
+     &o.user},
+    {"email", 0, FWREL_OPT_STR, "ADDR", "the operator's e-mail for the commit", &o.email},
     {NULL, 0, 0, NULL, NULL, NULL},
 };
 
@@ -72,8 +120,9 @@ static int check_policy(fwrel_ctx *ctx, const char *path)
         fwrel_cmd_print(ctx, "%s%s", i ? ", " : "", p->device_types[i]);
         json_array_append_new(types, json_string(p->device_types[i]));
     }
-    fwrel_cmd_print(ctx, "\npartition:      %llu bytes; the image may be at most %llu bytes before "
-                         "its 4 KiB signature sector\n",
+    fwrel_cmd_print(ctx,
+                    "\npartition:      %llu bytes; the image may be at most %llu bytes before "
+                    "its 4 KiB signature sector\n",
                     (unsigned long long)p->partition_size, (unsigned long long)largest);
     fwrel_cmd_print(ctx, "secure boot:    %s, slots", scheme_name(p->scheme));
     json_t *slots = json_array();
@@ -83,7 +132,8 @@ static int check_policy(fwrel_ctx *ctx, const char *path)
         json_array_append_new(slots, json_pack("{s:i,s:s}", "slot", (int)p->slots[i].slot, "key",
                                                p->keys[p->slots[i].key].name));
     }
-    fwrel_cmd_print(ctx, "\nanti-rollback:  secure_version from %u to %u (eFuse field of %u bits)%s\n",
+    fwrel_cmd_print(ctx,
+                    "\nanti-rollback:  secure_version from %u to %u (eFuse field of %u bits)%s\n",
                     p->min_secure_version, p->efuse_bits, p->efuse_bits,
                     p->monotonic ? ", never below the last release" : "");
     fwrel_cmd_print(ctx, "versions:       SemVer, strictly increasing per channel\n");
@@ -110,11 +160,11 @@ static int check_policy(fwrel_ctx *ctx, const char *path)
         fwrel_cmd_print(ctx, "; valid %llu h; %u approval(s)\n",
                         (unsigned long long)(ch->validity / 3600), ch->approvals_required);
         json_object_set_new(channels, ch->name,
-                            json_pack("{s:o,s:o,s:i,s:I,s:i}", "sign_slots", sl,
-                                      "manifest_signers", key_names(p, ch->signers, ch->nsigners),
-                                      "manifest_threshold", (int)ch->threshold,
-                                      "validity_seconds", (json_int_t)ch->validity,
-                                      "approvals_required", (int)ch->approvals_required));
+                            json_pack("{s:o,s:o,s:i,s:I,s:i}", "sign_slots", sl, "manifest_signers",
+                                      key_names(p, ch->signers, ch->nsigners), "manifest_threshold",
+                                      (int)ch->threshold, "validity_seconds",
+                                      (json_int_t)ch->validity, "approvals_required",
+                                      (int)ch->approvals_required));
     }
     json_t *approvers = json_array();
     if (p->napprovers > 0)
@@ -172,21 +222,149 @@ static int check_policy(fwrel_ctx *ctx, const char *path)
     return 0;
 }
 
+/* The release time: SOURCE_DATE_EPOCH when set (reproducible builds), else now. */
+static int release_time(fwrel_ctx *ctx, int64_t *t)
+{
+    const char *s = getenv("SOURCE_DATE_EPOCH");
+    uint64_t v = 0;
+    if (s == NULL || s[0] == '\0') {
+        *t = (int64_t)time(NULL);
+        return 0;
+    }
+    if (fwrel_parse_u64(&v, s, (uint64_t)FWREL_BUNDLE_MTIME_MAX) != 0)
+        return fwrel_cmd_usage(ctx, "SOURCE_DATE_EPOCH '%.24s' is not a time in seconds", s);
+    *t = (int64_t)v;
+    return 0;
+}
+
+static void print_result(fwrel_ctx *ctx, const fwrel_pipeline_result *res, const char *output)
+{
+    const fwrel_release *rec = &res->record;
+    if (res->recorded)
+        fwrel_cmd_print(ctx,
+                        "released %s %s (%s), counter %llu, secure_version %u: tag %s, "
+                        "commit %.12s\n",
+                        rec->product, rec->version, rec->channel, (unsigned long long)rec->counter,
+                        rec->secure_version, res->tag, res->commit);
+    else
+        fwrel_cmd_print(ctx,
+                        "bundle %s written with %zu of %u approvals; add them with "
+                        "--approve, then --record it\n",
+                        output, res->approvals, rec->approvals_required);
+    fwrel_cmd_print(ctx, "bundle sha256 %s\naudit head %s\n", res->bundle_sha256, res->audit_head);
+    fwrel_cmd_set(ctx, "recorded", json_boolean(res->recorded));
+    fwrel_cmd_set(ctx, "tag", json_string(res->tag));
+    fwrel_cmd_set(ctx, "commit", res->recorded ? json_string(res->commit) : json_null());
+    fwrel_cmd_set(ctx, "bundle_sha256", json_string(res->bundle_sha256));
+    fwrel_cmd_set(ctx, "audit_head", json_string(res->audit_head));
+    fwrel_cmd_set(ctx, "approvals", json_integer((json_int_t)res->approvals));
+    fwrel_cmd_set(ctx, "product", json_string(rec->product));
+    fwrel_cmd_set(ctx, "version", json_string(rec->version));
+    fwrel_cmd_set(ctx, "channel", json_string(rec->channel));
+    fwrel_cmd_set(ctx, "counter", json_integer((json_int_t)rec->counter));
+    fwrel_cmd_set(ctx, "secure_version", json_integer((json_int_t)rec->secure_version));
+}
+
+static int release(fwrel_ctx *ctx)
+{
+    fwrel_pipeline_opts po;
+    fwrel_pipeline_result res;
+    fwrel_pass_src ks_pass, pgp_pass;
+    fwrel_report *report = NULL;
+    struct passwd *pw = getpwuid(getuid());
+    int error;
+
+    memset(&po, 0, sizeof(po));
+    if (o.keystore == NULL && o.record == NULL)
+        return fwrel_cmd_usage(ctx, "a release needs --keystore DIR");
+    if ((o.record == NULL) != (ctx->argc == 1))
+        return fwrel_cmd_usage(ctx, o.record != NULL ? "--record takes no IMAGE"
+                                                     : "a release needs one IMAGE");
+    if ((error = fwrel_cmd_pass_source(ctx, &ks_pass, o.pass_file, o.pass_fd, o.no_pass)) != 0)
+        return error;
+    if ((error = fwrel_cmd_pass_source(ctx, &pgp_pass, o.pgp_pass_file, o.pgp_pass_fd, 1)) != 0)
+        return error;
+    if ((error = release_time(ctx, &po.time)) != 0)
+        return error;
+    po.policy = o.policy;
+    po.keystore = o.keystore;
+    po.repo = o.repo;
+    po.channel = o.channel;
+    po.image = o.record != NULL ? o.record : ctx->argv[0];
+    po.output = o.output;
+    po.out_flags = o.force ? FWREL_OUT_FORCE : 0;
+    po.template_root = o.templates;
+    po.gnupg_home = o.gnupg_home;
+    for (int i = 0; i < o.approvers.n; i++)
+        po.approvers[po.napprovers++] = o.approvers.v[i];
+    po.tag_signer = o.tag_signer;
+    po.keystore_pass = &ks_pass;
+    po.pgp_pass = &pgp_pass;
+    po.who = o.user != NULL ? o.user : pw != NULL ? pw->pw_name : "fwrel";
+    po.email = o.email;
+    if ((error = fwrel_report_new(&report)) != 0)
+        return fwrel_cmd_fail(ctx, NULL);
+    error = o.record != NULL ? fwrel_pipeline_record(&res, report, &po)
+                             : fwrel_pipeline_release(&res, report, &po);
+    fwrel_cmd_report(ctx, report);
+    fwrel_report_free(report);
+    if (error)
+        return fwrel_cmd_fail(ctx,
+                              error == FWREL_EIO && fwrel_error_last()->output ? o.output : NULL);
+    print_result(ctx, &res, o.output);
+    return 0;
+}
+
+static int approve(fwrel_ctx *ctx)
+{
+    fwrel_pass_src pgp_pass;
+    size_t have = 0, need = 0;
+    int error;
+    if (ctx->argc != 0)
+        return fwrel_cmd_usage(ctx, "--approve takes no IMAGE");
+    if (o.approvers.n == 0)
+        return fwrel_cmd_usage(ctx, "--approve needs --approver FPR");
+    if ((error = fwrel_cmd_pass_source(ctx, &pgp_pass, o.pgp_pass_file, o.pgp_pass_fd, 1)) != 0)
+        return error;
+    for (int i = 0; i < o.approvers.n; i++) {
+        if ((error = fwrel_pipeline_approve(&have, &need, o.approve, o.approvers.v[i], o.gnupg_home,
+                                            &pgp_pass, o.user)) != 0)
+            return fwrel_cmd_fail(ctx, o.approve);
+        fwrel_cmd_print(ctx, "%s: approved by %s\n", o.approve, o.approvers.v[i]);
+    }
+    fwrel_cmd_print(ctx, "%s: %zu of %zu required approvals%s\n", o.approve, have, need,
+                    have >= need ? "; record it with --record" : "");
+    fwrel_cmd_set(ctx, "approvals", json_integer((json_int_t)have));
+    fwrel_cmd_set(ctx, "approvals_required", json_integer((json_int_t)need));
+    return 0;
+}
+
 static int run(fwrel_ctx *ctx)
 {
-    if (o.check_policy == NULL)
-        return fwrel_cmd_usage(ctx, "the release pipeline is not available yet; only "
-                                    "--check-policy POLICY is");
-    return check_policy(ctx, o.check_policy);
+    int modes = (o.check_policy != NULL) + (o.approve != NULL) + (o.record != NULL);
+    if (modes > 1)
+        return fwrel_cmd_usage(ctx, "--check-policy, --approve and --record exclude each other");
+    if (o.check_policy != NULL)
+        return ctx->argc == 0 ? check_policy(ctx, o.check_policy)
+                              : fwrel_cmd_usage(ctx, "--check-policy takes no IMAGE");
+    if (o.approve != NULL)
+        return approve(ctx);
+    if (o.policy == NULL)
+        return fwrel_cmd_usage(ctx, "a release needs --policy POLICY");
+    return release(ctx);
 }
 
 static const fwrel_cmd cmd = {
     .name = "fwrel-bundle",
-    .synopsis = "--check-policy POLICY",
-    .summary = "check a release policy (the release pipeline comes later)",
+    .synopsis = "--policy POLICY --keystore DIR [--repo DIR] [--channel C] [--approver FPR]... "
+                "[--tag-signer FPR] [--gnupg-home DIR] [-o BUNDLE] IMAGE\n"
+                "--approve BUNDLE --approver FPR... [--gnupg-home DIR]\n"
+                "--record BUNDLE --policy POLICY --keystore DIR [--repo DIR] [--tag-signer FPR]\n"
+                "--check-policy POLICY",
+    .summary = "make a release: signed, encrypted, approved bundle, audit record, signed git tag",
     .opts = opts,
     .min_args = 0,
-    .max_args = 0,
+    .max_args = 1,
     .run = run,
 };
 

@@ -45,10 +45,19 @@ static int is_export(const char *name)
 {
     if (strncmp(name, "exports/", 8) != 0)
         return 0;
-    const char *a = name + 8, *slash = strchr(a, '/');
-    if (!slash || strchr(slash + 1, '/'))
-        return 0;
-    return component_ok(a, (size_t)(slash - a)) && component_ok(slash + 1, strlen(slash + 1));
+    /* exports/<name>/<file>, the file up to three levels deep (an export's own layout,
+     * e.g. flask-ota's firmware/<version>.bin). */
+    int parts = 0;
+    for (const char *p = name + 8;; parts++) {
+        const char *slash = strchr(p, '/');
+        size_t len = slash ? (size_t)(slash - p) : strlen(p);
+        if (!component_ok(p, len) || parts >= 4)
+            return 0;
+        if (!slash)
+            break;
+        p = slash + 1;
+    }
+    return parts >= 1;
 }
 
 int fwrel_bundle_name_check(const char *name)

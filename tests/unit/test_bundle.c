@@ -353,8 +353,8 @@ static void test_hostile_tars(void **state)
     expect_hostile(&dup, 1, NULL, "release.json: duplicate member");
     const struct spec unknown = {"notes.txt", AE_IFREG, NULL, 0, -1, "hello"};
     expect_hostile(&unknown, 1, NULL, "notes.txt: not a bundle member");
-    const struct spec deep = {"exports/a/b/c", AE_IFREG, NULL, 0, -1, "x"};
-    expect_hostile(&deep, 1, NULL, "exports/a/b/c: not a bundle member");
+    const struct spec deep = {"exports/a/b/c/d/e", AE_IFREG, NULL, 0, -1, "x"};
+    expect_hostile(&deep, 1, NULL, "exports/a/b/c/d/e: not a bundle member");
     expect_hostile(NULL, 0, "manifest.fwm", "manifest.fwm: missing");
     /* Oversize from the declared size: nothing after the header exists to be read. */
     const struct spec over = {

@@ -7,7 +7,7 @@
  *   firmware.enc                   required, <= 32 MiB
  *   manifest.fwm                   required, <= 1 MiB
  *   SHA256SUMS                     required, <= 1 MiB
- *   exports/<name>/<file>          optional, <= 32 MiB each
+ *   exports/<name>/<path>          optional, <= 32 MiB each (path: 1-3 components)
  *   approvals/<FPR40>.asc          optional, <= 1 MiB each (FPR40: 40 upper-case hex)
  * Name components are [A-Za-z0-9._-], not starting with '.', whole names at
  * most FWREL_BUNDLE_NAME_MAX bytes (so every header is plain ustar).

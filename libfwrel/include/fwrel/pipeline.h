@@ -1,0 +1,119 @@
+/*
+ * pipeline.h - the policy-driven release (fwrel-bundle, docs/bundle.md).
+ *
+ * policy -> keys -> image checks -> lock and history checks -> secure boot
+ * signing -> pre-encryption -> manifest (signed, encrypted) -> exports ->
+ * release record, SHA256SUMS, OpenPGP approvals -> bundle -> audit record ->
+ * commit and signed tag in the release repository.
+ *
+ * Everything is made in a private temporary directory and in memory; the
+ * release repository and the output file change only at the end, each
+ * atomically. A failure after the history checks appends one "fail" record to
+ * the audit log (the chain stays valid) and changes nothing else.
+ *
+ * Test hook: FWREL_TEST_FAIL_AT names steps (comma-separated) that fail with
+ * FWREL_EIO "test failure at STEP"; FWREL_TEST_KILL_AT raises SIGKILL there.
+ * Steps: policy keys image lock history secureboot encrypt manifest exports
+ * record approve bundle output audit repo (and the release repository's own,
+ * repo.h).
+ */
+#ifndef FWREL_PIPELINE_H
+#define FWREL_PIPELINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fwrel/error.h"
+#include "fwrel/keystore.h"
+#include "fwrel/release.h"
+#include "fwrel/report.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FWREL_PIPELINE_MAX_APPROVERS 16
+
+/** What to release, and with which credentials. */
+typedef struct fwrel_pipeline_opts {
+    const char *policy;        /**< policy file */
+    const char *keystore;      /**< keystore directory */
+    const char *repo;          /**< release repository; NULL: the policy's, relative to it */
+    const char *channel;       /**< "dev", "beta", "prod"; NULL: the policy's only channel */
+    const char *image;         /**< the app image to release (not yet signed) */
+    const char *output;        /**< also write the bundle here (NULL: only into the repository) */
+    unsigned out_flags;        /**< FWREL_OUT_* for output */
+    const char *template_root; /**< export templates; NULL: the installed ones */
+    const char *gnupg_home;    /**< GnuPG home of the approvers; NULL: $GNUPGHOME */
+    const char *approvers[FWREL_PIPELINE_MAX_APPROVERS]; /**< fingerprints that approve now */
+    size_t napprovers;
+    const char *tag_signer; /**< fingerprint that signs the tag; NULL: the first approver */
+    const fwrel_pass_src *keystore_pass; /**< passphrase of the keystore's keys */
+    const fwrel_pass_src *pgp_pass;      /**< passphrase source for GnuPG keys (NULL: agent) */
+    int64_t time;      /**< release time (SOURCE_DATE_EPOCH or now; the caller decides) */
+    const char *who;   /**< the operator's name for the audit log and the commit */
+    const char *email; /**< the operator's e-mail for the commit */
+} fwrel_pipeline_opts;
+
+/** What a release made. */
+typedef struct fwrel_pipeline_result {
+    fwrel_release record;   /**< the release record */
+    char tag[256];          /**< the tag created (or that would be) */
+    char bundle_sha256[65]; /**< of the bundle file */
+    char commit[41];        /**< the release commit ("" when not recorded) */
+    char audit_head[65];    /**< the audit log's head after this release */
+    size_t approvals;       /**< approvals in the bundle */
+    int recorded;           /**< 1: committed and tagged; 0: approvals missing (output only) */
+} fwrel_pipeline_result;
+
+/**
+ * Run the release. Each step is recorded in report (pass, or the failing one).
+ *
+ * @return 0; FWREL_EVERIFY when the policy or the history refuses the release
+ *         (chip, revision, size, secure_version, version, an image released
+ *         already, an approver the policy does not pin), the reason naming
+ *         it; FWREL_EUSAGE for options; FWREL_EFORMAT for a malformed policy
+ *         or image; FWREL_EKEY for keys (missing, revoked, wrong passphrase);
+ *         FWREL_EIO
+ */
+int fwrel_pipeline_release(fwrel_pipeline_result *res, fwrel_report *report,
+                           const fwrel_pipeline_opts *o) FWREL_WUR;
+
+/**
+ * Record a bundle made earlier without enough approvals (fwrel-bundle --record):
+ * read it strictly (SHA256SUMS checked), check it was made under this policy for
+ * this product and channel, verify every approvals/<FPR>.asc over SHA256SUMS by
+ * its pinned key and the channel's threshold, then under the lock re-run the
+ * history checks (its counter must still be the next one), append the audit
+ * record, commit and tag. o->image is the bundle; o->keystore is not used.
+ *
+ * @return as fwrel_pipeline_release(); FWREL_EVERIFY for too few approvals, a
+ *         bad approval, another policy, or a release recorded since
+ */
+int fwrel_pipeline_record(fwrel_pipeline_result *res, fwrel_report *report,
+                          const fwrel_pipeline_opts *o) FWREL_WUR;
+
+/**
+ * Add one approval to a bundle file (fwrel-bundle --approve): the approver's
+ * detached OpenPGP signature over its SHA256SUMS, as approvals/<FPR>.asc. The
+ * approver must be one the bundle's release.json pins. The bundle is read
+ * strictly and rewritten atomically.
+ *
+ * @param have        receives the number of approvals now in the bundle
+ * @param need        receives the number the release requires
+ * @param bundle      the bundle file
+ * @param fpr         the approver's fingerprint (40 hex, either case)
+ * @param gnupg_home  GnuPG home with the approver's secret key (NULL: $GNUPGHOME)
+ * @param pass        GnuPG passphrase source (NULL: none)
+ * @param who         the operator (reserved for the audit log; may be NULL)
+ * @return 0; FWREL_EVERIFY for an approver not pinned or an approval already
+ *         there; the codes of fwrel_bundle_read() and fwrel_pgp_sign_detached()
+ */
+int fwrel_pipeline_approve(size_t *have, size_t *need, const char *bundle, const char *fpr,
+                           const char *gnupg_home, const fwrel_pass_src *pass,
+                           const char *who) FWREL_WUR;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,1269 @@
+/* pipeline.c - the policy-driven release (pipeline.h, docs/bundle.md). */
+#include "fwrel/pipeline.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "fwrel/audit.h"
+#include "fwrel/bundle.h"
+#include "fwrel/encimg.h"
+#include "fwrel/espimg.h"
+#include "fwrel/export.h"
+#include "fwrel/io.h"
+#include "fwrel/keystore_dir.h"
+#include "fwrel/manifest.h"
+#include "fwrel/pgp.h"
+#include "fwrel/policy.h"
+#include "fwrel/repo.h"
+#include "fwrel/sbv1.h"
+#include "fwrel/sbv2.h"
+#include "fwrel/version.h"
+#include "util.h"
+
+#define MAX_MEMBERS  80
+#define REPO_LOCK_MS 30000
+
+struct member {
+    char name[300];
+    uint8_t *data;
+    size_t len;
+};
+
+struct run {
+    const fwrel_pipeline_opts *o;
+    fwrel_pipeline_result *res;
+    fwrel_report *report;
+    fwrel_policy *p;
+    const fwrel_policy_channel *ch;
+    const char *chname;
+    fwrel_keystore *ks;
+    const fwrel_ks_entry *ent[FWREL_POLICY_MAX_KEYS];
+    char *pass;
+    size_t pass_len;
+    fwrel_repo *repo;
+    char repo_path[4096];
+    char audit_path[4200];
+    char tmp[4096];
+    fwrel_espimg img;
+    fwrel_release *rec;
+    char dir[256];
+    struct member m[MAX_MEMBERS];
+    size_t nm;
+    uint8_t *bundle;
+    size_t bundle_len;
+    int locked;
+    int recording; /* fwrel_pipeline_record(): the record comes from a bundle */
+    char *sums;    /* SHA256SUMS */
+    size_t sums_len;
+    size_t napprovals;
+    char signer[41]; /* who signs the tag: an approver the policy pins */
+    fwrel_out *out;  /* the --output file, published after the repository */
+};
+
+/* --- small helpers ------------------------------------------------------------------- */
+
+static int listed(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; p != NULL && *p != '\0';) {
+        const char *end = strchr(p, ',');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        if (len == n && strncmp(p, name, n) == 0)
+            return 1;
+        p = end != NULL ? end + 1 : NULL;
+    }
+    return 0;
+}
+
+/* The test hook (pipeline.h): fail or die at a named step. */
+static int step_hook(const char *step)
+{
+    if (listed(getenv("FWREL_TEST_KILL_AT"), step))
+        raise(SIGKILL);
+    if (listed(getenv("FWREL_TEST_FAIL_AT"), step))
+        return fwrel_error_set(FWREL_EIO, "test failure at %s", step);
+    return 0;
+}
+
+static void sha_hex(char out[65], const uint8_t *data, size_t len)
+{
+    uint8_t d[32];
+    EVP_Digest(data, len, d, NULL, EVP_sha256(), NULL);
+    fwrel_hex(out, d, sizeof(d));
+}
+
+static int file_digest(fwrel_release_file *f, const char *path)
+{
+    fwrel_src src;
+    uint8_t d[32];
+    int error = fwrel_src_open(&src, path, FWREL_IMAGE_MAX);
+    if (error)
+        return error;
+    if ((error = fwrel_digest_src(d, NULL, &src, src.size)) == 0) {
+        fwrel_hex(f->sha256, d, sizeof(d));
+        f->size = src.size;
+    }
+    fwrel_src_close(&src);
+    return error;
+}
+
+static void rfc3339(char out[21], int64_t t)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int add_member(struct run *r, const char *name, const uint8_t *data, size_t len)
+{
+    if (r->nm >= MAX_MEMBERS)
+        return fwrel_error_set(FWREL_EFORMAT, "more than %d bundle members", MAX_MEMBERS);
+    if (strlen(name) >= sizeof(r->m[0].name))
+        return fwrel_error_set(FWREL_EFORMAT, "member name too long");
+    if ((r->m[r->nm].data = malloc(len > 0 ? len : 1)) == NULL)
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    memcpy(r->m[r->nm].data, data, len);
+    r->m[r->nm].len = len;
+    snprintf(r->m[r->nm].name, sizeof(r->m[0].name), "%s", name);
+    r->nm++;
+    return 0;
+}
+
+static int add_member_file(struct run *r, const char *name, const char *path)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int error = fwrel_io_read_small(&data, &len, path, (size_t)FWREL_IMAGE_MAX);
+    if (error == 0)
+        error = add_member(r, name, data, len);
+    free(data);
+    return error;
+}
+
+static const struct member *find_member(const struct run *r, const char *name)
+{
+    for (size_t i = 0; i < r->nm; i++)
+        if (strcmp(r->m[i].name, name) == 0)
+            return &r->m[i];
+    return NULL;
+}
+
+static void rmtree_flat(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char path[4400];
+    while (d != NULL && (de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        unlink(path);
+    }
+    if (d != NULL)
+        closedir(d);
+    rmdir(dir);
+}
+
+static int tmp_path(char *out, size_t size, const struct run *r, const char *name)
+{
+    int n = snprintf(out, size, "%s/%s", r->tmp, name);
+    return n < 0 || (size_t)n >= size ? fwrel_error_set(FWREL_EUSAGE, "path too long") : 0;
+}
+
+/* --- steps --------------------------------------------------------------------------- */
+
+static int step_policy(struct run *r)
+{
+    const fwrel_pipeline_opts *o = r->o;
+    int error;
+    if ((error = fwrel_policy_load(&r->p, o->policy)) != 0)
+        return error;
+    if (o->channel != NULL) {
+        r->ch = fwrel_policy_channel_get(r->p, o->channel);
+        if (r->ch == NULL)
+            return fwrel_error_set(FWREL_EUSAGE, "the policy has no channel '%.16s'", o->channel);
+    } else {
+        for (int c = 0; c < FWREL_CHANNEL_COUNT; c++)
+            if (r->p->channels[c].present) {
+                if (r->ch != NULL)
+                    return fwrel_error_set(FWREL_EUSAGE, "the policy has several channels: "
+                                                         "give --channel");
+                r->ch = &r->p->channels[c];
+            }
+    }
+    r->chname = r->ch->name;
+    /* The repository: as given, else the policy's, relative to the policy file. */
+    if (o->repo != NULL) {
+        snprintf(r->repo_path, sizeof(r->repo_path), "%s", o->repo);
+    } else if (r->p->repository[0] == '/') {
+        snprintf(r->repo_path, sizeof(r->repo_path), "%s", r->p->repository);
+    } else {
+        const char *slash = strrchr(o->policy, '/');
+        int dlen = slash != NULL ? (int)(slash - o->policy) : 1;
+        snprintf(r->repo_path, sizeof(r->repo_path), "%.*s/%s", dlen,
+                 slash != NULL ? o->policy : ".", r->p->repository);
+    }
+    fwrel_report_add(r->report, "policy", FWREL_PASS, "%s, channel %s", r->p->product, r->chname);
+    return 0;
+}
+
+static int step_keys(struct run *r)
+{
+    int error;
+    if ((error = fwrel_ks_open(&r->ks, r->o->keystore, 0)) != 0 ||
+        (error = fwrel_ks_resolve(r->ent, r->ks, r->p)) != 0)
+        return error;
+    int any = 0;
+    for (size_t i = 0; i < r->p->nkeys; i++)
+        any |= r->ent[i]->encrypted;
+    if (any && r->o->keystore_pass != NULL && r->o->keystore_pass->kind != FWREL_PASS_NONE &&
+        (error = fwrel_pass_read(&r->pass, &r->pass_len, r->o->keystore_pass,
+                                 "Keystore passphrase: ", 0)) != 0)
+        return error;
+    if ((error = fwrel_ks_check_pass(r->ks, r->pass, r->pass_len)) != 0)
+        return error;
+    fwrel_report_add(r->report, "keys", FWREL_PASS, "%zu keys active in the keystore", r->p->nkeys);
+    return 0;
+}
+
+static int step_image(struct run *r)
+{
+    const fwrel_policy *p = r->p;
+    fwrel_espimg *img = &r->img;
+    fwrel_src src;
+    int error;
+
+    if ((error = fwrel_src_open(&src, r->o->image, FWREL_IMAGE_MAX)) != 0)
+        return error;
+    error = fwrel_espimg_parse(img, &src, NULL);
+    fwrel_src_close(&src);
+    if (error || (error = fwrel_espimg_check_integrity(img)) != 0)
+        return error;
+    if ((error = file_digest(&r->rec->input, r->o->image)) != 0)
+        return error;
+    if (img->chip != p->chip)
+        return fwrel_error_set(FWREL_EVERIFY, "the image is for %s, the policy for %s",
+                               img->chip != NULL ? img->chip->name : "an unknown chip",
+                               p->chip->name);
+    if (p->has_rev && (img->min_chip_rev_full < p->rev_min ||
+                       (img->max_chip_rev_full != 0 && img->max_chip_rev_full != 0xffff &&
+                        img->max_chip_rev_full > p->rev_max)))
+        return fwrel_error_set(FWREL_EVERIFY,
+                               "the image's chip revisions v%u.%u..v%u.%u are outside the "
+                               "policy's v%u.%u..v%u.%u",
+                               img->min_chip_rev_full / 100, img->min_chip_rev_full % 100,
+                               img->max_chip_rev_full / 100, img->max_chip_rev_full % 100,
+                               p->rev_min / 100, p->rev_min % 100, p->rev_max / 100,
+                               p->rev_max % 100);
+    if (!img->has_app_desc)
+        return fwrel_error_set(FWREL_EVERIFY, "the image has no app descriptor (esp_app_desc_t)");
+    if (img->file_len != img->image_len)
+        return fwrel_error_set(FWREL_EVERIFY, "the image is signed already or has trailing "
+                                              "bytes: give the unsigned image");
+    uint64_t need = p->scheme == FWREL_POLICY_SBV1
+                        ? img->image_len + FWREL_SBV1_BLOCK_LEN
+                        : ((img->image_len + 4095) & ~(uint64_t)4095) + 4096;
+    if (need > p->partition_size)
+        return fwrel_error_set(FWREL_EVERIFY,
+                               "the signed image needs %llu bytes, the partition has %llu",
+                               (unsigned long long)need, (unsigned long long)p->partition_size);
+    uint32_t sv = img->app_desc.secure_version;
+    if (sv < p->min_secure_version)
+        return fwrel_error_set(FWREL_EVERIFY, "secure_version %u is below the policy's minimum %u",
+                               sv, p->min_secure_version);
+    if (sv > p->efuse_bits)
+        return fwrel_error_set(FWREL_EVERIFY,
+                               "secure_version %u exceeds the eFuse field's capacity %u", sv,
+                               p->efuse_bits);
+    int c;
+    if ((error = fwrel_semver_cmp(&c, img->app_desc.version, "0.0.0")) != 0)
+        return fwrel_error_set(FWREL_EVERIFY, "the image's version '%s' is not SemVer 2.0",
+                               img->app_desc.version);
+    snprintf(r->rec->version, sizeof(r->rec->version), "%s", img->app_desc.version);
+    r->rec->secure_version = sv;
+    fwrel_report_add(r->report, "image", FWREL_PASS, "%s %s, secure_version %u, %llu bytes",
+                     p->chip->name, img->app_desc.version, sv, (unsigned long long)img->image_len);
+    return 0;
+}
+
+/* The tag name from the policy's template. */
+static int make_tag(char out[256], const fwrel_policy *p, const char *channel, const char *version)
+{
+    size_t n = 0;
+    for (const char *t = p->tag; *t != '\0';) {
+        const char *v = NULL;
+        if (strncmp(t, "{product}", 9) == 0)
+            v = p->product, t += 9;
+        else if (strncmp(t, "{channel}", 9) == 0)
+            v = channel, t += 9;
+        else if (strncmp(t, "{version}", 9) == 0)
+            v = version, t += 9;
+        size_t len = v != NULL ? strlen(v) : 1;
+        if (n + len >= 256)
+            return fwrel_error_set(FWREL_EFORMAT, "tag name too long");
+        memcpy(out + n, v != NULL ? v : t, len);
+        n += len;
+        if (v == NULL)
+            t++;
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+/* Releases recorded so far: every tag's release.json of this product. */
+static int step_history(struct run *r)
+{
+    fwrel_repo_tag *tags = NULL;
+    size_t n = 0, seen = 0;
+    uint64_t counter = 0;
+    uint32_t max_sv = 0;
+    char last_version[33] = "", last_tag[256] = "";
+    int error;
+
+    if ((error = make_tag(r->res->tag, r->p, r->chname, r->rec->version)) != 0)
+        return error;
+    snprintf(r->dir, sizeof(r->dir), "%s", r->res->tag);
+    if ((error = fwrel_repo_tags(&tags, &n, r->repo, NULL)) != 0)
+        return error;
+    for (size_t i = 0; i < n && error == 0; i++) {
+        char path[600];
+        uint8_t *data = NULL;
+        size_t len = 0;
+        fwrel_release old;
+        if (strcmp(tags[i].name, r->res->tag) == 0) {
+            error = fwrel_error_set(FWREL_EVERIFY, "tag %s exists: version %s was released already",
+                                    tags[i].name, r->rec->version);
+            break;
+        }
+        snprintf(path, sizeof(path), "%s/release.json", tags[i].name);
+        if (fwrel_repo_read_file(&data, &len, r->repo, tags[i].name, path,
+                                 FWREL_RELEASE_JSON_MAX) != 0) {
+            fwrel_error_clear(); /* not a fwrel release tag */
+            continue;
+        }
+        error = fwrel_release_decode(&old, data, len);
+        free(data);
+        if (error) {
+            fwrel_error_prefix("%s", path);
+            break;
+        }
+        if (strcmp(old.product, r->p->product) != 0)
+            continue;
+        seen++;
+        if (old.counter > counter)
+            counter = old.counter;
+        if (old.secure_version > max_sv)
+            max_sv = old.secure_version;
+        if (strcmp(old.input.sha256, r->rec->input.sha256) == 0 &&
+            strcmp(old.channel, r->chname) == 0) {
+            error = fwrel_error_set(FWREL_EVERIFY, "this image was released already as %s",
+                                    tags[i].name);
+            break;
+        }
+        if (strcmp(old.channel, r->chname) == 0) {
+            int c = 0;
+            if (last_version[0] == '\0' ||
+                (fwrel_semver_cmp(&c, old.version, last_version) == 0 && c > 0)) {
+                memcpy(last_version, old.version, sizeof(last_version));
+                snprintf(last_tag, sizeof(last_tag), "%s", tags[i].name);
+            }
+            fwrel_error_clear();
+        }
+    }
+    fwrel_repo_tags_free(tags, n);
+    if (error)
+        return error;
+    uint32_t sv = r->rec->secure_version;
+    if (r->p->monotonic && sv < max_sv)
+        return fwrel_error_set(FWREL_EVERIFY,
+                               "secure_version %u is below %u, the product's last release's "
+                               "(rollback)",
+                               sv, max_sv);
+    if (last_version[0] != '\0') {
+        int c = 0;
+        if ((error = fwrel_semver_cmp(&c, r->rec->version, last_version)) != 0)
+            return error;
+        if (c <= 0)
+            return fwrel_error_set(FWREL_EVERIFY,
+                                   "version %s is not above %s, the last %s release (%s)",
+                                   r->rec->version, last_version, r->chname, last_tag);
+    }
+    if (r->recording && r->rec->counter != counter + 1)
+        return fwrel_error_set(FWREL_EVERIFY,
+                               "the bundle's release counter is %llu, the next is %llu: a release "
+                               "was recorded since the bundle was made; make it again",
+                               (unsigned long long)r->rec->counter,
+                               (unsigned long long)(counter + 1));
+    r->rec->counter = counter + 1;
+    fwrel_report_add(r->report, "history", FWREL_PASS, "%zu earlier release%s of %s; counter %llu",
+                     seen, seen == 1 ? "" : "s", r->p->product,
+                     (unsigned long long)r->rec->counter);
+    return 0;
+}
+
+static int load_private(fwrel_pkey **key, struct run *r, size_t idx)
+{
+    return fwrel_ks_load_private(key, r->ks, r->ent[idx], r->pass, r->pass_len);
+}
+
+static int step_sign(struct run *r, char *signed_path, size_t size)
+{
+    fwrel_pkey *keys[3] = {NULL, NULL, NULL};
+    int error = 0;
+    size_t n = 0;
+
+    if ((error = tmp_path(signed_path, size, r, "signed.bin")) != 0)
+        return error;
+    for (size_t i = 0; i < r->p->nslots && error == 0; i++) {
+        if (!(r->ch->sign_slots & (1u << i)))
+            continue;
+        size_t k = r->p->slots[i].key;
+        if ((error = load_private(&keys[n], r, k)) == 0)
+            memcpy(r->rec->sign_keys[n++], r->ent[k]->id, 65);
+    }
+    r->rec->nsign_keys = n;
+    if (error == 0 && n == 0)
+        error = fwrel_error_set(FWREL_EUSAGE, "the channel signs with no slot");
+    if (error == 0 && r->p->scheme == FWREL_POLICY_SBV1) {
+        error = fwrel_sbv1_sign(r->o->image, signed_path, 0, keys[0], NULL, 0, NULL);
+    } else if (error == 0) {
+        fwrel_sbv2_sign_opts so;
+        memset(&so, 0, sizeof(so));
+        for (size_t i = 0; i < n; i++)
+            so.signers[i].key = keys[i];
+        so.count = n;
+        error = fwrel_sbv2_sign(r->o->image, signed_path, 0, &so, NULL);
+    }
+    for (size_t i = 0; i < 3; i++)
+        fwrel_key_free(keys[i]);
+    if (error == 0 && (error = file_digest(&r->rec->signed_image, signed_path)) == 0)
+        fwrel_report_add(r->report, "secureboot", FWREL_PASS, "%s with %zu key%s",
+                         r->p->scheme == FWREL_POLICY_SBV1 ? "Secure Boot V1" : "Secure Boot V2", n,
+                         n == 1 ? "" : "s");
+    return error;
+}
+
+static int step_encrypt(struct run *r, const char *signed_path, char *served, size_t size)
+{
+    fwrel_pkey *pub = NULL;
+    fwrel_out *out = NULL;
+    fwrel_src src;
+    int error;
+
+    if (!r->p->has_image_key) {
+        snprintf(served, size, "%s", signed_path);
+        /* The member keeps its name: release.json "encrypted" says what it holds. */
+        snprintf(r->rec->image.name, sizeof(r->rec->image.name), "firmware.enc");
+        r->rec->image.size = r->rec->signed_image.size;
+        memcpy(r->rec->image.sha256, r->rec->signed_image.sha256, 65);
+        fwrel_report_add(r->report, "encrypt", FWREL_SKIP, "the policy has no image encryption");
+        return add_member_file(r, "firmware.enc", served);
+    }
+    if ((error = tmp_path(served, size, r, "firmware.enc")) != 0)
+        return error;
+    const fwrel_ks_entry *e = r->ent[r->p->image_key];
+    if ((error = fwrel_ks_load_public(&pub, r->ks, e)) != 0)
+        return error;
+    memcpy(r->rec->image_key, e->id, 65);
+    if ((error = fwrel_src_open(&src, signed_path, FWREL_IMAGE_MAX)) != 0) {
+        fwrel_key_free(pub);
+        return error;
+    }
+    if ((error = fwrel_out_open(&out, served, 0, 0600)) == 0) {
+        if ((error = fwrel_encimg_encrypt(out, &src, pub)) == 0)
+            error = fwrel_out_commit(out);
+        else
+            fwrel_out_abort(out);
+    }
+    fwrel_src_close(&src);
+    fwrel_key_free(pub);
+    if (error)
+        return error;
+    r->rec->encrypted = 1;
+    snprintf(r->rec->image.name, sizeof(r->rec->image.name), "firmware.enc");
+    if ((error = file_digest(&r->rec->image, served)) != 0 ||
+        (error = add_member_file(r, "firmware.enc", served)) != 0)
+        return error;
+    fwrel_report_add(r->report, "encrypt", FWREL_PASS, "esp_encrypted_img, %s scheme",
+                     fwrel_alg_name(e->alg));
+    return 0;
+}
+
+static int step_manifest(struct run *r, const char *signed_path, const char *served)
+{
+    fwrel_pkey *signers[FWREL_POLICY_MAX_LIST] = {NULL}, *recips[FWREL_POLICY_MAX_LIST] = {NULL};
+    fwrel_manifest m;
+    json_t *t = json_object(), *types = json_array();
+    char *tpl = NULL, *signed_json = NULL;
+    uint8_t *env = NULL;
+    size_t slen = 0, elen = 0;
+    int error = 0;
+
+    for (size_t i = 0; i < r->p->ndevice_types; i++)
+        json_array_append_new(types, json_string(r->p->device_types[i]));
+    r->rec->created = (uint64_t)r->o->time;
+    r->rec->expires = (uint64_t)r->o->time + r->ch->validity;
+    json_object_set_new(t, "product", json_string(r->p->product));
+    json_object_set_new(t, "device_types", types);
+    json_object_set_new(t, "channel", json_string(r->chname));
+    json_object_set_new(t, "counter", json_integer((json_int_t)r->rec->counter));
+    json_object_set_new(t, "created", json_integer((json_int_t)r->rec->created));
+    json_object_set_new(t, "expires", json_integer((json_int_t)r->rec->expires));
+    tpl = json_dumps(t, JSON_COMPACT);
+    json_decref(t);
+    if (tpl == NULL)
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    error = fwrel_manifest_from_images(&m, (const uint8_t *)tpl, strlen(tpl), r->o->image,
+                                       signed_path, served);
+    for (size_t i = 0; error == 0 && i < r->ch->nsigners; i++) {
+        size_t k = r->ch->signers[i];
+        if ((error = load_private(&signers[i], r, k)) == 0)
+            memcpy(r->rec->manifest_signers[i], r->ent[k]->id, 65);
+    }
+    r->rec->nmanifest_signers = r->ch->nsigners;
+    r->rec->manifest_threshold = r->ch->threshold;
+    for (size_t i = 0; error == 0 && i < r->p->nrecipients; i++) {
+        size_t k = r->p->recipients[i];
+        if ((error = fwrel_ks_load_public(&recips[i], r->ks, r->ent[k])) == 0)
+            memcpy(r->rec->recipients[i], r->ent[k]->id, 65);
+    }
+    r->rec->nrecipients = r->p->nrecipients;
+    if (error == 0)
+        error = fwrel_manifest_sign(&signed_json, &slen, &m, (const fwrel_pkey *const *)signers,
+                                    r->ch->nsigners);
+    if (error == 0)
+        error = fwrel_manifest_seal(&env, &elen, (const uint8_t *)signed_json, slen,
+                                    (const fwrel_pkey *const *)recips, r->p->nrecipients);
+    if (error == 0 && (error = add_member(r, "manifest.fwm", env, elen)) == 0) {
+        snprintf(r->rec->manifest.name, sizeof(r->rec->manifest.name), "manifest.fwm");
+        sha_hex(r->rec->manifest.sha256, env, elen);
+        r->rec->manifest.size = elen;
+        fwrel_report_add(r->report, "manifest", FWREL_PASS,
+                         "signed by %zu key%s (threshold %u), encrypted to %zu recipient%s",
+                         r->ch->nsigners, r->ch->nsigners == 1 ? "" : "s", r->ch->threshold,
+                         r->p->nrecipients, r->p->nrecipients == 1 ? "" : "s");
+    }
+    for (size_t i = 0; i < FWREL_POLICY_MAX_LIST; i++) {
+        fwrel_key_free(signers[i]);
+        fwrel_key_free(recips[i]);
+    }
+    free(tpl);
+    free(signed_json);
+    free(env);
+    return error;
+}
+
+static int set_var(fwrel_export_vars *v, const char *name, const char *value)
+{
+    return fwrel_export_vars_set(v, name, value);
+}
+
+static int step_exports(struct run *r, const char *served)
+{
+    fwrel_export_vars *v = NULL;
+    char num[32], created[21], base[600];
+    const struct member *img = find_member(r, r->rec->image.name);
+    const struct member *man = find_member(r, "manifest.fwm");
+    int error;
+
+    if (r->p->nexports == 0) {
+        fwrel_report_add(r->report, "exports", FWREL_SKIP, "the policy names no export");
+        return 0;
+    }
+    if ((error = fwrel_export_vars_new(&v)) != 0)
+        return error;
+    rfc3339(created, r->o->time);
+    if (r->p->base_url[0] != '\0')
+        snprintf(base, sizeof(base), "%s", r->p->base_url);
+    else
+        snprintf(base, sizeof(base), "https://updates.invalid/%s", r->p->product);
+    error = set_var(v, "product", r->p->product);
+    if (!error)
+        error = set_var(v, "version", r->img.app_desc.version);
+    if (!error)
+        error = set_var(v, "channel", r->chname);
+    snprintf(num, sizeof(num), "%llu", (unsigned long long)r->rec->counter);
+    if (!error)
+        error = set_var(v, "counter", num);
+    snprintf(num, sizeof(num), "%u", r->img.app_desc.secure_version);
+    if (!error)
+        error = set_var(v, "secure_version", num);
+    if (!error)
+        error = set_var(v, "device_type", r->p->device_types[0]);
+    if (!error)
+        error = set_var(v, "chip", r->p->chip->name);
+    if (!error)
+        error = set_var(v, "image_name", r->rec->image.name);
+    if (!error)
+        error = set_var(v, "image_sha256", r->rec->image.sha256);
+    snprintf(num, sizeof(num), "%llu", (unsigned long long)r->rec->image.size);
+    if (!error)
+        error = set_var(v, "image_size", num);
+    if (!error)
+        error = set_var(v, "manifest_name", "manifest.fwm");
+    if (!error)
+        error = set_var(v, "manifest_sha256", r->rec->manifest.sha256);
+    snprintf(num, sizeof(num), "%llu", (unsigned long long)r->rec->manifest.size);
+    if (!error)
+        error = set_var(v, "manifest_size", num);
+    if (!error)
+        error = set_var(v, "base_url", base);
+    if (!error)
+        error = set_var(v, "created", created);
+    if (!error && r->p->has_hmac_key) {
+        uint8_t *key = NULL;
+        size_t klen = 0;
+        fwrel_src src;
+        if ((error = fwrel_ks_load_secret(&key, &klen, r->ks, r->ent[r->p->hmac_key], r->pass,
+                                          r->pass_len)) == 0 &&
+            (error = fwrel_src_open(&src, served, FWREL_IMAGE_MAX)) == 0) {
+            error = fwrel_export_vars_set_hmac(v, key, klen, &src);
+            fwrel_src_close(&src);
+        }
+        fwrel_io_free_secret(key, klen);
+    }
+    for (size_t i = 0; !error && i < r->p->nexports; i++) {
+        fwrel_export_file *files = NULL;
+        size_t count = 0;
+        const char *name = r->p->exports[i];
+        if ((error = fwrel_export_render(&files, &count, r->o->template_root, name, v)) != 0) {
+            fwrel_error_prefix("export %s", name);
+            break;
+        }
+        for (size_t k = 0; !error && k < count; k++) {
+            char mname[300];
+            const struct member *src = NULL;
+            snprintf(mname, sizeof(mname), "exports/%s/%s", name, files[k].path);
+            if (files[k].artifact == NULL) {
+                error = add_member(r, mname, files[k].data, files[k].len);
+                continue;
+            }
+            if (strcmp(files[k].artifact, FWREL_EXPORT_ARTIFACT_IMAGE) == 0)
+                src = img;
+            else if (strcmp(files[k].artifact, FWREL_EXPORT_ARTIFACT_MANIFEST) == 0)
+                src = man;
+            if (src == NULL)
+                error = fwrel_error_set(FWREL_EUSAGE,
+                                        "export %s needs the %s, which this release does not "
+                                        "make",
+                                        name, files[k].artifact);
+            else
+                error = add_member(r, mname, src->data, src->len);
+        }
+        fwrel_export_files_free(files, count);
+    }
+    fwrel_export_vars_free(v);
+    if (error == 0)
+        fwrel_report_add(r->report, "exports", FWREL_PASS, "%zu export%s", r->p->nexports,
+                         r->p->nexports == 1 ? "" : "s");
+    return error;
+}
+
+static int cmp_member(const void *a, const void *b)
+{
+    return strcmp(((const struct member *)a)->name, ((const struct member *)b)->name);
+}
+
+/* The members as bundle.h wants them, sorted; the array is malloc'd. */
+static int member_view(fwrel_bundle_member **out, struct run *r)
+{
+    qsort(r->m, r->nm, sizeof(r->m[0]), cmp_member);
+    if ((*out = calloc(r->nm + 1, sizeof(**out))) == NULL)
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    for (size_t i = 0; i < r->nm; i++) {
+        (*out)[i].name = r->m[i].name;
+        (*out)[i].data = r->m[i].data;
+        (*out)[i].len = r->m[i].len;
+    }
+    return 0;
+}
+
+/* The policy pins this approver (fpr: 40 hex, either case); the pinned spelling to out. */
+static int approver_pinned(char out[41], const fwrel_policy *p, const char *fpr)
+{
+    if (!fwrel_pgp_fpr_valid(fpr))
+        return fwrel_error_set(FWREL_EUSAGE, "'%.48s' is not a 40-hex-digit OpenPGP fingerprint",
+                               fpr);
+    for (size_t i = 0; i < p->napprovers; i++)
+        if (strcasecmp(p->approvers[i], fpr) == 0) {
+            memcpy(out, p->approvers[i], 41);
+            return 0;
+        }
+    return fwrel_error_set(FWREL_EVERIFY, "%.40s is not an approver the policy pins", fpr);
+}
+
+/* release.json, then SHA256SUMS over every member so far. */
+static int step_record(struct run *r)
+{
+    fwrel_release *rec = r->rec;
+    fwrel_bundle_member *view = NULL;
+    char *json = NULL;
+    size_t jlen = 0;
+    int error;
+
+    snprintf(rec->product, sizeof(rec->product), "%s", r->p->product);
+    snprintf(rec->channel, sizeof(rec->channel), "%s", r->chname);
+    snprintf(rec->chip, sizeof(rec->chip), "%s", r->p->chip->name);
+    for (size_t i = 0; i < r->p->ndevice_types && i < 8; i++)
+        snprintf(rec->device_types[i], sizeof(rec->device_types[0]), "%s", r->p->device_types[i]);
+    rec->ndevice_types = r->p->ndevice_types < 8 ? r->p->ndevice_types : 8;
+    fwrel_hex(rec->policy_sha256, r->p->sha256, sizeof(r->p->sha256));
+    for (size_t i = 0; i < r->p->napprovers && i < 16; i++)
+        memcpy(rec->approvers[i], r->p->approvers[i], 41);
+    rec->napprovers = r->p->napprovers < 16 ? r->p->napprovers : 16;
+    rec->approvals_required = r->ch->approvals_required;
+    snprintf(rec->tool_version, sizeof(rec->tool_version), "%s", fwrel_version());
+    if ((error = fwrel_release_encode(&json, &jlen, rec)) != 0 ||
+        (error = add_member(r, "release.json", (const uint8_t *)json, jlen)) != 0 ||
+        (error = member_view(&view, r)) != 0 ||
+        (error = fwrel_bundle_sums(&r->sums, &r->sums_len, view, r->nm)) != 0 ||
+        (error = add_member(r, "SHA256SUMS", (const uint8_t *)r->sums, r->sums_len)) != 0)
+        goto done;
+    fwrel_report_add(r->report, "record", FWREL_PASS,
+                     "release.json and SHA256SUMS over %zu members", r->nm - 1);
+    error = 0;
+done:
+    free(view);
+    free(json);
+    return error;
+}
+
+/* The approvers given sign SHA256SUMS; who signs the tag is decided here. */
+static int step_approve(struct run *r)
+{
+    const fwrel_pipeline_opts *o = r->o;
+    int error = 0;
+
+    for (size_t i = 0; i < o->napprovers; i++) {
+        char fpr[41], name[64];
+        uint8_t *sig = NULL;
+        size_t len = 0;
+        if ((error = approver_pinned(fpr, r->p, o->approvers[i])) != 0)
+            return error;
+        snprintf(name, sizeof(name), "approvals/%s.asc", fpr);
+        if (find_member(r, name) != NULL)
+            continue; /* the same approver twice counts once */
+        if ((error = fwrel_pgp_sign_detached(&sig, &len, o->gnupg_home, fpr,
+                                             (const uint8_t *)r->sums, r->sums_len, o->pgp_pass)) !=
+            0) {
+            fwrel_error_prefix("approver %s", fpr);
+            return error;
+        }
+        error = add_member(r, name, sig, len);
+        free(sig);
+        if (error)
+            return error;
+        if (r->signer[0] == '\0')
+            memcpy(r->signer, fpr, 41);
+        r->napprovals++;
+    }
+    if (o->tag_signer != NULL && (error = approver_pinned(r->signer, r->p, o->tag_signer)) != 0)
+        return error;
+    r->res->approvals = r->napprovals;
+    fwrel_report_add(r->report, "approve",
+                     r->napprovals >= r->ch->approvals_required ? FWREL_PASS : FWREL_INFO,
+                     "%zu of %u required approvals", r->napprovals, r->ch->approvals_required);
+    return 0;
+}
+
+static int step_bundle(struct run *r)
+{
+    fwrel_bundle_member *view = NULL;
+    int error;
+    if ((error = member_view(&view, r)) == 0 &&
+        (error = fwrel_bundle_write_mem(&r->bundle, &r->bundle_len, view, r->nm, r->o->time)) ==
+            0) {
+        sha_hex(r->res->bundle_sha256, r->bundle, r->bundle_len);
+        fwrel_report_add(r->report, "bundle", FWREL_PASS, "%zu members, %zu bytes, sha256 %s",
+                         r->nm, r->bundle_len, r->res->bundle_sha256);
+    }
+    free(view);
+    return error;
+}
+
+/* mkdir -p of path's parent, inside the repository (the policy's path is relative, no ".."). */
+static int make_parent(const char *path)
+{
+    char buf[4200];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *s = strchr(buf + 1, '/'); s != NULL; s = strchr(s + 1, '/')) {
+        *s = '\0';
+        if (mkdir(buf, 0750) != 0 && errno != EEXIST)
+            return fwrel_error_set_errno(FWREL_EIO, errno, "cannot create %s", buf);
+        *s = '/';
+    }
+    return 0;
+}
+
+static json_t *file_json(const char *name, const char *sha256, uint64_t size)
+{
+    return json_pack("{s:s, s:s, s:I}", "name", name, "sha256", sha256, "size", (json_int_t)size);
+}
+
+/*
+ * One audit entry: event "bundle" (the bundle is made: ok) or "release" (failed: the
+ * reason). Inputs: the image and the policy; outputs: the bundle.
+ */
+static int audit_entry(struct run *r, const char *event, const char *reason)
+{
+    const fwrel_pipeline_opts *o = r->o;
+    json_t *e = json_object(), *who = json_object(), *in = json_array(), *out = json_array();
+    char bundle_name[300], policy_sha[65], *text = NULL;
+    const char *base = strrchr(o->image, '/');
+    struct stat st;
+    int error;
+
+    json_object_set_new(who, "user", json_string(o->who != NULL && o->who[0] ? o->who : "fwrel"));
+    if (r->signer[0] != '\0')
+        json_object_set_new(who, "fingerprint", json_string(r->signer));
+    if (r->rec->input.sha256[0] != '\0')
+        json_array_append_new(in, file_json(base != NULL ? base + 1 : o->image,
+                                            r->rec->input.sha256, r->rec->input.size));
+    fwrel_hex(policy_sha, r->p->sha256, sizeof(r->p->sha256));
+    base = strrchr(o->policy, '/');
+    json_array_append_new(in, file_json(base != NULL ? base + 1 : o->policy, policy_sha,
+                                        stat(o->policy, &st) == 0 ? (uint64_t)st.st_size : 0));
+    if (reason == NULL) {
+        snprintf(bundle_name, sizeof(bundle_name), "%s/bundle.fwb", r->dir);
+        json_array_append_new(out, file_json(bundle_name, r->res->bundle_sha256, r->bundle_len));
+    }
+    json_object_set_new(e, "event", json_string(event));
+    json_object_set_new(e, "who", who);
+    json_object_set_new(e, "inputs", in);
+    json_object_set_new(e, "outputs", out);
+    json_object_set_new(e, "result", json_string(reason == NULL ? "ok" : "fail"));
+    if (reason != NULL)
+        json_object_set_new(e, "reason", json_string(reason));
+    text = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(e);
+    if (text == NULL)
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    error = make_parent(r->audit_path);
+    if (error == 0)
+        error = fwrel_audit_append(r->audit_path, text, strlen(text), r->res->audit_head);
+    free(text);
+    if (error)
+        fwrel_error_prefix("audit log");
+    return error;
+}
+
+static int step_audit(struct run *r)
+{
+    int error = audit_entry(r, "bundle", NULL);
+    if (error == 0)
+        fwrel_report_add(r->report, "audit", FWREL_PASS, "head %s", r->res->audit_head);
+    return error;
+}
+
+/* The bundle, its release.json and the audit log committed; the signed tag. */
+static int step_repo(struct run *r)
+{
+    const fwrel_pipeline_opts *o = r->o;
+    const struct member *rj = find_member(r, "release.json");
+    char pbundle[300], prel[300], msg[4096], approvers[16 * 42 + 1] = "", commit_msg[4400];
+    uint8_t *log = NULL;
+    size_t log_len = 0;
+    uint64_t entries = 0;
+    char head[65], rj_sha[65];
+    int error;
+
+    if ((error = fwrel_audit_verify(r->audit_path, r->res->audit_head, 0, &entries, head)) != 0 ||
+        (error = fwrel_io_read_small(&log, &log_len, r->audit_path, FWREL_REPO_FILE_MAX)) != 0) {
+        fwrel_error_prefix("audit log");
+        goto done;
+    }
+    snprintf(pbundle, sizeof(pbundle), "%s/bundle.fwb", r->dir);
+    snprintf(prel, sizeof(prel), "%s/release.json", r->dir);
+    sha_hex(rj_sha, rj->data, rj->len);
+    for (size_t i = 0; i < r->nm; i++)
+        if (strncmp(r->m[i].name, "approvals/", 10) == 0) {
+            size_t n = strlen(approvers);
+            snprintf(approvers + n, sizeof(approvers) - n, "%s%.40s", n ? ", " : "",
+                     r->m[i].name + 10);
+        }
+    snprintf(msg, sizeof(msg),
+             "fwrel release %s %s (%s)\n\n"
+             "counter: %llu\nsecure_version: %u\n"
+             "bundle: %s sha256:%s size:%zu\n"
+             "release.json: sha256:%s\ninput: sha256:%s size:%llu\npolicy: sha256:%s\n"
+             "approvals: %zu of %u: %s\n"
+             "audit: %s head:%s entries:%llu\n",
+             r->rec->product, r->rec->version, r->rec->channel, (unsigned long long)r->rec->counter,
+             r->rec->secure_version, pbundle, r->res->bundle_sha256, r->bundle_len, rj_sha,
+             r->rec->input.sha256, (unsigned long long)r->rec->input.size, r->rec->policy_sha256,
+             r->napprovals, r->ch->approvals_required, approvers[0] ? approvers : "none",
+             r->p->audit_log, head, (unsigned long long)entries);
+    snprintf(commit_msg, sizeof(commit_msg), "release %s\n\n%s", r->res->tag,
+             strchr(msg, '\n') + 2);
+    fwrel_repo_file files[3] = {
+        {pbundle, r->bundle, r->bundle_len},
+        {prel, rj->data, rj->len},
+        {r->p->audit_log, log, log_len},
+    };
+    fwrel_repo_release_opts ro;
+    memset(&ro, 0, sizeof(ro));
+    ro.files = files;
+    ro.nfiles = 3;
+    ro.commit_message = commit_msg;
+    ro.tag_name = r->res->tag;
+    ro.tag_message = msg;
+    ro.who.name = o->who != NULL && o->who[0] ? o->who : "fwrel";
+    ro.who.email = o->email != NULL && o->email[0] ? o->email : "release@fwrel.invalid";
+    ro.who.time = o->time;
+    ro.gpg_home = o->gnupg_home;
+    ro.signer_fpr = r->signer;
+    ro.pass = o->pgp_pass;
+    if ((error = fwrel_repo_release(r->repo, &ro, r->res->commit, NULL)) != 0)
+        goto done;
+    r->res->recorded = 1;
+    fwrel_report_add(r->report, "repo", FWREL_PASS, "tag %s on commit %.12s, signed by %s",
+                     r->res->tag, r->res->commit, r->signer);
+    error = 0;
+done:
+    free(log);
+    return error;
+}
+
+/* The --output file is written now and published only after the repository took the release. */
+static int step_output_prepare(struct run *r)
+{
+    int error;
+    if (r->o->output == NULL)
+        return 0;
+    if ((error = fwrel_out_open(&r->out, r->o->output, r->o->out_flags, 0644)) != 0)
+        return error;
+    if ((error = fwrel_out_write(r->out, r->bundle, r->bundle_len)) != 0) {
+        fwrel_out_abort(r->out);
+        r->out = NULL;
+    }
+    return error;
+}
+
+/* --- the whole run ------------------------------------------------------------------- */
+
+#define STEP(name, call)                                                                           \
+    do {                                                                                           \
+        if ((error = step_hook(name)) != 0 || (error = (call)) != 0) {                             \
+            failed = name;                                                                         \
+            goto done;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+static void finish(struct run *r, int error, const char *failed)
+{
+    if (error) {
+        /* Keep the reason: the cleanup below may overwrite the error. */
+        char reason[FWREL_ERROR_MSG_MAX + 300];
+        const fwrel_error *e = fwrel_error_last();
+        fwrel_error saved = *e;
+        snprintf(reason, sizeof(reason), "release %s failed at %s: %s",
+                 r->res->tag[0] ? r->res->tag : "(no tag yet)", failed, e->message);
+        if (r->report != NULL)
+            fwrel_report_add(r->report, failed, FWREL_FAIL, "%s", e->message);
+        if (r->locked && !r->res->recorded && r->audit_path[0] != '\0' &&
+            audit_entry(r, "release", reason) != 0)
+            fwrel_error_clear();
+        fwrel_error_set(saved.code, "%s", saved.message);
+        if (saved.output)
+            fwrel_error_mark_output();
+        if (r->out != NULL)
+            fwrel_out_abort(r->out);
+    }
+    for (size_t i = 0; i < r->nm; i++)
+        free(r->m[i].data);
+    free(r->bundle);
+    free(r->sums);
+    if (r->locked)
+        fwrel_repo_unlock(r->repo);
+    fwrel_repo_free(r->repo);
+    fwrel_pass_free(r->pass, r->pass_len);
+    fwrel_ks_close(r->ks);
+    fwrel_policy_free(r->p);
+    if (r->tmp[0] != '\0')
+        rmtree_flat(r->tmp);
+}
+
+/* Set up a run: the temporary directory and the repository's audit log path. */
+static int run_init(struct run *r, fwrel_pipeline_result *res, fwrel_report *report,
+                    const fwrel_pipeline_opts *o)
+{
+    memset(res, 0, sizeof(*res));
+    memset(r, 0, sizeof(*r));
+    r->o = o;
+    r->res = res;
+    r->report = report;
+    r->rec = &res->record;
+    snprintf(r->tmp, sizeof(r->tmp), "%s/fwrel-release.XXXXXX",
+             getenv("TMPDIR") != NULL && getenv("TMPDIR")[0] ? getenv("TMPDIR") : "/tmp");
+    if (mkdtemp(r->tmp) == NULL) {
+        r->tmp[0] = '\0';
+        return fwrel_error_set_errno(FWREL_EIO, errno, "cannot create a temporary directory");
+    }
+    return 0;
+}
+
+/* Checks that need no work: can this run end in a recorded release or a written output? */
+static int preflight(struct run *r)
+{
+    const fwrel_pipeline_opts *o = r->o;
+    int error;
+    if (o->napprovers > FWREL_PIPELINE_MAX_APPROVERS)
+        return fwrel_error_set(FWREL_EUSAGE, "at most %d approvers at once",
+                               FWREL_PIPELINE_MAX_APPROVERS);
+    for (size_t i = 0; i < o->napprovers; i++) {
+        char fpr[41];
+        if ((error = approver_pinned(fpr, r->p, o->approvers[i])) != 0)
+            return error;
+    }
+    if (o->tag_signer != NULL && (error = approver_pinned(r->signer, r->p, o->tag_signer)) != 0)
+        return error;
+    r->signer[0] = '\0';
+    if (o->napprovers < r->ch->approvals_required && o->output == NULL)
+        return fwrel_error_set(FWREL_EUSAGE,
+                               "the %s channel needs %u approvals and %zu approver%s given: "
+                               "give --output to write the bundle for approval",
+                               r->chname, r->ch->approvals_required, o->napprovers,
+                               o->napprovers == 1 ? " is" : "s are");
+    if (o->napprovers >= r->ch->approvals_required && o->napprovers == 0 && o->tag_signer == NULL)
+        return fwrel_error_set(FWREL_EUSAGE, "no one to sign the tag: give --tag-signer FPR");
+    if (o->output != NULL && (error = fwrel_io_check_new(o->output, o->out_flags)) != 0)
+        return error;
+    int n = snprintf(r->audit_path, sizeof(r->audit_path), "%s/%s", r->repo_path, r->p->audit_log);
+    if (n < 0 || (size_t)n >= sizeof(r->audit_path))
+        return fwrel_error_set(FWREL_EUSAGE, "audit log path too long");
+    return 0;
+}
+
+int fwrel_pipeline_release(fwrel_pipeline_result *res, fwrel_report *report,
+                           const fwrel_pipeline_opts *o)
+{
+    FWREL_ASSERT_ARG(res != NULL && o != NULL && o->policy != NULL && o->keystore != NULL &&
+                     o->image != NULL);
+    struct run r;
+    char signed_path[4200], served[4200];
+    char audit_path[sizeof(r.audit_path)];
+    const char *failed = "setup";
+    int error;
+
+    if ((error = run_init(&r, res, report, o)) != 0)
+        return error;
+    STEP("policy", step_policy(&r));
+    STEP("policy", preflight(&r));
+    memcpy(audit_path, r.audit_path, sizeof(audit_path));
+    r.audit_path[0] = '\0'; /* no failure record before the lock */
+    STEP("keys", step_keys(&r));
+    STEP("image", step_image(&r));
+    STEP("lock", fwrel_repo_open(&r.repo, r.repo_path, 1));
+    STEP("lock", fwrel_repo_lock(r.repo, REPO_LOCK_MS));
+    r.locked = 1;
+    memcpy(r.audit_path, audit_path, sizeof(audit_path));
+    fwrel_report_add(report, "lock", FWREL_PASS, "%s", r.repo_path);
+    STEP("history", step_history(&r));
+    STEP("secureboot", step_sign(&r, signed_path, sizeof(signed_path)));
+    STEP("encrypt", step_encrypt(&r, signed_path, served, sizeof(served)));
+    STEP("manifest", step_manifest(&r, signed_path, served));
+    STEP("exports", step_exports(&r, served));
+    STEP("record", step_record(&r));
+    STEP("approve", step_approve(&r));
+    STEP("bundle", step_bundle(&r));
+    STEP("output", step_output_prepare(&r));
+    STEP("audit", step_audit(&r));
+    if (r.napprovals >= r.ch->approvals_required) {
+        STEP("repo", step_repo(&r));
+    } else {
+        fwrel_report_add(report, "repo", FWREL_SKIP,
+                         "%zu of %u approvals: not recorded; approve the bundle, then record it",
+                         r.napprovals, r.ch->approvals_required);
+    }
+    if (r.out != NULL) {
+        fwrel_out *out = r.out;
+        r.out = NULL;
+        STEP("output", fwrel_out_commit(out));
+    }
+    error = 0;
+done:
+    finish(&r, error, failed);
+    return error;
+}
+
+/* --- approvals gathered later, and the recording of an approved bundle --------------------- */
+
+int fwrel_pipeline_approve(size_t *have, size_t *need, const char *bundle, const char *fpr,
+                           const char *gnupg_home, const fwrel_pass_src *pass, const char *who)
+{
+    FWREL_ASSERT_ARG(have != NULL && need != NULL && bundle != NULL && fpr != NULL);
+    fwrel_bundle *b = NULL;
+    fwrel_release rec;
+    const fwrel_bundle_member *rj, *sums;
+    uint8_t *sig = NULL;
+    size_t len = 0;
+    char up[41];
+    int error;
+
+    (void)who;
+    if (!fwrel_pgp_fpr_valid(fpr))
+        return fwrel_error_set(FWREL_EUSAGE, "'%.48s' is not a 40-hex-digit OpenPGP fingerprint",
+                               fpr);
+    for (size_t i = 0; i < 41; i++)
+        up[i] = (char)(fpr[i] >= 'a' && fpr[i] <= 'f' ? fpr[i] - 32 : fpr[i]);
+    if ((error = fwrel_bundle_read(&b, bundle)) != 0 || (error = fwrel_bundle_check_sums(b)) != 0)
+        goto done;
+    rj = fwrel_bundle_find(b, "release.json");
+    sums = fwrel_bundle_find(b, "SHA256SUMS");
+    if ((error = fwrel_release_decode(&rec, rj->data, rj->len)) != 0) {
+        fwrel_error_prefix("release.json");
+        goto done;
+    }
+    size_t k = 0;
+    while (k < rec.napprovers && strcmp(rec.approvers[k], up) != 0)
+        k++;
+    if (k == rec.napprovers) {
+        error =
+            fwrel_error_set(FWREL_EVERIFY, "%s is not an approver the release's policy pins", up);
+        goto done;
+    }
+    if ((error = fwrel_pgp_sign_detached(&sig, &len, gnupg_home, up, sums->data, sums->len,
+                                         pass)) != 0 ||
+        (error = fwrel_bundle_add_approval(bundle, up, sig, len)) != 0)
+        goto done;
+    *have = 1;
+    for (size_t i = 0; i < b->n; i++)
+        *have += strncmp(b->members[i].name, "approvals/", 10) == 0;
+    *need = rec.approvals_required;
+    error = 0;
+done:
+    free(sig);
+    fwrel_bundle_free(b);
+    return error;
+}
+
+/* Every approval in the bundle: signed over SHA256SUMS by the key its name says, pinned. */
+static int check_approvals(struct run *r)
+{
+    const struct member *sums = find_member(r, "SHA256SUMS");
+    int error;
+    r->napprovals = 0;
+    for (size_t i = 0; i < r->nm; i++) {
+        const char *name = r->m[i].name;
+        fwrel_pgp_result who;
+        char fpr[41];
+        if (strncmp(name, "approvals/", 10) != 0)
+            continue;
+        snprintf(fpr, sizeof(fpr), "%.40s", name + 10);
+        if ((error = approver_pinned(fpr, r->p, fpr)) != 0 ||
+            (error = fwrel_pgp_verify_detached(&who, r->o->gnupg_home, sums->data, sums->len,
+                                               r->m[i].data, r->m[i].len)) != 0) {
+            fwrel_error_prefix("%s", name);
+            return error;
+        }
+        if (strcmp(who.fpr, fpr) != 0)
+            return fwrel_error_set(FWREL_EVERIFY, "%s: signed by %s, not by that key", name,
+                                   who.fpr);
+        if (r->signer[0] == '\0')
+            memcpy(r->signer, fpr, 41);
+        r->napprovals++;
+    }
+    if (r->o->tag_signer != NULL &&
+        (error = approver_pinned(r->signer, r->p, r->o->tag_signer)) != 0)
+        return error;
+    r->res->approvals = r->napprovals;
+    if (r->napprovals < r->ch->approvals_required)
+        return fwrel_error_set(FWREL_EVERIFY, "%zu of %u required approvals", r->napprovals,
+                               r->ch->approvals_required);
+    fwrel_report_add(r->report, "approve", FWREL_PASS, "%zu of %u required approvals",
+                     r->napprovals, r->ch->approvals_required);
+    return 0;
+}
+
+/* The bundle read back: its members, its record, and that it was made under this policy. */
+static int step_load_bundle(struct run *r)
+{
+    fwrel_bundle *b = NULL;
+    const fwrel_bundle_member *rj;
+    char policy_sha[65];
+    int error;
+
+    if ((error = fwrel_io_read_small(&r->bundle, &r->bundle_len, r->o->image,
+                                     (size_t)FWREL_BUNDLE_FILE_MAX)) != 0 ||
+        (error = fwrel_bundle_read_mem(&b, r->bundle, r->bundle_len)) != 0 ||
+        (error = fwrel_bundle_check_sums(b)) != 0)
+        goto done;
+    for (size_t i = 0; i < b->n && error == 0; i++)
+        error = add_member(r, b->members[i].name, b->members[i].data, b->members[i].len);
+    rj = fwrel_bundle_find(b, "release.json");
+    if (error || (error = fwrel_release_decode(r->rec, rj->data, rj->len)) != 0)
+        goto done;
+    fwrel_hex(policy_sha, r->p->sha256, sizeof(r->p->sha256));
+    if (strcmp(r->rec->product, r->p->product) != 0 || strcmp(r->rec->channel, r->chname) != 0) {
+        error = fwrel_error_set(FWREL_EVERIFY, "the bundle is a %s release of %s, not %s of %s",
+                                r->rec->channel, r->rec->product, r->chname, r->p->product);
+        goto done;
+    }
+    if (strcmp(r->rec->policy_sha256, policy_sha) != 0) {
+        error = fwrel_error_set(FWREL_EVERIFY,
+                                "the bundle was made under another policy "
+                                "(sha256 %.16s...), not this one",
+                                r->rec->policy_sha256);
+        goto done;
+    }
+    sha_hex(r->res->bundle_sha256, r->bundle, r->bundle_len);
+    fwrel_report_add(r->report, "bundle", FWREL_PASS, "%s %s (%s), %zu members, sha256 %s",
+                     r->rec->product, r->rec->version, r->rec->channel, b->n,
+                     r->res->bundle_sha256);
+    error = 0;
+done:
+    if (error)
+        fwrel_error_prefix("bundle");
+    fwrel_bundle_free(b);
+    return error;
+}
+
+int fwrel_pipeline_record(fwrel_pipeline_result *res, fwrel_report *report,
+                          const fwrel_pipeline_opts *o)
+{
+    FWREL_ASSERT_ARG(res != NULL && o != NULL && o->policy != NULL && o->image != NULL);
+    struct run r;
+    char audit_path[sizeof(r.audit_path)];
+    const char *failed = "setup";
+    int error;
+
+    if ((error = run_init(&r, res, report, o)) != 0)
+        return error;
+    STEP("policy", step_policy(&r));
+    STEP("policy", preflight(&r));
+    memcpy(audit_path, r.audit_path, sizeof(audit_path));
+    r.audit_path[0] = '\0';
+    r.recording = 1;
+    STEP("bundle", step_load_bundle(&r));
+    STEP("approve", check_approvals(&r));
+    STEP("lock", fwrel_repo_open(&r.repo, r.repo_path, 1));
+    STEP("lock", fwrel_repo_lock(r.repo, REPO_LOCK_MS));
+    r.locked = 1;
+    memcpy(r.audit_path, audit_path, sizeof(audit_path));
+    fwrel_report_add(report, "lock", FWREL_PASS, "%s", r.repo_path);
+    STEP("history", step_history(&r));
+    STEP("output", step_output_prepare(&r));
+    STEP("audit", step_audit(&r));
+    STEP("repo", step_repo(&r));
+    if (r.out != NULL) {
+        fwrel_out *out = r.out;
+        r.out = NULL;
+        STEP("output", fwrel_out_commit(out));
+    }
+    error = 0;
+done:
+    finish(&r, error, failed);
+    return error;
+}
