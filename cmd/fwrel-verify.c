@@ -11,6 +11,7 @@
 
 #include "runner.h"
 
+#include "fwrel/bverify.h"
 #include "fwrel/device.h"
 #include "fwrel/espimg.h"
 #include "fwrel/io.h"
@@ -22,9 +23,10 @@
 #include "util.h"
 
 static struct {
-    int info, sbv1, sbv2, skip_padding, manifest;
+    int info, sbv1, sbv2, skip_padding, manifest, bundle;
     const char *key;
     const char *device;
+    const char *policy, *gnupg_home, *against;
 } o;
 
 static const fwrel_opt opts[] = {
@@ -34,6 +36,16 @@ static const fwrel_opt opts[] = {
      &o.device},
     {"manifest", 0, FWREL_OPT_FLAG, NULL,
      "with --device: FILE is an encrypted manifest; check it as that device would", &o.manifest},
+    {"bundle", 0, FWREL_OPT_FLAG, NULL,
+     "FILE is a release bundle: with --device as that device would take it, else as CI checks it",
+     &o.bundle},
+    {"policy", 0, FWREL_OPT_STR, "POLICY",
+     "with --bundle (CI): the release policy; its approvers and threshold are used", &o.policy},
+    {"gnupg-home", 0, FWREL_OPT_STR, "DIR",
+     "with --bundle (CI): GnuPG home with the approvers' public keys (default $GNUPGHOME)",
+     &o.gnupg_home},
+    {"against", 0, FWREL_OPT_STR, "IMAGE",
+     "with --bundle (CI): IMAGE must be the image the release was made from", &o.against},
     {"sbv2", 0, FWREL_OPT_FLAG, NULL, "compatibility mode: espsecure verify-signature --version 2",
      &o.sbv2},
     {"sbv1", 0, FWREL_OPT_FLAG, NULL, "compatibility mode: espsecure verify-signature --version 1",
@@ -290,13 +302,54 @@ done:
     return error;
 }
 
+static int run_bundle(fwrel_ctx *ctx, const char *path)
+{
+    fwrel_device *dev = NULL;
+    fwrel_report *report = NULL;
+    fwrel_bverify_ci_opts co = {o.gnupg_home, o.policy, o.against};
+    int error;
+
+    if (o.device != NULL && (error = fwrel_device_load(&dev, o.device)) != 0)
+        return fwrel_cmd_fail(ctx, o.device);
+    if ((error = fwrel_report_new(&report)) != 0) {
+        error = fwrel_cmd_fail(ctx, path);
+        goto done;
+    }
+    if (dev != NULL)
+        error = fwrel_bundle_verify_device(report, dev, path, (uint64_t)time(NULL));
+    else
+        error = fwrel_bundle_verify_ci(report, path, &co);
+    fwrel_cmd_report(ctx, report);
+    fwrel_cmd_set(ctx, "mode", json_string(dev != NULL ? "bundle-device" : "bundle-ci"));
+    fwrel_cmd_set(ctx, "accepted", json_boolean(error == 0));
+    if (error) {
+        const char *what = path;
+        /* A usage error of the device profile (no manifest section, no image_key) names it, and
+         * a malformed policy names the policy. */
+        if (error == FWREL_EUSAGE && dev != NULL)
+            what = o.device;
+        else if (error == FWREL_EFORMAT && o.policy != NULL && fwrel_report_count(report) == 0)
+            what = o.policy;
+        error = fwrel_cmd_fail(ctx, what);
+        goto done;
+    }
+    if (dev != NULL)
+        fwrel_cmd_print(ctx, "ACCEPTED: the device would accept %s\n", path);
+    else
+        fwrel_cmd_print(ctx, "VERIFIED: every check of %s passed\n", path);
+done:
+    fwrel_report_free(report);
+    fwrel_device_free(dev);
+    return error;
+}
+
 static int run(fwrel_ctx *ctx)
 {
     const char *image = ctx->argv[0];
-    int modes = o.info + (o.device != NULL) + (o.sbv1 || o.sbv2);
+    int modes = o.info + (o.device != NULL || o.bundle) + (o.sbv1 || o.sbv2);
     if (modes != 1)
-        return fwrel_cmd_usage(
-            ctx, "choose one mode: --info, --device PROFILE, or --sbv2/--sbv1 --key KEY");
+        return fwrel_cmd_usage(ctx, "choose one mode: --info, --device PROFILE, --bundle, or "
+                                    "--sbv2/--sbv1 --key KEY");
     if (o.sbv1 && o.sbv2)
         return fwrel_cmd_usage(ctx, "--sbv1 and --sbv2 exclude each other");
     if ((o.sbv1 || o.sbv2) != (o.key != NULL))
@@ -305,6 +358,15 @@ static int run(fwrel_ctx *ctx)
         return fwrel_cmd_usage(ctx, "--manifest goes with --device PROFILE");
     if (o.skip_padding && !o.sbv2)
         return fwrel_cmd_usage(ctx, "--skip-padding goes with --sbv2");
+    if ((o.policy || o.gnupg_home || o.against) && !(o.bundle && !o.device))
+        return fwrel_cmd_usage(ctx, "--policy, --gnupg-home and --against go with --bundle "
+                                    "without --device");
+    if (o.bundle && o.manifest)
+        return fwrel_cmd_usage(ctx, "--bundle and --manifest exclude each other");
+    if (o.bundle && (o.info || o.sbv1 || o.sbv2))
+        return fwrel_cmd_usage(ctx, "--bundle goes alone or with --device PROFILE");
+    if (o.bundle)
+        return run_bundle(ctx, image);
     if (o.info)
         return run_info(ctx, image);
     if (o.device)
@@ -317,6 +379,8 @@ static const fwrel_cmd cmd = {
     .synopsis = "--info IMAGE\n"
                 "--device PROFILE IMAGE\n"
                 "--manifest --device PROFILE MANIFEST.fwm\n"
+                "--bundle --device PROFILE BUNDLE.fwb\n"
+                "--bundle [--policy POLICY] [--gnupg-home DIR] [--against IMAGE] BUNDLE.fwb\n"
                 "--sbv2 [--skip-padding] --key KEY IMAGE\n"
                 "--sbv1 --key KEY IMAGE",
     .summary = "verify ESP app images as the device, or as espsecure, would",

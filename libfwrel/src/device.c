@@ -10,6 +10,7 @@
 
 #include <openssl/evp.h>
 
+#include "fwrel/encimg.h"
 #include "fwrel/espimg.h"
 #include "fwrel/keystore.h"
 #include "fwrel/manifest.h"
@@ -45,7 +46,8 @@ struct fwrel_device {
     fwrel_manifest_trust trust;                   /* trusted signers and threshold */
     fwrel_pkey *trusted[FWREL_MANIFEST_MAX_SIGS]; /* owned copies of trust.keys */
     int has_counter;
-    uint64_t counter; /* the last installed release counter */
+    uint64_t counter;      /* the last installed release counter */
+    fwrel_pkey *image_key; /* esp_encrypted_img private key (pre-encrypted OTA), or NULL */
 };
 
 void fwrel_device_free(fwrel_device *d)
@@ -54,6 +56,7 @@ void fwrel_device_free(fwrel_device *d)
         return;
     fwrel_key_free(d->v1_key);
     fwrel_key_free(d->manifest_key);
+    fwrel_key_free(d->image_key);
     for (size_t i = 0; i < FWREL_MANIFEST_MAX_SIGS; i++)
         fwrel_key_free(d->trusted[i]);
     free(d);
@@ -211,11 +214,28 @@ static int parse_manifest(fwrel_device *d, const yt_node *mn, const char *dir)
     return 0;
 }
 
+/* image_key: FILE, the private key esp_encrypted_img decrypts with (spec 4; RSA-3072 or P-256). */
+static int parse_image_key(fwrel_device *d, const yt_node *n, const char *dir)
+{
+    const char *s;
+    char path[4096];
+    int scheme, error;
+    fwrel_pass_src none = {0};
+    if ((error = yt_str(&s, n, 1024, "image_key")) != 0)
+        return error;
+    profile_path(path, sizeof(path), dir, s);
+    if ((error = fwrel_key_load_private(&d->image_key, path, &none)) != 0 ||
+        (error = fwrel_encimg_key_scheme(&scheme, d->image_key)) != 0)
+        return fwrel_error_prefix("%d:%d: image_key %s", n->line, n->col, s);
+    return 0;
+}
+
 static int parse_profile(fwrel_device *d, const yt_node *root, const char *dir)
 {
     static const char *const keys[] = {
         "chip",    "chip_revision",  "efuse_block_revision", "secure_boot", "anti_rollback",
-        "running", "partition_size", "device_type",          "manifest",    NULL};
+        "running", "partition_size", "device_type",          "manifest",    "image_key",
+        NULL};
     static const char *const ar_keys[] = {"enabled", "secure_version", "field_bits", NULL};
     static const char *const run_keys[] = {"version", "secure_version", NULL};
     const yt_node *n, *m;
@@ -255,6 +275,8 @@ static int parse_profile(fwrel_device *d, const yt_node *root, const char *dir)
         snprintf(d->device_type, sizeof(d->device_type), "%s", s);
     }
     if ((n = yt_get(root, "manifest")) != NULL && (error = parse_manifest(d, n, dir)) != 0)
+        return error;
+    if ((n = yt_get(root, "image_key")) != NULL && (error = parse_image_key(d, n, dir)) != 0)
         return error;
     d->field_bits = d->chip->id == 0 ? 32 : 16;
     if ((n = yt_get(root, "anti_rollback")) != NULL) {
@@ -607,7 +629,14 @@ done:
 int fwrel_device_verify_manifest(fwrel_report *report, const fwrel_device *d, const uint8_t *env,
                                  size_t len, uint64_t now)
 {
-    FWREL_ASSERT_ARG(d != NULL && env != NULL);
+    fwrel_manifest m;
+    return fwrel_device_read_manifest(&m, report, d, env, len, now);
+}
+
+int fwrel_device_read_manifest(fwrel_manifest *out, fwrel_report *report, const fwrel_device *d,
+                               const uint8_t *env, size_t len, uint64_t now)
+{
+    FWREL_ASSERT_ARG(out != NULL && d != NULL && env != NULL);
     struct run r = {report, 0, ""};
     fwrel_manifest m;
     uint8_t *plain = NULL;
@@ -656,9 +685,42 @@ int fwrel_device_verify_manifest(fwrel_report *report, const fwrel_device *d, co
              "secure_version %u, eFuse %u", m.secure_version, d->efuse_secure_version);
 verdict:
     error = r.failed ? fwrel_error_set(FWREL_EVERIFY, "rejected at %s", r.first) : 0;
-    if (error == 0)
+    if (error == 0) {
+        *out = m;
         fwrel_error_clear();
+    }
 done:
     fwrel_io_free_secret(plain, plen);
     return error;
+}
+
+const fwrel_pkey *fwrel_device_image_key(const fwrel_device *d)
+{
+    return d != NULL ? d->image_key : NULL;
+}
+
+int fwrel_device_ota_decision(char *why, size_t n, const fwrel_device *d, const char *version,
+                              uint32_t secure_version)
+{
+    FWREL_ASSERT_ARG(why != NULL && d != NULL && version != NULL);
+    /* spec 5: esp_efuse_check_secure_version() before the download is written ... */
+    if (d->anti_rollback && secure_version < d->efuse_secure_version) {
+        snprintf(why, n, "New firmware security version is less than eFuse programmed, %u < %u",
+                 secure_version, d->efuse_secure_version);
+        return 0;
+    }
+    /* ... and the IDF OTA examples' version check against the running app. */
+    if (d->has_running && d->running_version[0] && strcmp(version, d->running_version) == 0) {
+        snprintf(why, n,
+                 "Current running version is the same as a new (%s). We will not continue the "
+                 "update.",
+                 version);
+        return 0;
+    }
+    snprintf(why, n, "update to %s (secure_version %u): %s%s%s%s", version, secure_version,
+             d->anti_rollback ? "eFuse secure_version " : "no anti-rollback",
+             d->anti_rollback ? "allows it" : "",
+             d->has_running && d->running_version[0] ? ", running " : "",
+             d->has_running && d->running_version[0] ? d->running_version : "");
+    return 1;
 }

@@ -11,6 +11,8 @@
 
 #include "fwrel/error.h"
 #include "fwrel/io.h"
+#include "fwrel/keystore.h"
+#include "fwrel/manifest.h"
 #include "fwrel/report.h"
 
 #ifdef __cplusplus
@@ -58,6 +60,40 @@ int fwrel_device_verify_image(fwrel_report *report, const fwrel_device *dev,
  */
 int fwrel_device_verify_manifest(fwrel_report *report, const fwrel_device *dev,
                                  const uint8_t *envelope, size_t len, uint64_t now) FWREL_WUR;
+
+/**
+ * fwrel_device_verify_manifest(), also returning the body the device accepted.
+ *
+ * @param out     receives the manifest body when accepted (untouched otherwise)
+ * @param report  receives the steps (NULL allowed)
+ * @param dev     the profile (needs a manifest section)
+ * @param envelope the encrypted manifest; len its size
+ * @param len     its length
+ * @param now     the device's clock, seconds since the epoch
+ * @return as fwrel_device_verify_manifest()
+ */
+int fwrel_device_read_manifest(fwrel_manifest *out, fwrel_report *report, const fwrel_device *dev,
+                               const uint8_t *envelope, size_t len, uint64_t now) FWREL_WUR;
+
+/**
+ * The profile's esp_encrypted_img private key (`image_key:`, RSA-3072 or EC P-256), or NULL when
+ * the profile has none (the device takes plain images). Borrowed: valid while dev is.
+ */
+const fwrel_pkey *fwrel_device_image_key(const fwrel_device *dev);
+
+/**
+ * The OTA code's decision before it writes an update (spec/esp-formats.md 5): with anti-rollback,
+ * secure_version at least the eFuse's; with a running version, a different version string.
+ *
+ * @param why             receives one human line (the refusal as ESP-IDF words it, or why not)
+ * @param n               its size
+ * @param dev             the profile
+ * @param version         the update's version string
+ * @param secure_version  the update's secure_version
+ * @return 1 when the device goes on with the update, 0 when it refuses
+ */
+int fwrel_device_ota_decision(char *why, size_t n, const fwrel_device *dev, const char *version,
+                              uint32_t secure_version);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,769 @@
+/* bverify.c - a release bundle verified as the device would take it, and as CI checks it
+ * (bverify.h, docs/verify.md). */
+#include "fwrel/bverify.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "fwrel/bundle.h"
+#include "fwrel/encimg.h"
+#include "fwrel/manifest.h"
+#include "fwrel/pgp.h"
+#include "fwrel/policy.h"
+#include "fwrel/release.h"
+#include "util.h"
+
+/* The running state of a verification. In device mode the first failure stops (the rest are
+ * skipped); in CI mode every step runs and the first failure is remembered. */
+struct run {
+    fwrel_report *report;
+    int stop_at_failure;
+    int failed;
+    char first[FWREL_ERROR_MSG_MAX];
+};
+
+static void step(struct run *r, const char *name, int verdict, const char *fmt, ...)
+    FWREL_PRINTF(4, 5);
+static void step(struct run *r, const char *name, int verdict, const char *fmt, ...)
+{
+    char detail[FWREL_STEP_DETAIL_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    if (r->failed && r->stop_at_failure) {
+        fwrel_report_add(r->report, name, FWREL_SKIP, "not reached");
+        return;
+    }
+    fwrel_report_add(r->report, name, verdict, "%s", detail);
+    if (verdict == FWREL_FAIL && !r->failed) {
+        r->failed = 1;
+        snprintf(r->first, sizeof(r->first), "rejected at %s: %s", name, detail);
+    }
+}
+
+/* A failure whose message is already "rejected at <step>: <reason>" (a nested verifier that
+ * recorded its own steps). */
+static void nested_failure(struct run *r, const char *message)
+{
+    if (!r->failed) {
+        r->failed = 1;
+        snprintf(r->first, sizeof(r->first), "%s", message);
+    }
+}
+
+static int sha256_mem(uint8_t out[32], const uint8_t *p, size_t n)
+{
+    unsigned int len = 0;
+    if (EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) != 1)
+        return fwrel_error_set_openssl(FWREL_EIO, "digest failed");
+    return 0;
+}
+
+static void short_hex(char out[17], const uint8_t d[32])
+{
+    fwrel_hex(out, d, 8);
+}
+
+/* The same bytes as a digest and size. */
+static int same_digest(const uint8_t d[32], uint64_t size, const fwrel_manifest_digest *m)
+{
+    return size == m->size && memcmp(d, m->sha256, 32) == 0;
+}
+
+static int is_encrypted(const fwrel_bundle_member *fw)
+{
+    return fw->len >= 4 && fwrel_le32(fw->data) == FWREL_ENCIMG_MAGIC;
+}
+
+/* --- device mode ----------------------------------------------------------------------- */
+
+/* Decrypt firmware.enc as the device does into a private temporary directory, open the plaintext
+ * and unlink it (and the directory) at once: src then reads it through its descriptor only. */
+static int decrypt_to_src(fwrel_src *src, const fwrel_bundle_member *fw, const fwrel_pkey *key)
+{
+    const char *tmp = getenv("TMPDIR");
+    char dir[4096], path[4200];
+    fwrel_src in;
+    int error, rc;
+
+    rc = snprintf(dir, sizeof(dir), "%s/fwrel-bverify.XXXXXX",
+                  tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+    if (rc < 0 || (size_t)rc >= sizeof(dir))
+        return fwrel_error_set(FWREL_EIO, "TMPDIR is too long");
+    if (mkdtemp(dir) == NULL)
+        return fwrel_error_set_errno(FWREL_EIO, errno, "cannot create a temporary directory");
+    snprintf(path, sizeof(path), "%s/image", dir);
+    fwrel_src_mem(&in, fw->data, fw->len);
+    error = fwrel_encimg_decrypt(path, 0, &in, key);
+    if (error == 0) {
+        error = fwrel_src_open(src, path, FWREL_IMAGE_MAX);
+        if (unlink(path) != 0 && error == 0) {
+            fwrel_src_close(src);
+            error = fwrel_error_set_errno(FWREL_EIO, errno, "cannot remove the decrypted image");
+        }
+    }
+    if (rmdir(dir) != 0 && error == 0) {
+        fwrel_src_close(src);
+        error = fwrel_error_set_errno(FWREL_EIO, errno, "cannot remove a temporary directory");
+    }
+    return error;
+}
+
+/* After a failure: the device's later steps that were not recorded, as skipped. */
+static void skip_missing(struct run *r)
+{
+    static const char *const rest[] = {"manifest.binds", "ota.decision", "image.decrypt",
+                                       "manifest.signed-image", "image"};
+    for (size_t i = 0; i < sizeof(rest) / sizeof(rest[0]); i++) {
+        int found = 0;
+        for (size_t k = 0; k < fwrel_report_count(r->report) && !found; k++)
+            found = strcmp(fwrel_report_step(r->report, k)->name, rest[i]) == 0;
+        if (!found)
+            fwrel_report_add(r->report, rest[i], FWREL_SKIP, "not reached");
+    }
+}
+
+static int device_steps(struct run *r, const fwrel_device *dev, const fwrel_bundle *b, uint64_t now)
+{
+    const fwrel_bundle_member *fw = fwrel_bundle_find(b, "firmware.enc");
+    const fwrel_bundle_member *mf = fwrel_bundle_find(b, "manifest.fwm");
+    const fwrel_pkey *image_key = fwrel_device_image_key(dev);
+    fwrel_src src = {.fd = -1};
+    fwrel_manifest m;
+    uint8_t d[32];
+    char why[FWREL_STEP_DETAIL_MAX], h1[17], h2[17];
+    int error = 0;
+
+    if (fw == NULL || mf == NULL) /* the strict reader guarantees both */
+        return fwrel_error_set(FWREL_EFORMAT, "firmware.enc or manifest.fwm: missing");
+    if (is_encrypted(fw) && image_key == NULL)
+        return fwrel_error_set(FWREL_EUSAGE, "the device profile has no image_key, and "
+                                             "firmware.enc is encrypted (esp_encrypted_img)");
+
+    /* docs/manifest.md section 4: the device reads the manifest first. */
+    error = fwrel_device_read_manifest(&m, r->report, dev, mf->data, mf->len, now);
+    if (error == FWREL_EVERIFY) {
+        nested_failure(r, fwrel_error_last()->message);
+        error = 0;
+        goto skip_rest;
+    }
+    if (error != 0)
+        return error;
+
+    /* The manifest names the file the device downloads: it must be this firmware.enc. */
+    if ((error = sha256_mem(d, fw->data, fw->len)) != 0)
+        return error;
+    short_hex(h1, d);
+    short_hex(h2, m.encrypted.sha256);
+    if (same_digest(d, fw->len, &m.encrypted))
+        step(r, "manifest.binds", FWREL_PASS,
+             "firmware.enc is the manifest's image (%zu bytes, sha256 %s...)", fw->len, h1);
+    else
+        step(r, "manifest.binds", FWREL_FAIL,
+             "firmware.enc (%zu bytes, sha256 %s...) is not the image the manifest names "
+             "(%llu bytes, sha256 %s...)",
+             fw->len, h1, (unsigned long long)m.encrypted.size, h2);
+    if (r->failed)
+        goto skip_rest;
+
+    step(r, "ota.decision",
+         fwrel_device_ota_decision(why, sizeof(why), dev, m.version, m.secure_version) ? FWREL_PASS
+                                                                                       : FWREL_FAIL,
+         "%s", why);
+    if (r->failed)
+        goto skip_rest;
+
+    if (image_key != NULL) {
+        error = decrypt_to_src(&src, fw, image_key);
+        if (error == FWREL_EVERIFY || error == FWREL_EFORMAT) {
+            step(r, "image.decrypt", FWREL_FAIL, "%s", fwrel_error_last()->message);
+            error = 0;
+            goto skip_rest;
+        }
+        if (error != 0)
+            return error;
+        step(r, "image.decrypt", FWREL_PASS,
+             "esp_encrypted_img with the device's image key: GCM tag valid (%llu bytes)",
+             (unsigned long long)src.size);
+    } else {
+        step(r, "image.decrypt", FWREL_SKIP,
+             "the device takes plain images (no image_key): firmware.enc is the signed image");
+        fwrel_src_mem(&src, fw->data, fw->len);
+    }
+
+    /* The decrypted image is the one the manifest's signers signed. */
+    if ((error = fwrel_digest_src(d, NULL, &src, src.size)) != 0 ||
+        (error = fwrel_src_seek(&src, 0)) != 0)
+        goto done;
+    short_hex(h1, d);
+    short_hex(h2, m.signed_image.sha256);
+    if (same_digest(d, src.size, &m.signed_image))
+        step(r, "manifest.signed-image", FWREL_PASS,
+             "the image is the manifest's signed image (%llu bytes, sha256 %s...)",
+             (unsigned long long)src.size, h1);
+    else
+        step(r, "manifest.signed-image", FWREL_FAIL,
+             "the image (%llu bytes, sha256 %s...) is not the manifest's signed image "
+             "(%llu bytes, sha256 %s...)",
+             (unsigned long long)src.size, h1, (unsigned long long)m.signed_image.size, h2);
+    if (r->failed)
+        goto skip_rest;
+
+    error = fwrel_device_verify_image(r->report, dev, &src);
+    if (error == FWREL_EVERIFY) {
+        nested_failure(r, fwrel_error_last()->message);
+        error = 0;
+    }
+    goto done;
+
+skip_rest:
+    skip_missing(r);
+done:
+    fwrel_src_close(&src);
+    return error;
+}
+
+static int device_verify(fwrel_report *report, const fwrel_device *dev, const char *path,
+                         const uint8_t *data, size_t len, uint64_t now)
+{
+    struct run r = {report, 1, 0, ""};
+    fwrel_bundle *b = NULL;
+    int error;
+
+    if (dev == NULL)
+        return fwrel_error_set(FWREL_EUSAGE, "no device profile");
+    error = path != NULL ? fwrel_bundle_read(&b, path) : fwrel_bundle_read_mem(&b, data, len);
+    if (error == FWREL_EFORMAT) {
+        step(&r, "bundle.read", FWREL_FAIL, "%s", fwrel_error_last()->message);
+        step(&r, "manifest", FWREL_SKIP, "not reached");
+        skip_missing(&r);
+        error = 0;
+        goto verdict;
+    }
+    if (error != 0)
+        return error;
+    step(&r, "bundle.read", FWREL_PASS, "%zu members, strict", b->n);
+    if ((error = device_steps(&r, dev, b, now)) != 0)
+        goto done;
+verdict:
+    if (r.failed)
+        error = fwrel_error_set(FWREL_EVERIFY, "%s", r.first);
+    else
+        fwrel_error_clear();
+done:
+    fwrel_bundle_free(b);
+    return error;
+}
+
+int fwrel_bundle_verify_device(fwrel_report *report, const fwrel_device *dev, const char *path,
+                               uint64_t now)
+{
+    FWREL_ASSERT_ARG(dev != NULL && path != NULL);
+    return device_verify(report, dev, path, NULL, 0, now);
+}
+
+int fwrel_bundle_verify_device_mem(fwrel_report *report, const fwrel_device *dev,
+                                   const uint8_t *data, size_t len, uint64_t now)
+{
+    FWREL_ASSERT_ARG(dev != NULL && (data != NULL || len == 0));
+    return device_verify(report, dev, NULL, data, len, now);
+}
+
+/* --- CI mode --------------------------------------------------------------------------- */
+
+/* A digest and size a text export may mention: the record's image and manifest, or a file of the
+ * same export. */
+struct known {
+    char sha256[65];
+    uint64_t size;
+};
+
+/* Problems of one step, joined into its detail line. */
+struct problems {
+    char text[FWREL_STEP_DETAIL_MAX];
+    size_t n;
+};
+
+static void problem(struct problems *p, const char *fmt, ...) FWREL_PRINTF(2, 3);
+static void problem(struct problems *p, const char *fmt, ...)
+{
+    size_t off = strlen(p->text);
+    va_list ap;
+    if (p->n++ > 0 && off + 2 < sizeof(p->text)) {
+        memcpy(p->text + off, "; ", 3);
+        off += 2;
+    }
+    if (off + 1 >= sizeof(p->text))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(p->text + off, sizeof(p->text) - off, fmt, ap);
+    va_end(ap);
+}
+
+static int member_hex(char out[65], const fwrel_bundle_member *mb)
+{
+    uint8_t d[32];
+    int error = sha256_mem(d, mb->data, mb->len);
+    if (error == 0)
+        fwrel_hex(out, d, 32);
+    return error;
+}
+
+/* release.json's image and manifest are these members, byte for byte. */
+static int check_members(struct run *r, const fwrel_bundle *b, const fwrel_release *rec)
+{
+    const fwrel_release_file *files[2] = {&rec->image, &rec->manifest};
+    const char *what[2] = {"image", "manifest"};
+    struct problems p = {"", 0};
+    char hex[65];
+    int error;
+
+    for (size_t i = 0; i < 2; i++) {
+        const fwrel_bundle_member *mb = fwrel_bundle_find(b, files[i]->name);
+        if (files[i]->name[0] == '\0' || mb == NULL) {
+            problem(&p, "%s '%s' is not a member", what[i], files[i]->name);
+            continue;
+        }
+        if ((error = member_hex(hex, mb)) != 0)
+            return error;
+        if (strcmp(hex, files[i]->sha256) != 0 || mb->len != files[i]->size)
+            problem(&p, "%s: %zu bytes, sha256 %.16s..., the record says %llu bytes, %.16s...",
+                    files[i]->name, mb->len, hex, (unsigned long long)files[i]->size,
+                    files[i]->sha256);
+    }
+    if (strcmp(rec->image.name, "firmware.enc") != 0 || strcmp(rec->manifest.name, "manifest.fwm"))
+        problem(&p, "the record names '%s' and '%s', not firmware.enc and manifest.fwm",
+                rec->image.name, rec->manifest.name);
+    const fwrel_bundle_member *fw = fwrel_bundle_find(b, "firmware.enc");
+    if (fw != NULL && is_encrypted(fw) != (rec->encrypted != 0))
+        problem(&p, "the record says %sencrypted, firmware.enc is %san esp_encrypted_img file",
+                rec->encrypted ? "" : "not ", is_encrypted(fw) ? "" : "not ");
+    if (p.n == 0)
+        step(r, "record.members", FWREL_PASS,
+             "firmware.enc and manifest.fwm are the record's image (%llu bytes) and manifest",
+             (unsigned long long)rec->image.size);
+    else
+        step(r, "record.members", FWREL_FAIL, "%s", p.text);
+    return 0;
+}
+
+static int pinned_has(char (*const pinned)[41], size_t n, const char *fpr)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcasecmp(pinned[i], fpr) == 0)
+            return 1;
+    return 0;
+}
+
+/* Every approvals/<FPR>.asc verifies over SHA256SUMS, is signed by FPR, FPR is pinned; and the
+ * pinned approvers reach the threshold. */
+static int check_approvals(struct run *r, const fwrel_bundle *b, const char *home,
+                           char (*const pinned)[41], size_t npinned, unsigned required)
+{
+    const fwrel_bundle_member *sums = fwrel_bundle_find(b, "SHA256SUMS");
+    fwrel_pgp_sig sigs[FWREL_PGP_SIGS_MAX];
+    const char *pins[FWREL_POLICY_MAX_APPROVERS + 16];
+    fwrel_pgp_approvals ap;
+    struct problems p = {"", 0};
+    size_t nsigs = 0, count = 0;
+    int error;
+
+    memset(&ap, 0, sizeof(ap));
+    for (size_t i = 0; i < b->n; i++) {
+        const fwrel_bundle_member *mb = &b->members[i];
+        char fpr[41];
+        fwrel_pgp_result res;
+        if (strncmp(mb->name, "approvals/", 10) != 0)
+            continue;
+        memcpy(fpr, mb->name + 10, 40);
+        fpr[40] = '\0';
+        if (nsigs == FWREL_PGP_SIGS_MAX) {
+            problem(&p, "more than %d approvals", FWREL_PGP_SIGS_MAX);
+            break;
+        }
+        error = fwrel_pgp_verify_detached(&res, home, sums->data, sums->len, mb->data, mb->len);
+        if (error == FWREL_EVERIFY || error == FWREL_EFORMAT) {
+            problem(&p, "%s: %s", mb->name, fwrel_error_last()->message);
+            continue;
+        }
+        if (error != 0)
+            return error;
+        sigs[nsigs].data = mb->data;
+        sigs[nsigs++].len = mb->len;
+        if (strcmp(res.fpr, fpr) != 0)
+            problem(&p, "%s: signed by %s, not by that key", mb->name, res.fpr);
+        else if (!pinned_has(pinned, npinned, fpr))
+            problem(&p, "%s: signed by a key the policy does not pin", mb->name);
+    }
+    if (nsigs > 0 && npinned > 0) {
+        for (size_t i = 0; i < npinned; i++)
+            pins[i] = pinned[i];
+        error = fwrel_pgp_count_approvers(&ap, home, sums->data, sums->len, sigs, nsigs, pins,
+                                          npinned, 0);
+        if (error == FWREL_EFORMAT) {
+            problem(&p, "%s", fwrel_error_last()->message);
+        } else if (error != 0) {
+            return error;
+        }
+        count = ap.count;
+    }
+    if (count < required)
+        problem(&p, "%zu of %u required approvals", count, required);
+    if (p.n == 0)
+        step(r, "approvals", FWREL_PASS, "%zu of %u required approvals by pinned keys", count,
+             required);
+    else
+        step(r, "approvals", FWREL_FAIL, "%s", p.text);
+    return 0;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), n = strlen(suffix);
+    return a >= n && strcmp(s + a - n, suffix) == 0;
+}
+
+static int is_lower_hex(int c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+/* The known digest with this hex, or NULL. */
+static const struct known *known_find(const struct known *k, size_t n, const char *hex)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(k[i].sha256, hex) == 0)
+            return &k[i];
+    return NULL;
+}
+
+/* exports/<name>/SHA256SUMS: every line "<hex>  <file>" names a file of the export with that
+ * digest. */
+static void check_export_sums(struct problems *p, const fwrel_bundle *b, const char *mname,
+                              const char *dir, const fwrel_bundle_member *mb)
+{
+    size_t pos = 0, line = 0;
+    while (pos < mb->len) {
+        const uint8_t *nl = memchr(mb->data + pos, '\n', mb->len - pos);
+        size_t end = nl != NULL ? (size_t)(nl - mb->data) : mb->len;
+        char name[2 * FWREL_BUNDLE_NAME_MAX + 2], hex[65];
+        const fwrel_bundle_member *sib;
+        line++;
+        if (end - pos < 67 || end - pos - 66 + strlen(dir) > FWREL_BUNDLE_NAME_MAX ||
+            mb->data[pos + 64] != ' ' || mb->data[pos + 65] != ' ') {
+            problem(p, "%s line %zu: not '<sha256>  <file>'", mname, line);
+            return;
+        }
+        snprintf(name, sizeof(name), "%s%.*s", dir, (int)(end - pos - 66),
+                 (const char *)mb->data + pos + 66);
+        if ((sib = fwrel_bundle_find(b, name)) == NULL) {
+            problem(p, "%s line %zu: no file %s in the export", mname, line, name + strlen(dir));
+        } else if (member_hex(hex, sib) == 0 && memcmp(hex, mb->data + pos, 64) != 0) {
+            problem(p, "%s line %zu: wrong sha256 for %s", mname, line, name + strlen(dir));
+        }
+        pos = end + 1;
+    }
+}
+
+/* An object with "sha256" and "size" states a file's digest: the file of the export it names in
+ * "file", or else one of the release's files. */
+static void check_json_digests(struct problems *p, const fwrel_bundle *b, const char *mname,
+                               const char *dir, json_t *v, const struct known *k, size_t nk,
+                               int depth)
+{
+    const char *key;
+    json_t *item;
+    size_t i;
+    if (depth > 16)
+        return;
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, item) check_json_digests(p, b, mname, dir, item, k, nk, depth + 1);
+        return;
+    }
+    if (!json_is_object(v))
+        return;
+    json_t *sha = json_object_get(v, "sha256"), *size = json_object_get(v, "size");
+    if (json_is_string(sha) && json_is_integer(size)) {
+        json_t *file = json_object_get(v, "file");
+        const struct known *f = NULL;
+        struct known sib_digest;
+        if (json_is_string(file)) {
+            char name[300];
+            const fwrel_bundle_member *sib;
+            snprintf(name, sizeof(name), "%s%s", dir, json_string_value(file));
+            if ((sib = fwrel_bundle_find(b, name)) != NULL &&
+                member_hex(sib_digest.sha256, sib) == 0) {
+                sib_digest.size = sib->len;
+                f = &sib_digest;
+            } else {
+                problem(p, "%s: names %s, not a file of the export", mname,
+                        json_string_value(file));
+                return;
+            }
+        } else {
+            f = known_find(k, nk, json_string_value(sha));
+        }
+        if (f == NULL || strcmp(f->sha256, json_string_value(sha)) != 0 ||
+            (json_int_t)f->size != json_integer_value(size))
+            problem(p, "%s: sha256 %.16s... size %lld is not %s", mname, json_string_value(sha),
+                    (long long)json_integer_value(size),
+                    json_is_string(file) ? "that file's" : "a file of the release");
+    }
+    json_object_foreach(v, key, item) check_json_digests(p, b, mname, dir, item, k, nk, depth + 1);
+}
+
+/* Text: every 64-hex token is a known digest, and "<N> bytes" just before one is its size. */
+static void check_text(struct problems *p, const char *mname, const fwrel_bundle_member *mb,
+                       const struct known *k, size_t nk)
+{
+    const uint8_t *s = mb->data;
+    size_t n = mb->len, last_bytes_at = (size_t)-1;
+    uint64_t last_bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] >= '0' && s[i] <= '9' && (i == 0 || !is_lower_hex(s[i - 1]))) {
+            uint64_t v = 0;
+            size_t j = i;
+            while (j < n && s[j] >= '0' && s[j] <= '9' && v < ((uint64_t)1 << 50))
+                v = v * 10 + (uint64_t)(s[j++] - '0');
+            if (j + 6 <= n && memcmp(s + j, " bytes", 6) == 0) {
+                last_bytes = v;
+                last_bytes_at = j + 6;
+            }
+        }
+        if (!is_lower_hex(s[i]) || (i > 0 && is_lower_hex(s[i - 1])))
+            continue;
+        size_t j = i;
+        while (j < n && is_lower_hex(s[j]))
+            j++;
+        if (j - i != 64 ||
+            (j < n && ((s[j] >= 'A' && s[j] <= 'Z') || (s[j] >= 'g' && s[j] <= 'z'))))
+            continue;
+        char hex[65];
+        memcpy(hex, s + i, 64);
+        hex[64] = '\0';
+        const struct known *f = known_find(k, nk, hex);
+        if (f == NULL)
+            problem(p, "%s: sha256 %.16s... is not a file of the release", mname, hex);
+        else if (last_bytes_at != (size_t)-1 && i - last_bytes_at < 80 && last_bytes != f->size)
+            problem(p, "%s: says %llu bytes for %.16s..., the file has %llu", mname,
+                    (unsigned long long)last_bytes, hex, (unsigned long long)f->size);
+        last_bytes_at = (size_t)-1;
+        i = j - 1;
+    }
+}
+
+/* docs/verify.md "exports": copies are byte-equal to their artifact, digests and sizes stated in
+ * text are the release's. */
+static int check_exports(struct run *r, const fwrel_bundle *b, const fwrel_release *rec)
+{
+    const fwrel_bundle_member *fw = fwrel_bundle_find(b, "firmware.enc");
+    const fwrel_bundle_member *mf = fwrel_bundle_find(b, "manifest.fwm");
+    struct problems p = {"", 0};
+    struct known k[2 + 64];
+    size_t nfiles = 0, ncopies = 0;
+
+    for (size_t i = 0; i < b->n; i++) {
+        const fwrel_bundle_member *mb = &b->members[i];
+        const fwrel_bundle_member *artifact = NULL;
+        char dir[FWREL_BUNDLE_NAME_MAX + 1];
+        const char *slash;
+        size_t nk = 2;
+        if (strncmp(mb->name, "exports/", 8) != 0 || (slash = strchr(mb->name + 8, '/')) == NULL)
+            continue;
+        nfiles++;
+        snprintf(dir, sizeof(dir), "%.*s", (int)(slash + 1 - mb->name), mb->name);
+        /* The shipped templates' copies: *.bin is the served image, *.fwm the manifest. */
+        if (ends_with(mb->name, ".bin"))
+            artifact = fw;
+        else if (ends_with(mb->name, ".fwm"))
+            artifact = mf;
+        if (artifact != NULL) {
+            ncopies++;
+            if (artifact->len != mb->len || memcmp(artifact->data, mb->data, mb->len) != 0)
+                problem(&p, "%s is not a copy of %s", mb->name, artifact->name);
+            continue;
+        }
+        if (memchr(mb->data, '\0', mb->len) != NULL)
+            continue; /* not text (secure-fota's firmware.manifest) */
+        /* What a text may mention: the record's image and manifest, the export's files. */
+        snprintf(k[0].sha256, sizeof(k[0].sha256), "%s", rec->image.sha256);
+        k[0].size = rec->image.size;
+        snprintf(k[1].sha256, sizeof(k[1].sha256), "%s", rec->manifest.sha256);
+        k[1].size = rec->manifest.size;
+        for (size_t s = 0; s < b->n && nk < sizeof(k) / sizeof(k[0]); s++)
+            if (strncmp(b->members[s].name, dir, strlen(dir)) == 0 &&
+                member_hex(k[nk].sha256, &b->members[s]) == 0)
+                k[nk++].size = b->members[s].len;
+        if (strcmp(slash + 1, "SHA256SUMS") == 0) {
+            check_export_sums(&p, b, mb->name, dir, mb);
+        } else if (ends_with(mb->name, ".json")) {
+            json_error_t jerr;
+            json_t *j = json_loadb((const char *)mb->data, mb->len, JSON_REJECT_DUPLICATES, &jerr);
+            if (j == NULL)
+                problem(&p, "%s: not JSON: %s", mb->name, jerr.text);
+            check_json_digests(&p, b, mb->name, dir, j, k, nk, 0);
+            json_decref(j);
+        } else {
+            check_text(&p, mb->name, mb, k, nk);
+        }
+    }
+    if (nfiles == 0)
+        step(r, "exports", FWREL_PASS, "no exports");
+    else if (p.n == 0)
+        step(r, "exports", FWREL_PASS,
+             "%zu files, %zu copies equal to their artifact, stated digests and sizes the "
+             "release's",
+             nfiles, ncopies);
+    else
+        step(r, "exports", FWREL_FAIL, "%s", p.text);
+    return 0;
+}
+
+static int check_against(struct run *r, const char *image, const fwrel_release *rec)
+{
+    fwrel_src src = {.fd = -1};
+    uint8_t d[32];
+    char hex[65];
+    int error;
+    if ((error = fwrel_src_open(&src, image, FWREL_IMAGE_MAX)) != 0 ||
+        (error = fwrel_digest_src(d, NULL, &src, src.size)) != 0) {
+        fwrel_src_close(&src);
+        return fwrel_error_prefix("--against %s", image);
+    }
+    fwrel_hex(hex, d, 32);
+    if (strcmp(hex, rec->input.sha256) == 0 && src.size == rec->input.size)
+        step(r, "against", FWREL_PASS, "the image is the release's input (%llu bytes, %.16s...)",
+             (unsigned long long)src.size, hex);
+    else
+        step(r, "against", FWREL_FAIL,
+             "the image (%llu bytes, sha256 %.16s...) is not the release's input (%llu bytes, "
+             "%.16s...)",
+             (unsigned long long)src.size, hex, (unsigned long long)rec->input.size,
+             rec->input.sha256);
+    fwrel_src_close(&src);
+    return 0;
+}
+
+static int ci_verify(fwrel_report *report, const char *path, const uint8_t *data, size_t len,
+                     const fwrel_bverify_ci_opts *opts)
+{
+    static const fwrel_bverify_ci_opts defaults = {NULL, NULL, NULL};
+    const fwrel_bverify_ci_opts *o = opts != NULL ? opts : &defaults;
+    struct run r = {report, 0, 0, ""};
+    fwrel_policy *pol = NULL;
+    fwrel_bundle *b = NULL;
+    fwrel_release rec;
+    char pinned[FWREL_POLICY_MAX_APPROVERS + 16][41];
+    size_t npinned = 0;
+    unsigned required = 0;
+    int error, have_record = 0;
+    const fwrel_bundle_member *mb;
+
+    if (o->policy != NULL && (error = fwrel_policy_load(&pol, o->policy)) != 0)
+        return error;
+    error = path != NULL ? fwrel_bundle_read(&b, path) : fwrel_bundle_read_mem(&b, data, len);
+    if (error == FWREL_EFORMAT) {
+        static const char *const rest[] = {"bundle.sums",    "record.parse", "record.policy",
+                                           "record.members", "approvals",    "exports",
+                                           "against"};
+        step(&r, "bundle.read", FWREL_FAIL, "%s", fwrel_error_last()->message);
+        for (size_t i = 0; i < sizeof(rest) / sizeof(rest[0]); i++)
+            step(&r, rest[i], FWREL_SKIP, "the bundle cannot be read");
+        error = 0;
+        goto verdict;
+    }
+    if (error != 0)
+        goto done;
+    step(&r, "bundle.read", FWREL_PASS, "%zu members, strict", b->n);
+
+    error = fwrel_bundle_check_sums(b);
+    if (error != 0 && error != FWREL_EVERIFY && error != FWREL_EFORMAT)
+        goto done;
+    step(&r, "bundle.sums", error ? FWREL_FAIL : FWREL_PASS, "%s",
+         error ? fwrel_error_last()->message : "every member listed once with its SHA-256");
+
+    mb = fwrel_bundle_find(b, "release.json");
+    error = fwrel_release_decode(&rec, mb->data, mb->len);
+    if (error != 0 && error != FWREL_EFORMAT)
+        goto done;
+    have_record = error == 0;
+    step(&r, "record.parse", error ? FWREL_FAIL : FWREL_PASS, "%s",
+         error ? fwrel_error_last()->message : "release.json is a canonical release record");
+    if (have_record)
+        step(&r, "record.parse", FWREL_INFO, "%s %s (%s), counter %llu, for %s", rec.product,
+             rec.version, rec.channel, (unsigned long long)rec.counter, rec.chip);
+    if (!have_record) {
+        static const char *const rest[] = {"record.policy", "record.members", "approvals",
+                                           "exports", "against"};
+        for (size_t i = 0; i < sizeof(rest) / sizeof(rest[0]); i++)
+            step(&r, rest[i], FWREL_SKIP, "no release record");
+        error = 0;
+        goto verdict;
+    }
+
+    if (pol != NULL) {
+        char hex[65];
+        const fwrel_policy_channel *ch = fwrel_policy_channel_get(pol, rec.channel);
+        fwrel_hex(hex, pol->sha256, 32);
+        if (strcmp(hex, rec.policy_sha256) != 0)
+            step(&r, "record.policy", FWREL_FAIL,
+                 "the policy's sha256 %.16s... is not the record's %.16s...", hex,
+                 rec.policy_sha256);
+        else if (ch == NULL)
+            step(&r, "record.policy", FWREL_FAIL, "the policy has no channel '%s'", rec.channel);
+        else
+            step(&r, "record.policy", FWREL_PASS,
+                 "the release was made under this policy; its approvers are used");
+        for (size_t i = 0; i < pol->napprovers; i++)
+            snprintf(pinned[npinned++], 41, "%s", pol->approvers[i]);
+        required = ch != NULL ? ch->approvals_required : 1;
+        if (required == 0 && ch == NULL)
+            required = 1;
+    } else {
+        step(&r, "record.policy", FWREL_SKIP, "no --policy: the record's approvers are used");
+        for (size_t i = 0; i < rec.napprovers; i++)
+            snprintf(pinned[npinned++], 41, "%s", rec.approvers[i]);
+        required = rec.approvals_required;
+    }
+
+    if ((error = check_members(&r, b, &rec)) != 0 ||
+        (error = check_approvals(&r, b, o->gnupg_home, pinned, npinned, required)) != 0 ||
+        (error = check_exports(&r, b, &rec)) != 0)
+        goto done;
+    if (o->against_image != NULL) {
+        if ((error = check_against(&r, o->against_image, &rec)) != 0)
+            goto done;
+    } else {
+        step(&r, "against", FWREL_SKIP, "no --against IMAGE");
+    }
+verdict:
+    if (r.failed)
+        error = fwrel_error_set(FWREL_EVERIFY, "%s", r.first);
+    else
+        fwrel_error_clear();
+done:
+    fwrel_bundle_free(b);
+    fwrel_policy_free(pol);
+    return error;
+}
+
+int fwrel_bundle_verify_ci(fwrel_report *report, const char *path, const fwrel_bverify_ci_opts *o)
+{
+    FWREL_ASSERT_ARG(path != NULL);
+    return ci_verify(report, path, NULL, 0, o);
+}
+
+int fwrel_bundle_verify_ci_mem(fwrel_report *report, const uint8_t *data, size_t len,
+                               const fwrel_bverify_ci_opts *o)
+{
+    FWREL_ASSERT_ARG(data != NULL || len == 0);
+    return ci_verify(report, NULL, data, len, o);
+}

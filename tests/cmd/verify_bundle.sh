@@ -1,0 +1,274 @@
+# fwrel-verify --bundle: a release bundle built from parts (fwrel-testimg, fwrel-sign, fwrel-encrypt,
+# fwrel-export, fwrel-mkbundle, gpg) verified as the device would (--device) and as CI would. A
+# good bundle passes both; each damaged or mismatched bundle fails with exit 1 and the error line
+# naming the step; TMPDIR (a fresh directory) is empty after every run: no plaintext is left.
+. "$FWREL_SRC/tests/lib.sh"
+cd "$T"
+mkdir tmp
+export TMPDIR="$T/tmp"
+export GNUPGHOME="$T/gnupg"
+mkdir -m 700 "$GNUPGHOME"
+trap 'gpgconf --kill all >/dev/null 2>&1; rm -rf "$T"' EXIT
+# libfaketime is preloaded before ASan's runtime in sanitizer builds: allow that order.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0"
+
+tmp_empty() {
+    if [ -z "$(ls -A "$TMPDIR")" ]; then ok; else fail "$1: left in TMPDIR: $(ls -A "$TMPDIR")"; fi
+}
+# verify_dev DESC RC STEP BUNDLE [PROFILE]: device mode exits RC, names STEP (when RC is 1).
+verify_dev() {
+    expect_rc "$2" "$1 (device)" fwrel-verify --bundle --device "${5:-dev.yaml}" "$4"
+    [ "$2" -ne 1 ] || expect_err "^fwrel-verify: $4: rejected at $3[:.]" "$1 (device)"
+    tmp_empty "$1 (device)"
+}
+# verify_ci DESC RC STEP BUNDLE [OPTIONS...]: CI mode exits RC, names STEP (when RC is 1).
+verify_ci() {
+    local desc=$1 rc=$2 st=$3 b=$4
+    shift 4
+    expect_rc "$rc" "$desc (CI)" fwrel-verify --bundle "$@" "$b"
+    [ "$rc" -ne 1 ] || expect_err "^fwrel-verify: $b: rejected at $st:" "$desc (CI)"
+    tmp_empty "$desc (CI)"
+}
+# json_step BUNDLE STEP VERDICT [ARGS...]: --json reports STEP with VERDICT.
+json_step() {
+    local b=$1 st=$2 v=$3
+    shift 3
+    run fwrel-verify --json --bundle "$@" "$b"
+    if printf '%s' "$OUT" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+sys.exit(0 if any(s["step"] == sys.argv[1] and s["verdict"] == sys.argv[2] for s in r["steps"]) else 1)
+' "$st" "$v"; then ok; else fail "$b: --json step $st is not $v: $OUT"; fi
+}
+unpack() { rm -rf "$2" && mkdir "$2" && tar -xf "$1" -C "$2"; }
+flip() { # flip FILE OFFSET: xor one byte with 1
+    python3 -c 'import sys
+p, o = sys.argv[1], int(sys.argv[2])
+b = bytearray(open(p, "rb").read()); b[o] ^= 1; open(p, "wb").write(b)' "$1" "$2"
+}
+approve() { # approve BUNDLE FPR...: detached signatures over its SHA256SUMS
+    local b=$1
+    shift
+    tar -xOf "$b" SHA256SUMS >sums.txt
+    for f in "$@"; do
+        gpg --batch -q --yes --pinentry-mode loopback --passphrase '' -u "$f" --armor \
+            --detach-sign -o sig.asc sums.txt && fwrel-mkbundle approve "$b" "$f" sig.asc ||
+            fail "approval by $f"
+    done
+}
+genkey() { # genkey NAME: an ed25519 OpenPGP key; prints its fingerprint
+    gpg --batch -q --pinentry-mode loopback --passphrase '' --quick-gen-key "$1 <$1@test>" \
+        ed25519 sign never 2>/dev/null
+    gpg --with-colons --list-keys "$1@test" | awk -F: '/^fpr/ {print $10; exit}'
+}
+
+F1=$(genkey alice)
+F2=$(genkey bob)
+F3=$(genkey mallory)
+[ ${#F1} -eq 40 ] && [ ${#F3} -eq 40 ] || { fail "gpg keys"; finish; }
+
+# Keys: secure boot, image encryption (device holds the private half), manifest signers and the
+# device's manifest key.
+fwrel-keygen --scheme rsa3072 --no-passphrase -o sb.pem >/dev/null
+openssl pkey -in sb.pem -pubout -out sb.pub 2>/dev/null
+for k in img s1 s2; do
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out $k.pem 2>/dev/null
+    openssl pkey -in $k.pem -pubout -out $k.pub 2>/dev/null
+done
+openssl genpkey -algorithm X25519 -out dev.pem 2>/dev/null
+openssl pkey -in dev.pem -pubout -out dev.pub 2>/dev/null
+id() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
+now=$(date +%s)
+# A shipped example policy pinning F1 and F2 (one approval required): only its hash, approvers and
+# channels matter to CI mode.
+sed "s/0123456789ABCDEF0123456789ABCDEF01234567/$F1/; s/89ABCDEF0123456789ABCDEF0123456789ABCDEF/$F2/" \
+    "$FWREL_SRC/policies/esp32c6-ecdsa.yaml" >policy.yaml
+
+# release NAME VERSION [ENCRYPT]: images, manifest, exports, record and a bundle NAME.fwb approved
+# by F1 and F2. ENCRYPT 0: firmware.enc is the signed image itself.
+release() {
+    local n=$1 v=$2 enc=${3:-1} served
+    fwrel-testimg --chip esp32c3 --version "$v" --secure-version 2 --size 40000 -o $n.bin >/dev/null
+    fwrel-sign -k sb.pem -o $n.signed $n.bin >/dev/null
+    served=$n.signed
+    if [ "$enc" = 1 ]; then
+        fwrel-encrypt --key img.pub -o $n.enc $n.signed >/dev/null
+        served=$n.enc
+    fi
+    printf '{"product": "thermo", "device_types": ["thermo-a"], "channel": "prod", "counter": 7,
+             "created": %s, "expires": %s}' $((now - 60)) $((now + 86400)) >$n.tpl
+    fwrel-encrypt --manifest --signed-image $n.signed --plain-image $n.bin --encrypted-image $served \
+        --sign-key s1.pem --sign-key s2.pem --recipient dev.pub -o $n.fwm $n.tpl >/dev/null
+    rm -rf $n.d && mkdir -p $n.d/exports
+    fwrel-export --root "$FWREL_SRC/templates" --image $served --manifest $n.fwm https-dir \
+        $n.d/exports/https-dir product=thermo version="$v" base_url=https://updates.test:8070 \
+        created=2026-11-22T13:45:00Z >/dev/null
+    cp $served $n.d/firmware.enc
+    cp $n.fwm $n.d/manifest.fwm
+    fwrel-mkbundle record -o $n.d/release.json product=thermo version="$v" channel=prod \
+        chip=esp32c3 device_type=thermo-a counter=7 secure_version=2 created=$((now - 60)) \
+        expires=$((now + 86400)) policy_sha256="$(sha256sum policy.yaml | cut -d' ' -f1)" \
+        input=$n.bin signed=$n.signed image=$served manifest=$n.fwm encrypted=$enc \
+        approver=$F1 approver=$F2 required=2 sign_key="$(id sb)" manifest_signer="$(id s1)" \
+        manifest_signer="$(id s2)" threshold=2 recipient="$(id dev)" image_key="$(id img)"
+    fwrel-mkbundle write --sums -o $n.unapproved.fwb -C $n.d
+    cp $n.unapproved.fwb $n.fwb
+    approve $n.fwb "$F1" "$F2"
+}
+release a 1.2.0
+release b 1.3.0
+release p 1.2.0 0
+[ -s a.fwb ] && [ -s b.fwb ] && [ -s p.fwb ] && ok || { fail "bundles from parts"; finish; }
+
+cat >dev.yaml <<YAML
+chip: esp32c3
+chip_revision: "0.4"
+partition_size: 0x100000
+device_type: thermo-a
+secure_boot: {mode: v2, key_digests: [$(rsa_digest sb.pub)]}
+anti_rollback: {secure_version: 2}
+image_key: img.pem
+manifest: {key: dev.pem, trusted_keys: [s1.pub, s2.pub], threshold: 2, counter: 5}
+YAML
+grep -v '^image_key' dev.yaml >plain.yaml
+
+# A good bundle passes both modes.
+verify_dev "good bundle" 0 - a.fwb
+for s in bundle.read manifest.threshold manifest.binds ota.decision image.decrypt \
+    manifest.signed-image sbv2.accept anti-rollback; do
+    printf '%s\n' "$OUT" | grep -q "^PASS $s" && ok || fail "good bundle: no PASS $s: $OUT"
+done
+printf '%s\n' "$OUT" | grep -q "^ACCEPTED" && ok || fail "good bundle: verdict: $OUT"
+verify_ci "good bundle" 0 - a.fwb
+for s in bundle.read bundle.sums record.parse record.members approvals exports; do
+    printf '%s\n' "$OUT" | grep -q "^PASS $s" && ok || fail "good bundle CI: no PASS $s: $OUT"
+done
+verify_ci "good bundle, its policy" 0 - a.fwb --policy policy.yaml --gnupg-home "$GNUPGHOME"
+verify_ci "good bundle, its input image" 0 - a.fwb --against a.bin
+json_step a.fwb against pass --against a.bin
+json_step a.fwb image.decrypt pass --device dev.yaml
+run fwrel-verify --json --bundle a.fwb
+printf '%s' "$OUT" | python3 -c 'import json, sys
+r = json.load(sys.stdin)
+assert r["mode"] == "bundle-ci" and r["accepted"] is True, r
+assert [s["step"] for s in r["steps"]][:3] == ["bundle.read", "bundle.sums", "record.parse"], r' &&
+    ok || fail "--json CI result: $OUT"
+# Not encrypted: firmware.enc is the signed image; a device without image_key takes it.
+verify_dev "plain bundle" 0 - p.fwb plain.yaml
+verify_ci "plain bundle" 0 - p.fwb
+verify_dev "plain bundle, device expects encrypted images" 1 image.decrypt p.fwb
+expect_rc 2 "encrypted bundle, profile without image_key" fwrel-verify --bundle --device plain.yaml a.fwb
+expect_err "^fwrel-verify: plain.yaml: .*no image_key" "no image_key"
+
+# One flipped byte in each member (SHA256SUMS and approvals kept as they were).
+for m in firmware.enc manifest.fwm release.json SHA256SUMS exports/https-dir/README.txt \
+    exports/https-dir/thermo.bin; do
+    unpack a.fwb x.d
+    flip x.d/$m $(($(stat -c %s x.d/$m) / 2))
+    fwrel-mkbundle write -o x.fwb -C x.d
+    verify_ci "flipped byte in $m" 1 bundle.sums x.fwb
+done
+json_step x.fwb exports fail # the export copy, flipped last
+unpack a.fwb x.d && flip x.d/firmware.enc 700 && fwrel-mkbundle write -o x.fwb -C x.d
+verify_dev "flipped byte in firmware.enc" 1 manifest.binds x.fwb
+unpack a.fwb x.d && flip x.d/manifest.fwm 100 && fwrel-mkbundle write -o x.fwb -C x.d
+verify_dev "flipped byte in manifest.fwm" 1 manifest.open x.fwb
+# The device never reads release.json, SHA256SUMS or approvals.
+for m in release.json SHA256SUMS; do
+    unpack a.fwb x.d && flip x.d/$m 10 && fwrel-mkbundle write -o x.fwb -C x.d
+    verify_dev "flipped byte in $m" 0 - x.fwb
+done
+unpack a.fwb x.d && rm -r x.d/approvals && fwrel-mkbundle write -o x.fwb -C x.d
+verify_dev "no approvals" 0 - x.fwb
+
+# An export copy replaced, SHA256SUMS remade and approved again: only the exports check sees it.
+unpack a.unapproved.fwb x.d
+cp b.enc x.d/exports/https-dir/thermo-1.2.0.bin
+fwrel-mkbundle write --sums -o x.fwb -C x.d && approve x.fwb "$F1" "$F2"
+verify_ci "export copy of another image" 1 exports x.fwb
+expect_err "exports/https-dir/thermo-1.2.0.bin is not a copy of firmware.enc" "export copy"
+unpack a.unapproved.fwb x.d
+sed -i "s/^Image: [0-9]* bytes/Image: 12 bytes/" x.d/exports/https-dir/README.txt
+fwrel-mkbundle write --sums -o x.fwb -C x.d && approve x.fwb "$F1" "$F2"
+verify_ci "export text with a wrong size" 1 exports x.fwb
+expect_err "README.txt: says 12 bytes" "export size"
+unpack a.unapproved.fwb x.d
+sed -i "1s/^[0-9a-f]*/$(sha256sum b.enc | cut -d' ' -f1)/" x.d/exports/https-dir/SHA256SUMS
+fwrel-mkbundle write --sums -o x.fwb -C x.d && approve x.fwb "$F1" "$F2"
+verify_ci "export SHA256SUMS with another digest" 1 exports x.fwb
+
+# Approvals: below the threshold; by an unpinned key; by the policy's approvers.
+cp a.unapproved.fwb x.fwb && approve x.fwb "$F1"
+verify_ci "one approval of two" 1 approvals x.fwb
+expect_err "1 of 2 required approvals" "below threshold"
+verify_dev "one approval of two" 0 - x.fwb
+cp a.fwb x.fwb && approve x.fwb "$F3"
+verify_ci "an approval by an unpinned key" 1 approvals x.fwb
+expect_err "approvals/$F3.asc: signed by a key the policy does not pin" "unpinned"
+cp a.unapproved.fwb x.fwb && approve x.fwb "$F1" "$F3"
+verify_ci "an unpinned key does not count" 1 approvals x.fwb
+unpack a.fwb x.d && cp x.d/approvals/$F1.asc x.d/approvals/$F3.asc && fwrel-mkbundle write -o x.fwb -C x.d
+verify_ci "an approval under another key's name" 1 approvals x.fwb
+expect_err "approvals/$F3.asc: signed by $F1, not by that key" "approval name"
+sed "s/$F1/$F3/" policy.yaml >other-policy.yaml
+verify_ci "another policy" 1 record.policy a.fwb --policy other-policy.yaml
+json_step a.fwb approvals fail --policy other-policy.yaml
+
+# Mix and match: release A's record, manifest and exports with release B's firmware.enc, the sums
+# remade so that they pass.
+unpack a.unapproved.fwb x.d && cp b.d/firmware.enc x.d/firmware.enc
+fwrel-mkbundle write --sums -o x.fwb -C x.d && approve x.fwb "$F1" "$F2"
+verify_ci "A's manifest with B's image" 1 record.members x.fwb
+json_step x.fwb bundle.sums pass
+json_step x.fwb approvals pass
+verify_dev "A's manifest with B's image" 1 manifest.binds x.fwb
+
+# Wrong target, freeze, rollback, an update to the running version.
+sed 's/device_type: thermo-a/device_type: oven/' dev.yaml >oven.yaml
+verify_dev "another device type" 1 manifest.device-type a.fwb oven.yaml
+sed 's/^chip: esp32c3/chip: esp32c6/; s/^secure_boot:.*/secure_boot: {mode: v2, scheme: ecdsa, key_digests: ['"$(printf '%064d' 1)"']}/' \
+    dev.yaml >c6.yaml
+verify_dev "another chip" 1 manifest.chip a.fwb c6.yaml
+expect_rc 1 "expired (faketime +2 days)" faketime -f '+2d' fwrel-verify --bundle --device dev.yaml a.fwb
+expect_err "rejected at manifest.expiry: .*expired" "freeze"
+tmp_empty "freeze"
+sed 's/secure_version: 2}/secure_version: 3}/' dev.yaml >rollback.yaml
+verify_dev "eFuse secure_version above the image's" 1 manifest.secure-version a.fwb rollback.yaml
+printf 'running: {version: "1.2.0"}\n' | cat dev.yaml - >running.yaml
+verify_dev "the running version again" 1 ota.decision a.fwb running.yaml
+
+# Structure: an extraneous member, a missing member, an oversize member header.
+python3 - a.fwb <<'PY'
+import io, sys, tarfile
+src = tarfile.open(sys.argv[1])
+members = [(m, src.extractfile(m).read()) for m in src.getmembers()]
+def write(name, items):
+    with tarfile.open(name, "w", format=tarfile.USTAR_FORMAT) as t:
+        for m, data in items:
+            t.addfile(m, io.BytesIO(data))
+extra = tarfile.TarInfo("notes.txt"); extra.size = 3
+write("extra.fwb", members + [(extra, b"hi\n")])
+write("missing.fwb", [(m, d) for m, d in members if m.name != "manifest.fwm"])
+big = tarfile.TarInfo("firmware.enc"); big.size = 40 << 20
+# a header declaring 40 MiB (over the 32 MiB cap) followed by 1 KiB of data only
+open("oversize.fwb", "wb").write(big.tobuf(format=tarfile.USTAR_FORMAT) + b"\0" * 1024)
+PY
+verify_ci "an extraneous member" 1 bundle.read extra.fwb
+expect_err "notes.txt: not a bundle member" "extraneous"
+verify_dev "an extraneous member" 1 bundle.read extra.fwb
+verify_ci "a missing member" 1 bundle.read missing.fwb
+expect_err "manifest.fwm: missing" "missing"
+verify_dev "a missing member" 1 bundle.read missing.fwb
+verify_ci "an oversize member header" 1 bundle.read oversize.fwb
+expect_err "firmware.enc: declared size [0-9]+ larger than" "oversize"
+verify_dev "an oversize member header" 1 bundle.read oversize.fwb
+
+# --against: another image.
+verify_ci "--against another image" 1 against a.fwb --against b.bin
+expect_rc 5 "--against a missing file" fwrel-verify --bundle --against nope.bin a.fwb
+
+# Usage.
+expect_rc 2 "--against with --device" fwrel-verify --bundle --device dev.yaml --against a.bin a.fwb
+expect_rc 2 "--policy without --bundle" fwrel-verify --policy policy.yaml a.fwb
+expect_rc 2 "--bundle with --manifest" fwrel-verify --bundle --manifest --device dev.yaml a.fwb
+finish
