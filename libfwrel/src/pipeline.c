@@ -342,21 +342,27 @@ static int step_history(struct run *r)
         uint8_t *data = NULL;
         size_t len = 0;
         fwrel_release old;
-        if (strcmp(tags[i].name, r->res->tag) == 0) {
-            error = fwrel_error_set(FWREL_EVERIFY, "tag %s exists: version %s was released already",
-                                    tags[i].name, r->rec->version);
-            break;
-        }
+        int same_tag = strcmp(tags[i].name, r->res->tag) == 0;
         snprintf(path, sizeof(path), "%s/release.json", tags[i].name);
         if (fwrel_repo_read_file(&data, &len, r->repo, tags[i].name, path,
                                  FWREL_RELEASE_JSON_MAX) != 0) {
             fwrel_error_clear(); /* not a fwrel release tag */
+            if (same_tag) {
+                error = fwrel_error_set(FWREL_EVERIFY, "tag %s exists already", tags[i].name);
+                break;
+            }
             continue;
         }
         error = fwrel_release_decode(&old, data, len);
         free(data);
         if (error) {
             fwrel_error_prefix("%s", path);
+            break;
+        }
+        if (same_tag && !(strcmp(old.input.sha256, r->rec->input.sha256) == 0 &&
+                          strcmp(old.channel, r->chname) == 0)) {
+            error = fwrel_error_set(FWREL_EVERIFY, "tag %s exists: version %s was released already",
+                                    tags[i].name, r->rec->version);
             break;
         }
         if (strcmp(old.product, r->p->product) != 0)
@@ -704,6 +710,19 @@ static int approver_pinned(char out[41], const fwrel_policy *p, const char *fpr)
     return fwrel_error_set(FWREL_EVERIFY, "%.40s is not an approver the policy pins", fpr);
 }
 
+/* Who may sign the tag: an approver the policy pins, or anyone when it pins none (dev). */
+static int tag_signer_ok(char out[41], const fwrel_policy *p, const char *fpr)
+{
+    if (p->napprovers > 0)
+        return approver_pinned(out, p, fpr);
+    if (!fwrel_pgp_fpr_valid(fpr))
+        return fwrel_error_set(FWREL_EUSAGE, "'%.48s' is not a 40-hex-digit OpenPGP fingerprint",
+                               fpr);
+    for (size_t i = 0; i < 41; i++)
+        out[i] = (char)(fpr[i] >= 'a' && fpr[i] <= 'f' ? fpr[i] - 32 : fpr[i]);
+    return 0;
+}
+
 /* release.json, then SHA256SUMS over every member so far. */
 static int step_record(struct run *r)
 {
@@ -769,7 +788,7 @@ static int step_approve(struct run *r)
             memcpy(r->signer, fpr, 41);
         r->napprovals++;
     }
-    if (o->tag_signer != NULL && (error = approver_pinned(r->signer, r->p, o->tag_signer)) != 0)
+    if (o->tag_signer != NULL && (error = tag_signer_ok(r->signer, r->p, o->tag_signer)) != 0)
         return error;
     r->res->approvals = r->napprovals;
     fwrel_report_add(r->report, "approve",
@@ -1027,17 +1046,24 @@ static int preflight(struct run *r)
         if ((error = approver_pinned(fpr, r->p, o->approvers[i])) != 0)
             return error;
     }
-    if (o->tag_signer != NULL && (error = approver_pinned(r->signer, r->p, o->tag_signer)) != 0)
+    if (o->tag_signer != NULL && (error = tag_signer_ok(r->signer, r->p, o->tag_signer)) != 0)
         return error;
     r->signer[0] = '\0';
-    if (o->napprovers < r->ch->approvals_required && o->output == NULL)
+    if (!r->recording && o->napprovers < r->ch->approvals_required && o->output == NULL)
         return fwrel_error_set(FWREL_EUSAGE,
                                "the %s channel needs %u approvals and %zu approver%s given: "
                                "give --output to write the bundle for approval",
                                r->chname, r->ch->approvals_required, o->napprovers,
                                o->napprovers == 1 ? " is" : "s are");
-    if (o->napprovers >= r->ch->approvals_required && o->napprovers == 0 && o->tag_signer == NULL)
+    if (!r->recording && o->napprovers >= r->ch->approvals_required && o->napprovers == 0 &&
+        o->tag_signer == NULL)
         return fwrel_error_set(FWREL_EUSAGE, "no one to sign the tag: give --tag-signer FPR");
+    for (size_t i = 0; i < r->p->nexports; i++)
+        if (strcmp(r->p->exports[i], "secure-fota") == 0)
+            return fwrel_error_set(FWREL_EUSAGE,
+                                   "the secure-fota export needs the 1024-byte secure-FOTA "
+                                   "manifest, which fwrel-bundle does not make yet (fwrel-encrypt "
+                                   "--secure-fota makes it; docs/exports.md)");
     if (o->output != NULL && (error = fwrel_io_check_new(o->output, o->out_flags)) != 0)
         return error;
     int n = snprintf(r->audit_path, sizeof(r->audit_path), "%s/%s", r->repo_path, r->p->audit_log);
@@ -1175,10 +1201,11 @@ static int check_approvals(struct run *r)
             memcpy(r->signer, fpr, 41);
         r->napprovals++;
     }
-    if (r->o->tag_signer != NULL &&
-        (error = approver_pinned(r->signer, r->p, r->o->tag_signer)) != 0)
+    if (r->o->tag_signer != NULL && (error = tag_signer_ok(r->signer, r->p, r->o->tag_signer)) != 0)
         return error;
     r->res->approvals = r->napprovals;
+    if (r->signer[0] == '\0')
+        return fwrel_error_set(FWREL_EUSAGE, "no one to sign the tag: give --tag-signer FPR");
     if (r->napprovals < r->ch->approvals_required)
         return fwrel_error_set(FWREL_EVERIFY, "%zu of %u required approvals", r->napprovals,
                                r->ch->approvals_required);
@@ -1242,10 +1269,10 @@ int fwrel_pipeline_record(fwrel_pipeline_result *res, fwrel_report *report,
     if ((error = run_init(&r, res, report, o)) != 0)
         return error;
     STEP("policy", step_policy(&r));
+    r.recording = 1;
     STEP("policy", preflight(&r));
     memcpy(audit_path, r.audit_path, sizeof(audit_path));
     r.audit_path[0] = '\0';
-    r.recording = 1;
     STEP("bundle", step_load_bundle(&r));
     STEP("approve", check_approvals(&r));
     STEP("lock", fwrel_repo_open(&r.repo, r.repo_path, 1));
