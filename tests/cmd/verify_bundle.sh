@@ -267,6 +267,34 @@ verify_dev "an oversize member header" 1 bundle.read oversize.fwb
 verify_ci "--against another image" 1 against a.fwb --against b.bin
 expect_rc 5 "--against a missing file" fwrel-verify --bundle --against nope.bin a.fwb
 
+# End to end: a bundle made by the release pipeline (fwrel-bundle) from a keystore provisioned for
+# the policy, approved by F1; the device profile from what --provision hands out (and the derived
+# image key from the keystore, the private half of what the device derives from its HMAC key).
+mkdir e2e && cp policy.yaml e2e/policy.yaml
+fwrel-keygen --policy e2e/policy.yaml --keystore ks --provision prov --no-passphrase >/dev/null
+fwrel-testimg --chip esp32c6 --version 1.0.0 --secure-version 1 --size 30000 -o e2e.bin >/dev/null
+expect_rc 0 "fwrel-bundle makes a release" fwrel-bundle --policy e2e/policy.yaml --keystore ks \
+    --no-passphrase --channel prod --approver "$F1" --templates "$FWREL_SRC/templates" \
+    --user tester --email tester@test -o e2e.fwb e2e.bin
+cat >e2e.yaml <<YAML
+chip: esp32c6
+partition_size: 0x180000
+device_type: sensor-c6
+secure_boot: {mode: v2, scheme: ecdsa, key_digests: [$(hex prov/sb-ecdsa-0.digest.bin), $(hex prov/sb-ecdsa-1.digest.bin)]}
+anti_rollback: {secure_version: 1}
+image_key: ks/keys/img-enc-ecc.1.pem
+manifest: {key: prov/mf-device-p256.private.pem, trusted_keys: [prov/mf-ci.pub.pem, prov/mf-release.pub.pem], threshold: 2}
+YAML
+verify_dev "pipeline bundle" 0 - e2e.fwb e2e.yaml
+verify_ci "pipeline bundle" 0 - e2e.fwb --policy e2e/policy.yaml --against e2e.bin
+json_step e2e.fwb exports pass
+verify_ci "pipeline bundle, another input image" 1 against e2e.fwb --against a.bin
+unpack e2e.fwb x.d && cp a.enc x.d/firmware.enc && fwrel-mkbundle write --sums -o x.fwb -C x.d
+verify_dev "pipeline bundle with another firmware.enc" 1 manifest.binds x.fwb e2e.yaml
+verify_ci "pipeline bundle with another firmware.enc" 1 record.members x.fwb
+sed 's/secure_version: 1}/secure_version: 2}/' e2e.yaml >e2e-rollback.yaml
+verify_dev "pipeline bundle, eFuse above it" 1 manifest.secure-version e2e.fwb e2e-rollback.yaml
+
 # Usage.
 expect_rc 2 "--against with --device" fwrel-verify --bundle --device dev.yaml --against a.bin a.fwb
 expect_rc 2 "--policy without --bundle" fwrel-verify --policy policy.yaml a.fwb
