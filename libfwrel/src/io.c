@@ -60,9 +60,9 @@ int fwrel_src_read(fwrel_src *src, void *buf, size_t n)
 {
     FWREL_ASSERT_ARG(src != NULL && (buf != NULL || n == 0));
     if (n > src->size - src->pos)
-        return fwrel_error_set(FWREL_EFORMAT, "truncated: %zu bytes needed at offset %llu, %llu left",
-                               n, (unsigned long long)src->pos,
-                               (unsigned long long)(src->size - src->pos));
+        return fwrel_error_set(
+            FWREL_EFORMAT, "truncated: %zu bytes needed at offset %llu, %llu left", n,
+            (unsigned long long)src->pos, (unsigned long long)(src->size - src->pos));
     if (src->fd < 0) {
         memcpy(buf, src->mem + src->pos, n);
         src->pos += n;
@@ -177,9 +177,9 @@ struct direct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int started, busy, quit;
-    int job;          /* buffer the writer writes */
+    int job; /* buffer the writer writes */
     uint64_t job_off;
-    int job_errno;    /* first write error of the writer, 0 if none */
+    int job_errno; /* first write error of the writer, 0 if none */
 };
 
 struct fwrel_out {
@@ -191,6 +191,7 @@ struct fwrel_out {
     char *tmp;
     char *dir;
     struct direct *d; /* FWREL_OUT_STREAM with O_DIRECT in force, else NULL */
+    int anon;         /* 1: an unnamed O_TMPFILE file (nothing to clean up if killed) */
 };
 
 /* Write all of len bytes at off, retrying short writes and EINTR; 0 or errno. */
@@ -209,7 +210,8 @@ static int pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t off)
     return 0;
 }
 
-/* pwrite_all for O_DIRECT: a filesystem that takes the flag but refuses the write gets ordinary writes. */
+/* pwrite_all for O_DIRECT: a filesystem that takes the flag but refuses the write gets ordinary
+ * writes. */
 static int direct_pwrite(int fd, const uint8_t *p, size_t len, uint64_t off)
 {
     int e = pwrite_all(fd, p, len, off);
@@ -431,7 +433,12 @@ int fwrel_out_open(fwrel_out **out, const char *path, unsigned flags, mode_t mod
         error = fwrel_error_set(FWREL_EIO, "out of memory");
         goto done;
     }
-    /* A hidden temporary beside the destination, so rename/link stay on one filesystem. */
+    /* A hidden temporary beside the destination, so rename/link stay on one filesystem.
+     * Preferably unnamed (O_TMPFILE): a process killed before the commit leaves nothing; the
+     * name is then used only for a moment by a --force commit. */
+    o->fd = open(o->dir, ((flags & FWREL_OUT_STREAM) ? O_RDWR : O_WRONLY) | O_TMPFILE | O_CLOEXEC,
+                 mode & 0777);
+    o->anon = o->fd >= 0;
     for (int attempt = 0; attempt < 16; attempt++) {
         unsigned char rnd[4];
         int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
@@ -444,7 +451,11 @@ int fwrel_out_open(fwrel_out **out, const char *path, unsigned flags, mode_t mod
         close(fd);
         snprintf(o->tmp, n, "%s/.%s.%02x%02x%02x%02x~", o->dir, base, rnd[0], rnd[1], rnd[2],
                  rnd[3]);
-        o->fd = open(o->tmp, ((flags & FWREL_OUT_STREAM) ? O_RDWR : O_WRONLY) | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+        if (o->anon)
+            break;
+        o->fd = open(o->tmp,
+                     ((flags & FWREL_OUT_STREAM) ? O_RDWR : O_WRONLY) | O_CREAT | O_EXCL |
+                         O_NOFOLLOW | O_CLOEXEC,
                      mode & 0777);
         if (o->fd >= 0 || errno != EEXIST)
             break;
@@ -456,7 +467,8 @@ int fwrel_out_open(fwrel_out **out, const char *path, unsigned flags, mode_t mod
     /* The umask must not loosen or tighten what the caller asked for. */
     if (fchmod(o->fd, mode & 0777) != 0) {
         error = fwrel_error_set_errno(FWREL_EIO, errno, "cannot set mode");
-        unlink(o->tmp);
+        if (!o->anon)
+            unlink(o->tmp);
         goto done;
     }
     if (flags & FWREL_OUT_STREAM)
@@ -601,6 +613,18 @@ int fwrel_out_commit(fwrel_out *o)
         error = fwrel_error_set_errno(FWREL_EIO, errno, "cannot sync output");
         goto done;
     }
+    if (o->anon) {
+        /* Give the unnamed file its temporary name now; the named path below publishes it. */
+        char proc[64];
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", o->fd);
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, o->tmp, AT_SYMLINK_FOLLOW) != 0) {
+            free(o->tmp);
+            o->tmp = NULL; /* nothing named to remove */
+            error = fwrel_error_set_errno(FWREL_EIO, errno, "cannot publish output");
+            goto done;
+        }
+        o->anon = 0; /* named from here on */
+    }
     if (close(o->fd) != 0) {
         o->fd = -1;
         error = fwrel_error_set_errno(FWREL_EIO, errno, "cannot close output");
@@ -630,7 +654,7 @@ int fwrel_out_commit(fwrel_out *o)
 done:
     if (error)
         fwrel_error_mark_output();
-    if (o->tmp != NULL)
+    if (o->tmp != NULL && !o->anon)
         unlink(o->tmp);
     out_free(o);
     return error;
@@ -640,7 +664,11 @@ void fwrel_out_abort(fwrel_out *o)
 {
     if (o == NULL)
         return;
-    if (o->tmp != NULL) {
+    if (o->anon) {
+        if (o->fd >= 0)
+            close(o->fd); /* the unnamed file goes with its last descriptor */
+        o->fd = -1;
+    } else if (o->tmp != NULL) {
         if (o->fd >= 0) {
             close(o->fd);
             o->fd = -1;

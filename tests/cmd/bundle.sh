@@ -1,0 +1,273 @@
+# fwrel-bundle, the release pipeline, on a real keystore, a real GnuPG home and a real git
+# repository: a release and its bundle members, plain `git verify-tag`, the audit chain, the
+# history checks (rollback, same or lower version, an image or a bundle released again), approvals
+# gathered later (--approve, --record), reproducibility with SOURCE_DATE_EPOCH, and failure
+# injection and SIGKILL at every step leaving the repository, the audit chain and the output
+# consistent.
+. "$FWREL_SRC/tests/lib.sh"
+G="$T/gnupg"
+trap 'gpgconf --homedir "$G" --kill all >/dev/null 2>&1; rm -rf "$T"' EXIT
+mkdir -m 700 "$G"
+printf 'default-cache-ttl 0\nmax-cache-ttl 0\n' >"$G/gpg-agent.conf"
+for i in 1 2 3; do
+    gpg --homedir "$G" --batch --pinentry-mode loopback --passphrase '' \
+        --quick-gen-key "Approver $i <a$i@example.invalid>" ed25519 sign never >/dev/null 2>&1
+done
+set -- $(gpg --homedir "$G" --with-colons --list-secret-keys | awk -F: '/^fpr/{print $10}')
+A1=$1 A2=$2 A3=$3
+[ -n "$A3" ] || { echo "FAIL: no GnuPG keys"; exit 1; }
+sed -e "s/0123456789ABCDEF0123456789ABCDEF01234567/$A1/" \
+    -e "s/89ABCDEF0123456789ABCDEF0123456789ABCDEF/$A2/" \
+    -e "s/FEDCBA9876543210FEDCBA9876543210FEDCBA98/$A3/" \
+    "$FWREL_SRC/policies/esp32s3-sbv2-rsa-prod.yaml" >"$T/policy.yaml"
+printf 'keystore passphrase\n' >"$T/pass"
+chmod 600 "$T/pass"
+fwrel-keygen -q --policy "$T/policy.yaml" --keystore "$T/ks" --passphrase-file "$T/pass" ||
+    { echo "FAIL: keygen"; exit 1; }
+img() { fwrel-testimg --chip esp32s3 --version "$1" --secure-version "$2" --project acme \
+    --size "${3:-150000}" -o "$T/app-$1-$2.bin"; }
+img 1.0.0 1; img 1.1.0 2; img 1.2.0 1; img 0.9.0 3; img 1.0.0 3; img 1.3.0 0; img 2.0.0 3
+
+R="$T/releases"
+bundle() {
+    fwrel-bundle --policy "$T/policy.yaml" --keystore "$T/ks" --repo "$R" --channel prod \
+        --gnupg-home "$G" --passphrase-file "$T/pass" --templates "$FWREL_SRC/templates" "$@"
+}
+# audit_ok LOG: every line's prev is the SHA-256 of the line before, seq counts from 1.
+audit_ok() {
+    python3 - "$1" <<'PY'
+import hashlib, json, sys
+prev, seq = "0" * 64, 0
+for line in open(sys.argv[1], "rb"):
+    assert line.endswith(b"\n"), "torn line"
+    e = json.loads(line)
+    seq += 1
+    assert e["seq"] == seq and e["prev"] == prev, "chain broken at line %d" % seq
+    prev = hashlib.sha256(line[:-1]).hexdigest()
+print(seq, prev)
+PY
+}
+
+# --- a release -------------------------------------------------------------------------------
+expect_rc 0 "release 1.0.0" bundle -a "$A1" -a "$A2" -o "$T/b1.fwb" "$T/app-1.0.0-1.bin"
+TAG1=acme-thermostat/prod/v1.0.0
+printf '%s\n' "$OUT" | grep -q "^released acme-thermostat 1.0.0 (prod), counter 1, secure_version 1: tag $TAG1" &&
+    ok || fail "release summary: $OUT"
+for s in policy keys image lock history secureboot encrypt manifest exports record approve bundle audit repo; do
+    printf '%s\n' "$OUT" | grep -Eq "^PASS $s " && ok || fail "step $s not reported as PASS: $OUT"
+done
+run git -C "$R" tag
+[ "$OUT" = "$TAG1" ] && ok || fail "tags: $OUT"
+expect_rc 0 "git verify-tag" env GNUPGHOME="$G" git -C "$R" verify-tag "$TAG1"
+printf '%s\n' "$ERR" | grep -q "Good signature from \"Approver 1" && ok || fail "verify-tag: $ERR"
+# The tree holds the bundle (the same bytes as -o), its release.json and the audit log.
+run git -C "$R" ls-tree -r --name-only main
+[ "$OUT" = "$(printf '%s\n' "$TAG1/bundle.fwb" "$TAG1/release.json" audit/audit.jsonl)" ] && ok ||
+    fail "tree: $OUT"
+git -C "$R" show "main:$TAG1/bundle.fwb" >"$T/b1.git"
+expect_same "$T/b1.fwb" "$T/b1.git" "bundle in the repository and -o"
+# The documented members, sorted, mode 0644, owner 0/0.
+run tar tvf "$T/b1.fwb"
+members=$(printf '%s\n' "$OUT" | awk '{print $6}')
+want=$(printf '%s\n' SHA256SUMS "approvals/$A1.asc" "approvals/$A2.asc" | sort
+       printf '%s\n' exports/flask-ota/README.txt "exports/flask-ota/firmware/1.0.0.bin" \
+           exports/flask-ota/firmware/manifest.json exports/https-dir/README.txt \
+           exports/https-dir/SHA256SUMS exports/https-dir/acme-thermostat-1.0.0.bin \
+           exports/https-dir/acme-thermostat-1.0.0.fwm exports/https-dir/acme-thermostat.bin \
+           exports/https-dir/acme-thermostat.fwm firmware.enc manifest.fwm release.json)
+[ "$members" = "$(printf '%s\n' "$want" | LC_ALL=C sort)" ] && ok || fail "members: $members"
+[ "$(printf '%s\n' "$OUT" | awk '{print $1, $2}' | sort -u)" = "-rw-r--r-- 0/0" ] && ok ||
+    fail "modes and owners: $OUT"
+# SHA256SUMS checks with sha256sum; each approval verifies with gpg over it.
+mkdir "$T/x1" && tar xf "$T/b1.fwb" -C "$T/x1"
+expect_rc 0 "sha256sum -c SHA256SUMS" sh -c "cd '$T/x1' && sha256sum --quiet -c SHA256SUMS"
+for a in "$A1" "$A2"; do
+    expect_rc 0 "approval $a" gpg --homedir "$G" --verify "$T/x1/approvals/$a.asc" "$T/x1/SHA256SUMS"
+done
+# release.json: the input image's hash, the counter, the policy's hash, the served image's hash.
+python3 - "$T/x1/release.json" "$(sha256sum <"$T/app-1.0.0-1.bin" | cut -c1-64)" \
+    "$(sha256sum <"$T/policy.yaml" | cut -c1-64)" "$(sha256sum <"$T/x1/firmware.enc" | cut -c1-64)" <<'PY' && ok || fail "release.json fields"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["format"] == "fwrel-release-1" and r["version"] == "1.0.0" and r["counter"] == 1, r
+assert r["input"]["sha256"] == sys.argv[2] and r["policy_sha256"] == sys.argv[3], r
+assert r["image"]["sha256"] == sys.argv[4] and r["encrypted"] is True, r
+PY
+run audit_ok "$R/audit/audit.jsonl"
+[ "$RC" -eq 0 ] && [ "${OUT%% *}" -eq 1 ] && ok || fail "audit chain: $OUT $ERR"
+# The tag message records the audit head and the bundle's hash.
+run git -C "$R" cat-file tag "$TAG1"
+head=$(audit_ok "$R/audit/audit.jsonl" | cut -d' ' -f2)
+printf '%s\n' "$OUT" | grep -q "^audit: audit/audit.jsonl head:$head entries:1$" && ok ||
+    fail "tag message audit head: $OUT"
+printf '%s\n' "$OUT" | grep -q "^bundle: $TAG1/bundle.fwb sha256:$(sha256sum <"$T/b1.fwb" | cut -c1-64) " &&
+    ok || fail "tag message bundle hash"
+
+# --- history checks: each refused with exit 1, the reason named, nothing changed ----------------
+before=$(git -C "$R" for-each-ref --format='%(refname) %(objectname)')
+refuse() { # DESC PATTERN ARGS...
+    local desc=$1 pat=$2
+    shift 2
+    expect_rc 1 "$desc" bundle -a "$A1" -a "$A2" -o "$T/refused.fwb" "$@"
+    expect_err "$pat" "$desc"
+    expect_absent "$T/refused.fwb" "$desc"
+}
+refuse "same image again" "this image was released already as $TAG1" "$T/app-1.0.0-1.bin"
+refuse "same version, other image" "tag $TAG1 exists: version 1.0.0 was released already" "$T/app-1.0.0-3.bin"
+refuse "lower version" "version 0.9.0 is not above 1.0.0, the last prod release \($TAG1\)" "$T/app-0.9.0-3.bin"
+refuse "secure_version below the floor" "secure_version 0 is below the policy's minimum 1" "$T/app-1.3.0-0.bin"
+refuse "approver not pinned" "[0-9A-F]{40} is not an approver the policy pins" \
+    -a 0000000000000000000000000000000000000001 "$T/app-1.1.0-2.bin"
+run git -C "$R" for-each-ref --format='%(refname) %(objectname)'
+[ "$OUT" = "$before" ] && ok || fail "refs changed by refusals"
+run audit_ok "$R/audit/audit.jsonl"
+[ "$RC" -eq 0 ] && ok || fail "audit chain after refusals: $ERR"
+# Refusals after the lock each added one failure record naming the reason (the approver is
+# refused before the lock: no record).
+n=$(grep -c '"result":"fail"' "$R/audit/audit.jsonl")
+[ "$n" -eq 3 ] && ok || fail "failure records: $n, expected 3"
+grep -q '"reason":"release acme-thermostat/prod/v0.9.0 failed at history: version 0.9.0 is not above' \
+    "$R/audit/audit.jsonl" && ok || fail "failure record reason"
+
+# --- approvals gathered later ------------------------------------------------------------------
+expect_rc 2 "too few approvers without -o" bundle -a "$A1" "$T/app-1.1.0-2.bin"
+expect_err "the prod channel needs 2 approvals and 1 approver is given: give --output" "too few approvers"
+expect_rc 0 "pending bundle" bundle -a "$A1" -o "$T/b2.fwb" "$T/app-1.1.0-2.bin"
+printf '%s\n' "$OUT" | grep -q "written with 1 of 2 approvals" && ok || fail "pending: $OUT"
+[ "$(git -C "$R" tag | wc -l)" -eq 1 ] && ok || fail "a pending bundle made a tag"
+expect_rc 1 "record with 1 of 2" fwrel-bundle --record "$T/b2.fwb" --policy "$T/policy.yaml" \
+    --repo "$R" --channel prod --gnupg-home "$G"
+expect_err "1 of 2 required approvals" "record with 1 of 2"
+expect_rc 1 "approve by an approver not pinned by the release" fwrel-bundle --approve "$T/b2.fwb" \
+    -a 0000000000000000000000000000000000000001 --gnupg-home "$G"
+cp "$T/b2.fwb" "$T/b2.before"
+expect_rc 0 "approve" fwrel-bundle --approve "$T/b2.fwb" -a "$A3" --gnupg-home "$G"
+printf '%s\n' "$OUT" | grep -q "2 of 2 required approvals" && ok || fail "approve: $OUT"
+expect_rc 1 "approve twice" fwrel-bundle --approve "$T/b2.fwb" -a "$A3" --gnupg-home "$G"
+expect_err "approvals/$A3.asc: already in the bundle" "approve twice"
+# A bundle whose member was changed after approval is refused by --record.
+python3 - "$T/b2.fwb" "$T/b2.bad" <<'PY'
+import sys
+d = bytearray(open(sys.argv[1], "rb").read())
+i = d.find(b'"version":"1.1.0"')
+d[i + 12] ^= 1
+open(sys.argv[2], "wb").write(d)
+PY
+expect_rc 1 "record a tampered bundle" fwrel-bundle --record "$T/b2.bad" --policy "$T/policy.yaml" \
+    --repo "$R" --channel prod --gnupg-home "$G"
+expect_err "bundle: SHA256SUMS: release.json" "record a tampered bundle"
+expect_rc 0 "record" fwrel-bundle --record "$T/b2.fwb" --policy "$T/policy.yaml" --repo "$R" \
+    --channel prod --gnupg-home "$G"
+TAG2=acme-thermostat/prod/v1.1.0
+expect_rc 0 "verify-tag 2" env GNUPGHOME="$G" git -C "$R" verify-tag "$TAG2"
+git -C "$R" show "main:$TAG2/bundle.fwb" >"$T/b2.git"
+expect_same "$T/b2.fwb" "$T/b2.git" "recorded bundle"
+expect_rc 1 "record again" fwrel-bundle --record "$T/b2.fwb" --policy "$T/policy.yaml" --repo "$R" \
+    --channel prod --gnupg-home "$G"
+expect_err "this image was released already as $TAG2" "record again"
+expect_rc 1 "rollback: secure_version below the last release" bundle -a "$A1" -a "$A2" "$T/app-1.2.0-1.bin"
+expect_err "secure_version 1 is below 2, the product's last release's \(rollback\)" "rollback"
+# An old bundle recorded again, after a newer release, is refused.
+expect_rc 1 "old bundle recorded again" fwrel-bundle --record "$T/b1.fwb" --policy "$T/policy.yaml" \
+    --repo "$R" --channel prod --gnupg-home "$G"
+expect_err "this image was released already as $TAG1" "old bundle recorded again"
+run audit_ok "$R/audit/audit.jsonl"
+[ "$RC" -eq 0 ] && ok || fail "audit chain: $ERR"
+
+# --- reproducibility ---------------------------------------------------------------------------
+for k in a b; do
+    SOURCE_DATE_EPOCH=1700000000 fwrel-bundle -q --policy "$T/policy.yaml" --keystore "$T/ks" \
+        --repo "$T/rep-$k" --channel prod --gnupg-home "$G" --passphrase-file "$T/pass" \
+        --templates "$FWREL_SRC/templates" -a "$A1" -a "$A2" -o "$T/rep-$k.fwb" "$T/app-1.0.0-1.bin" ||
+        fail "reproducible release $k"
+done
+python3 - "$T/rep-a.fwb" "$T/rep-b.fwb" <<'PY' && ok || fail "reproducibility: see above"
+import json, sys, tarfile
+a, b = (tarfile.open(p) for p in sys.argv[1:3])
+ma, mb = a.getmembers(), b.getmembers()
+hdr = lambda m: (m.name, m.mode, m.uid, m.gid, m.uname, m.gname, m.mtime, m.type)
+assert [hdr(m) for m in ma] == [hdr(m) for m in mb], "headers differ"
+assert all(m.mtime == 1700000000 for m in ma)
+ra = json.load(a.extractfile("release.json")); rb = json.load(b.extractfile("release.json"))
+# Random by design (docs/bundle.md): the signature sector, the encryption, hence their hashes.
+rand = {("signed_image", "sha256"), ("image", "sha256"), ("manifest", "sha256"), ("manifest", "size")}
+for k in ra:
+    for f in (ra[k] if isinstance(ra[k], dict) else {None: 0}):
+        if (k, f) in rand:
+            continue
+        va = ra[k] if f is None else ra[k][f]; vb = rb[k] if f is None else rb[k][f]
+        assert va == vb, "release.json %s.%s differs" % (k, f)
+subst = lambda t, r: t.replace(r["image"]["sha256"], "IMG").replace(r["manifest"]["sha256"], "MAN") \
+    .replace(r["signed_image"]["sha256"], "SIG")
+random_members = {"firmware.enc", "manifest.fwm", "SHA256SUMS", "release.json"}
+for m in ma:
+    da, db = a.extractfile(m.name).read(), b.extractfile(m.name).read()
+    if m.name in random_members or m.name.startswith("approvals/"):
+        continue
+    if da == db:
+        continue
+    if da == a.extractfile("firmware.enc").read() and db == b.extractfile("firmware.enc").read():
+        continue  # a copy of the served image
+    if da == a.extractfile("manifest.fwm").read() and db == b.extractfile("manifest.fwm").read():
+        continue  # a copy of the manifest
+    ta, tb = subst(da.decode(), ra), subst(db.decode(), rb)
+    if ta != tb:
+        import re
+        ta, tb = re.sub(r'"hmac": *"[0-9a-f]+"', "", ta), re.sub(r'"hmac": *"[0-9a-f]+"', "", tb)
+    assert ta == tb, "%s differs beyond the random fields" % m.name
+PY
+
+# --- failure injection at every step, then SIGKILL at every step ------------------------------
+steps="policy keys image lock history secureboot encrypt manifest exports record approve bundle output audit repo blobs tree commit sign tag-object branch tag-ref"
+i=0
+for s in $steps; do
+    i=$((i + 1))
+    before=$(git -C "$R" for-each-ref --format='%(refname) %(objectname)')
+    nlog=$(wc -l <"$R/audit/audit.jsonl")
+    FWREL_TEST_FAIL_AT=$s expect_rc 5 "failure at $s" bundle -a "$A1" -a "$A2" -o "$T/inj.fwb" "$T/app-2.0.0-3.bin"
+    expect_err "(test|injected) failure at $s" "failure at $s"
+    expect_absent "$T/inj.fwb" "failure at $s"
+    run git -C "$R" for-each-ref --format='%(refname) %(objectname)'
+    [ "$OUT" = "$before" ] && ok || fail "failure at $s changed the refs"
+    run audit_ok "$R/audit/audit.jsonl"
+    [ "$RC" -eq 0 ] && ok || fail "failure at $s broke the audit chain: $ERR"
+    added=$(( $(wc -l <"$R/audit/audit.jsonl") - nlog ))
+    case $s in
+        policy | keys | image) [ "$added" -eq 0 ] ;;
+        lock) [ "$added" -le 1 ] ;;
+        history | secureboot | encrypt | manifest | exports | record | approve | bundle | output | audit)
+            [ "$added" -eq 1 ] && tail -1 "$R/audit/audit.jsonl" | grep -q "failed at $s: test failure at $s" ;;
+        *) [ "$added" -eq 2 ] && tail -1 "$R/audit/audit.jsonl" | grep -q '"result":"fail"' ;;
+    esac && ok || fail "failure at $s: $added audit records added"
+    [ -z "$(ls "$T" | grep '^fwrel-release\.' || true)" ] && ok || fail "failure at $s left a temporary directory"
+done
+# SIGKILL at each step: no tag without its bundle, no partial output, a valid chain; the next
+# release repairs what was left and succeeds.
+for s in history secureboot manifest bundle output audit repo blobs commit sign tag-object branch tag-ref; do
+    FWREL_TEST_KILL_AT=$s TMPDIR="$T" bundle -q -a "$A1" -a "$A2" -o "$T/kill.fwb" "$T/app-2.0.0-3.bin" \
+        >/dev/null 2>&1
+    rc=$?
+    [ "$rc" -eq 137 ] && ok || fail "kill at $s: exit $rc"
+    [ ! -e "$T/kill.fwb" ] && ok || fail "kill at $s left the output"
+    [ -z "$(ls -a "$T" | grep '^\.kill\.fwb\.' || true)" ] && ok || fail "kill at $s left a partial output"
+    git -C "$R" tag | while read -r t; do
+        git -C "$R" cat-file -e "$t:$t/bundle.fwb" 2>/dev/null || echo "tag $t has no bundle"
+    done | grep -q . && fail "kill at $s: a tag without its bundle" || ok
+    run audit_ok "$R/audit/audit.jsonl"
+    [ "$RC" -eq 0 ] && ok || fail "kill at $s broke the audit chain: $ERR"
+    rm -rf "$T"/fwrel-release.* # a killed process cannot clean its temporary directory
+done
+expect_rc 0 "release after the kills" bundle -a "$A1" -a "$A2" "$T/app-2.0.0-3.bin"
+expect_rc 0 "verify-tag after the kills" env GNUPGHOME="$G" git -C "$R" verify-tag acme-thermostat/prod/v2.0.0
+expect_rc 0 "git fsck" git -C "$R" fsck --strict --no-progress
+
+# --- usage ----------------------------------------------------------------------------------------
+expect_rc 2 "no image" fwrel-bundle --policy "$T/policy.yaml" --keystore "$T/ks"
+expect_err "a release needs one IMAGE" "no image"
+expect_rc 2 "no policy" fwrel-bundle --keystore "$T/ks" "$T/app-1.0.0-1.bin"
+expect_err "a release needs --policy POLICY" "no policy"
+expect_rc 2 "two modes" fwrel-bundle --approve "$T/b1.fwb" --record "$T/b1.fwb"
+expect_rc 2 "bad channel" fwrel-bundle --policy "$T/policy.yaml" --keystore "$T/ks" --channel dev \
+    --no-passphrase "$T/app-1.0.0-1.bin"
+expect_err "the policy has no channel 'dev'" "bad channel"
+finish
