@@ -257,7 +257,31 @@ for s in history secureboot manifest bundle output audit repo blobs commit sign 
     [ "$RC" -eq 0 ] && ok || fail "kill at $s broke the audit chain: $ERR"
     rm -rf "$T"/fwrel-release.* # a killed process cannot clean its temporary directory
 done
-expect_rc 0 "release after the kills" bundle -a "$A1" -a "$A2" "$T/app-2.0.0-3.bin"
+# SIGKILL at random moments (0 to 400 ms into a release): the same invariants each time.
+for k in 1 2 3 4 5 6 7 8 9 10; do
+    delay=$(python3 -c "import random; print(random.uniform(0, 0.4))")
+    TMPDIR="$T" bundle -q -a "$A1" -a "$A2" -o "$T/kill.fwb" "$T/app-2.0.0-3.bin" >/dev/null 2>&1 &
+    pid=$!
+    sleep "$delay"
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    if git -C "$R" rev-parse -q --verify refs/tags/acme-thermostat/prod/v2.0.0 >/dev/null; then
+        # It was recorded before the kill: the output is the recorded bundle, or absent when the
+        # kill fell between the tag and the output's publication.
+        [ ! -e "$T/kill.fwb" ] ||
+            cmp -s "$T/kill.fwb" <(git -C "$R" show main:acme-thermostat/prod/v2.0.0/bundle.fwb) &&
+            ok || fail "random kill $k: an output that is not the recorded bundle"
+        break
+    fi
+    [ ! -e "$T/kill.fwb" ] && ok || fail "random kill $k ($delay s) left the output without a tag"
+    [ -z "$(ls -a "$T" | grep '^\.kill\.fwb\.' || true)" ] && ok || fail "random kill $k left a partial output"
+    run audit_ok "$R/audit/audit.jsonl"
+    [ "$RC" -eq 0 ] && ok || fail "random kill $k ($delay s) broke the audit chain: $ERR"
+    rm -rf "$T"/fwrel-release.*
+done
+rm -f "$T/kill.fwb"
+git -C "$R" rev-parse -q --verify refs/tags/acme-thermostat/prod/v2.0.0 >/dev/null ||
+    expect_rc 0 "release after the kills" bundle -a "$A1" -a "$A2" "$T/app-2.0.0-3.bin"
 expect_rc 0 "verify-tag after the kills" env GNUPGHOME="$G" git -C "$R" verify-tag acme-thermostat/prod/v2.0.0
 expect_rc 0 "git fsck" git -C "$R" fsck --strict --no-progress
 
