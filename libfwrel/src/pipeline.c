@@ -1,4 +1,5 @@
 /* pipeline.c - the policy-driven release (pipeline.h, docs/bundle.md). */
+#define _GNU_SOURCE /* memmem */
 #include "fwrel/pipeline.h"
 
 #include <dirent.h>
@@ -831,33 +832,18 @@ static json_t *file_json(const char *name, const char *sha256, uint64_t size)
     return json_pack("{s:s, s:s, s:I}", "name", name, "sha256", sha256, "size", (json_int_t)size);
 }
 
-/*
- * One audit entry: event "bundle" (the bundle is made: ok) or "release" (failed: the
- * reason). Inputs: the image and the policy; outputs: the bundle.
- */
-static int audit_entry(struct run *r, const char *event, const char *reason)
+/* Append one entry: the caller's event, inputs and outputs (taken over), "ok" or the reason. */
+static int append_entry(struct run *r, const char *event, const char *fpr, json_t *in, json_t *out,
+                        const char *reason)
 {
     const fwrel_pipeline_opts *o = r->o;
-    json_t *e = json_object(), *who = json_object(), *in = json_array(), *out = json_array();
-    char bundle_name[300], policy_sha[65], *text = NULL;
-    const char *base = strrchr(o->image, '/');
-    struct stat st;
+    json_t *e = json_object(), *who = json_object();
+    char *text = NULL;
     int error;
 
     json_object_set_new(who, "user", json_string(o->who != NULL && o->who[0] ? o->who : "fwrel"));
-    if (r->signer[0] != '\0')
-        json_object_set_new(who, "fingerprint", json_string(r->signer));
-    if (r->rec->input.sha256[0] != '\0')
-        json_array_append_new(in, file_json(base != NULL ? base + 1 : o->image,
-                                            r->rec->input.sha256, r->rec->input.size));
-    fwrel_hex(policy_sha, r->p->sha256, sizeof(r->p->sha256));
-    base = strrchr(o->policy, '/');
-    json_array_append_new(in, file_json(base != NULL ? base + 1 : o->policy, policy_sha,
-                                        stat(o->policy, &st) == 0 ? (uint64_t)st.st_size : 0));
-    if (reason == NULL) {
-        snprintf(bundle_name, sizeof(bundle_name), "%s/bundle.fwb", r->dir);
-        json_array_append_new(out, file_json(bundle_name, r->res->bundle_sha256, r->bundle_len));
-    }
+    if (fpr != NULL && fpr[0] != '\0')
+        json_object_set_new(who, "fingerprint", json_string(fpr));
     json_object_set_new(e, "event", json_string(event));
     json_object_set_new(e, "who", who);
     json_object_set_new(e, "inputs", in);
@@ -878,11 +864,86 @@ static int audit_entry(struct run *r, const char *event, const char *reason)
     return error;
 }
 
+/* The image given (once read) and the policy, as audit inputs. */
+static json_t *release_inputs(struct run *r)
+{
+    const fwrel_pipeline_opts *o = r->o;
+    json_t *in = json_array();
+    const char *base = strrchr(o->image, '/');
+    char policy_sha[65];
+    struct stat st;
+    if (r->rec->input.sha256[0] != '\0' && !r->recording)
+        json_array_append_new(in, file_json(base != NULL ? base + 1 : o->image,
+                                            r->rec->input.sha256, r->rec->input.size));
+    fwrel_hex(policy_sha, r->p->sha256, sizeof(r->p->sha256));
+    base = strrchr(o->policy, '/');
+    json_array_append_new(in, file_json(base != NULL ? base + 1 : o->policy, policy_sha,
+                                        stat(o->policy, &st) == 0 ? (uint64_t)st.st_size : 0));
+    return in;
+}
+
+/* The failure record ("release", result "fail"). */
+static int audit_entry(struct run *r, const char *event, const char *reason)
+{
+    return append_entry(r, event, r->signer, release_inputs(r), json_array(), reason);
+}
+
+static json_t *one_file(const char *name, const char *sha256, uint64_t size)
+{
+    json_t *a = json_array();
+    json_array_append_new(a, file_json(name, sha256, size));
+    return a;
+}
+
+/*
+ * What this run did, one entry per act: "sign" (image -> signed image) and "encrypt" (signed
+ * image -> firmware.enc) when the bundle is made now, "approve" for each approval in the
+ * bundle that is new to the log (made now, or added by --approve before --record), then
+ * "bundle" (image and policy -> the bundle). All are appended after everything is made, just
+ * before the commit: a failure earlier leaves only its failure record.
+ */
 static int step_audit(struct run *r)
 {
-    int error = audit_entry(r, "bundle", NULL);
+    const fwrel_release *rec = r->rec;
+    const struct member *sums = find_member(r, "SHA256SUMS");
+    char sums_sha[65], name[300];
+    uint8_t *log = NULL;
+    size_t log_len = 0;
+    int error = 0;
+
+    if (!r->recording) {
+        error = append_entry(
+            r, "sign", NULL, one_file("input image", rec->input.sha256, rec->input.size),
+            one_file("signed image", rec->signed_image.sha256, rec->signed_image.size), NULL);
+        if (error == 0 && rec->encrypted)
+            error = append_entry(
+                r, "encrypt", NULL,
+                one_file("signed image", rec->signed_image.sha256, rec->signed_image.size),
+                one_file(rec->image.name, rec->image.sha256, rec->image.size), NULL);
+    }
+    /* --record: approvals made with the bundle were logged then; only the later ones now. */
+    if (r->recording && access(r->audit_path, F_OK) == 0 &&
+        (error = fwrel_io_read_small(&log, &log_len, r->audit_path, FWREL_REPO_FILE_MAX)) != 0)
+        return error;
+    sha_hex(sums_sha, (const uint8_t *)sums->data, sums->len);
+    for (size_t i = 0; error == 0 && i < r->nm; i++) {
+        char sig_sha[65], fpr[41];
+        if (strncmp(r->m[i].name, "approvals/", 10) != 0)
+            continue;
+        sha_hex(sig_sha, r->m[i].data, r->m[i].len);
+        if (log != NULL && memmem(log, log_len, sig_sha, 64) != NULL)
+            continue;
+        snprintf(fpr, sizeof(fpr), "%.40s", r->m[i].name + 10);
+        error = append_entry(r, "approve", fpr, one_file("SHA256SUMS", sums_sha, sums->len),
+                             one_file(r->m[i].name, sig_sha, r->m[i].len), NULL);
+    }
+    snprintf(name, sizeof(name), "%s/bundle.fwb", r->dir);
+    if (error == 0)
+        error = append_entry(r, "bundle", r->signer, release_inputs(r),
+                             one_file(name, r->res->bundle_sha256, r->bundle_len), NULL);
     if (error == 0)
         fwrel_report_add(r->report, "audit", FWREL_PASS, "head %s", r->res->audit_head);
+    free(log);
     return error;
 }
 

@@ -94,11 +94,17 @@ assert r["input"]["sha256"] == sys.argv[2] and r["policy_sha256"] == sys.argv[3]
 assert r["image"]["sha256"] == sys.argv[4] and r["encrypted"] is True, r
 PY
 run audit_ok "$R/audit/audit.jsonl"
-[ "$RC" -eq 0 ] && [ "${OUT%% *}" -eq 1 ] && ok || fail "audit chain: $OUT $ERR"
+[ "$RC" -eq 0 ] && [ "${OUT%% *}" -eq 5 ] && ok || fail "audit chain: $OUT $ERR"
+# sign, encrypt, one approve per approver (by that fingerprint), then bundle.
+run python3 -c 'import json,sys; [print(e["event"], e["who"].get("fingerprint", "-"), e["outputs"][0]["name"]) for e in map(json.loads, open(sys.argv[1]))]' "$R/audit/audit.jsonl"
+want=$(printf '%s\n' "sign - signed image" "encrypt - firmware.enc" \
+    "$(printf '%s\n' "approve $A1 approvals/$A1.asc" "approve $A2 approvals/$A2.asc" | LC_ALL=C sort)" \
+    "bundle $A1 $TAG1/bundle.fwb")
+[ "$OUT" = "$want" ] && ok || fail "audit entries: $OUT"
 # The tag message records the audit head and the bundle's hash.
 run git -C "$R" cat-file tag "$TAG1"
 head=$(audit_ok "$R/audit/audit.jsonl" | cut -d' ' -f2)
-printf '%s\n' "$OUT" | grep -q "^audit: audit/audit.jsonl head:$head entries:1$" && ok ||
+printf '%s\n' "$OUT" | grep -q "^audit: audit/audit.jsonl head:$head entries:5$" && ok ||
     fail "tag message audit head: $OUT"
 printf '%s\n' "$OUT" | grep -q "^bundle: $TAG1/bundle.fwb sha256:$(sha256sum <"$T/b1.fwb" | cut -c1-64) " &&
     ok || fail "tag message bundle hash"
@@ -159,6 +165,11 @@ expect_err "bundle: SHA256SUMS: release.json" "record a tampered bundle"
 expect_rc 0 "record" fwrel-bundle --record "$T/b2.fwb" --policy "$T/policy.yaml" --repo "$R" \
     --channel prod --gnupg-home "$G"
 TAG2=acme-thermostat/prod/v1.1.0
+# --record logged the approval given later, not again the one logged with the pending bundle.
+run python3 -c 'import json,sys; [print(e["event"], e["who"].get("fingerprint", "-")) for e in map(json.loads, open(sys.argv[1]))]' "$R/audit/audit.jsonl"
+[ "$(printf '%s\n' "$OUT" | tail -2)" = "$(printf '%s\n' "approve $A3" "bundle $A1")" ] && ok ||
+    fail "audit entries of --record: $OUT"
+[ "$(printf '%s\n' "$OUT" | grep -c "^approve $A1$")" -eq 2 ] && ok || fail "approvals by $A1 logged: $OUT"
 expect_rc 0 "verify-tag 2" env GNUPGHOME="$G" git -C "$R" verify-tag "$TAG2"
 git -C "$R" show "main:$TAG2/bundle.fwb" >"$T/b2.git"
 expect_same "$T/b2.fwb" "$T/b2.git" "recorded bundle"
@@ -237,7 +248,8 @@ for s in $steps; do
         lock) [ "$added" -le 1 ] ;;
         history | secureboot | encrypt | manifest | exports | record | approve | bundle | output | audit)
             [ "$added" -eq 1 ] && tail -1 "$R/audit/audit.jsonl" | grep -q "failed at $s: test failure at $s" ;;
-        *) [ "$added" -eq 2 ] && tail -1 "$R/audit/audit.jsonl" | grep -q '"result":"fail"' ;;
+        *) [ "$added" -eq 6 ] && tail -1 "$R/audit/audit.jsonl" | grep -q '"result":"fail"' &&
+            tail -2 "$R/audit/audit.jsonl" | head -1 | grep -q '"event":"bundle"' ;;
     esac && ok || fail "failure at $s: $added audit records added"
     [ -z "$(ls "$T" | grep '^fwrel-release\.' || true)" ] && ok || fail "failure at $s left a temporary directory"
 done
