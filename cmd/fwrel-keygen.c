@@ -18,17 +18,21 @@
 #include <sys/stat.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <pwd.h>
 
+#include "fwrel/audit.h"
 #include "fwrel/io.h"
 #include "fwrel/keystore.h"
 #include "fwrel/keystore_dir.h"
 #include "fwrel/policy.h"
+#include "fwrel/repo.h"
 #include "fwrel/sbv2.h"
 #include "util.h"
 
 static struct {
     const char *output, *scheme, *export_key, *pass_file, *pass_fd;
-    const char *policy, *keystore, *provision, *rotate, *revoke;
+    const char *policy, *keystore, *provision, *rotate, *revoke, *repo;
     int sbv1, no_pass, force, list;
 } o;
 
@@ -46,15 +50,17 @@ static const fwrel_opt opts[] = {
      &o.pass_fd},
     {"no-passphrase", 0, FWREL_OPT_FLAG, NULL, "write the private key unencrypted", &o.no_pass},
     {"force", 'f', FWREL_OPT_FLAG, NULL,
-     "replace existing output files; with --policy, rotate every key the policy names",
-     &o.force},
+     "replace existing output files; with --policy, rotate every key the policy names", &o.force},
     {"keystore", 'k', FWREL_OPT_STR, "DIR", "the keystore directory (created 0700 if absent)",
      &o.keystore},
     {"policy", 'p', FWREL_OPT_STR, "POLICY",
      "create in --keystore every key POLICY names that it lacks", &o.policy},
     {"provision", 0, FWREL_OPT_STR, "OUTDIR",
-     "with --policy: write what goes onto the device into the new directory OUTDIR",
-     &o.provision},
+     "with --policy: write what goes onto the device into the new directory OUTDIR", &o.provision},
+    {"repo", 0, FWREL_OPT_STR, "DIR",
+     "with --policy: the release repository whose audit log records the keys (default: the "
+     "policy's)",
+     &o.repo},
     {"rotate", 0, FWREL_OPT_STR, "NAME|PURPOSE",
      "retire the active key NAME (or every active key of PURPOSE) and create the next epoch",
      &o.rotate},
@@ -227,10 +233,10 @@ done:
 
 static json_t *entry_json(const fwrel_ks_entry *e)
 {
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "name", e->name, "id", e->id,
-                          "purpose", fwrel_purpose_name(e->purpose), "alg",
-                          fwrel_alg_name(e->alg), "status", fwrel_ks_status_name(e->status),
-                          "epoch", (int)e->epoch, "created", e->created);
+    json_t *j =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "name", e->name, "id", e->id, "purpose",
+                  fwrel_purpose_name(e->purpose), "alg", fwrel_alg_name(e->alg), "status",
+                  fwrel_ks_status_name(e->status), "epoch", (int)e->epoch, "created", e->created);
     if (e->slot >= 0)
         json_object_set_new(j, "slot", json_integer(e->slot));
     if (e->uri != NULL)
@@ -302,15 +308,17 @@ static int keys_from_policy(fwrel_ctx *ctx, fwrel_keystore *ks, const fwrel_poli
         }
         if (e == NULL) {
             if (k->id[0] != '\0') {
-                fwrel_error_set(FWREL_EKEY, "key %s: the policy pins id %s, which is not in the "
-                                            "keystore",
+                fwrel_error_set(FWREL_EKEY,
+                                "key %s: the policy pins id %s, which is not in the "
+                                "keystore",
                                 k->name, k->id);
                 return fwrel_cmd_fail(ctx, o.policy);
             }
             act[i] = CREATE;
         } else if (e->purpose != k->purpose) {
-            fwrel_error_set(FWREL_EKEY, "key %s (id %s) is a %s key in the keystore, the policy "
-                                        "says %s",
+            fwrel_error_set(FWREL_EKEY,
+                            "key %s (id %s) is a %s key in the keystore, the policy "
+                            "says %s",
                             k->name, e->id, fwrel_purpose_name(e->purpose),
                             fwrel_purpose_name(k->purpose));
             return fwrel_cmd_fail(ctx, o.keystore);
@@ -321,8 +329,9 @@ static int keys_from_policy(fwrel_ctx *ctx, fwrel_keystore *ks, const fwrel_poli
                             k->name, e->id, fwrel_ks_status_name(e->status), k->name);
             return fwrel_cmd_fail(ctx, o.keystore);
         } else if (e->alg != k->alg) {
-            fwrel_error_set(FWREL_EKEY, "key %s (id %s) is %s, the policy says %s: give --rotate "
-                                        "%s",
+            fwrel_error_set(FWREL_EKEY,
+                            "key %s (id %s) is %s, the policy says %s: give --rotate "
+                            "%s",
                             k->name, e->id, fwrel_alg_name(e->alg), fwrel_alg_name(k->alg),
                             k->name);
             return fwrel_cmd_fail(ctx, o.keystore);
@@ -377,8 +386,8 @@ static int prov_write(struct prov *pv, const char *file, const void *data, size_
     snprintf(path, sizeof(path), "%s/%s", pv->dir, file);
     if (fwrel_io_write_file(path, data, len, pv->flags, (mode_t)mode) != 0)
         return fwrel_cmd_fail(pv->ctx, path);
-    json_array_append_new(pv->files, json_pack("{s:s, s:s, s:s, s:s}", "file", path, "key",
-                                               e->name, "key_id", e->id, "what", what));
+    json_array_append_new(pv->files, json_pack("{s:s, s:s, s:s, s:s}", "file", path, "key", e->name,
+                                               "key_id", e->id, "what", what));
     fwrel_cmd_print(pv->ctx, "wrote %s (%s)\n", path, what);
     fprintf(pv->readme, "%s\n    %s; key %s, epoch %u, id %s\n", file, what, e->name, e->epoch,
             e->id);
@@ -394,17 +403,16 @@ static int prov_pem(struct prov *pv, const char *file, const fwrel_pkey *key, in
                             : fwrel_key_write_public(key, path, pv->flags);
     if (error)
         return fwrel_cmd_fail(pv->ctx, path);
-    json_array_append_new(pv->files, json_pack("{s:s, s:s, s:s, s:s}", "file", path, "key",
-                                               e->name, "key_id", e->id, "what", what));
+    json_array_append_new(pv->files, json_pack("{s:s, s:s, s:s, s:s}", "file", path, "key", e->name,
+                                               "key_id", e->id, "what", what));
     fwrel_cmd_print(pv->ctx, "wrote %s (%s)\n", path, what);
     fprintf(pv->readme, "%s\n    %s; key %s, epoch %u, id %s\n", file, what, e->name, e->epoch,
             e->id);
     return 0;
 }
 
-static int provision_key(struct prov *pv, const fwrel_policy *p, size_t i,
-                         const fwrel_keystore *ks, const fwrel_ks_entry *e, const char *pass,
-                         size_t pass_len)
+static int provision_key(struct prov *pv, const fwrel_policy *p, size_t i, const fwrel_keystore *ks,
+                         const fwrel_ks_entry *e, const char *pass, size_t pass_len)
 {
     char file[160];
     fwrel_pkey *key = NULL;
@@ -444,8 +452,7 @@ static int provision_key(struct prov *pv, const fwrel_policy *p, size_t i,
                                 "Secure Boot V2 public key digest (32 bytes)")) != 0)
             break;
         if (esp32)
-            fprintf(pv->readme, "    espefuse.py --chip esp32 burn_key secure_boot_v2 %s\n",
-                    file);
+            fprintf(pv->readme, "    espefuse.py --chip esp32 burn_key secure_boot_v2 %s\n", file);
         else
             fprintf(pv->readme,
                     "    espefuse.py --chip %s burn_key BLOCK_KEY%d %s SECURE_BOOT_DIGEST%d\n"
@@ -466,22 +473,21 @@ static int provision_key(struct prov *pv, const fwrel_policy *p, size_t i,
     case FWREL_PURPOSE_MANIFEST_ENCRYPT:
     case FWREL_PURPOSE_IMAGE_ENCRYPT:
         if (e->uri != NULL) {
-            fprintf(pv->readme, "%s: held in an HSM (%s); a device-side key cannot be exported "
-                                "from it.\n",
+            fprintf(pv->readme,
+                    "%s: held in an HSM (%s); a device-side key cannot be exported "
+                    "from it.\n",
                     name, e->uri);
             break;
         }
         if (e->purpose == FWREL_PURPOSE_IMAGE_ENCRYPT && e->secret[0] != '\0') {
             /* ECC scheme: the device derives its key from an HMAC key in eFuse. */
-            if ((error = fwrel_ks_load_secret(&secret, &secret_len, ks, e, pass, pass_len)) !=
-                0) {
+            if ((error = fwrel_ks_load_secret(&secret, &secret_len, ks, e, pass, pass_len)) != 0) {
                 error = fwrel_cmd_fail(pv->ctx, o.keystore);
                 break;
             }
             snprintf(file, sizeof(file), "%s.device_hmac_key.bin", name);
             if ((error = prov_write(pv, file, secret, secret_len, 0600, e,
-                                    "image decryption: device HMAC key (ECC scheme), SECRET")) !=
-                0)
+                                    "image decryption: device HMAC key (ECC scheme), SECRET")) != 0)
                 break;
             fprintf(pv->readme,
                     "    espefuse.py --chip %s burn_key BLOCK_KEYn %s HMAC_UP\n"
@@ -521,8 +527,9 @@ static int provision_key(struct prov *pv, const fwrel_policy *p, size_t i,
         if (e->purpose == FWREL_PURPOSE_HMAC) {
             if ((error = prov_write(pv, file, secret, secret_len, 0600, e,
                                     "HMAC key (32 bytes), SECRET")) == 0)
-                fprintf(pv->readme, "    espefuse.py --chip %s burn_key BLOCK_KEYn %s HMAC_UP "
-                                    "(or keep it on the update server for the OTA HMAC)\n",
+                fprintf(pv->readme,
+                        "    espefuse.py --chip %s burn_key BLOCK_KEYn %s HMAC_UP "
+                        "(or keep it on the update server for the OTA HMAC)\n",
                         pv->chip, file);
             break;
         }
@@ -552,7 +559,9 @@ static int provision(fwrel_ctx *ctx, const fwrel_keystore *ks, const fwrel_polic
                      const char *pass, size_t pass_len)
 {
     const fwrel_ks_entry *entries[FWREL_POLICY_MAX_KEYS];
-    struct prov pv = {.ctx = ctx, .dir = o.provision, .flags = o.force ? FWREL_OUT_FORCE : 0,
+    struct prov pv = {.ctx = ctx,
+                      .dir = o.provision,
+                      .flags = o.force ? FWREL_OUT_FORCE : 0,
                       .chip = p->chip->name};
     char path[4200], hex[65];
     struct stat st;
@@ -586,8 +595,9 @@ static int provision(fwrel_ctx *ctx, const fwrel_keystore *ks, const fwrel_polic
     for (size_t i = 0; i < p->nkeys && error == 0; i++)
         error = provision_key(&pv, p, i, ks, entries[i], pass, pass_len);
     if (p->nslots > 0 && error == 0 && p->scheme != FWREL_POLICY_SBV1)
-        fprintf(pv.readme, "\nAfter the digests: espefuse.py --chip %s burn_efuse "
-                           "SECURE_BOOT_EN 1 (or let the bootloader do it on first boot).\n",
+        fprintf(pv.readme,
+                "\nAfter the digests: espefuse.py --chip %s burn_efuse "
+                "SECURE_BOOT_EN 1 (or let the bootloader do it on first boot).\n",
                 p->chip->name);
     fclose(pv.readme);
     if (error == 0) {
@@ -595,11 +605,90 @@ static int provision(fwrel_ctx *ctx, const fwrel_keystore *ks, const fwrel_polic
         if (fwrel_io_write_file(path, pv.readme_buf, pv.readme_len, pv.flags, 0644) != 0)
             error = fwrel_cmd_fail(ctx, path);
         else
-            json_array_append_new(pv.files, json_pack("{s:s, s:s}", "file", path, "what",
-                                                      "which file goes where"));
+            json_array_append_new(
+                pv.files, json_pack("{s:s, s:s}", "file", path, "what", "which file goes where"));
     }
     free(pv.readme_buf);
     fwrel_cmd_set(ctx, "provision", pv.files);
+    return error;
+}
+
+/* One audit entry for the keys made, rotated or revoked under a policy (docs/audit.md). */
+static int log_keys(fwrel_ctx *ctx, const fwrel_keystore *ks, const fwrel_policy *p, json_t *made)
+{
+    char repo_path[4096], log_path[6000], sha[65], *text = NULL;
+    fwrel_repo *repo = NULL;
+    struct passwd *pw = getpwuid(getuid());
+    json_t *e = NULL, *in = json_array(), *out = json_array();
+    int error;
+
+    if (o.repo != NULL)
+        snprintf(repo_path, sizeof(repo_path), "%s", o.repo);
+    else if ((error = fwrel_policy_repo_path(repo_path, sizeof(repo_path), p, o.policy)) != 0)
+        goto done;
+    /* The log lives in the release repository: the one --repo names (created if need be), or
+     * the policy's when it exists already (keygen does not create it behind the user's back). */
+    if (o.repo == NULL && access(repo_path, F_OK) != 0) {
+        error = 0;
+        goto done;
+    }
+    if ((error = fwrel_repo_open(&repo, repo_path, 1)) != 0)
+        goto done;
+    snprintf(log_path, sizeof(log_path), "%s/%s", repo_path, p->audit_log);
+    for (char *s = strchr(log_path + strlen(repo_path) + 1, '/'); s != NULL;
+         s = strchr(s + 1, '/')) {
+        *s = '\0';
+        if (mkdir(log_path, 0750) != 0 && errno != EEXIST) {
+            error = fwrel_error_set_errno(FWREL_EIO, errno, "cannot create %s", log_path);
+            goto done;
+        }
+        *s = '/';
+    }
+    fwrel_hex(sha, p->sha256, sizeof(p->sha256));
+    struct stat st;
+    const char *base = strrchr(o.policy, '/');
+    json_array_append_new(in, json_pack("{s:s,s:s,s:I}", "name", base != NULL ? base + 1 : o.policy,
+                                        "sha256", sha, "size",
+                                        (json_int_t)(stat(o.policy, &st) == 0 ? st.st_size : 0)));
+    for (size_t i = 0; i < json_array_size(made); i++) {
+        const char *name = json_string_value(json_object_get(json_array_get(made, i), "name"));
+        const fwrel_ks_entry *k = name != NULL ? fwrel_ks_find(ks, name) : NULL;
+        if (k == NULL)
+            continue;
+        const char *rel = k->pub[0] ? k->pub : k->secret[0] ? k->secret : k->priv;
+        char path[4200];
+        uint8_t *data = NULL;
+        size_t len = 0;
+        if (rel[0] == '\0')
+            continue; /* an HSM key: no file */
+        if ((error = fwrel_ks_path(path, sizeof(path), ks, rel)) != 0 ||
+            (error = fwrel_io_read_small(&data, &len, path, 1u << 20)) != 0)
+            goto done;
+        uint8_t d[32];
+        EVP_Digest(data, len, d, NULL, EVP_sha256(), NULL);
+        fwrel_hex(sha, d, sizeof(d));
+        free(data);
+        json_array_append_new(
+            out, json_pack("{s:s,s:s,s:I}", "name", rel, "sha256", sha, "size", (json_int_t)len));
+    }
+    e = json_pack("{s:s,s:{s:s},s:O,s:O,s:s}", "event", "keygen", "who", "user",
+                  pw != NULL ? pw->pw_name : "fwrel", "inputs", in, "outputs", out, "result", "ok");
+    if (e == NULL || (text = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS)) == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    if ((error = fwrel_audit_append(log_path, text, strlen(text), NULL)) != 0)
+        goto done;
+    fwrel_cmd_print(ctx, "recorded in the audit log %s\n", log_path);
+    error = 0;
+done:
+    if (error)
+        error = fwrel_cmd_fail(ctx, "audit log");
+    free(text);
+    json_decref(e);
+    json_decref(in);
+    json_decref(out);
+    fwrel_repo_free(repo);
     return error;
 }
 
@@ -623,6 +712,10 @@ static int run_keystore(fwrel_ctx *ctx)
                                      "and --list");
         goto done;
     }
+    if (o.repo && !o.policy) {
+        error = fwrel_cmd_usage(ctx, "--repo needs --policy");
+        goto done;
+    }
     if (o.provision && !policy_mode) {
         error = fwrel_cmd_usage(ctx, "--provision needs --policy");
         goto done;
@@ -634,8 +727,7 @@ static int run_keystore(fwrel_ctx *ctx)
         goto done;
     }
     if (fwrel_ks_open(&ks, o.keystore,
-                      o.list ? 0 : (FWREL_KS_WRITE | (policy_mode ? FWREL_KS_CREATE : 0))) !=
-        0) {
+                      o.list ? 0 : (FWREL_KS_WRITE | (policy_mode ? FWREL_KS_CREATE : 0))) != 0) {
         error = fwrel_cmd_fail(ctx, o.keystore);
         goto done;
     }
@@ -653,7 +745,8 @@ static int run_keystore(fwrel_ctx *ctx)
         json_array_append_new(made, entry_json(e));
         if (e->purpose == FWREL_PURPOSE_SECURE_BOOT && e->slot >= 0) {
             char cmdline[200];
-            snprintf(cmdline, sizeof(cmdline), "espefuse.py%s%s burn_efuse SECURE_BOOT_KEY_REVOKE%d 1",
+            snprintf(cmdline, sizeof(cmdline),
+                     "espefuse.py%s%s burn_efuse SECURE_BOOT_KEY_REVOKE%d 1",
                      p != NULL ? " --chip " : "", p != NULL ? p->chip->name : "", e->slot);
             fwrel_cmd_print(ctx,
                             "Secure boot slot %d is recorded as revoked. To revoke it on a "
@@ -677,14 +770,16 @@ static int run_keystore(fwrel_ctx *ctx)
         for (size_t i = 0; i < n; i++) {
             const fwrel_ks_entry *e = fwrel_ks_find(ks, names[i]), *made_e = NULL;
             if (e->uri != NULL) {
-                fwrel_error_set(FWREL_EKEY, "key %s is held in an HSM: create the new key on the "
-                                            "token and name it in the policy",
+                fwrel_error_set(FWREL_EKEY,
+                                "key %s is held in an HSM: create the new key on the "
+                                "token and name it in the policy",
                                 e->name);
                 error = fwrel_cmd_fail(ctx, o.keystore);
                 goto done;
             }
             const fwrel_policy_key *k = p != NULL ? fwrel_policy_key_get(p, e->name) : NULL;
-            fwrel_ks_new spec = {.name = names[i], .purpose = e->purpose,
+            fwrel_ks_new spec = {.name = names[i],
+                                 .purpose = e->purpose,
                                  .alg = k != NULL && k->purpose == e->purpose ? k->alg : e->alg,
                                  .slot = e->slot};
             if (fwrel_ks_generate(ks, &spec, pass, pass_len, 1, &made_e) != 0) {
@@ -708,6 +803,8 @@ static int run_keystore(fwrel_ctx *ctx)
         if (o.provision && (error = provision(ctx, ks, p, pass, pass_len)) != 0)
             goto done;
     }
+    if (p != NULL && json_array_size(made) > 0 && (error = log_keys(ctx, ks, p, made)) != 0)
+        goto done;
     for (size_t i = 0; i < fwrel_ks_count(ks); i++)
         json_array_append_new(keys, entry_json(fwrel_ks_entry_at(ks, i)));
     error = 0;
@@ -722,12 +819,13 @@ done:
 
 static const fwrel_cmd cmd = {
     .name = "fwrel-keygen",
-    .synopsis = "--scheme SCHEME [--sbv1] [--passphrase-file F | --passphrase-fd N | "
-                "--no-passphrase] [--force] -o KEY.pem\n"
-                "--export KEY.pem [--sbv1] [--passphrase-file F | --passphrase-fd N] [--force] "
-                "-o PREFIX\n"
-                "--keystore DIR --policy POLICY [--provision OUTDIR] [--force] [passphrase options]\n"
-                "--keystore DIR (--rotate NAME|PURPOSE | --revoke NAME | --list) [--policy POLICY]",
+    .synopsis =
+        "--scheme SCHEME [--sbv1] [--passphrase-file F | --passphrase-fd N | "
+        "--no-passphrase] [--force] -o KEY.pem\n"
+        "--export KEY.pem [--sbv1] [--passphrase-file F | --passphrase-fd N] [--force] "
+        "-o PREFIX\n"
+        "--keystore DIR --policy POLICY [--provision OUTDIR] [--force] [passphrase options]\n"
+        "--keystore DIR (--rotate NAME|PURPOSE | --revoke NAME | --list) [--policy POLICY]",
     .summary = "create a product's keys in a keystore from its policy, or single signing keys",
     .opts = opts,
     .min_args = 0,

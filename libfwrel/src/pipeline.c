@@ -206,16 +206,11 @@ static int step_policy(struct run *r)
     }
     r->chname = r->ch->name;
     /* The repository: as given, else the policy's, relative to the policy file. */
-    if (o->repo != NULL) {
+    if (o->repo != NULL)
         snprintf(r->repo_path, sizeof(r->repo_path), "%s", o->repo);
-    } else if (r->p->repository[0] == '/') {
-        snprintf(r->repo_path, sizeof(r->repo_path), "%s", r->p->repository);
-    } else {
-        const char *slash = strrchr(o->policy, '/');
-        int dlen = slash != NULL ? (int)(slash - o->policy) : 1;
-        snprintf(r->repo_path, sizeof(r->repo_path), "%.*s/%s", dlen,
-                 slash != NULL ? o->policy : ".", r->p->repository);
-    }
+    else if ((error =
+                  fwrel_policy_repo_path(r->repo_path, sizeof(r->repo_path), r->p, o->policy)) != 0)
+        return error;
     fwrel_report_add(r->report, "policy", FWREL_PASS, "%s, channel %s", r->p->product, r->chname);
     return 0;
 }

@@ -12,12 +12,12 @@
 #include "util.h"
 #include "yamltree.h"
 
-static const char *const purpose_names[] = {NULL,           "secure-boot",   "manifest-sign",
-                                            "manifest-encrypt", "image-encrypt", "flash-encrypt",
-                                            "hmac"};
-static const char *const alg_names[] = {NULL,      "rsa3072", "rsa4096", "ecdsa192",
+static const char *const purpose_names[] = {
+    NULL,  "secure-boot", "manifest-sign", "manifest-encrypt", "image-encrypt", "flash-encrypt",
+    "hmac"};
+static const char *const alg_names[] = {NULL,       "rsa3072",  "rsa4096", "ecdsa192",
                                         "ecdsa256", "ecdsa384", "ed25519", "x25519",
-                                        "aes128",  "aes256",  "aes512",  "hmac256"};
+                                        "aes128",   "aes256",   "aes512",  "hmac256"};
 static const char *const channel_names[FWREL_CHANNEL_COUNT] = {"dev", "beta", "prod"};
 static const char *const channel_keys[] = {"dev", "beta", "prod", NULL};
 
@@ -26,7 +26,7 @@ static const char *const channel_keys[] = {"dev", "beta", "prod", NULL};
 const char *fwrel_purpose_name(int purpose)
 {
     return purpose > 0 && (size_t)purpose < COUNT(purpose_names) ? purpose_names[purpose]
-                                                                  : "unknown";
+                                                                 : "unknown";
 }
 
 const char *fwrel_alg_name(int alg)
@@ -94,8 +94,8 @@ int fwrel_policy_alg_allowed(int purpose, int alg)
 {
     switch (purpose) {
     case FWREL_PURPOSE_SECURE_BOOT:
-        return alg == FWREL_ALG_RSA3072 || alg == FWREL_ALG_ECDSA192 ||
-               alg == FWREL_ALG_ECDSA256 || alg == FWREL_ALG_ECDSA384;
+        return alg == FWREL_ALG_RSA3072 || alg == FWREL_ALG_ECDSA192 || alg == FWREL_ALG_ECDSA256 ||
+               alg == FWREL_ALG_ECDSA384;
     case FWREL_PURPOSE_MANIFEST_SIGN:
         return alg == FWREL_ALG_RSA3072 || alg == FWREL_ALG_ECDSA256 || alg == FWREL_ALG_ED25519;
     case FWREL_PURPOSE_MANIFEST_ENCRYPT:
@@ -225,12 +225,20 @@ static int validity(uint64_t *out, const yt_node *n)
 static int parse_secure_boot(fwrel_policy *p, const yt_node *sb)
 {
     static const char *const keys[] = {"scheme", "slots", NULL};
-    static const char *const schemes[] = {NULL,           "sbv1",          "sbv2-rsa3072",
-                                          "sbv2-ecdsa192", "sbv2-ecdsa256", "sbv2-ecdsa384"};
-    static const int scheme_alg[] = {0, FWREL_ALG_ECDSA256, FWREL_ALG_RSA3072, FWREL_ALG_ECDSA192,
-                                     FWREL_ALG_ECDSA256, FWREL_ALG_ECDSA384};
-    static const unsigned scheme_bit[] = {0, 0, FWREL_SCHEME_RSA3072, FWREL_SCHEME_ECDSA192,
-                                          FWREL_SCHEME_ECDSA256, FWREL_SCHEME_ECDSA384};
+    static const char *const schemes[] = {
+        NULL, "sbv1", "sbv2-rsa3072", "sbv2-ecdsa192", "sbv2-ecdsa256", "sbv2-ecdsa384"};
+    static const int scheme_alg[] = {0,
+                                     FWREL_ALG_ECDSA256,
+                                     FWREL_ALG_RSA3072,
+                                     FWREL_ALG_ECDSA192,
+                                     FWREL_ALG_ECDSA256,
+                                     FWREL_ALG_ECDSA384};
+    static const unsigned scheme_bit[] = {0,
+                                          0,
+                                          FWREL_SCHEME_RSA3072,
+                                          FWREL_SCHEME_ECDSA192,
+                                          FWREL_SCHEME_ECDSA256,
+                                          FWREL_SCHEME_ECDSA384};
     const yt_node *n, *slots;
     const char *s;
     int error;
@@ -240,8 +248,10 @@ static int parse_secure_boot(fwrel_policy *p, const yt_node *sb)
     if ((n = need(sb, "scheme", &error)) == NULL || (error = yt_str(&s, n, 32, "scheme")) != 0)
         return error;
     if ((p->scheme = lookup(schemes, COUNT(schemes), s)) == 0)
-        return where(n, "unknown scheme '%s' (sbv1, sbv2-rsa3072, sbv2-ecdsa192, sbv2-ecdsa256, "
-                        "sbv2-ecdsa384)", s);
+        return where(n,
+                     "unknown scheme '%s' (sbv1, sbv2-rsa3072, sbv2-ecdsa192, sbv2-ecdsa256, "
+                     "sbv2-ecdsa384)",
+                     s);
     if (p->scheme == FWREL_POLICY_SBV1 ? !p->chip->sbv1
                                        : (p->chip->sbv2_schemes & scheme_bit[p->scheme]) == 0)
         return where(n, "%s does not support %s", p->chip->name, s);
@@ -319,8 +329,8 @@ static int parse_manifest(fwrel_policy *p, struct manifest_defaults *d, const yt
     if ((error = yt_expect(m, YT_MAP, "manifest")) != 0 || (error = yt_check_keys(m, keys)) != 0)
         return error;
     if ((n = need(m, "signers", &error)) == NULL ||
-        (error = key_list(d->signers, &d->nsigners, p, n, FWREL_PURPOSE_MANIFEST_SIGN,
-                          "signers")) != 0)
+        (error =
+             key_list(d->signers, &d->nsigners, p, n, FWREL_PURPOSE_MANIFEST_SIGN, "signers")) != 0)
         return error;
     if ((n = need(m, "threshold", &error)) == NULL ||
         (error = yt_u64(&v, n, d->nsigners, "threshold")) != 0)
@@ -421,8 +431,8 @@ static int parse_channels(fwrel_policy *p, const struct manifest_defaults *d, un
                     return where(n->items[k], "slot %u is not in secure_boot.slots", (unsigned)u);
                 ch->sign_slots |= 1u << j;
             }
-            if (p->scheme != FWREL_POLICY_SBV1 && __builtin_popcount(ch->sign_slots) >
-                                                      (int)p->chip->sbv2_blocks)
+            if (p->scheme != FWREL_POLICY_SBV1 &&
+                __builtin_popcount(ch->sign_slots) > (int)p->chip->sbv2_blocks)
                 return where(n, "%s checks at most %u signature blocks", p->chip->name,
                              p->chip->sbv2_blocks);
         }
@@ -512,10 +522,10 @@ static int parse_release(fwrel_policy *p, const yt_node *r)
 static int parse_root(fwrel_policy *p, const yt_node *root)
 {
     static const char *const keys[] = {
-        "fwrel-policy", "product",  "chip",     "chip_revision", "device_types",
-        "partition_size", "secure_boot", "anti_rollback", "versioning", "image_encryption",
-        "manifest",     "approvals", "channels", "release",   "audit",
-        "exports",      "flash_encryption", "hmac", "keys", NULL};
+        "fwrel-policy",   "product",          "chip",          "chip_revision", "device_types",
+        "partition_size", "secure_boot",      "anti_rollback", "versioning",    "image_encryption",
+        "manifest",       "approvals",        "channels",      "release",       "audit",
+        "exports",        "flash_encryption", "hmac",          "keys",          NULL};
     const yt_node *n, *m;
     const char *s;
     uint64_t v;
@@ -661,8 +671,7 @@ static int parse_root(fwrel_policy *p, const yt_node *root)
             for (size_t i = 0; !used && i < p->channels[c].nsigners; i++)
                 used = p->channels[c].present && p->channels[c].signers[i] == k;
         if (!used)
-            return where(yt_get(root, "keys"), "key '%s' is defined but not used",
-                         p->keys[k].name);
+            return where(yt_get(root, "keys"), "key '%s' is defined but not used", p->keys[k].name);
     }
     return 0;
 }
@@ -727,4 +736,18 @@ void fwrel_policy_free(fwrel_policy *p)
     for (size_t i = 0; i < p->nkeys; i++)
         free(p->keys[i].hsm);
     free(p);
+}
+
+int fwrel_policy_repo_path(char *out, size_t size, const fwrel_policy *p, const char *policy_path)
+{
+    FWREL_ASSERT_ARG(out != NULL && p != NULL && policy_path != NULL);
+    const char *slash = strrchr(policy_path, '/');
+    int n;
+    if (p->repository[0] == '/')
+        n = snprintf(out, size, "%s", p->repository);
+    else if (slash != NULL)
+        n = snprintf(out, size, "%.*s/%s", (int)(slash - policy_path), policy_path, p->repository);
+    else
+        n = snprintf(out, size, "./%s", p->repository);
+    return n < 0 || (size_t)n >= size ? fwrel_error_set(FWREL_EUSAGE, "path too long") : 0;
 }

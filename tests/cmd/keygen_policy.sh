@@ -126,4 +126,19 @@ expect_absent "$T/x" "provision without policy"
 expect_rc 2 "policy without keystore" fwrel-keygen --policy "$P"
 expect_rc 3 "malformed policy" fwrel-keygen --policy "$FWREL_SRC/README.md" --keystore "$T/new"
 expect_absent "$T/new" "malformed policy"
+# The audit log: with --repo, one keygen entry naming each key created; a run that changes
+# nothing adds none; without --repo and no repository, nothing is created beside the policy.
+P="$FWREL_SRC/policies/esp32c6-ecdsa.yaml"
+expect_rc 0 "keygen --repo" fwrel-keygen --policy "$P" --keystore "$T/ks-log" --repo "$T/rel" --no-passphrase
+run python3 -c 'import json,sys; [print(e["event"], len(e["outputs"]), e["inputs"][0]["name"]) for e in map(json.loads, open(sys.argv[1]))]' "$T/rel/audit/audit.jsonl"
+nkeys=$(sed -n '/^keys:/,$p' "$P" | grep -cE '^  [a-z0-9][a-z0-9._-]*:')
+[ "$OUT" = "keygen $nkeys esp32c6-ecdsa.yaml" ] && ok || fail "keygen audit entry: $OUT"
+grep -q "\"name\":\"keys/img-enc-ecc.1.pub.pem\",\"sha256\":\"$(sha256sum <"$T/ks-log/keys/img-enc-ecc.1.pub.pem" | cut -c1-64)\"" \
+    "$T/rel/audit/audit.jsonl" && ok || fail "keygen audit entry: public key hash"
+expect_rc 0 "keygen --repo again" fwrel-keygen --policy "$P" --keystore "$T/ks-log" --repo "$T/rel" --no-passphrase
+[ "$(wc -l <"$T/rel/audit/audit.jsonl")" -eq 1 ] && ok || fail "a run that changed nothing was logged"
+expect_rc 0 "rotate --repo" fwrel-keygen --keystore "$T/ks-log" --rotate mf-ci --policy "$P" --repo "$T/rel" --no-passphrase
+[ "$(wc -l <"$T/rel/audit/audit.jsonl")" -eq 2 ] && ok || fail "rotation not logged"
+[ ! -e "$FWREL_SRC/releases" ] && [ ! -e "$FWREL_SRC/releases-dev" ] && ok ||
+    fail "keygen created the policies' release repository in the source tree"
 finish

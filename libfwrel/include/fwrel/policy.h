@@ -155,6 +155,15 @@ int fwrel_policy_load(fwrel_policy **out, const char *path) FWREL_WUR;
 /** Load from memory, as fwrel_policy_load(). */
 int fwrel_policy_parse(fwrel_policy **out, const uint8_t *text, size_t len) FWREL_WUR;
 
+/**
+ * The release repository's path: the policy's release.repository, relative to the directory of
+ * the policy file (policy_path) unless absolute.
+ * @param out   receives the path; size its capacity
+ * @return 0, or FWREL_EUSAGE "path too long"
+ */
+int fwrel_policy_repo_path(char *out, size_t size, const fwrel_policy *p,
+                           const char *policy_path) FWREL_WUR;
+
 /** The channel named "dev", "beta" or "prod" if the policy has it, else NULL. */
 const fwrel_policy_channel *fwrel_policy_channel_get(const fwrel_policy *p, const char *name);
 
