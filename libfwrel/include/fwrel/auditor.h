@@ -1,0 +1,190 @@
+/*
+ * auditor.h - audit a whole release repository (docs/verify.md "Auditor mode"): every
+ * release tag, the bundle and record it points to, the audit log, and the history across
+ * releases, with every check recorded as a report step per release.
+ *
+ * Per release (in parallel, one repository handle and one set of gpgme contexts per thread):
+ *
+ *   tag.signature   the tag verifies as `git verify-tag` checks it (fwrel_repo_tag_verify():
+ *                   OpenPGP signature, object ids of the commit and of its whole tree)
+ *   tag.message     the tag message has every fwrel line (counter, secure_version, bundle,
+ *                   release.json, input, policy, approvals, audit), well formed
+ *   tag.signer      the tag's signer is an approver release.json pins
+ *   bundle.blob     the bundle at the path the message names hashes to the message's sha256
+ *                   and size
+ *   ci.<step>       the bundle's CI checks (fwrel_bundle_verify_ci_mem(): sums, record,
+ *                   members, approvals m-of-n by the pinned keys, exports), one step each
+ *   record.tree     <tag>/release.json in the tree is the bundle's release.json, with the
+ *                   message's sha256
+ *   record.fields   the message's product, version, channel, counter, secure_version, input,
+ *                   policy and approvers are the record's and the bundle's
+ *   audit.copy      the audit log committed at the tag is a valid chain whose head and entry
+ *                   count are the message's
+ *   audit.live      the live log (same path inside the repository) holds that line at that
+ *                   position, the committed copy is a prefix of it, and the line records
+ *                   this bundle
+ *
+ * Then, over the history (in the main thread):
+ *
+ *   repo.branch     the tag's commit is on the release branch, the only release tag there,
+ *                   with one parent, and adds only files under <tag>/ besides the audit log
+ *   history.counter counters of a product are 1..n, no gap, no duplicate, in branch order
+ *   history.version versions strictly increase per product and channel (SemVer, by counter)
+ *   history.secure_version  secure_version never decreases per product (by counter)
+ *   keys            (with a keystore) every key id of the record is in the keystore's index;
+ *                   a key now revoked fails the release ("signed with a key later revoked");
+ *                   a retired key is noted (it still verifies old releases)
+ *
+ * Repository-wide steps: repo.tags, repo.branch (untagged commits, merges), audit.log (the
+ * live log's chain: edits, removed or reordered lines, a torn last line), keystore.
+ *
+ * What no check can see: lines removed from the end of the live log after the last release's
+ * line (nothing signed names them); releases removed together with their tags and commits
+ * from the end of the branch, when the live log is cut back to match.
+ */
+#ifndef FWREL_AUDITOR_H
+#define FWREL_AUDITOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fwrel/error.h"
+#include "fwrel/release.h"
+#include "fwrel/report.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Most worker threads. */
+#define FWREL_AUDITOR_JOBS_MAX 256
+/** Most release tags audited in one run. */
+#define FWREL_AUDITOR_TAGS_MAX 100000
+/** Most distinct audit log paths named by the tags. */
+#define FWREL_AUDITOR_LOGS_MAX 8
+
+/** Most keys one release names (sign keys, manifest signers, recipients, image key). */
+#define FWREL_AUDITOR_KEYS_MAX (3 + 2 * FWREL_RELEASE_MAX_KEYS + 1)
+
+/** A key a release names, and what the keystore says of it. */
+typedef struct fwrel_audit_key {
+    const char *role;   /**< "secure-boot", "manifest-sign", "manifest-recipient", "image-key" */
+    char id[65];        /**< key id (64 lower-case hex) */
+    char name[65];      /**< the keystore's name for it, "" without a keystore or when absent */
+    unsigned epoch;     /**< its epoch (0 when unknown) */
+    const char *status; /**< "active", "retired", "revoked", "absent", or "" (no keystore) */
+} fwrel_audit_key;
+
+/** Options of fwrel_auditor_run(). */
+typedef struct fwrel_auditor_opts {
+    const char *gnupg_home; /**< GnuPG home with the signers' and approvers' public keys;
+                                 NULL means $GNUPGHOME */
+    const char *product;    /**< audit only this product's releases; NULL: every product */
+    const char *keystore;   /**< keystore directory for the key checks; NULL: none */
+    unsigned jobs;          /**< worker threads, 1..FWREL_AUDITOR_JOBS_MAX; 0: online CPUs */
+} fwrel_auditor_opts;
+
+/** One audited release. Fields from the tag message or the record are "" / 0 when absent. */
+typedef struct fwrel_audit_release {
+    char tag[256];               /**< the tag's name (untrusted text: escape it) */
+    char commit[41];             /**< the tagged commit, "" when the tag cannot be read */
+    int64_t time;                /**< tagger time (0 for a lightweight tag) */
+    size_t branch_pos;           /**< 1 for the branch's root commit, ...; 0: not on it */
+    char signer[41];             /**< the tag's signer, "" when its signature fails */
+    char product[65];            /**< from the tag message's first line */
+    char version[33];            /**< idem */
+    char channel[17];            /**< idem */
+    uint64_t counter;            /**< from the tag message */
+    uint32_t secure_version;     /**< from the tag message */
+    char approvals[16][41];      /**< approvers the message lists (their approvals) */
+    size_t napprovals;           /**< their number */
+    unsigned approvals_required; /**< the "of M" of the message */
+    char audit_path[128];        /**< the audit log path the message names */
+    char audit_head[65];         /**< its head at this release */
+    uint64_t audit_entries;      /**< its entry count at this release */
+    int have_record;             /**< 1 when record holds the bundle's release.json */
+    fwrel_release record;        /**< the bundle's release.json (keys, pinned approvers) */
+    fwrel_audit_key keys[FWREL_AUDITOR_KEYS_MAX]; /**< the record's keys, in the order
+                                       sign_keys, manifest_signers, recipients, image_key */
+    size_t nkeys;                                 /**< their number */
+    int failed;                                   /**< 1 when a step of report failed */
+    fwrel_report *report; /**< this release's steps (owned by the auditor) */
+} fwrel_audit_release;
+
+/** Summary of one live audit log. */
+typedef struct fwrel_audit_log_summary {
+    char path[128];                  /**< relative to the repository */
+    int valid;                       /**< 1 when its chain verifies */
+    char error[FWREL_ERROR_MSG_MAX]; /**< why not ("" when valid) */
+    uint64_t entries;                /**< complete lines */
+    char head[65];                   /**< hex SHA-256 of the last line (64 zeros when empty) */
+    uint64_t ok, fail;               /**< entries with result "ok" / "fail" */
+    uint64_t releases;               /**< entries with event "bundle" and result "ok" */
+    char first_time[32];             /**< "time" of the first entry, "" if none */
+    char last_time[32];              /**< "time" of the last entry, "" if none */
+} fwrel_audit_log_summary;
+
+/** The outcome of an audit; opaque. */
+typedef struct fwrel_auditor fwrel_auditor;
+
+/**
+ * Audit the release repository at path.
+ *
+ * @param out  receives the outcome (also when a check fails); free with fwrel_auditor_free();
+ *             NULL on any other error
+ * @param path the bare release repository
+ * @param o    options (NULL: all defaults)
+ * @return 0 when every step of every release and of the repository passes;
+ *         FWREL_EVERIFY "N of M releases failed; first: TAG: STEP: DETAIL" (or "repository:
+ *         STEP: DETAIL" when only a repository step failed); FWREL_EUSAGE (jobs out of range,
+ *         no GnuPG home); FWREL_EFORMAT "not a bare git repository"; the errors of
+ *         fwrel_ks_open() for the keystore; FWREL_EIO
+ */
+int fwrel_auditor_run(fwrel_auditor **out, const char *path, const fwrel_auditor_opts *o) FWREL_WUR;
+
+/** Free an outcome. NULL is fine. */
+void fwrel_auditor_free(fwrel_auditor *a);
+
+/** Number of audited releases. */
+size_t fwrel_auditor_count(const fwrel_auditor *a);
+
+/**
+ * Release i (0 <= i < fwrel_auditor_count()), in history order: branch order, then tags off
+ * the branch by tagger time. Borrowed: valid until fwrel_auditor_free().
+ */
+const fwrel_audit_release *fwrel_auditor_release(const fwrel_auditor *a, size_t i);
+
+/** The repository-wide steps (borrowed). */
+const fwrel_report *fwrel_auditor_report(const fwrel_auditor *a);
+
+/** Number of live audit logs summarised. */
+size_t fwrel_auditor_nlogs(const fwrel_auditor *a);
+
+/** Log i's summary (borrowed), NULL if out of range. */
+const fwrel_audit_log_summary *fwrel_auditor_log(const fwrel_auditor *a, size_t i);
+
+/** Worker threads used. */
+unsigned fwrel_auditor_jobs(const fwrel_auditor *a);
+
+/** Number of failed releases. */
+size_t fwrel_auditor_failed(const fwrel_auditor *a);
+
+/**
+ * The report as one self-contained HTML page: no external resource, no script. A timeline of
+ * the releases (version, secure_version), the keys and approvers of each, every step's
+ * verdict, the repository steps and the audit log summary. Every string taken from the
+ * repository is escaped.
+ *
+ * @param out   receives a malloc'd NUL-terminated page (free())
+ * @param len   receives its length without the NUL
+ * @param a     the outcome
+ * @param title the page title (escaped; e.g. the repository's name)
+ * @return 0 or FWREL_EIO (out of memory)
+ */
+int fwrel_auditor_html(char **out, size_t *len, const fwrel_auditor *a,
+                       const char *title) FWREL_WUR;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,1831 @@
+/* auditor.c - audit a release repository (auditor.h, docs/verify.md "Auditor mode"). */
+#include "fwrel/auditor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <git2.h>
+#include <gpgme.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "fwrel/audit.h"
+#include "fwrel/bundle.h"
+#include "fwrel/bverify.h"
+#include "fwrel/keystore_dir.h"
+#include "fwrel/repo.h"
+#include "util.h"
+
+/* A live audit log, read once (under a shared flock) and shared read-only by the workers. */
+struct livelog {
+    uint8_t *data;
+    size_t len;
+    size_t nlines;      /* complete lines */
+    size_t *end;        /* offset just past line i's newline */
+    uint8_t (*sha)[32]; /* SHA-256 of line i without its newline */
+    fwrel_audit_log_summary sum;
+};
+
+/* What the tag message says, beyond the public fields. */
+struct msg {
+    int ok;
+    char err[FWREL_ERROR_MSG_MAX];
+    char bundle_path[300];
+    char bundle_sha[65];
+    uint64_t bundle_size;
+    char rj_sha[65];
+    char input_sha[65];
+    uint64_t input_size;
+    char policy_sha[65];
+    int log; /* index into logs, or -1 */
+};
+
+struct fwrel_auditor {
+    fwrel_audit_release *rel;
+    struct msg *msg;
+    fwrel_audit_release **order; /* history order */
+    size_t n;
+    fwrel_report *report;
+    struct livelog logs[FWREL_AUDITOR_LOGS_MAX];
+    size_t nlogs;
+    unsigned jobs;
+    size_t failed;
+};
+
+/* --- small helpers ---------------------------------------------------------------------- */
+
+static int sha256_mem(uint8_t out[32], const void *p, size_t n)
+{
+    unsigned int len = 0;
+    if (EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) != 1)
+        return fwrel_error_set_openssl(FWREL_EIO, "SHA-256");
+    return 0;
+}
+
+static int is_hex64(const char *s)
+{
+    size_t i = 0;
+    for (; s[i] != '\0'; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return i == 64;
+}
+
+/* A relative path of safe components (the rule of repo.h for release files). */
+static int path_safe(const char *p)
+{
+    size_t n = strlen(p);
+    if (n == 0 || n >= 128 || p[0] == '/')
+        return 0;
+    const char *c = p;
+    while (*c) {
+        const char *e = strchr(c, '/');
+        size_t len = e != NULL ? (size_t)(e - c) : strlen(c);
+        if (len == 0 || c[0] == '.')
+            return 0;
+        for (size_t i = 0; i < len; i++) {
+            char ch = c[i];
+            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '+' || ch == '@' ||
+                  ch == '-'))
+                return 0;
+        }
+        c += len;
+        if (*c == '/')
+            c++;
+    }
+    return p[n - 1] != '/';
+}
+
+/* Copy a token of at most max-1 bytes; 0 on success, -1 when too long. */
+static int copy_tok(char *out, size_t max, const char *s, size_t n)
+{
+    if (n >= max)
+        return -1;
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return 0;
+}
+
+/* "sha256:<64 hex>" */
+static int parse_sha(char out[65], const char *s, size_t n)
+{
+    if (n != 71 || strncmp(s, "sha256:", 7) != 0 || copy_tok(out, 65, s + 7, 64) != 0 ||
+        !is_hex64(out))
+        return -1;
+    return 0;
+}
+
+/* "<prefix><decimal>" */
+static int parse_num(uint64_t *v, const char *prefix, const char *s, size_t n, uint64_t max)
+{
+    char buf[32];
+    size_t pl = strlen(prefix);
+    if (n <= pl || strncmp(s, prefix, pl) != 0 || copy_tok(buf, sizeof(buf), s + pl, n - pl) != 0)
+        return -1;
+    for (const char *c = buf; *c; c++)
+        if (*c < '0' || *c > '9')
+            return -1;
+    return fwrel_parse_u64(v, buf, max);
+}
+
+/* Split s (n bytes) at single spaces into at most max tokens. */
+static size_t split(const char **tok, size_t *tlen, size_t max, const char *s, size_t n)
+{
+    size_t k = 0, i = 0;
+    while (i < n && k < max) {
+        size_t j = i;
+        while (j < n && s[j] != ' ')
+            j++;
+        tok[k] = s + i;
+        tlen[k++] = j - i;
+        i = j + 1;
+    }
+    return i < n ? max + 1 : k;
+}
+
+/* --- the tag message ---------------------------------------------------------------------- */
+
+enum { F_COUNTER, F_SV, F_BUNDLE, F_RJ, F_INPUT, F_POLICY, F_APPROVALS, F_AUDIT, F_COUNT };
+static const char *const field_names[F_COUNT] = {
+    "counter", "secure_version", "bundle", "release.json", "input", "policy", "approvals", "audit"};
+
+/* "approvals: K of M: FPR, FPR" or "approvals: K of M: none" */
+static int parse_approvals(fwrel_audit_release *R, const char *v, size_t n)
+{
+    const char *colon = memchr(v, ':', n);
+    const char *tok[4];
+    size_t tl[4];
+    uint64_t k = 0, m = 0;
+    if (colon == NULL || (size_t)(colon - v) + 2 > n || colon[1] != ' ')
+        return -1;
+    if (split(tok, tl, 3, v, (size_t)(colon - v)) != 3 || tl[1] != 2 ||
+        strncmp(tok[1], "of", 2) != 0 || parse_num(&k, "", tok[0], tl[0], 64) != 0 ||
+        parse_num(&m, "", tok[2], tl[2], 64) != 0)
+        return -1;
+    R->approvals_required = (unsigned)m;
+    const char *s = colon + 2, *e = v + n;
+    if (e - s == 4 && memcmp(s, "none", 4) == 0)
+        return k == 0 ? 0 : -1;
+    while (s < e) {
+        const char *c = s;
+        while (c < e && *c != ',')
+            c++;
+        if (R->napprovals == sizeof(R->approvals) / sizeof(R->approvals[0]) ||
+            copy_tok(R->approvals[R->napprovals], 41, s, (size_t)(c - s)) != 0 ||
+            !fwrel_pgp_fpr_valid(R->approvals[R->napprovals]))
+            return -1;
+        R->napprovals++;
+        if (c == e)
+            break;
+        if (c + 2 > e || c[1] != ' ')
+            return -1;
+        s = c + 2;
+    }
+    return k == R->napprovals ? 0 : -1;
+}
+
+static int parse_field(fwrel_audit_release *R, struct msg *M, int f, const char *v, size_t n)
+{
+    const char *tok[4];
+    size_t tl[4];
+    uint64_t x = 0;
+    switch (f) {
+    case F_COUNTER:
+        return parse_num(&R->counter, "", v, n, UINT64_MAX);
+    case F_SV:
+        if (parse_num(&x, "", v, n, UINT32_MAX) != 0)
+            return -1;
+        R->secure_version = (uint32_t)x;
+        return 0;
+    case F_BUNDLE:
+        if (split(tok, tl, 3, v, n) != 3 ||
+            copy_tok(M->bundle_path, sizeof(M->bundle_path), tok[0], tl[0]) != 0 ||
+            parse_sha(M->bundle_sha, tok[1], tl[1]) != 0 ||
+            parse_num(&M->bundle_size, "size:", tok[2], tl[2], FWREL_REPO_FILE_MAX) != 0)
+            return -1;
+        return 0;
+    case F_RJ:
+        return parse_sha(M->rj_sha, v, n);
+    case F_INPUT:
+        if (split(tok, tl, 2, v, n) != 2 || parse_sha(M->input_sha, tok[0], tl[0]) != 0 ||
+            parse_num(&M->input_size, "size:", tok[1], tl[1], UINT64_MAX) != 0)
+            return -1;
+        return 0;
+    case F_POLICY:
+        return parse_sha(M->policy_sha, v, n);
+    case F_APPROVALS:
+        return parse_approvals(R, v, n);
+    case F_AUDIT:
+        if (split(tok, tl, 3, v, n) != 3 ||
+            copy_tok(R->audit_path, sizeof(R->audit_path), tok[0], tl[0]) != 0 ||
+            !path_safe(R->audit_path) || tl[1] != 69 || strncmp(tok[1], "head:", 5) != 0 ||
+            copy_tok(R->audit_head, 65, tok[1] + 5, 64) != 0 || !is_hex64(R->audit_head) ||
+            parse_num(&R->audit_entries, "entries:", tok[2], tl[2], FWREL_AUDIT_ENTRIES_MAX) != 0 ||
+            R->audit_entries == 0)
+            return -1;
+        return 0;
+    }
+    return -1;
+}
+
+/* The message of a raw signed tag: after the header's blank line, before the signature. */
+static void parse_message(fwrel_audit_release *R, struct msg *M, const uint8_t *raw,
+                          size_t payload_len)
+{
+    const char *p = (const char *)raw, *end = p + payload_len;
+    const char *body = NULL;
+    int seen[F_COUNT] = {0};
+
+    for (const char *c = p; c + 1 < end; c++)
+        if (c[0] == '\n' && c[1] == '\n') {
+            body = c + 2;
+            break;
+        }
+    M->ok = 0;
+    if (body == NULL) {
+        snprintf(M->err, sizeof(M->err), "the tag has no message");
+        return;
+    }
+    /* "fwrel release <product> <version> (<channel>)" */
+    const char *nl = memchr(body, '\n', (size_t)(end - body));
+    const char *tok[5];
+    size_t tl[5];
+    if (nl == NULL || split(tok, tl, 5, body, (size_t)(nl - body)) != 5 || tl[0] != 5 ||
+        memcmp(tok[0], "fwrel", 5) != 0 || tl[1] != 7 || memcmp(tok[1], "release", 7) != 0 ||
+        tl[4] < 3 || tok[4][0] != '(' || tok[4][tl[4] - 1] != ')' ||
+        copy_tok(R->product, sizeof(R->product), tok[2], tl[2]) != 0 ||
+        copy_tok(R->version, sizeof(R->version), tok[3], tl[3]) != 0 ||
+        copy_tok(R->channel, sizeof(R->channel), tok[4] + 1, tl[4] - 2) != 0) {
+        R->product[0] = R->version[0] = R->channel[0] = '\0';
+        snprintf(M->err, sizeof(M->err),
+                 "the message does not start 'fwrel release PRODUCT VERSION (CHANNEL)'");
+        return;
+    }
+    for (const char *line = nl + 1; line < end;) {
+        const char *e = memchr(line, '\n', (size_t)(end - line));
+        size_t n = e != NULL ? (size_t)(e - line) : (size_t)(end - line);
+        for (int f = 0; f < F_COUNT; f++) {
+            size_t kl = strlen(field_names[f]);
+            if (n > kl + 2 && memcmp(line, field_names[f], kl) == 0 && line[kl] == ':' &&
+                line[kl + 1] == ' ') {
+                if (seen[f]++ || parse_field(R, M, f, line + kl + 2, n - kl - 2) != 0) {
+                    snprintf(M->err, sizeof(M->err), "the message's '%s:' line is %s",
+                             field_names[f], seen[f] > 1 ? "repeated" : "malformed");
+                    return;
+                }
+            }
+        }
+        line += n + 1;
+    }
+    for (int f = 0; f < F_COUNT; f++)
+        if (!seen[f]) {
+            snprintf(M->err, sizeof(M->err), "the message has no '%s:' line", field_names[f]);
+            return;
+        }
+    M->ok = 1;
+}
+
+/* --- live logs ------------------------------------------------------------------------------ */
+
+static int log_find(const fwrel_auditor *a, const char *path)
+{
+    for (size_t i = 0; i < a->nlogs; i++)
+        if (strcmp(a->logs[i].sum.path, path) == 0)
+            return (int)i;
+    return -1;
+}
+
+static void log_summarise(struct livelog *L)
+{
+    for (size_t i = 0; i < L->nlines; i++) {
+        size_t start = i ? L->end[i - 1] : 0;
+        json_t *j = json_loadb((const char *)L->data + start, L->end[i] - start - 1, 0, NULL);
+        const char *ev = json_string_value(json_object_get(j, "event"));
+        const char *res = json_string_value(json_object_get(j, "result"));
+        const char *t = json_string_value(json_object_get(j, "time"));
+        if (res != NULL && strcmp(res, "ok") == 0)
+            L->sum.ok++;
+        else if (res != NULL && strcmp(res, "fail") == 0)
+            L->sum.fail++;
+        if (ev != NULL && res != NULL && strcmp(ev, "bundle") == 0 && strcmp(res, "ok") == 0)
+            L->sum.releases++;
+        if (t != NULL) {
+            if (L->sum.first_time[0] == '\0')
+                snprintf(L->sum.first_time, sizeof(L->sum.first_time), "%s", t);
+            snprintf(L->sum.last_time, sizeof(L->sum.last_time), "%s", t);
+        }
+        json_decref(j);
+    }
+}
+
+/* Read the live log at repo/path under a shared flock, verify its chain, index its lines. */
+static int log_load(struct livelog *L, const char *repo, const char *path)
+{
+    char full[4096];
+    struct stat st;
+    int fd = -1, error;
+    FILE *f = NULL;
+
+    snprintf(L->sum.path, sizeof(L->sum.path), "%s", path);
+    int n = snprintf(full, sizeof(full), "%s/%s", repo, path);
+    if (n < 0 || (size_t)n >= sizeof(full))
+        return fwrel_error_set(FWREL_EUSAGE, "repository path too long");
+    fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        snprintf(L->sum.error, sizeof(L->sum.error), "cannot open the live log: %s",
+                 strerror(errno));
+        return 0;
+    }
+    if (flock(fd, LOCK_SH) != 0 || fstat(fd, &st) != 0) {
+        error = fwrel_error_set_errno(FWREL_EIO, errno, "audit log %s", path);
+        goto done;
+    }
+    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > FWREL_REPO_FILE_MAX) {
+        snprintf(L->sum.error, sizeof(L->sum.error), "the live log is %s",
+                 S_ISREG(st.st_mode) ? "too large" : "not a regular file");
+        error = 0;
+        goto done;
+    }
+    L->len = (size_t)st.st_size;
+    L->data = malloc(L->len ? L->len : 1);
+    if (L->data == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    for (size_t got = 0; got < L->len;) {
+        ssize_t r = read(fd, L->data + got, L->len - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            error = fwrel_error_set_errno(FWREL_EIO, r < 0 ? errno : EIO, "audit log %s", path);
+            goto done;
+        }
+        got += (size_t)r;
+    }
+    /* Its chain, from the same bytes the workers compare. */
+    f = fmemopen(L->data, L->len ? L->len : 1, "r");
+    if (f == NULL) {
+        error = fwrel_error_set_errno(FWREL_EIO, errno, "fmemopen");
+        goto done;
+    }
+    if (L->len == 0)
+        fgetc(f); /* an empty log: a stream at its end */
+    uint64_t count = 0;
+    error = fwrel_audit_verify_stream(f, NULL, 0, &count, L->sum.head);
+    if (error == FWREL_EVERIFY || error == FWREL_EFORMAT) {
+        snprintf(L->sum.error, sizeof(L->sum.error), "%s", fwrel_error_last()->message);
+        fwrel_error_clear();
+    } else if (error != 0) {
+        goto done;
+    } else {
+        L->sum.valid = 1;
+    }
+    /* Line index (complete lines; a torn tail is not a line). */
+    for (size_t i = 0; i < L->len; i++)
+        L->nlines += L->data[i] == '\n';
+    L->end = malloc((L->nlines ? L->nlines : 1) * sizeof(*L->end));
+    L->sha = malloc((L->nlines ? L->nlines : 1) * sizeof(*L->sha));
+    if (L->end == NULL || L->sha == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0, start = 0, k = 0; i < L->len; i++)
+        if (L->data[i] == '\n') {
+            L->end[k] = i + 1;
+            if ((error = sha256_mem(L->sha[k], L->data + start, i - start)) != 0)
+                goto done;
+            k++;
+            start = i + 1;
+        }
+    L->sum.entries = L->nlines;
+    if (!L->sum.valid && L->nlines > 0)
+        fwrel_hex(L->sum.head, L->sha[L->nlines - 1], 32);
+    log_summarise(L);
+    error = 0;
+done:
+    if (f != NULL)
+        fclose(f);
+    if (fd >= 0)
+        close(fd);
+    return error;
+}
+
+/* --- per release, in the workers --------------------------------------------------------- */
+
+struct ctx {
+    fwrel_auditor *a;
+    const char *path;
+    const char *home;
+    pthread_mutex_t lock;
+    size_t next;
+    int error; /* first fatal error (not a failed check) */
+    fwrel_error first;
+};
+
+#define ADD(R, name, verdict, ...)                                                                 \
+    do {                                                                                           \
+        if (fwrel_report_add((R)->report, name, verdict, __VA_ARGS__) != 0)                        \
+            return FWREL_EIO;                                                                      \
+    } while (0)
+
+/* Does p (n bytes) contain the string s? */
+static int contains(const uint8_t *p, size_t n, const char *s)
+{
+    size_t k = strlen(s);
+    for (size_t i = 0; k <= n && i <= n - k; i++)
+        if (p[i] == (uint8_t)s[0] && memcmp(p + i, s, k) == 0)
+            return 1;
+    return 0;
+}
+
+/* Is this one of the errors a check reports (rather than one that stops the audit)? */
+static int check_error(int e)
+{
+    return e == FWREL_EVERIFY || e == FWREL_EFORMAT;
+}
+
+static int step_ci(fwrel_audit_release *R, const char *home, const uint8_t *data, size_t len)
+{
+    fwrel_report *ci = NULL;
+    fwrel_bverify_ci_opts co = {home, NULL, NULL};
+    int error;
+    if ((error = fwrel_report_new(&ci)) != 0)
+        return error;
+    error = fwrel_bundle_verify_ci_mem(ci, data, len, &co);
+    for (size_t i = 0; i < fwrel_report_count(ci); i++) {
+        const fwrel_step *s = fwrel_report_step(ci, i);
+        char name[FWREL_STEP_NAME_MAX];
+        snprintf(name, sizeof(name), "ci.%.44s", s->name);
+        if (fwrel_report_add(R->report, name, s->verdict, "%s", s->detail) != 0) {
+            fwrel_report_free(ci);
+            return FWREL_EIO;
+        }
+    }
+    fwrel_report_free(ci);
+    if (error != 0 && error != FWREL_EVERIFY) {
+        char m[FWREL_ERROR_MSG_MAX];
+        snprintf(m, sizeof(m), "%s", fwrel_error_last()->message);
+        if (error == FWREL_EIO || error == FWREL_EUSAGE)
+            return error;
+        ADD(R, "ci", FWREL_FAIL, "%s", m);
+    }
+    fwrel_error_clear();
+    return 0;
+}
+
+/* The bundle's release.json, decoded into R->record. */
+static const fwrel_bundle_member *bundle_record(fwrel_bundle **b, fwrel_audit_release *R,
+                                                const uint8_t *data, size_t len)
+{
+    const fwrel_bundle_member *m;
+    if (fwrel_bundle_read_mem(b, data, len) != 0 ||
+        (m = fwrel_bundle_find(*b, "release.json")) == NULL) {
+        fwrel_error_clear();
+        return NULL;
+    }
+    if (fwrel_release_decode(&R->record, m->data, m->len) == 0)
+        R->have_record = 1;
+    fwrel_error_clear();
+    return m;
+}
+
+struct problems {
+    char text[FWREL_STEP_DETAIL_MAX];
+    size_t n;
+};
+
+static void problem(struct problems *p, const char *fmt, ...) FWREL_PRINTF(2, 3);
+static void problem(struct problems *p, const char *fmt, ...)
+{
+    size_t used = strlen(p->text);
+    va_list ap;
+    if (p->n++ > 0 && used + 2 < sizeof(p->text)) {
+        memcpy(p->text + used, "; ", 3);
+        used += 2;
+    }
+    va_start(ap, fmt);
+    if (used < sizeof(p->text))
+        vsnprintf(p->text + used, sizeof(p->text) - used, fmt, ap);
+    va_end(ap);
+}
+
+static void check_fields(struct problems *p, const fwrel_audit_release *R, const struct msg *M,
+                         const fwrel_bundle *b)
+{
+    const fwrel_release *rec = &R->record;
+    if (strcmp(R->product, rec->product) != 0)
+        problem(p, "product %s, the record's %s", R->product, rec->product);
+    if (strcmp(R->version, rec->version) != 0)
+        problem(p, "version %s, the record's %s", R->version, rec->version);
+    if (strcmp(R->channel, rec->channel) != 0)
+        problem(p, "channel %s, the record's %s", R->channel, rec->channel);
+    if (R->counter != rec->counter)
+        problem(p, "counter %llu, the record's %llu", (unsigned long long)R->counter,
+                (unsigned long long)rec->counter);
+    if (R->secure_version != rec->secure_version)
+        problem(p, "secure_version %u, the record's %u", R->secure_version, rec->secure_version);
+    if (strcmp(M->input_sha, rec->input.sha256) != 0 || M->input_size != rec->input.size)
+        problem(p, "input is not the record's");
+    if (strcmp(M->policy_sha, rec->policy_sha256) != 0)
+        problem(p, "policy is not the record's");
+    if (R->approvals_required != rec->approvals_required)
+        problem(p, "%u approvals required, the record says %u", R->approvals_required,
+                rec->approvals_required);
+    /* The approvers listed are the bundle's approvals/<FPR>.asc, in the same order. */
+    size_t k = 0, ok = 1;
+    for (size_t i = 0; b != NULL && i < b->n; i++) {
+        const char *name = b->members[i].name;
+        if (strncmp(name, "approvals/", 10) != 0)
+            continue;
+        if (k >= R->napprovals || strncmp(name + 10, R->approvals[k], 40) != 0)
+            ok = 0;
+        k++;
+    }
+    if (!ok || k != R->napprovals)
+        problem(p, "the approvers listed are not the bundle's approvals");
+}
+
+/* Is s one of the record's pinned approvers? */
+static int pinned(const fwrel_release *rec, const char *fpr)
+{
+    for (size_t i = 0; i < rec->napprovers; i++)
+        if (strcasecmp(rec->approvers[i], fpr) == 0)
+            return 1;
+    return 0;
+}
+
+static int step_audit_copy(fwrel_audit_release *R, const struct msg *M, fwrel_repo *r,
+                           const struct livelog *L)
+{
+    uint8_t *copy = NULL;
+    size_t len = 0;
+    uint64_t count = 0;
+    FILE *f = NULL;
+    int error = fwrel_repo_read_file(&copy, &len, r, R->tag, R->audit_path, FWREL_REPO_FILE_MAX);
+    if (check_error(error)) {
+        ADD(R, "audit.copy", FWREL_FAIL, "%s", fwrel_error_last()->message);
+        ADD(R, "audit.live", FWREL_SKIP, "no committed copy");
+        return 0;
+    }
+    if (error != 0)
+        return error;
+    if (len == 0 || (f = fmemopen(copy, len, "r")) == NULL) {
+        error = len == 0 ? 0 : fwrel_error_set_errno(FWREL_EIO, errno, "fmemopen");
+        free(copy);
+        if (error == 0) {
+            ADD(R, "audit.copy", FWREL_FAIL, "the committed log is empty");
+            ADD(R, "audit.live", FWREL_SKIP, "no committed copy");
+        }
+        return error;
+    }
+    error = fwrel_audit_verify_stream(f, R->audit_head, 0, &count, NULL);
+    fclose(f);
+    if (error != 0 && !check_error(error)) {
+        free(copy);
+        return error;
+    }
+    if (error != 0) {
+        char m[FWREL_ERROR_MSG_MAX];
+        snprintf(m, sizeof(m), "%s", fwrel_error_last()->message);
+        fwrel_report_add(R->report, "audit.copy", FWREL_FAIL, "the log committed at the tag: %s",
+                         m);
+    } else if (count != R->audit_entries) {
+        fwrel_report_add(R->report, "audit.copy", FWREL_FAIL,
+                         "the log committed at the tag has %llu entries, the tag says %llu",
+                         (unsigned long long)count, (unsigned long long)R->audit_entries);
+    } else {
+        fwrel_report_add(R->report, "audit.copy", FWREL_PASS,
+                         "the log committed at the tag: %llu entries, head %.16s...",
+                         (unsigned long long)count, R->audit_head);
+    }
+    fwrel_error_clear();
+
+    /* The live log holds that line at that position, and the copy is its prefix. */
+    uint64_t at = R->audit_entries;
+    char want[65];
+    if (L == NULL || L->data == NULL) {
+        fwrel_report_add(R->report, "audit.live", FWREL_FAIL, "no live log at %s: %s",
+                         R->audit_path, L != NULL ? L->sum.error : "not read");
+    } else if (at > L->nlines) {
+        fwrel_report_add(R->report, "audit.live", FWREL_FAIL,
+                         "the live log has %zu entries; the tag names entry %llu (truncated?)",
+                         L->nlines, (unsigned long long)at);
+    } else if (fwrel_hex(want, L->sha[at - 1], 32), strcmp(want, R->audit_head) != 0) {
+        fwrel_report_add(R->report, "audit.live", FWREL_FAIL,
+                         "line %llu of the live log is not the one the tag names (head %.16s..., "
+                         "the line's %.16s...)",
+                         (unsigned long long)at, R->audit_head, want);
+    } else if (len != L->end[at - 1] || memcmp(copy, L->data, len) != 0) {
+        size_t line = 1;
+        for (size_t i = 0; i < len && i < L->len && copy[i] == L->data[i]; i++)
+            line += copy[i] == '\n';
+        fwrel_report_add(R->report, "audit.live", FWREL_FAIL,
+                         "the log committed at the tag is not a prefix of the live log (they "
+                         "differ at line %zu)",
+                         line);
+    } else {
+        /* The line is the release's own "bundle" entry: it names this bundle's digest. */
+        char needle[80];
+        size_t start = at > 1 ? L->end[at - 2] : 0;
+        snprintf(needle, sizeof(needle), "\"sha256\":\"%s\"", M->bundle_sha);
+        if (!contains(L->data + start, L->end[at - 1] - start, needle))
+            fwrel_report_add(R->report, "audit.live", FWREL_FAIL,
+                             "line %llu of the live log does not record this bundle",
+                             (unsigned long long)at);
+        else
+            fwrel_report_add(R->report, "audit.live", FWREL_PASS,
+                             "line %llu of %zu of the live log records this bundle; the "
+                             "committed copy is its prefix",
+                             (unsigned long long)at, L->nlines);
+    }
+    free(copy);
+    return 0;
+}
+
+static int audit_one(struct ctx *c, fwrel_repo *r, size_t i)
+{
+    fwrel_audit_release *R = &c->a->rel[i];
+    const struct msg *M = &c->a->msg[i];
+    fwrel_pgp_result s;
+    char commit[41];
+    uint8_t *bundle = NULL, *rj = NULL;
+    size_t blen = 0, rjlen = 0;
+    fwrel_bundle *b = NULL;
+    const fwrel_bundle_member *brj = NULL;
+    int error;
+
+    if ((error = fwrel_report_new(&R->report)) != 0)
+        return error;
+    error = fwrel_repo_tag_verify(&s, commit, r, R->tag, c->home);
+    if (error == 0) {
+        memcpy(R->signer, s.fpr, 41);
+        ADD(R, "tag.signature", FWREL_PASS, "good signature by %s on commit %.12s", s.fpr, commit);
+    } else if (check_error(error)) {
+        ADD(R, "tag.signature", FWREL_FAIL, "%s", fwrel_error_last()->message);
+    } else {
+        return error;
+    }
+    if (!M->ok) {
+        static const char *const rest[] = {"tag.signer",  "bundle.blob",   "ci",
+                                           "record.tree", "record.fields", "audit.copy",
+                                           "audit.live"};
+        ADD(R, "tag.message", FWREL_FAIL, "%s", M->err);
+        for (size_t k = 0; k < sizeof(rest) / sizeof(rest[0]); k++)
+            ADD(R, rest[k], FWREL_SKIP, "no fwrel tag message");
+        return 0;
+    }
+    ADD(R, "tag.message", FWREL_PASS, "%s %s (%s), counter %llu, secure_version %u", R->product,
+        R->version, R->channel, (unsigned long long)R->counter, R->secure_version);
+
+    /* The bundle blob. */
+    char want_path[300];
+    uint8_t d[32];
+    char hex[65];
+    snprintf(want_path, sizeof(want_path), "%s/bundle.fwb", R->tag);
+    error = fwrel_repo_read_file(&bundle, &blen, r, R->tag, M->bundle_path, FWREL_REPO_FILE_MAX);
+    if (error != 0 && !check_error(error))
+        goto done;
+    if (error != 0) {
+        if (fwrel_report_add(R->report, "bundle.blob", FWREL_FAIL, "%s",
+                             fwrel_error_last()->message) != 0)
+            goto oom;
+    } else {
+        if ((error = sha256_mem(d, bundle, blen)) != 0)
+            goto done;
+        fwrel_hex(hex, d, 32);
+        if (strcmp(M->bundle_path, want_path) != 0)
+            error = fwrel_report_add(R->report, "bundle.blob", FWREL_FAIL,
+                                     "the tag names %s, not %s", M->bundle_path, want_path);
+        else if (strcmp(hex, M->bundle_sha) != 0 || blen != M->bundle_size)
+            error = fwrel_report_add(R->report, "bundle.blob", FWREL_FAIL,
+                                     "%s in the tree has sha256 %.16s... (%zu bytes), the tag "
+                                     "says %.16s... (%llu bytes)",
+                                     M->bundle_path, hex, blen, M->bundle_sha,
+                                     (unsigned long long)M->bundle_size);
+        else
+            error = fwrel_report_add(R->report, "bundle.blob", FWREL_PASS,
+                                     "%s: sha256 %.16s..., %zu bytes, as the tag says",
+                                     M->bundle_path, hex, blen);
+        if (error != 0)
+            goto oom;
+    }
+    fwrel_error_clear();
+
+    /* CI checks, and the record. */
+    if (bundle != NULL) {
+        if ((error = step_ci(R, c->home, bundle, blen)) != 0)
+            goto done;
+        brj = bundle_record(&b, R, bundle, blen);
+    } else if (fwrel_report_add(R->report, "ci", FWREL_SKIP, "no bundle") != 0) {
+        goto oom;
+    }
+
+    char rjpath[300];
+    snprintf(rjpath, sizeof(rjpath), "%s/release.json", R->tag);
+    error = fwrel_repo_read_file(&rj, &rjlen, r, R->tag, rjpath, FWREL_RELEASE_JSON_MAX);
+    if (error != 0 && !check_error(error))
+        goto done;
+    {
+        struct problems p = {"", 0};
+        if (error != 0) {
+            problem(&p, "%s", fwrel_error_last()->message);
+        } else {
+            if ((error = sha256_mem(d, rj, rjlen)) != 0)
+                goto done;
+            fwrel_hex(hex, d, 32);
+            if (strcmp(hex, M->rj_sha) != 0)
+                problem(&p, "%s has sha256 %.16s..., the tag says %.16s...", rjpath, hex,
+                        M->rj_sha);
+            if (brj == NULL)
+                problem(&p, "the bundle has no readable release.json");
+            else if (brj->len != rjlen || memcmp(brj->data, rj, rjlen) != 0)
+                problem(&p, "%s is not the bundle's release.json", rjpath);
+        }
+        fwrel_error_clear();
+        if (fwrel_report_add(R->report, "record.tree", p.n ? FWREL_FAIL : FWREL_PASS, "%s",
+                             p.n ? p.text : "release.json in the tree is the bundle's") != 0)
+            goto oom;
+    }
+
+    /* The signer and the message's fields against the record. */
+    if (!R->have_record)
+        error = fwrel_report_add(R->report, "tag.signer", FWREL_SKIP, "no release record");
+    else if (R->signer[0] == '\0')
+        error = fwrel_report_add(R->report, "tag.signer", FWREL_SKIP, "the signature failed");
+    else if (!pinned(&R->record, R->signer))
+        error = fwrel_report_add(R->report, "tag.signer", FWREL_FAIL,
+                                 "the tag is signed by %s, not an approver the release pins",
+                                 R->signer);
+    else
+        error = fwrel_report_add(R->report, "tag.signer", FWREL_PASS,
+                                 "%s is an approver the release pins", R->signer);
+    if (error != 0)
+        goto oom;
+    if (R->have_record) {
+        struct problems p = {"", 0};
+        check_fields(&p, R, M, b);
+        error = fwrel_report_add(R->report, "record.fields", p.n ? FWREL_FAIL : FWREL_PASS, "%s",
+                                 p.n ? p.text
+                                     : "the tag message states the record's product, version, "
+                                       "channel, counter, secure_version, input, policy and "
+                                       "approvals");
+    } else {
+        error = fwrel_report_add(R->report, "record.fields", FWREL_SKIP, "no release record");
+    }
+    if (error != 0)
+        goto oom;
+
+    /* The audit log. */
+    error = step_audit_copy(R, M, r, M->log >= 0 ? &c->a->logs[M->log] : NULL);
+    goto done;
+oom:
+    error = FWREL_EIO;
+done:
+    fwrel_bundle_free(b);
+    free(bundle);
+    free(rj);
+    return error;
+}
+
+struct worker {
+    struct ctx *c;
+    fwrel_repo *r;
+    pthread_t t;
+    int started;
+};
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct ctx *c = w->c;
+    for (;;) {
+        pthread_mutex_lock(&c->lock);
+        size_t i = c->next++;
+        int stop = c->error != 0;
+        pthread_mutex_unlock(&c->lock);
+        if (stop || i >= c->a->n)
+            break;
+        int e = audit_one(c, w->r, i);
+        if (e != 0) {
+            pthread_mutex_lock(&c->lock);
+            if (c->error == 0) {
+                c->error = e;
+                c->first = *fwrel_error_last();
+            }
+            pthread_mutex_unlock(&c->lock);
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* --- the branch, in the main thread ---------------------------------------------------------- */
+
+struct cpos {
+    char id[41];
+    size_t pos;  /* 1 for the root */
+    size_t tags; /* release tags pointing to it (all products) */
+};
+
+static int cpos_cmp(const void *x, const void *y)
+{
+    return strcmp(((const struct cpos *)x)->id, ((const struct cpos *)y)->id);
+}
+
+static struct cpos *cpos_find(struct cpos *cp, size_t n, const char *id)
+{
+    struct cpos key;
+    snprintf(key.id, sizeof(key.id), "%s", id);
+    return n ? bsearch(&key, cp, n, sizeof(*cp), cpos_cmp) : NULL;
+}
+
+static const char *delta_name(git_delta_t s)
+{
+    switch (s) {
+    case GIT_DELTA_ADDED:
+        return "adds";
+    case GIT_DELTA_DELETED:
+        return "deletes";
+    case GIT_DELTA_MODIFIED:
+        return "modifies";
+    case GIT_DELTA_TYPECHANGE:
+        return "changes the type of";
+    default:
+        return "changes";
+    }
+}
+
+/* The release's commit adds files under <tag>/ and updates the audit log, nothing else. */
+static int tree_delta(struct problems *p, size_t *added, git_repository *repo,
+                      const fwrel_audit_release *R)
+{
+    git_oid id;
+    git_commit *c = NULL, *parent = NULL;
+    git_tree *t = NULL, *pt = NULL;
+    git_diff *diff = NULL;
+    char dir[260];
+    int n = snprintf(dir, sizeof(dir), "%s/", R->tag);
+    *added = 0;
+    if (git_oid_fromstr(&id, R->commit) != 0 || git_commit_lookup(&c, repo, &id) != 0 ||
+        git_commit_tree(&t, c) != 0 ||
+        (git_commit_parentcount(c) == 1 &&
+         (git_commit_parent(&parent, c, 0) != 0 || git_commit_tree(&pt, parent) != 0)) ||
+        git_diff_tree_to_tree(&diff, repo, pt, t, NULL) != 0) {
+        const git_error *ge = git_error_last();
+        problem(p, "the commit cannot be compared with its parent: %s",
+                ge != NULL ? ge->message : "?");
+    } else {
+        size_t nd = git_diff_num_deltas(diff);
+        for (size_t k = 0; k < nd; k++) {
+            const git_diff_delta *dd = git_diff_get_delta(diff, k);
+            const char *path =
+                dd->status == GIT_DELTA_DELETED ? dd->old_file.path : dd->new_file.path;
+            if (dd->status == GIT_DELTA_ADDED && n > 0 && strncmp(path, dir, (size_t)n) == 0)
+                (*added)++;
+            else if (R->audit_path[0] != '\0' && strcmp(path, R->audit_path) == 0 &&
+                     (dd->status == GIT_DELTA_ADDED || dd->status == GIT_DELTA_MODIFIED))
+                continue;
+            else
+                problem(p, "the commit %s %s, outside its release", delta_name(dd->status), path);
+        }
+    }
+    git_diff_free(diff);
+    git_tree_free(pt);
+    git_tree_free(t);
+    git_commit_free(parent);
+    git_commit_free(c);
+    return 0;
+}
+
+static int check_branch(fwrel_auditor *a, const char *path, const fwrel_repo_tag *tags,
+                        size_t ntags)
+{
+    git_repository *repo = NULL;
+    git_reference *ref = NULL;
+    struct cpos *cp = NULL;
+    size_t n = 0, cap = 0, untagged = 0, merges = 0;
+    char first_untagged[41] = "";
+    git_oid id;
+    int error;
+
+    if (git_repository_open_bare(&repo, path) != 0) {
+        const git_error *ge = git_error_last();
+        return fwrel_error_set(FWREL_EIO, "cannot open the repository: %s",
+                               ge != NULL ? ge->message : "?");
+    }
+    int rc = git_reference_lookup(&ref, repo, FWREL_REPO_BRANCH);
+    if (rc == 0 && git_reference_type(ref) == GIT_REFERENCE_DIRECT) {
+        git_oid_cpy(&id, git_reference_target(ref));
+        for (;;) {
+            git_commit *c = NULL;
+            if (n == FWREL_AUDITOR_TAGS_MAX + 1) {
+                error =
+                    fwrel_error_set(FWREL_EFORMAT, "the release branch has more than %d commits",
+                                    FWREL_AUDITOR_TAGS_MAX);
+                goto done;
+            }
+            if (n == cap) {
+                size_t nc = cap ? cap * 2 : 64;
+                struct cpos *m = realloc(cp, nc * sizeof(*cp));
+                if (m == NULL) {
+                    error = fwrel_error_set(FWREL_EIO, "out of memory");
+                    goto done;
+                }
+                cp = m;
+                cap = nc;
+            }
+            git_oid_tostr(cp[n].id, sizeof(cp[n].id), &id);
+            cp[n].tags = 0;
+            n++;
+            if (git_commit_lookup(&c, repo, &id) != 0) {
+                if (fwrel_report_add(a->report, "repo.branch", FWREL_FAIL,
+                                     "commit %s of the release branch cannot be read",
+                                     cp[n - 1].id) != 0) {
+                    error = FWREL_EIO;
+                    goto done;
+                }
+                break;
+            }
+            unsigned parents = git_commit_parentcount(c);
+            merges += parents > 1;
+            if (parents >= 1)
+                git_oid_cpy(&id, git_commit_parent_id(c, 0));
+            git_commit_free(c);
+            if (parents == 0)
+                break;
+        }
+    } else if (rc != GIT_ENOTFOUND) {
+        if (fwrel_report_add(a->report, "repo.branch", FWREL_FAIL,
+                             "the release branch cannot be read") != 0) {
+            error = FWREL_EIO;
+            goto done;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        cp[i].pos = n - i;
+    if (n > 0)
+        qsort(cp, n, sizeof(*cp), cpos_cmp);
+    for (size_t i = 0; i < ntags; i++) {
+        struct cpos *f = cpos_find(cp, n, tags[i].target);
+        if (f != NULL)
+            f->tags++;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (cp[i].tags == 0 && untagged++ == 0)
+            memcpy(first_untagged, cp[i].id, 41);
+    if (untagged > 0)
+        error = fwrel_report_add(a->report, "repo.branch", FWREL_FAIL,
+                                 "%zu commit%s of the release branch ha%s no release tag (%s%s)",
+                                 untagged, untagged == 1 ? "" : "s", untagged == 1 ? "s" : "ve",
+                                 first_untagged, untagged > 1 ? ", ..." : "");
+    else if (merges > 0)
+        error = fwrel_report_add(a->report, "repo.branch", FWREL_FAIL,
+                                 "the release branch has %zu merge commit%s", merges,
+                                 merges == 1 ? "" : "s");
+    else
+        error = fwrel_report_add(a->report, "repo.branch", FWREL_PASS,
+                                 "%zu commits, linear, each one release tag", n);
+    if (error != 0)
+        goto done;
+    if (merges > 0 && untagged > 0 &&
+        fwrel_report_add(a->report, "repo.branch", FWREL_FAIL,
+                         "the release branch has %zu merge commit%s", merges,
+                         merges == 1 ? "" : "s") != 0) {
+        error = FWREL_EIO;
+        goto done;
+    }
+
+    /* Each release: on the branch, alone there, and what its commit changes. */
+    for (size_t i = 0; i < a->n; i++) {
+        fwrel_audit_release *R = &a->rel[i];
+        struct cpos *f = R->commit[0] ? cpos_find(cp, n, R->commit) : NULL;
+        struct problems p = {"", 0};
+        size_t added = 0;
+        if (f == NULL) {
+            error = fwrel_report_add(R->report, "repo.branch", FWREL_FAIL,
+                                     "commit %.12s is not on the release branch",
+                                     R->commit[0] ? R->commit : "(none)");
+        } else {
+            R->branch_pos = f->pos;
+            if (f->tags > 1)
+                problem(&p, "commit %.12s carries %zu release tags", R->commit, f->tags);
+            tree_delta(&p, &added, repo, R);
+            if (p.n == 0 && added == 0)
+                problem(&p, "the commit adds no file under %s/", R->tag);
+            if (p.n)
+                error = fwrel_report_add(R->report, "repo.branch", FWREL_FAIL, "%s", p.text);
+            else
+                error = fwrel_report_add(R->report, "repo.branch", FWREL_PASS,
+                                         "commit %zu of %zu on the release branch; adds %zu "
+                                         "files under its directory and updates the audit log",
+                                         f->pos, n, added);
+        }
+        if (error != 0)
+            goto done;
+    }
+    error = 0;
+done:
+    free(cp);
+    git_reference_free(ref);
+    git_repository_free(repo);
+    return error;
+}
+
+/* --- history, in the main thread ---------------------------------------------------------------
+ */
+
+static int by_counter(const void *x, const void *y)
+{
+    const fwrel_audit_release *a = *(fwrel_audit_release *const *)x;
+    const fwrel_audit_release *b = *(fwrel_audit_release *const *)y;
+    if (a->counter != b->counter)
+        return a->counter < b->counter ? -1 : 1;
+    if (a->branch_pos != b->branch_pos)
+        return a->branch_pos < b->branch_pos ? -1 : 1;
+    return strcmp(a->tag, b->tag);
+}
+
+static int history_product(fwrel_audit_release **g, size_t n)
+{
+    qsort(g, n, sizeof(*g), by_counter);
+    uint32_t max_sv = 0;
+    const fwrel_audit_release *max_sv_at = NULL;
+    for (size_t k = 0; k < n; k++) {
+        fwrel_audit_release *R = g[k];
+        const fwrel_audit_release *prev = k ? g[k - 1] : NULL;
+        uint64_t pc = prev ? prev->counter : 0;
+        int e;
+        /* Counters: 1..n, in branch order. */
+        if (prev != NULL && R->counter == pc)
+            e = fwrel_report_add(R->report, "history.counter", FWREL_FAIL,
+                                 "counter %llu is also %s's", (unsigned long long)R->counter,
+                                 prev->tag);
+        else if (R->counter != pc + 1 && prev == NULL)
+            e = fwrel_report_add(R->report, "history.counter", FWREL_FAIL,
+                                 "the product's first counter is %llu, not 1",
+                                 (unsigned long long)R->counter);
+        else if (R->counter != pc + 1)
+            e = fwrel_report_add(R->report, "history.counter", FWREL_FAIL,
+                                 "counter %llu follows %llu (%s): a release is missing",
+                                 (unsigned long long)R->counter, (unsigned long long)pc, prev->tag);
+        else if (prev != NULL && R->branch_pos != 0 && prev->branch_pos != 0 &&
+                 R->branch_pos < prev->branch_pos)
+            e = fwrel_report_add(R->report, "history.counter", FWREL_FAIL,
+                                 "counter %llu was committed before counter %llu (%s)",
+                                 (unsigned long long)R->counter, (unsigned long long)pc, prev->tag);
+        else
+            e = fwrel_report_add(R->report, "history.counter", FWREL_PASS,
+                                 "counter %llu of %zu, in branch order",
+                                 (unsigned long long)R->counter, n);
+        if (e != 0)
+            return FWREL_EIO;
+        /* secure_version never decreases over the product's history. */
+        if (max_sv_at != NULL && R->secure_version < max_sv)
+            e = fwrel_report_add(R->report, "history.secure_version", FWREL_FAIL,
+                                 "secure_version %u is below %u of %s, an earlier release "
+                                 "(rollback)",
+                                 R->secure_version, max_sv, max_sv_at->tag);
+        else
+            e = fwrel_report_add(R->report, "history.secure_version", FWREL_PASS,
+                                 "secure_version %u, not below any earlier release's",
+                                 R->secure_version);
+        if (e != 0)
+            return FWREL_EIO;
+        if (max_sv_at == NULL || R->secure_version > max_sv) {
+            max_sv = R->secure_version;
+            max_sv_at = R;
+        }
+        /* Versions strictly increase per channel. */
+        const fwrel_audit_release *top = NULL;
+        int bad = 0;
+        for (size_t j = 0; j < k && !bad; j++) {
+            int cmp = 0;
+            if (strcmp(g[j]->channel, R->channel) != 0)
+                continue;
+            if (fwrel_semver_cmp(&cmp, R->version, g[j]->version) != 0) {
+                char m[FWREL_ERROR_MSG_MAX];
+                snprintf(m, sizeof(m), "%s", fwrel_error_last()->message);
+                fwrel_error_clear();
+                e = fwrel_report_add(R->report, "history.version", FWREL_FAIL, "%s", m);
+                bad = 1;
+            } else if (cmp <= 0) {
+                top = g[j];
+            }
+        }
+        if (bad)
+            e = 0;
+        else if (top != NULL)
+            e = fwrel_report_add(R->report, "history.version", FWREL_FAIL,
+                                 "version %s is not above %s of %s, an earlier %s release",
+                                 R->version, top->version, top->tag, R->channel);
+        else
+            e = fwrel_report_add(R->report, "history.version", FWREL_PASS,
+                                 "version %s is above every earlier %s release", R->version,
+                                 R->channel);
+        if (e != 0)
+            return FWREL_EIO;
+    }
+    return 0;
+}
+
+static int check_history(fwrel_auditor *a)
+{
+    fwrel_audit_release **g = calloc(a->n ? a->n : 1, sizeof(*g));
+    unsigned char *done = calloc(a->n ? a->n : 1, 1);
+    int error = 0;
+    if (g == NULL || done == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < a->n && error == 0; i++) {
+        if (done[i])
+            continue;
+        if (!a->msg[i].ok) {
+            static const char *const steps[] = {"history.counter", "history.secure_version",
+                                                "history.version"};
+            for (size_t k = 0; k < 3 && error == 0; k++)
+                if (fwrel_report_add(a->rel[i].report, steps[k], FWREL_SKIP,
+                                     "no fwrel tag message") != 0)
+                    error = FWREL_EIO;
+            continue;
+        }
+        size_t n = 0;
+        for (size_t j = i; j < a->n; j++)
+            if (!done[j] && a->msg[j].ok && strcmp(a->rel[j].product, a->rel[i].product) == 0) {
+                done[j] = 1;
+                g[n++] = &a->rel[j];
+            }
+        error = history_product(g, n);
+    }
+out:
+    free(g);
+    free(done);
+    return error;
+}
+
+/* --- keys ------------------------------------------------------------------------------------ */
+
+static void key_add(fwrel_audit_release *R, const char *role, const char *id)
+{
+    if (R->nkeys < FWREL_AUDITOR_KEYS_MAX && id[0] != '\0') {
+        fwrel_audit_key *k = &R->keys[R->nkeys++];
+        k->role = role;
+        snprintf(k->id, sizeof(k->id), "%s", id);
+        k->status = "";
+    }
+}
+
+static int check_keys(fwrel_auditor *a, const fwrel_keystore *ks)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        fwrel_audit_release *R = &a->rel[i];
+        const fwrel_release *rec = &R->record;
+        struct problems p = {"", 0}, info = {"", 0};
+        int e;
+        if (R->have_record) {
+            for (size_t k = 0; k < rec->nsign_keys; k++)
+                key_add(R, "secure-boot", rec->sign_keys[k]);
+            for (size_t k = 0; k < rec->nmanifest_signers; k++)
+                key_add(R, "manifest-sign", rec->manifest_signers[k]);
+            for (size_t k = 0; k < rec->nrecipients; k++)
+                key_add(R, "manifest-recipient", rec->recipients[k]);
+            key_add(R, "image-key", rec->image_key);
+        }
+        if (ks == NULL) {
+            e = fwrel_report_add(R->report, "keys", FWREL_SKIP, "no keystore given");
+        } else if (!R->have_record) {
+            e = fwrel_report_add(R->report, "keys", FWREL_SKIP, "no release record");
+        } else {
+            size_t active = 0;
+            for (size_t k = 0; k < R->nkeys; k++) {
+                fwrel_audit_key *K = &R->keys[k];
+                const fwrel_ks_entry *en = fwrel_ks_find_id(ks, K->id);
+                int signs =
+                    strcmp(K->role, "secure-boot") == 0 || strcmp(K->role, "manifest-sign") == 0;
+                if (en == NULL) {
+                    K->status = "absent";
+                    problem(&p, "%s key %.16s... is not in the keystore", K->role, K->id);
+                    continue;
+                }
+                snprintf(K->name, sizeof(K->name), "%s", en->name);
+                K->epoch = en->epoch;
+                K->status = fwrel_ks_status_name(en->status);
+                if (en->status == FWREL_KS_REVOKED)
+                    problem(
+                        &p, "%s with a key later revoked: %s epoch %u (id %.16s...), revoked %s",
+                        signs ? "signed" : "encrypted", en->name, en->epoch, K->id, en->changed);
+                else if (en->status == FWREL_KS_RETIRED)
+                    problem(&info, "%s epoch %u is retired (%s); it still verifies this release",
+                            en->name, en->epoch, en->changed);
+                else
+                    active++;
+            }
+            if (p.n)
+                e = fwrel_report_add(R->report, "keys", FWREL_FAIL, "%s", p.text);
+            else
+                e = fwrel_report_add(R->report, "keys", FWREL_PASS,
+                                     "%zu keys in the keystore, %zu active, none revoked", R->nkeys,
+                                     active);
+            if (e == 0 && info.n)
+                e = fwrel_report_add(R->report, "keys", FWREL_INFO, "%s", info.text);
+        }
+        if (e != 0)
+            return FWREL_EIO;
+    }
+    return 0;
+}
+
+/* --- the run ------------------------------------------------------------------------------- */
+
+static int history_order(const void *x, const void *y)
+{
+    const fwrel_audit_release *a = *(fwrel_audit_release *const *)x;
+    const fwrel_audit_release *b = *(fwrel_audit_release *const *)y;
+    /* On the branch first, in branch order; then the others by time. */
+    if ((a->branch_pos == 0) != (b->branch_pos == 0))
+        return a->branch_pos == 0 ? 1 : -1;
+    if (a->branch_pos != b->branch_pos)
+        return a->branch_pos < b->branch_pos ? -1 : 1;
+    if (a->time != b->time)
+        return a->time < b->time ? -1 : 1;
+    return strcmp(a->tag, b->tag);
+}
+
+/* Phase 1: read each tag's message (cheap, serial). Filters by product. */
+static int read_tags(fwrel_auditor *a, fwrel_repo *r, const fwrel_repo_tag *tags, size_t ntags,
+                     const char *product)
+{
+    for (size_t i = 0; i < ntags; i++) {
+        fwrel_audit_release *R = &a->rel[a->n];
+        struct msg *M = &a->msg[a->n];
+        uint8_t *raw = NULL;
+        size_t len = 0;
+        fwrel_repo_tag_info info;
+        memset(R, 0, sizeof(*R));
+        memset(M, 0, sizeof(*M));
+        M->log = -1;
+        snprintf(R->tag, sizeof(R->tag), "%s", tags[i].name);
+        snprintf(R->commit, sizeof(R->commit), "%s", tags[i].target);
+        R->time = tags[i].time;
+        int e = fwrel_repo_tag_raw(&raw, &len, r, R->tag);
+        if (e == 0)
+            e = fwrel_repo_tag_parse(&info, raw, len);
+        if (e == 0) {
+            parse_message(R, M, raw, info.payload_len);
+        } else if (check_error(e)) {
+            snprintf(M->err, sizeof(M->err), "%s", fwrel_error_last()->message);
+            fwrel_error_clear();
+        } else {
+            free(raw);
+            return e;
+        }
+        free(raw);
+        if (product != NULL && M->ok && strcmp(R->product, product) != 0)
+            continue;
+        a->n++;
+    }
+    return 0;
+}
+
+static int load_logs(fwrel_auditor *a, const char *path)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        struct msg *M = &a->msg[i];
+        if (!M->ok)
+            continue;
+        M->log = log_find(a, a->rel[i].audit_path);
+        if (M->log >= 0 || a->nlogs == FWREL_AUDITOR_LOGS_MAX)
+            continue;
+        int e = log_load(&a->logs[a->nlogs], path, a->rel[i].audit_path);
+        if (e != 0)
+            return e;
+        M->log = (int)a->nlogs++;
+    }
+    for (size_t i = 0; i < a->nlogs; i++) {
+        const fwrel_audit_log_summary *s = &a->logs[i].sum;
+        int e = s->valid ? fwrel_report_add(a->report, "audit.log", FWREL_PASS,
+                                            "%s: %llu entries, chain valid, head %.16s...", s->path,
+                                            (unsigned long long)s->entries, s->head)
+                         : fwrel_report_add(a->report, "audit.log", FWREL_FAIL, "%s: %s", s->path,
+                                            s->error);
+        if (e != 0)
+            return FWREL_EIO;
+    }
+    return 0;
+}
+
+static int run_workers(fwrel_auditor *a, fwrel_repo *r0, const char *path, const char *home)
+{
+    struct ctx c;
+    struct worker w[FWREL_AUDITOR_JOBS_MAX];
+    unsigned jobs = a->jobs;
+    int error = 0;
+
+    memset(&c, 0, sizeof(c));
+    memset(w, 0, sizeof(w));
+    c.a = a;
+    c.path = path;
+    c.home = home;
+    pthread_mutex_init(&c.lock, NULL);
+    /* Library set-up that must happen before threads: gpgme, jansson's hash seed. libgit2 was
+     * initialised by fwrel_repo_open(); each worker gets its own repository handle. */
+    gpgme_check_version(NULL);
+    json_object_seed(0);
+    w[0].r = r0;
+    for (unsigned j = 1; j < jobs; j++)
+        if ((error = fwrel_repo_open(&w[j].r, path, 0)) != 0)
+            goto done;
+    for (unsigned j = 0; j < jobs; j++)
+        w[j].c = &c;
+    if (jobs == 1) {
+        worker_main(&w[0]);
+    } else {
+        for (unsigned j = 0; j < jobs; j++) {
+            int rc = pthread_create(&w[j].t, NULL, worker_main, &w[j]);
+            if (rc != 0) {
+                pthread_mutex_lock(&c.lock);
+                if (c.error == 0) {
+                    c.error = fwrel_error_set_errno(FWREL_EIO, rc, "cannot start a thread");
+                    c.first = *fwrel_error_last();
+                }
+                pthread_mutex_unlock(&c.lock);
+                break;
+            }
+            w[j].started = 1;
+        }
+        for (unsigned j = 0; j < jobs; j++)
+            if (w[j].started)
+                pthread_join(w[j].t, NULL);
+    }
+    if (c.error != 0) {
+        error = fwrel_error_set(c.error, "%s", c.first.message);
+        goto done;
+    }
+    error = 0;
+done:
+    for (unsigned j = 1; j < jobs; j++)
+        fwrel_repo_free(w[j].r);
+    pthread_mutex_destroy(&c.lock);
+    return error;
+}
+
+static unsigned default_jobs(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        return 1;
+    return n > FWREL_AUDITOR_JOBS_MAX ? FWREL_AUDITOR_JOBS_MAX : (unsigned)n;
+}
+
+int fwrel_auditor_run(fwrel_auditor **out, const char *path, const fwrel_auditor_opts *opts)
+{
+    static const fwrel_auditor_opts defaults = {NULL, NULL, NULL, 0};
+    const fwrel_auditor_opts *o = opts != NULL ? opts : &defaults;
+    fwrel_auditor *a = NULL;
+    fwrel_repo *r0 = NULL;
+    fwrel_keystore *ks = NULL;
+    fwrel_repo_tag *tags = NULL;
+    size_t ntags = 0;
+    const char *home = o->gnupg_home;
+    int error;
+
+    FWREL_ASSERT_ARG(out != NULL && path != NULL);
+    *out = NULL;
+    if (o->jobs > FWREL_AUDITOR_JOBS_MAX)
+        return fwrel_error_set(FWREL_EUSAGE, "jobs must be 1..%d", FWREL_AUDITOR_JOBS_MAX);
+    if (home == NULL)
+        home = getenv("GNUPGHOME");
+    if (home == NULL || home[0] == '\0')
+        return fwrel_error_set(FWREL_EUSAGE, "no GnuPG home: pass one or set GNUPGHOME");
+    if (o->keystore != NULL && (error = fwrel_ks_open(&ks, o->keystore, 0)) != 0) {
+        fwrel_error_prefix("keystore");
+        return error;
+    }
+    if ((error = fwrel_repo_open(&r0, path, 0)) != 0)
+        goto done;
+    if ((a = calloc(1, sizeof(*a))) == NULL || (error = fwrel_report_new(&a->report)) != 0) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    if ((error = fwrel_repo_tags(&tags, &ntags, r0, NULL)) != 0)
+        goto done;
+    if (ntags > FWREL_AUDITOR_TAGS_MAX) {
+        error = fwrel_error_set(FWREL_EFORMAT, "more than %d tags", FWREL_AUDITOR_TAGS_MAX);
+        goto done;
+    }
+    a->rel = calloc(ntags ? ntags : 1, sizeof(*a->rel));
+    a->msg = calloc(ntags ? ntags : 1, sizeof(*a->msg));
+    a->order = calloc(ntags ? ntags : 1, sizeof(*a->order));
+    if (a->rel == NULL || a->msg == NULL || a->order == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    if ((error = read_tags(a, r0, tags, ntags, o->product)) != 0)
+        goto done;
+    if (o->product != NULL)
+        error = fwrel_report_add(a->report, "repo.tags", a->n ? FWREL_INFO : FWREL_FAIL,
+                                 "%zu tags, %zu of them releases of %s (or unreadable)", ntags,
+                                 a->n, o->product);
+    else
+        error = fwrel_report_add(a->report, "repo.tags", a->n ? FWREL_INFO : FWREL_FAIL, "%zu tags",
+                                 ntags);
+    if (error != 0 || (error = load_logs(a, path)) != 0)
+        goto done;
+    a->jobs = o->jobs ? o->jobs : default_jobs();
+    if (a->jobs > a->n)
+        a->jobs = a->n ? (unsigned)a->n : 1;
+    if ((error = run_workers(a, r0, path, home)) != 0 ||
+        (error = check_branch(a, path, tags, ntags)) != 0 || (error = check_history(a)) != 0 ||
+        (error = check_keys(a, ks)) != 0)
+        goto done;
+    if (ks != NULL && (error = fwrel_report_add(a->report, "keystore", FWREL_INFO,
+                                                "%zu keys in the index", fwrel_ks_count(ks))) != 0)
+        goto done;
+
+    /* The verdict. */
+    for (size_t i = 0; i < a->n; i++) {
+        a->order[i] = &a->rel[i];
+        a->rel[i].failed = fwrel_report_first_failure(a->rel[i].report) != NULL;
+        a->failed += (size_t)a->rel[i].failed;
+    }
+    if (a->n > 0)
+        qsort(a->order, a->n, sizeof(*a->order), history_order);
+    const fwrel_step *rs = fwrel_report_first_failure(a->report);
+    error = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        const fwrel_step *s = fwrel_report_first_failure(a->order[i]->report);
+        if (s != NULL) {
+            error = fwrel_error_set(FWREL_EVERIFY, "%zu of %zu releases failed; first: %s: %s: %s",
+                                    a->failed, a->n, a->order[i]->tag, s->name, s->detail);
+            break;
+        }
+    }
+    if (error == 0 && rs != NULL)
+        error = fwrel_error_set(FWREL_EVERIFY, "repository: %s: %s", rs->name, rs->detail);
+    if (error == 0)
+        fwrel_error_clear();
+done:
+    fwrel_repo_tags_free(tags, ntags);
+    fwrel_repo_free(r0);
+    fwrel_ks_close(ks);
+    if (error == 0 || error == FWREL_EVERIFY) {
+        *out = a;
+    } else {
+        fwrel_error saved = *fwrel_error_last();
+        fwrel_auditor_free(a);
+        fwrel_error_set(saved.code, "%s", saved.message);
+    }
+    return error;
+}
+
+void fwrel_auditor_free(fwrel_auditor *a)
+{
+    if (a == NULL)
+        return;
+    for (size_t i = 0; i < a->n; i++)
+        fwrel_report_free(a->rel[i].report);
+    for (size_t i = 0; i < a->nlogs; i++) {
+        free(a->logs[i].data);
+        free(a->logs[i].end);
+        free(a->logs[i].sha);
+    }
+    fwrel_report_free(a->report);
+    free(a->rel);
+    free(a->msg);
+    free(a->order);
+    free(a);
+}
+
+size_t fwrel_auditor_count(const fwrel_auditor *a)
+{
+    return a != NULL ? a->n : 0;
+}
+
+const fwrel_audit_release *fwrel_auditor_release(const fwrel_auditor *a, size_t i)
+{
+    return a != NULL && i < a->n ? a->order[i] : NULL;
+}
+
+const fwrel_report *fwrel_auditor_report(const fwrel_auditor *a)
+{
+    return a != NULL ? a->report : NULL;
+}
+
+size_t fwrel_auditor_nlogs(const fwrel_auditor *a)
+{
+    return a != NULL ? a->nlogs : 0;
+}
+
+const fwrel_audit_log_summary *fwrel_auditor_log(const fwrel_auditor *a, size_t i)
+{
+    return a != NULL && i < a->nlogs ? &a->logs[i].sum : NULL;
+}
+
+unsigned fwrel_auditor_jobs(const fwrel_auditor *a)
+{
+    return a != NULL ? a->jobs : 0;
+}
+
+size_t fwrel_auditor_failed(const fwrel_auditor *a)
+{
+    return a != NULL ? a->failed : 0;
+}
+
+/* --- the HTML report ---------------------------------------------------------------------------
+ */
+
+struct sb {
+    char *p;
+    size_t n, cap;
+    int oom;
+};
+
+static void sb_put(struct sb *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 16384;
+        while (cap < b->n + n + 1)
+            cap *= 2;
+        char *m = realloc(b->p, cap);
+        if (m == NULL) {
+            b->oom = 1;
+            return;
+        }
+        b->p = m;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+
+/* Trusted text only: the page's own markup, numbers, names of steps and verdicts. */
+static void sb_fmt(struct sb *b, const char *fmt, ...) FWREL_PRINTF(2, 3);
+static void sb_fmt(struct sb *b, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        sb_put(b, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+}
+
+/* Any text from the repository: escaped for element content and quoted attributes. Control
+ * characters become U+FFFD. */
+static void sb_esc(struct sb *b, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        switch (c) {
+        case '&':
+            sb_put(b, "&amp;", 5);
+            break;
+        case '<':
+            sb_put(b, "&lt;", 4);
+            break;
+        case '>':
+            sb_put(b, "&gt;", 4);
+            break;
+        case '"':
+            sb_put(b, "&quot;", 6);
+            break;
+        case '\'':
+            sb_put(b, "&#39;", 5);
+            break;
+        default:
+            if (c < 0x20 || c == 0x7f)
+                sb_put(b, "&#xfffd;", 8);
+            else
+                sb_put(b, (const char *)&c, 1);
+        }
+    }
+}
+
+/* <open>escaped text</close> */
+static void sb_el(struct sb *b, const char *open, const char *text, const char *close)
+{
+    sb_put(b, open, strlen(open));
+    sb_esc(b, text);
+    sb_put(b, close, strlen(close));
+}
+
+static const char *verdict_name(int v)
+{
+    return v == FWREL_PASS ? "pass" : v == FWREL_FAIL ? "fail" : v == FWREL_SKIP ? "skip" : "info";
+}
+
+static void sb_time(struct sb *b, int64_t t)
+{
+    struct tm tm;
+    time_t tt = (time_t)t;
+    char buf[32];
+    if (t <= 0 || gmtime_r(&tt, &tm) == NULL ||
+        strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M", &tm) == 0)
+        sb_fmt(b, "-");
+    else
+        sb_fmt(b, "%s", buf);
+}
+
+static void sb_steps(struct sb *b, const fwrel_report *r)
+{
+    sb_fmt(b, "<table class=\"steps\"><tr><th>check</th><th>verdict</th><th>detail</th></tr>\n");
+    for (size_t i = 0; i < fwrel_report_count(r); i++) {
+        const fwrel_step *s = fwrel_report_step(r, i);
+        const char *v = verdict_name(s->verdict);
+        sb_el(b, "<tr><td><code>", s->name, "</code></td>");
+        sb_fmt(b, "<td class=\"%s\">%s</td>", v, v);
+        sb_el(b, "<td>", s->detail, "</td></tr>\n");
+    }
+    sb_fmt(b, "</table>\n");
+}
+
+static int approved(const fwrel_audit_release *R, const char *fpr)
+{
+    for (size_t i = 0; i < R->napprovals; i++)
+        if (strcasecmp(R->approvals[i], fpr) == 0)
+            return 1;
+    return 0;
+}
+
+static void sb_release(struct sb *b, const fwrel_audit_release *R, size_t idx)
+{
+    const fwrel_step *f = fwrel_report_first_failure(R->report);
+    sb_fmt(b, "<section class=\"release\" id=\"r%zu\">\n<h3>", idx + 1);
+    sb_esc(b, R->tag);
+    sb_fmt(b, " <span class=\"%s\">%s</span></h3>\n", f ? "fail" : "pass",
+           f ? "FAILED" : "VERIFIED");
+    sb_fmt(b, "<table class=\"facts\">");
+    sb_el(b, "<tr><th>product</th><td>", R->product, "</td></tr>");
+    sb_el(b, "<tr><th>channel</th><td>", R->channel, "</td></tr>");
+    sb_el(b, "<tr><th>version</th><td>", R->version, "</td></tr>");
+    sb_fmt(b, "<tr><th>secure_version</th><td>%u</td></tr>", R->secure_version);
+    sb_fmt(b, "<tr><th>counter</th><td>%llu</td></tr>", (unsigned long long)R->counter);
+    sb_fmt(b, "<tr><th>tagged</th><td>");
+    sb_time(b, R->time);
+    sb_fmt(b, " UTC</td></tr>");
+    sb_el(b, "<tr><th>commit</th><td><code>", R->commit, "</code></td></tr>");
+    sb_el(b, "<tr><th>tag signer</th><td><code>", R->signer[0] ? R->signer : "(no good signature)",
+          "</code></td></tr>");
+    if (f != NULL) {
+        sb_el(b, "<tr><th>first failure</th><td class=\"fail\"><code>", f->name, "</code>: ");
+        sb_esc(b, f->detail);
+        sb_fmt(b, "</td></tr>");
+    }
+    sb_fmt(b, "</table>\n");
+
+    /* Approvers: those the release pins, and who approved. */
+    sb_fmt(b,
+           "<h4>Approvers (%zu of %u required)</h4>\n<table class=\"keys\"><tr><th>fingerprint</th>"
+           "<th>pinned</th><th>approved</th></tr>\n",
+           R->napprovals, R->approvals_required);
+    if (R->have_record) {
+        for (size_t i = 0; i < R->record.napprovers; i++) {
+            int ap = approved(R, R->record.approvers[i]);
+            sb_el(b, "<tr><td><code>", R->record.approvers[i], "</code></td><td>yes</td>");
+            sb_fmt(b, "<td class=\"%s\">%s</td></tr>\n", ap ? "pass" : "skip", ap ? "yes" : "no");
+        }
+    }
+    for (size_t i = 0; i < R->napprovals; i++)
+        if (!R->have_record || !pinned(&R->record, R->approvals[i]))
+            sb_el(b, "<tr><td><code>", R->approvals[i],
+                  "</code></td><td class=\"fail\">no</td><td>yes</td></tr>\n");
+    sb_fmt(b, "</table>\n");
+
+    /* Keys. */
+    sb_fmt(b, "<h4>Keys</h4>\n<table class=\"keys\"><tr><th>role</th><th>key id</th><th>keystore "
+              "name</th><th>epoch</th><th>status</th></tr>\n");
+    for (size_t i = 0; i < R->nkeys; i++) {
+        const fwrel_audit_key *k = &R->keys[i];
+        const char *cls = strcmp(k->status, "revoked") == 0 || strcmp(k->status, "absent") == 0
+                              ? "fail"
+                          : strcmp(k->status, "retired") == 0 ? "info"
+                                                              : "pass";
+        sb_fmt(b, "<tr><td>%s</td>", k->role);
+        sb_el(b, "<td><code>", k->id, "</code></td>");
+        sb_el(b, "<td>", k->name[0] ? k->name : "-", "</td>");
+        if (k->epoch)
+            sb_fmt(b, "<td>%u</td>", k->epoch);
+        else
+            sb_fmt(b, "<td>-</td>");
+        sb_fmt(b, "<td class=\"%s\">%s</td></tr>\n", k->status[0] ? cls : "skip",
+               k->status[0] ? k->status : "not checked");
+    }
+    sb_fmt(b, "</table>\n<h4>Checks</h4>\n");
+    sb_steps(b, R->report);
+    sb_fmt(b, "</section>\n");
+}
+
+static const char css[] =
+    "body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}"
+    "h1{font-size:1.6em}h3{margin-top:2em;border-bottom:1px solid #ccc}"
+    "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 6px;"
+    "text-align:left;vertical-align:top}th{background:#f3f3f3}code{font-size:12px;"
+    "word-break:break-all}.pass{color:#065f0e;font-weight:600}.fail{color:#b00020;"
+    "font-weight:700}.skip{color:#777}.info{color:#1a4f8a}.verdict{font-size:1.2em;padding:.5em;"
+    "border:2px solid}.bar{display:inline-block;height:10px;background:#4a78b5;margin-right:4px}"
+    "tr.failed td{background:#fde8ec}";
+
+int fwrel_auditor_html(char **out, size_t *len, const fwrel_auditor *a, const char *title)
+{
+    struct sb b = {NULL, 0, 0, 0};
+    uint32_t max_sv = 1;
+
+    FWREL_ASSERT_ARG(out != NULL && len != NULL && a != NULL && title != NULL);
+    *out = NULL;
+    *len = 0;
+    const fwrel_step *rf = fwrel_report_first_failure(a->report);
+    sb_fmt(&b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+               "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+               "style-src 'unsafe-inline'\">\n");
+    sb_el(&b, "<title>fwrel release audit: ", title, "</title>\n");
+    sb_fmt(&b, "<style>%s</style>\n</head>\n<body>\n", css);
+    sb_el(&b, "<h1>Release audit: ", title, "</h1>\n");
+    if (a->failed == 0 && rf == NULL)
+        sb_fmt(&b, "<p class=\"verdict pass\">VERIFIED: %zu releases, every check passed</p>\n",
+               a->n);
+    else
+        sb_fmt(&b, "<p class=\"verdict fail\">REJECTED: %zu of %zu releases failed%s</p>\n",
+               a->failed, a->n, rf != NULL ? ", and a repository check failed" : "");
+    sb_fmt(&b, "<p>%zu releases verified with %u worker thread%s.</p>\n", a->n, a->jobs,
+           a->jobs == 1 ? "" : "s");
+
+    /* Timeline. */
+    for (size_t i = 0; i < a->n; i++)
+        if (a->order[i]->secure_version > max_sv)
+            max_sv = a->order[i]->secure_version;
+    sb_fmt(&b, "<h2>Timeline</h2>\n<table class=\"timeline\"><tr><th>#</th><th>tagged "
+               "(UTC)</th><th>tag</th><th>channel</th><th>version</th><th>secure_version</th>"
+               "<th>counter</th><th>approvers</th><th>verdict</th></tr>\n");
+    for (size_t i = 0; i < a->n; i++) {
+        const fwrel_audit_release *R = a->order[i];
+        unsigned w = (unsigned)(1 + (uint64_t)R->secure_version * 120 / max_sv);
+        sb_fmt(&b, "<tr%s><td>%zu</td><td>", R->failed ? " class=\"failed\"" : "", i + 1);
+        sb_time(&b, R->time);
+        sb_fmt(&b, "</td><td><a href=\"#r%zu\">", i + 1);
+        sb_esc(&b, R->tag);
+        sb_fmt(&b, "</a></td>");
+        sb_el(&b, "<td>", R->channel, "</td>");
+        sb_el(&b, "<td>", R->version, "</td>");
+        sb_fmt(&b, "<td><span class=\"bar\" style=\"width:%upx\"></span>%u</td>", w,
+               R->secure_version);
+        sb_fmt(&b, "<td>%llu</td><td>%zu of %u</td>", (unsigned long long)R->counter, R->napprovals,
+               R->approvals_required);
+        sb_fmt(&b, "<td class=\"%s\">%s</td></tr>\n", R->failed ? "fail" : "pass",
+               R->failed ? "FAILED" : "verified");
+    }
+    sb_fmt(&b, "</table>\n");
+
+    /* Repository and audit log. */
+    sb_fmt(&b, "<h2>Repository checks</h2>\n");
+    sb_steps(&b, a->report);
+    sb_fmt(&b, "<h2>Audit log</h2>\n");
+    for (size_t i = 0; i < a->nlogs; i++) {
+        const fwrel_audit_log_summary *s = &a->logs[i].sum;
+        sb_fmt(&b, "<table class=\"facts\">");
+        sb_el(&b, "<tr><th>path</th><td><code>", s->path, "</code></td></tr>");
+        sb_fmt(&b, "<tr><th>chain</th><td class=\"%s\">%s</td></tr>", s->valid ? "pass" : "fail",
+               s->valid ? "valid" : "BROKEN");
+        if (!s->valid)
+            sb_el(&b, "<tr><th>problem</th><td class=\"fail\">", s->error, "</td></tr>");
+        sb_fmt(&b,
+               "<tr><th>entries</th><td>%llu (%llu ok, %llu failed; %llu bundles "
+               "released)</td></tr>",
+               (unsigned long long)s->entries, (unsigned long long)s->ok,
+               (unsigned long long)s->fail, (unsigned long long)s->releases);
+        sb_el(&b, "<tr><th>head</th><td><code>", s->head, "</code></td></tr>");
+        sb_el(&b, "<tr><th>first entry</th><td>", s->first_time[0] ? s->first_time : "-",
+              "</td></tr>");
+        sb_el(&b, "<tr><th>last entry</th><td>", s->last_time[0] ? s->last_time : "-",
+              "</td></tr>");
+        sb_fmt(&b, "</table>\n");
+    }
+    if (a->nlogs == 0)
+        sb_fmt(&b, "<p>No audit log is named by the releases.</p>\n");
+
+    sb_fmt(&b, "<h2>Releases</h2>\n");
+    for (size_t i = 0; i < a->n; i++)
+        sb_release(&b, a->order[i], i);
+    sb_fmt(&b, "</body>\n</html>\n");
+    if (b.oom) {
+        free(b.p);
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    }
+    *out = b.p;
+    *len = b.n;
+    return 0;
+}
