@@ -11,6 +11,7 @@
 
 #include "runner.h"
 
+#include "fwrel/auditor.h"
 #include "fwrel/bverify.h"
 #include "fwrel/device.h"
 #include "fwrel/espimg.h"
@@ -27,6 +28,8 @@ static struct {
     const char *key;
     const char *device;
     const char *policy, *gnupg_home, *against;
+    const char *repo, *product, *keystore, *jobs, *report; /* --repo */
+    int all;
 } o;
 
 static const fwrel_opt opts[] = {
@@ -42,10 +45,23 @@ static const fwrel_opt opts[] = {
     {"policy", 0, FWREL_OPT_STR, "POLICY",
      "with --bundle (CI): the release policy; its approvers and threshold are used", &o.policy},
     {"gnupg-home", 0, FWREL_OPT_STR, "DIR",
-     "with --bundle (CI): GnuPG home with the approvers' public keys (default $GNUPGHOME)",
+     "with --bundle (CI) or --repo: GnuPG home with the approvers' public keys (default "
+     "$GNUPGHOME)",
      &o.gnupg_home},
     {"against", 0, FWREL_OPT_STR, "IMAGE",
      "with --bundle (CI): IMAGE must be the image the release was made from", &o.against},
+    {"repo", 0, FWREL_OPT_STR, "RELEASES",
+     "audit the release repository RELEASES: every tag, bundle, the audit log, the history",
+     &o.repo},
+    {"product", 0, FWREL_OPT_STR, "PRODUCT", "with --repo: audit only this product's releases",
+     &o.product},
+    {"all", 0, FWREL_OPT_FLAG, NULL, "with --repo: audit every product's releases", &o.all},
+    {"keystore", 0, FWREL_OPT_STR, "DIR",
+     "with --repo: check each release's key ids against this keystore's index", &o.keystore},
+    {"jobs", 'j', FWREL_OPT_STR, "N", "with --repo: verify N releases at once (default: CPUs)",
+     &o.jobs},
+    {"report", 0, FWREL_OPT_STR, "FILE.html",
+     "with --repo: also write a self-contained HTML report (replaced if it exists)", &o.report},
     {"sbv2", 0, FWREL_OPT_FLAG, NULL, "compatibility mode: espsecure verify-signature --version 2",
      &o.sbv2},
     {"sbv1", 0, FWREL_OPT_FLAG, NULL, "compatibility mode: espsecure verify-signature --version 1",
@@ -343,13 +359,202 @@ done:
     return error;
 }
 
+/* --- --repo: the auditor mode (docs/verify.md "Auditor mode") --------------------------- */
+
+/* Text from the repository, made safe for a terminal: control characters become '?'. */
+static void term_safe(char *out, size_t n, const char *s)
+{
+    size_t i = 0;
+    for (; s[i] != '\0' && i + 1 < n; i++)
+        out[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
+    out[i] = '\0';
+}
+
+static json_t *repo_steps_json(const fwrel_report *r)
+{
+    static const char *const names[] = {"pass", "fail", "skip", "info"};
+    json_t *a = json_array();
+    for (size_t i = 0; i < fwrel_report_count(r); i++) {
+        const fwrel_step *s = fwrel_report_step(r, i);
+        json_array_append_new(a, json_pack("{s:s,s:s,s:s}", "name", s->name, "verdict",
+                                           names[s->verdict & 3], "detail", s->detail));
+    }
+    return a;
+}
+
+static json_t *repo_release_json(const fwrel_audit_release *R)
+{
+    const fwrel_step *f = fwrel_report_first_failure(R->report);
+    json_t *ap = json_array(), *pins = json_array(), *keys = json_array();
+    for (size_t i = 0; i < R->napprovals; i++)
+        json_array_append_new(ap, json_string(R->approvals[i]));
+    for (size_t i = 0; R->have_record && i < R->record.napprovers; i++)
+        json_array_append_new(pins, json_string(R->record.approvers[i]));
+    for (size_t i = 0; i < R->nkeys; i++) {
+        const fwrel_audit_key *k = &R->keys[i];
+        json_t *kj = json_pack("{s:s,s:s}", "role", k->role, "id", k->id);
+        if (k->status[0] != '\0') {
+            json_object_set_new(kj, "status", json_string(k->status));
+            if (k->name[0] != '\0') {
+                json_object_set_new(kj, "name", json_string(k->name));
+                json_object_set_new(kj, "epoch", json_integer(k->epoch));
+            }
+        }
+        json_array_append_new(keys, kj);
+    }
+    return json_pack(
+        "{s:s,s:s,s:s,s:s,s:I,s:I,s:s,s:s,s:I,s:o,s:o,s:i,s:o,s:s,s:o,s:o}", "tag", R->tag,
+        "product", R->product, "channel", R->channel, "version", R->version, "secure_version",
+        (json_int_t)R->secure_version, "counter", (json_int_t)R->counter, "commit", R->commit,
+        "signer", R->signer, "time", (json_int_t)R->time, "approvers", ap, "pinned_approvers", pins,
+        "approvals_required", (int)R->approvals_required, "keys", keys, "verdict",
+        f != NULL ? "fail" : "pass", "failed_step", f != NULL ? json_string(f->name) : json_null(),
+        "steps", repo_steps_json(R->report));
+}
+
+static void repo_print(fwrel_ctx *ctx, const fwrel_auditor *a)
+{
+    json_t *rels = json_array(), *logs = json_array();
+    fwrel_cmd_print(ctx, "%-40s %-12s %5s %7s %-10s %s\n", "TAG", "VERSION", "SV", "COUNTER",
+                    "APPROVERS", "VERDICT");
+    for (size_t i = 0; i < fwrel_auditor_count(a); i++) {
+        const fwrel_audit_release *R = fwrel_auditor_release(a, i);
+        char tag[256], ver[33], ap[24];
+        term_safe(tag, sizeof(tag), R->tag);
+        term_safe(ver, sizeof(ver), R->version);
+        snprintf(ap, sizeof(ap), "%zu of %u", R->napprovals, R->approvals_required);
+        fwrel_cmd_print(ctx, "%-40s %-12s %5u %7llu %-10s %s\n", tag, ver, R->secure_version,
+                        (unsigned long long)R->counter, ap, R->failed ? "FAILED" : "verified");
+        json_array_append_new(rels, repo_release_json(R));
+    }
+    /* Every failed step, by release; then the repository's steps and the audit log. */
+    for (size_t i = 0; i < fwrel_auditor_count(a); i++) {
+        const fwrel_audit_release *R = fwrel_auditor_release(a, i);
+        for (size_t k = 0; k < fwrel_report_count(R->report); k++) {
+            const fwrel_step *s = fwrel_report_step(R->report, k);
+            char tag[256], detail[FWREL_STEP_DETAIL_MAX];
+            if (s->verdict != FWREL_FAIL)
+                continue;
+            term_safe(tag, sizeof(tag), R->tag);
+            term_safe(detail, sizeof(detail), s->detail);
+            fwrel_cmd_print(ctx, "FAIL %s %s: %s\n", tag, s->name, detail);
+        }
+    }
+    const fwrel_report *rr = fwrel_auditor_report(a);
+    for (size_t k = 0; k < fwrel_report_count(rr); k++) {
+        const fwrel_step *s = fwrel_report_step(rr, k);
+        static const char *const v[] = {"PASS", "FAIL", "SKIP", "INFO"};
+        char detail[FWREL_STEP_DETAIL_MAX];
+        term_safe(detail, sizeof(detail), s->detail);
+        fwrel_cmd_print(ctx, "%s %s: %s\n", v[s->verdict & 3], s->name, detail);
+    }
+    for (size_t i = 0; i < fwrel_auditor_nlogs(a); i++) {
+        const fwrel_audit_log_summary *l = fwrel_auditor_log(a, i);
+        json_array_append_new(
+            logs, json_pack("{s:s,s:b,s:s,s:I,s:s,s:I,s:I,s:I,s:s,s:s}", "path", l->path, "valid",
+                            l->valid, "error", l->error, "entries", (json_int_t)l->entries, "head",
+                            l->head, "ok", (json_int_t)l->ok, "failed", (json_int_t)l->fail,
+                            "releases", (json_int_t)l->releases, "first_time", l->first_time,
+                            "last_time", l->last_time));
+    }
+    fwrel_cmd_set(ctx, "mode", json_string("repo"));
+    fwrel_cmd_set(ctx, "jobs", json_integer(fwrel_auditor_jobs(a)));
+    fwrel_cmd_set(ctx, "releases", rels);
+    fwrel_cmd_set(ctx, "repository_steps", repo_steps_json(rr));
+    fwrel_cmd_set(ctx, "audit_logs", logs);
+    fwrel_cmd_set(ctx, "failed_releases", json_integer((json_int_t)fwrel_auditor_failed(a)));
+}
+
+/* The page's title: the repository directory's last component. */
+static void repo_title(char *out, size_t n, const char *path)
+{
+    size_t len = strlen(path);
+    while (len > 1 && path[len - 1] == '/')
+        len--;
+    size_t start = len;
+    while (start > 0 && path[start - 1] != '/')
+        start--;
+    snprintf(out, n, "%.*s", (int)(len - start), path + start);
+}
+
+static int repo_report(const fwrel_auditor *a, const char *repo, const char *file)
+{
+    char *html = NULL, title[256];
+    size_t len = 0;
+    fwrel_out *out = NULL;
+    int error;
+    repo_title(title, sizeof(title), repo);
+    if ((error = fwrel_auditor_html(&html, &len, a, title)) != 0)
+        return error;
+    if ((error = fwrel_out_open(&out, file, FWREL_OUT_FORCE, 0644)) == 0 &&
+        (error = fwrel_out_write(out, html, len)) == 0)
+        error = fwrel_out_commit(out);
+    else if (out != NULL)
+        fwrel_out_abort(out);
+    free(html);
+    return error;
+}
+
+static int run_repo(fwrel_ctx *ctx)
+{
+    fwrel_auditor *a = NULL;
+    fwrel_auditor_opts ao = {o.gnupg_home, o.product, o.keystore, 0};
+    uint64_t jobs = 0;
+    int error;
+
+    if (ctx->argc != 0)
+        return fwrel_cmd_usage(ctx, "--repo takes no FILE argument");
+    if ((o.product != NULL) == (o.all != 0))
+        return fwrel_cmd_usage(ctx, "--repo needs --product PRODUCT or --all");
+    if (o.jobs != NULL &&
+        (fwrel_parse_u64(&jobs, o.jobs, FWREL_AUDITOR_JOBS_MAX) != 0 || jobs == 0))
+        return fwrel_cmd_usage(ctx, "--jobs must be 1..%d", FWREL_AUDITOR_JOBS_MAX);
+    ao.jobs = (unsigned)jobs;
+    error = fwrel_auditor_run(&a, o.repo, &ao);
+    if (a == NULL)
+        return fwrel_cmd_fail(ctx, o.keystore != NULL &&
+                                           strncmp(fwrel_error_last()->message, "keystore", 8) == 0
+                                       ? o.keystore
+                                       : o.repo);
+    /* The audit's verdict is kept while the report is written: a report failure replaces it. */
+    fwrel_error verdict = *fwrel_error_last();
+    if (o.report != NULL) {
+        int e = repo_report(a, o.repo, o.report);
+        if (e != 0) {
+            error = fwrel_cmd_fail(ctx, o.report);
+            goto done;
+        }
+    }
+    repo_print(ctx, a);
+    fwrel_cmd_set(ctx, "verified", json_boolean(error == 0));
+    if (error != 0) {
+        fwrel_error_set(verdict.code, "%s", verdict.message);
+        error = fwrel_cmd_fail(ctx, o.repo);
+        goto done;
+    }
+    fwrel_cmd_print(ctx, "VERIFIED: %zu releases, every check passed\n", fwrel_auditor_count(a));
+done:
+    fwrel_auditor_free(a);
+    return error;
+}
+
 static int run(fwrel_ctx *ctx)
 {
     const char *image = ctx->argv[0];
-    int modes = o.info + (o.device != NULL || o.bundle) + (o.sbv1 || o.sbv2);
+    int modes = o.info + (o.device != NULL || o.bundle) + (o.sbv1 || o.sbv2) + (o.repo != NULL);
     if (modes != 1)
-        return fwrel_cmd_usage(ctx, "choose one mode: --info, --device PROFILE, --bundle, or "
-                                    "--sbv2/--sbv1 --key KEY");
+        return fwrel_cmd_usage(ctx, "choose one mode: --info, --device PROFILE, --bundle, "
+                                    "--sbv2/--sbv1 --key KEY, or --repo RELEASES");
+    if ((o.product || o.all || o.keystore || o.jobs || o.report) && o.repo == NULL)
+        return fwrel_cmd_usage(ctx, "--product, --all, --keystore, --jobs and --report go with "
+                                    "--repo");
+    if (o.repo != NULL) {
+        if (o.policy || o.against)
+            return fwrel_cmd_usage(ctx, "--policy and --against go with --bundle");
+        return run_repo(ctx);
+    }
+    if (ctx->argc != 1)
+        return fwrel_cmd_usage(ctx, "give one FILE");
     if (o.sbv1 && o.sbv2)
         return fwrel_cmd_usage(ctx, "--sbv1 and --sbv2 exclude each other");
     if ((o.sbv1 || o.sbv2) != (o.key != NULL))
@@ -382,10 +587,12 @@ static const fwrel_cmd cmd = {
                 "--bundle --device PROFILE BUNDLE.fwb\n"
                 "--bundle [--policy POLICY] [--gnupg-home DIR] [--against IMAGE] BUNDLE.fwb\n"
                 "--sbv2 [--skip-padding] --key KEY IMAGE\n"
-                "--sbv1 --key KEY IMAGE",
+                "--sbv1 --key KEY IMAGE\n"
+                "--repo RELEASES (--product P | --all) [--gnupg-home DIR] [--keystore DIR] "
+                "[--jobs N] [--report FILE.html]",
     .summary = "verify ESP app images as the device, or as espsecure, would",
     .opts = opts,
-    .min_args = 1,
+    .min_args = 0,
     .max_args = 1,
     .run = run,
 };
