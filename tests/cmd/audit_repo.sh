@@ -1,0 +1,319 @@
+# fwrel-verify --repo, the auditor mode, on a release repository made by fwrel-bundle with a real
+# keystore, a real GnuPG home and real git: four releases on two channels audit clean; then, each
+# on a copy of the repository, a tag re-pointed or re-signed, a bundle rewritten in history (even
+# re-signed by a pinned approver, which plain `git verify-tag` accepts), the live audit log edited,
+# truncated or ending in a torn line, a release with a lower secure_version, a tag signed by a key
+# the release does not pin, and a key revoked in the keystore each fail with exit 1 and the step
+# named. The HTML report is escaped, and rendered by chromium when it is installed.
+. "$FWREL_SRC/tests/lib.sh"
+G="$T/gnupg"
+trap 'gpgconf --homedir "$G" --kill all >/dev/null 2>&1; rm -rf "$T"' EXIT
+mkdir -m 700 "$G"
+printf 'default-cache-ttl 0\nmax-cache-ttl 0\n' >"$G/gpg-agent.conf"
+for i in 1 2 3; do
+    gpg --homedir "$G" --batch --pinentry-mode loopback --passphrase '' \
+        --quick-gen-key "Approver $i <a$i@example.invalid>" ed25519 sign never >/dev/null 2>&1
+done
+set -- $(gpg --homedir "$G" --with-colons --list-secret-keys | awk -F: '/^fpr/{print $10}')
+A1=$1 A2=$2 A3=$3
+[ -n "$A3" ] || { echo "FAIL: no GnuPG keys"; exit 1; }
+# A key in the same home that no policy pins.
+gpg --homedir "$G" --batch --pinentry-mode loopback --passphrase '' \
+    --quick-gen-key "Mallory <m@example.invalid>" ed25519 sign never >/dev/null 2>&1
+M=$(gpg --homedir "$G" --with-colons --list-secret-keys m@example.invalid | awk -F: '/^fpr/{print $10; exit}')
+sed -e "s/0123456789ABCDEF0123456789ABCDEF01234567/$A1/" \
+    -e "s/89ABCDEF0123456789ABCDEF0123456789ABCDEF/$A2/" \
+    -e "s/FEDCBA9876543210FEDCBA9876543210FEDCBA98/$A3/" \
+    "$FWREL_SRC/policies/esp32s3-sbv2-rsa-prod.yaml" >"$T/policy.yaml"
+fwrel-keygen -q --policy "$T/policy.yaml" --keystore "$T/ks" --no-passphrase ||
+    { echo "FAIL: keygen"; exit 1; }
+img() { fwrel-testimg --chip esp32s3 --version "$1" --secure-version "$2" --project acme \
+    --size 65536 -o "$T/app-$1.bin"; }
+img 1.0.0 1; img 1.0.1 1; img 1.1.0 2; img 1.1.1 2; img 1.2.0 1
+
+R="$T/releases"
+N=0
+bundle() { # POLICY CHANNEL IMAGE APPROVER...
+    local pol=$1 ch=$2 im=$3
+    shift 3
+    N=$((N + 1))
+    SOURCE_DATE_EPOCH=$((1767225600 + 3600 * N)) fwrel-bundle -q --policy "$pol" \
+        --keystore "$T/ks" --repo "${REPO:-$R}" --channel "$ch" --gnupg-home "$G" \
+        --no-passphrase --user rel-op --templates "$FWREL_SRC/templates" "$@" "$im"
+}
+P=acme-thermostat
+B1=$P/beta/v1.0.0 P2=$P/prod/v1.0.1 B3=$P/beta/v1.1.0 P4=$P/prod/v1.1.1
+expect_rc 0 "release $B1" bundle "$T/policy.yaml" beta "$T/app-1.0.0.bin" -a "$A1"
+expect_rc 0 "release $P2" bundle "$T/policy.yaml" prod "$T/app-1.0.1.bin" -a "$A1" -a "$A2"
+expect_rc 0 "release $B3" bundle "$T/policy.yaml" beta "$T/app-1.1.0.bin" -a "$A2"
+expect_rc 0 "release $P4" bundle "$T/policy.yaml" prod "$T/app-1.1.1.bin" -a "$A2" -a "$A3"
+LOG=audit/audit.jsonl
+
+audit() { # REPO [OPTIONS...]
+    local repo=$1
+    shift
+    fwrel-verify --repo "$repo" --gnupg-home "$G" "$@"
+}
+
+# --- a clean repository ---------------------------------------------------------------------
+expect_rc 0 "clean audit" audit "$R" --all
+[ -z "$ERR" ] && ok || fail "clean audit wrote to stderr: $ERR"
+for t in $B1 $P2 $B3 $P4; do
+    printf '%s\n' "$OUT" | grep -Eq "^$t +[0-9.]+ +[12] +[1-4] +[12] of [12] +verified$" && ok ||
+        fail "table row for $t: $OUT"
+done
+printf '%s\n' "$OUT" | grep -q "^VERIFIED: 4 releases, every check passed$" && ok || fail "verdict: $OUT"
+printf '%s\n' "$OUT" | grep -q "^PASS audit.log: $LOG: .* chain valid" && ok || fail "audit.log: $OUT"
+printf '%s\n' "$OUT" | grep -q "^PASS repo.branch: 4 commits, linear" && ok || fail "repo.branch: $OUT"
+# Every step of every release ran and passed (keys skipped without --keystore).
+expect_rc 0 "clean audit --json" audit "$R" --all --json --jobs 2
+printf '%s\n' "$OUT" >"$T/clean.json"
+python3 - "$T/clean.json" "$B1" "$P2" "$B3" "$P4" <<'PY' && ok || fail "--json of the clean audit"
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["mode"] == "repo" and j["verified"] is True and j["failed_releases"] == 0, j
+assert j["jobs"] == 2, j["jobs"]
+assert [r["tag"] for r in j["releases"]] == sys.argv[2:], [r["tag"] for r in j["releases"]]
+want = ["tag.signature", "tag.message", "bundle.blob", "ci.bundle.read", "ci.bundle.sums",
+        "ci.record.parse", "ci.record.policy", "ci.record.members", "ci.approvals", "ci.exports",
+        "ci.against", "record.tree", "tag.signer", "record.fields", "audit.copy", "audit.live",
+        "repo.branch", "history.counter", "history.secure_version", "history.version", "keys"]
+for n, r in enumerate(j["releases"], 1):
+    names = []
+    for s in r["steps"]:
+        if s["name"] not in names:
+            names.append(s["name"])
+    assert names == want, (r["tag"], names)
+    for s in r["steps"]:
+        ok = s["verdict"] in ("pass", "info") or (s["verdict"] == "skip" and s["name"] in
+                                                    ("ci.record.policy", "ci.against", "keys"))
+        assert ok, (r["tag"], s)
+    assert r["verdict"] == "pass" and r["failed_step"] is None and r["counter"] == n, r
+    assert r["signer"] in r["pinned_approvers"] and len(r["approvers"]) == r["approvals_required"], r
+    assert [k["role"] for k in r["keys"]][:1] == ["secure-boot"] and "status" not in r["keys"][0], r
+assert [r["secure_version"] for r in j["releases"]] == [1, 1, 2, 2]
+assert [r["channel"] for r in j["releases"]] == ["beta", "prod", "beta", "prod"]
+log = j["audit_logs"][0]
+assert log["path"] == "audit/audit.jsonl" and log["valid"] and log["releases"] == 4, log
+assert all(s["verdict"] in ("pass", "info") for s in j["repository_steps"]), j["repository_steps"]
+PY
+# One job or two: the same answer.
+run audit "$R" --all --jobs 1
+one=$OUT
+run audit "$R" --all --jobs 2
+[ "$one" = "$OUT" ] && ok || fail "--jobs 1 and --jobs 2 differ"
+expect_rc 0 "--product" audit "$R" --product "$P"
+printf '%s\n' "$OUT" | grep -q "^VERIFIED: 4 releases" && ok || fail "--product: $OUT"
+expect_rc 1 "--product with no release" audit "$R" --product other-product
+expect_err "^fwrel-verify: $R: repository: repo.tags: 4 tags, 0 of them releases of other-product" \
+    "--product with no release"
+# With the keystore: every key id of every release is in its index, all active.
+expect_rc 0 "clean audit --keystore" audit "$R" --all --keystore "$T/ks" --json
+python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+for r in j["releases"]:
+    k = [s for s in r["steps"] if s["name"] == "keys"]
+    assert k[0]["verdict"] == "pass", k
+    assert r["keys"] and all(x["status"] == "active" and x["name"] for x in r["keys"]), r["keys"]
+' <<<"$OUT" && ok || fail "keys with --keystore: $OUT"
+
+# Usage errors: exit 2, one line.
+expect_rc 2 "--repo without --product or --all" audit "$R"
+expect_err "^fwrel-verify: --repo needs --product PRODUCT or --all" "--repo alone"
+expect_rc 2 "--repo with a FILE" audit "$R" --all "$T/app-1.0.0.bin"
+expect_err "^fwrel-verify: --repo takes no FILE argument" "--repo FILE"
+expect_rc 2 "--jobs 0" audit "$R" --all --jobs 0
+expect_err "^fwrel-verify: --jobs must be 1\.\.256" "--jobs 0"
+expect_rc 2 "--report without --repo" fwrel-verify --report "$T/x.html" --info "$T/app-1.0.0.bin"
+expect_absent "$T/x.html" "--report without --repo"
+expect_rc 3 "not a repository" audit "$T/ks" --all
+expect_err "^fwrel-verify: $T/ks: not a bare git repository" "not a repository"
+
+# --- each tampering, on a copy --------------------------------------------------------------
+C="$T/c"
+copy() { rm -rf "$C" && cp -a "$R" "$C"; }
+# rejected DESC N STEP TAG: exit 1, one stderr line naming N failed releases and the first
+# failure; stdout names STEP failed for TAG ("-" for a repository step).
+rejected() {
+    local desc=$1 n=$2 step=$3 tag=$4
+    shift 4
+    expect_rc 1 "$desc" audit "$C" --all "$@"
+    if [ "$tag" = - ]; then
+        expect_err "^fwrel-verify: $C: (repository: $step: |$n of [0-9]+ releases failed; first: )" "$desc"
+        printf '%s\n' "$OUT" | grep -q "^FAIL $step: " && ok || fail "$desc: no FAIL $step: $OUT"
+    else
+        expect_err "^fwrel-verify: $C: $n of [0-9]+ releases failed; first: " "$desc"
+        printf '%s\n' "$OUT" | grep -q "^FAIL $tag $step: " && ok ||
+            fail "$desc: no FAIL $tag $step: $OUT"
+    fi
+}
+tag_message() { git -C "$1" cat-file tag "$2" | sed '1,/^$/d; /^-----BEGIN PGP SIGNATURE-----/,$d'; }
+GIT="git -c user.name=Mallory -c user.email=m@example.invalid -c gpg.program=gpg"
+
+# 1. The last tag replaced by an unsigned one with the same message and commit.
+copy
+tag_message "$C" "$P4" >"$T/msg"
+$GIT -C "$C" tag -f -a -F "$T/msg" "$P4" "$P4^{commit}" >/dev/null 2>&1
+rejected "unsigned tag" 1 tag.signature "$P4"
+expect_err "first: $P4: tag.signature: tag is not signed" "unsigned tag"
+# 2. A tag re-pointed (lightweight) to the release before it: that commit has two tags, the
+#    last commit none.
+copy
+git -C "$C" tag -f "$P4" "$B3^{commit}" >/dev/null 2>&1
+rejected "re-pointed tag" 2 tag.signature "$P4"
+printf '%s\n' "$OUT" | grep -q "^FAIL $B3 repo.branch: commit [0-9a-f]* carries 2 release tags" &&
+    ok || fail "re-pointed tag: $B3 repo.branch: $OUT"
+printf '%s\n' "$OUT" | grep -q "^FAIL repo.branch: 1 commit of the release branch has no release tag" &&
+    ok || fail "re-pointed tag: repo.branch: $OUT"
+# 3. The last release's bundle rewritten: a new blob, tree and commit made with plumbing, the
+#    branch moved, and the tag re-made with the same message and signed by a pinned approver.
+#    Plain git verify-tag accepts it; the auditor does not.
+copy
+git -C "$C" show "$P4:$P4/bundle.fwb" >"$T/b4.fwb"
+printf '\001' | dd of="$T/b4.fwb" bs=1 seek=700 conv=notrunc 2>/dev/null
+blob=$(git -C "$C" hash-object -w "$T/b4.fwb")
+old=$(git -C "$C" rev-parse "$P4^{commit}")
+GIT_INDEX_FILE="$T/index" git -C "$C" read-tree "$old"
+GIT_INDEX_FILE="$T/index" git -C "$C" update-index --cacheinfo "100644,$blob,$P4/bundle.fwb"
+tree=$(GIT_INDEX_FILE="$T/index" git -C "$C" write-tree)
+new=$($GIT -C "$C" commit-tree "$tree" -p "$old^" -m "release $P4")
+git -C "$C" update-ref refs/heads/main "$new" "$old"
+tag_message "$C" "$P4" >"$T/msg"
+GNUPGHOME="$G" $GIT -c user.signingkey="$A2" -C "$C" tag -f -s -F "$T/msg" "$P4" "$new" >/dev/null 2>&1
+expect_rc 0 "git verify-tag accepts the re-signed tag" env GNUPGHOME="$G" git -C "$C" verify-tag "$P4"
+rejected "bundle rewritten" 1 bundle.blob "$P4"
+expect_err "first: $P4: bundle.blob: $P4/bundle.fwb in the tree has sha256 " "bundle rewritten"
+printf '%s\n' "$OUT" | grep -q "^FAIL $P4 ci.bundle.sums: " && ok || fail "bundle rewritten: sums: $OUT"
+printf '%s\n' "$OUT" | grep -q "^FAIL $P4 ci.approvals: .*bad signature" && ok ||
+    fail "bundle rewritten: approvals: $OUT"
+# 4. The same, without changing anything, re-signed by a key the release does not pin.
+copy
+tag_message "$C" "$P4" >"$T/msg"
+GNUPGHOME="$G" $GIT -c user.signingkey="$M" -C "$C" tag -f -s -F "$T/msg" "$P4" "$P4^{commit}" >/dev/null 2>&1
+rejected "tag signed by an unpinned key" 1 tag.signer "$P4"
+expect_err "first: $P4: tag.signer: the tag is signed by $M, not an approver the release pins" \
+    "tag signed by an unpinned key"
+# 5. A bundle changed in the middle of the history by rewriting the release's commit and every
+#    commit after it (each tag re-made with its own message by a pinned approver).
+copy
+git -C "$C" show "$B3:$B3/bundle.fwb" >"$T/b3.fwb"
+printf '\001' | dd of="$T/b3.fwb" bs=1 seek=700 conv=notrunc 2>/dev/null
+blob=$(git -C "$C" hash-object -w "$T/b3.fwb")
+parent=$(git -C "$C" rev-parse "$P2^{commit}")
+for t in $B3 $P4; do
+    GIT_INDEX_FILE="$T/index" git -C "$C" read-tree "$t^{commit}"
+    GIT_INDEX_FILE="$T/index" git -C "$C" update-index --cacheinfo "100644,$blob,$B3/bundle.fwb"
+    tree=$(GIT_INDEX_FILE="$T/index" git -C "$C" write-tree)
+    parent=$($GIT -C "$C" commit-tree "$tree" -p "$parent" -m "release $t")
+    tag_message "$C" "$t" >"$T/msg"
+    GNUPGHOME="$G" $GIT -c user.signingkey="$A1" -C "$C" tag -f -s -F "$T/msg" "$t" "$parent" >/dev/null 2>&1
+done
+git -C "$C" update-ref refs/heads/main "$parent"
+rejected "bundle rewritten in the middle" 1 bundle.blob "$B3"
+expect_err "first: $B3: bundle.blob: " "bundle rewritten in the middle"
+# 6. An earlier release's bundle changed only in the last release's tree (its own commit keeps
+#    the original): the last commit changes a file that is not its release's.
+copy
+blob=$(git -C "$C" hash-object -w "$T/b3.fwb")
+old=$(git -C "$C" rev-parse "$P4^{commit}")
+GIT_INDEX_FILE="$T/index" git -C "$C" read-tree "$old"
+GIT_INDEX_FILE="$T/index" git -C "$C" update-index --cacheinfo "100644,$blob,$B3/bundle.fwb"
+tree=$(GIT_INDEX_FILE="$T/index" git -C "$C" write-tree)
+new=$($GIT -C "$C" commit-tree "$tree" -p "$old^" -m "release $P4")
+git -C "$C" update-ref refs/heads/main "$new" "$old"
+tag_message "$C" "$P4" >"$T/msg"
+GNUPGHOME="$G" $GIT -c user.signingkey="$A2" -C "$C" tag -f -s -F "$T/msg" "$P4" "$new" >/dev/null 2>&1
+rejected "an earlier bundle changed in a later tree" 1 repo.branch "$P4"
+expect_err "first: $P4: repo.branch: the commit modifies $B3/bundle.fwb, outside its release" \
+    "an earlier bundle changed in a later tree"
+
+# 7. The live audit log edited in the middle (a line of the first release).
+copy
+sed -i '2s/"user":"rel-op"/"user":"someone"/' "$C/$LOG"
+grep -q '"user":"someone"' "$C/$LOG" && ok || fail "the edit did not apply"
+rejected "audit log edited" 4 audit.log -
+printf '%s\n' "$OUT" | grep -q "^FAIL audit.log: $LOG: .*line 3" && ok || fail "audit log edited: line: $OUT"
+for t in $B1 $P2 $B3 $P4; do
+    printf '%s\n' "$OUT" | grep -q "^FAIL $t audit.live: the log committed at the tag is not a prefix of the live log (they differ at line 2)" &&
+        ok || fail "audit log edited: $t audit.live: $OUT"
+done
+# 8. The live log truncated: its last line (the last release's own entry) removed.
+copy
+sed -i '$d' "$C/$LOG"
+rejected "audit log truncated" 1 audit.live "$P4"
+expect_err "first: $P4: audit.live: the live log has [0-9]+ entries; the tag names entry [0-9]+ \(truncated\?\)" \
+    "audit log truncated"
+printf '%s\n' "$OUT" | grep -q "^PASS audit.log: " && ok || fail "truncated log: the chain itself is valid: $OUT"
+# 9. A torn last line appended to the live log.
+copy
+printf '{"event":"sign","inputs":[{"na' >>"$C/$LOG"
+rejected "torn last line" 0 audit.log -
+expect_err "^fwrel-verify: $C: repository: audit.log: $LOG: .*torn" "torn last line"
+printf '%s\n' "$OUT" | grep -q "^FAIL $P4 " && fail "torn line: a release failed: $OUT" || ok
+# 10. A release with a lower secure_version, made under a policy whose anti-rollback is not
+#    monotonic: the release is well signed and approved; the history is not.
+copy
+sed 's/monotonic: true/monotonic: false/' "$T/policy.yaml" >"$T/policy-nm.yaml"
+REPO=$C expect_rc 0 "release with a lower secure_version" \
+    bundle "$T/policy-nm.yaml" beta "$T/app-1.2.0.bin" -a "$A1"
+B5=$P/beta/v1.2.0
+rejected "lower secure_version" 1 history.secure_version "$B5"
+expect_err "first: $B5: history.secure_version: secure_version 1 is below 2 of $B3, an earlier release \(rollback\)" \
+    "lower secure_version"
+# 11. A key revoked since the releases: every release it signed fails; a retired key does not.
+cp -a "$T/ks" "$T/ks-revoked"
+expect_rc 0 "revoke mf-release-1" fwrel-keygen -q --keystore "$T/ks-revoked" --revoke mf-release-1
+copy
+rejected "revoked key" 4 keys "$B1" --keystore "$T/ks-revoked"
+printf '%s\n' "$OUT" | grep -q "^FAIL $P4 keys: signed with a key later revoked: mf-release-1 epoch 1 " &&
+    ok || fail "revoked key: $OUT"
+cp -a "$T/ks" "$T/ks-rotated"
+expect_rc 0 "rotate mf-release-1" fwrel-keygen -q --keystore "$T/ks-rotated" --no-passphrase \
+    --rotate mf-release-1
+expect_rc 0 "retired key" audit "$R" --all --keystore "$T/ks-rotated" --json
+python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+for r in j["releases"]:
+    info = [s for s in r["steps"] if s["name"] == "keys" and s["verdict"] == "info"]
+    assert info and "mf-release-1 epoch 1 is retired" in info[0]["detail"], r["steps"]
+    assert [k for k in r["keys"] if k.get("name") == "mf-release-1"][0]["status"] == "retired"
+' <<<"$OUT" && ok || fail "retired key noted: $OUT"
+
+# --- the HTML report ----------------------------------------------------------------------
+# A hostile tag name (git allows <, >, &, " and ' in ref names) on a copy: escaped everywhere.
+copy
+git -C "$C" tag "x/<b>&\"'q" "$B1^{commit}"
+run audit "$C" --all --report "$T/hostile.html"
+[ "$RC" -eq 1 ] && ok || fail "hostile tag: exit $RC: $ERR"
+grep -q '<b>&' "$T/hostile.html" && fail "hostile tag name not escaped" || ok
+grep -q 'x/&lt;b&gt;&amp;&quot;&#39;q' "$T/hostile.html" && ok || fail "hostile tag name: escaped form missing"
+grep -Eiq '<script|src=|href="(https?:|//)|@import|url\(' "$T/hostile.html" &&
+    fail "the report refers to something outside itself or runs a script" || ok
+
+expect_rc 0 "clean audit --report" audit "$R" --all --report "$T/audit.html"
+for t in $B1 $P2 $B3 $P4; do
+    grep -q ">$t</a>" "$T/audit.html" && ok || fail "report: no timeline entry for $t"
+done
+grep -q 'VERIFIED: 4 releases, every check passed' "$T/audit.html" && ok || fail "report verdict"
+CHROME=$(command -v chromium || command -v chromium-browser || true)
+if [ -z "$CHROME" ]; then
+    skip "no chromium"
+else
+    # A private profile, no network; the page needs neither.
+    chrome() { timeout 120 "$CHROME" --headless --no-sandbox --disable-gpu --no-first-run \
+        --user-data-dir="$T/chrome" "$@" 2>/dev/null; }
+    (cd "$T" && chrome --screenshot="$T/audit.png" --window-size=1280,2000 "file://$T/audit.html")
+    if [ -s "$T/audit.png" ] && [ "$(head -c 8 "$T/audit.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ]; then
+        ok
+    else
+        fail "chromium made no PNG screenshot of the report"
+    fi
+    chrome --dump-dom "file://$T/audit.html" >"$T/dom.html"
+    for t in $B1 $P2 $B3 $P4; do
+        grep -q ">$t</a>" "$T/dom.html" && ok || fail "rendered report: no $t"
+    done
+    grep -q 'VERIFIED: 4 releases' "$T/dom.html" && ok || fail "rendered report: verdict"
+fi
+finish
