@@ -376,7 +376,7 @@ static json_t *repo_steps_json(const fwrel_report *r)
     json_t *a = json_array();
     for (size_t i = 0; i < fwrel_report_count(r); i++) {
         const fwrel_step *s = fwrel_report_step(r, i);
-        json_array_append_new(a, json_pack("{s:s,s:s,s:s}", "name", s->name, "verdict",
+        json_array_append_new(a, json_pack("{s:s,s:s,s:s}", "step", s->name, "verdict",
                                            names[s->verdict & 3], "detail", s->detail));
     }
     return a;

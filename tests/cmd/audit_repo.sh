@@ -81,11 +81,11 @@ want = ["tag.signature", "tag.message", "bundle.blob", "ci.bundle.read", "ci.bun
 for n, r in enumerate(j["releases"], 1):
     names = []
     for s in r["steps"]:
-        if s["name"] not in names:
-            names.append(s["name"])
+        if s["step"] not in names:
+            names.append(s["step"])
     assert names == want, (r["tag"], names)
     for s in r["steps"]:
-        ok = s["verdict"] in ("pass", "info") or (s["verdict"] == "skip" and s["name"] in
+        ok = s["verdict"] in ("pass", "info") or (s["verdict"] == "skip" and s["step"] in
                                                     ("ci.record.policy", "ci.against", "keys"))
         assert ok, (r["tag"], s)
     assert r["verdict"] == "pass" and r["failed_step"] is None and r["counter"] == n, r
@@ -113,7 +113,7 @@ python3 -c '
 import json, sys
 j = json.load(sys.stdin)
 for r in j["releases"]:
-    k = [s for s in r["steps"] if s["name"] == "keys"]
+    k = [s for s in r["steps"] if s["step"] == "keys"]
     assert k[0]["verdict"] == "pass", k
     assert r["keys"] and all(x["status"] == "active" and x["name"] for x in r["keys"]), r["keys"]
 ' <<<"$OUT" && ok || fail "keys with --keystore: $OUT"
@@ -276,7 +276,7 @@ python3 -c '
 import json, sys
 j = json.load(sys.stdin)
 for r in j["releases"]:
-    info = [s for s in r["steps"] if s["name"] == "keys" and s["verdict"] == "info"]
+    info = [s for s in r["steps"] if s["step"] == "keys" and s["verdict"] == "info"]
     assert info and "mf-release-1 epoch 1 is retired" in info[0]["detail"], r["steps"]
     assert [k for k in r["keys"] if k.get("name") == "mf-release-1"][0]["status"] == "retired"
 ' <<<"$OUT" && ok || fail "retired key noted: $OUT"
