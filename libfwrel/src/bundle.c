@@ -217,19 +217,41 @@ int fwrel_bundle_write_mem(uint8_t **out, size_t *len, const fwrel_bundle_member
         rc = fwrel_error_set(FWREL_EIO, "tar writer: %s", archive_error_string(a));
         goto done;
     }
-    for (size_t i = 0; i < n; i++) {
+    /*
+     * The served artifacts first, then every other member in name order; an export file that is
+     * a copy of an artifact is written as a hard link to it (no data: the bundle holds each
+     * image once, and `tar x` still gives the export directory whole).
+     */
+    fwrel_bundle_member key_img = {"firmware.enc", NULL, 0}, key_man = {"manifest.fwm", NULL, 0};
+    const fwrel_bundle_member *art[2] = {bsearch(&key_img, s, n, sizeof(*s), cmp_member),
+                                         bsearch(&key_man, s, n, sizeof(*s), cmp_member)};
+    for (size_t k = 0; k < n + 2; k++) {
+        const fwrel_bundle_member *mem = k < 2 ? art[k] : &s[k - 2];
+        const char *link = NULL;
+        if (k >= 2 && (mem == art[0] || mem == art[1]))
+            continue;
+        for (int t = 0; t < 2 && strncmp(mem->name, "exports/", 8) == 0; t++)
+            if (art[t]->len == mem->len && art[t]->len > 0 &&
+                memcmp(art[t]->data, mem->data, mem->len) == 0)
+                link = art[t]->name;
         archive_entry_clear(e);
-        archive_entry_set_pathname(e, s[i].name);
+        archive_entry_set_pathname(e, mem->name);
         archive_entry_set_filetype(e, AE_IFREG);
         archive_entry_set_perm(e, 0644);
         archive_entry_set_uid(e, 0);
         archive_entry_set_gid(e, 0);
-        archive_entry_set_size(e, (la_int64_t)s[i].len);
         archive_entry_set_mtime(e, (time_t)mtime, 0);
+        if (link != NULL) {
+            archive_entry_set_hardlink(e, link);
+            archive_entry_set_size(e, 0);
+        } else {
+            archive_entry_set_size(e, (la_int64_t)mem->len);
+        }
         if (archive_write_header(a, e) != ARCHIVE_OK ||
-            (s[i].len > 0 && archive_write_data(a, s[i].data, s[i].len) != (la_ssize_t)s[i].len) ||
+            (link == NULL && mem->len > 0 &&
+             archive_write_data(a, mem->data, mem->len) != (la_ssize_t)mem->len) ||
             archive_write_finish_entry(a) != ARCHIVE_OK) {
-            rc = fwrel_error_set(FWREL_EIO, "%s: tar writer: %s", s[i].name,
+            rc = fwrel_error_set(FWREL_EIO, "%s: tar writer: %s", mem->name,
                                  archive_error_string(a));
             goto done;
         }
@@ -321,11 +343,28 @@ int fwrel_bundle_read_mem(fwrel_bundle **out, const uint8_t *data, size_t len)
             rc = fwrel_error_set(FWREL_EFORMAT, "member without a name");
             goto done;
         }
-        if (archive_entry_hardlink(e)) {
-            rc = fwrel_error_set(FWREL_EFORMAT, "%s: hard link", name);
-            goto done;
+        /* The one link allowed: an export file naming an artifact read before it. */
+        const char *hl = archive_entry_hardlink(e);
+        const fwrel_bundle_member *target = NULL;
+        if (hl != NULL) {
+            if (strncmp(name, "exports/", 8) != 0 ||
+                (strcmp(hl, "firmware.enc") != 0 && strcmp(hl, "manifest.fwm") != 0)) {
+                rc = fwrel_error_set(FWREL_EFORMAT, "%s: hard link", name);
+                goto done;
+            }
+            for (size_t i = 0; i < b->n; i++)
+                if (strcmp(b->members[i].name, hl) == 0)
+                    target = &b->members[i];
+            if (target == NULL) {
+                rc = fwrel_error_set(FWREL_EFORMAT, "%s: hard link to %s before it", name, hl);
+                goto done;
+            }
+            if (archive_entry_size(e) != 0) {
+                rc = fwrel_error_set(FWREL_EFORMAT, "%s: hard link with data", name);
+                goto done;
+            }
         }
-        switch (archive_entry_filetype(e)) {
+        switch (hl != NULL ? AE_IFREG : archive_entry_filetype(e)) {
         case AE_IFREG:
             break;
         case AE_IFLNK:
@@ -356,10 +395,10 @@ int fwrel_bundle_read_mem(fwrel_bundle **out, const uint8_t *data, size_t len)
             rc = fwrel_error_set(FWREL_EFORMAT, "more than %d members", FWREL_BUNDLE_MEMBERS_MAX);
             goto done;
         }
-        /* Sizes from the header, before any data is read. */
+        /* Sizes from the header, before any data is read (a link: its target's). */
         uint64_t max = fwrel_bundle_member_max(name);
-        la_int64_t size = archive_entry_size(e);
-        if (!archive_entry_size_is_set(e) || size < 0) {
+        la_int64_t size = target != NULL ? (la_int64_t)target->len : archive_entry_size(e);
+        if ((target == NULL && !archive_entry_size_is_set(e)) || size < 0) {
             rc = fwrel_error_set(FWREL_EFORMAT, "%s: no size", name);
             goto done;
         }
@@ -394,7 +433,11 @@ int fwrel_bundle_read_mem(fwrel_bundle **out, const uint8_t *data, size_t len)
             b->mtime = (int64_t)archive_entry_mtime(e);
         /* Read at most the declared size, plus one byte to see that nothing more comes. */
         size_t got = 0;
-        for (;;) {
+        if (target != NULL) {
+            memcpy(buf, target->data, target->len);
+            got = target->len;
+        }
+        for (; target == NULL;) {
             la_ssize_t k = archive_read_data(a, buf + got, (size_t)size + 1 - got);
             if (k < 0) {
                 rc = fwrel_error_set(FWREL_EFORMAT, "%s: truncated or damaged", name);

@@ -75,9 +75,24 @@ want=$(printf '%s\n' SHA256SUMS "approvals/$A1.asc" "approvals/$A2.asc" | sort
            exports/https-dir/SHA256SUMS exports/https-dir/acme-thermostat-1.0.0.bin \
            exports/https-dir/acme-thermostat-1.0.0.fwm exports/https-dir/acme-thermostat.bin \
            exports/https-dir/acme-thermostat.fwm firmware.enc manifest.fwm release.json)
-[ "$members" = "$(printf '%s\n' "$want" | LC_ALL=C sort)" ] && ok || fail "members: $members"
-[ "$(printf '%s\n' "$OUT" | awk '{print $1, $2}' | sort -u)" = "-rw-r--r-- 0/0" ] && ok ||
+[ "$(printf '%s\n' "$members" | LC_ALL=C sort)" = "$(printf '%s\n' "$want" | LC_ALL=C sort)" ] && ok ||
+    fail "members: $members"
+# The artifacts first, then name order; modes and owners fixed; each export copy of an
+# artifact a hard link to it (the bundle holds each image once).
+[ "$(printf '%s\n' "$members" | head -2 | tr '\n' ' ')" = "firmware.enc manifest.fwm " ] && ok ||
+    fail "order: $members"
+rest=$(printf '%s\n' "$members" | tail -n +3)
+[ "$rest" = "$(printf '%s\n' "$rest" | LC_ALL=C sort)" ] && ok || fail "order: $members"
+[ "$(printf '%s\n' "$OUT" | awk '{print substr($1, 2), $2}' | sort -u)" = "rw-r--r-- 0/0" ] && ok ||
     fail "modes and owners: $OUT"
+links=$(printf '%s\n' "$OUT" | awk '$1 ~ /^h/ {print $6, $9}')
+want_links=$(printf '%s\n' "exports/flask-ota/firmware/1.0.0.bin firmware.enc" \
+    "exports/https-dir/acme-thermostat-1.0.0.bin firmware.enc" \
+    "exports/https-dir/acme-thermostat-1.0.0.fwm manifest.fwm" \
+    "exports/https-dir/acme-thermostat.bin firmware.enc" "exports/https-dir/acme-thermostat.fwm manifest.fwm")
+[ "$links" = "$want_links" ] && ok || fail "export links: $links"
+fwsize=$(stat -c %s "$T/app-1.0.0-1.bin")
+[ "$(stat -c %s "$T/b1.fwb")" -lt $((2 * fwsize + 65536)) ] && ok || fail "the bundle holds the image more than once"
 # SHA256SUMS checks with sha256sum; each approval verifies with gpg over it.
 mkdir "$T/x1" && tar xf "$T/b1.fwb" -C "$T/x1"
 expect_rc 0 "sha256sum -c SHA256SUMS" sh -c "cd '$T/x1' && sha256sum --quiet -c SHA256SUMS"

@@ -39,8 +39,9 @@ for v in 1.0.0:$T1 1.1.0:$T2; do
     expect_same "$T/repo.fwb" "$D/bundles/fwrel-example-${v%:*}.fwb" "bundle $v in the repository"
 done
 
-# tar tvf lists exactly the documented members (docs/bundle.md), in bytewise order, each a regular
-# file 0644 owned 0/0, release.json last; two approvals by pinned keys.
+# tar tvf lists exactly the documented members (docs/bundle.md): firmware.enc and manifest.fwm
+# first, then the rest in bytewise order, release.json last; each a regular file 0644 owned 0/0,
+# or (an export copy) a hard link to firmware.enc or manifest.fwm; two approvals by pinned keys.
 A1=$(gpg --homedir "$G" --batch --with-colons --list-keys approver1@example.invalid | awk -F: '/^fpr/{print $10; exit}')
 A2=$(gpg --homedir "$G" --batch --with-colons --list-keys approver2@example.invalid | awk -F: '/^fpr/{print $10; exit}')
 for v in 1.0.0 1.1.0; do
@@ -48,9 +49,16 @@ for v in 1.0.0 1.1.0; do
     expect_rc 0 "tar tvf $v" tar tvf "$b"
     listing=$OUT
     names=$(echo "$listing" | awk '{print $6}')
-    bad=$(echo "$listing" | awk '$1 != "-rw-r--r--" || $2 != "0/0"')
-    [ -z "$bad" ] && ok || fail "bundle $v: members not 0644 0/0: $bad"
-    [ "$names" = "$(echo "$names" | LC_ALL=C sort)" ] && ok || fail "bundle $v: not in bytewise order: $names"
+    bad=$(echo "$listing" | awk '$2 != "0/0" || !($1 == "-rw-r--r--" && NF == 6 ||
+        $1 == "hrw-r--r--" && $6 ~ /^exports\// && $7 " " $8 == "link to" &&
+        ($9 == "firmware.enc" || $9 == "manifest.fwm"))')
+    [ -z "$bad" ] && ok || fail "bundle $v: members not 0644 0/0 files or export links: $bad"
+    [ "$(echo "$names" | head -2 | tr '\n' ' ')" = "firmware.enc manifest.fwm " ] && ok ||
+        fail "bundle $v: the artifacts are not first: $names"
+    rest=$(echo "$names" | tail -n +3)
+    [ "$rest" = "$(echo "$rest" | LC_ALL=C sort)" ] && ok || fail "bundle $v: not in bytewise order: $names"
+    echo "$listing" | grep -q "^hrw-r--r-- .* exports/flask-ota/firmware/$v.bin link to firmware.enc$" &&
+        ok || fail "bundle $v: the flask-ota image is not a link to firmware.enc"
     [ "$(echo "$names" | tail -n1)" = release.json ] && ok || fail "bundle $v: release.json not last"
     for m in SHA256SUMS firmware.enc manifest.fwm release.json "approvals/$A1.asc" "approvals/$A2.asc" \
         exports/https-dir/fwrel-example-$v.bin exports/flask-ota/firmware/$v.bin; do

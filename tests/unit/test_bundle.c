@@ -137,9 +137,9 @@ static void test_deterministic(void **state)
     assert_int_equal(clen, alen);
     assert_memory_not_equal(a, c, alen);
 
-    /* Plain ustar headers: first member SHA256SUMS (bytewise order), mode 0644, uid/gid 0,
-     * empty user and group names, the mtime, no pax header. */
-    assert_string_equal((const char *)a, "SHA256SUMS");
+    /* Plain ustar headers: first member firmware.enc (the artifacts first, then bytewise
+     * order), mode 0644, uid/gid 0, empty user and group names, the mtime, no pax header. */
+    assert_string_equal((const char *)a, "firmware.enc");
     assert_memory_equal(a + 100, "000644 ", 7);
     assert_memory_equal(a + 108, "000000 ", 7);
     assert_memory_equal(a + 116, "000000 ", 7);
@@ -341,8 +341,37 @@ static void test_hostile_tars(void **state)
     expect_hostile(&dot, 1, NULL, "exports/./x: empty or '.' component");
     const struct spec sym = {"exports/a/link", AE_IFLNK, "/etc/passwd", 0, 0, NULL};
     expect_hostile(&sym, 1, NULL, "exports/a/link: symbolic link");
-    const struct spec hard = {"exports/a/hard", AE_IFREG, "firmware.enc", 1, 0, NULL};
-    expect_hostile(&hard, 1, NULL, "exports/a/hard: hard link");
+    /* Hard links: only an export file to an artifact read before it, without data. */
+    const struct spec hard_rel = {"exports/a/hard", AE_IFREG, "release.json", 1, 0, NULL};
+    expect_hostile(&hard_rel, 1, NULL, "exports/a/hard: hard link");
+    const struct spec hard_out = {"exports/a/hard", AE_IFREG, "/etc/passwd", 1, 0, NULL};
+    expect_hostile(&hard_out, 1, NULL, "exports/a/hard: hard link");
+    const struct spec hard_appr = {"approvals/0123456789ABCDEF0123456789ABCDEF01234567.asc",
+                                   AE_IFREG,
+                                   "firmware.enc",
+                                   1,
+                                   0,
+                                   NULL};
+    expect_hostile(&hard_appr, 1, NULL,
+                   "approvals/0123456789ABCDEF0123456789ABCDEF01234567.asc: hard link");
+    const struct spec hard_early[2] = {{"exports/a/hard", AE_IFREG, "firmware.enc", 1, 0, NULL},
+                                       {"firmware.enc", AE_IFREG, NULL, 0, -1, "fw"}};
+    expect_hostile(hard_early, 2, "firmware.enc",
+                   "exports/a/hard: hard link to firmware.enc before it");
+    {
+        const struct spec hard = {"exports/a/hard", AE_IFREG, "firmware.enc", 1, 0, NULL};
+        size_t hl = 0;
+        uint8_t *ht = build(&hl, &hard, 1, NULL);
+        fwrel_bundle *hb = NULL;
+        assert_int_equal(fwrel_bundle_read_mem(&hb, ht, hl), 0);
+        const fwrel_bundle_member *copy = fwrel_bundle_find(hb, "exports/a/hard");
+        const fwrel_bundle_member *fw = fwrel_bundle_find(hb, "firmware.enc");
+        assert_non_null(copy);
+        assert_int_equal(copy->len, fw->len);
+        assert_memory_equal(copy->data, fw->data, fw->len);
+        fwrel_bundle_free(hb);
+        free(ht);
+    }
     const struct spec chr = {"exports/a/null", AE_IFCHR, NULL, 0, 0, NULL};
     expect_hostile(&chr, 1, NULL, "exports/a/null: device");
     const struct spec fifo = {"exports/a/fifo", AE_IFIFO, NULL, 0, 0, NULL};
@@ -386,8 +415,12 @@ static void test_hostile_tars(void **state)
             break;
     assert_true(off + 512 < len);
     expect_read(tar, off + 512 + 5000, "firmware.enc: truncated or damaged");
-    /* Cut inside a header block. */
-    expect_read(tar, off + 100, "damaged or truncated tar after exports/ota/app.json");
+    /* Cut inside a header block (manifest.fwm's, after firmware.enc: the artifacts first). */
+    for (off = 0; off + 512 <= len; off += 512)
+        if (strcmp((const char *)tar + off, "manifest.fwm") == 0)
+            break;
+    assert_true(off + 512 < len);
+    expect_read(tar, off + 100, "damaged or truncated tar after firmware.enc");
     /* Cut at a member boundary, end marker gone: libarchive sees a shorter tar, and the last
      * member in bytewise order, release.json, is always the one missing. */
     for (off = 0; off + 512 <= len; off += 512)
