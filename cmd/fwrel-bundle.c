@@ -222,6 +222,27 @@ static int check_policy(fwrel_ctx *ctx, const char *path)
     return 0;
 }
 
+/* The approvers' GnuPG passphrase: from a file or a descriptor, else none (or gpg-agent's). */
+static int pgp_source(fwrel_ctx *ctx, fwrel_pass_src *src)
+{
+    uint64_t n = 0;
+    memset(src, 0, sizeof(*src));
+    src->kind = FWREL_PASS_NONE;
+    if (o.pgp_pass_file != NULL && o.pgp_pass_fd != NULL)
+        return fwrel_cmd_usage(ctx, "--pgp-passphrase-file and --pgp-passphrase-fd exclude each "
+                                    "other");
+    if (o.pgp_pass_file != NULL) {
+        src->kind = FWREL_PASS_FILE;
+        src->file = o.pgp_pass_file;
+    } else if (o.pgp_pass_fd != NULL) {
+        if (fwrel_parse_u64(&n, o.pgp_pass_fd, 1024) != 0)
+            return fwrel_cmd_usage(ctx, "--pgp-passphrase-fd needs a file descriptor number");
+        src->kind = FWREL_PASS_FD;
+        src->fd = (int)n;
+    }
+    return 0;
+}
+
 /* The release time: SOURCE_DATE_EPOCH when set (reproducible builds), else now. */
 static int release_time(fwrel_ctx *ctx, int64_t *t)
 {
@@ -282,7 +303,7 @@ static int release(fwrel_ctx *ctx)
                                                      : "a release needs one IMAGE");
     if ((error = fwrel_cmd_pass_source(ctx, &ks_pass, o.pass_file, o.pass_fd, o.no_pass)) != 0)
         return error;
-    if ((error = fwrel_cmd_pass_source(ctx, &pgp_pass, o.pgp_pass_file, o.pgp_pass_fd, 1)) != 0)
+    if ((error = pgp_source(ctx, &pgp_pass)) != 0)
         return error;
     if ((error = release_time(ctx, &po.time)) != 0)
         return error;
@@ -324,7 +345,7 @@ static int approve(fwrel_ctx *ctx)
         return fwrel_cmd_usage(ctx, "--approve takes no IMAGE");
     if (o.approvers.n == 0)
         return fwrel_cmd_usage(ctx, "--approve needs --approver FPR");
-    if ((error = fwrel_cmd_pass_source(ctx, &pgp_pass, o.pgp_pass_file, o.pgp_pass_fd, 1)) != 0)
+    if ((error = pgp_source(ctx, &pgp_pass)) != 0)
         return error;
     for (int i = 0; i < o.approvers.n; i++) {
         if ((error = fwrel_pipeline_approve(&have, &need, o.approve, o.approvers.v[i], o.gnupg_home,
@@ -359,7 +380,7 @@ static const fwrel_cmd cmd = {
     .synopsis = "--policy POLICY --keystore DIR [--repo DIR] [--channel C] [--approver FPR]... "
                 "[--tag-signer FPR] [--gnupg-home DIR] [-o BUNDLE] IMAGE\n"
                 "--approve BUNDLE --approver FPR... [--gnupg-home DIR]\n"
-                "--record BUNDLE --policy POLICY --keystore DIR [--repo DIR] [--tag-signer FPR]\n"
+                "--record BUNDLE --policy POLICY [--repo DIR] [--channel C] [--tag-signer FPR]\n"
                 "--check-policy POLICY",
     .summary = "make a release: signed, encrypted, approved bundle, audit record, signed git tag",
     .opts = opts,

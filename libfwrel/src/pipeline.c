@@ -932,7 +932,12 @@ static int step_audit(struct run *r)
         error = append_entry(r, "approve", fpr, one_file("SHA256SUMS", sums_sha, sums->len),
                              one_file(r->m[i].name, sig_sha, r->m[i].len), NULL);
     }
-    snprintf(name, sizeof(name), "%s/bundle.fwb", r->dir);
+    /* The bundle: as the repository will hold it, or (waiting for approvals) the output file. */
+    const char *out_base = r->o->output != NULL ? strrchr(r->o->output, '/') : NULL;
+    if (!r->recording && r->napprovals < r->ch->approvals_required && r->o->output != NULL)
+        snprintf(name, sizeof(name), "%s", out_base != NULL ? out_base + 1 : r->o->output);
+    else
+        snprintf(name, sizeof(name), "%s/bundle.fwb", r->dir);
     if (error == 0)
         error = append_entry(r, "bundle", r->signer, release_inputs(r),
                              one_file(name, r->res->bundle_sha256, r->bundle_len), NULL);
@@ -1313,15 +1318,37 @@ done:
     return error;
 }
 
-int fwrel_pipeline_record(fwrel_pipeline_result *res, fwrel_report *report,
-                          const fwrel_pipeline_opts *o)
+/* The channel a bundle's release.json names ("" when it cannot be read: the reading step says
+ * why later). */
+static void bundle_channel(char out[17], const char *path)
 {
-    FWREL_ASSERT_ARG(res != NULL && o != NULL && o->policy != NULL && o->image != NULL);
+    fwrel_bundle *b = NULL;
+    fwrel_release rec;
+    const fwrel_bundle_member *rj;
+    out[0] = '\0';
+    if (fwrel_bundle_read(&b, path) == 0 && (rj = fwrel_bundle_find(b, "release.json")) != NULL &&
+        fwrel_release_decode(&rec, rj->data, rj->len) == 0)
+        snprintf(out, 17, "%s", rec.channel);
+    fwrel_error_clear();
+    fwrel_bundle_free(b);
+}
+
+int fwrel_pipeline_record(fwrel_pipeline_result *res, fwrel_report *report,
+                          const fwrel_pipeline_opts *opts)
+{
+    FWREL_ASSERT_ARG(res != NULL && opts != NULL && opts->policy != NULL && opts->image != NULL);
     struct run r;
-    char audit_path[sizeof(r.audit_path)];
+    char audit_path[sizeof(r.audit_path)], channel[17];
+    fwrel_pipeline_opts own = *opts;
+    const fwrel_pipeline_opts *o = &own;
     const char *failed = "setup";
     int error;
 
+    /* Without --channel: the bundle's own (checked against it again when it is read). */
+    if (own.channel == NULL) {
+        bundle_channel(channel, own.image);
+        own.channel = channel[0] != '\0' ? channel : NULL;
+    }
     if ((error = run_init(&r, res, report, o)) != 0)
         return error;
     STEP("policy", step_policy(&r));

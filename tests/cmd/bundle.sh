@@ -9,8 +9,13 @@ G="$T/gnupg"
 trap 'gpgconf --homedir "$G" --kill all >/dev/null 2>&1; rm -rf "$T"' EXIT
 mkdir -m 700 "$G"
 printf 'default-cache-ttl 0\nmax-cache-ttl 0\n' >"$G/gpg-agent.conf"
+# Approvers 1 and 2 without a passphrase, approver 3 with one (given from a file).
+printf 'approver three\n' >"$T/pgp-pass"
+chmod 600 "$T/pgp-pass"
 for i in 1 2 3; do
-    gpg --homedir "$G" --batch --pinentry-mode loopback --passphrase '' \
+    pp=''
+    [ "$i" -eq 3 ] && pp='approver three'
+    gpg --homedir "$G" --batch --pinentry-mode loopback --passphrase "$pp" \
         --quick-gen-key "Approver $i <a$i@example.invalid>" ed25519 sign never >/dev/null 2>&1
 done
 set -- $(gpg --homedir "$G" --with-colons --list-secret-keys | awk -F: '/^fpr/{print $10}')
@@ -154,6 +159,8 @@ grep -q '"reason":"release acme-thermostat/prod/v0.9.0 failed at history: versio
 expect_rc 2 "too few approvers without -o" bundle -a "$A1" "$T/app-1.1.0-2.bin"
 expect_err "the prod channel needs 2 approvals and 1 approver is given: give --output" "too few approvers"
 expect_rc 0 "pending bundle" bundle -a "$A1" -o "$T/b2.fwb" "$T/app-1.1.0-2.bin"
+tail -1 "$R/audit/audit.jsonl" | grep -q '"event":"bundle".*"outputs":\[{"name":"b2.fwb"' && ok ||
+    fail "the pending bundle's audit entry does not name the output file"
 printf '%s\n' "$OUT" | grep -q "written with 1 of 2 approvals" && ok || fail "pending: $OUT"
 [ "$(git -C "$R" tag | wc -l)" -eq 1 ] && ok || fail "a pending bundle made a tag"
 expect_rc 1 "record with 1 of 2" fwrel-bundle --record "$T/b2.fwb" --policy "$T/policy.yaml" \
@@ -162,9 +169,19 @@ expect_err "1 of 2 required approvals" "record with 1 of 2"
 expect_rc 1 "approve by an approver not pinned by the release" fwrel-bundle --approve "$T/b2.fwb" \
     -a 0000000000000000000000000000000000000001 --gnupg-home "$G"
 cp "$T/b2.fwb" "$T/b2.before"
-expect_rc 0 "approve" fwrel-bundle --approve "$T/b2.fwb" -a "$A3" --gnupg-home "$G"
+expect_rc 4 "approve without the approver's passphrase" fwrel-bundle --approve "$T/b2.fwb" -a "$A3" \
+    --gnupg-home "$G"
+cmp -s "$T/b2.fwb" "$T/b2.before" && ok || fail "a failed approval changed the bundle"
+printf 'wrong\n' >"$T/pgp-wrong"
+chmod 600 "$T/pgp-wrong"
+expect_rc 4 "approve with a wrong passphrase" fwrel-bundle --approve "$T/b2.fwb" -a "$A3" \
+    --gnupg-home "$G" --pgp-passphrase-file "$T/pgp-wrong"
+expect_err "wrong passphrase" "approve with a wrong passphrase"
+expect_rc 0 "approve" fwrel-bundle --approve "$T/b2.fwb" -a "$A3" --gnupg-home "$G" \
+    --pgp-passphrase-file "$T/pgp-pass"
 printf '%s\n' "$OUT" | grep -q "2 of 2 required approvals" && ok || fail "approve: $OUT"
-expect_rc 1 "approve twice" fwrel-bundle --approve "$T/b2.fwb" -a "$A3" --gnupg-home "$G"
+expect_rc 1 "approve twice" fwrel-bundle --approve "$T/b2.fwb" -a "$A3" --gnupg-home "$G" \
+    --pgp-passphrase-file "$T/pgp-pass"
 expect_err "approvals/$A3.asc: already in the bundle" "approve twice"
 # A bundle whose member was changed after approval is refused by --record.
 python3 - "$T/b2.fwb" "$T/b2.bad" <<'PY'
@@ -177,14 +194,12 @@ PY
 expect_rc 1 "record a tampered bundle" fwrel-bundle --record "$T/b2.bad" --policy "$T/policy.yaml" \
     --repo "$R" --channel prod --gnupg-home "$G"
 expect_err "bundle: SHA256SUMS: release.json" "record a tampered bundle"
-expect_rc 0 "record" fwrel-bundle --record "$T/b2.fwb" --policy "$T/policy.yaml" --repo "$R" \
-    --channel prod --gnupg-home "$G"
+expect_rc 0 "record (the channel from the bundle)" fwrel-bundle --record "$T/b2.fwb" \
+    --policy "$T/policy.yaml" --repo "$R" --gnupg-home "$G" --tag-signer "$A1"
 TAG2=acme-thermostat/prod/v1.1.0
 # --record logged the approval given later, not again the one logged with the pending bundle.
 run python3 -c 'import json,sys; [print(e["event"], e["who"].get("fingerprint", "-")) for e in map(json.loads, open(sys.argv[1]))]' "$R/audit/audit.jsonl"
-# (the tag signer without --tag-signer: the first approval in the bundle's order)
-first=$(printf '%s\n' "$A1" "$A3" | LC_ALL=C sort | head -1)
-[ "$(printf '%s\n' "$OUT" | tail -2)" = "$(printf '%s\n' "approve $A3" "bundle $first")" ] && ok ||
+[ "$(printf '%s\n' "$OUT" | tail -2)" = "$(printf '%s\n' "approve $A3" "bundle $A1")" ] && ok ||
     fail "audit entries of --record: $(printf "%s\n" "$OUT" | tr "\n" ";")"
 [ "$(printf '%s\n' "$OUT" | grep -c "^approve $A1$")" -eq 2 ] && ok || fail "approvals by $A1 logged: $OUT"
 expect_rc 0 "verify-tag 2" env GNUPGHOME="$G" git -C "$R" verify-tag "$TAG2"
