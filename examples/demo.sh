@@ -52,11 +52,11 @@ sed -e "s/@APPROVER1@/$A1/" -e "s/@APPROVER2@/$A2/" -e "s/@APPROVER3@/$A3/" \
     "$here/policy.yaml.in" >"$W/policy.yaml"
 fwrel-bundle --check-policy "$W/policy.yaml"
 
-step "3. the product's keys in a keystore (sealed with a passphrase from a file, 0600), and what goes onto the device"
+step "3. the product's keys in a keystore (sealed with a passphrase from a file, 0600), and what goes onto the device; the release repository's audit log records them"
 secret "$W/passphrase"
 if [ ! -d "$W/provision" ]; then
     fwrel-keygen --policy "$W/policy.yaml" --keystore "$W/keystore" --provision "$W/provision" \
-        --passphrase-file "$W/passphrase"
+        --repo "$W/releases" --passphrase-file "$W/passphrase"
 fi
 ls -l "$W/provision"
 
