@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Generate a release repository of N releases made by fwrel-bundle with real signing, for
+# bench/audit.sh: a GnuPG home with three approvers (ed25519, no passphrase), the ESP32-S3 SBv2
+# RSA-3072 example policy with their fingerprints, an unsealed keystore made by
+# fwrel-keygen --policy, and N images of 64 KiB (fwrel-testimg) released on the beta channel
+# (1 approval) as versions 1.0.0, 1.0.1, ... with secure_version 1, 2, ... stepping every 50
+# releases and SOURCE_DATE_EPOCH stepping one minute per release.
+#
+# DIR receives gnupg/, policy.yaml, ks/, releases/ (the bare repository) and gen.log. DIR must
+# not exist. Prints the wall time of the releases.
+#
+# Usage: bench/gen-releases.sh N DIR [BUILD_DIR]   (default BUILD_DIR: build)
+set -euo pipefail
+[ $# -ge 2 ] || { echo "usage: $0 N DIR [BUILD_DIR]" >&2; exit 2; }
+N=$1
+D=$2
+cd "$(dirname "$0")/.."
+S=$PWD
+B=$(cd "${3:-build}" && pwd)
+case $N in '' | *[!0-9]*) echo "N must be a number" >&2; exit 2 ;; esac
+[ ! -e "$D" ] || { echo "$D exists" >&2; exit 2; }
+mkdir -p "$D"
+D=$(cd "$D" && pwd)
+export PATH="$B:$PATH"
+G=$D/gnupg
+mkdir -m 700 "$G"
+printf 'default-cache-ttl 0\nmax-cache-ttl 0\n' >"$G/gpg-agent.conf"
+for i in 1 2 3; do
+    gpg --homedir "$G" --batch --pinentry-mode loopback --passphrase '' \
+        --quick-gen-key "Approver $i <a$i@example.invalid>" ed25519 sign never >/dev/null 2>&1
+done
+# Mark the trust database checked now, so that no gpg run later rebuilds it.
+gpg --homedir "$G" --check-trustdb >/dev/null 2>&1 || true
+set -- $(gpg --homedir "$G" --with-colons --list-secret-keys | awk -F: '/^fpr/{print $10}')
+A1=$1 A2=$2 A3=$3
+sed -e "s/0123456789ABCDEF0123456789ABCDEF01234567/$A1/" \
+    -e "s/89ABCDEF0123456789ABCDEF0123456789ABCDEF/$A2/" \
+    -e "s/FEDCBA9876543210FEDCBA9876543210FEDCBA98/$A3/" \
+    "$S/policies/esp32s3-sbv2-rsa-prod.yaml" >"$D/policy.yaml"
+fwrel-keygen -q --policy "$D/policy.yaml" --keystore "$D/ks" --no-passphrase
+mkdir "$D/img"
+epoch=1767225600 # 2026-01-01
+start=$(date +%s%N)
+for i in $(seq 0 $((N - 1))); do
+    sv=$((1 + i / 50))
+    fwrel-testimg --chip esp32s3 --version "1.0.$i" --secure-version "$sv" --project acme \
+        --size 65536 -o "$D/img/app.bin"
+    SOURCE_DATE_EPOCH=$((epoch + 60 * i)) \
+        fwrel-bundle -q --policy "$D/policy.yaml" --keystore "$D/ks" --repo "$D/releases" \
+        --channel beta -a "$A1" --gnupg-home "$G" --no-passphrase --templates "$S/templates" \
+        "$D/img/app.bin" >>"$D/gen.log" 2>&1 ||
+        { echo "release $i failed: $(tail -1 "$D/gen.log")" >&2; exit 1; }
+done
+end=$(date +%s%N)
+rm -rf "$D/img"
+gpgconf --homedir "$G" --kill gpg-agent >/dev/null 2>&1 || true
+awk -v n="$N" -v ns="$((end - start))" \
+    'BEGIN{printf "%d releases in %.1f s (%.0f ms each)\n", n, ns/1e9, ns/1e6/n}'
