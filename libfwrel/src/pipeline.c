@@ -68,8 +68,11 @@ struct run {
     char *sums;    /* SHA256SUMS */
     size_t sums_len;
     size_t napprovals;
-    char signer[41]; /* who signs the tag: an approver the policy pins */
-    fwrel_out *out;  /* the --output file, published after the repository */
+    char signer[41];          /* who signs the tag: an approver the policy pins */
+    fwrel_out *out;           /* the --output file, published after the repository */
+    int secure_fota;          /* the policy exports secure-fota: its 1024-byte manifest is made */
+    size_t sf_sign, sf_recip; /* its keys: an RSA-3072 signer, an RSA-4096 recipient */
+    uint8_t sfm[FWREL_SECURE_FOTA_LEN];
 };
 
 /* --- small helpers ------------------------------------------------------------------- */
@@ -578,6 +581,10 @@ static int step_exports(struct run *r, const char *served)
     char num[32], created[21], base[600];
     const struct member *img = find_member(r, r->rec->image.name);
     const struct member *man = find_member(r, "manifest.fwm");
+    struct member sfm;
+    memset(&sfm, 0, sizeof(sfm));
+    sfm.data = r->sfm;
+    sfm.len = sizeof(r->sfm);
     int error;
 
     if (r->p->nexports == 0) {
@@ -624,6 +631,27 @@ static int step_exports(struct run *r, const char *served)
         error = set_var(v, "base_url", base);
     if (!error)
         error = set_var(v, "created", created);
+    if (!error && r->secure_fota) {
+        fwrel_pkey *sk = NULL, *rk = NULL;
+        uint8_t desc[256];
+        fwrel_src src;
+        char sha[65];
+        if ((error = fwrel_src_open(&src, r->o->image, FWREL_IMAGE_MAX)) == 0) {
+            if ((error = fwrel_src_seek(&src, FWREL_APP_DESC_OFFSET)) == 0)
+                error = fwrel_src_read(&src, desc, sizeof(desc));
+            fwrel_src_close(&src);
+        }
+        if (!error && (error = load_private(&sk, r, r->sf_sign)) == 0 &&
+            (error = fwrel_ks_load_public(&rk, r->ks, r->ent[r->sf_recip])) == 0)
+            error = fwrel_manifest_securefota_make(r->sfm, desc, sk, rk);
+        fwrel_key_free(sk);
+        fwrel_key_free(rk);
+        sha_hex(sha, r->sfm, sizeof(r->sfm));
+        if (!error)
+            error = set_var(v, "secure_fota_manifest_sha256", sha);
+        if (error)
+            fwrel_error_prefix("export secure-fota");
+    }
     if (!error && r->p->has_hmac_key) {
         uint8_t *key = NULL;
         size_t klen = 0;
@@ -656,6 +684,9 @@ static int step_exports(struct run *r, const char *served)
                 src = img;
             else if (strcmp(files[k].artifact, FWREL_EXPORT_ARTIFACT_MANIFEST) == 0)
                 src = man;
+            else if (r->secure_fota &&
+                     strcmp(files[k].artifact, FWREL_EXPORT_ARTIFACT_SECURE_FOTA) == 0)
+                src = &sfm;
             if (src == NULL)
                 error = fwrel_error_set(FWREL_EUSAGE,
                                         "export %s needs the %s, which this release does not "
@@ -1119,12 +1150,27 @@ static int preflight(struct run *r)
     if (!r->recording && o->napprovers >= r->ch->approvals_required && o->napprovers == 0 &&
         o->tag_signer == NULL)
         return fwrel_error_set(FWREL_EUSAGE, "no one to sign the tag: give --tag-signer FPR");
+    /* The secure-fota export's manifest is signed by the channel's RSA-3072 manifest signer and
+     * encrypted to the policy's RSA-4096 recipient (docs/exports.md). */
     for (size_t i = 0; i < r->p->nexports; i++)
         if (strcmp(r->p->exports[i], "secure-fota") == 0)
+            r->secure_fota = 1;
+    if (r->secure_fota) {
+        size_t s = SIZE_MAX, c = SIZE_MAX;
+        for (size_t i = r->ch->nsigners; i-- > 0;)
+            if (r->p->keys[r->ch->signers[i]].alg == FWREL_ALG_RSA3072)
+                s = r->ch->signers[i];
+        for (size_t i = r->p->nrecipients; i-- > 0;)
+            if (r->p->keys[r->p->recipients[i]].alg == FWREL_ALG_RSA4096)
+                c = r->p->recipients[i];
+        if (s == SIZE_MAX || c == SIZE_MAX)
             return fwrel_error_set(FWREL_EUSAGE,
-                                   "the secure-fota export needs the 1024-byte secure-FOTA "
-                                   "manifest, which fwrel-bundle does not make yet (fwrel-encrypt "
-                                   "--secure-fota makes it; docs/exports.md)");
+                                   "the secure-fota export needs an RSA-3072 manifest signer in "
+                                   "the %s channel and an RSA-4096 manifest recipient",
+                                   r->chname);
+        r->sf_sign = s;
+        r->sf_recip = c;
+    }
     if (o->output != NULL && (error = fwrel_io_check_new(o->output, o->out_flags)) != 0)
         return error;
     int n = snprintf(r->audit_path, sizeof(r->audit_path), "%s/%s", r->repo_path, r->p->audit_log);

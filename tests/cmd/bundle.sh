@@ -329,6 +329,38 @@ git -C "$R" rev-parse -q --verify refs/tags/acme-thermostat/prod/v2.0.0 >/dev/nu
 expect_rc 0 "verify-tag after the kills" env GNUPGHOME="$G" git -C "$R" verify-tag acme-thermostat/prod/v2.0.0
 expect_rc 0 "git fsck" git -C "$R" fsck --strict --no-progress
 
+# --- the secure-fota export: its 1024-byte manifest, checked with plain openssl -----------------
+sed -e 's/^  recipients: \[mf-device\]/  recipients: [mf-device, mf-fota]/' \
+    -e 's/^exports: \[https-dir, flask-ota\]/exports: [https-dir, flask-ota, secure-fota]/' \
+    -e 's/^  mf-device: {purpose: manifest-encrypt, alg: x25519}/&\n  mf-fota: {purpose: manifest-encrypt, alg: rsa4096}/' \
+    "$T/policy.yaml" >"$T/policy-sf.yaml"
+grep -q "mf-fota: {purpose" "$T/policy-sf.yaml" && grep -q "secure-fota\]" "$T/policy-sf.yaml" ||
+    fail "secure-fota policy not made"
+expect_rc 0 "keygen for secure-fota" fwrel-keygen --policy "$T/policy-sf.yaml" --keystore "$T/ks-sf" \
+    --provision "$T/prov-sf" --no-passphrase
+expect_rc 0 "release with secure-fota" fwrel-bundle --policy "$T/policy-sf.yaml" --keystore "$T/ks-sf" \
+    --repo "$T/rel-sf" --channel prod --gnupg-home "$G" --no-passphrase \
+    --templates "$FWREL_SRC/templates" -a "$A1" -a "$A2" -o "$T/sf.fwb" "$T/app-1.0.0-1.bin"
+mkdir "$T/sf" && tar xf "$T/sf.fwb" -C "$T/sf"
+M="$T/sf/exports/secure-fota/firmware.manifest"
+[ "$(stat -c %s "$M" 2>/dev/null)" = 1024 ] && ok || fail "secure-fota manifest not 1024 bytes"
+head -c 512 "$M" | openssl pkeyutl -decrypt -inkey "$T/prov-sf/mf-fota.private.pem" \
+    -pkeyopt rsa_padding_mode:pkcs1 -out "$T/sf/desc.bin" 2>/dev/null
+tail -c 512 "$M" | openssl pkeyutl -decrypt -inkey "$T/prov-sf/mf-fota.private.pem" \
+    -pkeyopt rsa_padding_mode:pkcs1 -out "$T/sf/sig.bin" 2>/dev/null
+dd if="$T/app-1.0.0-1.bin" of="$T/sf/desc.want" bs=1 skip=32 count=256 2>/dev/null
+expect_same "$T/sf/desc.bin" "$T/sf/desc.want" "secure-fota manifest: the app descriptor"
+expect_rc 0 "secure-fota manifest: signature" openssl dgst -sha256 -verify \
+    "$T/prov-sf/mf-security.pub.pem" -signature "$T/sf/sig.bin" "$T/sf/desc.bin"
+grep -q "\"sha256\": \"$(sha256sum <"$M" | cut -c1-64)\"" "$T/sf/exports/secure-fota/upload.json" && ok ||
+    fail "upload.json does not carry the manifest's hash"
+sed -e 's/, mf-fota\]/]/' -e '/mf-fota: {purpose/d' "$T/policy-sf.yaml" >"$T/policy-sf2.yaml"
+expect_rc 2 "secure-fota without an RSA-4096 recipient" fwrel-bundle --policy "$T/policy-sf2.yaml" \
+    --keystore "$T/ks-sf" --repo "$T/rel-sf" --channel prod --no-passphrase -a "$A1" -a "$A2" \
+    "$T/app-1.1.0-2.bin"
+expect_err "the secure-fota export needs an RSA-3072 manifest signer in the prod channel and an RSA-4096 manifest recipient" \
+    "secure-fota without an RSA-4096 recipient"
+
 # --- usage ----------------------------------------------------------------------------------------
 expect_rc 2 "no image" fwrel-bundle --policy "$T/policy.yaml" --keystore "$T/ks"
 expect_err "a release needs one IMAGE" "no image"
