@@ -456,6 +456,10 @@ static void repo_print(fwrel_ctx *ctx, const fwrel_auditor *a)
                             l->head, "ok", (json_int_t)l->ok, "failed", (json_int_t)l->fail,
                             "releases", (json_int_t)l->releases, "first_time", l->first_time,
                             "last_time", l->last_time));
+        json_object_set_new(json_array_get(logs, i), "untagged",
+                            json_integer((json_int_t)l->untagged));
+        json_object_set_new(json_array_get(logs, i), "first_untagged",
+                            json_string(l->first_untagged));
     }
     fwrel_cmd_set(ctx, "mode", json_string("repo"));
     fwrel_cmd_set(ctx, "jobs", json_integer(fwrel_auditor_jobs(a)));

@@ -306,7 +306,30 @@ static int log_find(const fwrel_auditor *a, const char *path)
     return -1;
 }
 
-static void log_summarise(struct livelog *L)
+static int str_cmp(const void *x, const void *y)
+{
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+/* The tag a "bundle" entry's output names ("<tag>/bundle.fwb"), or NULL. */
+static const char *entry_bundle(char *out, size_t n, json_t *entry)
+{
+    json_t *outs = json_object_get(entry, "outputs"), *o;
+    size_t i;
+    json_array_foreach(outs, i, o)
+    {
+        const char *name = json_string_value(json_object_get(o, "name"));
+        size_t len = name != NULL ? strlen(name) : 0;
+        if (len > 11 && len - 11 < n && strcmp(name + len - 11, "/bundle.fwb") == 0) {
+            snprintf(out, n, "%.*s", (int)(len - 11), name);
+            return out;
+        }
+    }
+    return NULL;
+}
+
+/* Counts and times; "bundle" entries whose tag is not in the repository (names sorted). */
+static void log_summarise(struct livelog *L, const char *const *names, size_t nnames)
 {
     for (size_t i = 0; i < L->nlines; i++) {
         size_t start = i ? L->end[i - 1] : 0;
@@ -318,8 +341,15 @@ static void log_summarise(struct livelog *L)
             L->sum.ok++;
         else if (res != NULL && strcmp(res, "fail") == 0)
             L->sum.fail++;
-        if (ev != NULL && res != NULL && strcmp(ev, "bundle") == 0 && strcmp(res, "ok") == 0)
+        if (ev != NULL && res != NULL && strcmp(ev, "bundle") == 0 && strcmp(res, "ok") == 0) {
+            char tag[256];
+            const char *key = entry_bundle(tag, sizeof(tag), j);
             L->sum.releases++;
+            if (key != NULL &&
+                (nnames == 0 || bsearch(&key, names, nnames, sizeof(*names), str_cmp) == NULL) &&
+                L->sum.untagged++ == 0)
+                snprintf(L->sum.first_untagged, sizeof(L->sum.first_untagged), "%s", tag);
+        }
         if (t != NULL) {
             if (L->sum.first_time[0] == '\0')
                 snprintf(L->sum.first_time, sizeof(L->sum.first_time), "%s", t);
@@ -330,7 +360,8 @@ static void log_summarise(struct livelog *L)
 }
 
 /* Read the live log at repo/path under a shared flock, verify its chain, index its lines. */
-static int log_load(struct livelog *L, const char *repo, const char *path)
+static int log_load(struct livelog *L, const char *repo, const char *path, const char *const *names,
+                    size_t nnames)
 {
     char full[4096];
     struct stat st;
@@ -411,7 +442,7 @@ static int log_load(struct livelog *L, const char *repo, const char *path)
     L->sum.entries = L->nlines;
     if (!L->sum.valid && L->nlines > 0)
         fwrel_hex(L->sum.head, L->sha[L->nlines - 1], 32);
-    log_summarise(L);
+    log_summarise(L, names, nnames);
     error = 0;
 done:
     if (f != NULL)
@@ -1298,7 +1329,8 @@ static int read_tags(fwrel_auditor *a, fwrel_repo *r, const fwrel_repo_tag *tags
     return 0;
 }
 
-static int load_logs(fwrel_auditor *a, const char *path)
+static int load_logs_sorted(fwrel_auditor *a, const char *path, const char *const *names,
+                            size_t nnames)
 {
     for (size_t i = 0; i < a->n; i++) {
         struct msg *M = &a->msg[i];
@@ -1307,7 +1339,7 @@ static int load_logs(fwrel_auditor *a, const char *path)
         M->log = log_find(a, a->rel[i].audit_path);
         if (M->log >= 0 || a->nlogs == FWREL_AUDITOR_LOGS_MAX)
             continue;
-        int e = log_load(&a->logs[a->nlogs], path, a->rel[i].audit_path);
+        int e = log_load(&a->logs[a->nlogs], path, a->rel[i].audit_path, names, nnames);
         if (e != 0)
             return e;
         M->log = (int)a->nlogs++;
@@ -1319,10 +1351,32 @@ static int load_logs(fwrel_auditor *a, const char *path)
                                             (unsigned long long)s->entries, s->head)
                          : fwrel_report_add(a->report, "audit.log", FWREL_FAIL, "%s: %s", s->path,
                                             s->error);
+        if (e == 0 && s->untagged > 0)
+            e = fwrel_report_add(a->report, "audit.log", FWREL_INFO,
+                                 "%s: %llu bundle %s no tag of the repository (first %s): "
+                                 "bundles awaiting approvals, or releases removed",
+                                 s->path, (unsigned long long)s->untagged,
+                                 s->untagged == 1 ? "entry names" : "entries name",
+                                 s->first_untagged);
         if (e != 0)
             return FWREL_EIO;
     }
     return 0;
+}
+
+/* The live logs the tags name, with the repository's tag names for the summary. */
+static int load_logs(fwrel_auditor *a, const char *path, const fwrel_repo_tag *tags, size_t ntags)
+{
+    const char **names = calloc(ntags ? ntags : 1, sizeof(*names));
+    if (names == NULL)
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    for (size_t i = 0; i < ntags; i++)
+        names[i] = tags[i].name;
+    if (ntags > 0)
+        qsort(names, ntags, sizeof(*names), str_cmp);
+    int error = load_logs_sorted(a, path, names, ntags);
+    free(names);
+    return error;
 }
 
 static int run_workers(fwrel_auditor *a, fwrel_repo *r0, const char *path, const char *home)
@@ -1440,7 +1494,7 @@ int fwrel_auditor_run(fwrel_auditor **out, const char *path, const fwrel_auditor
     else
         error = fwrel_report_add(a->report, "repo.tags", a->n ? FWREL_INFO : FWREL_FAIL, "%zu tags",
                                  ntags);
-    if (error != 0 || (error = load_logs(a, path)) != 0)
+    if (error != 0 || (error = load_logs(a, path, tags, ntags)) != 0)
         goto done;
     a->jobs = o->jobs ? o->jobs : default_jobs();
     if (a->jobs > a->n)
@@ -1804,10 +1858,16 @@ int fwrel_auditor_html(char **out, size_t *len, const fwrel_auditor *a, const ch
             sb_el(&b, "<tr><th>problem</th><td class=\"fail\">", s->error, "</td></tr>");
         sb_fmt(&b,
                "<tr><th>entries</th><td>%llu (%llu ok, %llu failed; %llu bundles "
-               "released)</td></tr>",
+               "made)</td></tr>",
                (unsigned long long)s->entries, (unsigned long long)s->ok,
                (unsigned long long)s->fail, (unsigned long long)s->releases);
         sb_el(&b, "<tr><th>head</th><td><code>", s->head, "</code></td></tr>");
+        if (s->untagged > 0) {
+            sb_fmt(&b, "<tr><th>bundles without a tag</th><td class=\"info\">%llu (first ",
+                   (unsigned long long)s->untagged);
+            sb_esc(&b, s->first_untagged);
+            sb_fmt(&b, "): awaiting approvals, or releases removed</td></tr>");
+        }
         sb_el(&b, "<tr><th>first entry</th><td>", s->first_time[0] ? s->first_time : "-",
               "</td></tr>");
         sb_el(&b, "<tr><th>last entry</th><td>", s->last_time[0] ? s->last_time : "-",

@@ -252,7 +252,16 @@ printf '{"event":"sign","inputs":[{"na' >>"$C/$LOG"
 rejected "torn last line" 0 audit.log -
 expect_err "^fwrel-verify: $C: repository: audit.log: $LOG: .*torn" "torn last line"
 printf '%s\n' "$OUT" | grep -q "^FAIL $P4 " && fail "torn line: a release failed: $OUT" || ok
-# 10. A release with a lower secure_version, made under a policy whose anti-rollback is not
+# 10. The last release removed with its tag and commit: nothing signed names it any more, so the
+#     audit passes (docs/verify.md says so); the live log still holds its entries, and the
+#     summary names the bundle entry without a tag.
+copy
+git -C "$C" tag -d "$P4" >/dev/null
+git -C "$C" update-ref refs/heads/main "$B3^{commit}"
+expect_rc 0 "last release removed" audit "$C" --all
+printf '%s\n' "$OUT" | grep -q "^INFO audit.log: $LOG: 1 bundle entry names no tag of the repository (first $P4)" &&
+    ok || fail "last release removed: no note of its bundle entry: $OUT"
+# 11. A release with a lower secure_version, made under a policy whose anti-rollback is not
 #    monotonic: the release is well signed and approved; the history is not.
 copy
 sed 's/monotonic: true/monotonic: false/' "$T/policy.yaml" >"$T/policy-nm.yaml"
@@ -262,7 +271,7 @@ B5=$P/beta/v1.2.0
 rejected "lower secure_version" 1 history.secure_version "$B5"
 expect_err "first: $B5: history.secure_version: secure_version 1 is below 2 of $B3, an earlier release \(rollback\)" \
     "lower secure_version"
-# 11. A key revoked since the releases: every release it signed fails; a retired key does not.
+# 12. A key revoked since the releases: every release it signed fails; a retired key does not.
 cp -a "$T/ks" "$T/ks-revoked"
 expect_rc 0 "revoke mf-release-1" fwrel-keygen -q --keystore "$T/ks-revoked" --revoke mf-release-1
 copy

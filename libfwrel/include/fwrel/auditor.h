@@ -122,6 +122,9 @@ typedef struct fwrel_audit_log_summary {
     uint64_t releases;               /**< entries with event "bundle" and result "ok" */
     char first_time[32];             /**< "time" of the first entry, "" if none */
     char last_time[32];              /**< "time" of the last entry, "" if none */
+    uint64_t untagged;               /**< "bundle" entries naming a tag the repository lacks
+                                          (awaiting approvals, or a release removed) */
+    char first_untagged[256];        /**< the first such tag name ("" if none) */
 } fwrel_audit_log_summary;
 
 /** The outcome of an audit; opaque. */
