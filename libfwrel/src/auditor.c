@@ -1322,7 +1322,7 @@ static int read_tags(fwrel_auditor *a, fwrel_repo *r, const fwrel_repo_tag *tags
             return e;
         }
         free(raw);
-        if (product != NULL && M->ok && strcmp(R->product, product) != 0)
+        if (product != NULL && R->product[0] != '\0' && strcmp(R->product, product) != 0)
             continue;
         a->n++;
     }

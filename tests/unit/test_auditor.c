@@ -1,0 +1,264 @@
+/* test_auditor.c - auditor: a release repository written with fwrel_repo_release() (real git,
+ * real GnuPG key) whose tags carry hand-made messages: a well-formed message whose bundle is not
+ * a bundle (the CI steps fail, the audit log steps pass), messages that are not fwrel's, repeat a
+ * field or name an unsafe audit path (tag.message fails, the steps that need it are skipped),
+ * --product keeps the unreadable tags, the HTML report escapes a hostile product name, and usage
+ * errors. The end-to-end cases on releases made by fwrel-bundle are tests/cmd/audit_repo.sh. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/evp.h>
+
+#include "fwrel/audit.h"
+#include "fwrel/auditor.h"
+#include "fwrel/repo.h"
+#include "gpghome.h"
+#include "testutil.h"
+
+static const char *dir;
+static char *home;
+static char fa[41];
+static char repo_path[4096];
+
+static const uint8_t not_a_bundle[] = "this is not a tar archive\n";
+
+static void sha_hex(char out[65], const uint8_t *p, size_t n)
+{
+    uint8_t d[32];
+    unsigned int len = 0;
+    static const char hx[] = "0123456789abcdef";
+    assert_int_equal(EVP_Digest(p, n, d, &len, EVP_sha256(), NULL), 1);
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = hx[d[i] >> 4];
+        out[2 * i + 1] = hx[d[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+/* Record one release: its bundle bytes and the audit log as it is now, with this message. */
+static void release(fwrel_repo *r, const char *tag, const char *message, const char *log, int64_t t)
+{
+    char bpath[300];
+    size_t loglen = 0;
+    uint8_t *logdata = testutil_read(log, &loglen);
+    snprintf(bpath, sizeof(bpath), "%s/bundle.fwb", tag);
+    fwrel_repo_file files[2] = {
+        {bpath, not_a_bundle, sizeof(not_a_bundle) - 1},
+        {"audit/audit.jsonl", logdata, loglen},
+    };
+    fwrel_repo_release_opts o;
+    memset(&o, 0, sizeof(o));
+    o.files = files;
+    o.nfiles = 2;
+    o.commit_message = "release";
+    o.tag_name = tag;
+    o.tag_message = message;
+    o.who.name = "fwrel release";
+    o.who.email = "release@example.org";
+    o.who.time = t;
+    o.gpg_home = home;
+    o.signer_fpr = fa;
+    assert_int_equal(fwrel_repo_release(r, &o, NULL, NULL), 0);
+    free(logdata);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    char log[4300], entry[512], head[65], sha[65], msg[2048];
+    fwrel_repo *r = NULL;
+    dir = strdup(testutil_tmpdir());
+    home = gpghome_create(dir, "gnupg");
+    if (gpghome_genkey(home, "Release A <a@example.org>", NULL, "never", fa) != 0)
+        return -1;
+    snprintf(repo_path, sizeof(repo_path), "%s/releases", dir);
+    if (fwrel_repo_open(&r, repo_path, 1) != 0 || fwrel_repo_lock(r, 0) != 0)
+        return -1;
+    /* The live log, inside the repository, with the first release's "bundle" entry. */
+    snprintf(log, sizeof(log), "%s/audit", repo_path);
+    mkdir(log, 0750);
+    snprintf(log, sizeof(log), "%s/audit/audit.jsonl", repo_path);
+    sha_hex(sha, not_a_bundle, sizeof(not_a_bundle) - 1);
+    snprintf(entry, sizeof(entry),
+             "{\"event\":\"bundle\",\"who\":{\"user\":\"t\"},\"inputs\":[],\"outputs\":[{\"name\":"
+             "\"p/beta/v1.0.0/bundle.fwb\",\"sha256\":\"%s\",\"size\":%zu}],\"result\":\"ok\"}",
+             sha, sizeof(not_a_bundle) - 1);
+    if (fwrel_audit_append(log, entry, strlen(entry), head) != 0)
+        return -1;
+    /* 1: a well-formed message; the bundle is not a tar. */
+    snprintf(msg, sizeof(msg),
+             "fwrel release p 1.0.0 (beta)\n\ncounter: 1\nsecure_version: 1\n"
+             "bundle: p/beta/v1.0.0/bundle.fwb sha256:%s size:%zu\n"
+             "release.json: sha256:%s\ninput: sha256:%s size:10\npolicy: sha256:%s\n"
+             "approvals: 1 of 1: %s\naudit: audit/audit.jsonl head:%s entries:1\n",
+             sha, sizeof(not_a_bundle) - 1, sha, sha, sha, fa, head);
+    release(r, "p/beta/v1.0.0", msg, log, 1700000000);
+    /* 2: not an fwrel message. */
+    release(r, "p/beta/v1.1.0", "hello", log, 1700000100);
+    /* 3: a hostile product name, and an audit path out of the repository. */
+    snprintf(msg, sizeof(msg),
+             "fwrel release <x&y> 1.0.0 (beta)\n\ncounter: 1\nsecure_version: 1\n"
+             "bundle: q/beta/v1.0.0/bundle.fwb sha256:%s size:%zu\n"
+             "release.json: sha256:%s\ninput: sha256:%s size:10\npolicy: sha256:%s\n"
+             "approvals: 1 of 1: %s\naudit: ../audit.jsonl head:%s entries:1\n",
+             sha, sizeof(not_a_bundle) - 1, sha, sha, sha, fa, head);
+    release(r, "q/beta/v1.0.0", msg, log, 1700000200);
+    /* 4: a field twice. */
+    release(r, "q/beta/v1.1.0", "fwrel release q 1.1.0 (beta)\n\ncounter: 2\ncounter: 3\n", log,
+            1700000300);
+    fwrel_repo_free(r);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    gpghome_kill(home);
+    testutil_rmtree(dir);
+    free(home);
+    return 0;
+}
+
+static const fwrel_step *step(const fwrel_audit_release *R, const char *name)
+{
+    for (size_t i = 0; i < fwrel_report_count(R->report); i++)
+        if (strcmp(fwrel_report_step(R->report, i)->name, name) == 0)
+            return fwrel_report_step(R->report, i);
+    fail_msg("no step %s for %s", name, R->tag);
+    return NULL;
+}
+
+static void test_steps(void **state)
+{
+    (void)state;
+    fwrel_auditor *a = NULL;
+    fwrel_auditor_opts o = {home, NULL, NULL, 2};
+    assert_int_equal(fwrel_auditor_run(&a, repo_path, &o), FWREL_EVERIFY);
+    assert_non_null(a);
+    assert_string_equal(fwrel_error_last()->message,
+                        "4 of 4 releases failed; first: p/beta/v1.0.0: ci.bundle.read: not a "
+                        "tar archive");
+    assert_int_equal(fwrel_auditor_count(a), 4);
+    assert_int_equal(fwrel_auditor_failed(a), 4);
+    assert_int_equal(fwrel_auditor_jobs(a), 2);
+
+    /* 1: the tag and the log are right; the bundle is not one. */
+    const fwrel_audit_release *R = fwrel_auditor_release(a, 0);
+    assert_string_equal(R->tag, "p/beta/v1.0.0");
+    assert_int_equal(R->branch_pos, 1);
+    assert_string_equal(R->signer, fa);
+    assert_int_equal(R->counter, 1);
+    assert_int_equal(step(R, "tag.signature")->verdict, FWREL_PASS);
+    assert_int_equal(step(R, "tag.message")->verdict, FWREL_PASS);
+    assert_int_equal(step(R, "bundle.blob")->verdict, FWREL_PASS);
+    assert_int_equal(step(R, "ci.bundle.read")->verdict, FWREL_FAIL);
+    assert_int_equal(step(R, "record.tree")->verdict, FWREL_FAIL);
+    assert_int_equal(step(R, "tag.signer")->verdict, FWREL_SKIP);
+    assert_int_equal(step(R, "audit.copy")->verdict, FWREL_PASS);
+    assert_int_equal(step(R, "audit.live")->verdict, FWREL_PASS);
+    assert_int_equal(step(R, "repo.branch")->verdict, FWREL_PASS);
+    assert_int_equal(step(R, "history.counter")->verdict, FWREL_PASS);
+    assert_int_equal(step(R, "keys")->verdict, FWREL_SKIP);
+
+    /* 2: not fwrel's: what needs the message is skipped. */
+    R = fwrel_auditor_release(a, 1);
+    assert_string_equal(R->tag, "p/beta/v1.1.0");
+    assert_int_equal(step(R, "tag.signature")->verdict, FWREL_PASS);
+    assert_int_equal(step(R, "tag.message")->verdict, FWREL_FAIL);
+    assert_string_equal(step(R, "tag.message")->detail,
+                        "the message does not start 'fwrel release PRODUCT VERSION (CHANNEL)'");
+    assert_int_equal(step(R, "bundle.blob")->verdict, FWREL_SKIP);
+    assert_int_equal(step(R, "audit.live")->verdict, FWREL_SKIP);
+    assert_int_equal(step(R, "history.counter")->verdict, FWREL_SKIP);
+    /* Its commit changes the audit log only: nothing under its directory but the bundle. */
+    assert_int_equal(step(R, "repo.branch")->verdict, FWREL_PASS);
+
+    /* 3: the audit path leaves the repository. */
+    R = fwrel_auditor_release(a, 2);
+    assert_string_equal(step(R, "tag.message")->detail, "the message's 'audit:' line is malformed");
+    assert_string_equal(R->product, "<x&y>");
+    /* 4: a field twice. */
+    R = fwrel_auditor_release(a, 3);
+    assert_string_equal(step(R, "tag.message")->detail,
+                        "the message's 'counter:' line is repeated");
+
+    /* The live log, read once: valid, one entry. */
+    assert_int_equal(fwrel_auditor_nlogs(a), 1);
+    const fwrel_audit_log_summary *l = fwrel_auditor_log(a, 0);
+    assert_true(l->valid);
+    assert_int_equal(l->entries, 1);
+    assert_int_equal(l->releases, 1);
+    assert_int_equal(l->untagged, 0);
+
+    /* The page escapes what the repository says. */
+    char *html = NULL;
+    size_t len = 0;
+    assert_int_equal(fwrel_auditor_html(&html, &len, a, "rel<eases>"), 0);
+    assert_int_equal(strlen(html), len);
+    assert_non_null(strstr(html, "&lt;x&amp;y&gt;"));
+    assert_null(strstr(html, "<x&y>"));
+    assert_non_null(strstr(html, "rel&lt;eases&gt;"));
+    assert_null(strstr(html, "<script"));
+    assert_non_null(strstr(html, "default-src 'none'"));
+    free(html);
+    fwrel_auditor_free(a);
+}
+
+static void test_product_filter(void **state)
+{
+    (void)state;
+    fwrel_auditor *a = NULL;
+    /* The tags whose first line names another product are left out; the unreadable one is
+     * kept, since it cannot be told apart. */
+    fwrel_auditor_opts o = {home, "p", NULL, 1};
+    assert_int_equal(fwrel_auditor_run(&a, repo_path, &o), FWREL_EVERIFY);
+    assert_int_equal(fwrel_auditor_count(a), 2);
+    assert_string_equal(fwrel_auditor_release(a, 0)->tag, "p/beta/v1.0.0");
+    assert_string_equal(fwrel_auditor_release(a, 1)->tag, "p/beta/v1.1.0");
+    fwrel_auditor_free(a);
+    o.product = "none";
+    assert_int_equal(fwrel_auditor_run(&a, repo_path, &o), FWREL_EVERIFY);
+    assert_int_equal(fwrel_auditor_count(a), 1);
+    assert_string_equal(fwrel_auditor_release(a, 0)->tag, "p/beta/v1.1.0");
+    fwrel_auditor_free(a);
+}
+
+static void test_usage(void **state)
+{
+    (void)state;
+    fwrel_auditor *a = (fwrel_auditor *)&a;
+    fwrel_auditor_opts o = {home, NULL, NULL, FWREL_AUDITOR_JOBS_MAX + 1};
+    assert_int_equal(fwrel_auditor_run(&a, repo_path, &o), FWREL_EUSAGE);
+    assert_null(a);
+    assert_string_equal(fwrel_error_last()->message, "jobs must be 1..256");
+    o.jobs = 1;
+    assert_int_equal(fwrel_auditor_run(&a, home, &o), FWREL_EFORMAT);
+    assert_null(a);
+    o.gnupg_home = NULL;
+    unsetenv("GNUPGHOME");
+    assert_int_equal(fwrel_auditor_run(&a, repo_path, &o), FWREL_EUSAGE);
+    assert_string_equal(fwrel_error_last()->message, "no GnuPG home: pass one or set GNUPGHOME");
+    o.gnupg_home = home;
+    o.keystore = dir; /* not a keystore: the keystore's error, named */
+    assert_int_not_equal(fwrel_auditor_run(&a, repo_path, &o), 0);
+    assert_null(a);
+    assert_memory_equal(fwrel_error_last()->message, "keystore", 8);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_steps),
+        cmocka_unit_test(test_product_filter),
+        cmocka_unit_test(test_usage),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
