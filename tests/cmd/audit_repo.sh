@@ -292,11 +292,19 @@ for r in j["releases"]:
 ' <<<"$OUT" && ok || fail "retired key noted: $OUT"
 
 # --- the HTML report ----------------------------------------------------------------------
-# A hostile tag name (git allows <, >, &, " and ' in ref names) on a copy: escaped everywhere.
+# A hostile tag name (git allows <, >, &, " and ' in ref names) on a copy, signed by an approver
+# with the first release's message: a failed release like any other (its files are not where its
+# name says), and escaped everywhere in the report.
 copy
-git -C "$C" tag "x/<b>&\"'q" "$B1^{commit}"
+HT="x/<b>&\"'q"
+tag_message "$C" "$B1" >"$T/msg"
+GNUPGHOME="$G" $GIT -c user.signingkey="$A1" -C "$C" tag -s -F "$T/msg" "$HT" "$B1^{commit}" >/dev/null 2>&1
 run audit "$C" --all --report "$T/hostile.html"
 [ "$RC" -eq 1 ] && ok || fail "hostile tag: exit $RC: $ERR"
+printf '%s\n' "$OUT" | grep -qF "FAIL $HT bundle.blob: the tag names $B1/bundle.fwb, not $HT/bundle.fwb" &&
+    ok || fail "hostile tag: bundle.blob: $OUT"
+printf '%s\n' "$OUT" | grep -qF "FAIL $HT record.tree: invalid path in the repository" &&
+    ok || fail "hostile tag: record.tree: $OUT"
 grep -q '<b>&' "$T/hostile.html" && fail "hostile tag name not escaped" || ok
 grep -q 'x/&lt;b&gt;&amp;&quot;&#39;q' "$T/hostile.html" && ok || fail "hostile tag name: escaped form missing"
 grep -Eiq '<script|src=|href="(https?:|//)|@import|url\(' "$T/hostile.html" &&
