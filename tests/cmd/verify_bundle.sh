@@ -267,6 +267,12 @@ verify_dev "a missing member" 1 bundle.read missing.fwb
 verify_ci "an oversize member header" 1 bundle.read oversize.fwb
 expect_err "firmware.enc: declared size [0-9]+ larger than" "oversize"
 verify_dev "an oversize member header" 1 bundle.read oversize.fwb
+# Endless data: a 10 GiB sparse file is refused from its size, never read (fast, little memory).
+truncate -s 10G sparse.fwb
+verify_ci "a 10 GiB sparse file" 1 bundle.read sparse.fwb
+expect_err "too large: 10737418240 bytes" "a 10 GiB sparse file"
+verify_dev "a 10 GiB sparse file" 1 bundle.read sparse.fwb
+rm -f sparse.fwb
 
 # --against: another image.
 verify_ci "--against another image" 1 against a.fwb --against b.bin
