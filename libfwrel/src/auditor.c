@@ -1826,6 +1826,33 @@ int fwrel_auditor_html(char **out, size_t *len, const fwrel_auditor *a, const ch
     sb_fmt(&b, "<p>%zu releases verified with %u worker thread%s.</p>\n", a->n, a->jobs,
            a->jobs == 1 ? "" : "s");
 
+    /* Every failure first, each linked to its release. */
+    if (a->failed > 0 || rf != NULL) {
+        sb_fmt(&b, "<h2>Failures</h2>\n<table class=\"steps\"><tr><th>release</th><th>check</th>"
+                   "<th>detail</th></tr>\n");
+        for (size_t i = 0; i < a->n; i++) {
+            const fwrel_report *r = a->order[i]->report;
+            for (size_t k = 0; k < fwrel_report_count(r); k++) {
+                const fwrel_step *st = fwrel_report_step(r, k);
+                if (st->verdict != FWREL_FAIL)
+                    continue;
+                sb_fmt(&b, "<tr><td><a href=\"#r%zu\">", i + 1);
+                sb_esc(&b, a->order[i]->tag);
+                sb_el(&b, "</a></td><td class=\"fail\"><code>", st->name, "</code></td>");
+                sb_el(&b, "<td>", st->detail, "</td></tr>\n");
+            }
+        }
+        for (size_t k = 0; k < fwrel_report_count(a->report); k++) {
+            const fwrel_step *st = fwrel_report_step(a->report, k);
+            if (st->verdict != FWREL_FAIL)
+                continue;
+            sb_el(&b, "<tr><td>(repository)</td><td class=\"fail\"><code>", st->name,
+                  "</code></td>");
+            sb_el(&b, "<td>", st->detail, "</td></tr>\n");
+        }
+        sb_fmt(&b, "</table>\n");
+    }
+
     /* Timeline. */
     for (size_t i = 0; i < a->n; i++)
         if (a->order[i]->secure_version > max_sv)
