@@ -58,8 +58,8 @@ extern "C" {
 
 /** Most worker threads. */
 #define FWREL_AUDITOR_JOBS_MAX 256
-/** Most release tags audited in one run. */
-#define FWREL_AUDITOR_TAGS_MAX 100000
+/** Most tags in an audited repository (about 10 KiB of state each). */
+#define FWREL_AUDITOR_TAGS_MAX 20000
 /** Most distinct audit log paths named by the tags. */
 #define FWREL_AUDITOR_LOGS_MAX 8
 
