@@ -23,7 +23,7 @@
 static struct {
     const char *check_policy, *policy, *keystore, *repo, *channel, *tag_signer, *gnupg_home;
     const char *output, *templates, *pass_file, *pass_fd, *pgp_pass_file, *pgp_pass_fd;
-    const char *approve, *record, *user, *email;
+    const char *approve, *record, *user, *email, *pin_file;
     fwrel_strlist approvers;
     int no_pass, force;
 } o;
@@ -57,6 +57,10 @@ static const fwrel_opt opts[] = {
      "the approvers' GnuPG passphrase from FILE (default: none, or gpg-agent)", &o.pgp_pass_file},
     {"pgp-passphrase-fd", 0, FWREL_OPT_STR, "N",
      "the approvers' GnuPG passphrase from file descriptor N", &o.pgp_pass_fd},
+    {"pin-file", 0, FWREL_OPT_STR, "FILE",
+     "the PIN of the policy's HSM keys whose URI has no pin-source (a 0600 file; default: the "
+     "terminal)",
+     &o.pin_file},
     {"approve", 0, FWREL_OPT_STR, "BUNDLE", "add the --approver's signatures to BUNDLE",
      &o.approve},
     {"record", 0, FWREL_OPT_STR, "BUNDLE",
@@ -291,6 +295,7 @@ static int release(fwrel_ctx *ctx)
     fwrel_pipeline_opts po;
     fwrel_pipeline_result res;
     fwrel_pass_src ks_pass, pgp_pass;
+    fwrel_pass_src pin = {o.pin_file != NULL ? FWREL_PASS_FILE : FWREL_PASS_TTY, -1, o.pin_file};
     fwrel_report *report = NULL;
     struct passwd *pw = getpwuid(getuid());
     int error;
@@ -321,6 +326,7 @@ static int release(fwrel_ctx *ctx)
     po.tag_signer = o.tag_signer;
     po.keystore_pass = &ks_pass;
     po.pgp_pass = &pgp_pass;
+    po.hsm_pin = &pin;
     po.who = o.user != NULL ? o.user : pw != NULL ? pw->pw_name : "fwrel";
     po.email = o.email;
     if ((error = fwrel_report_new(&report)) != 0)

@@ -21,6 +21,7 @@
 #include "fwrel/encimg.h"
 #include "fwrel/espimg.h"
 #include "fwrel/export.h"
+#include "fwrel/hsm.h"
 #include "fwrel/io.h"
 #include "fwrel/keystore_dir.h"
 #include "fwrel/manifest.h"
@@ -423,9 +424,70 @@ static int load_private(fwrel_pkey **key, struct run *r, size_t idx)
     return fwrel_ks_load_private(key, r->ks, r->ent[idx], r->pass, r->pass_len);
 }
 
+/*
+ * The HSM key of a policy key, or *hk NULL for a software key. The policy's hsm and the
+ * keystore's uri must agree (fwrel-keygen --policy records them). The PIN: the URI's
+ * pin-source, else o->hsm_pin.
+ */
+static int open_hsm(fwrel_hsm_key **hk, struct run *r, size_t idx)
+{
+    const fwrel_policy_key *k = &r->p->keys[idx];
+    const fwrel_ks_entry *e = r->ent[idx];
+    char id[65];
+    int error;
+
+    *hk = NULL;
+    if (k->hsm == NULL && e->uri == NULL)
+        return 0;
+    if (k->hsm == NULL || e->uri == NULL || strcmp(k->hsm, e->uri) != 0)
+        return fwrel_error_set(FWREL_EKEY,
+                               "key %s: the policy names %s%s, the keystore records %s%s (id "
+                               "%s): run fwrel-keygen --policy",
+                               k->name, k->hsm != NULL ? "the HSM key " : "a software key",
+                               k->hsm != NULL ? k->hsm : "", e->uri != NULL ? "the HSM key " : "",
+                               e->uri != NULL ? e->uri : "a software key", e->id);
+    if ((error = fwrel_hsm_key_open(hk, e->uri, NULL, r->o->hsm_pin)) != 0)
+        return fwrel_error_prefix("key %s (%s)", k->name, e->uri);
+    /* The token must still hold the key the keystore recorded. */
+    if ((error = fwrel_key_id(id, fwrel_hsm_key_public(*hk))) != 0 ||
+        (strcmp(id, e->id) != 0 &&
+         (error =
+              fwrel_error_set(FWREL_EKEY, "key %s: the token holds id %s, the keystore records %s",
+                              k->name, id, e->id)) != 0)) {
+        fwrel_hsm_key_close(*hk);
+        *hk = NULL;
+    }
+    return error;
+}
+
+/* An SBv2 block signed on the HSM: its public key (a reference) and the signature (malloc'd). */
+static int hsm_sbv2(fwrel_pkey **pub, uint8_t **sig, size_t *sig_len, struct run *r,
+                    fwrel_hsm_key *hk)
+{
+    uint8_t digest[48];
+    size_t dlen = 0;
+    int scheme, error;
+
+    if ((error = fwrel_sbv2_key_scheme(&scheme, fwrel_hsm_key_public(hk))) != 0 ||
+        (error = fwrel_sbv2_signing_digest(digest, &dlen, r->o->image, scheme, 0)) != 0)
+        return error;
+    if ((*sig = malloc(FWREL_HSM_SIG_MAX)) == NULL)
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    if ((error = fwrel_hsm_key_sign(hk, digest, dlen, *sig, sig_len)) != 0)
+        return error;
+    *pub = (fwrel_pkey *)fwrel_hsm_key_public(hk);
+    if (EVP_PKEY_up_ref(*pub) != 1) {
+        *pub = NULL;
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    }
+    return 0;
+}
+
 static int step_sign(struct run *r, char *signed_path, size_t size)
 {
     fwrel_pkey *keys[3] = {NULL, NULL, NULL};
+    uint8_t *sigs[3] = {NULL, NULL, NULL};
+    size_t sig_lens[3] = {0, 0, 0};
     int error = 0;
     size_t n = 0;
 
@@ -435,7 +497,20 @@ static int step_sign(struct run *r, char *signed_path, size_t size)
         if (!(r->ch->sign_slots & (1u << i)))
             continue;
         size_t k = r->p->slots[i].key;
-        if ((error = load_private(&keys[n], r, k)) == 0)
+        fwrel_hsm_key *hk = NULL;
+        if (r->p->scheme == FWREL_POLICY_SBV1 && (r->ent[k]->uri || r->p->keys[k].hsm)) {
+            error = fwrel_error_set(FWREL_EUSAGE,
+                                    "key %s is held in an HSM: HSM keys sign Secure Boot V2 "
+                                    "images only, not Secure Boot V1",
+                                    r->p->keys[k].name);
+            break;
+        }
+        if ((error = open_hsm(&hk, r, k)) != 0)
+            break;
+        error = hk != NULL ? hsm_sbv2(&keys[n], &sigs[n], &sig_lens[n], r, hk)
+                           : load_private(&keys[n], r, k);
+        fwrel_hsm_key_close(hk);
+        if (error == 0)
             memcpy(r->rec->sign_keys[n++], r->ent[k]->id, 65);
     }
     r->rec->nsign_keys = n;
@@ -446,13 +521,18 @@ static int step_sign(struct run *r, char *signed_path, size_t size)
     } else if (error == 0) {
         fwrel_sbv2_sign_opts so;
         memset(&so, 0, sizeof(so));
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
             so.signers[i].key = keys[i];
+            so.signers[i].sig = sigs[i];
+            so.signers[i].sig_len = sig_lens[i];
+        }
         so.count = n;
         error = fwrel_sbv2_sign(r->o->image, signed_path, 0, &so, NULL);
     }
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < 3; i++) {
         fwrel_key_free(keys[i]);
+        free(sigs[i]);
+    }
     if (error == 0 && (error = file_digest(&r->rec->signed_image, signed_path)) == 0)
         fwrel_report_add(r->report, "secureboot", FWREL_PASS, "%s with %zu key%s",
                          r->p->scheme == FWREL_POLICY_SBV1 ? "Secure Boot V1" : "Secure Boot V2", n,
@@ -509,6 +589,8 @@ static int step_encrypt(struct run *r, const char *signed_path, char *served, si
 static int step_manifest(struct run *r, const char *signed_path, const char *served)
 {
     fwrel_pkey *signers[FWREL_POLICY_MAX_LIST] = {NULL}, *recips[FWREL_POLICY_MAX_LIST] = {NULL};
+    fwrel_hsm_key *hsm[FWREL_POLICY_MAX_LIST] = {NULL};
+    fwrel_manifest_signer ms[FWREL_POLICY_MAX_LIST];
     fwrel_manifest m;
     json_t *t = json_object(), *types = json_array();
     char *tpl = NULL, *signed_json = NULL;
@@ -532,9 +614,18 @@ static int step_manifest(struct run *r, const char *signed_path, const char *ser
         return fwrel_error_set(FWREL_EIO, "out of memory");
     error = fwrel_manifest_from_images(&m, (const uint8_t *)tpl, strlen(tpl), r->o->image,
                                        signed_path, served);
+    memset(ms, 0, sizeof(ms));
     for (size_t i = 0; error == 0 && i < r->ch->nsigners; i++) {
         size_t k = r->ch->signers[i];
-        if ((error = load_private(&signers[i], r, k)) == 0)
+        /* An HSM signer signs on its token, as fwrel-encrypt --sign-key pkcs11:... does. */
+        if ((error = open_hsm(&hsm[i], r, k)) == 0 && hsm[i] != NULL) {
+            ms[i].key = fwrel_hsm_key_public(hsm[i]);
+            ms[i].sign = fwrel_hsm_key_sign_message;
+            ms[i].ctx = hsm[i];
+        } else if (error == 0 && (error = load_private(&signers[i], r, k)) == 0) {
+            ms[i].key = signers[i];
+        }
+        if (error == 0)
             memcpy(r->rec->manifest_signers[i], r->ent[k]->id, 65);
     }
     r->rec->nmanifest_signers = r->ch->nsigners;
@@ -546,8 +637,7 @@ static int step_manifest(struct run *r, const char *signed_path, const char *ser
     }
     r->rec->nrecipients = r->p->nrecipients;
     if (error == 0)
-        error = fwrel_manifest_sign(&signed_json, &slen, &m, (const fwrel_pkey *const *)signers,
-                                    r->ch->nsigners);
+        error = fwrel_manifest_sign_with(&signed_json, &slen, &m, ms, r->ch->nsigners);
     if (error == 0)
         error = fwrel_manifest_seal(&env, &elen, (const uint8_t *)signed_json, slen,
                                     (const fwrel_pkey *const *)recips, r->p->nrecipients);
@@ -563,6 +653,7 @@ static int step_manifest(struct run *r, const char *signed_path, const char *ser
     for (size_t i = 0; i < FWREL_POLICY_MAX_LIST; i++) {
         fwrel_key_free(signers[i]);
         fwrel_key_free(recips[i]);
+        fwrel_hsm_key_close(hsm[i]);
     }
     free(tpl);
     free(signed_json);

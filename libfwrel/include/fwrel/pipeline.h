@@ -50,6 +50,8 @@ typedef struct fwrel_pipeline_opts {
     const char *tag_signer; /**< fingerprint that signs the tag; NULL: the first approver */
     const fwrel_pass_src *keystore_pass; /**< passphrase of the keystore's keys */
     const fwrel_pass_src *pgp_pass;      /**< passphrase source for GnuPG keys (NULL: agent) */
+    const fwrel_pass_src *hsm_pin;       /**< PIN of HSM keys whose URI has no pin-source (NULL:
+                                              such a key is refused: "no PIN given") */
     int64_t time;      /**< release time (SOURCE_DATE_EPOCH or now; the caller decides) */
     const char *who;   /**< the operator's name for the audit log and the commit */
     const char *email; /**< the operator's e-mail for the commit */
