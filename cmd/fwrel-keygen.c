@@ -22,6 +22,7 @@
 #include <pwd.h>
 
 #include "fwrel/audit.h"
+#include "fwrel/hsm.h"
 #include "fwrel/io.h"
 #include "fwrel/keystore.h"
 #include "fwrel/keystore_dir.h"
@@ -32,7 +33,7 @@
 
 static struct {
     const char *output, *scheme, *export_key, *pass_file, *pass_fd;
-    const char *policy, *keystore, *provision, *rotate, *revoke, *repo;
+    const char *policy, *keystore, *provision, *rotate, *revoke, *repo, *pin_file;
     int sbv1, no_pass, force, list;
 } o;
 
@@ -66,6 +67,10 @@ static const fwrel_opt opts[] = {
      &o.rotate},
     {"revoke", 0, FWREL_OPT_STR, "NAME", "record the active key NAME as revoked", &o.revoke},
     {"list", 'l', FWREL_OPT_FLAG, NULL, "list the keystore's keys", &o.list},
+    {"pin-file", 0, FWREL_OPT_STR, "FILE",
+     "the PIN of the policy's HSM keys whose URI has no pin-source (a 0600 file; default: the "
+     "terminal)",
+     &o.pin_file},
     {NULL, 0, 0, NULL, NULL, NULL},
 };
 
@@ -99,9 +104,9 @@ static int run(fwrel_ctx *ctx)
         return fwrel_cmd_usage(ctx, "unexpected argument '%s'", ctx->argv[0]);
     if (o.keystore != NULL)
         return run_keystore(ctx);
-    if (o.policy || o.provision || o.rotate || o.revoke || o.list)
-        return fwrel_cmd_usage(ctx, "--policy, --provision, --rotate, --revoke and --list need "
-                                    "--keystore");
+    if (o.policy || o.provision || o.rotate || o.revoke || o.list || o.pin_file)
+        return fwrel_cmd_usage(ctx, "--policy, --provision, --rotate, --revoke, --list and "
+                                    "--pin-file need --keystore");
     if (o.output == NULL)
         return fwrel_cmd_usage(ctx, "--output is required");
     if ((o.export_key != NULL) == (o.scheme != NULL) && !(o.sbv1 && !o.scheme && !o.export_key))
@@ -246,8 +251,85 @@ static json_t *entry_json(const fwrel_ks_entry *e)
 
 static void print_entry(fwrel_ctx *ctx, const char *verb, const fwrel_ks_entry *e)
 {
-    fwrel_cmd_print(ctx, "%-8s %-20s epoch %-3u %-16s %-9s %s\n", verb, e->name, e->epoch,
-                    fwrel_purpose_name(e->purpose), fwrel_alg_name(e->alg), e->id);
+    fwrel_cmd_print(ctx, "%-8s %-20s epoch %-3u %-16s %-9s %s%s%s\n", verb, e->name, e->epoch,
+                    fwrel_purpose_name(e->purpose), fwrel_alg_name(e->alg), e->id,
+                    e->uri != NULL ? " hsm " : "", e->uri != NULL ? e->uri : "");
+}
+
+/* The policy algorithm of an HSM key's public half (hsm.h opens RSA-3072, EC P-256, Ed25519). */
+static int hsm_alg(const fwrel_pkey *pub)
+{
+    int type;
+    switch (EVP_PKEY_get_base_id(pub)) {
+    case EVP_PKEY_RSA:
+        return EVP_PKEY_get_bits(pub) == 3072 ? FWREL_ALG_RSA3072 : 0;
+    case EVP_PKEY_ED25519:
+        return FWREL_ALG_ED25519;
+    case EVP_PKEY_EC:
+        if (fwrel_key_type_of(&type, pub) != 0) {
+            fwrel_error_clear();
+            return 0;
+        }
+        return type == FWREL_KEY_ECDSA256 ? FWREL_ALG_ECDSA256 : 0;
+    default:
+        return 0;
+    }
+}
+
+/*
+ * Open the HSM key a policy key names (PIN: the URI's pin-source, else --pin-file, else the
+ * terminal), check its algorithm is the policy's, and keep its public half and id; the token
+ * is closed again. A revoked key is never recorded again, whatever its name.
+ */
+static int hsm_public(fwrel_ctx *ctx, fwrel_pkey **pub, char id[65], const fwrel_keystore *ks,
+                      const fwrel_policy_key *k)
+{
+    fwrel_hsm_key *hk = NULL;
+    fwrel_pass_src pin = {o.pin_file != NULL ? FWREL_PASS_FILE : FWREL_PASS_TTY, -1, o.pin_file};
+    int error, alg;
+
+    *pub = NULL;
+    if ((error = fwrel_hsm_key_open(&hk, k->hsm, NULL, &pin)) != 0) {
+        error = fwrel_cmd_fail(ctx, k->hsm);
+        goto done;
+    }
+    *pub = (fwrel_pkey *)fwrel_hsm_key_public(hk);
+    if (EVP_PKEY_up_ref(*pub) != 1) {
+        *pub = NULL;
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        error = fwrel_cmd_fail(ctx, NULL);
+        goto done;
+    }
+    if ((error = fwrel_key_id(id, *pub)) != 0) {
+        error = fwrel_cmd_fail(ctx, k->hsm);
+        goto done;
+    }
+    if ((alg = hsm_alg(*pub)) != k->alg) {
+        fwrel_error_set(FWREL_EKEY, "key %s: the HSM key (id %s) is %s, the policy says %s",
+                        k->name, id, alg != 0 ? fwrel_alg_name(alg) : "another algorithm",
+                        fwrel_alg_name(k->alg));
+        error = fwrel_cmd_fail(ctx, o.policy);
+        goto done;
+    }
+    for (size_t i = 0; i < fwrel_ks_count(ks); i++) {
+        const fwrel_ks_entry *e = fwrel_ks_entry_at(ks, i);
+        if (e->status == FWREL_KS_REVOKED && strcmp(e->id, id) == 0) {
+            fwrel_error_set(FWREL_EKEY,
+                            "key %s: the HSM key (id %s) is revoked (%s epoch %u): put a new "
+                            "key on the token",
+                            k->name, id, e->name, e->epoch);
+            error = fwrel_cmd_fail(ctx, o.keystore);
+            goto done;
+        }
+    }
+    error = 0;
+done:
+    if (error) {
+        fwrel_key_free(*pub);
+        *pub = NULL;
+    }
+    fwrel_hsm_key_close(hk);
+    return error;
 }
 
 /* The eFuse digest slot a policy gives a secure-boot key, or -1. */
@@ -284,27 +366,84 @@ static int run_pass(fwrel_ctx *ctx, const fwrel_keystore *ks, const fwrel_pass_s
 
 enum action { KEEP, CREATE, ROTATE };
 
+/*
+ * Decide for an HSM key (its public half and id read from the token already): KEEP when the
+ * keystore's active entry has the policy's URI and that key; CREATE when the name is new;
+ * ROTATE with --force; else refuse, naming the ids.
+ */
+static int hsm_action(fwrel_ctx *ctx, int *act, const fwrel_policy_key *k, const fwrel_ks_entry *e,
+                      const char *id)
+{
+    if (k->id[0] != '\0' && strcmp(k->id, id) != 0) {
+        fwrel_error_set(FWREL_EKEY, "key %s: the policy pins id %s, the HSM key is %s", k->name,
+                        k->id, id);
+        return fwrel_cmd_fail(ctx, o.policy);
+    }
+    if (e == NULL) {
+        *act = CREATE;
+        return 0;
+    }
+    if (e->purpose != k->purpose) {
+        fwrel_error_set(FWREL_EKEY,
+                        "key %s (id %s) is a %s key in the keystore, the policy says %s", k->name,
+                        e->id, fwrel_purpose_name(e->purpose), fwrel_purpose_name(k->purpose));
+        return fwrel_cmd_fail(ctx, o.keystore);
+    }
+    int same_uri = e->uri != NULL && strcmp(e->uri, k->hsm) == 0;
+    if (same_uri && strcmp(e->id, id) == 0 && e->status == FWREL_KS_ACTIVE) {
+        *act = KEEP;
+        return 0;
+    }
+    if (o.force) {
+        *act = ROTATE;
+        return 0;
+    }
+    if (e->status != FWREL_KS_ACTIVE)
+        fwrel_error_set(FWREL_EKEY,
+                        "key %s (id %s) is %s, the HSM key is %s: give --force or --rotate %s "
+                        "to record it",
+                        k->name, e->id, fwrel_ks_status_name(e->status), id, k->name);
+    else if (same_uri)
+        fwrel_error_set(FWREL_EKEY,
+                        "key %s: the keystore records id %s for this URI, the token now holds "
+                        "id %s: give --force or --rotate %s to record the new key",
+                        k->name, e->id, id, k->name);
+    else
+        fwrel_error_set(FWREL_EKEY,
+                        "key %s (id %s) is recorded %s%s, the policy names the HSM key %s (id "
+                        "%s): give --force or --rotate %s to record it",
+                        k->name, e->id, e->uri != NULL ? "with the URI " : "as a software key",
+                        e->uri != NULL ? e->uri : "", k->hsm, id, k->name);
+    return fwrel_cmd_fail(ctx, o.keystore);
+}
+
 static int keys_from_policy(fwrel_ctx *ctx, fwrel_keystore *ks, const fwrel_policy *p,
                             const char *pass, size_t pass_len, json_t *made)
 {
     int act[FWREL_POLICY_MAX_KEYS];
-    int error;
+    fwrel_pkey *pubs[FWREL_POLICY_MAX_KEYS] = {NULL};
+    char id[65];
+    int error = 0;
 
-    /* Decide everything first: a refusal leaves the keystore as it was. */
+    /* Decide everything first (HSM keys read from their tokens): a refusal leaves the keystore
+     * as it was. */
     for (size_t i = 0; i < p->nkeys; i++) {
         const fwrel_policy_key *k = &p->keys[i];
         const fwrel_ks_entry *e = fwrel_ks_find(ks, k->name);
-        if (k->hsm != NULL) {
-            if (e != NULL && e->uri != NULL && strcmp(e->uri, k->hsm) == 0 &&
-                e->status == FWREL_KS_ACTIVE) {
-                act[i] = KEEP;
-                continue;
-            }
-            fwrel_error_set(FWREL_EKEY,
-                            "key %s is held in an HSM: record it with fwrel-sign's HSM support "
-                            "(fwrel-keygen does not open PKCS#11 tokens yet)",
+        if (k->hsm != NULL && k->purpose == FWREL_PURPOSE_SECURE_BOOT &&
+            p->scheme == FWREL_POLICY_SBV1) {
+            fwrel_error_set(FWREL_EUSAGE,
+                            "key %s: HSM keys sign Secure Boot V2 images only, not Secure Boot "
+                            "V1",
                             k->name);
-            return fwrel_cmd_fail(ctx, o.policy);
+            error = fwrel_cmd_fail(ctx, o.policy);
+            goto done;
+        }
+        if (k->hsm != NULL) {
+            if ((error = hsm_public(ctx, &pubs[i], id, ks, k)) != 0 ||
+                (error = hsm_action(ctx, &act[i], k, e, id)) != 0)
+                goto done;
+            continue;
         }
         if (e == NULL) {
             if (k->id[0] != '\0') {
@@ -312,7 +451,8 @@ static int keys_from_policy(fwrel_ctx *ctx, fwrel_keystore *ks, const fwrel_poli
                                 "key %s: the policy pins id %s, which is not in the "
                                 "keystore",
                                 k->name, k->id);
-                return fwrel_cmd_fail(ctx, o.policy);
+                error = fwrel_cmd_fail(ctx, o.policy);
+                goto done;
             }
             act[i] = CREATE;
         } else if (e->purpose != k->purpose) {
@@ -321,24 +461,35 @@ static int keys_from_policy(fwrel_ctx *ctx, fwrel_keystore *ks, const fwrel_poli
                             "says %s",
                             k->name, e->id, fwrel_purpose_name(e->purpose),
                             fwrel_purpose_name(k->purpose));
-            return fwrel_cmd_fail(ctx, o.keystore);
+            error = fwrel_cmd_fail(ctx, o.keystore);
+            goto done;
         } else if (o.force) {
             act[i] = ROTATE;
         } else if (e->status != FWREL_KS_ACTIVE) {
             fwrel_error_set(FWREL_EKEY, "key %s (id %s) is %s: give --rotate %s for a new one",
                             k->name, e->id, fwrel_ks_status_name(e->status), k->name);
-            return fwrel_cmd_fail(ctx, o.keystore);
+            error = fwrel_cmd_fail(ctx, o.keystore);
+            goto done;
+        } else if (e->uri != NULL) {
+            fwrel_error_set(FWREL_EKEY,
+                            "key %s (id %s) is held in an HSM (%s), the policy names no hsm: "
+                            "give --force for a software key",
+                            k->name, e->id, e->uri);
+            error = fwrel_cmd_fail(ctx, o.keystore);
+            goto done;
         } else if (e->alg != k->alg) {
             fwrel_error_set(FWREL_EKEY,
                             "key %s (id %s) is %s, the policy says %s: give --rotate "
                             "%s",
                             k->name, e->id, fwrel_alg_name(e->alg), fwrel_alg_name(k->alg),
                             k->name);
-            return fwrel_cmd_fail(ctx, o.keystore);
+            error = fwrel_cmd_fail(ctx, o.keystore);
+            goto done;
         } else if (k->id[0] != '\0' && strcmp(k->id, e->id) != 0) {
             fwrel_error_set(FWREL_EKEY, "key %s: the policy pins id %s, the keystore's key is %s",
                             k->name, k->id, e->id);
-            return fwrel_cmd_fail(ctx, o.policy);
+            error = fwrel_cmd_fail(ctx, o.policy);
+            goto done;
         } else {
             act[i] = KEEP;
         }
@@ -358,12 +509,20 @@ static int keys_from_policy(fwrel_ctx *ctx, fwrel_keystore *ks, const fwrel_poli
         };
         if (spec.purpose == FWREL_PURPOSE_SECURE_BOOT && spec.slot < 0)
             spec.slot = 0;
-        if ((error = fwrel_ks_generate(ks, &spec, pass, pass_len, act[i] == ROTATE, &e)) != 0)
-            return fwrel_cmd_fail(ctx, o.keystore);
+        error = k->hsm != NULL ? fwrel_ks_add_hsm(ks, &spec, k->hsm, pubs[i], act[i] == ROTATE, &e)
+                               : fwrel_ks_generate(ks, &spec, pass, pass_len, act[i] == ROTATE, &e);
+        if (error) {
+            error = fwrel_cmd_fail(ctx, o.keystore);
+            goto done;
+        }
         print_entry(ctx, act[i] == ROTATE ? "rotated" : "created", e);
         json_array_append_new(made, entry_json(e));
     }
-    return 0;
+    error = 0;
+done:
+    for (size_t i = 0; i < p->nkeys; i++)
+        fwrel_key_free(pubs[i]);
+    return error;
 }
 
 /* --- provisioning --- */
@@ -494,6 +653,21 @@ static int provision_key(struct prov *pv, const fwrel_policy *p, size_t i, const
                     "    (a free key block; the device derives the P-256 key with "
                     "CONFIG_PRE_ENCRYPTED_OTA_USE_ECIES)\n",
                     pv->chip, file);
+            /* The P-256 key the device derives from it: for device emulation on the host
+             * (fwrel-verify's device profile image_key, fwrel-encrypt --decrypt). */
+            if (secret_len != 32 || fwrel_ks_derive_ecc_image_key(&key, secret) != 0) {
+                error = fwrel_cmd_fail(pv->ctx, o.keystore);
+                break;
+            }
+            snprintf(file, sizeof(file), "%s.private.pem", name);
+            if ((error = prov_pem(pv, file, key, 1, e,
+                                  "the P-256 key the device derives from it, SECRET")) != 0)
+                break;
+            fprintf(pv->readme,
+                    "    (not for the device, which derives it: for fwrel-verify's device "
+                    "profile image_key and fwrel-encrypt --decrypt)\n");
+            fwrel_key_free(key);
+            key = NULL;
             if ((error = fwrel_ks_load_public(&key, ks, e)) != 0) {
                 error = fwrel_cmd_fail(pv->ctx, o.keystore);
                 break;
@@ -702,6 +876,7 @@ static int run_keystore(fwrel_ctx *ctx)
     int policy_mode = o.policy && !o.rotate && !o.revoke && !o.list;
     int error, modes = policy_mode + (o.rotate != NULL) + (o.revoke != NULL) + o.list;
     json_t *made = json_array(), *keys = json_array();
+    fwrel_pkey *rot_pubs[FWREL_KS_MAX_ENTRIES] = {NULL};
 
     if (o.output || o.scheme || o.export_key || o.sbv1) {
         error = fwrel_cmd_usage(ctx, "--keystore does not take -o, --scheme, --export or --sbv1");
@@ -767,22 +942,41 @@ static int run_keystore(fwrel_ctx *ctx)
                         : strcmp(e->name, o.rotate) == 0 && fwrel_ks_find(ks, e->name) == e)
                 memcpy(names[n++], e->name, sizeof(names[0]));
         }
+        /* HSM keys are read from their tokens before anything changes. */
         for (size_t i = 0; i < n; i++) {
-            const fwrel_ks_entry *e = fwrel_ks_find(ks, names[i]), *made_e = NULL;
-            if (e->uri != NULL) {
+            const fwrel_ks_entry *e = fwrel_ks_find(ks, names[i]);
+            const fwrel_policy_key *k = p != NULL ? fwrel_policy_key_get(p, e->name) : NULL;
+            if (k != NULL && k->purpose == e->purpose && k->hsm != NULL) {
+                char id[65];
+                if ((error = hsm_public(ctx, &rot_pubs[i], id, ks, k)) != 0)
+                    goto done;
+                if (e->uri != NULL && strcmp(e->uri, k->hsm) == 0 && strcmp(e->id, id) == 0) {
+                    fwrel_error_set(FWREL_EKEY,
+                                    "key %s: the token holds the key recorded already (id %s): "
+                                    "put the new key on the token, or name it in the policy",
+                                    e->name, id);
+                    error = fwrel_cmd_fail(ctx, o.keystore);
+                    goto done;
+                }
+            } else if (e->uri != NULL && k == NULL) {
                 fwrel_error_set(FWREL_EKEY,
                                 "key %s is held in an HSM: create the new key on the "
-                                "token and name it in the policy",
+                                "token, name it in the policy and give --policy",
                                 e->name);
                 error = fwrel_cmd_fail(ctx, o.keystore);
                 goto done;
             }
+        }
+        for (size_t i = 0; i < n; i++) {
+            const fwrel_ks_entry *e = fwrel_ks_find(ks, names[i]), *made_e = NULL;
             const fwrel_policy_key *k = p != NULL ? fwrel_policy_key_get(p, e->name) : NULL;
             fwrel_ks_new spec = {.name = names[i],
                                  .purpose = e->purpose,
                                  .alg = k != NULL && k->purpose == e->purpose ? k->alg : e->alg,
                                  .slot = e->slot};
-            if (fwrel_ks_generate(ks, &spec, pass, pass_len, 1, &made_e) != 0) {
+            if ((rot_pubs[i] != NULL
+                     ? fwrel_ks_add_hsm(ks, &spec, k->hsm, rot_pubs[i], 1, &made_e)
+                     : fwrel_ks_generate(ks, &spec, pass, pass_len, 1, &made_e)) != 0) {
                 error = fwrel_cmd_fail(ctx, o.keystore);
                 goto done;
             }
@@ -811,6 +1005,8 @@ static int run_keystore(fwrel_ctx *ctx)
 done:
     fwrel_cmd_set(ctx, "changed", made);
     fwrel_cmd_set(ctx, "keys", keys);
+    for (size_t i = 0; i < FWREL_KS_MAX_ENTRIES; i++)
+        fwrel_key_free(rot_pubs[i]);
     fwrel_pass_free(pass, pass_len);
     fwrel_ks_close(ks);
     fwrel_policy_free(p);

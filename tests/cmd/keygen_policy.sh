@@ -141,4 +141,11 @@ expect_rc 0 "rotate --repo" fwrel-keygen --keystore "$T/ks-log" --rotate mf-ci -
 [ "$(wc -l <"$T/rel/audit/audit.jsonl")" -eq 2 ] && ok || fail "rotation not logged"
 [ ! -e "$FWREL_SRC/releases" ] && [ ! -e "$FWREL_SRC/releases-dev" ] && ok ||
     fail "keygen created the policies' release repository in the source tree"
+# The ECC image key: the device's HMAC key, and (for device emulation) the P-256 key derived from
+# it, whose public half is the host's encryption key; both 0600.
+O="$T/prov-esp32c6-ecdsa"
+[ "$(stat -c %a "$O/img-enc-ecc.private.pem")" = 600 ] && [ "$(stat -c %a "$O/img-enc-ecc.device_hmac_key.bin")" = 600 ] &&
+    ok || fail "ECC image key files not 0600"
+[ "$(openssl pkey -in "$O/img-enc-ecc.private.pem" -pubout 2>/dev/null)" = "$(cat "$O/img-enc-ecc.pub.pem")" ] &&
+    ok || fail "the derived image key's public half is not the encryption key"
 finish
