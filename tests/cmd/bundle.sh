@@ -329,6 +329,32 @@ git -C "$R" rev-parse -q --verify refs/tags/acme-thermostat/prod/v2.0.0 >/dev/nu
 expect_rc 0 "verify-tag after the kills" env GNUPGHOME="$G" git -C "$R" verify-tag acme-thermostat/prod/v2.0.0
 expect_rc 0 "git fsck" git -C "$R" fsck --strict --no-progress
 
+# Two releases at once: the lock serializes them; the second sees the first in its history.
+img 3.0.0 3; img 3.1.0 3
+bundle -q -a "$A1" -a "$A2" "$T/app-3.0.0-3.bin" >"$T/c1.out" 2>"$T/c1.err" &
+p1=$!
+bundle -q -a "$A1" -a "$A2" "$T/app-3.1.0-3.bin" >"$T/c2.out" 2>"$T/c2.err" &
+p2=$!
+wait $p1; r1=$?
+wait $p2; r2=$?
+if [ "$r1" -eq 0 ] && [ "$r2" -eq 0 ]; then
+    ok # 3.0.0 first, then 3.1.0 above it
+elif [ "$r2" -eq 0 ] && [ "$r1" -eq 1 ] && grep -q "version 3.0.0 is not above 3.1.0" "$T/c1.err"; then
+    ok # 3.1.0 took the lock first: 3.0.0 is then a rollback of the version, refused
+else
+    fail "concurrent releases: $r1 $(cat "$T/c1.err"), $r2 $(cat "$T/c2.err")"
+fi
+run python3 -c 'import json,sys
+c = [json.loads(l)["counter"] for l in sys.stdin]
+assert c == list(range(1, len(c) + 1)), c' < <(for t in $(git -C "$R" tag); do
+    git -C "$R" show "$t:$t/release.json"; echo; done | grep . | python3 -c '
+import json, sys
+for r in sorted((json.loads(l) for l in sys.stdin), key=lambda r: r["counter"]):
+    print(json.dumps({"counter": r["counter"]}))')
+[ "$RC" -eq 0 ] && ok || fail "release counters not 1..n after concurrent releases: $ERR"
+run audit_ok "$R/audit/audit.jsonl"
+[ "$RC" -eq 0 ] && ok || fail "audit chain after concurrent releases: $ERR"
+
 # --- the secure-fota export: its 1024-byte manifest, checked with plain openssl -----------------
 sed -e 's/^  recipients: \[mf-device\]/  recipients: [mf-device, mf-fota]/' \
     -e 's/^exports: \[https-dir, flask-ota\]/exports: [https-dir, flask-ota, secure-fota]/' \
