@@ -1,5 +1,6 @@
 # fwrel-verify --repo, the auditor mode, on a release repository made by fwrel-bundle with a real
-# keystore, a real GnuPG home and real git: four releases on two channels audit clean; then, each
+# keystore, a real GnuPG home and real git: four releases on two channels (the last one approved
+# later: --approve, --record) audit clean; then, each
 # on a copy of the repository, a tag re-pointed or re-signed, a bundle rewritten in history (even
 # re-signed by a pinned approver, which plain `git verify-tag` accepts), the live audit log edited,
 # truncated or ending in a torn line, a release with a lower secure_version, a tag signed by a key
@@ -46,7 +47,13 @@ B1=$P/beta/v1.0.0 P2=$P/prod/v1.0.1 B3=$P/beta/v1.1.0 P4=$P/prod/v1.1.1
 expect_rc 0 "release $B1" bundle "$T/policy.yaml" beta "$T/app-1.0.0.bin" -a "$A1"
 expect_rc 0 "release $P2" bundle "$T/policy.yaml" prod "$T/app-1.0.1.bin" -a "$A1" -a "$A2"
 expect_rc 0 "release $B3" bundle "$T/policy.yaml" beta "$T/app-1.1.0.bin" -a "$A2"
-expect_rc 0 "release $P4" bundle "$T/policy.yaml" prod "$T/app-1.1.1.bin" -a "$A2" -a "$A3"
+# The last one with approvals gathered later: made with one of two, approved, then recorded.
+expect_rc 0 "release $P4: pending" bundle "$T/policy.yaml" prod "$T/app-1.1.1.bin" -a "$A2" \
+    -o "$T/p4.fwb"
+expect_rc 0 "release $P4: approved" fwrel-bundle -q --approve "$T/p4.fwb" -a "$A3" --gnupg-home "$G"
+expect_rc 0 "release $P4: recorded" env SOURCE_DATE_EPOCH=$((1767225600 + 3600 * 5)) \
+    fwrel-bundle -q --record "$T/p4.fwb" --policy "$T/policy.yaml" --repo "$R" --gnupg-home "$G" \
+    --user rel-op
 LOG=audit/audit.jsonl
 
 audit() { # REPO [OPTIONS...]
@@ -94,7 +101,9 @@ for n, r in enumerate(j["releases"], 1):
 assert [r["secure_version"] for r in j["releases"]] == [1, 1, 2, 2]
 assert [r["channel"] for r in j["releases"]] == ["beta", "prod", "beta", "prod"]
 log = j["audit_logs"][0]
-assert log["path"] == "audit/audit.jsonl" and log["valid"] and log["releases"] == 4, log
+# Five "bundle" entries: four releases and the pending bundle (named by its output file).
+assert log["path"] == "audit/audit.jsonl" and log["valid"] and log["releases"] == 5, log
+assert log["untagged"] == 0 and log["failed"] == 0, log
 assert all(s["verdict"] in ("pass", "info") for s in j["repository_steps"]), j["repository_steps"]
 PY
 # One job or two: the same answer.
