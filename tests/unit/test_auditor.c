@@ -2,6 +2,7 @@
  * real GnuPG key) whose tags carry hand-made messages: a well-formed message whose bundle is not
  * a bundle (the CI steps fail, the audit log steps pass), messages that are not fwrel's, repeat a
  * field or name an unsafe audit path (tag.message fails, the steps that need it are skipped),
+ * counters with a gap and a duplicate, a lower secure_version and a lower version in the history,
  * --product keeps the unreadable tags, the HTML report escapes a hostile product name, and usage
  * errors. The end-to-end cases on releases made by fwrel-bundle are tests/cmd/audit_repo.sh. */
 #include <setjmp.h>
@@ -70,6 +71,19 @@ static void release(fwrel_repo *r, const char *tag, const char *message, const c
     free(logdata);
 }
 
+/* A well-formed fwrel tag message for tag (bundle <tag>/bundle.fwb), over the first log entry. */
+static void good_msg(char *out, size_t n, const char *tag, const char *product, const char *version,
+                     unsigned counter, unsigned sv, const char *sha, const char *head)
+{
+    snprintf(out, n,
+             "fwrel release %s %s (beta)\n\ncounter: %u\nsecure_version: %u\n"
+             "bundle: %s/bundle.fwb sha256:%s size:%zu\n"
+             "release.json: sha256:%s\ninput: sha256:%s size:10\npolicy: sha256:%s\n"
+             "approvals: 1 of 1: %s\naudit: audit/audit.jsonl head:%s entries:1\n",
+             product, version, counter, sv, tag, sha, sizeof(not_a_bundle) - 1, sha, sha, sha, fa,
+             head);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -94,12 +108,7 @@ static int setup(void **state)
     if (fwrel_audit_append(log, entry, strlen(entry), head) != 0)
         return -1;
     /* 1: a well-formed message; the bundle is not a tar. */
-    snprintf(msg, sizeof(msg),
-             "fwrel release p 1.0.0 (beta)\n\ncounter: 1\nsecure_version: 1\n"
-             "bundle: p/beta/v1.0.0/bundle.fwb sha256:%s size:%zu\n"
-             "release.json: sha256:%s\ninput: sha256:%s size:10\npolicy: sha256:%s\n"
-             "approvals: 1 of 1: %s\naudit: audit/audit.jsonl head:%s entries:1\n",
-             sha, sizeof(not_a_bundle) - 1, sha, sha, sha, fa, head);
+    good_msg(msg, sizeof(msg), "p/beta/v1.0.0", "p", "1.0.0", 1, 1, sha, head);
     release(r, "p/beta/v1.0.0", msg, log, 1700000000);
     /* 2: not an fwrel message. */
     release(r, "p/beta/v1.1.0", "hello", log, 1700000100);
@@ -114,6 +123,12 @@ static int setup(void **state)
     /* 4: a field twice. */
     release(r, "q/beta/v1.1.0", "fwrel release q 1.1.0 (beta)\n\ncounter: 2\ncounter: 3\n", log,
             1700000300);
+    /* 5: p again, counter 3 (2 is missing), secure_version 0 (below 1). */
+    good_msg(msg, sizeof(msg), "p/beta/v1.2.0", "p", "1.2.0", 3, 0, sha, head);
+    release(r, "p/beta/v1.2.0", msg, log, 1700000400);
+    /* 6: counter 3 again, and a version below the channel's last. */
+    good_msg(msg, sizeof(msg), "p/beta/v0.9.0", "p", "0.9.0", 3, 1, sha, head);
+    release(r, "p/beta/v0.9.0", msg, log, 1700000500);
     fwrel_repo_free(r);
     return 0;
 }
@@ -144,10 +159,10 @@ static void test_steps(void **state)
     assert_int_equal(fwrel_auditor_run(&a, repo_path, &o), FWREL_EVERIFY);
     assert_non_null(a);
     assert_string_equal(fwrel_error_last()->message,
-                        "4 of 4 releases failed; first: p/beta/v1.0.0: ci.bundle.read: not a "
+                        "6 of 6 releases failed; first: p/beta/v1.0.0: ci.bundle.read: not a "
                         "tar archive");
-    assert_int_equal(fwrel_auditor_count(a), 4);
-    assert_int_equal(fwrel_auditor_failed(a), 4);
+    assert_int_equal(fwrel_auditor_count(a), 6);
+    assert_int_equal(fwrel_auditor_failed(a), 6);
     assert_int_equal(fwrel_auditor_jobs(a), 2);
 
     /* 1: the tag and the log are right; the bundle is not one. */
@@ -190,6 +205,28 @@ static void test_steps(void **state)
     assert_string_equal(step(R, "tag.message")->detail,
                         "the message's 'counter:' line is repeated");
 
+    /* 5 and 6: the history of p. */
+    R = fwrel_auditor_release(a, 4);
+    assert_string_equal(R->tag, "p/beta/v1.2.0");
+    assert_int_equal(step(R, "history.counter")->verdict, FWREL_FAIL);
+    assert_string_equal(step(R, "history.counter")->detail,
+                        "counter 3 follows 1 (p/beta/v1.0.0): a release is missing");
+    assert_string_equal(step(R, "history.secure_version")->detail,
+                        "secure_version 0 is below 1 of p/beta/v1.0.0, an earlier release "
+                        "(rollback)");
+    assert_int_equal(step(R, "history.version")->verdict, FWREL_PASS);
+    R = fwrel_auditor_release(a, 5);
+    assert_string_equal(R->tag, "p/beta/v0.9.0");
+    assert_string_equal(step(R, "history.counter")->detail, "counter 3 is also p/beta/v1.2.0's");
+    assert_int_equal(step(R, "history.secure_version")->verdict, FWREL_PASS);
+    assert_string_equal(step(R, "history.version")->detail,
+                        "version 0.9.0 is not above 1.2.0 of p/beta/v1.2.0, an earlier beta "
+                        "release");
+    /* Their tags, messages, bundles and log lines are as good as the first's. */
+    assert_int_equal(step(R, "tag.message")->verdict, FWREL_PASS);
+    assert_int_equal(step(R, "bundle.blob")->verdict, FWREL_PASS);
+    assert_int_equal(step(R, "audit.live")->verdict, FWREL_PASS);
+
     /* The live log, read once: valid, one entry. */
     assert_int_equal(fwrel_auditor_nlogs(a), 1);
     const fwrel_audit_log_summary *l = fwrel_auditor_log(a, 0);
@@ -220,9 +257,11 @@ static void test_product_filter(void **state)
      * kept, since it cannot be told apart. */
     fwrel_auditor_opts o = {home, "p", NULL, 1};
     assert_int_equal(fwrel_auditor_run(&a, repo_path, &o), FWREL_EVERIFY);
-    assert_int_equal(fwrel_auditor_count(a), 2);
+    assert_int_equal(fwrel_auditor_count(a), 4);
     assert_string_equal(fwrel_auditor_release(a, 0)->tag, "p/beta/v1.0.0");
     assert_string_equal(fwrel_auditor_release(a, 1)->tag, "p/beta/v1.1.0");
+    assert_string_equal(fwrel_auditor_release(a, 2)->tag, "p/beta/v1.2.0");
+    assert_string_equal(fwrel_auditor_release(a, 3)->tag, "p/beta/v0.9.0");
     fwrel_auditor_free(a);
     o.product = "none";
     assert_int_equal(fwrel_auditor_run(&a, repo_path, &o), FWREL_EVERIFY);
