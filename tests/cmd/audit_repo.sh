@@ -166,6 +166,15 @@ tag_message "$C" "$P4" >"$T/msg"
 $GIT -C "$C" tag -f -a -F "$T/msg" "$P4" "$P4^{commit}" >/dev/null 2>&1
 rejected "unsigned tag" 1 tag.signature "$P4"
 expect_err "first: $P4: tag.signature: tag is not signed" "unsigned tag"
+expect_rc 1 "unsigned tag --json" audit "$C" --all --json
+python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+assert j["verified"] is False and j["failed_releases"] == 1 and j["error"]["code"] == 1, j
+bad = [r for r in j["releases"] if r["verdict"] == "fail"]
+assert [(r["tag"], r["failed_step"]) for r in bad] == [(sys.argv[1], "tag.signature")], bad
+assert bad[0]["signer"] == "", bad[0]
+' "$P4" <<<"$OUT" && ok || fail "unsigned tag --json: $OUT"
 # 2. A tag re-pointed (lightweight) to the release before it: that commit has two tags, the
 #    last commit none.
 copy
