@@ -728,10 +728,9 @@ static int audit_one(struct ctx *c, fwrel_repo *r, size_t i)
     snprintf(want_path, sizeof(want_path), "%s/bundle.fwb", R->tag);
     if (strcmp(M->bundle_path, want_path) != 0) {
         /* Not this release's own bundle: not read. */
-        if (fwrel_report_add(R->report, "bundle.blob", FWREL_FAIL, "the tag names %s, not %s",
-                             M->bundle_path, want_path) != 0)
-            goto oom;
-        error = 0;
+        if ((error = fwrel_report_add(R->report, "bundle.blob", FWREL_FAIL,
+                                      "the tag names %s, not %s", M->bundle_path, want_path)) != 0)
+            goto done;
     } else {
         error =
             fwrel_repo_read_file(&bundle, &blen, r, R->tag, M->bundle_path, FWREL_REPO_FILE_MAX);
@@ -739,9 +738,9 @@ static int audit_one(struct ctx *c, fwrel_repo *r, size_t i)
             goto done;
     }
     if (error != 0) {
-        if (fwrel_report_add(R->report, "bundle.blob", FWREL_FAIL, "%s",
-                             fwrel_error_last()->message) != 0)
-            goto oom;
+        if ((error = fwrel_report_add(R->report, "bundle.blob", FWREL_FAIL, "%s",
+                                      fwrel_error_last()->message)) != 0)
+            goto done;
     } else if (bundle != NULL) {
         if ((error = sha256_mem(d, bundle, blen)) != 0)
             goto done;
@@ -757,7 +756,7 @@ static int audit_one(struct ctx *c, fwrel_repo *r, size_t i)
                                      "%s: sha256 %.16s..., %zu bytes, as the tag says",
                                      M->bundle_path, hex, blen);
         if (error != 0)
-            goto oom;
+            goto done;
     }
     fwrel_error_clear();
 
@@ -766,8 +765,8 @@ static int audit_one(struct ctx *c, fwrel_repo *r, size_t i)
         if ((error = step_ci(R, c->home, bundle, blen)) != 0)
             goto done;
         brj = bundle_record(&b, R, bundle, blen);
-    } else if (fwrel_report_add(R->report, "ci", FWREL_SKIP, "no bundle") != 0) {
-        goto oom;
+    } else if ((error = fwrel_report_add(R->report, "ci", FWREL_SKIP, "no bundle")) != 0) {
+        goto done;
     }
 
     char rjpath[300];
@@ -792,9 +791,10 @@ static int audit_one(struct ctx *c, fwrel_repo *r, size_t i)
                 problem(&p, "%s is not the bundle's release.json", rjpath);
         }
         fwrel_error_clear();
-        if (fwrel_report_add(R->report, "record.tree", p.n ? FWREL_FAIL : FWREL_PASS, "%s",
-                             p.n ? p.text : "release.json in the tree is the bundle's") != 0)
-            goto oom;
+        if ((error = fwrel_report_add(R->report, "record.tree", p.n ? FWREL_FAIL : FWREL_PASS, "%s",
+                                      p.n ? p.text : "release.json in the tree is the bundle's")) !=
+            0)
+            goto done;
     }
 
     /* The signer and the message's fields against the record. */
@@ -810,7 +810,7 @@ static int audit_one(struct ctx *c, fwrel_repo *r, size_t i)
         error = fwrel_report_add(R->report, "tag.signer", FWREL_PASS,
                                  "%s is an approver the release pins", R->signer);
     if (error != 0)
-        goto oom;
+        goto done;
     if (R->have_record) {
         struct problems p = {"", 0};
         check_fields(&p, R, M, b);
@@ -823,13 +823,10 @@ static int audit_one(struct ctx *c, fwrel_repo *r, size_t i)
         error = fwrel_report_add(R->report, "record.fields", FWREL_SKIP, "no release record");
     }
     if (error != 0)
-        goto oom;
+        goto done;
 
     /* The audit log. */
     error = step_audit_copy(R, M, r, M->log >= 0 ? &c->a->logs[M->log] : NULL);
-    goto done;
-oom:
-    error = FWREL_EIO;
 done:
     fwrel_bundle_free(b);
     free(bundle);
