@@ -598,92 +598,102 @@ static int pinned(const fwrel_release *rec, const char *fpr)
     return 0;
 }
 
+/* audit.copy and audit.live: the log committed at the tag, and the live log. */
 static int step_audit_copy(fwrel_audit_release *R, const struct msg *M, fwrel_repo *r,
                            const struct livelog *L)
 {
     uint8_t *copy = NULL;
     size_t len = 0;
     uint64_t count = 0;
+    uint64_t at = R->audit_entries;
+    char want[65], m[FWREL_ERROR_MSG_MAX];
     FILE *f = NULL;
-    int error = fwrel_repo_read_file(&copy, &len, r, R->tag, R->audit_path, FWREL_REPO_FILE_MAX);
-    if (check_error(error)) {
-        ADD(R, "audit.copy", FWREL_FAIL, "%s", fwrel_error_last()->message);
-        ADD(R, "audit.live", FWREL_SKIP, "no committed copy");
-        return 0;
+    int error, v;
+
+    error = fwrel_repo_read_file(&copy, &len, r, R->tag, R->audit_path, FWREL_REPO_FILE_MAX);
+    if (error != 0 && !check_error(error))
+        goto done;
+    if (error != 0 || len == 0) {
+        snprintf(m, sizeof(m), "%s",
+                 error != 0 ? fwrel_error_last()->message : "the committed log is empty");
+        if ((error = fwrel_report_add(R->report, "audit.copy", FWREL_FAIL, "%s", m)) == 0)
+            error = fwrel_report_add(R->report, "audit.live", FWREL_SKIP, "no committed copy");
+        goto done;
     }
-    if (error != 0)
-        return error;
-    if (len == 0 || (f = fmemopen(copy, len, "r")) == NULL) {
-        error = len == 0 ? 0 : fwrel_error_set_errno(FWREL_EIO, errno, "fmemopen");
-        free(copy);
-        if (error == 0) {
-            ADD(R, "audit.copy", FWREL_FAIL, "the committed log is empty");
-            ADD(R, "audit.live", FWREL_SKIP, "no committed copy");
-        }
-        return error;
+    if ((f = fmemopen(copy, len, "r")) == NULL) {
+        error = fwrel_error_set_errno(FWREL_EIO, errno, "fmemopen");
+        goto done;
     }
     error = fwrel_audit_verify_stream(f, R->audit_head, 0, &count, NULL);
-    fclose(f);
-    if (error != 0 && !check_error(error)) {
-        free(copy);
-        return error;
-    }
+    if (error != 0 && !check_error(error))
+        goto done;
     if (error != 0) {
-        char m[FWREL_ERROR_MSG_MAX];
         snprintf(m, sizeof(m), "%s", fwrel_error_last()->message);
-        fwrel_report_add(R->report, "audit.copy", FWREL_FAIL, "the log committed at the tag: %s",
-                         m);
+        error = fwrel_report_add(R->report, "audit.copy", FWREL_FAIL,
+                                 "the log committed at the tag: %s", m);
     } else if (count != R->audit_entries) {
-        fwrel_report_add(R->report, "audit.copy", FWREL_FAIL,
-                         "the log committed at the tag has %llu entries, the tag says %llu",
-                         (unsigned long long)count, (unsigned long long)R->audit_entries);
+        error = fwrel_report_add(R->report, "audit.copy", FWREL_FAIL,
+                                 "the log committed at the tag has %llu entries, the tag says %llu",
+                                 (unsigned long long)count, (unsigned long long)R->audit_entries);
     } else {
-        fwrel_report_add(R->report, "audit.copy", FWREL_PASS,
-                         "the log committed at the tag: %llu entries, head %.16s...",
-                         (unsigned long long)count, R->audit_head);
+        error = fwrel_report_add(R->report, "audit.copy", FWREL_PASS,
+                                 "the log committed at the tag: %llu entries, head %.16s...",
+                                 (unsigned long long)count, R->audit_head);
     }
+    if (error != 0)
+        goto done;
     fwrel_error_clear();
 
     /* The live log holds that line at that position, and the copy is its prefix. */
-    uint64_t at = R->audit_entries;
-    char want[65];
     if (L == NULL || L->data == NULL) {
-        fwrel_report_add(R->report, "audit.live", FWREL_FAIL, "no live log at %s: %s",
-                         R->audit_path, L != NULL ? L->sum.error : "not read");
-    } else if (at > L->nlines) {
-        fwrel_report_add(R->report, "audit.live", FWREL_FAIL,
-                         "the live log has %zu entries; the tag names entry %llu (truncated?)",
-                         L->nlines, (unsigned long long)at);
-    } else if (fwrel_hex(want, L->sha[at - 1], 32), strcmp(want, R->audit_head) != 0) {
-        fwrel_report_add(R->report, "audit.live", FWREL_FAIL,
-                         "line %llu of the live log is not the one the tag names (head %.16s..., "
-                         "the line's %.16s...)",
-                         (unsigned long long)at, R->audit_head, want);
-    } else if (len != L->end[at - 1] || memcmp(copy, L->data, len) != 0) {
+        error = fwrel_report_add(R->report, "audit.live", FWREL_FAIL, "no live log at %s: %s",
+                                 R->audit_path, L != NULL ? L->sum.error : "not read");
+        goto done;
+    }
+    if (at > L->nlines) {
+        error = fwrel_report_add(R->report, "audit.live", FWREL_FAIL,
+                                 "the live log has %zu entries; the tag names entry %llu "
+                                 "(truncated?)",
+                                 L->nlines, (unsigned long long)at);
+        goto done;
+    }
+    fwrel_hex(want, L->sha[at - 1], 32);
+    if (strcmp(want, R->audit_head) != 0) {
+        error = fwrel_report_add(R->report, "audit.live", FWREL_FAIL,
+                                 "line %llu of the live log is not the one the tag names (head "
+                                 "%.16s..., the line's %.16s...)",
+                                 (unsigned long long)at, R->audit_head, want);
+        goto done;
+    }
+    if (len != L->end[at - 1] || memcmp(copy, L->data, len) != 0) {
         size_t line = 1;
         for (size_t i = 0; i < len && i < L->len && copy[i] == L->data[i]; i++)
             line += copy[i] == '\n';
-        fwrel_report_add(R->report, "audit.live", FWREL_FAIL,
-                         "the log committed at the tag is not a prefix of the live log (they "
-                         "differ at line %zu)",
-                         line);
-    } else {
-        /* The line is the release's own "bundle" entry: it names this bundle's digest. */
-        char needle[80];
-        size_t start = at > 1 ? L->end[at - 2] : 0;
-        snprintf(needle, sizeof(needle), "\"sha256\":\"%s\"", M->bundle_sha);
-        if (!contains(L->data + start, L->end[at - 1] - start, needle))
-            fwrel_report_add(R->report, "audit.live", FWREL_FAIL,
-                             "line %llu of the live log does not record this bundle",
-                             (unsigned long long)at);
-        else
-            fwrel_report_add(R->report, "audit.live", FWREL_PASS,
-                             "line %llu of %zu of the live log records this bundle; the "
-                             "committed copy is its prefix",
-                             (unsigned long long)at, L->nlines);
+        error = fwrel_report_add(R->report, "audit.live", FWREL_FAIL,
+                                 "the log committed at the tag is not a prefix of the live log "
+                                 "(they differ at line %zu)",
+                                 line);
+        goto done;
     }
+    /* The line is the release's own "bundle" entry: it names this bundle's digest. */
+    char needle[80];
+    size_t start = at > 1 ? L->end[at - 2] : 0;
+    snprintf(needle, sizeof(needle), "\"sha256\":\"%s\"", M->bundle_sha);
+    v = contains(L->data + start, L->end[at - 1] - start, needle);
+    if (v)
+        error = fwrel_report_add(R->report, "audit.live", FWREL_PASS,
+                                 "line %llu of %zu of the live log records this bundle; the "
+                                 "committed copy is its prefix",
+                                 (unsigned long long)at, L->nlines);
+    else
+        error = fwrel_report_add(R->report, "audit.live", FWREL_FAIL,
+                                 "line %llu of the live log does not record this bundle",
+                                 (unsigned long long)at);
+done:
+    if (f != NULL)
+        fclose(f);
     free(copy);
-    return 0;
+    return error;
 }
 
 static int audit_one(struct ctx *c, fwrel_repo *r, size_t i)
