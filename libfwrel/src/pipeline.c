@@ -76,29 +76,10 @@ struct run {
     uint8_t sfm[FWREL_SECURE_FOTA_LEN];
 };
 
-/* --- small helpers ------------------------------------------------------------------- */
-
-static int listed(const char *list, const char *name)
-{
-    size_t n = strlen(name);
-    for (const char *p = list; p != NULL && *p != '\0';) {
-        const char *end = strchr(p, ',');
-        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
-        if (len == n && strncmp(p, name, n) == 0)
-            return 1;
-        p = end != NULL ? end + 1 : NULL;
-    }
-    return 0;
-}
-
 /* The test hook (pipeline.h): fail or die at a named step. */
 static int step_hook(const char *step)
 {
-    if (listed(getenv("FWREL_TEST_KILL_AT"), step))
-        raise(SIGKILL);
-    if (listed(getenv("FWREL_TEST_FAIL_AT"), step))
-        return fwrel_error_set(FWREL_EIO, "test failure at %s", step);
-    return 0;
+    return fwrel_test_hook(step);
 }
 
 static void sha_hex(char out[65], const uint8_t *data, size_t len)

@@ -41,28 +41,10 @@ static int git_fail(int code, const char *what)
                            e != NULL && e->message != NULL ? e->message : "unknown error");
 }
 
-/* Is name one of the comma-separated items of list? */
-static int listed(const char *list, const char *name)
-{
-    size_t n = strlen(name);
-    for (const char *p = list; p != NULL && *p != '\0';) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
-        if (len == n && memcmp(p, name, n) == 0)
-            return 1;
-        p = comma != NULL ? comma + 1 : NULL;
-    }
-    return 0;
-}
-
 /* Test-only failure injection (repo.h): FWREL_TEST_FAIL_AT / FWREL_TEST_KILL_AT. */
 static int step(const char *name)
 {
-    if (listed(getenv("FWREL_TEST_KILL_AT"), name))
-        raise(SIGKILL);
-    if (listed(getenv("FWREL_TEST_FAIL_AT"), name))
-        return fwrel_error_set(FWREL_EIO, "injected failure at %s", name);
-    return 0;
+    return fwrel_test_hook(name);
 }
 
 /* ---- open, lock, repair ---------------------------------------------------------------- */

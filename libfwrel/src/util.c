@@ -1,6 +1,7 @@
 /* util.c - internal helpers (util.h). */
 #include "util.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -135,4 +136,27 @@ done:
     EVP_MD_CTX_free(a);
     EVP_MD_CTX_free(b);
     return error;
+}
+
+/* Is name one of the comma-separated items of list? */
+static int listed(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; p != NULL && *p != '\0';) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        if (len == n && memcmp(p, name, n) == 0)
+            return 1;
+        p = comma != NULL ? comma + 1 : NULL;
+    }
+    return 0;
+}
+
+int fwrel_test_hook(const char *step)
+{
+    if (listed(getenv("FWREL_TEST_KILL_AT"), step))
+        raise(SIGKILL);
+    if (listed(getenv("FWREL_TEST_FAIL_AT"), step))
+        return fwrel_error_set(FWREL_EIO, "injected failure at %s", step);
+    return 0;
 }

@@ -46,6 +46,13 @@ int fwrel_unhex(uint8_t *out, size_t n, const char *s);
  */
 int fwrel_parse_u64(uint64_t *out, const char *s, uint64_t max);
 
+/*
+ * Test-only failure injection (repo.h, pipeline.h): SIGKILL when FWREL_TEST_KILL_AT lists step,
+ * FWREL_EIO "injected failure at STEP" when FWREL_TEST_FAIL_AT lists it (comma-separated
+ * lists), else 0.
+ */
+int fwrel_test_hook(const char *step);
+
 /** Copy a fixed-size, possibly unterminated, C text field into out (size n+1), stopping at NUL. */
 void fwrel_text_field(char *out, const uint8_t *field, size_t n);
 

@@ -12,7 +12,7 @@
  * the audit log (the chain stays valid) and changes nothing else.
  *
  * Test hook: FWREL_TEST_FAIL_AT names steps (comma-separated) that fail with
- * FWREL_EIO "test failure at STEP"; FWREL_TEST_KILL_AT raises SIGKILL there.
+ * FWREL_EIO "injected failure at STEP"; FWREL_TEST_KILL_AT raises SIGKILL there.
  * Steps: policy keys image lock history secureboot encrypt manifest exports
  * record approve bundle output audit repo (and the release repository's own,
  * repo.h).
