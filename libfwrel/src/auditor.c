@@ -1650,8 +1650,23 @@ static void sb_fmt(struct sb *b, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
-    if (n > 0)
-        sb_put(b, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+    if (n < 0)
+        return;
+    if ((size_t)n < sizeof(buf)) {
+        sb_put(b, buf, (size_t)n);
+        return;
+    }
+    /* Longer than the buffer: format again into one of its size. */
+    char *big = malloc((size_t)n + 1);
+    if (big == NULL) {
+        b->oom = 1;
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    sb_put(b, big, (size_t)n);
+    free(big);
 }
 
 /* Any text from the repository: escaped for element content and quoted attributes. Control
