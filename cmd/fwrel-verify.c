@@ -594,7 +594,8 @@ static const fwrel_cmd cmd = {
                 "--sbv1 --key KEY IMAGE\n"
                 "--repo RELEASES (--product P | --all) [--gnupg-home DIR] [--keystore DIR] "
                 "[--jobs N] [--report FILE.html]",
-    .summary = "verify ESP app images as the device, or as espsecure, would",
+    .summary = "verify images, manifests and release bundles as the device, CI or espsecure would, "
+               "and audit a release repository",
     .opts = opts,
     .min_args = 0,
     .max_args = 1,
