@@ -29,6 +29,11 @@ struct fwrel_repo {
     int lock_fd;
     int locked;
     int repaired;
+    /* Trees (with everything below them) and blobs this handle has verified already: an object
+     * is its id, so one verified stays verified, and each release tag's tree, which holds every
+     * earlier release's files, is not re-hashed from scratch (the audit stays linear). */
+    git_oid *verified;
+    size_t nverified, capverified; /* open addressing; capverified a power of two or 0 */
 };
 
 static const char armor_begin[] = "-----BEGIN PGP SIGNATURE-----";
@@ -139,6 +144,7 @@ void fwrel_repo_free(fwrel_repo *r)
     fwrel_repo_unlock(r);
     git_repository_free(r->repo);
     free(r->gitdir);
+    free(r->verified);
     free(r);
     git_libgit2_shutdown();
 }
@@ -1073,9 +1079,58 @@ done:
     return error;
 }
 
-/* Every tree and blob under a tree is present and intact. */
-static int check_tree(git_repository *repo, git_odb *odb, const git_oid *id, int depth)
+static size_t oid_slot(const git_oid *id, size_t cap)
 {
+    uint64_t h;
+    memcpy(&h, id->id, sizeof(h));
+    return (size_t)h & (cap - 1);
+}
+
+static int was_verified(const fwrel_repo *r, const git_oid *id)
+{
+    if (r->capverified == 0)
+        return 0;
+    for (size_t i = oid_slot(id, r->capverified);; i = (i + 1) & (r->capverified - 1)) {
+        if (git_oid_is_zero(&r->verified[i]))
+            return 0;
+        if (git_oid_equal(&r->verified[i], id))
+            return 1;
+    }
+}
+
+/* Remember a verified object; out of memory only loses the shortcut. */
+static void mark_verified(fwrel_repo *r, const git_oid *id)
+{
+    if (git_oid_is_zero(id) || was_verified(r, id))
+        return;
+    if (2 * (r->nverified + 1) > r->capverified) {
+        size_t cap = r->capverified ? 2 * r->capverified : 1024;
+        git_oid *v = calloc(cap, sizeof(*v));
+        if (v == NULL)
+            return;
+        for (size_t k = 0; k < r->capverified; k++) {
+            if (git_oid_is_zero(&r->verified[k]))
+                continue;
+            size_t i = oid_slot(&r->verified[k], cap);
+            while (!git_oid_is_zero(&v[i]))
+                i = (i + 1) & (cap - 1);
+            v[i] = r->verified[k];
+        }
+        free(r->verified);
+        r->verified = v;
+        r->capverified = cap;
+    }
+    size_t i = oid_slot(id, r->capverified);
+    while (!git_oid_is_zero(&r->verified[i]))
+        i = (i + 1) & (r->capverified - 1);
+    r->verified[i] = *id;
+    r->nverified++;
+}
+
+/* Every tree and blob under a tree is present and intact. */
+static int check_tree(fwrel_repo *r, git_odb *odb, const git_oid *id, int depth)
+{
+    git_repository *repo = r->repo;
     git_odb_object *o = NULL;
     git_tree *tree = NULL;
     int error;
@@ -1092,18 +1147,25 @@ static int check_tree(git_repository *repo, git_odb *odb, const git_oid *id, int
         const git_tree_entry *e = git_tree_entry_byindex(tree, i);
         git_object_t t = git_tree_entry_type(e);
         if (t == GIT_OBJECT_TREE) {
-            error = check_tree(repo, odb, git_tree_entry_id(e), depth + 1);
+            if (!was_verified(r, git_tree_entry_id(e)))
+                error = check_tree(r, odb, git_tree_entry_id(e), depth + 1);
         } else if (t == GIT_OBJECT_BLOB) {
+            if (was_verified(r, git_tree_entry_id(e)))
+                continue;
             error =
                 read_checked(&o, odb, git_tree_entry_id(e), GIT_OBJECT_BLOB, FWREL_REPO_FILE_MAX);
             git_odb_object_free(o);
             o = NULL;
+            if (error == 0)
+                mark_verified(r, git_tree_entry_id(e));
         } else {
             error = fwrel_error_set(FWREL_EVERIFY, "unexpected %s in a release tree",
                                     git_object_type2string(t));
         }
     }
     git_tree_free(tree);
+    if (error == 0)
+        mark_verified(r, id); /* after everything below it */
     return error;
 }
 
@@ -1151,7 +1213,8 @@ int fwrel_repo_tag_verify(fwrel_pgp_result *signer, char commit_hex[41], fwrel_r
         error = git_fail(FWREL_EVERIFY, "cannot read the tagged commit");
         goto done;
     }
-    if ((error = check_tree(r->repo, odb, git_commit_tree_id(commit), 0)) != 0)
+    if (!was_verified(r, git_commit_tree_id(commit)) &&
+        (error = check_tree(r, odb, git_commit_tree_id(commit), 0)) != 0)
         goto done;
     if (commit_hex != NULL)
         git_oid_tostr(commit_hex, 41, &commit_id);
