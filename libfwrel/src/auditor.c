@@ -296,6 +296,18 @@ static void parse_message(fwrel_audit_release *R, struct msg *M, const uint8_t *
     M->ok = 1;
 }
 
+int fwrel_auditor_parse_tag_message(fwrel_audit_release *rel, char *err, size_t errlen,
+                                    const uint8_t *raw, size_t payload_len)
+{
+    struct msg m;
+    memset(rel, 0, sizeof(*rel));
+    memset(&m, 0, sizeof(m));
+    parse_message(rel, &m, raw, payload_len);
+    if (err != NULL && errlen > 0)
+        snprintf(err, errlen, "%s", m.ok ? "" : m.err);
+    return m.ok;
+}
+
 /* --- live logs ------------------------------------------------------------------------------ */
 
 static int log_find(const fwrel_auditor *a, const char *path)
