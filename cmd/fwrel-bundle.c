@@ -284,7 +284,7 @@ static void print_result(fwrel_ctx *ctx, const fwrel_pipeline_result *res, const
     fwrel_cmd_set(ctx, "audit_head", json_string(res->audit_head));
     fwrel_cmd_set(ctx, "approvals", json_integer((json_int_t)res->approvals));
     fwrel_cmd_set(ctx, "product", json_string(rec->product));
-    fwrel_cmd_set(ctx, "version", json_string(rec->version));
+    fwrel_cmd_set(ctx, "release_version", json_string(rec->version));
     fwrel_cmd_set(ctx, "channel", json_string(rec->channel));
     fwrel_cmd_set(ctx, "counter", json_integer((json_int_t)rec->counter));
     fwrel_cmd_set(ctx, "secure_version", json_integer((json_int_t)rec->secure_version));

@@ -364,9 +364,19 @@ grep -q "mf-fota: {purpose" "$T/policy-sf.yaml" && grep -q "secure-fota\]" "$T/p
     fail "secure-fota policy not made"
 expect_rc 0 "keygen for secure-fota" fwrel-keygen --policy "$T/policy-sf.yaml" --keystore "$T/ks-sf" \
     --provision "$T/prov-sf" --no-passphrase
-expect_rc 0 "release with secure-fota" fwrel-bundle --policy "$T/policy-sf.yaml" --keystore "$T/ks-sf" \
-    --repo "$T/rel-sf" --channel prod --gnupg-home "$G" --no-passphrase \
+expect_rc 0 "release with secure-fota" fwrel-bundle --json --policy "$T/policy-sf.yaml" \
+    --keystore "$T/ks-sf" --repo "$T/rel-sf" --channel prod --gnupg-home "$G" --no-passphrase \
     --templates "$FWREL_SRC/templates" -a "$A1" -a "$A2" -o "$T/sf.fwb" "$T/app-1.0.0-1.bin"
+# --json: the release's facts beside the tool's own version, every step passed or skipped.
+printf '%s' "$OUT" | python3 -c '
+import json, subprocess, sys
+d = json.load(sys.stdin)
+assert d["ok"] and d["recorded"] and d["release_version"] == "1.0.0" and d["counter"] == 1, d
+assert d["version"] == subprocess.run(["fwrel-bundle", "--version"], capture_output=True,
+                                      text=True).stdout.split()[-1], d["version"]
+assert d["tag"] == "acme-thermostat/prod/v1.0.0" and len(d["commit"]) == 40 and d["approvals"] == 2
+assert all(s["verdict"] in ("pass", "skip") for s in d["steps"]), d["steps"]
+' && ok || fail "fwrel-bundle --json: $OUT"
 mkdir "$T/sf" && tar xf "$T/sf.fwb" -C "$T/sf"
 M="$T/sf/exports/secure-fota/firmware.manifest"
 [ "$(stat -c %s "$M" 2>/dev/null)" = 1024 ] && ok || fail "secure-fota manifest not 1024 bytes"
