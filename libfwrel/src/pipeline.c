@@ -795,18 +795,30 @@ static int member_view(fwrel_bundle_member **out, struct run *r)
     return 0;
 }
 
-/* The policy pins this approver (fpr: 40 hex, either case); the pinned spelling to out. */
-static int approver_pinned(char out[41], const fwrel_policy *p, const char *fpr)
+/* A valid fingerprint (40 hex, either case) in GnuPG's upper-case spelling. */
+static int fpr_upper(char out[41], const char *fpr)
 {
     if (!fwrel_pgp_fpr_valid(fpr))
         return fwrel_error_set(FWREL_EUSAGE, "'%.48s' is not a 40-hex-digit OpenPGP fingerprint",
                                fpr);
+    for (size_t i = 0; i < 41; i++)
+        out[i] = (char)(fpr[i] >= 'a' && fpr[i] <= 'f' ? fpr[i] - 32 : fpr[i]);
+    return 0;
+}
+
+/* The policy pins this approver (fpr: 40 hex, either case); the pinned spelling to out. */
+static int approver_pinned(char out[41], const fwrel_policy *p, const char *fpr)
+{
+    char up[41];
+    int error = fpr_upper(up, fpr);
+    if (error)
+        return error;
     for (size_t i = 0; i < p->napprovers; i++)
-        if (strcasecmp(p->approvers[i], fpr) == 0) {
+        if (strcmp(p->approvers[i], up) == 0) {
             memcpy(out, p->approvers[i], 41);
             return 0;
         }
-    return fwrel_error_set(FWREL_EVERIFY, "%.40s is not an approver the policy pins", fpr);
+    return fwrel_error_set(FWREL_EVERIFY, "%s is not an approver the policy pins", up);
 }
 
 /* Who may sign the tag: an approver the policy pins, or anyone when it pins none (dev). */
@@ -814,12 +826,7 @@ static int tag_signer_ok(char out[41], const fwrel_policy *p, const char *fpr)
 {
     if (p->napprovers > 0)
         return approver_pinned(out, p, fpr);
-    if (!fwrel_pgp_fpr_valid(fpr))
-        return fwrel_error_set(FWREL_EUSAGE, "'%.48s' is not a 40-hex-digit OpenPGP fingerprint",
-                               fpr);
-    for (size_t i = 0; i < 41; i++)
-        out[i] = (char)(fpr[i] >= 'a' && fpr[i] <= 'f' ? fpr[i] - 32 : fpr[i]);
-    return 0;
+    return fpr_upper(out, fpr);
 }
 
 /* release.json, then SHA256SUMS over every member so far. */
@@ -1318,11 +1325,8 @@ int fwrel_pipeline_approve(size_t *have, size_t *need, const char *bundle, const
     int error;
 
     (void)who;
-    if (!fwrel_pgp_fpr_valid(fpr))
-        return fwrel_error_set(FWREL_EUSAGE, "'%.48s' is not a 40-hex-digit OpenPGP fingerprint",
-                               fpr);
-    for (size_t i = 0; i < 41; i++)
-        up[i] = (char)(fpr[i] >= 'a' && fpr[i] <= 'f' ? fpr[i] - 32 : fpr[i]);
+    if ((error = fpr_upper(up, fpr)) != 0)
+        return error;
     if ((error = fwrel_bundle_read(&b, bundle)) != 0 || (error = fwrel_bundle_check_sums(b)) != 0)
         goto done;
     rj = fwrel_bundle_find(b, "release.json");
