@@ -809,15 +809,8 @@ static int log_keys(fwrel_ctx *ctx, const fwrel_keystore *ks, const fwrel_policy
     if ((error = fwrel_repo_open(&repo, repo_path, 1)) != 0)
         goto done;
     snprintf(log_path, sizeof(log_path), "%s/%s", repo_path, p->audit_log);
-    for (char *s = strchr(log_path + strlen(repo_path) + 1, '/'); s != NULL;
-         s = strchr(s + 1, '/')) {
-        *s = '\0';
-        if (mkdir(log_path, 0750) != 0 && errno != EEXIST) {
-            error = fwrel_error_set_errno(FWREL_EIO, errno, "cannot create %s", log_path);
-            goto done;
-        }
-        *s = '/';
-    }
+    if ((error = fwrel_make_parents(log_path, 0750)) != 0)
+        goto done;
     fwrel_hex(sha, p->sha256, sizeof(p->sha256));
     struct stat st;
     const char *base = strrchr(o.policy, '/');
@@ -838,9 +831,7 @@ static int log_keys(fwrel_ctx *ctx, const fwrel_keystore *ks, const fwrel_policy
         if ((error = fwrel_ks_path(path, sizeof(path), ks, rel)) != 0 ||
             (error = fwrel_io_read_small(&data, &len, path, 1u << 20)) != 0)
             goto done;
-        uint8_t d[32];
-        EVP_Digest(data, len, d, NULL, EVP_sha256(), NULL);
-        fwrel_hex(sha, d, sizeof(d));
+        fwrel_sha256_hex(sha, data, len);
         free(data);
         json_array_append_new(
             out, json_pack("{s:s,s:s,s:I}", "name", rel, "sha256", sha, "size", (json_int_t)len));

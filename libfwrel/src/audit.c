@@ -19,16 +19,6 @@
 static const char *const zero_head =
     "0000000000000000000000000000000000000000000000000000000000000000";
 
-static void sha256_hex(char out[65], const void *p, size_t n)
-{
-    uint8_t d[32];
-    unsigned int dl = 0;
-    if (EVP_Digest(p, n, d, &dl, EVP_sha256(), NULL) != 1 || dl != 32)
-        memset(d, 0, sizeof(d)); /* cannot happen with the default provider */
-    fwrel_hex(out, d, 32);
-    out[64] = '\0';
-}
-
 /* Exactly n hex digits of one case: lower (SHA-256) or upper (OpenPGP fingerprints, as GnuPG
  * prints them). */
 static int is_hex_case(const char *s, size_t n, char a)
@@ -232,7 +222,7 @@ int fwrel_audit_verify_stream(FILE *f, const char *expected_head, uint64_t expec
                                      (unsigned long long)n - 1, (unsigned long long)n);
             goto done;
         }
-        sha256_hex(cur, line, len);
+        fwrel_sha256_hex(cur, line, len);
     }
     if (expected_head && strcmp(expected_head, cur) != 0) {
         rc = fwrel_error_set(FWREL_EVERIFY,
@@ -335,7 +325,7 @@ static int read_tail(int fd, uint64_t *seq, char prev[65], off_t *keep, char tor
                                  FWREL_AUDIT_LINE_MAX);
             goto done;
         }
-        sha256_hex(torn_hash, buf + end, *torn_len);
+        fwrel_sha256_hex(torn_hash, buf + end, *torn_len);
         *keep = start + (off_t)end;
     }
     if (end == 0)
@@ -353,7 +343,7 @@ static int read_tail(int fd, uint64_t *seq, char prev[65], off_t *keep, char tor
         rc = fwrel_error_set(FWREL_EFORMAT, "the log's last line: %s", why);
         goto done;
     }
-    sha256_hex(prev, buf + b, end - 1 - b);
+    fwrel_sha256_hex(prev, buf + b, end - 1 - b);
 done:
     free(buf);
     return rc;
@@ -397,7 +387,7 @@ static int write_line(int fd, const char *line, char *head)
     if (fsync(fd) != 0)
         return fwrel_error_set_errno(FWREL_EIO, errno, "fsync of the log");
     if (head)
-        sha256_hex(head, line, len);
+        fwrel_sha256_hex(head, line, len);
     return 0;
 }
 

@@ -64,14 +64,6 @@ struct fwrel_auditor {
 
 /* --- small helpers ---------------------------------------------------------------------- */
 
-static int sha256_mem(uint8_t out[32], const void *p, size_t n)
-{
-    unsigned int len = 0;
-    if (EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) != 1)
-        return fwrel_error_set_openssl(FWREL_EIO, "SHA-256");
-    return 0;
-}
-
 static int is_hex64(const char *s)
 {
     size_t i = 0;
@@ -446,7 +438,7 @@ static int log_load(struct livelog *L, const char *repo, const char *path, const
     for (size_t i = 0, start = 0, k = 0; i < L->len; i++)
         if (L->data[i] == '\n') {
             L->end[k] = i + 1;
-            if ((error = sha256_mem(L->sha[k], L->data + start, i - start)) != 0)
+            if ((error = fwrel_sha256(L->sha[k], L->data + start, i - start)) != 0)
                 goto done;
             k++;
             start = i + 1;
@@ -764,7 +756,7 @@ static int audit_one(struct ctx *c, fwrel_repo *r, size_t i)
                                       fwrel_error_last()->message)) != 0)
             goto done;
     } else if (bundle != NULL) {
-        if ((error = sha256_mem(d, bundle, blen)) != 0)
+        if ((error = fwrel_sha256(d, bundle, blen)) != 0)
             goto done;
         fwrel_hex(hex, d, 32);
         if (strcmp(hex, M->bundle_sha) != 0 || blen != M->bundle_size)
@@ -801,7 +793,7 @@ static int audit_one(struct ctx *c, fwrel_repo *r, size_t i)
         if (error != 0) {
             problem(&p, "%s", fwrel_error_last()->message);
         } else {
-            if ((error = sha256_mem(d, rj, rjlen)) != 0)
+            if ((error = fwrel_sha256(d, rj, rjlen)) != 0)
                 goto done;
             fwrel_hex(hex, d, 32);
             if (strcmp(hex, M->rj_sha) != 0)

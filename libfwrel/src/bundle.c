@@ -101,15 +101,6 @@ static int cmp_member(const void *a, const void *b)
     return strcmp(((const fwrel_bundle_member *)a)->name, ((const fwrel_bundle_member *)b)->name);
 }
 
-static void sha256_hex(char out[65], const uint8_t *p, size_t n)
-{
-    uint8_t d[32];
-    unsigned int dl = 0;
-    if (EVP_Digest(p ? (const void *)p : "", n, d, &dl, EVP_sha256(), NULL) != 1)
-        memset(d, 0, sizeof(d));
-    fwrel_hex(out, d, 32);
-}
-
 /* Sorted copy of the member array (pointers only). */
 static int sorted_copy(fwrel_bundle_member **out, const fwrel_bundle_member *m, size_t n)
 {
@@ -521,7 +512,7 @@ int fwrel_bundle_sums(char **out, size_t *len, const fwrel_bundle_member *m, siz
     for (size_t i = 0; i < n; i++) {
         if (!summed(s[i].name))
             continue;
-        sha256_hex(t + pos, s[i].data, s[i].len);
+        fwrel_sha256_hex(t + pos, s[i].data, s[i].len);
         pos += 64;
         size_t nl = strlen(s[i].name);
         memcpy(t + pos, "  ", 2);
@@ -586,7 +577,7 @@ int fwrel_bundle_check_sums(const fwrel_bundle *b)
             if (next == b->n || strcmp(b->members[next].name, name) != 0 || !summed(name))
                 return fwrel_error_set(FWREL_EVERIFY, "SHA256SUMS: %s: not a summed member", name);
             char want[65];
-            sha256_hex(want, b->members[next].data, b->members[next].len);
+            fwrel_sha256_hex(want, b->members[next].data, b->members[next].len);
             if (strcmp(want, hex) != 0)
                 return fwrel_error_set(FWREL_EVERIFY, "SHA256SUMS: %s: digest mismatch", name);
             next++;

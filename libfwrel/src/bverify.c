@@ -59,14 +59,6 @@ static void nested_failure(struct run *r, const char *message)
     }
 }
 
-static int sha256_mem(uint8_t out[32], const uint8_t *p, size_t n)
-{
-    unsigned int len = 0;
-    if (EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) != 1)
-        return fwrel_error_set_openssl(FWREL_EIO, "digest failed");
-    return 0;
-}
-
 static void short_hex(char out[17], const uint8_t d[32])
 {
     fwrel_hex(out, d, 8);
@@ -159,7 +151,7 @@ static int device_steps(struct run *r, const fwrel_device *dev, const fwrel_bund
         return error;
 
     /* The manifest names the file the device downloads: it must be this firmware.enc. */
-    if ((error = sha256_mem(d, fw->data, fw->len)) != 0)
+    if ((error = fwrel_sha256(d, fw->data, fw->len)) != 0)
         return error;
     short_hex(h1, d);
     short_hex(h2, m.encrypted.sha256);
@@ -311,7 +303,7 @@ static void problem(struct problems *p, const char *fmt, ...)
 static int member_hex(char out[65], const fwrel_bundle_member *mb)
 {
     uint8_t d[32];
-    int error = sha256_mem(d, mb->data, mb->len);
+    int error = fwrel_sha256(d, mb->data, mb->len);
     if (error == 0)
         fwrel_hex(out, d, 32);
     return error;

@@ -4,7 +4,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +58,6 @@ struct run {
     char tmp[4096];
     fwrel_espimg img;
     fwrel_release *rec;
-    char dir[256];
     struct member m[MAX_MEMBERS];
     size_t nm;
     uint8_t *bundle;
@@ -75,19 +73,6 @@ struct run {
     size_t sf_sign, sf_recip; /* its keys: an RSA-3072 signer, an RSA-4096 recipient */
     uint8_t sfm[FWREL_SECURE_FOTA_LEN];
 };
-
-/* The test hook (pipeline.h): fail or die at a named step. */
-static int step_hook(const char *step)
-{
-    return fwrel_test_hook(step);
-}
-
-static void sha_hex(char out[65], const uint8_t *data, size_t len)
-{
-    uint8_t d[32];
-    EVP_Digest(data, len, d, NULL, EVP_sha256(), NULL);
-    fwrel_hex(out, d, sizeof(d));
-}
 
 static int file_digest(fwrel_release_file *f, const char *path)
 {
@@ -315,7 +300,6 @@ static int step_history(struct run *r)
 
     if ((error = make_tag(r->res->tag, r->p, r->chname, r->rec->version)) != 0)
         return error;
-    snprintf(r->dir, sizeof(r->dir), "%s", r->res->tag);
     if ((error = fwrel_repo_tags(&tags, &n, r->repo, NULL)) != 0)
         return error;
     for (size_t i = 0; i < n && error == 0; i++) {
@@ -624,7 +608,7 @@ static int step_manifest(struct run *r, const char *signed_path, const char *ser
                                     (const fwrel_pkey *const *)recips, r->p->nrecipients);
     if (error == 0 && (error = add_member(r, "manifest.fwm", env, elen)) == 0) {
         snprintf(r->rec->manifest.name, sizeof(r->rec->manifest.name), "manifest.fwm");
-        sha_hex(r->rec->manifest.sha256, env, elen);
+        fwrel_sha256_hex(r->rec->manifest.sha256, env, elen);
         r->rec->manifest.size = elen;
         fwrel_report_add(r->report, "manifest", FWREL_PASS,
                          "signed by %zu key%s (threshold %u), encrypted to %zu recipient%s",
@@ -642,15 +626,10 @@ static int step_manifest(struct run *r, const char *signed_path, const char *ser
     return error;
 }
 
-static int set_var(fwrel_export_vars *v, const char *name, const char *value)
-{
-    return fwrel_export_vars_set(v, name, value);
-}
-
 static int step_exports(struct run *r, const char *served)
 {
     fwrel_export_vars *v = NULL;
-    char num[32], created[21], base[600];
+    char created[21], base[600];
     const struct member *img = find_member(r, r->rec->image.name);
     const struct member *man = find_member(r, "manifest.fwm");
     struct member sfm;
@@ -670,39 +649,32 @@ static int step_exports(struct run *r, const char *served)
         snprintf(base, sizeof(base), "%s", r->p->base_url);
     else
         snprintf(base, sizeof(base), "https://updates.invalid/%s", r->p->product);
-    error = set_var(v, "product", r->p->product);
-    if (!error)
-        error = set_var(v, "version", r->img.app_desc.version);
-    if (!error)
-        error = set_var(v, "channel", r->chname);
-    snprintf(num, sizeof(num), "%llu", (unsigned long long)r->rec->counter);
-    if (!error)
-        error = set_var(v, "counter", num);
-    snprintf(num, sizeof(num), "%u", r->img.app_desc.secure_version);
-    if (!error)
-        error = set_var(v, "secure_version", num);
-    if (!error)
-        error = set_var(v, "device_type", r->p->device_types[0]);
-    if (!error)
-        error = set_var(v, "chip", r->p->chip->name);
-    if (!error)
-        error = set_var(v, "image_name", r->rec->image.name);
-    if (!error)
-        error = set_var(v, "image_sha256", r->rec->image.sha256);
-    snprintf(num, sizeof(num), "%llu", (unsigned long long)r->rec->image.size);
-    if (!error)
-        error = set_var(v, "image_size", num);
-    if (!error)
-        error = set_var(v, "manifest_name", "manifest.fwm");
-    if (!error)
-        error = set_var(v, "manifest_sha256", r->rec->manifest.sha256);
-    snprintf(num, sizeof(num), "%llu", (unsigned long long)r->rec->manifest.size);
-    if (!error)
-        error = set_var(v, "manifest_size", num);
-    if (!error)
-        error = set_var(v, "base_url", base);
-    if (!error)
-        error = set_var(v, "created", created);
+    char counter[24], secure_version[12], image_size[24], manifest_size[24];
+    snprintf(counter, sizeof(counter), "%llu", (unsigned long long)r->rec->counter);
+    snprintf(secure_version, sizeof(secure_version), "%u", r->img.app_desc.secure_version);
+    snprintf(image_size, sizeof(image_size), "%llu", (unsigned long long)r->rec->image.size);
+    snprintf(manifest_size, sizeof(manifest_size), "%llu",
+             (unsigned long long)r->rec->manifest.size);
+    const char *const vars[][2] = {
+        {"product", r->p->product},
+        {"version", r->img.app_desc.version},
+        {"channel", r->chname},
+        {"counter", counter},
+        {"secure_version", secure_version},
+        {"device_type", r->p->device_types[0]},
+        {"chip", r->p->chip->name},
+        {"image_name", r->rec->image.name},
+        {"image_sha256", r->rec->image.sha256},
+        {"image_size", image_size},
+        {"manifest_name", "manifest.fwm"},
+        {"manifest_sha256", r->rec->manifest.sha256},
+        {"manifest_size", manifest_size},
+        {"base_url", base},
+        {"created", created},
+    };
+    error = 0;
+    for (size_t i = 0; error == 0 && i < sizeof(vars) / sizeof(vars[0]); i++)
+        error = fwrel_export_vars_set(v, vars[i][0], vars[i][1]);
     if (!error && r->secure_fota) {
         fwrel_pkey *sk = NULL, *rk = NULL;
         uint8_t desc[256];
@@ -718,9 +690,9 @@ static int step_exports(struct run *r, const char *served)
             error = fwrel_manifest_securefota_make(r->sfm, desc, sk, rk);
         fwrel_key_free(sk);
         fwrel_key_free(rk);
-        sha_hex(sha, r->sfm, sizeof(r->sfm));
+        fwrel_sha256_hex(sha, r->sfm, sizeof(r->sfm));
         if (!error)
-            error = set_var(v, "secure_fota_manifest_sha256", sha);
+            error = fwrel_export_vars_set(v, "secure_fota_manifest_sha256", sha);
         if (error)
             fwrel_error_prefix("export secure-fota");
     }
@@ -910,26 +882,12 @@ static int step_bundle(struct run *r)
     if ((error = member_view(&view, r)) == 0 &&
         (error = fwrel_bundle_write_mem(&r->bundle, &r->bundle_len, view, r->nm, r->o->time)) ==
             0) {
-        sha_hex(r->res->bundle_sha256, r->bundle, r->bundle_len);
+        fwrel_sha256_hex(r->res->bundle_sha256, r->bundle, r->bundle_len);
         fwrel_report_add(r->report, "bundle", FWREL_PASS, "%zu members, %zu bytes, sha256 %s",
                          r->nm, r->bundle_len, r->res->bundle_sha256);
     }
     free(view);
     return error;
-}
-
-/* mkdir -p of path's parent, inside the repository (the policy's path is relative, no ".."). */
-static int make_parent(const char *path)
-{
-    char buf[4200];
-    snprintf(buf, sizeof(buf), "%s", path);
-    for (char *s = strchr(buf + 1, '/'); s != NULL; s = strchr(s + 1, '/')) {
-        *s = '\0';
-        if (mkdir(buf, 0750) != 0 && errno != EEXIST)
-            return fwrel_error_set_errno(FWREL_EIO, errno, "cannot create %s", buf);
-        *s = '/';
-    }
-    return 0;
 }
 
 static json_t *file_json(const char *name, const char *sha256, uint64_t size)
@@ -960,9 +918,7 @@ static int append_entry(struct run *r, const char *event, const char *fpr, json_
     json_decref(e);
     if (text == NULL)
         return fwrel_error_set(FWREL_EIO, "out of memory");
-    error = make_parent(r->audit_path);
-    if (error == 0)
-        error = fwrel_audit_append(r->audit_path, text, strlen(text), r->res->audit_head);
+    error = fwrel_audit_append(r->audit_path, text, strlen(text), r->res->audit_head);
     free(text);
     if (error)
         fwrel_error_prefix("audit log");
@@ -1030,12 +986,12 @@ static int step_audit(struct run *r)
     if (r->recording && access(r->audit_path, F_OK) == 0 &&
         (error = fwrel_io_read_small(&log, &log_len, r->audit_path, FWREL_REPO_FILE_MAX)) != 0)
         return error;
-    sha_hex(sums_sha, (const uint8_t *)sums->data, sums->len);
+    fwrel_sha256_hex(sums_sha, (const uint8_t *)sums->data, sums->len);
     for (size_t i = 0; error == 0 && i < r->nm; i++) {
         char sig_sha[65], fpr[41];
         if (strncmp(r->m[i].name, "approvals/", 10) != 0)
             continue;
-        sha_hex(sig_sha, r->m[i].data, r->m[i].len);
+        fwrel_sha256_hex(sig_sha, r->m[i].data, r->m[i].len);
         if (log != NULL && memmem(log, log_len, sig_sha, 64) != NULL)
             continue;
         snprintf(fpr, sizeof(fpr), "%.40s", r->m[i].name + 10);
@@ -1047,7 +1003,7 @@ static int step_audit(struct run *r)
     if (!r->recording && r->napprovals < r->ch->approvals_required && r->o->output != NULL)
         snprintf(name, sizeof(name), "%s", out_base != NULL ? out_base + 1 : r->o->output);
     else
-        snprintf(name, sizeof(name), "%s/bundle.fwb", r->dir);
+        snprintf(name, sizeof(name), "%s/bundle.fwb", r->res->tag);
     if (error == 0)
         error = append_entry(r, "bundle", r->signer, release_inputs(r),
                              one_file(name, r->res->bundle_sha256, r->bundle_len), NULL);
@@ -1069,14 +1025,23 @@ static int step_repo(struct run *r)
     char head[65], rj_sha[65];
     int error;
 
-    if ((error = fwrel_audit_verify(r->audit_path, r->res->audit_head, 0, &entries, head)) != 0 ||
-        (error = fwrel_io_read_small(&log, &log_len, r->audit_path, FWREL_REPO_FILE_MAX)) != 0) {
+    /* The log read once: the bytes committed are the bytes verified, ending in this run's head. */
+    FILE *f = NULL;
+    if ((error = fwrel_io_read_small(&log, &log_len, r->audit_path, FWREL_REPO_FILE_MAX)) == 0) {
+        if ((f = fmemopen(log, log_len, "r")) == NULL)
+            error = fwrel_error_set_errno(FWREL_EIO, errno, "cannot read it");
+        else
+            error = fwrel_audit_verify_stream(f, r->res->audit_head, 0, &entries, head);
+        if (f != NULL)
+            fclose(f);
+    }
+    if (error) {
         fwrel_error_prefix("audit log");
         goto done;
     }
-    snprintf(pbundle, sizeof(pbundle), "%s/bundle.fwb", r->dir);
-    snprintf(prel, sizeof(prel), "%s/release.json", r->dir);
-    sha_hex(rj_sha, rj->data, rj->len);
+    snprintf(pbundle, sizeof(pbundle), "%s/bundle.fwb", r->res->tag);
+    snprintf(prel, sizeof(prel), "%s/release.json", r->res->tag);
+    fwrel_sha256_hex(rj_sha, rj->data, rj->len);
     for (size_t i = 0; i < r->nm; i++)
         if (strncmp(r->m[i].name, "approvals/", 10) == 0) {
             size_t n = strlen(approvers);
@@ -1126,6 +1091,21 @@ done:
     return error;
 }
 
+/* The repository (created on first use) and its lock; from here a failure is logged, so the audit
+ * log's directory is made now, once. */
+static int step_lock(struct run *r)
+{
+    int error;
+    if ((error = fwrel_repo_open(&r->repo, r->repo_path, 1)) != 0 ||
+        (error = fwrel_repo_lock(r->repo, REPO_LOCK_MS)) != 0)
+        return error;
+    r->locked = 1;
+    if ((error = fwrel_make_parents(r->audit_path, 0750)) != 0)
+        return error;
+    fwrel_report_add(r->report, "lock", FWREL_PASS, "%s", r->repo_path);
+    return 0;
+}
+
 /* The --output file is written now and published only after the repository took the release. */
 static int step_output_prepare(struct run *r)
 {
@@ -1141,11 +1121,19 @@ static int step_output_prepare(struct run *r)
     return error;
 }
 
+static int step_output_commit(struct run *r)
+{
+    fwrel_out *out = r->out;
+    r->out = NULL; /* committed or aborted by the call */
+    return fwrel_out_commit(out);
+}
+
 /* --- the whole run ------------------------------------------------------------------- */
 
+/* Run one step behind the test hook (pipeline.h: fail or die at a named step). */
 #define STEP(name, call)                                                                           \
     do {                                                                                           \
-        if ((error = step_hook(name)) != 0 || (error = (call)) != 0) {                             \
+        if ((error = fwrel_test_hook(name)) != 0 || (error = (call)) != 0) {                       \
             failed = name;                                                                         \
             goto done;                                                                             \
         }                                                                                          \
@@ -1162,8 +1150,8 @@ static void finish(struct run *r, int error, const char *failed)
                  r->res->tag[0] ? r->res->tag : "(no tag yet)", failed, e->message);
         if (r->report != NULL)
             fwrel_report_add(r->report, failed, FWREL_FAIL, "%s", e->message);
-        if (r->locked && !r->res->recorded && r->audit_path[0] != '\0' &&
-            audit_entry(r, "release", reason) != 0)
+        /* Logged once the lock is held (the log's place is known and writes are serialized). */
+        if (r->locked && !r->res->recorded && audit_entry(r, "release", reason) != 0)
             fwrel_error_clear();
         fwrel_error_set(saved.code, "%s", saved.message);
         if (saved.output)
@@ -1265,7 +1253,6 @@ int fwrel_pipeline_release(fwrel_pipeline_result *res, fwrel_report *report,
                      o->image != NULL);
     struct run r;
     char signed_path[4200], served[4200];
-    char audit_path[sizeof(r.audit_path)];
     const char *failed = "setup";
     int error;
 
@@ -1273,15 +1260,9 @@ int fwrel_pipeline_release(fwrel_pipeline_result *res, fwrel_report *report,
         return error;
     STEP("policy", step_policy(&r));
     STEP("policy", preflight(&r));
-    memcpy(audit_path, r.audit_path, sizeof(audit_path));
-    r.audit_path[0] = '\0'; /* no failure record before the lock */
     STEP("keys", step_keys(&r));
     STEP("image", step_image(&r));
-    STEP("lock", fwrel_repo_open(&r.repo, r.repo_path, 1));
-    STEP("lock", fwrel_repo_lock(r.repo, REPO_LOCK_MS));
-    r.locked = 1;
-    memcpy(r.audit_path, audit_path, sizeof(audit_path));
-    fwrel_report_add(report, "lock", FWREL_PASS, "%s", r.repo_path);
+    STEP("lock", step_lock(&r));
     STEP("history", step_history(&r));
     STEP("secureboot", step_sign(&r, signed_path, sizeof(signed_path)));
     STEP("encrypt", step_encrypt(&r, signed_path, served, sizeof(served)));
@@ -1299,11 +1280,8 @@ int fwrel_pipeline_release(fwrel_pipeline_result *res, fwrel_report *report,
                          "%zu of %u approvals: not recorded; approve the bundle, then record it",
                          r.napprovals, r.ch->approvals_required);
     }
-    if (r.out != NULL) {
-        fwrel_out *out = r.out;
-        r.out = NULL;
-        STEP("output", fwrel_out_commit(out));
-    }
+    if (r.out != NULL)
+        STEP("output", step_output_commit(&r));
     error = 0;
 done:
     finish(&r, error, failed);
@@ -1428,7 +1406,7 @@ static int step_load_bundle(struct run *r)
                                 r->rec->policy_sha256);
         goto done;
     }
-    sha_hex(r->res->bundle_sha256, r->bundle, r->bundle_len);
+    fwrel_sha256_hex(r->res->bundle_sha256, r->bundle, r->bundle_len);
     fwrel_report_add(r->report, "bundle", FWREL_PASS, "%s %s (%s), %zu members, sha256 %s",
                      r->rec->product, r->rec->version, r->rec->channel, b->n,
                      r->res->bundle_sha256);
@@ -1460,7 +1438,7 @@ int fwrel_pipeline_record(fwrel_pipeline_result *res, fwrel_report *report,
 {
     FWREL_ASSERT_ARG(res != NULL && opts != NULL && opts->policy != NULL && opts->image != NULL);
     struct run r;
-    char audit_path[sizeof(r.audit_path)], channel[17];
+    char channel[17];
     fwrel_pipeline_opts own = *opts;
     const fwrel_pipeline_opts *o = &own;
     const char *failed = "setup";
@@ -1476,24 +1454,15 @@ int fwrel_pipeline_record(fwrel_pipeline_result *res, fwrel_report *report,
     STEP("policy", step_policy(&r));
     r.recording = 1;
     STEP("policy", preflight(&r));
-    memcpy(audit_path, r.audit_path, sizeof(audit_path));
-    r.audit_path[0] = '\0';
     STEP("bundle", step_load_bundle(&r));
     STEP("approve", check_approvals(&r));
-    STEP("lock", fwrel_repo_open(&r.repo, r.repo_path, 1));
-    STEP("lock", fwrel_repo_lock(r.repo, REPO_LOCK_MS));
-    r.locked = 1;
-    memcpy(r.audit_path, audit_path, sizeof(audit_path));
-    fwrel_report_add(report, "lock", FWREL_PASS, "%s", r.repo_path);
+    STEP("lock", step_lock(&r));
     STEP("history", step_history(&r));
     STEP("output", step_output_prepare(&r));
     STEP("audit", step_audit(&r));
     STEP("repo", step_repo(&r));
-    if (r.out != NULL) {
-        fwrel_out *out = r.out;
-        r.out = NULL;
-        STEP("output", fwrel_out_commit(out));
-    }
+    if (r.out != NULL)
+        STEP("output", step_output_commit(&r));
     error = 0;
 done:
     finish(&r, error, failed);

@@ -40,22 +40,14 @@ static size_t curve_len(int scheme)
     return scheme == FWREL_SCHEME_ECDSA192 ? 24 : scheme == FWREL_SCHEME_ECDSA256 ? 32 : 48;
 }
 
-static int sha(uint8_t *out, const uint8_t *p, size_t n)
-{
-    unsigned int len = 0;
-    if (EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) != 1)
-        return fwrel_error_set_openssl(FWREL_EIO, "digest failed");
-    return 0;
-}
-
 /* spec 2.4: the key digest covers the key bytes exactly as they sit in the block. */
 static int block_key_digest(uint8_t out[32], const uint8_t *raw, int scheme)
 {
     if (scheme == FWREL_SCHEME_RSA3072)
-        return sha(out, raw + RSA_KEY, 776);
+        return fwrel_sha256(out, raw + RSA_KEY, 776);
     if (scheme == FWREL_SCHEME_ECDSA384)
-        return sha(out, raw + EC384_CRV, 97);
-    return sha(out, raw + EC_CRV, 65);
+        return fwrel_sha256(out, raw + EC384_CRV, 97);
+    return fwrel_sha256(out, raw + EC_CRV, 65);
 }
 
 void fwrel_sbv2_parse_sector(fwrel_sbv2_sector *out, const uint8_t sector[FWREL_SBV2_SECTOR_LEN])

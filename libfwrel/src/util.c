@@ -1,9 +1,11 @@
 /* util.c - internal helpers (util.h). */
 #include "util.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <openssl/evp.h>
 
@@ -158,5 +160,38 @@ int fwrel_test_hook(const char *step)
         raise(SIGKILL);
     if (listed(getenv("FWREL_TEST_FAIL_AT"), step))
         return fwrel_error_set(FWREL_EIO, "injected failure at %s", step);
+    return 0;
+}
+
+int fwrel_sha256(uint8_t out[32], const void *p, size_t n)
+{
+    unsigned int len = 0;
+    if (EVP_Digest(p != NULL ? p : "", n, out, &len, EVP_sha256(), NULL) != 1 || len != 32)
+        return fwrel_error_set_openssl(FWREL_EIO, "SHA-256 failed");
+    return 0;
+}
+
+void fwrel_sha256_hex(char out[65], const void *p, size_t n)
+{
+    uint8_t d[32];
+    if (fwrel_sha256(d, p, n) != 0) {
+        fwrel_error_clear();
+        memset(d, 0, sizeof(d));
+    }
+    fwrel_hex(out, d, sizeof(d));
+}
+
+int fwrel_make_parents(const char *path, unsigned mode)
+{
+    char buf[4200];
+    if (strlen(path) >= sizeof(buf))
+        return fwrel_error_set(FWREL_EUSAGE, "path too long");
+    memcpy(buf, path, strlen(path) + 1);
+    for (char *s = strchr(buf + 1, '/'); s != NULL; s = strchr(s + 1, '/')) {
+        *s = '\0';
+        if (mkdir(buf, (mode_t)mode) != 0 && errno != EEXIST)
+            return fwrel_error_set_errno(FWREL_EIO, errno, "cannot create %s", buf);
+        *s = '/';
+    }
     return 0;
 }

@@ -58,6 +58,17 @@ void fwrel_text_field(char *out, const uint8_t *field, size_t n);
 
 struct fwrel_src;
 
+/* mkdir -p of path's parent directories (those that exist are kept), each created with mode:
+ * 0, or FWREL_EIO "cannot create DIR: reason"; FWREL_EUSAGE for a path over 4 KiB. */
+int fwrel_make_parents(const char *path, unsigned mode);
+
+/* SHA-256 of n bytes at p (p may be NULL when n is 0): 0, or FWREL_EIO with OpenSSL's reason. */
+int fwrel_sha256(uint8_t out[32], const void *p, size_t n);
+
+/* The same as 64 lower-case hex digits and a NUL; all zeros in the (default-provider-impossible)
+ * case that OpenSSL fails. */
+void fwrel_sha256_hex(char out[65], const void *p, size_t n);
+
 /**
  * Hash len bytes of src from its current position, streaming (64 KiB at a time):
  * SHA-256 into d256, and SHA-384 into d384 unless it is NULL.
