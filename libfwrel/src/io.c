@@ -602,6 +602,14 @@ static int fsync_dir(const char *dir)
     return 0;
 }
 
+/* A failed no-replace publication: the destination that appeared meanwhile, or why not. */
+static int publish_error(int e)
+{
+    if (e == EEXIST)
+        return fwrel_error_set(FWREL_EIO, "exists (use --force to replace)");
+    return fwrel_error_set_errno(FWREL_EIO, e, "cannot publish output");
+}
+
 int fwrel_out_commit(fwrel_out *o)
 {
     FWREL_ASSERT_ARG(o != NULL);
@@ -613,21 +621,26 @@ int fwrel_out_commit(fwrel_out *o)
         error = fwrel_error_set_errno(FWREL_EIO, errno, "cannot sync output");
         goto done;
     }
-    if (o->anon) {
-        /* Give the unnamed file its temporary name now; the named path below publishes it. */
-        char proc[64];
-        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", o->fd);
-        if (linkat(AT_FDCWD, proc, AT_FDCWD, o->tmp, AT_SYMLINK_FOLLOW) != 0) {
-            free(o->tmp);
-            o->tmp = NULL; /* nothing named to remove */
-            error = fwrel_error_set_errno(FWREL_EIO, errno, "cannot publish output");
+    /* The unnamed file is linked straight to its path (no replace: linkat fails with EEXIST),
+     * or with --force to its temporary name, which the rename below then publishes. */
+    char proc[64];
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", o->fd);
+    if (o->anon && !(o->flags & FWREL_OUT_FORCE)) {
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, o->path, AT_SYMLINK_FOLLOW) != 0) {
+            error = publish_error(errno);
             goto done;
         }
+    } else if (o->anon && linkat(AT_FDCWD, proc, AT_FDCWD, o->tmp, AT_SYMLINK_FOLLOW) != 0) {
+        error = fwrel_error_set_errno(FWREL_EIO, errno, "cannot publish output");
+        goto done;
+    } else if (o->anon) {
         o->anon = 0; /* named from here on */
     }
     if (close(o->fd) != 0) {
         o->fd = -1;
         error = fwrel_error_set_errno(FWREL_EIO, errno, "cannot close output");
+        if (o->anon) /* linked to its path above: take it back, nothing is left */
+            unlink(o->path);
         goto done;
     }
     o->fd = -1;
@@ -636,14 +649,10 @@ int fwrel_out_commit(fwrel_out *o)
             error = fwrel_error_set_errno(FWREL_EIO, errno, "cannot publish output");
             goto done;
         }
-    } else {
+    } else if (!o->anon) {
         /* link() fails with EEXIST if the destination appeared meanwhile: no replace, ever. */
         if (link(o->tmp, o->path) != 0) {
-            int e = errno;
-            if (e == EEXIST)
-                error = fwrel_error_set(FWREL_EIO, "exists (use --force to replace)");
-            else
-                error = fwrel_error_set_errno(FWREL_EIO, e, "cannot publish output");
+            error = publish_error(errno);
             goto done;
         }
         unlink(o->tmp);
