@@ -153,33 +153,16 @@ static int hsm_sign(fwrel_pkey **key, uint8_t **sig, size_t *sig_len, const char
                     const char *uri, const char *image, const fwrel_pass_src *pass)
 {
     fwrel_hsm_key *hk = NULL;
-    uint8_t digest[48];
-    size_t dlen = 0;
-    int scheme, error;
+    int image_failed = 0, error;
 
     if (o.sbv1)
         return fwrel_error_set(FWREL_EUSAGE,
                                "HSM keys sign Secure Boot V2 images only, not --sbv1");
     if ((error = fwrel_hsm_key_open(&hk, uri, NULL, pass)) != 0)
         return error;
-    if ((error = fwrel_sbv2_key_scheme(&scheme, fwrel_hsm_key_public(hk))) != 0)
-        goto done;
-    if ((error = fwrel_sbv2_signing_digest(digest, &dlen, image, scheme, o.append)) != 0) {
+    error = fwrel_hsm_key_sign_sbv2(key, sig, sig_len, &image_failed, hk, image, o.append);
+    if (image_failed)
         *what = image;
-        goto done;
-    }
-    if ((*sig = malloc(FWREL_HSM_SIG_MAX)) == NULL) {
-        error = fwrel_error_set(FWREL_EIO, "out of memory");
-        goto done;
-    }
-    if ((error = fwrel_hsm_key_sign(hk, digest, dlen, *sig, sig_len)) != 0)
-        goto done;
-    *key = (fwrel_pkey *)fwrel_hsm_key_public(hk);
-    if (EVP_PKEY_up_ref(*key) != 1) {
-        *key = NULL;
-        error = fwrel_error_set(FWREL_EIO, "out of memory");
-    }
-done:
     fwrel_hsm_key_close(hk);
     return error;
 }

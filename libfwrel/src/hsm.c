@@ -226,6 +226,8 @@ done:
 
 #include <p11-kit/pkcs11.h>
 
+#include "fwrel/sbv2.h"
+
 /* A loaded module, shared by the keys opened through it (C_Initialize/C_Finalize are per
  * process: the last key closed finalizes the module only when fwrel initialized it). */
 struct hsm_module {
@@ -819,4 +821,34 @@ void fwrel_hsm_key_close(fwrel_hsm_key *key)
     module_unref(key->mod);
     EVP_PKEY_free(key->pub);
     free(key);
+}
+
+int fwrel_hsm_key_sign_sbv2(fwrel_pkey **pub, uint8_t **sig, size_t *sig_len, int *image_failed,
+                            fwrel_hsm_key *key, const char *image, int append)
+{
+    FWREL_ASSERT_ARG(pub != NULL && sig != NULL && sig_len != NULL && image_failed != NULL &&
+                     key != NULL && image != NULL);
+    uint8_t digest[48];
+    size_t dlen = 0;
+    int scheme, error;
+
+    *pub = NULL;
+    *sig = NULL;
+    *image_failed = 0;
+    if ((error = fwrel_sbv2_key_scheme(&scheme, fwrel_hsm_key_public(key))) != 0)
+        return error;
+    if ((error = fwrel_sbv2_signing_digest(digest, &dlen, image, scheme, append)) != 0) {
+        *image_failed = 1;
+        return error;
+    }
+    if ((*sig = malloc(FWREL_HSM_SIG_MAX)) == NULL)
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    if ((error = fwrel_hsm_key_sign(key, digest, dlen, *sig, sig_len)) != 0)
+        return error;
+    *pub = (fwrel_pkey *)fwrel_hsm_key_public(key);
+    if (EVP_PKEY_up_ref(*pub) != 1) {
+        *pub = NULL;
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    }
+    return 0;
 }

@@ -425,29 +425,6 @@ static int open_hsm(fwrel_hsm_key **hk, struct run *r, size_t idx)
     return error;
 }
 
-/* An SBv2 block signed on the HSM: its public key (a reference) and the signature (malloc'd). */
-static int hsm_sbv2(fwrel_pkey **pub, uint8_t **sig, size_t *sig_len, struct run *r,
-                    fwrel_hsm_key *hk)
-{
-    uint8_t digest[48];
-    size_t dlen = 0;
-    int scheme, error;
-
-    if ((error = fwrel_sbv2_key_scheme(&scheme, fwrel_hsm_key_public(hk))) != 0 ||
-        (error = fwrel_sbv2_signing_digest(digest, &dlen, r->o->image, scheme, 0)) != 0)
-        return error;
-    if ((*sig = malloc(FWREL_HSM_SIG_MAX)) == NULL)
-        return fwrel_error_set(FWREL_EIO, "out of memory");
-    if ((error = fwrel_hsm_key_sign(hk, digest, dlen, *sig, sig_len)) != 0)
-        return error;
-    *pub = (fwrel_pkey *)fwrel_hsm_key_public(hk);
-    if (EVP_PKEY_up_ref(*pub) != 1) {
-        *pub = NULL;
-        return fwrel_error_set(FWREL_EIO, "out of memory");
-    }
-    return 0;
-}
-
 static int step_sign(struct run *r, char *signed_path, size_t size)
 {
     fwrel_pkey *keys[3] = {NULL, NULL, NULL};
@@ -472,7 +449,9 @@ static int step_sign(struct run *r, char *signed_path, size_t size)
         }
         if ((error = open_hsm(&hk, r, k)) != 0)
             break;
-        error = hk != NULL ? hsm_sbv2(&keys[n], &sigs[n], &sig_lens[n], r, hk)
+        int image_failed;
+        error = hk != NULL ? fwrel_hsm_key_sign_sbv2(&keys[n], &sigs[n], &sig_lens[n],
+                                                     &image_failed, hk, r->o->image, 0)
                            : load_private(&keys[n], r, k);
         fwrel_hsm_key_close(hk);
         if (error == 0)

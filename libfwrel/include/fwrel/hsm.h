@@ -146,6 +146,24 @@ int fwrel_hsm_key_sign_message(void *ctx, const uint8_t *msg, size_t len, uint8_
                                size_t *sig_len) FWREL_WUR;
 
 /**
+ * The Secure Boot V2 signature of an image by this key, ready for fwrel_sbv2_sign() as an
+ * external signature (fwrel_sbv2_signer key and sig): the scheme from the key, the image's
+ * signing digest (fwrel_sbv2_signing_digest()), the HSM's signature over it.
+ *
+ * @param pub          receives a reference to the key's public key (fwrel_key_free())
+ * @param sig          receives a malloc'd signature (free(); also on failure, may be NULL)
+ * @param sig_len      receives its length
+ * @param image_failed receives 1 when the failure is the image's (its digest), else 0
+ * @param key          an open key (RSA-3072 or EC P-256)
+ * @param image        the image file
+ * @param append       the image is signed already: the digest of its unsigned part
+ * @return 0; the codes of fwrel_sbv2_key_scheme(), fwrel_sbv2_signing_digest() and
+ *         fwrel_hsm_key_sign(); FWREL_EIO (memory)
+ */
+int fwrel_hsm_key_sign_sbv2(fwrel_pkey **pub, uint8_t **sig, size_t *sig_len, int *image_failed,
+                            fwrel_hsm_key *key, const char *image, int append) FWREL_WUR;
+
+/**
  * Log out, close the session, finalize and unload the module, free the key. NULL is fine.
  *
  * @param key  the key to close
