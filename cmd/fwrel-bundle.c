@@ -355,7 +355,7 @@ static int approve(fwrel_ctx *ctx)
         return error;
     for (int i = 0; i < o.approvers.n; i++) {
         if ((error = fwrel_pipeline_approve(&have, &need, o.approve, o.approvers.v[i], o.gnupg_home,
-                                            &pgp_pass, o.user)) != 0)
+                                            &pgp_pass)) != 0)
             return fwrel_cmd_fail(ctx, o.approve);
         fwrel_cmd_print(ctx, "%s: approved by %s\n", o.approve, o.approvers.v[i]);
     }

@@ -1270,7 +1270,7 @@ done:
 /* --- approvals gathered later, and the recording of an approved bundle --------------------- */
 
 int fwrel_pipeline_approve(size_t *have, size_t *need, const char *bundle, const char *fpr,
-                           const char *gnupg_home, const fwrel_pass_src *pass, const char *who)
+                           const char *gnupg_home, const fwrel_pass_src *pass)
 {
     FWREL_ASSERT_ARG(have != NULL && need != NULL && bundle != NULL && fpr != NULL);
     fwrel_bundle *b = NULL;
@@ -1281,7 +1281,6 @@ int fwrel_pipeline_approve(size_t *have, size_t *need, const char *bundle, const
     char up[41];
     int error;
 
-    (void)who;
     if ((error = fpr_upper(up, fpr)) != 0)
         return error;
     if ((error = fwrel_bundle_read(&b, bundle)) != 0 || (error = fwrel_bundle_check_sums(b)) != 0)

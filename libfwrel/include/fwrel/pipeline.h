@@ -107,13 +107,11 @@ int fwrel_pipeline_record(fwrel_pipeline_result *res, fwrel_report *report,
  * @param fpr         the approver's fingerprint (40 hex, either case)
  * @param gnupg_home  GnuPG home with the approver's secret key (NULL: $GNUPGHOME)
  * @param pass        GnuPG passphrase source (NULL: none)
- * @param who         the operator (reserved for the audit log; may be NULL)
  * @return 0; FWREL_EVERIFY for an approver not pinned or an approval already
  *         there; the codes of fwrel_bundle_read() and fwrel_pgp_sign_detached()
  */
 int fwrel_pipeline_approve(size_t *have, size_t *need, const char *bundle, const char *fpr,
-                           const char *gnupg_home, const fwrel_pass_src *pass,
-                           const char *who) FWREL_WUR;
+                           const char *gnupg_home, const fwrel_pass_src *pass) FWREL_WUR;
 
 #ifdef __cplusplus
 }
