@@ -12,9 +12,12 @@ static _Thread_local fwrel_error last;
 
 static void vset(int code, const char *fmt, va_list ap)
 {
+    /* Formatted aside first: an argument may be the last message itself ("... (%s)"). */
+    char msg[sizeof(last.message)];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    memcpy(last.message, msg, sizeof(msg));
     last.code = code;
     last.output = 0;
-    vsnprintf(last.message, sizeof(last.message), fmt, ap);
     /* One line: a message never carries a newline from untrusted text. */
     for (char *p = last.message; *p; p++)
         if (*p == '\n' || *p == '\r')

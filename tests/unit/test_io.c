@@ -46,6 +46,9 @@ static void test_error_set_returns_code(void **state)
     assert_string_equal(fwrel_error_last()->message, "bad thing next");
     fwrel_error_prefix("block %d", 2);
     assert_string_equal(fwrel_error_last()->message, "block 2: bad thing next");
+    /* The last message as an argument of the next one. */
+    fwrel_error_set(FWREL_EFORMAT, "not sound (%s); try again", fwrel_error_last()->message);
+    assert_string_equal(fwrel_error_last()->message, "not sound (block 2: bad thing next); try again");
     fwrel_error_clear();
     assert_int_equal(fwrel_error_last()->code, FWREL_OK);
 }
