@@ -558,12 +558,18 @@ int fwrel_key_parse_public(fwrel_pkey **out, const uint8_t *data, size_t len, in
     /* Never ask for a passphrase here: without a callback OpenSSL would prompt itself. */
     struct pass_request none = {0};
     key = PEM_read_bio_PUBKEY(bio, NULL, pass_cb, &none);
-    if (key == NULL) {
-        /* The public half of an unencrypted private key. */
-        BIO_free(bio);
-        if ((bio = BIO_new_mem_buf(data, (int)len)) != NULL)
-            key = PEM_read_bio_PrivateKey(bio, NULL, pass_cb, &none);
+    if (key != NULL) {
+        /* Public only already: no copy (an encoder and a decoder round, 0.4 ms, per key). */
+        if ((error = ec_canonical_form(key)) == 0) {
+            *out = key;
+            key = NULL;
+        }
+        goto done;
     }
+    /* The public half of an unencrypted private key. */
+    BIO_free(bio);
+    if ((bio = BIO_new_mem_buf(data, (int)len)) != NULL)
+        key = PEM_read_bio_PrivateKey(bio, NULL, pass_cb, &none);
     ERR_clear_error(); /* the reason is ours below; OpenSSL's tries are noise */
     if (key == NULL) {
         error =
