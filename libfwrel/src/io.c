@@ -162,10 +162,14 @@ int fwrel_io_check_new(const char *path, unsigned flags)
 /*
  * FWREL_OUT_STREAM: two aligned buffers of DIRECT_CHUNK bytes. The caller fills one while the
  * writer thread writes the other with O_DIRECT, so the disk works while the caller hashes and
- * encrypts, and no CPU goes into the page cache. Every chunk starts at a multiple of
- * DIRECT_CHUNK in the file; the tail is written padded to DIRECT_ALIGN and truncated.
+ * encrypts, and no CPU goes into the page cache. A buffer goes to the writer when it is full, or
+ * as soon as the writer is idle and DIRECT_EAGER bytes are ready, so the disk never waits for a
+ * full buffer and little is left to write at the commit. Every write starts at a multiple of
+ * DIRECT_ALIGN in the file (the unaligned rest moves to the other buffer); the tail is written
+ * padded to DIRECT_ALIGN and truncated.
  */
-#define DIRECT_CHUNK ((size_t)1 << 20)
+#define DIRECT_CHUNK ((size_t)512 << 10)
+#define DIRECT_EAGER ((size_t)128 << 10)
 #define DIRECT_ALIGN ((size_t)4096)
 
 struct direct {
@@ -179,7 +183,10 @@ struct direct {
     int started, busy, quit;
     int job; /* buffer the writer writes */
     uint64_t job_off;
-    int job_errno; /* first write error of the writer, 0 if none */
+    size_t job_len;
+    int job_errno;              /* first write error of the writer, 0 if none */
+    uint8_t head[DIRECT_ALIGN]; /* the file's first block once written, for a patch */
+    int has_head;
 };
 
 struct fwrel_out {
@@ -235,8 +242,9 @@ static void *direct_writer(void *arg)
             break;
         int job = d->job;
         uint64_t off = d->job_off;
+        size_t len = d->job_len;
         pthread_mutex_unlock(&d->mu);
-        int e = direct_pwrite(o->fd, d->buf[job], DIRECT_CHUNK, off);
+        int e = direct_pwrite(o->fd, d->buf[job], len, off);
         pthread_mutex_lock(&d->mu);
         if (e != 0 && d->job_errno == 0)
             d->job_errno = e;
@@ -323,9 +331,20 @@ static int direct_error(int e)
     return FWREL_EIO;
 }
 
-/* Hand the full current buffer to the writer (after the previous one is written). */
+/* Whether the writer waits for work. */
+static int direct_idle(struct direct *d)
+{
+    pthread_mutex_lock(&d->mu);
+    int idle = !d->busy;
+    pthread_mutex_unlock(&d->mu);
+    return idle;
+}
+
+/* Hand the aligned part of the current buffer to the writer (after the previous one is
+ * written); the rest starts the other buffer. */
 static int direct_submit(struct direct *d)
 {
+    size_t len = d->fill & ~(DIRECT_ALIGN - 1);
     pthread_mutex_lock(&d->mu);
     while (d->busy)
         pthread_cond_wait(&d->cv, &d->mu);
@@ -333,15 +352,22 @@ static int direct_submit(struct direct *d)
     if (e == 0) {
         d->job = d->cur;
         d->job_off = d->cur_off;
+        d->job_len = len;
         d->busy = 1;
         pthread_cond_broadcast(&d->cv);
     }
     pthread_mutex_unlock(&d->mu);
     if (e != 0)
         return direct_error(e);
+    if (d->cur_off == 0) {
+        memcpy(d->head, d->buf[d->cur], DIRECT_ALIGN);
+        d->has_head = 1;
+    }
+    /* The writer only reads this buffer meanwhile. */
+    memcpy(d->buf[d->cur ^ 1], d->buf[d->cur] + len, d->fill - len);
     d->cur ^= 1;
-    d->cur_off += DIRECT_CHUNK;
-    d->fill = 0;
+    d->cur_off += len;
+    d->fill -= len;
     return 0;
 }
 
@@ -351,6 +377,7 @@ static int direct_submit(struct direct *d)
  */
 static int direct_patch(fwrel_out *o, uint64_t off, const uint8_t *p, size_t len)
 {
+    struct direct *d = o->d;
     uint8_t *blk = NULL;
     int e = 0;
     if (posix_memalign((void **)&blk, DIRECT_ALIGN, DIRECT_ALIGN) != 0)
@@ -359,12 +386,17 @@ static int direct_patch(fwrel_out *o, uint64_t off, const uint8_t *p, size_t len
         uint64_t base = off & ~(uint64_t)(DIRECT_ALIGN - 1);
         size_t in = (size_t)(off - base);
         size_t n = DIRECT_ALIGN - in < len ? DIRECT_ALIGN - in : len;
-        ssize_t r = pread(o->fd, blk, DIRECT_ALIGN, (off_t)base);
-        if (r != (ssize_t)DIRECT_ALIGN) {
-            e = r < 0 ? errno : EIO;
-            break;
+        if (base == 0 && d->has_head) { /* the usual case: no read from the disk */
+            memcpy(d->head + in, p, n);
+            memcpy(blk, d->head, DIRECT_ALIGN);
+        } else {
+            ssize_t r = pread(o->fd, blk, DIRECT_ALIGN, (off_t)base);
+            if (r != (ssize_t)DIRECT_ALIGN) {
+                e = r < 0 ? errno : EIO;
+                break;
+            }
+            memcpy(blk + in, p, n);
         }
-        memcpy(blk + in, p, n);
         e = direct_pwrite(o->fd, blk, DIRECT_ALIGN, base);
         off += n;
         p += n;
@@ -484,24 +516,42 @@ done:
     return error;
 }
 
+uint8_t *fwrel_out_room(fwrel_out *o, size_t *len)
+{
+    if (o == NULL || o->d == NULL) {
+        *len = 0;
+        return NULL;
+    }
+    *len = DIRECT_CHUNK - o->d->fill; /* never 0: a full buffer goes to the writer at once */
+    return o->d->buf[o->d->cur] + o->d->fill;
+}
+
+int fwrel_out_advance(fwrel_out *o, size_t n)
+{
+    FWREL_ASSERT_ARG(o != NULL && o->d != NULL && n <= DIRECT_CHUNK - o->d->fill);
+    struct direct *d = o->d;
+    d->fill += n;
+    o->size += n;
+    if (d->fill == DIRECT_CHUNK || (d->fill >= DIRECT_EAGER && direct_idle(d)))
+        return direct_submit(d);
+    return 0;
+}
+
 int fwrel_out_write(fwrel_out *o, const void *data, size_t len)
 {
     FWREL_ASSERT_ARG(o != NULL && (data != NULL || len == 0));
     const uint8_t *p = data;
     if (o->d != NULL) {
-        struct direct *d = o->d;
         while (len > 0) {
-            size_t n = DIRECT_CHUNK - d->fill < len ? DIRECT_CHUNK - d->fill : len;
-            memcpy(d->buf[d->cur] + d->fill, p, n);
-            d->fill += n;
-            o->size += n;
+            size_t n;
+            uint8_t *room = fwrel_out_room(o, &n);
+            n = n < len ? n : len;
+            memcpy(room, p, n);
+            int error = fwrel_out_advance(o, n);
+            if (error)
+                return error;
             p += n;
             len -= n;
-            if (d->fill == DIRECT_CHUNK) {
-                int error = direct_submit(d);
-                if (error)
-                    return error;
-            }
         }
         return 0;
     }

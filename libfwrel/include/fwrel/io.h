@@ -120,6 +120,18 @@ int fwrel_out_open(fwrel_out **out, const char *path, unsigned flags, mode_t mod
 int fwrel_out_write(fwrel_out *out, const void *data, size_t len) FWREL_WUR;
 
 /**
+ * Room for the next bytes, for a producer that writes them in place (an encryption writes
+ * its output there rather than copying it in): a pointer to *len bytes (at least one), or
+ * NULL when the output has no buffer of its own (FWREL_OUT_STREAM on a filesystem with
+ * O_DIRECT has); then use fwrel_out_write(). Valid until the next call on out.
+ */
+uint8_t *fwrel_out_room(fwrel_out *out, size_t *len);
+
+/** Append the n bytes (at most the room's length) put at fwrel_out_room()'s pointer.
+ * @return 0 or FWREL_EIO. */
+int fwrel_out_advance(fwrel_out *out, size_t n) FWREL_WUR;
+
+/**
  * Overwrite bytes already written, at offset off (off + len <= fwrel_out_size()),
  * e.g. a header completed after the data streamed. @return 0 or FWREL_EIO.
  */
