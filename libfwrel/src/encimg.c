@@ -1,6 +1,7 @@
 /* encimg.c - esp_encrypted_img 2.7.1 (encimg.h; spec/esp-formats.md section 4). */
 #include "fwrel/encimg.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,18 +149,194 @@ static int gcm_init(EVP_CIPHER_CTX **out, int enc, const uint8_t key[AES_KEY_LEN
     return 0;
 }
 
+/*
+ * The relay: for an image of RELAY_MIN bytes or more, AES-GCM and the output writes run on a
+ * thread of their own, overlapping the caller's work on the same bytes (fwrel-encrypt's image
+ * check hashes them). The caller's bytes are copied into one of RELAY_BUFS buffers; the thread
+ * takes the full ones in order. Only that thread touches the cipher and the output until
+ * enc_finish or enc_free has joined it.
+ */
+#define RELAY_BUF  ((size_t)128 << 10)
+#define RELAY_BUFS 3
+#define RELAY_MIN  ((uint64_t)1 << 20)
+
+struct relay {
+    uint8_t *buf[RELAY_BUFS];
+    size_t len[RELAY_BUFS];
+    unsigned fill_idx; /* the buffer the caller fills */
+    size_t fill;       /* bytes in it */
+    unsigned next;     /* the buffer the thread takes next */
+    unsigned queued;   /* full buffers handed over and not yet encrypted */
+    int closed;        /* no more input: the thread ends when the queue is empty */
+    int failed;        /* the thread failed (err), or the session is abandoned */
+    fwrel_error err;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int started;
+};
+
 struct fwrel_encimg_enc {
     fwrel_out *out;
     EVP_CIPHER_CTX *gcm;
     uint64_t base; /* offset of the header in out */
     uint64_t size, done;
-    uint8_t *ct; /* CHUNK bytes */
+    uint8_t *ct;     /* CHUNK bytes */
+    struct relay *r; /* NULL: encrypted on the caller's thread */
 };
+
+/* Encrypt len bytes and append them to the output (the caller's or the relay's thread):
+ * straight into the output's buffer when it has one, else through ct. */
+static int encrypt_bytes(fwrel_encimg_enc *e, const uint8_t *data, size_t len)
+{
+    while (len > 0) {
+        size_t chunk = len < CHUNK ? len : CHUNK, room;
+        uint8_t *dst = fwrel_out_room(e->out, &room);
+        int outl, error;
+        if (dst != NULL && room < chunk)
+            chunk = room;
+        if (EVP_EncryptUpdate(e->gcm, dst != NULL ? dst : e->ct, &outl, data, (int)chunk) != 1 ||
+            (size_t)outl != chunk)
+            return fwrel_error_set_openssl(FWREL_EKEY, "AES-256-GCM failed");
+        error =
+            dst != NULL ? fwrel_out_advance(e->out, chunk) : fwrel_out_write(e->out, e->ct, chunk);
+        if (error)
+            return error;
+        data += chunk;
+        len -= chunk;
+    }
+    return 0;
+}
+
+static void *relay_main(void *arg)
+{
+    fwrel_encimg_enc *e = arg;
+    struct relay *r = e->r;
+    pthread_mutex_lock(&r->mu);
+    for (;;) {
+        while (r->queued == 0 && !r->closed)
+            pthread_cond_wait(&r->cv, &r->mu);
+        if (r->queued == 0)
+            break;
+        unsigned i = r->next;
+        int skip = r->failed; /* after a failure the rest is only drained */
+        pthread_mutex_unlock(&r->mu);
+        int error = skip ? 0 : encrypt_bytes(e, r->buf[i], r->len[i]);
+        pthread_mutex_lock(&r->mu);
+        if (error && !r->failed) {
+            r->failed = 1;
+            r->err = *fwrel_error_last();
+        }
+        r->next = (i + 1) % RELAY_BUFS;
+        r->queued--;
+        pthread_cond_broadcast(&r->cv);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+/* The relay thread's error, as this thread's. */
+static int relay_error(const struct relay *r)
+{
+    fwrel_error_set(r->err.code, "%s", r->err.message);
+    if (r->err.output)
+        fwrel_error_mark_output();
+    return r->err.code;
+}
+
+/* Hand the buffer being filled to the thread, and wait for a free one. */
+static int relay_push(struct relay *r)
+{
+    pthread_mutex_lock(&r->mu);
+    r->len[r->fill_idx] = r->fill;
+    r->queued++;
+    pthread_cond_broadcast(&r->cv);
+    while (r->queued == RELAY_BUFS && !r->failed)
+        pthread_cond_wait(&r->cv, &r->mu);
+    int failed = r->failed;
+    pthread_mutex_unlock(&r->mu);
+    r->fill_idx = (r->fill_idx + 1) % RELAY_BUFS;
+    r->fill = 0;
+    return failed ? relay_error(r) : 0;
+}
+
+/* End the thread: it drops what is queued when abandoning, else encrypts all of it. */
+static void relay_stop(struct relay *r, int abandon)
+{
+    if (!r->started)
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->closed = 1;
+    if (abandon)
+        r->failed = 1;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    pthread_join(r->thread, NULL);
+    pthread_cond_destroy(&r->cv);
+    pthread_mutex_destroy(&r->mu);
+    r->started = 0;
+}
+
+/* The end of the input: hand over the last bytes, wait until all are encrypted and written;
+ * 0 or the thread's error. NULL (no relay) is fine. */
+static int relay_finish(struct relay *r)
+{
+    if (r == NULL)
+        return 0;
+    int error = r->fill > 0 ? relay_push(r) : 0;
+    relay_stop(r, 0);
+    return error == 0 && r->failed ? relay_error(r) : error;
+}
+
+static void relay_free(struct relay *r)
+{
+    if (r == NULL)
+        return;
+    relay_stop(r, 1);
+    for (int i = 0; i < RELAY_BUFS; i++) {
+        if (r->buf[i] != NULL)
+            OPENSSL_cleanse(r->buf[i], RELAY_BUF); /* plaintext */
+        free(r->buf[i]);
+    }
+    free(r);
+}
+
+/* Start the relay thread; on any refusal the session simply stays on the caller's thread. */
+static void relay_start(fwrel_encimg_enc *e)
+{
+    struct relay *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return;
+    for (int i = 0; i < RELAY_BUFS; i++)
+        if ((r->buf[i] = malloc(RELAY_BUF)) == NULL) {
+            relay_free(r);
+            return;
+        }
+    if (pthread_mutex_init(&r->mu, NULL) != 0) {
+        relay_free(r);
+        return;
+    }
+    if (pthread_cond_init(&r->cv, NULL) != 0) {
+        pthread_mutex_destroy(&r->mu);
+        relay_free(r);
+        return;
+    }
+    e->r = r;
+    if (pthread_create(&r->thread, NULL, relay_main, e) != 0) {
+        pthread_cond_destroy(&r->cv);
+        pthread_mutex_destroy(&r->mu);
+        e->r = NULL;
+        relay_free(r);
+        return;
+    }
+    r->started = 1;
+}
 
 void fwrel_encimg_enc_free(fwrel_encimg_enc *e)
 {
     if (e == NULL)
         return;
+    relay_free(e->r);            /* first: its thread uses the cipher and the output */
     EVP_CIPHER_CTX_free(e->gcm); /* wipes the key schedule */
     free(e->ct);
     free(e);
@@ -236,6 +413,8 @@ int fwrel_encimg_enc_begin(fwrel_encimg_enc **enc, fwrel_out *out, const fwrel_p
     if ((error = fwrel_out_write(out, hdr, sizeof(hdr))) != 0 ||
         (error = gcm_init(&e->gcm, 1, aes, h.iv)) != 0)
         goto done;
+    if (size >= RELAY_MIN)
+        relay_start(e);
     *enc = e;
     e = NULL;
     error = 0;
@@ -253,16 +432,19 @@ int fwrel_encimg_enc_update(void *ctx, const uint8_t *data, size_t len)
     if (len > e->size - e->done)
         return fwrel_error_set(FWREL_EUSAGE, "more bytes to encrypt than announced (%llu)",
                                (unsigned long long)e->size);
+    e->done += len;
+    struct relay *r = e->r;
+    if (r == NULL)
+        return encrypt_bytes(e, data, len);
     while (len > 0) {
-        size_t chunk = len < CHUNK ? len : CHUNK;
-        int outl, error;
-        if (EVP_EncryptUpdate(e->gcm, e->ct, &outl, data, (int)chunk) != 1 || (size_t)outl != chunk)
-            return fwrel_error_set_openssl(FWREL_EKEY, "AES-256-GCM failed");
-        if ((error = fwrel_out_write(e->out, e->ct, chunk)) != 0)
+        size_t n = RELAY_BUF - r->fill < len ? RELAY_BUF - r->fill : len;
+        memcpy(r->buf[r->fill_idx] + r->fill, data, n);
+        r->fill += n;
+        data += n;
+        len -= n;
+        int error;
+        if (r->fill == RELAY_BUF && (error = relay_push(r)) != 0)
             return error;
-        data += chunk;
-        len -= chunk;
-        e->done += chunk;
     }
     return 0;
 }
@@ -275,6 +457,8 @@ int fwrel_encimg_enc_finish(fwrel_encimg_enc *e)
     if (e->done != e->size)
         error = fwrel_error_set(FWREL_EUSAGE, "%llu bytes encrypted, %llu announced",
                                 (unsigned long long)e->done, (unsigned long long)e->size);
+    else if ((error = relay_finish(e->r)) != 0)
+        ; /* the relay thread's error, now this thread's */
     else if (EVP_EncryptFinal_ex(e->gcm, e->ct, &outl) != 1 || outl != 0 ||
              EVP_CIPHER_CTX_ctrl(e->gcm, EVP_CTRL_GCM_GET_TAG, TAG_LEN, tag) != 1)
         error = fwrel_error_set_openssl(FWREL_EKEY, "AES-256-GCM failed");

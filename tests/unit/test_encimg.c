@@ -7,9 +7,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -329,6 +331,75 @@ static void test_streaming_session(void **state)
     assert_int_equal(fwrel_out_size(out), 0);
     fwrel_out_abort(out);
     fwrel_encimg_enc_free(NULL);
+    assert_int_equal(testutil_count_entries(K.dir), 0);
+    free(pt);
+}
+
+/* Feed n bytes of pt to enc in pieces of 100003 bytes; the first error, or 0. */
+static int feed(fwrel_encimg_enc *enc, const uint8_t *pt, size_t n)
+{
+    for (size_t off = 0; off < n; off += 100003) {
+        int error = fwrel_encimg_enc_update(enc, pt + off, n - off < 100003 ? n - off : 100003);
+        if (error)
+            return error;
+    }
+    return 0;
+}
+
+/*
+ * Sessions of 1 MiB and more encrypt on a thread of their own: a round trip through a streamed
+ * output; a write failing on that thread comes back to the caller as an output error, and a
+ * session abandoned midway leaves nothing.
+ */
+static void test_relay_thread(void **state)
+{
+    (void)state;
+    size_t n = (3u << 20) + 12345, len;
+    uint8_t *pt = random_bytes(n), *dec = NULL;
+    fwrel_out *out = NULL;
+    fwrel_encimg_enc *enc = NULL;
+
+    assert_int_equal(fwrel_out_open(&out, tmp("r.bin"), FWREL_OUT_STREAM, 0644), 0);
+    assert_int_equal(fwrel_encimg_enc_begin(&enc, out, K.rsa_pub, n), 0);
+    assert_int_equal(feed(enc, pt, n), 0);
+    assert_int_equal(fwrel_encimg_enc_finish(enc), 0);
+    assert_int_equal(fwrel_out_commit(out), 0);
+    uint8_t *file = testutil_read(tmp("r.bin"), &len);
+    unlink(tmp("r.bin"));
+    assert_int_equal(len, 512 + n);
+    assert_int_equal(decrypt_mem(&dec, &len, file, len, K.rsa), 0);
+    assert_int_equal(len, n);
+    assert_memory_equal(dec, pt, n);
+    free(dec);
+    free(file);
+
+    /* The file size limit makes the writes past 1 MiB fail (EFBIG, the signal ignored). */
+    struct rlimit old, small;
+    void (*was)(int) = signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    small = old;
+    small.rlim_cur = 1u << 20;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    assert_int_equal(fwrel_out_open(&out, tmp("r.bin"), FWREL_OUT_STREAM, 0644), 0);
+    assert_int_equal(fwrel_encimg_enc_begin(&enc, out, K.ec_pub, n), 0);
+    int error = feed(enc, pt, n);
+    if (error == 0)
+        error = fwrel_encimg_enc_finish(enc);
+    else
+        fwrel_encimg_enc_free(enc);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, was);
+    assert_int_equal(error, FWREL_EIO);
+    assert_true(fwrel_error_last()->output);
+    assert_string_equal(fwrel_error_last()->message, "write failed: File too large");
+    fwrel_out_abort(out);
+
+    /* Abandoned with work queued. */
+    assert_int_equal(fwrel_out_open(&out, tmp("r.bin"), FWREL_OUT_STREAM, 0644), 0);
+    assert_int_equal(fwrel_encimg_enc_begin(&enc, out, K.rsa_pub, n), 0);
+    assert_int_equal(feed(enc, pt, 2u << 20), 0);
+    fwrel_encimg_enc_free(enc);
+    fwrel_out_abort(out);
     assert_int_equal(testutil_count_entries(K.dir), 0);
     free(pt);
 }
@@ -707,6 +778,7 @@ int main(void)
         cmocka_unit_test(test_fresh_key_iv_salt),
         cmocka_unit_test(test_no_repeated_iv),
         cmocka_unit_test(test_streaming_session),
+        cmocka_unit_test(test_relay_thread),
         cmocka_unit_test(test_refused_keys_for_encryption),
         cmocka_unit_test(test_bounds_before_crypto),
         cmocka_unit_test(test_tampered_rsa),

@@ -93,7 +93,10 @@ typedef struct fwrel_encimg_enc fwrel_encimg_enc;
  * for ECC a fresh ephemeral key pair and salt, on every call. The header is
  * appended to out now, with a zero tag, and completed in place by
  * fwrel_encimg_enc_finish() (fwrel_out_pwrite()): out must not be published
- * before that returns 0. On any failure the caller aborts out.
+ * before that returns 0. On any failure the caller aborts out. From 1 MiB on,
+ * the encryption and the writes to out run on a thread of the session's own,
+ * beside the caller's work: out is then the session's until
+ * fwrel_encimg_enc_finish() or fwrel_encimg_enc_free() returns.
  *
  * @param enc   receives the session; end it with fwrel_encimg_enc_finish() or
  *              fwrel_encimg_enc_free()
@@ -109,12 +112,14 @@ int fwrel_encimg_enc_begin(fwrel_encimg_enc **enc, fwrel_out *out, const fwrel_p
 
 /**
  * Encrypt the next len bytes and append them to the output (in chunks of at
- * most 64 KiB). The signature matches an espimg sink, so ctx may be handed to
- * the image parser and the image checked as it is encrypted.
+ * most 64 KiB), or, on the session's thread, copy them for it. The signature
+ * matches an espimg sink, so ctx may be handed to the image parser and the
+ * image checked as it is encrypted.
  *
  * @param ctx  the fwrel_encimg_enc
  * @return 0; FWREL_EUSAGE when more bytes come than announced; FWREL_EKEY
- *         (OpenSSL); FWREL_EIO (writing the output)
+ *         (OpenSSL); FWREL_EIO (writing the output); with a thread, its error
+ *         may concern bytes given earlier
  */
 int fwrel_encimg_enc_update(void *ctx, const uint8_t *data, size_t len) FWREL_WUR;
 
