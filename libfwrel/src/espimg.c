@@ -156,11 +156,24 @@ static int take(struct parse *p, uint8_t *buf, size_t n)
     return error ? error : emit(p, buf, n);
 }
 
-/* XOR of the bytes into the checksum: 8 at a time, then folded (the same byte, spec 1.4). */
+/* XOR of the bytes into the checksum: 64 at a time in four 16-byte lanes (vector registers
+ * where the compiler has them), then 8 at a time, then folded (the same byte, spec 1.4). */
+typedef uint64_t xor_lane __attribute__((vector_size(16)));
+
 static uint8_t xor_bytes(uint8_t sum, const uint8_t *b, size_t n)
 {
-    uint64_t acc = 0;
+    xor_lane v0 = {0, 0}, v1 = {0, 0}, v2 = {0, 0}, v3 = {0, 0};
     size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        xor_lane w[4];
+        memcpy(w, b + i, sizeof(w));
+        v0 ^= w[0];
+        v1 ^= w[1];
+        v2 ^= w[2];
+        v3 ^= w[3];
+    }
+    v0 ^= v1 ^ v2 ^ v3;
+    uint64_t acc = v0[0] ^ v0[1];
     for (; i + 8 <= n; i += 8) {
         uint64_t w;
         memcpy(&w, b + i, 8);
