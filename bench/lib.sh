@@ -13,6 +13,20 @@ median_ms() {
     printf '%s\n' "${t[@]}" | sort -n | sed -n "$(((RUNS + 1) / 2))p" | awk '{printf "%.2f", $1/1000}'
 }
 
+# time_us CMD...: wall time of one run in microseconds.
+time_us() {
+    local s e
+    s=$(date +%s%N)
+    "$@" >/dev/null 2>&1
+    e=$(date +%s%N)
+    echo $(((e - s) / 1000))
+}
+
+# median_of US...: the median of microsecond times, in milliseconds.
+median_of() {
+    printf '%s\n' "$@" | sort -n | sed -n "$((($# + 1) / 2))p" | awk '{printf "%.2f", $1/1000}'
+}
+
 # peak_kb CMD...: peak resident set size in KiB of one run (GNU time).
 peak_kb() {
     /usr/bin/time -f %M -o "$W/rss" "$@" >/dev/null 2>&1
