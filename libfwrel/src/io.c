@@ -723,6 +723,7 @@ void fwrel_out_abort(fwrel_out *o)
 {
     if (o == NULL)
         return;
+    direct_free(o); /* the writer thread first: it may be writing to the descriptor */
     if (o->anon) {
         if (o->fd >= 0)
             close(o->fd); /* the unnamed file goes with its last descriptor */
