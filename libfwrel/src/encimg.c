@@ -178,6 +178,8 @@ struct relay {
 
 struct fwrel_encimg_enc {
     fwrel_out *out;
+    fwrel_pkey *key; /* a reference of the session's own, until the header is made */
+    int scheme;
     EVP_CIPHER_CTX *gcm;
     uint64_t base; /* offset of the header in out */
     uint64_t size, done;
@@ -208,11 +210,18 @@ static int encrypt_bytes(fwrel_encimg_enc *e, const uint8_t *data, size_t len)
     return 0;
 }
 
+static int enc_setup(fwrel_encimg_enc *e);
+
 static void *relay_main(void *arg)
 {
     fwrel_encimg_enc *e = arg;
     struct relay *r = e->r;
+    int error = enc_setup(e);
     pthread_mutex_lock(&r->mu);
+    if (error) { /* the rest is drained */
+        r->failed = 1;
+        r->err = *fwrel_error_last();
+    }
     for (;;) {
         while (r->queued == 0 && !r->closed)
             pthread_cond_wait(&r->cv, &r->mu);
@@ -221,7 +230,7 @@ static void *relay_main(void *arg)
         unsigned i = r->next;
         int skip = r->failed; /* after a failure the rest is only drained */
         pthread_mutex_unlock(&r->mu);
-        int error = skip ? 0 : encrypt_bytes(e, r->buf[i], r->len[i]);
+        error = skip ? 0 : encrypt_bytes(e, r->buf[i], r->len[i]);
         pthread_mutex_lock(&r->mu);
         if (error && !r->failed) {
             r->failed = 1;
@@ -336,7 +345,8 @@ void fwrel_encimg_enc_free(fwrel_encimg_enc *e)
 {
     if (e == NULL)
         return;
-    relay_free(e->r);            /* first: its thread uses the cipher and the output */
+    relay_free(e->r); /* first: its thread uses the cipher and the output */
+    fwrel_key_free(e->key);
     EVP_CIPHER_CTX_free(e->gcm); /* wipes the key schedule */
     free(e->ct);
     free(e);
@@ -357,41 +367,33 @@ static int rsa_wrap(uint8_t wrapped[WRAPPED_LEN], const uint8_t aes[AES_KEY_LEN]
     return error;
 }
 
-int fwrel_encimg_enc_begin(fwrel_encimg_enc **enc, fwrel_out *out, const fwrel_pkey *key,
-                           uint64_t size)
+/*
+ * The session's key and IV, the header with the wrapped key (or the ECC ephemeral key and
+ * salt) appended to the output, and the cipher: on the caller's thread, or first thing on the
+ * relay's, while the caller already goes on with its work.
+ */
+static int enc_setup(fwrel_encimg_enc *e)
 {
-    FWREL_ASSERT_ARG(enc != NULL && out != NULL && key != NULL);
     fwrel_encimg_header h;
     uint8_t hdr[FWREL_ENCIMG_HEADER_LEN];
     uint8_t *aes = NULL;
     fwrel_pkey *eph = NULL;
-    fwrel_encimg_enc *e = NULL;
-    int scheme, error;
+    int error;
 
-    *enc = NULL;
-    if ((error = fwrel_encimg_key_scheme(&scheme, key)) != 0)
-        return error;
-    if (size > UINT32_MAX)
-        return fwrel_error_set(FWREL_EFORMAT,
-                               "larger than 4 GiB (%llu bytes): the header's size field is 32 bits",
-                               (unsigned long long)size);
-    if ((aes = OPENSSL_secure_malloc(AES_KEY_LEN)) == NULL || (e = calloc(1, sizeof(*e))) == NULL ||
-        (e->ct = malloc(CHUNK)) == NULL) {
-        error = fwrel_error_set(FWREL_EIO, "out of memory");
-        goto done;
-    }
+    if ((aes = OPENSSL_secure_malloc(AES_KEY_LEN)) == NULL)
+        return fwrel_error_set(FWREL_EIO, "out of memory");
     /* Everything not set below (the ECC tail after the salt, the tag, the reserved bytes) is
      * zero, as esp_enc_img_gen.py writes it. */
     memset(&h, 0, sizeof(h));
     h.magic = FWREL_ENCIMG_MAGIC;
-    h.size = (uint32_t)size;
+    h.size = (uint32_t)e->size;
     /* Fresh key and IV every time: a repeated (key, IV) pair would give away GCM's hash key. */
     if (RAND_priv_bytes(aes, AES_KEY_LEN) != 1 || RAND_bytes(h.iv, IV_LEN) != 1) {
         error = fwrel_error_set_openssl(FWREL_EKEY, "no random bytes");
         goto done;
     }
-    if (scheme == FWREL_ENCIMG_RSA3072) {
-        if ((error = rsa_wrap(h.key_field, aes, key)) != 0)
+    if (e->scheme == FWREL_ENCIMG_RSA3072) {
+        if ((error = rsa_wrap(h.key_field, aes, e->key)) != 0)
             goto done;
     } else {
         /* ECIES: ephemeral X||Y big-endian, then the HKDF salt (spec 4.1). */
@@ -402,27 +404,58 @@ int fwrel_encimg_enc_begin(fwrel_encimg_enc **enc, fwrel_out *out, const fwrel_p
             error = fwrel_error_set_openssl(FWREL_EKEY, "no random bytes");
             goto done;
         }
-        if ((error = ecc_derive(aes, eph, key, h.key_field + ECC_XY_LEN)) != 0)
+        if ((error = ecc_derive(aes, eph, e->key, h.key_field + ECC_XY_LEN)) != 0)
             goto done;
     }
     fwrel_encimg_build_header(hdr, &h);
-    e->out = out;
-    e->base = fwrel_out_size(out);
-    e->size = size;
     /* The tag is known only at the end: the header goes out now and is completed then. */
-    if ((error = fwrel_out_write(out, hdr, sizeof(hdr))) != 0 ||
+    if ((error = fwrel_out_write(e->out, hdr, sizeof(hdr))) != 0 ||
         (error = gcm_init(&e->gcm, 1, aes, h.iv)) != 0)
         goto done;
-    if (size >= RELAY_MIN)
-        relay_start(e);
-    *enc = e;
-    e = NULL;
     error = 0;
 done:
     OPENSSL_secure_clear_free(aes, AES_KEY_LEN);
     fwrel_key_free(eph);
-    fwrel_encimg_enc_free(e);
+    fwrel_key_free(e->key);
+    e->key = NULL;
     return error;
+}
+
+int fwrel_encimg_enc_begin(fwrel_encimg_enc **enc, fwrel_out *out, const fwrel_pkey *key,
+                           uint64_t size)
+{
+    FWREL_ASSERT_ARG(enc != NULL && out != NULL && key != NULL);
+    fwrel_encimg_enc *e = NULL;
+    int scheme, error;
+
+    *enc = NULL;
+    if ((error = fwrel_encimg_key_scheme(&scheme, key)) != 0)
+        return error;
+    if (size > UINT32_MAX)
+        return fwrel_error_set(FWREL_EFORMAT,
+                               "larger than 4 GiB (%llu bytes): the header's size field is 32 bits",
+                               (unsigned long long)size);
+    if ((e = calloc(1, sizeof(*e))) == NULL || (e->ct = malloc(CHUNK)) == NULL) {
+        free(e);
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    }
+    e->out = out;
+    e->base = fwrel_out_size(out);
+    e->size = size;
+    e->scheme = scheme;
+    if (EVP_PKEY_up_ref((fwrel_pkey *)key) != 1) {
+        fwrel_encimg_enc_free(e);
+        return fwrel_error_set_openssl(FWREL_EKEY, "cannot hold the key");
+    }
+    e->key = (fwrel_pkey *)key;
+    if (size >= RELAY_MIN)
+        relay_start(e);
+    if (e->r == NULL && (error = enc_setup(e)) != 0) {
+        fwrel_encimg_enc_free(e);
+        return error;
+    }
+    *enc = e;
+    return 0;
 }
 
 int fwrel_encimg_enc_update(void *ctx, const uint8_t *data, size_t len)
