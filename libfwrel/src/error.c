@@ -10,7 +10,7 @@
 
 static _Thread_local fwrel_error last;
 
-static void vset(int code, const char *fmt, va_list ap)
+static FWREL_PRINTF(2, 0) void vset(int code, const char *fmt, va_list ap)
 {
     /* Formatted aside first: an argument may be the last message itself ("... (%s)"). */
     char msg[sizeof(last.message)];
