@@ -229,22 +229,7 @@ static int check_policy(fwrel_ctx *ctx, const char *path)
 /* The approvers' GnuPG passphrase: from a file or a descriptor, else none (or gpg-agent's). */
 static int pgp_source(fwrel_ctx *ctx, fwrel_pass_src *src)
 {
-    uint64_t n = 0;
-    memset(src, 0, sizeof(*src));
-    src->kind = FWREL_PASS_NONE;
-    if (o.pgp_pass_file != NULL && o.pgp_pass_fd != NULL)
-        return fwrel_cmd_usage(ctx, "--pgp-passphrase-file and --pgp-passphrase-fd exclude each "
-                                    "other");
-    if (o.pgp_pass_file != NULL) {
-        src->kind = FWREL_PASS_FILE;
-        src->file = o.pgp_pass_file;
-    } else if (o.pgp_pass_fd != NULL) {
-        if (fwrel_parse_u64(&n, o.pgp_pass_fd, 1024) != 0)
-            return fwrel_cmd_usage(ctx, "--pgp-passphrase-fd needs a file descriptor number");
-        src->kind = FWREL_PASS_FD;
-        src->fd = (int)n;
-    }
-    return 0;
+    return fwrel_cmd_pass_pair(ctx, src, "pgp-", o.pgp_pass_file, o.pgp_pass_fd, FWREL_PASS_NONE);
 }
 
 /* The release time: SOURCE_DATE_EPOCH when set (reproducible builds), else now. */

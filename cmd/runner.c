@@ -107,25 +107,34 @@ void fwrel_cmd_print(fwrel_ctx *ctx, const char *fmt, ...)
     va_end(ap);
 }
 
-int fwrel_cmd_pass_source(fwrel_ctx *ctx, fwrel_pass_src *src, const char *file, const char *fd,
-                          int no_pass)
+int fwrel_cmd_pass_pair(fwrel_ctx *ctx, fwrel_pass_src *src, const char *prefix, const char *file,
+                        const char *fd, int otherwise)
 {
     uint64_t n;
     memset(src, 0, sizeof(*src));
-    if ((file != NULL) + (fd != NULL) + (no_pass != 0) > 1)
-        return fwrel_cmd_usage(ctx, "--passphrase-file, --passphrase-fd and --no-passphrase "
-                                    "exclude each other");
-    src->kind = no_pass ? FWREL_PASS_NONE : FWREL_PASS_TTY;
+    if (file != NULL && fd != NULL)
+        return fwrel_cmd_usage(ctx, "--%spassphrase-file and --%spassphrase-fd exclude each other",
+                               prefix, prefix);
+    src->kind = otherwise;
     if (file != NULL) {
         src->kind = FWREL_PASS_FILE;
         src->file = file;
     } else if (fd != NULL) {
         if (fwrel_parse_u64(&n, fd, 1024) != 0)
-            return fwrel_cmd_usage(ctx, "--passphrase-fd needs a file descriptor number");
+            return fwrel_cmd_usage(ctx, "--%spassphrase-fd needs a file descriptor number", prefix);
         src->kind = FWREL_PASS_FD;
         src->fd = (int)n;
     }
     return 0;
+}
+
+int fwrel_cmd_pass_source(fwrel_ctx *ctx, fwrel_pass_src *src, const char *file, const char *fd,
+                          int no_pass)
+{
+    if ((file != NULL) + (fd != NULL) + (no_pass != 0) > 1)
+        return fwrel_cmd_usage(ctx, "--passphrase-file, --passphrase-fd and --no-passphrase "
+                                    "exclude each other");
+    return fwrel_cmd_pass_pair(ctx, src, "", file, fd, no_pass ? FWREL_PASS_NONE : FWREL_PASS_TTY);
 }
 
 void fwrel_cmd_set(fwrel_ctx *ctx, const char *key, json_t *value)

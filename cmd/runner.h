@@ -87,6 +87,15 @@ void fwrel_cmd_report(fwrel_ctx *ctx, const fwrel_report *report);
 int fwrel_cmd_pass_source(fwrel_ctx *ctx, fwrel_pass_src *src, const char *file, const char *fd,
                           int no_pass);
 
+/**
+ * A passphrase source from another pair of options, --PREFIXpassphrase-file
+ * FILE and --PREFIXpassphrase-fd N (prefix "pgp-": the approvers' GnuPG
+ * passphrase), which exclude each other; neither given gives otherwise
+ * (FWREL_PASS_NONE or FWREL_PASS_TTY). Returns 0 or 2.
+ */
+int fwrel_cmd_pass_pair(fwrel_ctx *ctx, fwrel_pass_src *src, const char *prefix, const char *file,
+                        const char *fd, int otherwise);
+
 /** Set result[key] (steals the reference). */
 void fwrel_cmd_set(fwrel_ctx *ctx, const char *key, json_t *value);
 

@@ -406,4 +406,16 @@ expect_rc 2 "two modes" fwrel-bundle --approve "$T/b1.fwb" --record "$T/b1.fwb"
 expect_rc 2 "bad channel" fwrel-bundle --policy "$T/policy.yaml" --keystore "$T/ks" --channel dev \
     --no-passphrase "$T/app-1.0.0-1.bin"
 expect_err "the policy has no channel 'dev'" "bad channel"
+expect_rc 2 "two keystore passphrase sources" fwrel-bundle --policy "$T/policy.yaml" \
+    --keystore "$T/ks" --passphrase-file "$T/pass" --no-passphrase "$T/app-1.0.0-1.bin"
+expect_err "--passphrase-file, --passphrase-fd and --no-passphrase exclude each other" \
+    "two keystore passphrase sources"
+expect_rc 2 "two GnuPG passphrase sources" fwrel-bundle --policy "$T/policy.yaml" \
+    --keystore "$T/ks" --no-passphrase --pgp-passphrase-file "$T/pass" --pgp-passphrase-fd 3 \
+    "$T/app-1.0.0-1.bin"
+expect_err "--pgp-passphrase-file and --pgp-passphrase-fd exclude each other" \
+    "two GnuPG passphrase sources"
+expect_rc 2 "GnuPG passphrase fd not a number" fwrel-bundle --approve "$T/b1.fwb" -a "$A1" \
+    --pgp-passphrase-fd three
+expect_err "--pgp-passphrase-fd needs a file descriptor number" "GnuPG passphrase fd not a number"
 finish
