@@ -61,6 +61,14 @@ static const char *scheme_name(int s)
     return s == FWREL_ENCIMG_RSA3072 ? "RSA-3072" : "ECC-256";
 }
 
+/* The file a failure while encrypting is about: the output (writing it), the key (a crypto
+ * failure, maybe on the relay thread), or the input. */
+static const char *blame(const char *in)
+{
+    const fwrel_error *e = fwrel_error_last();
+    return e->output ? o.output : e->code == FWREL_EKEY ? o.key : in;
+}
+
 static int run_encrypt(fwrel_ctx *ctx, const char *in, unsigned flags)
 {
     fwrel_pkey *key = NULL;
@@ -92,11 +100,11 @@ static int run_encrypt(fwrel_ctx *ctx, const char *in, unsigned flags)
         /* One pass: the image is checked as it is encrypted (a device refuses a broken one). */
         fwrel_espimg_opts po = {fwrel_encimg_enc_update, enc, NULL};
         if (fwrel_espimg_parse(&img, &src, &po) != 0 || fwrel_espimg_check_integrity(&img) != 0) {
-            if (!fwrel_error_last()->output)
+            if (!fwrel_error_last()->output && fwrel_error_last()->code == FWREL_EFORMAT)
                 fwrel_error_set(FWREL_EFORMAT,
                                 "not a sound ESP app image (%s); --raw to encrypt it anyway",
                                 fwrel_error_last()->message);
-            error = fwrel_cmd_fail(ctx, fwrel_error_last()->output ? o.output : in);
+            error = fwrel_cmd_fail(ctx, blame(in));
             goto done;
         }
         fwrel_cmd_set(ctx, "signed", json_boolean(img.file_len > img.image_len));
@@ -108,7 +116,7 @@ static int run_encrypt(fwrel_ctx *ctx, const char *in, unsigned flags)
             src.size - src.pos < sizeof(buf) ? (size_t)(src.size - src.pos) : sizeof(buf);
         if ((error = fwrel_src_read(&src, buf, chunk)) != 0 ||
             (error = fwrel_encimg_enc_update(enc, buf, chunk)) != 0) {
-            error = fwrel_cmd_fail(ctx, fwrel_error_last()->output ? o.output : in);
+            error = fwrel_cmd_fail(ctx, blame(in));
             goto done;
         }
     }
@@ -118,7 +126,7 @@ static int run_encrypt(fwrel_ctx *ctx, const char *in, unsigned flags)
         error = fwrel_out_commit(out);
     out = NULL;
     if (error) {
-        error = fwrel_cmd_fail(ctx, o.output);
+        error = fwrel_cmd_fail(ctx, blame(in));
         goto done;
     }
     fwrel_cmd_print(ctx, "Encrypted %s (%llu bytes, %s) to %s\n", in, (unsigned long long)src.size,
