@@ -324,7 +324,8 @@ static void direct_start(fwrel_out *o)
     d->started = 1;
 }
 
-static int direct_error(int e)
+/* An output write failed with errno e (every write path of this file says so alike). */
+static int write_error(int e)
 {
     fwrel_error_set_errno(FWREL_EIO, e, "write failed");
     fwrel_error_mark_output();
@@ -358,7 +359,7 @@ static int direct_submit(struct direct *d)
     }
     pthread_mutex_unlock(&d->mu);
     if (e != 0)
-        return direct_error(e);
+        return write_error(e);
     if (d->cur_off == 0) {
         memcpy(d->head, d->buf[d->cur], DIRECT_ALIGN);
         d->has_head = 1;
@@ -381,7 +382,7 @@ static int direct_patch(fwrel_out *o, uint64_t off, const uint8_t *p, size_t len
     uint8_t *blk = NULL;
     int e = 0;
     if (posix_memalign((void **)&blk, DIRECT_ALIGN, DIRECT_ALIGN) != 0)
-        return direct_error(ENOMEM);
+        return write_error(ENOMEM);
     while (len > 0 && e == 0) {
         uint64_t base = off & ~(uint64_t)(DIRECT_ALIGN - 1);
         size_t in = (size_t)(off - base);
@@ -403,7 +404,7 @@ static int direct_patch(fwrel_out *o, uint64_t off, const uint8_t *p, size_t len
         len -= n;
     }
     free(blk);
-    return e ? direct_error(e) : 0;
+    return e ? write_error(e) : 0;
 }
 
 /* Write what is left in the current buffer (padded to a block), then cut the file to size. */
@@ -419,7 +420,7 @@ static int direct_finish(fwrel_out *o)
             e = errno;
     }
     direct_free(o);
-    return e ? direct_error(e) : 0;
+    return e ? write_error(e) : 0;
 }
 
 static void out_free(fwrel_out *o)
@@ -560,9 +561,7 @@ int fwrel_out_write(fwrel_out *o, const void *data, size_t len)
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            fwrel_error_set_errno(FWREL_EIO, errno, "write failed");
-            fwrel_error_mark_output();
-            return FWREL_EIO;
+            return write_error(errno);
         }
         p += w;
         len -= (size_t)w;
@@ -590,7 +589,7 @@ int fwrel_out_pwrite(fwrel_out *o, uint64_t off, const void *data, size_t len)
         struct direct *d = o->d;
         int e = direct_wait(d);
         if (e != 0)
-            return direct_error(e);
+            return write_error(e);
         if (off < d->cur_off) {
             size_t n = d->cur_off - off < len ? (size_t)(d->cur_off - off) : len;
             int error = direct_patch(o, off, p, n);
@@ -604,20 +603,8 @@ int fwrel_out_pwrite(fwrel_out *o, uint64_t off, const void *data, size_t len)
             memcpy(d->buf[d->cur] + (off - d->cur_off), p, len);
         return 0;
     }
-    while (len > 0) {
-        ssize_t w = pwrite(o->fd, p, len, (off_t)off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            fwrel_error_set_errno(FWREL_EIO, errno, "write failed");
-            fwrel_error_mark_output();
-            return FWREL_EIO;
-        }
-        p += w;
-        len -= (size_t)w;
-        off += (uint64_t)w;
-    }
-    return 0;
+    int e = pwrite_all(o->fd, p, len, off);
+    return e ? write_error(e) : 0;
 }
 
 int fwrel_out_fill(fwrel_out *o, uint8_t b, size_t n)
