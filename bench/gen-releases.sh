@@ -23,20 +23,11 @@ mkdir -p "$D"
 D=$(cd "$D" && pwd)
 export PATH="$B:$PATH"
 G=$D/gnupg
-mkdir -m 700 "$G"
-printf 'default-cache-ttl 0\nmax-cache-ttl 0\n' >"$G/gpg-agent.conf"
-for i in 1 2 3; do
-    gpg --homedir "$G" --batch --pinentry-mode loopback --passphrase '' \
-        --quick-gen-key "Approver $i <a$i@example.invalid>" ed25519 sign never >/dev/null 2>&1
-done
+. tests/approvers.sh
+make_approvers "$G"
 # Mark the trust database checked now, so that no gpg run later rebuilds it.
 gpg --homedir "$G" --check-trustdb >/dev/null 2>&1 || true
-set -- $(gpg --homedir "$G" --with-colons --list-secret-keys | awk -F: '/^fpr/{print $10}')
-A1=$1 A2=$2 A3=$3
-sed -e "s/0123456789ABCDEF0123456789ABCDEF01234567/$A1/" \
-    -e "s/89ABCDEF0123456789ABCDEF0123456789ABCDEF/$A2/" \
-    -e "s/FEDCBA9876543210FEDCBA9876543210FEDCBA98/$A3/" \
-    "$S/policies/esp32s3-sbv2-rsa-prod.yaml" >"$D/policy.yaml"
+pin_approvers "$S/policies/esp32s3-sbv2-rsa-prod.yaml" >"$D/policy.yaml"
 fwrel-keygen -q --policy "$D/policy.yaml" --keystore "$D/ks" --no-passphrase
 mkdir "$D/img"
 epoch=1767225600 # 2026-01-01

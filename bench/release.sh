@@ -29,17 +29,10 @@ trap 'gpgconf --homedir "$G" --kill gpg-agent >/dev/null 2>&1; rm -rf "$W"' EXIT
 command -v /usr/bin/time >/dev/null || { echo "needs GNU time (apt-get install time)"; exit 2; }
 
 # Three approvers without passphrases in a GnuPG home of the benchmark's own.
-mkdir -m 700 "$G"
-for i in 1 2 3; do
-    gpg --homedir "$G" --batch --pinentry-mode loopback --passphrase '' \
-        --quick-gen-key "Approver $i <a$i@example.invalid>" ed25519 sign never 2>/dev/null
-done
-mapfile -t F < <(gpg --homedir "$G" --batch --with-colons --list-secret-keys 2>/dev/null | awk -F: '/^fpr/ {print $10}')
-sed -e "s/0123456789ABCDEF0123456789ABCDEF01234567/${F[0]}/" \
-    -e "s/89ABCDEF0123456789ABCDEF0123456789ABCDEF/${F[1]}/" \
-    -e "s/FEDCBA9876543210FEDCBA9876543210FEDCBA98/${F[2]}/" \
-    -e 's/^partition_size: .*/partition_size: 0x800000/' \
-    policies/esp32s3-sbv2-rsa-prod.yaml >"$W/policy.yaml"
+. tests/approvers.sh
+make_approvers "$G"
+pin_approvers policies/esp32s3-sbv2-rsa-prod.yaml |
+    sed 's/^partition_size: .*/partition_size: 0x800000/' >"$W/policy.yaml"
 if [ "$SEALED" = 1 ]; then
     head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$W/passphrase"
     chmod 600 "$W/passphrase"
@@ -59,7 +52,7 @@ image() {
 }
 release() {
     TMPDIR=$W/tmp "$B/fwrel-bundle" --policy "$W/policy.yaml" --keystore "$W/keystore" \
-        --repo "$W/releases" --channel prod --approver "${F[0]}" --approver "${F[1]}" \
+        --repo "$W/releases" --channel prod --approver "$A1" --approver "$A2" \
         --gnupg-home "$G" "${PASS[@]}" --templates "$S/templates" -q "$@"
 }
 mkdir -p "$W/tmp"
@@ -96,8 +89,8 @@ git -C "$W/releases" rev-parse -q --verify "refs/tags/acme-thermostat/prod/v1.0.
     { echo "bench: the timed releases were not recorded" >&2; exit 1; }
 N=$((N + 1))
 peak=$(peak_kb bash -c "TMPDIR='$W/tmp' '$B/fwrel-bundle' --policy '$W/policy.yaml' \
-    --keystore '$W/keystore' --repo '$W/releases' --channel prod --approver ${F[0]} \
-    --approver ${F[1]} --gnupg-home '$G' ${PASS[*]} --templates '$S/templates' -q '$(image "$N")'")
+    --keystore '$W/keystore' --repo '$W/releases' --channel prod --approver $A1 \
+    --approver $A2 --gnupg-home '$G' ${PASS[*]} --templates '$S/templates' -q '$(image "$N")'")
 tag=acme-thermostat/prod/v1.0.$N
 bundle=$(git -C "$W/releases" cat-file -s "$tag:$tag/bundle.fwb")
 

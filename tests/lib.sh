@@ -8,6 +8,8 @@ set -u
 FWREL_VECTORS=${FWREL_VECTORS:-}
 export PATH="$FWREL_BIN:$PATH"
 
+. "$FWREL_SRC/tests/approvers.sh"
+
 T=$(mktemp -d "${TMPDIR:-/tmp}/fwrel-test.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 PASSED=0

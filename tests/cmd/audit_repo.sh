@@ -9,23 +9,13 @@
 . "$FWREL_SRC/tests/lib.sh"
 G="$T/gnupg"
 trap 'gpgconf --homedir "$G" --kill all >/dev/null 2>&1; rm -rf "$T"' EXIT
-mkdir -m 700 "$G"
-printf 'default-cache-ttl 0\nmax-cache-ttl 0\n' >"$G/gpg-agent.conf"
-for i in 1 2 3; do
-    gpg --homedir "$G" --batch --pinentry-mode loopback --passphrase '' \
-        --quick-gen-key "Approver $i <a$i@example.invalid>" ed25519 sign never >/dev/null 2>&1
-done
-set -- $(gpg --homedir "$G" --with-colons --list-secret-keys | awk -F: '/^fpr/{print $10}')
-A1=$1 A2=$2 A3=$3
+make_approvers "$G"
 [ -n "$A3" ] || { echo "FAIL: no GnuPG keys"; exit 1; }
 # A key in the same home that no policy pins.
 gpg --homedir "$G" --batch --pinentry-mode loopback --passphrase '' \
     --quick-gen-key "Mallory <m@example.invalid>" ed25519 sign never >/dev/null 2>&1
 M=$(gpg --homedir "$G" --with-colons --list-secret-keys m@example.invalid | awk -F: '/^fpr/{print $10; exit}')
-sed -e "s/0123456789ABCDEF0123456789ABCDEF01234567/$A1/" \
-    -e "s/89ABCDEF0123456789ABCDEF0123456789ABCDEF/$A2/" \
-    -e "s/FEDCBA9876543210FEDCBA9876543210FEDCBA98/$A3/" \
-    "$FWREL_SRC/policies/esp32s3-sbv2-rsa-prod.yaml" >"$T/policy.yaml"
+pin_approvers "$FWREL_SRC/policies/esp32s3-sbv2-rsa-prod.yaml" >"$T/policy.yaml"
 fwrel-keygen -q --policy "$T/policy.yaml" --keystore "$T/ks" --no-passphrase ||
     { echo "FAIL: keygen"; exit 1; }
 img() { fwrel-testimg --chip esp32s3 --version "$1" --secure-version "$2" --project acme \

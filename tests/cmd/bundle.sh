@@ -7,24 +7,12 @@
 . "$FWREL_SRC/tests/lib.sh"
 G="$T/gnupg"
 trap 'gpgconf --homedir "$G" --kill all >/dev/null 2>&1; rm -rf "$T"' EXIT
-mkdir -m 700 "$G"
-printf 'default-cache-ttl 0\nmax-cache-ttl 0\n' >"$G/gpg-agent.conf"
 # Approvers 1 and 2 without a passphrase, approver 3 with one (given from a file).
 printf 'approver three\n' >"$T/pgp-pass"
 chmod 600 "$T/pgp-pass"
-for i in 1 2 3; do
-    pp=''
-    [ "$i" -eq 3 ] && pp='approver three'
-    gpg --homedir "$G" --batch --pinentry-mode loopback --passphrase "$pp" \
-        --quick-gen-key "Approver $i <a$i@example.invalid>" ed25519 sign never >/dev/null 2>&1
-done
-set -- $(gpg --homedir "$G" --with-colons --list-secret-keys | awk -F: '/^fpr/{print $10}')
-A1=$1 A2=$2 A3=$3
+make_approvers "$G" 'approver three'
 [ -n "$A3" ] || { echo "FAIL: no GnuPG keys"; exit 1; }
-sed -e "s/0123456789ABCDEF0123456789ABCDEF01234567/$A1/" \
-    -e "s/89ABCDEF0123456789ABCDEF0123456789ABCDEF/$A2/" \
-    -e "s/FEDCBA9876543210FEDCBA9876543210FEDCBA98/$A3/" \
-    "$FWREL_SRC/policies/esp32s3-sbv2-rsa-prod.yaml" >"$T/policy.yaml"
+pin_approvers "$FWREL_SRC/policies/esp32s3-sbv2-rsa-prod.yaml" >"$T/policy.yaml"
 printf 'keystore passphrase\n' >"$T/pass"
 chmod 600 "$T/pass"
 fwrel-keygen -q --policy "$T/policy.yaml" --keystore "$T/ks" --passphrase-file "$T/pass" ||
