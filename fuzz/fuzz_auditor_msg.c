@@ -14,13 +14,7 @@
 
 #include "fwrel/auditor.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            __builtin_trap();                                                                      \
-    } while (0)
+#include "fuzz.h"
 
 #define TERMINATED(a) CHECK(memchr((a), '\0', sizeof(a)) != NULL)
 

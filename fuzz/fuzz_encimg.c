@@ -15,7 +15,7 @@
 
 #include "fwrel/encimg.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 /* Fuzzing-only keys, made once with openssl genpkey for this target: public in this repository,
  * never to be used for anything else. */

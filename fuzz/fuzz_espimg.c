@@ -6,7 +6,7 @@
 
 #include "fwrel/espimg.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 static int count_sink(void *ctx, const uint8_t *p, size_t n)
 {

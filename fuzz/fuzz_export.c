@@ -8,7 +8,7 @@
 
 #include "fwrel/export.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 static fwrel_export_vars *vars;
 

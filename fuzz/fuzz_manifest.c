@@ -4,7 +4,7 @@
 
 #include "fwrel/manifest.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 #include <stdlib.h>
 

@@ -14,13 +14,7 @@
 
 #include "fwrel/repo.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            __builtin_trap();                                                                      \
-    } while (0)
+#include "fuzz.h"
 
 static const char armor[] = "-----BEGIN PGP SIGNATURE-----";
 

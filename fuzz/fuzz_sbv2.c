@@ -7,7 +7,7 @@
 #include "fwrel/report.h"
 #include "fwrel/sbv2.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 static fwrel_pkey *rsa, *ec;
 
