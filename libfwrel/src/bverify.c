@@ -49,6 +49,15 @@ static void step(struct run *r, const char *name, int verdict, const char *fmt, 
     }
 }
 
+/* The verdict of a run: FWREL_EVERIFY with its first failure as the message, or 0 and no error. */
+static int verdict_of(const struct run *r)
+{
+    if (r->failed)
+        return fwrel_error_set(FWREL_EVERIFY, "%s", r->first);
+    fwrel_error_clear();
+    return 0;
+}
+
 /* A failure whose message is already "rejected at <step>: <reason>" (a nested verifier that
  * recorded its own steps). */
 static void nested_failure(struct run *r, const char *message)
@@ -246,10 +255,7 @@ static int device_verify(fwrel_report *report, const fwrel_device *dev, const ch
     if ((error = device_steps(&r, dev, b, now)) != 0)
         goto done;
 verdict:
-    if (r.failed)
-        error = fwrel_error_set(FWREL_EVERIFY, "%s", r.first);
-    else
-        fwrel_error_clear();
+    error = verdict_of(&r);
 done:
     fwrel_bundle_free(b);
     return error;
@@ -737,10 +743,7 @@ static int ci_verify(fwrel_report *report, const char *path, const uint8_t *data
         step(&r, "against", FWREL_SKIP, "no --against IMAGE");
     }
 verdict:
-    if (r.failed)
-        error = fwrel_error_set(FWREL_EVERIFY, "%s", r.first);
-    else
-        fwrel_error_clear();
+    error = verdict_of(&r);
 done:
     fwrel_bundle_free(b);
     fwrel_policy_free(pol);
