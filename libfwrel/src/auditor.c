@@ -537,48 +537,29 @@ static const fwrel_bundle_member *bundle_record(fwrel_bundle **b, fwrel_audit_re
     return m;
 }
 
-struct problems {
-    char text[FWREL_STEP_DETAIL_MAX];
-    size_t n;
-};
-
-static void problem(struct problems *p, const char *fmt, ...) FWREL_PRINTF(2, 3);
-static void problem(struct problems *p, const char *fmt, ...)
-{
-    size_t used = strlen(p->text);
-    va_list ap;
-    if (p->n++ > 0 && used + 2 < sizeof(p->text)) {
-        memcpy(p->text + used, "; ", 3);
-        used += 2;
-    }
-    va_start(ap, fmt);
-    if (used < sizeof(p->text))
-        vsnprintf(p->text + used, sizeof(p->text) - used, fmt, ap);
-    va_end(ap);
-}
-
-static void check_fields(struct problems *p, const fwrel_audit_release *R, const struct msg *M,
+static void check_fields(fwrel_problems *p, const fwrel_audit_release *R, const struct msg *M,
                          const fwrel_bundle *b)
 {
     const fwrel_release *rec = &R->record;
     if (strcmp(R->product, rec->product) != 0)
-        problem(p, "product %s, the record's %s", R->product, rec->product);
+        fwrel_problem(p, "product %s, the record's %s", R->product, rec->product);
     if (strcmp(R->version, rec->version) != 0)
-        problem(p, "version %s, the record's %s", R->version, rec->version);
+        fwrel_problem(p, "version %s, the record's %s", R->version, rec->version);
     if (strcmp(R->channel, rec->channel) != 0)
-        problem(p, "channel %s, the record's %s", R->channel, rec->channel);
+        fwrel_problem(p, "channel %s, the record's %s", R->channel, rec->channel);
     if (R->counter != rec->counter)
-        problem(p, "counter %llu, the record's %llu", (unsigned long long)R->counter,
-                (unsigned long long)rec->counter);
+        fwrel_problem(p, "counter %llu, the record's %llu", (unsigned long long)R->counter,
+                      (unsigned long long)rec->counter);
     if (R->secure_version != rec->secure_version)
-        problem(p, "secure_version %u, the record's %u", R->secure_version, rec->secure_version);
+        fwrel_problem(p, "secure_version %u, the record's %u", R->secure_version,
+                      rec->secure_version);
     if (strcmp(M->input_sha, rec->input.sha256) != 0 || M->input_size != rec->input.size)
-        problem(p, "input is not the record's");
+        fwrel_problem(p, "input is not the record's");
     if (strcmp(M->policy_sha, rec->policy_sha256) != 0)
-        problem(p, "policy is not the record's");
+        fwrel_problem(p, "policy is not the record's");
     if (R->approvals_required != rec->approvals_required)
-        problem(p, "%u approvals required, the record says %u", R->approvals_required,
-                rec->approvals_required);
+        fwrel_problem(p, "%u approvals required, the record says %u", R->approvals_required,
+                      rec->approvals_required);
     /* The approvers listed are the bundle's approvals/<FPR>.asc, in the same order. */
     size_t k = 0, ok = 1;
     for (size_t i = 0; b != NULL && i < b->n; i++) {
@@ -590,7 +571,7 @@ static void check_fields(struct problems *p, const fwrel_audit_release *R, const
         k++;
     }
     if (!ok || k != R->napprovals)
-        problem(p, "the approvers listed are not the bundle's approvals");
+        fwrel_problem(p, "the approvers listed are not the bundle's approvals");
 }
 
 /* Is s one of the record's pinned approvers? */
@@ -789,20 +770,20 @@ static int audit_one(struct ctx *c, fwrel_repo *r, size_t i)
     if (error != 0 && !check_error(error))
         goto done;
     {
-        struct problems p = {"", 0};
+        fwrel_problems p = {"", 0};
         if (error != 0) {
-            problem(&p, "%s", fwrel_error_last()->message);
+            fwrel_problem(&p, "%s", fwrel_error_last()->message);
         } else {
             if ((error = fwrel_sha256(d, rj, rjlen)) != 0)
                 goto done;
             fwrel_hex(hex, d, 32);
             if (strcmp(hex, M->rj_sha) != 0)
-                problem(&p, "%s has sha256 %.16s..., the tag says %.16s...", rjpath, hex,
-                        M->rj_sha);
+                fwrel_problem(&p, "%s has sha256 %.16s..., the tag says %.16s...", rjpath, hex,
+                              M->rj_sha);
             if (brj == NULL)
-                problem(&p, "the bundle has no readable release.json");
+                fwrel_problem(&p, "the bundle has no readable release.json");
             else if (brj->len != rjlen || memcmp(brj->data, rj, rjlen) != 0)
-                problem(&p, "%s is not the bundle's release.json", rjpath);
+                fwrel_problem(&p, "%s is not the bundle's release.json", rjpath);
         }
         fwrel_error_clear();
         if ((error = fwrel_report_add(R->report, "record.tree", p.n ? FWREL_FAIL : FWREL_PASS, "%s",
@@ -826,7 +807,7 @@ static int audit_one(struct ctx *c, fwrel_repo *r, size_t i)
     if (error != 0)
         goto done;
     if (R->have_record) {
-        struct problems p = {"", 0};
+        fwrel_problems p = {"", 0};
         check_fields(&p, R, M, b);
         error = fwrel_report_add(R->report, "record.fields", p.n ? FWREL_FAIL : FWREL_PASS, "%s",
                                  p.n ? p.text
@@ -917,7 +898,7 @@ static const char *delta_name(git_delta_t s)
 }
 
 /* The release's commit adds files under <tag>/ and updates the audit log, nothing else. */
-static int tree_delta(struct problems *p, size_t *added, git_repository *repo,
+static int tree_delta(fwrel_problems *p, size_t *added, git_repository *repo,
                       const fwrel_audit_release *R)
 {
     git_oid id;
@@ -933,8 +914,8 @@ static int tree_delta(struct problems *p, size_t *added, git_repository *repo,
          (git_commit_parent(&parent, c, 0) != 0 || git_commit_tree(&pt, parent) != 0)) ||
         git_diff_tree_to_tree(&diff, repo, pt, t, NULL) != 0) {
         const git_error *ge = git_error_last();
-        problem(p, "the commit cannot be compared with its parent: %s",
-                ge != NULL ? ge->message : "?");
+        fwrel_problem(p, "the commit cannot be compared with its parent: %s",
+                      ge != NULL ? ge->message : "?");
     } else {
         size_t nd = git_diff_num_deltas(diff);
         for (size_t k = 0; k < nd; k++) {
@@ -947,7 +928,8 @@ static int tree_delta(struct problems *p, size_t *added, git_repository *repo,
                      (dd->status == GIT_DELTA_ADDED || dd->status == GIT_DELTA_MODIFIED))
                 continue;
             else
-                problem(p, "the commit %s %s, outside its release", delta_name(dd->status), path);
+                fwrel_problem(p, "the commit %s %s, outside its release", delta_name(dd->status),
+                              path);
         }
     }
     git_diff_free(diff);
@@ -1060,7 +1042,7 @@ static int check_branch(fwrel_auditor *a, const char *path, const fwrel_repo_tag
     for (size_t i = 0; i < a->n; i++) {
         fwrel_audit_release *R = &a->rel[i];
         struct cpos *f = R->commit[0] ? cpos_find(cp, n, R->commit) : NULL;
-        struct problems p = {"", 0};
+        fwrel_problems p = {"", 0};
         size_t added = 0;
         if (f == NULL) {
             error = fwrel_report_add(R->report, "repo.branch", FWREL_FAIL,
@@ -1069,10 +1051,10 @@ static int check_branch(fwrel_auditor *a, const char *path, const fwrel_repo_tag
         } else {
             R->branch_pos = f->pos;
             if (f->tags > 1)
-                problem(&p, "commit %.12s carries %zu release tags", R->commit, f->tags);
+                fwrel_problem(&p, "commit %.12s carries %zu release tags", R->commit, f->tags);
             tree_delta(&p, &added, repo, R);
             if (p.n == 0 && added == 0)
-                problem(&p, "the commit adds no file under %s/", R->tag);
+                fwrel_problem(&p, "the commit adds no file under %s/", R->tag);
             if (p.n)
                 error = fwrel_report_add(R->report, "repo.branch", FWREL_FAIL, "%s", p.text);
             else
@@ -1241,7 +1223,7 @@ static int check_keys(fwrel_auditor *a, const fwrel_keystore *ks)
     for (size_t i = 0; i < a->n; i++) {
         fwrel_audit_release *R = &a->rel[i];
         const fwrel_release *rec = &R->record;
-        struct problems p = {"", 0}, info = {"", 0};
+        fwrel_problems p = {"", 0}, info = {"", 0};
         int e;
         if (R->have_record) {
             for (size_t k = 0; k < rec->nsign_keys; k++)
@@ -1265,19 +1247,20 @@ static int check_keys(fwrel_auditor *a, const fwrel_keystore *ks)
                     strcmp(K->role, "secure-boot") == 0 || strcmp(K->role, "manifest-sign") == 0;
                 if (en == NULL) {
                     K->status = "absent";
-                    problem(&p, "%s key %.16s... is not in the keystore", K->role, K->id);
+                    fwrel_problem(&p, "%s key %.16s... is not in the keystore", K->role, K->id);
                     continue;
                 }
                 snprintf(K->name, sizeof(K->name), "%s", en->name);
                 K->epoch = en->epoch;
                 K->status = fwrel_ks_status_name(en->status);
                 if (en->status == FWREL_KS_REVOKED)
-                    problem(
+                    fwrel_problem(
                         &p, "%s with a key later revoked: %s epoch %u (id %.16s...), revoked %s",
                         signs ? "signed" : "encrypted", en->name, en->epoch, K->id, en->changed);
                 else if (en->status == FWREL_KS_RETIRED)
-                    problem(&info, "%s epoch %u is retired (%s); it still verifies this release",
-                            en->name, en->epoch, en->changed);
+                    fwrel_problem(&info,
+                                  "%s epoch %u is retired (%s); it still verifies this release",
+                                  en->name, en->epoch, en->changed);
                 else
                     active++;
             }

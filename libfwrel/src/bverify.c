@@ -284,28 +284,6 @@ struct known {
     uint64_t size;
 };
 
-/* Problems of one step, joined into its detail line. */
-struct problems {
-    char text[FWREL_STEP_DETAIL_MAX];
-    size_t n;
-};
-
-static void problem(struct problems *p, const char *fmt, ...) FWREL_PRINTF(2, 3);
-static void problem(struct problems *p, const char *fmt, ...)
-{
-    size_t off = strlen(p->text);
-    va_list ap;
-    if (p->n++ > 0 && off + 2 < sizeof(p->text)) {
-        memcpy(p->text + off, "; ", 3);
-        off += 2;
-    }
-    if (off + 1 >= sizeof(p->text))
-        return;
-    va_start(ap, fmt);
-    vsnprintf(p->text + off, sizeof(p->text) - off, fmt, ap);
-    va_end(ap);
-}
-
 static int member_hex(char out[65], const fwrel_bundle_member *mb)
 {
     uint8_t d[32];
@@ -320,30 +298,31 @@ static int check_members(struct run *r, const fwrel_bundle *b, const fwrel_relea
 {
     const fwrel_release_file *files[2] = {&rec->image, &rec->manifest};
     const char *what[2] = {"image", "manifest"};
-    struct problems p = {"", 0};
+    fwrel_problems p = {"", 0};
     char hex[65];
     int error;
 
     for (size_t i = 0; i < 2; i++) {
         const fwrel_bundle_member *mb = fwrel_bundle_find(b, files[i]->name);
         if (files[i]->name[0] == '\0' || mb == NULL) {
-            problem(&p, "%s '%s' is not a member", what[i], files[i]->name);
+            fwrel_problem(&p, "%s '%s' is not a member", what[i], files[i]->name);
             continue;
         }
         if ((error = member_hex(hex, mb)) != 0)
             return error;
         if (strcmp(hex, files[i]->sha256) != 0 || mb->len != files[i]->size)
-            problem(&p, "%s: %zu bytes, sha256 %.16s..., the record says %llu bytes, %.16s...",
-                    files[i]->name, mb->len, hex, (unsigned long long)files[i]->size,
-                    files[i]->sha256);
+            fwrel_problem(
+                &p, "%s: %zu bytes, sha256 %.16s..., the record says %llu bytes, %.16s...",
+                files[i]->name, mb->len, hex, (unsigned long long)files[i]->size, files[i]->sha256);
     }
     if (strcmp(rec->image.name, "firmware.enc") != 0 || strcmp(rec->manifest.name, "manifest.fwm"))
-        problem(&p, "the record names '%s' and '%s', not firmware.enc and manifest.fwm",
-                rec->image.name, rec->manifest.name);
+        fwrel_problem(&p, "the record names '%s' and '%s', not firmware.enc and manifest.fwm",
+                      rec->image.name, rec->manifest.name);
     const fwrel_bundle_member *fw = fwrel_bundle_find(b, "firmware.enc");
     if (fw != NULL && is_encrypted(fw) != (rec->encrypted != 0))
-        problem(&p, "the record says %sencrypted, firmware.enc is %san esp_encrypted_img file",
-                rec->encrypted ? "" : "not ", is_encrypted(fw) ? "" : "not ");
+        fwrel_problem(&p,
+                      "the record says %sencrypted, firmware.enc is %san esp_encrypted_img file",
+                      rec->encrypted ? "" : "not ", is_encrypted(fw) ? "" : "not ");
     if (p.n == 0)
         step(r, "record.members", FWREL_PASS,
              "firmware.enc and manifest.fwm are the record's image (%llu bytes) and manifest",
@@ -370,7 +349,7 @@ static int check_approvals(struct run *r, const fwrel_bundle *b, const char *hom
     fwrel_pgp_sig sigs[FWREL_PGP_SIGS_MAX];
     const char *pins[FWREL_POLICY_MAX_APPROVERS + 16];
     fwrel_pgp_approvals ap;
-    struct problems p = {"", 0};
+    fwrel_problems p = {"", 0};
     size_t nsigs = 0, count = 0;
     int error;
 
@@ -384,12 +363,12 @@ static int check_approvals(struct run *r, const fwrel_bundle *b, const char *hom
         memcpy(fpr, mb->name + 10, 40);
         fpr[40] = '\0';
         if (nsigs == FWREL_PGP_SIGS_MAX) {
-            problem(&p, "more than %d approvals", FWREL_PGP_SIGS_MAX);
+            fwrel_problem(&p, "more than %d approvals", FWREL_PGP_SIGS_MAX);
             break;
         }
         error = fwrel_pgp_verify_detached(&res, home, sums->data, sums->len, mb->data, mb->len);
         if (error == FWREL_EVERIFY || error == FWREL_EFORMAT) {
-            problem(&p, "%s: %s", mb->name, fwrel_error_last()->message);
+            fwrel_problem(&p, "%s: %s", mb->name, fwrel_error_last()->message);
             continue;
         }
         if (error != 0)
@@ -397,9 +376,9 @@ static int check_approvals(struct run *r, const fwrel_bundle *b, const char *hom
         sigs[nsigs].data = mb->data;
         sigs[nsigs++].len = mb->len;
         if (strcmp(res.fpr, fpr) != 0)
-            problem(&p, "%s: signed by %s, not by that key", mb->name, res.fpr);
+            fwrel_problem(&p, "%s: signed by %s, not by that key", mb->name, res.fpr);
         else if (!pinned_has(pinned, npinned, fpr))
-            problem(&p, "%s: signed by a key the policy does not pin", mb->name);
+            fwrel_problem(&p, "%s: signed by a key the policy does not pin", mb->name);
     }
     if (nsigs > 0 && npinned > 0) {
         for (size_t i = 0; i < npinned; i++)
@@ -407,14 +386,14 @@ static int check_approvals(struct run *r, const fwrel_bundle *b, const char *hom
         error = fwrel_pgp_count_approvers(&ap, home, sums->data, sums->len, sigs, nsigs, pins,
                                           npinned, 0);
         if (error == FWREL_EFORMAT) {
-            problem(&p, "%s", fwrel_error_last()->message);
+            fwrel_problem(&p, "%s", fwrel_error_last()->message);
         } else if (error != 0) {
             return error;
         }
         count = ap.count;
     }
     if (count < required)
-        problem(&p, "%zu of %u required approvals", count, required);
+        fwrel_problem(&p, "%zu of %u required approvals", count, required);
     if (p.n == 0)
         step(r, "approvals", FWREL_PASS, "%zu of %u required approvals by pinned keys", count,
              required);
@@ -445,7 +424,7 @@ static const struct known *known_find(const struct known *k, size_t n, const cha
 
 /* exports/<name>/SHA256SUMS: every line "<hex>  <file>" names a file of the export with that
  * digest. */
-static void check_export_sums(struct problems *p, const fwrel_bundle *b, const char *mname,
+static void check_export_sums(fwrel_problems *p, const fwrel_bundle *b, const char *mname,
                               const char *dir, const fwrel_bundle_member *mb)
 {
     size_t pos = 0, line = 0;
@@ -457,15 +436,16 @@ static void check_export_sums(struct problems *p, const fwrel_bundle *b, const c
         line++;
         if (end - pos < 67 || end - pos - 66 + strlen(dir) > FWREL_BUNDLE_NAME_MAX ||
             mb->data[pos + 64] != ' ' || mb->data[pos + 65] != ' ') {
-            problem(p, "%s line %zu: not '<sha256>  <file>'", mname, line);
+            fwrel_problem(p, "%s line %zu: not '<sha256>  <file>'", mname, line);
             return;
         }
         snprintf(name, sizeof(name), "%s%.*s", dir, (int)(end - pos - 66),
                  (const char *)mb->data + pos + 66);
         if ((sib = fwrel_bundle_find(b, name)) == NULL) {
-            problem(p, "%s line %zu: no file %s in the export", mname, line, name + strlen(dir));
+            fwrel_problem(p, "%s line %zu: no file %s in the export", mname, line,
+                          name + strlen(dir));
         } else if (member_hex(hex, sib) == 0 && memcmp(hex, mb->data + pos, 64) != 0) {
-            problem(p, "%s line %zu: wrong sha256 for %s", mname, line, name + strlen(dir));
+            fwrel_problem(p, "%s line %zu: wrong sha256 for %s", mname, line, name + strlen(dir));
         }
         pos = end + 1;
     }
@@ -473,7 +453,7 @@ static void check_export_sums(struct problems *p, const fwrel_bundle *b, const c
 
 /* An object with "sha256" and "size" states a file's digest: the file of the export it names in
  * "file", or else one of the release's files. */
-static void check_json_digests(struct problems *p, const fwrel_bundle *b, const char *mname,
+static void check_json_digests(fwrel_problems *p, const fwrel_bundle *b, const char *mname,
                                const char *dir, json_t *v, const struct known *k, size_t nk,
                                int depth)
 {
@@ -502,8 +482,8 @@ static void check_json_digests(struct problems *p, const fwrel_bundle *b, const 
                 sib_digest.size = sib->len;
                 f = &sib_digest;
             } else {
-                problem(p, "%s: names %s, not a file of the export", mname,
-                        json_string_value(file));
+                fwrel_problem(p, "%s: names %s, not a file of the export", mname,
+                              json_string_value(file));
                 return;
             }
         } else {
@@ -511,15 +491,15 @@ static void check_json_digests(struct problems *p, const fwrel_bundle *b, const 
         }
         if (f == NULL || strcmp(f->sha256, json_string_value(sha)) != 0 ||
             (json_int_t)f->size != json_integer_value(size))
-            problem(p, "%s: sha256 %.16s... size %lld is not %s", mname, json_string_value(sha),
-                    (long long)json_integer_value(size),
-                    json_is_string(file) ? "that file's" : "a file of the release");
+            fwrel_problem(p, "%s: sha256 %.16s... size %lld is not %s", mname,
+                          json_string_value(sha), (long long)json_integer_value(size),
+                          json_is_string(file) ? "that file's" : "a file of the release");
     }
     json_object_foreach(v, key, item) check_json_digests(p, b, mname, dir, item, k, nk, depth + 1);
 }
 
 /* Text: every 64-hex token is a known digest, and "<N> bytes" just before one is its size. */
-static void check_text(struct problems *p, const char *mname, const fwrel_bundle_member *mb,
+static void check_text(fwrel_problems *p, const char *mname, const fwrel_bundle_member *mb,
                        const struct known *k, size_t nk)
 {
     const uint8_t *s = mb->data;
@@ -549,10 +529,10 @@ static void check_text(struct problems *p, const char *mname, const fwrel_bundle
         hex[64] = '\0';
         const struct known *f = known_find(k, nk, hex);
         if (f == NULL)
-            problem(p, "%s: sha256 %.16s... is not a file of the release", mname, hex);
+            fwrel_problem(p, "%s: sha256 %.16s... is not a file of the release", mname, hex);
         else if (last_bytes_at != (size_t)-1 && i - last_bytes_at < 80 && last_bytes != f->size)
-            problem(p, "%s: says %llu bytes for %.16s..., the file has %llu", mname,
-                    (unsigned long long)last_bytes, hex, (unsigned long long)f->size);
+            fwrel_problem(p, "%s: says %llu bytes for %.16s..., the file has %llu", mname,
+                          (unsigned long long)last_bytes, hex, (unsigned long long)f->size);
         last_bytes_at = (size_t)-1;
         i = j - 1;
     }
@@ -564,7 +544,7 @@ static int check_exports(struct run *r, const fwrel_bundle *b, const fwrel_relea
 {
     const fwrel_bundle_member *fw = fwrel_bundle_find(b, "firmware.enc");
     const fwrel_bundle_member *mf = fwrel_bundle_find(b, "manifest.fwm");
-    struct problems p = {"", 0};
+    fwrel_problems p = {"", 0};
     struct known k[2 + 64];
     size_t nfiles = 0, ncopies = 0;
 
@@ -586,7 +566,7 @@ static int check_exports(struct run *r, const fwrel_bundle *b, const fwrel_relea
         if (artifact != NULL) {
             ncopies++;
             if (artifact->len != mb->len || memcmp(artifact->data, mb->data, mb->len) != 0)
-                problem(&p, "%s is not a copy of %s", mb->name, artifact->name);
+                fwrel_problem(&p, "%s is not a copy of %s", mb->name, artifact->name);
             continue;
         }
         if (memchr(mb->data, '\0', mb->len) != NULL)
@@ -606,7 +586,7 @@ static int check_exports(struct run *r, const fwrel_bundle *b, const fwrel_relea
             json_error_t jerr;
             json_t *j = json_loadb((const char *)mb->data, mb->len, JSON_REJECT_DUPLICATES, &jerr);
             if (j == NULL)
-                problem(&p, "%s: not JSON: %s", mb->name, jerr.text);
+                fwrel_problem(&p, "%s: not JSON: %s", mb->name, jerr.text);
             check_json_digests(&p, b, mb->name, dir, j, k, nk, 0);
             json_decref(j);
         } else {

@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -194,4 +196,19 @@ int fwrel_make_parents(const char *path, unsigned mode)
         *s = '/';
     }
     return 0;
+}
+
+void fwrel_problem(fwrel_problems *p, const char *fmt, ...)
+{
+    size_t off = strlen(p->text);
+    va_list ap;
+    if (p->n++ > 0 && off + 2 < sizeof(p->text)) {
+        memcpy(p->text + off, "; ", 3);
+        off += 2;
+    }
+    if (off + 1 >= sizeof(p->text))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(p->text + off, sizeof(p->text) - off, fmt, ap);
+    va_end(ap);
 }

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fwrel/report.h"
+
 static inline uint16_t fwrel_le16(const uint8_t *p)
 {
     return (uint16_t)(p[0] | (p[1] << 8));
@@ -75,5 +77,15 @@ void fwrel_sha256_hex(char out[65], const void *p, size_t n);
  * @return 0, a read error of src, or FWREL_EIO
  */
 int fwrel_digest_src(uint8_t d256[32], uint8_t *d384, struct fwrel_src *src, uint64_t len);
+
+/** The problems one verification step found, joined by "; " into its detail line. Start it as
+ * {"", 0}; n counts them. */
+typedef struct fwrel_problems {
+    char text[FWREL_STEP_DETAIL_MAX];
+    size_t n;
+} fwrel_problems;
+
+/** Add a problem to p; what no longer fits in the line is cut. */
+void fwrel_problem(fwrel_problems *p, const char *fmt, ...) FWREL_PRINTF(2, 3);
 
 #endif
