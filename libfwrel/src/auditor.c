@@ -1074,8 +1074,7 @@ done:
     return error;
 }
 
-/* --- history, in the main thread ---------------------------------------------------------------
- */
+/* --- history, in the main thread -------------------------------------------------------------- */
 
 static int by_counter(const void *x, const void *y)
 {
@@ -1598,8 +1597,7 @@ size_t fwrel_auditor_failed(const fwrel_auditor *a)
     return a != NULL ? a->failed : 0;
 }
 
-/* --- the HTML report ---------------------------------------------------------------------------
- */
+/* --- the HTML report -------------------------------------------------------------------------- */
 
 struct sb {
     char *p;
