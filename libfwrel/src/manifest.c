@@ -470,7 +470,7 @@ int fwrel_manifest_sign_with(char **out, size_t *len, const fwrel_manifest *m,
     for (size_t i = 0; i < nkeys; i++) {
         const fwrel_pkey *key = signers[i].key;
         const char *alg = key != NULL ? alg_of(key) : NULL;
-        uint8_t sig[512];
+        uint8_t sig[FWREL_MANIFEST_SIG_MAX];
         char b64[700], id[65];
         size_t slen = sizeof(sig);
         if (alg == NULL) {
@@ -516,10 +516,46 @@ done:
     return error;
 }
 
+static int is_b64(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+           c == '/';
+}
+
+/* Strict base64 (RFC 4648 section 4: padded, no whitespace, zero pad bits) of 1..max bytes
+ * (max <= FWREL_MANIFEST_SIG_MAX). EVP_DecodeBlock writes 3 bytes per 4 characters, padding
+ * included, and checks nothing against its output: the text's length is bounded before it
+ * decodes, into a buffer that holds that bound. 0, or -1 without a message. */
+static int unbase64(uint8_t *out, size_t *out_len, size_t max, const char *s)
+{
+    uint8_t raw[FWREL_MANIFEST_SIG_MAX + 2];
+    char again[sizeof(raw) / 3 * 4 + 1];
+    size_t b = strlen(s), pad, n;
+    if (b == 0 || b % 4 != 0 || b / 4 * 3 > sizeof(raw))
+        return -1;
+    pad = s[b - 1] != '=' ? 0 : s[b - 2] != '=' ? 1 : 2;
+    n = b / 4 * 3 - pad;
+    if (n == 0 || n > max || max > FWREL_MANIFEST_SIG_MAX)
+        return -1;
+    for (size_t i = 0; i < b - pad; i++)
+        if (!is_b64(s[i]))
+            return -1;
+    if (EVP_DecodeBlock(raw, (const unsigned char *)s, (int)b) != (int)(b / 4 * 3))
+        return -1;
+    /* One text per signature: re-encode and compare (refuses non-zero pad bits). */
+    EVP_EncodeBlock((unsigned char *)again, raw, (int)n);
+    if (strcmp(again, s) != 0)
+        return -1;
+    memcpy(out, raw, n);
+    *out_len = n;
+    return 0;
+}
+
 int fwrel_manifest_verify(fwrel_manifest *m, fwrel_report *report, const uint8_t *signed_json,
                           size_t len, const fwrel_manifest_trust *trust)
 {
-    FWREL_ASSERT_ARG(m != NULL && signed_json != NULL && trust != NULL && trust->threshold >= 1);
+    FWREL_ASSERT_ARG(m != NULL && signed_json != NULL && trust != NULL && trust->threshold >= 1 &&
+                     trust->count <= FWREL_MANIFEST_MAX_SIGS);
     static const char *const root_keys[] = {"manifest", "signatures", NULL};
     static const char *const sig_keys[] = {"alg", "keyid", "sig", NULL};
     char ids[FWREL_MANIFEST_MAX_SIGS][65];
@@ -554,7 +590,7 @@ int fwrel_manifest_verify(fwrel_manifest *m, fwrel_report *report, const uint8_t
     for (size_t i = 0; i < json_array_size(sigs); i++) {
         json_t *s = json_array_get(sigs, i);
         char alg[24], id[65], b64[700];
-        uint8_t sig[520];
+        uint8_t sig[FWREL_MANIFEST_SIG_MAX];
         if ((error = exact_keys(s, "signature", sig_keys)) != 0 ||
             (error = get_str(alg, sizeof(alg), s, "alg")) != 0 ||
             (error = get_str(id, sizeof(id), s, "keyid")) != 0 ||
@@ -572,13 +608,13 @@ int fwrel_manifest_verify(fwrel_manifest *m, fwrel_report *report, const uint8_t
                              "key %.16s... is not trusted: ignored", id);
             continue;
         }
-        size_t b = strlen(b64);
-        int n = EVP_DecodeBlock(sig, (const unsigned char *)b64, (int)b);
-        if (n < 0 || b % 4 != 0) {
-            error = fwrel_error_set(FWREL_EFORMAT, "signature %zu: not base64", i);
+        size_t slen;
+        if (unbase64(sig, &slen, sizeof(sig), b64) != 0) {
+            error = fwrel_error_set(FWREL_EFORMAT,
+                                    "signature %zu: not the canonical base64 of 1..%zu bytes", i,
+                                    sizeof(sig));
             goto done;
         }
-        size_t slen = (size_t)n - (b >= 1 && b64[b - 1] == '=') - (b >= 2 && b64[b - 2] == '=');
         const char *want = alg_of(trust->keys[k]);
         if (want == NULL || strcmp(want, alg) != 0 ||
             !sig_op(trust->keys[k], 0, body, strlen(body), sig, &slen)) {

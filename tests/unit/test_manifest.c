@@ -235,6 +235,88 @@ static void test_secure_fota(void **state)
     fwrel_key_free(other);
 }
 
+/* signed_json with its (only) signature text replaced by sig; malloc'd. */
+static char *with_sig(const char *signed_json, const char *sig)
+{
+    const char *a = strstr(signed_json, "\"sig\":\"");
+    assert_non_null(a);
+    a += strlen("\"sig\":\"");
+    const char *b = strchr(a, '"');
+    assert_non_null(b);
+    size_t n = (size_t)(a - signed_json) + strlen(sig) + strlen(b) + 1;
+    char *out = malloc(n);
+    assert_non_null(out);
+    snprintf(out, n, "%.*s%s%s", (int)(a - signed_json), signed_json, sig, b);
+    return out;
+}
+
+static int verify_with_sig(const char *signed_json, const char *sig,
+                           const fwrel_manifest_trust *trust)
+{
+    fwrel_manifest got;
+    char *t = with_sig(signed_json, sig);
+    int error = fwrel_manifest_verify(&got, NULL, (const uint8_t *)t, strlen(t), trust);
+    free(t);
+    return error;
+}
+
+/* A trusted key's signature text is bounded before it is decoded: 696 valid base64 characters
+ * are 522 bytes, which once overflowed the 520-byte stack buffer (issue 13). */
+static void test_signature_base64_bounds(void **state)
+{
+    (void)state;
+    fwrel_manifest m = sample();
+    fwrel_pkey *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    assert_non_null(ed);
+    const fwrel_pkey *one[] = {ed};
+    fwrel_manifest_trust trust = {{ed}, 1, 1};
+    char *sj = NULL, text[700];
+    size_t len;
+    assert_int_equal(fwrel_manifest_sign(&sj, &len, &m, one, 1), 0);
+    assert_int_equal(fwrel_manifest_verify(&m, NULL, (const uint8_t *)sj, len, &trust), 0);
+
+    /* 684 characters (512 bytes, the largest signature) decode, and do not verify. */
+    memset(text, 'A', 699);
+    text[683] = '=';
+    text[684] = 0;
+    assert_int_equal(verify_with_sig(sj, text, &trust), FWREL_EVERIFY);
+    assert_non_null(strstr(fwrel_error_last()->message, "does not verify"));
+    /* Refused before decoding: 696 and 699 characters (the most a sig field holds), 684 without
+     * padding (513 bytes), 688. */
+    static const size_t over[] = {696, 699, 684, 688};
+    for (size_t i = 0; i < 4; i++) {
+        memset(text, 'A', 699);
+        text[over[i]] = 0;
+        assert_int_equal(verify_with_sig(sj, text, &trust), FWREL_EFORMAT);
+        assert_string_equal(fwrel_error_last()->message,
+                            "signature 0: not the canonical base64 of 1..512 bytes");
+    }
+    memset(text, '/', 696);
+    text[696] = 0;
+    assert_int_equal(verify_with_sig(sj, text, &trust), FWREL_EFORMAT);
+
+    /* Only the canonical text: no whitespace, no inner padding, zero pad bits, not empty. */
+    const char *a = strstr(sj, "\"sig\":\"") + 7;
+    size_t n = strcspn(a, "\"");
+    assert_int_equal(n, 88);
+    assert_string_equal(a + 86, "==\"}]}");
+    static const char *const edits[] = {" ", "=", "\\n", "B"};
+    for (size_t i = 0; i < 4; i++) {
+        /* " " and "\n" lead, "=" replaces the first character, "B" sets a pad bit. */
+        if (i == 0 || i == 2)
+            snprintf(text, sizeof(text), "%s%.*s", edits[i], (int)n, a);
+        else if (i == 1)
+            snprintf(text, sizeof(text), "=%.*s", (int)n - 1, a + 1);
+        else
+            snprintf(text, sizeof(text), "%.*s%c==", 85, a, a[85] == 'B' ? 'C' : 'B');
+        assert_int_equal(verify_with_sig(sj, text, &trust), FWREL_EFORMAT);
+    }
+    assert_int_equal(verify_with_sig(sj, "", &trust), FWREL_EFORMAT);
+    assert_int_equal(verify_with_sig(sj, "====", &trust), FWREL_EFORMAT);
+    free(sj);
+    fwrel_key_free(ed);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -242,6 +324,7 @@ int main(void)
         cmocka_unit_test(test_threshold),
         cmocka_unit_test(test_envelope),
         cmocka_unit_test(test_secure_fota),
+        cmocka_unit_test(test_signature_base64_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

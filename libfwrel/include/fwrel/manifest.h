@@ -21,6 +21,7 @@ extern "C" {
 #define FWREL_MANIFEST_SIGNED_MAX (32 * 1024)
 #define FWREL_MANIFEST_MAX_SIGS   8
 #define FWREL_MANIFEST_MAX_TYPES  16
+#define FWREL_MANIFEST_SIG_MAX    512 /**< bytes of one signature (RSA up to 4096 bits) */
 
 /** One image digest: SHA-256 and size. */
 typedef struct fwrel_manifest_digest {
