@@ -449,6 +449,10 @@ static int sig_ext(const fwrel_manifest_signer *s, const char *body, size_t blen
     memcpy(msg + sizeof(DOMAIN), body, blen);
     error = s->sign(s->ctx, msg, sizeof(DOMAIN) + blen, sig, siglen);
     free(msg);
+    /* Bounded before it is base64-encoded into the signer's 700-byte text. */
+    if (error == 0 && (*siglen == 0 || *siglen > FWREL_MANIFEST_SIG_MAX))
+        error = fwrel_error_set(FWREL_EKEY, "a signature of %zu bytes (1..%d)", *siglen,
+                                FWREL_MANIFEST_SIG_MAX);
     if (error == 0 && !sig_op(s->key, 0, body, blen, sig, siglen))
         error = fwrel_error_set(FWREL_EVERIFY, "the signature made does not verify");
     return error;

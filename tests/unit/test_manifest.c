@@ -317,6 +317,33 @@ static void test_signature_base64_bounds(void **state)
     fwrel_key_free(ed);
 }
 
+/* A sign function that claims more bytes than the 512 it may write. */
+static int long_sign(void *ctx, const uint8_t *msg, size_t len, uint8_t *sig, size_t *sig_len)
+{
+    (void)ctx;
+    (void)msg;
+    (void)len;
+    memset(sig, 0x5A, FWREL_MANIFEST_SIG_MAX);
+    *sig_len = FWREL_MANIFEST_SIG_MAX + 1;
+    return 0;
+}
+
+/* An external signer's length is bounded before the signature is verified or encoded. */
+static void test_sign_fn_length_bound(void **state)
+{
+    (void)state;
+    fwrel_manifest m = sample();
+    fwrel_pkey *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    assert_non_null(ed);
+    fwrel_manifest_signer s = {ed, long_sign, NULL};
+    char *out = NULL;
+    size_t len = 0;
+    assert_int_equal(fwrel_manifest_sign_with(&out, &len, &m, &s, 1), FWREL_EKEY);
+    assert_string_equal(fwrel_error_last()->message, "a signature of 513 bytes (1..512)");
+    assert_null(out);
+    fwrel_key_free(ed);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -325,6 +352,7 @@ int main(void)
         cmocka_unit_test(test_envelope),
         cmocka_unit_test(test_secure_fota),
         cmocka_unit_test(test_signature_base64_bounds),
+        cmocka_unit_test(test_sign_fn_length_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
