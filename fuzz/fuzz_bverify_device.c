@@ -1,8 +1,10 @@
-/* fuzz_bverify_device.c - a release bundle verified as the fixed device of fuzz/keys/device.yaml
- * takes it (fwrel_bundle_verify_device_mem at FWREL_FUZZ_NOW): the strict tar reader, the sealed
- * manifest behind its trusted signers (threshold 2 of 3), its binding to firmware.enc, the OTA
- * decision, esp_encrypted_img decryption with the device's image key, and the image checks of the
- * decrypted image. Seeded with a bundle the device accepts (fuzz/make-seeds.sh).
+/* fuzz_bverify_device.c - a release bundle verified as the two fixed devices of fuzz/keys take it
+ * (device.yaml, secure boot off; device-sbv2.yaml, Secure Boot V2 RSA-3072 with slot 1 revoked)
+ * (fwrel_bundle_verify_device_mem at FWREL_FUZZ_NOW): the strict tar reader, the sealed manifest
+ * behind its trusted signers (threshold 2 of 3), its binding to firmware.enc, the OTA decision,
+ * esp_encrypted_img decryption with the device's image key, and the image checks of the decrypted
+ * image (the signature blocks on the second). Seeded with a bundle each device accepts
+ * (fuzz/make-seeds.sh).
  *
  * Property: an accepted bundle reads, its manifest is one the device accepts, and that manifest
  * names firmware.enc exactly (SHA-256 and size): no accepted bundle carries another image.
@@ -21,13 +23,11 @@
 
 #include "fuzz.h"
 
-static fwrel_device *dev;
+static fwrel_device *devs[2];
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void verify(const fwrel_device *dev, const uint8_t *data, size_t size)
 {
     fwrel_report *r = NULL;
-    if (dev == NULL)
-        CHECK(fwrel_device_load(&dev, fuzz_key_path("device.yaml")) == 0);
     CHECK(fwrel_report_new(&r) == 0);
     if (fwrel_bundle_verify_device_mem(r, dev, data, size, FWREL_FUZZ_NOW) == 0) {
         fwrel_bundle *b = NULL;
@@ -44,5 +44,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fwrel_bundle_free(b);
     }
     fwrel_report_free(r);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (devs[0] == NULL) {
+        CHECK(fwrel_device_load(&devs[0], fuzz_key_path("device.yaml")) == 0);
+        CHECK(fwrel_device_load(&devs[1], fuzz_key_path("device-sbv2.yaml")) == 0);
+    }
+    verify(devs[0], data, size);
+    verify(devs[1], data, size);
     return 0;
 }

@@ -8,7 +8,8 @@
  * ESP32-C3 test image): signed manifests that meet the device's threshold (2 of 3) and one
  * that does not, the same sealed to the device, a release bundle the device accepts, the same
  * approved by both approvers of the policy (with GNUPGHOME holding their secret keys) and by one,
- * and its release record. Everything the fuzz targets check at FWREL_FUZZ_NOW is valid then. */
+ * its release record, and a bundle for the Secure Boot V2 device (device-sbv2.yaml). Everything the
+ * fuzz targets check at FWREL_FUZZ_NOW is valid then. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include "fwrel/pgp.h"
 #include "fwrel/policy.h"
 #include "fwrel/release.h"
+#include "fwrel/sbv2.h"
 #include "testimg.h"
 #include "testutil.h"
 #include "util.h"
@@ -78,6 +80,17 @@ static void digest(fwrel_release_file *f, const char *name, const uint8_t *p, si
     snprintf(f->name, sizeof(f->name), "%s", name);
 }
 
+static void encrypt(const char *in, const char *out_path, const fwrel_pkey *key)
+{
+    fwrel_src src;
+    fwrel_out *out = NULL;
+    if (fwrel_src_open(&src, in, FWREL_IMAGE_MAX) != 0 ||
+        fwrel_out_open(&out, out_path, 0, 0644) != 0 || fwrel_encimg_encrypt(out, &src, key) != 0 ||
+        fwrel_out_commit(out) != 0)
+        die(out_path);
+    fwrel_src_close(&src);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3 && argc != 4) {
@@ -103,13 +116,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "fwrel-fuzzseeds: %s\n", testimg_error());
         return 1;
     }
-    fwrel_src src;
-    fwrel_out *out = NULL;
-    if (fwrel_src_open(&src, plain_p, FWREL_IMAGE_MAX) != 0 ||
-        fwrel_out_open(&out, enc_p, 0, 0644) != 0 ||
-        fwrel_encimg_encrypt(out, &src, img_key) != 0 || fwrel_out_commit(out) != 0)
-        die("firmware.enc");
-    fwrel_src_close(&src);
+    encrypt(plain_p, enc_p, img_key);
 
     /* The manifest: counter 5 (the device has 4), valid around FWREL_FUZZ_NOW. */
     fwrel_manifest m;
@@ -198,21 +205,79 @@ int main(int argc, char **argv)
         die("release.json");
     put("release", "release.json", json, json_len);
 
-    fwrel_bundle_member mb[7] = {
+    /* An https-dir-like export: copies of both artifacts, and a sums file, a JSON index and a
+     * text that state their digests and sizes (docs/verify.md "exports"). */
+    char esums[256], ejson[512], etext[256];
+    snprintf(esums, sizeof(esums), "%s  fuzz.bin\n%s  fuzz.fwm\n", r.image.sha256,
+             r.manifest.sha256);
+    snprintf(ejson, sizeof(ejson),
+             "{\"image\": {\"file\": \"fuzz.bin\", \"sha256\": \"%s\", \"size\": %llu},\n"
+             " \"manifest\": {\"sha256\": \"%s\", \"size\": %llu}}\n",
+             r.image.sha256, (unsigned long long)r.image.size, r.manifest.sha256,
+             (unsigned long long)r.manifest.size);
+    snprintf(etext, sizeof(etext), "fuzz 1.0.0: fuzz.bin, %llu bytes, sha256 %s\n",
+             (unsigned long long)r.image.size, r.image.sha256);
+    fwrel_bundle_member mb[12] = {
         {"firmware.enc", enc, enc_len},
         {"manifest.fwm", env, env_len},
         {"release.json", (const uint8_t *)json, json_len},
+        {"exports/https-dir/fuzz.bin", enc, enc_len},
+        {"exports/https-dir/fuzz.fwm", env, env_len},
+        {"exports/https-dir/SHA256SUMS", (const uint8_t *)esums, strlen(esums)},
+        {"exports/https-dir/index.json", (const uint8_t *)ejson, strlen(ejson)},
+        {"exports/https-dir/README.txt", (const uint8_t *)etext, strlen(etext)},
     };
-    if (fwrel_bundle_sums(&sums, &sums_len, mb, 3) != 0)
+    size_t nm = 8;
+    if (fwrel_bundle_sums(&sums, &sums_len, mb, nm) != 0)
         die("SHA256SUMS");
-    mb[3] = (fwrel_bundle_member){"SHA256SUMS", (const uint8_t *)sums, sums_len};
+    mb[nm++] = (fwrel_bundle_member){"SHA256SUMS", (const uint8_t *)sums, sums_len};
     uint8_t *tar = NULL;
     size_t tar_len = 0;
-    if (fwrel_bundle_write_mem(&tar, &tar_len, mb, 4, (int64_t)FWREL_FUZZ_NOW) != 0)
+    if (fwrel_bundle_write_mem(&tar, &tar_len, mb, nm, (int64_t)FWREL_FUZZ_NOW) != 0)
         die("bundle");
     put("bverify_device", "valid.fwb", tar, tar_len);
     put("bverify_ci", "unapproved.fwb", tar, tar_len);
     free(tar);
+
+    /* The Secure Boot V2 device (device-sbv2.yaml): the image signed with secure-boot.pem. */
+    {
+        char sb_p[4200], sbenc_p[4200], *ssj = NULL, *ssums = NULL;
+        size_t ssj_len = 0, sbenc_len = 0, senv_len = 0, ssums_len = 0;
+        uint8_t *senv = NULL, *sbenc = NULL;
+        fwrel_pkey *sb = load_private("secure-boot.pem");
+        fwrel_sbv2_sign_opts so = {.count = 1};
+        fwrel_manifest ms;
+        const fwrel_pkey *two[2] = {s[0], s[1]};
+        so.signers[0].key = sb;
+        snprintf(sb_p, sizeof(sb_p), "%s/app-sbv2.bin", tmp);
+        snprintf(sbenc_p, sizeof(sbenc_p), "%s/firmware-sbv2.enc", tmp);
+        if (fwrel_sbv2_sign(plain_p, sb_p, 0, &so, NULL) != 0)
+            die("secure boot v2 signature");
+        encrypt(sb_p, sbenc_p, img_key);
+        if (fwrel_manifest_from_images(&ms, (const uint8_t *)tpl, strlen(tpl), plain_p, sb_p,
+                                       sbenc_p) != 0 ||
+            fwrel_manifest_sign(&ssj, &ssj_len, &ms, two, 2) != 0 ||
+            fwrel_manifest_seal(&senv, &senv_len, (const uint8_t *)ssj, ssj_len, to, 1) != 0)
+            die("secure boot v2 manifest");
+        sbenc = testutil_read(sbenc_p, &sbenc_len);
+        fwrel_bundle_member sm[4] = {
+            {"firmware.enc", sbenc, sbenc_len},
+            {"manifest.fwm", senv, senv_len},
+            {"release.json", (const uint8_t *)json, json_len}, /* not read by the device */
+        };
+        if (sbenc == NULL || fwrel_bundle_sums(&ssums, &ssums_len, sm, 3) != 0)
+            die("secure boot v2 bundle");
+        sm[3] = (fwrel_bundle_member){"SHA256SUMS", (const uint8_t *)ssums, ssums_len};
+        if (fwrel_bundle_write_mem(&tar, &tar_len, sm, 4, (int64_t)FWREL_FUZZ_NOW) != 0)
+            die("secure boot v2 bundle");
+        put("bverify_device", "valid-sbv2.fwb", tar, tar_len);
+        free(tar);
+        free(ssj);
+        free(ssums);
+        free(senv);
+        free(sbenc);
+        fwrel_key_free(sb);
+    }
 
     if (home != NULL) {
         uint8_t *sig[2] = {NULL, NULL};
@@ -223,10 +288,10 @@ int main(int argc, char **argv)
                                         (const uint8_t *)sums, sums_len, NULL) != 0)
                 die("approval");
             snprintf(names[i], sizeof(names[i]), "approvals/%s.asc", pol->approvers[i]);
-            mb[4 + i] = (fwrel_bundle_member){names[i], sig[i], sig_len[i]};
+            mb[nm + i] = (fwrel_bundle_member){names[i], sig[i], sig_len[i]};
         }
         for (size_t n = 1; n <= 2; n++) {
-            if (fwrel_bundle_write_mem(&tar, &tar_len, mb, 4 + n, (int64_t)FWREL_FUZZ_NOW) != 0)
+            if (fwrel_bundle_write_mem(&tar, &tar_len, mb, nm + n, (int64_t)FWREL_FUZZ_NOW) != 0)
                 die("bundle");
             put("bverify_ci", n == 2 ? "approved-2of2.fwb" : "approved-1of2.fwb", tar, tar_len);
             free(tar);
