@@ -20,6 +20,7 @@
 #include "fwrel/encimg.h"
 #include "fwrel/espimg.h"
 #include "fwrel/export.h"
+#include "fwrel/history.h"
 #include "fwrel/hsm.h"
 #include "fwrel/io.h"
 #include "fwrel/keystore_dir.h"
@@ -288,100 +289,108 @@ static int make_tag(char out[256], const fwrel_policy *p, const char *channel, c
     return 0;
 }
 
-/* Releases recorded so far: every tag's release.json of this product. */
+/* Which tags the history believes: signed by an approver the policy pins (by anyone when it pins
+ * none, as its tag signer may then be anyone). */
+static fwrel_history_opts history_opts(const struct run *r)
+{
+    fwrel_history_opts ho = {r->o->gnupg_home, (const char(*)[41])r->p->approvers,
+                             r->p->napprovers};
+    return ho;
+}
+
+/* The history read under the lock (history.h): each ignored tag reported, untagged release
+ * commits refused. */
+static int read_history(fwrel_history **h, struct run *r)
+{
+    fwrel_history_opts ho = history_opts(r);
+    int error;
+    if ((error = fwrel_history_read(h, r->repo, &ho)) != 0)
+        return error;
+    for (size_t i = 0; i < (*h)->nign; i++)
+        if (fwrel_report_add(r->report, "history", FWREL_INFO, "tag %s ignored: %s",
+                             (*h)->ign[i].tag, (*h)->ign[i].reason) != 0)
+            return fwrel_error_set(FWREL_EIO, "out of memory");
+    return 0;
+}
+
+static fwrel_history_item history_item(const char *tag, const fwrel_release *rec)
+{
+    fwrel_history_item it = {tag,          rec->product, rec->version, rec->channel,
+                             rec->counter, rec->secure_version};
+    return it;
+}
+
+/* The release against the verified history of its product (the rules of history.c). */
 static int step_history(struct run *r)
 {
-    fwrel_repo_tag *tags = NULL;
-    size_t n = 0, seen = 0;
-    uint64_t counter = 0;
-    uint32_t max_sv = 0;
-    char last_version[33] = "", last_tag[256] = "";
+    fwrel_history *h = NULL;
+    fwrel_history_state *st = NULL;
+    fwrel_history_item *items = NULL;
+    size_t seen = 0;
     int error;
 
     if ((error = make_tag(r->res->tag, r->p, r->chname, r->rec->version)) != 0)
         return error;
-    if ((error = fwrel_repo_tags(&tags, &n, r->repo, NULL)) != 0)
-        return error;
-    for (size_t i = 0; i < n && error == 0; i++) {
-        char path[600];
-        uint8_t *data = NULL;
-        size_t len = 0;
-        fwrel_release old;
-        int same_tag = strcmp(tags[i].name, r->res->tag) == 0;
-        snprintf(path, sizeof(path), "%s/release.json", tags[i].name);
-        if (fwrel_repo_read_file(&data, &len, r->repo, tags[i].name, path,
-                                 FWREL_RELEASE_JSON_MAX) != 0) {
-            fwrel_error_clear(); /* not a fwrel release tag */
-            if (same_tag) {
-                error = fwrel_error_set(FWREL_EVERIFY, "tag %s exists already", tags[i].name);
-                break;
-            }
+    if ((error = read_history(&h, r)) != 0 || (error = fwrel_history_rule_untagged(h)) != 0 ||
+        (error = fwrel_history_state_new(&st)) != 0)
+        goto done;
+    if ((items = calloc(h->nrel ? h->nrel : 1, sizeof(*items))) == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < h->nrel; i++) {
+        const fwrel_history_release *old = &h->rel[i];
+        if (strcmp(old->record.product, r->p->product) != 0)
             continue;
-        }
-        error = fwrel_release_decode(&old, data, len);
-        free(data);
-        if (error) {
-            fwrel_error_prefix("%s", path);
-            break;
-        }
-        if (same_tag && !(strcmp(old.input.sha256, r->rec->input.sha256) == 0 &&
-                          strcmp(old.channel, r->chname) == 0)) {
-            error = fwrel_error_set(FWREL_EVERIFY, "tag %s exists: version %s was released already",
-                                    tags[i].name, r->rec->version);
-            break;
-        }
-        if (strcmp(old.product, r->p->product) != 0)
-            continue;
-        seen++;
-        if (old.counter > counter)
-            counter = old.counter;
-        if (old.secure_version > max_sv)
-            max_sv = old.secure_version;
-        if (strcmp(old.input.sha256, r->rec->input.sha256) == 0 &&
-            strcmp(old.channel, r->chname) == 0) {
+        if (strcmp(old->record.input.sha256, r->rec->input.sha256) == 0 &&
+            strcmp(old->record.channel, r->chname) == 0) {
             error = fwrel_error_set(FWREL_EVERIFY, "this image was released already as %s",
-                                    tags[i].name);
-            break;
+                                    old->tag);
+            goto done;
         }
-        if (strcmp(old.channel, r->chname) == 0) {
-            int c = 0;
-            if (last_version[0] == '\0' ||
-                (fwrel_semver_cmp(&c, old.version, last_version) == 0 && c > 0)) {
-                memcpy(last_version, old.version, sizeof(last_version));
-                snprintf(last_tag, sizeof(last_tag), "%s", tags[i].name);
-            }
-            fwrel_error_clear();
-        }
+        items[seen] = history_item(old->tag, &old->record);
+        if ((error = fwrel_history_state_add(st, &items[seen++])) != 0)
+            goto done;
     }
-    fwrel_repo_tags_free(tags, n);
-    if (error)
-        return error;
-    uint32_t sv = r->rec->secure_version;
-    if (r->p->monotonic && sv < max_sv)
-        return fwrel_error_set(FWREL_EVERIFY,
-                               "secure_version %u is below %u, the product's last release's "
-                               "(rollback)",
-                               sv, max_sv);
-    if (last_version[0] != '\0') {
-        int c = 0;
-        if ((error = fwrel_semver_cmp(&c, r->rec->version, last_version)) != 0)
-            return error;
-        if (c <= 0)
-            return fwrel_error_set(FWREL_EVERIFY,
-                                   "version %s is not above %s, the last %s release (%s)",
-                                   r->rec->version, last_version, r->chname, last_tag);
+    if (fwrel_history_has_tag(h, r->res->tag)) {
+        int released = 0;
+        for (size_t i = 0; i < h->nrel; i++)
+            released |= strcmp(h->rel[i].tag, r->res->tag) == 0;
+        error = released ? fwrel_error_set(FWREL_EVERIFY, "tag %s exists: version %s was released "
+                                                          "already",
+                                           r->res->tag, r->rec->version)
+                         : fwrel_error_set(FWREL_EVERIFY, "tag %s exists already", r->res->tag);
+        goto done;
     }
-    if (r->recording && r->rec->counter != counter + 1)
-        return fwrel_error_set(FWREL_EVERIFY,
-                               "the bundle's release counter is %llu, the next is %llu: a release "
-                               "was recorded since the bundle was made; make it again",
-                               (unsigned long long)r->rec->counter,
-                               (unsigned long long)(counter + 1));
-    r->rec->counter = counter + 1;
+    uint64_t next = fwrel_history_state_counter(st) + 1;
+    if (next > UINT32_MAX) {
+        error = fwrel_error_set(FWREL_EVERIFY, "the release counter of %s is exhausted",
+                                r->p->product);
+        goto done;
+    }
+    if (r->recording && r->rec->counter != next) {
+        error = fwrel_error_set(FWREL_EVERIFY,
+                                "the bundle's release counter is %llu, the next is %llu: a release "
+                                "was recorded since the bundle was made; make it again",
+                                (unsigned long long)r->rec->counter, (unsigned long long)next);
+        goto done;
+    }
+    r->rec->counter = next;
+    fwrel_history_item it = {r->res->tag,     r->p->product,           r->rec->version,
+                             r->chname,       r->rec->counter,         r->rec->secure_version};
+    if ((error = fwrel_history_rule_counter(st, &it)) != 0 ||
+        (error = fwrel_history_rule_secure_version(st, &it, r->p->monotonic)) != 0 ||
+        (error = fwrel_history_rule_version(st, &it)) != 0)
+        goto done;
     fwrel_report_add(r->report, "history", FWREL_PASS, "%zu earlier release%s of %s; counter %llu",
                      seen, seen == 1 ? "" : "s", r->p->product,
                      (unsigned long long)r->rec->counter);
-    return 0;
+    error = 0;
+done:
+    free(items);
+    fwrel_history_state_free(st);
+    fwrel_history_free(h);
+    return error;
 }
 
 static int load_private(fwrel_pkey **key, struct run *r, size_t idx)
