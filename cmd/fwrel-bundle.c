@@ -405,8 +405,8 @@ static int repair(fwrel_ctx *ctx)
 
 static int run(fwrel_ctx *ctx)
 {
-    int modes = (o.check_policy != NULL) + (o.approve != NULL) + (o.record != NULL) +
-                (o.repair != NULL);
+    int modes =
+        (o.check_policy != NULL) + (o.approve != NULL) + (o.record != NULL) + (o.repair != NULL);
     if (modes > 1)
         return fwrel_cmd_usage(ctx, "--check-policy, --approve, --record and --repair-history "
                                     "exclude each other");

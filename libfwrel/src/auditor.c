@@ -1090,11 +1090,10 @@ static int by_counter(const void *x, const void *y)
 
 /* One rule's verdict as a report step: PASS with the detail given, or FAIL with the rule's
  * reason (history.h). */
-static int history_step(fwrel_audit_release *R, const char *name, int broken, const char *fmt,
-                        ...) FWREL_PRINTF(4, 5);
+static int history_step(fwrel_audit_release *R, const char *name, int broken, const char *fmt, ...)
+    FWREL_PRINTF(4, 5);
 
-static int history_step(fwrel_audit_release *R, const char *name, int broken, const char *fmt,
-                        ...)
+static int history_step(fwrel_audit_release *R, const char *name, int broken, const char *fmt, ...)
 {
     char pass[FWREL_ERROR_MSG_MAX];
     va_list ap;
@@ -1142,8 +1141,9 @@ static int history_product(fwrel_audit_release **g, size_t n)
                                      "counter %llu was committed before counter %llu (%s)",
                                      (unsigned long long)R->counter,
                                      (unsigned long long)prev->counter, prev->tag) != 0;
-        if ((error = history_step(R, "history.counter", broken, "counter %llu of %zu, in branch order",
-                                  (unsigned long long)R->counter, n)) != 0)
+        if ((error =
+                 history_step(R, "history.counter", broken, "counter %llu of %zu, in branch order",
+                              (unsigned long long)R->counter, n)) != 0)
             break;
         /* secure_version never decreases over the product's history. */
         broken = fwrel_history_rule_secure_version(st, it, 1) != 0;

@@ -124,9 +124,8 @@ static void untagged_release(fwrel_history_untagged *u, fwrel_repo *r, const fwr
     if (u->tag[0] != '\0' &&
         (size_t)snprintf(path, sizeof(path), "%s/release.json", u->tag) < sizeof(path) &&
         fwrel_repo_commit_read_file(&data, &len, r, c->id, path, FWREL_RELEASE_JSON_MAX) == 0 &&
-        (c->parent[0] == '\0' ||
-         fwrel_repo_commit_read_file(&before, &blen, r, c->parent, path, FWREL_RELEASE_JSON_MAX) !=
-             0) &&
+        (c->parent[0] == '\0' || fwrel_repo_commit_read_file(&before, &blen, r, c->parent, path,
+                                                             FWREL_RELEASE_JSON_MAX) != 0) &&
         fwrel_release_decode(&u->record, data, len) == 0)
         u->have_record = 1;
     fwrel_error_clear();
@@ -339,9 +338,9 @@ int fwrel_history_rule_counter(const fwrel_history_state *s, const fwrel_history
         return fwrel_error_set(FWREL_EVERIFY, "counter %llu is also %s's",
                                (unsigned long long)it->counter, prev->tag);
     if (prev != NULL && it->counter != prev->counter + 1)
-        return fwrel_error_set(FWREL_EVERIFY, "counter %llu follows %llu (%s): a release is missing",
-                               (unsigned long long)it->counter, (unsigned long long)prev->counter,
-                               prev->tag);
+        return fwrel_error_set(
+            FWREL_EVERIFY, "counter %llu follows %llu (%s): a release is missing",
+            (unsigned long long)it->counter, (unsigned long long)prev->counter, prev->tag);
     return 0;
 }
 
@@ -364,7 +363,8 @@ int fwrel_history_rule_version(const fwrel_history_state *s, const fwrel_history
     if (fwrel_semver_cmp(&cmp, it->version, t != NULL ? t->it->version : "0.0.0") != 0)
         return fwrel_error_set(FWREL_EVERIFY, "%s", fwrel_error_last()->message);
     if (t != NULL && cmp <= 0)
-        return fwrel_error_set(FWREL_EVERIFY, "version %s is not above %s of %s, an earlier %s release",
+        return fwrel_error_set(FWREL_EVERIFY,
+                               "version %s is not above %s of %s, an earlier %s release",
                                it->version, t->it->version, t->it->tag, it->channel);
     return 0;
 }

@@ -315,8 +315,8 @@ static int read_history(fwrel_history **h, struct run *r)
 
 static fwrel_history_item history_item(const char *tag, const fwrel_release *rec)
 {
-    fwrel_history_item it = {tag,          rec->product, rec->version, rec->channel,
-                             rec->counter, rec->secure_version};
+    fwrel_history_item it = {tag,          rec->product, rec->version,
+                             rec->channel, rec->counter, rec->secure_version};
     return it;
 }
 
@@ -344,8 +344,8 @@ static int step_history(struct run *r)
             continue;
         if (strcmp(old->record.input.sha256, r->rec->input.sha256) == 0 &&
             strcmp(old->record.channel, r->chname) == 0) {
-            error = fwrel_error_set(FWREL_EVERIFY, "this image was released already as %s",
-                                    old->tag);
+            error =
+                fwrel_error_set(FWREL_EVERIFY, "this image was released already as %s", old->tag);
             goto done;
         }
         items[seen] = history_item(old->tag, &old->record);
@@ -356,16 +356,17 @@ static int step_history(struct run *r)
         int released = 0;
         for (size_t i = 0; i < h->nrel; i++)
             released |= strcmp(h->rel[i].tag, r->res->tag) == 0;
-        error = released ? fwrel_error_set(FWREL_EVERIFY, "tag %s exists: version %s was released "
-                                                          "already",
+        error = released ? fwrel_error_set(FWREL_EVERIFY,
+                                           "tag %s exists: version %s was released "
+                                           "already",
                                            r->res->tag, r->rec->version)
                          : fwrel_error_set(FWREL_EVERIFY, "tag %s exists already", r->res->tag);
         goto done;
     }
     uint64_t next = fwrel_history_state_counter(st) + 1;
     if (next > UINT32_MAX) {
-        error = fwrel_error_set(FWREL_EVERIFY, "the release counter of %s is exhausted",
-                                r->p->product);
+        error =
+            fwrel_error_set(FWREL_EVERIFY, "the release counter of %s is exhausted", r->p->product);
         goto done;
     }
     if (r->recording && r->rec->counter != next) {
@@ -376,8 +377,8 @@ static int step_history(struct run *r)
         goto done;
     }
     r->rec->counter = next;
-    fwrel_history_item it = {r->res->tag,     r->p->product,           r->rec->version,
-                             r->chname,       r->rec->counter,         r->rec->secure_version};
+    fwrel_history_item it = {r->res->tag, r->p->product,   r->rec->version,
+                             r->chname,   r->rec->counter, r->rec->secure_version};
     if ((error = fwrel_history_rule_counter(st, &it)) != 0 ||
         (error = fwrel_history_rule_secure_version(st, &it, r->p->monotonic)) != 0 ||
         (error = fwrel_history_rule_version(st, &it)) != 0)
@@ -1469,8 +1470,8 @@ static int retag_message(char **msg, struct run *r, const fwrel_history_untagged
     int n = snprintf(head, sizeof(head), "release %s\n\n", u->tag);
     const fwrel_release *rec = &u->record;
     if (n < 0 || (size_t)n >= sizeof(head) || strncmp(cmsg, head, (size_t)n) != 0) {
-        error = fwrel_error_set(FWREL_EVERIFY, "commit %s: its message is not a release's",
-                                u->commit);
+        error =
+            fwrel_error_set(FWREL_EVERIFY, "commit %s: its message is not a release's", u->commit);
     } else {
         size_t len = strlen(cmsg) + 400;
         if ((*msg = malloc(len)) == NULL)
@@ -1489,8 +1490,8 @@ static int retag_rules(struct run *r, const fwrel_history *h, const fwrel_histor
     fwrel_history_state *st = NULL;
     fwrel_history_item *items = calloc(h->nrel ? h->nrel : 1, sizeof(*items));
     size_t k = 0;
-    int error = items == NULL ? fwrel_error_set(FWREL_EIO, "out of memory")
-                              : fwrel_history_state_new(&st);
+    int error =
+        items == NULL ? fwrel_error_set(FWREL_EIO, "out of memory") : fwrel_history_state_new(&st);
     for (size_t i = 0; error == 0 && i < h->nrel; i++)
         if (h->rel[i].pos < u->pos && strcmp(h->rel[i].record.product, r->p->product) == 0) {
             items[k] = history_item(h->rel[i].tag, &h->rel[i].record);
@@ -1525,9 +1526,8 @@ static int do_repair(struct run *r, const char *commit, int drop)
         if (strcmp(h->untagged[i].commit, commit) == 0)
             u = &h->untagged[i];
     if (u == NULL) {
-        error = fwrel_error_set(FWREL_EVERIFY,
-                                "commit %.40s is not an untagged commit of the release branch",
-                                commit);
+        error = fwrel_error_set(
+            FWREL_EVERIFY, "commit %.40s is not an untagged commit of the release branch", commit);
         goto done;
     }
     snprintf(r->res->tag, sizeof(r->res->tag), "%s", u->tag);
@@ -1648,8 +1648,8 @@ int fwrel_pipeline_repair(fwrel_pipeline_result *res, fwrel_report *report,
     if (n < 0 || (size_t)n >= sizeof(r.audit_path))
         STEP("policy", fwrel_error_set(FWREL_EUSAGE, "audit log path too long"));
     const char *signer = o->tag_signer != NULL ? o->tag_signer
-                         : o->napprovers > 0  ? o->approvers[0]
-                                              : NULL;
+                         : o->napprovers > 0   ? o->approvers[0]
+                                               : NULL;
     if (signer == NULL)
         STEP("policy", fwrel_error_set(FWREL_EUSAGE, "a repair needs --tag-signer FPR"));
     STEP("policy", tag_signer_ok(r.signer, r.p, signer));

@@ -166,8 +166,15 @@ static int hex_ok(const char *s, size_t n, int upper)
  * decoder would refuse is never written (a counter of 2^32 written once would make every later
  * read of the history fail). Counters and secure_version are 32-bit on the device side.
  */
-enum field { F_COUNTER, F_SECURE_VERSION, F_CREATED, F_EXPIRES, F_FILE_SIZE, F_THRESHOLD,
-             F_REQUIRED };
+enum field {
+    F_COUNTER,
+    F_SECURE_VERSION,
+    F_CREATED,
+    F_EXPIRES,
+    F_FILE_SIZE,
+    F_THRESHOLD,
+    F_REQUIRED
+};
 
 static const struct limit {
     enum field field;
@@ -270,8 +277,7 @@ int fwrel_release_encode(char **out, size_t *len, const fwrel_release *r)
     for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
         uint64_t v = field_value(r, limits[i].field);
         if (v > limits[i].max)
-            return fwrel_error_set(FWREL_EFORMAT,
-                                   "release record: %s %llu is above its limit %llu",
+            return fwrel_error_set(FWREL_EFORMAT, "release record: %s %llu is above its limit %llu",
                                    limits[i].name, (unsigned long long)v,
                                    (unsigned long long)limits[i].max);
     }

@@ -991,8 +991,8 @@ done:
 }
 
 /* A file of a commit's tree, its blob id recomputed; label names the commit in messages. */
-static int commit_file(uint8_t **data, size_t *len, fwrel_repo *r, git_commit *c,
-                       const char *label, const char *path, size_t max)
+static int commit_file(uint8_t **data, size_t *len, fwrel_repo *r, git_commit *c, const char *label,
+                       const char *path, size_t max)
 {
     git_tree *tree = NULL;
     git_tree_entry *entry = NULL;
@@ -1119,8 +1119,8 @@ int fwrel_repo_branch_commits(fwrel_repo_commit **list, size_t *n, fwrel_repo *r
     for (;;) {
         git_commit *c = NULL;
         if (count == max) {
-            error = fwrel_error_set(FWREL_EFORMAT, "the release branch has more than %zu commits",
-                                    max);
+            error =
+                fwrel_error_set(FWREL_EFORMAT, "the release branch has more than %zu commits", max);
             goto done;
         }
         if (count == cap) {

@@ -698,9 +698,8 @@ static void test_deleted_tag_is_not_undone(void **state)
                  "the release branch has more than 1 commits");
     uint8_t *data = NULL;
     size_t len = 0;
-    assert_int_equal(fwrel_repo_commit_read_file(&data, &len, r, c2, "prod/stable/v1.1.0/bundle.fwb",
-                                                 1024),
-                     0);
+    assert_int_equal(
+        fwrel_repo_commit_read_file(&data, &len, r, c2, "prod/stable/v1.1.0/bundle.fwb", 1024), 0);
     assert_int_equal(len, sizeof(bundle2) - 1);
     assert_memory_equal(data, bundle2, len);
     free(data);

@@ -33,11 +33,11 @@ extern "C" {
 
 /** A release the repository proves. */
 typedef struct fwrel_history_release {
-    char tag[256];         /**< the tag's name */
-    char commit[41];       /**< its commit */
-    size_t pos;            /**< position on the branch, 1 for the root */
-    char signer[41];       /**< the tag's signer (primary fingerprint, upper-case) */
-    fwrel_release record;  /**< its release.json */
+    char tag[256];        /**< the tag's name */
+    char commit[41];      /**< its commit */
+    size_t pos;           /**< position on the branch, 1 for the root */
+    char signer[41];      /**< the tag's signer (primary fingerprint, upper-case) */
+    fwrel_release record; /**< its release.json */
 } fwrel_history_release;
 
 /** A tag that is not part of the history, and why. */
@@ -49,9 +49,9 @@ typedef struct fwrel_history_ignored {
 /** A commit of the release branch that no verified tag names. */
 typedef struct fwrel_history_untagged {
     char commit[41];
-    size_t pos;         /**< position on the branch, 1 for the root */
-    char tag[256];      /**< the release its message names ("release <tag>"), or "" */
-    int have_record;    /**< 1: it adds <tag>/release.json, decoded into record (unverified) */
+    size_t pos;      /**< position on the branch, 1 for the root */
+    char tag[256];   /**< the release its message names ("release <tag>"), or "" */
+    int have_record; /**< 1: it adds <tag>/release.json, decoded into record (unverified) */
     fwrel_release record;
 } fwrel_history_untagged;
 
@@ -70,10 +70,10 @@ typedef struct fwrel_history {
 
 /** Which tags are believed. */
 typedef struct fwrel_history_opts {
-    const char *gnupg_home;     /**< GnuPG home with the signers' public keys; NULL: $GNUPGHOME */
-    const char (*pinned)[41];   /**< fingerprints (upper-case hex) a tag may be signed by */
-    size_t npinned;             /**< 0: any key of the GnuPG home (a policy that pins no
-                                     approver, as its tag signer may be anyone) */
+    const char *gnupg_home;   /**< GnuPG home with the signers' public keys; NULL: $GNUPGHOME */
+    const char (*pinned)[41]; /**< fingerprints (upper-case hex) a tag may be signed by */
+    size_t npinned;           /**< 0: any key of the GnuPG home (a policy that pins no
+                                   approver, as its tag signer may be anyone) */
 } fwrel_history_opts;
 
 /**
@@ -130,7 +130,8 @@ uint64_t fwrel_history_state_counter(const fwrel_history_state *s);
  * @return 0; FWREL_EVERIFY "the product's first counter is N, not 1", "counter N is also TAG's",
  *         "counter N follows M (TAG): a release is missing"
  */
-int fwrel_history_rule_counter(const fwrel_history_state *s, const fwrel_history_item *it) FWREL_WUR;
+int fwrel_history_rule_counter(const fwrel_history_state *s,
+                               const fwrel_history_item *it) FWREL_WUR;
 
 /**
  * secure_version never decreases over a product's releases (all channels), when monotonic: the
@@ -145,7 +146,8 @@ int fwrel_history_rule_secure_version(const fwrel_history_state *s, const fwrel_
  * @return 0; FWREL_EVERIFY "version V is not above W of TAG, an earlier CHANNEL release", or
  *         "version 'V' is not SemVer 2.0"
  */
-int fwrel_history_rule_version(const fwrel_history_state *s, const fwrel_history_item *it) FWREL_WUR;
+int fwrel_history_rule_version(const fwrel_history_state *s,
+                               const fwrel_history_item *it) FWREL_WUR;
 
 /**
  * The rule on untagged release commits: none may be on the branch (a release on top of one would
