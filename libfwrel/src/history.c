@@ -213,7 +213,8 @@ int fwrel_history_read(fwrel_history **out, fwrel_repo *r, const fwrel_history_o
         if (error)
             goto done;
     }
-    qsort(h->rel, h->nrel, sizeof(*h->rel), rel_cmp);
+    if (h->nrel > 1)
+        qsort(h->rel, h->nrel, sizeof(*h->rel), rel_cmp);
 
     for (size_t i = 0; i < ncommits; i++) {
         struct cpos *at = cpos_find(cp, ncommits, commits[i].id);
@@ -227,7 +228,8 @@ int fwrel_history_read(fwrel_history **out, fwrel_repo *r, const fwrel_history_o
         u->pos = at->pos;
         untagged_release(u, r, &commits[i]);
     }
-    qsort(h->untagged, h->nuntagged, sizeof(*h->untagged), untagged_cmp);
+    if (h->nuntagged > 1)
+        qsort(h->untagged, h->nuntagged, sizeof(*h->untagged), untagged_cmp);
     *out = h;
     h = NULL;
     error = 0;
