@@ -23,9 +23,9 @@
 static struct {
     const char *check_policy, *policy, *keystore, *repo, *channel, *tag_signer, *gnupg_home;
     const char *output, *templates, *pass_file, *pass_fd, *pgp_pass_file, *pgp_pass_fd;
-    const char *approve, *record, *user, *email, *pin_file;
+    const char *approve, *record, *user, *email, *pin_file, *repair;
     fwrel_strlist approvers;
-    int no_pass, force;
+    int no_pass, force, drop;
 } o;
 
 static const fwrel_opt opts[] = {
@@ -70,6 +70,13 @@ static const fwrel_opt opts[] = {
      "(default: the login name)",
      &o.user},
     {"email", 0, FWREL_OPT_STR, "ADDR", "the operator's e-mail for the commit", &o.email},
+    {"repair-history", 0, FWREL_OPT_STR, "COMMIT",
+     "repair the history: sign the deleted tag of the release commit COMMIT again (with --drop: "
+     "move the branch back over it)",
+     &o.repair},
+    {"drop", 0, FWREL_OPT_FLAG, NULL,
+     "with --repair-history: COMMIT is not a release of yours; drop it from the branch's tip",
+     &o.drop},
     {NULL, 0, 0, NULL, NULL, NULL},
 };
 
@@ -351,11 +358,60 @@ static int approve(fwrel_ctx *ctx)
     return 0;
 }
 
+/* --repair-history COMMIT [--drop] (fwrel_pipeline_repair()). */
+static int repair(fwrel_ctx *ctx)
+{
+    fwrel_pipeline_opts po;
+    fwrel_pipeline_result res;
+    fwrel_pass_src pgp_pass;
+    fwrel_report *report = NULL;
+    struct passwd *pw = getpwuid(getuid());
+    int error;
+
+    memset(&po, 0, sizeof(po));
+    if (ctx->argc != 0)
+        return fwrel_cmd_usage(ctx, "--repair-history takes no IMAGE");
+    if ((error = pgp_source(ctx, &pgp_pass)) != 0 || (error = release_time(ctx, &po.time)) != 0)
+        return error;
+    po.policy = o.policy;
+    po.repo = o.repo;
+    po.gnupg_home = o.gnupg_home;
+    for (int i = 0; i < o.approvers.n && i < FWREL_PIPELINE_MAX_APPROVERS; i++)
+        po.approvers[po.napprovers++] = o.approvers.v[i];
+    po.tag_signer = o.tag_signer;
+    po.pgp_pass = &pgp_pass;
+    po.who = o.user != NULL ? o.user : pw != NULL ? pw->pw_name : "fwrel";
+    po.email = o.email;
+    if ((error = fwrel_report_new(&report)) != 0)
+        return fwrel_cmd_fail(ctx, NULL);
+    error = fwrel_pipeline_repair(&res, report, &po, o.repair, o.drop);
+    fwrel_cmd_report(ctx, report);
+    fwrel_report_free(report);
+    if (error)
+        return fwrel_cmd_fail(ctx, NULL);
+    if (o.drop)
+        fwrel_cmd_print(ctx, "dropped commit %s from the release branch\n", o.repair);
+    else
+        fwrel_cmd_print(ctx, "repaired %s %s (%s), counter %llu: tag %s on commit %.12s\n",
+                        res.record.product, res.record.version, res.record.channel,
+                        (unsigned long long)res.record.counter, res.tag, res.commit);
+    fwrel_cmd_print(ctx, "audit head %s\n", res.audit_head);
+    fwrel_cmd_set(ctx, "commit", json_string(o.repair));
+    fwrel_cmd_set(ctx, "dropped", json_boolean(o.drop));
+    fwrel_cmd_set(ctx, "tag", o.drop ? json_null() : json_string(res.tag));
+    fwrel_cmd_set(ctx, "audit_head", json_string(res.audit_head));
+    return 0;
+}
+
 static int run(fwrel_ctx *ctx)
 {
-    int modes = (o.check_policy != NULL) + (o.approve != NULL) + (o.record != NULL);
+    int modes =
+        (o.check_policy != NULL) + (o.approve != NULL) + (o.record != NULL) + (o.repair != NULL);
     if (modes > 1)
-        return fwrel_cmd_usage(ctx, "--check-policy, --approve and --record exclude each other");
+        return fwrel_cmd_usage(ctx, "--check-policy, --approve, --record and --repair-history "
+                                    "exclude each other");
+    if (o.drop && o.repair == NULL)
+        return fwrel_cmd_usage(ctx, "--drop goes with --repair-history");
     if (o.check_policy != NULL)
         return ctx->argc == 0 ? check_policy(ctx, o.check_policy)
                               : fwrel_cmd_usage(ctx, "--check-policy takes no IMAGE");
@@ -363,6 +419,8 @@ static int run(fwrel_ctx *ctx)
         return approve(ctx);
     if (o.policy == NULL)
         return fwrel_cmd_usage(ctx, "a release needs --policy POLICY");
+    if (o.repair != NULL)
+        return repair(ctx);
     return release(ctx);
 }
 
@@ -372,6 +430,7 @@ static const fwrel_cmd cmd = {
                 "[--tag-signer FPR] [--gnupg-home DIR] [-o BUNDLE] IMAGE\n"
                 "--approve BUNDLE --approver FPR... [--gnupg-home DIR]\n"
                 "--record BUNDLE --policy POLICY [--repo DIR] [--channel C] [--tag-signer FPR]\n"
+                "--repair-history COMMIT [--drop] --policy POLICY [--repo DIR] --tag-signer FPR\n"
                 "--check-policy POLICY",
     .summary = "make a release: signed, encrypted, approved bundle, audit record, signed git tag",
     .opts = opts,

@@ -38,8 +38,8 @@ static int is_hex(const char *s, size_t n)
 
 static int event_ok(const char *e, int recovered_ok)
 {
-    static const char *const events[] = {"keygen", "sign",    "encrypt",
-                                         "bundle", "approve", "release"};
+    static const char *const events[] = {"keygen",  "sign",    "encrypt", "bundle",
+                                         "approve", "release", "repair"};
     for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++)
         if (strcmp(e, events[i]) == 0)
             return 1;

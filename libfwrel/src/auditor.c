@@ -22,6 +22,7 @@
 #include "fwrel/audit.h"
 #include "fwrel/bundle.h"
 #include "fwrel/bverify.h"
+#include "fwrel/history.h"
 #include "fwrel/keystore_dir.h"
 #include "fwrel/repo.h"
 #include "util.h"
@@ -1087,87 +1088,80 @@ static int by_counter(const void *x, const void *y)
     return strcmp(a->tag, b->tag);
 }
 
+/* One rule's verdict as a report step: PASS with the detail given, or FAIL with the rule's
+ * reason (history.h). */
+static int history_step(fwrel_audit_release *R, const char *name, int broken, const char *fmt, ...)
+    FWREL_PRINTF(4, 5);
+
+static int history_step(fwrel_audit_release *R, const char *name, int broken, const char *fmt, ...)
+{
+    char pass[FWREL_ERROR_MSG_MAX];
+    va_list ap;
+    if (broken) {
+        char m[FWREL_ERROR_MSG_MAX];
+        snprintf(m, sizeof(m), "%s", fwrel_error_last()->message);
+        fwrel_error_clear();
+        return fwrel_report_add(R->report, name, FWREL_FAIL, "%s", m) != 0 ? FWREL_EIO : 0;
+    }
+    va_start(ap, fmt);
+    vsnprintf(pass, sizeof(pass), fmt, ap);
+    va_end(ap);
+    return fwrel_report_add(R->report, name, FWREL_PASS, "%s", pass) != 0 ? FWREL_EIO : 0;
+}
+
+/* The history rules of history.h over one product's releases, in counter order. The auditor has
+ * no policy: secure_version is held monotonic. */
 static int history_product(fwrel_audit_release **g, size_t n)
 {
+    fwrel_history_state *st = NULL;
+    fwrel_history_item *items = NULL;
+    int error = 0;
     qsort(g, n, sizeof(*g), by_counter);
-    uint32_t max_sv = 0;
-    const fwrel_audit_release *max_sv_at = NULL;
-    for (size_t k = 0; k < n; k++) {
+    if ((error = fwrel_history_state_new(&st)) != 0)
+        return error;
+    if ((items = calloc(n ? n : 1, sizeof(*items))) == NULL) {
+        fwrel_history_state_free(st);
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    }
+    for (size_t k = 0; k < n && error == 0; k++) {
         fwrel_audit_release *R = g[k];
         const fwrel_audit_release *prev = k ? g[k - 1] : NULL;
-        uint64_t pc = prev ? prev->counter : 0;
-        int e;
+        fwrel_history_item *it = &items[k];
+        it->tag = R->tag;
+        it->product = R->product;
+        it->version = R->version;
+        it->channel = R->channel;
+        it->counter = R->counter;
+        it->secure_version = R->secure_version;
         /* Counters: 1..n, in branch order. */
-        if (prev != NULL && R->counter == pc)
-            e = fwrel_report_add(R->report, "history.counter", FWREL_FAIL,
-                                 "counter %llu is also %s's", (unsigned long long)R->counter,
-                                 prev->tag);
-        else if (R->counter != pc + 1 && prev == NULL)
-            e = fwrel_report_add(R->report, "history.counter", FWREL_FAIL,
-                                 "the product's first counter is %llu, not 1",
-                                 (unsigned long long)R->counter);
-        else if (R->counter != pc + 1)
-            e = fwrel_report_add(R->report, "history.counter", FWREL_FAIL,
-                                 "counter %llu follows %llu (%s): a release is missing",
-                                 (unsigned long long)R->counter, (unsigned long long)pc, prev->tag);
-        else if (prev != NULL && R->branch_pos != 0 && prev->branch_pos != 0 &&
-                 R->branch_pos < prev->branch_pos)
-            e = fwrel_report_add(R->report, "history.counter", FWREL_FAIL,
-                                 "counter %llu was committed before counter %llu (%s)",
-                                 (unsigned long long)R->counter, (unsigned long long)pc, prev->tag);
-        else
-            e = fwrel_report_add(R->report, "history.counter", FWREL_PASS,
-                                 "counter %llu of %zu, in branch order",
-                                 (unsigned long long)R->counter, n);
-        if (e != 0)
-            return FWREL_EIO;
+        int broken = fwrel_history_rule_counter(st, it) != 0;
+        if (!broken && prev != NULL && R->branch_pos != 0 && prev->branch_pos != 0 &&
+            R->branch_pos < prev->branch_pos)
+            broken = fwrel_error_set(FWREL_EVERIFY,
+                                     "counter %llu was committed before counter %llu (%s)",
+                                     (unsigned long long)R->counter,
+                                     (unsigned long long)prev->counter, prev->tag) != 0;
+        if ((error =
+                 history_step(R, "history.counter", broken, "counter %llu of %zu, in branch order",
+                              (unsigned long long)R->counter, n)) != 0)
+            break;
         /* secure_version never decreases over the product's history. */
-        if (max_sv_at != NULL && R->secure_version < max_sv)
-            e = fwrel_report_add(R->report, "history.secure_version", FWREL_FAIL,
-                                 "secure_version %u is below %u of %s, an earlier release "
-                                 "(rollback)",
-                                 R->secure_version, max_sv, max_sv_at->tag);
-        else
-            e = fwrel_report_add(R->report, "history.secure_version", FWREL_PASS,
-                                 "secure_version %u, not below any earlier release's",
-                                 R->secure_version);
-        if (e != 0)
-            return FWREL_EIO;
-        if (max_sv_at == NULL || R->secure_version > max_sv) {
-            max_sv = R->secure_version;
-            max_sv_at = R;
-        }
+        broken = fwrel_history_rule_secure_version(st, it, 1) != 0;
+        if ((error = history_step(R, "history.secure_version", broken,
+                                  "secure_version %u, not below any earlier release's",
+                                  R->secure_version)) != 0)
+            break;
         /* Versions strictly increase per channel. */
-        const fwrel_audit_release *top = NULL;
-        int bad = 0;
-        for (size_t j = 0; j < k && !bad; j++) {
-            int cmp = 0;
-            if (strcmp(g[j]->channel, R->channel) != 0)
-                continue;
-            if (fwrel_semver_cmp(&cmp, R->version, g[j]->version) != 0) {
-                char m[FWREL_ERROR_MSG_MAX];
-                snprintf(m, sizeof(m), "%s", fwrel_error_last()->message);
-                fwrel_error_clear();
-                e = fwrel_report_add(R->report, "history.version", FWREL_FAIL, "%s", m);
-                bad = 1;
-            } else if (cmp <= 0) {
-                top = g[j];
-            }
-        }
-        if (bad)
-            e = 0;
-        else if (top != NULL)
-            e = fwrel_report_add(R->report, "history.version", FWREL_FAIL,
-                                 "version %s is not above %s of %s, an earlier %s release",
-                                 R->version, top->version, top->tag, R->channel);
-        else
-            e = fwrel_report_add(R->report, "history.version", FWREL_PASS,
-                                 "version %s is above every earlier %s release", R->version,
-                                 R->channel);
-        if (e != 0)
-            return FWREL_EIO;
+        broken = fwrel_history_rule_version(st, it) != 0;
+        if ((error = history_step(R, "history.version", broken,
+                                  "version %s is above every earlier %s release", R->version,
+                                  R->channel)) != 0)
+            break;
+        error = fwrel_history_state_add(st, it);
     }
-    return 0;
+    fwrel_history_state_free(st);
+    free(items);
+    return error;
 }
 
 static int check_history(fwrel_auditor *a)

@@ -161,11 +161,109 @@ static int hex_ok(const char *s, size_t n, int upper)
     return 1;
 }
 
+/*
+ * The numeric limits of the record, one table for the encoder and the decoder: a value the
+ * decoder would refuse is never written (a counter of 2^32 written once would make every later
+ * read of the history fail). Counters and secure_version are 32-bit on the device side.
+ */
+enum field {
+    F_COUNTER,
+    F_SECURE_VERSION,
+    F_CREATED,
+    F_EXPIRES,
+    F_FILE_SIZE,
+    F_THRESHOLD,
+    F_REQUIRED
+};
+
+static const struct limit {
+    enum field field;
+    const char *name;
+    uint64_t max;
+} limits[] = {
+    {F_COUNTER, "counter", UINT32_MAX},
+    {F_SECURE_VERSION, "secure_version", UINT32_MAX},
+    {F_CREATED, "created", (uint64_t)1 << 40},
+    {F_EXPIRES, "expires", (uint64_t)1 << 40},
+    {F_FILE_SIZE, "size", (uint64_t)1 << 40},
+    {F_THRESHOLD, "manifest_threshold", FWREL_RELEASE_MAX_KEYS},
+    {F_REQUIRED, "required", 16},
+};
+
+static uint64_t limit_of(enum field f)
+{
+    for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++)
+        if (limits[i].field == f)
+            return limits[i].max;
+    return 0;
+}
+
+/* The largest value the record holds in a field (for file sizes: the largest of the four). */
+static uint64_t field_value(const fwrel_release *r, enum field f)
+{
+    switch (f) {
+    case F_COUNTER:
+        return r->counter;
+    case F_SECURE_VERSION:
+        return r->secure_version;
+    case F_CREATED:
+        return r->created;
+    case F_EXPIRES:
+        return r->expires;
+    case F_FILE_SIZE: {
+        uint64_t m = r->input.size;
+        const fwrel_release_file *f4[] = {&r->signed_image, &r->image, &r->manifest};
+        for (size_t i = 0; i < 3; i++)
+            if (f4[i]->size > m)
+                m = f4[i]->size;
+        return m;
+    }
+    case F_THRESHOLD:
+        return r->manifest_threshold;
+    case F_REQUIRED:
+        return r->approvals_required;
+    }
+    return 0;
+}
+
+/* Every string NUL-terminated inside its array, as the decoder's lengths allow. */
+static int strings_ok(const fwrel_release *r)
+{
+    const struct {
+        const char *s;
+        size_t cap;
+        const char *name;
+    } v[] = {
+        {r->product, sizeof(r->product), "product"},
+        {r->version, sizeof(r->version), "version"},
+        {r->channel, sizeof(r->channel), "channel"},
+        {r->chip, sizeof(r->chip), "chip"},
+        {r->tool_version, sizeof(r->tool_version), "tool_version"},
+        {r->image_key, sizeof(r->image_key), "image_encryption"},
+        {r->input.name, sizeof(r->input.name), "input.name"},
+        {r->signed_image.name, sizeof(r->signed_image.name), "signed_image.name"},
+        {r->image.name, sizeof(r->image.name), "image.name"},
+        {r->manifest.name, sizeof(r->manifest.name), "manifest.name"},
+    };
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+        if (strnlen(v[i].s, v[i].cap) == v[i].cap)
+            return fwrel_error_set(FWREL_EFORMAT, "release record: %s is too long", v[i].name);
+    for (size_t i = 0; i < r->ndevice_types; i++) {
+        size_t n = strnlen(r->device_types[i], sizeof(r->device_types[i]));
+        if (n == 0 || n == sizeof(r->device_types[i]))
+            return fwrel_error_set(FWREL_EFORMAT, "release record: bad device type");
+    }
+    return 0;
+}
+
+static int decode_fields(fwrel_release *r, const uint8_t *json, size_t len);
+
 int fwrel_release_encode(char **out, size_t *len, const fwrel_release *r)
 {
     FWREL_ASSERT_ARG(out != NULL && len != NULL && r != NULL);
     json_t *o, *keys, *appr;
     char *text;
+    int error;
 
     *out = NULL;
     if (!hex_ok(r->policy_sha256, 64, 0) || !hex_ok(r->input.sha256, 64, 0) ||
@@ -175,6 +273,16 @@ int fwrel_release_encode(char **out, size_t *len, const fwrel_release *r)
         r->nrecipients > FWREL_RELEASE_MAX_KEYS || r->napprovers > 16 || r->counter == 0 ||
         r->image.name[0] == '\0' || r->manifest.name[0] == '\0')
         return fwrel_error_set(FWREL_EFORMAT, "release record: a field is out of range");
+    /* The decoder's limits, from the same table: what is written can be read back. */
+    for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+        uint64_t v = field_value(r, limits[i].field);
+        if (v > limits[i].max)
+            return fwrel_error_set(FWREL_EFORMAT, "release record: %s %llu is above its limit %llu",
+                                   limits[i].name, (unsigned long long)v,
+                                   (unsigned long long)limits[i].max);
+    }
+    if ((error = strings_ok(r)) != 0)
+        return error;
     keys = json_pack("{s:o, s:o, s:I, s:o}", "secure_boot",
                      str_array(r->sign_keys, r->nsign_keys), "manifest_signers",
                      str_array(r->manifest_signers, r->nmanifest_signers), "manifest_threshold",
@@ -220,6 +328,19 @@ int fwrel_release_encode(char **out, size_t *len, const fwrel_release *r)
     }
     t[n] = '\n';
     t[n + 1] = '\0';
+    /* The decoder reads it back (every check but the canonical form, which holds by
+     * construction): a record it would refuse is never written. */
+    fwrel_release *back = malloc(sizeof(*back));
+    if (back == NULL) {
+        free(t);
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    }
+    error = decode_fields(back, (const uint8_t *)t, n + 1);
+    free(back);
+    if (error) {
+        free(t);
+        return error;
+    }
     *out = t;
     *len = n + 1;
     return 0;
@@ -273,7 +394,7 @@ static int get_file(fwrel_release_file *f, json_t *o, const char *key)
     if ((error = only_keys(v, keys, key)) != 0 ||
         (error = get_s(f->name, sizeof(f->name), v, "name", 1)) != 0 ||
         (error = get_s(f->sha256, sizeof(f->sha256), v, "sha256", 0)) != 0 ||
-        (error = get_u(&f->size, v, "size", (uint64_t)1 << 40)) != 0)
+        (error = get_u(&f->size, v, "size", limit_of(F_FILE_SIZE))) != 0)
         return error;
     return 0;
 }
@@ -293,9 +414,9 @@ static int get_list(char (*out)[65], size_t *n, size_t cap, json_t *o, const cha
     return 0;
 }
 
-int fwrel_release_decode(fwrel_release *r, const uint8_t *json, size_t len)
+/* Every rule of the record except its canonical form; r is zeroed on failure. */
+static int decode_fields(fwrel_release *r, const uint8_t *json, size_t len)
 {
-    FWREL_ASSERT_ARG(r != NULL && json != NULL);
     static const char *const top[] = {
         "approvals", "channel",  "chip",    "counter",        "created",      "device_types",
         "encrypted", "expires",  "format",  "image",          "input",        "keys",
@@ -307,8 +428,8 @@ int fwrel_release_decode(fwrel_release *r, const uint8_t *json, size_t len)
     static const char *const akeys[] = {"approvers", "required", NULL};
     json_error_t jerr;
     json_t *o = NULL, *v, *k;
-    char *again = NULL, fmt[32];
-    size_t again_len = 0, i;
+    char fmt[32];
+    size_t i;
     uint64_t u;
     int error;
 
@@ -335,10 +456,10 @@ int fwrel_release_decode(fwrel_release *r, const uint8_t *json, size_t len)
         (error = get_s(r->chip, sizeof(r->chip), o, "chip", 0)) != 0 ||
         (error = get_s(r->policy_sha256, sizeof(r->policy_sha256), o, "policy_sha256", 0)) != 0 ||
         (error = get_s(r->tool_version, sizeof(r->tool_version), o, "tool_version", 0)) != 0 ||
-        (error = get_u(&r->counter, o, "counter", UINT32_MAX)) != 0 ||
-        (error = get_u(&u, o, "secure_version", UINT32_MAX)) != 0 ||
-        (error = get_u(&r->created, o, "created", (uint64_t)1 << 40)) != 0 ||
-        (error = get_u(&r->expires, o, "expires", (uint64_t)1 << 40)) != 0 ||
+        (error = get_u(&r->counter, o, "counter", limit_of(F_COUNTER))) != 0 ||
+        (error = get_u(&u, o, "secure_version", limit_of(F_SECURE_VERSION))) != 0 ||
+        (error = get_u(&r->created, o, "created", limit_of(F_CREATED))) != 0 ||
+        (error = get_u(&r->expires, o, "expires", limit_of(F_EXPIRES))) != 0 ||
         (error = get_file(&r->input, o, "input")) != 0 ||
         (error = get_file(&r->signed_image, o, "signed_image")) != 0 ||
         (error = get_file(&r->image, o, "image")) != 0 ||
@@ -370,13 +491,13 @@ int fwrel_release_decode(fwrel_release *r, const uint8_t *json, size_t len)
                           "manifest_signers")) != 0 ||
         (error = get_list(r->recipients, &r->nrecipients, FWREL_RELEASE_MAX_KEYS, k,
                           "manifest_recipients")) != 0 ||
-        (error = get_u(&u, k, "manifest_threshold", FWREL_RELEASE_MAX_KEYS)) != 0 ||
+        (error = get_u(&u, k, "manifest_threshold", limit_of(F_THRESHOLD))) != 0 ||
         (error = get_s(r->image_key, sizeof(r->image_key), k, "image_encryption", 1)) != 0)
         goto done;
     r->manifest_threshold = (unsigned)u;
     k = json_object_get(o, "approvals");
     if ((error = only_keys(k, akeys, "approvals")) != 0 ||
-        (error = get_u(&u, k, "required", 16)) != 0)
+        (error = get_u(&u, k, "required", limit_of(F_REQUIRED))) != 0)
         goto done;
     r->approvals_required = (unsigned)u;
     v = json_object_get(k, "approvers");
@@ -392,14 +513,28 @@ int fwrel_release_decode(fwrel_release *r, const uint8_t *json, size_t len)
         memcpy(r->approvers[i], json_string_value(k), 41);
     }
     r->napprovers = json_array_size(v);
-    /* Canonical bytes only: what is signed is what is read. */
-    if ((error = fwrel_release_encode(&again, &again_len, r)) != 0)
-        goto done;
-    if (again_len != len || memcmp(again, json, len) != 0)
-        error = fwrel_error_set(FWREL_EFORMAT, "release record is not in canonical form");
+    error = 0;
 done:
-    free(again);
     json_decref(o);
+    if (error)
+        memset(r, 0, sizeof(*r));
+    return error;
+}
+
+int fwrel_release_decode(fwrel_release *r, const uint8_t *json, size_t len)
+{
+    FWREL_ASSERT_ARG(r != NULL && json != NULL);
+    char *again = NULL;
+    size_t again_len = 0;
+    int error;
+
+    if ((error = decode_fields(r, json, len)) != 0)
+        return error;
+    /* Canonical bytes only: what is signed is what is read. */
+    if ((error = fwrel_release_encode(&again, &again_len, r)) == 0 &&
+        (again_len != len || memcmp(again, json, len) != 0))
+        error = fwrel_error_set(FWREL_EFORMAT, "release record is not in canonical form");
+    free(again);
     if (error)
         memset(r, 0, sizeof(*r));
     return error;

@@ -214,6 +214,90 @@ static int commit_is_tagged(int *tagged, int *any_tag, git_repository *repo, con
     return 0;
 }
 
+/*
+ * The release journal (docs/repo.md "Crash windows"): written before a release moves the branch,
+ * removed once its tag exists or the branch is back. It names the commit and the branch's old
+ * tip, so the next lock tells a killed release (the journal names the untagged tip: undo it) from
+ * a release whose tag was deleted afterwards (no journal: the history refuses until a repair).
+ */
+static void journal_path(char *out, size_t size, const fwrel_repo *r)
+{
+    snprintf(out, size, "%s%s", r->gitdir, FWREL_REPO_JOURNAL_FILE);
+}
+
+static int journal_write(fwrel_repo *r, const git_oid *commit, const git_oid *old)
+{
+    char path[4200], text[128], c[41], o[41] = "-";
+    journal_path(path, sizeof(path), r);
+    git_oid_tostr(c, sizeof(c), commit);
+    if (old != NULL)
+        git_oid_tostr(o, sizeof(o), old);
+    int n = snprintf(text, sizeof(text), "fwrel-release-journal 1\ncommit %s\nparent %s\n", c, o);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return fwrel_error_set_errno(FWREL_EIO, errno, "cannot write the release journal");
+    if (write(fd, text, (size_t)n) != n || fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        unlink(path);
+        return fwrel_error_set_errno(FWREL_EIO, e, "cannot write the release journal");
+    }
+    close(fd);
+    /* The journal's name reaches the disk before the branch moves. */
+    int dfd = open(r->gitdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        (void)fsync(dfd);
+        close(dfd);
+    }
+    return 0;
+}
+
+/* Remove the journal. A failure leaves a journal naming a tagged commit: the next lock removes
+ * it (a journal counts only for an untagged tip it names). */
+static void journal_remove(fwrel_repo *r)
+{
+    char path[4200];
+    journal_path(path, sizeof(path), r);
+    (void)unlink(path);
+}
+
+/* Read the journal: 1 and the commit and old tip ("" for none) when there is a well-formed one. */
+static int journal_read(const fwrel_repo *r, char commit[41], char parent[41])
+{
+    char path[4200], text[128];
+    journal_path(path, sizeof(path), r);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, text, sizeof(text) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    text[n] = '\0';
+    static const char head[] = "fwrel-release-journal 1\ncommit ";
+    const char *p = text;
+    if (strncmp(p, head, sizeof(head) - 1) != 0)
+        return 0;
+    p += sizeof(head) - 1;
+    if (strlen(p) < 48 || p[40] != '\n' || strncmp(p + 41, "parent ", 7) != 0)
+        return 0;
+    memcpy(commit, p, 40);
+    commit[40] = '\0';
+    p += 48;
+    if (strcmp(p, "-\n") == 0) {
+        parent[0] = '\0';
+    } else if (strlen(p) == 41 && p[40] == '\n') {
+        memcpy(parent, p, 40);
+        parent[40] = '\0';
+    } else {
+        return 0;
+    }
+    for (size_t i = 0; i < 40; i++)
+        if (!((commit[i] >= '0' && commit[i] <= '9') || (commit[i] >= 'a' && commit[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
 /* Bring back the invariant "the branch tip is a tagged release" after a killed release. */
 static int repair(fwrel_repo *r)
 {
@@ -221,9 +305,10 @@ static int repair(fwrel_repo *r)
     git_commit *tip = NULL;
     char tipbuf[41] = "";
     int tagged = 0, any_tag = 0, error;
-    char path[4200];
+    char path[4200], jcommit[41] = "", jparent[41] = "";
 
     r->repaired = 0;
+    int journaled = journal_read(r, jcommit, jparent);
     snprintf(path, sizeof(path), "%srefs", r->gitdir);
     if ((error = remove_stale_locks(path, 0)) != 0)
         goto done;
@@ -252,24 +337,31 @@ static int repair(fwrel_repo *r)
         goto done;
     }
     unsigned parents = git_commit_parentcount(tip);
-    if (parents == 0 && !any_tag) {
+    char parentbuf[41] = "";
+    if (parents == 1)
+        git_oid_tostr(parentbuf, sizeof(parentbuf), git_commit_parent_id(tip, 0));
+    /* Only the release the journal names was killed in its window; any other untagged tip is a
+     * release whose tag was deleted, which the history reports (never undone silently). */
+    if (!journaled || strcmp(jcommit, tipbuf) != 0 || strcmp(jparent, parentbuf) != 0 ||
+        parents > 1) {
+        int parent_tagged = parents == 0 && !any_tag;
+        if (parents == 1 && (error = commit_is_tagged(&parent_tagged, &any_tag, r->repo,
+                                                      git_commit_parent_id(tip, 0))) != 0)
+            goto done;
+        if (!parent_tagged)
+            error = fwrel_error_set(FWREL_EVERIFY,
+                                    "release branch tip %s is neither a tagged release nor one "
+                                    "commit ahead of one; repair by hand (docs/repo.md)",
+                                    tipbuf);
+        goto done;
+    }
+    if (parents == 0) {
         /* The first release was killed between its branch and its tag. */
         if (git_reference_delete(branch) != 0) {
             error = git_fail(FWREL_EIO, "cannot remove the untagged release branch");
             goto done;
         }
         r->repaired = 1;
-        goto done;
-    }
-    int parent_tagged = 0;
-    if (parents == 1 && (error = commit_is_tagged(&parent_tagged, &any_tag, r->repo,
-                                                  git_commit_parent_id(tip, 0))) != 0)
-        goto done;
-    if (parents != 1 || !parent_tagged) {
-        error = fwrel_error_set(FWREL_EVERIFY,
-                                "release branch tip %s is neither a tagged release nor one "
-                                "commit ahead of one; repair by hand (docs/repo.md)",
-                                tipbuf);
         goto done;
     }
     if (git_reference_create_matching(&moved, r->repo, FWREL_REPO_BRANCH,
@@ -281,6 +373,9 @@ static int repair(fwrel_repo *r)
     r->repaired = 1;
     error = 0;
 done:
+    /* The journal has served: its release is complete, undone, or never moved the branch. */
+    if (error == 0 && journaled)
+        journal_remove(r);
     git_reference_free(moved);
     git_commit_free(tip);
     git_reference_free(branch);
@@ -490,6 +585,63 @@ static int check_opts(const fwrel_repo_release_opts *o)
 
 /* ---- release --------------------------------------------------------------------------- */
 
+/* Steps "sign" and "tag-object": the tag payload laid out exactly as `git tag -s` lays it out,
+ * signed, and the signed tag object written (no ref). tmsg ends with one newline. */
+static int write_signed_tag(git_oid *tag_id, fwrel_repo *r, git_odb *odb, const git_oid *commit_id,
+                            const fwrel_repo_release_opts *o, const char *tmsg)
+{
+    char *payload = NULL, *obj = NULL, hex[41];
+    uint8_t *pgp = NULL;
+    size_t pgp_len = 0, payload_len = 0;
+    git_tag *check = NULL;
+    int error, rc;
+
+    if ((error = step("sign")) != 0)
+        return error;
+    git_oid_tostr(hex, sizeof(hex), commit_id);
+    int off = o->who.offset_min < 0 ? -o->who.offset_min : o->who.offset_min;
+    size_t cap =
+        strlen(tmsg) + strlen(o->tag_name) + strlen(o->who.name) + strlen(o->who.email) + 200;
+    payload = malloc(cap);
+    if (payload == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    rc = snprintf(payload, cap,
+                  "object %s\ntype commit\ntag %s\ntagger %s <%s> %lld %c%02d%02d\n\n%s", hex,
+                  o->tag_name, o->who.name, o->who.email, (long long)o->who.time,
+                  o->who.offset_min < 0 ? '-' : '+', off / 60, off % 60, tmsg);
+    if (rc < 0 || (size_t)rc >= cap) {
+        error = fwrel_error_set(FWREL_EIO, "cannot format the tag");
+        goto done;
+    }
+    payload_len = (size_t)rc;
+    if ((error = fwrel_pgp_sign_detached(&pgp, &pgp_len, o->gpg_home, o->signer_fpr,
+                                         (const uint8_t *)payload, payload_len, o->pass)) != 0)
+        goto done;
+    if ((error = step("tag-object")) != 0)
+        goto done;
+    obj = malloc(payload_len + pgp_len);
+    if (obj == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    memcpy(obj, payload, payload_len);
+    memcpy(obj + payload_len, pgp, pgp_len);
+    if (git_odb_write(tag_id, odb, obj, payload_len + pgp_len, GIT_OBJECT_TAG) != 0 ||
+        git_tag_lookup(&check, r->repo, tag_id) != 0) {
+        error = git_fail(FWREL_EIO, "cannot write the tag object");
+        goto done;
+    }
+    error = 0;
+done:
+    git_tag_free(check);
+    free(obj);
+    free(pgp);
+    free(payload);
+    return error;
+}
+
 int fwrel_repo_release(fwrel_repo *r, const fwrel_repo_release_opts *o, char commit_hex[41],
                        char tag_hex[41])
 {
@@ -499,12 +651,9 @@ int fwrel_repo_release(fwrel_repo *r, const fwrel_repo_release_opts *o, char com
     git_index *idx = NULL;
     git_signature *sig = NULL;
     git_odb *odb = NULL;
-    git_tag *check = NULL;
     git_oid old_id, tree_id, commit_id, tag_id;
-    char *cmsg = NULL, *tmsg = NULL, *payload = NULL, *obj = NULL;
-    uint8_t *pgp = NULL;
-    size_t pgp_len = 0, payload_len = 0;
-    char refname[600], hex[41];
+    char *cmsg = NULL, *tmsg = NULL;
+    char refname[600];
     int have_old = 0, error, rc;
 
     FWREL_ASSERT_ARG(r != NULL && o != NULL);
@@ -591,59 +740,28 @@ int fwrel_repo_release(fwrel_repo *r, const fwrel_repo_release_opts *o, char com
         error = git_fail(FWREL_EIO, "cannot write the commit");
         goto done;
     }
-    /* 4. sign the tag payload exactly as `git tag -s` lays it out */
-    if ((error = step("sign")) != 0)
+    /* 4. sign the tag payload, 5. the signed tag object */
+    if ((error = write_signed_tag(&tag_id, r, odb, &commit_id, o, tmsg)) != 0)
         goto done;
-    git_oid_tostr(hex, sizeof(hex), &commit_id);
-    int off = o->who.offset_min < 0 ? -o->who.offset_min : o->who.offset_min;
-    size_t cap =
-        strlen(tmsg) + strlen(o->tag_name) + strlen(o->who.name) + strlen(o->who.email) + 200;
-    payload = malloc(cap);
-    if (payload == NULL) {
-        error = fwrel_error_set(FWREL_EIO, "out of memory");
+    /* 6. move the branch, refusing a concurrent move; the journal first says which commit */
+    if ((error = journal_write(r, &commit_id, have_old ? &old_id : NULL)) != 0)
+        goto done;
+    if ((error = step("branch")) != 0) {
+        journal_remove(r);
         goto done;
     }
-    rc = snprintf(payload, cap,
-                  "object %s\ntype commit\ntag %s\ntagger %s <%s> %lld %c%02d%02d\n\n%s", hex,
-                  o->tag_name, o->who.name, o->who.email, (long long)o->who.time,
-                  o->who.offset_min < 0 ? '-' : '+', off / 60, off % 60, tmsg);
-    if (rc < 0 || (size_t)rc >= cap) {
-        error = fwrel_error_set(FWREL_EIO, "cannot format the tag");
-        goto done;
-    }
-    payload_len = (size_t)rc;
-    if ((error = fwrel_pgp_sign_detached(&pgp, &pgp_len, o->gpg_home, o->signer_fpr,
-                                         (const uint8_t *)payload, payload_len, o->pass)) != 0)
-        goto done;
-    /* 5. the signed tag object */
-    if ((error = step("tag-object")) != 0)
-        goto done;
-    obj = malloc(payload_len + pgp_len);
-    if (obj == NULL) {
-        error = fwrel_error_set(FWREL_EIO, "out of memory");
-        goto done;
-    }
-    memcpy(obj, payload, payload_len);
-    memcpy(obj + payload_len, pgp, pgp_len);
-    if (git_odb_write(&tag_id, odb, obj, payload_len + pgp_len, GIT_OBJECT_TAG) != 0 ||
-        git_tag_lookup(&check, r->repo, &tag_id) != 0) {
-        error = git_fail(FWREL_EIO, "cannot write the tag object");
-        goto done;
-    }
-    /* 6. move the branch, refusing a concurrent move */
-    if ((error = step("branch")) != 0)
-        goto done;
     rc = have_old ? git_reference_create_matching(&ref, r->repo, FWREL_REPO_BRANCH, &commit_id, 1,
                                                   &old_id, "fwrel: release")
                   : git_reference_create(&ref, r->repo, FWREL_REPO_BRANCH, &commit_id, 0,
                                          "fwrel: first release");
     if (rc == GIT_EMODIFIED || rc == GIT_EEXISTS) {
+        journal_remove(r);
         error = fwrel_error_set(FWREL_EVERIFY, "the release branch moved during the release");
         goto done;
     }
     if (rc != 0) {
         error = git_fail(FWREL_EIO, "cannot move the release branch");
-        goto done;
+        goto done; /* the journal stays: the branch may have moved */
     }
     git_reference_free(ref);
     ref = NULL;
@@ -670,6 +788,8 @@ int fwrel_repo_release(fwrel_repo *r, const fwrel_repo_release_opts *o, char com
         git_reference_free(back);
         git_reference_free(cur);
         if (undone)
+            journal_remove(r);
+        if (undone)
             fwrel_error_set(saved.code, "%s", saved.message);
         else
             fwrel_error_set(saved.code,
@@ -678,18 +798,15 @@ int fwrel_repo_release(fwrel_repo *r, const fwrel_repo_release_opts *o, char com
                             saved.message);
         goto done;
     }
+    journal_remove(r);
     if (commit_hex != NULL)
         git_oid_tostr(commit_hex, 41, &commit_id);
     if (tag_hex != NULL)
         git_oid_tostr(tag_hex, 41, &tag_id);
     error = 0;
 done:
-    free(obj);
-    free(pgp);
-    free(payload);
     free(cmsg);
     free(tmsg);
-    git_tag_free(check);
     git_odb_free(odb);
     git_signature_free(sig);
     git_index_free(idx);
@@ -873,32 +990,23 @@ done:
     return error;
 }
 
-int fwrel_repo_read_file(uint8_t **data, size_t *len, fwrel_repo *r, const char *tag,
-                         const char *path, size_t max)
+/* A file of a commit's tree, its blob id recomputed; label names the commit in messages. */
+static int commit_file(uint8_t **data, size_t *len, fwrel_repo *r, git_commit *c, const char *label,
+                       const char *path, size_t max)
 {
-    git_reference *ref = NULL;
-    git_object *c = NULL;
     git_tree *tree = NULL;
     git_tree_entry *entry = NULL;
     git_odb *odb = NULL;
     git_odb_object *blob = NULL;
     int error;
 
-    FWREL_ASSERT_ARG(data != NULL && len != NULL && r != NULL);
-    *data = NULL;
-    *len = 0;
-    if (path == NULL || !path_valid(path))
-        return fwrel_error_set(FWREL_EUSAGE, "invalid path in the repository");
-    if ((error = lookup_tag_ref(&ref, r, tag)) != 0)
-        return error;
-    if (git_reference_peel(&c, ref, GIT_OBJECT_COMMIT) != 0 ||
-        git_commit_tree(&tree, (git_commit *)c) != 0) {
+    if (git_commit_tree(&tree, c) != 0) {
         error = git_fail(FWREL_EVERIFY, "cannot read the release");
         goto done;
     }
     if (git_tree_entry_bypath(&entry, tree, path) != 0 ||
         git_tree_entry_type(entry) != GIT_OBJECT_BLOB) {
-        error = fwrel_error_set(FWREL_EVERIFY, "no file %s at %s", path, tag);
+        error = fwrel_error_set(FWREL_EVERIFY, "no file %s at %s", path, label);
         goto done;
     }
     if (git_repository_odb(&odb, r->repo) != 0) {
@@ -921,8 +1029,238 @@ done:
     git_odb_free(odb);
     git_tree_entry_free(entry);
     git_tree_free(tree);
+    return error;
+}
+
+int fwrel_repo_read_file(uint8_t **data, size_t *len, fwrel_repo *r, const char *tag,
+                         const char *path, size_t max)
+{
+    git_reference *ref = NULL;
+    git_object *c = NULL;
+    int error;
+
+    FWREL_ASSERT_ARG(data != NULL && len != NULL && r != NULL);
+    *data = NULL;
+    *len = 0;
+    if (path == NULL || !path_valid(path))
+        return fwrel_error_set(FWREL_EUSAGE, "invalid path in the repository");
+    if ((error = lookup_tag_ref(&ref, r, tag)) != 0)
+        return error;
+    if (git_reference_peel(&c, ref, GIT_OBJECT_COMMIT) != 0)
+        error = git_fail(FWREL_EVERIFY, "cannot read the release");
+    else
+        error = commit_file(data, len, r, (git_commit *)c, tag, path, max);
     git_object_free(c);
     git_reference_free(ref);
+    return error;
+}
+
+int fwrel_repo_commit_read_file(uint8_t **data, size_t *len, fwrel_repo *r, const char *commit,
+                                const char *path, size_t max)
+{
+    git_commit *c = NULL;
+    git_oid id;
+    int error;
+
+    FWREL_ASSERT_ARG(data != NULL && len != NULL && r != NULL && commit != NULL);
+    *data = NULL;
+    *len = 0;
+    if (path == NULL || !path_valid(path))
+        return fwrel_error_set(FWREL_EUSAGE, "invalid path in the repository");
+    if (strlen(commit) != 40 || git_oid_fromstr(&id, commit) != 0)
+        return fwrel_error_set(FWREL_EUSAGE, "'%.48s' is not a commit id (40 hex digits)", commit);
+    if (git_commit_lookup(&c, r->repo, &id) != 0)
+        return fwrel_error_set(FWREL_EVERIFY, "no commit %s", commit);
+    error = commit_file(data, len, r, c, commit, path, max);
+    git_commit_free(c);
+    return error;
+}
+
+int fwrel_repo_commit_message(char **msg, fwrel_repo *r, const char *commit)
+{
+    git_commit *c = NULL;
+    git_oid id;
+    FWREL_ASSERT_ARG(msg != NULL && r != NULL && commit != NULL);
+    *msg = NULL;
+    if (strlen(commit) != 40 || git_oid_fromstr(&id, commit) != 0)
+        return fwrel_error_set(FWREL_EUSAGE, "'%.48s' is not a commit id (40 hex digits)", commit);
+    if (git_commit_lookup(&c, r->repo, &id) != 0)
+        return fwrel_error_set(FWREL_EVERIFY, "no commit %s", commit);
+    const char *m = git_commit_message_raw(c);
+    int error = 0;
+    if (m == NULL || strlen(m) > FWREL_REPO_MESSAGE_MAX)
+        error = fwrel_error_set(FWREL_EFORMAT, "the message of commit %s is larger than %zu bytes",
+                                commit, FWREL_REPO_MESSAGE_MAX);
+    else if ((*msg = strdup(m)) == NULL)
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+    git_commit_free(c);
+    return error;
+}
+
+int fwrel_repo_branch_commits(fwrel_repo_commit **list, size_t *n, fwrel_repo *r, size_t max)
+{
+    git_reference *branch = NULL;
+    fwrel_repo_commit *l = NULL;
+    size_t count = 0, cap = 0;
+    git_oid id;
+    int error;
+
+    FWREL_ASSERT_ARG(list != NULL && n != NULL && r != NULL);
+    *list = NULL;
+    *n = 0;
+    int rc = git_reference_lookup(&branch, r->repo, FWREL_REPO_BRANCH);
+    if (rc == GIT_ENOTFOUND)
+        return 0;
+    if (rc != 0 || git_reference_type(branch) != GIT_REFERENCE_DIRECT) {
+        error = git_fail(FWREL_EVERIFY, "cannot read the release branch");
+        goto done;
+    }
+    git_oid_cpy(&id, git_reference_target(branch));
+    for (;;) {
+        git_commit *c = NULL;
+        if (count == max) {
+            error =
+                fwrel_error_set(FWREL_EFORMAT, "the release branch has more than %zu commits", max);
+            goto done;
+        }
+        if (count == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            fwrel_repo_commit *m = realloc(l, nc * sizeof(*m));
+            if (m == NULL) {
+                error = fwrel_error_set(FWREL_EIO, "out of memory");
+                goto done;
+            }
+            l = m;
+            cap = nc;
+        }
+        fwrel_repo_commit *e = &l[count++];
+        memset(e, 0, sizeof(*e));
+        git_oid_tostr(e->id, sizeof(e->id), &id);
+        if (git_commit_lookup(&c, r->repo, &id) != 0) {
+            error = git_fail(FWREL_EVERIFY, "cannot read a commit of the release branch");
+            fwrel_error_prefix("commit %s", e->id);
+            goto done;
+        }
+        e->parents = git_commit_parentcount(c);
+        const char *m = git_commit_message(c);
+        size_t k = 0;
+        while (m != NULL && m[k] != '\0' && m[k] != '\n' && k < sizeof(e->subject) - 1) {
+            e->subject[k] = m[k] >= 0x20 && m[k] < 0x7f ? m[k] : '?';
+            k++;
+        }
+        e->subject[k] = '\0';
+        if (e->parents >= 1) {
+            git_oid_cpy(&id, git_commit_parent_id(c, 0));
+            git_oid_tostr(e->parent, sizeof(e->parent), &id);
+        }
+        git_commit_free(c);
+        if (e->parents == 0)
+            break;
+    }
+    *list = l;
+    *n = count;
+    l = NULL;
+    error = 0;
+done:
+    free(l);
+    git_reference_free(branch);
+    return error;
+}
+
+int fwrel_repo_retag(fwrel_repo *r, const char *commit, const fwrel_repo_release_opts *o,
+                     char tag_hex[41])
+{
+    git_reference *ref = NULL;
+    git_odb *odb = NULL;
+    git_commit *c = NULL;
+    git_oid id, tag_id;
+    char refname[600], *tmsg = NULL;
+    int error, rc;
+
+    FWREL_ASSERT_ARG(r != NULL && commit != NULL && o != NULL);
+    if (!r->locked)
+        return fwrel_error_set(FWREL_EUSAGE, "the release lock is not held");
+    if (o->tag_message == NULL || !text_valid(o->tag_message, FWREL_REPO_MESSAGE_MAX) ||
+        has_armor_line(o->tag_message))
+        return fwrel_error_set(FWREL_EUSAGE, "invalid tag message");
+    if (o->tag_name == NULL || !tag_name_valid(o->tag_name))
+        return fwrel_error_set(FWREL_EUSAGE, "invalid tag name");
+    if (!ident_valid(&o->who))
+        return fwrel_error_set(FWREL_EUSAGE, "invalid release identity");
+    if (strlen(commit) != 40 || git_oid_fromstr(&id, commit) != 0)
+        return fwrel_error_set(FWREL_EUSAGE, "'%.48s' is not a commit id (40 hex digits)", commit);
+    if (git_commit_lookup(&c, r->repo, &id) != 0)
+        return fwrel_error_set(FWREL_EVERIFY, "no commit %s", commit);
+    snprintf(refname, sizeof(refname), "refs/tags/%s", o->tag_name);
+    if ((tmsg = with_newline(o->tag_message)) == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    if (git_repository_odb(&odb, r->repo) != 0) {
+        error = git_fail(FWREL_EIO, "cannot open the object store");
+        goto done;
+    }
+    if ((error = write_signed_tag(&tag_id, r, odb, &id, o, tmsg)) != 0 ||
+        (error = step("tag-ref")) != 0)
+        goto done;
+    rc = git_reference_create(&ref, r->repo, refname, &tag_id, 0, "fwrel: repair a release tag");
+    if (rc == GIT_EEXISTS) {
+        error = fwrel_error_set(FWREL_EVERIFY, "tag %s already exists", o->tag_name);
+        goto done;
+    }
+    if (rc != 0) {
+        error = git_fail(FWREL_EIO, "cannot create the tag");
+        goto done;
+    }
+    if (tag_hex != NULL)
+        git_oid_tostr(tag_hex, 41, &tag_id);
+    error = 0;
+done:
+    free(tmsg);
+    git_reference_free(ref);
+    git_odb_free(odb);
+    git_commit_free(c);
+    return error;
+}
+
+int fwrel_repo_drop_tip(fwrel_repo *r, const char *commit)
+{
+    git_reference *branch = NULL, *moved = NULL;
+    git_commit *c = NULL;
+    git_oid id;
+    int error;
+
+    FWREL_ASSERT_ARG(r != NULL && commit != NULL);
+    if (!r->locked)
+        return fwrel_error_set(FWREL_EUSAGE, "the release lock is not held");
+    if (strlen(commit) != 40 || git_oid_fromstr(&id, commit) != 0)
+        return fwrel_error_set(FWREL_EUSAGE, "'%.48s' is not a commit id (40 hex digits)", commit);
+    if (git_reference_lookup(&branch, r->repo, FWREL_REPO_BRANCH) != 0 ||
+        git_reference_type(branch) != GIT_REFERENCE_DIRECT ||
+        !git_oid_equal(git_reference_target(branch), &id)) {
+        error = fwrel_error_set(FWREL_EVERIFY, "commit %s is not the release branch's tip", commit);
+        goto done;
+    }
+    if (git_commit_lookup(&c, r->repo, &id) != 0) {
+        error = git_fail(FWREL_EVERIFY, "cannot read the release branch's commit");
+        goto done;
+    }
+    if ((error = step("branch")) != 0)
+        goto done;
+    if (git_commit_parentcount(c) == 0)
+        error = git_reference_delete(branch) != 0
+                    ? git_fail(FWREL_EIO, "cannot remove the release branch")
+                    : 0;
+    else if (git_reference_create_matching(&moved, r->repo, FWREL_REPO_BRANCH,
+                                           git_commit_parent_id(c, 0), 1, &id,
+                                           "fwrel: drop an untagged commit") != 0)
+        error = git_fail(FWREL_EIO, "cannot move the release branch back");
+    else
+        error = 0;
+done:
+    git_reference_free(moved);
+    git_commit_free(c);
+    git_reference_free(branch);
     return error;
 }
 

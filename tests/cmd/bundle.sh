@@ -128,7 +128,7 @@ refuse() { # DESC PATTERN ARGS...
 }
 refuse "same image again" "this image was released already as $TAG1" "$T/app-1.0.0-1.bin"
 refuse "same version, other image" "tag $TAG1 exists: version 1.0.0 was released already" "$T/app-1.0.0-3.bin"
-refuse "lower version" "version 0.9.0 is not above 1.0.0, the last prod release \($TAG1\)" "$T/app-0.9.0-3.bin"
+refuse "lower version" "version 0.9.0 is not above 1.0.0 of $TAG1, an earlier prod release" "$T/app-0.9.0-3.bin"
 refuse "secure_version below the floor" "secure_version 0 is below the policy's minimum 1" "$T/app-1.3.0-0.bin"
 refuse "approver not pinned" "[0-9A-F]{40} is not an approver the policy pins" \
     -a 0000000000000000000000000000000000000001 "$T/app-1.1.0-2.bin"
@@ -197,7 +197,7 @@ expect_rc 1 "record again" fwrel-bundle --record "$T/b2.fwb" --policy "$T/policy
     --channel prod --gnupg-home "$G"
 expect_err "this image was released already as $TAG2" "record again"
 expect_rc 1 "rollback: secure_version below the last release" bundle -a "$A1" -a "$A2" "$T/app-1.2.0-1.bin"
-expect_err "secure_version 1 is below 2, the product's last release's \(rollback\)" "rollback"
+expect_err "secure_version 1 is below 2 of acme-thermostat/prod/v1.1.0, an earlier release \(rollback\)" "rollback"
 # An old bundle recorded again, after a newer release, is refused.
 expect_rc 1 "old bundle recorded again" fwrel-bundle --record "$T/b1.fwb" --policy "$T/policy.yaml" \
     --repo "$R" --channel prod --gnupg-home "$G"

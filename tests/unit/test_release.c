@@ -139,12 +139,53 @@ static void test_record_round_trip(void **state)
     free(json);
 }
 
+/* The encoder refuses every value its decoder refuses (one table of limits): a counter of 2^32
+ * written once would make every later read of the history fail. */
+static void test_encode_refuses_what_decode_refuses(void **state)
+{
+    (void)state;
+    fwrel_release r;
+    char *json = NULL;
+    size_t len = 0;
+    fill(&r);
+    r.counter = (uint64_t)UINT32_MAX + 1;
+    assert_int_equal(fwrel_release_encode(&json, &len, &r), FWREL_EFORMAT);
+    assert_string_equal(fwrel_error_last()->message,
+                        "release record: counter 4294967296 is above its limit 4294967295");
+    assert_null(json);
+    r.counter = UINT32_MAX; /* the largest a device and the decoder take */
+    assert_int_equal(fwrel_release_encode(&json, &len, &r), 0);
+    fwrel_release back;
+    assert_int_equal(fwrel_release_decode(&back, (const uint8_t *)json, len), 0);
+    assert_int_equal(back.counter, UINT32_MAX);
+    free(json);
+    json = NULL;
+    fill(&r);
+    r.input.size = ((uint64_t)1 << 40) + 1;
+    assert_int_equal(fwrel_release_encode(&json, &len, &r), FWREL_EFORMAT);
+    assert_string_equal(fwrel_error_last()->message,
+                        "release record: size 1099511627777 is above its limit 1099511627776");
+    fill(&r);
+    r.approvals_required = 17;
+    assert_int_equal(fwrel_release_encode(&json, &len, &r), FWREL_EFORMAT);
+    fill(&r);
+    memset(r.version, 'x', sizeof(r.version)); /* no terminating NUL */
+    assert_int_equal(fwrel_release_encode(&json, &len, &r), FWREL_EFORMAT);
+    assert_string_equal(fwrel_error_last()->message, "release record: version is too long");
+    /* A key id the decoder would refuse (not 64 lower-case hex) is not written either. */
+    fill(&r);
+    snprintf(r.sign_keys[0], sizeof(r.sign_keys[0]), "not-a-key-id");
+    assert_int_equal(fwrel_release_encode(&json, &len, &r), FWREL_EFORMAT);
+    assert_null(json);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_semver_order),
         cmocka_unit_test(test_semver_refused),
         cmocka_unit_test(test_record_round_trip),
+        cmocka_unit_test(test_encode_refuses_what_decode_refuses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

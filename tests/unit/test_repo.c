@@ -452,6 +452,11 @@ static void test_sigkill_at_each_step(void **state)
         char *tip = run(&st, "git -C '%s' rev-parse main", path);
         assert_int_equal(strncmp(tip, c1, 40) != 0, ahead);
         free(tip);
+        /* The journal names the commit the branch was moved to. */
+        char jpath[4200];
+        snprintf(jpath, sizeof(jpath), "%s/%s", path, FWREL_REPO_JOURNAL_FILE);
+        if (ahead)
+            assert_int_equal(access(jpath, F_OK), 0);
         /* The next lock repairs (or finds nothing to repair). */
         assert_int_equal(fwrel_repo_open(&r, path, 0), 0);
         assert_int_equal(fwrel_repo_lock(r, 0), 0);
@@ -651,6 +656,78 @@ static void test_repair_refuses_foreign_state(void **state)
     fwrel_repo_release_opts o = opts(files2, 1, "prod/stable/v1.1.0", fa, NULL, 1700003600);
     expect_error(fwrel_repo_release(r, &o, NULL, NULL), FWREL_EUSAGE,
                  "the release lock is not held");
+    free(tip);
+    fwrel_repo_free(r);
+}
+
+/* A deleted newest tag is not a killed release: the lock leaves its commit on the branch (the
+ * journal names only a release in its window); a repair signs its tag again or drops it. */
+static void test_deleted_tag_is_not_undone(void **state)
+{
+    (void)state;
+    char c1[41], c2[41], tagid[41];
+    int st;
+    const char *path = new_repo_path();
+    fwrel_repo *r = repo_with_release(path, c1);
+    fwrel_repo_release_opts o = opts(files2, 1, "prod/stable/v1.1.0", fa, NULL, 1700003600);
+    assert_int_equal(fwrel_repo_release(r, &o, c2, NULL), 0);
+    char jpath[4200];
+    snprintf(jpath, sizeof(jpath), "%s/%s", path, FWREL_REPO_JOURNAL_FILE);
+    assert_int_equal(access(jpath, F_OK), -1); /* a complete release leaves no journal */
+    fwrel_repo_unlock(r);
+    char *out = run(&st, "git -C '%s' tag -d prod/stable/v1.1.0", path);
+    assert_int_equal(st, 0);
+    free(out);
+    assert_int_equal(fwrel_repo_lock(r, 0), 0);
+    assert_int_equal(fwrel_repo_repaired(r), 0);
+    char *tip = run(&st, "git -C '%s' rev-parse main", path);
+    assert_int_equal(strncmp(tip, c2, 40), 0);
+    free(tip);
+    /* The branch, tip first, as the history reads it. */
+    fwrel_repo_commit *list = NULL;
+    size_t n = 0;
+    assert_int_equal(fwrel_repo_branch_commits(&list, &n, r, 100), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(list[0].id, c2);
+    assert_string_equal(list[0].parent, c1);
+    assert_string_equal(list[1].id, c1);
+    assert_string_equal(list[1].parent, "");
+    assert_string_equal(list[0].subject, "release prod/stable v1.0.0");
+    free(list);
+    expect_error(fwrel_repo_branch_commits(&list, &n, r, 1), FWREL_EFORMAT,
+                 "the release branch has more than 1 commits");
+    uint8_t *data = NULL;
+    size_t len = 0;
+    assert_int_equal(
+        fwrel_repo_commit_read_file(&data, &len, r, c2, "prod/stable/v1.1.0/bundle.fwb", 1024), 0);
+    assert_int_equal(len, sizeof(bundle2) - 1);
+    assert_memory_equal(data, bundle2, len);
+    free(data);
+    /* Dropping a commit that is not the tip is refused; the tag signed again verifies. */
+    char want[200];
+    snprintf(want, sizeof(want), "commit %s is not the release branch's tip", c1);
+    expect_error(fwrel_repo_drop_tip(r, c1), FWREL_EVERIFY, want);
+    o.tag_message = "prod stable 1.1.0";
+    assert_int_equal(fwrel_repo_retag(r, c2, &o, tagid), 0);
+    fwrel_pgp_result who;
+    char commit[41];
+    assert_int_equal(fwrel_repo_tag_verify(&who, commit, r, "prod/stable/v1.1.0", home), 0);
+    assert_string_equal(commit, c2);
+    expect_error(fwrel_repo_retag(r, c2, &o, NULL), FWREL_EVERIFY,
+                 "tag prod/stable/v1.1.0 already exists");
+    fwrel_repo_free(r);
+
+    /* Deleted again and dropped instead: the branch is back at the first release. */
+    out = run(&st, "git -C '%s' tag -d prod/stable/v1.1.0", path);
+    assert_int_equal(st, 0);
+    free(out);
+    assert_int_equal(fwrel_repo_open(&r, path, 0), 0);
+    expect_error(fwrel_repo_drop_tip(r, c2), FWREL_EUSAGE, "the release lock is not held");
+    assert_int_equal(fwrel_repo_lock(r, 0), 0);
+    assert_int_equal(fwrel_repo_repaired(r), 0);
+    assert_int_equal(fwrel_repo_drop_tip(r, c2), 0);
+    tip = run(&st, "git -C '%s' rev-parse main", path);
+    assert_int_equal(strncmp(tip, c1, 40), 0);
     free(tip);
     fwrel_repo_free(r);
 }
@@ -1049,6 +1126,7 @@ int main(void)
         cmocka_unit_test(test_sigkill_at_random),
         cmocka_unit_test(test_concurrent_branch_move),
         cmocka_unit_test(test_repair_refuses_foreign_state),
+        cmocka_unit_test(test_deleted_tag_is_not_undone),
         cmocka_unit_test(test_lock),
         cmocka_unit_test(test_tampering_detected),
         cmocka_unit_test(test_audit),

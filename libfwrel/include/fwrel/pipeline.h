@@ -96,6 +96,30 @@ int fwrel_pipeline_record(fwrel_pipeline_result *res, fwrel_report *report,
                           const fwrel_pipeline_opts *o) FWREL_WUR;
 
 /**
+ * Repair the history (fwrel-bundle --repair-history, docs/bundle.md "History"): a commit of the
+ * release branch that no verified tag names stops every release until it is repaired, one of two
+ * ways, under the lock:
+ * - drop == 0: the release is genuine and its tag was deleted: sign its tag again (the tag name
+ *   and message its commit records, signed by o->tag_signer or the first o->approvers, pinned by
+ *   the policy), after checking that it is a release of this policy's product whose counter,
+ *   secure_version and version keep the rules against the verified releases before it;
+ * - drop == 1: the commit is not a release of yours (made by hand, forged): move the branch back
+ *   over it (the branch's tip only).
+ * Either is appended to the audit log as a "repair" entry (inputs: the commit's release.json, or
+ * its message; outputs: the new tag object); a refused repair as a "repair" failure entry.
+ * Uses o->policy, o->repo, o->gnupg_home, o->tag_signer / o->approvers, o->pgp_pass, o->time,
+ * o->who and o->email.
+ *
+ * @param commit the untagged commit (40 hex), as the refusal of the next release names it
+ * @return 0 (res->tag, res->commit, res->record and res->audit_head set for a retag);
+ *         FWREL_EVERIFY when the commit is not an untagged commit of the branch, or is not a
+ *         release that may be tagged again (the message says why), or is not the tip (drop);
+ *         FWREL_EUSAGE without a tag signer; the codes of fwrel_pipeline_release()
+ */
+int fwrel_pipeline_repair(fwrel_pipeline_result *res, fwrel_report *report,
+                          const fwrel_pipeline_opts *o, const char *commit, int drop) FWREL_WUR;
+
+/**
  * Add one approval to a bundle file (fwrel-bundle --approve): the approver's
  * detached OpenPGP signature over its SHA256SUMS, as approvals/<FPR>.asc. The
  * approver must be one the bundle's release.json pins. The bundle is read

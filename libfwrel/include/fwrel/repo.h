@@ -35,6 +35,8 @@ extern "C" {
 #define FWREL_REPO_BRANCH "refs/heads/main"
 /** The lock file, inside the repository directory. */
 #define FWREL_REPO_LOCK_FILE "fwrel-release.lock"
+/** The release journal (docs/repo.md "Crash windows"), inside the repository directory. */
+#define FWREL_REPO_JOURNAL_FILE "fwrel-release.journal"
 /** Largest file stored in or read from a release (bytes). */
 #define FWREL_REPO_FILE_MAX ((size_t)256 << 20)
 /** Largest tag or commit message (bytes). */
@@ -73,7 +75,10 @@ void fwrel_repo_free(fwrel_repo *r);
  * Once held, the repository is checked and repaired (docs/repo.md "Crash
  * windows"): stale git lock files of the branch and tags are removed, and a
  * branch left one untagged commit ahead of its last release tag by a killed
- * release is moved back (fwrel_repo_repaired() then returns 1).
+ * release (the release journal names that commit) is moved back
+ * (fwrel_repo_repaired() then returns 1). An untagged tip one commit ahead of
+ * a tagged one that the journal does not name is a release whose tag was
+ * deleted: it is left as it is (the history refuses the next release, history.h).
  *
  * @param r          the repository
  * @param timeout_ms 0: do not wait; otherwise retry for up to this many ms
@@ -172,6 +177,65 @@ int fwrel_repo_tag_commit(char commit_hex[41], fwrel_repo *r, const char *tag) F
  */
 int fwrel_repo_read_file(uint8_t **data, size_t *len, fwrel_repo *r, const char *tag,
                          const char *path, size_t max) FWREL_WUR;
+
+/**
+ * Read a file of a commit's tree (as fwrel_repo_read_file(), by commit id).
+ *
+ * @param commit 40 hex digits
+ * @return 0; FWREL_EUSAGE for a malformed id or path; FWREL_EVERIFY "no commit ID",
+ *         "no file PATH at ID", "object ID is corrupt"; FWREL_EFORMAT above max; FWREL_EIO
+ */
+int fwrel_repo_commit_read_file(uint8_t **data, size_t *len, fwrel_repo *r, const char *commit,
+                                const char *path, size_t max) FWREL_WUR;
+
+/**
+ * A commit's raw message (untrusted text).
+ * @param msg receives a malloc'd copy (free())
+ * @return 0; FWREL_EUSAGE for a malformed id; FWREL_EVERIFY "no commit ID"; FWREL_EFORMAT above
+ *         FWREL_REPO_MESSAGE_MAX; FWREL_EIO
+ */
+int fwrel_repo_commit_message(char **msg, fwrel_repo *r, const char *commit) FWREL_WUR;
+
+/** A commit of the release branch. */
+typedef struct fwrel_repo_commit {
+    char id[41];       /**< 40 lower-case hex */
+    char parent[41];   /**< its first parent, "" for the root */
+    unsigned parents;  /**< number of parents */
+    char subject[256]; /**< the message's first line, truncated, non-printable bytes as '?'
+                            (untrusted: a hint, e.g. "release <tag>") */
+} fwrel_repo_commit;
+
+/**
+ * The release branch's commits, following first parents from the tip to the root.
+ *
+ * @param list receives a malloc'd array (free()); NULL and *n 0 when there is no branch
+ * @param max  most commits accepted
+ * @return 0; FWREL_EFORMAT "the release branch has more than MAX commits";
+ *         FWREL_EVERIFY when a commit cannot be read; FWREL_EIO
+ */
+int fwrel_repo_branch_commits(fwrel_repo_commit **list, size_t *n, fwrel_repo *r,
+                              size_t max) FWREL_WUR;
+
+/**
+ * Tag an existing commit (a repair: its release tag was deleted; docs/repo.md): the signed
+ * annotated tag o->tag_name, made from o->tag_message, o->who, o->gpg_home, o->signer_fpr and
+ * o->pass as fwrel_repo_release() makes it (o->files and o->commit_message are ignored). The
+ * lock must be held; the caller decides that the commit deserves the tag.
+ *
+ * @return 0; FWREL_EUSAGE (lock not held, invalid option or commit id); FWREL_EVERIFY "no
+ *         commit ID", "tag NAME already exists"; the signing errors; FWREL_EIO
+ */
+int fwrel_repo_retag(fwrel_repo *r, const char *commit, const fwrel_repo_release_opts *o,
+                     char tag_hex[41]) FWREL_WUR;
+
+/**
+ * Move the release branch from its tip, commit, back to the tip's parent (deleting the branch
+ * when commit is a root): a repair that removes an untagged commit (docs/repo.md). The lock must
+ * be held.
+ *
+ * @return 0; FWREL_EUSAGE; FWREL_EVERIFY "commit ID is not the release branch's tip"; FWREL_EIO
+ */
+int fwrel_repo_drop_tip(fwrel_repo *r, const char *commit) FWREL_WUR;
 
 /**
  * The raw bytes of an annotated tag object (as `git cat-file tag` prints them),
