@@ -1199,16 +1199,19 @@ static void release_dir(fwrel_problems *p, git_repository *repo, const fwrel_aud
             size_t w = 0;
             while (w < 2 && strcmp(name, want[w]) != 0)
                 w++;
+            const char *kind = m == GIT_FILEMODE_LINK              ? ", a symlink"
+                               : m == GIT_FILEMODE_BLOB_EXECUTABLE ? ", executable"
+                               : m == GIT_FILEMODE_TREE            ? ", a directory"
+                               : m == GIT_FILEMODE_COMMIT          ? ", a submodule"
+                                                                   : "";
             if (w == 2) {
-                fwrel_problem(p, "%s/%s (mode %06o) is not a file of a release", R->tag, name, m);
+                fwrel_problem(p, "%s/%s is not a file of a release (mode %06o%s)", R->tag, name,
+                              m, kind);
                 continue;
             }
             seen[w] = 1;
             if (m != GIT_FILEMODE_BLOB)
-                fwrel_problem(p, "%s/%s has mode %06o, not 100644%s", R->tag, name, m,
-                              m == GIT_FILEMODE_LINK              ? " (a symlink)"
-                              : m == GIT_FILEMODE_BLOB_EXECUTABLE ? " (executable)"
-                                                                  : "");
+                fwrel_problem(p, "%s/%s has mode %06o%s, not 100644", R->tag, name, m, kind);
         }
         for (size_t w = 0; w < 2; w++)
             if (!seen[w])
@@ -1218,8 +1221,8 @@ static void release_dir(fwrel_problems *p, git_repository *repo, const fwrel_aud
         if (git_tree_entry_bypath(&le, t, R->audit_path) != 0)
             fwrel_problem(p, "no audit log %s in the tagged tree", R->audit_path);
         else if ((unsigned)git_tree_entry_filemode_raw(le) != GIT_FILEMODE_BLOB)
-            fwrel_problem(p, "the audit log %s has mode %06o, not 100644", R->audit_path,
-                          (unsigned)git_tree_entry_filemode_raw(le));
+            fwrel_problem(p, "the audit log %s in the tree has mode %06o, not 100644",
+                          R->audit_path, (unsigned)git_tree_entry_filemode_raw(le));
     }
 done:
     git_tree_entry_free(le);
