@@ -115,9 +115,8 @@ int fwrel_approvals_check(fwrel_approvals_outcome *out, const fwrel_approvals_ru
     fwrel_error_clear();
     out->ok = p.n == 0;
     if (out->ok)
-        snprintf(out->detail, sizeof(out->detail),
-                 "%zu of %u required approvals by keys %s pins", out->count, rule->required,
-                 rule->source);
+        snprintf(out->detail, sizeof(out->detail), "%zu of %u required approvals by keys %s pins",
+                 out->count, rule->required, rule->source);
     else
         snprintf(out->detail, sizeof(out->detail), "%s", p.text);
     return 0;

@@ -63,9 +63,9 @@ struct fwrel_auditor {
     size_t nlogs;
     unsigned jobs;
     size_t failed;
-    fwrel_policy *pol;  /* the policy in force, or NULL (no_policy) */
+    fwrel_policy *pol;   /* the policy in force, or NULL (no_policy) */
     char policy_sha[65]; /* its SHA-256, or "" */
-    const char *tmpl;   /* the tag name template: the policy's, or the default */
+    const char *tmpl;    /* the tag name template: the policy's, or the default */
 };
 
 /* Without a policy, tags are named as every shipped policy names them (docs/repo.md). */
@@ -370,8 +370,8 @@ static int tmpl_match(struct tname *o, const char *t, const char *s, const char 
             t += 9;
         } else if (strncmp(t, "{product}", 9) == 0 || strncmp(t, "{version}", 9) == 0) {
             int prod = t[1] == 'p';
-            for (size_t k = 1; s[k - 1] != '\0' && s[k - 1] != '/' && (!prod || name_char(s[k - 1]));
-                 k++)
+            for (size_t k = 1;
+                 s[k - 1] != '\0' && s[k - 1] != '/' && (!prod || name_char(s[k - 1])); k++)
                 if (tmpl_match(o, t + 9, s + k, product, depth + 1)) {
                     if (prod)
                         span(o->product, sizeof(o->product), s, k);
@@ -916,10 +916,9 @@ static int audit_one(struct ctx *c, fwrel_repo *r, size_t i)
         return error;
     }
     if (!M->ok) {
-        static const char *const rest[] = {"tag.name",    "bundle.blob", "ci",
-                                           "record.tree", "policy",      "approvals",
-                                           "tag.signer",  "record.fields", "audit.copy",
-                                           "audit.live"};
+        static const char *const rest[] = {
+            "tag.name",   "bundle.blob",   "ci",         "record.tree", "policy", "approvals",
+            "tag.signer", "record.fields", "audit.copy", "audit.live"};
         ADD(R, "tag.message", FWREL_FAIL, "%s", M->err);
         for (size_t k = 0; k < sizeof(rest) / sizeof(rest[0]); k++)
             ADD(R, rest[k], FWREL_SKIP, "no fwrel tag message");
@@ -1030,9 +1029,8 @@ static int audit_one(struct ctx *c, fwrel_repo *r, size_t i)
                                  "release without approvals",
                                  R->signer, R->channel);
     else
-        error = fwrel_report_add(R->report, "tag.signer", FWREL_PASS,
-                                 "%s is an approver %s pins", R->signer,
-                                 c->a->pol != NULL ? "the policy" : "the release");
+        error = fwrel_report_add(R->report, "tag.signer", FWREL_PASS, "%s is an approver %s pins",
+                                 R->signer, c->a->pol != NULL ? "the policy" : "the release");
     if (error != 0)
         goto done;
     if (R->have_record) {
@@ -1205,8 +1203,8 @@ static void release_dir(fwrel_problems *p, git_repository *repo, const fwrel_aud
                                : m == GIT_FILEMODE_COMMIT          ? ", a submodule"
                                                                    : "";
             if (w == 2) {
-                fwrel_problem(p, "%s/%s is not a file of a release (mode %06o%s)", R->tag, name,
-                              m, kind);
+                fwrel_problem(p, "%s/%s is not a file of a release (mode %06o%s)", R->tag, name, m,
+                              kind);
                 continue;
             }
             seen[w] = 1;
@@ -1608,8 +1606,8 @@ static int writes_under(git_repository *repo, const char *commit, const char *tm
     git_tree *t = NULL, *pt = NULL;
     git_diff *diff = NULL;
     int hit = 1;
-    if (repo != NULL && git_oid_fromstr(&id, commit) == 0 && git_commit_lookup(&c, repo, &id) == 0 &&
-        git_commit_tree(&t, c) == 0 &&
+    if (repo != NULL && git_oid_fromstr(&id, commit) == 0 &&
+        git_commit_lookup(&c, repo, &id) == 0 && git_commit_tree(&t, c) == 0 &&
         (git_commit_parentcount(c) == 0 ||
          (git_commit_parent(&parent, c, 0) == 0 && git_commit_tree(&pt, parent) == 0)) &&
         git_diff_tree_to_tree(&diff, repo, pt, t, NULL) == 0) {
@@ -1799,8 +1797,8 @@ static int policy_summary(fwrel_auditor *a)
             first = a->rel[i].tag;
     if (other == 0)
         return fwrel_report_add(a->report, "policy", FWREL_PASS,
-                                "policy sha256 %.16s... (%s): every release records it", a->policy_sha,
-                                a->pol->product);
+                                "policy sha256 %.16s... (%s): every release records it",
+                                a->policy_sha, a->pol->product);
     return fwrel_report_add(a->report, "policy", FWREL_INFO,
                             "policy sha256 %.16s... (%s) applied; %zu release%s record%s another "
                             "policy (first %s): the policy changed",

@@ -389,9 +389,12 @@ static int parse_approvals(fwrel_policy *p, unsigned *required, const yt_node *a
 static int parse_channels(fwrel_policy *p, const struct manifest_defaults *d, unsigned approvals,
                           const yt_node *c)
 {
-    static const char *const keys[] = {"sign_slots",         "manifest_signers",
-                                       "manifest_threshold", "approvals_required",
-                                       "validity",           "allow_no_approvals",
+    static const char *const keys[] = {"sign_slots",
+                                       "manifest_signers",
+                                       "manifest_threshold",
+                                       "approvals_required",
+                                       "validity",
+                                       "allow_no_approvals",
                                        NULL};
     int error;
     if ((error = yt_expect(c, YT_MAP, "channels")) != 0 ||

@@ -28,10 +28,10 @@ typedef struct fwrel_approvals_rule {
     char pinned[FWREL_APPROVALS_PINNED_MAX][41]; /**< primary fingerprints, 40 hex */
     size_t npinned;                              /**< their number (0: nobody may approve) */
     unsigned required;                           /**< distinct pinned approvals needed */
-    int allow_none;      /**< 1 when the policy explicitly allows a release without approvals
-                              (the channel's allow_no_approvals), so any tag signer is accepted
-                              when it pins nobody */
-    const char *source;  /**< "the policy" or "the record", for messages */
+    int allow_none;     /**< 1 when the policy explicitly allows a release without approvals
+                             (the channel's allow_no_approvals), so any tag signer is accepted
+                             when it pins nobody */
+    const char *source; /**< "the policy" or "the record", for messages */
 } fwrel_approvals_rule;
 
 /**
@@ -56,8 +56,8 @@ int fwrel_approvals_tag_signer_ok(const fwrel_approvals_rule *rule, const char *
 
 /** Outcome of fwrel_approvals_check(). */
 typedef struct fwrel_approvals_outcome {
-    int ok;                            /**< 1 when every rule holds */
-    size_t count;                      /**< distinct pinned approvers with a good signature */
+    int ok;                             /**< 1 when every rule holds */
+    size_t count;                       /**< distinct pinned approvers with a good signature */
     char detail[FWREL_STEP_DETAIL_MAX]; /**< the problems (joined), or what passed */
 } fwrel_approvals_outcome;
 

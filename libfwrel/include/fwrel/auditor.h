@@ -105,9 +105,9 @@ typedef struct fwrel_auditor_opts {
     const fwrel_policy *policy; /**< the policy in force (borrowed): its approvers, thresholds,
                                      channels and tag template judge every release; NULL only
                                      with no_policy */
-    int no_policy;          /**< 1: audit without a policy, each release's own record saying who
-                                 approves; the outcome says approvals were not checked against a
-                                 policy (fwrel_auditor_policy_checked()) */
+    int no_policy;              /**< 1: audit without a policy, each release's own record saying who
+                                     approves; the outcome says approvals were not checked against a
+                                     policy (fwrel_auditor_policy_checked()) */
 } fwrel_auditor_opts;
 
 /** One audited release. Fields from the tag message or the record are "" / 0 when absent. */
