@@ -26,13 +26,15 @@ else
     bench/gen-releases.sh "$N" "$D" "$B"
 fi
 n=$(git -C "$D/releases" tag | wc -l)
-"$B/fwrel-verify" --repo "$D/releases" --all --gnupg-home "$D/gnupg" --jobs 1 --quiet ||
+"$B/fwrel-verify" --repo "$D/releases" --all --policy "$D/policy.yaml" --gnupg-home "$D/gnupg" \
+    --jobs 1 --quiet ||
     { echo "the audit of $D fails" >&2; exit 1; }
 echo "auditing $n releases ($(nproc) CPUs, median of $RUNS runs)"
 printf '%-6s %10s %12s %8s\n' jobs seconds releases/s speedup
 base=
 for j in $JOBS; do
-    ms=$(median_ms "$B/fwrel-verify" --repo "$D/releases" --all --gnupg-home "$D/gnupg" --jobs "$j")
+    ms=$(median_ms "$B/fwrel-verify" --repo "$D/releases" --all --policy "$D/policy.yaml" \
+        --gnupg-home "$D/gnupg" --jobs "$j")
     [ -n "$base" ] || base=$ms
     awk -v j="$j" -v ms="$ms" -v n="$n" -v b="$base" \
         'BEGIN{printf "%-6s %10.2f %12.2f %7.2fx\n", j, ms/1000, n/(ms/1000), b/ms}'

@@ -18,6 +18,7 @@
 #include "fwrel/io.h"
 #include "fwrel/keystore.h"
 #include "fwrel/manifest.h"
+#include "fwrel/policy.h"
 #include "fwrel/report.h"
 #include "fwrel/sbv1.h"
 #include "fwrel/sbv2.h"
@@ -29,7 +30,7 @@ static struct {
     const char *device;
     const char *policy, *gnupg_home, *against;
     const char *repo, *product, *keystore, *jobs, *report; /* --repo */
-    int all;
+    int all, no_policy;
 } o;
 
 static const fwrel_opt opts[] = {
@@ -43,7 +44,11 @@ static const fwrel_opt opts[] = {
      "FILE is a release bundle: with --device as that device would take it, else as CI checks it",
      &o.bundle},
     {"policy", 0, FWREL_OPT_STR, "POLICY",
-     "with --bundle (CI): the release policy; its approvers and threshold are used", &o.policy},
+     "with --bundle (CI) or --repo: the release policy; its approvers and threshold are used",
+     &o.policy},
+    {"no-policy", 0, FWREL_OPT_FLAG, NULL,
+     "with --repo: no policy; each release's own record says who approves (not VERIFIED)",
+     &o.no_policy},
     {"gnupg-home", 0, FWREL_OPT_STR, "DIR",
      "with --bundle (CI) or --repo: GnuPG home with the approvers' public keys (default "
      "$GNUPGHOME)",
@@ -502,7 +507,8 @@ static int repo_report(const fwrel_auditor *a, const char *repo, const char *fil
 static int run_repo(fwrel_ctx *ctx)
 {
     fwrel_auditor *a = NULL;
-    fwrel_auditor_opts ao = {o.gnupg_home, o.product, o.keystore, 0};
+    fwrel_policy *pol = NULL;
+    fwrel_auditor_opts ao = {o.gnupg_home, o.product, o.keystore, 0, NULL, o.no_policy};
     uint64_t jobs = 0;
     int error;
 
@@ -510,16 +516,31 @@ static int run_repo(fwrel_ctx *ctx)
         return fwrel_cmd_usage(ctx, "--repo takes no FILE argument");
     if ((o.product != NULL) == (o.all != 0))
         return fwrel_cmd_usage(ctx, "--repo needs --product PRODUCT or --all");
+    if ((o.policy != NULL) == (o.no_policy != 0))
+        return fwrel_cmd_usage(ctx, o.no_policy ? "--policy and --no-policy exclude each other"
+                                                : "--repo needs --policy POLICY (the approvers "
+                                                  "in force) or --no-policy");
     if (o.jobs != NULL &&
         (fwrel_parse_u64(&jobs, o.jobs, FWREL_AUDITOR_JOBS_MAX) != 0 || jobs == 0))
         return fwrel_cmd_usage(ctx, "--jobs must be 1..%d", FWREL_AUDITOR_JOBS_MAX);
     ao.jobs = (unsigned)jobs;
+    if (o.policy != NULL && (error = fwrel_policy_load(&pol, o.policy)) != 0)
+        return fwrel_cmd_fail(ctx, o.policy);
+    if (pol != NULL && o.product != NULL && strcmp(pol->product, o.product) != 0) {
+        fwrel_policy_free(pol);
+        return fwrel_cmd_usage(ctx, "the policy is for product %s, not %s", pol->product,
+                               o.product);
+    }
+    ao.policy = pol;
     error = fwrel_auditor_run(&a, o.repo, &ao);
-    if (a == NULL)
-        return fwrel_cmd_fail(ctx, o.keystore != NULL &&
-                                           strncmp(fwrel_error_last()->message, "keystore", 8) == 0
-                                       ? o.keystore
-                                       : o.repo);
+    if (a == NULL) {
+        error = fwrel_cmd_fail(ctx, o.keystore != NULL &&
+                                            strncmp(fwrel_error_last()->message, "keystore", 8) == 0
+                                        ? o.keystore
+                                        : o.repo);
+        fwrel_policy_free(pol);
+        return error;
+    }
     /* The audit's verdict is kept while the report is written: a report failure replaces it. */
     fwrel_error verdict = *fwrel_error_last();
     if (o.report != NULL) {
@@ -530,15 +551,33 @@ static int run_repo(fwrel_ctx *ctx)
         }
     }
     repo_print(ctx, a);
-    fwrel_cmd_set(ctx, "verified", json_boolean(error == 0));
+    /* Without a policy nothing vouches for the approvers: not "verified", whatever passed. */
+    fwrel_cmd_set(ctx, "verified", json_boolean(error == 0 && fwrel_auditor_policy_checked(a)));
+    fwrel_cmd_set(ctx, "checks_passed", json_boolean(error == 0));
+    if (pol != NULL) {
+        char hex[65];
+        fwrel_hex(hex, pol->sha256, 32);
+        fwrel_cmd_set(ctx, "policy", json_string(hex));
+    } else {
+        fwrel_cmd_set(ctx, "policy", json_null());
+    }
     if (error != 0) {
         fwrel_error_set(verdict.code, "%s", verdict.message);
         error = fwrel_cmd_fail(ctx, o.repo);
         goto done;
     }
-    fwrel_cmd_print(ctx, "VERIFIED: %zu releases, every check passed\n", fwrel_auditor_count(a));
+    if (fwrel_auditor_policy_checked(a))
+        fwrel_cmd_print(ctx, "VERIFIED: %zu releases, every check passed\n",
+                        fwrel_auditor_count(a));
+    else
+        fwrel_cmd_print(ctx,
+                        "NOT VERIFIED AGAINST A POLICY: %zu releases, every check passed, but "
+                        "approvals and tag signers were checked only against each release's own "
+                        "record (--no-policy)\n",
+                        fwrel_auditor_count(a));
 done:
     fwrel_auditor_free(a);
+    fwrel_policy_free(pol);
     return error;
 }
 
@@ -553,8 +592,8 @@ static int run(fwrel_ctx *ctx)
         return fwrel_cmd_usage(ctx, "--product, --all, --keystore, --jobs and --report go with "
                                     "--repo");
     if (o.repo != NULL) {
-        if (o.policy || o.against)
-            return fwrel_cmd_usage(ctx, "--policy and --against go with --bundle");
+        if (o.against)
+            return fwrel_cmd_usage(ctx, "--against goes with --bundle");
         return run_repo(ctx);
     }
     if (ctx->argc != 1)
@@ -592,8 +631,8 @@ static const fwrel_cmd cmd = {
                 "--bundle [--policy POLICY] [--gnupg-home DIR] [--against IMAGE] BUNDLE.fwb\n"
                 "--sbv2 [--skip-padding] --key KEY IMAGE\n"
                 "--sbv1 --key KEY IMAGE\n"
-                "--repo RELEASES (--product P | --all) [--gnupg-home DIR] [--keystore DIR] "
-                "[--jobs N] [--report FILE.html]",
+                "--repo RELEASES (--product P | --all) (--policy POLICY | --no-policy) "
+                "[--gnupg-home DIR] [--keystore DIR] [--jobs N] [--report FILE.html]",
     .summary = "verify images, manifests and release bundles as the device, CI or espsecure would, "
                "and audit a release repository",
     .opts = opts,

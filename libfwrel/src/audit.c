@@ -249,12 +249,17 @@ int fwrel_audit_verify(const char *path, const char *expected_head, uint64_t exp
 {
     int rc = 0;
     FILE *f = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    /* O_NONBLOCK: opening a FIFO with no writer must not hang before fstat says what it is. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK), fl;
     struct stat st;
     if (fd < 0)
         return fwrel_error_set_errno(FWREL_EIO, errno, "cannot open the log");
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         rc = fwrel_error_set(FWREL_EIO, "the log is not a regular file");
+        goto done;
+    }
+    if ((fl = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+        rc = fwrel_error_set_errno(FWREL_EIO, errno, "cannot read the log");
         goto done;
     }
     if (flock(fd, LOCK_SH) != 0) {

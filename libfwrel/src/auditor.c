@@ -19,11 +19,13 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "fwrel/approvals.h"
 #include "fwrel/audit.h"
 #include "fwrel/bundle.h"
 #include "fwrel/bverify.h"
 #include "fwrel/history.h"
 #include "fwrel/keystore_dir.h"
+#include "fwrel/policy.h"
 #include "fwrel/repo.h"
 #include "util.h"
 
@@ -48,7 +50,8 @@ struct msg {
     char input_sha[65];
     uint64_t input_size;
     char policy_sha[65];
-    int log; /* index into logs, or -1 */
+    int log;          /* index into logs, or -1 */
+    int other_policy; /* made under another policy than the one given */
 };
 
 struct fwrel_auditor {
@@ -61,7 +64,13 @@ struct fwrel_auditor {
     size_t nlogs;
     unsigned jobs;
     size_t failed;
+    fwrel_policy *pol;   /* the policy in force, or NULL (no_policy) */
+    char policy_sha[65]; /* its SHA-256, or "" */
+    const char *tmpl;    /* the tag name template: the policy's, or the default */
 };
+
+/* Without a policy, tags are named as every shipped policy names them (docs/repo.md). */
+#define DEFAULT_TAG_TEMPLATE "{product}/{channel}/v{version}"
 
 /* --- small helpers ---------------------------------------------------------------------- */
 
@@ -301,6 +310,139 @@ int fwrel_auditor_parse_tag_message(fwrel_audit_release *rel, char *err, size_t 
     return m.ok;
 }
 
+/* --- the tag name ------------------------------------------------------------------------- */
+
+/* The tag name the template gives for product, channel and version (as the pipeline makes it);
+ * 0, or -1 when it does not fit. */
+static int render_tag(char out[256], const char *t, const char *product, const char *channel,
+                      const char *version)
+{
+    size_t n = 0;
+    while (*t != '\0') {
+        const char *v = NULL;
+        if (strncmp(t, "{product}", 9) == 0)
+            v = product;
+        else if (strncmp(t, "{channel}", 9) == 0)
+            v = channel;
+        else if (strncmp(t, "{version}", 9) == 0)
+            v = version;
+        size_t len = v != NULL ? strlen(v) : 1;
+        if (n + len >= 256)
+            return -1;
+        memcpy(out + n, v != NULL ? v : t, len);
+        n += len;
+        t += v != NULL ? 9 : 1;
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+/* What a tag name says under the template. */
+struct tname {
+    char product[65], channel[17], version[33];
+};
+
+static int name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+}
+
+static void span(char *out, size_t cap, const char *s, size_t n)
+{
+    snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), s);
+}
+
+/* Does s match the template t, {product} being product (NULL: any policy name), {channel} one of
+ * the three channels and {version} any text without '/'? What it says goes to o. The template has
+ * a few placeholders (policy.c), so the backtracking is shallow; depth bounds it anyway. */
+static int tmpl_match(struct tname *o, const char *t, const char *s, const char *product,
+                      unsigned depth)
+{
+    static const char *const channels[] = {"dev", "beta", "prod"};
+    if (depth > 12)
+        return 0;
+    while (*t != '\0') {
+        if (strncmp(t, "{product}", 9) == 0 && product != NULL) {
+            size_t n = strlen(product);
+            if (strncmp(s, product, n) != 0)
+                return 0;
+            span(o->product, sizeof(o->product), s, n);
+            s += n;
+            t += 9;
+        } else if (strncmp(t, "{product}", 9) == 0 || strncmp(t, "{version}", 9) == 0) {
+            int prod = t[1] == 'p';
+            for (size_t k = 1;
+                 s[k - 1] != '\0' && s[k - 1] != '/' && (!prod || name_char(s[k - 1])); k++)
+                if (tmpl_match(o, t + 9, s + k, product, depth + 1)) {
+                    if (prod)
+                        span(o->product, sizeof(o->product), s, k);
+                    else
+                        span(o->version, sizeof(o->version), s, k);
+                    return 1;
+                }
+            return 0;
+        } else if (strncmp(t, "{channel}", 9) == 0) {
+            for (size_t c = 0; c < 3; c++) {
+                size_t n = strlen(channels[c]);
+                if (strncmp(s, channels[c], n) == 0 &&
+                    tmpl_match(o, t + 9, s + n, product, depth + 1)) {
+                    span(o->channel, sizeof(o->channel), s, n);
+                    return 1;
+                }
+            }
+            return 0;
+        } else {
+            if (*t != *s)
+                return 0;
+            t++;
+            s++;
+        }
+    }
+    return *s == '\0';
+}
+
+/* Is path (a file in a commit) under a directory whose name is product's under the template? */
+static int path_under(const char *tmpl, const char *path, const char *product)
+{
+    char dir[256];
+    struct tname tn;
+    for (const char *c = strchr(path, '/'); c != NULL; c = strchr(c + 1, '/')) {
+        if ((size_t)(c - path) >= sizeof(dir))
+            break;
+        memcpy(dir, path, (size_t)(c - path));
+        dir[c - path] = '\0';
+        memset(&tn, 0, sizeof(tn));
+        if (tmpl_match(&tn, tmpl, dir, product, 0))
+            return 1;
+    }
+    return 0;
+}
+
+/* tag.name: the tag name, and so the directory of its files in the tree, is the template's for
+ * the product, channel and version the (signed) message names. */
+static void check_name(fwrel_problems *p, const char *tmpl, const fwrel_audit_release *R)
+{
+    char want[256] = "";
+    struct tname tn;
+    memset(&tn, 0, sizeof(tn));
+    if (!tmpl_match(&tn, tmpl, R->tag, NULL, 0)) {
+        fwrel_problem(p, "the tag name is not of the form %s", tmpl);
+    } else {
+        if (strcmp(tn.product, R->product) != 0)
+            fwrel_problem(p, "the tag name says product %s, the message %s", tn.product,
+                          R->product);
+        if (strcmp(tn.channel, R->channel) != 0)
+            fwrel_problem(p, "the tag name says channel %s, the message %s", tn.channel,
+                          R->channel);
+        if (strcmp(tn.version, R->version) != 0)
+            fwrel_problem(p, "the tag name says version %s, the message %s", tn.version,
+                          R->version);
+    }
+    if (p->n == 0 && (render_tag(want, tmpl, R->product, R->channel, R->version) != 0 ||
+                      strcmp(want, R->tag) != 0))
+        fwrel_problem(p, "the message's release is named %s under %s, not %s", want, tmpl, R->tag);
+}
+
 /* --- live logs ------------------------------------------------------------------------------ */
 
 static int log_find(const fwrel_auditor *a, const char *path)
@@ -377,19 +519,31 @@ static int log_load(struct livelog *L, const char *repo, const char *path, const
     int n = snprintf(full, sizeof(full), "%s/%s", repo, path);
     if (n < 0 || (size_t)n >= sizeof(full))
         return fwrel_error_set(FWREL_EUSAGE, "repository path too long");
-    fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* O_NONBLOCK: opening a FIFO with no writer must not hang before fstat says what it is. */
+    fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         snprintf(L->sum.error, sizeof(L->sum.error), "cannot open the live log: %s",
                  strerror(errno));
         return 0;
     }
-    if (flock(fd, LOCK_SH) != 0 || fstat(fd, &st) != 0) {
+    if (fstat(fd, &st) != 0) {
         error = fwrel_error_set_errno(FWREL_EIO, errno, "audit log %s", path);
         goto done;
     }
     if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > FWREL_REPO_FILE_MAX) {
         snprintf(L->sum.error, sizeof(L->sum.error), "the live log is %s",
                  S_ISREG(st.st_mode) ? "too large" : "not a regular file");
+        error = 0;
+        goto done;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0 || flock(fd, LOCK_SH) != 0 ||
+        fstat(fd, &st) != 0) {
+        error = fwrel_error_set_errno(FWREL_EIO, errno, "audit log %s", path);
+        goto done;
+    }
+    if ((uint64_t)st.st_size > FWREL_REPO_FILE_MAX) {
+        snprintf(L->sum.error, sizeof(L->sum.error), "the live log is too large");
         error = 0;
         goto done;
     }
@@ -682,6 +836,61 @@ done:
     return error;
 }
 
+/* policy and approvals: with a policy, the release is of its product and of one of its channels,
+ * and its approvals meet the policy's rule (fwrel_approvals_check(), the rule CI mode uses); a
+ * release recording another policy's hash is noted (a policy change is visible, not a failure:
+ * the given policy's rule is the one applied). Without a policy the release's own record is the
+ * only rule there is: ci.approvals judged by it, and these steps say they were not run. */
+static int step_policy(struct ctx *c, fwrel_audit_release *R, struct msg *M, const fwrel_bundle *b,
+                       fwrel_approvals_rule *rule)
+{
+    const fwrel_policy *pol = c->a->pol;
+    fwrel_problems p = {"", 0};
+    fwrel_approvals_outcome out;
+    int error;
+
+    if (pol == NULL) {
+        fwrel_approvals_rule_record(rule, &R->record);
+        ADD(R, "policy", FWREL_SKIP, "no policy given: the release's own record says who approves");
+        ADD(R, "approvals", FWREL_SKIP,
+            "no policy given: approvals were checked against the approvers and threshold the "
+            "release records (ci.approvals), not against a policy");
+        return 0;
+    }
+    if (fwrel_approvals_rule_policy(rule, pol, R->channel) != 0) {
+        fwrel_problem(&p, "%s", fwrel_error_last()->message);
+        fwrel_error_clear();
+    }
+    if (strcmp(pol->product, R->product) != 0)
+        fwrel_problem(&p, "the policy is for product %s, not %s", pol->product, R->product);
+    if (p.n)
+        ADD(R, "policy", FWREL_FAIL, "%s", p.text);
+    else
+        ADD(R, "policy", FWREL_PASS, "%s %s: %u approvals required, by the policy's %zu approvers",
+            R->product, R->channel, rule->required, rule->npinned);
+    if (R->have_record && strcmp(R->record.policy_sha256, c->a->policy_sha) != 0) {
+        M->other_policy = 1;
+        ADD(R, "policy", FWREL_INFO,
+            "made under another policy (sha256 %.16s...); the given one's (%.16s...) rule is "
+            "applied",
+            R->record.policy_sha256, c->a->policy_sha);
+    }
+    if (b == NULL) {
+        ADD(R, "approvals", FWREL_SKIP, "no bundle");
+        return 0;
+    }
+    error = fwrel_approvals_check(&out, rule, b, c->home);
+    if (error == FWREL_EFORMAT) {
+        ADD(R, "approvals", FWREL_FAIL, "%s", fwrel_error_last()->message);
+        fwrel_error_clear();
+        return 0;
+    }
+    if (error != 0)
+        return error;
+    ADD(R, "approvals", out.ok ? FWREL_PASS : FWREL_FAIL, "%s", out.detail);
+    return 0;
+}
+
 static int audit_one(struct ctx *c, fwrel_repo *r, size_t i)
 {
     fwrel_audit_release *R = &c->a->rel[i];
@@ -692,8 +901,10 @@ static int audit_one(struct ctx *c, fwrel_repo *r, size_t i)
     size_t blen = 0, rjlen = 0;
     fwrel_bundle *b = NULL;
     const fwrel_bundle_member *brj = NULL;
+    fwrel_approvals_rule rule;
     int error;
 
+    memset(&rule, 0, sizeof(rule));
     if ((error = fwrel_report_new(&R->report)) != 0)
         return error;
     error = fwrel_repo_tag_verify(&s, commit, r, R->tag, c->home);
@@ -706,9 +917,9 @@ static int audit_one(struct ctx *c, fwrel_repo *r, size_t i)
         return error;
     }
     if (!M->ok) {
-        static const char *const rest[] = {"tag.signer",  "bundle.blob",   "ci",
-                                           "record.tree", "record.fields", "audit.copy",
-                                           "audit.live"};
+        static const char *const rest[] = {
+            "tag.name",   "bundle.blob",   "ci",         "record.tree", "policy", "approvals",
+            "tag.signer", "record.fields", "audit.copy", "audit.live"};
         ADD(R, "tag.message", FWREL_FAIL, "%s", M->err);
         for (size_t k = 0; k < sizeof(rest) / sizeof(rest[0]); k++)
             ADD(R, rest[k], FWREL_SKIP, "no fwrel tag message");
@@ -716,6 +927,15 @@ static int audit_one(struct ctx *c, fwrel_repo *r, size_t i)
     }
     ADD(R, "tag.message", FWREL_PASS, "%s %s (%s), counter %llu, secure_version %u", R->product,
         R->version, R->channel, (unsigned long long)R->counter, R->secure_version);
+    {
+        fwrel_problems p = {"", 0};
+        check_name(&p, c->a->tmpl, R);
+        if (p.n)
+            ADD(R, "tag.name", FWREL_FAIL, "%s", p.text);
+        else
+            ADD(R, "tag.name", FWREL_PASS, "%s is the name %s gives this release", R->tag,
+                c->a->tmpl);
+    }
 
     /* The bundle blob. */
     char want_path[300];
@@ -793,18 +1013,25 @@ static int audit_one(struct ctx *c, fwrel_repo *r, size_t i)
             goto done;
     }
 
-    /* The signer and the message's fields against the record. */
-    if (!R->have_record)
+    /* The policy in force, its approval rule, and the tag signer under that rule. */
+    if ((error = step_policy(c, R, &c->a->msg[i], b, &rule)) != 0)
+        goto done;
+    if (c->a->pol == NULL && !R->have_record)
         error = fwrel_report_add(R->report, "tag.signer", FWREL_SKIP, "no release record");
     else if (R->signer[0] == '\0')
         error = fwrel_report_add(R->report, "tag.signer", FWREL_SKIP, "the signature failed");
-    else if (!pinned(&R->record, R->signer))
+    else if (!fwrel_approvals_tag_signer_ok(&rule, R->signer))
         error = fwrel_report_add(R->report, "tag.signer", FWREL_FAIL,
-                                 "the tag is signed by %s, not an approver the release pins",
-                                 R->signer);
-    else
+                                 "the tag is signed by %s, not an approver %s pins", R->signer,
+                                 c->a->pol != NULL ? "the policy" : "the release");
+    else if (rule.npinned == 0)
         error = fwrel_report_add(R->report, "tag.signer", FWREL_PASS,
-                                 "%s is an approver the release pins", R->signer);
+                                 "signed by %s; the policy pins no approver and allows a %s "
+                                 "release without approvals",
+                                 R->signer, R->channel);
+    else
+        error = fwrel_report_add(R->report, "tag.signer", FWREL_PASS, "%s is an approver %s pins",
+                                 R->signer, c->a->pol != NULL ? "the policy" : "the release");
     if (error != 0)
         goto done;
     if (R->have_record) {
@@ -941,6 +1168,69 @@ static int tree_delta(fwrel_problems *p, size_t *added, git_repository *repo,
     return 0;
 }
 
+/* release.dir: <tag>/ in the tagged tree holds exactly the files a release writes, as plain files
+ * (mode 100644, as fwrel_repo_release() writes them), and the audit log is a plain file. A
+ * symlink (its blob is a link target that a checkout follows), an executable, a subdirectory or
+ * any other entry fails. */
+static void release_dir(fwrel_problems *p, git_repository *repo, const fwrel_audit_release *R)
+{
+    static const char *const want[] = {"bundle.fwb", "release.json"};
+    git_oid id;
+    git_commit *c = NULL;
+    git_tree *t = NULL, *d = NULL;
+    git_tree_entry *e = NULL, *le = NULL;
+    int seen[2] = {0, 0};
+
+    if (git_oid_fromstr(&id, R->commit) != 0 || git_commit_lookup(&c, repo, &id) != 0 ||
+        git_commit_tree(&t, c) != 0) {
+        fwrel_problem(p, "the tagged tree cannot be read");
+        goto done;
+    }
+    if (git_tree_entry_bypath(&e, t, R->tag) != 0 ||
+        git_tree_entry_filemode_raw(e) != GIT_FILEMODE_TREE ||
+        git_tree_lookup(&d, repo, git_tree_entry_id(e)) != 0) {
+        fwrel_problem(p, "%s/ is not a directory of the tagged tree", R->tag);
+    } else {
+        for (size_t k = 0; k < git_tree_entrycount(d); k++) {
+            const git_tree_entry *x = git_tree_entry_byindex(d, k);
+            const char *name = git_tree_entry_name(x);
+            unsigned m = (unsigned)git_tree_entry_filemode_raw(x);
+            size_t w = 0;
+            while (w < 2 && strcmp(name, want[w]) != 0)
+                w++;
+            const char *kind = m == GIT_FILEMODE_LINK              ? ", a symlink"
+                               : m == GIT_FILEMODE_BLOB_EXECUTABLE ? ", executable"
+                               : m == GIT_FILEMODE_TREE            ? ", a directory"
+                               : m == GIT_FILEMODE_COMMIT          ? ", a submodule"
+                                                                   : "";
+            if (w == 2) {
+                fwrel_problem(p, "%s/%s is not a file of a release (mode %06o%s)", R->tag, name, m,
+                              kind);
+                continue;
+            }
+            seen[w] = 1;
+            if (m != GIT_FILEMODE_BLOB)
+                fwrel_problem(p, "%s/%s has mode %06o%s, not 100644", R->tag, name, m, kind);
+        }
+        for (size_t w = 0; w < 2; w++)
+            if (!seen[w])
+                fwrel_problem(p, "%s/%s is missing", R->tag, want[w]);
+    }
+    if (R->audit_path[0] != '\0') {
+        if (git_tree_entry_bypath(&le, t, R->audit_path) != 0)
+            fwrel_problem(p, "no audit log %s in the tagged tree", R->audit_path);
+        else if ((unsigned)git_tree_entry_filemode_raw(le) != GIT_FILEMODE_BLOB)
+            fwrel_problem(p, "the audit log %s in the tree has mode %06o, not 100644",
+                          R->audit_path, (unsigned)git_tree_entry_filemode_raw(le));
+    }
+done:
+    git_tree_entry_free(le);
+    git_tree_entry_free(e);
+    git_tree_free(d);
+    git_tree_free(t);
+    git_commit_free(c);
+}
+
 static int check_branch(fwrel_auditor *a, const char *path, const fwrel_repo_tag *tags,
                         size_t ntags)
 {
@@ -1063,6 +1353,18 @@ static int check_branch(fwrel_auditor *a, const char *path, const fwrel_repo_tag
                                          "commit %zu of %zu on the release branch; adds %zu "
                                          "files under its directory and updates the audit log",
                                          f->pos, n, added);
+        }
+        if (error != 0)
+            goto done;
+        fwrel_problems d = {"", 0};
+        if (R->commit[0] == '\0') {
+            error = fwrel_report_add(R->report, "release.dir", FWREL_SKIP, "no commit");
+        } else {
+            release_dir(&d, repo, R);
+            error = fwrel_report_add(R->report, "release.dir", d.n ? FWREL_FAIL : FWREL_PASS, "%s",
+                                     d.n ? d.text
+                                         : "bundle.fwb and release.json, plain files (100644), "
+                                           "nothing else; the audit log a plain file");
         }
         if (error != 0)
             goto done;
@@ -1288,9 +1590,54 @@ static int history_order(const void *x, const void *y)
     return strcmp(a->tag, b->tag);
 }
 
-/* Phase 1: read each tag's message (cheap, serial). Filters by product. */
-static int read_tags(fwrel_auditor *a, fwrel_repo *r, const fwrel_repo_tag *tags, size_t ntags,
-                     const char *product)
+/* Does the commit write (add, change or delete) a path under a directory named as product's
+ * releases are? An unreadable commit counts as yes: the tag is kept, and fails. */
+static int writes_under(git_repository *repo, const char *commit, const char *tmpl,
+                        const char *product)
+{
+    git_oid id;
+    git_commit *c = NULL, *parent = NULL;
+    git_tree *t = NULL, *pt = NULL;
+    git_diff *diff = NULL;
+    int hit = 1;
+    if (repo != NULL && git_oid_fromstr(&id, commit) == 0 &&
+        git_commit_lookup(&c, repo, &id) == 0 && git_commit_tree(&t, c) == 0 &&
+        (git_commit_parentcount(c) == 0 ||
+         (git_commit_parent(&parent, c, 0) == 0 && git_commit_tree(&pt, parent) == 0)) &&
+        git_diff_tree_to_tree(&diff, repo, pt, t, NULL) == 0) {
+        hit = 0;
+        for (size_t k = 0; k < git_diff_num_deltas(diff) && !hit; k++) {
+            const git_diff_delta *dd = git_diff_get_delta(diff, k);
+            hit = (dd->new_file.path != NULL && path_under(tmpl, dd->new_file.path, product)) ||
+                  (dd->old_file.path != NULL && path_under(tmpl, dd->old_file.path, product));
+        }
+    }
+    git_diff_free(diff);
+    git_tree_free(pt);
+    git_tree_free(t);
+    git_commit_free(parent);
+    git_commit_free(c);
+    return hit;
+}
+
+/* --product: is this tag the product's? By its message, its name under the template, or where its
+ * commit writes; a tag whose message cannot be read is kept (it fails). Never by the message
+ * alone: a release under the product's name or path whose message names another product is
+ * audited here, and fails tag.name. */
+static int selected(const fwrel_auditor *a, git_repository *repo, const fwrel_audit_release *R,
+                    const char *product)
+{
+    struct tname tn;
+    memset(&tn, 0, sizeof(tn));
+    if (R->product[0] == '\0' || strcmp(R->product, product) == 0 ||
+        tmpl_match(&tn, a->tmpl, R->tag, product, 0))
+        return 1;
+    return writes_under(repo, R->commit, a->tmpl, product);
+}
+
+/* Phase 1: read each tag's message (cheap, serial). Selects by product (selected()). */
+static int read_tags(fwrel_auditor *a, fwrel_repo *r, git_repository *repo,
+                     const fwrel_repo_tag *tags, size_t ntags, const char *product)
 {
     for (size_t i = 0; i < ntags; i++) {
         fwrel_audit_release *R = &a->rel[a->n];
@@ -1317,7 +1664,7 @@ static int read_tags(fwrel_auditor *a, fwrel_repo *r, const fwrel_repo_tag *tags
             return e;
         }
         free(raw);
-        if (product != NULL && R->product[0] != '\0' && strcmp(R->product, product) != 0)
+        if (product != NULL && !selected(a, repo, R, product))
             continue;
         a->n++;
     }
@@ -1429,6 +1776,30 @@ done:
     return error;
 }
 
+/* The repository's "policy" step: which rule judged the approvals. */
+static int policy_summary(fwrel_auditor *a)
+{
+    size_t other = 0;
+    const char *first = NULL;
+    if (a->pol == NULL)
+        return fwrel_report_add(a->report, "policy", FWREL_INFO,
+                                "no policy given: approvals and tag signers were checked only "
+                                "against the approvers and thresholds each release records, not "
+                                "against a policy");
+    for (size_t i = 0; i < a->n; i++)
+        if (a->msg[i].other_policy && other++ == 0)
+            first = a->rel[i].tag;
+    if (other == 0)
+        return fwrel_report_add(a->report, "policy", FWREL_PASS,
+                                "policy sha256 %.16s... (%s): every release records it",
+                                a->policy_sha, a->pol->product);
+    return fwrel_report_add(a->report, "policy", FWREL_INFO,
+                            "policy sha256 %.16s... (%s) applied; %zu release%s record%s another "
+                            "policy (first %s): the policy changed",
+                            a->policy_sha, a->pol->product, other, other == 1 ? "" : "s",
+                            other == 1 ? "s" : "", first);
+}
+
 static unsigned default_jobs(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -1439,12 +1810,13 @@ static unsigned default_jobs(void)
 
 int fwrel_auditor_run(fwrel_auditor **out, const char *path, const fwrel_auditor_opts *opts)
 {
-    static const fwrel_auditor_opts defaults = {NULL, NULL, NULL, 0};
+    static const fwrel_auditor_opts defaults = {NULL, NULL, NULL, 0, NULL, 0};
     const fwrel_auditor_opts *o = opts != NULL ? opts : &defaults;
     fwrel_auditor *a = NULL;
     fwrel_repo *r0 = NULL;
     fwrel_keystore *ks = NULL;
     fwrel_repo_tag *tags = NULL;
+    git_repository *gr = NULL;
     size_t ntags = 0;
     const char *home = o->gnupg_home;
     int error;
@@ -1453,6 +1825,14 @@ int fwrel_auditor_run(fwrel_auditor **out, const char *path, const fwrel_auditor
     *out = NULL;
     if (o->jobs > FWREL_AUDITOR_JOBS_MAX)
         return fwrel_error_set(FWREL_EUSAGE, "jobs must be 1..%d", FWREL_AUDITOR_JOBS_MAX);
+    if ((o->policy != NULL) == (o->no_policy != 0))
+        return fwrel_error_set(FWREL_EUSAGE, o->policy != NULL
+                                                 ? "a policy and no_policy exclude each other"
+                                                 : "no policy: give the policy in force, or say "
+                                                   "no_policy");
+    if (o->policy != NULL && o->product != NULL && strcmp(o->policy->product, o->product) != 0)
+        return fwrel_error_set(FWREL_EUSAGE, "the policy is for product %s, not %s",
+                               o->policy->product, o->product);
     if (home == NULL)
         home = getenv("GNUPGHOME");
     if (home == NULL || home[0] == '\0')
@@ -1465,6 +1845,16 @@ int fwrel_auditor_run(fwrel_auditor **out, const char *path, const fwrel_auditor
         goto done;
     if ((a = calloc(1, sizeof(*a))) == NULL || (error = fwrel_report_new(&a->report)) != 0) {
         error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    a->pol = (fwrel_policy *)o->policy;
+    a->tmpl = o->policy != NULL ? o->policy->tag : DEFAULT_TAG_TEMPLATE;
+    if (o->policy != NULL)
+        fwrel_hex(a->policy_sha, o->policy->sha256, 32);
+    if (o->product != NULL && git_repository_open_bare(&gr, path) != 0) {
+        const git_error *ge = git_error_last();
+        error = fwrel_error_set(FWREL_EIO, "cannot open the repository: %s",
+                                ge != NULL ? ge->message : "?");
         goto done;
     }
     if ((error = fwrel_repo_tags(&tags, &ntags, r0, NULL)) != 0)
@@ -1480,7 +1870,7 @@ int fwrel_auditor_run(fwrel_auditor **out, const char *path, const fwrel_auditor
         error = fwrel_error_set(FWREL_EIO, "out of memory");
         goto done;
     }
-    if ((error = read_tags(a, r0, tags, ntags, o->product)) != 0)
+    if ((error = read_tags(a, r0, gr, tags, ntags, o->product)) != 0)
         goto done;
     if (o->product != NULL)
         error = fwrel_report_add(a->report, "repo.tags", a->n ? FWREL_INFO : FWREL_FAIL,
@@ -1500,6 +1890,8 @@ int fwrel_auditor_run(fwrel_auditor **out, const char *path, const fwrel_auditor
         goto done;
     if (ks != NULL && (error = fwrel_report_add(a->report, "keystore", FWREL_INFO,
                                                 "%zu keys in the index", fwrel_ks_count(ks))) != 0)
+        goto done;
+    if ((error = policy_summary(a)) != 0)
         goto done;
 
     /* The verdict. */
@@ -1525,6 +1917,7 @@ int fwrel_auditor_run(fwrel_auditor **out, const char *path, const fwrel_auditor
     if (error == 0)
         fwrel_error_clear();
 done:
+    git_repository_free(gr);
     fwrel_repo_tags_free(tags, ntags);
     fwrel_repo_free(r0);
     fwrel_ks_close(ks);
@@ -1584,6 +1977,11 @@ const fwrel_audit_log_summary *fwrel_auditor_log(const fwrel_auditor *a, size_t 
 unsigned fwrel_auditor_jobs(const fwrel_auditor *a)
 {
     return a != NULL ? a->jobs : 0;
+}
+
+int fwrel_auditor_policy_checked(const fwrel_auditor *a)
+{
+    return a != NULL && a->policy_sha[0] != '\0';
 }
 
 size_t fwrel_auditor_failed(const fwrel_auditor *a)
@@ -1818,8 +2216,14 @@ int fwrel_auditor_html(char **out, size_t *len, const fwrel_auditor *a, const ch
     sb_el(&b, "<title>fwrel release audit: ", title, "</title>\n");
     sb_fmt(&b, "<style>%s</style>\n</head>\n<body>\n", css);
     sb_el(&b, "<h1>Release audit: ", title, "</h1>\n");
-    if (a->failed == 0 && rf == NULL)
+    if (a->failed == 0 && rf == NULL && fwrel_auditor_policy_checked(a))
         sb_fmt(&b, "<p class=\"verdict pass\">VERIFIED: %zu releases, every check passed</p>\n",
+               a->n);
+    else if (a->failed == 0 && rf == NULL)
+        sb_fmt(&b,
+               "<p class=\"verdict info\">NOT VERIFIED AGAINST A POLICY: %zu releases, every "
+               "check passed, but approvals and tag signers were checked only against each "
+               "release's own record</p>\n",
                a->n);
     else
         sb_fmt(&b, "<p class=\"verdict fail\">REJECTED: %zu of %zu releases failed%s</p>\n",

@@ -16,6 +16,7 @@
 #include "fwrel/encimg.h"
 #include "fwrel/manifest.h"
 #include "fwrel/pgp.h"
+#include "fwrel/approvals.h"
 #include "fwrel/policy.h"
 #include "fwrel/release.h"
 #include "util.h"
@@ -332,73 +333,24 @@ static int check_members(struct run *r, const fwrel_bundle *b, const fwrel_relea
     return 0;
 }
 
-static int pinned_has(char (*const pinned)[41], size_t n, const char *fpr)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcasecmp(pinned[i], fpr) == 0)
-            return 1;
-    return 0;
-}
-
-/* Every approvals/<FPR>.asc verifies over SHA256SUMS, is signed by FPR, FPR is pinned; and the
- * pinned approvers reach the threshold. */
+/* The approvals under the rule of approvals.h (the one rule the auditor uses too): every
+ * approvals/<FPR>.asc verifies over SHA256SUMS, is signed by FPR, FPR is pinned; and the pinned
+ * approvers reach the threshold. */
 static int check_approvals(struct run *r, const fwrel_bundle *b, const char *home,
                            char (*const pinned)[41], size_t npinned, unsigned required)
 {
-    const fwrel_bundle_member *sums = fwrel_bundle_find(b, "SHA256SUMS");
-    fwrel_pgp_sig sigs[FWREL_PGP_SIGS_MAX];
-    const char *pins[FWREL_POLICY_MAX_APPROVERS + 16];
-    fwrel_pgp_approvals ap;
-    fwrel_problems p = {"", 0};
-    size_t nsigs = 0, count = 0;
+    fwrel_approvals_rule rule;
+    fwrel_approvals_outcome out;
     int error;
 
-    memset(&ap, 0, sizeof(ap));
-    for (size_t i = 0; i < b->n; i++) {
-        const fwrel_bundle_member *mb = &b->members[i];
-        char fpr[41];
-        fwrel_pgp_result res;
-        if (strncmp(mb->name, "approvals/", 10) != 0)
-            continue;
-        memcpy(fpr, mb->name + 10, 40);
-        fpr[40] = '\0';
-        if (nsigs == FWREL_PGP_SIGS_MAX) {
-            fwrel_problem(&p, "more than %d approvals", FWREL_PGP_SIGS_MAX);
-            break;
-        }
-        error = fwrel_pgp_verify_detached(&res, home, sums->data, sums->len, mb->data, mb->len);
-        if (error == FWREL_EVERIFY || error == FWREL_EFORMAT) {
-            fwrel_problem(&p, "%s: %s", mb->name, fwrel_error_last()->message);
-            continue;
-        }
-        if (error != 0)
-            return error;
-        sigs[nsigs].data = mb->data;
-        sigs[nsigs++].len = mb->len;
-        if (strcmp(res.fpr, fpr) != 0)
-            fwrel_problem(&p, "%s: signed by %s, not by that key", mb->name, res.fpr);
-        else if (!pinned_has(pinned, npinned, fpr))
-            fwrel_problem(&p, "%s: signed by a key the policy does not pin", mb->name);
-    }
-    if (nsigs > 0 && npinned > 0) {
-        for (size_t i = 0; i < npinned; i++)
-            pins[i] = pinned[i];
-        error = fwrel_pgp_count_approvers(&ap, home, sums->data, sums->len, sigs, nsigs, pins,
-                                          npinned, 0);
-        if (error == FWREL_EFORMAT) {
-            fwrel_problem(&p, "%s", fwrel_error_last()->message);
-        } else if (error != 0) {
-            return error;
-        }
-        count = ap.count;
-    }
-    if (count < required)
-        fwrel_problem(&p, "%zu of %u required approvals", count, required);
-    if (p.n == 0)
-        step(r, "approvals", FWREL_PASS, "%zu of %u required approvals by pinned keys", count,
-             required);
-    else
-        step(r, "approvals", FWREL_FAIL, "%s", p.text);
+    memset(&rule, 0, sizeof(rule));
+    for (size_t i = 0; i < npinned && i < FWREL_APPROVALS_PINNED_MAX; i++)
+        memcpy(rule.pinned[rule.npinned++], pinned[i], 41);
+    rule.required = required;
+    rule.source = "the policy";
+    if ((error = fwrel_approvals_check(&out, &rule, b, home)) != 0)
+        return error;
+    step(r, "approvals", out.ok ? FWREL_PASS : FWREL_FAIL, "%s", out.detail);
     return 0;
 }
 

@@ -389,9 +389,13 @@ static int parse_approvals(fwrel_policy *p, unsigned *required, const yt_node *a
 static int parse_channels(fwrel_policy *p, const struct manifest_defaults *d, unsigned approvals,
                           const yt_node *c)
 {
-    static const char *const keys[] = {"sign_slots",         "manifest_signers",
-                                       "manifest_threshold", "approvals_required",
-                                       "validity",           NULL};
+    static const char *const keys[] = {"sign_slots",
+                                       "manifest_signers",
+                                       "manifest_threshold",
+                                       "approvals_required",
+                                       "validity",
+                                       "allow_no_approvals",
+                                       NULL};
     int error;
     if ((error = yt_expect(c, YT_MAP, "channels")) != 0 ||
         (error = yt_check_keys(c, channel_keys)) != 0)
@@ -457,6 +461,18 @@ static int parse_channels(fwrel_policy *p, const struct manifest_defaults *d, un
         }
         if ((n = yt_get(v, "validity")) != NULL && (error = validity(&ch->validity, n)) != 0)
             return error;
+        /* A channel that needs no approval is weak: only on purpose (docs/policy.md). */
+        if ((n = yt_get(v, "allow_no_approvals")) != NULL &&
+            (error = yt_bool(&ch->allow_no_approvals, n, "allow_no_approvals")) != 0)
+            return error;
+        if (ch->approvals_required == 0 && !ch->allow_no_approvals)
+            return where(v,
+                         "channel '%s' requires no approvals: say allow_no_approvals: true if "
+                         "that is intended",
+                         ch->name);
+        if (ch->approvals_required > 0 && ch->allow_no_approvals)
+            return where(n, "allow_no_approvals: true, but channel '%s' requires %u approvals",
+                         ch->name, ch->approvals_required);
     }
     return 0;
 }

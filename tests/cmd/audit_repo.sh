@@ -20,7 +20,7 @@ fwrel-keygen -q --policy "$T/policy.yaml" --keystore "$T/ks" --no-passphrase ||
     { echo "FAIL: keygen"; exit 1; }
 img() { fwrel-testimg --chip esp32s3 --version "$1" --secure-version "$2" --project acme \
     --size 65536 -o "$T/app-$1.bin"; }
-img 1.0.0 1; img 1.0.1 1; img 1.1.0 2; img 1.1.1 2; img 1.2.0 1
+img 1.0.0 1; img 1.0.1 1; img 1.1.0 2; img 1.1.1 2; img 1.2.0 1; img 1.3.0 2
 
 R="$T/releases"
 N=0
@@ -46,10 +46,11 @@ expect_rc 0 "release $P4: recorded" env SOURCE_DATE_EPOCH=$((1767225600 + 3600 *
     --user rel-op
 LOG=audit/audit.jsonl
 
-audit() { # REPO [OPTIONS...]
-    local repo=$1
+audit() { # REPO [OPTIONS...]: against the policy in force, unless told --no-policy or --policy
+    local repo=$1 pol=(--policy "$T/policy.yaml")
     shift
-    fwrel-verify --repo "$repo" --gnupg-home "$G" "$@"
+    case " $* " in *" --no-policy "* | *" --policy "*) pol=() ;; esac
+    fwrel-verify --repo "$repo" --gnupg-home "$G" "${pol[@]}" "$@"
 }
 
 # --- a clean repository ---------------------------------------------------------------------
@@ -69,12 +70,14 @@ python3 - "$T/clean.json" "$B1" "$P2" "$B3" "$P4" <<'PY' && ok || fail "--json o
 import json, sys
 j = json.load(open(sys.argv[1]))
 assert j["mode"] == "repo" and j["verified"] is True and j["failed_releases"] == 0, j
+assert j["checks_passed"] is True and len(j["policy"]) == 64, j
 assert j["jobs"] == 2, j["jobs"]
 assert [r["tag"] for r in j["releases"]] == sys.argv[2:], [r["tag"] for r in j["releases"]]
-want = ["tag.signature", "tag.message", "bundle.blob", "ci.bundle.read", "ci.bundle.sums",
-        "ci.record.parse", "ci.record.policy", "ci.record.members", "ci.approvals", "ci.exports",
-        "ci.against", "record.tree", "tag.signer", "record.fields", "audit.copy", "audit.live",
-        "repo.branch", "history.counter", "history.secure_version", "history.version", "keys"]
+want = ["tag.signature", "tag.message", "tag.name", "bundle.blob", "ci.bundle.read",
+        "ci.bundle.sums", "ci.record.parse", "ci.record.policy", "ci.record.members",
+        "ci.approvals", "ci.exports", "ci.against", "record.tree", "policy", "approvals",
+        "tag.signer", "record.fields", "audit.copy", "audit.live", "repo.branch", "release.dir",
+        "history.counter", "history.secure_version", "history.version", "keys"]
 for n, r in enumerate(j["releases"], 1):
     names = []
     for s in r["steps"]:
@@ -103,7 +106,7 @@ run audit "$R" --all --jobs 2
 [ "$one" = "$OUT" ] && ok || fail "--jobs 1 and --jobs 2 differ"
 expect_rc 0 "--product" audit "$R" --product "$P"
 printf '%s\n' "$OUT" | grep -q "^VERIFIED: 4 releases" && ok || fail "--product: $OUT"
-expect_rc 1 "--product with no release" audit "$R" --product other-product
+expect_rc 1 "--product with no release" audit "$R" --product other-product --no-policy
 expect_err "^fwrel-verify: $R: repository: repo.tags: 4 tags, 0 of them releases of other-product" \
     "--product with no release"
 # With the keystore: every key id of every release is in its index, all active.
@@ -117,7 +120,34 @@ for r in j["releases"]:
     assert r["keys"] and all(x["status"] == "active" and x["name"] for x in r["keys"]), r["keys"]
 ' <<<"$OUT" && ok || fail "keys with --keystore: $OUT"
 
+# Without a policy: every check passes, but the verdict says the approvers were not checked
+# against one (issue 13 point 9), and --json does not say verified.
+expect_rc 0 "--no-policy" audit "$R" --all --no-policy
+printf '%s\n' "$OUT" | grep -q "^NOT VERIFIED AGAINST A POLICY: 4 releases, every check passed, but approvals and tag signers were checked only against each release's own record (--no-policy)$" &&
+    ok || fail "--no-policy verdict: $OUT"
+printf '%s\n' "$OUT" | grep -q "^VERIFIED" && fail "--no-policy says VERIFIED: $OUT" || ok
+printf '%s\n' "$OUT" | grep -q "^INFO policy: no policy given: approvals and tag signers were checked only against" &&
+    ok || fail "--no-policy: no policy line: $OUT"
+expect_rc 0 "--no-policy --json" audit "$R" --all --no-policy --json
+python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+assert j["verified"] is False and j["checks_passed"] is True and j["policy"] is None, j
+' <<<"$OUT" && ok || fail "--no-policy --json: $OUT"
+expect_rc 0 "--no-policy --report" audit "$R" --all --no-policy --report "$T/nopol.html"
+grep -q 'NOT VERIFIED AGAINST A POLICY: 4 releases' "$T/nopol.html" && ok || fail "--no-policy report"
+grep -q 'VERIFIED: 4 releases, every check passed</p>' "$T/nopol.html" && fail "--no-policy report says VERIFIED" || ok
+
 # Usage errors: exit 2, one line.
+expect_rc 2 "--repo without --policy or --no-policy" fwrel-verify --repo "$R" --all --gnupg-home "$G"
+expect_err "^fwrel-verify: --repo needs --policy POLICY \(the approvers in force\) or --no-policy \(see" "no policy"
+expect_rc 2 "--policy and --no-policy" audit "$R" --all --policy "$T/policy.yaml" --no-policy
+expect_err "^fwrel-verify: --policy and --no-policy exclude each other \(see" "--policy --no-policy"
+expect_rc 2 "--policy of another product" audit "$R" --product other-product
+expect_err "^fwrel-verify: the policy is for product $P, not other-product \(see" "--policy of another product"
+printf 'fwrel-policy: 2\n' >"$T/bad-policy.yaml"
+expect_rc 3 "--repo with a malformed policy" audit "$R" --all --policy "$T/bad-policy.yaml"
+expect_err "^fwrel-verify: $T/bad-policy.yaml: " "malformed policy"
 expect_rc 2 "--repo without --product or --all" audit "$R"
 expect_err "^fwrel-verify: --repo needs --product PRODUCT or --all" "--repo alone"
 expect_rc 2 "--repo with a FILE" audit "$R" --all "$T/app-1.0.0.bin"
@@ -201,8 +231,11 @@ copy
 tag_message "$C" "$P4" >"$T/msg"
 GNUPGHOME="$G" $GIT -c user.signingkey="$M" -C "$C" tag -f -s -F "$T/msg" "$P4" "$P4^{commit}" >/dev/null 2>&1
 rejected "tag signed by an unpinned key" 1 tag.signer "$P4"
-expect_err "first: $P4: tag.signer: the tag is signed by $M, not an approver the release pins" \
+expect_err "first: $P4: tag.signer: the tag is signed by $M, not an approver the policy pins" \
     "tag signed by an unpinned key"
+rejected "tag signed by an unpinned key, no policy" 1 tag.signer "$P4" --no-policy
+expect_err "first: $P4: tag.signer: the tag is signed by $M, not an approver the release pins" \
+    "tag signed by an unpinned key, no policy"
 # 5. A bundle changed in the middle of the history by rewriting the release's commit and every
 #    commit after it (each tag re-made with its own message by a pinned approver).
 copy
@@ -279,6 +312,9 @@ B5=$P/beta/v1.2.0
 rejected "lower secure_version" 1 history.secure_version "$B5"
 expect_err "first: $B5: history.secure_version: secure_version 1 is below 2 of $B3, an earlier release \(rollback\)" \
     "lower secure_version"
+# ... and the policy change is visible (a note, not a failure: the given policy's rule applies).
+printf '%s\n' "$OUT" | grep -q "^INFO policy: policy sha256 [0-9a-f]*\.\.\. ($P) applied; 1 release records another policy (first $B5): the policy changed$" &&
+    ok || fail "policy change not reported: $OUT"
 # 12. A key revoked since the releases: every release it signed fails; a retired key does not.
 cp -a "$T/ks" "$T/ks-revoked"
 expect_rc 0 "revoke mf-release-1" fwrel-keygen -q --keystore "$T/ks-revoked" --revoke mf-release-1
@@ -298,6 +334,104 @@ for r in j["releases"]:
     assert info and "mf-release-1 epoch 1 is retired" in info[0]["detail"], r["steps"]
     assert [k for k in r["keys"] if k.get("name") == "mf-release-1"][0]["status"] == "retired"
 ' <<<"$OUT" && ok || fail "retired key noted: $OUT"
+
+# 13. Issue 13 point 5: a forged release under this product's name and path whose signed message
+#     names another product. --product used to skip it by that message before checking anything
+#     (VERIFIED); it is selected by its name and path, and fails naming the disagreement.
+copy
+P6=$P/prod/v1.3.0
+old=$(git -C "$C" rev-parse "$P4^{commit}")
+GIT_INDEX_FILE="$T/index" git -C "$C" read-tree "$old"
+for f in bundle.fwb release.json; do
+    GIT_INDEX_FILE="$T/index" git -C "$C" update-index --add --cacheinfo \
+        "100644,$(git -C "$C" rev-parse "$P4:$P4/$f"),$P6/$f"
+done
+tree=$(GIT_INDEX_FILE="$T/index" git -C "$C" write-tree)
+new=$($GIT -C "$C" commit-tree "$tree" -p "$old" -m "release $P6")
+git -C "$C" update-ref refs/heads/main "$new" "$old"
+tag_message "$C" "$P4" | sed "1s/^fwrel release $P 1.1.1 (prod)\$/fwrel release other-product 1.3.0 (prod)/" >"$T/msg"
+head -1 "$T/msg" | grep -q "^fwrel release other-product 1.3.0 (prod)$" && ok || fail "forged message: $(head -1 "$T/msg")"
+GNUPGHOME="$G" $GIT -c user.signingkey="$A1" -C "$C" tag -s -F "$T/msg" "$P6" "$new" >/dev/null 2>&1
+expect_rc 1 "forged release under $P's path, --product" audit "$C" --product "$P"
+expect_err "^fwrel-verify: $C: 1 of 5 releases failed; first: $P6: tag.name: the tag name says product $P, the message other-product$" \
+    "forged release under $P's path"
+printf '%s\n' "$OUT" | grep -q "^FAIL $P6 bundle.blob: the tag names $P4/bundle.fwb, not $P6/bundle.fwb" &&
+    ok || fail "forged release: bundle.blob: $OUT"
+expect_rc 1 "forged release under $P's path, --no-policy" audit "$C" --product "$P" --no-policy
+expect_err "first: $P6: tag.name: the tag name says product $P, the message other-product$" \
+    "forged release, --no-policy"
+# The same release tagged under the other product's name: its commit writes under $P's path.
+git -C "$C" tag -d "$P6" >/dev/null
+GNUPGHOME="$G" $GIT -c user.signingkey="$A1" -C "$C" tag -s -F "$T/msg" "other-product/prod/v1.3.0" "$new" >/dev/null 2>&1
+expect_rc 1 "forged release by path, --product" audit "$C" --product "$P"
+expect_err "first: other-product/prod/v1.3.0: bundle.blob: " "forged release by path"
+printf '%s\n' "$OUT" | grep -q "^FAIL other-product/prod/v1.3.0 repo.branch: the commit adds $P6/bundle.fwb, outside its release" &&
+    ok || fail "forged release by path: repo.branch: $OUT"
+
+# 14. Issue 13 point 9: a release approved (and tagged) by a key of the keyring that the policy in
+#     force does not pin, made under a policy of its own that pins it: its own record vouches for
+#     it (--no-policy passes, as the old audit did), the policy does not.
+copy
+sed "s/$A3/$M/" "$T/policy.yaml" >"$T/policy-m.yaml"
+REPO=$C expect_rc 0 "release approved by an unpinned key" \
+    bundle "$T/policy-m.yaml" beta "$T/app-1.3.0.bin" -a "$M"
+B6=$P/beta/v1.3.0
+expect_rc 0 "its own record vouches for it (--no-policy)" audit "$C" --all --no-policy
+rejected "release approved by a key the policy does not pin" 1 approvals "$B6"
+expect_err "first: $B6: approvals: approvals/$M.asc: signed by a key the policy does not pin; 0 of 1 required approvals$" \
+    "release approved by a key the policy does not pin"
+printf '%s\n' "$OUT" | grep -q "^FAIL $B6 tag.signer: the tag is signed by $M, not an approver the policy pins" &&
+    ok || fail "unpinned approver: tag.signer: $OUT"
+# 15. A prod release made under a policy of its own requiring no approval (said explicitly, so it
+#     loads): it passes by its own record, and fails against the policy in force (2 required).
+copy
+sed 's/^  prod: {sign_slots: \[0\]}/  prod: {sign_slots: [0], approvals_required: 0, allow_no_approvals: true}/' \
+    "$T/policy.yaml" >"$T/policy-weak.yaml"
+grep -q "allow_no_approvals" "$T/policy-weak.yaml" && ok || fail "the weak policy was not made"
+REPO=$C expect_rc 0 "prod release without approvals" \
+    bundle "$T/policy-weak.yaml" prod "$T/app-1.3.0.bin" --tag-signer "$A1"
+P6=$P/prod/v1.3.0
+expect_rc 0 "its own record vouches for it (--no-policy)" audit "$C" --all --no-policy
+rejected "prod release without approvals" 1 approvals "$P6"
+expect_err "first: $P6: approvals: 0 of 2 required approvals$" "prod release without approvals"
+
+# 16. Issue 13 point 11: the release directory holds exactly its two files, plain (100644). An
+#     extra file, an executable bundle and a symlink, each added by rewriting the last release's
+#     commit and re-signing its tag by a pinned approver, fail release.dir.
+rewrite_p4() { # MODE,BLOB,PATH for update-index --cacheinfo
+    copy
+    local old tree new
+    old=$(git -C "$C" rev-parse "$P4^{commit}")
+    GIT_INDEX_FILE="$T/index" git -C "$C" read-tree "$old"
+    GIT_INDEX_FILE="$T/index" git -C "$C" update-index --add --cacheinfo "$1"
+    tree=$(GIT_INDEX_FILE="$T/index" git -C "$C" write-tree)
+    new=$($GIT -C "$C" commit-tree "$tree" -p "$old^" -m "release $P4")
+    git -C "$C" update-ref refs/heads/main "$new" "$old"
+    tag_message "$C" "$P4" >"$T/msg"
+    GNUPGHOME="$G" $GIT -c user.signingkey="$A2" -C "$C" tag -f -s -F "$T/msg" "$P4" "$new" >/dev/null 2>&1
+}
+blob=$(printf 'notes\n' | git -C "$R" hash-object -w --stdin)
+rewrite_p4 "100644,$blob,$P4/notes.txt"
+rejected "extra file in a release directory" 1 release.dir "$P4"
+expect_err "first: $P4: release.dir: $P4/notes.txt is not a file of a release \(mode 100644\)$" "extra file"
+rewrite_p4 "100755,$(git -C "$R" rev-parse "$P4:$P4/bundle.fwb"),$P4/bundle.fwb"
+rejected "executable bundle" 1 release.dir "$P4"
+expect_err "first: $P4: release.dir: $P4/bundle.fwb has mode 100755, executable, not 100644$" "executable bundle"
+blob=$(printf '../../../../etc/passwd' | git -C "$R" hash-object -w --stdin)
+rewrite_p4 "120000,$blob,$P4/passwd"
+rejected "symlink in a release directory" 1 release.dir "$P4"
+expect_err "first: $P4: release.dir: $P4/passwd is not a file of a release \(mode 120000, a symlink\)$" "symlink"
+
+# 17. Issue 13 point 11: a FIFO as the live audit log is refused at once (it used to hang the
+#     auditor forever on open): the log step fails, naming it. timeout guards the test: the
+#     audit itself (GnuPG for every tag) takes seconds, the old hang forever (exit 124).
+copy
+rm "$C/$LOG" && mkfifo "$C/$LOG"
+run timeout 120 fwrel-verify --repo "$C" --all --gnupg-home "$G" --policy "$T/policy.yaml"
+[ "$RC" -eq 1 ] && ok || fail "FIFO live log: exit $RC (124: hung): $ERR"
+printf '%s\n' "$OUT" | grep -q "^FAIL audit.log: $LOG: the live log is not a regular file$" && ok ||
+    fail "FIFO live log: $OUT"
+expect_err "first: $B1: audit.live: no live log at $LOG: the live log is not a regular file$" "FIFO live log"
 
 # --- the HTML report ----------------------------------------------------------------------
 # A hostile tag name (git allows <, >, &, " and ' in ref names) on a copy, signed by an approver

@@ -45,6 +45,15 @@ variant wrong-purpose 's/  recipients: \[mf-device\]/  recipients: [img-enc]/'
 bad wrong-purpose 'recipients: [img-enc]' "key 'img-enc' is a image-encrypt key, not manifest-encrypt"
 variant scheme 's/  scheme: sbv2-rsa3072/  scheme: sbv1/'
 bad scheme 'scheme: sbv1' "esp32s3 does not support sbv1"
+# A weak channel (issue 13 point 9): no approval required is refused unless the policy says so.
+variant weak-beta 's/approvals_required: 1, validity: 30d/approvals_required: 0, validity: 30d/'
+bad weak-beta 'beta: {' "channel 'beta' requires no approvals: say allow_no_approvals: true if that is intended"
+variant weak-noapprovals '/^approvals:/,/^  required: 2/d; s/approvals_required: 1, //'
+bad weak-noapprovals 'beta: {' "channel 'beta' requires no approvals: say allow_no_approvals: true"
+variant allow-with-approvals 's/approvals_required: 1, validity: 30d/approvals_required: 1, allow_no_approvals: true/'
+bad allow-with-approvals 'allow_no_approvals' "allow_no_approvals: true, but channel 'beta' requires 1 approvals"
+variant weak-allowed 's/approvals_required: 1, validity: 30d/approvals_required: 0, allow_no_approvals: true/'
+expect_rc 0 "a weak channel said so" fwrel-bundle --check-policy "$T/weak-allowed.yaml"
 # An alias bomb ("billion laughs"): refused at the first anchor, never expanded.
 {
     echo 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'

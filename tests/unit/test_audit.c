@@ -174,6 +174,12 @@ static void test_round_trip(void **state)
     assert_int_equal(fwrel_audit_verify(empty, NULL, 0, &count, head), 0);
     assert_int_equal(count, 0);
     assert_string_equal(head, "0000000000000000000000000000000000000000000000000000000000000000");
+
+    /* A FIFO is refused at once (issue 13 point 11): opening it used to wait for a writer. */
+    const char *fifo = tpath("fifo.log");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_int_equal(fwrel_audit_verify(fifo, NULL, 0, &count, head), FWREL_EIO);
+    assert_string_equal(fwrel_error_last()->message, "the log is not a regular file");
 }
 
 static void test_tamper_one_byte(void **state)

@@ -20,6 +20,7 @@
 
 #include "fwrel/audit.h"
 #include "fwrel/auditor.h"
+#include "fwrel/policy.h"
 #include "fwrel/repo.h"
 #include "gpghome.h"
 #include "testutil.h"
@@ -142,6 +143,30 @@ static int teardown(void **state)
     return 0;
 }
 
+/* A minimal valid policy for product. */
+static fwrel_policy *policy_for(const char *product)
+{
+    char text[2048];
+    fwrel_policy *p = NULL;
+    int n = snprintf(text, sizeof(text),
+                     "fwrel-policy: 1\nproduct: %s\nchip: esp32c6\ndevice_types: [d]\n"
+                     "partition_size: 0x100000\n"
+                     "secure_boot: {scheme: sbv2-ecdsa256, slots: [{slot: 0, key: sb}]}\n"
+                     "anti_rollback: {min_secure_version: 0, efuse_bits: 16}\n"
+                     "manifest: {signers: [ms], threshold: 1, recipients: [me], validity: 1d}\n"
+                     "approvals: {fingerprints: [%s], required: 1}\n"
+                     "channels: {beta: {}}\n"
+                     "release: {repository: r, tag: \"{product}/{channel}/v{version}\"}\n"
+                     "audit: {log: audit/audit.jsonl}\n"
+                     "keys:\n  sb: {purpose: secure-boot, alg: ecdsa256}\n"
+                     "  ms: {purpose: manifest-sign, alg: ed25519}\n"
+                     "  me: {purpose: manifest-encrypt, alg: x25519}\n",
+                     product, fa);
+    if (fwrel_policy_parse(&p, (const uint8_t *)text, (size_t)n) != 0)
+        fail_msg("%s", fwrel_error_last()->message);
+    return p;
+}
+
 static const fwrel_step *step(const fwrel_audit_release *R, const char *name)
 {
     for (size_t i = 0; i < fwrel_report_count(R->report); i++)
@@ -155,7 +180,7 @@ static void test_steps(void **state)
 {
     (void)state;
     fwrel_auditor *a = NULL;
-    fwrel_auditor_opts o = {home, NULL, NULL, 2};
+    fwrel_auditor_opts o = {home, NULL, NULL, 2, NULL, 1};
     assert_int_equal(fwrel_auditor_run(&a, repo_path, &o), FWREL_EVERIFY);
     assert_non_null(a);
     assert_string_equal(fwrel_error_last()->message,
@@ -177,6 +202,11 @@ static void test_steps(void **state)
     assert_int_equal(step(R, "ci.bundle.read")->verdict, FWREL_FAIL);
     assert_int_equal(step(R, "record.tree")->verdict, FWREL_FAIL);
     assert_int_equal(step(R, "tag.signer")->verdict, FWREL_SKIP);
+    assert_int_equal(step(R, "tag.name")->verdict, FWREL_PASS);
+    assert_int_equal(step(R, "policy")->verdict, FWREL_SKIP);
+    assert_int_equal(step(R, "approvals")->verdict, FWREL_SKIP);
+    assert_int_equal(step(R, "release.dir")->verdict, FWREL_FAIL);
+    assert_string_equal(step(R, "release.dir")->detail, "p/beta/v1.0.0/release.json is missing");
     assert_int_equal(step(R, "audit.copy")->verdict, FWREL_PASS);
     assert_int_equal(step(R, "audit.live")->verdict, FWREL_PASS);
     assert_int_equal(step(R, "repo.branch")->verdict, FWREL_PASS);
@@ -255,7 +285,7 @@ static void test_product_filter(void **state)
     fwrel_auditor *a = NULL;
     /* The tags whose first line names another product are left out; the unreadable one is
      * kept, since it cannot be told apart. */
-    fwrel_auditor_opts o = {home, "p", NULL, 1};
+    fwrel_auditor_opts o = {home, "p", NULL, 1, NULL, 1};
     assert_int_equal(fwrel_auditor_run(&a, repo_path, &o), FWREL_EVERIFY);
     assert_int_equal(fwrel_auditor_count(a), 4);
     assert_string_equal(fwrel_auditor_release(a, 0)->tag, "p/beta/v1.0.0");
@@ -274,7 +304,7 @@ static void test_usage(void **state)
 {
     (void)state;
     fwrel_auditor *a = (fwrel_auditor *)&a;
-    fwrel_auditor_opts o = {home, NULL, NULL, FWREL_AUDITOR_JOBS_MAX + 1};
+    fwrel_auditor_opts o = {home, NULL, NULL, FWREL_AUDITOR_JOBS_MAX + 1, NULL, 1};
     assert_int_equal(fwrel_auditor_run(&a, repo_path, &o), FWREL_EUSAGE);
     assert_null(a);
     assert_string_equal(fwrel_error_last()->message, "jobs must be 1..256");
@@ -290,6 +320,69 @@ static void test_usage(void **state)
     assert_int_not_equal(fwrel_auditor_run(&a, repo_path, &o), 0);
     assert_null(a);
     assert_memory_equal(fwrel_error_last()->message, "keystore", 8);
+    o.keystore = NULL;
+    /* A policy, or an explicit no_policy: exactly one. */
+    fwrel_policy *pol = policy_for("p");
+    o.no_policy = 0;
+    assert_int_equal(fwrel_auditor_run(&a, repo_path, &o), FWREL_EUSAGE);
+    assert_null(a);
+    assert_string_equal(fwrel_error_last()->message,
+                        "no policy: give the policy in force, or say no_policy");
+    o.policy = pol;
+    o.no_policy = 1;
+    assert_int_equal(fwrel_auditor_run(&a, repo_path, &o), FWREL_EUSAGE);
+    assert_string_equal(fwrel_error_last()->message, "a policy and no_policy exclude each other");
+    o.no_policy = 0;
+    o.product = "q";
+    assert_int_equal(fwrel_auditor_run(&a, repo_path, &o), FWREL_EUSAGE);
+    assert_string_equal(fwrel_error_last()->message, "the policy is for product p, not q");
+    assert_null(a);
+    fwrel_policy_free(pol);
+}
+
+/* Issue 13 point 5: a release under p's name and path whose (signed) message names product q.
+ * --product p used to skip it by its message before anything was verified, and audited VERIFIED;
+ * now it is selected by its name and path, and tag.name fails naming the disagreement. Also a
+ * release of q whose commit writes under p's path is selected by that path. */
+static void test_product_bypass(void **state)
+{
+    (void)state;
+    char path[4096], log[4300], entry[512], head[65], sha[65], msg[2048];
+    fwrel_repo *r = NULL;
+    fwrel_auditor *a = NULL;
+    snprintf(path, sizeof(path), "%s/forged", dir);
+    assert_int_equal(fwrel_repo_open(&r, path, 1), 0);
+    assert_int_equal(fwrel_repo_lock(r, 0), 0);
+    snprintf(log, sizeof(log), "%s/audit", path);
+    mkdir(log, 0750);
+    snprintf(log, sizeof(log), "%s/audit/audit.jsonl", path);
+    sha_hex(sha, not_a_bundle, sizeof(not_a_bundle) - 1);
+    snprintf(entry, sizeof(entry),
+             "{\"event\":\"bundle\",\"who\":{\"user\":\"t\"},\"inputs\":[],\"outputs\":[{\"name\":"
+             "\"p/prod/v9.0.0/bundle.fwb\",\"sha256\":\"%s\",\"size\":%zu}],\"result\":\"ok\"}",
+             sha, sizeof(not_a_bundle) - 1);
+    assert_int_equal(fwrel_audit_append(log, entry, strlen(entry), head), 0);
+    /* The message names q; name, path and bundle path are p's. */
+    good_msg(msg, sizeof(msg), "p/prod/v9.0.0", "q", "9.0.0", 1, 1, sha, head);
+    release(r, "p/prod/v9.0.0", msg, log, 1700000000);
+    fwrel_repo_free(r);
+
+    fwrel_auditor_opts o = {home, "p", NULL, 1, NULL, 1};
+    assert_int_equal(fwrel_auditor_run(&a, path, &o), FWREL_EVERIFY);
+    assert_int_equal(fwrel_auditor_count(a), 1);
+    const fwrel_audit_release *R = fwrel_auditor_release(a, 0);
+    assert_string_equal(R->tag, "p/prod/v9.0.0");
+    assert_int_equal(step(R, "tag.signature")->verdict, FWREL_PASS);
+    assert_int_equal(step(R, "tag.name")->verdict, FWREL_FAIL);
+    assert_string_equal(step(R, "tag.name")->detail,
+                        "the tag name says product p, the message q; the tag name says channel "
+                        "prod, the message beta");
+    fwrel_auditor_free(a);
+    /* --all: the same failure. */
+    o.product = NULL;
+    assert_int_equal(fwrel_auditor_run(&a, path, &o), FWREL_EVERIFY);
+    assert_int_equal(step(fwrel_auditor_release(a, 0), "tag.name")->verdict, FWREL_FAIL);
+    fwrel_auditor_free(a);
 }
 
 int main(void)
@@ -298,6 +391,7 @@ int main(void)
         cmocka_unit_test(test_steps),
         cmocka_unit_test(test_product_filter),
         cmocka_unit_test(test_usage),
+        cmocka_unit_test(test_product_bypass),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

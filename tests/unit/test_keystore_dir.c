@@ -382,7 +382,7 @@ static void test_resolve_policy(void **state)
         "secure_boot: {scheme: sbv2-ecdsa256, slots: [{slot: 0, key: sb0}]}\n"
         "anti_rollback: {min_secure_version: 0, efuse_bits: 16}\n"
         "manifest: {signers: [mf], threshold: 1, recipients: [dev], validity: 30d}\n"
-        "channels: {dev: {}}\naudit: {log: a.jsonl}\nexports: []\n"
+        "channels: {dev: {allow_no_approvals: true}}\naudit: {log: a.jsonl}\nexports: []\n"
         "release: {repository: r, tag: \"{product}/{channel}/v{version}\"}\n"
         "keys:\n  sb0: {purpose: secure-boot, alg: ecdsa256}\n"
         "  mf: {purpose: manifest-sign, alg: ed25519}\n"

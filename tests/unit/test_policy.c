@@ -73,7 +73,7 @@ static const char base[] =
     "secure_boot: {scheme: sbv2-ecdsa256, slots: [{slot: 0, key: sb}]}\n"
     "anti_rollback: {min_secure_version: 0, efuse_bits: 16}\n"
     "manifest: {signers: [ms], threshold: 1, recipients: [me], validity: %s}\n"
-    "channels: {dev: {}}\n"
+    "channels: {dev: {allow_no_approvals: true}}\n"
     "release: {repository: r, tag: \"%s\"}\n"
     "audit: {log: a.jsonl}\n"
     "keys:\n"

@@ -9,7 +9,16 @@
  *                   OpenPGP signature, object ids of the commit and of its whole tree)
  *   tag.message     the tag message has every fwrel line (counter, secure_version, bundle,
  *                   release.json, input, policy, approvals, audit), well formed
- *   tag.signer      the tag's signer is an approver release.json pins
+ *   tag.name        the tag name (and so its directory in the tree) is the one the tag name
+ *                   template (the policy's; without one "{product}/{channel}/v{version}") gives
+ *                   the message's product, channel and version
+ *   policy          (with a policy) the release is of the policy's product and one of its
+ *                   channels; an info line when the release records another policy's hash
+ *   approvals       (with a policy) the bundle's approvals meet the policy's rule
+ *                   (fwrel_approvals_check(): its pinned approvers, the channel's
+ *                   approvals_required)
+ *   tag.signer      the tag's signer is an approver the policy pins (without a policy: one the
+ *                   release's record pins)
  *   bundle.blob     the bundle at the path the message names hashes to the message's sha256
  *                   and size
  *   ci.<step>       the bundle's CI checks (fwrel_bundle_verify_ci_mem(): sums, record,
@@ -28,6 +37,9 @@
  *
  *   repo.branch     the tag's commit is on the release branch, the only release tag there,
  *                   with one parent, and adds only files under <tag>/ besides the audit log
+ *   release.dir     <tag>/ in the tagged tree holds exactly bundle.fwb and release.json, both
+ *                   plain files (mode 100644: no symlink, no executable, no subdirectory), and
+ *                   the audit log is a plain file
  *   history.counter counters of a product are 1..n, no gap, no duplicate, in branch order
  *   history.version versions strictly increase per product and channel (SemVer, by counter)
  *   history.secure_version  secure_version never decreases per product (by counter)
@@ -36,7 +48,14 @@
  *                   a retired key is noted (it still verifies old releases)
  *
  * Repository-wide steps: repo.tags, repo.branch (untagged commits, merges), audit.log (the
- * live log's chain: edits, removed or reordered lines, a torn last line), keystore.
+ * live log's chain: edits, removed or reordered lines, a torn last line; a live log that is not a
+ * regular file, e.g. a FIFO, is refused without waiting on it), keystore, policy (the policy
+ * given and how many releases record another; without one, an info line saying approvals and tag
+ * signers were judged only by each release's own record).
+ *
+ * --product P selects after reading, never by the unverified message alone: a tag is P's when its
+ * message, its name under the template, or a path its commit writes (under a directory named as
+ * P's releases are) says so; each selected tag is then verified like any other.
  *
  * What no check can see: lines removed from the end of the live log after the last release's
  * line (nothing signed names them); releases removed together with their tags and commits
@@ -49,6 +68,7 @@
 #include <stdint.h>
 
 #include "fwrel/error.h"
+#include "fwrel/policy.h"
 #include "fwrel/release.h"
 #include "fwrel/report.h"
 
@@ -75,13 +95,19 @@ typedef struct fwrel_audit_key {
     const char *status; /**< "active", "retired", "revoked", "absent", or "" (no keystore) */
 } fwrel_audit_key;
 
-/** Options of fwrel_auditor_run(). */
+/** Options of fwrel_auditor_run(); policy or no_policy is required. */
 typedef struct fwrel_auditor_opts {
     const char *gnupg_home; /**< GnuPG home with the signers' and approvers' public keys;
                                  NULL means $GNUPGHOME */
     const char *product;    /**< audit only this product's releases; NULL: every product */
     const char *keystore;   /**< keystore directory for the key checks; NULL: none */
     unsigned jobs;          /**< worker threads, 1..FWREL_AUDITOR_JOBS_MAX; 0: online CPUs */
+    const fwrel_policy *policy; /**< the policy in force (borrowed): its approvers, thresholds,
+                                     channels and tag template judge every release; NULL only
+                                     with no_policy */
+    int no_policy;              /**< 1: audit without a policy, each release's own record saying who
+                                     approves; the outcome says approvals were not checked against a
+                                     policy (fwrel_auditor_policy_checked()) */
 } fwrel_auditor_opts;
 
 /** One audited release. Fields from the tag message or the record are "" / 0 when absent. */
@@ -140,8 +166,9 @@ typedef struct fwrel_auditor fwrel_auditor;
  * @return 0 when every step of every release and of the repository passes;
  *         FWREL_EVERIFY "N of M releases failed; first: TAG: STEP: DETAIL" (or "repository:
  *         STEP: DETAIL" when only a repository step failed); FWREL_EUSAGE (jobs out of range,
- *         no GnuPG home); FWREL_EFORMAT "not a bare git repository"; the errors of
- *         fwrel_ks_open() for the keystore; FWREL_EIO
+ *         no GnuPG home, neither or both of policy and no_policy, "the policy is for product X,
+ *         not P"); FWREL_EFORMAT "not a bare git repository"; the errors of fwrel_ks_open() for
+ *         the keystore; FWREL_EIO
  */
 int fwrel_auditor_run(fwrel_auditor **out, const char *path, const fwrel_auditor_opts *o) FWREL_WUR;
 
@@ -168,6 +195,12 @@ const fwrel_audit_log_summary *fwrel_auditor_log(const fwrel_auditor *a, size_t 
 
 /** Worker threads used. */
 unsigned fwrel_auditor_jobs(const fwrel_auditor *a);
+
+/**
+ * Whether approvals and tag signers were judged against a policy: 1 with opts->policy, 0 with
+ * no_policy (then a passing audit must not be reported as verified without saying so).
+ */
+int fwrel_auditor_policy_checked(const fwrel_auditor *a);
 
 /** Number of failed releases. */
 size_t fwrel_auditor_failed(const fwrel_auditor *a);

@@ -93,6 +93,7 @@ typedef struct fwrel_policy_channel {
     unsigned threshold;
     unsigned approvals_required;
     uint64_t validity;                  /**< seconds */
+    int allow_no_approvals;             /**< the policy says approvals_required 0 on purpose */
 } fwrel_policy_channel;
 
 enum { FWREL_CHANNEL_DEV, FWREL_CHANNEL_BETA, FWREL_CHANNEL_PROD, FWREL_CHANNEL_COUNT };

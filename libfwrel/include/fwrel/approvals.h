@@ -1,0 +1,83 @@
+/*
+ * approvals.h - the one approval rule (issue 14): which OpenPGP fingerprints count as trusted
+ * approvers of a release, how many of them must approve, and whether a bundle's approvals meet
+ * that. Used by CI-mode bundle verification (bverify.c) and the auditor (auditor.c); the rule is
+ * the policy's (its pinned approvers and the channel's approvals_required) whenever a policy is
+ * given, and the record's own only when the caller explicitly has none (docs/verify.md).
+ */
+#ifndef FWREL_APPROVALS_H
+#define FWREL_APPROVALS_H
+
+#include <stddef.h>
+
+#include "fwrel/bundle.h"
+#include "fwrel/error.h"
+#include "fwrel/policy.h"
+#include "fwrel/release.h"
+#include "fwrel/report.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Most pinned approvers of a rule (a policy's, or a record's). */
+#define FWREL_APPROVALS_PINNED_MAX 16
+
+/** Who may approve, and how many must. */
+typedef struct fwrel_approvals_rule {
+    char pinned[FWREL_APPROVALS_PINNED_MAX][41]; /**< primary fingerprints, 40 hex */
+    size_t npinned;                              /**< their number (0: nobody may approve) */
+    unsigned required;                           /**< distinct pinned approvals needed */
+    int allow_none;     /**< 1 when the policy explicitly allows a release without approvals
+                             (the channel's allow_no_approvals), so any tag signer is accepted
+                             when it pins nobody */
+    const char *source; /**< "the policy" or "the record", for messages */
+} fwrel_approvals_rule;
+
+/**
+ * The rule a policy sets for a channel: its pinned approvers and that channel's
+ * approvals_required.
+ * @return 0; FWREL_EVERIFY "the policy has no channel 'NAME'"
+ */
+int fwrel_approvals_rule_policy(fwrel_approvals_rule *rule, const fwrel_policy *p,
+                                const char *channel) FWREL_WUR;
+
+/** The rule a release record states about itself (trusted only without a policy). */
+void fwrel_approvals_rule_record(fwrel_approvals_rule *rule, const fwrel_release *rec);
+
+/** Whether fpr (40 hex, either case) is one of the rule's pinned approvers: 1 or 0. */
+int fwrel_approvals_pinned(const fwrel_approvals_rule *rule, const char *fpr);
+
+/**
+ * Whether fpr may sign a release tag under this rule: a pinned approver, or anyone when the rule
+ * pins nobody and explicitly allows no approvals (as the pipeline decides the tag signer).
+ */
+int fwrel_approvals_tag_signer_ok(const fwrel_approvals_rule *rule, const char *fpr);
+
+/** Outcome of fwrel_approvals_check(). */
+typedef struct fwrel_approvals_outcome {
+    int ok;                             /**< 1 when every rule holds */
+    size_t count;                       /**< distinct pinned approvers with a good signature */
+    char detail[FWREL_STEP_DETAIL_MAX]; /**< the problems (joined), or what passed */
+} fwrel_approvals_outcome;
+
+/**
+ * Judge a bundle's approvals under a rule: each approvals/<FPR>.asc is a good detached signature
+ * over SHA256SUMS (pgp.h) by the key FPR, and FPR is pinned; the distinct pinned signers
+ * (fwrel_pgp_count_approvers()) reach rule->required. A bad signature, a signature by another
+ * key than its name says, or an approval by an unpinned key is a problem even when enough pinned
+ * approvals are there.
+ *
+ * @param out   the verdict and its detail line (filled also when a check fails)
+ * @param rule  the rule
+ * @param b     the bundle (must have SHA256SUMS, as fwrel_bundle_read() guarantees)
+ * @param home  GnuPG home with the approvers' public keys (NULL: $GNUPGHOME)
+ * @return 0 (out says whether the rule holds); FWREL_EUSAGE (no GnuPG home), FWREL_EIO
+ */
+int fwrel_approvals_check(fwrel_approvals_outcome *out, const fwrel_approvals_rule *rule,
+                          const fwrel_bundle *b, const char *home) FWREL_WUR;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,123 @@
+/* approvals.c - the one approval rule (approvals.h, docs/verify.md). */
+#include "fwrel/approvals.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "fwrel/pgp.h"
+#include "util.h"
+
+int fwrel_approvals_rule_policy(fwrel_approvals_rule *rule, const fwrel_policy *p,
+                                const char *channel)
+{
+    FWREL_ASSERT_ARG(rule != NULL && p != NULL);
+    const fwrel_policy_channel *ch = fwrel_policy_channel_get(p, channel);
+    memset(rule, 0, sizeof(*rule));
+    rule->source = "the policy";
+    for (size_t i = 0; i < p->napprovers && i < FWREL_APPROVALS_PINNED_MAX; i++)
+        memcpy(rule->pinned[rule->npinned++], p->approvers[i], 41);
+    if (ch == NULL) {
+        /* No channel: nothing can meet the rule. */
+        rule->required = 1;
+        return fwrel_error_set(FWREL_EVERIFY, "the policy has no channel '%s'",
+                               channel != NULL ? channel : "");
+    }
+    rule->required = ch->approvals_required;
+    rule->allow_none = ch->approvals_required == 0 && ch->allow_no_approvals;
+    return 0;
+}
+
+void fwrel_approvals_rule_record(fwrel_approvals_rule *rule, const fwrel_release *rec)
+{
+    if (rule == NULL || rec == NULL)
+        return;
+    memset(rule, 0, sizeof(*rule));
+    rule->source = "the record";
+    for (size_t i = 0; i < rec->napprovers && i < FWREL_APPROVALS_PINNED_MAX; i++)
+        snprintf(rule->pinned[rule->npinned++], 41, "%s", rec->approvers[i]);
+    rule->required = rec->approvals_required;
+    /* A record cannot say the policy allowed no approvals: its tag signer must be pinned. */
+    rule->allow_none = 0;
+}
+
+int fwrel_approvals_pinned(const fwrel_approvals_rule *rule, const char *fpr)
+{
+    for (size_t i = 0; rule != NULL && fpr != NULL && i < rule->npinned; i++)
+        if (strcasecmp(rule->pinned[i], fpr) == 0)
+            return 1;
+    return 0;
+}
+
+int fwrel_approvals_tag_signer_ok(const fwrel_approvals_rule *rule, const char *fpr)
+{
+    if (rule == NULL || fpr == NULL || fpr[0] == '\0')
+        return 0;
+    if (rule->npinned == 0)
+        return rule->allow_none;
+    return fwrel_approvals_pinned(rule, fpr);
+}
+
+int fwrel_approvals_check(fwrel_approvals_outcome *out, const fwrel_approvals_rule *rule,
+                          const fwrel_bundle *b, const char *home)
+{
+    FWREL_ASSERT_ARG(out != NULL && rule != NULL && b != NULL);
+    const fwrel_bundle_member *sums = fwrel_bundle_find(b, "SHA256SUMS");
+    fwrel_pgp_sig sigs[FWREL_PGP_SIGS_MAX];
+    const char *pins[FWREL_APPROVALS_PINNED_MAX];
+    fwrel_pgp_approvals ap;
+    fwrel_problems p = {"", 0};
+    size_t nsigs = 0;
+    int error;
+
+    memset(out, 0, sizeof(*out));
+    memset(&ap, 0, sizeof(ap));
+    if (sums == NULL)
+        return fwrel_error_set(FWREL_EFORMAT, "the bundle has no SHA256SUMS");
+    for (size_t i = 0; i < b->n; i++) {
+        const fwrel_bundle_member *mb = &b->members[i];
+        char fpr[41];
+        fwrel_pgp_result res;
+        if (strncmp(mb->name, "approvals/", 10) != 0)
+            continue;
+        snprintf(fpr, sizeof(fpr), "%.40s", mb->name + 10);
+        if (nsigs == FWREL_PGP_SIGS_MAX) {
+            fwrel_problem(&p, "more than %d approvals", FWREL_PGP_SIGS_MAX);
+            break;
+        }
+        error = fwrel_pgp_verify_detached(&res, home, sums->data, sums->len, mb->data, mb->len);
+        if (error == FWREL_EVERIFY || error == FWREL_EFORMAT) {
+            fwrel_problem(&p, "%s: %s", mb->name, fwrel_error_last()->message);
+            continue;
+        }
+        if (error != 0)
+            return error;
+        sigs[nsigs].data = mb->data;
+        sigs[nsigs++].len = mb->len;
+        if (strcmp(res.fpr, fpr) != 0)
+            fwrel_problem(&p, "%s: signed by %s, not by that key", mb->name, res.fpr);
+        else if (!fwrel_approvals_pinned(rule, fpr))
+            fwrel_problem(&p, "%s: signed by a key %s does not pin", mb->name, rule->source);
+    }
+    if (nsigs > 0 && rule->npinned > 0) {
+        for (size_t i = 0; i < rule->npinned; i++)
+            pins[i] = rule->pinned[i];
+        error = fwrel_pgp_count_approvers(&ap, home, sums->data, sums->len, sigs, nsigs, pins,
+                                          rule->npinned, 0);
+        if (error == FWREL_EFORMAT)
+            fwrel_problem(&p, "%s", fwrel_error_last()->message);
+        else if (error != 0)
+            return error;
+        out->count = ap.count;
+    }
+    if (out->count < rule->required)
+        fwrel_problem(&p, "%zu of %u required approvals", out->count, rule->required);
+    fwrel_error_clear();
+    out->ok = p.n == 0;
+    if (out->ok)
+        snprintf(out->detail, sizeof(out->detail), "%zu of %u required approvals by keys %s pins",
+                 out->count, rule->required, rule->source);
+    else
+        snprintf(out->detail, sizeof(out->detail), "%s", p.text);
+    return 0;
+}
