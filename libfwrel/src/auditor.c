@@ -1411,9 +1411,9 @@ static int history_step(fwrel_audit_release *R, const char *name, int broken, co
     return fwrel_report_add(R->report, name, FWREL_PASS, "%s", pass) != 0 ? FWREL_EIO : 0;
 }
 
-/* The history rules of history.h over one product's releases, in counter order. The auditor has
- * no policy: secure_version is held monotonic. */
-static int history_product(fwrel_audit_release **g, size_t n)
+/* The history rules of history.h over one product's releases, in counter order. secure_version is
+ * held monotonic as the policy in force says (the pipeline's rule); under --no-policy, always. */
+static int history_product(fwrel_audit_release **g, size_t n, int monotonic)
 {
     fwrel_history_state *st = NULL;
     fwrel_history_item *items = NULL;
@@ -1447,10 +1447,12 @@ static int history_product(fwrel_audit_release **g, size_t n)
                  history_step(R, "history.counter", broken, "counter %llu of %zu, in branch order",
                               (unsigned long long)R->counter, n)) != 0)
             break;
-        /* secure_version never decreases over the product's history. */
-        broken = fwrel_history_rule_secure_version(st, it, 1) != 0;
+        /* secure_version never decreases, where the policy in force says so. */
+        broken = fwrel_history_rule_secure_version(st, it, monotonic) != 0;
         if ((error = history_step(R, "history.secure_version", broken,
-                                  "secure_version %u, not below any earlier release's",
+                                  monotonic ? "secure_version %u, not below any earlier release's"
+                                            : "secure_version %u (the policy does not hold it "
+                                              "monotonic)",
                                   R->secure_version)) != 0)
             break;
         /* Versions strictly increase per channel. */
@@ -1493,7 +1495,7 @@ static int check_history(fwrel_auditor *a)
                 done[j] = 1;
                 g[n++] = &a->rel[j];
             }
-        error = history_product(g, n);
+        error = history_product(g, n, a->pol != NULL ? a->pol->monotonic : 1);
     }
 out:
     free(g);
