@@ -585,7 +585,7 @@ int fwrel_device_verify_image(fwrel_report *report, const fwrel_device *d, fwrel
     }
     /* esp_image_format.c verify_segment_header(): where SOC_MMU_PAGE_SIZE_CONFIGURABLE, the
      * word at segment 0's data (file offset 0x20) must be the app descriptor's magic. */
-    if (d->chip->app_desc_required && !r.failed) {
+    if (d->chip->app_desc_required) {
         uint64_t pos = src->pos;
         uint8_t w[4];
         if ((error = fwrel_src_seek(src, FWREL_APP_DESC_OFFSET)) != 0 ||
