@@ -160,14 +160,28 @@ static int run_decrypt(fwrel_ctx *ctx, const char *in, unsigned flags)
         error = fwrel_cmd_fail(ctx, in);
         goto done;
     }
-    if ((error = fwrel_encimg_decrypt(o.output, flags, &src, key)) != 0) {
+    fwrel_encimg_notes notes;
+    if ((error = fwrel_encimg_decrypt_ex(o.output, flags, &src, key, &notes)) != 0) {
         error = fwrel_cmd_fail(ctx, fwrel_error_last()->output ? o.output : in);
         goto done;
+    }
+    json_t *warnings = json_array();
+    if (notes.wrapped_key_len < 32) {
+        /* The device decrypts it too (esp_encrypted_img + mbedtls zero-extend the key): say so,
+         * on stderr even under --quiet or --json, and in the JSON result. */
+        char w[200];
+        snprintf(w, sizeof(w),
+                 "the RSA-wrapped image key is %zu bytes, not 32: zero-extended to 32, as the "
+                 "device does",
+                 notes.wrapped_key_len);
+        fprintf(stderr, "%s: %s: warning: %s\n", ctx->cmd->name, in, w);
+        json_array_append_new(warnings, json_string(w));
     }
     fwrel_cmd_print(ctx, "Decrypted %s: GCM tag valid, %llu bytes written to %s\n", in,
                     (unsigned long long)(src.size - FWREL_ENCIMG_HEADER_LEN), o.output);
     fwrel_cmd_set(ctx, "input", json_string(in));
     fwrel_cmd_set(ctx, "output", json_string(o.output));
+    fwrel_cmd_set(ctx, "warnings", warnings);
 done:
     fwrel_src_close(&src);
     fwrel_key_free(key);

@@ -30,6 +30,7 @@ struct fwrel_device {
     uint16_t blk_rev;
     int sb;
     int scheme_version; /* 2 RSA, 3 ECDSA: the blocks the device's build checks */
+    int curve_id;       /* ECDSA: ESP_SECURE_BOOT_ECDSA_CURVE_ID, 1 P-192, 2 P-256, 3 P-384 */
     uint8_t digests[3][32];
     int digest_set[3];
     int revoked[3];
@@ -73,9 +74,44 @@ static int where(const yt_node *n, const char *fmt, ...)
     return fwrel_error_set(FWREL_EFORMAT, "%d:%d: %s", n->line, n->col, msg);
 }
 
+/*
+ * The one ECDSA curve the device's build takes (CONFIG_SECURE_BOOT_ECDSA_KEY_LEN_*, whose Kconfig
+ * default is 256 bits on every chip; 384 only where SOC_ECDSA_SUPPORT_CURVE_P384): its
+ * validate_signature_block() refuses a block of another curve ("ECDSA curve mismatch") before
+ * looking at the key, whatever eFuse trusts (ESP-IDF v5.5.5 secure_boot_signatures_app.c).
+ */
+static int parse_curve(fwrel_device *d, const yt_node *sb)
+{
+    static const struct {
+        const char *name;
+        int id, scheme;
+    } curves[] = {{"p192", 1, FWREL_SCHEME_ECDSA192},
+                  {"p256", 2, FWREL_SCHEME_ECDSA256},
+                  {"p384", 3, FWREL_SCHEME_ECDSA384}};
+    const yt_node *n = yt_get(sb, "ecdsa_curve");
+    const char *s;
+    int error;
+    d->curve_id = 2;
+    if (n == NULL)
+        return 0;
+    if ((error = yt_str(&s, n, 8, "ecdsa_curve")) != 0)
+        return error;
+    if (d->sb != SB_V2 || d->scheme_version != 3)
+        return where(n, "ecdsa_curve needs mode v2 with scheme ecdsa");
+    for (size_t i = 0; i < sizeof(curves) / sizeof(curves[0]); i++)
+        if (strcmp(s, curves[i].name) == 0) {
+            if (!(d->chip->sbv2_schemes & (unsigned)curves[i].scheme))
+                return where(n, "%s has no Secure Boot V2 ECDSA on %s", d->chip->name, s);
+            d->curve_id = curves[i].id;
+            return 0;
+        }
+    return where(n, "ecdsa_curve must be p192, p256 or p384, not '%s'", s);
+}
+
 static int parse_secure_boot(fwrel_device *d, const yt_node *sb, const char *dir)
 {
-    static const char *const keys[] = {"mode", "scheme", "key_digests", "revoked", "key", NULL};
+    static const char *const keys[] = {"mode",    "scheme", "ecdsa_curve", "key_digests",
+                                       "revoked", "key",    NULL};
     const yt_node *n;
     const char *s;
     int error;
@@ -112,6 +148,8 @@ static int parse_secure_boot(fwrel_device *d, const yt_node *sb, const char *dir
             return where(n, "scheme must be one %s supports (rsa3072 or ecdsa), not '%s'",
                          d->chip->name, s);
     }
+    if ((error = parse_curve(d, sb)) != 0)
+        return error;
     if ((n = yt_get(sb, "key_digests")) != NULL) {
         if ((error = yt_expect(n, YT_SEQ, "key_digests")) != 0)
             return error;
@@ -426,7 +464,15 @@ static void check_sbv2(struct run *r, const fwrel_device *d, const uint8_t *sect
                      b->version == 2   ? "RSA"
                      : b->version == 3 ? "ECDSA"
                                        : "an unknown");
-        } else if (b->scheme == FWREL_SCHEME_NONE) {
+        } else if (b->version == 3 && b->raw[d->curve_id == 3 ? 52 : 36] != d->curve_id) {
+            /* The build's struct puts curve_id at 36, or at 52 in a P-384 build. */
+            snprintf(why[i], sizeof(why[i]),
+                     "ECDSA curve mismatch: actual (curve_id %u), expected (curve_id %u)",
+                     b->raw[d->curve_id == 3 ? 52 : 36], (unsigned)d->curve_id);
+        } else if (b->scheme == FWREL_SCHEME_NONE ||
+                   (b->version == 3 && b->scheme != (d->curve_id == 1   ? FWREL_SCHEME_ECDSA192
+                                                     : d->curve_id == 2 ? FWREL_SCHEME_ECDSA256
+                                                                        : FWREL_SCHEME_ECDSA384))) {
             snprintf(why[i], sizeof(why[i]), "malformed ECDSA block (curve or hash type)");
         } else {
             for (int s = 0; s < 3 && slot < 0; s++)
@@ -537,6 +583,21 @@ int fwrel_device_verify_image(fwrel_report *report, const fwrel_device *d, fwrel
         step(&r, "image.efuse-blk-rev", ok, "eFuse block v%u.%u, image range v%u.%u..v%u.%u",
              d->blk_rev / 100, d->blk_rev % 100, lo / 100, lo % 100, hi / 100, hi % 100);
     }
+    /* esp_image_format.c verify_segment_header(): where SOC_MMU_PAGE_SIZE_CONFIGURABLE, the
+     * word at segment 0's data (file offset 0x20) must be the app descriptor's magic. */
+    if (d->chip->app_desc_required) {
+        uint64_t pos = src->pos;
+        uint8_t w[4];
+        if ((error = fwrel_src_seek(src, FWREL_APP_DESC_OFFSET)) != 0 ||
+            (error = fwrel_src_read(src, w, sizeof(w))) != 0 ||
+            (error = fwrel_src_seek(src, pos)) != 0)
+            goto done;
+        step(&r, "image.app-desc", fwrel_le32(w) == FWREL_APP_DESC_MAGIC,
+             "%s (word 0x%08x at 0x20)",
+             fwrel_le32(w) == FWREL_APP_DESC_MAGIC ? "app descriptor present"
+                                                   : "Failed to fetch app description header!",
+             fwrel_le32(w));
+    }
     step(&r, "image.checksum", img.checksum_ok, "%sCalculated 0x%02x read 0x%02x",
          img.checksum_ok ? "" : "Checksum failed. ", img.checksum_computed, img.checksum_stored);
 
@@ -552,11 +613,22 @@ int fwrel_device_verify_image(fwrel_report *report, const fwrel_device *d, fwrel
         goto verdict;
 
     if (d->sb == SB_V2) {
-        if (img.file_len < aligned + FWREL_SBV2_SECTOR_LEN) {
+        /*
+         * The device maps the sector at ALIGN_UP(end, 4096) from flash and reads only its blocks
+         * (esp_image_format.c verify_signature_and_adjust_image_len,
+         * secure_boot_signatures_app.c). Bytes the file lacks there read as erased flash: every
+         * esp_ota_begin mode erases the whole sector a write reaches (the partition, the image
+         * size rounded up, or each sector as it is written). A file that ends before the sector
+         * leaves nothing but 0xFF or old data there: no block this image can pass.
+         */
+        if (img.file_len <= aligned) {
             step(&r, "sbv2.sector", 0, "no signature sector at offset 0x%llx",
                  (unsigned long long)aligned);
             goto verdict;
         }
+        size_t have = img.file_len - aligned < FWREL_SBV2_SECTOR_LEN
+                          ? (size_t)(img.file_len - aligned)
+                          : FWREL_SBV2_SECTOR_LEN;
         size_t pad = (size_t)(aligned - img.image_len);
         if ((error = fwrel_src_read(src, buf, pad)) != 0)
             goto done;
@@ -566,8 +638,14 @@ int fwrel_device_verify_image(fwrel_report *report, const fwrel_device *d, fwrel
             goto done;
         }
         uint8_t sector[FWREL_SBV2_SECTOR_LEN];
-        if ((error = fwrel_src_read(src, sector, sizeof(sector))) != 0)
+        memset(sector, 0xFF, sizeof(sector));
+        if ((error = fwrel_src_read(src, sector, have)) != 0)
             goto done;
+        if (have < sizeof(sector))
+            fwrel_report_add(report, "sbv2.sector", FWREL_INFO,
+                             "the file ends %zu bytes into the signature sector at 0x%llx: the "
+                             "other %zu read as erased flash (0xFF), as on the device",
+                             have, (unsigned long long)aligned, sizeof(sector) - have);
         check_sbv2(&r, d, sector, d256, d384);
     } else if (d->sb == SB_V1) {
         uint8_t block[FWREL_SBV1_BLOCK_LEN], sig[64];

@@ -542,13 +542,16 @@ static int rsa_has_private(const fwrel_pkey *key)
 }
 
 /*
- * RSA-3072 PKCS#1 v1.5 unwrap. The device decrypts into a 32-byte buffer (spec 4.3): a longer
- * plaintext fails there; a shorter one is not refused by the device but would leave part of its
- * key buffer undefined, and esp_enc_img_gen.py would use a shorter AES key: refused here. Every
- * failure caused by the input gives the same message (reliability matrix ENC-06, no padding
- * oracle); OpenSSL 3.2+ turns bad padding into a random plaintext anyway (implicit rejection).
+ * RSA-3072 PKCS#1 v1.5 unwrap, as the device does it (esp_encrypted_img 2.7.1 decipher_gcm_key:
+ * mbedtls_pk_decrypt into the 32-byte gcm_key with output size 32, olen ignored). A plaintext
+ * longer than 32 bytes fails there (MBEDTLS_ERR_RSA_OUTPUT_TOO_LARGE); a shorter one does not:
+ * mbedtls 3.6 (mbedtls_ct_rsaes_pkcs1_v15_unpadding) copies it followed by zeros, so the device
+ * decrypts with the key zero-extended to 32 bytes. Done the same here; *key_len tells the caller
+ * so it can warn. Bad padding fails (mbedtls rejects explicitly; OpenSSL 3.2+'s implicit
+ * rejection is turned off so that a random synthetic plaintext cannot pass for a short key).
+ * Every failure caused by the input gives the same message (reliability matrix ENC-06).
  */
-static int rsa_unwrap(uint8_t aes[AES_KEY_LEN], const uint8_t wrapped[WRAPPED_LEN],
+static int rsa_unwrap(uint8_t aes[AES_KEY_LEN], size_t *key_len, const uint8_t wrapped[WRAPPED_LEN],
                       const fwrel_pkey *key)
 {
     EVP_PKEY_CTX *ctx = NULL;
@@ -564,7 +567,17 @@ static int rsa_unwrap(uint8_t aes[AES_KEY_LEN], const uint8_t wrapped[WRAPPED_LE
         error = fwrel_error_set_openssl(FWREL_EKEY, "cannot decrypt with the RSA key");
         goto done;
     }
-    if (EVP_PKEY_decrypt(ctx, buf, &n, wrapped, WRAPPED_LEN) != 1 || n != AES_KEY_LEN) {
+#ifdef OSSL_ASYM_CIPHER_PARAM_IMPLICIT_REJECTION
+    unsigned int implicit = 0;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_uint(OSSL_ASYM_CIPHER_PARAM_IMPLICIT_REJECTION, &implicit),
+        OSSL_PARAM_construct_end()};
+    if (EVP_PKEY_CTX_set_params(ctx, params) != 1) {
+        error = fwrel_error_set_openssl(FWREL_EKEY, "cannot decrypt with the RSA key");
+        goto done;
+    }
+#endif
+    if (EVP_PKEY_decrypt(ctx, buf, &n, wrapped, WRAPPED_LEN) != 1 || n > AES_KEY_LEN) {
         if (!rsa_has_private(key))
             error =
                 fwrel_error_set(FWREL_EKEY, "decrypting needs the private key, not a public one");
@@ -572,7 +585,9 @@ static int rsa_unwrap(uint8_t aes[AES_KEY_LEN], const uint8_t wrapped[WRAPPED_LE
             error = fwrel_error_set(FWREL_EVERIFY, UNWRAP_FAILED);
         goto done;
     }
-    memcpy(aes, buf, AES_KEY_LEN);
+    memset(aes, 0, AES_KEY_LEN);
+    memcpy(aes, buf, n);
+    *key_len = n;
     error = 0;
 done:
     ERR_clear_error();
@@ -600,7 +615,14 @@ static int ecc_unwrap(uint8_t aes[AES_KEY_LEN], const uint8_t key_field[ECC_XY_L
 int fwrel_encimg_decrypt(const char *out_path, unsigned flags, fwrel_src *src,
                          const fwrel_pkey *key)
 {
+    return fwrel_encimg_decrypt_ex(out_path, flags, src, key, NULL);
+}
+
+int fwrel_encimg_decrypt_ex(const char *out_path, unsigned flags, fwrel_src *src,
+                            const fwrel_pkey *key, fwrel_encimg_notes *notes)
+{
     FWREL_ASSERT_ARG(out_path != NULL && src != NULL && key != NULL && src->pos <= src->size);
+    size_t key_len = AES_KEY_LEN;
     uint8_t hdr[FWREL_ENCIMG_HEADER_LEN];
     fwrel_encimg_header h;
     uint8_t *aes = NULL, *buf = NULL;
@@ -633,7 +655,7 @@ int fwrel_encimg_decrypt(const char *out_path, unsigned flags, fwrel_src *src,
         error = fwrel_error_set(FWREL_EIO, "out of memory");
         goto done;
     }
-    error = scheme == FWREL_ENCIMG_RSA3072 ? rsa_unwrap(aes, h.key_field, key)
+    error = scheme == FWREL_ENCIMG_RSA3072 ? rsa_unwrap(aes, &key_len, h.key_field, key)
                                            : ecc_unwrap(aes, h.key_field, key);
     if (error != 0 || (error = gcm_init(&gcm, 0, aes, h.iv)) != 0)
         goto done;
@@ -666,6 +688,8 @@ int fwrel_encimg_decrypt(const char *out_path, unsigned flags, fwrel_src *src,
     /* Only now may the plaintext appear. */
     error = fwrel_out_commit(out);
     out = NULL;
+    if (error == 0 && notes != NULL)
+        notes->wrapped_key_len = key_len;
 done:
     fwrel_out_abort(out);
     OPENSSL_secure_clear_free(aes, AES_KEY_LEN);

@@ -20,45 +20,50 @@
  * Chip ids and bootloader offsets: spec 1.7. Signature blocks and schemes: spec 2.5; key digest
  * length: spec 2.4 (16 bytes on C2, as espefuse burns digest[:16]). Flash windows: esptool
  * targets/<chip>.py IROM_MAP_* / DROM_MAP_* (bb72741f), the ranges elf2image aligns; MMU page
- * sizes: spec 1.9.
+ * sizes: spec 1.9. The last field, 1 on C2, C6, H2, C61: SOC_MMU_PAGE_SIZE_CONFIGURABLE in
+ * ESP-IDF v5.5.5 components/soc/<chip>/include/soc/soc_caps.h (set there for exactly these four;
+ * commented out for H21 and H4), which makes the device require the app descriptor.
  */
 static const fwrel_chip chips[] = {
-    {"esp32", 0, 1, RSA, 1, 32, 0x1000, {0x400D0000, 0x40400000}, {0x3F400000, 0x3F800000}, 16, 16},
+    {"esp32", 0, 1, RSA, 1, 32, 0x1000, {0x400D0000, 0x40400000}, {0x3F400000, 0x3F800000}, 16, 16,
+     0},
     {"esp32s2", 2, 3, RSA, 0, 32, 0x1000, {0x40080000, 0x40B80000}, {0x3F000000, 0x3F3F0000}, 16,
-     16},
-    {"esp32c3", 5, 3, RSA, 0, 32, 0x0, {0x42000000, 0x42800000}, {0x3C000000, 0x3C800000}, 16, 16},
-    {"esp32s3", 9, 3, RSA, 0, 32, 0x0, {0x42000000, 0x44000000}, {0x3C000000, 0x3E000000}, 16, 16},
+     16, 0},
+    {"esp32c3", 5, 3, RSA, 0, 32, 0x0, {0x42000000, 0x42800000}, {0x3C000000, 0x3C800000}, 16, 16,
+     0},
+    {"esp32s3", 9, 3, RSA, 0, 32, 0x0, {0x42000000, 0x44000000}, {0x3C000000, 0x3E000000}, 16, 16,
+     0},
     {"esp32c2", 12, 1, E192 | E256, 0, 16, 0x0, {0x42000000, 0x42400000}, {0x3C000000, 0x3C400000},
-     14, 16},
+     14, 16, 1},
     {"esp32c6", 13, 3, RSA | E192 | E256, 0, 32, 0x0, {0x42000000, 0x42800000},
-     {0x42800000, 0x43000000}, 13, 16},
+     {0x42800000, 0x43000000}, 13, 16, 1},
     /* H2 inherits C6's windows in esptool. */
     {"esp32h2", 16, 3, RSA | E192 | E256, 0, 32, 0x0, {0x42000000, 0x42800000},
-     {0x42800000, 0x43000000}, 13, 16},
+     {0x42800000, 0x43000000}, 13, 16, 1},
     /*
      * P4: P-384 left out. The Kconfig allows it where SOC_ECDSA_SUPPORT_CURVE_P384, which only a
      * third-party reading gives P4, and the newer docs summary lists none (spec 11.5): signing a
      * P4 image with a curve its ROM may not verify would brick it, refusing costs a re-sign.
      */
     {"esp32p4", 18, 3, RSA | E192 | E256, 0, 32, 0x2000, {0x40000000, 0x4C000000},
-     {0x40000000, 0x4C000000}, 16, 16},
+     {0x40000000, 0x4C000000}, 16, 16, 0},
     /* C61: ECDSA only (spec 2.5); P-384 not stated, so not claimed. Windows inherited from C6. */
     {"esp32c61", 20, 3, E192 | E256, 0, 32, 0x0, {0x42000000, 0x42800000},
-     {0x42800000, 0x43000000}, 13, 16},
+     {0x42800000, 0x43000000}, 13, 16, 1},
     /* C5: SOC_ECDSA_SUPPORT_CURVE_P384 (spec 2.5, 11.5). */
     {"esp32c5", 23, 3, RSA | E192 | E256 | E384, 0, 32, 0x2000, {0x42000000, 0x44000000},
-     {0x42000000, 0x44000000}, 16, 16},
+     {0x42000000, 0x44000000}, 16, 16, 0},
     /*
      * H21, H4, E22, S31 are not in spec 2.5: no Secure Boot V2 claimed (sbv2_blocks 0), so fwrel
      * refuses to sign for them rather than guess a scheme. E22 and S31 are known from esptool only
      * (spec 11.11); their windows are left unknown, so no mapping alignment is checked.
      */
     {"esp32h21", 25, 0, FWREL_SCHEME_NONE, 0, 32, 0x0, {0x42000000, 0x42800000},
-     {0x42800000, 0x43000000}, 13, 16},
+     {0x42800000, 0x43000000}, 13, 16, 0},
     {"esp32h4", 28, 0, FWREL_SCHEME_NONE, 0, 32, 0x2000, {0x42000000, 0x42800000},
-     {0x42800000, 0x43000000}, 13, 16},
-    {"esp32e22", 31, 0, FWREL_SCHEME_NONE, 0, 32, 0x0, {0, 0}, {0, 0}, 16, 16},
-    {"esp32s31", 32, 0, FWREL_SCHEME_NONE, 0, 32, 0x2000, {0, 0}, {0, 0}, 15, 18},
+     {0x42800000, 0x43000000}, 13, 16, 0},
+    {"esp32e22", 31, 0, FWREL_SCHEME_NONE, 0, 32, 0x0, {0, 0}, {0, 0}, 16, 16, 0},
+    {"esp32s31", 32, 0, FWREL_SCHEME_NONE, 0, 32, 0x2000, {0, 0}, {0, 0}, 15, 18, 0},
 };
 
 #define NCHIPS (sizeof(chips) / sizeof(chips[0]))

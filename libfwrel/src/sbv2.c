@@ -597,6 +597,13 @@ static int check_chip(const fwrel_espimg *img, const int *schemes, size_t count,
         if (!(img->chip->sbv2_schemes & (unsigned)schemes[i]))
             return fwrel_error_set(FWREL_EKEY, "%s does not accept %s signatures", img->chip->name,
                                    scheme_name(schemes[i]));
+    /* ESP-IDF v5.5.5 esp_image_format.c verify_segment_header() (SOC_MMU_PAGE_SIZE_CONFIGURABLE):
+     * such a chip refuses to load an app without the descriptor, signed or not. */
+    if (img->chip->app_desc_required && !img->has_app_desc)
+        return fwrel_error_set(FWREL_EFORMAT,
+                               "%s refuses an app without an app descriptor at 0x20 (\"Failed to "
+                               "fetch app description header!\"): --ignore-chip to sign anyway",
+                               img->chip->name);
     return 0;
 }
 

@@ -56,4 +56,31 @@ expect_absent "$T/x.enc" "not an image"
 expect_rc 5 "existing output" fwrel-encrypt --key "$T/rsa.pub" -o "$T/app.rsa.enc" "$T/app.bin"
 expect_rc 2 "no key" fwrel-encrypt -o "$T/x.enc" "$T/app.bin"
 expect_rc 2 "--raw with --decrypt" fwrel-encrypt -d --raw --key "$T/rsa.pem" -o "$T/x" "$T/app.rsa.enc"
+# A 16-byte RSA-wrapped key (esp_enc_img_gen.py wraps 32): esp_encrypted_img decrypts it with the
+# key zero-extended to 32 bytes; so does --decrypt, with one warning line on stderr and in --json.
+if python3 -c 'import cryptography' 2>/dev/null; then
+    python3 - "$T/rsa.pub" "$T/app.bin" "$T/short.k16.enc" <<'PY'
+import os, struct, sys
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+pub = serialization.load_pem_public_key(open(sys.argv[1], "rb").read())
+pt = open(sys.argv[2], "rb").read()
+k16, iv = os.urandom(16), os.urandom(16)
+wrapped = pub.encrypt(k16, padding.PKCS1v15())
+ct = AESGCM(k16 + bytes(16)).encrypt(iv, pt, None)
+hdr = struct.pack("<I", 0x0788B6CF) + wrapped + iv + struct.pack("<I", len(pt)) + ct[-16:] + bytes(88)
+open(sys.argv[3], "wb").write(hdr + ct[:-16])
+PY
+    expect_rc 0 "16-byte wrapped key" fwrel-encrypt -d --key "$T/rsa.pem" -o "$T/k16.dec" "$T/short.k16.enc"
+    expect_err "^fwrel-encrypt: .*short.k16.enc: warning: the RSA-wrapped image key is 16 bytes, not 32: zero-extended to 32, as the device does$" "16-byte key warning"
+    expect_same "$T/k16.dec" "$T/app.bin" "16-byte key plaintext"
+    expect_rc 0 "16-byte wrapped key --json" fwrel-encrypt --json -d --key "$T/rsa.pem" -o "$T/k16j.dec" "$T/short.k16.enc"
+    echo "$OUT" | tr -d '\n' | grep -Eq '"warnings": *\[ *"the RSA-wrapped image key is 16 bytes' &&
+        ok || fail "--json warnings: $OUT"
+    expect_rc 0 "32-byte key: no warning" fwrel-encrypt -d --key "$T/rsa.pem" -o "$T/app.rsa.dec2" "$T/app.rsa.enc"
+    [ -z "$ERR" ] && ok || fail "32-byte key warned: $ERR"
+else
+    skip "python3 cryptography is not installed: no 16-byte key image"
+fi
 finish

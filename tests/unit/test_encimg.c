@@ -769,6 +769,78 @@ static void test_vectors_header_layout(void **state)
     }
 }
 
+/*
+ * Build an RSA image whose wrapped AES key is key_len bytes (esp_enc_img_gen.py always wraps 32):
+ * PKCS#1 v1.5 of the short key, the body AES-256-GCM under that key zero-extended to 32 bytes.
+ */
+static uint8_t *short_key_image(size_t *len, const uint8_t *pt, size_t n, size_t key_len)
+{
+    uint8_t aes[48] = {0}, *img = malloc(FWREL_ENCIMG_HEADER_LEN + n);
+    fwrel_encimg_header h;
+    memset(&h, 0, sizeof(h));
+    assert_non_null(img);
+    assert_int_equal(RAND_bytes(aes, (int)key_len), 1);
+    assert_int_equal(RAND_bytes(h.iv, sizeof(h.iv)), 1);
+    h.magic = FWREL_ENCIMG_MAGIC;
+    h.size = (uint32_t)n;
+    EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new(K.rsa_pub, NULL);
+    size_t wl = sizeof(h.key_field);
+    assert_non_null(pc);
+    assert_int_equal(EVP_PKEY_encrypt_init(pc), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PADDING), 1);
+    assert_int_equal(EVP_PKEY_encrypt(pc, h.key_field, &wl, aes, key_len), 1);
+    assert_int_equal(wl, sizeof(h.key_field));
+    EVP_PKEY_CTX_free(pc);
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int outl = 0;
+    assert_non_null(c);
+    assert_int_equal(EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL), 1);
+    assert_int_equal(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, 16, NULL), 1);
+    assert_int_equal(EVP_EncryptInit_ex(c, NULL, NULL, aes, h.iv), 1);
+    assert_int_equal(EVP_EncryptUpdate(c, img + FWREL_ENCIMG_HEADER_LEN, &outl, pt, (int)n), 1);
+    assert_int_equal(EVP_EncryptFinal_ex(c, img + FWREL_ENCIMG_HEADER_LEN + outl, &outl), 1);
+    assert_int_equal(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16, h.tag), 1);
+    EVP_CIPHER_CTX_free(c);
+    fwrel_encimg_build_header(img, &h);
+    *len = FWREL_ENCIMG_HEADER_LEN + n;
+    return img;
+}
+
+/*
+ * esp_encrypted_img 2.7.1 decrypts a wrapped key shorter than 32 bytes: mbedtls_pk_decrypt into
+ * its 32-byte gcm_key leaves the key followed by zeros. "As the device does": decrypted, with a
+ * note (the command's warning); more than 32 bytes fails on the device and here.
+ */
+static void test_short_wrapped_key(void **state)
+{
+    (void)state;
+    uint8_t *pt = random_bytes(3000), *got = NULL;
+    size_t len, glen;
+    static const size_t lens[] = {16, 24, 31, 0, 32};
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        uint8_t *img = short_key_image(&len, pt, 3000, lens[i]);
+        fwrel_src src;
+        fwrel_encimg_notes notes = {99};
+        fwrel_src_mem(&src, img, len);
+        assert_int_equal(fwrel_encimg_decrypt_ex(tmp("dec.bin"), 0, &src, K.rsa, &notes), 0);
+        assert_int_equal(notes.wrapped_key_len, lens[i]);
+        got = testutil_read(tmp("dec.bin"), &glen);
+        assert_non_null(got);
+        assert_int_equal(glen, 3000);
+        assert_memory_equal(got, pt, 3000);
+        free(got);
+        unlink(tmp("dec.bin"));
+        /* The plain entry point decrypts it too. */
+        assert_int_equal(decrypt_mem(NULL, NULL, img, len, K.rsa), 0);
+        free(img);
+    }
+    /* 33 bytes: the device's 32-byte buffer is too small (MBEDTLS_ERR_RSA_OUTPUT_TOO_LARGE). */
+    uint8_t *img = short_key_image(&len, pt, 3000, 33);
+    expect_refused(img, len, K.rsa, FWREL_EVERIFY, UNWRAP);
+    free(img);
+    free(pt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -784,6 +856,7 @@ int main(void)
         cmocka_unit_test(test_tampered_rsa),
         cmocka_unit_test(test_tampered_ecc),
         cmocka_unit_test(test_wrong_keys),
+        cmocka_unit_test(test_short_wrapped_key),
         cmocka_unit_test(test_output_rules),
         cmocka_unit_test(test_vectors),
         cmocka_unit_test(test_vectors_cross_keys),

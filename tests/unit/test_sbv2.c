@@ -1242,6 +1242,86 @@ static void test_sign_refusals(void **state)
     testutil_rmtree(dir);
 }
 
+/*
+ * Where soc_caps.h sets SOC_MMU_PAGE_SIZE_CONFIGURABLE (ESP-IDF v5.5.5: C2, C6, C61, H2) the
+ * device refuses an app without the descriptor: signing one is refused unless --ignore-chip;
+ * other chips still sign it (a legacy image without descriptor loads there).
+ */
+static void test_sign_needs_app_desc(void **state)
+{
+    (void)state;
+    const char *dir = testutil_tmpdir();
+    char in[256], out[256];
+    fwrel_pkey *rsa = NULL, *ec = NULL;
+    assert_int_equal(fwrel_key_generate(&rsa, FWREL_KEY_RSA3072), 0);
+    assert_int_equal(fwrel_key_generate(&ec, FWREL_KEY_ECDSA256), 0);
+    snprintf(out, sizeof(out), "%s/out.bin", dir);
+    static const char *const need[] = {"esp32c6", "esp32h2", "esp32c2", "esp32c61"};
+    for (size_t i = 0; i < 4; i++) {
+        testimg_opts o = {.chip = need[i], .no_app_desc = 1};
+        snprintf(in, sizeof(in), "%s/%s.bin", dir, need[i]);
+        assert_int_equal(testimg_write(in, &o), 0);
+        int rsa_ok = strcmp(need[i], "esp32c6") == 0 || strcmp(need[i], "esp32h2") == 0;
+        fwrel_sbv2_sign_opts so = {.count = 1, .signers = {{rsa_ok ? rsa : ec, NULL, 0}}};
+        REFUSED(fwrel_sbv2_sign(in, out, 0, &so, NULL), FWREL_EFORMAT, need[i]);
+        char want[160];
+        snprintf(want, sizeof(want),
+                 "%s refuses an app without an app descriptor at 0x20 (\"Failed to fetch app "
+                 "description header!\"): --ignore-chip to sign anyway",
+                 need[i]);
+        assert_string_equal(fwrel_error_last()->message, want);
+        so.ignore_chip = 1;
+        assert_int_equal(fwrel_sbv2_sign(in, out, 0, &so, NULL), 0);
+        unlink(out);
+        unlink(in);
+    }
+    static const char *const free_[] = {"esp32c3", "esp32s3", "esp32", "esp32c5", "esp32p4"};
+    for (size_t i = 0; i < 5; i++) {
+        testimg_opts o = {.chip = free_[i], .no_app_desc = 1};
+        snprintf(in, sizeof(in), "%s/%s.bin", dir, free_[i]);
+        assert_int_equal(testimg_write(in, &o), 0);
+        fwrel_sbv2_sign_opts so = {.count = 1, .signers = {{rsa, NULL, 0}}};
+        assert_int_equal(fwrel_sbv2_sign(in, out, 0, &so, NULL), 0);
+        unlink(out);
+        unlink(in);
+    }
+    fwrel_key_free(rsa);
+    fwrel_key_free(ec);
+    testutil_rmtree(dir);
+}
+
+/*
+ * espsecure v5.3.1 verify_signature_v2 reads the whole file: without --skip-padding a size that is
+ * not a multiple of 4096 is "Invalid datafile" (the device, reading flash, would accept a file
+ * missing its sector's 0xFF tail: device mode does, test_device.c); with --skip-padding the last
+ * 4096 bytes are taken as the sector, which then holds image bytes, not the blocks.
+ */
+static void test_compat_truncated_sector(void **state)
+{
+    (void)state;
+    const char *dir = testutil_tmpdir();
+    char in[256], out[256];
+    fwrel_pkey *rsa = NULL;
+    assert_int_equal(fwrel_key_generate(&rsa, FWREL_KEY_RSA3072), 0);
+    snprintf(in, sizeof(in), "%s/c3.bin", dir);
+    snprintf(out, sizeof(out), "%s/c3.signed", dir);
+    testimg_opts o = {.chip = "esp32c3"};
+    assert_int_equal(testimg_write(in, &o), 0);
+    fwrel_sbv2_sign_opts so = {.count = 1, .signers = {{rsa, NULL, 0}}};
+    assert_int_equal(fwrel_sbv2_sign(in, out, 0, &so, NULL), 0);
+    size_t n;
+    uint8_t *b = read_all(out, &n);
+    assert_int_equal(verify_mem(b, n, rsa, 0), 0);
+    assert_int_equal(verify_mem(b, n - (4096 - 3 * 1216), rsa, 0), FWREL_EVERIFY);
+    assert_string_equal(fwrel_error_last()->message,
+                        "Invalid datafile. Data size should be non-zero & a multiple of 4096.");
+    assert_int_equal(verify_mem(b, n - (4096 - 1200), rsa, 0), FWREL_EVERIFY);
+    assert_int_equal(verify_mem(b, n - (4096 - 3 * 1216), rsa, 1), FWREL_EVERIFY);
+    free(b);
+    fwrel_key_free(rsa);
+    testutil_rmtree(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1254,6 +1334,8 @@ int main(void)
         cmocka_unit_test(test_verify_compat_quirks),
         cmocka_unit_test(test_sign_round_trip),
         cmocka_unit_test(test_sign_refusals),
+        cmocka_unit_test(test_sign_needs_app_desc),
+        cmocka_unit_test(test_compat_truncated_sector),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

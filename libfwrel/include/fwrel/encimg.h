@@ -12,7 +12,8 @@
  *
  * What the device checks, in its order (spec 4.3), is what
  * fwrel_encimg_decrypt() checks: the magic; the key (RSA: a PKCS#1 v1.5
- * plaintext of exactly 32 bytes; ECC: the ephemeral key is a P-256 point);
+ * plaintext of at most 32 bytes, a shorter one zero-extended to 32 as the
+ * device does; ECC: the ephemeral key is a P-256 point);
  * exactly `size` ciphertext bytes and nothing after them; the GCM tag. The
  * header is not authenticated (no AAD), and the device checks neither the 88
  * reserved bytes nor, in the ECC scheme, the 288 bytes after the salt: nor
@@ -168,7 +169,7 @@ int fwrel_encimg_encrypt(fwrel_out *out, fwrel_src *src, const fwrel_pkey *key) 
  *         image, M follow it", "N bytes after the M-byte image ...", or a read
  *         error of src (fwrel_src_read());
  *         FWREL_EVERIFY: "cannot unwrap the image key: wrong key?" (RSA: bad
- *         padding or not 32 bytes; ECC: the ephemeral key is not a P-256
+ *         padding or more than 32 bytes; ECC: the ephemeral key is not a P-256
  *         point), "GCM tag mismatch: the image is corrupt or the key is wrong";
  *         FWREL_EKEY: an unsuitable key (fwrel_encimg_key_scheme()), a key
  *         without its private half, an OpenSSL failure;
@@ -177,6 +178,23 @@ int fwrel_encimg_encrypt(fwrel_out *out, fwrel_src *src, const fwrel_pkey *key) 
  */
 int fwrel_encimg_decrypt(const char *out_path, unsigned flags, fwrel_src *src,
                          const fwrel_pkey *key) FWREL_WUR;
+
+/** What a successful decryption found worth a warning (fwrel_encimg_decrypt_ex()). */
+typedef struct fwrel_encimg_notes {
+    /**
+     * Bytes of AES key the RSA-wrapped field held: 32 as esp_enc_img_gen.py writes; fewer (0 to
+     * 31) were zero-extended to 32, as the device does (esp_encrypted_img 2.7.1 with mbedtls 3.6
+     * decrypts such an image too). 32 for the ECC scheme.
+     */
+    size_t wrapped_key_len;
+} fwrel_encimg_notes;
+
+/**
+ * fwrel_encimg_decrypt(), and on success (0) fills *notes (may be NULL). An RSA-wrapped key of
+ * fewer than 32 bytes is zero-extended to 32, as the device does: not an error, a note.
+ */
+int fwrel_encimg_decrypt_ex(const char *out_path, unsigned flags, fwrel_src *src,
+                            const fwrel_pkey *key, fwrel_encimg_notes *notes) FWREL_WUR;
 
 #ifdef __cplusplus
 }

@@ -55,6 +55,13 @@ typedef struct fwrel_chip {
     uint32_t drom_map[2];
     uint8_t mmu_page_log2_min; /**< smallest MMU page elf2image allows, log2 (spec 1.9) */
     uint8_t mmu_page_log2_max; /**< largest, log2; 16 (64 KiB) on most chips */
+    /**
+     * 1 where the chip's soc_caps.h sets SOC_MMU_PAGE_SIZE_CONFIGURABLE (ESP-IDF v5.5.5: C2, C6,
+     * C61, H2): esp_image_format.c verify_segment_header() then reads the app descriptor's
+     * magic at segment 0's data and refuses an app without it ("Failed to fetch app description
+     * header!").
+     */
+    int app_desc_required;
 } fwrel_chip;
 
 /** The chip with that header id, or NULL. */
