@@ -883,8 +883,8 @@ static int audit_keys(const char *log, const fwrel_keystore *ks, const fwrel_pol
             goto done;
         fwrel_sha256_hex(sha, data, len);
         free(data);
-        json_array_append_new(
-            out, json_pack("{s:s,s:s,s:I}", "name", k->pub, "sha256", sha, "size", (json_int_t)len));
+        json_array_append_new(out, json_pack("{s:s,s:s,s:I}", "name", k->pub, "sha256", sha, "size",
+                                             (json_int_t)len));
     }
     e = json_pack("{s:s,s:{s:s},s:O,s:O,s:s}", "event", "keygen", "who", "user",
                   pw != NULL ? pw->pw_name : "fwrel", "inputs", in, "outputs", out, "result",
@@ -1107,8 +1107,7 @@ static int run_keystore(fwrel_ctx *ctx)
             logged = log[0] != '\0';
         }
         step = "commit";
-        if ((error = fwrel_test_hook("keygen.commit")) != 0 ||
-            (error = fwrel_ks_commit(ks)) != 0) {
+        if ((error = fwrel_test_hook("keygen.commit")) != 0 || (error = fwrel_ks_commit(ks)) != 0) {
             error = fwrel_cmd_fail(ctx, o.keystore);
             goto done;
         }

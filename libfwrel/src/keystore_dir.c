@@ -974,8 +974,8 @@ static int open_secret(uint8_t **out, size_t *out_len, int *version, const uint8
     if (bio == NULL || PEM_read_bio(bio, &name, &header, &data, &len) != 1 ||
         strcmp(name, SEC_PEM_NAME) != 0 || len < SEC_HDR + 16 + SEC_TAG ||
         len > SEC_HDR + FWREL_KS_SECRET_MAX + SEC_TAG || memcmp(data, SEC_MAGIC, 8) != 0 ||
-        (data[8] != 1 && data[8] != 2) || data[9] < 10 || data[9] > 20 || data[10] == 0 || data[10] > 16 ||
-        data[11] == 0 || data[11] > 16) {
+        (data[8] != 1 && data[8] != 2) || data[9] < 10 || data[9] > 20 || data[10] == 0 ||
+        data[10] > 16 || data[11] == 0 || data[11] > 16) {
         error = fwrel_error_set(FWREL_EFORMAT, "not a sealed secret");
         goto done;
     }
@@ -1464,8 +1464,7 @@ int fwrel_ks_load_secret(uint8_t **out, size_t *len, const fwrel_keystore *ks,
         (error = fwrel_io_read_small(&file, &file_len, path, 4096)) != 0)
         return error;
     if (e->encrypted) {
-        if ((error = open_secret(&plain, &n, &version, file, file_len, pass, pass_len, e->id)) !=
-            0)
+        if ((error = open_secret(&plain, &n, &version, file, file_len, pass, pass_len, e->id)) != 0)
             goto done;
     } else {
         plain = file;

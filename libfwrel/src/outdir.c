@@ -20,10 +20,10 @@
 struct fwrel_outdir {
     char dir[4096], parent[4096], staging[4300];
     unsigned flags;
-    int existed;                    /* the target existed: files are published one by one */
-    int renamed;                    /* the staging directory became the target */
+    int existed; /* the target existed: files are published one by one */
+    int renamed; /* the staging directory became the target */
     char (*names)[NAME_MAX_LEN + 1];
-    int *replaced;                  /* per file published: it replaced a file (kept as .old.NAME) */
+    int *replaced; /* per file published: it replaced a file (kept as .old.NAME) */
     size_t n, npub;
 };
 
@@ -162,8 +162,8 @@ static int publish_files(fwrel_outdir *od)
             }
             snprintf(old, sizeof(old), "%s/" OLD_PREFIX "%s", od->staging, name);
             if (link(tgt, old) != 0) {
-                error = fwrel_error_set_errno(FWREL_EIO, errno, "%s: cannot keep the old file",
-                                              name);
+                error =
+                    fwrel_error_set_errno(FWREL_EIO, errno, "%s: cannot keep the old file", name);
                 break;
             }
             if (rename(src, tgt) != 0) {
