@@ -18,7 +18,7 @@
 #define OLD_PREFIX   ".old."
 
 struct fwrel_outdir {
-    char dir[4096], parent[4096], staging[4300];
+    char dir[4096], parent[4096], staging[4400];
     unsigned flags;
     int existed; /* the target existed: files are published one by one */
     int renamed; /* the staging directory became the target */
@@ -40,7 +40,7 @@ static void remove_leftovers(const char *parent, const char *base)
     char prefix[300], path[4500];
     DIR *d = opendir(parent);
     struct dirent *de;
-    snprintf(prefix, sizeof(prefix), ".%s" FWREL_OUTDIR_STAGING, base);
+    snprintf(prefix, sizeof(prefix), ".%.200s" FWREL_OUTDIR_STAGING, base);
     while (d != NULL && (de = readdir(d)) != NULL) {
         struct stat st;
         if (strncmp(de->d_name, prefix, strlen(prefix)) != 0 ||
@@ -87,8 +87,8 @@ int fwrel_outdir_open(fwrel_outdir **out, const char *dir, unsigned flags)
         return fwrel_error_set(FWREL_EUSAGE, "not a directory name");
     }
     remove_leftovers(od->parent, base);
-    snprintf(od->staging, sizeof(od->staging), "%s/.%s" FWREL_OUTDIR_STAGING "XXXXXX", od->parent,
-             base);
+    snprintf(od->staging, sizeof(od->staging), "%s/.%.200s" FWREL_OUTDIR_STAGING "XXXXXX",
+             od->parent, base);
     if (mkdtemp(od->staging) == NULL) {
         int e = errno;
         free(od);
@@ -127,7 +127,7 @@ int fwrel_outdir_path(char *out, size_t size, fwrel_outdir *od, const char *name
 /* Take back the files published into an existing directory, the last first. */
 static void unpublish(fwrel_outdir *od)
 {
-    char tgt[4400], old[4600];
+    char tgt[4400], old[4700];
     for (; od->npub > 0; od->npub--) {
         const char *name = od->names[od->npub - 1];
         snprintf(tgt, sizeof(tgt), "%s/%s", od->dir, name);
@@ -145,7 +145,7 @@ static void unpublish(fwrel_outdir *od)
 /* Publish into the existing target: each file linked (new) or renamed over (replaced). */
 static int publish_files(fwrel_outdir *od)
 {
-    char src[4600], tgt[4400], old[4600];
+    char src[4700], tgt[4400], old[4700];
     struct stat st;
     int error = 0;
 
