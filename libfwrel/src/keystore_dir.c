@@ -825,7 +825,8 @@ void fwrel_ks_finish(fwrel_keystore *ks)
     ks->nstaged = ks->nlinked = 0;
 }
 
-int fwrel_ks_abort(fwrel_keystore *ks)
+/* Undo the open change; unmake: also remove what fwrel_ks_open() created. */
+static int abort_change(fwrel_keystore *ks, int unmake_too)
 {
     char from[4200], to[4200];
     uint8_t *data = NULL;
@@ -852,7 +853,7 @@ int fwrel_ks_abort(fwrel_keystore *ks)
     ks->txn = NULL;
     ks->nstaged = 0;
     ks->committed = ks->prepared = 0;
-    if (error == 0 && ks->made) {
+    if (error == 0 && ks->made && unmake_too) {
         unmake(ks);
         entries_free(ks->e, ks->n);
         ks->e = NULL;
@@ -870,7 +871,13 @@ int fwrel_ks_abort(fwrel_keystore *ks)
     return error;
 }
 
-/* An operation outside fwrel_ks_begin() is a change of its own. */
+int fwrel_ks_abort(fwrel_keystore *ks)
+{
+    return abort_change(ks, 1);
+}
+
+/* An operation outside fwrel_ks_begin() is a change of its own (its failure keeps the keystore
+ * fwrel_ks_open() created: the handle stays usable). */
 static int implicit_end(fwrel_keystore *ks, int error)
 {
     if (error == 0 && (error = fwrel_ks_commit(ks)) == 0) {
@@ -878,7 +885,7 @@ static int implicit_end(fwrel_keystore *ks, int error)
         return 0;
     }
     fwrel_error save = *fwrel_error_last();
-    (void)fwrel_ks_abort(ks);
+    (void)abort_change(ks, 0);
     fwrel_error_set(save.code, "%s", save.message);
     if (save.output)
         fwrel_error_mark_output();
