@@ -131,7 +131,8 @@ const fwrel_ks_entry *fwrel_ks_find_id(const fwrel_keystore *ks, const char *id)
 const char *fwrel_ks_status_name(int status);
 
 /**
- * Build the absolute path of an entry's relative file path.
+ * Build the absolute path of an entry's relative file path (in the staging
+ * directory for a file the open change staged, fwrel_ks_begin()).
  * @return 0, or FWREL_EUSAGE when it does not fit in size bytes
  */
 int fwrel_ks_path(char *out, size_t size, const fwrel_keystore *ks, const char *rel) FWREL_WUR;
