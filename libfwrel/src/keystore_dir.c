@@ -645,13 +645,21 @@ int fwrel_ks_index_check(const uint8_t *data, size_t len, size_t *count)
     return error;
 }
 
+static int abort_change(fwrel_keystore *ks, int unmake_too);
+
 void fwrel_ks_close(fwrel_keystore *ks)
 {
     if (ks == NULL)
         return;
+    /* A change left open: a committed one is kept, any other undone. */
+    if (ks->txn != NULL && ks->committed)
+        fwrel_ks_finish(ks);
+    else if (ks->txn != NULL && abort_change(ks, 1) != 0)
+        fwrel_error_clear();
     if (ks->lock_fd >= 0)
         close(ks->lock_fd); /* releases the flock */
     entries_free(ks->e, ks->n);
+    free(ks->staged);
     free(ks->dir);
     free(ks);
 }

@@ -112,7 +112,8 @@ int fwrel_ks_open(fwrel_keystore **out, const char *dir, unsigned flags) FWREL_W
  */
 int fwrel_ks_index_check(const uint8_t *data, size_t len, size_t *count) FWREL_WUR;
 
-/** Release the lock and free. NULL is fine. */
+/** Release the lock and free; a change left open is finished when committed, else aborted.
+ *  NULL is fine. */
 void fwrel_ks_close(fwrel_keystore *ks);
 
 /** Number of entries (every epoch of every name). */
