@@ -26,6 +26,7 @@
 #include "fwrel/io.h"
 #include "fwrel/keystore.h"
 #include "fwrel/keystore_dir.h"
+#include "fwrel/outdir.h"
 #include "fwrel/policy.h"
 #include "fwrel/repo.h"
 #include "fwrel/sbv2.h"
@@ -417,8 +418,12 @@ static int hsm_action(fwrel_ctx *ctx, int *act, const fwrel_policy_key *k, const
     return fwrel_cmd_fail(ctx, o.keystore);
 }
 
+/*
+ * The keys a policy names: every decision first, then a keystore change (fwrel_ks_begin(),
+ * *began set) creating the new keys; the caller commits it.
+ */
 static int keys_from_policy(fwrel_ctx *ctx, fwrel_keystore *ks, const fwrel_policy *p,
-                            const char *pass, size_t pass_len, json_t *made)
+                            const char *pass, size_t pass_len, json_t *made, int *began)
 {
     int act[FWREL_POLICY_MAX_KEYS];
     fwrel_pkey *pubs[FWREL_POLICY_MAX_KEYS] = {NULL};
@@ -494,6 +499,14 @@ static int keys_from_policy(fwrel_ctx *ctx, fwrel_keystore *ks, const fwrel_poli
             act[i] = KEEP;
         }
     }
+    for (size_t i = 0; i < p->nkeys && !*began; i++)
+        if (act[i] != KEEP) {
+            if ((error = fwrel_ks_begin(ks)) != 0) {
+                error = fwrel_cmd_fail(ctx, o.keystore);
+                goto done;
+            }
+            *began = 1;
+        }
     for (size_t i = 0; i < p->nkeys; i++) {
         const fwrel_policy_key *k = &p->keys[i];
         const fwrel_ks_entry *e = fwrel_ks_find(ks, k->name);
@@ -511,6 +524,8 @@ static int keys_from_policy(fwrel_ctx *ctx, fwrel_keystore *ks, const fwrel_poli
             spec.slot = 0;
         error = k->hsm != NULL ? fwrel_ks_add_hsm(ks, &spec, k->hsm, pubs[i], act[i] == ROTATE, &e)
                                : fwrel_ks_generate(ks, &spec, pass, pass_len, act[i] == ROTATE, &e);
+        if (error == 0)
+            error = fwrel_test_hook("keygen.key"); /* tests: a failure after a key is made */
         if (error) {
             error = fwrel_cmd_fail(ctx, o.keystore);
             goto done;
@@ -530,6 +545,7 @@ done:
 struct prov {
     fwrel_ctx *ctx;
     const char *dir;
+    fwrel_outdir *od; /* the files are staged there, published when everything is made */
     unsigned flags;
     FILE *readme; /* memory stream */
     char *readme_buf;
@@ -538,12 +554,12 @@ struct prov {
     const char *chip;
 };
 
-static int prov_write(struct prov *pv, const char *file, const void *data, size_t len,
-                      unsigned mode, const fwrel_ks_entry *e, const char *what)
+/* A file staged: listed for --json and the README (under its published path). */
+static int prov_done(struct prov *pv, const char *file, const fwrel_ks_entry *e, const char *what)
 {
     char path[4200];
     snprintf(path, sizeof(path), "%s/%s", pv->dir, file);
-    if (fwrel_io_write_file(path, data, len, pv->flags, (mode_t)mode) != 0)
+    if (fwrel_test_hook("keygen.provision") != 0) /* tests: a failure while provisioning */
         return fwrel_cmd_fail(pv->ctx, path);
     json_array_append_new(pv->files, json_pack("{s:s, s:s, s:s, s:s}", "file", path, "key", e->name,
                                                "key_id", e->id, "what", what));
@@ -553,21 +569,32 @@ static int prov_write(struct prov *pv, const char *file, const void *data, size_
     return 0;
 }
 
+/* Stage a file; the error names its published path. */
+static int prov_write(struct prov *pv, const char *file, const void *data, size_t len,
+                      unsigned mode, const fwrel_ks_entry *e, const char *what)
+{
+    char path[4200];
+    if (fwrel_outdir_path(path, sizeof(path), pv->od, file) != 0 ||
+        fwrel_io_write_file(path, data, len, 0, (mode_t)mode) != 0) {
+        snprintf(path, sizeof(path), "%s/%s", pv->dir, file);
+        return fwrel_cmd_fail(pv->ctx, path);
+    }
+    return prov_done(pv, file, e, what);
+}
+
 static int prov_pem(struct prov *pv, const char *file, const fwrel_pkey *key, int private_key,
                     const fwrel_ks_entry *e, const char *what)
 {
     char path[4200];
-    snprintf(path, sizeof(path), "%s/%s", pv->dir, file);
-    int error = private_key ? fwrel_key_write_private(key, path, NULL, 0, pv->flags)
-                            : fwrel_key_write_public(key, path, pv->flags);
-    if (error)
+    int error = fwrel_outdir_path(path, sizeof(path), pv->od, file);
+    if (error == 0)
+        error = private_key ? fwrel_key_write_private(key, path, NULL, 0, 0)
+                            : fwrel_key_write_public(key, path, 0);
+    if (error) {
+        snprintf(path, sizeof(path), "%s/%s", pv->dir, file);
         return fwrel_cmd_fail(pv->ctx, path);
-    json_array_append_new(pv->files, json_pack("{s:s, s:s, s:s, s:s}", "file", path, "key", e->name,
-                                               "key_id", e->id, "what", what));
-    fwrel_cmd_print(pv->ctx, "wrote %s (%s)\n", path, what);
-    fprintf(pv->readme, "%s\n    %s; key %s, epoch %u, id %s\n", file, what, e->name, e->epoch,
-            e->id);
-    return 0;
+    }
+    return prov_done(pv, file, e, what);
 }
 
 static int provision_key(struct prov *pv, const fwrel_policy *p, size_t i, const fwrel_keystore *ks,
@@ -729,8 +756,12 @@ static int provision_key(struct prov *pv, const fwrel_policy *p, size_t i, const
     return error;
 }
 
+/*
+ * Stage what goes onto the device in *od (fwrel_outdir_open() of --provision), which the
+ * caller publishes with the keystore change, or aborts.
+ */
 static int provision(fwrel_ctx *ctx, const fwrel_keystore *ks, const fwrel_policy *p,
-                     const char *pass, size_t pass_len)
+                     const char *pass, size_t pass_len, fwrel_outdir **od)
 {
     const fwrel_ks_entry *entries[FWREL_POLICY_MAX_KEYS];
     struct prov pv = {.ctx = ctx,
@@ -738,20 +769,13 @@ static int provision(fwrel_ctx *ctx, const fwrel_keystore *ks, const fwrel_polic
                       .flags = o.force ? FWREL_OUT_FORCE : 0,
                       .chip = p->chip->name};
     char path[4200], hex[65];
-    struct stat st;
     int error;
 
     if (fwrel_ks_resolve(entries, ks, p) != 0)
         return fwrel_cmd_fail(ctx, o.keystore);
-    if (lstat(o.provision, &st) == 0) {
-        if (!o.force || !S_ISDIR(st.st_mode)) {
-            fwrel_error_set(FWREL_EIO, "exists (use --force to write into it)");
-            return fwrel_cmd_fail(ctx, o.provision);
-        }
-    } else if (mkdir(o.provision, 0700) != 0) {
-        fwrel_error_set_errno(FWREL_EIO, errno, "cannot create the directory");
+    if (fwrel_outdir_open(od, o.provision, pv.flags) != 0)
         return fwrel_cmd_fail(ctx, o.provision);
-    }
+    pv.od = *od;
     if ((pv.readme = open_memstream(&pv.readme_buf, &pv.readme_len)) == NULL) {
         fwrel_error_set(FWREL_EIO, "out of memory");
         return fwrel_cmd_fail(ctx, NULL);
@@ -775,97 +799,156 @@ static int provision(fwrel_ctx *ctx, const fwrel_keystore *ks, const fwrel_polic
                 p->chip->name);
     fclose(pv.readme);
     if (error == 0) {
-        snprintf(path, sizeof(path), "%s/README.txt", o.provision);
-        if (fwrel_io_write_file(path, pv.readme_buf, pv.readme_len, pv.flags, 0644) != 0)
+        if (fwrel_outdir_path(path, sizeof(path), pv.od, "README.txt") != 0 ||
+            fwrel_io_write_file(path, pv.readme_buf, pv.readme_len, 0, 0644) != 0 ||
+            fwrel_test_hook("keygen.provision") != 0) {
+            snprintf(path, sizeof(path), "%s/README.txt", o.provision);
             error = fwrel_cmd_fail(ctx, path);
-        else
+        } else {
+            snprintf(path, sizeof(path), "%s/README.txt", o.provision);
             json_array_append_new(
                 pv.files, json_pack("{s:s, s:s}", "file", path, "what", "which file goes where"));
+        }
     }
     free(pv.readme_buf);
     fwrel_cmd_set(ctx, "provision", pv.files);
     return error;
 }
 
-/* One audit entry for the keys made, rotated or revoked under a policy (docs/audit.md). */
-static int log_keys(fwrel_ctx *ctx, const fwrel_keystore *ks, const fwrel_policy *p, json_t *made)
+/*
+ * The audit log keygen records in (docs/audit.md): in the release repository --repo names
+ * (created if need be), or the policy's when it exists already (keygen does not create it
+ * behind the user's back). log[0] is '\0' when there is none.
+ */
+static int audit_log_path(char *log, size_t size, const fwrel_policy *p)
 {
-    char repo_path[4096], log_path[6000], sha[65], *text = NULL;
+    char repo_path[4096];
     fwrel_repo *repo = NULL;
+    int error;
+
+    log[0] = '\0';
+    if (o.repo != NULL)
+        snprintf(repo_path, sizeof(repo_path), "%s", o.repo);
+    else if ((error = fwrel_policy_repo_path(repo_path, sizeof(repo_path), p, o.policy)) != 0)
+        return error;
+    if (o.repo == NULL && access(repo_path, F_OK) != 0)
+        return 0;
+    if ((error = fwrel_repo_open(&repo, repo_path, 1)) != 0)
+        return error;
+    fwrel_repo_free(repo);
+    if ((size_t)snprintf(log, size, "%s/%s", repo_path, p->audit_log) >= size) {
+        log[0] = '\0';
+        return fwrel_error_set(FWREL_EUSAGE, "audit log path too long");
+    }
+    return fwrel_make_parents(log, 0750);
+}
+
+/*
+ * One audit entry for the keys made, rotated or revoked under a policy (reason NULL), or for
+ * a change that failed and was undone (result "fail", no outputs). A key pair is named by its
+ * public key file and that file's SHA-256. A raw secret (flash encryption, HMAC key) has no
+ * public half, and a hash of it would let anyone holding the log confirm a guess: it is named
+ * "NAME.EPOCH (key id)" with its random key id (docs/keystore.md) in the sha256 field, size 0.
+ */
+static int audit_keys(const char *log, const fwrel_keystore *ks, const fwrel_policy *p,
+                      json_t *made, const char *reason)
+{
+    char sha[65], *text = NULL;
     struct passwd *pw = getpwuid(getuid());
     json_t *e = NULL, *in = json_array(), *out = json_array();
     int error;
 
-    if (o.repo != NULL)
-        snprintf(repo_path, sizeof(repo_path), "%s", o.repo);
-    else if ((error = fwrel_policy_repo_path(repo_path, sizeof(repo_path), p, o.policy)) != 0)
-        goto done;
-    /* The log lives in the release repository: the one --repo names (created if need be), or
-     * the policy's when it exists already (keygen does not create it behind the user's back). */
-    if (o.repo == NULL && access(repo_path, F_OK) != 0) {
-        error = 0;
-        goto done;
-    }
-    if ((error = fwrel_repo_open(&repo, repo_path, 1)) != 0)
-        goto done;
-    snprintf(log_path, sizeof(log_path), "%s/%s", repo_path, p->audit_log);
-    if ((error = fwrel_make_parents(log_path, 0750)) != 0)
-        goto done;
     fwrel_hex(sha, p->sha256, sizeof(p->sha256));
     struct stat st;
     const char *base = strrchr(o.policy, '/');
     json_array_append_new(in, json_pack("{s:s,s:s,s:I}", "name", base != NULL ? base + 1 : o.policy,
                                         "sha256", sha, "size",
                                         (json_int_t)(stat(o.policy, &st) == 0 ? st.st_size : 0)));
-    for (size_t i = 0; i < json_array_size(made); i++) {
+    for (size_t i = 0; reason == NULL && i < json_array_size(made); i++) {
         const char *name = json_string_value(json_object_get(json_array_get(made, i), "name"));
         const fwrel_ks_entry *k = name != NULL ? fwrel_ks_find(ks, name) : NULL;
-        if (k == NULL)
-            continue;
-        const char *rel = k->pub[0] ? k->pub : k->secret[0] ? k->secret : k->priv;
-        char path[4200];
+        char path[4200], label[120];
         uint8_t *data = NULL;
         size_t len = 0;
-        if (rel[0] == '\0')
-            continue; /* an HSM key: no file */
-        if ((error = fwrel_ks_path(path, sizeof(path), ks, rel)) != 0 ||
+        if (k == NULL)
+            continue;
+        if (k->pub[0] == '\0') {
+            snprintf(label, sizeof(label), "%s.%u (key id)", k->name, k->epoch);
+            json_array_append_new(
+                out, json_pack("{s:s,s:s,s:i}", "name", label, "sha256", k->id, "size", 0));
+            continue;
+        }
+        if ((error = fwrel_ks_path(path, sizeof(path), ks, k->pub)) != 0 ||
             (error = fwrel_io_read_small(&data, &len, path, 1u << 20)) != 0)
             goto done;
         fwrel_sha256_hex(sha, data, len);
         free(data);
-        json_array_append_new(
-            out, json_pack("{s:s,s:s,s:I}", "name", rel, "sha256", sha, "size", (json_int_t)len));
+        json_array_append_new(out, json_pack("{s:s,s:s,s:I}", "name", k->pub, "sha256", sha, "size",
+                                             (json_int_t)len));
     }
     e = json_pack("{s:s,s:{s:s},s:O,s:O,s:s}", "event", "keygen", "who", "user",
-                  pw != NULL ? pw->pw_name : "fwrel", "inputs", in, "outputs", out, "result", "ok");
+                  pw != NULL ? pw->pw_name : "fwrel", "inputs", in, "outputs", out, "result",
+                  reason == NULL ? "ok" : "fail");
+    if (e != NULL && reason != NULL)
+        json_object_set_new(e, "reason", json_string(reason));
     if (e == NULL || (text = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS)) == NULL) {
         error = fwrel_error_set(FWREL_EIO, "out of memory");
         goto done;
     }
-    if ((error = fwrel_audit_append(log_path, text, strlen(text), NULL)) != 0)
-        goto done;
-    fwrel_cmd_print(ctx, "recorded in the audit log %s\n", log_path);
-    error = 0;
+    error = fwrel_audit_append(log, text, strlen(text), NULL);
 done:
-    if (error)
-        error = fwrel_cmd_fail(ctx, "audit log");
     free(text);
     json_decref(e);
     json_decref(in);
     json_decref(out);
-    fwrel_repo_free(repo);
     return error;
+}
+
+/*
+ * A failed change: the provisioning directory and the keystore as they were, and (when keygen
+ * logs) a "fail" entry naming the step. The error, printed already, is kept.
+ */
+static void undo(fwrel_ctx *ctx, fwrel_keystore *ks, fwrel_outdir *od, const fwrel_policy *p,
+                 json_t *made, const char *step)
+{
+    fwrel_error saved = *fwrel_error_last();
+    char reason[FWREL_ERROR_MSG_MAX + 100], log[6000];
+
+    fwrel_outdir_abort(od);
+    if (fwrel_ks_abort(ks) != 0)
+        fwrel_cmd_fail(ctx, o.keystore);
+    if (p != NULL) {
+        snprintf(reason, sizeof(reason), "keygen failed at %s: %s", step, saved.message);
+        if (audit_log_path(log, sizeof(log), p) != 0 ||
+            (log[0] != '\0' && audit_keys(log, ks, p, made, reason) != 0)) {
+            fwrel_error_prefix("cannot record the failure");
+            fwrel_cmd_fail(ctx, "audit log");
+        }
+    }
+    fwrel_error_set(saved.code, "%s", saved.message);
+}
+
+/* Begin the keystore change of --rotate or --revoke. */
+static int begin(fwrel_ctx *ctx, fwrel_keystore *ks, int *began)
+{
+    if (fwrel_ks_begin(ks) != 0)
+        return fwrel_cmd_fail(ctx, o.keystore);
+    *began = 1;
+    return 0;
 }
 
 static int run_keystore(fwrel_ctx *ctx)
 {
     fwrel_keystore *ks = NULL;
     fwrel_policy *p = NULL;
+    fwrel_outdir *od = NULL;
     fwrel_pass_src src;
-    char *pass = NULL;
+    char *pass = NULL, log[6000] = "";
     size_t pass_len = 0;
     int policy_mode = o.policy && !o.rotate && !o.revoke && !o.list;
     int error, modes = policy_mode + (o.rotate != NULL) + (o.revoke != NULL) + o.list;
+    int began = 0, logged = 0;
+    const char *step = "keys"; /* where a failure after the change began happened */
     json_t *made = json_array(), *keys = json_array();
     fwrel_pkey *rot_pubs[FWREL_KS_MAX_ENTRIES] = {NULL};
 
@@ -897,12 +980,25 @@ static int run_keystore(fwrel_ctx *ctx)
         error = fwrel_cmd_fail(ctx, o.keystore);
         goto done;
     }
+    if (fwrel_ks_recovered(ks) > 0)
+        fwrel_cmd_print(ctx,
+                        "%s: undid %u change(s) left unfinished by a killed fwrel-keygen "
+                        "(keystore as before them)\n",
+                        o.keystore, fwrel_ks_recovered(ks));
     if (o.list) {
         for (size_t i = 0; i < fwrel_ks_count(ks); i++)
             print_entry(ctx, fwrel_ks_status_name(fwrel_ks_entry_at(ks, i)->status),
                         fwrel_ks_entry_at(ks, i));
     } else if (o.revoke) {
         const fwrel_ks_entry *e = NULL;
+        if (fwrel_ks_find(ks, o.revoke) == NULL ||
+            fwrel_ks_find(ks, o.revoke)->status != FWREL_KS_ACTIVE) {
+            fwrel_error_set(FWREL_EKEY, "no active key %.64s", o.revoke);
+            error = fwrel_cmd_fail(ctx, o.keystore);
+            goto done;
+        }
+        if ((error = begin(ctx, ks, &began)) != 0)
+            goto done;
         if (fwrel_ks_revoke(ks, o.revoke, &e) != 0) {
             error = fwrel_cmd_fail(ctx, o.keystore);
             goto done;
@@ -958,6 +1054,14 @@ static int run_keystore(fwrel_ctx *ctx)
                 goto done;
             }
         }
+        if (n == 0) {
+            fwrel_error_set(FWREL_EKEY, "no key named %.64s%s in the keystore", o.rotate,
+                            purpose ? " and no active key of that purpose" : "");
+            error = fwrel_cmd_fail(ctx, o.keystore);
+            goto done;
+        }
+        if ((error = begin(ctx, ks, &began)) != 0)
+            goto done;
         for (size_t i = 0; i < n; i++) {
             const fwrel_ks_entry *e = fwrel_ks_find(ks, names[i]), *made_e = NULL;
             const fwrel_policy_key *k = p != NULL ? fwrel_policy_key_get(p, e->name) : NULL;
@@ -967,34 +1071,66 @@ static int run_keystore(fwrel_ctx *ctx)
                                  .slot = e->slot};
             if ((rot_pubs[i] != NULL
                      ? fwrel_ks_add_hsm(ks, &spec, k->hsm, rot_pubs[i], 1, &made_e)
-                     : fwrel_ks_generate(ks, &spec, pass, pass_len, 1, &made_e)) != 0) {
+                     : fwrel_ks_generate(ks, &spec, pass, pass_len, 1, &made_e)) != 0 ||
+                fwrel_test_hook("keygen.key") != 0) {
                 error = fwrel_cmd_fail(ctx, o.keystore);
                 goto done;
             }
             print_entry(ctx, "rotated", made_e);
             json_array_append_new(made, entry_json(made_e));
         }
-        if (n == 0) {
-            fwrel_error_set(FWREL_EKEY, "no key named %.64s%s in the keystore", o.rotate,
-                            purpose ? " and no active key of that purpose" : "");
-            error = fwrel_cmd_fail(ctx, o.keystore);
-            goto done;
-        }
     } else {
         if ((error = run_pass(ctx, ks, &src, &pass, &pass_len)) != 0)
             goto done;
-        if ((error = keys_from_policy(ctx, ks, p, pass, pass_len, made)) != 0)
+        if ((error = keys_from_policy(ctx, ks, p, pass, pass_len, made, &began)) != 0)
             goto done;
-        if (o.provision && (error = provision(ctx, ks, p, pass, pass_len)) != 0)
+        step = "provision";
+        if (o.provision && (error = provision(ctx, ks, p, pass, pass_len, &od)) != 0)
             goto done;
     }
-    if (p != NULL && json_array_size(made) > 0 && (error = log_keys(ctx, ks, p, made)) != 0)
+    /* Everything is made: the keystore change prepared, logged, committed, then the
+     * provisioning directory published. A failure of any step undoes them all. */
+    if (began) {
+        step = "prepare";
+        if ((error = fwrel_ks_prepare(ks)) != 0) {
+            error = fwrel_cmd_fail(ctx, o.keystore);
+            goto done;
+        }
+        step = "audit";
+        if (p != NULL && json_array_size(made) > 0) {
+            if ((error = audit_log_path(log, sizeof(log), p)) != 0 ||
+                (error = fwrel_test_hook("keygen.audit")) != 0 ||
+                (log[0] != '\0' && (error = audit_keys(log, ks, p, made, NULL)) != 0)) {
+                error = fwrel_cmd_fail(ctx, "audit log");
+                goto done;
+            }
+            logged = log[0] != '\0';
+        }
+        step = "commit";
+        if ((error = fwrel_test_hook("keygen.commit")) != 0 || (error = fwrel_ks_commit(ks)) != 0) {
+            error = fwrel_cmd_fail(ctx, o.keystore);
+            goto done;
+        }
+    }
+    step = "publish";
+    if (od != NULL && ((error = fwrel_test_hook("keygen.publish")) != 0 ||
+                       (error = fwrel_outdir_publish(od)) != 0)) {
+        error = fwrel_cmd_fail(ctx, o.provision);
         goto done;
+    }
+    fwrel_ks_finish(ks);
+    fwrel_outdir_finish(od);
+    od = NULL;
+    if (logged)
+        fwrel_cmd_print(ctx, "recorded in the audit log %s\n", log);
     for (size_t i = 0; i < fwrel_ks_count(ks); i++)
         json_array_append_new(keys, entry_json(fwrel_ks_entry_at(ks, i)));
     error = 0;
 done:
-    fwrel_cmd_set(ctx, "changed", made);
+    if (error && (began || od != NULL))
+        undo(ctx, ks, od, began ? p : NULL, made, step);
+    fwrel_cmd_set(ctx, "changed", error ? json_array() : json_incref(made));
+    json_decref(made);
     fwrel_cmd_set(ctx, "keys", keys);
     for (size_t i = 0; i < FWREL_KS_MAX_ENTRIES; i++)
         fwrel_key_free(rot_pubs[i]);

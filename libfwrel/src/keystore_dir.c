@@ -40,11 +40,26 @@
 #define SEC_TAG       16
 #define SEC_PEM_NAME  "FWREL ENCRYPTED SECRET"
 
+/* The staging directory of a change (fwrel_ks_begin): DIR/.txn-XXXXXX. */
+#define TXN_PREFIX ".txn-"
+#define TXN_NEW    "index.new" /* the new index; present until the commit point */
+#define TXN_OLD    "index.old" /* a link to the old index, for an undo after the commit */
+
+/* What fwrel_ks_open() made, removed again when the first change is aborted. */
+enum { MADE_DIR = 1, MADE_KEYS = 2, MADE_INDEX = 4, MADE_LOCK = 8 };
+
 struct fwrel_keystore {
     char *dir;
     int lock_fd; /* -1 when opened read-only */
     fwrel_ks_entry *e;
     size_t n;
+    unsigned made;      /* MADE_*: what this open created, until a change is committed */
+    unsigned recovered; /* interrupted changes undone (or cleaned up) by the open */
+    /* The change being made (fwrel_ks_begin), NULL when none. */
+    char *txn;
+    char (*staged)[96]; /* basenames of the files staged in txn (keys/ once prepared) */
+    size_t nstaged, nlinked;
+    int dirty, prepared, committed;
 };
 
 /* The fixed PBKDF2 salt of the ECC image-encryption scheme (spec section 4.1). */
@@ -104,10 +119,21 @@ static void now_rfc3339(char out[21])
     strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* Whether keys/<base> is a file staged by the open change. */
+static int staged(const fwrel_keystore *ks, const char *base)
+{
+    for (size_t i = 0; ks->txn != NULL && i < ks->nstaged; i++)
+        if (strcmp(ks->staged[i], base) == 0)
+            return 1;
+    return 0;
+}
+
 int fwrel_ks_path(char *out, size_t size, const fwrel_keystore *ks, const char *rel)
 {
     FWREL_ASSERT_ARG(out != NULL && ks != NULL && rel != NULL);
-    int n = snprintf(out, size, "%s/%s", ks->dir, rel);
+    int n = strncmp(rel, "keys/", 5) == 0 && staged(ks, rel + 5)
+                ? snprintf(out, size, "%s/%s", ks->txn, rel + 5)
+                : snprintf(out, size, "%s/%s", ks->dir, rel);
     if (n < 0 || (size_t)n >= size)
         return fwrel_error_set(FWREL_EUSAGE, "keystore path too long");
     return 0;
@@ -383,10 +409,9 @@ static json_t *entry_json(const fwrel_ks_entry *e)
     return o;
 }
 
-/* Replace index.json with these entries (atomic; the old one stays on failure). */
-static int write_index(const fwrel_keystore *ks, const fwrel_ks_entry *e, size_t n)
+/* Write these entries as an index at path (atomic: fwrel_io_write_file). */
+static int write_index_at(const char *path, const fwrel_ks_entry *e, size_t n, unsigned flags)
 {
-    char path[4200];
     json_t *root = json_object(), *keys = json_array();
     char *text = NULL;
     int error;
@@ -400,19 +425,24 @@ static int write_index(const fwrel_keystore *ks, const fwrel_ks_entry *e, size_t
     if (text == NULL)
         return fwrel_error_set(FWREL_EIO, "out of memory");
     size_t len = strlen(text);
-    text[len] = '\0';
-    if ((error = fwrel_ks_path(path, sizeof(path), ks, "index.json")) == 0) {
-        char *t = realloc(text, len + 2);
-        if (t == NULL) {
-            free(text);
-            return fwrel_error_set(FWREL_EIO, "out of memory");
-        }
-        text = t;
-        text[len++] = '\n';
-        error = fwrel_io_write_file(path, text, len, FWREL_OUT_FORCE, 0600);
+    char *t = realloc(text, len + 2);
+    if (t == NULL) {
+        free(text);
+        return fwrel_error_set(FWREL_EIO, "out of memory");
     }
+    text = t;
+    text[len++] = '\n';
+    error = fwrel_io_write_file(path, text, len, flags, 0600);
     free(text);
     return error;
+}
+
+/* Replace index.json with these entries (atomic; the old one stays on failure). */
+static int write_index(const fwrel_keystore *ks, const fwrel_ks_entry *e, size_t n)
+{
+    char path[4200];
+    int error = fwrel_ks_path(path, sizeof(path), ks, "index.json");
+    return error != 0 ? error : write_index_at(path, e, n, FWREL_OUT_FORCE);
 }
 
 static int take_lock(fwrel_keystore *ks)
@@ -421,7 +451,11 @@ static int take_lock(fwrel_keystore *ks)
     int error;
     if ((error = fwrel_ks_path(path, sizeof(path), ks, ".lock")) != 0)
         return error;
-    ks->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    ks->lock_fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (ks->lock_fd >= 0)
+        ks->made |= MADE_LOCK;
+    else if (errno == EEXIST)
+        ks->lock_fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
     if (ks->lock_fd < 0)
         return fwrel_error_set_errno(FWREL_EIO, errno, "cannot open the keystore lock");
     for (int waited = 0; flock(ks->lock_fd, LOCK_EX | LOCK_NB) != 0; waited += 50) {
@@ -435,6 +469,75 @@ static int take_lock(fwrel_keystore *ks)
     return 0;
 }
 
+/* Remove what fwrel_ks_open() created (a keystore no change was committed to). */
+static void unmake(fwrel_keystore *ks)
+{
+    char path[4200];
+    if (ks->made & MADE_INDEX) {
+        snprintf(path, sizeof(path), "%s/index.json", ks->dir);
+        unlink(path);
+    }
+    if (ks->made & MADE_KEYS) {
+        snprintf(path, sizeof(path), "%s/keys", ks->dir);
+        rmdir(path);
+    }
+    if (ks->made & MADE_LOCK) {
+        snprintf(path, sizeof(path), "%s/.lock", ks->dir);
+        unlink(path);
+    }
+    if (ks->made & MADE_DIR)
+        rmdir(ks->dir);
+    ks->made = 0;
+}
+
+/*
+ * A change interrupted by a kill left its staging directory DIR/.txn-XXXXXX. While it holds
+ * index.new, the change never reached its commit point: the files it linked into keys/ (the same
+ * inodes as its staged files, so nothing else is touched) are removed. Without index.new the
+ * change was committed (or never prepared): only the staging directory goes. Under the lock.
+ */
+static int recover(fwrel_keystore *ks)
+{
+    DIR *d = opendir(ks->dir), *t;
+    struct dirent *de, *te;
+    char txn[4200], path[4500], key[4500];
+    struct stat st, kst;
+
+    if (d == NULL)
+        return fwrel_error_set_errno(FWREL_EIO, errno, "cannot read the keystore");
+    while ((de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, TXN_PREFIX, strlen(TXN_PREFIX)) != 0)
+            continue;
+        snprintf(txn, sizeof(txn), "%s/%.100s", ks->dir, de->d_name);
+        int error = lstat(txn, &st) != 0
+                        ? fwrel_error_set_errno(FWREL_EIO, errno, "%.100s", de->d_name)
+                        : check_mode(&st, de->d_name, 1);
+        if (error) {
+            closedir(d);
+            return error;
+        }
+        snprintf(path, sizeof(path), "%s/" TXN_NEW, txn);
+        int undo = lstat(path, &st) == 0;
+        if (undo && (t = opendir(txn)) != NULL) {
+            while ((te = readdir(t)) != NULL) {
+                if (te->d_name[0] == '.' || strcmp(te->d_name, TXN_NEW) == 0 ||
+                    strcmp(te->d_name, TXN_OLD) == 0)
+                    continue;
+                snprintf(path, sizeof(path), "%s/%.200s", txn, te->d_name);
+                snprintf(key, sizeof(key), "%s/keys/%.200s", ks->dir, te->d_name);
+                if (lstat(path, &st) == 0 && lstat(key, &kst) == 0 && st.st_ino == kst.st_ino &&
+                    st.st_dev == kst.st_dev)
+                    unlink(key);
+            }
+            closedir(t);
+        }
+        fwrel_remove_flat(txn);
+        ks->recovered++;
+    }
+    closedir(d);
+    return 0;
+}
+
 int fwrel_ks_open(fwrel_keystore **out, const char *dir, unsigned flags)
 {
     FWREL_ASSERT_ARG(out != NULL && dir != NULL);
@@ -443,6 +546,7 @@ int fwrel_ks_open(fwrel_keystore **out, const char *dir, unsigned flags)
     struct stat st;
     uint8_t *data = NULL;
     size_t len = 0;
+    unsigned made = 0;
     int error;
 
     *out = NULL;
@@ -453,8 +557,11 @@ int fwrel_ks_open(fwrel_keystore **out, const char *dir, unsigned flags)
             return fwrel_error_set_errno(FWREL_EIO, errno, "cannot open the keystore");
         if (mkdir(dir, 0700) != 0)
             return fwrel_error_set_errno(FWREL_EIO, errno, "cannot create the keystore");
-        if (lstat(dir, &st) != 0)
+        made |= MADE_DIR;
+        if (lstat(dir, &st) != 0) {
+            rmdir(dir);
             return fwrel_error_set_errno(FWREL_EIO, errno, "cannot open the keystore");
+        }
     }
     if ((error = check_mode(&st, "keystore", 1)) != 0)
         return error;
@@ -463,7 +570,9 @@ int fwrel_ks_open(fwrel_keystore **out, const char *dir, unsigned flags)
         goto done;
     }
     ks->lock_fd = -1;
-    if ((flags & (FWREL_KS_WRITE | FWREL_KS_CREATE)) && (error = take_lock(ks)) != 0)
+    ks->made = made;
+    if ((flags & (FWREL_KS_WRITE | FWREL_KS_CREATE)) &&
+        ((error = take_lock(ks)) != 0 || (error = recover(ks)) != 0))
         goto done;
     if ((error = check_tree(dir)) != 0)
         goto done;
@@ -492,11 +601,14 @@ int fwrel_ks_open(fwrel_keystore **out, const char *dir, unsigned flags)
             goto done;
         }
         snprintf(path, sizeof(path), "%s/keys", dir);
-        if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+        if (mkdir(path, 0700) == 0)
+            ks->made |= MADE_KEYS;
+        else if (errno != EEXIST) {
             error = fwrel_error_set_errno(FWREL_EIO, errno, "cannot create keys/");
             goto done;
         }
-        error = write_index(ks, NULL, 0);
+        if ((error = write_index(ks, NULL, 0)) == 0)
+            ks->made |= MADE_INDEX;
         goto done;
     }
     if ((error = check_mode(&st, "index.json", 0)) != 0)
@@ -507,6 +619,10 @@ int fwrel_ks_open(fwrel_keystore **out, const char *dir, unsigned flags)
 done:
     free(data);
     if (error) {
+        if (ks != NULL)
+            unmake(ks);
+        else if (made & MADE_DIR)
+            rmdir(dir);
         fwrel_ks_close(ks);
         return error;
     }
@@ -529,13 +645,21 @@ int fwrel_ks_index_check(const uint8_t *data, size_t len, size_t *count)
     return error;
 }
 
+static int abort_change(fwrel_keystore *ks, int unmake_too);
+
 void fwrel_ks_close(fwrel_keystore *ks)
 {
     if (ks == NULL)
         return;
+    /* A change left open: a committed one is kept, any other undone. */
+    if (ks->txn != NULL && ks->committed)
+        fwrel_ks_finish(ks);
+    else if (ks->txn != NULL && abort_change(ks, 1) != 0)
+        fwrel_error_clear();
     if (ks->lock_fd >= 0)
         close(ks->lock_fd); /* releases the flock */
     entries_free(ks->e, ks->n);
+    free(ks->staged);
     free(ks->dir);
     free(ks);
 }
@@ -567,6 +691,215 @@ const fwrel_ks_entry *fwrel_ks_find_id(const fwrel_keystore *ks, const char *id)
     return NULL;
 }
 
+/* --- changes: staged, then committed at once ------------------------------------------- */
+
+unsigned fwrel_ks_recovered(const fwrel_keystore *ks)
+{
+    return ks != NULL ? ks->recovered : 0;
+}
+
+int fwrel_ks_begin(fwrel_keystore *ks)
+{
+    FWREL_ASSERT_ARG(ks != NULL);
+    char tmpl[4200];
+    if (ks->lock_fd < 0)
+        return fwrel_error_set(FWREL_EUSAGE, "keystore not opened for writing");
+    if (ks->txn != NULL)
+        return fwrel_error_set(FWREL_EUSAGE, "a keystore change is open already");
+    snprintf(tmpl, sizeof(tmpl), "%s/" TXN_PREFIX "XXXXXX", ks->dir);
+    if (mkdtemp(tmpl) == NULL)
+        return fwrel_error_set_errno(FWREL_EIO, errno, "cannot create a staging directory");
+    if ((ks->txn = strdup(tmpl)) == NULL) {
+        rmdir(tmpl);
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    }
+    ks->nstaged = ks->nlinked = 0;
+    ks->dirty = ks->prepared = ks->committed = 0;
+    return 0;
+}
+
+/* Where a new file keys/<base> is written: the staging directory (recorded as staged). */
+static int stage_path(char *out, size_t size, fwrel_keystore *ks, const char *rel)
+{
+    const char *base = rel + 5; /* after "keys/" */
+    char(*v)[96] = realloc(ks->staged, (ks->nstaged + 1) * sizeof(*v));
+    if (v == NULL)
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    ks->staged = v;
+    snprintf(v[ks->nstaged], sizeof(v[0]), "%s", base);
+    int n = snprintf(out, size, "%s/%s", ks->txn, base);
+    if (n < 0 || (size_t)n >= size)
+        return fwrel_error_set(FWREL_EUSAGE, "keystore path too long");
+    ks->nstaged++;
+    return 0;
+}
+
+/* Take back the files staged after the first `keep` (an operation that failed half-way). */
+static void unstage(fwrel_keystore *ks, size_t keep)
+{
+    char path[4200];
+    for (; ks->nstaged > keep; ks->nstaged--) {
+        snprintf(path, sizeof(path), "%s/%s", ks->txn, ks->staged[ks->nstaged - 1]);
+        unlink(path);
+    }
+}
+
+/* Take back the links made into keys/ by fwrel_ks_prepare(). */
+static void unlink_keys(fwrel_keystore *ks)
+{
+    char path[4200];
+    for (; ks->nlinked > 0; ks->nlinked--) {
+        snprintf(path, sizeof(path), "%s/keys/%s", ks->dir, ks->staged[ks->nlinked - 1]);
+        unlink(path);
+    }
+}
+
+int fwrel_ks_prepare(fwrel_keystore *ks)
+{
+    FWREL_ASSERT_ARG(ks != NULL);
+    char path[4200], to[4200];
+    int error;
+
+    if (ks->txn == NULL)
+        return fwrel_error_set(FWREL_EUSAGE, "no keystore change is open");
+    if (ks->prepared || !ks->dirty)
+        return 0;
+    /* The new index first: while it is in the staging directory, a killed run is undone by
+     * the next open (recover()). */
+    snprintf(path, sizeof(path), "%s/" TXN_NEW, ks->txn);
+    if ((error = write_index_at(path, ks->e, ks->n, 0)) != 0)
+        goto done;
+    for (; ks->nlinked < ks->nstaged; ks->nlinked++) {
+        snprintf(path, sizeof(path), "%s/%s", ks->txn, ks->staged[ks->nlinked]);
+        snprintf(to, sizeof(to), "%s/keys/%s", ks->dir, ks->staged[ks->nlinked]);
+        if ((error = fwrel_test_hook("keystore.link")) != 0)
+            goto done;
+        if (link(path, to) != 0) {
+            error = fwrel_error_set_errno(FWREL_EIO, errno, "cannot add keys/%s",
+                                          ks->staged[ks->nlinked]);
+            goto done;
+        }
+    }
+    snprintf(path, sizeof(path), "%s/keys", ks->dir);
+    if ((error = fwrel_fsync_dir(path)) != 0)
+        goto done;
+    snprintf(path, sizeof(path), "%s/index.json", ks->dir);
+    snprintf(to, sizeof(to), "%s/" TXN_OLD, ks->txn);
+    if (link(path, to) != 0) {
+        error = fwrel_error_set_errno(FWREL_EIO, errno, "cannot keep the old index.json");
+        goto done;
+    }
+    if ((error = fwrel_fsync_dir(ks->txn)) != 0)
+        goto done;
+    ks->prepared = 1;
+done:
+    if (error) {
+        unlink_keys(ks);
+        snprintf(path, sizeof(path), "%s/" TXN_NEW, ks->txn);
+        unlink(path);
+        snprintf(path, sizeof(path), "%s/" TXN_OLD, ks->txn);
+        unlink(path);
+    }
+    return error;
+}
+
+int fwrel_ks_commit(fwrel_keystore *ks)
+{
+    FWREL_ASSERT_ARG(ks != NULL);
+    char from[4200], to[4200];
+    int error;
+
+    if ((error = fwrel_ks_prepare(ks)) != 0 || !ks->dirty || ks->committed)
+        return error;
+    if ((error = fwrel_test_hook("keystore.commit")) != 0)
+        return error;
+    snprintf(from, sizeof(from), "%s/" TXN_NEW, ks->txn);
+    snprintf(to, sizeof(to), "%s/index.json", ks->dir);
+    if (rename(from, to) != 0)
+        return fwrel_error_set_errno(FWREL_EIO, errno, "cannot replace index.json");
+    ks->committed = 1;
+    return fwrel_fsync_dir(ks->dir);
+}
+
+void fwrel_ks_finish(fwrel_keystore *ks)
+{
+    if (ks == NULL || ks->txn == NULL)
+        return;
+    if (ks->committed)
+        ks->made = 0; /* a keystore with a committed change stays */
+    fwrel_remove_flat(ks->txn);
+    free(ks->txn);
+    ks->txn = NULL;
+    ks->nstaged = ks->nlinked = 0;
+}
+
+/* Undo the open change; unmake: also remove what fwrel_ks_open() created. */
+static int abort_change(fwrel_keystore *ks, int unmake_too)
+{
+    char from[4200], to[4200];
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int error = 0;
+
+    if (ks == NULL || ks->txn == NULL)
+        return 0;
+    if (ks->committed) {
+        snprintf(from, sizeof(from), "%s/" TXN_OLD, ks->txn);
+        snprintf(to, sizeof(to), "%s/index.json", ks->dir);
+        if (rename(from, to) != 0 || fwrel_fsync_dir(ks->dir) != 0) {
+            /* The new index stays, with its files: the change is whole, not undone. */
+            error = fwrel_error_set_errno(FWREL_EIO, errno, "cannot restore index.json");
+            ks->nlinked = 0;
+        }
+    }
+    unlink_keys(ks);
+    snprintf(to, sizeof(to), "%s/keys", ks->dir);
+    if (fwrel_fsync_dir(to) != 0)
+        fwrel_error_clear();
+    fwrel_remove_flat(ks->txn);
+    free(ks->txn);
+    ks->txn = NULL;
+    ks->nstaged = 0;
+    ks->committed = ks->prepared = 0;
+    if (error == 0 && ks->made && unmake_too) {
+        unmake(ks);
+        entries_free(ks->e, ks->n);
+        ks->e = NULL;
+        ks->n = 0;
+        return 0;
+    }
+    /* The entries in memory are those on the disk again. */
+    entries_free(ks->e, ks->n);
+    ks->e = NULL;
+    ks->n = 0;
+    snprintf(to, sizeof(to), "%s/index.json", ks->dir);
+    if (fwrel_io_read_small(&data, &len, to, FWREL_KS_INDEX_MAX) == 0)
+        (void)parse_index(ks, data, len);
+    free(data);
+    return error;
+}
+
+int fwrel_ks_abort(fwrel_keystore *ks)
+{
+    return abort_change(ks, 1);
+}
+
+/* An operation outside fwrel_ks_begin() is a change of its own (its failure keeps the keystore
+ * fwrel_ks_open() created: the handle stays usable). */
+static int implicit_end(fwrel_keystore *ks, int error)
+{
+    if (error == 0 && (error = fwrel_ks_commit(ks)) == 0) {
+        fwrel_ks_finish(ks);
+        return 0;
+    }
+    fwrel_error save = *fwrel_error_last();
+    (void)abort_change(ks, 0);
+    fwrel_error_set(save.code, "%s", save.message);
+    if (save.output)
+        fwrel_error_mark_output();
+    return save.code;
+}
+
 /* --- raw secrets at rest ------------------------------------------------------------- */
 
 static int sec_kdf(uint8_t key[32], const char *pass, size_t pass_len, const uint8_t *salt,
@@ -595,16 +928,27 @@ static int gcm(int enc, uint8_t *out, const uint8_t *in, size_t len, const uint8
     return ok;
 }
 
-static int seal_secret(const char *path, const uint8_t *secret, size_t len, const char *pass,
-                       size_t pass_len)
+/* The authenticated data of a sealed secret: its header, and from version 2 on the key id of
+ * its entry, so that a sealed file moved to another entry of the index fails to open. */
+static size_t sec_aad(uint8_t aad[SEC_HDR + 64], const uint8_t *hdr, const char *id)
 {
-    uint8_t buf[SEC_HDR + FWREL_KS_SECRET_MAX + SEC_TAG], key[32];
+    memcpy(aad, hdr, SEC_HDR);
+    if (hdr[8] == 1)
+        return SEC_HDR;
+    memcpy(aad + SEC_HDR, id, 64);
+    return SEC_HDR + 64;
+}
+
+static int seal_secret(const char *path, const uint8_t *secret, size_t len, const char *pass,
+                       size_t pass_len, const char *id)
+{
+    uint8_t buf[SEC_HDR + FWREL_KS_SECRET_MAX + SEC_TAG], key[32], aad[SEC_HDR + 64];
     BIO *bio = NULL;
     BUF_MEM *mem = NULL;
     int error = 0;
 
     memcpy(buf, SEC_MAGIC, 8);
-    buf[8] = 1;
+    buf[8] = 2;
     buf[9] = SEC_LOG2N;
     buf[10] = SEC_R;
     buf[11] = SEC_P;
@@ -612,7 +956,7 @@ static int seal_secret(const char *path, const uint8_t *secret, size_t len, cons
         return fwrel_error_set_openssl(FWREL_EKEY, "no randomness");
     if ((error = sec_kdf(key, pass, pass_len, buf + 12, SEC_LOG2N, SEC_R, SEC_P)) != 0)
         goto done;
-    if (!gcm(1, buf + SEC_HDR, secret, len, key, buf + 28, buf, SEC_HDR,
+    if (!gcm(1, buf + SEC_HDR, secret, len, key, buf + 28, aad, sec_aad(aad, buf, id),
              buf + SEC_HDR + len)) {
         error = fwrel_error_set_openssl(FWREL_EKEY, "cannot encrypt the secret");
         goto done;
@@ -631,22 +975,22 @@ done:
     return error;
 }
 
-static int open_secret(uint8_t **out, size_t *out_len, const uint8_t *file, size_t file_len,
-                       const char *pass, size_t pass_len)
+static int open_secret(uint8_t **out, size_t *out_len, int *version, const uint8_t *file,
+                       size_t file_len, const char *pass, size_t pass_len, const char *id)
 {
     BIO *bio = BIO_new_mem_buf(file, (int)file_len);
     char *name = NULL, *header = NULL;
     unsigned char *data = NULL;
     long len = 0;
-    uint8_t key[32], *plain = NULL;
+    uint8_t key[32], *plain = NULL, aad[SEC_HDR + 64];
     int error = 0;
 
     *out = NULL;
     if (bio == NULL || PEM_read_bio(bio, &name, &header, &data, &len) != 1 ||
         strcmp(name, SEC_PEM_NAME) != 0 || len < SEC_HDR + 16 + SEC_TAG ||
         len > SEC_HDR + FWREL_KS_SECRET_MAX + SEC_TAG || memcmp(data, SEC_MAGIC, 8) != 0 ||
-        data[8] != 1 || data[9] < 10 || data[9] > 20 || data[10] == 0 || data[10] > 16 ||
-        data[11] == 0 || data[11] > 16) {
+        (data[8] != 1 && data[8] != 2) || data[9] < 10 || data[9] > 20 || data[10] == 0 ||
+        data[10] > 16 || data[11] == 0 || data[11] > 16) {
         error = fwrel_error_set(FWREL_EFORMAT, "not a sealed secret");
         goto done;
     }
@@ -661,10 +1005,12 @@ static int open_secret(uint8_t **out, size_t *out_len, const uint8_t *file, size
         error = fwrel_error_set(FWREL_EIO, "out of memory");
         goto done;
     }
-    if (!gcm(0, plain, data + SEC_HDR, n, key, data + 28, data, SEC_HDR, data + SEC_HDR + n)) {
+    if (!gcm(0, plain, data + SEC_HDR, n, key, data + 28, aad, sec_aad(aad, data, id),
+             data + SEC_HDR + n)) {
         error = fwrel_error_set(FWREL_EKEY, "wrong passphrase");
         goto done;
     }
+    *version = data[8];
     *out = plain;
     *out_len = n;
     plain = NULL;
@@ -683,7 +1029,9 @@ done:
     return error;
 }
 
-/* Key id of a raw secret: domain-separated SHA-256, which reveals nothing of it. */
+/* The key id fwrel gave a raw secret before version 2 of sealed secrets (a domain-separated
+ * SHA-256 of it): only compared with the id of such an entry, never written anywhere. New
+ * secrets have a random id. */
 static void secret_id(char out[65], const uint8_t *secret, size_t len)
 {
     static const char domain[] = "fwrel-keystore-secret-id";
@@ -846,51 +1194,37 @@ static int check_new(const fwrel_keystore *ks, const fwrel_ks_new *spec, int rot
     return 0;
 }
 
-/* Append the new entry (the old active one of its name retired) and write the index. */
-static int commit_entry(fwrel_keystore *ks, fwrel_ks_entry *e, const fwrel_ks_entry **out)
+/* Append the new entry (the old active one of its name retired), in memory: the index is
+ * written when the change is committed. */
+static int add_entry(fwrel_keystore *ks, fwrel_ks_entry *e, const fwrel_ks_entry **out)
 {
-    fwrel_ks_entry *v = calloc(ks->n + 1, sizeof(*v));
-    int error;
+    fwrel_ks_entry *v = realloc(ks->e, (ks->n + 1) * sizeof(*v));
     if (v == NULL)
         return fwrel_error_set(FWREL_EIO, "out of memory");
-    if (ks->n > 0)
-        memcpy(v, ks->e, ks->n * sizeof(*v));
-    v[ks->n] = *e;
+    ks->e = v;
     for (size_t i = 0; i < ks->n; i++)
         if (strcmp(v[i].name, e->name) == 0 && v[i].status == FWREL_KS_ACTIVE) {
             v[i].status = FWREL_KS_RETIRED;
             memcpy(v[i].changed, e->created, sizeof(v[i].changed));
         }
-    if ((error = write_index(ks, v, ks->n + 1)) != 0) {
-        free(v);
-        return error;
-    }
-    free(ks->e); /* the uri pointers moved to v */
-    ks->e = v;
-    ks->n++;
-    e->uri = NULL;
+    v[ks->n++] = *e;
+    e->uri = NULL; /* owned by the keystore now */
+    ks->dirty = 1;
     if (out != NULL)
         *out = &ks->e[ks->n - 1];
     return 0;
 }
 
-static void unlink_rel(const fwrel_keystore *ks, const char *rel)
+/* Write the files of a new entry into the staging directory and add it. */
+static int generate_staged(fwrel_keystore *ks, const fwrel_ks_new *spec, const char *pass,
+                           size_t pass_len, int rotate, const fwrel_ks_entry **out)
 {
-    char path[4200];
-    if (rel[0] != '\0' && fwrel_ks_path(path, sizeof(path), ks, rel) == 0)
-        unlink(path);
-}
-
-int fwrel_ks_generate(fwrel_keystore *ks, const fwrel_ks_new *spec, const char *pass,
-                      size_t pass_len, int rotate, const fwrel_ks_entry **out)
-{
-    FWREL_ASSERT_ARG(ks != NULL);
     fwrel_ks_entry e;
     EVP_PKEY *key = NULL;
-    uint8_t secret[FWREL_KS_SECRET_MAX];
-    size_t slen = 0;
+    uint8_t secret[FWREL_KS_SECRET_MAX], id[32];
+    size_t slen = 0, keep = ks->nstaged;
     char path[4200];
-    int error, wrote_priv = 0, wrote_pub = 0, wrote_sec = 0;
+    int error;
 
     memset(&e, 0, sizeof(e));
     if ((error = check_new(ks, spec, rotate, &e.epoch)) != 0)
@@ -904,11 +1238,13 @@ int fwrel_ks_generate(fwrel_keystore *ks, const fwrel_ks_new *spec, const char *
     now_rfc3339(e.created);
 
     if ((slen = secret_len(spec->alg)) != 0) {
-        if (RAND_priv_bytes(secret, (int)slen) != 1) {
+        /* A raw secret is known by a random id, drawn apart from it: the id goes into logs and
+         * listings, and a hash of the secret would let anyone confirm a guess of it. */
+        if (RAND_priv_bytes(secret, (int)slen) != 1 || RAND_bytes(id, sizeof(id)) != 1) {
             error = fwrel_error_set_openssl(FWREL_EKEY, "no randomness");
             goto done;
         }
-        secret_id(e.id, secret, slen);
+        fwrel_hex(e.id, id, sizeof(id));
     } else if (spec->purpose == FWREL_PURPOSE_IMAGE_ENCRYPT && spec->alg == FWREL_ALG_ECDSA256) {
         /* As esp_enc_img_gen --generate_ecc_key: draw HMAC keys until one derives a key. */
         slen = 32;
@@ -931,47 +1267,51 @@ int fwrel_ks_generate(fwrel_keystore *ks, const fwrel_ks_new *spec, const char *
     if (key != NULL) {
         snprintf(e.priv, sizeof(e.priv), "keys/%s.%u.pem", e.name, e.epoch);
         snprintf(e.pub, sizeof(e.pub), "keys/%s.%u.pub.pem", e.name, e.epoch);
-        if ((error = fwrel_ks_path(path, sizeof(path), ks, e.priv)) != 0 ||
+        if ((error = stage_path(path, sizeof(path), ks, e.priv)) != 0 ||
             (error = fwrel_key_write_private(key, path, pass, pass_len, 0)) != 0)
             goto done;
-        wrote_priv = 1;
-        if ((error = fwrel_ks_path(path, sizeof(path), ks, e.pub)) != 0 ||
+        if ((error = stage_path(path, sizeof(path), ks, e.pub)) != 0 ||
             (error = fwrel_key_write_public_mode(key, path, 0, 0600)) != 0)
             goto done;
-        wrote_pub = 1;
     }
     if (slen != 0) {
         snprintf(e.secret, sizeof(e.secret), "keys/%s.%u.%s", e.name, e.epoch,
                  pass != NULL ? "sec" : "bin");
-        if ((error = fwrel_ks_path(path, sizeof(path), ks, e.secret)) != 0)
+        if ((error = stage_path(path, sizeof(path), ks, e.secret)) != 0)
             goto done;
-        error = pass != NULL ? seal_secret(path, secret, slen, pass, pass_len)
+        error = pass != NULL ? seal_secret(path, secret, slen, pass, pass_len, e.id)
                              : fwrel_io_write_file(path, secret, slen, 0, 0600);
         if (error)
             goto done;
-        wrote_sec = 1;
     }
-    error = commit_entry(ks, &e, out);
+    error = add_entry(ks, &e, out);
 done:
-    if (error) {
-        if (wrote_priv)
-            unlink_rel(ks, e.priv);
-        if (wrote_pub)
-            unlink_rel(ks, e.pub);
-        if (wrote_sec)
-            unlink_rel(ks, e.secret);
-    }
+    if (error)
+        unstage(ks, keep);
     OPENSSL_cleanse(secret, sizeof(secret));
     fwrel_key_free(key);
     return error;
 }
 
-int fwrel_ks_add_hsm(fwrel_keystore *ks, const fwrel_ks_new *spec, const char *uri,
-                     const fwrel_pkey *pub, int rotate, const fwrel_ks_entry **out)
+int fwrel_ks_generate(fwrel_keystore *ks, const fwrel_ks_new *spec, const char *pass,
+                      size_t pass_len, int rotate, const fwrel_ks_entry **out)
 {
-    FWREL_ASSERT_ARG(ks != NULL && uri != NULL && pub != NULL);
+    FWREL_ASSERT_ARG(ks != NULL);
+    int implicit = ks->txn == NULL, error;
+    if (implicit && (error = check_new(ks, spec, rotate, &(unsigned){0})) != 0)
+        return error;
+    if (implicit && (error = fwrel_ks_begin(ks)) != 0)
+        return error;
+    error = generate_staged(ks, spec, pass, pass_len, rotate, out);
+    return implicit ? implicit_end(ks, error) : error;
+}
+
+static int add_hsm_staged(fwrel_keystore *ks, const fwrel_ks_new *spec, const char *uri,
+                          const fwrel_pkey *pub, int rotate, const fwrel_ks_entry **out)
+{
     fwrel_ks_entry e;
     char path[4200];
+    size_t keep = ks->nstaged;
     int error;
 
     memset(&e, 0, sizeof(e));
@@ -990,26 +1330,40 @@ int fwrel_ks_add_hsm(fwrel_keystore *ks, const fwrel_ks_new *spec, const char *u
     if ((error = fwrel_key_id(e.id, pub)) != 0)
         return error;
     snprintf(e.pub, sizeof(e.pub), "keys/%s.%u.pub.pem", e.name, e.epoch);
-    if ((error = fwrel_ks_path(path, sizeof(path), ks, e.pub)) != 0 ||
+    if ((error = stage_path(path, sizeof(path), ks, e.pub)) != 0 ||
         (error = fwrel_key_write_public_mode(pub, path, 0, 0600)) != 0)
-        return error;
+        goto done;
     if ((e.uri = strdup(uri)) == NULL) {
-        unlink(path);
-        return fwrel_error_set(FWREL_EIO, "out of memory");
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
     }
-    if ((error = commit_entry(ks, &e, out)) != 0) {
-        unlink(path);
+    error = add_entry(ks, &e, out);
+done:
+    if (error) {
+        unstage(ks, keep);
         free(e.uri);
     }
     return error;
 }
 
+int fwrel_ks_add_hsm(fwrel_keystore *ks, const fwrel_ks_new *spec, const char *uri,
+                     const fwrel_pkey *pub, int rotate, const fwrel_ks_entry **out)
+{
+    FWREL_ASSERT_ARG(ks != NULL && uri != NULL && pub != NULL);
+    int implicit = ks->txn == NULL, error;
+    if (implicit && (error = check_new(ks, spec, rotate, &(unsigned){0})) != 0)
+        return error;
+    if (implicit && (error = fwrel_ks_begin(ks)) != 0)
+        return error;
+    error = add_hsm_staged(ks, spec, uri, pub, rotate, out);
+    return implicit ? implicit_end(ks, error) : error;
+}
+
 int fwrel_ks_revoke(fwrel_keystore *ks, const char *name, const fwrel_ks_entry **out)
 {
     FWREL_ASSERT_ARG(ks != NULL && name != NULL);
-    fwrel_ks_entry *v;
     size_t at = ks->n;
-    int error;
+    int implicit = ks->txn == NULL, error;
 
     if (ks->lock_fd < 0)
         return fwrel_error_set(FWREL_EUSAGE, "keystore not opened for writing");
@@ -1018,17 +1372,13 @@ int fwrel_ks_revoke(fwrel_keystore *ks, const char *name, const fwrel_ks_entry *
             at = i;
     if (at == ks->n)
         return fwrel_error_set(FWREL_EKEY, "no active key %.64s", name);
-    if ((v = malloc(ks->n * sizeof(*v))) == NULL)
-        return fwrel_error_set(FWREL_EIO, "out of memory");
-    memcpy(v, ks->e, ks->n * sizeof(*v));
-    v[at].status = FWREL_KS_REVOKED;
-    now_rfc3339(v[at].changed);
-    if ((error = write_index(ks, v, ks->n)) != 0) {
-        free(v);
+    if (implicit && (error = fwrel_ks_begin(ks)) != 0)
         return error;
-    }
-    free(ks->e);
-    ks->e = v;
+    ks->e[at].status = FWREL_KS_REVOKED;
+    now_rfc3339(ks->e[at].changed);
+    ks->dirty = 1;
+    if (implicit && (error = implicit_end(ks, 0)) != 0)
+        return error;
     if (out != NULL)
         *out = &ks->e[at];
     return 0;
@@ -1119,7 +1469,7 @@ int fwrel_ks_load_secret(uint8_t **out, size_t *len, const fwrel_keystore *ks,
     char path[4200], id[65];
     uint8_t *file = NULL, *plain = NULL;
     size_t file_len = 0, n = 0;
-    int error;
+    int error, version = 0;
 
     *out = NULL;
     *len = 0;
@@ -1129,7 +1479,7 @@ int fwrel_ks_load_secret(uint8_t **out, size_t *len, const fwrel_keystore *ks,
         (error = fwrel_io_read_small(&file, &file_len, path, 4096)) != 0)
         return error;
     if (e->encrypted) {
-        if ((error = open_secret(&plain, &n, file, file_len, pass, pass_len)) != 0)
+        if ((error = open_secret(&plain, &n, &version, file, file_len, pass, pass_len, e->id)) != 0)
             goto done;
     } else {
         plain = file;
@@ -1141,7 +1491,9 @@ int fwrel_ks_load_secret(uint8_t **out, size_t *len, const fwrel_keystore *ks,
         error = fwrel_error_set(FWREL_EFORMAT, "%s holds %zu bytes, not %zu", e->secret, n, want);
         goto done;
     }
-    if (secret_len(e->alg) != 0) {
+    /* Version 2 binds the id in the authenticated data; an unencrypted .bin holds the bare
+     * secret, which a random id cannot be checked against. */
+    if (secret_len(e->alg) != 0 && version == 1) {
         secret_id(id, plain, n);
         if (strcmp(id, e->id) != 0) {
             error = fwrel_error_set(FWREL_EKEY, "%s is not the secret the index names (id %s)",

@@ -1,13 +1,16 @@
 /* util.c - internal helpers (util.h). */
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 
@@ -181,6 +184,34 @@ void fwrel_sha256_hex(char out[65], const void *p, size_t n)
         memset(d, 0, sizeof(d));
     }
     fwrel_hex(out, d, sizeof(d));
+}
+
+int fwrel_fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return fwrel_error_set_errno(FWREL_EIO, errno, "cannot sync %s", dir);
+    int r = fsync(fd), e = errno;
+    close(fd);
+    if (r != 0 && e != EINVAL) /* EINVAL: a filesystem without directory sync */
+        return fwrel_error_set_errno(FWREL_EIO, e, "cannot sync %s", dir);
+    return 0;
+}
+
+void fwrel_remove_flat(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char path[4400];
+    while (d != NULL && (de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) < sizeof(path))
+            unlink(path);
+    }
+    if (d != NULL)
+        closedir(d);
+    rmdir(dir);
 }
 
 int fwrel_make_parents(const char *path, unsigned mode)

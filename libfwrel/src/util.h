@@ -64,6 +64,12 @@ struct fwrel_src;
  * 0, or FWREL_EIO "cannot create DIR: reason"; FWREL_EUSAGE for a path over 4 KiB. */
 int fwrel_make_parents(const char *path, unsigned mode);
 
+/* fsync a directory (after a rename, link or unlink in it): 0, or FWREL_EIO "cannot sync DIR". */
+int fwrel_fsync_dir(const char *dir);
+
+/* Remove a directory holding plain files only (a staging directory) with its files; best effort. */
+void fwrel_remove_flat(const char *dir);
+
 /* SHA-256 of n bytes at p (p may be NULL when n is 0): 0, or FWREL_EIO with OpenSSL's reason. */
 int fwrel_sha256(uint8_t out[32], const void *p, size_t n);
 

@@ -449,6 +449,164 @@ static void test_ecc_image_key_matches_tool(void **state)
     fwrel_key_free(pub);
 }
 
+/*
+ * A change of several keys is all or nothing: aborted before or after its commit point, the
+ * index and keys/ are as before and no staging directory remains; committed, every key is there.
+ */
+static void test_change_all_or_nothing(void **state)
+{
+    (void)state;
+    fwrel_keystore *ks = NULL;
+    fwrel_ks_new a = {"mf-a", FWREL_PURPOSE_MANIFEST_SIGN, FWREL_ALG_ECDSA256, -1};
+    fwrel_ks_new b = {"hm", FWREL_PURPOSE_HMAC, FWREL_ALG_HMAC256, -1};
+    fwrel_ks_new c = {"mf-c", FWREL_PURPOSE_MANIFEST_SIGN, FWREL_ALG_ED25519, -1};
+    size_t len1 = 0, len2 = 0;
+    char keys[4200];
+
+    snprintf(keys, sizeof(keys), "%s/keys", dir);
+    assert_int_equal(fwrel_ks_open(&ks, dir, FWREL_KS_CREATE | FWREL_KS_WRITE), 0);
+    assert_int_equal(fwrel_ks_generate(ks, &a, NULL, 0, 0, NULL), 0);
+    uint8_t *before = slurp("index.json", &len1);
+    for (int commit = 0; commit < 2; commit++) {
+        assert_int_equal(fwrel_ks_begin(ks), 0);
+        assert_int_equal(fwrel_ks_begin(ks), FWREL_EUSAGE);
+        assert_int_equal(fwrel_ks_generate(ks, &b, NULL, 0, 0, NULL), 0);
+        assert_int_equal(fwrel_ks_generate(ks, &c, NULL, 0, 0, NULL), 0);
+        assert_int_equal(fwrel_ks_revoke(ks, "mf-a", NULL), 0);
+        assert_int_equal(fwrel_ks_count(ks), 3);
+        assert_int_equal(testutil_count_entries(keys), 2); /* staged, not in keys/ yet */
+        assert_int_equal(fwrel_ks_prepare(ks), 0);
+        assert_int_equal(testutil_count_entries(keys), 5);
+        if (commit)
+            assert_int_equal(fwrel_ks_commit(ks), 0);
+        assert_int_equal(fwrel_ks_abort(ks), 0);
+        uint8_t *after = slurp("index.json", &len2);
+        assert_int_equal(len1, len2);
+        assert_memory_equal(before, after, len1);
+        free(after);
+        assert_int_equal(testutil_count_entries(keys), 2);
+        assert_int_equal(testutil_count_entries(dir), 3); /* .lock, index.json, keys */
+        assert_int_equal(fwrel_ks_count(ks), 1);
+        assert_int_equal(fwrel_ks_entry_at(ks, 0)->status, FWREL_KS_ACTIVE);
+    }
+    assert_int_equal(fwrel_ks_begin(ks), 0);
+    assert_int_equal(fwrel_ks_generate(ks, &b, NULL, 0, 0, NULL), 0);
+    assert_int_equal(fwrel_ks_generate(ks, &c, NULL, 0, 0, NULL), 0);
+    assert_int_equal(fwrel_ks_commit(ks), 0);
+    fwrel_ks_finish(ks);
+    assert_int_equal(testutil_count_entries(dir), 3);
+    fwrel_ks_close(ks);
+    assert_int_equal(fwrel_ks_open(&ks, dir, 0), 0);
+    assert_int_equal(fwrel_ks_count(ks), 3);
+    assert_int_equal(testutil_count_entries(keys), 5);
+    fwrel_ks_close(ks);
+    free(before);
+}
+
+/* A keystore the failed change's open created goes again: nothing remains. */
+static void test_failed_first_change(void **state)
+{
+    (void)state;
+    fwrel_keystore *ks = NULL;
+    fwrel_ks_new a = {"hm", FWREL_PURPOSE_HMAC, FWREL_ALG_HMAC256, -1};
+    struct stat st;
+    assert_int_equal(fwrel_ks_open(&ks, dir, FWREL_KS_CREATE | FWREL_KS_WRITE), 0);
+    assert_int_equal(fwrel_ks_begin(ks), 0);
+    assert_int_equal(fwrel_ks_generate(ks, &a, PASS, strlen(PASS), 0, NULL), 0);
+    assert_int_equal(fwrel_ks_abort(ks), 0);
+    fwrel_ks_close(ks);
+    assert_int_equal(lstat(dir, &st), -1);
+}
+
+/*
+ * A process killed after the key files were linked into keys/ but before the commit point: the
+ * next open for writing takes them out again (and says so); a read-only open leaves it.
+ */
+static void test_recover_killed_change(void **state)
+{
+    (void)state;
+    fwrel_keystore *ks = NULL;
+    char keys[4200];
+    snprintf(keys, sizeof(keys), "%s/keys", dir);
+    assert_int_equal(fwrel_ks_open(&ks, dir, FWREL_KS_CREATE | FWREL_KS_WRITE), 0);
+    fwrel_ks_close(ks);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        fwrel_keystore *k = NULL;
+        fwrel_ks_new a = {"sb", FWREL_PURPOSE_SECURE_BOOT, FWREL_ALG_ECDSA256, 0};
+        if (fwrel_ks_open(&k, dir, FWREL_KS_WRITE) != 0 || fwrel_ks_begin(k) != 0 ||
+            fwrel_ks_generate(k, &a, NULL, 0, 0, NULL) != 0 || fwrel_ks_prepare(k) != 0)
+            _exit(1);
+        _exit(0); /* as killed: nothing cleaned up */
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(testutil_count_entries(keys), 2);
+    assert_int_equal(testutil_count_entries(dir), 4); /* and .txn-XXXXXX */
+    assert_int_equal(fwrel_ks_open(&ks, dir, 0), 0);
+    assert_int_equal(fwrel_ks_recovered(ks), 0);
+    assert_int_equal(fwrel_ks_count(ks), 0);
+    fwrel_ks_close(ks);
+    assert_int_equal(fwrel_ks_open(&ks, dir, FWREL_KS_WRITE), 0);
+    assert_int_equal(fwrel_ks_recovered(ks), 1);
+    assert_int_equal(testutil_count_entries(keys), 0);
+    assert_int_equal(testutil_count_entries(dir), 3);
+    fwrel_ks_close(ks);
+}
+
+/*
+ * A raw secret's id is random: neither the SHA-256 of the secret nor fwrel's former
+ * domain-separated hash of it. A sealed secret is bound to its entry's id: moved to another
+ * entry, it does not open.
+ */
+/* SHA-256 of n bytes as lower-case hex. */
+static void sha256_hex(char out[65], const void *p, size_t n)
+{
+    uint8_t d[32];
+    unsigned int dl = 0;
+    assert_int_equal(EVP_Digest(p, n, d, &dl, EVP_sha256(), NULL), 1);
+    for (size_t i = 0; i < sizeof(d); i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static void test_secret_id_random_and_bound(void **state)
+{
+    (void)state;
+    fwrel_keystore *ks = NULL;
+    const fwrel_ks_entry *e = NULL;
+    fwrel_ks_new a = {"hm-a", FWREL_PURPOSE_HMAC, FWREL_ALG_HMAC256, -1};
+    fwrel_ks_new b = {"hm-b", FWREL_PURPOSE_HMAC, FWREL_ALG_HMAC256, -1};
+    uint8_t *s = NULL, buf[25 + 32];
+    size_t len = 0;
+    char hex[65], pa[4200], pb[4200], pt[4300];
+
+    assert_int_equal(fwrel_ks_open(&ks, dir, FWREL_KS_CREATE | FWREL_KS_WRITE), 0);
+    assert_int_equal(fwrel_ks_generate(ks, &a, PASS, strlen(PASS), 0, NULL), 0);
+    assert_int_equal(fwrel_ks_generate(ks, &b, PASS, strlen(PASS), 0, &e), 0);
+    e = fwrel_ks_find(ks, "hm-a");
+    assert_int_equal(fwrel_ks_load_secret(&s, &len, ks, e, PASS, strlen(PASS)), 0);
+    assert_int_equal(len, 32);
+    sha256_hex(hex, s, len);
+    assert_string_not_equal(hex, e->id);
+    memcpy(buf, "fwrel-keystore-secret-id", 25); /* with its NUL */
+    memcpy(buf + 25, s, 32);
+    sha256_hex(hex, buf, sizeof(buf));
+    assert_string_not_equal(hex, e->id);
+    fwrel_io_free_secret(s, len);
+    /* Swap the two sealed files: each now fails its tag. */
+    assert_int_equal(fwrel_ks_path(pa, sizeof(pa), ks, "keys/hm-a.1.sec"), 0);
+    assert_int_equal(fwrel_ks_path(pb, sizeof(pb), ks, "keys/hm-b.1.sec"), 0);
+    snprintf(pt, sizeof(pt), "%s.t", pa);
+    assert_int_equal(rename(pa, pt), 0);
+    assert_int_equal(rename(pb, pa), 0);
+    assert_int_equal(rename(pt, pb), 0);
+    assert_int_equal(fwrel_ks_load_secret(&s, &len, ks, e, PASS, strlen(PASS)), FWREL_EKEY);
+    assert_null(s);
+    fwrel_ks_close(ks);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -461,6 +619,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resolve_policy, setup, teardown),
         cmocka_unit_test(test_ecc_image_key_matches_tool),
+        cmocka_unit_test_setup_teardown(test_change_all_or_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_first_change, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recover_killed_change, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secret_id_random_and_bound, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

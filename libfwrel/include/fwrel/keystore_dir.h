@@ -11,11 +11,22 @@
  *     DIR/keys/NAME.EPOCH.sec        raw secret (flash encryption, HMAC, device HMAC key of an
  *                                    ECC image-encryption key), passphrase-encrypted
  *     DIR/keys/NAME.EPOCH.bin        the same, unencrypted (only with no passphrase)
+ *     DIR/.txn-XXXXXX/               staging directory of a change being made (below)
  *
  * Entries are never deleted: a rotation marks the active entry "retired" and
- * adds the next epoch; a revocation marks it "revoked". The index is replaced
- * atomically (io.h), after the new key files are in place, so a failure leaves
- * the old index and no new file.
+ * adds the next epoch; a revocation marks it "revoked".
+ *
+ * A change (any number of new keys, rotations and revocations) is staged, then
+ * committed at once: fwrel_ks_begin() creates DIR/.txn-XXXXXX, new key files
+ * are written there and the index changes in memory; fwrel_ks_prepare() writes
+ * the new index there too and links the files into keys/; fwrel_ks_commit()
+ * renames the new index over index.json (the commit point); fwrel_ks_finish()
+ * removes the staging directory; fwrel_ks_abort() undoes it all, whatever step
+ * it reached (after the commit too, from the old index kept in the staging
+ * directory). A process killed half-way leaves the staging directory: the next
+ * fwrel_ks_open() with FWREL_KS_WRITE undoes the change when it had not reached
+ * its commit point (its new index is still staged), else only removes the
+ * staging directory (fwrel_ks_recovered()).
  */
 #ifndef FWREL_KEYSTORE_DIR_H
 #define FWREL_KEYSTORE_DIR_H
@@ -45,8 +56,9 @@ enum fwrel_ks_status {
 /** One key of the keystore (one epoch of a logical name). */
 typedef struct fwrel_ks_entry {
     char name[FWREL_POLICY_NAME_MAX + 1];
-    char id[65];        /**< key id (keystore.h); for raw secrets SHA-256 of the secret's
-                             SHA-256, so that the id never reveals the secret */
+    char id[65];        /**< key id (keystore.h): SHA-256 of the public key; for a raw
+                             secret (flash encryption, HMAC key) 32 random bytes drawn when it
+                             is made, so that the id says nothing about the secret */
     int purpose;        /**< enum fwrel_purpose */
     int alg;            /**< enum fwrel_alg */
     char created[21];   /**< RFC 3339 UTC, "YYYY-MM-DDTHH:MM:SSZ" */
@@ -100,7 +112,8 @@ int fwrel_ks_open(fwrel_keystore **out, const char *dir, unsigned flags) FWREL_W
  */
 int fwrel_ks_index_check(const uint8_t *data, size_t len, size_t *count) FWREL_WUR;
 
-/** Release the lock and free. NULL is fine. */
+/** Release the lock and free; a change left open is finished when committed, else aborted.
+ *  NULL is fine. */
 void fwrel_ks_close(fwrel_keystore *ks);
 
 /** Number of entries (every epoch of every name). */
@@ -119,7 +132,8 @@ const fwrel_ks_entry *fwrel_ks_find_id(const fwrel_keystore *ks, const char *id)
 const char *fwrel_ks_status_name(int status);
 
 /**
- * Build the absolute path of an entry's relative file path.
+ * Build the absolute path of an entry's relative file path (in the staging
+ * directory for a file the open change staged, fwrel_ks_begin()).
  * @return 0, or FWREL_EUSAGE when it does not fit in size bytes
  */
 int fwrel_ks_path(char *out, size_t size, const fwrel_keystore *ks, const char *rel) FWREL_WUR;
@@ -132,6 +146,53 @@ int fwrel_ks_path(char *out, size_t size, const fwrel_keystore *ks, const char *
  *         passphrase is needed" when pass is NULL
  */
 int fwrel_ks_check_pass(const fwrel_keystore *ks, const char *pass, size_t pass_len) FWREL_WUR;
+
+/**
+ * Number of interrupted changes (staging directories left by a killed process)
+ * that fwrel_ks_open() undid or removed; 0 for a read-only open, which leaves them.
+ */
+unsigned fwrel_ks_recovered(const fwrel_keystore *ks);
+
+/**
+ * Begin a change: until fwrel_ks_commit(), fwrel_ks_generate(),
+ * fwrel_ks_add_hsm() and fwrel_ks_revoke() write their files into a new
+ * staging directory DIR/.txn-XXXXXX (0700) and change the index in memory
+ * only; fwrel_ks_path() and the loaders find the staged files. Without a change
+ * begun, each of those calls is a change of its own, committed before it returns.
+ * @return 0; FWREL_EUSAGE (read-only, a change open already); FWREL_EIO
+ */
+int fwrel_ks_begin(fwrel_keystore *ks) FWREL_WUR;
+
+/**
+ * Prepare the open change: write the new index into the staging directory,
+ * link the staged files into keys/ (never replacing a file), keep a link to the
+ * old index, fsync. Everything but the commit point; nothing changes when no
+ * key was added or changed.
+ * @return 0; FWREL_EIO "cannot add keys/FILE: reason" (the links made are taken
+ *         back; the change stays open and can be aborted)
+ */
+int fwrel_ks_prepare(fwrel_keystore *ks) FWREL_WUR;
+
+/**
+ * Commit the change (preparing it first when needed): rename the new index over
+ * index.json and fsync the directory. It can still be undone by
+ * fwrel_ks_abort() until fwrel_ks_finish().
+ * @return 0; FWREL_EIO (the change stays open and can be aborted)
+ */
+int fwrel_ks_commit(fwrel_keystore *ks) FWREL_WUR;
+
+/** End a committed change: remove the staging directory and the old index. NULL is fine. */
+void fwrel_ks_finish(fwrel_keystore *ks);
+
+/**
+ * Undo the open change, whatever step it reached: the old index back, the links
+ * in keys/ and the staging directory removed; a keystore that fwrel_ks_open()
+ * created (and no change was committed to since) is removed again. The entries
+ * in memory are read again from the disk. Nothing to do without a change open.
+ * @return 0, or FWREL_EIO "cannot restore index.json" (a committed change then
+ *         stays whole)
+ */
+int fwrel_ks_abort(fwrel_keystore *ks);
 
 /** What fwrel_ks_generate() makes. */
 typedef struct fwrel_ks_new {
@@ -156,7 +217,8 @@ typedef struct fwrel_ks_new {
  * @param out     optional: receives the new entry (valid until the keystore changes)
  * @return 0; FWREL_EUSAGE (bad name, purpose/alg, slot, not opened for
  *         writing); FWREL_EKEY ("key NAME exists (id ...)", generation);
- *         FWREL_EIO. On failure the index and the directory are unchanged.
+ *         FWREL_EIO. On failure the index and the directory are unchanged (in a
+ *         change begun with fwrel_ks_begin(), the change is as before the call).
  */
 int fwrel_ks_generate(fwrel_keystore *ks, const fwrel_ks_new *spec, const char *pass,
                       size_t pass_len, int rotate, const fwrel_ks_entry **out) FWREL_WUR;
