@@ -55,7 +55,11 @@ struct run {
     fwrel_repo *repo;
     char repo_path[4096];
     char audit_path[4200];
-    char tmp[4096];
+    /* The signed image and the encrypted one: unnamed scratch files (fwrel_out_open_unnamed()) in
+     * TMPDIR, so that a kill or a full disk at any moment leaves no plaintext behind. */
+    const char *tmpdir;
+    fwrel_src signed_src, enc_src;
+    fwrel_src *served; /* what the bundle serves: enc_src, or signed_src when not encrypted */
     fwrel_espimg img;
     fwrel_release *rec;
     struct member m[MAX_MEMBERS];
@@ -74,17 +78,26 @@ struct run {
     uint8_t sfm[FWREL_SECURE_FOTA_LEN];
 };
 
+/* SHA-256 and size of a whole source. */
+static int src_digest(fwrel_release_file *f, fwrel_src *src)
+{
+    uint8_t d[32];
+    int error;
+    if ((error = fwrel_src_seek(src, 0)) == 0 &&
+        (error = fwrel_digest_src(d, NULL, src, src->size)) == 0) {
+        fwrel_hex(f->sha256, d, sizeof(d));
+        f->size = src->size;
+    }
+    return error;
+}
+
 static int file_digest(fwrel_release_file *f, const char *path)
 {
     fwrel_src src;
-    uint8_t d[32];
     int error = fwrel_src_open(&src, path, FWREL_IMAGE_MAX);
     if (error)
         return error;
-    if ((error = fwrel_digest_src(d, NULL, &src, src.size)) == 0) {
-        fwrel_hex(f->sha256, d, sizeof(d));
-        f->size = src.size;
-    }
+    error = src_digest(f, &src);
     fwrel_src_close(&src);
     return error;
 }
@@ -112,15 +125,27 @@ static int add_member(struct run *r, const char *name, const uint8_t *data, size
     return 0;
 }
 
-static int add_member_file(struct run *r, const char *name, const char *path)
+/* A member holding a whole source (a scratch file: the served image). */
+static int add_member_src(struct run *r, const char *name, fwrel_src *src)
 {
-    uint8_t *data = NULL;
-    size_t len = 0;
-    int error = fwrel_io_read_small(&data, &len, path, (size_t)FWREL_IMAGE_MAX);
-    if (error == 0)
-        error = add_member(r, name, data, len);
-    free(data);
-    return error;
+    if (r->nm >= MAX_MEMBERS)
+        return fwrel_error_set(FWREL_EFORMAT, "more than %d bundle members", MAX_MEMBERS);
+    if (src->size > FWREL_IMAGE_MAX + 4096)
+        return fwrel_error_set(FWREL_EFORMAT, "%s: too large", name);
+    size_t len = (size_t)src->size;
+    uint8_t *data = malloc(len > 0 ? len : 1);
+    int error;
+    if (data == NULL)
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    if ((error = fwrel_src_seek(src, 0)) != 0 || (error = fwrel_src_read(src, data, len)) != 0) {
+        free(data);
+        return error;
+    }
+    r->m[r->nm].data = data;
+    r->m[r->nm].len = len;
+    snprintf(r->m[r->nm].name, sizeof(r->m[0].name), "%s", name);
+    r->nm++;
+    return 0;
 }
 
 static const struct member *find_member(const struct run *r, const char *name)
@@ -129,28 +154,6 @@ static const struct member *find_member(const struct run *r, const char *name)
         if (strcmp(r->m[i].name, name) == 0)
             return &r->m[i];
     return NULL;
-}
-
-static void rmtree_flat(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    char path[4400];
-    while (d != NULL && (de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-        unlink(path);
-    }
-    if (d != NULL)
-        closedir(d);
-    rmdir(dir);
-}
-
-static int tmp_path(char *out, size_t size, const struct run *r, const char *name)
-{
-    int n = snprintf(out, size, "%s/%s", r->tmp, name);
-    return n < 0 || (size_t)n >= size ? fwrel_error_set(FWREL_EUSAGE, "path too long") : 0;
 }
 
 /* --- steps --------------------------------------------------------------------------- */
@@ -425,16 +428,15 @@ static int open_hsm(fwrel_hsm_key **hk, struct run *r, size_t idx)
     return error;
 }
 
-static int step_sign(struct run *r, char *signed_path, size_t size)
+static int step_sign(struct run *r)
 {
     fwrel_pkey *keys[3] = {NULL, NULL, NULL};
     uint8_t *sigs[3] = {NULL, NULL, NULL};
     size_t sig_lens[3] = {0, 0, 0};
+    fwrel_out *out = NULL;
     int error = 0;
     size_t n = 0;
 
-    if ((error = tmp_path(signed_path, size, r, "signed.bin")) != 0)
-        return error;
     for (size_t i = 0; i < r->p->nslots && error == 0; i++) {
         if (!(r->ch->sign_slots & (1u << i)))
             continue;
@@ -460,8 +462,10 @@ static int step_sign(struct run *r, char *signed_path, size_t size)
     r->rec->nsign_keys = n;
     if (error == 0 && n == 0)
         error = fwrel_error_set(FWREL_EUSAGE, "the channel signs with no slot");
+    if (error == 0)
+        error = fwrel_out_open_unnamed(&out, r->tmpdir, FWREL_OUT_STREAM);
     if (error == 0 && r->p->scheme == FWREL_POLICY_SBV1) {
-        error = fwrel_sbv1_sign(r->o->image, signed_path, 0, keys[0], NULL, 0, NULL);
+        error = fwrel_sbv1_sign_to(out, r->o->image, keys[0], NULL, 0, NULL);
     } else if (error == 0) {
         fwrel_sbv2_sign_opts so;
         memset(&so, 0, sizeof(so));
@@ -471,66 +475,63 @@ static int step_sign(struct run *r, char *signed_path, size_t size)
             so.signers[i].sig_len = sig_lens[i];
         }
         so.count = n;
-        error = fwrel_sbv2_sign(r->o->image, signed_path, 0, &so, NULL);
+        error = fwrel_sbv2_sign_to(out, r->o->image, &so, NULL);
     }
     for (size_t i = 0; i < 3; i++) {
         fwrel_key_free(keys[i]);
         free(sigs[i]);
     }
-    if (error == 0 && (error = file_digest(&r->rec->signed_image, signed_path)) == 0)
+    if (error)
+        fwrel_out_abort(out);
+    else if ((error = fwrel_out_finish_src(out, &r->signed_src)) == 0)
+        r->served = &r->signed_src;
+    if (error == 0 && (error = src_digest(&r->rec->signed_image, &r->signed_src)) == 0)
         fwrel_report_add(r->report, "secureboot", FWREL_PASS, "%s with %zu key%s",
                          r->p->scheme == FWREL_POLICY_SBV1 ? "Secure Boot V1" : "Secure Boot V2", n,
                          n == 1 ? "" : "s");
     return error;
 }
 
-static int step_encrypt(struct run *r, const char *signed_path, char *served, size_t size)
+static int step_encrypt(struct run *r)
 {
     fwrel_pkey *pub = NULL;
     fwrel_out *out = NULL;
-    fwrel_src src;
     int error;
 
     if (!r->p->has_image_key) {
-        snprintf(served, size, "%s", signed_path);
         /* The member keeps its name: release.json "encrypted" says what it holds. */
         snprintf(r->rec->image.name, sizeof(r->rec->image.name), "firmware.enc");
         r->rec->image.size = r->rec->signed_image.size;
         memcpy(r->rec->image.sha256, r->rec->signed_image.sha256, 65);
         fwrel_report_add(r->report, "encrypt", FWREL_SKIP, "the policy has no image encryption");
-        return add_member_file(r, "firmware.enc", served);
+        return add_member_src(r, "firmware.enc", r->served);
     }
-    if ((error = tmp_path(served, size, r, "firmware.enc")) != 0)
-        return error;
     const fwrel_ks_entry *e = r->ent[r->p->image_key];
     if ((error = fwrel_ks_load_public(&pub, r->ks, e)) != 0)
         return error;
     memcpy(r->rec->image_key, e->id, 65);
-    if ((error = fwrel_src_open(&src, signed_path, FWREL_IMAGE_MAX)) != 0) {
-        fwrel_key_free(pub);
-        return error;
-    }
-    if ((error = fwrel_out_open(&out, served, 0, 0600)) == 0) {
-        if ((error = fwrel_encimg_encrypt(out, &src, pub)) == 0)
-            error = fwrel_out_commit(out);
+    if ((error = fwrel_src_seek(&r->signed_src, 0)) == 0 &&
+        (error = fwrel_out_open_unnamed(&out, r->tmpdir, 0)) == 0) {
+        if ((error = fwrel_encimg_encrypt(out, &r->signed_src, pub)) == 0)
+            error = fwrel_out_finish_src(out, &r->enc_src);
         else
             fwrel_out_abort(out);
     }
-    fwrel_src_close(&src);
     fwrel_key_free(pub);
     if (error)
         return error;
+    r->served = &r->enc_src;
     r->rec->encrypted = 1;
     snprintf(r->rec->image.name, sizeof(r->rec->image.name), "firmware.enc");
-    if ((error = file_digest(&r->rec->image, served)) != 0 ||
-        (error = add_member_file(r, "firmware.enc", served)) != 0)
+    if ((error = src_digest(&r->rec->image, r->served)) != 0 ||
+        (error = add_member_src(r, "firmware.enc", r->served)) != 0)
         return error;
     fwrel_report_add(r->report, "encrypt", FWREL_PASS, "esp_encrypted_img, %s scheme",
                      fwrel_alg_name(e->alg));
     return 0;
 }
 
-static int step_manifest(struct run *r, const char *signed_path, const char *served)
+static int step_manifest(struct run *r)
 {
     fwrel_pkey *signers[FWREL_POLICY_MAX_LIST] = {NULL}, *recips[FWREL_POLICY_MAX_LIST] = {NULL};
     fwrel_hsm_key *hsm[FWREL_POLICY_MAX_LIST] = {NULL};
@@ -556,8 +557,12 @@ static int step_manifest(struct run *r, const char *signed_path, const char *ser
     json_decref(t);
     if (tpl == NULL)
         return fwrel_error_set(FWREL_EIO, "out of memory");
-    error = fwrel_manifest_from_images(&m, (const uint8_t *)tpl, strlen(tpl), r->o->image,
-                                       signed_path, served);
+    fwrel_src plain;
+    if ((error = fwrel_src_open(&plain, r->o->image, FWREL_IMAGE_MAX)) == 0) {
+        error = fwrel_manifest_from_sources(&m, (const uint8_t *)tpl, strlen(tpl), &plain,
+                                            &r->signed_src, r->served, "firmware.enc");
+        fwrel_src_close(&plain);
+    }
     memset(ms, 0, sizeof(ms));
     for (size_t i = 0; error == 0 && i < r->ch->nsigners; i++) {
         size_t k = r->ch->signers[i];
@@ -605,7 +610,7 @@ static int step_manifest(struct run *r, const char *signed_path, const char *ser
     return error;
 }
 
-static int step_exports(struct run *r, const char *served)
+static int step_exports(struct run *r)
 {
     fwrel_export_vars *v = NULL;
     char created[21], base[600];
@@ -678,13 +683,10 @@ static int step_exports(struct run *r, const char *served)
     if (!error && r->p->has_hmac_key) {
         uint8_t *key = NULL;
         size_t klen = 0;
-        fwrel_src src;
         if ((error = fwrel_ks_load_secret(&key, &klen, r->ks, r->ent[r->p->hmac_key], r->pass,
                                           r->pass_len)) == 0 &&
-            (error = fwrel_src_open(&src, served, FWREL_IMAGE_MAX)) == 0) {
-            error = fwrel_export_vars_set_hmac(v, key, klen, &src);
-            fwrel_src_close(&src);
-        }
+            (error = fwrel_src_seek(r->served, 0)) == 0)
+            error = fwrel_export_vars_set_hmac(v, key, klen, r->served);
         fwrel_io_free_secret(key, klen);
     }
     for (size_t i = 0; !error && i < r->p->nexports; i++) {
@@ -1148,11 +1150,11 @@ static void finish(struct run *r, int error, const char *failed)
     fwrel_pass_free(r->pass, r->pass_len);
     fwrel_ks_close(r->ks);
     fwrel_policy_free(r->p);
-    if (r->tmp[0] != '\0')
-        rmtree_flat(r->tmp);
+    fwrel_src_close(&r->signed_src);
+    fwrel_src_close(&r->enc_src);
 }
 
-/* Set up a run: the temporary directory and the repository's audit log path. */
+/* Set up a run. Nothing is created: the intermediate files are unnamed, made when needed. */
 static int run_init(struct run *r, fwrel_pipeline_result *res, fwrel_report *report,
                     const fwrel_pipeline_opts *o)
 {
@@ -1162,12 +1164,9 @@ static int run_init(struct run *r, fwrel_pipeline_result *res, fwrel_report *rep
     r->res = res;
     r->report = report;
     r->rec = &res->record;
-    snprintf(r->tmp, sizeof(r->tmp), "%s/fwrel-release.XXXXXX",
-             getenv("TMPDIR") != NULL && getenv("TMPDIR")[0] ? getenv("TMPDIR") : "/tmp");
-    if (mkdtemp(r->tmp) == NULL) {
-        r->tmp[0] = '\0';
-        return fwrel_error_set_errno(FWREL_EIO, errno, "cannot create a temporary directory");
-    }
+    r->signed_src.fd = -1;
+    r->enc_src.fd = -1;
+    r->tmpdir = getenv("TMPDIR") != NULL && getenv("TMPDIR")[0] ? getenv("TMPDIR") : "/tmp";
     return 0;
 }
 
@@ -1231,7 +1230,6 @@ int fwrel_pipeline_release(fwrel_pipeline_result *res, fwrel_report *report,
     FWREL_ASSERT_ARG(res != NULL && o != NULL && o->policy != NULL && o->keystore != NULL &&
                      o->image != NULL);
     struct run r;
-    char signed_path[4200], served[4200];
     const char *failed = "setup";
     int error;
 
@@ -1243,10 +1241,10 @@ int fwrel_pipeline_release(fwrel_pipeline_result *res, fwrel_report *report,
     STEP("image", step_image(&r));
     STEP("lock", step_lock(&r));
     STEP("history", step_history(&r));
-    STEP("secureboot", step_sign(&r, signed_path, sizeof(signed_path)));
-    STEP("encrypt", step_encrypt(&r, signed_path, served, sizeof(served)));
-    STEP("manifest", step_manifest(&r, signed_path, served));
-    STEP("exports", step_exports(&r, served));
+    STEP("secureboot", step_sign(&r));
+    STEP("encrypt", step_encrypt(&r));
+    STEP("manifest", step_manifest(&r));
+    STEP("exports", step_exports(&r));
     STEP("record", step_record(&r));
     STEP("approve", step_approve(&r));
     STEP("bundle", step_bundle(&r));
