@@ -808,8 +808,7 @@ static int log_keys(fwrel_ctx *ctx, const fwrel_keystore *ks, const fwrel_policy
     }
     if ((error = fwrel_repo_open(&repo, repo_path, 1)) != 0)
         goto done;
-    snprintf(log_path, sizeof(log_path), "%s/%s", repo_path, p->audit_log);
-    if ((error = fwrel_make_parents(log_path, 0750)) != 0)
+    if ((error = fwrel_policy_audit_path(log_path, sizeof(log_path), p, repo_path, 1)) != 0)
         goto done;
     fwrel_hex(sha, p->sha256, sizeof(p->sha256));
     struct stat st;
