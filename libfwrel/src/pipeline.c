@@ -67,6 +67,7 @@ struct run {
     uint8_t *bundle;
     size_t bundle_len;
     int locked;
+    int audit_ok; /* the log's path was checked under the lock: failures may be logged */
     int recording; /* fwrel_pipeline_record(): the record comes from a bundle */
     char *sums;    /* SHA256SUMS */
     size_t sums_len;
@@ -146,6 +147,16 @@ static int add_member_src(struct run *r, const char *name, fwrel_src *src)
     snprintf(r->m[r->nm].name, sizeof(r->m[0].name), "%s", name);
     r->nm++;
     return 0;
+}
+
+/* A write to a scratch file failed (a full TMPDIR, a size limit): say which and where; it is not
+ * the --output file, so the error is no longer marked as an output error. */
+static int scratch_error(const struct run *r, const char *what)
+{
+    const fwrel_error *e = fwrel_error_last();
+    if (!e->output)
+        return e->code;
+    return fwrel_error_set(e->code, "%s (an unnamed file in %s): %s", what, r->tmpdir, e->message);
 }
 
 static const struct member *find_member(const struct run *r, const char *name)
@@ -485,6 +496,8 @@ static int step_sign(struct run *r)
         fwrel_out_abort(out);
     else if ((error = fwrel_out_finish_src(out, &r->signed_src)) == 0)
         r->served = &r->signed_src;
+    if (error)
+        error = scratch_error(r, "the signed image");
     if (error == 0 && (error = src_digest(&r->rec->signed_image, &r->signed_src)) == 0)
         fwrel_report_add(r->report, "secureboot", FWREL_PASS, "%s with %zu key%s",
                          r->p->scheme == FWREL_POLICY_SBV1 ? "Secure Boot V1" : "Secure Boot V2", n,
@@ -519,7 +532,7 @@ static int step_encrypt(struct run *r)
     }
     fwrel_key_free(pub);
     if (error)
-        return error;
+        return scratch_error(r, "the encrypted image");
     r->served = &r->enc_src;
     r->rec->encrypted = 1;
     snprintf(r->rec->image.name, sizeof(r->rec->image.name), "firmware.enc");
@@ -1081,8 +1094,10 @@ static int step_lock(struct run *r)
         (error = fwrel_repo_lock(r->repo, REPO_LOCK_MS)) != 0)
         return error;
     r->locked = 1;
-    if ((error = fwrel_make_parents(r->audit_path, 0750)) != 0)
+    if ((error = fwrel_policy_audit_path(r->audit_path, sizeof(r->audit_path), r->p, r->repo_path,
+                                         1)) != 0)
         return error;
+    r->audit_ok = 1;
     fwrel_report_add(r->report, "lock", FWREL_PASS, "%s", r->repo_path);
     return 0;
 }
@@ -1132,7 +1147,8 @@ static void finish(struct run *r, int error, const char *failed)
         if (r->report != NULL)
             fwrel_report_add(r->report, failed, FWREL_FAIL, "%s", e->message);
         /* Logged once the lock is held (the log's place is known and writes are serialized). */
-        if (r->locked && !r->res->recorded && audit_entry(r, "release", reason) != 0)
+        if (r->locked && r->audit_ok && !r->res->recorded &&
+            audit_entry(r, "release", reason) != 0)
             fwrel_error_clear();
         fwrel_error_set(saved.code, "%s", saved.message);
         if (saved.output)
@@ -1216,12 +1232,32 @@ static int preflight(struct run *r)
         r->sf_sign = s;
         r->sf_recip = c;
     }
+    /* The manifest is valid from the release time for the channel's validity: a release time
+     * (SOURCE_DATE_EPOCH) so old that it is expired now, or later than a device's clock skew
+     * allows (docs/manifest.md section 4: created <= now + 5 min), would be refused on arrival. */
+    int64_t now = (int64_t)time(NULL);
+    if (!r->recording && o->time + (int64_t)r->ch->validity <= now) {
+        char t[21], e[21];
+        rfc3339(t, o->time);
+        rfc3339(e, o->time + (int64_t)r->ch->validity);
+        return fwrel_error_set(FWREL_EUSAGE,
+                               "the release time %s (SOURCE_DATE_EPOCH) plus the %s channel's "
+                               "validity of %llu h ends at %s, in the past: the manifest would be "
+                               "expired on arrival",
+                               t, r->chname, (unsigned long long)(r->ch->validity / 3600), e);
+    }
+    if (!r->recording && o->time > now + 300) {
+        char t[21];
+        rfc3339(t, o->time);
+        return fwrel_error_set(FWREL_EUSAGE,
+                               "the release time %s (SOURCE_DATE_EPOCH) is in the future: devices "
+                               "would refuse the manifest as not yet valid",
+                               t);
+    }
     if (o->output != NULL && (error = fwrel_io_check_new(o->output, o->out_flags)) != 0)
         return error;
-    int n = snprintf(r->audit_path, sizeof(r->audit_path), "%s/%s", r->repo_path, r->p->audit_log);
-    if (n < 0 || (size_t)n >= sizeof(r->audit_path))
-        return fwrel_error_set(FWREL_EUSAGE, "audit log path too long");
-    return 0;
+    /* No symbolic link on the way to the log (checked again, and made, under the lock). */
+    return fwrel_policy_audit_path(r->audit_path, sizeof(r->audit_path), r->p, r->repo_path, 0);
 }
 
 int fwrel_pipeline_release(fwrel_pipeline_result *res, fwrel_report *report,
