@@ -50,9 +50,10 @@ static void put_escaped(FILE *f, const char *text, size_t n, int nl)
         }
         /* A UTF-8 sequence: its length, its code point, and whether it is well formed (shortest
          * form, no surrogate, at most U+10FFFF). */
-        size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
-                                               : c >= 0xf0 && c <= 0xf4 ? 4
-                                                                        : 0;
+        size_t len = c >= 0xc2 && c <= 0xdf   ? 2
+                     : c >= 0xe0 && c <= 0xef ? 3
+                     : c >= 0xf0 && c <= 0xf4 ? 4
+                                              : 0;
         uint32_t cp = len == 2 ? c & 0x1f : len == 3 ? c & 0x0f : c & 0x07;
         int good = len > 0 && i + len <= n;
         for (size_t k = 1; good && k < len; k++) {
@@ -184,7 +185,8 @@ void fwrel_cmd_print(fwrel_ctx *ctx, const char *fmt, ...)
     if (out_nl == fmt_nl) {
         put_escaped(stdout, buf, len, 1);
     } else {
-        int last = len > 0 && buf[len - 1] == '\n' && fmt[0] != '\0' && fmt[strlen(fmt) - 1] == '\n';
+        int last =
+            len > 0 && buf[len - 1] == '\n' && fmt[0] != '\0' && fmt[strlen(fmt) - 1] == '\n';
         put_escaped(stdout, buf, len - (size_t)last, 0);
         if (last)
             putc('\n', stdout);

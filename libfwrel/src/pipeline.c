@@ -67,7 +67,7 @@ struct run {
     uint8_t *bundle;
     size_t bundle_len;
     int locked;
-    int audit_ok; /* the log's path was checked under the lock: failures may be logged */
+    int audit_ok;  /* the log's path was checked under the lock: failures may be logged */
     int recording; /* fwrel_pipeline_record(): the record comes from a bundle */
     char *sums;    /* SHA256SUMS */
     size_t sums_len;
@@ -1147,8 +1147,7 @@ static void finish(struct run *r, int error, const char *failed)
         if (r->report != NULL)
             fwrel_report_add(r->report, failed, FWREL_FAIL, "%s", e->message);
         /* Logged once the lock is held (the log's place is known and writes are serialized). */
-        if (r->locked && r->audit_ok && !r->res->recorded &&
-            audit_entry(r, "release", reason) != 0)
+        if (r->locked && r->audit_ok && !r->res->recorded && audit_entry(r, "release", reason) != 0)
             fwrel_error_clear();
         fwrel_error_set(saved.code, "%s", saved.message);
         if (saved.output)

@@ -56,10 +56,14 @@ static int where(const yt_node *n, const char *fmt, ...)
  */
 static const char *audit_log_why(const char *path)
 {
-    static const char *const git_names[] = {
-        "hooks", "refs",  "objects", "info",     "logs",   "branches",  "worktrees", "modules",
-        "lfs",   "rr-cache", "HEAD", "config", "description", "packed-refs", "index", "shallow",
-        "commondir", "FETCH_HEAD", "ORIG_HEAD", "MERGE_HEAD", "fwrel-release.lock", NULL};
+    static const char *const git_names[] = {"hooks",       "refs",        "objects",
+                                            "info",        "logs",        "branches",
+                                            "worktrees",   "modules",     "lfs",
+                                            "rr-cache",    "HEAD",        "config",
+                                            "description", "packed-refs", "index",
+                                            "shallow",     "commondir",   "FETCH_HEAD",
+                                            "ORIG_HEAD",   "MERGE_HEAD",  "fwrel-release.lock",
+                                            NULL};
     size_t len = strlen(path);
     if (path[0] == '/')
         return "an absolute path: give one relative to the release repository";
