@@ -117,14 +117,14 @@ fi
 
 # --- c. terminal escape sequences are shown escaped ---------------------------------------------
 fwrel-testimg --chip esp32c6 --version "$(printf '9.9.9\033[2J\007')" --secure-version 1 \
-    --project "$(printf 'acme\033]0;pwned\007\302\233x')" --size 150000 -o "$T/esc.bin"
+    --project "$(printf 'acme\033]0;pwned\007\302\233x\377')" --size 150000 -o "$T/esc.bin"
 run fwrel-verify --info "$T/esc.bin"
 [ "$RC" -eq 0 ] && ok || fail "--info: exit $RC: $ERR"
 printf '%s' "$OUT" | grep -q "^App version: 9.9.9\\\\x1b\[2J\\\\x07$" && ok || fail "--info version: $OUT"
-printf '%s' "$OUT" | grep -q "^Project name: acme\\\\x1b\]0;pwned\\\\x07\\\\u009bx$" && ok ||
+printf '%s' "$OUT" | grep -q "^Project name: acme\\\\x1b\]0;pwned\\\\x07\\\\u009bx\\\\xff$" && ok ||
     fail "--info project: $OUT"
 for f in "$T/.out" "$T/.err"; do
-    if od -An -tx1 "$f" | grep -Eq ' (1b|07|9b)'; then fail "raw control bytes in $f"; else ok; fi
+    if od -An -tx1 "$f" | grep -Eq ' (1b|07|9b|ff)'; then fail "raw control bytes in $f"; else ok; fi
 done
 # The release refuses the version, and says so without the raw bytes (report and error).
 run bundle "$T/esc.bin"
@@ -134,7 +134,7 @@ expect_err "^fwrel-bundle: the image's version '9.9.9\\\\x1b\[2J\\\\x07' is not 
 printf '%s\n' "$OUT" | grep -q "^FAIL image  *the image's version '9.9.9\\\\x1b\[2J\\\\x07' is not" && ok ||
     fail "escape version: report: $OUT"
 for f in "$T/.out" "$T/.err"; do
-    if od -An -tx1 "$f" | grep -Eq ' (1b|07|9b)'; then fail "raw control bytes in $f"; else ok; fi
+    if od -An -tx1 "$f" | grep -Eq ' (1b|07|9b|ff)'; then fail "raw control bytes in $f"; else ok; fi
 done
 run fwrel-verify --json --info "$T/esc.bin"
 if printf '%s' "$OUT" | od -An -tx1 | grep -Eq ' (1b|07|c2)'; then fail "--json: raw bytes"; else ok; fi
