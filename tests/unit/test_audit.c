@@ -432,6 +432,9 @@ static void test_sigkill(void **state)
                     _exit(1);
             }
         }
+        /* The log exists first (a loaded machine may not have run the child yet). */
+        for (int w = 0; w < 10000 && access(log, F_OK) != 0; w++)
+            usleep(1000);
         usleep(2000 + (useconds_t)(round * 3571 % 20000));
         assert_int_equal(kill(pid, SIGKILL), 0);
         int status = 0;
