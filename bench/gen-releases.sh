@@ -30,7 +30,9 @@ gpg --homedir "$G" --check-trustdb >/dev/null 2>&1 || true
 pin_approvers "$S/policies/esp32s3-sbv2-rsa-prod.yaml" >"$D/policy.yaml"
 fwrel-keygen -q --policy "$D/policy.yaml" --keystore "$D/ks" --no-passphrase
 mkdir "$D/img"
-epoch=1767225600 # 2026-01-01
+# 20 days ago at midnight: within the beta channel's 30-day validity (a SOURCE_DATE_EPOCH whose
+# manifest would be expired on arrival is refused).
+epoch=$(( $(date +%s) / 86400 * 86400 - 20 * 86400 ))
 start=$(date +%s%N)
 for i in $(seq 0 $((N - 1))); do
     sv=$((1 + i / 50))

@@ -6,6 +6,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "runner.h"
 
@@ -210,6 +211,15 @@ static int run_manifest(fwrel_ctx *ctx, const char *in, unsigned flags)
                                      &m, text, len, o.from_plain ? o.from_plain : o.from_signed,
                                      o.from_signed, o.from_encrypted)
                                : fwrel_manifest_parse_input(&m, text, len)) != 0) {
+        error = fwrel_cmd_fail(ctx, in);
+        goto done;
+    }
+    /* A device refuses a manifest whose expires has passed: none is made expired on arrival. */
+    if (m.expires <= (uint64_t)time(NULL)) {
+        fwrel_error_set(FWREL_EFORMAT,
+                        "expires %llu is in the past (now %llu): the manifest would be expired "
+                        "on arrival",
+                        (unsigned long long)m.expires, (unsigned long long)time(NULL));
         error = fwrel_cmd_fail(ctx, in);
         goto done;
     }

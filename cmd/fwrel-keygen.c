@@ -836,11 +836,10 @@ static int audit_log_path(char *log, size_t size, const fwrel_policy *p)
     if ((error = fwrel_repo_open(&repo, repo_path, 1)) != 0)
         return error;
     fwrel_repo_free(repo);
-    if ((size_t)snprintf(log, size, "%s/%s", repo_path, p->audit_log) >= size) {
+    /* Confined as the pipeline's: no symbolic link on the way, the log a regular file. */
+    if ((error = fwrel_policy_audit_path(log, size, p, repo_path, 1)) != 0)
         log[0] = '\0';
-        return fwrel_error_set(FWREL_EUSAGE, "audit log path too long");
-    }
-    return fwrel_make_parents(log, 0750);
+    return error;
 }
 
 /*

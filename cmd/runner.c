@@ -3,6 +3,7 @@
 
 #include <assert.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,60 @@ static const fwrel_opt common_opts[] = {
     {"version", 0, FWREL_OPT_FLAG, NULL, "show the version and exit", &opt_version},
     {NULL, 0, 0, NULL, NULL, NULL},
 };
+
+/*
+ * Everything a command prints passes through here: text from an image, a bundle, a manifest,
+ * a tag or a policy must not drive the terminal. C0 controls (but a newline when nl is set),
+ * DEL, C1 controls, the bidirectional overrides and isolates, and bytes that are not UTF-8 are
+ * shown escaped: "\x1b", "\u009b", "\u202e". Well-formed UTF-8 text passes unchanged.
+ */
+static void put_escaped(FILE *f, const char *text, size_t n, int nl)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i];
+        if ((c >= 0x20 && c < 0x7f) || (c == '\n' && nl)) {
+            putc((int)c, f);
+            i++;
+            continue;
+        }
+        if (c < 0x80) { /* C0, DEL */
+            fprintf(f, "\\x%02x", c);
+            i++;
+            continue;
+        }
+        /* A UTF-8 sequence: its length, its code point, and whether it is well formed (shortest
+         * form, no surrogate, at most U+10FFFF). */
+        size_t len = c >= 0xc2 && c <= 0xdf   ? 2
+                     : c >= 0xe0 && c <= 0xef ? 3
+                     : c >= 0xf0 && c <= 0xf4 ? 4
+                                              : 0;
+        uint32_t cp = len == 2 ? c & 0x1f : len == 3 ? c & 0x0f : c & 0x07;
+        int good = len > 0 && i + len <= n;
+        for (size_t k = 1; good && k < len; k++) {
+            good = (s[i + k] & 0xc0) == 0x80;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        good = good && !(len == 3 && cp < 0x800) && !(len == 4 && cp < 0x10000) &&
+               !(cp >= 0xd800 && cp <= 0xdfff) && cp <= 0x10ffff;
+        if (!good) {
+            fprintf(f, "\\x%02x", c);
+            i++;
+            continue;
+        }
+        if ((cp >= 0x80 && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) ||
+            (cp >= 0x2066 && cp <= 0x2069))
+            fprintf(f, "\\u%04x", (unsigned)cp);
+        else
+            fwrite(s + i, 1, len, f);
+        i += len;
+    }
+}
+
+static void put_text(FILE *f, const char *s)
+{
+    put_escaped(f, s, strlen(s), 0);
+}
 
 static void print_opts(FILE *f, const fwrel_opt *opts)
 {
@@ -69,7 +124,9 @@ int fwrel_cmd_usage(fwrel_ctx *ctx, const char *fmt, ...)
     va_end(ap);
     fwrel_error_set(FWREL_EUSAGE, "%s", msg);
     /* One line, as every failure (DESIGN.md). */
-    fprintf(stderr, "%s: %s (see %s --help)\n", ctx->cmd->name, msg, ctx->cmd->name);
+    fprintf(stderr, "%s: ", ctx->cmd->name);
+    put_text(stderr, msg);
+    fprintf(stderr, " (see %s --help)\n", ctx->cmd->name);
     if (ctx->result) {
         json_t *e =
             json_pack("{s:i,s:s,s:s}", "code", FWREL_EUSAGE, "name", "usage", "message", msg);
@@ -83,10 +140,13 @@ int fwrel_cmd_fail(fwrel_ctx *ctx, const char *what)
     const fwrel_error *e = fwrel_error_last();
     int code = e->code ? e->code : FWREL_EIO;
     const char *msg = e->message[0] ? e->message : "failed";
-    if (what != NULL)
-        fprintf(stderr, "%s: %s: %s\n", ctx->cmd->name, what, msg);
-    else
-        fprintf(stderr, "%s: %s\n", ctx->cmd->name, msg);
+    fprintf(stderr, "%s: ", ctx->cmd->name);
+    if (what != NULL) {
+        put_text(stderr, what);
+        fputs(": ", stderr);
+    }
+    put_text(stderr, msg);
+    putc('\n', stderr);
     if (ctx->result && !json_object_get(ctx->result, "error")) {
         json_t *j = json_pack("{s:i,s:s,s:s}", "code", code, "name", fwrel_error_name(code),
                               "message", msg);
@@ -101,10 +161,38 @@ void fwrel_cmd_print(fwrel_ctx *ctx, const char *fmt, ...)
 {
     if (ctx->json || ctx->quiet)
         return;
+    char small[1024], *buf = small;
     va_list ap;
     va_start(ap, fmt);
-    vprintf(fmt, ap);
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
     va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof(small)) {
+        if ((buf = malloc((size_t)n + 1)) == NULL)
+            return;
+        va_start(ap, fmt);
+        vsnprintf(buf, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    /* The format's line breaks are kept; one that came with an argument is not (then the text
+     * is shown on one line, its own final newline kept). */
+    size_t fmt_nl = 0, out_nl = 0, len = (size_t)n;
+    for (const char *p = fmt; *p; p++)
+        fmt_nl += *p == '\n';
+    for (size_t i = 0; i < len; i++)
+        out_nl += buf[i] == '\n';
+    if (out_nl == fmt_nl) {
+        put_escaped(stdout, buf, len, 1);
+    } else {
+        int last =
+            len > 0 && buf[len - 1] == '\n' && fmt[0] != '\0' && fmt[strlen(fmt) - 1] == '\n';
+        put_escaped(stdout, buf, len - (size_t)last, 0);
+        if (last)
+            putc('\n', stdout);
+    }
+    if (buf != small)
+        free(buf);
 }
 
 int fwrel_cmd_pass_pair(fwrel_ctx *ctx, fwrel_pass_src *src, const char *prefix, const char *file,
@@ -179,7 +267,11 @@ void fwrel_cmd_report(fwrel_ctx *ctx, const fwrel_report *r)
     for (size_t i = 0; i < n; i++) {
         const fwrel_step *s = fwrel_report_step(r, i);
         static const char *tags[] = {"PASS", "FAIL", "SKIP", "INFO"};
-        printf("%-4s %-26s %s\n", tags[s->verdict & 3], s->name, s->detail);
+        printf("%-4s ", tags[s->verdict & 3]);
+        put_text(stdout, s->name);
+        printf("%*s ", (int)(strlen(s->name) < 26 ? 26 - strlen(s->name) : 0), "");
+        put_text(stdout, s->detail);
+        putc('\n', stdout);
     }
 }
 
@@ -323,6 +415,9 @@ int fwrel_cmd_main(const fwrel_cmd *cmd, int argc, char **argv)
 
     check_fds();
     umask(077);
+    /* A size limit (RLIMIT_FSIZE) fails the write (EFBIG) instead of killing the command, so that
+     * it cleans up, logs the failure and says why. */
+    (void)signal(SIGXFSZ, SIG_IGN);
     /* Secrets must not end up in a core file. */
     struct rlimit nocore = {0, 0};
     (void)setrlimit(RLIMIT_CORE, &nocore);
@@ -360,7 +455,8 @@ int fwrel_cmd_main(const fwrel_cmd *cmd, int argc, char **argv)
     if (ctx.json) {
         json_object_set_new(ctx.result, "ok", json_boolean(code == 0));
         json_object_set_new(ctx.result, "exit", json_integer(code));
-        char *s = json_dumps(ctx.result, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        /* ENSURE_ASCII: C1 controls and bidi overrides are \u escapes too, not raw bytes. */
+        char *s = json_dumps(ctx.result, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
         if (s != NULL) {
             puts(s);
             free(s);

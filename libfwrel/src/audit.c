@@ -1,9 +1,10 @@
-/* audit.c - the hash-chained audit log: append under flock with one write() and fsync, torn
+/* audit.c - the hash-chained audit log: append under flock, all or nothing, and fsync; torn
  * tail recovery, streaming verification (docs/audit.md). */
 #include "fwrel/audit.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -369,28 +370,47 @@ static char *make_line(json_t *o, uint64_t seq, const char *prev)
     return json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
 }
 
-/* Write line + newline with one write(), then fsync. */
+/*
+ * Append line + newline and fsync, all or nothing: a write cut short (a full disk, RLIMIT_FSIZE)
+ * or a failed fsync cuts the file back to its size before, so the log never ends in a torn line
+ * of ours, and the error names the cause (errno), not "short write".
+ */
 static int write_line(int fd, const char *line, char *head)
 {
     size_t len = strlen(line);
+    struct stat st;
     if (len > FWREL_AUDIT_LINE_MAX)
         return fwrel_error_set(FWREL_EUSAGE, "entry longer than %u bytes", FWREL_AUDIT_LINE_MAX);
+    if (fstat(fd, &st) != 0)
+        return fwrel_error_set_errno(FWREL_EIO, errno, "cannot stat the log");
     char *buf = malloc(len + 1);
     if (!buf)
         return fwrel_error_set(FWREL_EIO, "out of memory");
     memcpy(buf, line, len);
     buf[len] = '\n';
-    ssize_t w;
-    do
-        w = write(fd, buf, len + 1);
-    while (w < 0 && errno == EINTR);
+    size_t done = 0;
+    int e = 0;
+    while (done < len + 1) {
+        ssize_t w = write(fd, buf + done, len + 1 - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            e = w < 0 ? errno : EIO;
+            break;
+        }
+        done += (size_t)w;
+    }
     free(buf);
-    if (w < 0)
-        return fwrel_error_set_errno(FWREL_EIO, errno, "writing the log");
-    if ((size_t)w != len + 1)
-        return fwrel_error_set(FWREL_EIO, "writing the log: short write");
-    if (fsync(fd) != 0)
-        return fwrel_error_set_errno(FWREL_EIO, errno, "fsync of the log");
+    if (e == 0 && fsync(fd) != 0)
+        e = errno;
+    if (e != 0) {
+        int cut = ftruncate(fd, st.st_size) == 0 && fsync(fd) == 0 ? 0 : errno;
+        if (cut != 0)
+            return fwrel_error_set(FWREL_EIO,
+                                   "writing the log: %s; cutting the partial line back: %s",
+                                   strerror(e), strerror(cut));
+        return fwrel_error_set_errno(FWREL_EIO, e, "writing the log");
+    }
     if (head)
         fwrel_sha256_hex(head, line, len);
     return 0;

@@ -87,36 +87,24 @@ static int is_encrypted(const fwrel_bundle_member *fw)
 
 /* --- device mode ----------------------------------------------------------------------- */
 
-/* Decrypt firmware.enc as the device does into a private temporary directory, open the plaintext
- * and unlink it (and the directory) at once: src then reads it through its descriptor only. */
+/* Decrypt firmware.enc as the device does into an unnamed scratch file in TMPDIR (never a name a
+ * kill could leave behind with the plaintext): src then reads it through its descriptor. */
 static int decrypt_to_src(fwrel_src *src, const fwrel_bundle_member *fw, const fwrel_pkey *key)
 {
     const char *tmp = getenv("TMPDIR");
-    char dir[4096], path[4200];
+    fwrel_out *out = NULL;
     fwrel_src in;
-    int error, rc;
+    int error;
 
-    rc = snprintf(dir, sizeof(dir), "%s/fwrel-bverify.XXXXXX",
-                  tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-    if (rc < 0 || (size_t)rc >= sizeof(dir))
-        return fwrel_error_set(FWREL_EIO, "TMPDIR is too long");
-    if (mkdtemp(dir) == NULL)
-        return fwrel_error_set_errno(FWREL_EIO, errno, "cannot create a temporary directory");
-    snprintf(path, sizeof(path), "%s/image", dir);
     fwrel_src_mem(&in, fw->data, fw->len);
-    error = fwrel_encimg_decrypt(path, 0, &in, key);
-    if (error == 0) {
-        error = fwrel_src_open(src, path, FWREL_IMAGE_MAX);
-        if (unlink(path) != 0 && error == 0) {
-            fwrel_src_close(src);
-            error = fwrel_error_set_errno(FWREL_EIO, errno, "cannot remove the decrypted image");
-        }
+    if ((error = fwrel_out_open_unnamed(&out, tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp",
+                                        FWREL_OUT_STREAM)) != 0)
+        return error;
+    if ((error = fwrel_encimg_decrypt_to(out, &in, key)) != 0) {
+        fwrel_out_abort(out);
+        return error;
     }
-    if (rmdir(dir) != 0 && error == 0) {
-        fwrel_src_close(src);
-        error = fwrel_error_set_errno(FWREL_EIO, errno, "cannot remove a temporary directory");
-    }
-    return error;
+    return fwrel_out_finish_src(out, src);
 }
 
 /* After a failure: the device's later steps that were not recorded, as skipped. */

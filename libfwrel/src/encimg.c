@@ -612,16 +612,12 @@ static int ecc_unwrap(uint8_t aes[AES_KEY_LEN], const uint8_t key_field[ECC_XY_L
     return error;
 }
 
-int fwrel_encimg_decrypt(const char *out_path, unsigned flags, fwrel_src *src,
-                         const fwrel_pkey *key)
+/* fwrel_encimg_decrypt_ex() to out_path, or into given (left to the caller) when not NULL. */
+static int decrypt(fwrel_out *given, const char *out_path, unsigned flags, fwrel_src *src,
+                   const fwrel_pkey *key, fwrel_encimg_notes *notes)
 {
-    return fwrel_encimg_decrypt_ex(out_path, flags, src, key, NULL);
-}
-
-int fwrel_encimg_decrypt_ex(const char *out_path, unsigned flags, fwrel_src *src,
-                            const fwrel_pkey *key, fwrel_encimg_notes *notes)
-{
-    FWREL_ASSERT_ARG(out_path != NULL && src != NULL && key != NULL && src->pos <= src->size);
+    FWREL_ASSERT_ARG((out_path != NULL || given != NULL) && src != NULL && key != NULL &&
+                     src->pos <= src->size);
     size_t key_len = AES_KEY_LEN;
     uint8_t hdr[FWREL_ENCIMG_HEADER_LEN];
     fwrel_encimg_header h;
@@ -660,8 +656,11 @@ int fwrel_encimg_decrypt_ex(const char *out_path, unsigned flags, fwrel_src *src
     if (error != 0 || (error = gcm_init(&gcm, 0, aes, h.iv)) != 0)
         goto done;
     /* Unauthenticated plaintext goes only to an unpublished 0600 temporary file. */
-    if ((error = fwrel_out_open(&out, out_path, flags | FWREL_OUT_STREAM, 0600)) != 0)
+    if (given == NULL &&
+        (error = fwrel_out_open(&out, out_path, flags | FWREL_OUT_STREAM, 0600)) != 0)
         goto done;
+    if (given != NULL)
+        out = given;
     for (uint64_t left = h.size; left > 0;) {
         size_t chunk = left < CHUNK ? (size_t)left : CHUNK;
         if ((error = fwrel_src_read(src, buf, chunk)) != 0)
@@ -686,16 +685,37 @@ int fwrel_encimg_decrypt_ex(const char *out_path, unsigned flags, fwrel_src *src
         goto done;
     }
     /* Only now may the plaintext appear. */
-    error = fwrel_out_commit(out);
+    error = given != NULL ? 0 : fwrel_out_commit(out);
     out = NULL;
     if (error == 0 && notes != NULL)
         notes->wrapped_key_len = key_len;
 done:
-    fwrel_out_abort(out);
+    if (out != given)
+        fwrel_out_abort(out);
     OPENSSL_secure_clear_free(aes, AES_KEY_LEN);
     if (buf != NULL)
         OPENSSL_cleanse(buf, CHUNK);
     free(buf);
     EVP_CIPHER_CTX_free(gcm);
     return error;
+}
+
+int fwrel_encimg_decrypt(const char *out_path, unsigned flags, fwrel_src *src,
+                         const fwrel_pkey *key)
+{
+    FWREL_ASSERT_ARG(out_path != NULL);
+    return decrypt(NULL, out_path, flags, src, key, NULL);
+}
+
+int fwrel_encimg_decrypt_ex(const char *out_path, unsigned flags, fwrel_src *src,
+                            const fwrel_pkey *key, fwrel_encimg_notes *notes)
+{
+    FWREL_ASSERT_ARG(out_path != NULL);
+    return decrypt(NULL, out_path, flags, src, key, notes);
+}
+
+int fwrel_encimg_decrypt_to(fwrel_out *out, fwrel_src *src, const fwrel_pkey *key)
+{
+    FWREL_ASSERT_ARG(out != NULL);
+    return decrypt(out, NULL, 0, src, key, NULL);
 }

@@ -199,6 +199,7 @@ struct fwrel_out {
     char *dir;
     struct direct *d; /* FWREL_OUT_STREAM with O_DIRECT in force, else NULL */
     int anon;         /* 1: an unnamed O_TMPFILE file (nothing to clean up if killed) */
+    int scratch;      /* 1: fwrel_out_open_unnamed(): never published, read back */
 };
 
 /* Write all of len bytes at off, retrying short writes and EINTR; 0 or errno. */
@@ -649,7 +650,7 @@ static int publish_error(int e)
 
 int fwrel_out_commit(fwrel_out *o)
 {
-    FWREL_ASSERT_ARG(o != NULL);
+    FWREL_ASSERT_ARG(o != NULL && !o->scratch);
     int error = FWREL_EIO;
     if (o->d != NULL && (error = direct_finish(o)) != 0)
         goto done;
@@ -723,6 +724,78 @@ void fwrel_out_abort(fwrel_out *o)
         unlink(o->tmp);
     }
     out_free(o);
+}
+
+int fwrel_out_open_unnamed(fwrel_out **out, const char *dir, unsigned flags)
+{
+    FWREL_ASSERT_ARG(out != NULL && dir != NULL && (flags & ~(unsigned)FWREL_OUT_STREAM) == 0);
+    fwrel_out *o = NULL;
+    int error;
+
+    *out = NULL;
+    if ((o = calloc(1, sizeof(*o))) == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    o->flags = flags;
+    o->scratch = 1;
+    o->anon = 1; /* fwrel_out_abort() only closes it */
+    o->fd = open(dir, O_RDWR | O_TMPFILE | O_EXCL | O_CLOEXEC, 0600);
+    if (o->fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+        /* No O_TMPFILE here: a name for as long as it takes to unlink it, never with data. */
+        size_t n = strlen(dir) + 24;
+        if ((o->tmp = malloc(n)) == NULL) {
+            error = fwrel_error_set(FWREL_EIO, "out of memory");
+            goto done;
+        }
+        snprintf(o->tmp, n, "%s/.fwrel-XXXXXX", dir);
+        o->fd = mkostemp(o->tmp, O_CLOEXEC);
+        if (o->fd >= 0 && unlink(o->tmp) != 0) {
+            error = fwrel_error_set_errno(FWREL_EIO, errno, "cannot unlink a scratch file");
+            goto done;
+        }
+        free(o->tmp);
+        o->tmp = NULL;
+    }
+    if (o->fd < 0) {
+        error = fwrel_error_set_errno(FWREL_EIO, errno, "cannot create a scratch file in %s", dir);
+        goto done;
+    }
+    if (flags & FWREL_OUT_STREAM)
+        direct_start(o);
+    *out = o;
+    o = NULL;
+    error = 0;
+done:
+    if (error)
+        fwrel_error_mark_output();
+    out_free(o);
+    return error;
+}
+
+int fwrel_out_finish_src(fwrel_out *o, fwrel_src *src)
+{
+    FWREL_ASSERT_ARG(o != NULL && o->scratch && src != NULL);
+    struct stat st;
+    int error = 0;
+    memset(src, 0, sizeof(*src));
+    src->fd = -1;
+    if (o->d != NULL && (error = direct_finish(o)) != 0)
+        goto done;
+    /* Read back through the page cache: O_DIRECT would want aligned buffers. */
+    int fl = fcntl(o->fd, F_GETFL);
+    if (fl < 0 || ((fl & O_DIRECT) && fcntl(o->fd, F_SETFL, fl & ~O_DIRECT) != 0) ||
+        fstat(o->fd, &st) != 0) {
+        error = fwrel_error_set_errno(FWREL_EIO, errno, "cannot read a scratch file back");
+        fwrel_error_mark_output();
+        goto done;
+    }
+    src->fd = o->fd;
+    src->size = (uint64_t)st.st_size;
+    o->fd = -1;
+done:
+    out_free(o);
+    return error;
 }
 
 int fwrel_io_write_file(const char *path, const void *data, size_t len, unsigned flags, mode_t mode)

@@ -295,33 +295,31 @@ int fwrel_manifest_parse_input(fwrel_manifest *m, const uint8_t *json, size_t le
     return error;
 }
 
-/* SHA-256 and size of a file, streaming. */
-static int file_digest(fwrel_manifest_digest *d, const char *path)
+/* SHA-256 and size of a source, streaming from its start; errors prefixed with its name. */
+static int src_digest(fwrel_manifest_digest *d, fwrel_src *src, const char *name)
 {
-    fwrel_src src;
-    int error = fwrel_src_open(&src, path, UINT32_MAX);
+    int error = fwrel_src_seek(src, 0);
+    if (error == 0 && src->size > UINT32_MAX)
+        error = fwrel_error_set(FWREL_EFORMAT, "larger than 4 GiB");
     if (error == 0) {
-        d->size = src.size;
-        error = fwrel_digest_src(d->sha256, NULL, &src, src.size);
-        fwrel_src_close(&src);
+        d->size = src->size;
+        error = fwrel_digest_src(d->sha256, NULL, src, src->size);
     }
     if (error)
-        fwrel_error_prefix("%s", path);
+        fwrel_error_prefix("%s", name);
     return error;
 }
 
-int fwrel_manifest_from_images(fwrel_manifest *m, const uint8_t *tmpl, size_t len,
-                               const char *plain_path, const char *signed_path,
-                               const char *encrypted_path)
+/* fwrel_manifest_from_sources(), each source named in messages. */
+static int from_sources(fwrel_manifest *m, const uint8_t *tmpl, size_t len, fwrel_src *plain,
+                        const char *plain_name, fwrel_src *signd, const char *signed_name,
+                        fwrel_src *enc, const char *enc_name, const char *image_name)
 {
-    FWREL_ASSERT_ARG(m != NULL && tmpl != NULL && plain_path != NULL && signed_path != NULL &&
-                     encrypted_path != NULL);
     static const char *const keys[] = {"product", "device_types", "channel", "counter",
                                        "created", "expires",      NULL};
     json_error_t jerr;
     json_t *t = NULL, *full = NULL;
     fwrel_espimg img;
-    fwrel_src src = {.fd = -1};
     char hex[65];
     int error;
     if (len > FWREL_MANIFEST_BODY_MAX)
@@ -331,24 +329,23 @@ int fwrel_manifest_from_images(fwrel_manifest *m, const uint8_t *tmpl, size_t le
         return fwrel_error_set(FWREL_EFORMAT, "%d:%d: %s", jerr.line, jerr.column, jerr.text);
     if ((error = exact_keys(t, "template", keys)) != 0)
         goto done;
-    if ((error = fwrel_src_open(&src, signed_path, FWREL_IMAGE_MAX)) != 0 ||
-        (error = fwrel_espimg_parse(&img, &src, NULL)) != 0) {
-        fwrel_error_prefix("%s", signed_path);
+    if ((error = fwrel_src_seek(signd, 0)) != 0 ||
+        (error = fwrel_espimg_parse(&img, signd, NULL)) != 0) {
+        fwrel_error_prefix("%s", signed_name);
         goto done;
     }
     if (!img.has_app_desc || img.chip == NULL) {
         error = fwrel_error_set(FWREL_EFORMAT,
                                 "%s: no app descriptor or unknown chip: nothing to take the "
                                 "version from",
-                                signed_path);
+                                signed_name);
         goto done;
     }
-    fwrel_manifest_digest plain, signd, enc;
-    if ((error = file_digest(&plain, plain_path)) != 0 ||
-        (error = file_digest(&signd, signed_path)) != 0 ||
-        (error = file_digest(&enc, encrypted_path)) != 0)
+    fwrel_manifest_digest plain_d, signd_d, enc_d;
+    if ((error = src_digest(&plain_d, plain, plain_name)) != 0 ||
+        (error = src_digest(&signd_d, signd, signed_name)) != 0 ||
+        (error = src_digest(&enc_d, enc, enc_name)) != 0)
         goto done;
-    const char *slash = strrchr(encrypted_path, '/');
     /* The template's fields plus the derived ones, decoded by the same strict rules. */
     full = json_deep_copy(t);
     json_object_set_new(full, "format", json_string("fwrel-manifest"));
@@ -359,9 +356,9 @@ int fwrel_manifest_from_images(fwrel_manifest *m, const uint8_t *tmpl, size_t le
                         json_integer(img.max_chip_rev_full == 0 ? 65535 : img.max_chip_rev_full));
     json_object_set_new(full, "version", json_string(img.app_desc.version));
     json_object_set_new(full, "secure_version", json_integer(img.app_desc.secure_version));
-    json_object_set_new(full, "image_name", json_string(slash ? slash + 1 : encrypted_path));
+    json_object_set_new(full, "image_name", json_string(image_name));
     json_t *image = json_object();
-    const fwrel_manifest_digest *ds[] = {&plain, &signd, &enc};
+    const fwrel_manifest_digest *ds[] = {&plain_d, &signd_d, &enc_d};
     const char *names[] = {"plain", "signed", "encrypted"};
     for (int i = 0; i < 3; i++) {
         fwrel_hex(hex, ds[i]->sha256, 32);
@@ -371,9 +368,43 @@ int fwrel_manifest_from_images(fwrel_manifest *m, const uint8_t *tmpl, size_t le
     json_object_set_new(full, "image", image);
     error = decode_json(m, full);
 done:
-    fwrel_src_close(&src);
     json_decref(full);
     json_decref(t);
+    return error;
+}
+
+int fwrel_manifest_from_sources(fwrel_manifest *m, const uint8_t *tmpl, size_t len,
+                                fwrel_src *plain, fwrel_src *signd, fwrel_src *enc,
+                                const char *image_name)
+{
+    FWREL_ASSERT_ARG(m != NULL && tmpl != NULL && plain != NULL && signd != NULL && enc != NULL &&
+                     image_name != NULL);
+    return from_sources(m, tmpl, len, plain, "the plain image", signd, "the signed image", enc,
+                        "the encrypted image", image_name);
+}
+
+int fwrel_manifest_from_images(fwrel_manifest *m, const uint8_t *tmpl, size_t len,
+                               const char *plain_path, const char *signed_path,
+                               const char *encrypted_path)
+{
+    FWREL_ASSERT_ARG(m != NULL && tmpl != NULL && plain_path != NULL && signed_path != NULL &&
+                     encrypted_path != NULL);
+    fwrel_src src[3];
+    const char *paths[3] = {plain_path, signed_path, encrypted_path};
+    const uint64_t max[3] = {UINT32_MAX, FWREL_IMAGE_MAX, UINT32_MAX};
+    int error = 0, n = 0;
+    for (; n < 3 && error == 0; n++)
+        if ((error = fwrel_src_open(&src[n], paths[n], max[n])) != 0) {
+            fwrel_error_prefix("%s", paths[n]);
+            break;
+        }
+    if (error == 0) {
+        const char *slash = strrchr(encrypted_path, '/');
+        error = from_sources(m, tmpl, len, &src[0], plain_path, &src[1], signed_path, &src[2],
+                             encrypted_path, slash ? slash + 1 : encrypted_path);
+    }
+    while (n-- > 0)
+        fwrel_src_close(&src[n]);
     return error;
 }
 

@@ -56,7 +56,11 @@ struct run {
     fwrel_repo *repo;
     char repo_path[4096];
     char audit_path[4200];
-    char tmp[4096];
+    /* The signed image and the encrypted one: unnamed scratch files (fwrel_out_open_unnamed()) in
+     * TMPDIR, so that a kill or a full disk at any moment leaves no plaintext behind. */
+    const char *tmpdir;
+    fwrel_src signed_src, enc_src;
+    fwrel_src *served; /* what the bundle serves: enc_src, or signed_src when not encrypted */
     fwrel_espimg img;
     fwrel_release *rec;
     struct member m[MAX_MEMBERS];
@@ -64,6 +68,7 @@ struct run {
     uint8_t *bundle;
     size_t bundle_len;
     int locked;
+    int audit_ok;  /* the log's path was checked under the lock: failures may be logged */
     int recording; /* fwrel_pipeline_record(): the record comes from a bundle */
     char *sums;    /* SHA256SUMS */
     size_t sums_len;
@@ -75,17 +80,26 @@ struct run {
     uint8_t sfm[FWREL_SECURE_FOTA_LEN];
 };
 
+/* SHA-256 and size of a whole source. */
+static int src_digest(fwrel_release_file *f, fwrel_src *src)
+{
+    uint8_t d[32];
+    int error;
+    if ((error = fwrel_src_seek(src, 0)) == 0 &&
+        (error = fwrel_digest_src(d, NULL, src, src->size)) == 0) {
+        fwrel_hex(f->sha256, d, sizeof(d));
+        f->size = src->size;
+    }
+    return error;
+}
+
 static int file_digest(fwrel_release_file *f, const char *path)
 {
     fwrel_src src;
-    uint8_t d[32];
     int error = fwrel_src_open(&src, path, FWREL_IMAGE_MAX);
     if (error)
         return error;
-    if ((error = fwrel_digest_src(d, NULL, &src, src.size)) == 0) {
-        fwrel_hex(f->sha256, d, sizeof(d));
-        f->size = src.size;
-    }
+    error = src_digest(f, &src);
     fwrel_src_close(&src);
     return error;
 }
@@ -113,15 +127,37 @@ static int add_member(struct run *r, const char *name, const uint8_t *data, size
     return 0;
 }
 
-static int add_member_file(struct run *r, const char *name, const char *path)
+/* A member holding a whole source (a scratch file: the served image). */
+static int add_member_src(struct run *r, const char *name, fwrel_src *src)
 {
-    uint8_t *data = NULL;
-    size_t len = 0;
-    int error = fwrel_io_read_small(&data, &len, path, (size_t)FWREL_IMAGE_MAX);
-    if (error == 0)
-        error = add_member(r, name, data, len);
-    free(data);
-    return error;
+    if (r->nm >= MAX_MEMBERS)
+        return fwrel_error_set(FWREL_EFORMAT, "more than %d bundle members", MAX_MEMBERS);
+    if (src->size > FWREL_IMAGE_MAX + 4096)
+        return fwrel_error_set(FWREL_EFORMAT, "%s: too large", name);
+    size_t len = (size_t)src->size;
+    uint8_t *data = malloc(len > 0 ? len : 1);
+    int error;
+    if (data == NULL)
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    if ((error = fwrel_src_seek(src, 0)) != 0 || (error = fwrel_src_read(src, data, len)) != 0) {
+        free(data);
+        return error;
+    }
+    r->m[r->nm].data = data;
+    r->m[r->nm].len = len;
+    snprintf(r->m[r->nm].name, sizeof(r->m[0].name), "%s", name);
+    r->nm++;
+    return 0;
+}
+
+/* A write to a scratch file failed (a full TMPDIR, a size limit): say which and where; it is not
+ * the --output file, so the error is no longer marked as an output error. */
+static int scratch_error(const struct run *r, const char *what)
+{
+    const fwrel_error *e = fwrel_error_last();
+    if (!e->output)
+        return e->code;
+    return fwrel_error_set(e->code, "%s (an unnamed file in %s): %s", what, r->tmpdir, e->message);
 }
 
 static const struct member *find_member(const struct run *r, const char *name)
@@ -130,28 +166,6 @@ static const struct member *find_member(const struct run *r, const char *name)
         if (strcmp(r->m[i].name, name) == 0)
             return &r->m[i];
     return NULL;
-}
-
-static void rmtree_flat(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    char path[4400];
-    while (d != NULL && (de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-        unlink(path);
-    }
-    if (d != NULL)
-        closedir(d);
-    rmdir(dir);
-}
-
-static int tmp_path(char *out, size_t size, const struct run *r, const char *name)
-{
-    int n = snprintf(out, size, "%s/%s", r->tmp, name);
-    return n < 0 || (size_t)n >= size ? fwrel_error_set(FWREL_EUSAGE, "path too long") : 0;
 }
 
 /* --- steps --------------------------------------------------------------------------- */
@@ -435,16 +449,15 @@ static int open_hsm(fwrel_hsm_key **hk, struct run *r, size_t idx)
     return error;
 }
 
-static int step_sign(struct run *r, char *signed_path, size_t size)
+static int step_sign(struct run *r)
 {
     fwrel_pkey *keys[3] = {NULL, NULL, NULL};
     uint8_t *sigs[3] = {NULL, NULL, NULL};
     size_t sig_lens[3] = {0, 0, 0};
+    fwrel_out *out = NULL;
     int error = 0;
     size_t n = 0;
 
-    if ((error = tmp_path(signed_path, size, r, "signed.bin")) != 0)
-        return error;
     for (size_t i = 0; i < r->p->nslots && error == 0; i++) {
         if (!(r->ch->sign_slots & (1u << i)))
             continue;
@@ -470,8 +483,10 @@ static int step_sign(struct run *r, char *signed_path, size_t size)
     r->rec->nsign_keys = n;
     if (error == 0 && n == 0)
         error = fwrel_error_set(FWREL_EUSAGE, "the channel signs with no slot");
+    if (error == 0)
+        error = fwrel_out_open_unnamed(&out, r->tmpdir, FWREL_OUT_STREAM);
     if (error == 0 && r->p->scheme == FWREL_POLICY_SBV1) {
-        error = fwrel_sbv1_sign(r->o->image, signed_path, 0, keys[0], NULL, 0, NULL);
+        error = fwrel_sbv1_sign_to(out, r->o->image, keys[0], NULL, 0, NULL);
     } else if (error == 0) {
         fwrel_sbv2_sign_opts so;
         memset(&so, 0, sizeof(so));
@@ -481,66 +496,65 @@ static int step_sign(struct run *r, char *signed_path, size_t size)
             so.signers[i].sig_len = sig_lens[i];
         }
         so.count = n;
-        error = fwrel_sbv2_sign(r->o->image, signed_path, 0, &so, NULL);
+        error = fwrel_sbv2_sign_to(out, r->o->image, &so, NULL);
     }
     for (size_t i = 0; i < 3; i++) {
         fwrel_key_free(keys[i]);
         free(sigs[i]);
     }
-    if (error == 0 && (error = file_digest(&r->rec->signed_image, signed_path)) == 0)
+    if (error)
+        fwrel_out_abort(out);
+    else if ((error = fwrel_out_finish_src(out, &r->signed_src)) == 0)
+        r->served = &r->signed_src;
+    if (error)
+        error = scratch_error(r, "the signed image");
+    if (error == 0 && (error = src_digest(&r->rec->signed_image, &r->signed_src)) == 0)
         fwrel_report_add(r->report, "secureboot", FWREL_PASS, "%s with %zu key%s",
                          r->p->scheme == FWREL_POLICY_SBV1 ? "Secure Boot V1" : "Secure Boot V2", n,
                          n == 1 ? "" : "s");
     return error;
 }
 
-static int step_encrypt(struct run *r, const char *signed_path, char *served, size_t size)
+static int step_encrypt(struct run *r)
 {
     fwrel_pkey *pub = NULL;
     fwrel_out *out = NULL;
-    fwrel_src src;
     int error;
 
     if (!r->p->has_image_key) {
-        snprintf(served, size, "%s", signed_path);
         /* The member keeps its name: release.json "encrypted" says what it holds. */
         snprintf(r->rec->image.name, sizeof(r->rec->image.name), "firmware.enc");
         r->rec->image.size = r->rec->signed_image.size;
         memcpy(r->rec->image.sha256, r->rec->signed_image.sha256, 65);
         fwrel_report_add(r->report, "encrypt", FWREL_SKIP, "the policy has no image encryption");
-        return add_member_file(r, "firmware.enc", served);
+        return add_member_src(r, "firmware.enc", r->served);
     }
-    if ((error = tmp_path(served, size, r, "firmware.enc")) != 0)
-        return error;
     const fwrel_ks_entry *e = r->ent[r->p->image_key];
     if ((error = fwrel_ks_load_public(&pub, r->ks, e)) != 0)
         return error;
     memcpy(r->rec->image_key, e->id, 65);
-    if ((error = fwrel_src_open(&src, signed_path, FWREL_IMAGE_MAX)) != 0) {
-        fwrel_key_free(pub);
-        return error;
-    }
-    if ((error = fwrel_out_open(&out, served, 0, 0600)) == 0) {
-        if ((error = fwrel_encimg_encrypt(out, &src, pub)) == 0)
-            error = fwrel_out_commit(out);
+    if ((error = fwrel_src_seek(&r->signed_src, 0)) == 0 &&
+        (error = fwrel_out_open_unnamed(&out, r->tmpdir, 0)) == 0) {
+        if ((error = fwrel_encimg_encrypt(out, &r->signed_src, pub)) == 0)
+            error = fwrel_out_finish_src(out, &r->enc_src);
         else
             fwrel_out_abort(out);
     }
-    fwrel_src_close(&src);
     fwrel_key_free(pub);
     if (error)
-        return error;
+        return scratch_error(r, "the encrypted image");
+    r->served = &r->enc_src;
     r->rec->encrypted = 1;
     snprintf(r->rec->image.name, sizeof(r->rec->image.name), "firmware.enc");
-    if ((error = file_digest(&r->rec->image, served)) != 0 ||
-        (error = add_member_file(r, "firmware.enc", served)) != 0)
+    if ((error = src_digest(&r->rec->image, r->served)) != 0 ||
+        (error = add_member_src(r, "firmware.enc", r->served)) != 0)
         return error;
     fwrel_report_add(r->report, "encrypt", FWREL_PASS, "esp_encrypted_img, %s scheme",
                      fwrel_alg_name(e->alg));
     return 0;
 }
 
-static int step_manifest(struct run *r, const char *signed_path, const char *served)
+static int step_manifest(struct run *r)
 {
     fwrel_pkey *signers[FWREL_POLICY_MAX_LIST] = {NULL}, *recips[FWREL_POLICY_MAX_LIST] = {NULL};
     fwrel_hsm_key *hsm[FWREL_POLICY_MAX_LIST] = {NULL};
@@ -566,8 +580,12 @@ static int step_manifest(struct run *r, const char *signed_path, const char *ser
     json_decref(t);
     if (tpl == NULL)
         return fwrel_error_set(FWREL_EIO, "out of memory");
-    error = fwrel_manifest_from_images(&m, (const uint8_t *)tpl, strlen(tpl), r->o->image,
-                                       signed_path, served);
+    fwrel_src plain;
+    if ((error = fwrel_src_open(&plain, r->o->image, FWREL_IMAGE_MAX)) == 0) {
+        error = fwrel_manifest_from_sources(&m, (const uint8_t *)tpl, strlen(tpl), &plain,
+                                            &r->signed_src, r->served, "firmware.enc");
+        fwrel_src_close(&plain);
+    }
     memset(ms, 0, sizeof(ms));
     for (size_t i = 0; error == 0 && i < r->ch->nsigners; i++) {
         size_t k = r->ch->signers[i];
@@ -615,7 +633,7 @@ static int step_manifest(struct run *r, const char *signed_path, const char *ser
     return error;
 }
 
-static int step_exports(struct run *r, const char *served)
+static int step_exports(struct run *r)
 {
     fwrel_export_vars *v = NULL;
     char created[21], base[600];
@@ -688,13 +706,10 @@ static int step_exports(struct run *r, const char *served)
     if (!error && r->p->has_hmac_key) {
         uint8_t *key = NULL;
         size_t klen = 0;
-        fwrel_src src;
         if ((error = fwrel_ks_load_secret(&key, &klen, r->ks, r->ent[r->p->hmac_key], r->pass,
                                           r->pass_len)) == 0 &&
-            (error = fwrel_src_open(&src, served, FWREL_IMAGE_MAX)) == 0) {
-            error = fwrel_export_vars_set_hmac(v, key, klen, &src);
-            fwrel_src_close(&src);
-        }
+            (error = fwrel_src_seek(r->served, 0)) == 0)
+            error = fwrel_export_vars_set_hmac(v, key, klen, r->served);
         fwrel_io_free_secret(key, klen);
     }
     for (size_t i = 0; !error && i < r->p->nexports; i++) {
@@ -1089,8 +1104,10 @@ static int step_lock(struct run *r)
         (error = fwrel_repo_lock(r->repo, REPO_LOCK_MS)) != 0)
         return error;
     r->locked = 1;
-    if ((error = fwrel_make_parents(r->audit_path, 0750)) != 0)
+    if ((error = fwrel_policy_audit_path(r->audit_path, sizeof(r->audit_path), r->p, r->repo_path,
+                                         1)) != 0)
         return error;
+    r->audit_ok = 1;
     fwrel_report_add(r->report, "lock", FWREL_PASS, "%s", r->repo_path);
     return 0;
 }
@@ -1140,7 +1157,7 @@ static void finish(struct run *r, int error, const char *failed)
         if (r->report != NULL)
             fwrel_report_add(r->report, failed, FWREL_FAIL, "%s", e->message);
         /* Logged once the lock is held (the log's place is known and writes are serialized). */
-        if (r->locked && !r->res->recorded && audit_entry(r, "release", reason) != 0)
+        if (r->locked && r->audit_ok && !r->res->recorded && audit_entry(r, "release", reason) != 0)
             fwrel_error_clear();
         fwrel_error_set(saved.code, "%s", saved.message);
         if (saved.output)
@@ -1158,11 +1175,11 @@ static void finish(struct run *r, int error, const char *failed)
     fwrel_pass_free(r->pass, r->pass_len);
     fwrel_ks_close(r->ks);
     fwrel_policy_free(r->p);
-    if (r->tmp[0] != '\0')
-        rmtree_flat(r->tmp);
+    fwrel_src_close(&r->signed_src);
+    fwrel_src_close(&r->enc_src);
 }
 
-/* Set up a run: the temporary directory and the repository's audit log path. */
+/* Set up a run. Nothing is created: the intermediate files are unnamed, made when needed. */
 static int run_init(struct run *r, fwrel_pipeline_result *res, fwrel_report *report,
                     const fwrel_pipeline_opts *o)
 {
@@ -1172,12 +1189,9 @@ static int run_init(struct run *r, fwrel_pipeline_result *res, fwrel_report *rep
     r->res = res;
     r->report = report;
     r->rec = &res->record;
-    snprintf(r->tmp, sizeof(r->tmp), "%s/fwrel-release.XXXXXX",
-             getenv("TMPDIR") != NULL && getenv("TMPDIR")[0] ? getenv("TMPDIR") : "/tmp");
-    if (mkdtemp(r->tmp) == NULL) {
-        r->tmp[0] = '\0';
-        return fwrel_error_set_errno(FWREL_EIO, errno, "cannot create a temporary directory");
-    }
+    r->signed_src.fd = -1;
+    r->enc_src.fd = -1;
+    r->tmpdir = getenv("TMPDIR") != NULL && getenv("TMPDIR")[0] ? getenv("TMPDIR") : "/tmp";
     return 0;
 }
 
@@ -1227,12 +1241,32 @@ static int preflight(struct run *r)
         r->sf_sign = s;
         r->sf_recip = c;
     }
+    /* The manifest is valid from the release time for the channel's validity: a release time
+     * (SOURCE_DATE_EPOCH) so old that it is expired now, or later than a device's clock skew
+     * allows (docs/manifest.md section 4: created <= now + 5 min), would be refused on arrival. */
+    int64_t now = (int64_t)time(NULL);
+    if (!r->recording && o->time + (int64_t)r->ch->validity <= now) {
+        char t[21], e[21];
+        rfc3339(t, o->time);
+        rfc3339(e, o->time + (int64_t)r->ch->validity);
+        return fwrel_error_set(FWREL_EUSAGE,
+                               "the release time %s (SOURCE_DATE_EPOCH) plus the %s channel's "
+                               "validity of %llu h ends at %s, in the past: the manifest would be "
+                               "expired on arrival",
+                               t, r->chname, (unsigned long long)(r->ch->validity / 3600), e);
+    }
+    if (!r->recording && o->time > now + 300) {
+        char t[21];
+        rfc3339(t, o->time);
+        return fwrel_error_set(FWREL_EUSAGE,
+                               "the release time %s (SOURCE_DATE_EPOCH) is in the future: devices "
+                               "would refuse the manifest as not yet valid",
+                               t);
+    }
     if (o->output != NULL && (error = fwrel_io_check_new(o->output, o->out_flags)) != 0)
         return error;
-    int n = snprintf(r->audit_path, sizeof(r->audit_path), "%s/%s", r->repo_path, r->p->audit_log);
-    if (n < 0 || (size_t)n >= sizeof(r->audit_path))
-        return fwrel_error_set(FWREL_EUSAGE, "audit log path too long");
-    return 0;
+    /* No symbolic link on the way to the log (checked again, and made, under the lock). */
+    return fwrel_policy_audit_path(r->audit_path, sizeof(r->audit_path), r->p, r->repo_path, 0);
 }
 
 int fwrel_pipeline_release(fwrel_pipeline_result *res, fwrel_report *report,
@@ -1241,7 +1275,6 @@ int fwrel_pipeline_release(fwrel_pipeline_result *res, fwrel_report *report,
     FWREL_ASSERT_ARG(res != NULL && o != NULL && o->policy != NULL && o->keystore != NULL &&
                      o->image != NULL);
     struct run r;
-    char signed_path[4200], served[4200];
     const char *failed = "setup";
     int error;
 
@@ -1253,10 +1286,10 @@ int fwrel_pipeline_release(fwrel_pipeline_result *res, fwrel_report *report,
     STEP("image", step_image(&r));
     STEP("lock", step_lock(&r));
     STEP("history", step_history(&r));
-    STEP("secureboot", step_sign(&r, signed_path, sizeof(signed_path)));
-    STEP("encrypt", step_encrypt(&r, signed_path, served, sizeof(served)));
-    STEP("manifest", step_manifest(&r, signed_path, served));
-    STEP("exports", step_exports(&r, served));
+    STEP("secureboot", step_sign(&r));
+    STEP("encrypt", step_encrypt(&r));
+    STEP("manifest", step_manifest(&r));
+    STEP("exports", step_exports(&r));
     STEP("record", step_record(&r));
     STEP("approve", step_approve(&r));
     STEP("bundle", step_bundle(&r));

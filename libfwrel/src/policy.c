@@ -1,10 +1,13 @@
 /* policy.c - YAML release policies (policy.h, docs/policy.md). */
 #include "fwrel/policy.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 
 #include <openssl/sha.h>
 
@@ -43,6 +46,48 @@ static int where(const yt_node *n, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     return fwrel_error_set(FWREL_EFORMAT, "%d:%d: %s", n->line, n->col, msg);
+}
+
+/*
+ * Why an audit log path is refused, or NULL. It is written and committed inside the release
+ * repository (a bare git repository): a normalized relative path of plain names (no "", ".",
+ * "..", nor any hidden name such as .git), whose first name is none of git's own (hooks, refs,
+ * objects...: a log there would be a hook, a ref, an object), ending in .jsonl.
+ */
+static const char *audit_log_why(const char *path)
+{
+    static const char *const git_names[] = {"hooks",       "refs",        "objects",
+                                            "info",        "logs",        "branches",
+                                            "worktrees",   "modules",     "lfs",
+                                            "rr-cache",    "HEAD",        "config",
+                                            "description", "packed-refs", "index",
+                                            "shallow",     "commondir",   "FETCH_HEAD",
+                                            "ORIG_HEAD",   "MERGE_HEAD",  "fwrel-release.lock",
+                                            NULL};
+    size_t len = strlen(path);
+    if (path[0] == '/')
+        return "an absolute path: give one relative to the release repository";
+    if (len < 7 || strcmp(path + len - 6, ".jsonl") != 0)
+        return "the log is JSON lines: its name ends in .jsonl";
+    for (const char *c = path; *c != '\0';) {
+        size_t n = strcspn(c, "/");
+        if (n == 0)
+            return "an empty path component (//, or a trailing /)";
+        if (c[0] == '.')
+            return "a component starts with '.' (., .., .git or another hidden name)";
+        for (size_t i = 0; i < n; i++)
+            if (!((c[i] >= 'a' && c[i] <= 'z') || (c[i] >= 'A' && c[i] <= 'Z') ||
+                  (c[i] >= '0' && c[i] <= '9') || c[i] == '.' || c[i] == '_' || c[i] == '-'))
+                return "components are names of [A-Za-z0-9._-]";
+        if (c == path)
+            for (size_t i = 0; git_names[i] != NULL; i++)
+                if (strlen(git_names[i]) == n && strncasecmp(c, git_names[i], n) == 0)
+                    return "inside git's own files of the release repository";
+        c += n;
+        if (*c == '/' && *++c == '\0')
+            return "an empty path component (//, or a trailing /)";
+    }
+    return NULL;
 }
 
 static const yt_node *need(const yt_node *map, const char *key, int *error)
@@ -656,8 +701,9 @@ static int parse_root(fwrel_policy *p, const yt_node *root)
         if ((m = need(n, "log", &error)) == NULL ||
             (error = copy_str(p->audit_log, sizeof(p->audit_log), m, "log")) != 0)
             return error;
-        if (p->audit_log[0] == '/' || strstr(p->audit_log, "..") != NULL)
-            return where(m, "log must be a relative path inside the release repository");
+        const char *why = audit_log_why(p->audit_log);
+        if (why != NULL)
+            return where(m, "log '%.64s': %s", p->audit_log, why);
     }
     if ((n = yt_get(root, "exports")) != NULL) {
         if ((error = yt_expect(n, YT_SEQ, "exports")) != 0)
@@ -766,4 +812,45 @@ int fwrel_policy_repo_path(char *out, size_t size, const fwrel_policy *p, const 
     else
         n = snprintf(out, size, "./%s", p->repository);
     return n < 0 || (size_t)n >= size ? fwrel_error_set(FWREL_EUSAGE, "path too long") : 0;
+}
+
+int fwrel_policy_audit_path(char *out, size_t size, const fwrel_policy *p, const char *repo_path,
+                            int create)
+{
+    FWREL_ASSERT_ARG(out != NULL && p != NULL && repo_path != NULL);
+    struct stat st;
+    int n = snprintf(out, size, "%s/%s", repo_path, p->audit_log);
+    if (n < 0 || (size_t)n >= size)
+        return fwrel_error_set(FWREL_EUSAGE, "audit log path too long");
+    /* Every directory below the repository is a real one, never a symbolic link: the log stays
+     * where the policy's checks put it. */
+    for (char *c = strchr(out + strlen(repo_path) + 1, '/'); c != NULL; c = strchr(c + 1, '/')) {
+        *c = '\0';
+        int e = 0;
+        if (lstat(out, &st) != 0) {
+            e = errno;
+            if (e == ENOENT && create && (mkdir(out, 0750) == 0 || errno == EEXIST))
+                e = lstat(out, &st) != 0 ? errno : 0;
+            else if (e == ENOENT && create)
+                e = errno;
+        }
+        if (e != 0 && !(e == ENOENT && !create)) {
+            fwrel_error_set_errno(FWREL_EIO, e, "audit log: cannot create %s", out);
+            *c = '/';
+            return FWREL_EIO;
+        }
+        if (e == 0 && !S_ISDIR(st.st_mode)) {
+            fwrel_error_set(FWREL_EIO, "audit log: %s is %s, not a directory", out,
+                            S_ISLNK(st.st_mode) ? "a symbolic link" : "a file");
+            *c = '/';
+            return FWREL_EIO;
+        }
+        *c = '/';
+        if (e == ENOENT)
+            return 0; /* not there yet, nor anything below it */
+    }
+    if (lstat(out, &st) == 0 && !S_ISREG(st.st_mode))
+        return fwrel_error_set(FWREL_EIO, "audit log: %s is %s, not a regular file", out,
+                               S_ISLNK(st.st_mode) ? "a symbolic link" : "not a file");
+    return 0;
 }

@@ -408,44 +408,52 @@ done:
     return error;
 }
 
+int fwrel_sbv1_sign_to(fwrel_out *out, const char *in_path, const fwrel_pkey *key,
+                       const uint8_t *sig, int ignore_chip, fwrel_espimg *img)
+{
+    FWREL_ASSERT_ARG(out != NULL && in_path != NULL && key != NULL);
+    fwrel_espimg local;
+    uint8_t digest[32], rs[64], block[FWREL_SBV1_BLOCK_LEN];
+    int error;
+
+    if ((error = check_p256(key)) != 0 ||
+        (error = prepare(digest, &local, in_path, out, ignore_chip)) != 0)
+        return error;
+    if (sig != NULL) {
+        /* espsecure back-verifies a pre-computed signature with the public key (sign_data). */
+        if (fwrel_sbv1_verify_digest(sig, key, digest) != 0)
+            return fwrel_error_set(FWREL_EVERIFY,
+                                   "the signature does not verify with the given public key");
+        memcpy(rs, sig, sizeof(rs));
+    } else if ((error = fwrel_sbv1_sign_digest(rs, key, digest)) != 0) {
+        return error;
+    }
+    fwrel_sbv1_build_block(block, rs);
+    if ((error = fwrel_out_write(out, block, sizeof(block))) != 0)
+        return error;
+    if (img != NULL)
+        *img = local;
+    return 0;
+}
+
 int fwrel_sbv1_sign(const char *in_path, const char *out_path, unsigned out_flags,
                     const fwrel_pkey *key, const uint8_t *sig, int ignore_chip, fwrel_espimg *img)
 {
     FWREL_ASSERT_ARG(in_path != NULL && out_path != NULL && key != NULL);
     fwrel_espimg local;
     fwrel_out *out = NULL;
-    uint8_t digest[32], rs[64], block[FWREL_SBV1_BLOCK_LEN];
     int error;
 
     /* Before anything is created: a key that cannot sign for SBv1 is refused up front. */
-    if ((error = check_p256(key)) != 0)
+    if ((error = check_p256(key)) != 0 ||
+        (error = fwrel_out_open(&out, out_path, out_flags, 0644)) != 0)
         return error;
-    if ((error = fwrel_out_open(&out, out_path, out_flags, 0644)) != 0 ||
-        (error = prepare(digest, &local, in_path, out, ignore_chip)) != 0)
-        goto done;
-    if (sig != NULL) {
-        /* espsecure back-verifies a pre-computed signature with the public key (sign_data). */
-        if (fwrel_sbv1_verify_digest(sig, key, digest) != 0) {
-            error = fwrel_error_set(FWREL_EVERIFY,
-                                    "the signature does not verify with the given public key");
-            goto done;
-        }
-        memcpy(rs, sig, sizeof(rs));
-    } else if ((error = fwrel_sbv1_sign_digest(rs, key, digest)) != 0) {
-        goto done;
+    if ((error = fwrel_sbv1_sign_to(out, in_path, key, sig, ignore_chip, &local)) != 0) {
+        fwrel_out_abort(out);
+        return error;
     }
-    fwrel_sbv1_build_block(block, rs);
-    if ((error = fwrel_out_write(out, block, sizeof(block))) != 0)
-        goto done;
-    error = fwrel_out_commit(out);
-    out = NULL;
-    if (error)
-        goto done;
-    if (img != NULL)
+    if ((error = fwrel_out_commit(out)) == 0 && img != NULL)
         *img = local;
-    error = 0;
-done:
-    fwrel_out_abort(out);
     return error;
 }
 

@@ -607,30 +607,35 @@ static int check_chip(const fwrel_espimg *img, const int *schemes, size_t count,
     return 0;
 }
 
-int fwrel_sbv2_sign(const char *in_path, const char *out_path, unsigned out_flags,
-                    const fwrel_sbv2_sign_opts *opts, fwrel_espimg *img)
+/* The signers' schemes, each one Secure Boot V2 takes, 1..3 of them. */
+static int signer_schemes(int schemes[FWREL_SBV2_MAX_BLOCKS], const fwrel_sbv2_sign_opts *opts)
 {
-    FWREL_ASSERT_ARG(in_path != NULL && out_path != NULL && opts != NULL);
+    int error;
+    if (opts->count < 1 || opts->count > FWREL_SBV2_MAX_BLOCKS)
+        return fwrel_error_set(FWREL_EUSAGE, "1 to 3 signers, not %zu", opts->count);
+    for (size_t i = 0; i < opts->count; i++)
+        if ((error = fwrel_sbv2_key_scheme(&schemes[i], opts->signers[i].key)) != 0)
+            return error;
+    return 0;
+}
+
+int fwrel_sbv2_sign_to(fwrel_out *out, const char *in_path, const fwrel_sbv2_sign_opts *opts,
+                       fwrel_espimg *img)
+{
+    FWREL_ASSERT_ARG(out != NULL && in_path != NULL && opts != NULL);
     struct prep *p = calloc(1, sizeof(*p));
-    fwrel_out *out = NULL;
     uint8_t sector[FWREL_SBV2_SECTOR_LEN];
     int schemes[FWREL_SBV2_MAX_BLOCKS];
     int error;
 
     if (p == NULL)
         return fwrel_error_set(FWREL_EIO, "out of memory");
-    if (opts->count < 1 || opts->count > FWREL_SBV2_MAX_BLOCKS) {
-        error = fwrel_error_set(FWREL_EUSAGE, "1 to 3 signers, not %zu", opts->count);
+    if ((error = signer_schemes(schemes, opts)) != 0)
         goto done;
-    }
-    for (size_t i = 0; i < opts->count; i++)
-        if ((error = fwrel_sbv2_key_scheme(&schemes[i], opts->signers[i].key)) != 0)
-            goto done;
     int want384 = opts->append;
     for (size_t i = 0; i < opts->count; i++)
         want384 |= schemes[i] == FWREL_SCHEME_ECDSA384;
-    if ((error = fwrel_out_open(&out, out_path, out_flags | FWREL_OUT_STREAM, 0644)) != 0 ||
-        (error = prepare(p, in_path, out, opts->append, want384)) != 0)
+    if ((error = prepare(p, in_path, out, opts->append, want384)) != 0)
         goto done;
     unsigned total = p->nexisting + (unsigned)opts->count;
     if (total > FWREL_SBV2_MAX_BLOCKS) {
@@ -659,14 +664,33 @@ int fwrel_sbv2_sign(const char *in_path, const char *out_path, unsigned out_flag
     }
     if ((error = fwrel_out_write(out, sector, sizeof(sector))) != 0)
         goto done;
-    error = fwrel_out_commit(out);
-    out = NULL;
-    if (error == 0 && img != NULL)
+    if (img != NULL)
         *img = p->img;
 done:
-    fwrel_out_abort(out);
     OPENSSL_cleanse(sector, sizeof(sector));
     free(p);
+    return error;
+}
+
+int fwrel_sbv2_sign(const char *in_path, const char *out_path, unsigned out_flags,
+                    const fwrel_sbv2_sign_opts *opts, fwrel_espimg *img)
+{
+    FWREL_ASSERT_ARG(in_path != NULL && out_path != NULL && opts != NULL);
+    fwrel_out *out = NULL;
+    fwrel_espimg local;
+    int schemes[FWREL_SBV2_MAX_BLOCKS];
+    int error;
+
+    /* Signers that cannot sign are refused before the output is created. */
+    if ((error = signer_schemes(schemes, opts)) != 0 ||
+        (error = fwrel_out_open(&out, out_path, out_flags | FWREL_OUT_STREAM, 0644)) != 0)
+        return error;
+    if ((error = fwrel_sbv2_sign_to(out, in_path, opts, &local)) != 0) {
+        fwrel_out_abort(out);
+        return error;
+    }
+    if ((error = fwrel_out_commit(out)) == 0 && img != NULL)
+        *img = local;
     return error;
 }
 

@@ -24,11 +24,12 @@ img 1.0.0 1; img 1.0.1 1; img 1.1.0 2; img 1.1.1 2; img 1.2.0 1; img 1.3.0 2
 
 R="$T/releases"
 N=0
+E0=$(( $(date +%s) / 3600 * 3600 - 86400 )) # a day ago: within the channels' validity
 bundle() { # POLICY CHANNEL IMAGE APPROVER...
     local pol=$1 ch=$2 im=$3
     shift 3
     N=$((N + 1))
-    SOURCE_DATE_EPOCH=$((1767225600 + 3600 * N)) fwrel-bundle -q --policy "$pol" \
+    SOURCE_DATE_EPOCH=$((E0 + 3600 * N)) fwrel-bundle -q --policy "$pol" \
         --keystore "$T/ks" --repo "${REPO:-$R}" --channel "$ch" --gnupg-home "$G" \
         --no-passphrase --user rel-op --templates "$FWREL_SRC/templates" "$@" "$im"
 }
@@ -41,7 +42,7 @@ expect_rc 0 "release $B3" bundle "$T/policy.yaml" beta "$T/app-1.1.0.bin" -a "$A
 expect_rc 0 "release $P4: pending" bundle "$T/policy.yaml" prod "$T/app-1.1.1.bin" -a "$A2" \
     -o "$T/p4.fwb"
 expect_rc 0 "release $P4: approved" fwrel-bundle -q --approve "$T/p4.fwb" -a "$A3" --gnupg-home "$G"
-expect_rc 0 "release $P4: recorded" env SOURCE_DATE_EPOCH=$((1767225600 + 3600 * 5)) \
+expect_rc 0 "release $P4: recorded" env SOURCE_DATE_EPOCH=$((E0 + 3600 * 5)) \
     fwrel-bundle -q --record "$T/p4.fwb" --policy "$T/policy.yaml" --repo "$R" --gnupg-home "$G" \
     --user rel-op
 LOG=audit/audit.jsonl

@@ -206,19 +206,21 @@ run audit_ok "$R/audit/audit.jsonl"
 [ "$RC" -eq 0 ] && ok || fail "audit chain: $ERR"
 
 # --- reproducibility ---------------------------------------------------------------------------
+# A fixed release time a day ago (an older one than the channel's validity is refused).
+SDE=$(( $(date +%s) - 86400 ))
 for k in a b; do
-    SOURCE_DATE_EPOCH=1700000000 fwrel-bundle -q --policy "$T/policy.yaml" --keystore "$T/ks" \
+    SOURCE_DATE_EPOCH=$SDE fwrel-bundle -q --policy "$T/policy.yaml" --keystore "$T/ks" \
         --repo "$T/rep-$k" --channel prod --gnupg-home "$G" --passphrase-file "$T/pass" \
         --templates "$FWREL_SRC/templates" -a "$A1" -a "$A2" -o "$T/rep-$k.fwb" "$T/app-1.0.0-1.bin" ||
         fail "reproducible release $k"
 done
-python3 - "$T/rep-a.fwb" "$T/rep-b.fwb" <<'PY' && ok || fail "reproducibility: see above"
+python3 - "$T/rep-a.fwb" "$T/rep-b.fwb" "$SDE" <<'PY' && ok || fail "reproducibility: see above"
 import json, sys, tarfile
 a, b = (tarfile.open(p) for p in sys.argv[1:3])
 ma, mb = a.getmembers(), b.getmembers()
 hdr = lambda m: (m.name, m.mode, m.uid, m.gid, m.uname, m.gname, m.mtime, m.type)
 assert [hdr(m) for m in ma] == [hdr(m) for m in mb], "headers differ"
-assert all(m.mtime == 1700000000 for m in ma)
+assert all(m.mtime == int(sys.argv[3]) for m in ma)
 ra = json.load(a.extractfile("release.json")); rb = json.load(b.extractfile("release.json"))
 # Random by design (docs/bundle.md): the signature sector, the encryption, hence their hashes.
 rand = {("signed_image", "sha256"), ("image", "sha256"), ("manifest", "sha256"), ("manifest", "size")}

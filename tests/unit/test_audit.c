@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -436,6 +438,9 @@ static void test_sigkill(void **state)
                     _exit(1);
             }
         }
+        /* The log exists first (a loaded machine may not have run the child yet). */
+        for (int w = 0; w < 10000 && access(log, F_OK) != 0; w++)
+            usleep(1000);
         usleep(2000 + (useconds_t)(round * 3571 % 20000));
         assert_int_equal(kill(pid, SIGKILL), 0);
         int status = 0;
@@ -455,6 +460,116 @@ static void test_sigkill(void **state)
         total = count;
     }
     assert_true(total > 6);
+}
+
+/* In a child with SIGXFSZ ignored and RLIMIT_FSIZE at the log's size plus room bytes: one
+ * append's code (exit status) and message (the pipe). */
+static int append_limited(const char *log, size_t room, char *msg, size_t msg_size)
+{
+    int fds[2];
+    struct stat st;
+    assert_int_equal(pipe(fds), 0);
+    assert_int_equal(stat(log, &st), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl = {(rlim_t)st.st_size + room, (rlim_t)st.st_size + room};
+        if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+            _exit(99);
+        const char *e = entry("sign", "limited");
+        int rc = fwrel_audit_append(log, e, strlen(e), NULL);
+        const char *m = fwrel_error_last()->message;
+        if (write(fds[1], m, strlen(m)) < 0)
+            _exit(98);
+        _exit(rc);
+    }
+    close(fds[1]);
+    ssize_t n = read(fds[0], msg, msg_size - 1);
+    msg[n > 0 ? n : 0] = '\0';
+    close(fds[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+/* A write cut short by a size limit (EFBIG after part of the line): the log is cut back to its
+ * bytes before, its chain verifies, and the message names the cause, not "short write". */
+static void test_size_limit_all_or_nothing(void **state)
+{
+    (void)state;
+    char heads[4][65], msg[512];
+    const char *log = make_log("limited.log", heads);
+    size_t before_len = 0, after_len = 0;
+    uint8_t *before = testutil_read(log, &before_len);
+    for (size_t room = 0; room < 300; room += 37) {
+        assert_int_equal(append_limited(log, room, msg, sizeof(msg)), FWREL_EIO);
+        assert_string_equal(msg, "writing the log: File too large");
+        uint8_t *after = testutil_read(log, &after_len);
+        assert_int_equal(after_len, before_len);
+        assert_memory_equal(after, before, before_len);
+        free(after);
+        uint64_t count = 0;
+        assert_int_equal(fwrel_audit_verify(log, heads[3], 4, &count, NULL), 0);
+        assert_int_equal(count, 4);
+    }
+    free(before);
+}
+
+/* A full disk (a 64 KiB tmpfs, when this process may mount one): the entry does not fit in what
+ * is left of the log's last page. The log stays byte-identical, the message says why. */
+static void test_disk_full_all_or_nothing(void **state)
+{
+    (void)state;
+    char mnt[4096], filler[4200];
+    snprintf(mnt, sizeof(mnt), "%s/small-fs", dir);
+    assert_int_equal(mkdir(mnt, 0700), 0);
+    if (mount("tmpfs", mnt, "tmpfs", 0, "size=64k") != 0) {
+        rmdir(mnt);
+        skip();
+    }
+    char log[4200];
+    snprintf(log, sizeof(log), "%s/audit.log", mnt);
+    /* Entries until what is left of the last page is less than one more line. */
+    size_t len = 0, line = 0;
+    for (int i = 0; i < 64; i++) {
+        append_ok(log, "sign", "full", NULL);
+        struct stat st;
+        assert_int_equal(stat(log, &st), 0);
+        line = (size_t)st.st_size - len;
+        len = (size_t)st.st_size;
+        if (4096 - len % 4096 < line - 8 && len % 4096 != 0)
+            break;
+    }
+    assert_true(4096 - len % 4096 < line - 8);
+    /* Fill the rest of the file system. */
+    snprintf(filler, sizeof(filler), "%s/filler", mnt);
+    int fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    char block[4096];
+    memset(block, 'x', sizeof(block));
+    while (write(fd, block, sizeof(block)) > 0)
+        ;
+    close(fd);
+    size_t before_len = 0, after_len = 0;
+    uint8_t *before = testutil_read(log, &before_len);
+    const char *e = entry("sign", "full");
+    assert_int_equal(fwrel_audit_append(log, e, strlen(e), NULL), FWREL_EIO);
+    assert_string_equal(fwrel_error_last()->message, "writing the log: No space left on device");
+    uint8_t *after = testutil_read(log, &after_len);
+    assert_int_equal(after_len, before_len);
+    assert_memory_equal(after, before, before_len);
+    assert_int_equal(fwrel_audit_verify(log, NULL, 0, NULL, NULL), 0);
+    free(before);
+    free(after);
+    /* Room again: the next append goes on the intact chain. */
+    assert_int_equal(unlink(filler), 0);
+    append_ok(log, "sign", "full", NULL);
+    assert_int_equal(fwrel_audit_verify(log, NULL, 0, NULL, NULL), 0);
+    assert_int_equal(umount(mnt), 0);
+    rmdir(mnt);
 }
 
 static int setup(void **state)
@@ -484,6 +599,8 @@ int main(void)
         cmocka_unit_test(test_refused_entries),
         cmocka_unit_test(test_concurrent_appenders),
         cmocka_unit_test(test_sigkill),
+        cmocka_unit_test(test_size_limit_all_or_nothing),
+        cmocka_unit_test(test_disk_full_all_or_nothing),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

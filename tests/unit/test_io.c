@@ -179,6 +179,59 @@ static void test_out_stream(void **state)
     }
 }
 
+/* Unnamed scratch outputs: never a name in the directory, while written, read back or after;
+ * the bytes read back are the bytes written (streamed, with a patch, and plain). */
+static void unnamed_round_trip(const char *where, unsigned flags)
+{
+    size_t len = (2u << 20) + 777;
+    uint8_t *want = malloc(len), *got = malloc(len);
+    assert_non_null(want);
+    assert_non_null(got);
+    for (size_t i = 0; i < len; i++)
+        want[i] = (uint8_t)(i * 7 + (i >> 10));
+    fwrel_out *o = NULL;
+    assert_int_equal(fwrel_out_open_unnamed(&o, where, flags), 0);
+    assert_int_equal(testutil_count_entries(where), 0);
+    assert_int_equal(fwrel_out_write(o, want, len), 0);
+    want[10] ^= 0xFF;
+    assert_int_equal(fwrel_out_pwrite(o, 10, want + 10, 1), 0);
+    assert_int_equal(testutil_count_entries(where), 0);
+    fwrel_src src;
+    assert_int_equal(fwrel_out_finish_src(o, &src), 0);
+    assert_int_equal(src.size, len);
+    assert_int_equal(fwrel_src_read(&src, got, len), 0);
+    assert_memory_equal(got, want, len);
+    assert_int_equal(fwrel_src_seek(&src, 5), 0); /* read again from anywhere */
+    assert_int_equal(fwrel_src_read(&src, got, 10), 0);
+    assert_memory_equal(got, want + 5, 10);
+    assert_int_equal(testutil_count_entries(where), 0);
+    fwrel_src_close(&src);
+    /* Aborted: nothing either. */
+    assert_int_equal(fwrel_out_open_unnamed(&o, where, flags), 0);
+    assert_int_equal(fwrel_out_write(o, want, len), 0);
+    fwrel_out_abort(o);
+    assert_int_equal(testutil_count_entries(where), 0);
+    free(want);
+    free(got);
+}
+
+static void test_out_unnamed(void **state)
+{
+    (void)state;
+    unnamed_round_trip(dir, 0);
+    unnamed_round_trip(dir, FWREL_OUT_STREAM);
+    char shm[] = "/dev/shm/fwrel-io.XXXXXX";
+    if (mkdtemp(shm) != NULL) {
+        unnamed_round_trip(shm, FWREL_OUT_STREAM);
+        rmdir(shm);
+    }
+    char missing[300];
+    fwrel_out *o = NULL;
+    snprintf(missing, sizeof(missing), "%s/no-such-dir", dir);
+    assert_int_equal(fwrel_out_open_unnamed(&o, missing, 0), FWREL_EIO);
+    assert_null(o);
+}
+
 static void test_util(void **state)
 {
     (void)state;
@@ -210,6 +263,7 @@ int main(void)
         cmocka_unit_test(test_out_no_replace_without_force),
         cmocka_unit_test(test_out_abort_leaves_nothing),
         cmocka_unit_test(test_out_stream),
+        cmocka_unit_test(test_out_unnamed),
         cmocka_unit_test(test_util),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

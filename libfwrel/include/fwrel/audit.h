@@ -5,7 +5,7 @@
  * (keys sorted, compact) with a "seq" counting from 1 and a "prev" holding
  * the SHA-256 (lowercase hex) of the previous line's bytes without its newline
  * (64 zeros for the first entry). Appends are serialised with an exclusive
- * flock, written with one write() and fsync'd. A torn last line left by a
+ * flock, written all or nothing and fsync'd. A torn last line left by a
  * crash is cut away by the next append, which first records a "recovered"
  * entry naming the torn bytes' hash and size, so the chain stays valid and the
  * loss stays visible.
@@ -47,8 +47,10 @@ extern "C" {
  * @return 0; FWREL_EUSAGE if the entry does not follow the schema;
  *         FWREL_EFORMAT if the log's last complete line is not a valid entry,
  *         a torn tail is longer than a line, or the log is full;
- *         FWREL_EIO on a system error (the log is then unchanged or ends in a
- *         torn line that the next append recovers).
+ *         FWREL_EIO on a system error, "writing the log: No space left on
+ *         device" for a full disk: the entry is written whole and fsync'd, or
+ *         the log is cut back to its size before (only a crash mid-write can
+ *         leave a torn line, which the next append recovers).
  */
 int fwrel_audit_append(const char *path, const char *entry, size_t len, char *head) FWREL_WUR;
 

@@ -196,6 +196,13 @@ typedef struct fwrel_encimg_notes {
 int fwrel_encimg_decrypt_ex(const char *out_path, unsigned flags, fwrel_src *src,
                             const fwrel_pkey *key, fwrel_encimg_notes *notes) FWREL_WUR;
 
+/**
+ * fwrel_encimg_decrypt() into an output the caller opened (an unnamed scratch file:
+ * fwrel_out_open_unnamed()): the same checks and codes. On 0 the GCM tag is valid and the
+ * caller commits or reads it back; on failure out holds unauthenticated bytes: abort it.
+ */
+int fwrel_encimg_decrypt_to(fwrel_out *out, fwrel_src *src, const fwrel_pkey *key) FWREL_WUR;
+
 #ifdef __cplusplus
 }
 #endif

@@ -153,6 +153,28 @@ int fwrel_out_commit(fwrel_out *out) FWREL_WUR;
 void fwrel_out_abort(fwrel_out *out);
 
 /**
+ * Start an unnamed scratch file in directory dir, for an intermediate that must never have a
+ * name (a signed plaintext image on its way to encryption): O_TMPFILE, or where the filesystem
+ * has none, a file unlinked the moment it is created (a kill in between leaves it empty). It is
+ * 0600 and readable. A process killed, or a write refused (a full disk, RLIMIT_FSIZE), at any
+ * moment leaves nothing behind. Finish it with fwrel_out_finish_src() or fwrel_out_abort();
+ * fwrel_out_commit() refuses it.
+ *
+ * @param flags 0 or FWREL_OUT_STREAM
+ * @return 0, or FWREL_EIO (marked as an output error)
+ */
+int fwrel_out_open_unnamed(fwrel_out **out, const char *dir, unsigned flags) FWREL_WUR;
+
+/**
+ * Finish writing an unnamed output (fwrel_out_open_unnamed()) and read it back: src becomes a
+ * source over its bytes, from offset 0; fwrel_src_close() then drops the file. Nothing is
+ * synced to the disk (the file never outlives the process). The handle is freed whatever
+ * happens.
+ * @return 0, or FWREL_EIO (marked as an output error)
+ */
+int fwrel_out_finish_src(fwrel_out *out, fwrel_src *src) FWREL_WUR;
+
+/**
  * Write a whole buffer atomically (open + write + commit).
  */
 int fwrel_io_write_file(const char *path, const void *data, size_t len, unsigned flags,

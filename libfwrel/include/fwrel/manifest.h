@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "fwrel/error.h"
+#include "fwrel/io.h"
 #include "fwrel/keystore.h"
 #include "fwrel/report.h"
 
@@ -77,6 +78,14 @@ int fwrel_manifest_parse_input(fwrel_manifest *m, const uint8_t *json, size_t le
 int fwrel_manifest_from_images(fwrel_manifest *m, const uint8_t *template_json, size_t len,
                                const char *plain_path, const char *signed_path,
                                const char *encrypted_path) FWREL_WUR;
+
+/**
+ * fwrel_manifest_from_images() over sources (each read from its start; a
+ * release's unnamed scratch files): image_name is given.
+ */
+int fwrel_manifest_from_sources(fwrel_manifest *m, const uint8_t *template_json, size_t len,
+                                fwrel_src *plain, fwrel_src *signed_image, fwrel_src *encrypted,
+                                const char *image_name) FWREL_WUR;
 
 /**
  * Sign a body with 1..8 keys (RSA-3072 PSS, ECDSA P-256, Ed25519), giving signed.json.

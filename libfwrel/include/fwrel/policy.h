@@ -165,6 +165,18 @@ int fwrel_policy_parse(fwrel_policy **out, const uint8_t *text, size_t len) FWRE
 int fwrel_policy_repo_path(char *out, size_t size, const fwrel_policy *p,
                            const char *policy_path) FWREL_WUR;
 
+/**
+ * The audit log's path: repo_path + "/" + the policy's audit.log (a normalized relative path
+ * outside git's own files, fwrel_policy_load() checked it), with every directory between them a
+ * real directory, never a symbolic link, and the log itself absent or a regular file.
+ * @param create  make the missing directories (0750)
+ * @return 0; FWREL_EUSAGE "audit log path too long"; FWREL_EIO "audit log: DIR is a symbolic
+ *         link, not a directory" (or a file), "audit log: PATH is a symbolic link, not a
+ *         regular file", or a directory that cannot be made
+ */
+int fwrel_policy_audit_path(char *out, size_t size, const fwrel_policy *p, const char *repo_path,
+                            int create) FWREL_WUR;
+
 /** The channel named "dev", "beta" or "prod" if the policy has it, else NULL. */
 const fwrel_policy_channel *fwrel_policy_channel_get(const fwrel_policy *p, const char *name);
 

@@ -78,6 +78,14 @@ int fwrel_sbv1_sign(const char *in_path, const char *out_path, unsigned out_flag
                     fwrel_espimg *img) FWREL_WUR;
 
 /**
+ * fwrel_sbv1_sign() into an output the caller opened (an unnamed scratch file:
+ * fwrel_out_open_unnamed()), which it then commits, reads back or aborts: the
+ * same checks and codes, the same bytes; out is left as it is on failure.
+ */
+int fwrel_sbv1_sign_to(fwrel_out *out, const char *in_path, const fwrel_pkey *key,
+                       const uint8_t *sig, int ignore_chip, fwrel_espimg *img) FWREL_WUR;
+
+/**
  * SHA-256 of the image a signer must sign (what --digest-out exports), with
  * the same checks and codes as fwrel_sbv1_sign().
  */

@@ -128,6 +128,14 @@ int fwrel_sbv2_sign(const char *in_path, const char *out_path, unsigned out_flag
                     const fwrel_sbv2_sign_opts *opts, fwrel_espimg *img) FWREL_WUR;
 
 /**
+ * fwrel_sbv2_sign() into an output the caller opened (an unnamed scratch file:
+ * fwrel_out_open_unnamed()), which it then commits, reads back or aborts: the
+ * same checks and codes, the same bytes; out is left as it is on failure.
+ */
+int fwrel_sbv2_sign_to(fwrel_out *out, const char *in_path, const fwrel_sbv2_sign_opts *opts,
+                       fwrel_espimg *img) FWREL_WUR;
+
+/**
  * The digest a signer must sign for in_path (what --digest-out exports):
  * SHA-256, or SHA-384 when scheme is FWREL_SCHEME_ECDSA384, of the padded
  * data, after the same input checks as fwrel_sbv2_sign().
