@@ -242,31 +242,124 @@ verify_dev "eFuse secure_version above the image's" 1 manifest.secure-version a.
 printf 'running: {version: "1.2.0"}\n' | cat dev.yaml - >running.yaml
 verify_dev "the running version again" 1 ota.decision a.fwb running.yaml
 
-# Structure: an extraneous member, a missing member, an oversize member header.
-python3 - a.fwb <<'PY'
-import io, sys, tarfile
-src = tarfile.open(sys.argv[1])
-members = [(m, src.extractfile(m).read()) for m in src.getmembers()]
-def write(name, items):
-    with tarfile.open(name, "w", format=tarfile.USTAR_FORMAT) as t:
-        for m, data in items:
-            t.addfile(m, io.BytesIO(data))
-extra = tarfile.TarInfo("notes.txt"); extra.size = 3
-write("extra.fwb", members + [(extra, b"hi\n")])
-write("missing.fwb", [(m, d) for m, d in members if m.name != "manifest.fwm"])
-big = tarfile.TarInfo("firmware.enc"); big.size = 40 << 20
-# a header declaring 40 MiB (over the 32 MiB cap) followed by 1 KiB of data only
-open("oversize.fwb", "wb").write(big.tobuf(format=tarfile.USTAR_FORMAT) + b"\0" * 1024)
+# Structure: the reader takes exactly the tar the writer makes (docs/bundle.md "Reading"). Each
+# bundle below is a.fwb with its tar structure edited (tarx.py: headers in the writer's form, or
+# Python tarfile's own), refused by both modes at bundle.read with its reason.
+cat >tarx.py <<'PY'
+import sys, tarfile
+B = 512
+def writer_header(name, size, typ=b"0", link=b"", mtime=0):
+    h = bytearray(B)
+    h[0:len(name)] = name
+    h[100:108] = b"000644 \0"
+    h[108:116] = h[116:124] = h[329:337] = h[337:345] = b"000000 \0"
+    h[124:136] = b"%011o " % size
+    h[136:148] = b"%011o " % mtime
+    h[156:157] = typ
+    h[157:157 + len(link)] = link
+    h[257:265] = b"ustar\x0000"
+    return fix(h)
+def fix(h):
+    h[148:156] = b" " * 8
+    h[148:156] = b"%06o\0 " % sum(h)
+    return h
+def entries(data):
+    """The members of a writer-made tar: [name, header, payload (data and padding)]."""
+    out, off = [], 0
+    while data[off] != 0:
+        h = bytearray(data[off:off + B])
+        size = int(h[124:135], 8)
+        n = (size + B - 1) // B * B
+        out.append([bytes(h[:100]).rstrip(b"\0"), h, data[off + B:off + B + n]])
+        off += B + n
+    return out
+def tar(es):
+    body = b"".join(bytes(h) + p for _, h, p in es) + b"\0" * 1024
+    return body + b"\0" * (-len(body) % 10240)
+def entry(name, payload=b"", typ=b"0", link=b"", mtime=0):
+    return [name, writer_header(name, len(payload), typ, link, mtime),
+            payload + b"\0" * (-len(payload) % B)]
+def at(es, name):
+    return next(i for i, e in enumerate(es) if e[0] == name)
+src = open(sys.argv[1], "rb").read()
+es = entries(src)
+mtime = int(es[0][1][136:147], 8)
+def write(path, es_or_bytes):
+    open(path, "wb").write(es_or_bytes if isinstance(es_or_bytes, (bytes, bytearray)) else tar(es_or_bytes))
+def edited(f):
+    e = [[n, bytearray(h), p] for n, h, p in es]
+    f(e)
+    return e
+write("extra.fwb", edited(lambda e: e.append(entry(b"notes.txt", b"hi\n", mtime=mtime))))
+write("missing.fwb", edited(lambda e: e.pop(at(e, b"manifest.fwm"))))
+big = writer_header(b"firmware.enc", 40 << 20, mtime=mtime)
+open("oversize.fwb", "wb").write(bytes(big) + b"\0" * 1024)
+# A pax global header setting path: GNU tar and Python's tarfile apply it to every member.
+g = tarfile.TarInfo.create_pax_global_header({"path": "../../pwned"})
+write("global.fwb", g + src)
+# A GNU long name and a pax path in front of release.json: GNU tar takes the pax path
+# (../../pwned), Python's tarfile the long name (release.json).
+def gnu_pax(e):
+    i = at(e, b"release.json")
+    l = tarfile.TarInfo("release.json")._create_gnu_long_header("release.json",
+                                                                tarfile.GNUTYPE_LONGNAME,
+                                                                "utf-8", "strict")
+    x = tarfile.TarInfo("release.json")._create_pax_generic_header({"path": "../../pwned"},
+                                                                   tarfile.XHDTYPE, "utf-8")
+    e.insert(i, [b"", l + x, b""])
+write("gnulong.fwb", edited(gnu_pax))
+write("hardout.fwb", edited(lambda e: e.insert(at(e, b"release.json"), entry(
+    b"exports/https-dir/evil.bin", typ=b"1", link=b"../../../etc/passwd", mtime=mtime))))
+write("symlink.fwb", edited(lambda e: e.insert(at(e, b"release.json"), entry(
+    b"exports/https-dir/evil.bin", typ=b"2", link=b"/etc/passwd", mtime=mtime))))
+write("dup.fwb", edited(lambda e: e.append(e[at(e, b"release.json")])))
+# Trailing data: a whole member after the end of the archive.
+t = tarfile.TarInfo("exports/https-dir/late.txt"); t.size = 3
+write("trailing.fwb", src + t.tobuf(format=tarfile.USTAR_FORMAT) + b"hi\n" + b"\0" * 509)
+def badsum(e):
+    e[at(e, b"manifest.fwm")][1][100:107] = b"000755 "
+write("badsum.fwb", edited(badsum))
+def base256(e):
+    h = e[at(e, b"firmware.enc")][1]
+    h[124:136] = bytes([0x80]) + int(h[124:135], 8).to_bytes(11, "big")
+    fix(h)
+write("base256.fwb", edited(base256))
 PY
-verify_ci "an extraneous member" 1 bundle.read extra.fwb
-expect_err "notes.txt: not a bundle member" "extraneous"
-verify_dev "an extraneous member" 1 bundle.read extra.fwb
-verify_ci "a missing member" 1 bundle.read missing.fwb
-expect_err "manifest.fwm: missing|hard link to manifest.fwm before it" "missing"
-verify_dev "a missing member" 1 bundle.read missing.fwb
-verify_ci "an oversize member header" 1 bundle.read oversize.fwb
-expect_err "firmware.enc: declared size [0-9]+ larger than" "oversize"
-verify_dev "an oversize member header" 1 bundle.read oversize.fwb
+python3 tarx.py a.fwb || fail "tarx.py"
+# What other readers make of the attacks (the old reader passed both): ../../pwned.
+python3 -c 'import sys, tarfile
+assert "../../pwned" in tarfile.open(sys.argv[1]).getnames()' global.fwb &&
+    tar -tf gnulong.fwb 2>/dev/null | grep -qx '../../pwned' &&
+    ok || fail "Python tarfile / GNU tar do not read ../../pwned from the attack bundles"
+# check_struct NAME REASON: refused at bundle.read by both modes with REASON.
+check_struct() {
+    verify_ci "$1" 1 bundle.read $1.fwb
+    expect_err "$2" "$1 (CI)"
+    verify_dev "$1" 1 bundle.read $1.fwb
+    expect_err "$2" "$1 (device)"
+}
+check_struct extra "notes.txt: not a bundle member"
+check_struct missing "manifest.fwm: missing|hard link to manifest.fwm before it"
+check_struct oversize "firmware.enc: declared size [0-9]+ larger than"
+check_struct global "@PaxHeader: pax global header \(typeflag 'g'\), which other readers apply"
+check_struct gnulong "@LongLink: GNU long name header \(typeflag 'L'\)$"
+check_struct hardout "exports/https-dir/evil.bin: hard link$"
+check_struct symlink "exports/https-dir/evil.bin: symbolic link$"
+check_struct dup "release.json: duplicate member$"
+check_struct trailing "trailing data after the end-of-archive marker at byte [0-9]+"
+check_struct badsum "manifest.fwm: bad header checksum \(tar header at byte [0-9]+\)$"
+check_struct base256 "firmware.enc: size in base-256 \(binary\) form, not the writer's octal$"
+# What the reader takes, GNU tar and Python's tarfile extract to the same tree.
+mkdir gnu.d py.d && tar -xf a.fwb -C gnu.d && python3 -c 'import sys, tarfile
+t = tarfile.open(sys.argv[1])
+if hasattr(tarfile, "data_filter"):
+    t.extractall(sys.argv[2], filter="data")
+else:
+    t.extractall(sys.argv[2])' a.fwb py.d &&
+    diff -r gnu.d py.d >/dev/null &&
+    [ "$(cd gnu.d && find . -printf '%p %y %s %n\n' | sort)" = "$(cd py.d && find . -printf '%p %y %s %n\n' | sort)" ] &&
+    ok || fail "GNU tar and Python tarfile extract a.fwb differently"
+rm -rf gnu.d py.d
 # Endless data: a 10 GiB sparse file is refused from its size, never read (fast, little memory).
 truncate -s 10G sparse.fwb
 verify_ci "a 10 GiB sparse file" 1 bundle.read sparse.fwb
