@@ -582,15 +582,15 @@ int fwrel_bundle_read_mem(fwrel_bundle **out, const uint8_t *data, size_t len)
                                      off);
             goto done;
         }
+        if (h[156] != '0' && h[156] != '1') {
+            rc = fwrel_error_set(FWREL_EFORMAT, "%s: %s", shown, type_refused(h[156]));
+            goto done;
+        }
         if (memcmp(h + 257, "ustar\0" "00", 8) != 0) {
             rc = fwrel_error_set(FWREL_EFORMAT,
                                  "%s: not a POSIX ustar header (magic and version are not "
                                  "\"ustar\\0\" \"00\")",
                                  shown);
-            goto done;
-        }
-        if (h[156] != '0' && h[156] != '1') {
-            rc = fwrel_error_set(FWREL_EFORMAT, "%s: %s", shown, type_refused(h[156]));
             goto done;
         }
         /* The name: in the name field alone (no prefix), terminated, zero-padded. */
