@@ -21,10 +21,12 @@ verify_dev() {
     [ "$2" -ne 1 ] || expect_err "^fwrel-verify: $4: rejected at $3[:.]" "$1 (device)"
     tmp_empty "$1 (device)"
 }
-# verify_ci DESC RC STEP BUNDLE [OPTIONS...]: CI mode exits RC, names STEP (when RC is 1).
+# verify_ci DESC RC STEP BUNDLE [OPTIONS...]: CI mode exits RC, names STEP (when RC is 1);
+# --no-policy unless the options give --policy.
 verify_ci() {
     local desc=$1 rc=$2 st=$3 b=$4
     shift 4
+    case " $* " in *" --policy "*) ;; *) set -- --no-policy "$@" ;; esac
     expect_rc "$rc" "$desc (CI)" fwrel-verify --bundle "$@" "$b"
     [ "$rc" -ne 1 ] || expect_err "^fwrel-verify: $b: rejected at $st:" "$desc (CI)"
     tmp_empty "$desc (CI)"
@@ -33,6 +35,7 @@ verify_ci() {
 json_step() {
     local b=$1 st=$2 v=$3
     shift 3
+    case " $* " in *" --policy "* | *" --device "*) ;; *) set -- --no-policy "$@" ;; esac
     run fwrel-verify --json --bundle "$@" "$b"
     if printf '%s' "$OUT" | python3 -c '
 import json, sys
@@ -89,10 +92,10 @@ now=$(date +%s)
 sed "s/0123456789ABCDEF0123456789ABCDEF01234567/$F1/; s/89ABCDEF0123456789ABCDEF0123456789ABCDEF/$F2/" \
     "$FWREL_SRC/policies/esp32c6-ecdsa.yaml" >policy.yaml
 
-# release NAME VERSION [ENCRYPT]: images, manifest, exports, record and a bundle NAME.fwb approved
-# by F1 and F2. ENCRYPT 0: firmware.enc is the signed image itself.
+# release NAME VERSION [ENCRYPT [CHANNEL]]: images, manifest, exports, record and a bundle NAME.fwb
+# approved by F1 and F2. ENCRYPT 0: firmware.enc is the signed image itself. CHANNEL: prod.
 release() {
-    local n=$1 v=$2 enc=${3:-1} served
+    local n=$1 v=$2 enc=${3:-1} ch=${4:-prod} served
     fwrel-testimg --chip esp32c3 --version "$v" --secure-version 2 --size 40000 -o $n.bin >/dev/null
     fwrel-sign -k sb.pem -o $n.signed $n.bin >/dev/null
     served=$n.signed
@@ -100,8 +103,8 @@ release() {
         fwrel-encrypt --key img.pub -o $n.enc $n.signed >/dev/null
         served=$n.enc
     fi
-    printf '{"product": "thermo", "device_types": ["thermo-a"], "channel": "prod", "counter": 7,
-             "created": %s, "expires": %s}' $((now - 60)) $((now + 86400)) >$n.tpl
+    printf '{"product": "thermo", "device_types": ["thermo-a"], "channel": "%s", "counter": 7,
+             "created": %s, "expires": %s}' $ch $((now - 60)) $((now + 86400)) >$n.tpl
     fwrel-encrypt --manifest --signed-image $n.signed --plain-image $n.bin --encrypted-image $served \
         --sign-key s1.pem --sign-key s2.pem --recipient dev.pub -o $n.fwm $n.tpl >/dev/null
     rm -rf $n.d && mkdir -p $n.d/exports
@@ -110,7 +113,7 @@ release() {
         created=2026-11-22T13:45:00Z >/dev/null
     cp $served $n.d/firmware.enc
     cp $n.fwm $n.d/manifest.fwm
-    fwrel-mkbundle record -o $n.d/release.json product=thermo version="$v" channel=prod \
+    fwrel-mkbundle record -o $n.d/release.json product=thermo version="$v" channel=$ch \
         chip=esp32c3 device_type=thermo-a counter=7 secure_version=2 created=$((now - 60)) \
         expires=$((now + 86400)) policy_sha256="$(sha256sum policy.yaml | cut -d' ' -f1)" \
         input=$n.bin signed=$n.signed image=$served manifest=$n.fwm encrypted=$enc \
@@ -123,6 +126,7 @@ release() {
 release a 1.2.0
 release b 1.3.0
 release p 1.2.0 0
+release be 1.4.0 1 beta
 [ -s a.fwb ] && [ -s b.fwb ] && [ -s p.fwb ] && ok || { fail "bundles from parts"; finish; }
 
 cat >dev.yaml <<YAML
@@ -130,6 +134,8 @@ chip: esp32c3
 chip_revision: "0.4"
 partition_size: 0x100000
 device_type: thermo-a
+product: thermo
+channel: prod
 secure_boot: {mode: v2, key_digests: [$(rsa_digest sb.pub)]}
 anti_rollback: {secure_version: 2}
 image_key: img.pem
@@ -152,10 +158,10 @@ verify_ci "good bundle, its policy" 0 - a.fwb --policy policy.yaml --gnupg-home 
 verify_ci "good bundle, its input image" 0 - a.fwb --against a.bin
 json_step a.fwb against pass --against a.bin
 json_step a.fwb image.decrypt pass --device dev.yaml
-run fwrel-verify --json --bundle a.fwb
+run fwrel-verify --json --bundle --no-policy a.fwb
 printf '%s' "$OUT" | python3 -c 'import json, sys
 r = json.load(sys.stdin)
-assert r["mode"] == "bundle-ci" and r["accepted"] is True, r
+assert r["mode"] == "bundle-ci" and r["accepted"] is True and r["policy_checked"] is False, r
 assert [s["step"] for s in r["steps"]][:3] == ["bundle.read", "bundle.sums", "record.parse"], r' &&
     ok || fail "--json CI result: $OUT"
 # Not encrypted: firmware.enc is the signed image; a device without image_key takes it.
@@ -227,6 +233,36 @@ verify_ci "A's manifest with B's image" 1 record.members x.fwb
 json_step x.fwb bundle.sums pass
 json_step x.fwb approvals pass
 verify_dev "A's manifest with B's image" 1 manifest.binds x.fwb
+
+# The profile pins the product and the channels: a beta release (one approval would do for beta)
+# is refused by a prod device, a prod release by a beta device, another product's by both.
+verify_dev "a beta release on a prod device" 1 manifest.channel be.fwb
+expect_err "rejected at manifest.channel: a beta release, the device takes prod$" "beta on prod"
+sed 's/^channel: prod$/channels: [dev, beta]/' dev.yaml >beta-dev.yaml
+verify_dev "a beta release on a beta device" 0 - be.fwb beta-dev.yaml
+verify_dev "a prod release on a beta device" 1 manifest.channel a.fwb beta-dev.yaml
+expect_err "rejected at manifest.channel: a prod release, the device takes dev, beta$" "prod on beta"
+sed 's/^product: thermo$/product: oven/' dev.yaml >oven-product.yaml
+verify_dev "another product's release" 1 manifest.product a.fwb oven-product.yaml
+expect_err "rejected at manifest.product: manifest for product thermo, the device runs oven$" "product"
+grep -v '^product:' dev.yaml >noproduct.yaml
+expect_rc 3 "a profile with a manifest section and no product" fwrel-verify --bundle --device noproduct.yaml a.fwb
+expect_err "^fwrel-verify: noproduct.yaml: 1:1: product is required with a manifest section" "no product"
+grep -v '^channel:' dev.yaml >nochannel.yaml
+expect_rc 3 "a profile with a manifest section and no channel" fwrel-verify --bundle --device nochannel.yaml a.fwb
+expect_err "^fwrel-verify: nochannel.yaml: 1:1: channel is required with a manifest section" "no channel"
+
+# CI mode says whether a policy was checked: --policy P, or --no-policy said explicitly.
+expect_rc 2 "CI mode without --policy or --no-policy" fwrel-verify --bundle a.fwb
+expect_err "^fwrel-verify: --bundle without --device \(CI\) needs --policy POLICY, or --no-policy to check without one$" "no policy"
+expect_rc 2 "--policy and --no-policy" fwrel-verify --bundle --policy policy.yaml --no-policy a.fwb
+expect_rc 2 "--no-policy with --device" fwrel-verify --bundle --device dev.yaml --no-policy a.fwb
+expect_rc 0 "--no-policy" fwrel-verify --bundle --no-policy a.fwb
+[ "$(printf '%s\n' "$OUT" | tail -1)" = "VERIFIED (without policy: approvers and thresholds not checked against a policy, the bundle's own were used): every other check of a.fwb passed" ] &&
+    ok || fail "--no-policy verdict: $OUT"
+printf '%s\n' "$OUT" | grep -q "^VERIFIED: " && fail "--no-policy printed a plain VERIFIED" || ok
+expect_rc 0 "--policy" fwrel-verify --bundle --policy policy.yaml --gnupg-home "$GNUPGHOME" a.fwb
+[ "$(printf '%s\n' "$OUT" | tail -1)" = "VERIFIED: every check of a.fwb passed" ] && ok || fail "--policy verdict: $OUT"
 
 # Wrong target, freeze, rollback, an update to the running version.
 sed 's/device_type: thermo-a/device_type: oven/' dev.yaml >oven.yaml
@@ -369,7 +405,7 @@ rm -f sparse.fwb
 
 # --against: another image.
 verify_ci "--against another image" 1 against a.fwb --against b.bin
-expect_rc 5 "--against a missing file" fwrel-verify --bundle --against nope.bin a.fwb
+expect_rc 5 "--against a missing file" fwrel-verify --bundle --no-policy --against nope.bin a.fwb
 
 # End to end: a bundle made by the release pipeline (fwrel-bundle) from a keystore provisioned for
 # the policy, approved by F1; the device profile from what --provision hands out (and the derived
@@ -384,6 +420,8 @@ cat >e2e.yaml <<YAML
 chip: esp32c6
 partition_size: 0x180000
 device_type: sensor-c6
+product: acme-sensor
+channel: prod
 secure_boot: {mode: v2, scheme: ecdsa, key_digests: [$(hex prov/sb-ecdsa-0.digest.bin), $(hex prov/sb-ecdsa-1.digest.bin)]}
 anti_rollback: {secure_version: 1}
 image_key: ks/keys/img-enc-ecc.1.pem
