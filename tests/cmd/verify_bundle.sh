@@ -254,7 +254,7 @@ expect_err "^fwrel-verify: nochannel.yaml: 1:1: channel is required with a manif
 
 # CI mode says whether a policy was checked: --policy P, or --no-policy said explicitly.
 expect_rc 2 "CI mode without --policy or --no-policy" fwrel-verify --bundle a.fwb
-expect_err "^fwrel-verify: --bundle without --device \(CI\) needs --policy POLICY, or --no-policy to check without one$" "no policy"
+expect_err "^fwrel-verify: --bundle without --device \(CI\) needs --policy POLICY, or --no-policy to check without one \\(see fwrel-verify --help\\)$" "no policy"
 expect_rc 2 "--policy and --no-policy" fwrel-verify --bundle --policy policy.yaml --no-policy a.fwb
 expect_rc 2 "--no-policy with --device" fwrel-verify --bundle --device dev.yaml --no-policy a.fwb
 expect_rc 0 "--no-policy" fwrel-verify --bundle --no-policy a.fwb
