@@ -368,9 +368,9 @@ static int approve(fwrel_ctx *ctx)
         return error;
     if (fwrel_report_new(&report) != 0)
         return fwrel_cmd_fail(ctx, NULL);
-    error = fwrel_pipeline_approve(&have, &need, report, o.approve,
-                                   (const char *const *)o.approvers.v, (size_t)o.approvers.n,
-                                   o.gnupg_home, &pgp_pass, show_release, ctx);
+    error =
+        fwrel_pipeline_approve(&have, &need, report, o.approve, (const char *const *)o.approvers.v,
+                               (size_t)o.approvers.n, o.gnupg_home, &pgp_pass, show_release, ctx);
     if (error) {
         fwrel_cmd_report(ctx, report);
         fwrel_report_free(report);

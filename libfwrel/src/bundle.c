@@ -313,8 +313,11 @@ const fwrel_bundle_member *fwrel_bundle_find(const fwrel_bundle *b, const char *
  * multiple of 10240 bytes (the writer's record), and nothing after. As a last guard the members
  * read are written again and the bytes must be the input's.
  */
-#define TAR_BLOCK 512
+#define TAR_BLOCK  512
 #define TAR_RECORD 10240
+
+/* magic "ustar\0" and version "00" (POSIX ustar; GNU's old form is "ustar  \0"). */
+static const uint8_t ustar_magic[8] = {'u', 's', 't', 'a', 'r', 0, '0', '0'};
 
 /* The name field as printable text for a message (the name is not trusted yet). */
 static void shown_name(char out[4 * 100 + 1], const uint8_t *h)
@@ -500,8 +503,9 @@ static int same_as_writer(const fwrel_bundle *b, const uint8_t *data, size_t len
         goto differs;
     goto done;
 differs:
-    rc = fwrel_error_set(FWREL_EFORMAT, "not the tar the writer makes of these members (byte %zu "
-                                        "differs): refused",
+    rc = fwrel_error_set(FWREL_EFORMAT,
+                         "not the tar the writer makes of these members (byte %zu "
+                         "differs): refused",
                          c.pos);
 done:
     if (a)
@@ -577,16 +581,15 @@ int fwrel_bundle_read_mem(fwrel_bundle **out, const uint8_t *data, size_t len)
             if (b->n == 0 && memcmp(h + 257, "ustar", 5) != 0)
                 rc = fwrel_error_set(FWREL_EFORMAT, "not a tar archive");
             else
-                rc = fwrel_error_set(FWREL_EFORMAT,
-                                     "%s: bad header checksum (tar header at byte %zu)", shown,
-                                     off);
+                rc = fwrel_error_set(
+                    FWREL_EFORMAT, "%s: bad header checksum (tar header at byte %zu)", shown, off);
             goto done;
         }
         if (h[156] != '0' && h[156] != '1') {
             rc = fwrel_error_set(FWREL_EFORMAT, "%s: %s", shown, type_refused(h[156]));
             goto done;
         }
-        if (memcmp(h + 257, "ustar\0" "00", 8) != 0) {
+        if (memcmp(h + 257, ustar_magic, sizeof(ustar_magic)) != 0) {
             rc = fwrel_error_set(FWREL_EFORMAT,
                                  "%s: not a POSIX ustar header (magic and version are not "
                                  "\"ustar\\0\" \"00\")",
@@ -639,9 +642,8 @@ int fwrel_bundle_read_mem(fwrel_bundle **out, const uint8_t *data, size_t len)
         }
         /* Sizes from the header, before any data is read (a link: its target's). */
         if (h[124] & 0x80) {
-            rc = fwrel_error_set(FWREL_EFORMAT,
-                                 "%s: size in base-256 (binary) form, not the writer's octal",
-                                 name);
+            rc = fwrel_error_set(
+                FWREL_EFORMAT, "%s: size in base-256 (binary) form, not the writer's octal", name);
             goto done;
         }
         if (tar_octal(&size, h + 124, 12) != 0) {
@@ -687,8 +689,8 @@ int fwrel_bundle_read_mem(fwrel_bundle **out, const uint8_t *data, size_t len)
         for (size_t i = 0; i < TAR_BLOCK; i++)
             if (h[i] != want[i] && (i < 148 || i >= 156)) { /* the checksum: checked above */
                 rc = fwrel_error_set(FWREL_EFORMAT,
-                                     "%s: tar header field %s is not the writer's (byte %zu)",
-                                     name, field_at(i), i);
+                                     "%s: tar header field %s is not the writer's (byte %zu)", name,
+                                     field_at(i), i);
                 goto done;
             }
         off += TAR_BLOCK;

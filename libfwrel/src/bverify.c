@@ -760,7 +760,8 @@ int fwrel_bundle_check_record(fwrel_report *report, fwrel_release *rec, const fw
     if (!have_record) {
         step(&r, "record.members", FWREL_SKIP, "no release record");
         step(&r, "exports", FWREL_SKIP, "no release record");
-    } else if ((error = check_members(&r, b, rec)) != 0 || (error = check_exports(&r, b, rec)) != 0) {
+    } else if ((error = check_members(&r, b, rec)) != 0 ||
+               (error = check_exports(&r, b, rec)) != 0) {
         return error;
     }
     return verdict_of(&r);

@@ -277,10 +277,20 @@ static int parse_product_channel(fwrel_device *d, const yt_node *root)
 
 static int parse_profile(fwrel_device *d, const yt_node *root, const char *dir)
 {
-    static const char *const keys[] = {
-        "chip",    "chip_revision",  "efuse_block_revision", "secure_boot", "anti_rollback",
-        "running", "partition_size", "device_type",          "manifest",    "image_key",
-        "product", "channel",        "channels",             NULL};
+    static const char *const keys[] = {"chip",
+                                       "chip_revision",
+                                       "efuse_block_revision",
+                                       "secure_boot",
+                                       "anti_rollback",
+                                       "running",
+                                       "partition_size",
+                                       "device_type",
+                                       "manifest",
+                                       "image_key",
+                                       "product",
+                                       "channel",
+                                       "channels",
+                                       NULL};
     static const char *const ar_keys[] = {"enabled", "secure_version", "field_bits", NULL};
     static const char *const run_keys[] = {"version", "secure_version", NULL};
     const yt_node *n, *m;

@@ -1274,8 +1274,8 @@ int fwrel_pipeline_approve(size_t *have, size_t *need, fwrel_report *report, con
                            const char *const *fprs, size_t nfprs, const char *gnupg_home,
                            const fwrel_pass_src *pass, fwrel_pipeline_show_fn show, void *arg)
 {
-    FWREL_ASSERT_ARG(have != NULL && need != NULL && bundle != NULL && fprs != NULL &&
-                     nfprs > 0 && nfprs <= FWREL_PIPELINE_MAX_APPROVERS);
+    FWREL_ASSERT_ARG(have != NULL && need != NULL && bundle != NULL && fprs != NULL && nfprs > 0 &&
+                     nfprs <= FWREL_PIPELINE_MAX_APPROVERS);
     fwrel_bundle *b = NULL;
     fwrel_release rec;
     const fwrel_bundle_member *sums;
@@ -1301,8 +1301,8 @@ int fwrel_pipeline_approve(size_t *have, size_t *need, fwrel_report *report, con
         while (k < rec.napprovers && strcmp(rec.approvers[k], up[i]) != 0)
             k++;
         if (k == rec.napprovers) {
-            error = fwrel_error_set(FWREL_EVERIFY, "%s is not an approver the release's policy pins",
-                                    up[i]);
+            error = fwrel_error_set(FWREL_EVERIFY,
+                                    "%s is not an approver the release's policy pins", up[i]);
             goto done;
         }
         snprintf(names[i], sizeof(names[i]), "approvals/%.40s.asc", up[i]);

@@ -329,8 +329,8 @@ static uint8_t *build(size_t *len, const struct spec *s, size_t ns, const char *
     assert_true(ns <= 16);
     for (size_t i = 0; i < n; i++)
         if (!skip || strcmp(skip, m[i].name) != 0)
-            all[na++] = (struct spec){m[i].name, '0', NULL, -1, (const char *)m[i].data, m[i].len,
-                                      NULL};
+            all[na++] =
+                (struct spec){m[i].name, '0', NULL, -1, (const char *)m[i].data, m[i].len, NULL};
     /* The standard members in the writer's order (insertion sort), then each spec placed. */
     for (size_t i = 1; i < na; i++)
         for (size_t k = i; k > 0 && writer_before(all[k].name, all[k - 1].name); k--) {
@@ -437,8 +437,8 @@ static void test_hostile_tars(void **state)
                                    NULL};
     expect_hostile(&hard_appr, 1, NULL,
                    "approvals/0123456789ABCDEF0123456789ABCDEF01234567.asc: hard link");
-    const struct spec hard_early = {"exports/a/hard", '1', "manifest.fwm", 0,
-                                    NULL,             0,   "manifest.fwm"};
+    const struct spec hard_early = {"exports/a/hard", '1', "manifest.fwm", 0, NULL, 0,
+                                    "manifest.fwm"};
     expect_hostile(&hard_early, 1, NULL, "exports/a/hard: hard link to manifest.fwm before it");
     const struct spec hard_data = {"exports/a/hard", '1', "firmware.enc", 2, "xx", 0, NULL};
     expect_hostile(&hard_data, 1, NULL, "exports/a/hard: hard link with data");
@@ -456,7 +456,7 @@ static void test_hostile_tars(void **state)
         fwrel_bundle_free(hb);
         free(ht);
         /* The same copy stored with its data: not what the writer makes (it links). */
-        const struct spec copydata = {"exports/a/hard", '0',         NULL, -1, (const char *)firmware,
+        const struct spec copydata = {"exports/a/hard", '0', NULL, -1, (const char *)firmware,
                                       sizeof(firmware), NULL};
         expect_hostile(&copydata, 1, NULL,
                        "not the tar the writer makes of these members (byte 103041 differs): "
@@ -482,13 +482,13 @@ static void test_hostile_tars(void **state)
     /* Header forms other readers apply and the writer never makes. A pax global header setting
      * path (Python's tarfile and GNU tar apply it to every member: ../../pwned), a pax extended
      * header, a GNU long name (with a pax path beside it, read differently by each reader). */
-    const struct spec global = {"pax_global_header", 'g', NULL, -1, "24 path=../../pwned\n",
-                                0,                   "firmware.enc"};
+    const struct spec global = {"pax_global_header",     'g', NULL,          -1,
+                                "24 path=../../pwned\n", 0,   "firmware.enc"};
     expect_hostile(&global, 1, NULL,
                    "pax_global_header: pax global header (typeflag 'g'), which other readers "
                    "apply to every member");
-    const struct spec pax = {"PaxHeader/release.json", 'x', NULL, -1, "24 path=../../pwned\n",
-                             0,                        "release.json"};
+    const struct spec pax = {"PaxHeader/release.json", 'x', NULL,          -1,
+                             "24 path=../../pwned\n",  0,   "release.json"};
     expect_hostile(&pax, 1, NULL, "PaxHeader/release.json: pax extended header (typeflag 'x')");
     const struct spec gnu[2] = {
         {"././@LongLink", 'L', NULL, -1, "../../pwned", 12, "release.json"},
@@ -499,12 +499,12 @@ static void test_hostile_tars(void **state)
     const struct spec oldreg = {"exports/a/x", '\0', NULL, -1, "x", 0, NULL};
     expect_hostile(&oldreg, 1, NULL, "exports/a/x: old-style regular file (typeflag NUL)");
     /* Oversize from the declared size: nothing after the header exists to be read. */
-    const struct spec over = {"exports/a/big.bin", '0', NULL, (int64_t)FWREL_BUNDLE_IMAGE_MAX + 1,
-                              "x",                 0,   NULL};
+    const struct spec over = {
+        "exports/a/big.bin", '0', NULL, (int64_t)FWREL_BUNDLE_IMAGE_MAX + 1, "x", 0, NULL};
     expect_hostile(&over, 1, NULL,
                    "exports/a/big.bin: declared size 33554433 larger than 33554432 bytes");
-    const struct spec sparse10g = {"exports/a/sparse.bin", '0', NULL, (int64_t)10 << 30, "x", 0,
-                                   NULL};
+    const struct spec sparse10g = {
+        "exports/a/sparse.bin", '0', NULL, (int64_t)10 << 30, "x", 0, NULL};
     expect_hostile(&sparse10g, 1, NULL,
                    "exports/a/sparse.bin: declared size 10737418240 larger than 33554432 bytes");
     const struct spec small_over = {"approvals/0123456789ABCDEF0123456789ABCDEF01234567.asc",
@@ -531,8 +531,10 @@ static void test_hostile_tars(void **state)
         expect_read(t, len, msg);                                                                  \
     } while (0)
     EDIT(100, "000755 ", 7, 0, "manifest.fwm: bad header checksum (tar header at byte 100864)");
-    EDIT(100, "000755 ", 7, 1, "manifest.fwm: tar header field mode is not the writer's (byte 103)");
-    EDIT(100, "0000644", 8, 1, "manifest.fwm: tar header field mode is not the writer's (byte 103)");
+    EDIT(100, "000755 ", 7, 1,
+         "manifest.fwm: tar header field mode is not the writer's (byte 103)");
+    EDIT(100, "0000644", 8, 1,
+         "manifest.fwm: tar header field mode is not the writer's (byte 103)");
     EDIT(108, "001750 ", 7, 1, "manifest.fwm: tar header field uid is not the writer's (byte 110)");
     EDIT(136, "00000000001 ", 12, 1,
          "manifest.fwm: tar header field mtime is not the writer's (byte 136)");
@@ -551,7 +553,8 @@ static void test_hostile_tars(void **state)
         uint8_t b256[12] = {0x80};
         size_t ms = strlen(manifest);
         b256[11] = (uint8_t)ms;
-        EDIT(124, b256, 12, 1, "manifest.fwm: size in base-256 (binary) form, not the writer's octal");
+        EDIT(124, b256, 12, 1,
+             "manifest.fwm: size in base-256 (binary) form, not the writer's octal");
         EDIT(124, "00000000054\0", 12, 1,
              "manifest.fwm: tar header field size is not the writer's (byte 135)");
     }
@@ -571,15 +574,17 @@ static void test_hostile_tars(void **state)
                 "damaged or truncated tar after firmware.enc: no end-of-archive marker");
     /* Cut at a member boundary, end marker gone. */
     off = header_of(tar, len, "release.json");
-    expect_read(tar, off, "damaged or truncated tar after exports/ota/app.json: no end-of-archive "
-                          "marker");
+    expect_read(tar, off,
+                "damaged or truncated tar after exports/ota/app.json: no end-of-archive "
+                "marker");
     /* One zero block, then a member. */
     {
         static const uint8_t zero[512];
         size_t zl = 0;
         uint8_t *z = inserted(&zl, tar, len, off, zero, 512);
-        expect_read(z, len, "one zero block after exports/ota/app.json, not the two of the "
-                            "end-of-archive marker");
+        expect_read(z, len,
+                    "one zero block after exports/ota/app.json, not the two of the "
+                    "end-of-archive marker");
         free(z);
     }
     /* Trailing data after the end-of-archive marker: another member (which other readers could
@@ -648,8 +653,10 @@ static void test_total_cap(void **state)
     assert_non_null(chunk);
     struct spec s[4];
     for (int i = 0; i < 4; i++)
-        s[i] = (struct spec){NULL, '0', NULL, (int64_t)FWREL_BUNDLE_IMAGE_MAX, chunk,
-                             i < 3 ? (size_t)FWREL_BUNDLE_IMAGE_MAX : 1, NULL};
+        s[i] = (struct spec){NULL,  '0',
+                             NULL,  (int64_t)FWREL_BUNDLE_IMAGE_MAX,
+                             chunk, i < 3 ? (size_t)FWREL_BUNDLE_IMAGE_MAX : 1,
+                             NULL};
     s[0].name = "exports/x/0.bin";
     s[1].name = "exports/x/1.bin";
     s[2].name = "exports/x/2.bin";

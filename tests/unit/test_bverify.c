@@ -71,9 +71,10 @@ static int setup(void **state)
     assert_int_equal(fwrel_out_commit(out), 0);
     fwrel_src_close(&src);
 
-    static const char profile[] = "chip: esp32c3\npartition_size: 0x100000\ndevice_type: thermo-a\n"
-                                  "anti_rollback: {secure_version: 2}\nimage_key: img.pem\n"
-                                  "product: thermo\nchannel: prod\nmanifest: {key: dev.pem, trusted_keys: [s1.pub]}\n";
+    static const char profile[] =
+        "chip: esp32c3\npartition_size: 0x100000\ndevice_type: thermo-a\n"
+        "anti_rollback: {secure_version: 2}\nimage_key: img.pem\n"
+        "product: thermo\nchannel: prod\nmanifest: {key: dev.pem, trusted_keys: [s1.pub]}\n";
     path(p, sizeof(p), "dev.yaml");
     assert_int_equal(fwrel_io_write_file(p, profile, strlen(profile), 0, 0644), 0);
     return 0;
@@ -394,8 +395,9 @@ static void test_device_usage(void **state)
     uint8_t *fwm = make_manifest(&fwm_len, "app.enc", 0);
     uint8_t *b = make_bundle(&len, "app.enc", fwm, fwm_len, 0, 0, NULL);
     fwrel_device *dev = NULL;
-    static const char no_key[] = "chip: esp32c3\npartition_size: 0x100000\n"
-                                 "product: thermo\nchannel: prod\nmanifest: {key: dev.pem, trusted_keys: [s1.pub]}\n";
+    static const char no_key[] =
+        "chip: esp32c3\npartition_size: 0x100000\n"
+        "product: thermo\nchannel: prod\nmanifest: {key: dev.pem, trusted_keys: [s1.pub]}\n";
     static const char no_manifest[] = "chip: esp32c3\npartition_size: 0x100000\n";
     char p[4300];
 
@@ -522,10 +524,13 @@ static void test_ci(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_device_good),         cmocka_unit_test(test_device_gcm),
+        cmocka_unit_test(test_device_good),
+        cmocka_unit_test(test_device_gcm),
         cmocka_unit_test(test_device_product_channel),
-        cmocka_unit_test(test_device_signed_image), cmocka_unit_test(test_device_usage),
-        cmocka_unit_test(test_read_failure),        cmocka_unit_test(test_ci),
+        cmocka_unit_test(test_device_signed_image),
+        cmocka_unit_test(test_device_usage),
+        cmocka_unit_test(test_read_failure),
+        cmocka_unit_test(test_ci),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -71,7 +71,8 @@ static void test_profiles(void **state)
                "3:18: channel 'beta' listed twice");
     expect_bad("chip: esp32\npartition_size: 4096\nchannels: []\n",
                "3:11: channels lists 1 to 3 of dev, beta, prod");
-    expect_bad("chip: esp32\npartition_size: 4096\nproduct: \"\"\n", "3:10: product must not be empty");
+    expect_bad("chip: esp32\npartition_size: 4096\nproduct: \"\"\n",
+               "3:10: product must not be empty");
     assert_int_equal(parse("chip: esp32\npartition_size: 4096\nproduct: thermo\n"
                            "channels: [dev, beta, prod]\n"),
                      0);
