@@ -334,23 +334,58 @@ static int release(fwrel_ctx *ctx)
     return 0;
 }
 
+/* What the approver approves, before any passphrase is asked for (the JSON result holds it). */
+static void show_release(void *arg, const fwrel_release *rec)
+{
+    fwrel_ctx *ctx = arg;
+    fwrel_cmd_print(ctx,
+                    "approving %s %s (%s), counter %llu, secure_version %u, for %s\n"
+                    "  image    firmware.enc, %llu bytes, sha256 %s\n"
+                    "  signed   %llu bytes, sha256 %s\n"
+                    "  manifest manifest.fwm, %llu bytes, sha256 %s\n",
+                    rec->product, rec->version, rec->channel, (unsigned long long)rec->counter,
+                    rec->secure_version, rec->chip, (unsigned long long)rec->image.size,
+                    rec->image.sha256, (unsigned long long)rec->signed_image.size,
+                    rec->signed_image.sha256, (unsigned long long)rec->manifest.size,
+                    rec->manifest.sha256);
+    fflush(stdout);
+    fwrel_cmd_set(ctx, "product", json_string(rec->product));
+    fwrel_cmd_set(ctx, "release_version", json_string(rec->version));
+    fwrel_cmd_set(ctx, "channel", json_string(rec->channel));
+    fwrel_cmd_set(ctx, "counter", json_integer((json_int_t)rec->counter));
+    fwrel_cmd_set(ctx, "secure_version", json_integer((json_int_t)rec->secure_version));
+    fwrel_cmd_set(ctx, "image_sha256", json_string(rec->image.sha256));
+    fwrel_cmd_set(ctx, "signed_image_sha256", json_string(rec->signed_image.sha256));
+    fwrel_cmd_set(ctx, "manifest_sha256", json_string(rec->manifest.sha256));
+}
+
 static int approve(fwrel_ctx *ctx)
 {
     fwrel_pass_src pgp_pass;
+    fwrel_report *report = NULL;
     size_t have = 0, need = 0;
     int error;
     if (ctx->argc != 0)
         return fwrel_cmd_usage(ctx, "--approve takes no IMAGE");
     if (o.approvers.n == 0)
         return fwrel_cmd_usage(ctx, "--approve needs --approver FPR");
+    if (o.approvers.n > FWREL_PIPELINE_MAX_APPROVERS)
+        return fwrel_cmd_usage(ctx, "more than %d --approver", FWREL_PIPELINE_MAX_APPROVERS);
     if ((error = pgp_source(ctx, &pgp_pass)) != 0)
         return error;
-    for (int i = 0; i < o.approvers.n; i++) {
-        if ((error = fwrel_pipeline_approve(&have, &need, o.approve, o.approvers.v[i], o.gnupg_home,
-                                            &pgp_pass)) != 0)
-            return fwrel_cmd_fail(ctx, o.approve);
-        fwrel_cmd_print(ctx, "%s: approved by %s\n", o.approve, o.approvers.v[i]);
+    if (fwrel_report_new(&report) != 0)
+        return fwrel_cmd_fail(ctx, NULL);
+    error =
+        fwrel_pipeline_approve(&have, &need, report, o.approve, (const char *const *)o.approvers.v,
+                               (size_t)o.approvers.n, o.gnupg_home, &pgp_pass, show_release, ctx);
+    if (error) {
+        fwrel_cmd_report(ctx, report);
+        fwrel_report_free(report);
+        return fwrel_cmd_fail(ctx, o.approve);
     }
+    fwrel_report_free(report);
+    for (int i = 0; i < o.approvers.n; i++)
+        fwrel_cmd_print(ctx, "%s: approved by %s\n", o.approve, o.approvers.v[i]);
     fwrel_cmd_print(ctx, "%s: %zu of %zu required approvals%s\n", o.approve, have, need,
                     have >= need ? "; record it with --record" : "");
     fwrel_cmd_set(ctx, "approvals", json_integer((json_int_t)have));

@@ -30,7 +30,8 @@ static struct {
     const char *device;
     const char *policy, *gnupg_home, *against;
     const char *repo, *product, *keystore, *jobs, *report; /* --repo */
-    int all, no_policy;
+    int all;
+    int no_policy; /* --bundle (CI) or --repo without a policy, said explicitly */
 } o;
 
 static const fwrel_opt opts[] = {
@@ -47,7 +48,8 @@ static const fwrel_opt opts[] = {
      "with --bundle (CI) or --repo: the release policy; its approvers and threshold are used",
      &o.policy},
     {"no-policy", 0, FWREL_OPT_FLAG, NULL,
-     "with --repo: no policy; each release's own record says who approves (not VERIFIED)",
+     "with --bundle (CI) or --repo: check without a policy (the approvers and threshold are then "
+     "each release's own, not checked; the verdict says so)",
      &o.no_policy},
     {"gnupg-home", 0, FWREL_OPT_STR, "DIR",
      "with --bundle (CI) or --repo: GnuPG home with the approvers' public keys (default "
@@ -343,6 +345,8 @@ static int run_bundle(fwrel_ctx *ctx, const char *path)
     fwrel_cmd_report(ctx, report);
     fwrel_cmd_set(ctx, "mode", json_string(dev != NULL ? "bundle-device" : "bundle-ci"));
     fwrel_cmd_set(ctx, "accepted", json_boolean(error == 0));
+    if (dev == NULL)
+        fwrel_cmd_set(ctx, "policy_checked", json_boolean(o.policy != NULL));
     if (error) {
         const char *what = path;
         /* A usage error of the device profile (no manifest section, no image_key) names it, and
@@ -356,6 +360,12 @@ static int run_bundle(fwrel_ctx *ctx, const char *path)
     }
     if (dev != NULL)
         fwrel_cmd_print(ctx, "ACCEPTED: the device would accept %s\n", path);
+    else if (o.no_policy)
+        /* Said in the verdict: what the policy would have checked was not. */
+        fwrel_cmd_print(ctx,
+                        "VERIFIED (without policy: approvers and thresholds not checked against "
+                        "a policy, the bundle's own were used): every other check of %s passed\n",
+                        path);
     else
         fwrel_cmd_print(ctx, "VERIFIED: every check of %s passed\n", path);
 done:
@@ -613,6 +623,12 @@ static int run(fwrel_ctx *ctx)
         return fwrel_cmd_usage(ctx, "--bundle and --manifest exclude each other");
     if (o.bundle && (o.info || o.sbv1 || o.sbv2))
         return fwrel_cmd_usage(ctx, "--bundle goes alone or with --device PROFILE");
+    if (o.no_policy && !(o.bundle && !o.device))
+        return fwrel_cmd_usage(ctx, "--no-policy goes with --bundle without --device");
+    if (o.bundle && !o.device && (o.policy != NULL) == o.no_policy)
+        return fwrel_cmd_usage(ctx, o.no_policy ? "--policy and --no-policy exclude each other"
+                                                : "--bundle without --device (CI) needs --policy "
+                                                  "POLICY, or --no-policy to check without one");
     if (o.bundle)
         return run_bundle(ctx, image);
     if (o.info)
@@ -628,7 +644,8 @@ static const fwrel_cmd cmd = {
                 "--device PROFILE IMAGE\n"
                 "--manifest --device PROFILE MANIFEST.fwm\n"
                 "--bundle --device PROFILE BUNDLE.fwb\n"
-                "--bundle [--policy POLICY] [--gnupg-home DIR] [--against IMAGE] BUNDLE.fwb\n"
+                "--bundle (--policy POLICY | --no-policy) [--gnupg-home DIR] [--against IMAGE] "
+                "BUNDLE.fwb\n"
                 "--sbv2 [--skip-padding] --key KEY IMAGE\n"
                 "--sbv1 --key KEY IMAGE\n"
                 "--repo RELEASES (--product P | --all) (--policy POLICY | --no-policy) "

@@ -137,6 +137,8 @@ anti_rollback:
   secure_version: 1
   field_bits: 16
 device_type: example-board
+product: fwrel-example
+channel: prod
 manifest:
   key: provision/mf-device.private.pem
   trusted_keys: [provision/mf-release-1.pub.pem, provision/mf-release-2.pub.pem, provision/mf-security.pub.pem]

@@ -293,90 +293,324 @@ const fwrel_bundle_member *fwrel_bundle_find(const fwrel_bundle *b, const char *
     return bsearch(&key, b->members, b->n, sizeof(key), cmp_member);
 }
 
+/*
+ * The reader takes exactly what the writer makes, and nothing else (docs/bundle.md "Reading"):
+ * one reading of a bundle, whoever extracts it. libarchive, GNU tar and Python's tarfile each
+ * apply some header forms the others ignore (pax global headers, GNU long names beside a pax
+ * path, base-256 numbers, old-style types), so a tar that one of them reads differently is
+ * refused here, before anything it says is believed. The writer's form (libarchive's ustar
+ * writer under pax_restricted, for these names and sizes), per 512-byte header:
+ *
+ *   name[100]     the member name, NUL-padded (at most 99 bytes)
+ *   mode[8]       "000644 \0"     uid[8], gid[8]  "000000 \0"
+ *   size[12]      11 octal digits and ' '        mtime[12]  the same
+ *   chksum[8]     6 octal digits, NUL, ' '       typeflag   '0' (file) or '1' (hard link)
+ *   linkname[100] the link's target (firmware.enc or manifest.fwm) or zeros
+ *   magic "ustar\0", version "00", uname/gname empty, devmajor/devminor "000000 \0",
+ *   prefix and the last 12 bytes zero;
+ *
+ * the data zero-padded to 512 bytes; after the last member two zero blocks, then zeros up to a
+ * multiple of 10240 bytes (the writer's record), and nothing after. As a last guard the members
+ * read are written again and the bytes must be the input's.
+ */
+#define TAR_BLOCK  512
+#define TAR_RECORD 10240
+
+/* magic "ustar\0" and version "00" (POSIX ustar; GNU's old form is "ustar  \0"). */
+static const uint8_t ustar_magic[8] = {'u', 's', 't', 'a', 'r', 0, '0', '0'};
+
+/* The name field as printable text for a message (the name is not trusted yet). */
+static void shown_name(char out[4 * 100 + 1], const uint8_t *h)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < 100 && h[i] != 0; i++) {
+        if (h[i] >= 0x20 && h[i] < 0x7f && h[i] != '\\')
+            out[o++] = (char)h[i];
+        else
+            o += (size_t)snprintf(out + o, 5, "\\x%02x", h[i]);
+    }
+    out[o] = '\0';
+}
+
+static int all_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != 0)
+            return 0;
+    return 1;
+}
+
+/* A size field read for its cap only (its exact form is checked with the whole header): leading
+ * octal digits; 1 when the field holds none or a base-256 number. */
+static int tar_octal(uint64_t *v, const uint8_t *f, size_t n)
+{
+    size_t i = 0;
+    *v = 0;
+    if (f[0] & 0x80)
+        return 1;
+    for (; i < n && f[i] >= '0' && f[i] <= '7'; i++)
+        *v = (*v << 3) | (uint64_t)(f[i] - '0');
+    return i == 0 ? 1 : 0;
+}
+
+/* The header the writer makes for this member (see above). */
+static void writer_header(uint8_t h[TAR_BLOCK], const char *name, char type, const char *link,
+                          uint64_t size, uint64_t mtime)
+{
+    static const char id[] = "000000 ";
+    char num[16];
+    unsigned sum = 0;
+    memset(h, 0, TAR_BLOCK);
+    memcpy(h, name, strlen(name));
+    memcpy(h + 100, "000644 ", 8);
+    memcpy(h + 108, id, 8);
+    memcpy(h + 116, id, 8);
+    snprintf(num, sizeof(num), "%011llo ", (unsigned long long)size);
+    memcpy(h + 124, num, 12);
+    snprintf(num, sizeof(num), "%011llo ", (unsigned long long)mtime);
+    memcpy(h + 136, num, 12);
+    memset(h + 148, ' ', 8);
+    h[156] = (uint8_t)type;
+    if (link != NULL)
+        memcpy(h + 157, link, strlen(link));
+    memcpy(h + 257, "ustar", 6);
+    memcpy(h + 263, "00", 2);
+    memcpy(h + 329, id, 8);
+    memcpy(h + 337, id, 8);
+    for (size_t i = 0; i < TAR_BLOCK; i++)
+        sum += h[i];
+    snprintf(num, sizeof(num), "%06o", sum);
+    memcpy(h + 148, num, 7);
+}
+
+/* The field holding byte i of a ustar header. */
+static const char *field_at(size_t i)
+{
+    static const struct {
+        size_t end;
+        const char *name;
+    } f[] = {{100, "name"},     {108, "mode"},     {116, "uid"},      {124, "gid"},
+             {136, "size"},     {148, "mtime"},    {156, "chksum"},   {157, "typeflag"},
+             {257, "linkname"}, {263, "magic"},    {265, "version"},  {297, "uname"},
+             {329, "gname"},    {337, "devmajor"}, {345, "devminor"}, {500, "prefix"},
+             {512, "padding"}};
+    for (size_t k = 0; k < sizeof(f) / sizeof(f[0]); k++)
+        if (i < f[k].end)
+            return f[k].name;
+    return "padding";
+}
+
+/* Why a typeflag the writer never writes is refused. */
+static const char *type_refused(uint8_t t)
+{
+    switch (t) {
+    case '2':
+        return "symbolic link";
+    case '3':
+    case '4':
+        return "device";
+    case '5':
+        return "directory";
+    case '6':
+        return "fifo";
+    case '7':
+        return "contiguous file (typeflag '7')";
+    case 'g':
+        return "pax global header (typeflag 'g'), which other readers apply to every member";
+    case 'x':
+        return "pax extended header (typeflag 'x')";
+    case 'L':
+        return "GNU long name header (typeflag 'L')";
+    case 'K':
+        return "GNU long link header (typeflag 'K')";
+    case 'S':
+        return "sparse member";
+    case 0:
+        return "old-style regular file (typeflag NUL)";
+    default:
+        return "not a regular file";
+    }
+}
+
+/* The writer's order: firmware.enc, manifest.fwm, then every other name bytewise. */
+static int order_rank(const char *name)
+{
+    return strcmp(name, "firmware.enc") == 0 ? 0 : strcmp(name, "manifest.fwm") == 0 ? 1 : 2;
+}
+
+/* libarchive's write callback, comparing what the writer makes with the bytes read. */
+struct cmpbuf {
+    const uint8_t *want;
+    size_t len, pos;
+};
+
+static la_ssize_t cmp_write(struct archive *a, void *ud, const void *buf, size_t n)
+{
+    struct cmpbuf *c = ud;
+    size_t k = 0;
+    while (k < n && c->pos + k < c->len && ((const uint8_t *)buf)[k] == c->want[c->pos + k])
+        k++;
+    c->pos += k;
+    if (k < n) {
+        archive_set_error(a, EINVAL, "differs");
+        return -1;
+    }
+    return (la_ssize_t)n;
+}
+
+/* The last guard: the writer, given the members read (in their order) and the mtime, makes the
+ * same bytes. The member list is in tar order here. */
+static int same_as_writer(const fwrel_bundle *b, const uint8_t *data, size_t len)
+{
+    struct cmpbuf c = {data, len, 0};
+    struct archive *a = archive_write_new();
+    struct archive_entry *e = archive_entry_new();
+    int rc = 0;
+    const fwrel_bundle_member *art[2] = {&b->members[0], &b->members[1]};
+    if (a == NULL || e == NULL) {
+        rc = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
+        archive_write_add_filter_none(a) != ARCHIVE_OK ||
+        archive_write_set_bytes_per_block(a, TAR_RECORD) != ARCHIVE_OK ||
+        archive_write_open(a, &c, NULL, cmp_write, NULL) != ARCHIVE_OK)
+        goto differs;
+    for (size_t k = 0; k < b->n; k++) {
+        const fwrel_bundle_member *mem = &b->members[k];
+        const char *link = NULL;
+        for (int t = 0; t < 2 && k >= 2 && strncmp(mem->name, "exports/", 8) == 0; t++)
+            if (art[t]->len == mem->len && art[t]->len > 0 &&
+                memcmp(art[t]->data, mem->data, mem->len) == 0)
+                link = art[t]->name;
+        archive_entry_clear(e);
+        archive_entry_set_pathname(e, mem->name);
+        archive_entry_set_filetype(e, AE_IFREG);
+        archive_entry_set_perm(e, 0644);
+        archive_entry_set_uid(e, 0);
+        archive_entry_set_gid(e, 0);
+        archive_entry_set_mtime(e, (time_t)b->mtime, 0);
+        if (link != NULL)
+            archive_entry_set_hardlink(e, link);
+        archive_entry_set_size(e, link != NULL ? 0 : (la_int64_t)mem->len);
+        if (archive_write_header(a, e) != ARCHIVE_OK ||
+            (link == NULL && mem->len > 0 &&
+             archive_write_data(a, mem->data, mem->len) != (la_ssize_t)mem->len) ||
+            archive_write_finish_entry(a) != ARCHIVE_OK)
+            goto differs;
+    }
+    if (archive_write_close(a) != ARCHIVE_OK || c.pos != len)
+        goto differs;
+    goto done;
+differs:
+    rc = fwrel_error_set(FWREL_EFORMAT,
+                         "not the tar the writer makes of these members (byte %zu "
+                         "differs): refused",
+                         c.pos);
+done:
+    if (a)
+        archive_write_free(a);
+    archive_entry_free(e);
+    return rc;
+}
+
 int fwrel_bundle_read_mem(fwrel_bundle **out, const uint8_t *data, size_t len)
 {
     int rc = 0;
-    struct archive *a = NULL;
-    struct archive_entry *e = NULL;
     fwrel_bundle *b = NULL;
     uint64_t total = 0;
-    char last[FWREL_BUNDLE_NAME_MAX + 1] = "";
+    size_t off = 0;
+    char shown[4 * 100 + 1];
 
     *out = NULL;
     b = calloc(1, sizeof(*b));
     if (b)
         b->members = calloc(FWREL_BUNDLE_MEMBERS_MAX, sizeof(*b->members));
-    a = archive_read_new();
-    if (!b || !b->members || !a) {
+    if (!b || !b->members) {
         rc = fwrel_error_set(FWREL_EIO, "out of memory");
         goto done;
     }
-    /* Uncompressed tar only: no other format, no decompression filter. */
-    if (archive_read_support_format_tar(a) != ARCHIVE_OK ||
-        archive_read_support_filter_none(a) != ARCHIVE_OK ||
-        archive_read_open_memory(a, data, len) != ARCHIVE_OK) {
-        rc = fwrel_error_set(FWREL_EFORMAT, "not a tar archive");
-        goto done;
-    }
     for (;;) {
-        int r = archive_read_next_header(a, &e);
-        if (r == ARCHIVE_EOF)
-            break;
-        if (r != ARCHIVE_OK) {
+        const uint8_t *h = data + off;
+        uint8_t want[TAR_BLOCK];
+        char name[FWREL_BUNDLE_NAME_MAX + 1], link[FWREL_BUNDLE_NAME_MAX + 1];
+        unsigned sum = 0;
+        uint64_t size = 0;
+        const fwrel_bundle_member *target = NULL;
+
+        if (len - off < TAR_BLOCK) {
             if (b->n == 0)
                 rc = fwrel_error_set(FWREL_EFORMAT, "not a tar archive");
             else
-                rc = fwrel_error_set(FWREL_EFORMAT, "damaged or truncated tar after %s", last);
+                rc = fwrel_error_set(FWREL_EFORMAT,
+                                     "damaged or truncated tar after %s: no end-of-archive marker",
+                                     b->members[b->n - 1].name);
             goto done;
         }
-        const char *name = archive_entry_pathname(e);
-        if (!name) {
-            rc = fwrel_error_set(FWREL_EFORMAT, "member without a name");
-            goto done;
-        }
-        /* The one link allowed: an export file naming an artifact read before it. */
-        const char *hl = archive_entry_hardlink(e);
-        const fwrel_bundle_member *target = NULL;
-        if (hl != NULL) {
-            if (strncmp(name, "exports/", 8) != 0 ||
-                (strcmp(hl, "firmware.enc") != 0 && strcmp(hl, "manifest.fwm") != 0)) {
-                rc = fwrel_error_set(FWREL_EFORMAT, "%s: hard link", name);
+        if (all_zero(h, TAR_BLOCK)) {
+            /* The end: a second zero block, then zeros to the end of the writer's record. */
+            size_t end = off + 2 * TAR_BLOCK;
+            size_t padded = end + (TAR_RECORD - end % TAR_RECORD) % TAR_RECORD;
+            if (b->n == 0) {
+                rc = fwrel_error_set(FWREL_EFORMAT, "not a tar archive");
                 goto done;
             }
-            for (size_t i = 0; i < b->n; i++)
-                if (strcmp(b->members[i].name, hl) == 0)
-                    target = &b->members[i];
-            if (target == NULL) {
-                rc = fwrel_error_set(FWREL_EFORMAT, "%s: hard link to %s before it", name, hl);
+            if (len - off < 2 * TAR_BLOCK || !all_zero(h + TAR_BLOCK, TAR_BLOCK)) {
+                rc = fwrel_error_set(FWREL_EFORMAT,
+                                     "one zero block after %s, not the two of the end-of-archive "
+                                     "marker",
+                                     b->members[b->n - 1].name);
                 goto done;
             }
-            if (archive_entry_size(e) != 0) {
-                rc = fwrel_error_set(FWREL_EFORMAT, "%s: hard link with data", name);
+            if (len != padded || !all_zero(data + end, len - end)) {
+                rc = fwrel_error_set(FWREL_EFORMAT,
+                                     "trailing data after the end-of-archive marker at byte %zu "
+                                     "(the writer pads with zeros to byte %zu)",
+                                     end, padded);
                 goto done;
             }
-        }
-        switch (hl != NULL ? AE_IFREG : archive_entry_filetype(e)) {
-        case AE_IFREG:
             break;
-        case AE_IFLNK:
-            rc = fwrel_error_set(FWREL_EFORMAT, "%s: symbolic link", name);
-            goto done;
-        case AE_IFDIR:
-            rc = fwrel_error_set(FWREL_EFORMAT, "%s: directory", name);
-            goto done;
-        case AE_IFCHR:
-        case AE_IFBLK:
-            rc = fwrel_error_set(FWREL_EFORMAT, "%s: device", name);
-            goto done;
-        case AE_IFIFO:
-            rc = fwrel_error_set(FWREL_EFORMAT, "%s: fifo", name);
-            goto done;
-        default:
-            rc = fwrel_error_set(FWREL_EFORMAT, "%s: not a regular file", name);
+        }
+        shown_name(shown, h);
+        /* The checksum first: nothing in a damaged header is believed. */
+        for (size_t i = 0; i < TAR_BLOCK; i++)
+            sum += (i >= 148 && i < 156) ? ' ' : h[i];
+        char ck[8];
+        snprintf(ck, sizeof(ck), "%06o", sum);
+        if (memcmp(h + 148, ck, 7) != 0 || h[155] != ' ') {
+            if (b->n == 0 && memcmp(h + 257, "ustar", 5) != 0)
+                rc = fwrel_error_set(FWREL_EFORMAT, "not a tar archive");
+            else
+                rc = fwrel_error_set(
+                    FWREL_EFORMAT, "%s: bad header checksum (tar header at byte %zu)", shown, off);
             goto done;
         }
+        if (h[156] != '0' && h[156] != '1') {
+            rc = fwrel_error_set(FWREL_EFORMAT, "%s: %s", shown, type_refused(h[156]));
+            goto done;
+        }
+        if (memcmp(h + 257, ustar_magic, sizeof(ustar_magic)) != 0) {
+            rc = fwrel_error_set(FWREL_EFORMAT,
+                                 "%s: not a POSIX ustar header (magic and version are not "
+                                 "\"ustar\\0\" \"00\")",
+                                 shown);
+            goto done;
+        }
+        /* The name: in the name field alone (no prefix), terminated, zero-padded. */
+        if (memchr(h, 0, 100) == NULL || !all_zero(h + 345, 155)) {
+            rc = fwrel_error_set(FWREL_EFORMAT,
+                                 "%s: name not in the name field alone (longer than %d bytes, or "
+                                 "a ustar prefix)",
+                                 shown, FWREL_BUNDLE_NAME_MAX);
+            goto done;
+        }
+        fwrel_text_field(name, h, 100);
         if ((rc = fwrel_bundle_name_check(name)) != 0)
             goto done;
+        if (!all_zero(h + strlen(name), 100 - strlen(name))) {
+            rc = fwrel_error_set(FWREL_EFORMAT, "%s: bytes after the name's NUL", name);
+            goto done;
+        }
         for (size_t i = 0; i < b->n; i++)
             if (strcmp(b->members[i].name, name) == 0) {
                 rc = fwrel_error_set(FWREL_EFORMAT, "%s: duplicate member", name);
@@ -386,30 +620,92 @@ int fwrel_bundle_read_mem(fwrel_bundle **out, const uint8_t *data, size_t len)
             rc = fwrel_error_set(FWREL_EFORMAT, "more than %d members", FWREL_BUNDLE_MEMBERS_MAX);
             goto done;
         }
+        /* The one link allowed: an export file naming an artifact read before it, no data. */
+        if (memchr(h + 157, 0, 100) == NULL) {
+            rc = fwrel_error_set(FWREL_EFORMAT, "%s: link name not terminated", name);
+            goto done;
+        }
+        fwrel_text_field(link, h + 157, 100);
+        if (h[156] == '1') {
+            if (strncmp(name, "exports/", 8) != 0 ||
+                (strcmp(link, "firmware.enc") != 0 && strcmp(link, "manifest.fwm") != 0)) {
+                rc = fwrel_error_set(FWREL_EFORMAT, "%s: hard link", name);
+                goto done;
+            }
+            for (size_t i = 0; i < b->n; i++)
+                if (strcmp(b->members[i].name, link) == 0)
+                    target = &b->members[i];
+            if (target == NULL) {
+                rc = fwrel_error_set(FWREL_EFORMAT, "%s: hard link to %s before it", name, link);
+                goto done;
+            }
+        }
         /* Sizes from the header, before any data is read (a link: its target's). */
-        uint64_t max = fwrel_bundle_member_max(name);
-        la_int64_t size = target != NULL ? (la_int64_t)target->len : archive_entry_size(e);
-        if ((target == NULL && !archive_entry_size_is_set(e)) || size < 0) {
+        if (h[124] & 0x80) {
+            rc = fwrel_error_set(
+                FWREL_EFORMAT, "%s: size in base-256 (binary) form, not the writer's octal", name);
+            goto done;
+        }
+        if (tar_octal(&size, h + 124, 12) != 0) {
             rc = fwrel_error_set(FWREL_EFORMAT, "%s: no size", name);
             goto done;
         }
-        if ((uint64_t)size > max) {
-            rc = fwrel_error_set(FWREL_EFORMAT, "%s: declared size %lld larger than %llu bytes",
-                                 name, (long long)size, (unsigned long long)max);
+        if (target != NULL && size != 0) {
+            rc = fwrel_error_set(FWREL_EFORMAT, "%s: hard link with data", name);
             goto done;
         }
-        if (archive_entry_sparse_count(e) > 0) {
-            rc = fwrel_error_set(FWREL_EFORMAT, "%s: sparse member", name);
+        uint64_t max = fwrel_bundle_member_max(name);
+        uint64_t msize = target != NULL ? (uint64_t)target->len : size;
+        if (msize > max) {
+            rc = fwrel_error_set(FWREL_EFORMAT, "%s: declared size %llu larger than %llu bytes",
+                                 name, (unsigned long long)msize, (unsigned long long)max);
             goto done;
         }
-        total += (uint64_t)size;
+        total += msize;
         if (total > FWREL_BUNDLE_TOTAL_MAX) {
             rc = fwrel_error_set(FWREL_EFORMAT, "%s: members larger than %llu bytes in all", name,
                                  (unsigned long long)FWREL_BUNDLE_TOTAL_MAX);
             goto done;
         }
+        if (b->n > 0) {
+            const char *prev = b->members[b->n - 1].name;
+            int rp = order_rank(prev), rn = order_rank(name);
+            if (rn < rp || (rn == 2 && rp == 2 && strcmp(prev, name) > 0)) {
+                rc = fwrel_error_set(FWREL_EFORMAT,
+                                     "%s: after %s, not in the writer's order (firmware.enc, "
+                                     "manifest.fwm, then the other names bytewise)",
+                                     name, prev);
+                goto done;
+            }
+        }
+        /* Every other byte of the header is the writer's (mode, owners, mtime of the first
+         * member, number forms, empty user and group names, device numbers, padding). */
+        uint64_t mtime = 0;
+        if (b->n > 0)
+            mtime = (uint64_t)b->mtime;
+        else if (tar_octal(&mtime, h + 136, 12) != 0 || mtime > (uint64_t)FWREL_BUNDLE_MTIME_MAX)
+            mtime = 0;
+        writer_header(want, name, (char)h[156], target != NULL ? link : NULL, size, mtime);
+        for (size_t i = 0; i < TAR_BLOCK; i++)
+            if (h[i] != want[i] && (i < 148 || i >= 156)) { /* the checksum: checked above */
+                rc = fwrel_error_set(FWREL_EFORMAT,
+                                     "%s: tar header field %s is not the writer's (byte %zu)", name,
+                                     field_at(i), i);
+                goto done;
+            }
+        off += TAR_BLOCK;
+        /* The data and its zero padding, within the file. */
+        uint64_t padded = (size + TAR_BLOCK - 1) / TAR_BLOCK * TAR_BLOCK;
+        if (padded > len - off) {
+            rc = fwrel_error_set(FWREL_EFORMAT, "%s: truncated", name);
+            goto done;
+        }
+        if (!all_zero(data + off + size, (size_t)(padded - size))) {
+            rc = fwrel_error_set(FWREL_EFORMAT, "%s: data padding is not zeros", name);
+            goto done;
+        }
         fwrel_bundle_member *m = &b->members[b->n];
-        uint8_t *buf = malloc((size_t)size + 1);
+        uint8_t *buf = malloc(msize ? (size_t)msize : 1);
         char *nm = strdup(name);
         if (!buf || !nm) {
             free(buf);
@@ -417,49 +713,30 @@ int fwrel_bundle_read_mem(fwrel_bundle **out, const uint8_t *data, size_t len)
             rc = fwrel_error_set(FWREL_EIO, "out of memory");
             goto done;
         }
+        memcpy(buf, target != NULL ? target->data : data + off, (size_t)msize);
         m->name = nm;
         m->data = buf;
-        b->n++;
-        if (b->n == 1)
-            b->mtime = (int64_t)archive_entry_mtime(e);
-        /* Read at most the declared size, plus one byte to see that nothing more comes. */
-        size_t got = 0;
-        if (target != NULL) {
-            memcpy(buf, target->data, target->len);
-            got = target->len;
-        }
-        for (; target == NULL;) {
-            la_ssize_t k = archive_read_data(a, buf + got, (size_t)size + 1 - got);
-            if (k < 0) {
-                rc = fwrel_error_set(FWREL_EFORMAT, "%s: truncated or damaged", name);
-                goto done;
-            }
-            if (k == 0)
-                break;
-            got += (size_t)k;
-            if (got > (size_t)size) {
-                rc = fwrel_error_set(FWREL_EFORMAT, "%s: more data than declared", name);
-                goto done;
-            }
-        }
-        if (got != (size_t)size) {
-            rc = fwrel_error_set(FWREL_EFORMAT, "%s: truncated", name);
-            goto done;
-        }
-        m->len = got;
-        snprintf(last, sizeof(last), "%s", name);
+        m->len = (size_t)msize;
+        if (b->n++ == 0)
+            b->mtime = (int64_t)mtime;
+        off += (size_t)padded;
     }
-    qsort(b->members, b->n, sizeof(*b->members), cmp_member);
-    for (size_t r = 0; r < NREQUIRED; r++)
-        if (!fwrel_bundle_find(b, required[r])) {
+    for (size_t r = 0; r < NREQUIRED; r++) {
+        size_t i = 0;
+        while (i < b->n && strcmp(b->members[i].name, required[r]) != 0)
+            i++;
+        if (i == b->n) {
             rc = fwrel_error_set(FWREL_EFORMAT, "%s: missing", required[r]);
             goto done;
         }
+    }
+    /* The order makes firmware.enc and manifest.fwm the first two members. */
+    if ((rc = same_as_writer(b, data, len)) != 0)
+        goto done;
+    qsort(b->members, b->n, sizeof(*b->members), cmp_member);
     *out = b;
     b = NULL;
 done:
-    if (a)
-        archive_read_free(a);
     fwrel_bundle_free(b);
     return rc;
 }

@@ -570,6 +570,28 @@ static int check_against(struct run *r, const char *image, const fwrel_release *
     return 0;
 }
 
+/* bundle.sums and record.parse, as CI runs them; *have_record: rec holds the record. */
+static int sums_and_record(struct run *r, const fwrel_bundle *b, fwrel_release *rec,
+                           int *have_record)
+{
+    const fwrel_bundle_member *mb = fwrel_bundle_find(b, "release.json");
+    int error = fwrel_bundle_check_sums(b);
+    if (error != 0 && error != FWREL_EVERIFY && error != FWREL_EFORMAT)
+        return error;
+    step(r, "bundle.sums", error ? FWREL_FAIL : FWREL_PASS, "%s",
+         error ? fwrel_error_last()->message : "every member listed once with its SHA-256");
+    error = fwrel_release_decode(rec, mb->data, mb->len);
+    if (error != 0 && error != FWREL_EFORMAT)
+        return error;
+    *have_record = error == 0;
+    step(r, "record.parse", error ? FWREL_FAIL : FWREL_PASS, "%s",
+         error ? fwrel_error_last()->message : "release.json is a canonical release record");
+    if (*have_record)
+        step(r, "record.parse", FWREL_INFO, "%s %s (%s), counter %llu, for %s", rec->product,
+             rec->version, rec->channel, (unsigned long long)rec->counter, rec->chip);
+    return 0;
+}
+
 static int ci_verify(fwrel_report *report, const char *path, const uint8_t *data, size_t len,
                      const fwrel_bverify_ci_opts *opts)
 {
@@ -583,7 +605,6 @@ static int ci_verify(fwrel_report *report, const char *path, const uint8_t *data
     size_t npinned = 0;
     unsigned required = 0;
     int error, have_record = 0;
-    const fwrel_bundle_member *mb;
 
     if (o->policy != NULL && (error = fwrel_policy_load(&pol, o->policy)) != 0)
         return error;
@@ -602,22 +623,8 @@ static int ci_verify(fwrel_report *report, const char *path, const uint8_t *data
         goto done;
     step(&r, "bundle.read", FWREL_PASS, "%zu members, strict", b->n);
 
-    error = fwrel_bundle_check_sums(b);
-    if (error != 0 && error != FWREL_EVERIFY && error != FWREL_EFORMAT)
+    if ((error = sums_and_record(&r, b, &rec, &have_record)) != 0)
         goto done;
-    step(&r, "bundle.sums", error ? FWREL_FAIL : FWREL_PASS, "%s",
-         error ? fwrel_error_last()->message : "every member listed once with its SHA-256");
-
-    mb = fwrel_bundle_find(b, "release.json");
-    error = fwrel_release_decode(&rec, mb->data, mb->len);
-    if (error != 0 && error != FWREL_EFORMAT)
-        goto done;
-    have_record = error == 0;
-    step(&r, "record.parse", error ? FWREL_FAIL : FWREL_PASS, "%s",
-         error ? fwrel_error_last()->message : "release.json is a canonical release record");
-    if (have_record)
-        step(&r, "record.parse", FWREL_INFO, "%s %s (%s), counter %llu, for %s", rec.product,
-             rec.version, rec.channel, (unsigned long long)rec.counter, rec.chip);
     if (!have_record) {
         static const char *const rest[] = {"record.policy", "record.members", "approvals",
                                            "exports", "against"};
@@ -681,4 +688,21 @@ int fwrel_bundle_verify_ci_mem(fwrel_report *report, const uint8_t *data, size_t
 {
     FWREL_ASSERT_ARG(data != NULL || len == 0);
     return ci_verify(report, NULL, data, len, o);
+}
+
+int fwrel_bundle_check_record(fwrel_report *report, fwrel_release *rec, const fwrel_bundle *b)
+{
+    FWREL_ASSERT_ARG(rec != NULL && b != NULL);
+    struct run r = {report, 0, 0, ""};
+    int error, have_record = 0;
+    if ((error = sums_and_record(&r, b, rec, &have_record)) != 0)
+        return error;
+    if (!have_record) {
+        step(&r, "record.members", FWREL_SKIP, "no release record");
+        step(&r, "exports", FWREL_SKIP, "no release record");
+    } else if ((error = check_members(&r, b, rec)) != 0 ||
+               (error = check_exports(&r, b, rec)) != 0) {
+        return error;
+    }
+    return verdict_of(&r);
 }

@@ -43,6 +43,9 @@ struct fwrel_device {
     uint32_t running_secure_version;
     uint64_t partition_size;
     char device_type[65];
+    char product[65];     /* the product this device runs (manifest.product) */
+    char channels[3][17]; /* the release channels it takes (manifest.channel) */
+    size_t nchannels;
     fwrel_pkey *manifest_key;                     /* the recipient key embedded in the device */
     fwrel_manifest_trust trust;                   /* trusted signers and threshold */
     fwrel_pkey *trusted[FWREL_MANIFEST_MAX_SIGS]; /* owned copies of trust.keys */
@@ -268,12 +271,64 @@ static int parse_image_key(fwrel_device *d, const yt_node *n, const char *dir)
     return 0;
 }
 
+/* product: NAME and channel: C or channels: [C, ...] (dev, beta, prod): what a manifest must name
+ * for this device (docs/device-profile.md). */
+static int parse_product_channel(fwrel_device *d, const yt_node *root)
+{
+    static const char *const names[] = {"dev", "beta", "prod"};
+    const yt_node *n, *c = yt_get(root, "channel"), *cs = yt_get(root, "channels");
+    const char *s;
+    int error;
+    if ((n = yt_get(root, "product")) != NULL) {
+        if ((error = yt_str(&s, n, 64, "product")) != 0)
+            return error;
+        if (s[0] == '\0')
+            return where(n, "product must not be empty");
+        snprintf(d->product, sizeof(d->product), "%s", s);
+    }
+    if (c != NULL && cs != NULL)
+        return where(cs, "give channel: or channels:, not both");
+    if (cs != NULL) {
+        if ((error = yt_expect(cs, YT_SEQ, "channels")) != 0)
+            return error;
+        if (cs->count == 0 || cs->count > 3)
+            return where(cs, "channels lists 1 to 3 of dev, beta, prod");
+    }
+    for (size_t i = 0; c != NULL || (cs != NULL && i < cs->count); i++) {
+        const yt_node *item = c != NULL ? c : cs->items[i];
+        size_t k = 0;
+        if ((error = yt_str(&s, item, 16, "channel")) != 0)
+            return error;
+        while (k < 3 && strcmp(s, names[k]) != 0)
+            k++;
+        if (k == 3)
+            return where(item, "channel '%s' is not dev, beta or prod", s);
+        for (size_t j = 0; j < d->nchannels; j++)
+            if (strcmp(d->channels[j], s) == 0)
+                return where(item, "channel '%s' listed twice", s);
+        snprintf(d->channels[d->nchannels++], sizeof(d->channels[0]), "%s", s);
+        if (c != NULL)
+            break;
+    }
+    return 0;
+}
+
 static int parse_profile(fwrel_device *d, const yt_node *root, const char *dir)
 {
-    static const char *const keys[] = {
-        "chip",    "chip_revision",  "efuse_block_revision", "secure_boot", "anti_rollback",
-        "running", "partition_size", "device_type",          "manifest",    "image_key",
-        NULL};
+    static const char *const keys[] = {"chip",
+                                       "chip_revision",
+                                       "efuse_block_revision",
+                                       "secure_boot",
+                                       "anti_rollback",
+                                       "running",
+                                       "partition_size",
+                                       "device_type",
+                                       "manifest",
+                                       "image_key",
+                                       "product",
+                                       "channel",
+                                       "channels",
+                                       NULL};
     static const char *const ar_keys[] = {"enabled", "secure_version", "field_bits", NULL};
     static const char *const run_keys[] = {"version", "secure_version", NULL};
     const yt_node *n, *m;
@@ -312,8 +367,17 @@ static int parse_profile(fwrel_device *d, const yt_node *root, const char *dir)
             return error;
         snprintf(d->device_type, sizeof(d->device_type), "%s", s);
     }
+    if ((error = parse_product_channel(d, root)) != 0)
+        return error;
     if ((n = yt_get(root, "manifest")) != NULL && (error = parse_manifest(d, n, dir)) != 0)
         return error;
+    /* A device that reads manifests takes one product's releases on its channels only. */
+    if (n != NULL && d->product[0] == '\0')
+        return where(root, "product is required with a manifest section (the product this device "
+                           "runs: product: NAME)");
+    if (n != NULL && d->nchannels == 0)
+        return where(root, "channel is required with a manifest section (the release channels this "
+                           "device takes: channel: C or channels: [C, ...])");
     if ((n = yt_get(root, "image_key")) != NULL && (error = parse_image_key(d, n, dir)) != 0)
         return error;
     d->field_bits = d->chip->id == 0 ? 32 : 16;
@@ -738,6 +802,17 @@ int fwrel_device_read_manifest(fwrel_manifest *out, fwrel_report *report, const 
         goto verdict;
     }
     /* Step 8: is it for this device, now? */
+    step(&r, "manifest.product", strcmp(m.product, d->product) == 0,
+         "manifest for product %s, the device runs %s", m.product, d->product);
+    int channel_ok = 0;
+    char channels[3 * 17 + 4] = "";
+    for (size_t i = 0; i < d->nchannels; i++) {
+        channel_ok |= strcmp(m.channel, d->channels[i]) == 0;
+        snprintf(channels + strlen(channels), sizeof(channels) - strlen(channels), "%s%s",
+                 i ? ", " : "", d->channels[i]);
+    }
+    step(&r, "manifest.channel", channel_ok, "a %s release, the device takes %s", m.channel,
+         channels);
     int type_ok = d->device_type[0] == '\0';
     for (size_t i = 0; i < m.device_type_count && !type_ok; i++)
         type_ok = strcmp(m.device_types[i], d->device_type) == 0;

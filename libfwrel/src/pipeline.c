@@ -17,6 +17,7 @@
 
 #include "fwrel/audit.h"
 #include "fwrel/bundle.h"
+#include "fwrel/bverify.h"
 #include "fwrel/encimg.h"
 #include "fwrel/espimg.h"
 #include "fwrel/export.h"
@@ -1312,47 +1313,87 @@ done:
 
 /* --- approvals gathered later, and the recording of an approved bundle --------------------- */
 
-int fwrel_pipeline_approve(size_t *have, size_t *need, const char *bundle, const char *fpr,
-                           const char *gnupg_home, const fwrel_pass_src *pass)
+int fwrel_pipeline_approve(size_t *have, size_t *need, fwrel_report *report, const char *bundle,
+                           const char *const *fprs, size_t nfprs, const char *gnupg_home,
+                           const fwrel_pass_src *pass, fwrel_pipeline_show_fn show, void *arg)
 {
-    FWREL_ASSERT_ARG(have != NULL && need != NULL && bundle != NULL && fpr != NULL);
+    FWREL_ASSERT_ARG(have != NULL && need != NULL && bundle != NULL && fprs != NULL && nfprs > 0 &&
+                     nfprs <= FWREL_PIPELINE_MAX_APPROVERS);
     fwrel_bundle *b = NULL;
     fwrel_release rec;
-    const fwrel_bundle_member *rj, *sums;
-    uint8_t *sig = NULL;
-    size_t len = 0;
-    char up[41];
+    const fwrel_bundle_member *sums;
+    fwrel_bundle_member *m = NULL;
+    uint8_t *sig[FWREL_PIPELINE_MAX_APPROVERS] = {NULL};
+    char up[FWREL_PIPELINE_MAX_APPROVERS][41], names[FWREL_PIPELINE_MAX_APPROVERS][64];
+    size_t n = 0;
     int error;
 
-    if ((error = fpr_upper(up, fpr)) != 0)
-        return error;
-    if ((error = fwrel_bundle_read(&b, bundle)) != 0 || (error = fwrel_bundle_check_sums(b)) != 0)
+    for (size_t i = 0; i < nfprs; i++)
+        if ((error = fpr_upper(up[i], fprs[i])) != 0)
+            return error;
+    /* One reading: what is checked and shown is what is signed and written back. */
+    if ((error = fwrel_bundle_read(&b, bundle)) != 0)
         goto done;
-    rj = fwrel_bundle_find(b, "release.json");
+    fwrel_report_add(report, "bundle.read", FWREL_PASS, "%zu members, strict", b->n);
+    /* The CI checks of the members against the record (fwrel-verify --bundle's own code): the
+     * approver signs SHA256SUMS, which covers the record, so the record must be the members'. */
+    if ((error = fwrel_bundle_check_record(report, &rec, b)) != 0)
+        goto done;
+    for (size_t i = 0; i < nfprs; i++) {
+        size_t k = 0;
+        while (k < rec.napprovers && strcmp(rec.approvers[k], up[i]) != 0)
+            k++;
+        if (k == rec.napprovers) {
+            error = fwrel_error_set(FWREL_EVERIFY,
+                                    "%s is not an approver the release's policy pins", up[i]);
+            goto done;
+        }
+        snprintf(names[i], sizeof(names[i]), "approvals/%.40s.asc", up[i]);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(up[j], up[i]) == 0) {
+                error = fwrel_error_set(FWREL_EUSAGE, "%s: given twice", up[i]);
+                goto done;
+            }
+        if (fwrel_bundle_find(b, names[i]) != NULL) {
+            error = fwrel_error_set(FWREL_EVERIFY, "%s: already in the bundle", names[i]);
+            goto done;
+        }
+    }
+    /* What is approved, before any passphrase is asked for. */
+    if (show != NULL)
+        show(arg, &rec);
     sums = fwrel_bundle_find(b, "SHA256SUMS");
-    if ((error = fwrel_release_decode(&rec, rj->data, rj->len)) != 0) {
-        fwrel_error_prefix("release.json");
+    m = malloc((b->n + nfprs) * sizeof(*m));
+    if (m == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
         goto done;
     }
-    size_t k = 0;
-    while (k < rec.napprovers && strcmp(rec.approvers[k], up) != 0)
-        k++;
-    if (k == rec.napprovers) {
-        error =
-            fwrel_error_set(FWREL_EVERIFY, "%s is not an approver the release's policy pins", up);
-        goto done;
+    memcpy(m, b->members, b->n * sizeof(*m));
+    for (n = 0; n < nfprs; n++) {
+        size_t len = 0;
+        if ((error = fwrel_pgp_sign_detached(&sig[n], &len, gnupg_home, up[n], sums->data,
+                                             sums->len, pass)) != 0)
+            goto done;
+        if (len > FWREL_BUNDLE_SMALL_MAX) {
+            error = fwrel_error_set(FWREL_EUSAGE, "%s: larger than %llu bytes", names[n],
+                                    (unsigned long long)FWREL_BUNDLE_SMALL_MAX);
+            goto done;
+        }
+        m[b->n + n] = (fwrel_bundle_member){names[n], sig[n], len};
     }
-    if ((error = fwrel_pgp_sign_detached(&sig, &len, gnupg_home, up, sums->data, sums->len,
-                                         pass)) != 0 ||
-        (error = fwrel_bundle_add_approval(bundle, up, sig, len)) != 0)
+    /* The bundle read, with the new approvals, mtime kept: the same bytes as a bundle written
+     * with these approvals from the start. */
+    if ((error = fwrel_bundle_write(bundle, m, b->n + nfprs, b->mtime, FWREL_OUT_FORCE)) != 0)
         goto done;
-    *have = 1;
+    *have = nfprs;
     for (size_t i = 0; i < b->n; i++)
         *have += strncmp(b->members[i].name, "approvals/", 10) == 0;
     *need = rec.approvals_required;
     error = 0;
 done:
-    free(sig);
+    for (size_t i = 0; i < FWREL_PIPELINE_MAX_APPROVERS; i++)
+        free(sig[i]);
+    free(m);
     fwrel_bundle_free(b);
     return error;
 }
@@ -1400,19 +1441,20 @@ static int check_approvals(struct run *r)
 static int step_load_bundle(struct run *r)
 {
     fwrel_bundle *b = NULL;
-    const fwrel_bundle_member *rj;
     char policy_sha[65];
     int error;
 
     if ((error = fwrel_io_read_small(&r->bundle, &r->bundle_len, r->o->image,
                                      (size_t)FWREL_BUNDLE_FILE_MAX)) != 0 ||
-        (error = fwrel_bundle_read_mem(&b, r->bundle, r->bundle_len)) != 0 ||
-        (error = fwrel_bundle_check_sums(b)) != 0)
+        (error = fwrel_bundle_read_mem(&b, r->bundle, r->bundle_len)) != 0)
+        goto done;
+    /* The CI checks of the members against the record (fwrel-verify --bundle's own code) before
+     * anything the record says is recorded. */
+    if ((error = fwrel_bundle_check_record(r->report, r->rec, b)) != 0)
         goto done;
     for (size_t i = 0; i < b->n && error == 0; i++)
         error = add_member(r, b->members[i].name, b->members[i].data, b->members[i].len);
-    rj = fwrel_bundle_find(b, "release.json");
-    if (error || (error = fwrel_release_decode(r->rec, rj->data, rj->len)) != 0)
+    if (error)
         goto done;
     fwrel_hex(policy_sha, r->p->sha256, sizeof(r->p->sha256));
     if (strcmp(r->rec->product, r->p->product) != 0 || strcmp(r->rec->channel, r->chname) != 0) {

@@ -151,6 +151,63 @@ tail -1 "$R/audit/audit.jsonl" | grep -q '"event":"bundle".*"outputs":\[{"name":
     fail "the pending bundle's audit entry does not name the output file"
 printf '%s\n' "$OUT" | grep -q "written with 1 of 2 approvals" && ok || fail "pending: $OUT"
 [ "$(git -C "$R" tag | wc -l)" -eq 1 ] && ok || fail "a pending bundle made a tag"
+# --approve and --record check what they sign: the pending 1.1.0 bundle carrying 1.0.0's image,
+# manifest and exports, its SHA256SUMS remade (so that they pass), is refused by both at
+# record.members (the CI checks of fwrel-verify --bundle), before any signature; nothing written.
+rm -rf "$T/mix.d" "$T/b1.d" && mkdir "$T/mix.d" "$T/b1.d" && tar -xf "$T/b2.fwb" -C "$T/mix.d" &&
+    tar -xf "$T/b1.fwb" -C "$T/b1.d" && rm -r "$T/mix.d/approvals" "$T/mix.d/exports" &&
+    cp "$T/b1.d/firmware.enc" "$T/b1.d/manifest.fwm" "$T/mix.d/" && cp -r "$T/b1.d/exports" "$T/mix.d/" &&
+    fwrel-mkbundle write --sums -o "$T/mix.fwb" -C "$T/mix.d" >/dev/null || fail "mixed bundle"
+cp "$T/mix.fwb" "$T/mix.before"
+expect_rc 1 "approve 1.1.0's record with 1.0.0's image" fwrel-bundle --approve "$T/mix.fwb" \
+    -a "$A1" -a "$A2" --gnupg-home "$G"
+expect_err "^fwrel-bundle: $T/mix.fwb: rejected at record.members: firmware.enc: [0-9]+ bytes, sha256 [0-9a-f]{16}\.\.\., the record says" \
+    "approve a mixed bundle"
+printf '%s\n' "$OUT" | grep -q "^FAIL record.members" && ! printf '%s\n' "$OUT" | grep -q "^approving" &&
+    ok || fail "approve a mixed bundle: $OUT"
+cmp -s "$T/mix.fwb" "$T/mix.before" && ok || fail "a refused approval changed the bundle"
+# Approvals made outside fwrel (gpg over the remade SHA256SUMS) do not make --record take it.
+tar -xOf "$T/mix.fwb" SHA256SUMS >"$T/mix.sums"
+for a in "$A1" "$A2"; do
+    gpg --homedir "$G" --batch -q --yes --pinentry-mode loopback --passphrase '' -u "$a" --armor \
+        --detach-sign -o "$T/mix.asc" "$T/mix.sums" && fwrel-mkbundle approve "$T/mix.fwb" "$a" "$T/mix.asc" ||
+        fail "approval of the mixed bundle by $a"
+done
+n=$(wc -l <"$R/audit/audit.jsonl")
+expect_rc 1 "record 1.1.0's record with 1.0.0's image" fwrel-bundle --record "$T/mix.fwb" \
+    --policy "$T/policy.yaml" --repo "$R" --gnupg-home "$G" --tag-signer "$A1"
+expect_err "^fwrel-bundle: bundle: rejected at record.members: firmware.enc: [0-9]+ bytes, sha256 [0-9a-f]{16}\.\.\., the record says" "record a mixed bundle"
+[ "$(wc -l <"$R/audit/audit.jsonl")" -eq "$n" ] && [ "$(git -C "$R" tag | wc -l)" -eq 1 ] && ok ||
+    fail "a refused record changed the repository"
+# The tar structure: a pax global header (path=../../pwned) in front, a member after the end.
+python3 - "$T/b2.fwb" "$T" <<'PY'
+import sys, tarfile
+src = open(sys.argv[1], "rb").read()
+g = tarfile.TarInfo.create_pax_global_header({"path": "../../pwned"})
+open(sys.argv[2] + "/global.fwb", "wb").write(g + src)
+t = tarfile.TarInfo("exports/https-dir/late.txt"); t.size = 3
+open(sys.argv[2] + "/trailing.fwb", "wb").write(src + t.tobuf(format=tarfile.USTAR_FORMAT) + b"hi\n" + b"\0" * 509)
+PY
+for k in global trailing; do
+    cp "$T/$k.fwb" "$T/$k.before"
+    expect_rc 3 "approve a bundle with a $k tar edit" fwrel-bundle --approve "$T/$k.fwb" -a "$A2" \
+        --gnupg-home "$G"
+    expect_err "^fwrel-bundle: $T/$k.fwb: (.*: pax global header|trailing data after the end-of-archive)" "approve $k"
+    cmp -s "$T/$k.fwb" "$T/$k.before" && ok || fail "a refused approval changed $k.fwb"
+    cp "$T/$k.before" "$T/$k.fwb"
+    fwrel-mkbundle approve "$T/$k.fwb" "$A2" "$T/mix.asc" >/dev/null 2>&1 # refused too: no matter
+    expect_rc 3 "record a bundle with a $k tar edit" fwrel-bundle --record "$T/$k.fwb" \
+        --policy "$T/policy.yaml" --repo "$R" --channel prod --gnupg-home "$G" --tag-signer "$A1"
+    expect_err "^fwrel-bundle: bundle: (.*: pax global header|trailing data after the end-of-archive)" "record $k"
+done
+# --approve shows what is approved (also in --json) before signing.
+cp "$T/b2.fwb" "$T/b2.json-copy"
+expect_rc 0 "approve --json" fwrel-bundle --json --approve "$T/b2.json-copy" -a "$A2" --gnupg-home "$G"
+printf '%s' "$OUT" | python3 -c 'import json, sys
+d = json.load(sys.stdin)
+assert (d["product"], d["release_version"], d["channel"], d["counter"]) == ("acme-thermostat", "1.1.0", "prod", 2), d
+assert d["image_sha256"] == sys.argv[1] and d["approvals"] == 2, d' \
+    "$(tar -xOf "$T/b2.fwb" firmware.enc | sha256sum | cut -d' ' -f1)" && ok || fail "approve --json: $OUT"
 expect_rc 1 "record with 1 of 2" fwrel-bundle --record "$T/b2.fwb" --policy "$T/policy.yaml" \
     --repo "$R" --channel prod --gnupg-home "$G"
 expect_err "1 of 2 required approvals" "record with 1 of 2"
@@ -168,6 +225,8 @@ expect_err "wrong passphrase" "approve with a wrong passphrase"
 expect_rc 0 "approve" fwrel-bundle --approve "$T/b2.fwb" -a "$A3" --gnupg-home "$G" \
     --pgp-passphrase-file "$T/pgp-pass"
 printf '%s\n' "$OUT" | grep -q "2 of 2 required approvals" && ok || fail "approve: $OUT"
+printf '%s\n' "$OUT" | head -2 | tr '\n' ' ' | grep -Eq "^approving acme-thermostat 1\.1\.0 \(prod\), counter 2, secure_version 2, for esp32s3   image    firmware\.enc, [0-9]+ bytes, sha256 $(tar -xOf "$T/b2.fwb" firmware.enc | sha256sum | cut -d' ' -f1) " &&
+    ok || fail "approve does not show what is approved: $OUT"
 expect_rc 1 "approve twice" fwrel-bundle --approve "$T/b2.fwb" -a "$A3" --gnupg-home "$G" \
     --pgp-passphrase-file "$T/pgp-pass"
 expect_err "approvals/$A3.asc: already in the bundle" "approve twice"
@@ -181,7 +240,7 @@ open(sys.argv[2], "wb").write(d)
 PY
 expect_rc 1 "record a tampered bundle" fwrel-bundle --record "$T/b2.bad" --policy "$T/policy.yaml" \
     --repo "$R" --channel prod --gnupg-home "$G"
-expect_err "bundle: SHA256SUMS: release.json" "record a tampered bundle"
+expect_err "^fwrel-bundle: bundle: rejected at bundle.sums: SHA256SUMS: release.json: digest mismatch$" "record a tampered bundle"
 expect_rc 0 "record (the channel from the bundle)" fwrel-bundle --record "$T/b2.fwb" \
     --policy "$T/policy.yaml" --repo "$R" --gnupg-home "$G" --tag-signer "$A1"
 TAG2=acme-thermostat/prod/v1.1.0

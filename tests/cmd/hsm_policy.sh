@@ -163,6 +163,8 @@ chip: esp32s3
 chip_revision: "0.2"
 partition_size: 0x1e0000
 device_type: thermostat-v2
+product: acme-thermostat
+channel: beta
 secure_boot: {mode: v2, key_digests: [$(hex prov/sb-slot0.digest.bin)]}
 anti_rollback: {secure_version: 1}
 image_key: prov/img-enc.private.pem

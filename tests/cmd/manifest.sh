@@ -31,6 +31,8 @@ chip: esp32c3
 chip_revision: "0.4"
 partition_size: 0x100000
 device_type: thermo-a
+product: thermo
+channels: [beta, prod]
 anti_rollback: {secure_version: 2}
 manifest:
   key: dev.pem

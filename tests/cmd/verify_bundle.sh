@@ -21,10 +21,12 @@ verify_dev() {
     [ "$2" -ne 1 ] || expect_err "^fwrel-verify: $4: rejected at $3[:.]" "$1 (device)"
     tmp_empty "$1 (device)"
 }
-# verify_ci DESC RC STEP BUNDLE [OPTIONS...]: CI mode exits RC, names STEP (when RC is 1).
+# verify_ci DESC RC STEP BUNDLE [OPTIONS...]: CI mode exits RC, names STEP (when RC is 1);
+# --no-policy unless the options give --policy.
 verify_ci() {
     local desc=$1 rc=$2 st=$3 b=$4
     shift 4
+    case " $* " in *" --policy "*) ;; *) set -- --no-policy "$@" ;; esac
     expect_rc "$rc" "$desc (CI)" fwrel-verify --bundle "$@" "$b"
     [ "$rc" -ne 1 ] || expect_err "^fwrel-verify: $b: rejected at $st:" "$desc (CI)"
     tmp_empty "$desc (CI)"
@@ -33,6 +35,7 @@ verify_ci() {
 json_step() {
     local b=$1 st=$2 v=$3
     shift 3
+    case " $* " in *" --policy "* | *" --device "*) ;; *) set -- --no-policy "$@" ;; esac
     run fwrel-verify --json --bundle "$@" "$b"
     if printf '%s' "$OUT" | python3 -c '
 import json, sys
@@ -89,10 +92,10 @@ now=$(date +%s)
 sed "s/0123456789ABCDEF0123456789ABCDEF01234567/$F1/; s/89ABCDEF0123456789ABCDEF0123456789ABCDEF/$F2/" \
     "$FWREL_SRC/policies/esp32c6-ecdsa.yaml" >policy.yaml
 
-# release NAME VERSION [ENCRYPT]: images, manifest, exports, record and a bundle NAME.fwb approved
-# by F1 and F2. ENCRYPT 0: firmware.enc is the signed image itself.
+# release NAME VERSION [ENCRYPT [CHANNEL]]: images, manifest, exports, record and a bundle NAME.fwb
+# approved by F1 and F2. ENCRYPT 0: firmware.enc is the signed image itself. CHANNEL: prod.
 release() {
-    local n=$1 v=$2 enc=${3:-1} served
+    local n=$1 v=$2 enc=${3:-1} ch=${4:-prod} served
     fwrel-testimg --chip esp32c3 --version "$v" --secure-version 2 --size 40000 -o $n.bin >/dev/null
     fwrel-sign -k sb.pem -o $n.signed $n.bin >/dev/null
     served=$n.signed
@@ -100,8 +103,8 @@ release() {
         fwrel-encrypt --key img.pub -o $n.enc $n.signed >/dev/null
         served=$n.enc
     fi
-    printf '{"product": "thermo", "device_types": ["thermo-a"], "channel": "prod", "counter": 7,
-             "created": %s, "expires": %s}' $((now - 60)) $((now + 86400)) >$n.tpl
+    printf '{"product": "thermo", "device_types": ["thermo-a"], "channel": "%s", "counter": 7,
+             "created": %s, "expires": %s}' $ch $((now - 60)) $((now + 86400)) >$n.tpl
     fwrel-encrypt --manifest --signed-image $n.signed --plain-image $n.bin --encrypted-image $served \
         --sign-key s1.pem --sign-key s2.pem --recipient dev.pub -o $n.fwm $n.tpl >/dev/null
     rm -rf $n.d && mkdir -p $n.d/exports
@@ -110,7 +113,7 @@ release() {
         created=2026-11-22T13:45:00Z >/dev/null
     cp $served $n.d/firmware.enc
     cp $n.fwm $n.d/manifest.fwm
-    fwrel-mkbundle record -o $n.d/release.json product=thermo version="$v" channel=prod \
+    fwrel-mkbundle record -o $n.d/release.json product=thermo version="$v" channel=$ch \
         chip=esp32c3 device_type=thermo-a counter=7 secure_version=2 created=$((now - 60)) \
         expires=$((now + 86400)) policy_sha256="$(sha256sum policy.yaml | cut -d' ' -f1)" \
         input=$n.bin signed=$n.signed image=$served manifest=$n.fwm encrypted=$enc \
@@ -123,6 +126,7 @@ release() {
 release a 1.2.0
 release b 1.3.0
 release p 1.2.0 0
+release be 1.4.0 1 beta
 [ -s a.fwb ] && [ -s b.fwb ] && [ -s p.fwb ] && ok || { fail "bundles from parts"; finish; }
 
 cat >dev.yaml <<YAML
@@ -130,6 +134,8 @@ chip: esp32c3
 chip_revision: "0.4"
 partition_size: 0x100000
 device_type: thermo-a
+product: thermo
+channel: prod
 secure_boot: {mode: v2, key_digests: [$(rsa_digest sb.pub)]}
 anti_rollback: {secure_version: 2}
 image_key: img.pem
@@ -152,10 +158,10 @@ verify_ci "good bundle, its policy" 0 - a.fwb --policy policy.yaml --gnupg-home 
 verify_ci "good bundle, its input image" 0 - a.fwb --against a.bin
 json_step a.fwb against pass --against a.bin
 json_step a.fwb image.decrypt pass --device dev.yaml
-run fwrel-verify --json --bundle a.fwb
+run fwrel-verify --json --bundle --no-policy a.fwb
 printf '%s' "$OUT" | python3 -c 'import json, sys
 r = json.load(sys.stdin)
-assert r["mode"] == "bundle-ci" and r["accepted"] is True, r
+assert r["mode"] == "bundle-ci" and r["accepted"] is True and r["policy_checked"] is False, r
 assert [s["step"] for s in r["steps"]][:3] == ["bundle.read", "bundle.sums", "record.parse"], r' &&
     ok || fail "--json CI result: $OUT"
 # Not encrypted: firmware.enc is the signed image; a device without image_key takes it.
@@ -228,6 +234,36 @@ json_step x.fwb bundle.sums pass
 json_step x.fwb approvals pass
 verify_dev "A's manifest with B's image" 1 manifest.binds x.fwb
 
+# The profile pins the product and the channels: a beta release (one approval would do for beta)
+# is refused by a prod device, a prod release by a beta device, another product's by both.
+verify_dev "a beta release on a prod device" 1 manifest.channel be.fwb
+expect_err "rejected at manifest.channel: a beta release, the device takes prod$" "beta on prod"
+sed 's/^channel: prod$/channels: [dev, beta]/' dev.yaml >beta-dev.yaml
+verify_dev "a beta release on a beta device" 0 - be.fwb beta-dev.yaml
+verify_dev "a prod release on a beta device" 1 manifest.channel a.fwb beta-dev.yaml
+expect_err "rejected at manifest.channel: a prod release, the device takes dev, beta$" "prod on beta"
+sed 's/^product: thermo$/product: oven/' dev.yaml >oven-product.yaml
+verify_dev "another product's release" 1 manifest.product a.fwb oven-product.yaml
+expect_err "rejected at manifest.product: manifest for product thermo, the device runs oven$" "product"
+grep -v '^product:' dev.yaml >noproduct.yaml
+expect_rc 3 "a profile with a manifest section and no product" fwrel-verify --bundle --device noproduct.yaml a.fwb
+expect_err "^fwrel-verify: noproduct.yaml: 1:1: product is required with a manifest section" "no product"
+grep -v '^channel:' dev.yaml >nochannel.yaml
+expect_rc 3 "a profile with a manifest section and no channel" fwrel-verify --bundle --device nochannel.yaml a.fwb
+expect_err "^fwrel-verify: nochannel.yaml: 1:1: channel is required with a manifest section" "no channel"
+
+# CI mode says whether a policy was checked: --policy P, or --no-policy said explicitly.
+expect_rc 2 "CI mode without --policy or --no-policy" fwrel-verify --bundle a.fwb
+expect_err "^fwrel-verify: --bundle without --device \(CI\) needs --policy POLICY, or --no-policy to check without one \\(see fwrel-verify --help\\)$" "no policy"
+expect_rc 2 "--policy and --no-policy" fwrel-verify --bundle --policy policy.yaml --no-policy a.fwb
+expect_rc 2 "--no-policy with --device" fwrel-verify --bundle --device dev.yaml --no-policy a.fwb
+expect_rc 0 "--no-policy" fwrel-verify --bundle --no-policy a.fwb
+[ "$(printf '%s\n' "$OUT" | tail -1)" = "VERIFIED (without policy: approvers and thresholds not checked against a policy, the bundle's own were used): every other check of a.fwb passed" ] &&
+    ok || fail "--no-policy verdict: $OUT"
+printf '%s\n' "$OUT" | grep -q "^VERIFIED: " && fail "--no-policy printed a plain VERIFIED" || ok
+expect_rc 0 "--policy" fwrel-verify --bundle --policy policy.yaml --gnupg-home "$GNUPGHOME" a.fwb
+[ "$(printf '%s\n' "$OUT" | tail -1)" = "VERIFIED: every check of a.fwb passed" ] && ok || fail "--policy verdict: $OUT"
+
 # Wrong target, freeze, rollback, an update to the running version.
 sed 's/device_type: thermo-a/device_type: oven/' dev.yaml >oven.yaml
 verify_dev "another device type" 1 manifest.device-type a.fwb oven.yaml
@@ -242,31 +278,124 @@ verify_dev "eFuse secure_version above the image's" 1 manifest.secure-version a.
 printf 'running: {version: "1.2.0"}\n' | cat dev.yaml - >running.yaml
 verify_dev "the running version again" 1 ota.decision a.fwb running.yaml
 
-# Structure: an extraneous member, a missing member, an oversize member header.
-python3 - a.fwb <<'PY'
-import io, sys, tarfile
-src = tarfile.open(sys.argv[1])
-members = [(m, src.extractfile(m).read()) for m in src.getmembers()]
-def write(name, items):
-    with tarfile.open(name, "w", format=tarfile.USTAR_FORMAT) as t:
-        for m, data in items:
-            t.addfile(m, io.BytesIO(data))
-extra = tarfile.TarInfo("notes.txt"); extra.size = 3
-write("extra.fwb", members + [(extra, b"hi\n")])
-write("missing.fwb", [(m, d) for m, d in members if m.name != "manifest.fwm"])
-big = tarfile.TarInfo("firmware.enc"); big.size = 40 << 20
-# a header declaring 40 MiB (over the 32 MiB cap) followed by 1 KiB of data only
-open("oversize.fwb", "wb").write(big.tobuf(format=tarfile.USTAR_FORMAT) + b"\0" * 1024)
+# Structure: the reader takes exactly the tar the writer makes (docs/bundle.md "Reading"). Each
+# bundle below is a.fwb with its tar structure edited (tarx.py: headers in the writer's form, or
+# Python tarfile's own), refused by both modes at bundle.read with its reason.
+cat >tarx.py <<'PY'
+import sys, tarfile
+B = 512
+def writer_header(name, size, typ=b"0", link=b"", mtime=0):
+    h = bytearray(B)
+    h[0:len(name)] = name
+    h[100:108] = b"000644 \0"
+    h[108:116] = h[116:124] = h[329:337] = h[337:345] = b"000000 \0"
+    h[124:136] = b"%011o " % size
+    h[136:148] = b"%011o " % mtime
+    h[156:157] = typ
+    h[157:157 + len(link)] = link
+    h[257:265] = b"ustar\x0000"
+    return fix(h)
+def fix(h):
+    h[148:156] = b" " * 8
+    h[148:156] = b"%06o\0 " % sum(h)
+    return h
+def entries(data):
+    """The members of a writer-made tar: [name, header, payload (data and padding)]."""
+    out, off = [], 0
+    while data[off] != 0:
+        h = bytearray(data[off:off + B])
+        size = int(h[124:135], 8)
+        n = (size + B - 1) // B * B
+        out.append([bytes(h[:100]).rstrip(b"\0"), h, data[off + B:off + B + n]])
+        off += B + n
+    return out
+def tar(es):
+    body = b"".join(bytes(h) + p for _, h, p in es) + b"\0" * 1024
+    return body + b"\0" * (-len(body) % 10240)
+def entry(name, payload=b"", typ=b"0", link=b"", mtime=0):
+    return [name, writer_header(name, len(payload), typ, link, mtime),
+            payload + b"\0" * (-len(payload) % B)]
+def at(es, name):
+    return next(i for i, e in enumerate(es) if e[0] == name)
+src = open(sys.argv[1], "rb").read()
+es = entries(src)
+mtime = int(es[0][1][136:147], 8)
+def write(path, es_or_bytes):
+    open(path, "wb").write(es_or_bytes if isinstance(es_or_bytes, (bytes, bytearray)) else tar(es_or_bytes))
+def edited(f):
+    e = [[n, bytearray(h), p] for n, h, p in es]
+    f(e)
+    return e
+write("extra.fwb", edited(lambda e: e.append(entry(b"notes.txt", b"hi\n", mtime=mtime))))
+write("missing.fwb", edited(lambda e: e.pop(at(e, b"manifest.fwm"))))
+big = writer_header(b"firmware.enc", 40 << 20, mtime=mtime)
+open("oversize.fwb", "wb").write(bytes(big) + b"\0" * 1024)
+# A pax global header setting path: GNU tar and Python's tarfile apply it to every member.
+g = tarfile.TarInfo.create_pax_global_header({"path": "../../pwned"})
+write("global.fwb", g + src)
+# A GNU long name and a pax path in front of release.json: GNU tar takes the pax path
+# (../../pwned), Python's tarfile the long name (release.json).
+def gnu_pax(e):
+    i = at(e, b"release.json")
+    l = tarfile.TarInfo("release.json")._create_gnu_long_header("release.json",
+                                                                tarfile.GNUTYPE_LONGNAME,
+                                                                "utf-8", "strict")
+    x = tarfile.TarInfo("release.json")._create_pax_generic_header({"path": "../../pwned"},
+                                                                   tarfile.XHDTYPE, "utf-8")
+    e.insert(i, [b"", l + x, b""])
+write("gnulong.fwb", edited(gnu_pax))
+write("hardout.fwb", edited(lambda e: e.insert(at(e, b"release.json"), entry(
+    b"exports/https-dir/evil.bin", typ=b"1", link=b"../../../etc/passwd", mtime=mtime))))
+write("symlink.fwb", edited(lambda e: e.insert(at(e, b"release.json"), entry(
+    b"exports/https-dir/evil.bin", typ=b"2", link=b"/etc/passwd", mtime=mtime))))
+write("dup.fwb", edited(lambda e: e.append(e[at(e, b"release.json")])))
+# Trailing data: a whole member after the end of the archive.
+t = tarfile.TarInfo("exports/https-dir/late.txt"); t.size = 3
+write("trailing.fwb", src + t.tobuf(format=tarfile.USTAR_FORMAT) + b"hi\n" + b"\0" * 509)
+def badsum(e):
+    e[at(e, b"manifest.fwm")][1][100:107] = b"000755 "
+write("badsum.fwb", edited(badsum))
+def base256(e):
+    h = e[at(e, b"firmware.enc")][1]
+    h[124:136] = bytes([0x80]) + int(h[124:135], 8).to_bytes(11, "big")
+    fix(h)
+write("base256.fwb", edited(base256))
 PY
-verify_ci "an extraneous member" 1 bundle.read extra.fwb
-expect_err "notes.txt: not a bundle member" "extraneous"
-verify_dev "an extraneous member" 1 bundle.read extra.fwb
-verify_ci "a missing member" 1 bundle.read missing.fwb
-expect_err "manifest.fwm: missing|hard link to manifest.fwm before it" "missing"
-verify_dev "a missing member" 1 bundle.read missing.fwb
-verify_ci "an oversize member header" 1 bundle.read oversize.fwb
-expect_err "firmware.enc: declared size [0-9]+ larger than" "oversize"
-verify_dev "an oversize member header" 1 bundle.read oversize.fwb
+python3 tarx.py a.fwb || fail "tarx.py"
+# What other readers make of the attacks (the old reader passed both): ../../pwned.
+python3 -c 'import sys, tarfile
+assert "../../pwned" in tarfile.open(sys.argv[1]).getnames()' global.fwb &&
+    tar -tf gnulong.fwb 2>/dev/null | grep -qx '../../pwned' &&
+    ok || fail "Python tarfile / GNU tar do not read ../../pwned from the attack bundles"
+# check_struct NAME REASON: refused at bundle.read by both modes with REASON.
+check_struct() {
+    verify_ci "$1" 1 bundle.read $1.fwb
+    expect_err "$2" "$1 (CI)"
+    verify_dev "$1" 1 bundle.read $1.fwb
+    expect_err "$2" "$1 (device)"
+}
+check_struct extra "notes.txt: not a bundle member"
+check_struct missing "manifest.fwm: missing|hard link to manifest.fwm before it"
+check_struct oversize "firmware.enc: declared size [0-9]+ larger than"
+check_struct global "@PaxHeader: pax global header \(typeflag 'g'\), which other readers apply"
+check_struct gnulong "@LongLink: GNU long name header \(typeflag 'L'\)$"
+check_struct hardout "exports/https-dir/evil.bin: hard link$"
+check_struct symlink "exports/https-dir/evil.bin: symbolic link$"
+check_struct dup "release.json: duplicate member$"
+check_struct trailing "trailing data after the end-of-archive marker at byte [0-9]+"
+check_struct badsum "manifest.fwm: bad header checksum \(tar header at byte [0-9]+\)$"
+check_struct base256 "firmware.enc: size in base-256 \(binary\) form, not the writer's octal$"
+# What the reader takes, GNU tar and Python's tarfile extract to the same tree.
+mkdir gnu.d py.d && tar -xf a.fwb -C gnu.d && python3 -c 'import sys, tarfile
+t = tarfile.open(sys.argv[1])
+if hasattr(tarfile, "data_filter"):
+    t.extractall(sys.argv[2], filter="data")
+else:
+    t.extractall(sys.argv[2])' a.fwb py.d &&
+    diff -r gnu.d py.d >/dev/null &&
+    [ "$(cd gnu.d && find . -printf '%p %y %s %n\n' | sort)" = "$(cd py.d && find . -printf '%p %y %s %n\n' | sort)" ] &&
+    ok || fail "GNU tar and Python tarfile extract a.fwb differently"
+rm -rf gnu.d py.d
 # Endless data: a 10 GiB sparse file is refused from its size, never read (fast, little memory).
 truncate -s 10G sparse.fwb
 verify_ci "a 10 GiB sparse file" 1 bundle.read sparse.fwb
@@ -276,7 +405,7 @@ rm -f sparse.fwb
 
 # --against: another image.
 verify_ci "--against another image" 1 against a.fwb --against b.bin
-expect_rc 5 "--against a missing file" fwrel-verify --bundle --against nope.bin a.fwb
+expect_rc 5 "--against a missing file" fwrel-verify --bundle --no-policy --against nope.bin a.fwb
 
 # End to end: a bundle made by the release pipeline (fwrel-bundle) from a keystore provisioned for
 # the policy, approved by F1; the device profile from what --provision hands out (and the derived
@@ -291,6 +420,8 @@ cat >e2e.yaml <<YAML
 chip: esp32c6
 partition_size: 0x180000
 device_type: sensor-c6
+product: acme-sensor
+channel: prod
 secure_boot: {mode: v2, scheme: ecdsa, key_digests: [$(hex prov/sb-ecdsa-0.digest.bin), $(hex prov/sb-ecdsa-1.digest.bin)]}
 anti_rollback: {secure_version: 1}
 image_key: ks/keys/img-enc-ecc.1.pem

@@ -71,9 +71,10 @@ static int setup(void **state)
     assert_int_equal(fwrel_out_commit(out), 0);
     fwrel_src_close(&src);
 
-    static const char profile[] = "chip: esp32c3\npartition_size: 0x100000\ndevice_type: thermo-a\n"
-                                  "anti_rollback: {secure_version: 2}\nimage_key: img.pem\n"
-                                  "manifest: {key: dev.pem, trusted_keys: [s1.pub]}\n";
+    static const char profile[] =
+        "chip: esp32c3\npartition_size: 0x100000\ndevice_type: thermo-a\n"
+        "anti_rollback: {secure_version: 2}\nimage_key: img.pem\n"
+        "product: thermo\nchannel: prod\nmanifest: {key: dev.pem, trusted_keys: [s1.pub]}\n";
     path(p, sizeof(p), "dev.yaml");
     assert_int_equal(fwrel_io_write_file(p, profile, strlen(profile), 0, 0644), 0);
     return 0;
@@ -263,6 +264,78 @@ static void test_device_good(void **state)
     free(b);
 }
 
+/* The profile pins the product and the channels: a prod release of thermo is refused by a beta
+ * device (one approval would have sufficed for beta) and by another product's device. */
+static void test_device_product_channel(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *pins, *step, *detail;
+    } cases[] = {
+        {"product: thermo\nchannel: beta\n", "manifest.channel",
+         "a prod release, the device takes beta"},
+        {"product: thermo\nchannels: [dev, beta]\n", "manifest.channel",
+         "a prod release, the device takes dev, beta"},
+        {"product: oven\nchannel: prod\n", "manifest.product",
+         "manifest for product thermo, the device runs oven"},
+        {"product: thermo\nchannels: [beta, prod]\n", NULL, NULL},
+    };
+    size_t fwm_len = 0, len = 0;
+    uint8_t *fwm = make_manifest(&fwm_len, "app.enc", 0);
+    uint8_t *b = make_bundle(&len, "app.enc", fwm, fwm_len, 0, 0, NULL);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char yaml[512], p[4300];
+        snprintf(yaml, sizeof(yaml),
+                 "chip: esp32c3\npartition_size: 0x100000\ndevice_type: thermo-a\n%s"
+                 "anti_rollback: {secure_version: 2}\nimage_key: img.pem\n"
+                 "manifest: {key: dev.pem, trusted_keys: [s1.pub]}\n",
+                 cases[i].pins);
+        path(p, sizeof(p), "pins.yaml");
+        assert_int_equal(fwrel_io_write_file(p, yaml, strlen(yaml), FWREL_OUT_FORCE, 0644), 0);
+        fwrel_device *dev = load_profile("pins.yaml");
+        fwrel_report *r = NULL;
+        assert_int_equal(fwrel_report_new(&r), 0);
+        int rc = fwrel_bundle_verify_device_mem(r, dev, b, len, now);
+        if (cases[i].step == NULL) {
+            assert_int_equal(rc, 0);
+            expect_step(r, "manifest.product", FWREL_PASS);
+            expect_step(r, "manifest.channel", FWREL_PASS);
+        } else {
+            assert_int_equal(rc, FWREL_EVERIFY);
+            expect_rejected_at(cases[i].step);
+            assert_string_equal(find_step(r, cases[i].step)->detail, cases[i].detail);
+            expect_step(r, "image.decrypt", FWREL_SKIP);
+        }
+        expect_tmp_empty();
+        fwrel_report_free(r);
+        fwrel_device_free(dev);
+    }
+    /* Both are required with a manifest section, each named. */
+    static const struct {
+        const char *pins, *msg;
+    } missing[] = {
+        {"channel: prod\n", "1:1: product is required with a manifest section (the product this "
+                            "device runs: product: NAME)"},
+        {"product: thermo\n", "1:1: channel is required with a manifest section (the release "
+                              "channels this device takes: channel: C or channels: [C, ...])"},
+    };
+    for (size_t i = 0; i < sizeof(missing) / sizeof(missing[0]); i++) {
+        char yaml[512], p[4300];
+        fwrel_device *dev = NULL;
+        snprintf(yaml, sizeof(yaml),
+                 "chip: esp32c3\npartition_size: 0x100000\n%s"
+                 "manifest: {key: dev.pem, trusted_keys: [s1.pub]}\n",
+                 missing[i].pins);
+        path(p, sizeof(p), "pins.yaml");
+        assert_int_equal(fwrel_io_write_file(p, yaml, strlen(yaml), FWREL_OUT_FORCE, 0644), 0);
+        assert_int_equal(fwrel_device_load(&dev, p), FWREL_EFORMAT);
+        assert_null(dev);
+        assert_string_equal(fwrel_error_last()->message, missing[i].msg);
+    }
+    free(fwm);
+    free(b);
+}
+
 /* A ciphertext byte flipped and a manifest made for that very file: it binds, and the GCM tag
  * refuses it; nothing is left in TMPDIR. */
 static void test_device_gcm(void **state)
@@ -322,8 +395,9 @@ static void test_device_usage(void **state)
     uint8_t *fwm = make_manifest(&fwm_len, "app.enc", 0);
     uint8_t *b = make_bundle(&len, "app.enc", fwm, fwm_len, 0, 0, NULL);
     fwrel_device *dev = NULL;
-    static const char no_key[] = "chip: esp32c3\npartition_size: 0x100000\n"
-                                 "manifest: {key: dev.pem, trusted_keys: [s1.pub]}\n";
+    static const char no_key[] =
+        "chip: esp32c3\npartition_size: 0x100000\n"
+        "product: thermo\nchannel: prod\nmanifest: {key: dev.pem, trusted_keys: [s1.pub]}\n";
     static const char no_manifest[] = "chip: esp32c3\npartition_size: 0x100000\n";
     char p[4300];
 
@@ -450,9 +524,13 @@ static void test_ci(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_device_good),         cmocka_unit_test(test_device_gcm),
-        cmocka_unit_test(test_device_signed_image), cmocka_unit_test(test_device_usage),
-        cmocka_unit_test(test_read_failure),        cmocka_unit_test(test_ci),
+        cmocka_unit_test(test_device_good),
+        cmocka_unit_test(test_device_gcm),
+        cmocka_unit_test(test_device_product_channel),
+        cmocka_unit_test(test_device_signed_image),
+        cmocka_unit_test(test_device_usage),
+        cmocka_unit_test(test_read_failure),
+        cmocka_unit_test(test_ci),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -60,6 +60,22 @@ static void test_profiles(void **state)
     expect_bad("x: [[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
                "nested too deeply");
     expect_bad("", "empty document");
+    /* A device that reads manifests pins its product and channels (the manifest section is
+     * checked after them: its key files are not reached here). */
+    expect_bad("chip: esp32\npartition_size: 4096\nproduct: thermo\nchannel: staging\n",
+               "4:10: channel 'staging' is not dev, beta or prod");
+    expect_bad("chip: esp32\npartition_size: 4096\nproduct: thermo\nchannel: prod\n"
+               "channels: [beta]\n",
+               "5:11: give channel: or channels:, not both");
+    expect_bad("chip: esp32\npartition_size: 4096\nchannels: [beta, beta]\n",
+               "3:18: channel 'beta' listed twice");
+    expect_bad("chip: esp32\npartition_size: 4096\nchannels: []\n",
+               "3:11: channels lists 1 to 3 of dev, beta, prod");
+    expect_bad("chip: esp32\npartition_size: 4096\nproduct: \"\"\n",
+               "3:10: product must not be empty");
+    assert_int_equal(parse("chip: esp32\npartition_size: 4096\nproduct: thermo\n"
+                           "channels: [dev, beta, prod]\n"),
+                     0);
     expect_bad("chip: [esp32\n", "1:");
 }
 

@@ -102,11 +102,16 @@ int fwrel_bundle_write(const char *path, const fwrel_bundle_member *m, size_t n,
                        unsigned flags) FWREL_WUR;
 
 /**
- * Read a bundle from memory, strictly: only an uncompressed tar; every entry a
- * regular file with an allowed name, no duplicates, each declared size within its
- * member's cap (checked from the header before its data is read) and the total
- * within FWREL_BUNDLE_TOTAL_MAX, no sparse entries, every required member present.
- * Bytes after the tar's end-of-archive marker are not read (docs/bundle.md).
+ * Read a bundle from memory, strictly: exactly the tar fwrel_bundle_write_mem()
+ * makes, nothing else (docs/bundle.md "Reading"), so that every tar reader takes
+ * it alike: ustar headers in the writer's form only (no pax global or extended
+ * header, no GNU long name, no base-256 number, right checksum), each entry a
+ * regular file with an allowed name (or an export's hard link to firmware.enc or
+ * manifest.fwm read before it), no duplicates, the writer's order, each declared
+ * size within its member's cap (checked from the header before its data is read)
+ * and the total within FWREL_BUNDLE_TOTAL_MAX, zero padding, the two zero blocks
+ * of the end and the writer's zero padding after them, nothing else; every
+ * required member present; and the members written again give these bytes.
  * SHA256SUMS is not checked here: see fwrel_bundle_check_sums().
  *
  * @param out   receives the bundle; free with fwrel_bundle_free()

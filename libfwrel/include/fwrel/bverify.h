@@ -12,8 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fwrel/bundle.h"
 #include "fwrel/device.h"
 #include "fwrel/error.h"
+#include "fwrel/release.h"
 #include "fwrel/report.h"
 
 #ifdef __cplusplus
@@ -108,6 +110,22 @@ int fwrel_bundle_verify_ci(fwrel_report *report, const char *path,
  */
 int fwrel_bundle_verify_ci_mem(fwrel_report *report, const uint8_t *data, size_t len,
                                const fwrel_bverify_ci_opts *o) FWREL_WUR;
+
+/**
+ * The CI checks of a bundle's members against its own release record, the same code as
+ * fwrel_bundle_verify_ci(): bundle.sums, record.parse, record.members (firmware.enc and
+ * manifest.fwm are the record's image and manifest, byte for byte), exports. fwrel-bundle
+ * --approve and --record run them before they sign or record what the record says; they check
+ * the approvals and the policy themselves.
+ *
+ * @param report  receives the steps (NULL allowed)
+ * @param rec     receives the decoded release record (valid when record.parse passed)
+ * @param b       a bundle from fwrel_bundle_read*()
+ * @return 0 when every step passes; FWREL_EVERIFY "rejected at <step>: <reason>" naming the
+ *         first failing step; FWREL_EIO
+ */
+int fwrel_bundle_check_record(fwrel_report *report, fwrel_release *rec,
+                              const fwrel_bundle *b) FWREL_WUR;
 
 #ifdef __cplusplus
 }

@@ -83,14 +83,17 @@ int fwrel_pipeline_release(fwrel_pipeline_result *res, fwrel_report *report,
 
 /**
  * Record a bundle made earlier without enough approvals (fwrel-bundle --record):
- * read it strictly (SHA256SUMS checked), check it was made under this policy for
+ * read it strictly, run the CI checks of its members against its release.json
+ * (fwrel_bundle_check_record(): SHA256SUMS, the record's image and manifest are
+ * the members, exports), check it was made under this policy for
  * this product and channel, verify every approvals/<FPR>.asc over SHA256SUMS by
  * its pinned key and the channel's threshold, then under the lock re-run the
  * history checks (its counter must still be the next one), append the audit
  * record, commit and tag. o->image is the bundle; o->keystore is not used.
  *
- * @return as fwrel_pipeline_release(); FWREL_EVERIFY for too few approvals, a
- *         bad approval, another policy, or a release recorded since
+ * @return as fwrel_pipeline_release(); FWREL_EVERIFY for a failed check ("bundle:
+ *         rejected at <step>: ..."), too few approvals, a bad approval, another
+ *         policy, or a release recorded since
  */
 int fwrel_pipeline_record(fwrel_pipeline_result *res, fwrel_report *report,
                           const fwrel_pipeline_opts *o) FWREL_WUR;
@@ -120,22 +123,39 @@ int fwrel_pipeline_repair(fwrel_pipeline_result *res, fwrel_report *report,
                           const fwrel_pipeline_opts *o, const char *commit, int drop) FWREL_WUR;
 
 /**
- * Add one approval to a bundle file (fwrel-bundle --approve): the approver's
- * detached OpenPGP signature over its SHA256SUMS, as approvals/<FPR>.asc. The
- * approver must be one the bundle's release.json pins. The bundle is read
- * strictly and rewritten atomically.
+ * Shows the approver what they approve (fwrel-bundle --approve), after the checks and before any
+ * signature or passphrase: rec is the bundle's release record, whose image (firmware.enc) and
+ * manifest are the bundle's members.
+ */
+typedef void (*fwrel_pipeline_show_fn)(void *arg, const fwrel_release *rec);
+
+/**
+ * Add approvals to a bundle file (fwrel-bundle --approve): each approver's detached OpenPGP
+ * signature over its SHA256SUMS, as approvals/<FPR>.asc. The bundle is read once, strictly; the
+ * CI checks of its members against its release.json run first (fwrel_bundle_check_record():
+ * bundle.sums, record.parse, record.members, exports); each approver must be one the record
+ * pins, not given twice, not already in the bundle; show is called; then each signs, and the
+ * bundle read (not the file again) is written back with the new approvals, atomically.
  *
  * @param have        receives the number of approvals now in the bundle
  * @param need        receives the number the release requires
+ * @param report      receives the check steps (NULL allowed)
  * @param bundle      the bundle file
- * @param fpr         the approver's fingerprint (40 hex, either case)
- * @param gnupg_home  GnuPG home with the approver's secret key (NULL: $GNUPGHOME)
+ * @param fprs        the approvers' fingerprints (40 hex, either case)
+ * @param nfprs       their count, 1..FWREL_PIPELINE_MAX_APPROVERS
+ * @param gnupg_home  GnuPG home with the approvers' secret keys (NULL: $GNUPGHOME)
  * @param pass        GnuPG passphrase source (NULL: none)
- * @return 0; FWREL_EVERIFY for an approver not pinned or an approval already
- *         there; the codes of fwrel_bundle_read() and fwrel_pgp_sign_detached()
+ * @param show        called with the record before signing (NULL: not shown)
+ * @param arg         passed to show
+ * @return 0; FWREL_EVERIFY "rejected at <step>: <reason>" for a failed check, an approver not
+ *         pinned or an approval already there; FWREL_EUSAGE for a fingerprint given twice; the
+ *         codes of fwrel_bundle_read(), fwrel_pgp_sign_detached() and fwrel_bundle_write();
+ *         nothing is written on failure
  */
-int fwrel_pipeline_approve(size_t *have, size_t *need, const char *bundle, const char *fpr,
-                           const char *gnupg_home, const fwrel_pass_src *pass) FWREL_WUR;
+int fwrel_pipeline_approve(size_t *have, size_t *need, fwrel_report *report, const char *bundle,
+                           const char *const *fprs, size_t nfprs, const char *gnupg_home,
+                           const fwrel_pass_src *pass, fwrel_pipeline_show_fn show,
+                           void *arg) FWREL_WUR;
 
 #ifdef __cplusplus
 }
