@@ -373,7 +373,7 @@ printf '%s\n' "$OUT" | grep -q "^FAIL other-product/prod/v1.3.0 repo.branch: the
 #     force does not pin, made under a policy of its own that pins it: its own record vouches for
 #     it (--no-policy passes, as the old audit did), the policy does not.
 copy
-sed "s/$A3/$M/" "$T/policy.yaml" >"$T/policy-m.yaml"
+sed "/- $A3$/{p;s/$A3/$M/}" "$T/policy.yaml" >"$T/policy-m.yaml"
 REPO=$C expect_rc 0 "release approved by an unpinned key" \
     bundle "$T/policy-m.yaml" beta "$T/app-1.3.0.bin" -a "$M"
 B6=$P/beta/v1.3.0

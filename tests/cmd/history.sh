@@ -24,12 +24,14 @@ img 1.0.0 1; img 1.1.0 2; img 1.2.0 2; img 1.3.0 2; img 1.4.0 3; img 1.5.0 3
 
 R="$T/releases"
 P=acme-thermostat
+# Release times an hour apart from a day ago: a manifest is never expired on arrival.
+T0=$(($(date +%s) - 86400))
 N=0
 bundle() { # VERSION [OPTIONS...]
     local v=$1
     shift
     N=$((N + 1))
-    SOURCE_DATE_EPOCH=$((1767225600 + 3600 * N)) fwrel-bundle --policy "$T/policy.yaml" \
+    SOURCE_DATE_EPOCH=$((T0 + 3600 * N)) fwrel-bundle --policy "$T/policy.yaml" \
         --keystore "$T/ks" --repo "$R" --channel beta --gnupg-home "$G" --no-passphrase \
         --user rel-op --templates "$FWREL_SRC/templates" -a "$A1" "$@" "$T/app-$v.bin"
 }
@@ -37,10 +39,10 @@ repair() { # COMMIT [OPTIONS...]
     local c=$1
     shift
     N=$((N + 1))
-    SOURCE_DATE_EPOCH=$((1767225600 + 3600 * N)) fwrel-bundle --repair-history "$c" \
+    SOURCE_DATE_EPOCH=$((T0 + 3600 * N)) fwrel-bundle --repair-history "$c" \
         --policy "$T/policy.yaml" --repo "$R" --gnupg-home "$G" --user rel-op "$@"
 }
-audit() { fwrel-verify --repo "$R" --gnupg-home "$G" --all "$@"; }
+audit() { fwrel-verify --repo "$R" --gnupg-home "$G" --all --policy "$T/policy.yaml" "$@"; }
 refs() { git -C "$R" for-each-ref --format='%(refname) %(objectname)'; }
 counter_of() { git -C "$R" show "main:$P/beta/v$1/release.json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["counter"])'; }
 # forge PARENT VERSION: a commit on PARENT adding $P/beta/vVERSION/release.json, a copy of
