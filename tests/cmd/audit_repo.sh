@@ -316,6 +316,18 @@ expect_err "first: $B5: history.secure_version: secure_version 1 is below 2 of $
 # ... and the policy change is visible (a note, not a failure: the given policy's rule applies).
 printf '%s\n' "$OUT" | grep -q "^INFO policy: policy sha256 [0-9a-f]*\.\.\. ($P) applied; 1 release records another policy (first $B5): the policy changed$" &&
     ok || fail "policy change not reported: $OUT"
+# ... audited against the policy it was made under, the same rule fwrel-bundle applied (issue 14:
+# the pipeline allowed it, the auditor always refused it), and held monotonic without a policy.
+expect_rc 0 "lower secure_version under its own non-monotonic policy" audit "$C" --all \
+    --policy "$T/policy-nm.yaml" --json
+python3 -c '
+import json, sys
+r = [r for r in json.loads(sys.argv[1])["releases"] if r["tag"] == sys.argv[2]][0]
+s = [s for s in r["steps"] if s["step"] == "history.secure_version"][0]
+assert s["verdict"] == "pass", s
+assert s["detail"] == "secure_version 1 (the policy does not hold it monotonic)", s
+' "$OUT" "$B5" && ok || fail "non-monotonic policy: history.secure_version: $OUT"
+rejected "lower secure_version, no policy" 1 history.secure_version "$B5" --no-policy
 # 12. A key revoked since the releases: every release it signed fails; a retired key does not.
 cp -a "$T/ks" "$T/ks-revoked"
 expect_rc 0 "revoke mf-release-1" fwrel-keygen -q --keystore "$T/ks-revoked" --revoke mf-release-1
