@@ -143,6 +143,50 @@ static la_ssize_t mem_write(struct archive *a, void *ud, const void *buf, size_t
     return (la_ssize_t)n;
 }
 
+#define TAR_RECORD 10240 /* the writer's record: the tar is zero-padded to a multiple */
+
+/* The writer's tar (docs/bundle.md), for the writer and for the reader's last guard alike:
+ * pax restricted gives plain ustar headers while names fit (they do: <= 99 bytes) and the mtime
+ * is in the ustar range; no atime/ctime; one fixed block size. */
+static int tar_open(struct archive *a, void *ud, archive_write_callback *cb)
+{
+    return archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
+                   archive_write_add_filter_none(a) != ARCHIVE_OK ||
+                   archive_write_set_bytes_per_block(a, TAR_RECORD) != ARCHIVE_OK ||
+                   archive_write_open(a, ud, NULL, cb, NULL) != ARCHIVE_OK
+               ? -1
+               : 0;
+}
+
+/* One member as the writer makes it: a regular file 0644, owner 0:0, the bundle's mtime; an
+ * export file that is a copy of one of the artifacts art[] (NULL: none may be linked) is a hard
+ * link to it, without data. 0, or -1 with libarchive's error. */
+static int tar_member(struct archive *a, struct archive_entry *e, const fwrel_bundle_member *mem,
+                      const fwrel_bundle_member *const *art, int64_t mtime)
+{
+    const char *link = NULL;
+    for (int t = 0; art != NULL && t < 2 && strncmp(mem->name, "exports/", 8) == 0; t++)
+        if (art[t]->len == mem->len && art[t]->len > 0 &&
+            memcmp(art[t]->data, mem->data, mem->len) == 0)
+            link = art[t]->name;
+    archive_entry_clear(e);
+    archive_entry_set_pathname(e, mem->name);
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_perm(e, 0644);
+    archive_entry_set_uid(e, 0);
+    archive_entry_set_gid(e, 0);
+    archive_entry_set_mtime(e, (time_t)mtime, 0);
+    if (link != NULL)
+        archive_entry_set_hardlink(e, link);
+    archive_entry_set_size(e, link != NULL ? 0 : (la_int64_t)mem->len);
+    return archive_write_header(a, e) != ARCHIVE_OK ||
+                   (link == NULL && mem->len > 0 &&
+                    archive_write_data(a, mem->data, mem->len) != (la_ssize_t)mem->len) ||
+                   archive_write_finish_entry(a) != ARCHIVE_OK
+               ? -1
+               : 0;
+}
+
 int fwrel_bundle_write_mem(uint8_t **out, size_t *len, const fwrel_bundle_member *m, size_t n,
                            int64_t mtime)
 {
@@ -199,12 +243,7 @@ int fwrel_bundle_write_mem(uint8_t **out, size_t *len, const fwrel_bundle_member
         rc = fwrel_error_set(FWREL_EIO, "out of memory");
         goto done;
     }
-    /* pax restricted: plain ustar headers while names fit (they do: <= 99 bytes) and the
-     * mtime is in the ustar range; no atime/ctime; one fixed block size. */
-    if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
-        archive_write_add_filter_none(a) != ARCHIVE_OK ||
-        archive_write_set_bytes_per_block(a, 10240) != ARCHIVE_OK ||
-        archive_write_open(a, &buf, NULL, mem_write, NULL) != ARCHIVE_OK) {
+    if (tar_open(a, &buf, mem_write) != 0) {
         rc = fwrel_error_set(FWREL_EIO, "tar writer: %s", archive_error_string(a));
         goto done;
     }
@@ -218,30 +257,9 @@ int fwrel_bundle_write_mem(uint8_t **out, size_t *len, const fwrel_bundle_member
                                          bsearch(&key_man, s, n, sizeof(*s), cmp_member)};
     for (size_t k = 0; k < n + 2; k++) {
         const fwrel_bundle_member *mem = k < 2 ? art[k] : &s[k - 2];
-        const char *link = NULL;
         if (k >= 2 && (mem == art[0] || mem == art[1]))
             continue;
-        for (int t = 0; t < 2 && strncmp(mem->name, "exports/", 8) == 0; t++)
-            if (art[t]->len == mem->len && art[t]->len > 0 &&
-                memcmp(art[t]->data, mem->data, mem->len) == 0)
-                link = art[t]->name;
-        archive_entry_clear(e);
-        archive_entry_set_pathname(e, mem->name);
-        archive_entry_set_filetype(e, AE_IFREG);
-        archive_entry_set_perm(e, 0644);
-        archive_entry_set_uid(e, 0);
-        archive_entry_set_gid(e, 0);
-        archive_entry_set_mtime(e, (time_t)mtime, 0);
-        if (link != NULL) {
-            archive_entry_set_hardlink(e, link);
-            archive_entry_set_size(e, 0);
-        } else {
-            archive_entry_set_size(e, (la_int64_t)mem->len);
-        }
-        if (archive_write_header(a, e) != ARCHIVE_OK ||
-            (link == NULL && mem->len > 0 &&
-             archive_write_data(a, mem->data, mem->len) != (la_ssize_t)mem->len) ||
-            archive_write_finish_entry(a) != ARCHIVE_OK) {
+        if (tar_member(a, e, mem, k < 2 ? NULL : art, mtime) != 0) {
             rc = fwrel_error_set(FWREL_EIO, "%s: tar writer: %s", mem->name,
                                  archive_error_string(a));
             goto done;
@@ -313,8 +331,7 @@ const fwrel_bundle_member *fwrel_bundle_find(const fwrel_bundle *b, const char *
  * multiple of 10240 bytes (the writer's record), and nothing after. As a last guard the members
  * read are written again and the bytes must be the input's.
  */
-#define TAR_BLOCK  512
-#define TAR_RECORD 10240
+#define TAR_BLOCK 512
 
 /* magic "ustar\0" and version "00" (POSIX ustar; GNU's old form is "ustar  \0"). */
 static const uint8_t ustar_magic[8] = {'u', 's', 't', 'a', 'r', 0, '0', '0'};
@@ -471,34 +488,11 @@ static int same_as_writer(const fwrel_bundle *b, const uint8_t *data, size_t len
         rc = fwrel_error_set(FWREL_EIO, "out of memory");
         goto done;
     }
-    if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
-        archive_write_add_filter_none(a) != ARCHIVE_OK ||
-        archive_write_set_bytes_per_block(a, TAR_RECORD) != ARCHIVE_OK ||
-        archive_write_open(a, &c, NULL, cmp_write, NULL) != ARCHIVE_OK)
+    if (tar_open(a, &c, cmp_write) != 0)
         goto differs;
-    for (size_t k = 0; k < b->n; k++) {
-        const fwrel_bundle_member *mem = &b->members[k];
-        const char *link = NULL;
-        for (int t = 0; t < 2 && k >= 2 && strncmp(mem->name, "exports/", 8) == 0; t++)
-            if (art[t]->len == mem->len && art[t]->len > 0 &&
-                memcmp(art[t]->data, mem->data, mem->len) == 0)
-                link = art[t]->name;
-        archive_entry_clear(e);
-        archive_entry_set_pathname(e, mem->name);
-        archive_entry_set_filetype(e, AE_IFREG);
-        archive_entry_set_perm(e, 0644);
-        archive_entry_set_uid(e, 0);
-        archive_entry_set_gid(e, 0);
-        archive_entry_set_mtime(e, (time_t)b->mtime, 0);
-        if (link != NULL)
-            archive_entry_set_hardlink(e, link);
-        archive_entry_set_size(e, link != NULL ? 0 : (la_int64_t)mem->len);
-        if (archive_write_header(a, e) != ARCHIVE_OK ||
-            (link == NULL && mem->len > 0 &&
-             archive_write_data(a, mem->data, mem->len) != (la_ssize_t)mem->len) ||
-            archive_write_finish_entry(a) != ARCHIVE_OK)
+    for (size_t k = 0; k < b->n; k++)
+        if (tar_member(a, e, &b->members[k], k < 2 ? NULL : art, b->mtime) != 0)
             goto differs;
-    }
     if (archive_write_close(a) != ARCHIVE_OK || c.pos != len)
         goto differs;
     goto done;
