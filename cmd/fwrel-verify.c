@@ -537,9 +537,10 @@ static int run_repo(fwrel_ctx *ctx)
     if (o.policy != NULL && (error = fwrel_policy_load(&pol, o.policy)) != 0)
         return fwrel_cmd_fail(ctx, o.policy);
     if (pol != NULL && o.product != NULL && strcmp(pol->product, o.product) != 0) {
+        error = fwrel_cmd_usage(ctx, "the policy is for product %s, not %s", pol->product,
+                                o.product);
         fwrel_policy_free(pol);
-        return fwrel_cmd_usage(ctx, "the policy is for product %s, not %s", pol->product,
-                               o.product);
+        return error;
     }
     ao.policy = pol;
     error = fwrel_auditor_run(&a, o.repo, &ao);
