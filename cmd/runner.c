@@ -123,7 +123,7 @@ int fwrel_cmd_usage(fwrel_ctx *ctx, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     fwrel_error_set(FWREL_EUSAGE, "%s", msg);
-    /* One line, as every failure (DESIGN.md). */
+    /* One line, as every failure (docs/architecture.md §6). */
     fprintf(stderr, "%s: ", ctx->cmd->name);
     put_text(stderr, msg);
     fprintf(stderr, " (see %s --help)\n", ctx->cmd->name);

@@ -4,7 +4,7 @@
  * rejection, the umask, and the one-line error report.
  *
  * A command file declares its options and a run() callback; main() is one
- * call to fwrel_cmd_main(). run() returns an exit code (DESIGN.md).
+ * call to fwrel_cmd_main(). run() returns an exit code (docs/architecture.md §6).
  */
 #ifndef FWREL_CMD_RUNNER_H
 #define FWREL_CMD_RUNNER_H

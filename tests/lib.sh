@@ -98,7 +98,8 @@ hex() { od -An -v -tx1 "$1" | tr -d ' \n'; }
 # rev_hex HEX: the byte order of HEX reversed.
 rev_hex() { printf '%s\n' "$1" | fold -w2 | tac | tr -d '\n'; }
 
-# ec_digest PUB.pem CURVE_ID BYTES: the SBv2 key digest re-derived without fwrel (spec §2.2, §2.4):
+# ec_digest PUB.pem CURVE_ID BYTES: the SBv2 key digest re-derived without fwrel
+# (docs/esp-formats.md §2.2, §2.4):
 # SHA-256 of curve_id || X (LE) || Y (LE), zero-filled to 64 bytes for P-192. The last 2*BYTES
 # bytes of the DER SubjectPublicKeyInfo are X || Y big-endian.
 ec_digest() {
@@ -111,7 +112,8 @@ ec_digest() {
         sha256sum | cut -d' ' -f1
 }
 
-# rsa_digest PUB.pem: the SBv2 RSA-3072 key digest re-derived without fwrel (spec §2.2, §2.4):
+# rsa_digest PUB.pem: the SBv2 RSA-3072 key digest re-derived without fwrel
+# (docs/esp-formats.md §2.2, §2.4):
 # SHA-256 of n || e || R^2 mod n || -1/n mod 2^32, each little-endian (384, 4, 384, 4 bytes).
 # openssl prints n; python3 does the arithmetic.
 rsa_digest() {

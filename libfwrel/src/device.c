@@ -1,5 +1,5 @@
 /* device.c - device profiles and the device's ordered acceptance checks (device.h;
- * spec/esp-formats.md 1.8, 2.3-2.6, 3, 5; docs/device-profile.md). */
+ * docs/esp-formats.md §1.8, §2.3-§2.6, §3, §5; docs/device-profile.md). */
 #include "fwrel/device.h"
 
 #include <libgen.h>
@@ -255,7 +255,8 @@ static int parse_manifest(fwrel_device *d, const yt_node *mn, const char *dir)
     return 0;
 }
 
-/* image_key: FILE, the private key esp_encrypted_img decrypts with (spec 4; RSA-3072 or P-256). */
+/* image_key: FILE, the private key esp_encrypted_img decrypts with (docs/esp-formats.md §4;
+ * RSA-3072 or P-256). */
 static int parse_image_key(fwrel_device *d, const yt_node *n, const char *dir)
 {
     const char *s;
@@ -595,7 +596,8 @@ int fwrel_device_verify_image(fwrel_report *report, const fwrel_device *d, fwrel
         error = fwrel_error_set_openssl(FWREL_EIO, "digest setup failed");
         goto done;
     }
-    /* esp_https_ota: the chip id of the header, then esp_ota_write's magic byte (spec 5). */
+    /* esp_https_ota: the chip id of the header, then esp_ota_write's magic byte
+     * (docs/esp-formats.md §5). */
     if (src->size < sizeof(hdr)) {
         step(&r, "image.header", 0, "%llu bytes: shorter than an image header",
              (unsigned long long)src->size);
@@ -639,7 +641,7 @@ int fwrel_device_verify_image(fwrel_report *report, const fwrel_device *d, fwrel
         step(&r, "image.chip-rev-max", d->chip_rev <= img.max_chip_rev_full,
              "chip v%u.%u, image maximum v%u.%u", d->chip_rev / 100, d->chip_rev % 100,
              img.max_chip_rev_full / 100, img.max_chip_rev_full % 100);
-    /* spec 1.6: the eFuse block revision range, on chips other than ESP32, when set. */
+    /* docs/esp-formats.md §1.6: the eFuse block revision range, not on ESP32, when set. */
     if (d->chip->id != 0 && d->has_blk_rev && img.has_app_desc) {
         uint16_t lo = img.app_desc.min_efuse_blk_rev_full, hi = img.app_desc.max_efuse_blk_rev_full;
         int ok = (lo == 0 || lo == 0xFFFF || d->blk_rev >= lo) &&
@@ -739,7 +741,7 @@ int fwrel_device_verify_image(fwrel_report *report, const fwrel_device *d, fwrel
         step(&r, "image.hash", 1, "no hash appended; secure boot off: nothing more to check");
     }
 
-    /* spec 5: anti-rollback (esp_ota_set_boot_partition, bootloader). */
+    /* docs/esp-formats.md §5: anti-rollback (esp_ota_set_boot_partition, bootloader). */
     if (d->anti_rollback) {
         if (!img.has_app_desc) {
             step(&r, "anti-rollback", 0,
@@ -856,7 +858,7 @@ int fwrel_device_ota_decision(char *why, size_t n, const fwrel_device *d, const 
                               uint32_t secure_version)
 {
     FWREL_ASSERT_ARG(why != NULL && d != NULL && version != NULL);
-    /* spec 5: esp_efuse_check_secure_version() before the download is written ... */
+    /* docs/esp-formats.md §5: esp_efuse_check_secure_version(), before the download is written. */
     if (d->anti_rollback && secure_version < d->efuse_secure_version) {
         snprintf(why, n, "New firmware security version is less than eFuse programmed, %u < %u",
                  secure_version, d->efuse_secure_version);

@@ -1,4 +1,4 @@
-/* encimg.c - esp_encrypted_img 2.7.1 (encimg.h; spec/esp-formats.md section 4). */
+/* encimg.c - esp_encrypted_img 2.7.1 (encimg.h; docs/esp-formats.md §4). */
 #include "fwrel/encimg.h"
 
 #include <pthread.h>
@@ -17,7 +17,7 @@
 
 #include "util.h"
 
-/* Header offsets (spec 4.1; esp_encrypted_img_priv.h, esp_enc_img_gen.py). */
+/* Header offsets (docs/esp-formats.md §4.1; esp_encrypted_img_priv.h, esp_enc_img_gen.py). */
 enum { H_KEY = 4, H_IV = 388, H_SIZE = 404, H_TAG = 408, H_RESERVED = 424 };
 /* Inside the key field: RSA wrapped key (384), or ECC ephemeral X||Y (64) then salt (32). */
 enum { WRAPPED_LEN = 384, ECC_XY_LEN = 64, ECC_SALT_LEN = 32 };
@@ -35,7 +35,7 @@ int fwrel_encimg_parse_header(fwrel_encimg_header *h, const uint8_t buf[FWREL_EN
     h->size = fwrel_le32(buf + H_SIZE);
     memcpy(h->tag, buf + H_TAG, sizeof(h->tag));
     memcpy(h->reserved, buf + H_RESERVED, sizeof(h->reserved));
-    /* The device's first check; it checks no other header field by itself (spec 4.3). */
+    /* The device's first check, the only field checked alone (docs/esp-formats.md §4.3). */
     if (h->magic != FWREL_ENCIMG_MAGIC)
         return fwrel_error_set(FWREL_EFORMAT, "Magic Verification Failed (0x%08x, expected 0x%08x)",
                                h->magic, FWREL_ENCIMG_MAGIC);
@@ -81,7 +81,7 @@ int fwrel_encimg_key_scheme(int *scheme, const fwrel_pkey *key)
     else if (type == FWREL_KEY_ECDSA256)
         *scheme = FWREL_ENCIMG_ECC256;
     else {
-        /* The tool would write a broken layout with another RSA size (spec 4.2). */
+        /* The tool writes a broken layout with another RSA size (docs/esp-formats.md §4.2). */
         key_kind(kind, sizeof(kind), key);
         return fwrel_error_set(
             FWREL_EKEY, "esp_encrypted_img takes an RSA-3072 or an EC P-256 key, not %s", kind);
@@ -91,8 +91,8 @@ int fwrel_encimg_key_scheme(int *scheme, const fwrel_pkey *key)
 
 /*
  * AES key = HKDF-SHA256(IKM = X coordinate of ECDH(priv, peer), salt, info "_esp_enc_img_ecc",
- * L = 32) (spec 4.1: the tool's and the device's ECIES derivation). The shared secret lives on
- * the stack and is wiped; the output goes straight to the caller's secure buffer.
+ * L = 32) (docs/esp-formats.md §4.1: the tool's and the device's ECIES derivation). The shared
+ * secret lives on the stack and is wiped; the output goes straight to the caller's secure buffer.
  */
 static int ecc_derive(uint8_t aes_key[AES_KEY_LEN], const fwrel_pkey *priv, const fwrel_pkey *peer,
                       const uint8_t salt[ECC_SALT_LEN])
@@ -137,8 +137,8 @@ static int gcm_init(EVP_CIPHER_CTX **out, int enc, const uint8_t key[AES_KEY_LEN
                     const uint8_t iv[IV_LEN])
 {
     EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-    /* A 16-byte IV: J0 = GHASH(IV), not the 96-bit fast path (spec 4.1). The length must be set
-     * before the key and IV. */
+    /* A 16-byte IV: J0 = GHASH(IV), not the 96-bit fast path (docs/esp-formats.md §4.1). The length
+     * must be set before the key and IV. */
     if (c == NULL || EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) != 1 ||
         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, IV_LEN, NULL) != 1 ||
         EVP_CipherInit_ex(c, NULL, NULL, key, iv, enc) != 1) {
@@ -352,7 +352,7 @@ void fwrel_encimg_enc_free(fwrel_encimg_enc *e)
     free(e);
 }
 
-/* RSA-3072 PKCS#1 v1.5 encryption of the AES key (spec 4.1, 11.1: not OAEP). */
+/* RSA-3072 PKCS#1 v1.5 encryption of the AES key (docs/esp-formats.md §4.1, §11.1: not OAEP). */
 static int rsa_wrap(uint8_t wrapped[WRAPPED_LEN], const uint8_t aes[AES_KEY_LEN],
                     const fwrel_pkey *key)
 {
@@ -396,7 +396,7 @@ static int enc_setup(fwrel_encimg_enc *e)
         if ((error = rsa_wrap(h.key_field, aes, e->key)) != 0)
             goto done;
     } else {
-        /* ECIES: ephemeral X||Y big-endian, then the HKDF salt (spec 4.1). */
+        /* ECIES: ephemeral X||Y big-endian, then the HKDF salt (docs/esp-formats.md §4.1). */
         if ((error = fwrel_key_generate(&eph, FWREL_KEY_ECDSA256)) != 0 ||
             (error = fwrel_key_raw64(h.key_field, eph)) != 0)
             goto done;
@@ -634,7 +634,8 @@ static int decrypt(fwrel_out *given, const char *out_path, unsigned flags, fwrel
     if ((error = fwrel_src_read(src, hdr, sizeof(hdr))) != 0 ||
         (error = fwrel_encimg_parse_header(&h, hdr)) != 0)
         return error;
-    /* esp_encrypted_img_decrypt_end: exactly `size` ciphertext bytes, nothing after (spec 4.3). */
+    /* esp_encrypted_img_decrypt_end: exactly `size` ciphertext bytes, nothing after
+     * (docs/esp-formats.md §4.3). */
     body = avail - FWREL_ENCIMG_HEADER_LEN;
     if (body < h.size)
         return fwrel_error_set(FWREL_EFORMAT,

@@ -1,4 +1,4 @@
-/* espimg.c - ESP-IDF application images (espimg.h; spec/esp-formats.md section 1). */
+/* espimg.c - ESP-IDF application images (espimg.h; docs/esp-formats.md §1). */
 #include "fwrel/espimg.h"
 
 #include <ctype.h>
@@ -17,10 +17,10 @@
 #define E384 FWREL_SCHEME_ECDSA384
 
 /*
- * Chip ids and bootloader offsets: spec 1.7. Signature blocks and schemes: spec 2.5; key digest
- * length: spec 2.4 (16 bytes on C2, as espefuse burns digest[:16]). Flash windows: esptool
- * targets/<chip>.py IROM_MAP_* / DROM_MAP_* (bb72741f), the ranges elf2image aligns; MMU page
- * sizes: spec 1.9. The last field, 1 on C2, C6, H2, C61: SOC_MMU_PAGE_SIZE_CONFIGURABLE in
+ * From docs/esp-formats.md: chip ids and bootloader offsets §1.7, signature blocks and schemes
+ * §2.5, key digest length §2.4 (16 bytes on C2, as espefuse burns digest[:16]), MMU page sizes
+ * §1.9. Flash windows: esptool targets/<chip>.py IROM_MAP_* / DROM_MAP_* (bb72741f), the ranges
+ * elf2image aligns. The last field, 1 on C2, C6, H2, C61: SOC_MMU_PAGE_SIZE_CONFIGURABLE in
  * ESP-IDF v5.5.5 components/soc/<chip>/include/soc/soc_caps.h (set there for exactly these four;
  * commented out for H21 and H4), which makes the device require the app descriptor.
  */
@@ -41,22 +41,25 @@ static const fwrel_chip chips[] = {
     {"esp32h2", 16, 3, RSA | E192 | E256, 0, 32, 0x0, {0x42000000, 0x42800000},
      {0x42800000, 0x43000000}, 13, 16, 1},
     /*
-     * P4: P-384 left out. The Kconfig allows it where SOC_ECDSA_SUPPORT_CURVE_P384, which only a
-     * third-party reading gives P4, and the newer docs summary lists none (spec 11.5): signing a
-     * P4 image with a curve its ROM may not verify would brick it, refusing costs a re-sign.
+     * P4: P-384 left out (docs/esp-formats.md §11.5). The Kconfig allows it where
+     * SOC_ECDSA_SUPPORT_CURVE_P384, which only a third-party reading gives P4, and the newer docs
+     * summary lists none: signing a P4 image with a curve its ROM may not verify would brick it,
+     * refusing costs a re-sign.
      */
     {"esp32p4", 18, 3, RSA | E192 | E256, 0, 32, 0x2000, {0x40000000, 0x4C000000},
      {0x40000000, 0x4C000000}, 16, 16, 0},
-    /* C61: ECDSA only (spec 2.5); P-384 not stated, so not claimed. Windows inherited from C6. */
+    /* C61: ECDSA only (docs/esp-formats.md §2.5); P-384 not stated, so not claimed. Windows
+     * inherited from C6. */
     {"esp32c61", 20, 3, E192 | E256, 0, 32, 0x0, {0x42000000, 0x42800000},
      {0x42800000, 0x43000000}, 13, 16, 1},
-    /* C5: SOC_ECDSA_SUPPORT_CURVE_P384 (spec 2.5, 11.5). */
+    /* C5: SOC_ECDSA_SUPPORT_CURVE_P384 (docs/esp-formats.md §2.5, §11.5). */
     {"esp32c5", 23, 3, RSA | E192 | E256 | E384, 0, 32, 0x2000, {0x42000000, 0x44000000},
      {0x42000000, 0x44000000}, 16, 16, 0},
     /*
-     * H21, H4, E22, S31 are not in spec 2.5: no Secure Boot V2 claimed (sbv2_blocks 0), so fwrel
-     * refuses to sign for them rather than guess a scheme. E22 and S31 are known from esptool only
-     * (spec 11.11); their windows are left unknown, so no mapping alignment is checked.
+     * H21, H4, E22, S31 are not in docs/esp-formats.md §2.5: no Secure Boot V2 claimed
+     * (sbv2_blocks 0), so fwrel refuses to sign for them rather than guess a scheme. E22 and S31
+     * are known from esptool only (docs/esp-formats.md §11.11); their windows are left unknown, so
+     * no mapping alignment is checked.
      */
     {"esp32h21", 25, 0, FWREL_SCHEME_NONE, 0, 32, 0x0, {0x42000000, 0x42800000},
      {0x42800000, 0x43000000}, 13, 16, 0},
@@ -162,7 +165,8 @@ static int take(struct parse *p, uint8_t *buf, size_t n)
 }
 
 /* XOR of the bytes into the checksum: 64 at a time in four 16-byte lanes (vector registers
- * where the compiler has them), then 8 at a time, then folded (the same byte, spec 1.4). */
+ * where the compiler has them), then 8 at a time, then folded (the same byte:
+ * docs/esp-formats.md §1.4). */
 typedef uint64_t xor_lane __attribute__((vector_size(16)));
 
 static uint8_t xor_bytes(uint8_t sum, const uint8_t *b, size_t n)
@@ -193,7 +197,7 @@ static uint8_t xor_bytes(uint8_t sum, const uint8_t *b, size_t n)
     return sum;
 }
 
-/* spec 1.6: esp_app_desc_t, the first 256 bytes of segment 0 when it starts at 0x20. */
+/* docs/esp-formats.md §1.6: esp_app_desc_t, segment 0's first 256 bytes when it starts at 0x20. */
 static void read_app_desc(fwrel_app_desc *d, const uint8_t *b)
 {
     d->secure_version = fwrel_le32(b + 4);
@@ -244,7 +248,8 @@ static uint8_t page_log2(const fwrel_espimg *img)
     return c->mmu_page_log2_min;
 }
 
-/* spec 1.3, 1.8: the device refuses a mapped segment whose data is not where the MMU maps it. */
+/* docs/esp-formats.md §1.3, §1.8: the device refuses a mapped segment whose data is not where the
+ * MMU maps it. */
 static int check_mapping(const fwrel_espimg *img, unsigned idx)
 {
     const fwrel_espimg_segment *s = &img->segments[idx];
@@ -351,7 +356,7 @@ int fwrel_espimg_parse(fwrel_espimg *img, fwrel_src *src, const fwrel_espimg_opt
         s->load_addr = fwrel_le32(sh);
         s->data_len = fwrel_le32(sh + 4);
         s->data_offset = image_pos(&p);
-        /* spec 1.3: the device refuses both with "invalid segment length". */
+        /* docs/esp-formats.md §1.3: the device refuses both with "invalid segment length". */
         if (s->data_len % 4 != 0) {
             error = fwrel_error_set(FWREL_EFORMAT, "segment %u: length 0x%x not a multiple of 4", i,
                                     s->data_len);
@@ -382,8 +387,8 @@ int fwrel_espimg_parse(fwrel_espimg *img, fwrel_src *src, const fwrel_espimg_opt
         }
     }
 
-    /* spec 1.4: zero padding up to position % 16 == 15, then the checksum byte. The device reads
-     * the padding without checking it; the hash and signatures cover it. */
+    /* docs/esp-formats.md §1.4: zero padding up to position % 16 == 15, then the checksum byte.
+     * The device reads the padding without checking it; the hash and signatures cover it. */
     size_t need = 16 - (size_t)(image_pos(&p) % 16);
     if (left(&p) < need) {
         error = fwrel_error_set(FWREL_EFORMAT,
@@ -401,7 +406,7 @@ int fwrel_espimg_parse(fwrel_espimg *img, fwrel_src *src, const fwrel_espimg_opt
     img->image_len = image_pos(&p);
 
     if (img->hash_appended) {
-        /* spec 1.5: SHA-256 over [0, checksum] inclusive: everything emitted so far. */
+        /* docs/esp-formats.md §1.5: SHA-256 over [0, checksum] inclusive: all emitted so far. */
         if (left(&p) < 32) {
             error = fwrel_error_set(FWREL_EFORMAT,
                                     "truncated: the appended SHA-256 at offset 0x%llx needs 32 "

@@ -276,7 +276,7 @@ int fwrel_key_type_of(int *type, const fwrel_pkey *key)
 {
     FWREL_ASSERT_ARG(type != NULL && key != NULL);
     if (EVP_PKEY_is_a(key, "RSA")) {
-        /* The messages are espsecure's (spec/esp-formats.md §7). */
+        /* The messages are espsecure's (docs/esp-formats.md §7). */
         int bits = EVP_PKEY_get_bits(key);
         if (bits != 3072)
             return fwrel_error_set(FWREL_EKEY, "RSA key has %d bits. Only RSA-3072 is supported.",
@@ -334,8 +334,8 @@ int fwrel_key_generate(fwrel_pkey **out, int type)
 
 /*
  * EC keys are always encoded with a named curve and an uncompressed point, whatever
- * form the file had: that is what espsecure writes (SubjectPublicKeyInfo, spec §7), and
- * a key id must not depend on how the key happened to be stored.
+ * form the file had: that is what espsecure writes (SubjectPublicKeyInfo, docs/esp-formats.md §7),
+ * and a key id must not depend on how the key happened to be stored.
  */
 static int ec_canonical_form(EVP_PKEY *key)
 {
@@ -508,7 +508,7 @@ int fwrel_key_load_private_pass(fwrel_pkey **out, const char *path, const char *
     return load_private(out, path, NULL, pass, pass_len);
 }
 
-/* espsecure extract-public-key --version 1: X||Y big-endian, P-256 (spec §3). */
+/* espsecure extract-public-key --version 1: X||Y big-endian, P-256 (docs/esp-formats.md §3). */
 static int parse_raw64(EVP_PKEY **out, const uint8_t *data)
 {
     uint8_t point[65];

@@ -1,4 +1,4 @@
-/* sbv1.c - Secure Boot V1 app signatures (sbv1.h; spec/esp-formats.md section 3).
+/* sbv1.c - Secure Boot V1 app signatures (sbv1.h; docs/esp-formats.md §3).
  *
  * ECDSA P-256 over SHA-256 with k derived per RFC 6979 section 3.2 (HMAC-SHA256). espsecure v4
  * signs with python-ecdsa's sign_deterministic(data, sha256) (esptool v4.11.0,
@@ -34,7 +34,7 @@ int fwrel_sbv1_parse_block(uint32_t *version, uint8_t sig[64], const uint8_t *bl
     FWREL_ASSERT_ARG(version != NULL && sig != NULL && block != NULL);
     if (len != FWREL_SBV1_BLOCK_LEN)
         return fwrel_error_set(FWREL_EFORMAT, "a signature block is 68 bytes, not %zu", len);
-    /* esp_secure_boot_sig_block_t: u32 LE version, then r||s big-endian (spec 3). */
+    /* esp_secure_boot_sig_block_t: u32 LE version, r||s big-endian (docs/esp-formats.md §3). */
     *version = fwrel_le32(block);
     memcpy(sig, block + 4, 64);
     return 0;
@@ -379,7 +379,8 @@ static int prepare(uint8_t digest[32], fwrel_espimg *img, const char *in_path, f
         goto done;
     }
     /* espsecure signs the whole file, the device hashes [0, image_len) and reads the block at
-     * image_len (spec 3): with anything in between, the signature would be over other bytes. */
+     * image_len (docs/esp-formats.md §3): with anything in between, the signature would be over
+     * other bytes. */
     if (img->file_len != img->image_len) {
         error = fwrel_error_set(FWREL_EFORMAT,
                                 "%llu bytes past the end of the image: the device would not "

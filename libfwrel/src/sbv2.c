@@ -1,4 +1,4 @@
-/* sbv2.c - Secure Boot V2 signature sector (sbv2.h; spec/esp-formats.md section 2). */
+/* sbv2.c - Secure Boot V2 signature sector (sbv2.h; docs/esp-formats.md §2). */
 #include "fwrel/sbv2.h"
 
 #include <string.h>
@@ -15,7 +15,7 @@
 
 #define ALIGN4K(x) (((x) + 4095) & ~(uint64_t)4095)
 
-/* Block field offsets (spec 2.2). */
+/* Block field offsets (docs/esp-formats.md §2.2). */
 enum {
     OFF_DIGEST = 4,
     RSA_KEY = 36, /* n 384 | e 4 | rinv 384 | mdash 4 */
@@ -40,7 +40,7 @@ static size_t curve_len(int scheme)
     return scheme == FWREL_SCHEME_ECDSA192 ? 24 : scheme == FWREL_SCHEME_ECDSA256 ? 32 : 48;
 }
 
-/* spec 2.4: the key digest covers the key bytes exactly as they sit in the block. */
+/* docs/esp-formats.md §2.4: the key digest covers the key bytes as they sit in the block. */
 static int block_key_digest(uint8_t out[32], const uint8_t *raw, int scheme)
 {
     if (scheme == FWREL_SCHEME_RSA3072)
@@ -125,8 +125,8 @@ static int put_key(uint8_t *raw, const fwrel_pkey *key, int scheme)
             error = fwrel_error_set(FWREL_EKEY, "RSA exponent wider than 32 bits");
             goto done;
         }
-        /* R^-1 field = 2^6144 mod n, i.e. R^2 mod n with R = 2^3072 (spec 2.2; espsecure's
-         * _get_sbv2_rsa_primitives: rr = 1 << (key_size * 2)). */
+        /* R^-1 field = 2^6144 mod n, i.e. R^2 mod n with R = 2^3072 (docs/esp-formats.md §2.2;
+         * espsecure's _get_sbv2_rsa_primitives: rr = 1 << (key_size * 2)). */
         if (BN_set_bit(r, 6144) != 1 || BN_mod(r, r, n, ctx) != 1) {
             error = fwrel_error_set_openssl(FWREL_EKEY, "bignum failure");
             goto done;
@@ -144,8 +144,8 @@ static int put_key(uint8_t *raw, const fwrel_pkey *key, int scheme)
         error = 0;
         goto done;
     }
-    /* EC: curve id, then X and Y little-endian in fixed L-byte fields (spec 2.2). Read from the
-     * affine coordinates, so a key held with a compressed point encodes the same. */
+    /* EC: curve id, then X and Y little-endian in fixed L-byte fields (docs/esp-formats.md §2.2).
+     * Read from the affine coordinates, so a key held with a compressed point encodes the same. */
     size_t len = curve_len(scheme);
     size_t off = scheme == FWREL_SCHEME_ECDSA384 ? EC384_CRV : EC_CRV;
     if (EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_EC_PUB_X, &x) != 1 ||
@@ -401,7 +401,7 @@ int fwrel_sbv2_block_build(uint8_t out[FWREL_SBV2_BLOCK_LEN], const fwrel_pkey *
         goto done;
     }
     /* Every signature is checked before it goes into a block: a given one as espsecure does
-     * (spec 2.8), ours against a faulty signer. */
+     * (docs/esp-formats.md §2.8), ours against a faulty signer. */
     if ((error = verify_raw(key, digest, digest_len, sig, sig_len)) != 0) {
         if (error == FWREL_EVERIFY)
             fwrel_error_set(FWREL_EVERIFY, made != NULL ? "the new signature does not verify"
@@ -492,8 +492,8 @@ static int prepare(struct prep *p, const char *in_path, fwrel_out *out, int appe
             goto done;
         }
     } else if (p->img.file_len != p->img.image_len) {
-        /* spec 2.3: espsecure would pad after these bytes and put the sector where the device
-         * does not look, or sign bytes no image parser shows the signer. */
+        /* docs/esp-formats.md §2.3: espsecure would pad after these bytes and put the sector where
+         * the device does not look, or sign bytes no image parser shows the signer. */
         if (p->img.file_len == aligned + FWREL_SBV2_SECTOR_LEN) {
             uint8_t magic = 0;
             if ((error = fwrel_src_seek(&src, aligned)) != 0 ||
@@ -512,8 +512,8 @@ static int prepare(struct prep *p, const char *in_path, fwrel_out *out, int appe
                                 (unsigned long long)(p->img.file_len - p->img.image_len));
         goto done;
     }
-    /* The padding: 0xFF as espsecure writes it (spec 2.1). With append the file's own padding
-     * must be exactly that, so the new block signs the bytes a fresh signature would. */
+    /* The padding: 0xFF as espsecure writes it (docs/esp-formats.md §2.1). With append the file's
+     * own padding must be exactly that, so the new block signs what a fresh signature would. */
     size_t pad = (size_t)(aligned - p->img.image_len);
     if (append) {
         if ((error = fwrel_src_read(&src, buf, pad)) != 0)
@@ -576,7 +576,7 @@ static const char *scheme_name(int s)
                                         : "ECDSA P-384";
 }
 
-/* What the image's chip would check (spec 2.5). */
+/* What the image's chip would check (docs/esp-formats.md §2.5). */
 static int check_chip(const fwrel_espimg *img, const int *schemes, size_t count, unsigned total)
 {
     if (total > FWREL_SBV2_MAX_BLOCKS)
@@ -712,7 +712,7 @@ int fwrel_sbv2_signing_digest(uint8_t out[48], size_t *out_len, const char *in_p
     return error;
 }
 
-/* What espsecure v5.3.1's verify_signature_v2 does with one valid block (spec 2.7). */
+/* espsecure v5.3.1's verify_signature_v2 on one valid block (docs/esp-formats.md §2.7). */
 enum { COMPAT_PASS, COMPAT_NEXT, COMPAT_ABORT };
 
 /* Python locals outlive the loop iteration that set them: what the EC path last unpacked. */
@@ -790,7 +790,7 @@ int fwrel_sbv2_verify_compat(fwrel_report *report, fwrel_src *src, const fwrel_p
 
     if ((error = fwrel_sbv2_key_scheme(&key_scheme, key)) != 0)
         return error;
-    /* spec 2.7: espsecure's size rule. */
+    /* docs/esp-formats.md §2.7: espsecure's size rule. */
     if (src->size < FWREL_SBV2_SECTOR_LEN) {
         fwrel_report_add(report, "sbv2.size", FWREL_FAIL, "%llu bytes, less than one sector",
                          (unsigned long long)src->size);

@@ -24,15 +24,15 @@ for s in rsa3072 ecdsa192 ecdsa256 ecdsa384; do
     expect_rc 0 "export $s" fwrel-keygen --export "$T/$s.pem" --passphrase-file "$T/pass" -o "$T/re-$s"
     expect_same "$T/re-$s.digest.bin" "$T/$s.digest.bin" "$s digest re-derived"
     expect_same "$T/re-$s.pub.pem" "$T/$s.pub.pem" "$s public key re-derived"
-    # ... and, for ECDSA, from the public point by the spec's formula, without fwrel (the RSA
-    # digest against espsecure's is in the sbv2 unit and conformance tests).
+    # ... and, for ECDSA, from the public point by the formula of docs/esp-formats.md §2.4,
+    # without fwrel (the RSA digest against espsecure's is in the sbv2 unit and conformance tests).
     case $s in
     ecdsa192) want=$(ec_digest "$T/$s.pub.pem" 1 24) ;;
     ecdsa256) want=$(ec_digest "$T/$s.pub.pem" 2 32) ;;
     ecdsa384) want=$(ec_digest "$T/$s.pub.pem" 3 48) ;;
     *) continue ;;
     esac
-    [ "$(hex "$T/$s.digest.bin")" = "$want" ] && ok || fail "$s digest is not the spec's"
+    [ "$(hex "$T/$s.digest.bin")" = "$want" ] && ok || fail "$s digest is not §2.4's"
 done
 rm -f "$T"/*.clear
 

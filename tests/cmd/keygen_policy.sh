@@ -1,7 +1,8 @@
-# fwrel-keygen --keystore: every key of each example policy, --provision's digests equal to the
-# spec's (re-derived without fwrel), nothing in the keystore readable by others, a second run
-# changes nothing, a wrong passphrase changes nothing (exit 4), rotation and revocation recorded,
-# a policy naming a revoked key refused with its id, refusals with one line and nothing written.
+# fwrel-keygen --keystore: every key of each example policy, --provision's digests equal to
+# docs/esp-formats.md §2.4's (re-derived without fwrel), nothing in the keystore readable by others,
+# a second run changes nothing, a wrong passphrase changes nothing (exit 4), rotation and revocation
+# recorded, a policy naming a revoked key refused with its id, refusals with one line and nothing
+# written.
 . "$FWREL_SRC/tests/lib.sh"
 printf 'keystore passphrase\n' >"$T/pass"
 printf 'not the passphrase\n' >"$T/wrong"
@@ -18,7 +19,7 @@ for P in "$FWREL_SRC"/policies/*.yaml; do
     [ "$(printf '%s\n' "$OUT" | grep -c '^active .* epoch 1 ')" -eq "$nkeys" ] && ok ||
         fail "$name: $nkeys keys expected active in: $OUT"
     [ -z "$(find "$D" -perm /077)" ] && ok || fail "$name: readable by others: $(find "$D" -perm /077)"
-    # Every digest file equals the digest the spec derives from the matching public key.
+    # Every digest file equals docs/esp-formats.md §2.4's digest of the matching public key.
     ndig=0
     for dig in "$O"/*digest*; do
         [ -e "$dig" ] || continue
@@ -26,7 +27,7 @@ for P in "$FWREL_SRC"/policies/*.yaml; do
         alg=$(grep -E "^  $key: " "$P" | sed 's/.*alg: *\([a-z0-9]*\).*/\1/')
         [ "$(stat -c %s "$dig")" -eq 32 ] && ok || fail "$dig is not 32 bytes"
         [ "$(hex "$dig")" = "$(sbv2_digest "$O/$key.pub.pem" "$alg")" ] && ok ||
-            fail "$dig is not the spec's digest of $key ($alg)"
+            fail "$dig is not the docs/esp-formats.md §2.4 digest of $key ($alg)"
         expect_same "$O/$key.pub.pem" "$D/keys/$key.1.pub.pem" "$key: provisioned public key"
         ndig=$((ndig + 1))
     done

@@ -1,4 +1,4 @@
-# Source rules that tools can check (STYLE.md 7, 8, 11): no unbounded string or number
+# Source rules that tools can check (HACKING.md "Conventions"): no unbounded string or number
 # parsing functions in the library and commands; the library never prints.
 . "$FWREL_SRC/tests/lib.sh"
 cd "$FWREL_SRC"

@@ -1,5 +1,5 @@
 /* testimg.c - synthetic ESP app images (testimg.h), laid out as esptool elf2image does
- * (spec/esp-formats.md 1.1-1.6). */
+ * (docs/esp-formats.md §1.1-§1.6). */
 #include "testimg.h"
 
 #include <stdarg.h>
@@ -179,7 +179,7 @@ uint8_t *testimg_build(size_t *len, const testimg_opts *opts)
         return NULL;
 
     /* Padding before IROM: its data must land at 0x20 modulo the page, as the IROM vaddr
-     * (spec 1.3); the padding comes out of IROM's share of size. */
+     * (docs/esp-formats.md §1.3); the padding comes out of IROM's share of size. */
     size_t page = (size_t)1 << page_log2, pos = FWREL_ESPIMG_HEADER_LEN;
     for (unsigned i = 0; i < pl.n; i++) {
         if (pl.kind[i] == PAD) {
@@ -202,13 +202,13 @@ uint8_t *testimg_build(size_t *len, const testimg_opts *opts)
     b[0] = FWREL_ESPIMG_MAGIC;
     b[1] = (uint8_t)pl.n;
     b[2] = 2;    /* DIO */
-    b[3] = 0x10; /* 2MB; speed 0 is valid on every chip (spec 1.2: 40m, 30m on C2, ...) */
+    b[3] = 0x10; /* 2MB; speed 0 is valid on every chip (docs/esp-formats.md §1.2) */
     fwrel_put_le32(b + 4, m->iram + 4);
     b[8] = 0xEE; /* wp pin disabled, as esptool writes */
     uint16_t id = o->use_chip_id ? o->chip_id : chip->id;
     b[12] = (uint8_t)id;
     b[13] = (uint8_t)(id >> 8);
-    /* spec 1.2: the legacy byte is the minor revision on C3, the major elsewhere. */
+    /* docs/esp-formats.md §1.2: the legacy byte is the minor revision on C3, else the major. */
     b[14] = (uint8_t)(chip->id == 5 ? o->min_rev_full % 100 : o->min_rev_full / 100);
     b[15] = (uint8_t)o->min_rev_full;
     b[16] = (uint8_t)(o->min_rev_full >> 8);
@@ -242,7 +242,7 @@ uint8_t *testimg_build(size_t *len, const testimg_opts *opts)
             fill(d, l, i + 1);
             break;
         case PAD:
-            break; /* load address 0, zero data (spec 1.3) */
+            break; /* load address 0, zero data (docs/esp-formats.md §1.3) */
         case IROM:
             addr = m->irom + 0x20;
             fill(d, l, i + 1);

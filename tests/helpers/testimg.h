@@ -2,7 +2,7 @@
  * testimg.h - build synthetic, byte-valid ESP app images for tests, examples and benchmarks
  * (never shipped).
  *
- * The layout is elf2image's (spec/esp-formats.md 1.1-1.6): a 24-byte header; segment 0 a DROM
+ * The layout is elf2image's (docs/esp-formats.md §1.1-§1.6): a 24-byte header; segment 0 a DROM
  * segment whose data starts at file offset 0x20 with the esp_app_desc_t; then RAM segments
  * (DRAM, IRAM, alternating); with `irom`, a padding segment (load address 0) and an IROM segment
  * whose data lands on its MMU page as the device requires; zero padding to position % 16 == 15,

@@ -206,7 +206,7 @@ static void test_round_trips(void **state)
             size_t n = sizes[i], enc_len, pt_len;
             uint8_t *pt = random_bytes(n), *enc = encrypt_mem(&enc_len, pt, n, pub[s]), *dec;
             fwrel_encimg_header h;
-            /* The layout of spec 4.1, zeros where esp_enc_img_gen.py writes zeros. */
+            /* docs/esp-formats.md §4.1's layout, zeros where esp_enc_img_gen.py writes them. */
             assert_int_equal(fwrel_encimg_parse_header(&h, enc), 0);
             assert_int_equal(h.size, n);
             assert_true(is_zero(enc + 424, 88));

@@ -1,6 +1,6 @@
 /* test_export.c - export: the shipped exports (https-dir, secure-fota, flask-ota) rendered with a
- * realistic release give the bytes written out by hand below from the formats of research
- * anchor-tools.md section 2 and ESP-IDF's OTA examples; the Flask hmac equals an independent
+ * realistic release give the bytes written out by hand below from the formats of
+ * docs/exports.md section 5 and ESP-IDF's OTA examples; the Flask hmac equals an independent
  * HMAC(); hostile values stay inside their JSON string or shell word; a user export made at
  * test time renders; every malformed template is refused with its message and returns nothing. */
 #include <setjmp.h>

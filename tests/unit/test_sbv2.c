@@ -1,4 +1,4 @@
-/* test_sbv2.c - the Secure Boot V2 sector (spec/esp-formats.md section 2).
+/* test_sbv2.c - the Secure Boot V2 sector (docs/esp-formats.md §2).
  *
  * With $FWREL_VECTORS: key digests equal espsecure's; fwrel_sbv2_verify_compat() gives the
  * oracle's verdict on every verify-signature check of every sbv2/ and tampered sbv2 vector;
@@ -75,7 +75,7 @@ static void fix_crc(uint8_t *block)
     fwrel_put_le32(block + FWREL_SBV2_CRC_OFFSET, fwrel_crc32(0, block, FWREL_SBV2_CRC_OFFSET));
 }
 
-/* The signature field of a block as the block says (spec 2.2). */
+/* The signature field of a block as the block says (docs/esp-formats.md §2.2). */
 static void sig_field(const uint8_t *block, size_t *off, size_t *len)
 {
     if (block[1] == 2) {
@@ -92,7 +92,7 @@ static void sig_field(const uint8_t *block, size_t *off, size_t *len)
 
 /*
  * got equals want byte for byte, except in the blocks of mask (bit i: block i), whose signature
- * field and CRC may differ (RSA-PSS salt and ECDSA k are random; spec 2.2).
+ * field and CRC may differ (RSA-PSS salt and ECDSA k are random; docs/esp-formats.md §2.2).
  */
 static void assert_same_but_sigs(const uint8_t *got, size_t got_len, const uint8_t *want,
                                  size_t want_len, unsigned mask, const char *what)
@@ -386,8 +386,8 @@ static void test_vectors_verify_compat(void **state)
 
 /* ---- (c) re-signing reproduces the vectors ---------------------------------------------- */
 
-/* Sign; a chip refusal (spec 2.5: these vectors are format vectors there) retries with
- * ignore_chip. Returns 1 if the chip refused. */
+/* Sign; a chip refusal (docs/esp-formats.md §2.5: these vectors are format vectors there) retries
+ * with ignore_chip. Returns 1 if the chip refused. */
 static int sign_like_espsecure(const char *in, const char *out, fwrel_sbv2_sign_opts *so)
 {
     so->ignore_chip = 0;
@@ -439,7 +439,7 @@ static void test_vectors_resign(void **state)
         if (!starts(id, "sbv2.") || !starts(kind, "sbv2_sign") || imgrel == NULL)
             continue;
         if (command != NULL && strstr(command, "--skip-padding") != NULL) {
-            /* fwrel signs only where the device looks (spec 2.1). */
+            /* fwrel signs only where the device looks (docs/esp-formats.md §2.1). */
             print_message("  %s: --skip-padding signing is not offered\n", id);
             continue;
         }
@@ -633,7 +633,7 @@ static void test_block_round_trip(void **state)
         assert_int_equal(fwrel_key_generate(&key, types[i]), 0);
         assert_int_equal(fwrel_key_generate(&other, types[i]), 0);
         assert_int_equal(fwrel_sbv2_block_build(sector, key, digest, dlen, NULL, 0), 0);
-        /* Fixed fields (spec 2.2): magic, version, hash type, CRC, 16 zero bytes. */
+        /* Fixed fields (docs/esp-formats.md §2.2): magic, version, hash type, CRC, 16 zeros. */
         assert_int_equal(sector[0], 0xE7);
         assert_int_equal(sector[1], types[i] == FWREL_KEY_RSA3072 ? 2 : 3);
         assert_int_equal(sector[2], types[i] == FWREL_KEY_ECDSA384 ? 1 : 0);
@@ -951,7 +951,7 @@ static void test_sign_round_trip(void **state)
     snprintf(out, sizeof(out), "%s/signed.bin", dir);
     snprintf(ext, sizeof(ext), "%s/ext.bin", dir);
     snprintf(app, sizeof(app), "%s/app.bin", dir);
-    /* ESP32-C5 accepts every scheme (spec 2.5). */
+    /* ESP32-C5 accepts every scheme (docs/esp-formats.md §2.5). */
     testimg_opts o = {.chip = "esp32c5", .size = 20000};
     assert_int_equal(testimg_write(img, &o), 0);
     size_t img_len;
@@ -969,7 +969,7 @@ static void test_sign_round_trip(void **state)
         size_t len;
         uint8_t *p = read_all(out, &len);
         size_t aligned = (img_len + 4095) & ~(size_t)4095;
-        /* image, 0xFF to 4 KiB, block, 0xFF slots and tail (spec 2.1) */
+        /* image, 0xFF to 4 KiB, block, 0xFF slots and tail (docs/esp-formats.md §2.1) */
         assert_int_equal(len, aligned + SECTOR);
         assert_memory_equal(p, image, img_len);
         for (size_t z = img_len; z < aligned; z++)
@@ -997,7 +997,7 @@ static void test_sign_round_trip(void **state)
         size_t ext_len;
         uint8_t *q = read_all(ext, &ext_len);
         assert_same_but_sigs(q, ext_len, p, len, 1u, "external signature");
-        if (types[i] == FWREL_KEY_RSA3072) { /* the given signature, reversed (spec 2.2) */
+        if (types[i] == FWREL_KEY_RSA3072) { /* reversed: docs/esp-formats.md §2.2 */
             for (size_t b = 0; b < 384; b++)
                 assert_int_equal(q[aligned + 812 + b], sig[383 - b]);
         }
@@ -1082,7 +1082,7 @@ static void test_sign_refusals(void **state)
     assert_int_equal(fwrel_key_generate(&ec, FWREL_KEY_ECDSA256), 0);
     fwrel_sbv2_sign_opts so = {.count = 1};
 
-    /* What the chip checks (spec 2.5). */
+    /* What the chip checks (docs/esp-formats.md §2.5). */
     so.signers[0].key = ec;
     REFUSED(fwrel_sbv2_sign(esp32, out, 0, &so, NULL), FWREL_EKEY, "ESP32 + ECDSA");
     assert_non_null(strstr(fwrel_error_last()->message, "esp32 does not accept ECDSA P-256"));

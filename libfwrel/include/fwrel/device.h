@@ -1,7 +1,7 @@
 /*
  * device.h - the device model: a device profile (YAML, docs/device-profile.md)
  * and the ordered acceptance checks the bootloader and the OTA code run
- * (spec/esp-formats.md 1.8, 2.6, 5).
+ * (docs/esp-formats.md §1.8, §2.6, §5).
  */
 #ifndef FWREL_DEVICE_H
 #define FWREL_DEVICE_H
@@ -82,7 +82,7 @@ int fwrel_device_read_manifest(fwrel_manifest *out, fwrel_report *report, const 
 const fwrel_pkey *fwrel_device_image_key(const fwrel_device *dev);
 
 /**
- * The OTA code's decision before it writes an update (spec/esp-formats.md 5): with anti-rollback,
+ * The OTA code's decision before it writes an update (docs/esp-formats.md §5): with anti-rollback,
  * secure_version at least the eFuse's; with a running version, a different version string.
  *
  * @param why             receives one human line (the refusal as ESP-IDF words it, or why not)

@@ -1,6 +1,6 @@
 /*
  * encimg.h - pre-encrypted OTA images in the esp_encrypted_img 2.7.1 format
- * (spec/esp-formats.md section 4), as esp_enc_img_gen.py writes them and the
+ * (docs/esp-formats.md §4), as esp_enc_img_gen.py writes them and the
  * device's esp_encrypted_img component reads them.
  *
  * [512-byte header][ciphertext, exactly the plaintext's length]. AES-256-GCM
@@ -10,7 +10,7 @@
  * grow with image size. Decryption never publishes plaintext whose GCM tag has
  * not been checked.
  *
- * What the device checks, in its order (spec 4.3), is what
+ * What the device checks, in its order (docs/esp-formats.md §4.3), is what
  * fwrel_encimg_decrypt() checks: the magic; the key (RSA: a PKCS#1 v1.5
  * plaintext of at most 32 bytes, a shorter one zero-extended to 32 as the
  * device does; ECC: the ephemeral key is a P-256 point);
@@ -37,13 +37,13 @@ extern "C" {
 #define FWREL_ENCIMG_HEADER_LEN 512
 #define FWREL_ENCIMG_MAGIC      0x0788B6CFu
 
-/** Key schemes (the header does not say which: the device is built for one, spec 11.2). */
+/** Key schemes (the header does not say which: docs/esp-formats.md §11.2). */
 enum fwrel_encimg_scheme {
     FWREL_ENCIMG_RSA3072 = 1, /**< RSA-3072 PKCS#1 v1.5 key wrap */
     FWREL_ENCIMG_ECC256 = 2,  /**< ECDH P-256 + HKDF-SHA256 */
 };
 
-/** The header's fields (spec 4.1; offsets in the comments). */
+/** The header's fields (docs/esp-formats.md §4.1; offsets in the comments). */
 typedef struct fwrel_encimg_header {
     uint32_t magic;         /**< 0: u32 LE, FWREL_ENCIMG_MAGIC for both schemes */
     uint8_t key_field[384]; /**< 4: RSA: wrapped key (big-endian); ECC: ephemeral X||Y

@@ -3,7 +3,7 @@
  *
  * Every fallible libfwrel function returns an int: 0 on success, or one of the
  * FWREL_E* codes below. The code is also the exit code the commands use
- * (DESIGN.md "Exit codes"); never renumber them. The one-line message is built
+ * (docs/architecture.md §6); never renumber them. The one-line message is built
  * where the failure happened with fwrel_error_set() and passed up unchanged.
  * Library messages never name the file being processed: the command that
  * opened it prefixes "<prog>: <file>: ".

@@ -1,5 +1,5 @@
 /*
- * espimg.h - ESP-IDF application images (spec/esp-formats.md section 1).
+ * espimg.h - ESP-IDF application images (docs/esp-formats.md §1).
  *
  * fwrel_espimg_parse() reads an image strictly and streaming (memory does not
  * grow with image size): header, chip, segments, checksum, appended SHA-256
@@ -37,7 +37,7 @@ enum fwrel_sbv2_scheme {
     FWREL_SCHEME_ECDSA384 = 1 << 3,
 };
 
-/** What fwrel knows of a chip (spec 1.7, 2.4, 2.5). */
+/** What fwrel knows of a chip (docs/esp-formats.md §1.7, §1.9, §2.4, §2.5). */
 typedef struct fwrel_chip {
     const char *name;          /**< "esp32", "esp32c3", ... (esptool's names) */
     uint16_t id;               /**< image header chip_id */
@@ -49,11 +49,11 @@ typedef struct fwrel_chip {
     /**
      * Flash-mapped windows, [start, end): esptool IROM_MAP_* and DROM_MAP_* (esptool/targets/).
      * A segment loaded there must sit in the file at its load address modulo the MMU page
-     * (spec 1.3). All zero when not known: no alignment is checked then.
+     * (docs/esp-formats.md §1.3). All zero when not known: no alignment is checked then.
      */
     uint32_t irom_map[2];
     uint32_t drom_map[2];
-    uint8_t mmu_page_log2_min; /**< smallest MMU page elf2image allows, log2 (spec 1.9) */
+    uint8_t mmu_page_log2_min; /**< smallest MMU page elf2image allows, log2 */
     uint8_t mmu_page_log2_max; /**< largest, log2; 16 (64 KiB) on most chips */
     /**
      * 1 where the chip's soc_caps.h sets SOC_MMU_PAGE_SIZE_CONFIGURABLE (ESP-IDF v5.5.5: C2, C6,
@@ -86,7 +86,7 @@ typedef struct fwrel_espimg_segment {
     uint64_t data_offset; /**< offset of the segment's data from the image's first byte */
 } fwrel_espimg_segment;
 
-/** esp_app_desc_t (spec 1.6). Text fields are NUL-terminated copies. */
+/** esp_app_desc_t (docs/esp-formats.md §1.6). Text fields are NUL-terminated copies. */
 typedef struct fwrel_app_desc {
     uint32_t secure_version;
     char version[33];
@@ -102,7 +102,7 @@ typedef struct fwrel_app_desc {
 
 /** A parsed image. */
 typedef struct fwrel_espimg {
-    /* header (spec 1.2) */
+    /* header (docs/esp-formats.md §1.2) */
     uint8_t segment_count;
     uint8_t spi_mode;
     uint8_t spi_speed; /**< low nibble of byte 3 */
@@ -118,12 +118,12 @@ typedef struct fwrel_espimg {
 
     fwrel_espimg_segment segments[FWREL_ESPIMG_MAX_SEGMENTS];
 
-    /* checksum (spec 1.4) */
+    /* checksum (docs/esp-formats.md §1.4) */
     uint8_t checksum_stored;
     uint8_t checksum_computed;
     int checksum_ok;
 
-    /* appended SHA-256 (spec 1.5); meaningful when hash_appended */
+    /* appended SHA-256 (docs/esp-formats.md §1.5); meaningful when hash_appended */
     uint8_t sha256_stored[32];
     uint8_t sha256_computed[32];
     int sha256_ok;
@@ -169,7 +169,7 @@ typedef struct fwrel_espimg_opts {
  * byte (the file offset when src starts at 0). Memory use is bounded (one
  * 64 KiB buffer) whatever the image size.
  *
- * Checked, as the device does (spec 1.2-1.5, 1.8): magic 0xE9, hash_appended
+ * Checked, as the device does (docs/esp-formats.md §1.2-§1.5, §1.8): magic 0xE9, hash_appended
  * 0 or 1, 1..16 segments, each length a multiple of 4 and below 16 MiB, each
  * segment's data inside the file, and, for a known chip, a flash-mapped
  * segment's data offset equal to its load address modulo the MMU page

@@ -96,7 +96,7 @@ const char *fwrel_export_vars_get(const fwrel_export_vars *vars, const char *nam
 
 /**
  * Set the variable "hmac" to the Flask OTA server's HMAC of the served file
- * (research anchor-tools.md section 2b): lower-case hex of
+ * (docs/exports.md section 5, flask-ota): lower-case hex of
  * HMAC-SHA256(key, every byte of image from its current position to its end),
  * i.e. of the whole file the device downloads (the esp_encrypted_img file),
  * keyed with the policy's 32-byte `hmac` key as raw bytes. Streams the image

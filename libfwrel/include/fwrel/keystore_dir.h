@@ -208,7 +208,7 @@ typedef struct fwrel_ks_new {
  * hmac256. An ECC image-encryption key (image-encrypt, ecdsa256) is made as
  * esp_enc_img_gen --generate_ecc_key makes it: a random 32-byte device HMAC key
  * (kept as the entry's secret) and the P-256 key PBKDF2-HMAC-SHA256 derives from
- * it (spec section 4.1), so the device can hold the HMAC key in eFuse.
+ * it (docs/esp-formats.md §4.1), so the device can hold the HMAC key in eFuse.
  *
  * @param pass    passphrase for the files at rest, or NULL (unencrypted)
  * @param rotate  0: refused if the name has an active or revoked entry;
@@ -277,7 +277,7 @@ int fwrel_ks_resolve(const fwrel_ks_entry **entries, const fwrel_keystore *ks,
 
 /**
  * Derive the P-256 private key an ESP device computes from its 32-byte eFuse
- * HMAC key for the ECC image-encryption scheme (spec section 4.1).
+ * HMAC key for the ECC image-encryption scheme (docs/esp-formats.md §4.1).
  * @return 0; FWREL_EKEY when the derived scalar is not a valid P-256 key (the
  *         device would fail; esp_enc_img_gen draws another HMAC key)
  */

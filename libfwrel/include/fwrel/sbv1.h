@@ -1,5 +1,5 @@
 /*
- * sbv1.h - Secure Boot V1 app signatures, ESP32 (spec/esp-formats.md section 3).
+ * sbv1.h - Secure Boot V1 app signatures, ESP32 (docs/esp-formats.md §3).
  *
  * The signature block (68 bytes) follows the image directly: u32 LE version 0,
  * then r||s, 32 bytes each, big-endian. ECDSA P-256 over SHA-256 of the whole

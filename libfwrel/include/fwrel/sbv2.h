@@ -1,5 +1,5 @@
 /*
- * sbv2.h - the Secure Boot V2 signature sector (spec/esp-formats.md section 2).
+ * sbv2.h - the Secure Boot V2 signature sector (docs/esp-formats.md §2).
  *
  * A signed image is [image][0xFF to a 4 KiB boundary][sector 4096 B]; the
  * sector holds up to three 1216-byte blocks (RSA-3072-PSS or ECDSA
@@ -36,7 +36,8 @@ typedef struct fwrel_sbv2_block {
     int valid;   /**< present && crc_ok && version in {2,3} (espsecure's and the ROM's test) */
     uint8_t image_digest[48];
     size_t image_digest_len; /**< 32 (SHA-256), or 48 (SHA-384, P-384) */
-    uint8_t key_digest[32];  /**< SHA-256 of the key bytes (spec 2.4); set when scheme != NONE */
+    uint8_t key_digest[32];  /**< SHA-256 of the key bytes (docs/esp-formats.md §2.4); set when
+                                scheme != NONE */
     uint8_t raw[FWREL_SBV2_BLOCK_LEN];
 } fwrel_sbv2_block;
 
@@ -145,7 +146,7 @@ int fwrel_sbv2_signing_digest(uint8_t out[48], size_t *out_len, const char *in_p
 
 /**
  * What `espsecure verify-signature --version 2` (v5.3.1) answers, quirks
- * included (spec 2.7): the file is at least 4096 bytes and a multiple of 4096
+ * included (docs/esp-formats.md §2.7): the file is at least 4096 bytes and a multiple of 4096
  * (with skip_padding only the former); the last 4 KiB is the sector. Blocks
  * 0..2 in order: an invalid block (magic, version, CRC) is skipped; a valid
  * block whose image_digest differs makes the answer invalid at once; else its
