@@ -670,6 +670,40 @@ static void test_not_canonical(void **state)
     }
 }
 
+/* Where the core is stricter than the host (docs/device.md): a string of canonical jansson
+ * output that is not printable ASCII, here an ignored stranger's key id. */
+static void test_stricter_than_host(void **state)
+{
+    (void)state;
+    fwrel_manifest m;
+    char *sj = NULL, text[8192];
+    size_t slen = 0, len;
+    const fwrel_pkey *keys[1] = {signer[0]};
+    body(&m);
+    assert_int_equal(fwrel_manifest_sign(&sj, &slen, &m, keys, 1), 0);
+    snprintf(text, sizeof(text), "%.*s,{\"alg\":\"x\",\"keyid\":\"\xc3\xa9\",\"sig\":\"A\"}]}",
+             (int)slen - 2, sj);
+    free(sj);
+    uint8_t *env = seal_text(&len, text, 1);
+    fwrel_device *dev = host_device(&default_device);
+    fwrel_manifest hm;
+    assert_int_equal(fwrel_device_read_manifest(&hm, NULL, dev, env, len, NOW), 0);
+    fwrel_device_free(dev);
+    for (size_t p = 0; p < nports; p++) {
+        fwrel_dev_config cfg;
+        struct rkey k;
+        fwrel_dev_result res;
+        fwrel_dev_manifest cm;
+        core_config(&cfg, &k, &default_device, ports[p]);
+        assert_int_equal(fwrel_dev_verify(&cm, &res, &work, &cfg, env, len, NOW, NULL, NULL),
+                         FWREL_DEV_EREJECT);
+        assert_string_equal(res.first, "manifest.signatures: signed manifest is not in canonical "
+                                       "form (sorted keys, no spaces)");
+        OPENSSL_free(k.der);
+    }
+    free(env);
+}
+
 /* A wrong configuration is a usage error, never a verdict; the work area is wiped. */
 static void test_config(void **state)
 {
@@ -856,6 +890,7 @@ int main(void)
         cmocka_unit_test(test_tampered),
         cmocka_unit_test(test_field_rules),
         cmocka_unit_test(test_not_canonical),
+        cmocka_unit_test(test_stricter_than_host),
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_no_clock),
         cmocka_unit_test(test_bind),
