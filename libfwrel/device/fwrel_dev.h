@@ -8,11 +8,11 @@
  * step names and reasons are those of libfwrel's fwrel-verify --manifest --device.
  *
  * Memory the caller provides (docs/device.md "Memory"):
- *   fwrel_dev_work      FWREL_DEV_WORK_SIZE + contexts (36,368 bytes on rv32): the decrypted
+ *   fwrel_dev_work      FWREL_DEV_WORK_SIZE + contexts (37,136 bytes on rv32): the decrypted
  *                       signed.json and the crypto contexts; wiped before return
  *   fwrel_dev_manifest  1,480 bytes on rv32: the accepted body
  *   fwrel_dev_result    FWREL_DEV_REASON_MAX bytes: the first failing step and its reason
- *   fwrel_dev_bind      736 bytes per stream being bound
+ *   fwrel_dev_bind      1,120 bytes per stream being bound
  * Stack: bench/README.md (measured for rv32imc -Os, without the port's own stack).
  */
 #ifndef FWREL_DEV_H

@@ -48,6 +48,8 @@ typedef char sha_fits[sizeof(mbedtls_sha256_context) <= FWREL_DEV_CTX_MAX ? 1 : 
 struct gcm_state {
     mbedtls_gcm_context gcm;
     int encrypt;
+    uint8_t *pending; /* 3.x: where the last update's held-back bytes go at finish */
+    size_t npending;
 };
 typedef char gcm_fits[sizeof(struct gcm_state) <= FWREL_DEV_CTX_MAX ? 1 : -1];
 
@@ -95,6 +97,8 @@ static int gcm_start(fwrel_dev_ctx *ctx, int encrypt, const uint8_t key[32], con
     int mode = encrypt ? MBEDTLS_GCM_ENCRYPT : MBEDTLS_GCM_DECRYPT, ret;
     mbedtls_gcm_init(&g->gcm);
     g->encrypt = encrypt;
+    g->pending = NULL;
+    g->npending = 0;
     ret = mbedtls_gcm_setkey(&g->gcm, MBEDTLS_CIPHER_ID_AES, key, 256);
 #if MBEDTLS_VERSION_MAJOR >= 3
     if (ret == 0)
@@ -116,8 +120,15 @@ static int gcm_update(fwrel_dev_ctx *ctx, const uint8_t *in, uint8_t *out, size_
 {
     struct gcm_state *g = gcm_of(ctx);
 #if MBEDTLS_VERSION_MAJOR >= 3
+    /* An implementation may hold back the last partial block until finish (ESP-IDF's
+     * esp_aes_gcm_update documents "buffered output"): only after the last update. */
     size_t olen = 0;
-    return mbedtls_gcm_update(&g->gcm, in, len, out, len, &olen) == 0 && olen == len ? 0 : -1;
+    if (g->npending != 0 || mbedtls_gcm_update(&g->gcm, in, len, out, len, &olen) != 0 ||
+        olen > len || len - olen >= 16)
+        return -1;
+    g->pending = out + olen;
+    g->npending = len - olen;
+    return 0;
 #else
     return mbedtls_gcm_update(&g->gcm, len, in, out) == 0 ? 0 : -1;
 #endif
@@ -137,8 +148,11 @@ static int gcm_finish(fwrel_dev_ctx *ctx, uint8_t tag[16])
     uint8_t rest[16];
     size_t olen = 0;
     ret = mbedtls_gcm_finish(&g->gcm, rest, sizeof(rest), &olen, mine, 16);
-    if (ret == 0 && olen != 0)
+    if (ret == 0 && olen != g->npending)
         ret = -1;
+    if (ret == 0 && olen > 0)
+        memcpy(g->pending, rest, olen);
+    mbedtls_platform_zeroize(rest, sizeof(rest));
 #else
     ret = mbedtls_gcm_finish(&g->gcm, mine, 16);
 #endif
