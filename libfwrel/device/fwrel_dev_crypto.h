@@ -65,7 +65,7 @@ typedef struct fwrel_dev_crypto {
     int (*gcm_finish)(fwrel_dev_ctx *ctx, uint8_t tag[16]);
     void (*gcm_abort)(fwrel_dev_ctx *ctx);
 
-    /** HKDF-SHA256 (RFC 5869), extract then expand, okm_len <= 255 * 32. */
+    /** HKDF-SHA256 (RFC 5869), extract then expand, okm_len <= 255 * 32; okm may be ikm. */
     int (*hkdf_sha256)(uint8_t *okm, size_t okm_len, const uint8_t *salt, size_t salt_len,
                        const uint8_t *ikm, size_t ikm_len, const uint8_t *info, size_t info_len);
 
