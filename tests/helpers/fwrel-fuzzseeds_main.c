@@ -4,12 +4,12 @@
  *   fwrel-fuzzseeds KEYDIR OUTDIR [GNUPGHOME]
  *
  * KEYDIR is fuzz/keys (the fixed device, its signers, image key, policy and approvers); OUTDIR
- * gets manifest_trusted/, bverify_device/, bverify_ci/ and release/ with small seeds (a 2 KiB
- * ESP32-C3 test image): signed manifests that meet the device's threshold (2 of 3) and one
- * that does not, the same sealed to the device, a release bundle the device accepts, the same
- * approved by both approvers of the policy (with GNUPGHOME holding their secret keys) and by one,
- * its release record, and a bundle for the Secure Boot V2 device (device-sbv2.yaml). Everything the
- * fuzz targets check at FWREL_FUZZ_NOW is valid then. */
+ * gets manifest_trusted/ (and the same in devcore/), bverify_device/, bverify_ci/ and release/ with
+ * small seeds (a 2 KiB ESP32-C3 test image): signed manifests that meet the device's threshold (2
+ * of 3) and one that does not, the same sealed to the device, a release bundle the device accepts,
+ * the same approved by both approvers of the policy (with GNUPGHOME holding their secret keys) and
+ * by one, its release record, and a bundle for the Secure Boot V2 device (device-sbv2.yaml).
+ * Everything the fuzz targets check at FWREL_FUZZ_NOW is valid then. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +144,7 @@ int main(int argc, char **argv)
         if (fwrel_manifest_sign(&sj[i], &sj_len[i], &m, keys, sets[i].n) != 0)
             die("sign");
         put("manifest_trusted", sets[i].name, sj[i], sj_len[i]);
+        put("devcore", sets[i].name, sj[i], sj_len[i]); /* the device core's target */
     }
     /* Regression (issue 13): a trusted key's signature of 696 valid base64 characters. */
     {
@@ -162,6 +163,7 @@ int main(int argc, char **argv)
     if (fwrel_manifest_seal(&env, &env_len, (const uint8_t *)sj[0], sj_len[0], to, 1) != 0)
         die("seal");
     put("manifest_trusted", "envelope-2of3.fwm", env, env_len);
+    put("devcore", "envelope-2of3.fwm", env, env_len);
 
     /* The release record, under fuzz/keys/policy.yaml, approved by its two approvers. */
     fwrel_policy *pol = NULL;
