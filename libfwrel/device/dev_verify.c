@@ -860,7 +860,7 @@ int fwrel_dev_ota_decision(char *why_out, size_t n, const fwrel_dev_config *cfg,
     const char *running = cfg->running_version != NULL ? cfg->running_version : "";
     dev_sb s;
     sb_init(&s, why_out, n);
-    /* spec/esp-formats.md 5: esp_efuse_check_secure_version() before the download is
+    /* docs/esp-formats.md §5: esp_efuse_check_secure_version() before the download is
      * written ... */
     if (cfg->anti_rollback && m->secure_version < cfg->efuse_secure_version) {
         sb_s(&s, "New firmware security version is less than eFuse programmed, ");
