@@ -206,21 +206,6 @@ int fwrel_auditor_policy_checked(const fwrel_auditor *a);
 size_t fwrel_auditor_failed(const fwrel_auditor *a);
 
 /**
- * The report as one self-contained HTML page: no external resource, no script. A timeline of
- * the releases (version, secure_version), the keys and approvers of each, every step's
- * verdict, the repository steps and the audit log summary. Every string taken from the
- * repository is escaped.
- *
- * @param out   receives a malloc'd NUL-terminated page (free())
- * @param len   receives its length without the NUL
- * @param a     the outcome
- * @param title the page title (escaped; e.g. the repository's name)
- * @return 0 or FWREL_EIO (out of memory)
- */
-int fwrel_auditor_html(char **out, size_t *len, const fwrel_auditor *a,
-                       const char *title) FWREL_WUR;
-
-/**
  * Parse the fields of a release tag's message (docs/repo.md, the lines fwrel-bundle writes) from
  * the signed payload of a raw tag object, as the auditor does: the first line "fwrel release
  * PRODUCT VERSION (CHANNEL)" and each of the eight field lines exactly once. For the fuzzer and
