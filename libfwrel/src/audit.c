@@ -1,5 +1,5 @@
 /* audit.c - the hash-chained audit log: append under flock, all or nothing, and fsync; torn
- * tail recovery, streaming verification (docs/audit.md). */
+ * tail recovery, streaming verification, the summary of a log (docs/audit.md). */
 #include "fwrel/audit.h"
 
 #include <errno.h>
@@ -280,6 +280,167 @@ done:
     if (fd >= 0)
         close(fd);
     return rc;
+}
+
+/* --- the summary ------------------------------------------------------------------------------ */
+
+static int str_cmp(const void *x, const void *y)
+{
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+/* The tag a "bundle" entry's output names ("<tag>/bundle.fwb"), or NULL. */
+static const char *entry_bundle(char *out, size_t n, json_t *entry)
+{
+    json_t *outs = json_object_get(entry, "outputs"), *o;
+    size_t i;
+    json_array_foreach(outs, i, o)
+    {
+        const char *name = json_string_value(json_object_get(o, "name"));
+        size_t len = name != NULL ? strlen(name) : 0;
+        if (len > 11 && len - 11 < n && strcmp(name + len - 11, "/bundle.fwb") == 0) {
+            snprintf(out, n, "%.*s", (int)(len - 11), name);
+            return out;
+        }
+    }
+    return NULL;
+}
+
+int fwrel_audit_summarise(fwrel_audit_log_summary *sum, const uint8_t *data, size_t len,
+                          const char *const *tags, size_t ntags)
+{
+    char path[sizeof(sum->path)];
+    uint8_t d[32];
+    uint64_t count = 0;
+    size_t last = 0, start = 0;
+    int error;
+
+    FWREL_ASSERT_ARG(sum != NULL && (data != NULL || len == 0) && (tags != NULL || ntags == 0));
+    memcpy(path, sum->path, sizeof(path));
+    memset(sum, 0, sizeof(*sum));
+    memcpy(sum->path, path, sizeof(path));
+    /* Its chain, from these bytes. */
+    FILE *f = fmemopen((void *)(uintptr_t)data, len ? len : 1, "r");
+    if (f == NULL)
+        return fwrel_error_set_errno(FWREL_EIO, errno, "fmemopen");
+    if (len == 0)
+        fgetc(f); /* an empty log: a stream at its end */
+    error = fwrel_audit_verify_stream(f, NULL, 0, &count, sum->head);
+    fclose(f);
+    if (error == FWREL_EVERIFY || error == FWREL_EFORMAT) {
+        snprintf(sum->error, sizeof(sum->error), "%s", fwrel_error_last()->message);
+        fwrel_error_clear();
+    } else if (error != 0) {
+        return error;
+    } else {
+        sum->valid = 1;
+    }
+    /* Counts and times, line by line (complete lines; a torn tail is not a line). */
+    for (size_t i = 0; i < len; i++) {
+        if (data[i] != '\n')
+            continue;
+        sum->entries++;
+        last = start;
+        json_t *j = json_loadb((const char *)data + start, i - start, 0, NULL);
+        const char *ev = json_string_value(json_object_get(j, "event"));
+        const char *res = json_string_value(json_object_get(j, "result"));
+        const char *t = json_string_value(json_object_get(j, "time"));
+        if (res != NULL && strcmp(res, "ok") == 0)
+            sum->ok++;
+        else if (res != NULL && strcmp(res, "fail") == 0)
+            sum->fail++;
+        if (ev != NULL && res != NULL && strcmp(ev, "bundle") == 0 && strcmp(res, "ok") == 0) {
+            char tag[256];
+            const char *key = entry_bundle(tag, sizeof(tag), j);
+            sum->releases++;
+            if (key != NULL &&
+                (ntags == 0 || bsearch(&key, tags, ntags, sizeof(*tags), str_cmp) == NULL) &&
+                sum->untagged++ == 0)
+                snprintf(sum->first_untagged, sizeof(sum->first_untagged), "%s", tag);
+        }
+        if (t != NULL) {
+            if (sum->first_time[0] == '\0')
+                snprintf(sum->first_time, sizeof(sum->first_time), "%s", t);
+            snprintf(sum->last_time, sizeof(sum->last_time), "%s", t);
+        }
+        json_decref(j);
+        start = i + 1;
+    }
+    /* A broken chain has no head of its own: the last complete line's hash stands for it. */
+    if (!sum->valid && sum->entries > 0) {
+        size_t end = start - 1;
+        if ((error = fwrel_sha256(d, data + last, end - last)) != 0)
+            return error;
+        fwrel_hex(sum->head, d, 32);
+    }
+    return 0;
+}
+
+int fwrel_audit_load(uint8_t **data, size_t *len, fwrel_audit_log_summary *sum, const char *file,
+                     const char *name, const char *const *tags, size_t ntags, size_t max)
+{
+    struct stat st;
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    int fd = -1, error;
+
+    FWREL_ASSERT_ARG(data != NULL && len != NULL && sum != NULL && file != NULL && name != NULL);
+    *data = NULL;
+    *len = 0;
+    memset(sum, 0, sizeof(*sum));
+    snprintf(sum->path, sizeof(sum->path), "%s", name);
+    /* O_NONBLOCK: opening a FIFO with no writer must not hang before fstat says what it is. */
+    fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        snprintf(sum->error, sizeof(sum->error), "cannot open the live log: %s", strerror(errno));
+        return 0;
+    }
+    if (fstat(fd, &st) != 0) {
+        error = fwrel_error_set_errno(FWREL_EIO, errno, "audit log %s", name);
+        goto done;
+    }
+    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
+        snprintf(sum->error, sizeof(sum->error), "the live log is %s",
+                 S_ISREG(st.st_mode) ? "too large" : "not a regular file");
+        error = 0;
+        goto done;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0 || flock(fd, LOCK_SH) != 0 ||
+        fstat(fd, &st) != 0) {
+        error = fwrel_error_set_errno(FWREL_EIO, errno, "audit log %s", name);
+        goto done;
+    }
+    if ((uint64_t)st.st_size > max) {
+        snprintf(sum->error, sizeof(sum->error), "the live log is too large");
+        error = 0;
+        goto done;
+    }
+    n = (size_t)st.st_size;
+    if ((buf = malloc(n ? n : 1)) == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    for (size_t got = 0; got < n;) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            error = fwrel_error_set_errno(FWREL_EIO, r < 0 ? errno : EIO, "audit log %s", name);
+            goto done;
+        }
+        got += (size_t)r;
+    }
+    if ((error = fwrel_audit_summarise(sum, buf, n, tags, ntags)) != 0)
+        goto done;
+    *data = buf;
+    *len = n;
+    buf = NULL;
+    error = 0;
+done:
+    free(buf);
+    close(fd);
+    return error;
 }
 
 /* Find the last complete line and a torn tail of the open log. On success *seq and prev[]

@@ -458,157 +458,35 @@ static int str_cmp(const void *x, const void *y)
     return strcmp(*(const char *const *)x, *(const char *const *)y);
 }
 
-/* The tag a "bundle" entry's output names ("<tag>/bundle.fwb"), or NULL. */
-static const char *entry_bundle(char *out, size_t n, json_t *entry)
-{
-    json_t *outs = json_object_get(entry, "outputs"), *o;
-    size_t i;
-    json_array_foreach(outs, i, o)
-    {
-        const char *name = json_string_value(json_object_get(o, "name"));
-        size_t len = name != NULL ? strlen(name) : 0;
-        if (len > 11 && len - 11 < n && strcmp(name + len - 11, "/bundle.fwb") == 0) {
-            snprintf(out, n, "%.*s", (int)(len - 11), name);
-            return out;
-        }
-    }
-    return NULL;
-}
-
-/* Counts and times; "bundle" entries whose tag is not in the repository (names sorted). */
-static void log_summarise(struct livelog *L, const char *const *names, size_t nnames)
-{
-    for (size_t i = 0; i < L->nlines; i++) {
-        size_t start = i ? L->end[i - 1] : 0;
-        json_t *j = json_loadb((const char *)L->data + start, L->end[i] - start - 1, 0, NULL);
-        const char *ev = json_string_value(json_object_get(j, "event"));
-        const char *res = json_string_value(json_object_get(j, "result"));
-        const char *t = json_string_value(json_object_get(j, "time"));
-        if (res != NULL && strcmp(res, "ok") == 0)
-            L->sum.ok++;
-        else if (res != NULL && strcmp(res, "fail") == 0)
-            L->sum.fail++;
-        if (ev != NULL && res != NULL && strcmp(ev, "bundle") == 0 && strcmp(res, "ok") == 0) {
-            char tag[256];
-            const char *key = entry_bundle(tag, sizeof(tag), j);
-            L->sum.releases++;
-            if (key != NULL &&
-                (nnames == 0 || bsearch(&key, names, nnames, sizeof(*names), str_cmp) == NULL) &&
-                L->sum.untagged++ == 0)
-                snprintf(L->sum.first_untagged, sizeof(L->sum.first_untagged), "%s", tag);
-        }
-        if (t != NULL) {
-            if (L->sum.first_time[0] == '\0')
-                snprintf(L->sum.first_time, sizeof(L->sum.first_time), "%s", t);
-            snprintf(L->sum.last_time, sizeof(L->sum.last_time), "%s", t);
-        }
-        json_decref(j);
-    }
-}
-
-/* Read the live log at repo/path under a shared flock, verify its chain, index its lines. */
+/* Read and summarise the live log at repo/path (fwrel_audit_load()); index its lines. */
 static int log_load(struct livelog *L, const char *repo, const char *path, const char *const *names,
                     size_t nnames)
 {
     char full[4096];
-    struct stat st;
-    int fd = -1, error;
-    FILE *f = NULL;
+    int error;
 
-    snprintf(L->sum.path, sizeof(L->sum.path), "%s", path);
     int n = snprintf(full, sizeof(full), "%s/%s", repo, path);
     if (n < 0 || (size_t)n >= sizeof(full))
         return fwrel_error_set(FWREL_EUSAGE, "repository path too long");
-    /* O_NONBLOCK: opening a FIFO with no writer must not hang before fstat says what it is. */
-    fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) {
-        snprintf(L->sum.error, sizeof(L->sum.error), "cannot open the live log: %s",
-                 strerror(errno));
-        return 0;
-    }
-    if (fstat(fd, &st) != 0) {
-        error = fwrel_error_set_errno(FWREL_EIO, errno, "audit log %s", path);
-        goto done;
-    }
-    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > FWREL_REPO_FILE_MAX) {
-        snprintf(L->sum.error, sizeof(L->sum.error), "the live log is %s",
-                 S_ISREG(st.st_mode) ? "too large" : "not a regular file");
-        error = 0;
-        goto done;
-    }
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0 || flock(fd, LOCK_SH) != 0 ||
-        fstat(fd, &st) != 0) {
-        error = fwrel_error_set_errno(FWREL_EIO, errno, "audit log %s", path);
-        goto done;
-    }
-    if ((uint64_t)st.st_size > FWREL_REPO_FILE_MAX) {
-        snprintf(L->sum.error, sizeof(L->sum.error), "the live log is too large");
-        error = 0;
-        goto done;
-    }
-    L->len = (size_t)st.st_size;
-    L->data = malloc(L->len ? L->len : 1);
-    if (L->data == NULL) {
-        error = fwrel_error_set(FWREL_EIO, "out of memory");
-        goto done;
-    }
-    for (size_t got = 0; got < L->len;) {
-        ssize_t r = read(fd, L->data + got, L->len - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            error = fwrel_error_set_errno(FWREL_EIO, r < 0 ? errno : EIO, "audit log %s", path);
-            goto done;
-        }
-        got += (size_t)r;
-    }
-    /* Its chain, from the same bytes the workers compare. */
-    f = fmemopen(L->data, L->len ? L->len : 1, "r");
-    if (f == NULL) {
-        error = fwrel_error_set_errno(FWREL_EIO, errno, "fmemopen");
-        goto done;
-    }
-    if (L->len == 0)
-        fgetc(f); /* an empty log: a stream at its end */
-    uint64_t count = 0;
-    error = fwrel_audit_verify_stream(f, NULL, 0, &count, L->sum.head);
-    if (error == FWREL_EVERIFY || error == FWREL_EFORMAT) {
-        snprintf(L->sum.error, sizeof(L->sum.error), "%s", fwrel_error_last()->message);
-        fwrel_error_clear();
-    } else if (error != 0) {
-        goto done;
-    } else {
-        L->sum.valid = 1;
-    }
+    error = fwrel_audit_load(&L->data, &L->len, &L->sum, full, path, names, nnames,
+                             FWREL_REPO_FILE_MAX);
+    if (error != 0 || L->data == NULL)
+        return error;
     /* Line index (complete lines; a torn tail is not a line). */
-    for (size_t i = 0; i < L->len; i++)
-        L->nlines += L->data[i] == '\n';
+    L->nlines = (size_t)L->sum.entries;
     L->end = malloc((L->nlines ? L->nlines : 1) * sizeof(*L->end));
     L->sha = malloc((L->nlines ? L->nlines : 1) * sizeof(*L->sha));
-    if (L->end == NULL || L->sha == NULL) {
-        error = fwrel_error_set(FWREL_EIO, "out of memory");
-        goto done;
-    }
+    if (L->end == NULL || L->sha == NULL)
+        return fwrel_error_set(FWREL_EIO, "out of memory");
     for (size_t i = 0, start = 0, k = 0; i < L->len; i++)
         if (L->data[i] == '\n') {
             L->end[k] = i + 1;
             if ((error = fwrel_sha256(L->sha[k], L->data + start, i - start)) != 0)
-                goto done;
+                return error;
             k++;
             start = i + 1;
         }
-    L->sum.entries = L->nlines;
-    if (!L->sum.valid && L->nlines > 0)
-        fwrel_hex(L->sum.head, L->sha[L->nlines - 1], 32);
-    log_summarise(L, names, nnames);
-    error = 0;
-done:
-    if (f != NULL)
-        fclose(f);
-    if (fd >= 0)
-        close(fd);
-    return error;
+    return 0;
 }
 
 /* --- per release, in the workers --------------------------------------------------------- */

@@ -1,6 +1,6 @@
 /* test_audit.c - the hash-chained audit log: chain round trip, each kind of tampering named by
  * its line, truncation against an expected head, a torn last line found and recovered, entries
- * refused by the schema, two processes appending at once. */
+ * refused by the schema, two processes appending at once; the summary of a log. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -589,6 +589,109 @@ static void test_disk_full_all_or_nothing(void **state)
     rmdir(mnt);
 }
 
+/* An entry with one output, with result ok or fail. */
+static void append_out(const char *log, const char *event, const char *output, int ok)
+{
+    snprintf(entry_buf, sizeof(entry_buf),
+             "{\"event\":\"%s\",\"who\":{\"user\":\"u\"},\"inputs\":[],\"outputs\":[{\"name\":"
+             "\"%s\",\"sha256\":"
+             "\"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\",\"size\":0}],"
+             "\"result\":\"%s\"%s}",
+             event, output, ok ? "ok" : "fail", ok ? "" : ",\"reason\":\"no\"");
+    assert_int_equal(fwrel_audit_append(log, entry_buf, strlen(entry_buf), NULL), 0);
+}
+
+/* The summary of a log: counts, first and last time, the "bundle" entries naming no tag of the
+ * repository, the head; a broken chain is named, the head then being the last line's hash; a
+ * missing log, a FIFO and a log above the cap are not read, and say why. */
+static void test_summary(void **state)
+{
+    (void)state;
+    const char *log = tpath("summary.jsonl");
+    static const char *const tags[] = {"p/beta/v1.0.0", "p/beta/v1.1.0"}; /* sorted */
+    fwrel_audit_log_summary sum;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    uint64_t count = 0;
+    char head[65], want[65];
+
+    append_out(log, "bundle", "p/beta/v1.0.0/bundle.fwb", 1);
+    append_out(log, "sign", "app.signed.bin", 0);
+    append_out(log, "bundle", "p/beta/v2.0.0/bundle.fwb", 1); /* awaiting approvals */
+    append_out(log, "bundle", "p/beta/v3.0.0/bundle.fwb", 0); /* failed: not a release */
+    append_out(log, "bundle", "p/beta/v1.1.0/bundle.fwb", 1);
+    assert_int_equal(fwrel_audit_verify(log, NULL, 0, &count, head), 0);
+    assert_int_equal(count, 5);
+
+    assert_int_equal(fwrel_audit_load(&data, &len, &sum, log, "audit/log.jsonl", tags, 2, 1 << 20),
+                     0);
+    assert_non_null(data);
+    assert_string_equal(sum.path, "audit/log.jsonl");
+    assert_true(sum.valid);
+    assert_string_equal(sum.error, "");
+    assert_int_equal(sum.entries, 5);
+    assert_string_equal(sum.head, head);
+    assert_int_equal(sum.ok, 3);
+    assert_int_equal(sum.fail, 2);
+    assert_int_equal(sum.releases, 3);
+    assert_int_equal(sum.untagged, 1);
+    assert_string_equal(sum.first_untagged, "p/beta/v2.0.0");
+    assert_int_equal(strlen(sum.first_time), 20); /* RFC 3339 UTC, to the second */
+    assert_true(strcmp(sum.first_time, sum.last_time) <= 0);
+
+    /* Without the repository's tags every release counts as untagged. */
+    assert_int_equal(fwrel_audit_summarise(&sum, data, len, NULL, 0), 0);
+    assert_string_equal(sum.path, "audit/log.jsonl");
+    assert_int_equal(sum.untagged, 3);
+    assert_string_equal(sum.first_untagged, "p/beta/v1.0.0");
+
+    /* An edited second line: the chain is broken there; a torn tail is not an entry. */
+    uint8_t *edited = malloc(len + 4);
+    assert_non_null(edited);
+    memcpy(edited, data, len);
+    char *second = memchr(edited, '\n', len) + 1;
+    char *u = strstr(second, "\"user\":\"u\"");
+    assert_non_null(u);
+    u[8] = 'v';
+    memcpy(edited + len, "{\"ev", 4);
+    assert_int_equal(fwrel_audit_summarise(&sum, edited, len + 4, tags, 2), 0);
+    assert_false(sum.valid);
+    assert_string_equal(sum.error,
+                        "line 2: does not match line 3's prev (edited, removed or reordered)");
+    assert_int_equal(sum.entries, 5);
+    const uint8_t *lastline = (const uint8_t *)data + len - 1;
+    while (lastline > data && lastline[-1] != '\n')
+        lastline--;
+    hex_sha256(want, lastline, (size_t)(data + len - 1 - lastline));
+    assert_string_equal(sum.head, want);
+    assert_int_equal(sum.ok, 3);
+    free(edited);
+
+    /* An empty log: valid, no entry, the zero head. */
+    assert_int_equal(fwrel_audit_summarise(&sum, NULL, 0, NULL, 0), 0);
+    assert_true(sum.valid);
+    assert_int_equal(sum.entries, 0);
+    assert_string_equal(sum.head,
+                        "0000000000000000000000000000000000000000000000000000000000000000");
+    free(data);
+
+    /* Not read: above the cap, missing, a FIFO (without waiting on it). */
+    assert_int_equal(fwrel_audit_load(&data, &len, &sum, log, "l", tags, 2, 100), 0);
+    assert_null(data);
+    assert_string_equal(sum.error, "the live log is too large");
+    assert_false(sum.valid);
+    assert_int_equal(sum.entries, 0);
+    const char *missing = tpath("missing.jsonl");
+    assert_int_equal(fwrel_audit_load(&data, &len, &sum, missing, "l", tags, 2, 100), 0);
+    assert_null(data);
+    assert_string_equal(sum.error, "cannot open the live log: No such file or directory");
+    const char *fifo = tpath("fifo.jsonl");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_int_equal(fwrel_audit_load(&data, &len, &sum, fifo, "l", tags, 2, 100), 0);
+    assert_null(data);
+    assert_string_equal(sum.error, "the live log is not a regular file");
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -618,6 +721,7 @@ int main(void)
         cmocka_unit_test(test_sigkill),
         cmocka_unit_test(test_size_limit_all_or_nothing),
         cmocka_unit_test(test_disk_full_all_or_nothing),
+        cmocka_unit_test(test_summary),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -86,6 +86,59 @@ int fwrel_audit_verify(const char *path, const char *expected_head, uint64_t exp
 int fwrel_audit_verify_stream(FILE *f, const char *expected_head, uint64_t expected_count,
                               uint64_t *count, char *head) FWREL_WUR;
 
+/** Summary of one audit log (fwrel_audit_summarise(), fwrel_audit_load()). */
+typedef struct fwrel_audit_log_summary {
+    char path[128];                  /**< relative to the repository */
+    int valid;                       /**< 1 when its chain verifies */
+    char error[FWREL_ERROR_MSG_MAX]; /**< why not ("" when valid) */
+    uint64_t entries;                /**< complete lines */
+    char head[65];                   /**< hex SHA-256 of the last line (64 zeros when empty) */
+    uint64_t ok, fail;               /**< entries with result "ok" / "fail" */
+    uint64_t releases;               /**< entries with event "bundle" and result "ok" */
+    char first_time[32];             /**< "time" of the first entry, "" if none */
+    char last_time[32];              /**< "time" of the last entry, "" if none */
+    uint64_t untagged;               /**< "bundle" entries naming a tag the repository lacks
+                                          (awaiting approvals, or a release removed) */
+    char first_untagged[256];        /**< the first such tag name ("" if none) */
+} fwrel_audit_log_summary;
+
+/**
+ * Summarise a log from its bytes: whether its chain verifies (fwrel_audit_verify_stream()) and if
+ * not why, its complete lines and head, the entries with result "ok" and "fail", the "bundle"
+ * entries with result "ok" (releases), the first and last entry's "time", and the "bundle"
+ * entries whose tag (the output named "<tag>/bundle.fwb") is not among tags: bundles awaiting
+ * approvals, or releases removed.
+ *
+ * @param sum  filled in, but for sum->path (left as it is)
+ * @param data the log's bytes (untrusted); a torn last line is not an entry
+ * @param len  their length
+ * @param tags the repository's tag names, sorted by strcmp(); NULL when ntags is 0 (then no
+ *             "bundle" entry counts as untagged)
+ * @return 0 (a broken chain is recorded in sum->valid and sum->error, not returned); FWREL_EIO
+ */
+int fwrel_audit_summarise(fwrel_audit_log_summary *sum, const uint8_t *data, size_t len,
+                          const char *const *tags, size_t ntags) FWREL_WUR;
+
+/**
+ * Read the log at file under a shared flock, as it is at that moment, and summarise it
+ * (fwrel_audit_summarise()). The file is opened without following a symlink and without waiting
+ * on a FIFO: what is not a regular file of at most max bytes is not read.
+ *
+ * @param data receives the log's bytes (malloc'd, free()), or NULL when the log cannot be read:
+ *             then sum->error says why ("cannot open the live log: <reason>", "the live log is
+ *             not a regular file", "the live log is too large") and the rest of sum is zero
+ * @param len  receives their length
+ * @param sum  the summary; sum->path receives name
+ * @param file the log to open
+ * @param name what the summary and the messages call it (e.g. its path in the repository)
+ * @param tags, ntags as for fwrel_audit_summarise()
+ * @param max  the largest log read (bytes)
+ * @return 0 (also when the log cannot be opened or is not a regular file); FWREL_EIO "audit log
+ *         NAME: <reason>" for a read, lock or stat failure, or out of memory
+ */
+int fwrel_audit_load(uint8_t **data, size_t *len, fwrel_audit_log_summary *sum, const char *file,
+                     const char *name, const char *const *tags, size_t ntags, size_t max) FWREL_WUR;
+
 #ifdef __cplusplus
 }
 #endif

@@ -67,6 +67,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fwrel/audit.h"
 #include "fwrel/error.h"
 #include "fwrel/policy.h"
 #include "fwrel/release.h"
@@ -136,22 +137,6 @@ typedef struct fwrel_audit_release {
     int failed;                                   /**< 1 when a step of report failed */
     fwrel_report *report; /**< this release's steps (owned by the auditor) */
 } fwrel_audit_release;
-
-/** Summary of one live audit log. */
-typedef struct fwrel_audit_log_summary {
-    char path[128];                  /**< relative to the repository */
-    int valid;                       /**< 1 when its chain verifies */
-    char error[FWREL_ERROR_MSG_MAX]; /**< why not ("" when valid) */
-    uint64_t entries;                /**< complete lines */
-    char head[65];                   /**< hex SHA-256 of the last line (64 zeros when empty) */
-    uint64_t ok, fail;               /**< entries with result "ok" / "fail" */
-    uint64_t releases;               /**< entries with event "bundle" and result "ok" */
-    char first_time[32];             /**< "time" of the first entry, "" if none */
-    char last_time[32];              /**< "time" of the last entry, "" if none */
-    uint64_t untagged;               /**< "bundle" entries naming a tag the repository lacks
-                                          (awaiting approvals, or a release removed) */
-    char first_untagged[256];        /**< the first such tag name ("" if none) */
-} fwrel_audit_log_summary;
 
 /** The outcome of an audit; opaque. */
 typedef struct fwrel_auditor fwrel_auditor;
