@@ -14,7 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <git2.h>
 #include <gpgme.h>
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -960,289 +959,23 @@ static void *worker_main(void *arg)
 
 /* --- the branch, in the main thread ---------------------------------------------------------- */
 
-struct cpos {
-    char id[41];
-    size_t pos;  /* 1 for the root */
-    size_t tags; /* release tags pointing to it (all products) */
-};
-
-static int cpos_cmp(const void *x, const void *y)
+/* repo.branch and release.dir (fwrel_repo_branch_audit()): each release's place on the branch. */
+static int check_branch(fwrel_auditor *a, fwrel_repo *r, const fwrel_repo_tag *tags, size_t ntags)
 {
-    return strcmp(((const struct cpos *)x)->id, ((const struct cpos *)y)->id);
-}
-
-static struct cpos *cpos_find(struct cpos *cp, size_t n, const char *id)
-{
-    struct cpos key;
-    snprintf(key.id, sizeof(key.id), "%s", id);
-    return n ? bsearch(&key, cp, n, sizeof(*cp), cpos_cmp) : NULL;
-}
-
-static const char *delta_name(git_delta_t s)
-{
-    switch (s) {
-    case GIT_DELTA_ADDED:
-        return "adds";
-    case GIT_DELTA_DELETED:
-        return "deletes";
-    case GIT_DELTA_MODIFIED:
-        return "modifies";
-    case GIT_DELTA_TYPECHANGE:
-        return "changes the type of";
-    default:
-        return "changes";
-    }
-}
-
-/* The release's commit adds files under <tag>/ and updates the audit log, nothing else. */
-static int tree_delta(fwrel_problems *p, size_t *added, git_repository *repo,
-                      const fwrel_audit_release *R)
-{
-    git_oid id;
-    git_commit *c = NULL, *parent = NULL;
-    git_tree *t = NULL, *pt = NULL;
-    git_diff *diff = NULL;
-    char dir[260];
-    int n = snprintf(dir, sizeof(dir), "%s/", R->tag);
-    *added = 0;
-    if (git_oid_fromstr(&id, R->commit) != 0 || git_commit_lookup(&c, repo, &id) != 0 ||
-        git_commit_tree(&t, c) != 0 ||
-        (git_commit_parentcount(c) == 1 &&
-         (git_commit_parent(&parent, c, 0) != 0 || git_commit_tree(&pt, parent) != 0)) ||
-        git_diff_tree_to_tree(&diff, repo, pt, t, NULL) != 0) {
-        const git_error *ge = git_error_last();
-        fwrel_problem(p, "the commit cannot be compared with its parent: %s",
-                      ge != NULL ? ge->message : "?");
-    } else {
-        size_t nd = git_diff_num_deltas(diff);
-        for (size_t k = 0; k < nd; k++) {
-            const git_diff_delta *dd = git_diff_get_delta(diff, k);
-            const char *path =
-                dd->status == GIT_DELTA_DELETED ? dd->old_file.path : dd->new_file.path;
-            if (dd->status == GIT_DELTA_ADDED && n > 0 && strncmp(path, dir, (size_t)n) == 0)
-                (*added)++;
-            else if (R->audit_path[0] != '\0' && strcmp(path, R->audit_path) == 0 &&
-                     (dd->status == GIT_DELTA_ADDED || dd->status == GIT_DELTA_MODIFIED))
-                continue;
-            else
-                fwrel_problem(p, "the commit %s %s, outside its release", delta_name(dd->status),
-                              path);
-        }
-    }
-    git_diff_free(diff);
-    git_tree_free(pt);
-    git_tree_free(t);
-    git_commit_free(parent);
-    git_commit_free(c);
-    return 0;
-}
-
-/* release.dir: <tag>/ in the tagged tree holds exactly the files a release writes, as plain files
- * (mode 100644, as fwrel_repo_release() writes them), and the audit log is a plain file. A
- * symlink (its blob is a link target that a checkout follows), an executable, a subdirectory or
- * any other entry fails. */
-static void release_dir(fwrel_problems *p, git_repository *repo, const fwrel_audit_release *R)
-{
-    static const char *const want[] = {"bundle.fwb", "release.json"};
-    git_oid id;
-    git_commit *c = NULL;
-    git_tree *t = NULL, *d = NULL;
-    git_tree_entry *e = NULL, *le = NULL;
-    int seen[2] = {0, 0};
-
-    if (git_oid_fromstr(&id, R->commit) != 0 || git_commit_lookup(&c, repo, &id) != 0 ||
-        git_commit_tree(&t, c) != 0) {
-        fwrel_problem(p, "the tagged tree cannot be read");
-        goto done;
-    }
-    if (git_tree_entry_bypath(&e, t, R->tag) != 0 ||
-        git_tree_entry_filemode_raw(e) != GIT_FILEMODE_TREE ||
-        git_tree_lookup(&d, repo, git_tree_entry_id(e)) != 0) {
-        fwrel_problem(p, "%s/ is not a directory of the tagged tree", R->tag);
-    } else {
-        for (size_t k = 0; k < git_tree_entrycount(d); k++) {
-            const git_tree_entry *x = git_tree_entry_byindex(d, k);
-            const char *name = git_tree_entry_name(x);
-            unsigned m = (unsigned)git_tree_entry_filemode_raw(x);
-            size_t w = 0;
-            while (w < 2 && strcmp(name, want[w]) != 0)
-                w++;
-            const char *kind = m == GIT_FILEMODE_LINK              ? ", a symlink"
-                               : m == GIT_FILEMODE_BLOB_EXECUTABLE ? ", executable"
-                               : m == GIT_FILEMODE_TREE            ? ", a directory"
-                               : m == GIT_FILEMODE_COMMIT          ? ", a submodule"
-                                                                   : "";
-            if (w == 2) {
-                fwrel_problem(p, "%s/%s is not a file of a release (mode %06o%s)", R->tag, name, m,
-                              kind);
-                continue;
-            }
-            seen[w] = 1;
-            if (m != GIT_FILEMODE_BLOB)
-                fwrel_problem(p, "%s/%s has mode %06o%s, not 100644", R->tag, name, m, kind);
-        }
-        for (size_t w = 0; w < 2; w++)
-            if (!seen[w])
-                fwrel_problem(p, "%s/%s is missing", R->tag, want[w]);
-    }
-    if (R->audit_path[0] != '\0') {
-        if (git_tree_entry_bypath(&le, t, R->audit_path) != 0)
-            fwrel_problem(p, "no audit log %s in the tagged tree", R->audit_path);
-        else if ((unsigned)git_tree_entry_filemode_raw(le) != GIT_FILEMODE_BLOB)
-            fwrel_problem(p, "the audit log %s in the tree has mode %06o, not 100644",
-                          R->audit_path, (unsigned)git_tree_entry_filemode_raw(le));
-    }
-done:
-    git_tree_entry_free(le);
-    git_tree_entry_free(e);
-    git_tree_free(d);
-    git_tree_free(t);
-    git_commit_free(c);
-}
-
-static int check_branch(fwrel_auditor *a, const char *path, const fwrel_repo_tag *tags,
-                        size_t ntags)
-{
-    git_repository *repo = NULL;
-    git_reference *ref = NULL;
-    struct cpos *cp = NULL;
-    size_t n = 0, cap = 0, untagged = 0, merges = 0;
-    char first_untagged[41] = "";
-    git_oid id;
+    fwrel_repo_branch_release *b = calloc(a->n ? a->n : 1, sizeof(*b));
     int error;
-
-    if (git_repository_open_bare(&repo, path) != 0) {
-        const git_error *ge = git_error_last();
-        return fwrel_error_set(FWREL_EIO, "cannot open the repository: %s",
-                               ge != NULL ? ge->message : "?");
-    }
-    int rc = git_reference_lookup(&ref, repo, FWREL_REPO_BRANCH);
-    if (rc == 0 && git_reference_type(ref) == GIT_REFERENCE_DIRECT) {
-        git_oid_cpy(&id, git_reference_target(ref));
-        for (;;) {
-            git_commit *c = NULL;
-            if (n == FWREL_AUDITOR_TAGS_MAX + 1) {
-                error =
-                    fwrel_error_set(FWREL_EFORMAT, "the release branch has more than %d commits",
-                                    FWREL_AUDITOR_TAGS_MAX);
-                goto done;
-            }
-            if (n == cap) {
-                size_t nc = cap ? cap * 2 : 64;
-                struct cpos *m = realloc(cp, nc * sizeof(*cp));
-                if (m == NULL) {
-                    error = fwrel_error_set(FWREL_EIO, "out of memory");
-                    goto done;
-                }
-                cp = m;
-                cap = nc;
-            }
-            git_oid_tostr(cp[n].id, sizeof(cp[n].id), &id);
-            cp[n].tags = 0;
-            n++;
-            if (git_commit_lookup(&c, repo, &id) != 0) {
-                if (fwrel_report_add(a->report, "repo.branch", FWREL_FAIL,
-                                     "commit %s of the release branch cannot be read",
-                                     cp[n - 1].id) != 0) {
-                    error = FWREL_EIO;
-                    goto done;
-                }
-                break;
-            }
-            unsigned parents = git_commit_parentcount(c);
-            merges += parents > 1;
-            if (parents >= 1)
-                git_oid_cpy(&id, git_commit_parent_id(c, 0));
-            git_commit_free(c);
-            if (parents == 0)
-                break;
-        }
-    } else if (rc != GIT_ENOTFOUND) {
-        if (fwrel_report_add(a->report, "repo.branch", FWREL_FAIL,
-                             "the release branch cannot be read") != 0) {
-            error = FWREL_EIO;
-            goto done;
-        }
-    }
-    for (size_t i = 0; i < n; i++)
-        cp[i].pos = n - i;
-    if (n > 0)
-        qsort(cp, n, sizeof(*cp), cpos_cmp);
-    for (size_t i = 0; i < ntags; i++) {
-        struct cpos *f = cpos_find(cp, n, tags[i].target);
-        if (f != NULL)
-            f->tags++;
-    }
-    for (size_t i = 0; i < n; i++)
-        if (cp[i].tags == 0 && untagged++ == 0)
-            memcpy(first_untagged, cp[i].id, 41);
-    if (untagged > 0)
-        error = fwrel_report_add(a->report, "repo.branch", FWREL_FAIL,
-                                 "%zu commit%s of the release branch ha%s no release tag (%s%s)",
-                                 untagged, untagged == 1 ? "" : "s", untagged == 1 ? "s" : "ve",
-                                 first_untagged, untagged > 1 ? ", ..." : "");
-    else if (merges > 0)
-        error = fwrel_report_add(a->report, "repo.branch", FWREL_FAIL,
-                                 "the release branch has %zu merge commit%s", merges,
-                                 merges == 1 ? "" : "s");
-    else
-        error = fwrel_report_add(a->report, "repo.branch", FWREL_PASS,
-                                 "%zu commits, linear, each one release tag", n);
-    if (error != 0)
-        goto done;
-    if (merges > 0 && untagged > 0 &&
-        fwrel_report_add(a->report, "repo.branch", FWREL_FAIL,
-                         "the release branch has %zu merge commit%s", merges,
-                         merges == 1 ? "" : "s") != 0) {
-        error = FWREL_EIO;
-        goto done;
-    }
-
-    /* Each release: on the branch, alone there, and what its commit changes. */
+    if (b == NULL)
+        return fwrel_error_set(FWREL_EIO, "out of memory");
     for (size_t i = 0; i < a->n; i++) {
-        fwrel_audit_release *R = &a->rel[i];
-        struct cpos *f = R->commit[0] ? cpos_find(cp, n, R->commit) : NULL;
-        fwrel_problems p = {"", 0};
-        size_t added = 0;
-        if (f == NULL) {
-            error = fwrel_report_add(R->report, "repo.branch", FWREL_FAIL,
-                                     "commit %.12s is not on the release branch",
-                                     R->commit[0] ? R->commit : "(none)");
-        } else {
-            R->branch_pos = f->pos;
-            if (f->tags > 1)
-                fwrel_problem(&p, "commit %.12s carries %zu release tags", R->commit, f->tags);
-            tree_delta(&p, &added, repo, R);
-            if (p.n == 0 && added == 0)
-                fwrel_problem(&p, "the commit adds no file under %s/", R->tag);
-            if (p.n)
-                error = fwrel_report_add(R->report, "repo.branch", FWREL_FAIL, "%s", p.text);
-            else
-                error = fwrel_report_add(R->report, "repo.branch", FWREL_PASS,
-                                         "commit %zu of %zu on the release branch; adds %zu "
-                                         "files under its directory and updates the audit log",
-                                         f->pos, n, added);
-        }
-        if (error != 0)
-            goto done;
-        fwrel_problems d = {"", 0};
-        if (R->commit[0] == '\0') {
-            error = fwrel_report_add(R->report, "release.dir", FWREL_SKIP, "no commit");
-        } else {
-            release_dir(&d, repo, R);
-            error = fwrel_report_add(R->report, "release.dir", d.n ? FWREL_FAIL : FWREL_PASS, "%s",
-                                     d.n ? d.text
-                                         : "bundle.fwb and release.json, plain files (100644), "
-                                           "nothing else; the audit log a plain file");
-        }
-        if (error != 0)
-            goto done;
+        b[i].tag = a->rel[i].tag;
+        b[i].commit = a->rel[i].commit;
+        b[i].audit_path = a->rel[i].audit_path;
+        b[i].report = a->rel[i].report;
     }
-    error = 0;
-done:
-    free(cp);
-    git_reference_free(ref);
-    git_repository_free(repo);
+    error = fwrel_repo_branch_audit(a->report, b, a->n, r, tags, ntags, FWREL_AUDITOR_TAGS_MAX);
+    for (size_t i = 0; i < a->n && error == 0; i++)
+        a->rel[i].branch_pos = b[i].pos;
+    free(b);
     return error;
 }
 
@@ -1461,33 +1194,26 @@ static int history_order(const void *x, const void *y)
     return strcmp(a->tag, b->tag);
 }
 
+struct under {
+    const char *tmpl, *product;
+};
+
+static int under_match(const char *path, void *arg)
+{
+    const struct under *u = arg;
+    return path_under(u->tmpl, path, u->product);
+}
+
 /* Does the commit write (add, change or delete) a path under a directory named as product's
  * releases are? An unreadable commit counts as yes: the tag is kept, and fails. */
-static int writes_under(git_repository *repo, const char *commit, const char *tmpl,
-                        const char *product)
+static int writes_under(fwrel_repo *r, const char *commit, const char *tmpl, const char *product)
 {
-    git_oid id;
-    git_commit *c = NULL, *parent = NULL;
-    git_tree *t = NULL, *pt = NULL;
-    git_diff *diff = NULL;
-    int hit = 1;
-    if (repo != NULL && git_oid_fromstr(&id, commit) == 0 &&
-        git_commit_lookup(&c, repo, &id) == 0 && git_commit_tree(&t, c) == 0 &&
-        (git_commit_parentcount(c) == 0 ||
-         (git_commit_parent(&parent, c, 0) == 0 && git_commit_tree(&pt, parent) == 0)) &&
-        git_diff_tree_to_tree(&diff, repo, pt, t, NULL) == 0) {
-        hit = 0;
-        for (size_t k = 0; k < git_diff_num_deltas(diff) && !hit; k++) {
-            const git_diff_delta *dd = git_diff_get_delta(diff, k);
-            hit = (dd->new_file.path != NULL && path_under(tmpl, dd->new_file.path, product)) ||
-                  (dd->old_file.path != NULL && path_under(tmpl, dd->old_file.path, product));
-        }
+    struct under u = {tmpl, product};
+    int hit = 0;
+    if (fwrel_repo_commit_writes(&hit, r, commit, under_match, &u) != 0) {
+        fwrel_error_clear();
+        return 1;
     }
-    git_diff_free(diff);
-    git_tree_free(pt);
-    git_tree_free(t);
-    git_commit_free(parent);
-    git_commit_free(c);
     return hit;
 }
 
@@ -1495,7 +1221,7 @@ static int writes_under(git_repository *repo, const char *commit, const char *tm
  * commit writes; a tag whose message cannot be read is kept (it fails). Never by the message
  * alone: a release under the product's name or path whose message names another product is
  * audited here, and fails tag.name. */
-static int selected(const fwrel_auditor *a, git_repository *repo, const fwrel_audit_release *R,
+static int selected(const fwrel_auditor *a, fwrel_repo *r, const fwrel_audit_release *R,
                     const char *product)
 {
     struct tname tn;
@@ -1503,12 +1229,12 @@ static int selected(const fwrel_auditor *a, git_repository *repo, const fwrel_au
     if (R->product[0] == '\0' || strcmp(R->product, product) == 0 ||
         tmpl_match(&tn, a->tmpl, R->tag, product, 0))
         return 1;
-    return writes_under(repo, R->commit, a->tmpl, product);
+    return writes_under(r, R->commit, a->tmpl, product);
 }
 
 /* Phase 1: read each tag's message (cheap, serial). Selects by product (selected()). */
-static int read_tags(fwrel_auditor *a, fwrel_repo *r, git_repository *repo,
-                     const fwrel_repo_tag *tags, size_t ntags, const char *product)
+static int read_tags(fwrel_auditor *a, fwrel_repo *r, const fwrel_repo_tag *tags, size_t ntags,
+                     const char *product)
 {
     for (size_t i = 0; i < ntags; i++) {
         fwrel_audit_release *R = &a->rel[a->n];
@@ -1535,7 +1261,7 @@ static int read_tags(fwrel_auditor *a, fwrel_repo *r, git_repository *repo,
             return e;
         }
         free(raw);
-        if (product != NULL && !selected(a, repo, R, product))
+        if (product != NULL && !selected(a, r, R, product))
             continue;
         a->n++;
     }
@@ -1687,7 +1413,6 @@ int fwrel_auditor_run(fwrel_auditor **out, const char *path, const fwrel_auditor
     fwrel_repo *r0 = NULL;
     fwrel_keystore *ks = NULL;
     fwrel_repo_tag *tags = NULL;
-    git_repository *gr = NULL;
     size_t ntags = 0;
     const char *home = o->gnupg_home;
     int error;
@@ -1722,12 +1447,6 @@ int fwrel_auditor_run(fwrel_auditor **out, const char *path, const fwrel_auditor
     a->tmpl = o->policy != NULL ? o->policy->tag : DEFAULT_TAG_TEMPLATE;
     if (o->policy != NULL)
         fwrel_hex(a->policy_sha, o->policy->sha256, 32);
-    if (o->product != NULL && git_repository_open_bare(&gr, path) != 0) {
-        const git_error *ge = git_error_last();
-        error = fwrel_error_set(FWREL_EIO, "cannot open the repository: %s",
-                                ge != NULL ? ge->message : "?");
-        goto done;
-    }
     if ((error = fwrel_repo_tags(&tags, &ntags, r0, NULL)) != 0)
         goto done;
     if (ntags > FWREL_AUDITOR_TAGS_MAX) {
@@ -1741,7 +1460,7 @@ int fwrel_auditor_run(fwrel_auditor **out, const char *path, const fwrel_auditor
         error = fwrel_error_set(FWREL_EIO, "out of memory");
         goto done;
     }
-    if ((error = read_tags(a, r0, gr, tags, ntags, o->product)) != 0)
+    if ((error = read_tags(a, r0, tags, ntags, o->product)) != 0)
         goto done;
     if (o->product != NULL)
         error = fwrel_report_add(a->report, "repo.tags", a->n ? FWREL_INFO : FWREL_FAIL,
@@ -1756,7 +1475,7 @@ int fwrel_auditor_run(fwrel_auditor **out, const char *path, const fwrel_auditor
     if (a->jobs > a->n)
         a->jobs = a->n ? (unsigned)a->n : 1;
     if ((error = run_workers(a, r0, path, home)) != 0 ||
-        (error = check_branch(a, path, tags, ntags)) != 0 || (error = check_history(a)) != 0 ||
+        (error = check_branch(a, r0, tags, ntags)) != 0 || (error = check_history(a)) != 0 ||
         (error = check_keys(a, ks)) != 0)
         goto done;
     if (ks != NULL && (error = fwrel_report_add(a->report, "keystore", FWREL_INFO,
@@ -1788,7 +1507,6 @@ int fwrel_auditor_run(fwrel_auditor **out, const char *path, const fwrel_auditor
     if (error == 0)
         fwrel_error_clear();
 done:
-    git_repository_free(gr);
     fwrel_repo_tags_free(tags, ntags);
     fwrel_repo_free(r0);
     fwrel_ks_close(ks);
