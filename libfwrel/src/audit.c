@@ -376,18 +376,16 @@ int fwrel_audit_summarise(fwrel_audit_log_summary *sum, const uint8_t *data, siz
     return 0;
 }
 
-int fwrel_audit_load(uint8_t **data, size_t *len, fwrel_audit_log_summary *sum, const char *file,
-                     const char *name, const char *const *tags, size_t ntags, size_t max)
+/* Read the log at file under a shared flock: *data NULL when it is not read (sum->error says
+ * why). */
+static int load(uint8_t **data, size_t *len, fwrel_audit_log_summary *sum, const char *file,
+                const char *name, size_t max)
 {
     struct stat st;
     uint8_t *buf = NULL;
     size_t n = 0;
     int fd = -1, error;
 
-    FWREL_ASSERT_ARG(data != NULL && len != NULL && sum != NULL && file != NULL && name != NULL);
-    *data = NULL;
-    *len = 0;
-    memset(sum, 0, sizeof(*sum));
     snprintf(sum->path, sizeof(sum->path), "%s", name);
     /* O_NONBLOCK: opening a FIFO with no writer must not hang before fstat says what it is. */
     fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
@@ -431,8 +429,6 @@ int fwrel_audit_load(uint8_t **data, size_t *len, fwrel_audit_log_summary *sum, 
         }
         got += (size_t)r;
     }
-    if ((error = fwrel_audit_summarise(sum, buf, n, tags, ntags)) != 0)
-        goto done;
     *data = buf;
     *len = n;
     buf = NULL;
@@ -441,6 +437,145 @@ done:
     free(buf);
     close(fd);
     return error;
+}
+
+int fwrel_audit_snapshot_load(fwrel_audit_snapshot *s, const char *file, const char *name,
+                              const char *const *tags, size_t ntags, size_t max)
+{
+    int error;
+    FWREL_ASSERT_ARG(s != NULL && file != NULL && name != NULL && (tags != NULL || ntags == 0));
+    memset(s, 0, sizeof(*s));
+    snprintf(s->sum.path, sizeof(s->sum.path), "%s", name);
+    if ((error = load(&s->data, &s->len, &s->sum, file, name, max)) != 0 || s->data == NULL)
+        return error;
+    if ((error = fwrel_audit_summarise(&s->sum, s->data, s->len, tags, ntags)) != 0)
+        goto fail;
+    /* The line index (complete lines; a torn tail is not a line). */
+    s->nlines = (size_t)s->sum.entries;
+    s->end = malloc((s->nlines ? s->nlines : 1) * sizeof(*s->end));
+    s->sha = malloc((s->nlines ? s->nlines : 1) * sizeof(*s->sha));
+    if (s->end == NULL || s->sha == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0, start = 0, k = 0; i < s->len; i++)
+        if (s->data[i] == '\n') {
+            s->end[k] = i + 1;
+            if ((error = fwrel_sha256(s->sha[k], s->data + start, i - start)) != 0)
+                goto fail;
+            k++;
+            start = i + 1;
+        }
+    return 0;
+fail:
+    fwrel_audit_snapshot_clear(s);
+    return error;
+}
+
+void fwrel_audit_snapshot_clear(fwrel_audit_snapshot *s)
+{
+    if (s == NULL)
+        return;
+    free(s->data);
+    free(s->end);
+    free(s->sha);
+    memset(s, 0, sizeof(*s));
+}
+
+/* Does p (n bytes) contain the string s? */
+static int contains(const uint8_t *p, size_t n, const char *s)
+{
+    size_t k = strlen(s);
+    for (size_t i = 0; k <= n && i <= n - k; i++)
+        if (p[i] == (uint8_t)s[0] && memcmp(p + i, s, k) == 0)
+            return 1;
+    return 0;
+}
+
+#define ADD(...)                                                                                   \
+    do {                                                                                           \
+        if (fwrel_report_add(report, __VA_ARGS__) != 0)                                            \
+            return FWREL_EIO;                                                                      \
+        return 0;                                                                                  \
+    } while (0)
+
+/* audit.live: the live log holds line at (the copy's last) with head, the copy is its prefix,
+ * and the line records the bundle. */
+static int check_live(fwrel_report *report, const fwrel_audit_snapshot *L, const char *name,
+                      const uint8_t *copy, size_t len, const char *head, uint64_t at,
+                      const char *bundle_sha)
+{
+    char want[65], needle[80];
+    if (L == NULL || L->data == NULL)
+        ADD("audit.live", FWREL_FAIL, "no live log at %s: %s", name,
+            L != NULL ? L->sum.error : "not read");
+    if (at > L->nlines)
+        ADD("audit.live", FWREL_FAIL,
+            "the live log has %zu entries; the tag names entry %llu (truncated?)", L->nlines,
+            (unsigned long long)at);
+    fwrel_hex(want, L->sha[at - 1], 32);
+    if (strcmp(want, head) != 0)
+        ADD("audit.live", FWREL_FAIL,
+            "line %llu of the live log is not the one the tag names (head %.16s..., the line's "
+            "%.16s...)",
+            (unsigned long long)at, head, want);
+    if (len != L->end[at - 1] || memcmp(copy, L->data, len) != 0) {
+        size_t line = 1;
+        for (size_t i = 0; i < len && i < L->len && copy[i] == L->data[i]; i++)
+            line += copy[i] == '\n';
+        ADD("audit.live", FWREL_FAIL,
+            "the log committed at the tag is not a prefix of the live log (they differ at line "
+            "%zu)",
+            line);
+    }
+    /* The line is the release's own "bundle" entry: it names this bundle's digest. */
+    size_t start = at > 1 ? L->end[at - 2] : 0;
+    snprintf(needle, sizeof(needle), "\"sha256\":\"%s\"", bundle_sha);
+    if (contains(L->data + start, L->end[at - 1] - start, needle))
+        ADD("audit.live", FWREL_PASS,
+            "line %llu of %zu of the live log records this bundle; the committed copy is its "
+            "prefix",
+            (unsigned long long)at, L->nlines);
+    ADD("audit.live", FWREL_FAIL, "line %llu of the live log does not record this bundle",
+        (unsigned long long)at);
+}
+
+#undef ADD
+
+int fwrel_audit_check_copy(fwrel_report *report, const fwrel_audit_snapshot *live, const char *name,
+                           const uint8_t *copy, size_t len, const char *head, uint64_t entries,
+                           const char *bundle_sha)
+{
+    uint64_t count = 0;
+    char m[FWREL_ERROR_MSG_MAX];
+    FILE *f = NULL;
+    int error;
+
+    FWREL_ASSERT_ARG(report != NULL && name != NULL && copy != NULL && len > 0 && head != NULL &&
+                     entries > 0 && bundle_sha != NULL);
+    if ((f = fmemopen((void *)(uintptr_t)copy, len, "r")) == NULL)
+        return fwrel_error_set_errno(FWREL_EIO, errno, "fmemopen");
+    error = fwrel_audit_verify_stream(f, head, 0, &count, NULL);
+    fclose(f);
+    if (error != 0 && error != FWREL_EVERIFY && error != FWREL_EFORMAT && error != FWREL_EUSAGE)
+        return error;
+    if (error != 0) {
+        snprintf(m, sizeof(m), "%s", fwrel_error_last()->message);
+        error = fwrel_report_add(report, "audit.copy", FWREL_FAIL,
+                                 "the log committed at the tag: %s", m);
+    } else if (count != entries) {
+        error = fwrel_report_add(report, "audit.copy", FWREL_FAIL,
+                                 "the log committed at the tag has %llu entries, the tag says %llu",
+                                 (unsigned long long)count, (unsigned long long)entries);
+    } else {
+        error = fwrel_report_add(report, "audit.copy", FWREL_PASS,
+                                 "the log committed at the tag: %llu entries, head %.16s...",
+                                 (unsigned long long)count, head);
+    }
+    if (error != 0)
+        return FWREL_EIO;
+    fwrel_error_clear();
+    return check_live(report, live, name, copy, len, head, entries, bundle_sha);
 }
 
 /* Find the last complete line and a torn tail of the open log. On success *seq and prev[]

@@ -29,14 +29,7 @@
 #include "util.h"
 
 /* A live audit log, read once (under a shared flock) and shared read-only by the workers. */
-struct livelog {
-    uint8_t *data;
-    size_t len;
-    size_t nlines;      /* complete lines */
-    size_t *end;        /* offset just past line i's newline */
-    uint8_t (*sha)[32]; /* SHA-256 of line i without its newline */
-    fwrel_audit_log_summary sum;
-};
+typedef fwrel_audit_snapshot livelog;
 
 /* What the tag message says, beyond the public fields. */
 struct msg {
@@ -59,7 +52,7 @@ struct fwrel_auditor {
     fwrel_audit_release **order; /* history order */
     size_t n;
     fwrel_report *report;
-    struct livelog logs[FWREL_AUDITOR_LOGS_MAX];
+    livelog logs[FWREL_AUDITOR_LOGS_MAX];
     size_t nlogs;
     unsigned jobs;
     size_t failed;
@@ -457,35 +450,15 @@ static int str_cmp(const void *x, const void *y)
     return strcmp(*(const char *const *)x, *(const char *const *)y);
 }
 
-/* Read and summarise the live log at repo/path (fwrel_audit_load()); index its lines. */
-static int log_load(struct livelog *L, const char *repo, const char *path, const char *const *names,
+/* Read, index and summarise the live log at repo/path (fwrel_audit_snapshot_load()). */
+static int log_load(livelog *L, const char *repo, const char *path, const char *const *names,
                     size_t nnames)
 {
     char full[4096];
-    int error;
-
     int n = snprintf(full, sizeof(full), "%s/%s", repo, path);
     if (n < 0 || (size_t)n >= sizeof(full))
         return fwrel_error_set(FWREL_EUSAGE, "repository path too long");
-    error = fwrel_audit_load(&L->data, &L->len, &L->sum, full, path, names, nnames,
-                             FWREL_REPO_FILE_MAX);
-    if (error != 0 || L->data == NULL)
-        return error;
-    /* Line index (complete lines; a torn tail is not a line). */
-    L->nlines = (size_t)L->sum.entries;
-    L->end = malloc((L->nlines ? L->nlines : 1) * sizeof(*L->end));
-    L->sha = malloc((L->nlines ? L->nlines : 1) * sizeof(*L->sha));
-    if (L->end == NULL || L->sha == NULL)
-        return fwrel_error_set(FWREL_EIO, "out of memory");
-    for (size_t i = 0, start = 0, k = 0; i < L->len; i++)
-        if (L->data[i] == '\n') {
-            L->end[k] = i + 1;
-            if ((error = fwrel_sha256(L->sha[k], L->data + start, i - start)) != 0)
-                return error;
-            k++;
-            start = i + 1;
-        }
-    return 0;
+    return fwrel_audit_snapshot_load(L, full, path, names, nnames, FWREL_REPO_FILE_MAX);
 }
 
 /* --- per release, in the workers --------------------------------------------------------- */
@@ -505,16 +478,6 @@ struct ctx {
         if (fwrel_report_add((R)->report, name, verdict, __VA_ARGS__) != 0)                        \
             return FWREL_EIO;                                                                      \
     } while (0)
-
-/* Does p (n bytes) contain the string s? */
-static int contains(const uint8_t *p, size_t n, const char *s)
-{
-    size_t k = strlen(s);
-    for (size_t i = 0; k <= n && i <= n - k; i++)
-        if (p[i] == (uint8_t)s[0] && memcmp(p + i, s, k) == 0)
-            return 1;
-    return 0;
-}
 
 /* Is this one of the errors a check reports (rather than one that stops the audit)? A path or
  * tag name from the repository that the repository module refuses (FWREL_EUSAGE "invalid path in
@@ -606,17 +569,15 @@ static void check_fields(fwrel_problems *p, const fwrel_audit_release *R, const 
         fwrel_problem(p, "the approvers listed are not the bundle's approvals");
 }
 
-/* audit.copy and audit.live: the log committed at the tag, and the live log. */
+/* audit.copy and audit.live: the log committed at the tag, and the live log
+ * (fwrel_audit_check_copy()). */
 static int step_audit_copy(fwrel_audit_release *R, const struct msg *M, fwrel_repo *r,
-                           const struct livelog *L)
+                           const livelog *L)
 {
     uint8_t *copy = NULL;
     size_t len = 0;
-    uint64_t count = 0;
-    uint64_t at = R->audit_entries;
-    char want[65], m[FWREL_ERROR_MSG_MAX];
-    FILE *f = NULL;
-    int error, v;
+    char m[FWREL_ERROR_MSG_MAX];
+    int error;
 
     error = fwrel_repo_read_file(&copy, &len, r, R->tag, R->audit_path, FWREL_REPO_FILE_MAX);
     if (error != 0 && !check_error(error))
@@ -628,78 +589,9 @@ static int step_audit_copy(fwrel_audit_release *R, const struct msg *M, fwrel_re
             error = fwrel_report_add(R->report, "audit.live", FWREL_SKIP, "no committed copy");
         goto done;
     }
-    if ((f = fmemopen(copy, len, "r")) == NULL) {
-        error = fwrel_error_set_errno(FWREL_EIO, errno, "fmemopen");
-        goto done;
-    }
-    error = fwrel_audit_verify_stream(f, R->audit_head, 0, &count, NULL);
-    if (error != 0 && !check_error(error))
-        goto done;
-    if (error != 0) {
-        snprintf(m, sizeof(m), "%s", fwrel_error_last()->message);
-        error = fwrel_report_add(R->report, "audit.copy", FWREL_FAIL,
-                                 "the log committed at the tag: %s", m);
-    } else if (count != R->audit_entries) {
-        error = fwrel_report_add(R->report, "audit.copy", FWREL_FAIL,
-                                 "the log committed at the tag has %llu entries, the tag says %llu",
-                                 (unsigned long long)count, (unsigned long long)R->audit_entries);
-    } else {
-        error = fwrel_report_add(R->report, "audit.copy", FWREL_PASS,
-                                 "the log committed at the tag: %llu entries, head %.16s...",
-                                 (unsigned long long)count, R->audit_head);
-    }
-    if (error != 0)
-        goto done;
-    fwrel_error_clear();
-
-    /* The live log holds that line at that position, and the copy is its prefix. */
-    if (L == NULL || L->data == NULL) {
-        error = fwrel_report_add(R->report, "audit.live", FWREL_FAIL, "no live log at %s: %s",
-                                 R->audit_path, L != NULL ? L->sum.error : "not read");
-        goto done;
-    }
-    if (at > L->nlines) {
-        error = fwrel_report_add(R->report, "audit.live", FWREL_FAIL,
-                                 "the live log has %zu entries; the tag names entry %llu "
-                                 "(truncated?)",
-                                 L->nlines, (unsigned long long)at);
-        goto done;
-    }
-    fwrel_hex(want, L->sha[at - 1], 32);
-    if (strcmp(want, R->audit_head) != 0) {
-        error = fwrel_report_add(R->report, "audit.live", FWREL_FAIL,
-                                 "line %llu of the live log is not the one the tag names (head "
-                                 "%.16s..., the line's %.16s...)",
-                                 (unsigned long long)at, R->audit_head, want);
-        goto done;
-    }
-    if (len != L->end[at - 1] || memcmp(copy, L->data, len) != 0) {
-        size_t line = 1;
-        for (size_t i = 0; i < len && i < L->len && copy[i] == L->data[i]; i++)
-            line += copy[i] == '\n';
-        error = fwrel_report_add(R->report, "audit.live", FWREL_FAIL,
-                                 "the log committed at the tag is not a prefix of the live log "
-                                 "(they differ at line %zu)",
-                                 line);
-        goto done;
-    }
-    /* The line is the release's own "bundle" entry: it names this bundle's digest. */
-    char needle[80];
-    size_t start = at > 1 ? L->end[at - 2] : 0;
-    snprintf(needle, sizeof(needle), "\"sha256\":\"%s\"", M->bundle_sha);
-    v = contains(L->data + start, L->end[at - 1] - start, needle);
-    if (v)
-        error = fwrel_report_add(R->report, "audit.live", FWREL_PASS,
-                                 "line %llu of %zu of the live log records this bundle; the "
-                                 "committed copy is its prefix",
-                                 (unsigned long long)at, L->nlines);
-    else
-        error = fwrel_report_add(R->report, "audit.live", FWREL_FAIL,
-                                 "line %llu of the live log does not record this bundle",
-                                 (unsigned long long)at);
+    error = fwrel_audit_check_copy(R->report, L, R->audit_path, copy, len, R->audit_head,
+                                   R->audit_entries, M->bundle_sha);
 done:
-    if (f != NULL)
-        fclose(f);
     free(copy);
     return error;
 }
@@ -1526,11 +1418,8 @@ void fwrel_auditor_free(fwrel_auditor *a)
         return;
     for (size_t i = 0; i < a->n; i++)
         fwrel_report_free(a->rel[i].report);
-    for (size_t i = 0; i < a->nlogs; i++) {
-        free(a->logs[i].data);
-        free(a->logs[i].end);
-        free(a->logs[i].sha);
-    }
+    for (size_t i = 0; i < a->nlogs; i++)
+        fwrel_audit_snapshot_clear(&a->logs[i]);
     fwrel_report_free(a->report);
     free(a->rel);
     free(a->msg);
