@@ -15,6 +15,7 @@
 #include "fwrel/bverify.h"
 #include "fwrel/device.h"
 #include "fwrel/espimg.h"
+#include "fwrel/html.h"
 #include "fwrel/io.h"
 #include "fwrel/keystore.h"
 #include "fwrel/manifest.h"
@@ -503,7 +504,7 @@ static int repo_report(const fwrel_auditor *a, const char *repo, const char *fil
     fwrel_out *out = NULL;
     int error;
     repo_title(title, sizeof(title), repo);
-    if ((error = fwrel_auditor_html(&html, &len, a, title)) != 0)
+    if ((error = fwrel_html_audit(&html, &len, a, title, FWREL_HTML_MAX)) != 0)
         return error;
     if ((error = fwrel_out_open(&out, file, FWREL_OUT_FORCE, 0644)) == 0 &&
         (error = fwrel_out_write(out, html, len)) == 0)

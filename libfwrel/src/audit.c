@@ -1,5 +1,5 @@
 /* audit.c - the hash-chained audit log: append under flock, all or nothing, and fsync; torn
- * tail recovery, streaming verification (docs/audit.md). */
+ * tail recovery, streaming verification, the summary of a log (docs/audit.md). */
 #include "fwrel/audit.h"
 
 #include <errno.h>
@@ -280,6 +280,302 @@ done:
     if (fd >= 0)
         close(fd);
     return rc;
+}
+
+/* --- the summary ------------------------------------------------------------------------------ */
+
+static int str_cmp(const void *x, const void *y)
+{
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+/* The tag a "bundle" entry's output names ("<tag>/bundle.fwb"), or NULL. */
+static const char *entry_bundle(char *out, size_t n, json_t *entry)
+{
+    json_t *outs = json_object_get(entry, "outputs"), *o;
+    size_t i;
+    json_array_foreach(outs, i, o)
+    {
+        const char *name = json_string_value(json_object_get(o, "name"));
+        size_t len = name != NULL ? strlen(name) : 0;
+        if (len > 11 && len - 11 < n && strcmp(name + len - 11, "/bundle.fwb") == 0) {
+            snprintf(out, n, "%.*s", (int)(len - 11), name);
+            return out;
+        }
+    }
+    return NULL;
+}
+
+int fwrel_audit_summarise(fwrel_audit_log_summary *sum, const uint8_t *data, size_t len,
+                          const char *const *tags, size_t ntags)
+{
+    char path[sizeof(sum->path)];
+    uint8_t d[32];
+    uint64_t count = 0;
+    size_t last = 0, start = 0;
+    int error;
+
+    FWREL_ASSERT_ARG(sum != NULL && (data != NULL || len == 0) && (tags != NULL || ntags == 0));
+    memcpy(path, sum->path, sizeof(path));
+    memset(sum, 0, sizeof(*sum));
+    memcpy(sum->path, path, sizeof(path));
+    /* Its chain, from these bytes. */
+    FILE *f = fmemopen((void *)(uintptr_t)data, len ? len : 1, "r");
+    if (f == NULL)
+        return fwrel_error_set_errno(FWREL_EIO, errno, "fmemopen");
+    if (len == 0)
+        fgetc(f); /* an empty log: a stream at its end */
+    error = fwrel_audit_verify_stream(f, NULL, 0, &count, sum->head);
+    fclose(f);
+    if (error == FWREL_EVERIFY || error == FWREL_EFORMAT) {
+        snprintf(sum->error, sizeof(sum->error), "%s", fwrel_error_last()->message);
+        fwrel_error_clear();
+    } else if (error != 0) {
+        return error;
+    } else {
+        sum->valid = 1;
+    }
+    /* Counts and times, line by line (complete lines; a torn tail is not a line). */
+    for (size_t i = 0; i < len; i++) {
+        if (data[i] != '\n')
+            continue;
+        sum->entries++;
+        last = start;
+        json_t *j = json_loadb((const char *)data + start, i - start, 0, NULL);
+        const char *ev = json_string_value(json_object_get(j, "event"));
+        const char *res = json_string_value(json_object_get(j, "result"));
+        const char *t = json_string_value(json_object_get(j, "time"));
+        if (res != NULL && strcmp(res, "ok") == 0)
+            sum->ok++;
+        else if (res != NULL && strcmp(res, "fail") == 0)
+            sum->fail++;
+        if (ev != NULL && res != NULL && strcmp(ev, "bundle") == 0 && strcmp(res, "ok") == 0) {
+            char tag[256];
+            const char *key = entry_bundle(tag, sizeof(tag), j);
+            sum->releases++;
+            if (key != NULL &&
+                (ntags == 0 || bsearch(&key, tags, ntags, sizeof(*tags), str_cmp) == NULL) &&
+                sum->untagged++ == 0)
+                snprintf(sum->first_untagged, sizeof(sum->first_untagged), "%s", tag);
+        }
+        if (t != NULL) {
+            if (sum->first_time[0] == '\0')
+                snprintf(sum->first_time, sizeof(sum->first_time), "%s", t);
+            snprintf(sum->last_time, sizeof(sum->last_time), "%s", t);
+        }
+        json_decref(j);
+        start = i + 1;
+    }
+    /* A broken chain has no head of its own: the last complete line's hash stands for it. */
+    if (!sum->valid && sum->entries > 0) {
+        size_t end = start - 1;
+        if ((error = fwrel_sha256(d, data + last, end - last)) != 0)
+            return error;
+        fwrel_hex(sum->head, d, 32);
+    }
+    return 0;
+}
+
+/* Read the log at file under a shared flock: *data NULL when it is not read (sum->error says
+ * why). */
+static int load(uint8_t **data, size_t *len, fwrel_audit_log_summary *sum, const char *file,
+                const char *name, size_t max)
+{
+    struct stat st;
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    int fd = -1, error;
+
+    snprintf(sum->path, sizeof(sum->path), "%s", name);
+    /* O_NONBLOCK: opening a FIFO with no writer must not hang before fstat says what it is. */
+    fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        snprintf(sum->error, sizeof(sum->error), "cannot open the live log: %s", strerror(errno));
+        return 0;
+    }
+    if (fstat(fd, &st) != 0) {
+        error = fwrel_error_set_errno(FWREL_EIO, errno, "audit log %s", name);
+        goto done;
+    }
+    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
+        snprintf(sum->error, sizeof(sum->error), "the live log is %s",
+                 S_ISREG(st.st_mode) ? "too large" : "not a regular file");
+        error = 0;
+        goto done;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0 || flock(fd, LOCK_SH) != 0 ||
+        fstat(fd, &st) != 0) {
+        error = fwrel_error_set_errno(FWREL_EIO, errno, "audit log %s", name);
+        goto done;
+    }
+    if ((uint64_t)st.st_size > max) {
+        snprintf(sum->error, sizeof(sum->error), "the live log is too large");
+        error = 0;
+        goto done;
+    }
+    n = (size_t)st.st_size;
+    if ((buf = malloc(n ? n : 1)) == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    for (size_t got = 0; got < n;) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            error = fwrel_error_set_errno(FWREL_EIO, r < 0 ? errno : EIO, "audit log %s", name);
+            goto done;
+        }
+        got += (size_t)r;
+    }
+    *data = buf;
+    *len = n;
+    buf = NULL;
+    error = 0;
+done:
+    free(buf);
+    close(fd);
+    return error;
+}
+
+int fwrel_audit_snapshot_load(fwrel_audit_snapshot *s, const char *file, const char *name,
+                              const char *const *tags, size_t ntags, size_t max)
+{
+    int error;
+    FWREL_ASSERT_ARG(s != NULL && file != NULL && name != NULL && (tags != NULL || ntags == 0));
+    memset(s, 0, sizeof(*s));
+    snprintf(s->sum.path, sizeof(s->sum.path), "%s", name);
+    if ((error = load(&s->data, &s->len, &s->sum, file, name, max)) != 0 || s->data == NULL)
+        return error;
+    if ((error = fwrel_audit_summarise(&s->sum, s->data, s->len, tags, ntags)) != 0)
+        goto fail;
+    /* The line index (complete lines; a torn tail is not a line). */
+    s->nlines = (size_t)s->sum.entries;
+    s->end = malloc((s->nlines ? s->nlines : 1) * sizeof(*s->end));
+    s->sha = malloc((s->nlines ? s->nlines : 1) * sizeof(*s->sha));
+    if (s->end == NULL || s->sha == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0, start = 0, k = 0; i < s->len; i++)
+        if (s->data[i] == '\n') {
+            s->end[k] = i + 1;
+            if ((error = fwrel_sha256(s->sha[k], s->data + start, i - start)) != 0)
+                goto fail;
+            k++;
+            start = i + 1;
+        }
+    return 0;
+fail:
+    fwrel_audit_snapshot_clear(s);
+    return error;
+}
+
+void fwrel_audit_snapshot_clear(fwrel_audit_snapshot *s)
+{
+    if (s == NULL)
+        return;
+    free(s->data);
+    free(s->end);
+    free(s->sha);
+    memset(s, 0, sizeof(*s));
+}
+
+/* Does p (n bytes) contain the string s? */
+static int contains(const uint8_t *p, size_t n, const char *s)
+{
+    size_t k = strlen(s);
+    for (size_t i = 0; k <= n && i <= n - k; i++)
+        if (p[i] == (uint8_t)s[0] && memcmp(p + i, s, k) == 0)
+            return 1;
+    return 0;
+}
+
+#define ADD(...)                                                                                   \
+    do {                                                                                           \
+        if (fwrel_report_add(report, __VA_ARGS__) != 0)                                            \
+            return FWREL_EIO;                                                                      \
+        return 0;                                                                                  \
+    } while (0)
+
+/* audit.live: the live log holds line at (the copy's last) with head, the copy is its prefix,
+ * and the line records the bundle. */
+static int check_live(fwrel_report *report, const fwrel_audit_snapshot *L, const char *name,
+                      const uint8_t *copy, size_t len, const char *head, uint64_t at,
+                      const char *bundle_sha)
+{
+    char want[65], needle[80];
+    if (L == NULL || L->data == NULL)
+        ADD("audit.live", FWREL_FAIL, "no live log at %s: %s", name,
+            L != NULL ? L->sum.error : "not read");
+    if (at > L->nlines)
+        ADD("audit.live", FWREL_FAIL,
+            "the live log has %zu entries; the tag names entry %llu (truncated?)", L->nlines,
+            (unsigned long long)at);
+    fwrel_hex(want, L->sha[at - 1], 32);
+    if (strcmp(want, head) != 0)
+        ADD("audit.live", FWREL_FAIL,
+            "line %llu of the live log is not the one the tag names (head %.16s..., the line's "
+            "%.16s...)",
+            (unsigned long long)at, head, want);
+    if (len != L->end[at - 1] || memcmp(copy, L->data, len) != 0) {
+        size_t line = 1;
+        for (size_t i = 0; i < len && i < L->len && copy[i] == L->data[i]; i++)
+            line += copy[i] == '\n';
+        ADD("audit.live", FWREL_FAIL,
+            "the log committed at the tag is not a prefix of the live log (they differ at line "
+            "%zu)",
+            line);
+    }
+    /* The line is the release's own "bundle" entry: it names this bundle's digest. */
+    size_t start = at > 1 ? L->end[at - 2] : 0;
+    snprintf(needle, sizeof(needle), "\"sha256\":\"%s\"", bundle_sha);
+    if (contains(L->data + start, L->end[at - 1] - start, needle))
+        ADD("audit.live", FWREL_PASS,
+            "line %llu of %zu of the live log records this bundle; the committed copy is its "
+            "prefix",
+            (unsigned long long)at, L->nlines);
+    ADD("audit.live", FWREL_FAIL, "line %llu of the live log does not record this bundle",
+        (unsigned long long)at);
+}
+
+#undef ADD
+
+int fwrel_audit_check_copy(fwrel_report *report, const fwrel_audit_snapshot *live, const char *name,
+                           const uint8_t *copy, size_t len, const char *head, uint64_t entries,
+                           const char *bundle_sha)
+{
+    uint64_t count = 0;
+    char m[FWREL_ERROR_MSG_MAX];
+    FILE *f = NULL;
+    int error;
+
+    FWREL_ASSERT_ARG(report != NULL && name != NULL && copy != NULL && len > 0 && head != NULL &&
+                     entries > 0 && bundle_sha != NULL);
+    if ((f = fmemopen((void *)(uintptr_t)copy, len, "r")) == NULL)
+        return fwrel_error_set_errno(FWREL_EIO, errno, "fmemopen");
+    error = fwrel_audit_verify_stream(f, head, 0, &count, NULL);
+    fclose(f);
+    if (error != 0 && error != FWREL_EVERIFY && error != FWREL_EFORMAT && error != FWREL_EUSAGE)
+        return error;
+    if (error != 0) {
+        snprintf(m, sizeof(m), "%s", fwrel_error_last()->message);
+        error = fwrel_report_add(report, "audit.copy", FWREL_FAIL,
+                                 "the log committed at the tag: %s", m);
+    } else if (count != entries) {
+        error = fwrel_report_add(report, "audit.copy", FWREL_FAIL,
+                                 "the log committed at the tag has %llu entries, the tag says %llu",
+                                 (unsigned long long)count, (unsigned long long)entries);
+    } else {
+        error = fwrel_report_add(report, "audit.copy", FWREL_PASS,
+                                 "the log committed at the tag: %llu entries, head %.16s...",
+                                 (unsigned long long)count, head);
+    }
+    if (error != 0)
+        return FWREL_EIO;
+    fwrel_error_clear();
+    return check_live(report, live, name, copy, len, head, entries, bundle_sha);
 }
 
 /* Find the last complete line and a torn tail of the open log. On success *seq and prev[]

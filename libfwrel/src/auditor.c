@@ -14,7 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <git2.h>
 #include <gpgme.h>
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -30,14 +29,7 @@
 #include "util.h"
 
 /* A live audit log, read once (under a shared flock) and shared read-only by the workers. */
-struct livelog {
-    uint8_t *data;
-    size_t len;
-    size_t nlines;      /* complete lines */
-    size_t *end;        /* offset just past line i's newline */
-    uint8_t (*sha)[32]; /* SHA-256 of line i without its newline */
-    fwrel_audit_log_summary sum;
-};
+typedef fwrel_audit_snapshot livelog;
 
 /* What the tag message says, beyond the public fields. */
 struct msg {
@@ -60,7 +52,7 @@ struct fwrel_auditor {
     fwrel_audit_release **order; /* history order */
     size_t n;
     fwrel_report *report;
-    struct livelog logs[FWREL_AUDITOR_LOGS_MAX];
+    livelog logs[FWREL_AUDITOR_LOGS_MAX];
     size_t nlogs;
     unsigned jobs;
     size_t failed;
@@ -458,157 +450,15 @@ static int str_cmp(const void *x, const void *y)
     return strcmp(*(const char *const *)x, *(const char *const *)y);
 }
 
-/* The tag a "bundle" entry's output names ("<tag>/bundle.fwb"), or NULL. */
-static const char *entry_bundle(char *out, size_t n, json_t *entry)
-{
-    json_t *outs = json_object_get(entry, "outputs"), *o;
-    size_t i;
-    json_array_foreach(outs, i, o)
-    {
-        const char *name = json_string_value(json_object_get(o, "name"));
-        size_t len = name != NULL ? strlen(name) : 0;
-        if (len > 11 && len - 11 < n && strcmp(name + len - 11, "/bundle.fwb") == 0) {
-            snprintf(out, n, "%.*s", (int)(len - 11), name);
-            return out;
-        }
-    }
-    return NULL;
-}
-
-/* Counts and times; "bundle" entries whose tag is not in the repository (names sorted). */
-static void log_summarise(struct livelog *L, const char *const *names, size_t nnames)
-{
-    for (size_t i = 0; i < L->nlines; i++) {
-        size_t start = i ? L->end[i - 1] : 0;
-        json_t *j = json_loadb((const char *)L->data + start, L->end[i] - start - 1, 0, NULL);
-        const char *ev = json_string_value(json_object_get(j, "event"));
-        const char *res = json_string_value(json_object_get(j, "result"));
-        const char *t = json_string_value(json_object_get(j, "time"));
-        if (res != NULL && strcmp(res, "ok") == 0)
-            L->sum.ok++;
-        else if (res != NULL && strcmp(res, "fail") == 0)
-            L->sum.fail++;
-        if (ev != NULL && res != NULL && strcmp(ev, "bundle") == 0 && strcmp(res, "ok") == 0) {
-            char tag[256];
-            const char *key = entry_bundle(tag, sizeof(tag), j);
-            L->sum.releases++;
-            if (key != NULL &&
-                (nnames == 0 || bsearch(&key, names, nnames, sizeof(*names), str_cmp) == NULL) &&
-                L->sum.untagged++ == 0)
-                snprintf(L->sum.first_untagged, sizeof(L->sum.first_untagged), "%s", tag);
-        }
-        if (t != NULL) {
-            if (L->sum.first_time[0] == '\0')
-                snprintf(L->sum.first_time, sizeof(L->sum.first_time), "%s", t);
-            snprintf(L->sum.last_time, sizeof(L->sum.last_time), "%s", t);
-        }
-        json_decref(j);
-    }
-}
-
-/* Read the live log at repo/path under a shared flock, verify its chain, index its lines. */
-static int log_load(struct livelog *L, const char *repo, const char *path, const char *const *names,
+/* Read, index and summarise the live log at repo/path (fwrel_audit_snapshot_load()). */
+static int log_load(livelog *L, const char *repo, const char *path, const char *const *names,
                     size_t nnames)
 {
     char full[4096];
-    struct stat st;
-    int fd = -1, error;
-    FILE *f = NULL;
-
-    snprintf(L->sum.path, sizeof(L->sum.path), "%s", path);
     int n = snprintf(full, sizeof(full), "%s/%s", repo, path);
     if (n < 0 || (size_t)n >= sizeof(full))
         return fwrel_error_set(FWREL_EUSAGE, "repository path too long");
-    /* O_NONBLOCK: opening a FIFO with no writer must not hang before fstat says what it is. */
-    fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) {
-        snprintf(L->sum.error, sizeof(L->sum.error), "cannot open the live log: %s",
-                 strerror(errno));
-        return 0;
-    }
-    if (fstat(fd, &st) != 0) {
-        error = fwrel_error_set_errno(FWREL_EIO, errno, "audit log %s", path);
-        goto done;
-    }
-    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > FWREL_REPO_FILE_MAX) {
-        snprintf(L->sum.error, sizeof(L->sum.error), "the live log is %s",
-                 S_ISREG(st.st_mode) ? "too large" : "not a regular file");
-        error = 0;
-        goto done;
-    }
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0 || flock(fd, LOCK_SH) != 0 ||
-        fstat(fd, &st) != 0) {
-        error = fwrel_error_set_errno(FWREL_EIO, errno, "audit log %s", path);
-        goto done;
-    }
-    if ((uint64_t)st.st_size > FWREL_REPO_FILE_MAX) {
-        snprintf(L->sum.error, sizeof(L->sum.error), "the live log is too large");
-        error = 0;
-        goto done;
-    }
-    L->len = (size_t)st.st_size;
-    L->data = malloc(L->len ? L->len : 1);
-    if (L->data == NULL) {
-        error = fwrel_error_set(FWREL_EIO, "out of memory");
-        goto done;
-    }
-    for (size_t got = 0; got < L->len;) {
-        ssize_t r = read(fd, L->data + got, L->len - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            error = fwrel_error_set_errno(FWREL_EIO, r < 0 ? errno : EIO, "audit log %s", path);
-            goto done;
-        }
-        got += (size_t)r;
-    }
-    /* Its chain, from the same bytes the workers compare. */
-    f = fmemopen(L->data, L->len ? L->len : 1, "r");
-    if (f == NULL) {
-        error = fwrel_error_set_errno(FWREL_EIO, errno, "fmemopen");
-        goto done;
-    }
-    if (L->len == 0)
-        fgetc(f); /* an empty log: a stream at its end */
-    uint64_t count = 0;
-    error = fwrel_audit_verify_stream(f, NULL, 0, &count, L->sum.head);
-    if (error == FWREL_EVERIFY || error == FWREL_EFORMAT) {
-        snprintf(L->sum.error, sizeof(L->sum.error), "%s", fwrel_error_last()->message);
-        fwrel_error_clear();
-    } else if (error != 0) {
-        goto done;
-    } else {
-        L->sum.valid = 1;
-    }
-    /* Line index (complete lines; a torn tail is not a line). */
-    for (size_t i = 0; i < L->len; i++)
-        L->nlines += L->data[i] == '\n';
-    L->end = malloc((L->nlines ? L->nlines : 1) * sizeof(*L->end));
-    L->sha = malloc((L->nlines ? L->nlines : 1) * sizeof(*L->sha));
-    if (L->end == NULL || L->sha == NULL) {
-        error = fwrel_error_set(FWREL_EIO, "out of memory");
-        goto done;
-    }
-    for (size_t i = 0, start = 0, k = 0; i < L->len; i++)
-        if (L->data[i] == '\n') {
-            L->end[k] = i + 1;
-            if ((error = fwrel_sha256(L->sha[k], L->data + start, i - start)) != 0)
-                goto done;
-            k++;
-            start = i + 1;
-        }
-    L->sum.entries = L->nlines;
-    if (!L->sum.valid && L->nlines > 0)
-        fwrel_hex(L->sum.head, L->sha[L->nlines - 1], 32);
-    log_summarise(L, names, nnames);
-    error = 0;
-done:
-    if (f != NULL)
-        fclose(f);
-    if (fd >= 0)
-        close(fd);
-    return error;
+    return fwrel_audit_snapshot_load(L, full, path, names, nnames, FWREL_REPO_FILE_MAX);
 }
 
 /* --- per release, in the workers --------------------------------------------------------- */
@@ -628,16 +478,6 @@ struct ctx {
         if (fwrel_report_add((R)->report, name, verdict, __VA_ARGS__) != 0)                        \
             return FWREL_EIO;                                                                      \
     } while (0)
-
-/* Does p (n bytes) contain the string s? */
-static int contains(const uint8_t *p, size_t n, const char *s)
-{
-    size_t k = strlen(s);
-    for (size_t i = 0; k <= n && i <= n - k; i++)
-        if (p[i] == (uint8_t)s[0] && memcmp(p + i, s, k) == 0)
-            return 1;
-    return 0;
-}
 
 /* Is this one of the errors a check reports (rather than one that stops the audit)? A path or
  * tag name from the repository that the repository module refuses (FWREL_EUSAGE "invalid path in
@@ -729,26 +569,15 @@ static void check_fields(fwrel_problems *p, const fwrel_audit_release *R, const 
         fwrel_problem(p, "the approvers listed are not the bundle's approvals");
 }
 
-/* Is s one of the record's pinned approvers? */
-static int pinned(const fwrel_release *rec, const char *fpr)
-{
-    for (size_t i = 0; i < rec->napprovers; i++)
-        if (strcasecmp(rec->approvers[i], fpr) == 0)
-            return 1;
-    return 0;
-}
-
-/* audit.copy and audit.live: the log committed at the tag, and the live log. */
+/* audit.copy and audit.live: the log committed at the tag, and the live log
+ * (fwrel_audit_check_copy()). */
 static int step_audit_copy(fwrel_audit_release *R, const struct msg *M, fwrel_repo *r,
-                           const struct livelog *L)
+                           const livelog *L)
 {
     uint8_t *copy = NULL;
     size_t len = 0;
-    uint64_t count = 0;
-    uint64_t at = R->audit_entries;
-    char want[65], m[FWREL_ERROR_MSG_MAX];
-    FILE *f = NULL;
-    int error, v;
+    char m[FWREL_ERROR_MSG_MAX];
+    int error;
 
     error = fwrel_repo_read_file(&copy, &len, r, R->tag, R->audit_path, FWREL_REPO_FILE_MAX);
     if (error != 0 && !check_error(error))
@@ -760,78 +589,9 @@ static int step_audit_copy(fwrel_audit_release *R, const struct msg *M, fwrel_re
             error = fwrel_report_add(R->report, "audit.live", FWREL_SKIP, "no committed copy");
         goto done;
     }
-    if ((f = fmemopen(copy, len, "r")) == NULL) {
-        error = fwrel_error_set_errno(FWREL_EIO, errno, "fmemopen");
-        goto done;
-    }
-    error = fwrel_audit_verify_stream(f, R->audit_head, 0, &count, NULL);
-    if (error != 0 && !check_error(error))
-        goto done;
-    if (error != 0) {
-        snprintf(m, sizeof(m), "%s", fwrel_error_last()->message);
-        error = fwrel_report_add(R->report, "audit.copy", FWREL_FAIL,
-                                 "the log committed at the tag: %s", m);
-    } else if (count != R->audit_entries) {
-        error = fwrel_report_add(R->report, "audit.copy", FWREL_FAIL,
-                                 "the log committed at the tag has %llu entries, the tag says %llu",
-                                 (unsigned long long)count, (unsigned long long)R->audit_entries);
-    } else {
-        error = fwrel_report_add(R->report, "audit.copy", FWREL_PASS,
-                                 "the log committed at the tag: %llu entries, head %.16s...",
-                                 (unsigned long long)count, R->audit_head);
-    }
-    if (error != 0)
-        goto done;
-    fwrel_error_clear();
-
-    /* The live log holds that line at that position, and the copy is its prefix. */
-    if (L == NULL || L->data == NULL) {
-        error = fwrel_report_add(R->report, "audit.live", FWREL_FAIL, "no live log at %s: %s",
-                                 R->audit_path, L != NULL ? L->sum.error : "not read");
-        goto done;
-    }
-    if (at > L->nlines) {
-        error = fwrel_report_add(R->report, "audit.live", FWREL_FAIL,
-                                 "the live log has %zu entries; the tag names entry %llu "
-                                 "(truncated?)",
-                                 L->nlines, (unsigned long long)at);
-        goto done;
-    }
-    fwrel_hex(want, L->sha[at - 1], 32);
-    if (strcmp(want, R->audit_head) != 0) {
-        error = fwrel_report_add(R->report, "audit.live", FWREL_FAIL,
-                                 "line %llu of the live log is not the one the tag names (head "
-                                 "%.16s..., the line's %.16s...)",
-                                 (unsigned long long)at, R->audit_head, want);
-        goto done;
-    }
-    if (len != L->end[at - 1] || memcmp(copy, L->data, len) != 0) {
-        size_t line = 1;
-        for (size_t i = 0; i < len && i < L->len && copy[i] == L->data[i]; i++)
-            line += copy[i] == '\n';
-        error = fwrel_report_add(R->report, "audit.live", FWREL_FAIL,
-                                 "the log committed at the tag is not a prefix of the live log "
-                                 "(they differ at line %zu)",
-                                 line);
-        goto done;
-    }
-    /* The line is the release's own "bundle" entry: it names this bundle's digest. */
-    char needle[80];
-    size_t start = at > 1 ? L->end[at - 2] : 0;
-    snprintf(needle, sizeof(needle), "\"sha256\":\"%s\"", M->bundle_sha);
-    v = contains(L->data + start, L->end[at - 1] - start, needle);
-    if (v)
-        error = fwrel_report_add(R->report, "audit.live", FWREL_PASS,
-                                 "line %llu of %zu of the live log records this bundle; the "
-                                 "committed copy is its prefix",
-                                 (unsigned long long)at, L->nlines);
-    else
-        error = fwrel_report_add(R->report, "audit.live", FWREL_FAIL,
-                                 "line %llu of the live log does not record this bundle",
-                                 (unsigned long long)at);
+    error = fwrel_audit_check_copy(R->report, L, R->audit_path, copy, len, R->audit_head,
+                                   R->audit_entries, M->bundle_sha);
 done:
-    if (f != NULL)
-        fclose(f);
     free(copy);
     return error;
 }
@@ -1091,289 +851,23 @@ static void *worker_main(void *arg)
 
 /* --- the branch, in the main thread ---------------------------------------------------------- */
 
-struct cpos {
-    char id[41];
-    size_t pos;  /* 1 for the root */
-    size_t tags; /* release tags pointing to it (all products) */
-};
-
-static int cpos_cmp(const void *x, const void *y)
+/* repo.branch and release.dir (fwrel_repo_branch_audit()): each release's place on the branch. */
+static int check_branch(fwrel_auditor *a, fwrel_repo *r, const fwrel_repo_tag *tags, size_t ntags)
 {
-    return strcmp(((const struct cpos *)x)->id, ((const struct cpos *)y)->id);
-}
-
-static struct cpos *cpos_find(struct cpos *cp, size_t n, const char *id)
-{
-    struct cpos key;
-    snprintf(key.id, sizeof(key.id), "%s", id);
-    return n ? bsearch(&key, cp, n, sizeof(*cp), cpos_cmp) : NULL;
-}
-
-static const char *delta_name(git_delta_t s)
-{
-    switch (s) {
-    case GIT_DELTA_ADDED:
-        return "adds";
-    case GIT_DELTA_DELETED:
-        return "deletes";
-    case GIT_DELTA_MODIFIED:
-        return "modifies";
-    case GIT_DELTA_TYPECHANGE:
-        return "changes the type of";
-    default:
-        return "changes";
-    }
-}
-
-/* The release's commit adds files under <tag>/ and updates the audit log, nothing else. */
-static int tree_delta(fwrel_problems *p, size_t *added, git_repository *repo,
-                      const fwrel_audit_release *R)
-{
-    git_oid id;
-    git_commit *c = NULL, *parent = NULL;
-    git_tree *t = NULL, *pt = NULL;
-    git_diff *diff = NULL;
-    char dir[260];
-    int n = snprintf(dir, sizeof(dir), "%s/", R->tag);
-    *added = 0;
-    if (git_oid_fromstr(&id, R->commit) != 0 || git_commit_lookup(&c, repo, &id) != 0 ||
-        git_commit_tree(&t, c) != 0 ||
-        (git_commit_parentcount(c) == 1 &&
-         (git_commit_parent(&parent, c, 0) != 0 || git_commit_tree(&pt, parent) != 0)) ||
-        git_diff_tree_to_tree(&diff, repo, pt, t, NULL) != 0) {
-        const git_error *ge = git_error_last();
-        fwrel_problem(p, "the commit cannot be compared with its parent: %s",
-                      ge != NULL ? ge->message : "?");
-    } else {
-        size_t nd = git_diff_num_deltas(diff);
-        for (size_t k = 0; k < nd; k++) {
-            const git_diff_delta *dd = git_diff_get_delta(diff, k);
-            const char *path =
-                dd->status == GIT_DELTA_DELETED ? dd->old_file.path : dd->new_file.path;
-            if (dd->status == GIT_DELTA_ADDED && n > 0 && strncmp(path, dir, (size_t)n) == 0)
-                (*added)++;
-            else if (R->audit_path[0] != '\0' && strcmp(path, R->audit_path) == 0 &&
-                     (dd->status == GIT_DELTA_ADDED || dd->status == GIT_DELTA_MODIFIED))
-                continue;
-            else
-                fwrel_problem(p, "the commit %s %s, outside its release", delta_name(dd->status),
-                              path);
-        }
-    }
-    git_diff_free(diff);
-    git_tree_free(pt);
-    git_tree_free(t);
-    git_commit_free(parent);
-    git_commit_free(c);
-    return 0;
-}
-
-/* release.dir: <tag>/ in the tagged tree holds exactly the files a release writes, as plain files
- * (mode 100644, as fwrel_repo_release() writes them), and the audit log is a plain file. A
- * symlink (its blob is a link target that a checkout follows), an executable, a subdirectory or
- * any other entry fails. */
-static void release_dir(fwrel_problems *p, git_repository *repo, const fwrel_audit_release *R)
-{
-    static const char *const want[] = {"bundle.fwb", "release.json"};
-    git_oid id;
-    git_commit *c = NULL;
-    git_tree *t = NULL, *d = NULL;
-    git_tree_entry *e = NULL, *le = NULL;
-    int seen[2] = {0, 0};
-
-    if (git_oid_fromstr(&id, R->commit) != 0 || git_commit_lookup(&c, repo, &id) != 0 ||
-        git_commit_tree(&t, c) != 0) {
-        fwrel_problem(p, "the tagged tree cannot be read");
-        goto done;
-    }
-    if (git_tree_entry_bypath(&e, t, R->tag) != 0 ||
-        git_tree_entry_filemode_raw(e) != GIT_FILEMODE_TREE ||
-        git_tree_lookup(&d, repo, git_tree_entry_id(e)) != 0) {
-        fwrel_problem(p, "%s/ is not a directory of the tagged tree", R->tag);
-    } else {
-        for (size_t k = 0; k < git_tree_entrycount(d); k++) {
-            const git_tree_entry *x = git_tree_entry_byindex(d, k);
-            const char *name = git_tree_entry_name(x);
-            unsigned m = (unsigned)git_tree_entry_filemode_raw(x);
-            size_t w = 0;
-            while (w < 2 && strcmp(name, want[w]) != 0)
-                w++;
-            const char *kind = m == GIT_FILEMODE_LINK              ? ", a symlink"
-                               : m == GIT_FILEMODE_BLOB_EXECUTABLE ? ", executable"
-                               : m == GIT_FILEMODE_TREE            ? ", a directory"
-                               : m == GIT_FILEMODE_COMMIT          ? ", a submodule"
-                                                                   : "";
-            if (w == 2) {
-                fwrel_problem(p, "%s/%s is not a file of a release (mode %06o%s)", R->tag, name, m,
-                              kind);
-                continue;
-            }
-            seen[w] = 1;
-            if (m != GIT_FILEMODE_BLOB)
-                fwrel_problem(p, "%s/%s has mode %06o%s, not 100644", R->tag, name, m, kind);
-        }
-        for (size_t w = 0; w < 2; w++)
-            if (!seen[w])
-                fwrel_problem(p, "%s/%s is missing", R->tag, want[w]);
-    }
-    if (R->audit_path[0] != '\0') {
-        if (git_tree_entry_bypath(&le, t, R->audit_path) != 0)
-            fwrel_problem(p, "no audit log %s in the tagged tree", R->audit_path);
-        else if ((unsigned)git_tree_entry_filemode_raw(le) != GIT_FILEMODE_BLOB)
-            fwrel_problem(p, "the audit log %s in the tree has mode %06o, not 100644",
-                          R->audit_path, (unsigned)git_tree_entry_filemode_raw(le));
-    }
-done:
-    git_tree_entry_free(le);
-    git_tree_entry_free(e);
-    git_tree_free(d);
-    git_tree_free(t);
-    git_commit_free(c);
-}
-
-static int check_branch(fwrel_auditor *a, const char *path, const fwrel_repo_tag *tags,
-                        size_t ntags)
-{
-    git_repository *repo = NULL;
-    git_reference *ref = NULL;
-    struct cpos *cp = NULL;
-    size_t n = 0, cap = 0, untagged = 0, merges = 0;
-    char first_untagged[41] = "";
-    git_oid id;
+    fwrel_repo_branch_release *b = calloc(a->n ? a->n : 1, sizeof(*b));
     int error;
-
-    if (git_repository_open_bare(&repo, path) != 0) {
-        const git_error *ge = git_error_last();
-        return fwrel_error_set(FWREL_EIO, "cannot open the repository: %s",
-                               ge != NULL ? ge->message : "?");
-    }
-    int rc = git_reference_lookup(&ref, repo, FWREL_REPO_BRANCH);
-    if (rc == 0 && git_reference_type(ref) == GIT_REFERENCE_DIRECT) {
-        git_oid_cpy(&id, git_reference_target(ref));
-        for (;;) {
-            git_commit *c = NULL;
-            if (n == FWREL_AUDITOR_TAGS_MAX + 1) {
-                error =
-                    fwrel_error_set(FWREL_EFORMAT, "the release branch has more than %d commits",
-                                    FWREL_AUDITOR_TAGS_MAX);
-                goto done;
-            }
-            if (n == cap) {
-                size_t nc = cap ? cap * 2 : 64;
-                struct cpos *m = realloc(cp, nc * sizeof(*cp));
-                if (m == NULL) {
-                    error = fwrel_error_set(FWREL_EIO, "out of memory");
-                    goto done;
-                }
-                cp = m;
-                cap = nc;
-            }
-            git_oid_tostr(cp[n].id, sizeof(cp[n].id), &id);
-            cp[n].tags = 0;
-            n++;
-            if (git_commit_lookup(&c, repo, &id) != 0) {
-                if (fwrel_report_add(a->report, "repo.branch", FWREL_FAIL,
-                                     "commit %s of the release branch cannot be read",
-                                     cp[n - 1].id) != 0) {
-                    error = FWREL_EIO;
-                    goto done;
-                }
-                break;
-            }
-            unsigned parents = git_commit_parentcount(c);
-            merges += parents > 1;
-            if (parents >= 1)
-                git_oid_cpy(&id, git_commit_parent_id(c, 0));
-            git_commit_free(c);
-            if (parents == 0)
-                break;
-        }
-    } else if (rc != GIT_ENOTFOUND) {
-        if (fwrel_report_add(a->report, "repo.branch", FWREL_FAIL,
-                             "the release branch cannot be read") != 0) {
-            error = FWREL_EIO;
-            goto done;
-        }
-    }
-    for (size_t i = 0; i < n; i++)
-        cp[i].pos = n - i;
-    if (n > 0)
-        qsort(cp, n, sizeof(*cp), cpos_cmp);
-    for (size_t i = 0; i < ntags; i++) {
-        struct cpos *f = cpos_find(cp, n, tags[i].target);
-        if (f != NULL)
-            f->tags++;
-    }
-    for (size_t i = 0; i < n; i++)
-        if (cp[i].tags == 0 && untagged++ == 0)
-            memcpy(first_untagged, cp[i].id, 41);
-    if (untagged > 0)
-        error = fwrel_report_add(a->report, "repo.branch", FWREL_FAIL,
-                                 "%zu commit%s of the release branch ha%s no release tag (%s%s)",
-                                 untagged, untagged == 1 ? "" : "s", untagged == 1 ? "s" : "ve",
-                                 first_untagged, untagged > 1 ? ", ..." : "");
-    else if (merges > 0)
-        error = fwrel_report_add(a->report, "repo.branch", FWREL_FAIL,
-                                 "the release branch has %zu merge commit%s", merges,
-                                 merges == 1 ? "" : "s");
-    else
-        error = fwrel_report_add(a->report, "repo.branch", FWREL_PASS,
-                                 "%zu commits, linear, each one release tag", n);
-    if (error != 0)
-        goto done;
-    if (merges > 0 && untagged > 0 &&
-        fwrel_report_add(a->report, "repo.branch", FWREL_FAIL,
-                         "the release branch has %zu merge commit%s", merges,
-                         merges == 1 ? "" : "s") != 0) {
-        error = FWREL_EIO;
-        goto done;
-    }
-
-    /* Each release: on the branch, alone there, and what its commit changes. */
+    if (b == NULL)
+        return fwrel_error_set(FWREL_EIO, "out of memory");
     for (size_t i = 0; i < a->n; i++) {
-        fwrel_audit_release *R = &a->rel[i];
-        struct cpos *f = R->commit[0] ? cpos_find(cp, n, R->commit) : NULL;
-        fwrel_problems p = {"", 0};
-        size_t added = 0;
-        if (f == NULL) {
-            error = fwrel_report_add(R->report, "repo.branch", FWREL_FAIL,
-                                     "commit %.12s is not on the release branch",
-                                     R->commit[0] ? R->commit : "(none)");
-        } else {
-            R->branch_pos = f->pos;
-            if (f->tags > 1)
-                fwrel_problem(&p, "commit %.12s carries %zu release tags", R->commit, f->tags);
-            tree_delta(&p, &added, repo, R);
-            if (p.n == 0 && added == 0)
-                fwrel_problem(&p, "the commit adds no file under %s/", R->tag);
-            if (p.n)
-                error = fwrel_report_add(R->report, "repo.branch", FWREL_FAIL, "%s", p.text);
-            else
-                error = fwrel_report_add(R->report, "repo.branch", FWREL_PASS,
-                                         "commit %zu of %zu on the release branch; adds %zu "
-                                         "files under its directory and updates the audit log",
-                                         f->pos, n, added);
-        }
-        if (error != 0)
-            goto done;
-        fwrel_problems d = {"", 0};
-        if (R->commit[0] == '\0') {
-            error = fwrel_report_add(R->report, "release.dir", FWREL_SKIP, "no commit");
-        } else {
-            release_dir(&d, repo, R);
-            error = fwrel_report_add(R->report, "release.dir", d.n ? FWREL_FAIL : FWREL_PASS, "%s",
-                                     d.n ? d.text
-                                         : "bundle.fwb and release.json, plain files (100644), "
-                                           "nothing else; the audit log a plain file");
-        }
-        if (error != 0)
-            goto done;
+        b[i].tag = a->rel[i].tag;
+        b[i].commit = a->rel[i].commit;
+        b[i].audit_path = a->rel[i].audit_path;
+        b[i].report = a->rel[i].report;
     }
-    error = 0;
-done:
-    free(cp);
-    git_reference_free(ref);
-    git_repository_free(repo);
+    error = fwrel_repo_branch_audit(a->report, b, a->n, r, tags, ntags, FWREL_AUDITOR_TAGS_MAX);
+    for (size_t i = 0; i < a->n && error == 0; i++)
+        a->rel[i].branch_pos = b[i].pos;
+    free(b);
     return error;
 }
 
@@ -1592,33 +1086,26 @@ static int history_order(const void *x, const void *y)
     return strcmp(a->tag, b->tag);
 }
 
+struct under {
+    const char *tmpl, *product;
+};
+
+static int under_match(const char *path, void *arg)
+{
+    const struct under *u = arg;
+    return path_under(u->tmpl, path, u->product);
+}
+
 /* Does the commit write (add, change or delete) a path under a directory named as product's
  * releases are? An unreadable commit counts as yes: the tag is kept, and fails. */
-static int writes_under(git_repository *repo, const char *commit, const char *tmpl,
-                        const char *product)
+static int writes_under(fwrel_repo *r, const char *commit, const char *tmpl, const char *product)
 {
-    git_oid id;
-    git_commit *c = NULL, *parent = NULL;
-    git_tree *t = NULL, *pt = NULL;
-    git_diff *diff = NULL;
-    int hit = 1;
-    if (repo != NULL && git_oid_fromstr(&id, commit) == 0 &&
-        git_commit_lookup(&c, repo, &id) == 0 && git_commit_tree(&t, c) == 0 &&
-        (git_commit_parentcount(c) == 0 ||
-         (git_commit_parent(&parent, c, 0) == 0 && git_commit_tree(&pt, parent) == 0)) &&
-        git_diff_tree_to_tree(&diff, repo, pt, t, NULL) == 0) {
-        hit = 0;
-        for (size_t k = 0; k < git_diff_num_deltas(diff) && !hit; k++) {
-            const git_diff_delta *dd = git_diff_get_delta(diff, k);
-            hit = (dd->new_file.path != NULL && path_under(tmpl, dd->new_file.path, product)) ||
-                  (dd->old_file.path != NULL && path_under(tmpl, dd->old_file.path, product));
-        }
+    struct under u = {tmpl, product};
+    int hit = 0;
+    if (fwrel_repo_commit_writes(&hit, r, commit, under_match, &u) != 0) {
+        fwrel_error_clear();
+        return 1;
     }
-    git_diff_free(diff);
-    git_tree_free(pt);
-    git_tree_free(t);
-    git_commit_free(parent);
-    git_commit_free(c);
     return hit;
 }
 
@@ -1626,7 +1113,7 @@ static int writes_under(git_repository *repo, const char *commit, const char *tm
  * commit writes; a tag whose message cannot be read is kept (it fails). Never by the message
  * alone: a release under the product's name or path whose message names another product is
  * audited here, and fails tag.name. */
-static int selected(const fwrel_auditor *a, git_repository *repo, const fwrel_audit_release *R,
+static int selected(const fwrel_auditor *a, fwrel_repo *r, const fwrel_audit_release *R,
                     const char *product)
 {
     struct tname tn;
@@ -1634,12 +1121,12 @@ static int selected(const fwrel_auditor *a, git_repository *repo, const fwrel_au
     if (R->product[0] == '\0' || strcmp(R->product, product) == 0 ||
         tmpl_match(&tn, a->tmpl, R->tag, product, 0))
         return 1;
-    return writes_under(repo, R->commit, a->tmpl, product);
+    return writes_under(r, R->commit, a->tmpl, product);
 }
 
 /* Phase 1: read each tag's message (cheap, serial). Selects by product (selected()). */
-static int read_tags(fwrel_auditor *a, fwrel_repo *r, git_repository *repo,
-                     const fwrel_repo_tag *tags, size_t ntags, const char *product)
+static int read_tags(fwrel_auditor *a, fwrel_repo *r, const fwrel_repo_tag *tags, size_t ntags,
+                     const char *product)
 {
     for (size_t i = 0; i < ntags; i++) {
         fwrel_audit_release *R = &a->rel[a->n];
@@ -1666,7 +1153,7 @@ static int read_tags(fwrel_auditor *a, fwrel_repo *r, git_repository *repo,
             return e;
         }
         free(raw);
-        if (product != NULL && !selected(a, repo, R, product))
+        if (product != NULL && !selected(a, r, R, product))
             continue;
         a->n++;
     }
@@ -1818,7 +1305,6 @@ int fwrel_auditor_run(fwrel_auditor **out, const char *path, const fwrel_auditor
     fwrel_repo *r0 = NULL;
     fwrel_keystore *ks = NULL;
     fwrel_repo_tag *tags = NULL;
-    git_repository *gr = NULL;
     size_t ntags = 0;
     const char *home = o->gnupg_home;
     int error;
@@ -1853,12 +1339,6 @@ int fwrel_auditor_run(fwrel_auditor **out, const char *path, const fwrel_auditor
     a->tmpl = o->policy != NULL ? o->policy->tag : DEFAULT_TAG_TEMPLATE;
     if (o->policy != NULL)
         fwrel_hex(a->policy_sha, o->policy->sha256, 32);
-    if (o->product != NULL && git_repository_open_bare(&gr, path) != 0) {
-        const git_error *ge = git_error_last();
-        error = fwrel_error_set(FWREL_EIO, "cannot open the repository: %s",
-                                ge != NULL ? ge->message : "?");
-        goto done;
-    }
     if ((error = fwrel_repo_tags(&tags, &ntags, r0, NULL)) != 0)
         goto done;
     if (ntags > FWREL_AUDITOR_TAGS_MAX) {
@@ -1872,7 +1352,7 @@ int fwrel_auditor_run(fwrel_auditor **out, const char *path, const fwrel_auditor
         error = fwrel_error_set(FWREL_EIO, "out of memory");
         goto done;
     }
-    if ((error = read_tags(a, r0, gr, tags, ntags, o->product)) != 0)
+    if ((error = read_tags(a, r0, tags, ntags, o->product)) != 0)
         goto done;
     if (o->product != NULL)
         error = fwrel_report_add(a->report, "repo.tags", a->n ? FWREL_INFO : FWREL_FAIL,
@@ -1887,7 +1367,7 @@ int fwrel_auditor_run(fwrel_auditor **out, const char *path, const fwrel_auditor
     if (a->jobs > a->n)
         a->jobs = a->n ? (unsigned)a->n : 1;
     if ((error = run_workers(a, r0, path, home)) != 0 ||
-        (error = check_branch(a, path, tags, ntags)) != 0 || (error = check_history(a)) != 0 ||
+        (error = check_branch(a, r0, tags, ntags)) != 0 || (error = check_history(a)) != 0 ||
         (error = check_keys(a, ks)) != 0)
         goto done;
     if (ks != NULL && (error = fwrel_report_add(a->report, "keystore", FWREL_INFO,
@@ -1919,7 +1399,6 @@ int fwrel_auditor_run(fwrel_auditor **out, const char *path, const fwrel_auditor
     if (error == 0)
         fwrel_error_clear();
 done:
-    git_repository_free(gr);
     fwrel_repo_tags_free(tags, ntags);
     fwrel_repo_free(r0);
     fwrel_ks_close(ks);
@@ -1939,11 +1418,8 @@ void fwrel_auditor_free(fwrel_auditor *a)
         return;
     for (size_t i = 0; i < a->n; i++)
         fwrel_report_free(a->rel[i].report);
-    for (size_t i = 0; i < a->nlogs; i++) {
-        free(a->logs[i].data);
-        free(a->logs[i].end);
-        free(a->logs[i].sha);
-    }
+    for (size_t i = 0; i < a->nlogs; i++)
+        fwrel_audit_snapshot_clear(&a->logs[i]);
     fwrel_report_free(a->report);
     free(a->rel);
     free(a->msg);
@@ -1989,345 +1465,4 @@ int fwrel_auditor_policy_checked(const fwrel_auditor *a)
 size_t fwrel_auditor_failed(const fwrel_auditor *a)
 {
     return a != NULL ? a->failed : 0;
-}
-
-/* --- the HTML report -------------------------------------------------------------------------- */
-
-struct sb {
-    char *p;
-    size_t n, cap;
-    int oom;
-};
-
-static void sb_put(struct sb *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 16384;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *m = realloc(b->p, cap);
-        if (m == NULL) {
-            b->oom = 1;
-            return;
-        }
-        b->p = m;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
-/* Trusted text only: the page's own markup, numbers, names of steps and verdicts. */
-static void sb_fmt(struct sb *b, const char *fmt, ...) FWREL_PRINTF(2, 3);
-static void sb_fmt(struct sb *b, const char *fmt, ...)
-{
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n < sizeof(buf)) {
-        sb_put(b, buf, (size_t)n);
-        return;
-    }
-    /* Longer than the buffer: format again into one of its size. */
-    char *big = malloc((size_t)n + 1);
-    if (big == NULL) {
-        b->oom = 1;
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    sb_put(b, big, (size_t)n);
-    free(big);
-}
-
-/* Any text from the repository: escaped for element content and quoted attributes. Control
- * characters become U+FFFD. */
-static void sb_esc(struct sb *b, const char *s)
-{
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        switch (c) {
-        case '&':
-            sb_put(b, "&amp;", 5);
-            break;
-        case '<':
-            sb_put(b, "&lt;", 4);
-            break;
-        case '>':
-            sb_put(b, "&gt;", 4);
-            break;
-        case '"':
-            sb_put(b, "&quot;", 6);
-            break;
-        case '\'':
-            sb_put(b, "&#39;", 5);
-            break;
-        default:
-            if (c < 0x20 || c == 0x7f)
-                sb_put(b, "&#xfffd;", 8);
-            else
-                sb_put(b, (const char *)&c, 1);
-        }
-    }
-}
-
-/* <open>escaped text</close> */
-static void sb_el(struct sb *b, const char *open, const char *text, const char *close)
-{
-    sb_put(b, open, strlen(open));
-    sb_esc(b, text);
-    sb_put(b, close, strlen(close));
-}
-
-static const char *verdict_name(int v)
-{
-    return v == FWREL_PASS ? "pass" : v == FWREL_FAIL ? "fail" : v == FWREL_SKIP ? "skip" : "info";
-}
-
-static void sb_time(struct sb *b, int64_t t)
-{
-    struct tm tm;
-    time_t tt = (time_t)t;
-    char buf[32];
-    if (t <= 0 || gmtime_r(&tt, &tm) == NULL ||
-        strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M", &tm) == 0)
-        sb_fmt(b, "-");
-    else
-        sb_fmt(b, "%s", buf);
-}
-
-static void sb_steps(struct sb *b, const fwrel_report *r)
-{
-    sb_fmt(b, "<table class=\"steps\"><tr><th>check</th><th>verdict</th><th>detail</th></tr>\n");
-    for (size_t i = 0; i < fwrel_report_count(r); i++) {
-        const fwrel_step *s = fwrel_report_step(r, i);
-        const char *v = verdict_name(s->verdict);
-        sb_el(b, "<tr><td><code>", s->name, "</code></td>");
-        sb_fmt(b, "<td class=\"%s\">%s</td>", v, v);
-        sb_el(b, "<td>", s->detail, "</td></tr>\n");
-    }
-    sb_fmt(b, "</table>\n");
-}
-
-static int approved(const fwrel_audit_release *R, const char *fpr)
-{
-    for (size_t i = 0; i < R->napprovals; i++)
-        if (strcasecmp(R->approvals[i], fpr) == 0)
-            return 1;
-    return 0;
-}
-
-static void sb_release(struct sb *b, const fwrel_audit_release *R, size_t idx)
-{
-    const fwrel_step *f = fwrel_report_first_failure(R->report);
-    sb_fmt(b, "<section class=\"release\" id=\"r%zu\">\n<h3>", idx + 1);
-    sb_esc(b, R->tag);
-    sb_fmt(b, " <span class=\"%s\">%s</span></h3>\n", f ? "fail" : "pass",
-           f ? "FAILED" : "VERIFIED");
-    sb_fmt(b, "<table class=\"facts\">");
-    sb_el(b, "<tr><th>product</th><td>", R->product, "</td></tr>");
-    sb_el(b, "<tr><th>channel</th><td>", R->channel, "</td></tr>");
-    sb_el(b, "<tr><th>version</th><td>", R->version, "</td></tr>");
-    sb_fmt(b, "<tr><th>secure_version</th><td>%u</td></tr>", R->secure_version);
-    sb_fmt(b, "<tr><th>counter</th><td>%llu</td></tr>", (unsigned long long)R->counter);
-    sb_fmt(b, "<tr><th>tagged</th><td>");
-    sb_time(b, R->time);
-    sb_fmt(b, " UTC</td></tr>");
-    sb_el(b, "<tr><th>commit</th><td><code>", R->commit, "</code></td></tr>");
-    sb_el(b, "<tr><th>tag signer</th><td><code>", R->signer[0] ? R->signer : "(no good signature)",
-          "</code></td></tr>");
-    if (f != NULL) {
-        sb_el(b, "<tr><th>first failure</th><td class=\"fail\"><code>", f->name, "</code>: ");
-        sb_esc(b, f->detail);
-        sb_fmt(b, "</td></tr>");
-    }
-    sb_fmt(b, "</table>\n");
-
-    /* Approvers: those the release pins, and who approved. */
-    sb_fmt(b,
-           "<h4>Approvers (%zu of %u required)</h4>\n<table class=\"keys\"><tr><th>fingerprint</th>"
-           "<th>pinned</th><th>approved</th></tr>\n",
-           R->napprovals, R->approvals_required);
-    if (R->have_record) {
-        for (size_t i = 0; i < R->record.napprovers; i++) {
-            int ap = approved(R, R->record.approvers[i]);
-            sb_el(b, "<tr><td><code>", R->record.approvers[i], "</code></td><td>yes</td>");
-            sb_fmt(b, "<td class=\"%s\">%s</td></tr>\n", ap ? "pass" : "skip", ap ? "yes" : "no");
-        }
-    }
-    for (size_t i = 0; i < R->napprovals; i++)
-        if (!R->have_record || !pinned(&R->record, R->approvals[i]))
-            sb_el(b, "<tr><td><code>", R->approvals[i],
-                  "</code></td><td class=\"fail\">no</td><td>yes</td></tr>\n");
-    sb_fmt(b, "</table>\n");
-
-    /* Keys. */
-    sb_fmt(b, "<h4>Keys</h4>\n<table class=\"keys\"><tr><th>role</th><th>key id</th><th>keystore "
-              "name</th><th>epoch</th><th>status</th></tr>\n");
-    for (size_t i = 0; i < R->nkeys; i++) {
-        const fwrel_audit_key *k = &R->keys[i];
-        const char *cls = strcmp(k->status, "revoked") == 0 || strcmp(k->status, "absent") == 0
-                              ? "fail"
-                          : strcmp(k->status, "retired") == 0 ? "info"
-                                                              : "pass";
-        sb_fmt(b, "<tr><td>%s</td>", k->role);
-        sb_el(b, "<td><code>", k->id, "</code></td>");
-        sb_el(b, "<td>", k->name[0] ? k->name : "-", "</td>");
-        if (k->epoch)
-            sb_fmt(b, "<td>%u</td>", k->epoch);
-        else
-            sb_fmt(b, "<td>-</td>");
-        sb_fmt(b, "<td class=\"%s\">%s</td></tr>\n", k->status[0] ? cls : "skip",
-               k->status[0] ? k->status : "not checked");
-    }
-    sb_fmt(b, "</table>\n<h4>Checks</h4>\n");
-    sb_steps(b, R->report);
-    sb_fmt(b, "</section>\n");
-}
-
-static const char css[] =
-    "body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}"
-    "h1{font-size:1.6em}h3{margin-top:2em;border-bottom:1px solid #ccc}"
-    "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 6px;"
-    "text-align:left;vertical-align:top}th{background:#f3f3f3}code{font-size:12px;"
-    "word-break:break-all}.pass{color:#065f0e;font-weight:600}.fail{color:#b00020;"
-    "font-weight:700}.skip{color:#777}.info{color:#1a4f8a}.verdict{font-size:1.2em;padding:.5em;"
-    "border:2px solid}.bar{display:inline-block;height:10px;background:#4a78b5;margin-right:4px}"
-    "tr.failed td{background:#fde8ec}";
-
-int fwrel_auditor_html(char **out, size_t *len, const fwrel_auditor *a, const char *title)
-{
-    struct sb b = {NULL, 0, 0, 0};
-    uint32_t max_sv = 1;
-
-    FWREL_ASSERT_ARG(out != NULL && len != NULL && a != NULL && title != NULL);
-    *out = NULL;
-    *len = 0;
-    const fwrel_step *rf = fwrel_report_first_failure(a->report);
-    sb_fmt(&b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-               "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
-               "style-src 'unsafe-inline'\">\n");
-    sb_el(&b, "<title>fwrel release audit: ", title, "</title>\n");
-    sb_fmt(&b, "<style>%s</style>\n</head>\n<body>\n", css);
-    sb_el(&b, "<h1>Release audit: ", title, "</h1>\n");
-    if (a->failed == 0 && rf == NULL && fwrel_auditor_policy_checked(a))
-        sb_fmt(&b, "<p class=\"verdict pass\">VERIFIED: %zu releases, every check passed</p>\n",
-               a->n);
-    else if (a->failed == 0 && rf == NULL)
-        sb_fmt(&b,
-               "<p class=\"verdict info\">NOT VERIFIED AGAINST A POLICY: %zu releases, every "
-               "check passed, but approvals and tag signers were checked only against each "
-               "release's own record</p>\n",
-               a->n);
-    else
-        sb_fmt(&b, "<p class=\"verdict fail\">REJECTED: %zu of %zu releases failed%s</p>\n",
-               a->failed, a->n, rf != NULL ? ", and a repository check failed" : "");
-    sb_fmt(&b, "<p>%zu releases verified with %u worker thread%s.</p>\n", a->n, a->jobs,
-           a->jobs == 1 ? "" : "s");
-
-    /* Every failure first, each linked to its release. */
-    if (a->failed > 0 || rf != NULL) {
-        sb_fmt(&b, "<h2>Failures</h2>\n<table class=\"steps\"><tr><th>release</th><th>check</th>"
-                   "<th>detail</th></tr>\n");
-        for (size_t i = 0; i < a->n; i++) {
-            const fwrel_report *r = a->order[i]->report;
-            for (size_t k = 0; k < fwrel_report_count(r); k++) {
-                const fwrel_step *st = fwrel_report_step(r, k);
-                if (st->verdict != FWREL_FAIL)
-                    continue;
-                sb_fmt(&b, "<tr><td><a href=\"#r%zu\">", i + 1);
-                sb_esc(&b, a->order[i]->tag);
-                sb_el(&b, "</a></td><td class=\"fail\"><code>", st->name, "</code></td>");
-                sb_el(&b, "<td>", st->detail, "</td></tr>\n");
-            }
-        }
-        for (size_t k = 0; k < fwrel_report_count(a->report); k++) {
-            const fwrel_step *st = fwrel_report_step(a->report, k);
-            if (st->verdict != FWREL_FAIL)
-                continue;
-            sb_el(&b, "<tr><td>(repository)</td><td class=\"fail\"><code>", st->name,
-                  "</code></td>");
-            sb_el(&b, "<td>", st->detail, "</td></tr>\n");
-        }
-        sb_fmt(&b, "</table>\n");
-    }
-
-    /* Timeline. */
-    for (size_t i = 0; i < a->n; i++)
-        if (a->order[i]->secure_version > max_sv)
-            max_sv = a->order[i]->secure_version;
-    sb_fmt(&b, "<h2>Timeline</h2>\n<table class=\"timeline\"><tr><th>#</th><th>tagged "
-               "(UTC)</th><th>tag</th><th>channel</th><th>version</th><th>secure_version</th>"
-               "<th>counter</th><th>approvers</th><th>verdict</th></tr>\n");
-    for (size_t i = 0; i < a->n; i++) {
-        const fwrel_audit_release *R = a->order[i];
-        unsigned w = (unsigned)(1 + (uint64_t)R->secure_version * 120 / max_sv);
-        sb_fmt(&b, "<tr%s><td>%zu</td><td>", R->failed ? " class=\"failed\"" : "", i + 1);
-        sb_time(&b, R->time);
-        sb_fmt(&b, "</td><td><a href=\"#r%zu\">", i + 1);
-        sb_esc(&b, R->tag);
-        sb_fmt(&b, "</a></td>");
-        sb_el(&b, "<td>", R->channel, "</td>");
-        sb_el(&b, "<td>", R->version, "</td>");
-        sb_fmt(&b, "<td><span class=\"bar\" style=\"width:%upx\"></span>%u</td>", w,
-               R->secure_version);
-        sb_fmt(&b, "<td>%llu</td><td>%zu of %u</td>", (unsigned long long)R->counter, R->napprovals,
-               R->approvals_required);
-        sb_fmt(&b, "<td class=\"%s\">%s</td></tr>\n", R->failed ? "fail" : "pass",
-               R->failed ? "FAILED" : "verified");
-    }
-    sb_fmt(&b, "</table>\n");
-
-    /* Repository and audit log. */
-    sb_fmt(&b, "<h2>Repository checks</h2>\n");
-    sb_steps(&b, a->report);
-    sb_fmt(&b, "<h2>Audit log</h2>\n");
-    for (size_t i = 0; i < a->nlogs; i++) {
-        const fwrel_audit_log_summary *s = &a->logs[i].sum;
-        sb_fmt(&b, "<table class=\"facts\">");
-        sb_el(&b, "<tr><th>path</th><td><code>", s->path, "</code></td></tr>");
-        sb_fmt(&b, "<tr><th>chain</th><td class=\"%s\">%s</td></tr>", s->valid ? "pass" : "fail",
-               s->valid ? "valid" : "BROKEN");
-        if (!s->valid)
-            sb_el(&b, "<tr><th>problem</th><td class=\"fail\">", s->error, "</td></tr>");
-        sb_fmt(&b,
-               "<tr><th>entries</th><td>%llu (%llu ok, %llu failed; %llu bundles "
-               "made)</td></tr>",
-               (unsigned long long)s->entries, (unsigned long long)s->ok,
-               (unsigned long long)s->fail, (unsigned long long)s->releases);
-        sb_el(&b, "<tr><th>head</th><td><code>", s->head, "</code></td></tr>");
-        if (s->untagged > 0) {
-            sb_fmt(&b, "<tr><th>bundles without a tag</th><td class=\"info\">%llu (first ",
-                   (unsigned long long)s->untagged);
-            sb_esc(&b, s->first_untagged);
-            sb_fmt(&b, "): awaiting approvals, or releases removed</td></tr>");
-        }
-        sb_el(&b, "<tr><th>first entry</th><td>", s->first_time[0] ? s->first_time : "-",
-              "</td></tr>");
-        sb_el(&b, "<tr><th>last entry</th><td>", s->last_time[0] ? s->last_time : "-",
-              "</td></tr>");
-        sb_fmt(&b, "</table>\n");
-    }
-    if (a->nlogs == 0)
-        sb_fmt(&b, "<p>No audit log is named by the releases.</p>\n");
-
-    sb_fmt(&b, "<h2>Releases</h2>\n");
-    for (size_t i = 0; i < a->n; i++)
-        sb_release(&b, a->order[i], i);
-    sb_fmt(&b, "</body>\n</html>\n");
-    if (b.oom) {
-        free(b.p);
-        return fwrel_error_set(FWREL_EIO, "out of memory");
-    }
-    *out = b.p;
-    *len = b.n;
-    return 0;
 }

@@ -56,7 +56,7 @@ static int where(const yt_node *n, const char *fmt, ...)
  */
 static const char *audit_log_why(const char *path)
 {
-    static const char *const git_names[] = {"hooks",       "refs",        "objects",
+    static const char *const in_gitdir[] = {"hooks",       "refs",        "objects",
                                             "info",        "logs",        "branches",
                                             "worktrees",   "modules",     "lfs",
                                             "rr-cache",    "HEAD",        "config",
@@ -80,8 +80,8 @@ static const char *audit_log_why(const char *path)
                   (c[i] >= '0' && c[i] <= '9') || c[i] == '.' || c[i] == '_' || c[i] == '-'))
                 return "components are names of [A-Za-z0-9._-]";
         if (c == path)
-            for (size_t i = 0; git_names[i] != NULL; i++)
-                if (strlen(git_names[i]) == n && strncasecmp(c, git_names[i], n) == 0)
+            for (size_t i = 0; in_gitdir[i] != NULL; i++)
+                if (strlen(in_gitdir[i]) == n && strncasecmp(c, in_gitdir[i], n) == 0)
                     return "inside git's own files of the release repository";
         c += n;
         if (*c == '/' && *++c == '\0')

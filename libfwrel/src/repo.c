@@ -1567,146 +1567,323 @@ done:
     return error;
 }
 
-/* Index of the tag whose commit is id, counting matches; -1 if none. */
-static long find_target(const fwrel_repo_tag *tags, size_t n, const char *id, size_t *matches)
+/* ---- the branch audit (the auditor's repo.branch and release.dir) ------------------------- */
+
+/* A commit of the release branch, and how many tags point to it. */
+struct cpos {
+    char id[41];
+    size_t pos;  /* 1 for the root */
+    size_t tags; /* release tags pointing to it (all products) */
+};
+
+static int cpos_cmp(const void *x, const void *y)
 {
-    long at = -1;
-    *matches = 0;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(tags[i].target, id) == 0) {
-            if (at < 0)
-                at = (long)i;
-            (*matches)++;
-        }
-    return at;
+    return strcmp(((const struct cpos *)x)->id, ((const struct cpos *)y)->id);
 }
 
-int fwrel_repo_audit(size_t *nreleases, fwrel_report *report, fwrel_repo *r, const char *home)
+static struct cpos *cpos_find(struct cpos *cp, size_t n, const char *id)
 {
-    fwrel_repo_tag *tags = NULL;
-    size_t ntags = 0, onbranch = 0, good = 0;
-    unsigned char *seen = NULL;
-    git_reference *branch = NULL;
-    git_odb *odb = NULL;
-    fwrel_error first = {0};
+    struct cpos key;
+    snprintf(key.id, sizeof(key.id), "%s", id);
+    return n ? bsearch(&key, cp, n, sizeof(*cp), cpos_cmp) : NULL;
+}
+
+static const char *delta_name(git_delta_t s)
+{
+    switch (s) {
+    case GIT_DELTA_ADDED:
+        return "adds";
+    case GIT_DELTA_DELETED:
+        return "deletes";
+    case GIT_DELTA_MODIFIED:
+        return "modifies";
+    case GIT_DELTA_TYPECHANGE:
+        return "changes the type of";
+    default:
+        return "changes";
+    }
+}
+
+/* The release's commit adds files under <tag>/ and updates the audit log, nothing else. */
+static void tree_delta(fwrel_problems *p, size_t *added, git_repository *repo,
+                       const fwrel_repo_branch_release *R)
+{
     git_oid id;
+    git_commit *c = NULL, *parent = NULL;
+    git_tree *t = NULL, *pt = NULL;
+    git_diff *diff = NULL;
+    char dir[260];
+    int n = snprintf(dir, sizeof(dir), "%s/", R->tag);
+    *added = 0;
+    if (git_oid_fromstr(&id, R->commit) != 0 || git_commit_lookup(&c, repo, &id) != 0 ||
+        git_commit_tree(&t, c) != 0 ||
+        (git_commit_parentcount(c) == 1 &&
+         (git_commit_parent(&parent, c, 0) != 0 || git_commit_tree(&pt, parent) != 0)) ||
+        git_diff_tree_to_tree(&diff, repo, pt, t, NULL) != 0) {
+        const git_error *ge = git_error_last();
+        fwrel_problem(p, "the commit cannot be compared with its parent: %s",
+                      ge != NULL ? ge->message : "?");
+    } else {
+        size_t nd = git_diff_num_deltas(diff);
+        for (size_t k = 0; k < nd; k++) {
+            const git_diff_delta *dd = git_diff_get_delta(diff, k);
+            const char *path =
+                dd->status == GIT_DELTA_DELETED ? dd->old_file.path : dd->new_file.path;
+            if (dd->status == GIT_DELTA_ADDED && n > 0 && strncmp(path, dir, (size_t)n) == 0)
+                (*added)++;
+            else if (R->audit_path[0] != '\0' && strcmp(path, R->audit_path) == 0 &&
+                     (dd->status == GIT_DELTA_ADDED || dd->status == GIT_DELTA_MODIFIED))
+                continue;
+            else
+                fwrel_problem(p, "the commit %s %s, outside its release", delta_name(dd->status),
+                              path);
+        }
+    }
+    git_diff_free(diff);
+    git_tree_free(pt);
+    git_tree_free(t);
+    git_commit_free(parent);
+    git_commit_free(c);
+}
+
+/* release.dir: <tag>/ in the tagged tree holds exactly the files a release writes, as plain files
+ * (mode 100644, as fwrel_repo_release() writes them), and the audit log is a plain file. A
+ * symlink (its blob is a link target that a checkout follows), an executable, a subdirectory or
+ * any other entry fails. */
+static void release_dir(fwrel_problems *p, git_repository *repo, const fwrel_repo_branch_release *R)
+{
+    static const char *const want[] = {"bundle.fwb", "release.json"};
+    git_oid id;
+    git_commit *c = NULL;
+    git_tree *t = NULL, *d = NULL;
+    git_tree_entry *e = NULL, *le = NULL;
+    int seen[2] = {0, 0};
+
+    if (git_oid_fromstr(&id, R->commit) != 0 || git_commit_lookup(&c, repo, &id) != 0 ||
+        git_commit_tree(&t, c) != 0) {
+        fwrel_problem(p, "the tagged tree cannot be read");
+        goto done;
+    }
+    if (git_tree_entry_bypath(&e, t, R->tag) != 0 ||
+        git_tree_entry_filemode_raw(e) != GIT_FILEMODE_TREE ||
+        git_tree_lookup(&d, repo, git_tree_entry_id(e)) != 0) {
+        fwrel_problem(p, "%s/ is not a directory of the tagged tree", R->tag);
+    } else {
+        for (size_t k = 0; k < git_tree_entrycount(d); k++) {
+            const git_tree_entry *x = git_tree_entry_byindex(d, k);
+            const char *name = git_tree_entry_name(x);
+            unsigned m = (unsigned)git_tree_entry_filemode_raw(x);
+            size_t w = 0;
+            while (w < 2 && strcmp(name, want[w]) != 0)
+                w++;
+            const char *kind = m == GIT_FILEMODE_LINK              ? ", a symlink"
+                               : m == GIT_FILEMODE_BLOB_EXECUTABLE ? ", executable"
+                               : m == GIT_FILEMODE_TREE            ? ", a directory"
+                               : m == GIT_FILEMODE_COMMIT          ? ", a submodule"
+                                                                   : "";
+            if (w == 2) {
+                fwrel_problem(p, "%s/%s is not a file of a release (mode %06o%s)", R->tag, name, m,
+                              kind);
+                continue;
+            }
+            seen[w] = 1;
+            if (m != GIT_FILEMODE_BLOB)
+                fwrel_problem(p, "%s/%s has mode %06o%s, not 100644", R->tag, name, m, kind);
+        }
+        for (size_t w = 0; w < 2; w++)
+            if (!seen[w])
+                fwrel_problem(p, "%s/%s is missing", R->tag, want[w]);
+    }
+    if (R->audit_path[0] != '\0') {
+        if (git_tree_entry_bypath(&le, t, R->audit_path) != 0)
+            fwrel_problem(p, "no audit log %s in the tagged tree", R->audit_path);
+        else if ((unsigned)git_tree_entry_filemode_raw(le) != GIT_FILEMODE_BLOB)
+            fwrel_problem(p, "the audit log %s in the tree has mode %06o, not 100644",
+                          R->audit_path, (unsigned)git_tree_entry_filemode_raw(le));
+    }
+done:
+    git_tree_entry_free(le);
+    git_tree_entry_free(e);
+    git_tree_free(d);
+    git_tree_free(t);
+    git_commit_free(c);
+}
+
+/* Walk the branch from its tip by first parents into *cp (tip first), counting merges. An
+ * unreadable branch or commit is a FAIL step in report; the walk stops there. */
+static int branch_walk(struct cpos **cp, size_t *n, size_t *merges, fwrel_report *report,
+                       fwrel_repo *r, size_t max)
+{
+    git_reference *ref = NULL;
+    size_t cap = 0;
+    git_oid id;
+    int error = 0;
+
+    int rc = git_reference_lookup(&ref, r->repo, FWREL_REPO_BRANCH);
+    if (rc == 0 && git_reference_type(ref) == GIT_REFERENCE_DIRECT) {
+        git_oid_cpy(&id, git_reference_target(ref));
+        for (;;) {
+            git_commit *c = NULL;
+            if (*n == max + 1) {
+                error = fwrel_error_set(FWREL_EFORMAT,
+                                        "the release branch has more than %zu commits", max);
+                break;
+            }
+            if (*n == cap) {
+                size_t nc = cap ? cap * 2 : 64;
+                struct cpos *m = realloc(*cp, nc * sizeof(**cp));
+                if (m == NULL) {
+                    error = fwrel_error_set(FWREL_EIO, "out of memory");
+                    break;
+                }
+                *cp = m;
+                cap = nc;
+            }
+            struct cpos *e = &(*cp)[(*n)++];
+            git_oid_tostr(e->id, sizeof(e->id), &id);
+            e->tags = 0;
+            if (git_commit_lookup(&c, r->repo, &id) != 0) {
+                if (fwrel_report_add(report, "repo.branch", FWREL_FAIL,
+                                     "commit %s of the release branch cannot be read", e->id) != 0)
+                    error = FWREL_EIO;
+                break;
+            }
+            unsigned parents = git_commit_parentcount(c);
+            *merges += parents > 1;
+            if (parents >= 1)
+                git_oid_cpy(&id, git_commit_parent_id(c, 0));
+            git_commit_free(c);
+            if (parents == 0)
+                break;
+        }
+    } else if (rc != GIT_ENOTFOUND && fwrel_report_add(report, "repo.branch", FWREL_FAIL,
+                                                       "the release branch cannot be read") != 0) {
+        error = FWREL_EIO;
+    }
+    git_reference_free(ref);
+    return error;
+}
+
+int fwrel_repo_branch_audit(fwrel_report *report, fwrel_repo_branch_release *rels, size_t nrels,
+                            fwrel_repo *r, const fwrel_repo_tag *tags, size_t ntags, size_t max)
+{
+    struct cpos *cp = NULL;
+    size_t n = 0, untagged = 0, merges = 0;
+    char first_untagged[41] = "";
     int error;
 
-    FWREL_ASSERT_ARG(nreleases != NULL && r != NULL);
-    *nreleases = 0;
-#define AUDIT_FAIL(name, ...)                                                                      \
-    do {                                                                                           \
-        if (first.code == 0) {                                                                     \
-            fwrel_error_set(FWREL_EVERIFY, __VA_ARGS__);                                           \
-            first = *fwrel_error_last();                                                           \
-        }                                                                                          \
-        if (fwrel_report_add(report, name, FWREL_FAIL, __VA_ARGS__) != 0) {                        \
-            error = FWREL_EIO;                                                                     \
-            goto done;                                                                             \
-        }                                                                                          \
-    } while (0)
-
-    if ((error = fwrel_repo_tags(&tags, &ntags, r, NULL)) != 0)
+    FWREL_ASSERT_ARG(report != NULL && (rels != NULL || nrels == 0) && r != NULL &&
+                     (tags != NULL || ntags == 0));
+    if ((error = branch_walk(&cp, &n, &merges, report, r, max)) != 0)
         goto done;
-    if (git_repository_odb(&odb, r->repo) != 0) {
-        error = git_fail(FWREL_EIO, "cannot open the object store");
-        goto done;
-    }
-    seen = calloc(ntags ? ntags : 1, 1);
-    if (seen == NULL) {
-        error = fwrel_error_set(FWREL_EIO, "out of memory");
-        goto done;
-    }
-    /* 1. Every tag: signature, name, commit and tree intact. */
+    for (size_t i = 0; i < n; i++)
+        cp[i].pos = n - i;
+    if (n > 0)
+        qsort(cp, n, sizeof(*cp), cpos_cmp);
     for (size_t i = 0; i < ntags; i++) {
-        fwrel_pgp_result signer;
-        char commit[41];
-        if (fwrel_repo_tag_verify(&signer, commit, r, tags[i].name, home) != 0) {
-            char msg[2 * FWREL_ERROR_MSG_MAX];
-            const char *m = fwrel_error_last()->message;
-            size_t nl = strlen(tags[i].name);
-            /* Messages that already name the tag are kept as they are. */
-            if (strncmp(m, "tag ", 4) == 0 && strncmp(m + 4, tags[i].name, nl) == 0 &&
-                (m[4 + nl] == ':' || m[4 + nl] == ' '))
-                snprintf(msg, sizeof(msg), "%s", m);
+        struct cpos *f = cpos_find(cp, n, tags[i].target);
+        if (f != NULL)
+            f->tags++;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (cp[i].tags == 0 && untagged++ == 0)
+            memcpy(first_untagged, cp[i].id, 41);
+    if (untagged > 0)
+        error = fwrel_report_add(report, "repo.branch", FWREL_FAIL,
+                                 "%zu commit%s of the release branch ha%s no release tag (%s%s)",
+                                 untagged, untagged == 1 ? "" : "s", untagged == 1 ? "s" : "ve",
+                                 first_untagged, untagged > 1 ? ", ..." : "");
+    else if (merges > 0)
+        error = fwrel_report_add(report, "repo.branch", FWREL_FAIL,
+                                 "the release branch has %zu merge commit%s", merges,
+                                 merges == 1 ? "" : "s");
+    else
+        error = fwrel_report_add(report, "repo.branch", FWREL_PASS,
+                                 "%zu commits, linear, each one release tag", n);
+    if (error == 0 && merges > 0 && untagged > 0)
+        error = fwrel_report_add(report, "repo.branch", FWREL_FAIL,
+                                 "the release branch has %zu merge commit%s", merges,
+                                 merges == 1 ? "" : "s");
+    if (error != 0) {
+        error = FWREL_EIO;
+        goto done;
+    }
+
+    /* Each release: on the branch, alone there, and what its commit changes. */
+    for (size_t i = 0; i < nrels; i++) {
+        fwrel_repo_branch_release *R = &rels[i];
+        struct cpos *f = R->commit[0] ? cpos_find(cp, n, R->commit) : NULL;
+        fwrel_problems p = {"", 0}, d = {"", 0};
+        size_t added = 0;
+        R->pos = 0;
+        if (f == NULL) {
+            error = fwrel_report_add(R->report, "repo.branch", FWREL_FAIL,
+                                     "commit %.12s is not on the release branch",
+                                     R->commit[0] ? R->commit : "(none)");
+        } else {
+            R->pos = f->pos;
+            if (f->tags > 1)
+                fwrel_problem(&p, "commit %.12s carries %zu release tags", R->commit, f->tags);
+            tree_delta(&p, &added, r->repo, R);
+            if (p.n == 0 && added == 0)
+                fwrel_problem(&p, "the commit adds no file under %s/", R->tag);
+            if (p.n)
+                error = fwrel_report_add(R->report, "repo.branch", FWREL_FAIL, "%s", p.text);
             else
-                snprintf(msg, sizeof(msg), "tag %s: %s", tags[i].name, m);
-            AUDIT_FAIL("repo.tag", "%s", msg);
-            tags[i].target[0] = '\0'; /* never counts as a release below */
-            continue;
+                error = fwrel_report_add(R->report, "repo.branch", FWREL_PASS,
+                                         "commit %zu of %zu on the release branch; adds %zu "
+                                         "files under its directory and updates the audit log",
+                                         f->pos, n, added);
         }
-        good++;
-        if (fwrel_report_add(report, "repo.tag", FWREL_PASS, "tag %s: signed by %s, commit %s",
-                             tags[i].name, signer.fpr, commit) != 0) {
+        if (error == 0 && R->commit[0] == '\0') {
+            error = fwrel_report_add(R->report, "release.dir", FWREL_SKIP, "no commit");
+        } else if (error == 0) {
+            release_dir(&d, r->repo, R);
+            error = fwrel_report_add(R->report, "release.dir", d.n ? FWREL_FAIL : FWREL_PASS, "%s",
+                                     d.n ? d.text
+                                         : "bundle.fwb and release.json, plain files (100644), "
+                                           "nothing else; the audit log a plain file");
+        }
+        if (error != 0) {
             error = FWREL_EIO;
             goto done;
         }
     }
-    /* 2. The branch: each commit, tip to root, is one tagged release. */
-    int rc = git_reference_lookup(&branch, r->repo, FWREL_REPO_BRANCH);
-    if (rc == 0 && git_reference_type(branch) == GIT_REFERENCE_DIRECT) {
-        git_oid_cpy(&id, git_reference_target(branch));
-        for (;;) {
-            git_odb_object *o = NULL;
-            git_commit *c = NULL;
-            char hex[41];
-            size_t matches = 0;
-            git_oid_tostr(hex, sizeof(hex), &id);
-            if (read_checked(&o, odb, &id, GIT_OBJECT_COMMIT, FWREL_REPO_TAG_MAX) != 0) {
-                char msg[FWREL_ERROR_MSG_MAX];
-                snprintf(msg, sizeof(msg), "%s", fwrel_error_last()->message);
-                AUDIT_FAIL("repo.branch", "release branch: %s", msg);
-                break;
-            }
-            git_odb_object_free(o);
-            long at = find_target(tags, ntags, hex, &matches);
-            if (at < 0)
-                AUDIT_FAIL("repo.branch",
-                           "commit %s on the release branch has no valid release tag", hex);
-            else if (matches > 1)
-                AUDIT_FAIL("repo.branch", "commit %s has %zu release tags", hex, matches);
-            for (size_t i = 0; i < ntags; i++)
-                if (strcmp(tags[i].target, hex) == 0)
-                    seen[i] = 1;
-            onbranch++;
-            if (git_commit_lookup(&c, r->repo, &id) != 0) {
-                AUDIT_FAIL("repo.branch", "commit %s cannot be read", hex);
-                break;
-            }
-            unsigned parents = git_commit_parentcount(c);
-            if (parents > 1)
-                AUDIT_FAIL("repo.branch", "commit %s is a merge", hex);
-            if (parents >= 1)
-                git_oid_cpy(&id, git_commit_parent_id(c, 0));
-            git_commit_free(c);
-            if (parents == 0 || onbranch > 10000000)
-                break;
-        }
-    } else if (rc != GIT_ENOTFOUND) {
-        AUDIT_FAIL("repo.branch", "the release branch cannot be read");
-    }
-    /* 3. No tag outside the branch. */
-    for (size_t i = 0; i < ntags; i++)
-        if (!seen[i] && tags[i].target[0] != '\0')
-            AUDIT_FAIL("repo.tag", "tag %s points to a commit not on the release branch",
-                       tags[i].name);
-    if (first.code != 0) {
-        fwrel_error_set(first.code, "%s", first.message);
-        error = first.code;
-        goto done;
-    }
-    if (fwrel_report_add(report, "repo.releases", FWREL_INFO, "%zu releases, all tags verified",
-                         good) != 0) {
-        error = FWREL_EIO;
-        goto done;
-    }
-    *nreleases = good;
     error = 0;
 done:
-#undef AUDIT_FAIL
-    git_reference_free(branch);
-    git_odb_free(odb);
-    free(seen);
-    fwrel_repo_tags_free(tags, ntags);
+    free(cp);
+    return error;
+}
+
+int fwrel_repo_commit_writes(int *hit, fwrel_repo *r, const char *commit,
+                             int (*match)(const char *path, void *arg), void *arg)
+{
+    git_oid id;
+    git_commit *c = NULL, *parent = NULL;
+    git_tree *t = NULL, *pt = NULL;
+    git_diff *diff = NULL;
+    int error = 0;
+
+    FWREL_ASSERT_ARG(hit != NULL && r != NULL && commit != NULL && match != NULL);
+    *hit = 0;
+    if (git_oid_fromstr(&id, commit) != 0 || git_commit_lookup(&c, r->repo, &id) != 0 ||
+        git_commit_tree(&t, c) != 0 ||
+        (git_commit_parentcount(c) > 0 &&
+         (git_commit_parent(&parent, c, 0) != 0 || git_commit_tree(&pt, parent) != 0)) ||
+        git_diff_tree_to_tree(&diff, r->repo, pt, t, NULL) != 0) {
+        error = git_fail(FWREL_EVERIFY, "the commit cannot be compared with its parent");
+        goto done;
+    }
+    for (size_t k = 0; k < git_diff_num_deltas(diff) && !*hit; k++) {
+        const git_diff_delta *dd = git_diff_get_delta(diff, k);
+        *hit = (dd->new_file.path != NULL && match(dd->new_file.path, arg)) ||
+               (dd->old_file.path != NULL && match(dd->old_file.path, arg));
+    }
+done:
+    git_diff_free(diff);
+    git_tree_free(pt);
+    git_tree_free(t);
+    git_commit_free(parent);
+    git_commit_free(c);
     return error;
 }

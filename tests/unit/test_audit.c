@@ -1,6 +1,7 @@
 /* test_audit.c - the hash-chained audit log: chain round trip, each kind of tampering named by
  * its line, truncation against an expected head, a torn last line found and recovered, entries
- * refused by the schema, two processes appending at once. */
+ * refused by the schema, two processes appending at once; the summary of a log, and a committed
+ * copy checked against the live log. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -589,6 +590,216 @@ static void test_disk_full_all_or_nothing(void **state)
     rmdir(mnt);
 }
 
+/* An entry with one output (its sha256 64 times the digit d), with result ok or fail. */
+static void append_out(const char *log, const char *event, const char *output, int ok, char d)
+{
+    char sha[65];
+    memset(sha, d, 64);
+    sha[64] = '\0';
+    snprintf(entry_buf, sizeof(entry_buf),
+             "{\"event\":\"%s\",\"who\":{\"user\":\"u\"},\"inputs\":[],\"outputs\":[{\"name\":"
+             "\"%s\",\"sha256\":\"%s\",\"size\":0}],\"result\":\"%s\"%s}",
+             event, output, sha, ok ? "ok" : "fail", ok ? "" : ",\"reason\":\"no\"");
+    assert_int_equal(fwrel_audit_append(log, entry_buf, strlen(entry_buf), NULL), 0);
+}
+
+/* The summary of a log: counts, first and last time, the "bundle" entries naming no tag of the
+ * repository, the head; a broken chain is named, the head then being the last line's hash; a
+ * missing log, a FIFO and a log above the cap are not read, and say why. */
+static void test_summary(void **state)
+{
+    (void)state;
+    const char *log = tpath("summary.jsonl");
+    static const char *const tags[] = {"p/beta/v1.0.0", "p/beta/v1.1.0"}; /* sorted */
+    fwrel_audit_log_summary sum;
+    fwrel_audit_snapshot snap;
+    uint64_t count = 0;
+    char head[65], want[65];
+
+    append_out(log, "bundle", "p/beta/v1.0.0/bundle.fwb", 1, '1');
+    append_out(log, "sign", "app.signed.bin", 0, '2');
+    append_out(log, "bundle", "p/beta/v2.0.0/bundle.fwb", 1, '3'); /* awaiting approvals */
+    append_out(log, "bundle", "p/beta/v3.0.0/bundle.fwb", 0, '4'); /* failed: not a release */
+    append_out(log, "bundle", "p/beta/v1.1.0/bundle.fwb", 1, '5');
+    assert_int_equal(fwrel_audit_verify(log, NULL, 0, &count, head), 0);
+    assert_int_equal(count, 5);
+
+    assert_int_equal(fwrel_audit_snapshot_load(&snap, log, "audit/log.jsonl", tags, 2, 1 << 20), 0);
+    assert_non_null(snap.data);
+    assert_int_equal(snap.nlines, 5);
+    assert_int_equal(snap.end[4], snap.len);
+    sum = snap.sum;
+    const uint8_t *data = snap.data;
+    size_t len = snap.len;
+    assert_string_equal(sum.path, "audit/log.jsonl");
+    assert_true(sum.valid);
+    assert_string_equal(sum.error, "");
+    assert_int_equal(sum.entries, 5);
+    assert_string_equal(sum.head, head);
+    assert_int_equal(sum.ok, 3);
+    assert_int_equal(sum.fail, 2);
+    assert_int_equal(sum.releases, 3);
+    assert_int_equal(sum.untagged, 1);
+    assert_string_equal(sum.first_untagged, "p/beta/v2.0.0");
+    assert_int_equal(strlen(sum.first_time), 20); /* RFC 3339 UTC, to the second */
+    assert_true(strcmp(sum.first_time, sum.last_time) <= 0);
+
+    /* Without the repository's tags every release counts as untagged. */
+    assert_int_equal(fwrel_audit_summarise(&sum, data, len, NULL, 0), 0);
+    assert_string_equal(sum.path, "audit/log.jsonl");
+    assert_int_equal(sum.untagged, 3);
+    assert_string_equal(sum.first_untagged, "p/beta/v1.0.0");
+
+    /* An edited second line: the chain is broken there; a torn tail is not an entry. */
+    uint8_t *edited = malloc(len + 4);
+    assert_non_null(edited);
+    memcpy(edited, data, len);
+    char *second = memchr(edited, '\n', len) + 1;
+    char *u = strstr(second, "\"user\":\"u\"");
+    assert_non_null(u);
+    u[8] = 'v';
+    memcpy(edited + len, "{\"ev", 4);
+    assert_int_equal(fwrel_audit_summarise(&sum, edited, len + 4, tags, 2), 0);
+    assert_false(sum.valid);
+    assert_string_equal(sum.error,
+                        "line 2: does not match line 3's prev (edited, removed or reordered)");
+    assert_int_equal(sum.entries, 5);
+    const uint8_t *lastline = (const uint8_t *)data + len - 1;
+    while (lastline > data && lastline[-1] != '\n')
+        lastline--;
+    hex_sha256(want, lastline, (size_t)(data + len - 1 - lastline));
+    assert_string_equal(sum.head, want);
+    assert_int_equal(sum.ok, 3);
+    free(edited);
+
+    /* An empty log: valid, no entry, the zero head. */
+    assert_int_equal(fwrel_audit_summarise(&sum, NULL, 0, NULL, 0), 0);
+    assert_true(sum.valid);
+    assert_int_equal(sum.entries, 0);
+    assert_string_equal(sum.head,
+                        "0000000000000000000000000000000000000000000000000000000000000000");
+    fwrel_audit_snapshot_clear(&snap);
+    assert_null(snap.data);
+
+    /* Not read: above the cap, missing, a FIFO (without waiting on it). */
+    assert_int_equal(fwrel_audit_snapshot_load(&snap, log, "l", tags, 2, 100), 0);
+    assert_null(snap.data);
+    assert_string_equal(snap.sum.error, "the live log is too large");
+    assert_string_equal(snap.sum.path, "l");
+    assert_false(snap.sum.valid);
+    assert_int_equal(snap.sum.entries, 0);
+    const char *missing = tpath("missing.jsonl");
+    assert_int_equal(fwrel_audit_snapshot_load(&snap, missing, "l", tags, 2, 100), 0);
+    assert_null(snap.data);
+    assert_string_equal(snap.sum.error, "cannot open the live log: No such file or directory");
+    const char *fifo = tpath("fifo.jsonl");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_int_equal(fwrel_audit_snapshot_load(&snap, fifo, "l", tags, 2, 100), 0);
+    assert_null(snap.data);
+    assert_string_equal(snap.sum.error, "the live log is not a regular file");
+    fwrel_audit_snapshot_clear(&snap);
+}
+
+/* Steps k and k + 1 of rep: audit.copy and audit.live with these verdicts and details. */
+static void expect_copy_steps(const fwrel_report *rep, size_t k, int vc, const char *dc, int vl,
+                              const char *dl)
+{
+    assert_int_equal(fwrel_report_count(rep), k + 2);
+    assert_string_equal(fwrel_report_step(rep, k)->name, "audit.copy");
+    assert_string_equal(fwrel_report_step(rep, k)->detail, dc);
+    assert_int_equal(fwrel_report_step(rep, k)->verdict, vc);
+    assert_string_equal(fwrel_report_step(rep, k + 1)->name, "audit.live");
+    assert_string_equal(fwrel_report_step(rep, k + 1)->detail, dl);
+    assert_int_equal(fwrel_report_step(rep, k + 1)->verdict, vl);
+}
+
+/* A release's committed copy of the log against the live log (fwrel_audit_check_copy()): a good
+ * prefix naming the bundle; another bundle; a count the tag does not say; no live log; a live log
+ * cut back below the copy; an edited copy. */
+static void test_check_copy(void **state)
+{
+    (void)state;
+    const char *log = tpath("live.jsonl"), *shortlog = tpath("short.jsonl");
+    fwrel_audit_snapshot live, cut;
+    fwrel_report *rep = NULL;
+    char head3[65], head5[65], b3[65], b4[65], want[256];
+
+    for (int i = 0; i < 5; i++) {
+        append_out(log, "bundle", "p/beta/v1.0.0/bundle.fwb", 1, (char)('1' + i));
+        if (i < 3)
+            append_out(shortlog, "bundle", "p/beta/v1.0.0/bundle.fwb", 1, (char)('1' + i));
+    }
+    assert_int_equal(fwrel_audit_snapshot_load(&live, log, "audit/log.jsonl", NULL, 0, 1 << 20), 0);
+    assert_int_equal(fwrel_audit_snapshot_load(&cut, shortlog, "audit/log.jsonl", NULL, 0, 1 << 20),
+                     0);
+    assert_int_equal(live.nlines, 5);
+    assert_int_equal(cut.nlines, 3);
+    hex_sha256(head3, live.data + live.end[1], live.end[2] - live.end[1] - 1);
+    hex_sha256(head5, live.data + live.end[3], live.end[4] - live.end[3] - 1);
+    memset(b3, '3', 64);
+    b3[64] = '\0';
+    memset(b4, '4', 64);
+    b4[64] = '\0';
+    size_t len3 = live.end[2];
+    assert_int_equal(fwrel_report_new(&rep), 0);
+
+    /* The copy is lines 1..3 and line 3 records bundle 3. */
+    assert_int_equal(
+        fwrel_audit_check_copy(rep, &live, "audit/log.jsonl", live.data, len3, head3, 3, b3), 0);
+    snprintf(want, sizeof(want), "the log committed at the tag: 3 entries, head %.16s...", head3);
+    expect_copy_steps(rep, 0, FWREL_PASS, want, FWREL_PASS,
+                      "line 3 of 5 of the live log records this bundle; the committed copy is its "
+                      "prefix");
+    /* Line 3 is not bundle 4's entry. */
+    assert_int_equal(
+        fwrel_audit_check_copy(rep, &live, "audit/log.jsonl", live.data, len3, head3, 3, b4), 0);
+    expect_copy_steps(rep, 2, FWREL_PASS, want, FWREL_FAIL,
+                      "line 3 of the live log does not record this bundle");
+    /* The tag says 2 entries. */
+    assert_int_equal(
+        fwrel_audit_check_copy(rep, &live, "audit/log.jsonl", live.data, len3, head3, 2, b3), 0);
+    char want2[256];
+    hex_sha256(want2, live.data + live.end[0], live.end[1] - live.end[0] - 1);
+    snprintf(want, sizeof(want),
+             "line 2 of the live log is not the one the tag names (head %.16s..., the line's "
+             "%.16s...)",
+             head3, want2);
+    expect_copy_steps(rep, 4, FWREL_FAIL,
+                      "the log committed at the tag has 3 entries, the tag says 2", FWREL_FAIL,
+                      want);
+    /* No live log. */
+    assert_int_equal(
+        fwrel_audit_check_copy(rep, NULL, "audit/log.jsonl", live.data, len3, head3, 3, b3), 0);
+    snprintf(want, sizeof(want), "the log committed at the tag: 3 entries, head %.16s...", head3);
+    expect_copy_steps(rep, 6, FWREL_PASS, want, FWREL_FAIL,
+                      "no live log at audit/log.jsonl: not read");
+    /* The live log was cut back to 3 entries; the copy (5) is longer. */
+    assert_int_equal(
+        fwrel_audit_check_copy(rep, &cut, "audit/log.jsonl", live.data, live.len, head5, 5, b3), 0);
+    snprintf(want, sizeof(want), "the log committed at the tag: 5 entries, head %.16s...", head5);
+    expect_copy_steps(rep, 8, FWREL_PASS, want, FWREL_FAIL,
+                      "the live log has 3 entries; the tag names entry 5 (truncated?)");
+    /* An edited first line of the copy. */
+    uint8_t *edited = malloc(len3);
+    assert_non_null(edited);
+    memcpy(edited, live.data, len3);
+    char *u = strstr((char *)edited, "\"user\":\"u\"");
+    assert_non_null(u);
+    u[8] = 'v';
+    assert_int_equal(
+        fwrel_audit_check_copy(rep, &live, "audit/log.jsonl", edited, len3, head3, 3, b3), 0);
+    expect_copy_steps(rep, 10, FWREL_FAIL,
+                      "the log committed at the tag: line 1: does not match line 2's prev "
+                      "(edited, removed or reordered)",
+                      FWREL_FAIL,
+                      "the log committed at the tag is not a prefix of the live log (they differ "
+                      "at line 1)");
+    free(edited);
+    fwrel_report_free(rep);
+    fwrel_audit_snapshot_clear(&live);
+    fwrel_audit_snapshot_clear(&cut);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -618,6 +829,8 @@ int main(void)
         cmocka_unit_test(test_sigkill),
         cmocka_unit_test(test_size_limit_all_or_nothing),
         cmocka_unit_test(test_disk_full_all_or_nothing),
+        cmocka_unit_test(test_summary),
+        cmocka_unit_test(test_check_copy),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -20,6 +20,7 @@
 
 #include "fwrel/audit.h"
 #include "fwrel/auditor.h"
+#include "fwrel/html.h"
 #include "fwrel/policy.h"
 #include "fwrel/repo.h"
 #include "gpghome.h"
@@ -268,13 +269,26 @@ static void test_steps(void **state)
     /* The page escapes what the repository says. */
     char *html = NULL;
     size_t len = 0;
-    assert_int_equal(fwrel_auditor_html(&html, &len, a, "rel<eases>"), 0);
+    assert_int_equal(fwrel_html_audit(&html, &len, a, "rel<eases>", FWREL_HTML_MAX), 0);
     assert_int_equal(strlen(html), len);
     assert_non_null(strstr(html, "&lt;x&amp;y&gt;"));
     assert_null(strstr(html, "<x&y>"));
     assert_non_null(strstr(html, "rel&lt;eases&gt;"));
     assert_null(strstr(html, "<script"));
     assert_non_null(strstr(html, "default-src 'none'"));
+    /* A page over its bound is an error, not a page cut short. */
+    char *small = NULL;
+    size_t slen = 1;
+    assert_int_equal(fwrel_html_audit(&small, &slen, a, "rel<eases>", len - 1), FWREL_EFORMAT);
+    char want[64];
+    snprintf(want, sizeof(want), "the page would exceed %zu bytes", len - 1);
+    assert_string_equal(fwrel_error_last()->message, want);
+    assert_null(small);
+    assert_int_equal(slen, 0);
+    assert_int_equal(fwrel_html_audit(&small, &slen, a, "rel<eases>", len), 0);
+    assert_int_equal(slen, len);
+    assert_memory_equal(small, html, len);
+    free(small);
     free(html);
     fwrel_auditor_free(a);
 }

@@ -2,7 +2,9 @@
  * the git CLI) and real GnuPG keys: releases that `git verify-tag` accepts and `git log` shows,
  * releases on top keep earlier files, injected failures and SIGKILL at every step leave no tag
  * without its commit and no untagged branch advance (the next lock repairs it), the lock refuses
- * a second releaser, and tampered objects and tags are caught by fwrel_repo_tag_verify(). */
+ * a second releaser, tampered objects and tags are caught by fwrel_repo_tag_verify(), and the
+ * branch audit names untagged commits, merges, tags off the branch and releases that write
+ * outside their directory. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -964,37 +966,154 @@ static void test_tampering_detected(void **state)
     fwrel_repo_free(r);
 }
 
-static void test_audit(void **state)
+/* The releases of r by its tags (at most 8, in tag order), their audit log audit/log.jsonl, each
+ * with its report; and the repository's report, after fwrel_repo_branch_audit(). */
+struct baudit {
+    fwrel_report *rep;
+    fwrel_repo_branch_release rel[8];
+    char tag[8][256], commit[8][41];
+    size_t n;
+};
+
+static int branch_audit(struct baudit *b, fwrel_repo *r, size_t max)
+{
+    fwrel_repo_tag *tags = NULL;
+    size_t ntags = 0;
+    memset(b, 0, sizeof(*b));
+    assert_int_equal(fwrel_repo_tags(&tags, &ntags, r, NULL), 0);
+    assert_true(ntags <= 8);
+    assert_int_equal(fwrel_report_new(&b->rep), 0);
+    for (size_t i = 0; i < ntags; i++) {
+        snprintf(b->tag[i], sizeof(b->tag[i]), "%s", tags[i].name);
+        snprintf(b->commit[i], sizeof(b->commit[i]), "%s", tags[i].target);
+        b->rel[i].tag = b->tag[i];
+        b->rel[i].commit = b->commit[i];
+        b->rel[i].audit_path = "audit/log.jsonl";
+        b->rel[i].pos = 99;
+        assert_int_equal(fwrel_report_new(&b->rel[i].report), 0);
+    }
+    b->n = ntags;
+    int rc = fwrel_repo_branch_audit(b->rep, b->rel, b->n, r, tags, ntags, max);
+    fwrel_repo_tags_free(tags, ntags);
+    return rc;
+}
+
+static void baudit_free(struct baudit *b)
+{
+    fwrel_report_free(b->rep);
+    for (size_t i = 0; i < b->n; i++)
+        fwrel_report_free(b->rel[i].report);
+}
+
+/* Step k of report: its verdict and detail. */
+static void expect_step(const fwrel_report *rep, size_t k, const char *name, int verdict,
+                        const char *detail)
+{
+    assert_true(k < fwrel_report_count(rep));
+    const fwrel_step *s = fwrel_report_step(rep, k);
+    assert_string_equal(s->name, name);
+    assert_string_equal(s->detail, detail);
+    assert_int_equal(s->verdict, verdict);
+}
+
+/* A release of tag with the given files under <tag>/ (NULL-terminated) and an update of the audit
+ * log; extra: one more file outside, or NULL. */
+static void brelease(fwrel_repo *r, const char *tag, const char *const *names, const char *extra,
+                     int64_t t, char commit[41])
+{
+    static const uint8_t data[] = "bytes\n";
+    char paths[4][300], log[64];
+    fwrel_repo_file f[5];
+    size_t n = 0;
+    for (; names[n] != NULL; n++) {
+        snprintf(paths[n], sizeof(paths[n]), "%s/%s", tag, names[n]);
+        f[n] = (fwrel_repo_file){paths[n], data, sizeof(data) - 1};
+    }
+    snprintf(log, sizeof(log), "log at %s\n", tag);
+    f[n++] = (fwrel_repo_file){"audit/log.jsonl", (const uint8_t *)log, strlen(log)};
+    if (extra != NULL)
+        f[n++] = (fwrel_repo_file){extra, data, sizeof(data) - 1};
+    fwrel_repo_release_opts o = opts(f, n, tag, fa, NULL, t);
+    assert_int_equal(fwrel_repo_release(r, &o, commit, NULL), 0);
+}
+
+static int under_other(const char *path, void *arg)
+{
+    return strncmp(path, (const char *)arg, strlen((const char *)arg)) == 0;
+}
+
+/* The branch audit: the repository's steps (untagged commits, merges), each release's (on the
+ * branch, alone there, what its commit changes, what its directory holds), the cap on the walk;
+ * and which paths a commit writes. */
+static void test_branch_audit(void **state)
 {
     (void)state;
-    char c1[41], c2[41], want[512];
-    int st;
-    size_t n = 9;
-    fwrel_report *rep = NULL;
+    static const char *const both[] = {"bundle.fwb", "release.json", NULL};
+    static const char *const bundle_only[] = {"bundle.fwb", NULL};
+    char c1[41], c2[41], c3[41], want[512];
+    int st, hit = -1;
+    struct baudit b;
     const char *path = new_repo_path();
     fwrel_repo *r = NULL;
 
-    /* An empty repository: nothing to audit, nothing wrong. */
+    /* An empty repository: nothing wrong. */
     assert_int_equal(fwrel_repo_open(&r, path, 1), 0);
-    assert_int_equal(fwrel_repo_audit(&n, NULL, r, home), 0);
-    assert_int_equal(n, 0);
-    fwrel_repo_free(r);
+    assert_int_equal(branch_audit(&b, r, 100), 0);
+    assert_int_equal(fwrel_report_count(b.rep), 1);
+    expect_step(b.rep, 0, "repo.branch", FWREL_PASS, "0 commits, linear, each one release tag");
+    baudit_free(&b);
 
-    r = repo_with_release(path, c1);
-    fwrel_repo_release_opts o = opts(files2, 1, "prod/stable/v1.1.0", fa, NULL, 1700003600);
-    assert_int_equal(fwrel_repo_release(r, &o, c2, NULL), 0);
-    assert_int_equal(fwrel_report_new(&rep), 0);
-    assert_int_equal(fwrel_repo_audit(&n, rep, r, home), 0);
-    assert_int_equal(n, 2);
-    assert_int_equal(fwrel_report_count(rep), 3);
-    snprintf(want, sizeof(want), "tag prod/stable/v1.0.0: signed by %s, commit %s", fa, c1);
-    assert_string_equal(fwrel_report_step(rep, 0)->detail, want);
-    assert_int_equal(fwrel_report_step(rep, 0)->verdict, FWREL_PASS);
-    assert_string_equal(fwrel_report_step(rep, 2)->detail, "2 releases, all tags verified");
-    fwrel_report_free(rep);
-    rep = NULL;
+    /* Two good releases, and one that writes outside its directory and lacks release.json. */
+    assert_int_equal(fwrel_repo_lock(r, 0), 0);
+    brelease(r, "prod/stable/v1.0.0", both, NULL, 1700000000, c1);
+    brelease(r, "prod/stable/v1.1.0", both, NULL, 1700000100, c2);
+    brelease(r, "prod/stable/v1.2.0", bundle_only, "other/x", 1700000200, c3);
+    assert_int_equal(branch_audit(&b, r, 100), 0);
+    assert_int_equal(fwrel_report_count(b.rep), 1);
+    expect_step(b.rep, 0, "repo.branch", FWREL_PASS, "3 commits, linear, each one release tag");
+    assert_int_equal(b.n, 3);
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(b.rel[i].pos, i + 1);
+        snprintf(want, sizeof(want),
+                 "commit %zu of 3 on the release branch; adds 2 files under its directory and "
+                 "updates the audit log",
+                 i + 1);
+        expect_step(b.rel[i].report, 0, "repo.branch", FWREL_PASS, want);
+        expect_step(b.rel[i].report, 1, "release.dir", FWREL_PASS,
+                    "bundle.fwb and release.json, plain files (100644), nothing else; the audit "
+                    "log a plain file");
+    }
+    assert_int_equal(b.rel[2].pos, 3);
+    expect_step(b.rel[2].report, 0, "repo.branch", FWREL_FAIL,
+                "the commit adds other/x, outside its release");
+    expect_step(b.rel[2].report, 1, "release.dir", FWREL_FAIL,
+                "prod/stable/v1.2.0/release.json is missing");
+    baudit_free(&b);
 
-    /* A tag on a commit beside the branch, signed by git itself, and a lightweight tag. */
+    /* Which paths a commit writes: against its parent, a root against the empty tree. */
+    assert_int_equal(fwrel_repo_commit_writes(&hit, r, c3, under_other, "other/"), 0);
+    assert_int_equal(hit, 1);
+    assert_int_equal(fwrel_repo_commit_writes(&hit, r, c2, under_other, "other/"), 0);
+    assert_int_equal(hit, 0);
+    assert_int_equal(fwrel_repo_commit_writes(&hit, r, c2, under_other, "prod/stable/v1.0.0/"), 0);
+    assert_int_equal(hit, 0);
+    assert_int_equal(fwrel_repo_commit_writes(&hit, r, c1, under_other, "prod/stable/v1.0.0/"), 0);
+    assert_int_equal(hit, 1);
+    assert_int_equal(fwrel_repo_commit_writes(&hit, r, "0123", under_other, "x"), FWREL_EVERIFY);
+    assert_int_equal(
+        strncmp(fwrel_error_last()->message, "the commit cannot be compared with its parent: ", 47),
+        0);
+
+    /* The walk's cap (as the auditor has always counted it: the walk stops at max + 2). */
+    assert_int_equal(branch_audit(&b, r, 2), 0);
+    baudit_free(&b);
+    expect_error(branch_audit(&b, r, 1), FWREL_EFORMAT,
+                 "the release branch has more than 1 commits");
+    baudit_free(&b);
+
+    /* A tag on a commit beside the branch (signed by git itself), a lightweight tag on a release's
+     * commit: neither verifies as a release (fwrel_repo_tag_verify()), and the branch audit says
+     * where they are. */
     char *out = run(&st,
                     "cd '%s' && t=$(git rev-parse main^{tree}) && "
                     "x=$(git -c user.name=x -c user.email=x@y commit-tree -p main -m side $t) && "
@@ -1003,49 +1122,59 @@ static void test_audit(void **state)
                     path, home, fa);
     assert_int_equal(st, 0);
     free(out);
-    assert_int_equal(fwrel_report_new(&rep), 0);
-    expect_error(fwrel_repo_audit(&n, rep, r, home), FWREL_EVERIFY, "tag light is not annotated");
-    assert_int_equal(n, 0);
-    const fwrel_step *f = fwrel_report_first_failure(rep);
-    assert_non_null(f);
-    assert_string_equal(f->detail, "tag light is not annotated");
-    /* The side tag verifies (git made it) but is not on the branch. */
-    size_t fails = 0;
-    int saw_side = 0;
-    for (size_t i = 0; i < fwrel_report_count(rep); i++) {
-        const fwrel_step *s = fwrel_report_step(rep, i);
-        fails += s->verdict == FWREL_FAIL;
-        saw_side |= strcmp(s->detail, "tag side points to a commit not on the release branch") == 0;
+    fwrel_pgp_result signer;
+    expect_error(fwrel_repo_tag_verify(&signer, NULL, r, "light", home), FWREL_EVERIFY,
+                 "tag light is not annotated");
+    assert_int_equal(branch_audit(&b, r, 100), 0);
+    expect_step(b.rep, 0, "repo.branch", FWREL_PASS, "3 commits, linear, each one release tag");
+    for (size_t i = 0; i < b.n; i++) {
+        const fwrel_step *s = fwrel_report_step(b.rel[i].report, 0);
+        if (strcmp(b.tag[i], "side") == 0) {
+            snprintf(want, sizeof(want), "commit %.12s is not on the release branch", b.commit[i]);
+            expect_step(b.rel[i].report, 0, "repo.branch", FWREL_FAIL, want);
+            expect_step(b.rel[i].report, 1, "release.dir", FWREL_FAIL,
+                        "side/ is not a directory of the tagged tree");
+            assert_int_equal(b.rel[i].pos, 0);
+        } else if (strcmp(b.tag[i], "light") == 0 || strcmp(b.tag[i], "prod/stable/v1.1.0") == 0) {
+            snprintf(want, sizeof(want), "commit %.12s carries 2 release tags", c2);
+            assert_int_equal(s->verdict, FWREL_FAIL);
+            assert_int_equal(strncmp(s->detail, want, strlen(want)), 0);
+            assert_int_equal(b.rel[i].pos, 2);
+        }
     }
-    assert_int_equal(fails, 2);
-    assert_true(saw_side);
-    fwrel_report_free(rep);
-    rep = NULL;
-    out = run(&st, "git -C '%s' tag -d side light", path);
-    assert_int_equal(st, 0);
-    free(out);
-    assert_int_equal(fwrel_repo_audit(&n, NULL, r, home), 0);
+    baudit_free(&b);
 
-    /* A deleted release tag leaves its commit untagged on the branch. */
-    out = run(&st, "git -C '%s' tag -d prod/stable/v1.0.0", path);
+    /* A deleted release tag leaves its commit untagged; a merge commit on the branch. */
+    out = run(&st,
+              "cd '%s' && git tag -d side light prod/stable/v1.0.0 && "
+              "m=$(git -c user.name=x -c user.email=x@y commit-tree -p main -p main~1 -m merge "
+              "main^{tree}) && git update-ref refs/heads/main $m",
+              path);
     assert_int_equal(st, 0);
     free(out);
-    snprintf(want, sizeof(want), "commit %s on the release branch has no valid release tag", c1);
-    expect_error(fwrel_repo_audit(&n, NULL, r, home), FWREL_EVERIFY, want);
+    assert_int_equal(branch_audit(&b, r, 100), 0);
+    assert_int_equal(fwrel_report_count(b.rep), 2);
+    const fwrel_step *s0 = fwrel_report_step(b.rep, 0);
+    assert_int_equal(s0->verdict, FWREL_FAIL);
+    assert_int_equal(
+        strncmp(s0->detail, "2 commits of the release branch have no release tag (", 53), 0);
+    expect_step(b.rep, 1, "repo.branch", FWREL_FAIL, "the release branch has 1 merge commit");
+    baudit_free(&b);
     fwrel_repo_free(r);
 
-    /* A rewritten blob of the first release fails the audit through its tag. */
+    /* A rewritten blob of a release fails its tag's verification. */
     path = new_repo_path();
     r = repo_with_release(path, c1);
-    o = opts(files2, 1, "prod/stable/v1.1.0", fa, NULL, 1700003600);
+    fwrel_repo_release_opts o = opts(files2, 1, "prod/stable/v1.1.0", fa, NULL, 1700003600);
     assert_int_equal(fwrel_repo_release(r, &o, c2, NULL), 0);
     char *blob = git_line("git -C '%s' rev-parse '%s:prod/stable/v1.0.0/audit.json'", path,
                           "prod/stable/v1.0.0");
     char *other_blob = git_line("git -C '%s' rev-parse '%s:prod/stable/v1.1.0/bundle.fwb'", path,
                                 "prod/stable/v1.1.0");
     overwrite_object(path, blob, other_blob);
-    snprintf(want, sizeof(want), "tag prod/stable/v1.0.0: object %s is corrupt", blob);
-    expect_error(fwrel_repo_audit(&n, NULL, r, home), FWREL_EVERIFY, want);
+    snprintf(want, sizeof(want), "object %s is corrupt", blob);
+    expect_error(fwrel_repo_tag_verify(&signer, NULL, r, "prod/stable/v1.0.0", home), FWREL_EVERIFY,
+                 want);
     free(blob);
     free(other_blob);
     fwrel_repo_free(r);
@@ -1129,7 +1258,7 @@ int main(void)
         cmocka_unit_test(test_deleted_tag_is_not_undone),
         cmocka_unit_test(test_lock),
         cmocka_unit_test(test_tampering_detected),
-        cmocka_unit_test(test_audit),
+        cmocka_unit_test(test_branch_audit),
         cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

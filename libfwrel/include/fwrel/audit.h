@@ -18,6 +18,7 @@
 #include <stdio.h>
 
 #include "fwrel/error.h"
+#include "fwrel/report.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -85,6 +86,91 @@ int fwrel_audit_verify(const char *path, const char *expected_head, uint64_t exp
  */
 int fwrel_audit_verify_stream(FILE *f, const char *expected_head, uint64_t expected_count,
                               uint64_t *count, char *head) FWREL_WUR;
+
+/** Summary of one audit log (fwrel_audit_summarise(), fwrel_audit_load()). */
+typedef struct fwrel_audit_log_summary {
+    char path[128];                  /**< relative to the repository */
+    int valid;                       /**< 1 when its chain verifies */
+    char error[FWREL_ERROR_MSG_MAX]; /**< why not ("" when valid) */
+    uint64_t entries;                /**< complete lines */
+    char head[65];                   /**< hex SHA-256 of the last line (64 zeros when empty) */
+    uint64_t ok, fail;               /**< entries with result "ok" / "fail" */
+    uint64_t releases;               /**< entries with event "bundle" and result "ok" */
+    char first_time[32];             /**< "time" of the first entry, "" if none */
+    char last_time[32];              /**< "time" of the last entry, "" if none */
+    uint64_t untagged;               /**< "bundle" entries naming a tag the repository lacks
+                                          (awaiting approvals, or a release removed) */
+    char first_untagged[256];        /**< the first such tag name ("" if none) */
+} fwrel_audit_log_summary;
+
+/**
+ * Summarise a log from its bytes: whether its chain verifies (fwrel_audit_verify_stream()) and if
+ * not why, its complete lines and head, the entries with result "ok" and "fail", the "bundle"
+ * entries with result "ok" (releases), the first and last entry's "time", and the "bundle"
+ * entries whose tag (the output named "<tag>/bundle.fwb") is not among tags: bundles awaiting
+ * approvals, or releases removed.
+ *
+ * @param sum  filled in, but for sum->path (left as it is)
+ * @param data the log's bytes (untrusted); a torn last line is not an entry
+ * @param len  their length
+ * @param tags the repository's tag names, sorted by strcmp(); NULL when ntags is 0 (then no
+ *             "bundle" entry counts as untagged)
+ * @return 0 (a broken chain is recorded in sum->valid and sum->error, not returned); FWREL_EIO
+ */
+int fwrel_audit_summarise(fwrel_audit_log_summary *sum, const uint8_t *data, size_t len,
+                          const char *const *tags, size_t ntags) FWREL_WUR;
+
+/** A log read once, with its line index and summary (fwrel_audit_snapshot_load()). Read-only
+ * once loaded: threads may share it. */
+typedef struct fwrel_audit_snapshot {
+    uint8_t *data;      /**< the log's bytes; NULL when it was not read (sum.error says why) */
+    size_t len;         /**< their length */
+    size_t nlines;      /**< complete lines (a torn tail is not a line) */
+    size_t *end;        /**< offset just past line i's newline */
+    uint8_t (*sha)[32]; /**< SHA-256 of line i without its newline */
+    fwrel_audit_log_summary sum; /**< its summary (fwrel_audit_summarise()) */
+} fwrel_audit_snapshot;
+
+/**
+ * Read the log at file under a shared flock, as it is at that moment, index its lines and
+ * summarise it (fwrel_audit_summarise()). The file is opened without following a symlink and
+ * without waiting on a FIFO: what is not a regular file of at most max bytes is not read.
+ *
+ * @param s    filled in (zeroed first); free its contents with fwrel_audit_snapshot_clear(). When
+ *             the log is not read, s->data is NULL and s->sum.error says why ("cannot open the
+ *             live log: <reason>", "the live log is not a regular file", "the live log is too
+ *             large")
+ * @param file the log to open
+ * @param name what the summary (s->sum.path) and the messages call it, e.g. its path in the
+ *             repository
+ * @param tags, ntags as for fwrel_audit_summarise()
+ * @param max  the largest log read (bytes)
+ * @return 0 (also when the log is not read); FWREL_EIO "audit log NAME: <reason>" for a read,
+ *         lock or stat failure, or out of memory
+ */
+int fwrel_audit_snapshot_load(fwrel_audit_snapshot *s, const char *file, const char *name,
+                              const char *const *tags, size_t ntags, size_t max) FWREL_WUR;
+
+/** Free what a snapshot holds (not s itself) and zero it. NULL is fine. */
+void fwrel_audit_snapshot_clear(fwrel_audit_snapshot *s);
+
+/**
+ * The steps audit.copy and audit.live of a release (docs/verify.md "Auditor mode"): copy, the log
+ * committed at the release's tag, is a valid chain of exactly entries entries whose head is head;
+ * the live log holds that line at that position, copy is its prefix, and the line records the
+ * release's bundle (it holds "sha256":"<bundle_sha>").
+ *
+ * @param report     receives the two steps (PASS or FAIL, with what differs)
+ * @param live       the live log, or NULL when it was not read
+ * @param name       the log's path (for the steps' text)
+ * @param copy       the committed copy's bytes (untrusted), len of them (> 0)
+ * @param head       the head the tag names (64 hex), entries its entry count (>= 1)
+ * @param bundle_sha the bundle's SHA-256 the tag names (64 hex)
+ * @return 0 (a failed check is a step); FWREL_EIO
+ */
+int fwrel_audit_check_copy(fwrel_report *report, const fwrel_audit_snapshot *live, const char *name,
+                           const uint8_t *copy, size_t len, const char *head, uint64_t entries,
+                           const char *bundle_sha) FWREL_WUR;
 
 #ifdef __cplusplus
 }

@@ -67,6 +67,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fwrel/audit.h"
 #include "fwrel/error.h"
 #include "fwrel/policy.h"
 #include "fwrel/release.h"
@@ -137,22 +138,6 @@ typedef struct fwrel_audit_release {
     fwrel_report *report; /**< this release's steps (owned by the auditor) */
 } fwrel_audit_release;
 
-/** Summary of one live audit log. */
-typedef struct fwrel_audit_log_summary {
-    char path[128];                  /**< relative to the repository */
-    int valid;                       /**< 1 when its chain verifies */
-    char error[FWREL_ERROR_MSG_MAX]; /**< why not ("" when valid) */
-    uint64_t entries;                /**< complete lines */
-    char head[65];                   /**< hex SHA-256 of the last line (64 zeros when empty) */
-    uint64_t ok, fail;               /**< entries with result "ok" / "fail" */
-    uint64_t releases;               /**< entries with event "bundle" and result "ok" */
-    char first_time[32];             /**< "time" of the first entry, "" if none */
-    char last_time[32];              /**< "time" of the last entry, "" if none */
-    uint64_t untagged;               /**< "bundle" entries naming a tag the repository lacks
-                                          (awaiting approvals, or a release removed) */
-    char first_untagged[256];        /**< the first such tag name ("" if none) */
-} fwrel_audit_log_summary;
-
 /** The outcome of an audit; opaque. */
 typedef struct fwrel_auditor fwrel_auditor;
 
@@ -204,21 +189,6 @@ int fwrel_auditor_policy_checked(const fwrel_auditor *a);
 
 /** Number of failed releases. */
 size_t fwrel_auditor_failed(const fwrel_auditor *a);
-
-/**
- * The report as one self-contained HTML page: no external resource, no script. A timeline of
- * the releases (version, secure_version), the keys and approvers of each, every step's
- * verdict, the repository steps and the audit log summary. Every string taken from the
- * repository is escaped.
- *
- * @param out   receives a malloc'd NUL-terminated page (free())
- * @param len   receives its length without the NUL
- * @param a     the outcome
- * @param title the page title (escaped; e.g. the repository's name)
- * @return 0 or FWREL_EIO (out of memory)
- */
-int fwrel_auditor_html(char **out, size_t *len, const fwrel_auditor *a,
-                       const char *title) FWREL_WUR;
 
 /**
  * Parse the fields of a release tag's message (docs/repo.md, the lines fwrel-bundle writes) from

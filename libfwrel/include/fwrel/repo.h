@@ -291,22 +291,55 @@ int fwrel_repo_tag_parse(fwrel_repo_tag_info *info, const uint8_t *raw, size_t l
 int fwrel_repo_tag_verify(fwrel_pgp_result *signer, char commit_hex[41], fwrel_repo *r,
                           const char *tag, const char *home) FWREL_WUR;
 
+/** A release as the branch audit sees it (fwrel_repo_branch_audit()). */
+typedef struct fwrel_repo_branch_release {
+    const char *tag;        /**< its tag's name */
+    const char *commit;     /**< the tagged commit (40 hex), "" when the tag cannot be read */
+    const char *audit_path; /**< the audit log its message names, "" when unknown */
+    fwrel_report *report;   /**< receives its "repo.branch" and "release.dir" steps */
+    size_t pos;             /**< set: its commit's place on the branch, 1 for the root commit;
+                                 0 when not on it */
+} fwrel_repo_branch_release;
+
 /**
- * Audit the whole repository: every tag verifies (fwrel_repo_tag_verify());
- * every commit of the release branch, from its tip to its root, is the
- * target of exactly one valid tag and has at most one parent; no tag points
- * outside the branch. Runs every check and records each in report (steps
- * "repo.tag", "repo.branch", "repo.releases"), so one run names every problem.
- * The signers' fingerprints are in the report; checking them against the
- * policy is the caller's job.
+ * The branch audit (docs/repo.md section 7; the auditor's repo.branch and release.dir steps,
+ * docs/verify.md): walk FWREL_REPO_BRANCH by first parents from its tip and judge it against the
+ * tags, and each release's commit and tree. Every finding is a report step; the walk goes on after
+ * a failed check, so one run names every problem.
  *
- * @param nreleases receives the number of verified release tags (0 on failure)
- * @param report    receives the steps; may be NULL
- * @param home      GnuPG home with the signers' public keys; NULL means $GNUPGHOME
- * @return 0; FWREL_EVERIFY with the first failure's message; FWREL_EIO
+ * In report, "repo.branch": PASS "N commits, linear, each one release tag"; or FAIL "K commit(s)
+ * of the release branch ha(s|ve) no release tag (ID[, ...])" (any tag of tags counts) and/or
+ * "the release branch has M merge commit(s)"; FAIL "commit ID of the release branch cannot be
+ * read" (the walk stops there) or "the release branch cannot be read".
+ * In each rels[i].report, "repo.branch": the commit is on the branch, no other tag of tags points
+ * to it, and compared with its parent it adds files under "<tag>/" and adds or modifies the
+ * audit log, nothing else; "release.dir": "<tag>/" in its tree holds exactly bundle.fwb and
+ * release.json, both plain files (mode 100644: no symlink, executable, subdirectory or
+ * submodule), and the audit log is a plain file (SKIP without a commit).
+ *
+ * @param report the repository-wide steps
+ * @param rels   the releases (nrels of them, in any order); each one's pos is set
+ * @param tags   the repository's tags (fwrel_repo_tags()), ntags of them
+ * @param max    most commits accepted on the branch
+ * @return 0 (checks that fail are steps, not errors); FWREL_EFORMAT "the release branch has more
+ *         than MAX commits"; FWREL_EIO
  */
-int fwrel_repo_audit(size_t *nreleases, fwrel_report *report, fwrel_repo *r,
-                     const char *home) FWREL_WUR;
+int fwrel_repo_branch_audit(fwrel_report *report, fwrel_repo_branch_release *rels, size_t nrels,
+                            fwrel_repo *r, const fwrel_repo_tag *tags, size_t ntags,
+                            size_t max) FWREL_WUR;
+
+/**
+ * Whether a commit writes (adds, changes or deletes) a path match() accepts, compared with its
+ * first parent (a root commit: with the empty tree).
+ *
+ * @param hit   receives 1 when match(path, arg) returned non-zero for a path the commit writes,
+ *              else 0
+ * @param match called with each path written (repository-relative) until it accepts one
+ * @return 0; FWREL_EVERIFY "the commit cannot be compared with its parent: ..." (malformed id,
+ *         no such commit, an unreadable commit or tree)
+ */
+int fwrel_repo_commit_writes(int *hit, fwrel_repo *r, const char *commit,
+                             int (*match)(const char *path, void *arg), void *arg) FWREL_WUR;
 
 #ifdef __cplusplus
 }
