@@ -62,10 +62,13 @@ typedef struct fwrel_ctx {
 int fwrel_cmd_main(const fwrel_cmd *cmd, int argc, char **argv);
 
 /**
- * Report the library's last error as "<prog>: <what>: <message>" (what may be
- * NULL) on stderr, record it in the JSON result, return its code.
+ * Report the library's last error as "<prog>: <what>: <message>" on stderr,
+ * record it in the JSON result (code, name, message, file, about), and return
+ * the exit code (fwrel_error_exit_code(): the one mapping of every command).
+ * what is the path the error names (fwrel_error_about()), else fallback (the
+ * file the command handed to the call that failed; may be NULL: none).
  */
-int fwrel_cmd_fail(fwrel_ctx *ctx, const char *what);
+int fwrel_cmd_fail(fwrel_ctx *ctx, const char *fallback);
 
 /** Report a usage error "<prog>: <message>" plus a hint; returns 2. */
 int fwrel_cmd_usage(fwrel_ctx *ctx, const char *fmt, ...) FWREL_PRINTF(2, 3);
