@@ -255,6 +255,9 @@ void fwrel_cmd_report(fwrel_ctx *ctx, const fwrel_report *r)
 {
     size_t n = fwrel_report_count(r);
     const fwrel_step *first = fwrel_report_first_failure(r);
+    if (!fwrel_report_complete(r))
+        snprintf(ctx->report_lost, sizeof(ctx->report_lost), "%s",
+                 fwrel_report_step(r, n - 1)->detail);
     if (ctx->json) {
         json_t *steps = json_array();
         for (size_t i = 0; i < n; i++) {
@@ -458,6 +461,11 @@ int fwrel_cmd_main(const fwrel_cmd *cmd, int argc, char **argv)
     }
     if (code == 0)
         code = cmd->run(&ctx);
+    if (code == 0 && ctx.report_lost[0] != '\0') {
+        /* What was printed is not all that was checked: not a success. */
+        fwrel_error_set(FWREL_EIO, "report: %s", ctx.report_lost);
+        code = fwrel_cmd_fail(&ctx, NULL);
+    }
     if (ctx.json) {
         json_object_set_new(ctx.result, "ok", json_boolean(code == 0));
         json_object_set_new(ctx.result, "exit", json_integer(code));

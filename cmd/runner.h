@@ -56,6 +56,8 @@ typedef struct fwrel_ctx {
     int json;       /* --json */
     int quiet;      /* --quiet */
     json_t *result; /* the --json result object; commands add their fields */
+    /* A report printed had steps it could not record (report.h): the command fails with this. */
+    char report_lost[FWREL_STEP_DETAIL_MAX];
 } fwrel_ctx;
 
 /** Parse, run, print the JSON result, return the exit code. */
@@ -78,7 +80,8 @@ void fwrel_cmd_print(fwrel_ctx *ctx, const char *fmt, ...) FWREL_PRINTF(2, 3);
 
 /**
  * Print a report: in text mode one line per step ("PASS name: detail"), in
- * JSON mode as result.steps[] plus result.failed_step.
+ * JSON mode as result.steps[] plus result.failed_step. An incomplete report
+ * (steps not recorded, report.h) makes a command that would succeed exit 5.
  */
 void fwrel_cmd_report(fwrel_ctx *ctx, const fwrel_report *report);
 

@@ -1,5 +1,5 @@
 /* test_error.c - what an error says failed (kind, path, position), the one exit-code mapping, the
- * saved-error helpers. */
+ * saved-error helpers, and a report that cannot lose a step silently. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +20,7 @@
 #include "fwrel/keystore_dir.h"
 #include "fwrel/policy.h"
 #include "fwrel/repo.h"
+#include "fwrel/report.h"
 #include "testimg.h"
 
 static char dir[] = "/tmp/fwrel-error.XXXXXX";
@@ -242,6 +243,42 @@ static void test_image_check_input(void **state)
     free(b);
 }
 
+static void test_report_cannot_lose_a_step(void **state)
+{
+    (void)state;
+    fwrel_report *r = NULL;
+    assert_int_equal(fwrel_report_new(&r), 0);
+    assert_true(fwrel_report_complete(r));
+    for (int i = 0; i < 4096; i++)
+        assert_int_equal(fwrel_report_add(r, "s", FWREL_PASS, "%d", i), 0);
+    assert_null(fwrel_report_first_failure(r));
+    /* Past the cap: refused, and the report says so at its end. */
+    assert_int_equal(fwrel_report_add(r, "late", FWREL_FAIL, "a failure"), FWREL_EIO);
+    assert_int_equal(fwrel_report_add(r, "later", FWREL_PASS, "ok"), FWREL_EIO);
+    assert_false(fwrel_report_complete(r));
+    assert_int_equal(fwrel_report_count(r), 4097);
+    const fwrel_step *last = fwrel_report_step(r, 4096);
+    assert_non_null(last);
+    assert_string_equal(last->name, "report");
+    assert_int_equal(last->verdict, FWREL_FAIL);
+    assert_string_equal(last->detail, "2 steps not recorded: report full");
+    assert_null(fwrel_report_step(r, 4097));
+    /* The lost FAIL cannot read as a pass: the report's own failure stands in for it. */
+    assert_ptr_equal(fwrel_report_first_failure(r), last);
+    fwrel_report_free(r);
+
+    /* An earlier real failure stays the first one. */
+    assert_int_equal(fwrel_report_new(&r), 0);
+    assert_int_equal(fwrel_report_add(r, "a", FWREL_FAIL, "no"), 0);
+    for (int i = 0; i < 4096; i++)
+        (void)fwrel_report_add(r, "s", FWREL_PASS, "%d", i);
+    assert_false(fwrel_report_complete(r));
+    assert_string_equal(fwrel_report_first_failure(r)->name, "a");
+    fwrel_report_free(r);
+    assert_true(fwrel_report_complete(NULL));
+    assert_int_equal(fwrel_report_add(NULL, "x", FWREL_PASS, "ignored"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -251,6 +288,7 @@ int main(void)
         cmocka_unit_test(test_exit_code),
         cmocka_unit_test(test_library_names_what_failed),
         cmocka_unit_test(test_image_check_input),
+        cmocka_unit_test(test_report_cannot_lose_a_step),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
