@@ -22,22 +22,7 @@
 #include "fwrel/repo.h"
 #include "fwrel/report.h"
 #include "testimg.h"
-
-static char dir[] = "/tmp/fwrel-error.XXXXXX";
-
-static int setup(void **state)
-{
-    (void)state;
-    return mkdtemp(dir) == NULL ? -1 : 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
+#include "testutil.h"
 
 static void put(const char *path, const char *text)
 {
@@ -169,13 +154,14 @@ static void expect_about(int about, const char *path)
 static void test_library_names_what_failed(void **state)
 {
     (void)state;
+    const char *dir = testutil_tmpdir();
     char missing[128], yaml[128], notdir[128], out[128];
-    snprintf(missing, sizeof(missing), "%s/missing", dir);
     snprintf(yaml, sizeof(yaml), "%s/bad.yaml", dir);
-    snprintf(notdir, sizeof(notdir), "%s/file", dir);
-    snprintf(out, sizeof(out), "%s/out.bin", dir);
     put(yaml, "fwrel-policy: 1\nproduct: [\n");
-    put(notdir, "x");
+    snprintf(notdir, sizeof(notdir), "%s/file", dir);
+    put(notdir, "x"); /* a file where a directory, a key or a bundle is wanted */
+    snprintf(missing, sizeof(missing), "%s/missing", dir);
+    snprintf(out, sizeof(out), "%s/out.bin", dir);
 
     fwrel_src src;
     assert_int_equal(fwrel_src_open(&src, missing, 1024), FWREL_EIO);
@@ -219,6 +205,7 @@ static void test_library_names_what_failed(void **state)
     assert_int_equal(fwrel_out_pwrite(o, 10, "x", 1), FWREL_EINTERNAL);
     expect_about(FWREL_ABOUT_OUTPUT, out);
     fwrel_out_abort(o);
+    testutil_rmtree(dir);
 }
 
 /* A corrupt image: a verdict to a verifier, bad input to a signer, the same words. */
@@ -290,5 +277,5 @@ int main(void)
         cmocka_unit_test(test_image_check_input),
         cmocka_unit_test(test_report_cannot_lose_a_step),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, NULL, NULL);
 }
