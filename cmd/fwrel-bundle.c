@@ -104,18 +104,9 @@ static void print_names(fwrel_ctx *ctx, const fwrel_policy *p, const size_t *idx
 static int check_policy(fwrel_ctx *ctx, const char *path)
 {
     fwrel_policy *p = NULL;
-    int error = fwrel_policy_load(&p, path);
-    if (error) {
-        /* "LINE:COL: reason" becomes "FILE:LINE:COL: reason", as compilers write it. */
-        const char *m = fwrel_error_last()->message;
-        if (error == FWREL_EFORMAT && m[0] >= '0' && m[0] <= '9') {
-            char msg[FWREL_ERROR_MSG_MAX];
-            snprintf(msg, sizeof(msg), "%s", m);
-            fwrel_error_set(FWREL_EFORMAT, "%s:%s", path, msg);
-            return fwrel_cmd_fail(ctx, NULL);
-        }
+    /* The error names the policy, with the line and column ("FILE:LINE:COL: reason"). */
+    if (fwrel_policy_load(&p, path) != 0)
         return fwrel_cmd_fail(ctx, path);
-    }
     char sha[65];
     fwrel_hex(sha, p->sha256, sizeof(p->sha256));
     uint64_t largest = p->partition_size - 4096;
@@ -328,8 +319,7 @@ static int release(fwrel_ctx *ctx)
     fwrel_cmd_report(ctx, report);
     fwrel_report_free(report);
     if (error)
-        return fwrel_cmd_fail(ctx,
-                              error == FWREL_EIO && fwrel_error_last()->output ? o.output : NULL);
+        return fwrel_cmd_fail(ctx, NULL);
     print_result(ctx, &res, o.output);
     return 0;
 }

@@ -62,12 +62,11 @@ static const char *scheme_name(int s)
     return s == FWREL_ENCIMG_RSA3072 ? "RSA-3072" : "ECC-256";
 }
 
-/* The file a failure while encrypting is about: the output (writing it), the key (a crypto
- * failure, maybe on the relay thread), or the input. */
+/* The file a failure while encrypting is about when the error names none (writing the output
+ * names it): the key for a crypto failure (maybe on the relay thread), else the input. */
 static const char *blame(const char *in)
 {
-    const fwrel_error *e = fwrel_error_last();
-    return e->output ? o.output : e->code == FWREL_EKEY ? o.key : in;
+    return fwrel_error_last()->code == FWREL_EKEY ? o.key : in;
 }
 
 static int run_encrypt(fwrel_ctx *ctx, const char *in, unsigned flags)
@@ -94,14 +93,15 @@ static int run_encrypt(fwrel_ctx *ctx, const char *in, unsigned flags)
         goto done;
     }
     if ((error = fwrel_encimg_enc_begin(&enc, out, key, src.size)) != 0) {
-        error = fwrel_cmd_fail(ctx, fwrel_error_last()->output ? o.output : o.key);
+        error = fwrel_cmd_fail(ctx, o.key);
         goto done;
     }
     if (!o.raw) {
         /* One pass: the image is checked as it is encrypted (a device refuses a broken one). */
         fwrel_espimg_opts po = {fwrel_encimg_enc_update, enc, NULL};
-        if (fwrel_espimg_parse(&img, &src, &po) != 0 || fwrel_espimg_check_integrity(&img) != 0) {
-            if (!fwrel_error_last()->output && fwrel_error_last()->code == FWREL_EFORMAT)
+        if (fwrel_espimg_parse(&img, &src, &po) != 0 || fwrel_espimg_check_input(&img) != 0) {
+            if (fwrel_error_last()->about != FWREL_ABOUT_OUTPUT &&
+                fwrel_error_last()->code == FWREL_EFORMAT)
                 fwrel_error_set(FWREL_EFORMAT,
                                 "not a sound ESP app image (%s); --raw to encrypt it anyway",
                                 fwrel_error_last()->message);
@@ -163,7 +163,7 @@ static int run_decrypt(fwrel_ctx *ctx, const char *in, unsigned flags)
     }
     fwrel_encimg_notes notes;
     if ((error = fwrel_encimg_decrypt_ex(o.output, flags, &src, key, &notes)) != 0) {
-        error = fwrel_cmd_fail(ctx, fwrel_error_last()->output ? o.output : in);
+        error = fwrel_cmd_fail(ctx, in);
         goto done;
     }
     json_t *warnings = json_array();

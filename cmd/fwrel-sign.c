@@ -230,7 +230,7 @@ static int run(fwrel_ctx *ctx)
     }
     if (error) {
         /* Output-side failures name the output; everything else is about the input image. */
-        error = fwrel_cmd_fail(ctx, fwrel_error_last()->output ? o.output : image);
+        error = fwrel_cmd_fail(ctx, image);
         goto done;
     }
 

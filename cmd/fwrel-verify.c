@@ -349,14 +349,8 @@ static int run_bundle(fwrel_ctx *ctx, const char *path)
     if (dev == NULL)
         fwrel_cmd_set(ctx, "policy_checked", json_boolean(o.policy != NULL));
     if (error) {
-        const char *what = path;
-        /* A usage error of the device profile (no manifest section, no image_key) names it, and
-         * a malformed policy names the policy. */
-        if (error == FWREL_EUSAGE && dev != NULL)
-            what = o.device;
-        else if (error == FWREL_EFORMAT && o.policy != NULL && fwrel_report_count(report) == 0)
-            what = o.policy;
-        error = fwrel_cmd_fail(ctx, what);
+        /* The error names the profile or the policy when it is about them (error.h). */
+        error = fwrel_cmd_fail(ctx, path);
         goto done;
     }
     if (dev != NULL)
@@ -546,10 +540,8 @@ static int run_repo(fwrel_ctx *ctx)
     ao.policy = pol;
     error = fwrel_auditor_run(&a, o.repo, &ao);
     if (a == NULL) {
-        error = fwrel_cmd_fail(ctx, o.keystore != NULL &&
-                                            strncmp(fwrel_error_last()->message, "keystore", 8) == 0
-                                        ? o.keystore
-                                        : o.repo);
+        /* A keystore that does not open is named by the error itself (error.h). */
+        error = fwrel_cmd_fail(ctx, o.repo);
         fwrel_policy_free(pol);
         return error;
     }
@@ -574,7 +566,7 @@ static int run_repo(fwrel_ctx *ctx)
         fwrel_cmd_set(ctx, "policy", json_null());
     }
     if (error != 0) {
-        fwrel_error_set(verdict.code, "%s", verdict.message);
+        fwrel_error_restore(&verdict);
         error = fwrel_cmd_fail(ctx, o.repo);
         goto done;
     }

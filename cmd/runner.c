@@ -135,23 +135,27 @@ int fwrel_cmd_usage(fwrel_ctx *ctx, const char *fmt, ...)
     return FWREL_EUSAGE;
 }
 
-int fwrel_cmd_fail(fwrel_ctx *ctx, const char *what)
+int fwrel_cmd_fail(fwrel_ctx *ctx, const char *fallback)
 {
     const fwrel_error *e = fwrel_error_last();
-    int code = e->code ? e->code : FWREL_EIO;
-    const char *msg = e->message[0] ? e->message : "failed";
+    int code = fwrel_error_exit_code(e);
+    const char *msg = e->message[0] ? e->message : "failed", *sep;
+    const char *what = fwrel_error_where(e, fallback, &sep);
     fprintf(stderr, "%s: ", ctx->cmd->name);
     if (what != NULL) {
         put_text(stderr, what);
-        fputs(": ", stderr);
+        fputs(sep, stderr);
     }
     put_text(stderr, msg);
     putc('\n', stderr);
     if (ctx->result && !json_object_get(ctx->result, "error")) {
-        json_t *j = json_pack("{s:i,s:s,s:s}", "code", code, "name", fwrel_error_name(code),
-                              "message", msg);
+        json_t *j =
+            json_pack("{s:i,s:s,s:s}", "code", code, "name",
+                      fwrel_error_name(e->code != FWREL_OK ? e->code : code), "message", msg);
         if (what != NULL)
             json_object_set_new(j, "file", json_string(what));
+        if (e->about != FWREL_ABOUT_NONE)
+            json_object_set_new(j, "about", json_string(fwrel_error_about_name(e->about)));
         json_object_set_new(ctx->result, "error", j);
     }
     return code;
@@ -251,6 +255,9 @@ void fwrel_cmd_report(fwrel_ctx *ctx, const fwrel_report *r)
 {
     size_t n = fwrel_report_count(r);
     const fwrel_step *first = fwrel_report_first_failure(r);
+    if (!fwrel_report_complete(r))
+        snprintf(ctx->report_lost, sizeof(ctx->report_lost), "%s",
+                 fwrel_report_step(r, n - 1)->detail);
     if (ctx->json) {
         json_t *steps = json_array();
         for (size_t i = 0; i < n; i++) {
@@ -328,8 +335,10 @@ static int parse(fwrel_ctx *ctx, int argc, char **argv)
     unsigned char seen[128] = {0}; /* one per option of both tables */
     char **pos = calloc((size_t)argc + 1, sizeof(char *));
     int npos = 0, only_args = 0;
-    if (pos == NULL)
-        return fwrel_cmd_usage(ctx, "out of memory");
+    if (pos == NULL) {
+        fwrel_error_set(FWREL_EIO, "out of memory");
+        return fwrel_cmd_fail(ctx, NULL);
+    }
     for (int i = 1; i < argc; i++) {
         char *a = argv[i];
         if (only_args || a[0] != '-' || a[1] == '\0') {
@@ -452,6 +461,11 @@ int fwrel_cmd_main(const fwrel_cmd *cmd, int argc, char **argv)
     }
     if (code == 0)
         code = cmd->run(&ctx);
+    if (code == 0 && ctx.report_lost[0] != '\0') {
+        /* What was printed is not all that was checked: not a success. */
+        fwrel_error_set(FWREL_EIO, "report: %s", ctx.report_lost);
+        code = fwrel_cmd_fail(&ctx, NULL);
+    }
     if (ctx.json) {
         json_object_set_new(ctx.result, "ok", json_boolean(code == 0));
         json_object_set_new(ctx.result, "exit", json_integer(code));

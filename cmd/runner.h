@@ -56,16 +56,21 @@ typedef struct fwrel_ctx {
     int json;       /* --json */
     int quiet;      /* --quiet */
     json_t *result; /* the --json result object; commands add their fields */
+    /* A report printed had steps it could not record (report.h): the command fails with this. */
+    char report_lost[FWREL_STEP_DETAIL_MAX];
 } fwrel_ctx;
 
 /** Parse, run, print the JSON result, return the exit code. */
 int fwrel_cmd_main(const fwrel_cmd *cmd, int argc, char **argv);
 
 /**
- * Report the library's last error as "<prog>: <what>: <message>" (what may be
- * NULL) on stderr, record it in the JSON result, return its code.
+ * Report the library's last error as "<prog>: <what>: <message>" on stderr,
+ * record it in the JSON result (code, name, message, file, about), and return
+ * the exit code (fwrel_error_exit_code(): the one mapping of every command).
+ * what is the path the error names (fwrel_error_about()), else fallback (the
+ * file the command handed to the call that failed; may be NULL: none).
  */
-int fwrel_cmd_fail(fwrel_ctx *ctx, const char *what);
+int fwrel_cmd_fail(fwrel_ctx *ctx, const char *fallback);
 
 /** Report a usage error "<prog>: <message>" plus a hint; returns 2. */
 int fwrel_cmd_usage(fwrel_ctx *ctx, const char *fmt, ...) FWREL_PRINTF(2, 3);
@@ -75,7 +80,8 @@ void fwrel_cmd_print(fwrel_ctx *ctx, const char *fmt, ...) FWREL_PRINTF(2, 3);
 
 /**
  * Print a report: in text mode one line per step ("PASS name: detail"), in
- * JSON mode as result.steps[] plus result.failed_step.
+ * JSON mode as result.steps[] plus result.failed_step. An incomplete report
+ * (steps not recorded, report.h) makes a command that would succeed exit 5.
  */
 void fwrel_cmd_report(fwrel_ctx *ctx, const fwrel_report *report);
 

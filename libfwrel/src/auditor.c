@@ -1254,7 +1254,8 @@ static int run_workers(fwrel_auditor *a, fwrel_repo *r0, const char *path, const
                 pthread_join(w[j].t, NULL);
     }
     if (c.error != 0) {
-        error = fwrel_error_set(c.error, "%s", c.first.message);
+        fwrel_error_restore(&c.first);
+        error = fwrel_error_recode(c.error);
         goto done;
     }
     error = 0;
@@ -1325,10 +1326,8 @@ int fwrel_auditor_run(fwrel_auditor **out, const char *path, const fwrel_auditor
         home = getenv("GNUPGHOME");
     if (home == NULL || home[0] == '\0')
         return fwrel_error_set(FWREL_EUSAGE, "no GnuPG home: pass one or set GNUPGHOME");
-    if (o->keystore != NULL && (error = fwrel_ks_open(&ks, o->keystore, 0)) != 0) {
-        fwrel_error_prefix("keystore");
-        return error;
-    }
+    if (o->keystore != NULL && (error = fwrel_ks_open(&ks, o->keystore, 0)) != 0)
+        return error; /* named by fwrel_ks_open() (FWREL_ABOUT_KEYSTORE) */
     if ((error = fwrel_repo_open(&r0, path, 0)) != 0)
         goto done;
     if ((a = calloc(1, sizeof(*a))) == NULL || (error = fwrel_report_new(&a->report)) != 0) {
@@ -1407,7 +1406,7 @@ done:
     } else {
         fwrel_error saved = *fwrel_error_last();
         fwrel_auditor_free(a);
-        fwrel_error_set(saved.code, "%s", saved.message);
+        fwrel_error_restore(&saved);
     }
     return error;
 }

@@ -208,9 +208,7 @@ int fwrel_bundle_write_mem(uint8_t **out, size_t *len, const fwrel_bundle_member
         return rc;
     for (size_t i = 0; i < n; i++) {
         if (fwrel_bundle_name_check(s[i].name) != 0) {
-            char why[FWREL_ERROR_MSG_MAX];
-            snprintf(why, sizeof(why), "%s", fwrel_error_last()->message);
-            rc = fwrel_error_set(FWREL_EUSAGE, "%s", why);
+            rc = fwrel_error_recode(FWREL_EUSAGE);
             goto done;
         }
         if (i > 0 && strcmp(s[i - 1].name, s[i].name) == 0) {
@@ -750,7 +748,7 @@ int fwrel_bundle_read(fwrel_bundle **out, const char *path)
         rc = fwrel_bundle_read_mem(out, data, (size_t)src.size);
     fwrel_src_close(&src);
     free(data);
-    return rc;
+    return rc ? fwrel_error_about(FWREL_ABOUT_BUNDLE, path) : 0;
 }
 
 static int summed(const char *name)

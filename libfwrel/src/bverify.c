@@ -134,9 +134,11 @@ static int device_steps(struct run *r, const fwrel_device *dev, const fwrel_bund
 
     if (fw == NULL || mf == NULL) /* the strict reader guarantees both */
         return fwrel_error_set(FWREL_EFORMAT, "firmware.enc or manifest.fwm: missing");
-    if (is_encrypted(fw) && image_key == NULL)
-        return fwrel_error_set(FWREL_EUSAGE, "the device profile has no image_key, and "
-                                             "firmware.enc is encrypted (esp_encrypted_img)");
+    if (is_encrypted(fw) && image_key == NULL) {
+        fwrel_error_set(FWREL_EUSAGE, "the device profile has no image_key, and firmware.enc is "
+                                      "encrypted (esp_encrypted_img)");
+        return fwrel_error_about(FWREL_ABOUT_PROFILE, fwrel_device_path(dev));
+    }
 
     /* docs/manifest.md section 4: the device reads the manifest first. */
     error = fwrel_device_read_manifest(&m, r->report, dev, mf->data, mf->len, now);

@@ -52,6 +52,7 @@ struct fwrel_device {
     int has_counter;
     uint64_t counter;      /* the last installed release counter */
     fwrel_pkey *image_key; /* esp_encrypted_img private key (pre-encrypted OTA), or NULL */
+    char path[FWREL_ERROR_PATH_MAX]; /* the file it was loaded from, "" if none or too long */
 };
 
 void fwrel_device_free(fwrel_device *d)
@@ -74,7 +75,7 @@ static int where(const yt_node *n, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    return fwrel_error_set(FWREL_EFORMAT, "%d:%d: %s", n->line, n->col, msg);
+    return fwrel_error_set_at(FWREL_EFORMAT, (unsigned)n->line, (unsigned)n->col, "%s", msg);
 }
 
 /*
@@ -190,7 +191,7 @@ static int parse_secure_boot(fwrel_device *d, const yt_node *sb, const char *dir
         snprintf(path, sizeof(path), "%s%s%s", s[0] == '/' || dir == NULL ? "" : dir,
                  s[0] == '/' || dir == NULL ? "" : "/", s);
         if ((error = fwrel_key_load_public(&d->v1_key, path, 1)) != 0)
-            return fwrel_error_prefix("%d:%d: key %s", n->line, n->col, s);
+            return fwrel_error_prefix_at((unsigned)n->line, (unsigned)n->col, "key %s", s);
     }
     if (d->sb == SB_V1 && d->v1_key == NULL)
         return where(sb, "Secure Boot V1 needs the verification key (key: FILE)");
@@ -222,7 +223,7 @@ static int parse_manifest(fwrel_device *d, const yt_node *mn, const char *dir)
         return error;
     profile_path(path, sizeof(path), dir, s);
     if ((error = fwrel_key_load_private(&d->manifest_key, path, &none)) != 0)
-        return fwrel_error_prefix("%d:%d: key %s", n->line, n->col, s);
+        return fwrel_error_prefix_at((unsigned)n->line, (unsigned)n->col, "key %s", s);
     if ((n = yt_get(mn, "trusted_keys")) == NULL)
         return where(mn, "manifest needs trusted_keys");
     if ((error = yt_expect(n, YT_SEQ, "trusted_keys")) != 0)
@@ -234,8 +235,8 @@ static int parse_manifest(fwrel_device *d, const yt_node *mn, const char *dir)
             return error;
         profile_path(path, sizeof(path), dir, s);
         if ((error = fwrel_key_load_public(&d->trusted[i], path, 0)) != 0)
-            return fwrel_error_prefix("%d:%d: trusted key %s", n->items[i]->line, n->items[i]->col,
-                                      s);
+            return fwrel_error_prefix_at((unsigned)n->items[i]->line, (unsigned)n->items[i]->col,
+                                         "trusted key %s", s);
         d->trust.keys[i] = d->trusted[i];
     }
     d->trust.count = n->count;
@@ -268,7 +269,7 @@ static int parse_image_key(fwrel_device *d, const yt_node *n, const char *dir)
     profile_path(path, sizeof(path), dir, s);
     if ((error = fwrel_key_load_private(&d->image_key, path, &none)) != 0 ||
         (error = fwrel_encimg_key_scheme(&scheme, d->image_key)) != 0)
-        return fwrel_error_prefix("%d:%d: image_key %s", n->line, n->col, s);
+        return fwrel_error_prefix_at((unsigned)n->line, (unsigned)n->col, "image_key %s", s);
     return 0;
 }
 
@@ -462,7 +463,11 @@ int fwrel_device_load(fwrel_device **out, const char *path)
         error = parse_in(out, text, len, dirname(copy));
     free(text);
     free(copy);
-    return error;
+    if (error)
+        return fwrel_error_about(FWREL_ABOUT_PROFILE, path);
+    if (strlen(path) < sizeof((*out)->path))
+        memcpy((*out)->path, path, strlen(path) + 1);
+    return 0;
 }
 
 /* The running state of a verification: steps after the first failure are skipped. */
@@ -786,8 +791,10 @@ int fwrel_device_read_manifest(fwrel_manifest *out, fwrel_report *report, const 
     uint8_t *plain = NULL;
     size_t plen = 0;
     int error;
-    if (d->manifest_key == NULL)
-        return fwrel_error_set(FWREL_EUSAGE, "the device profile has no manifest section");
+    if (d->manifest_key == NULL) {
+        fwrel_error_set(FWREL_EUSAGE, "the device profile has no manifest section");
+        return fwrel_error_about(FWREL_ABOUT_PROFILE, d->path);
+    }
     /* Steps 1-4: bounds, this device's entry, unwrap, GCM. */
     if ((error = fwrel_manifest_open(&plain, &plen, env, len, d->manifest_key)) != 0) {
         if (error != FWREL_EVERIFY && error != FWREL_EFORMAT)
@@ -852,6 +859,11 @@ done:
 const fwrel_pkey *fwrel_device_image_key(const fwrel_device *d)
 {
     return d != NULL ? d->image_key : NULL;
+}
+
+const char *fwrel_device_path(const fwrel_device *d)
+{
+    return d != NULL ? d->path : "";
 }
 
 int fwrel_device_ota_decision(char *why, size_t n, const fwrel_device *d, const char *version,

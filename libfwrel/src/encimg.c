@@ -247,10 +247,7 @@ static void *relay_main(void *arg)
 /* The relay thread's error, as this thread's. */
 static int relay_error(const struct relay *r)
 {
-    fwrel_error_set(r->err.code, "%s", r->err.message);
-    if (r->err.output)
-        fwrel_error_mark_output();
-    return r->err.code;
+    return fwrel_error_restore(&r->err);
 }
 
 /* Hand the buffer being filled to the thread, and wait for a free one. */

@@ -454,3 +454,8 @@ int fwrel_espimg_check_integrity(const fwrel_espimg *img)
         return fwrel_error_set(FWREL_EVERIFY, "image hash mismatch: the image is corrupt");
     return 0;
 }
+
+int fwrel_espimg_check_input(const fwrel_espimg *img)
+{
+    return fwrel_espimg_check_integrity(img) != 0 ? fwrel_error_recode(FWREL_EFORMAT) : 0;
+}

@@ -363,7 +363,7 @@ int fwrel_history_rule_version(const fwrel_history_state *s, const fwrel_history
     const struct top *t = top_of(s, it->channel);
     int cmp = 0;
     if (fwrel_semver_cmp(&cmp, it->version, t != NULL ? t->it->version : "0.0.0") != 0)
-        return fwrel_error_set(FWREL_EVERIFY, "%s", fwrel_error_last()->message);
+        return fwrel_error_recode(FWREL_EVERIFY);
     if (t != NULL && cmp <= 0)
         return fwrel_error_set(FWREL_EVERIFY,
                                "version %s is not above %s of %s, an earlier %s release",

@@ -16,7 +16,7 @@
 
 #include <openssl/crypto.h>
 
-int fwrel_src_open(fwrel_src *src, const char *path, uint64_t max)
+static int src_open(fwrel_src *src, const char *path, uint64_t max)
 {
     FWREL_ASSERT_ARG(src != NULL && path != NULL);
     memset(src, 0, sizeof(*src));
@@ -46,6 +46,12 @@ int fwrel_src_open(fwrel_src *src, const char *path, uint64_t max)
     src->fd = fd;
     src->size = (uint64_t)st.st_size;
     return 0;
+}
+
+int fwrel_src_open(fwrel_src *src, const char *path, uint64_t max)
+{
+    int error = src_open(src, path, max);
+    return error ? fwrel_error_about(FWREL_ABOUT_INPUT, path) : 0;
 }
 
 void fwrel_src_mem(fwrel_src *src, const void *data, size_t len)
@@ -120,8 +126,10 @@ int fwrel_io_read_small(uint8_t **out, size_t *len, const char *path, size_t max
         error = fwrel_error_set(FWREL_EIO, "out of memory");
         goto done;
     }
-    if ((error = fwrel_src_read(&src, buf, (size_t)src.size)) != 0)
+    if ((error = fwrel_src_read(&src, buf, (size_t)src.size)) != 0) {
+        fwrel_error_about(FWREL_ABOUT_INPUT, path);
         goto done;
+    }
     buf[src.size] = 0;
     *out = buf;
     *len = (size_t)src.size;
@@ -152,7 +160,7 @@ int fwrel_io_check_new(const char *path, unsigned flags)
     else if ((flags & FWREL_OUT_FORCE) && lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
         error = fwrel_error_set(FWREL_EIO, "is a directory");
     if (error)
-        fwrel_error_mark_output();
+        fwrel_error_about(FWREL_ABOUT_OUTPUT, path);
     return error;
 }
 
@@ -325,12 +333,17 @@ static void direct_start(fwrel_out *o)
     d->started = 1;
 }
 
+/* The current error is about output o: its path, none for a scratch file (unnamed). */
+static int out_error(const fwrel_out *o)
+{
+    return fwrel_error_about(FWREL_ABOUT_OUTPUT, o != NULL && !o->scratch ? o->path : NULL);
+}
+
 /* An output write failed with errno e (every write path of this file says so alike). */
-static int write_error(int e)
+static int write_error(const fwrel_out *o, int e)
 {
     fwrel_error_set_errno(FWREL_EIO, e, "write failed");
-    fwrel_error_mark_output();
-    return FWREL_EIO;
+    return out_error(o);
 }
 
 /* Whether the writer waits for work. */
@@ -344,8 +357,9 @@ static int direct_idle(struct direct *d)
 
 /* Hand the aligned part of the current buffer to the writer (after the previous one is
  * written); the rest starts the other buffer. */
-static int direct_submit(struct direct *d)
+static int direct_submit(fwrel_out *o)
 {
+    struct direct *d = o->d;
     size_t len = d->fill & ~(DIRECT_ALIGN - 1);
     pthread_mutex_lock(&d->mu);
     while (d->busy)
@@ -360,7 +374,7 @@ static int direct_submit(struct direct *d)
     }
     pthread_mutex_unlock(&d->mu);
     if (e != 0)
-        return write_error(e);
+        return write_error(o, e);
     if (d->cur_off == 0) {
         memcpy(d->head, d->buf[d->cur], DIRECT_ALIGN);
         d->has_head = 1;
@@ -383,7 +397,7 @@ static int direct_patch(fwrel_out *o, uint64_t off, const uint8_t *p, size_t len
     uint8_t *blk = NULL;
     int e = 0;
     if (posix_memalign((void **)&blk, DIRECT_ALIGN, DIRECT_ALIGN) != 0)
-        return write_error(ENOMEM);
+        return write_error(o, ENOMEM);
     while (len > 0 && e == 0) {
         uint64_t base = off & ~(uint64_t)(DIRECT_ALIGN - 1);
         size_t in = (size_t)(off - base);
@@ -405,7 +419,7 @@ static int direct_patch(fwrel_out *o, uint64_t off, const uint8_t *p, size_t len
         len -= n;
     }
     free(blk);
-    return e ? write_error(e) : 0;
+    return e ? write_error(o, e) : 0;
 }
 
 /* Write what is left in the current buffer (padded to a block), then cut the file to size. */
@@ -421,7 +435,7 @@ static int direct_finish(fwrel_out *o)
             e = errno;
     }
     direct_free(o);
-    return e ? write_error(e) : 0;
+    return e ? write_error(o, e) : 0;
 }
 
 static void out_free(fwrel_out *o)
@@ -512,7 +526,7 @@ int fwrel_out_open(fwrel_out **out, const char *path, unsigned flags, mode_t mod
     error = 0;
 done:
     if (error)
-        fwrel_error_mark_output();
+        fwrel_error_about(FWREL_ABOUT_OUTPUT, path);
     free(copy);
     out_free(o);
     return error;
@@ -535,7 +549,7 @@ int fwrel_out_advance(fwrel_out *o, size_t n)
     d->fill += n;
     o->size += n;
     if (d->fill == DIRECT_CHUNK || (d->fill >= DIRECT_EAGER && direct_idle(d)))
-        return direct_submit(d);
+        return direct_submit(o);
     return 0;
 }
 
@@ -562,7 +576,7 @@ int fwrel_out_write(fwrel_out *o, const void *data, size_t len)
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            return write_error(errno);
+            return write_error(o, errno);
         }
         p += w;
         len -= (size_t)w;
@@ -581,16 +595,16 @@ int fwrel_out_pwrite(fwrel_out *o, uint64_t off, const void *data, size_t len)
 {
     FWREL_ASSERT_ARG(o != NULL && (data != NULL || len == 0));
     if (off > o->size || len > o->size - off) {
-        fwrel_error_set(FWREL_EUSAGE, "positional write past the end of the output");
-        fwrel_error_mark_output();
-        return FWREL_EUSAGE;
+        fwrel_error_set(FWREL_EINTERNAL, "positional write past the end of the output");
+        out_error(o);
+        return FWREL_EINTERNAL;
     }
     const uint8_t *p = data;
     if (o->d != NULL) {
         struct direct *d = o->d;
         int e = direct_wait(d);
         if (e != 0)
-            return write_error(e);
+            return write_error(o, e);
         if (off < d->cur_off) {
             size_t n = d->cur_off - off < len ? (size_t)(d->cur_off - off) : len;
             int error = direct_patch(o, off, p, n);
@@ -605,7 +619,7 @@ int fwrel_out_pwrite(fwrel_out *o, uint64_t off, const void *data, size_t len)
         return 0;
     }
     int e = pwrite_all(o->fd, p, len, off);
-    return e ? write_error(e) : 0;
+    return e ? write_error(o, e) : 0;
 }
 
 int fwrel_out_fill(fwrel_out *o, uint8_t b, size_t n)
@@ -700,7 +714,7 @@ int fwrel_out_commit(fwrel_out *o)
     error = fsync_dir(o->dir);
 done:
     if (error)
-        fwrel_error_mark_output();
+        out_error(o);
     if (o->tmp != NULL && !o->anon)
         unlink(o->tmp);
     out_free(o);
@@ -768,7 +782,7 @@ int fwrel_out_open_unnamed(fwrel_out **out, const char *dir, unsigned flags)
     error = 0;
 done:
     if (error)
-        fwrel_error_mark_output();
+        fwrel_error_about(FWREL_ABOUT_OUTPUT, NULL);
     out_free(o);
     return error;
 }
@@ -787,7 +801,7 @@ int fwrel_out_finish_src(fwrel_out *o, fwrel_src *src)
     if (fl < 0 || ((fl & O_DIRECT) && fcntl(o->fd, F_SETFL, fl & ~O_DIRECT) != 0) ||
         fstat(o->fd, &st) != 0) {
         error = fwrel_error_set_errno(FWREL_EIO, errno, "cannot read a scratch file back");
-        fwrel_error_mark_output();
+        out_error(o);
         goto done;
     }
     src->fd = o->fd;

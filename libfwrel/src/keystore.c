@@ -498,14 +498,15 @@ done:
 
 int fwrel_key_load_private(fwrel_pkey **out, const char *path, const fwrel_pass_src *pass)
 {
-    return load_private(out, path, pass, NULL, 0);
+    return load_private(out, path, pass, NULL, 0) ? fwrel_error_about(FWREL_ABOUT_KEY, path) : 0;
 }
 
 int fwrel_key_load_private_pass(fwrel_pkey **out, const char *path, const char *pass,
                                 size_t pass_len)
 {
     FWREL_ASSERT_ARG(pass == NULL || pass_len <= FWREL_PASS_MAX);
-    return load_private(out, path, NULL, pass, pass_len);
+    return load_private(out, path, NULL, pass, pass_len) ? fwrel_error_about(FWREL_ABOUT_KEY, path)
+                                                         : 0;
 }
 
 /* espsecure extract-public-key --version 1: X||Y big-endian, P-256 (docs/esp-formats.md §3). */
@@ -594,11 +595,11 @@ int fwrel_key_load_public(fwrel_pkey **out, const char *path, int allow_raw64)
 
     *out = NULL;
     if ((error = fwrel_io_read_small(&data, &len, path, KEY_FILE_MAX)) != 0)
-        return error;
+        return fwrel_error_about(FWREL_ABOUT_KEY, path);
     error = fwrel_key_parse_public(out, data, len, allow_raw64);
     /* It may have been an unencrypted private key. */
     fwrel_io_free_secret(data, len);
-    return error;
+    return error ? fwrel_error_about(FWREL_ABOUT_KEY, path) : 0;
 }
 
 /* Publish the bytes of a memory BIO to path (io.h: temp file, fsync, link). */

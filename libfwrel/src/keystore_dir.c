@@ -538,7 +538,7 @@ static int recover(fwrel_keystore *ks)
     return 0;
 }
 
-int fwrel_ks_open(fwrel_keystore **out, const char *dir, unsigned flags)
+static int ks_open(fwrel_keystore **out, const char *dir, unsigned flags)
 {
     FWREL_ASSERT_ARG(out != NULL && dir != NULL);
     fwrel_keystore *ks = NULL;
@@ -628,6 +628,11 @@ done:
     }
     *out = ks;
     return 0;
+}
+
+int fwrel_ks_open(fwrel_keystore **out, const char *dir, unsigned flags)
+{
+    return ks_open(out, dir, flags) ? fwrel_error_about(FWREL_ABOUT_KEYSTORE, dir) : 0;
 }
 
 int fwrel_ks_index_check(const uint8_t *data, size_t len, size_t *count)
@@ -894,10 +899,7 @@ static int implicit_end(fwrel_keystore *ks, int error)
     }
     fwrel_error save = *fwrel_error_last();
     (void)abort_change(ks, 0);
-    fwrel_error_set(save.code, "%s", save.message);
-    if (save.output)
-        fwrel_error_mark_output();
-    return save.code;
+    return fwrel_error_restore(&save);
 }
 
 /* --- raw secrets at rest ------------------------------------------------------------- */

@@ -27,11 +27,10 @@ struct fwrel_outdir {
     size_t n, npub;
 };
 
-static int exists_error(void)
+static int exists_error(const char *dir)
 {
     fwrel_error_set(FWREL_EIO, "exists (use --force to write into it)");
-    fwrel_error_mark_output();
-    return FWREL_EIO;
+    return fwrel_error_about(FWREL_ABOUT_OUTPUT, dir);
 }
 
 /* Staging directories of this target left by a killed run: .BASE.fwrel-staging-XXXXXX. */
@@ -67,7 +66,7 @@ int fwrel_outdir_open(fwrel_outdir **out, const char *dir, unsigned flags)
     if (len == 0 || len >= 4000)
         return fwrel_error_set(FWREL_EUSAGE, "output directory path empty or too long");
     if (lstat(dir, &st) == 0 && (!(flags & FWREL_OUT_FORCE) || !S_ISDIR(st.st_mode)))
-        return exists_error();
+        return exists_error(dir);
     if ((od = calloc(1, sizeof(*od))) == NULL)
         return fwrel_error_set(FWREL_EIO, "out of memory");
     od->flags = flags;
@@ -93,8 +92,7 @@ int fwrel_outdir_open(fwrel_outdir **out, const char *dir, unsigned flags)
         int e = errno;
         free(od);
         fwrel_error_set_errno(FWREL_EIO, e, "cannot create a staging directory");
-        fwrel_error_mark_output();
-        return FWREL_EIO;
+        return fwrel_error_about(FWREL_ABOUT_OUTPUT, dir);
     }
     *out = od;
     return 0;
@@ -200,7 +198,7 @@ int fwrel_outdir_publish(fwrel_outdir *od)
     /* A new target: the staging directory, renamed. Never over a directory made meanwhile. */
     if (renameat2(AT_FDCWD, od->staging, AT_FDCWD, od->dir, RENAME_NOREPLACE) != 0) {
         if (errno == EEXIST) {
-            error = exists_error();
+            error = exists_error(od->dir);
             goto done;
         }
         if ((errno != EINVAL && errno != ENOSYS) || lstat(od->dir, &st) == 0 ||
@@ -216,7 +214,7 @@ int fwrel_outdir_publish(fwrel_outdir *od)
     }
 done:
     if (error)
-        fwrel_error_mark_output();
+        fwrel_error_about(FWREL_ABOUT_OUTPUT, od->dir);
     return error;
 }
 

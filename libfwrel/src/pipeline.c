@@ -156,7 +156,7 @@ static int add_member_src(struct run *r, const char *name, fwrel_src *src)
 static int scratch_error(const struct run *r, const char *what)
 {
     const fwrel_error *e = fwrel_error_last();
-    if (!e->output)
+    if (e->about != FWREL_ABOUT_OUTPUT)
         return e->code;
     return fwrel_error_set(e->code, "%s (an unnamed file in %s): %s", what, r->tmpdir, e->message);
 }
@@ -231,8 +231,9 @@ static int step_image(struct run *r)
         return error;
     error = fwrel_espimg_parse(img, &src, NULL);
     fwrel_src_close(&src);
-    if (error || (error = fwrel_espimg_check_integrity(img)) != 0)
-        return error;
+    /* A malformed or corrupt image is bad input (exit 3), as to fwrel-sign; named. */
+    if (error || (error = fwrel_espimg_check_input(img)) != 0)
+        return fwrel_error_about(FWREL_ABOUT_INPUT, r->o->image);
     if ((error = file_digest(&r->rec->input, r->o->image)) != 0)
         return error;
     if (img->chip != p->chip)
@@ -1160,9 +1161,7 @@ static void finish(struct run *r, int error, const char *failed)
         /* Logged once the lock is held (the log's place is known and writes are serialized). */
         if (r->locked && r->audit_ok && !r->res->recorded && audit_entry(r, "release", reason) != 0)
             fwrel_error_clear();
-        fwrel_error_set(saved.code, "%s", saved.message);
-        if (saved.output)
-            fwrel_error_mark_output();
+        fwrel_error_restore(&saved);
         if (r->out != NULL)
             fwrel_out_abort(r->out);
     }
@@ -1741,7 +1740,7 @@ done:
         if (append_entry(&r, "repair", r.signer, json_array(), json_array(), reason) != 0)
             fwrel_error_clear();
         res->recorded = 1; /* logged here, not by finish() */
-        fwrel_error_set(saved.code, "%s", saved.message);
+        fwrel_error_restore(&saved);
     }
     finish(&r, error, failed);
     res->recorded = error == 0;

@@ -45,7 +45,7 @@ static int where(const yt_node *n, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    return fwrel_error_set(FWREL_EFORMAT, "%d:%d: %s", n->line, n->col, msg);
+    return fwrel_error_set_at(FWREL_EFORMAT, (unsigned)n->line, (unsigned)n->col, "%s", msg);
 }
 
 /*
@@ -772,7 +772,7 @@ int fwrel_policy_load(fwrel_policy **out, const char *path)
     if (error == 0)
         error = fwrel_policy_parse(out, text, len);
     free(text);
-    return error;
+    return error ? fwrel_error_about(FWREL_ABOUT_POLICY, path) : 0;
 }
 
 const fwrel_policy_channel *fwrel_policy_channel_get(const fwrel_policy *p, const char *name)

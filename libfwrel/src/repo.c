@@ -68,7 +68,7 @@ static int dir_is_empty(const char *path)
     return empty;
 }
 
-int fwrel_repo_open(fwrel_repo **out, const char *path, int create)
+static int repo_open(fwrel_repo **out, const char *path, int create)
 {
     fwrel_repo *r = NULL;
     git_repository *repo = NULL;
@@ -124,6 +124,11 @@ done:
     if (error != 0)
         git_libgit2_shutdown();
     return error;
+}
+
+int fwrel_repo_open(fwrel_repo **out, const char *path, int create)
+{
+    return repo_open(out, path, create) ? fwrel_error_about(FWREL_ABOUT_REPOSITORY, path) : 0;
 }
 
 void fwrel_repo_unlock(fwrel_repo *r)
@@ -790,7 +795,7 @@ int fwrel_repo_release(fwrel_repo *r, const fwrel_repo_release_opts *o, char com
         if (undone)
             journal_remove(r);
         if (undone)
-            fwrel_error_set(saved.code, "%s", saved.message);
+            fwrel_error_restore(&saved);
         else
             fwrel_error_set(saved.code,
                             "%s; the release branch is left one untagged commit ahead (the "

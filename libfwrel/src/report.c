@@ -13,7 +13,21 @@ struct fwrel_report {
     fwrel_step *steps;
     size_t count;
     size_t cap;
+    size_t lost;           /* steps that could not be recorded */
+    fwrel_step incomplete; /* the final FAIL step saying so, shown once lost > 0 */
 };
+
+/* A step was not recorded: count it in the final "report" step, and say why to a caller that
+ * checks. */
+static int lose(fwrel_report *r, const char *why)
+{
+    r->lost++;
+    snprintf(r->incomplete.name, sizeof(r->incomplete.name), "report");
+    r->incomplete.verdict = FWREL_FAIL;
+    snprintf(r->incomplete.detail, sizeof(r->incomplete.detail), "%zu step%s not recorded: %s",
+             r->lost, r->lost == 1 ? "" : "s", why);
+    return fwrel_error_set(FWREL_EIO, "%s", why);
+}
 
 int fwrel_report_new(fwrel_report **out)
 {
@@ -37,12 +51,12 @@ int fwrel_report_add(fwrel_report *r, const char *name, int verdict, const char 
     if (r == NULL)
         return 0;
     if (r->count == REPORT_MAX_STEPS)
-        return fwrel_error_set(FWREL_EIO, "report full");
+        return lose(r, "report full");
     if (r->count == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 16;
         fwrel_step *s = realloc(r->steps, cap * sizeof(*s));
         if (s == NULL)
-            return fwrel_error_set(FWREL_EIO, "out of memory");
+            return lose(r, "out of memory");
         r->steps = s;
         r->cap = cap;
     }
@@ -59,14 +73,21 @@ int fwrel_report_add(fwrel_report *r, const char *name, int verdict, const char 
     return 0;
 }
 
+int fwrel_report_complete(const fwrel_report *r)
+{
+    return r == NULL || r->lost == 0;
+}
+
 size_t fwrel_report_count(const fwrel_report *r)
 {
-    return r == NULL ? 0 : r->count;
+    return r == NULL ? 0 : r->count + (r->lost > 0);
 }
 
 const fwrel_step *fwrel_report_step(const fwrel_report *r, size_t i)
 {
-    return (r == NULL || i >= r->count) ? NULL : &r->steps[i];
+    if (r == NULL || i >= fwrel_report_count(r))
+        return NULL;
+    return i < r->count ? &r->steps[i] : &r->incomplete;
 }
 
 const fwrel_step *fwrel_report_first_failure(const fwrel_report *r)
@@ -74,5 +95,5 @@ const fwrel_step *fwrel_report_first_failure(const fwrel_report *r)
     for (size_t i = 0; r != NULL && i < r->count; i++)
         if (r->steps[i].verdict == FWREL_FAIL)
             return &r->steps[i];
-    return NULL;
+    return r != NULL && r->lost > 0 ? &r->incomplete : NULL;
 }

@@ -370,14 +370,8 @@ static int prepare(uint8_t digest[32], fwrel_espimg *img, const char *in_path, f
     if ((error = fwrel_src_open(&src, in_path, FWREL_IMAGE_MAX)) != 0 ||
         (error = fwrel_espimg_parse(img, &src, &opts)) != 0)
         goto done;
-    if (fwrel_espimg_check_integrity(img) != 0) {
-        /* A broken image is bad input to a signer, not a verdict. Copy first: the message is
-         * the source of the new one. */
-        char why[FWREL_ERROR_MSG_MAX];
-        snprintf(why, sizeof(why), "%s", fwrel_error_last()->message);
-        error = fwrel_error_set(FWREL_EFORMAT, "%s", why);
+    if ((error = fwrel_espimg_check_input(img)) != 0)
         goto done;
-    }
     /* espsecure signs the whole file, the device hashes [0, image_len) and reads the block at
      * image_len (docs/esp-formats.md §3): with anything in between, the signature would be over
      * other bytes. */

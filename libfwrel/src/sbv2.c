@@ -473,14 +473,8 @@ static int prepare(struct prep *p, const char *in_path, fwrel_out *out, int appe
     if ((error = fwrel_src_open(&src, in_path, FWREL_IMAGE_MAX)) != 0 ||
         (error = fwrel_espimg_parse(&p->img, &src, &opts)) != 0)
         goto done;
-    if (fwrel_espimg_check_integrity(&p->img) != 0) {
-        /* A corrupt image is bad input here, not a rejected signature: keep the reason, change
-         * the code (copied first: the message buffer is the one being written). */
-        char why[FWREL_ERROR_MSG_MAX];
-        snprintf(why, sizeof(why), "%s", fwrel_error_last()->message);
-        error = fwrel_error_set(FWREL_EFORMAT, "%s", why);
+    if ((error = fwrel_espimg_check_input(&p->img)) != 0)
         goto done;
-    }
     uint64_t aligned = ALIGN4K(p->img.image_len);
     if (append) {
         if (p->img.file_len != aligned + FWREL_SBV2_SECTOR_LEN) {

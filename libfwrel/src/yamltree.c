@@ -27,7 +27,8 @@ void yt_free(yt_node *n)
 
 static int perr(const yaml_mark_t *m, const char *what)
 {
-    return fwrel_error_set(FWREL_EFORMAT, "%zu:%zu: %s", m->line + 1, m->column + 1, what);
+    return fwrel_error_set_at(FWREL_EFORMAT, (unsigned)m->line + 1, (unsigned)m->column + 1, "%s",
+                              what);
 }
 
 static int add_item(yt_node *parent, yt_node *child)
@@ -101,8 +102,9 @@ static int build_node(struct build *b, yaml_event_t *ev, yt_node **out, int dept
             } else {
                 for (size_t i = 0; i < n->count; i += 2)
                     if (strcmp(n->items[i]->value, child->value) == 0) {
-                        error = fwrel_error_set(FWREL_EFORMAT, "%d:%d: duplicate key '%s'",
-                                                child->line, child->col, child->value);
+                        error = fwrel_error_set_at(FWREL_EFORMAT, (unsigned)child->line,
+                                                   (unsigned)child->col, "duplicate key '%s'",
+                                                   child->value);
                         break;
                     }
             }
@@ -188,8 +190,8 @@ int yt_check_keys(const yt_node *map, const char *const *allowed)
         for (size_t j = 0; allowed[j] && !found; j++)
             found = strcmp(allowed[j], k) == 0;
         if (!found)
-            return fwrel_error_set(FWREL_EFORMAT, "%d:%d: unknown key '%s'", map->items[i]->line,
-                                   map->items[i]->col, k);
+            return fwrel_error_set_at(FWREL_EFORMAT, (unsigned)map->items[i]->line,
+                                      (unsigned)map->items[i]->col, "unknown key '%s'", k);
     }
     return 0;
 }
@@ -198,8 +200,8 @@ int yt_expect(const yt_node *n, int kind, const char *what)
 {
     static const char *names[] = {"a scalar", "a mapping", "a list"};
     if (n->kind != kind)
-        return fwrel_error_set(FWREL_EFORMAT, "%d:%d: %s must be %s", n->line, n->col, what,
-                               names[kind]);
+        return fwrel_error_set_at(FWREL_EFORMAT, (unsigned)n->line, (unsigned)n->col,
+                                  "%s must be %s", what, names[kind]);
     return 0;
 }
 
@@ -209,9 +211,9 @@ int yt_u64(uint64_t *out, const yt_node *n, uint64_t max, const char *what)
     if (error)
         return error;
     if (!n->plain || fwrel_parse_u64(out, n->value, max) != 0)
-        return fwrel_error_set(FWREL_EFORMAT,
-                               "%d:%d: %s must be a whole number from 0 to %llu, not '%s'", n->line,
-                               n->col, what, (unsigned long long)max, n->value);
+        return fwrel_error_set_at(FWREL_EFORMAT, (unsigned)n->line, (unsigned)n->col,
+                                  "%s must be a whole number from 0 to %llu, not '%s'", what,
+                                  (unsigned long long)max, n->value);
     return 0;
 }
 
@@ -225,8 +227,8 @@ int yt_bool(int *out, const yt_node *n, const char *what)
     else if (n->plain && strcmp(n->value, "false") == 0)
         *out = 0;
     else
-        return fwrel_error_set(FWREL_EFORMAT, "%d:%d: %s must be true or false", n->line, n->col,
-                               what);
+        return fwrel_error_set_at(FWREL_EFORMAT, (unsigned)n->line, (unsigned)n->col,
+                                  "%s must be true or false", what);
     return 0;
 }
 
@@ -236,8 +238,8 @@ int yt_str(const char **out, const yt_node *n, size_t max, const char *what)
     if (error)
         return error;
     if (strlen(n->value) > max)
-        return fwrel_error_set(FWREL_EFORMAT, "%d:%d: %s is longer than %zu bytes", n->line, n->col,
-                               what, max);
+        return fwrel_error_set_at(FWREL_EFORMAT, (unsigned)n->line, (unsigned)n->col,
+                                  "%s is longer than %zu bytes", what, max);
     *out = n->value;
     return 0;
 }
@@ -261,6 +263,6 @@ int yt_rev(uint16_t *out, const yt_node *n, const char *what)
     *out = (uint16_t)(major * 100 + minor);
     return 0;
 bad:
-    return fwrel_error_set(FWREL_EFORMAT, "%d:%d: %s must be a revision like \"1.3\", not '%s'",
-                           n->line, n->col, what, n->value);
+    return fwrel_error_set_at(FWREL_EFORMAT, (unsigned)n->line, (unsigned)n->col,
+                              "%s must be a revision like \"1.3\", not '%s'", what, n->value);
 }

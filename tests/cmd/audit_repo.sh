@@ -148,7 +148,7 @@ expect_rc 2 "--policy of another product" audit "$R" --product other-product
 expect_err "^fwrel-verify: the policy is for product $P, not other-product \(see" "--policy of another product"
 printf 'fwrel-policy: 2\n' >"$T/bad-policy.yaml"
 expect_rc 3 "--repo with a malformed policy" audit "$R" --all --policy "$T/bad-policy.yaml"
-expect_err "^fwrel-verify: $T/bad-policy.yaml: " "malformed policy"
+expect_err "^fwrel-verify: $T/bad-policy.yaml:[0-9]+:[0-9]+: policy schema version 2; this fwrel reads version 1$" "malformed policy"
 expect_rc 2 "--repo without --product or --all" audit "$R"
 expect_err "^fwrel-verify: --repo needs --product PRODUCT or --all" "--repo alone"
 expect_rc 2 "--repo with a FILE" audit "$R" --all "$T/app-1.0.0.bin"

@@ -247,10 +247,10 @@ verify_dev "another product's release" 1 manifest.product a.fwb oven-product.yam
 expect_err "rejected at manifest.product: manifest for product thermo, the device runs oven$" "product"
 grep -v '^product:' dev.yaml >noproduct.yaml
 expect_rc 3 "a profile with a manifest section and no product" fwrel-verify --bundle --device noproduct.yaml a.fwb
-expect_err "^fwrel-verify: noproduct.yaml: 1:1: product is required with a manifest section" "no product"
+expect_err "^fwrel-verify: noproduct.yaml:1:1: product is required with a manifest section" "no product"
 grep -v '^channel:' dev.yaml >nochannel.yaml
 expect_rc 3 "a profile with a manifest section and no channel" fwrel-verify --bundle --device nochannel.yaml a.fwb
-expect_err "^fwrel-verify: nochannel.yaml: 1:1: channel is required with a manifest section" "no channel"
+expect_err "^fwrel-verify: nochannel.yaml:1:1: channel is required with a manifest section" "no channel"
 
 # CI mode says whether a policy was checked: --policy P, or --no-policy said explicitly.
 expect_rc 2 "CI mode without --policy or --no-policy" fwrel-verify --bundle a.fwb

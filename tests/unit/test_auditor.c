@@ -330,10 +330,11 @@ static void test_usage(void **state)
     assert_int_equal(fwrel_auditor_run(&a, repo_path, &o), FWREL_EUSAGE);
     assert_string_equal(fwrel_error_last()->message, "no GnuPG home: pass one or set GNUPGHOME");
     o.gnupg_home = home;
-    o.keystore = dir; /* not a keystore: the keystore's error, named */
+    o.keystore = dir; /* not a keystore: the keystore's error, naming it (not the repository) */
     assert_int_not_equal(fwrel_auditor_run(&a, repo_path, &o), 0);
     assert_null(a);
-    assert_memory_equal(fwrel_error_last()->message, "keystore", 8);
+    assert_int_equal(fwrel_error_last()->about, FWREL_ABOUT_KEYSTORE);
+    assert_string_equal(fwrel_error_last()->path, dir);
     o.keystore = NULL;
     /* A policy, or an explicit no_policy: exactly one. */
     fwrel_policy *pol = policy_for("p");

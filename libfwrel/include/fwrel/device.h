@@ -82,6 +82,12 @@ int fwrel_device_read_manifest(fwrel_manifest *out, fwrel_report *report, const 
 const fwrel_pkey *fwrel_device_image_key(const fwrel_device *dev);
 
 /**
+ * The file the profile was loaded from (fwrel_device_load()), "" for a parsed one: what an error
+ * about the profile names (fwrel_error_about(FWREL_ABOUT_PROFILE, ...)). Borrowed.
+ */
+const char *fwrel_device_path(const fwrel_device *dev);
+
+/**
  * The OTA code's decision before it writes an update (docs/esp-formats.md §5): with anti-rollback,
  * secure_version at least the eFuse's; with a running version, a different version string.
  *

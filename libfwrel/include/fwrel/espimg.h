@@ -196,6 +196,14 @@ int fwrel_espimg_parse(fwrel_espimg *out, fwrel_src *src, const fwrel_espimg_opt
  */
 int fwrel_espimg_check_integrity(const fwrel_espimg *img) FWREL_WUR;
 
+/**
+ * The same check for an image given to be signed, encrypted or released: there a corrupt image
+ * is bad input, not a verdict, so the code is FWREL_EFORMAT (the message is the same). A verifier
+ * (fwrel-verify) uses fwrel_espimg_check_integrity(): there it is its refusal.
+ * @return 0, or FWREL_EFORMAT "checksum mismatch ..." / "image hash mismatch ...".
+ */
+int fwrel_espimg_check_input(const fwrel_espimg *img) FWREL_WUR;
+
 /** Flash size nibble as text ("4MB"), "?" if unknown. */
 const char *fwrel_espimg_flash_size_name(uint8_t nibble);
 

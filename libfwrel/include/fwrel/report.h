@@ -45,12 +45,23 @@ void fwrel_report_free(fwrel_report *report);
 /**
  * Append a step. A NULL report is accepted and ignores the step, so
  * verifiers can be called without one.
- * @return 0 or FWREL_EIO (out of memory)
+ *
+ * A step that cannot be recorded (out of memory, or more than 4096 steps) is
+ * not lost silently: the report keeps the failure and ends with a FAIL step
+ * "report" ("N steps not recorded: ..."), which fwrel_report_first_failure()
+ * returns when no earlier step failed, and fwrel_report_complete() says 0. So
+ * a caller may ignore the result: an incomplete report fails closed, and the
+ * command that prints it fails (runner.c). Callers that stop at once can still
+ * test it.
+ * @return 0, or FWREL_EIO (out of memory, report full; the last error set)
  */
 int fwrel_report_add(fwrel_report *report, const char *name, int verdict, const char *fmt, ...)
     FWREL_PRINTF(4, 5);
 
-/** Number of steps. */
+/** 1 when every step added was recorded (also for NULL), 0 when some were not. */
+int fwrel_report_complete(const fwrel_report *report);
+
+/** Number of steps (with the final "report" step of an incomplete report). */
 size_t fwrel_report_count(const fwrel_report *report);
 
 /** Step i (borrowed; valid until the report changes), NULL if out of range. */
