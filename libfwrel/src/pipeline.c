@@ -31,6 +31,7 @@
 #include "fwrel/repo.h"
 #include "fwrel/sbv1.h"
 #include "fwrel/sbv2.h"
+#include "fwrel/tagmsg.h"
 #include "fwrel/version.h"
 #include "util.h"
 
@@ -1023,7 +1024,8 @@ static int step_repo(struct run *r)
 {
     const fwrel_pipeline_opts *o = r->o;
     const struct member *rj = find_member(r, "release.json");
-    char pbundle[300], prel[300], msg[4096], approvers[16 * 42 + 1] = "", commit_msg[4400];
+    char pbundle[300], prel[300], *msg = NULL, *commit_msg = NULL;
+    fwrel_tagmsg tm;
     uint8_t *log = NULL;
     size_t log_len = 0;
     uint64_t entries = 0;
@@ -1047,26 +1049,32 @@ static int step_repo(struct run *r)
     snprintf(pbundle, sizeof(pbundle), "%s/bundle.fwb", r->res->tag);
     snprintf(prel, sizeof(prel), "%s/release.json", r->res->tag);
     fwrel_sha256_hex(rj_sha, rj->data, rj->len);
-    for (size_t i = 0; i < r->nm; i++)
-        if (strncmp(r->m[i].name, "approvals/", 10) == 0) {
-            size_t n = strlen(approvers);
-            snprintf(approvers + n, sizeof(approvers) - n, "%s%.40s", n ? ", " : "",
-                     r->m[i].name + 10);
-        }
-    snprintf(msg, sizeof(msg),
-             "fwrel release %s %s (%s)\n\n"
-             "counter: %llu\nsecure_version: %u\n"
-             "bundle: %s sha256:%s size:%zu\n"
-             "release.json: sha256:%s\ninput: sha256:%s size:%llu\npolicy: sha256:%s\n"
-             "approvals: %zu of %u: %s\n"
-             "audit: %s head:%s entries:%llu\n",
-             r->rec->product, r->rec->version, r->rec->channel, (unsigned long long)r->rec->counter,
-             r->rec->secure_version, pbundle, r->res->bundle_sha256, r->bundle_len, rj_sha,
-             r->rec->input.sha256, (unsigned long long)r->rec->input.size, r->rec->policy_sha256,
-             r->napprovals, r->ch->approvals_required, approvers[0] ? approvers : "none",
-             r->p->audit_log, head, (unsigned long long)entries);
-    snprintf(commit_msg, sizeof(commit_msg), "release %s\n\n%s", r->res->tag,
-             strchr(msg, '\n') + 2);
+    memset(&tm, 0, sizeof(tm));
+    snprintf(tm.product, sizeof(tm.product), "%s", r->rec->product);
+    snprintf(tm.version, sizeof(tm.version), "%s", r->rec->version);
+    snprintf(tm.channel, sizeof(tm.channel), "%s", r->rec->channel);
+    tm.counter = r->rec->counter;
+    tm.secure_version = r->rec->secure_version;
+    snprintf(tm.bundle_path, sizeof(tm.bundle_path), "%s", pbundle);
+    memcpy(tm.bundle_sha, r->res->bundle_sha256, 65);
+    tm.bundle_size = r->bundle_len;
+    memcpy(tm.rj_sha, rj_sha, 65);
+    memcpy(tm.input_sha, r->rec->input.sha256, 65);
+    tm.input_size = r->rec->input.size;
+    memcpy(tm.policy_sha, r->rec->policy_sha256, 65);
+    for (size_t i = 0; i < r->nm && tm.napprovals < FWREL_TAGMSG_APPROVALS_MAX; i++)
+        if (strncmp(r->m[i].name, "approvals/", 10) == 0)
+            snprintf(tm.approvals[tm.napprovals++], 41, "%.40s", r->m[i].name + 10);
+    tm.approvals_required = r->ch->approvals_required;
+    if ((size_t)snprintf(tm.audit_path, sizeof(tm.audit_path), "%s", r->p->audit_log) >=
+        sizeof(tm.audit_path)) {
+        error = fwrel_error_set(FWREL_EFORMAT, "the audit log path is too long for the tag");
+        goto done;
+    }
+    memcpy(tm.audit_head, head, 65);
+    tm.audit_entries = entries;
+    if ((error = fwrel_tagmsg_encode(&msg, &commit_msg, &tm, r->res->tag)) != 0)
+        goto done;
     fwrel_repo_file files[3] = {
         {pbundle, r->bundle, r->bundle_len},
         {prel, rj->data, rj->len},
@@ -1092,6 +1100,8 @@ static int step_repo(struct run *r)
                      r->res->tag, r->res->commit, r->signer);
     error = 0;
 done:
+    free(msg);
+    free(commit_msg);
     free(log);
     return error;
 }
@@ -1535,26 +1545,15 @@ done:
 /* --- repairing the history ------------------------------------------------------------------ */
 
 /* The tag message of a release commit: its commit message says the same after its first line
- * (step_repo writes both from one text). */
+ * (step_repo writes both from one text, tagmsg.h). */
 static int retag_message(char **msg, struct run *r, const fwrel_history_untagged *u)
 {
-    char *cmsg = NULL, head[300];
-    int error = fwrel_repo_commit_message(&cmsg, r->repo, u->commit);
-    if (error)
-        return error;
-    int n = snprintf(head, sizeof(head), "release %s\n\n", u->tag);
+    char *cmsg = NULL;
     const fwrel_release *rec = &u->record;
-    if (n < 0 || (size_t)n >= sizeof(head) || strncmp(cmsg, head, (size_t)n) != 0) {
-        error =
-            fwrel_error_set(FWREL_EVERIFY, "commit %s: its message is not a release's", u->commit);
-    } else {
-        size_t len = strlen(cmsg) + 400;
-        if ((*msg = malloc(len)) == NULL)
-            error = fwrel_error_set(FWREL_EIO, "out of memory");
-        else
-            snprintf(*msg, len, "fwrel release %s %s (%s)\n\n%s", rec->product, rec->version,
-                     rec->channel, cmsg + n);
-    }
+    int error = fwrel_repo_commit_message(&cmsg, r->repo, u->commit);
+    if (error == 0 && (error = fwrel_tagmsg_from_commit(msg, cmsg, u->tag, rec->product,
+                                                        rec->version, rec->channel)) != 0)
+        fwrel_error_prefix("commit %s", u->commit);
     free(cmsg);
     return error;
 }
