@@ -25,7 +25,8 @@ static int same(const fwrel_tagmsg *a, const fwrel_tagmsg *b)
 {
     int ok = strcmp(a->product, b->product) == 0 && strcmp(a->version, b->version) == 0 &&
              strcmp(a->channel, b->channel) == 0 && a->counter == b->counter &&
-             a->secure_version == b->secure_version && strcmp(a->bundle_path, b->bundle_path) == 0 &&
+             a->secure_version == b->secure_version &&
+             strcmp(a->bundle_path, b->bundle_path) == 0 &&
              strcmp(a->bundle_sha, b->bundle_sha) == 0 && a->bundle_size == b->bundle_size &&
              strcmp(a->rj_sha, b->rj_sha) == 0 && strcmp(a->input_sha, b->input_sha) == 0 &&
              a->input_size == b->input_size && strcmp(a->policy_sha, b->policy_sha) == 0 &&

@@ -227,7 +227,8 @@ int fwrel_tagmsg_decode(fwrel_tagmsg *m, char *err, size_t errlen, const uint8_t
         copy_tok(m->version, sizeof(m->version), tok[3], tl[3]) != 0 ||
         copy_tok(m->channel, sizeof(m->channel), tok[4] + 1, tl[4] - 2) != 0) {
         m->product[0] = m->version[0] = m->channel[0] = '\0';
-        snprintf(err, errlen, "the message does not start 'fwrel release PRODUCT VERSION (CHANNEL)'");
+        snprintf(err, errlen,
+                 "the message does not start 'fwrel release PRODUCT VERSION (CHANNEL)'");
         return 0;
     }
     return parse_fields(m, err, errlen, nl + 1, end);
@@ -311,8 +312,7 @@ int fwrel_tagmsg_encode(char **tag_msg, char **commit_msg, const fwrel_tagmsg *m
         error = fwrel_error_set(FWREL_EIO, "out of memory");
         goto done;
     }
-    snprintf(t, tcap, "fwrel release %s %s (%s)\n\n%s", m->product, m->version, m->channel,
-             fields);
+    snprintf(t, tcap, "fwrel release %s %s (%s)\n\n%s", m->product, m->version, m->channel, fields);
     if ((error = reads_back(t, m)) != 0)
         goto done;
     if (c != NULL)

@@ -31,7 +31,8 @@ static fwrel_tagmsg sample(void)
     snprintf(m.channel, sizeof(m.channel), "beta");
     m.counter = 4294967295u;
     m.secure_version = 7;
-    snprintf(m.bundle_path, sizeof(m.bundle_path), "acme-thermostat/beta/v1.2.0-rc.1+b7/bundle.fwb");
+    snprintf(m.bundle_path, sizeof(m.bundle_path),
+             "acme-thermostat/beta/v1.2.0-rc.1+b7/bundle.fwb");
     memcpy(m.bundle_sha, H1, 65);
     m.bundle_size = 849920;
     memcpy(m.rj_sha, H2, 65);
@@ -126,8 +127,7 @@ static void expect_decode(const char *from, const char *to, int ok, const char *
     fwrel_tagmsg m;
     const char *at = strstr(expected, from);
     assert_non_null(at);
-    snprintf(text, sizeof(text), "%.*s%s%s", (int)(at - expected), expected, to,
-             at + strlen(from));
+    snprintf(text, sizeof(text), "%.*s%s%s", (int)(at - expected), expected, to, at + strlen(from));
     assert_int_equal(fwrel_tagmsg_decode(&m, err, sizeof(err), (uint8_t *)text, strlen(text)), ok);
     assert_string_equal(err, reason);
 }
@@ -139,7 +139,8 @@ static void test_decode_refuses(void **state)
                   "the message does not start 'fwrel release PRODUCT VERSION (CHANNEL)'");
     expect_decode("(beta)", "beta", 0,
                   "the message does not start 'fwrel release PRODUCT VERSION (CHANNEL)'");
-    expect_decode("counter: 4294967295", "counter: 42x", 0, "the message's 'counter:' line is malformed");
+    expect_decode("counter: 4294967295", "counter: 42x", 0,
+                  "the message's 'counter:' line is malformed");
     expect_decode("secure_version: 7", "secure_version: 4294967296", 0,
                   "the message's 'secure_version:' line is malformed");
     expect_decode("secure_version: 7\n", "secure_version: 7\ncounter: 1\n", 0,

@@ -91,8 +91,7 @@ int fwrel_tagmsg_from_commit(char **tag_msg, const char *commit_msg, const char 
  * @param errlen its capacity (>= 1)
  * @return 1 when the message has the first line and every field line once, well formed; else 0
  */
-int fwrel_tagmsg_decode(fwrel_tagmsg *m, char *err, size_t errlen, const uint8_t *msg,
-                        size_t len);
+int fwrel_tagmsg_decode(fwrel_tagmsg *m, char *err, size_t errlen, const uint8_t *msg, size_t len);
 
 /**
  * Read the message of a raw tag object's signed payload: after the header's blank line.
