@@ -27,6 +27,7 @@
 #include "fwrel/keystore_dir.h"
 #include "fwrel/policy.h"
 #include "fwrel/repo.h"
+#include "fwrel/rules.h"
 #include "fwrel/tagmsg.h"
 #include "util.h"
 
@@ -1209,9 +1210,9 @@ static int history_step(fwrel_audit_release *R, const char *name, int broken, co
     return fwrel_report_add(R->report, name, FWREL_PASS, "%s", pass) != 0 ? FWREL_EIO : 0;
 }
 
-/* The history rules of history.h over one product's releases, in counter order. secure_version is
- * held monotonic as the policy in force says (the pipeline's rule); under --no-policy, always. */
-static int history_product(fwrel_audit_release **g, size_t n, int monotonic)
+/* The rulebook's history rules (rules.h) over one product's releases, in counter order, under the
+ * policy in force (the pipeline's rules; under --no-policy secure_version is held monotonic). */
+static int history_product(fwrel_audit_release **g, size_t n, const fwrel_policy *in_force)
 {
     fwrel_history_state *st = NULL;
     fwrel_history_item *items = NULL;
@@ -1233,8 +1234,12 @@ static int history_product(fwrel_audit_release **g, size_t n, int monotonic)
         it->channel = R->channel;
         it->counter = R->counter;
         it->secure_version = R->secure_version;
+        fwrel_rules_history_outcome ro;
+        if ((error = fwrel_rules_history(&ro, st, it, in_force)) != 0)
+            break;
         /* Counters: 1..n, in branch order. */
-        int broken = fwrel_history_rule_counter(st, it) != 0;
+        int broken =
+            ro.counter.error != 0 && fwrel_error_set(ro.counter.error, "%s", ro.counter.why);
         if (!broken && prev != NULL && R->branch_pos != 0 && prev->branch_pos != 0 &&
             R->branch_pos < prev->branch_pos)
             broken = fwrel_error_set(FWREL_EVERIFY,
@@ -1246,15 +1251,17 @@ static int history_product(fwrel_audit_release **g, size_t n, int monotonic)
                               (unsigned long long)R->counter, n)) != 0)
             break;
         /* secure_version never decreases, where the policy in force says so. */
-        broken = fwrel_history_rule_secure_version(st, it, monotonic) != 0;
-        if ((error = history_step(R, "history.secure_version", broken,
-                                  monotonic ? "secure_version %u, not below any earlier release's"
-                                            : "secure_version %u (the policy does not hold it "
-                                              "monotonic)",
-                                  R->secure_version)) != 0)
+        broken = ro.secure_version.error != 0 &&
+                 fwrel_error_set(ro.secure_version.error, "%s", ro.secure_version.why);
+        if ((error =
+                 history_step(R, "history.secure_version", broken,
+                              ro.monotonic ? "secure_version %u, not below any earlier release's"
+                                           : "secure_version %u (the policy does not hold it "
+                                             "monotonic)",
+                              R->secure_version)) != 0)
             break;
         /* Versions strictly increase per channel. */
-        broken = fwrel_history_rule_version(st, it) != 0;
+        broken = ro.version.error != 0 && fwrel_error_set(ro.version.error, "%s", ro.version.why);
         if ((error = history_step(R, "history.version", broken,
                                   "version %s is above every earlier %s release", R->version,
                                   R->channel)) != 0)
@@ -1293,7 +1300,7 @@ static int check_history(fwrel_auditor *a)
                 done[j] = 1;
                 g[n++] = &a->rel[j];
             }
-        error = history_product(g, n, a->pol != NULL ? a->pol->monotonic : 1);
+        error = history_product(g, n, a->pol);
     }
 out:
     free(g);
