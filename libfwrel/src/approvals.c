@@ -58,6 +58,39 @@ int fwrel_approvals_tag_signer_ok(const fwrel_approvals_rule *rule, const char *
     return fwrel_approvals_pinned(rule, fpr);
 }
 
+int fwrel_approvals_fpr(char out[41], const char *fpr)
+{
+    if (fpr == NULL || !fwrel_pgp_fpr_valid(fpr))
+        return fwrel_error_set(FWREL_EUSAGE, "'%.48s' is not a 40-hex-digit OpenPGP fingerprint",
+                               fpr != NULL ? fpr : "");
+    for (size_t i = 0; i < 41; i++)
+        out[i] = (char)(fpr[i] >= 'a' && fpr[i] <= 'f' ? fpr[i] - 32 : fpr[i]);
+    return 0;
+}
+
+int fwrel_approvals_require_pinned(char out[41], const fwrel_approvals_rule *rule, const char *fpr)
+{
+    FWREL_ASSERT_ARG(out != NULL && rule != NULL);
+    char up[41];
+    int error = fwrel_approvals_fpr(up, fpr);
+    if (error)
+        return error;
+    if (!fwrel_approvals_pinned(rule, up))
+        return fwrel_error_set(FWREL_EVERIFY, "%s is not an approver %s pins", up,
+                               rule->source != NULL ? rule->source : "the policy");
+    memcpy(out, up, 41);
+    return 0;
+}
+
+int fwrel_approvals_require_tag_signer(char out[41], const fwrel_approvals_rule *rule,
+                                       const char *fpr)
+{
+    FWREL_ASSERT_ARG(out != NULL && rule != NULL);
+    if (rule->npinned == 0 && rule->allow_none)
+        return fwrel_approvals_fpr(out, fpr);
+    return fwrel_approvals_require_pinned(out, rule, fpr);
+}
+
 int fwrel_approvals_check(fwrel_approvals_outcome *out, const fwrel_approvals_rule *rule,
                           const fwrel_bundle *b, const char *home)
 {

@@ -26,6 +26,8 @@
 #include "fwrel/keystore_dir.h"
 #include "fwrel/policy.h"
 #include "fwrel/repo.h"
+#include "fwrel/rules.h"
+#include "fwrel/tagmsg.h"
 #include "util.h"
 
 /* A live audit log, read once (under a shared flock) and shared read-only by the workers. */
@@ -64,242 +66,39 @@ struct fwrel_auditor {
 /* Without a policy, tags are named as every shipped policy names them (docs/repo.md). */
 #define DEFAULT_TAG_TEMPLATE "{product}/{channel}/v{version}"
 
-/* --- small helpers ---------------------------------------------------------------------- */
-
-static int is_hex64(const char *s)
-{
-    size_t i = 0;
-    for (; s[i] != '\0'; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return 0;
-    return i == 64;
-}
-
-/* A relative path of safe components (the rule of repo.h for release files). */
-static int path_safe(const char *p)
-{
-    size_t n = strlen(p);
-    if (n == 0 || n >= 128 || p[0] == '/')
-        return 0;
-    const char *c = p;
-    while (*c) {
-        const char *e = strchr(c, '/');
-        size_t len = e != NULL ? (size_t)(e - c) : strlen(c);
-        if (len == 0 || c[0] == '.')
-            return 0;
-        for (size_t i = 0; i < len; i++) {
-            char ch = c[i];
-            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                  (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '+' || ch == '@' ||
-                  ch == '-'))
-                return 0;
-        }
-        c += len;
-        if (*c == '/')
-            c++;
-    }
-    return p[n - 1] != '/';
-}
-
-/* Copy a token of at most max-1 bytes; 0 on success, -1 when too long. */
-static int copy_tok(char *out, size_t max, const char *s, size_t n)
-{
-    if (n >= max)
-        return -1;
-    memcpy(out, s, n);
-    out[n] = '\0';
-    return 0;
-}
-
-/* "sha256:<64 hex>" */
-static int parse_sha(char out[65], const char *s, size_t n)
-{
-    if (n != 71 || strncmp(s, "sha256:", 7) != 0 || copy_tok(out, 65, s + 7, 64) != 0 ||
-        !is_hex64(out))
-        return -1;
-    return 0;
-}
-
-/* "<prefix><decimal>" */
-static int parse_num(uint64_t *v, const char *prefix, const char *s, size_t n, uint64_t max)
-{
-    char buf[32];
-    size_t pl = strlen(prefix);
-    if (n <= pl || strncmp(s, prefix, pl) != 0 || copy_tok(buf, sizeof(buf), s + pl, n - pl) != 0)
-        return -1;
-    for (const char *c = buf; *c; c++)
-        if (*c < '0' || *c > '9')
-            return -1;
-    return fwrel_parse_u64(v, buf, max);
-}
-
-/* Split s (n bytes) at single spaces into at most max tokens. */
-static size_t split(const char **tok, size_t *tlen, size_t max, const char *s, size_t n)
-{
-    size_t k = 0, i = 0;
-    while (i < n && k < max) {
-        size_t j = i;
-        while (j < n && s[j] != ' ')
-            j++;
-        tok[k] = s + i;
-        tlen[k++] = j - i;
-        i = j + 1;
-    }
-    return i < n ? max + 1 : k;
-}
-
 /* --- the tag message ---------------------------------------------------------------------- */
 
-enum { F_COUNTER, F_SV, F_BUNDLE, F_RJ, F_INPUT, F_POLICY, F_APPROVALS, F_AUDIT, F_COUNT };
-static const char *const field_names[F_COUNT] = {
-    "counter", "secure_version", "bundle", "release.json", "input", "policy", "approvals", "audit"};
-
-/* "approvals: K of M: FPR, FPR" or "approvals: K of M: none" */
-static int parse_approvals(fwrel_audit_release *R, const char *v, size_t n)
-{
-    const char *colon = memchr(v, ':', n);
-    const char *tok[4];
-    size_t tl[4];
-    uint64_t k = 0, m = 0;
-    if (colon == NULL || (size_t)(colon - v) + 2 > n || colon[1] != ' ')
-        return -1;
-    if (split(tok, tl, 3, v, (size_t)(colon - v)) != 3 || tl[1] != 2 ||
-        strncmp(tok[1], "of", 2) != 0 || parse_num(&k, "", tok[0], tl[0], 64) != 0 ||
-        parse_num(&m, "", tok[2], tl[2], 64) != 0)
-        return -1;
-    R->approvals_required = (unsigned)m;
-    const char *s = colon + 2, *e = v + n;
-    if (e - s == 4 && memcmp(s, "none", 4) == 0)
-        return k == 0 ? 0 : -1;
-    while (s < e) {
-        const char *c = s;
-        while (c < e && *c != ',')
-            c++;
-        if (R->napprovals == sizeof(R->approvals) / sizeof(R->approvals[0]) ||
-            copy_tok(R->approvals[R->napprovals], 41, s, (size_t)(c - s)) != 0 ||
-            !fwrel_pgp_fpr_valid(R->approvals[R->napprovals]))
-            return -1;
-        R->napprovals++;
-        if (c == e)
-            break;
-        if (c + 2 > e || c[1] != ' ')
-            return -1;
-        s = c + 2;
-    }
-    return k == R->napprovals ? 0 : -1;
-}
-
-static int parse_field(fwrel_audit_release *R, struct msg *M, int f, const char *v, size_t n)
-{
-    const char *tok[4];
-    size_t tl[4];
-    uint64_t x = 0;
-    switch (f) {
-    case F_COUNTER:
-        return parse_num(&R->counter, "", v, n, UINT64_MAX);
-    case F_SV:
-        if (parse_num(&x, "", v, n, UINT32_MAX) != 0)
-            return -1;
-        R->secure_version = (uint32_t)x;
-        return 0;
-    case F_BUNDLE:
-        if (split(tok, tl, 3, v, n) != 3 ||
-            copy_tok(M->bundle_path, sizeof(M->bundle_path), tok[0], tl[0]) != 0 ||
-            parse_sha(M->bundle_sha, tok[1], tl[1]) != 0 ||
-            parse_num(&M->bundle_size, "size:", tok[2], tl[2], FWREL_REPO_FILE_MAX) != 0)
-            return -1;
-        return 0;
-    case F_RJ:
-        return parse_sha(M->rj_sha, v, n);
-    case F_INPUT:
-        if (split(tok, tl, 2, v, n) != 2 || parse_sha(M->input_sha, tok[0], tl[0]) != 0 ||
-            parse_num(&M->input_size, "size:", tok[1], tl[1], UINT64_MAX) != 0)
-            return -1;
-        return 0;
-    case F_POLICY:
-        return parse_sha(M->policy_sha, v, n);
-    case F_APPROVALS:
-        return parse_approvals(R, v, n);
-    case F_AUDIT:
-        if (split(tok, tl, 3, v, n) != 3 ||
-            copy_tok(R->audit_path, sizeof(R->audit_path), tok[0], tl[0]) != 0 ||
-            !path_safe(R->audit_path) || tl[1] != 69 || strncmp(tok[1], "head:", 5) != 0 ||
-            copy_tok(R->audit_head, 65, tok[1] + 5, 64) != 0 || !is_hex64(R->audit_head) ||
-            parse_num(&R->audit_entries, "entries:", tok[2], tl[2], FWREL_AUDIT_ENTRIES_MAX) != 0 ||
-            R->audit_entries == 0)
-            return -1;
-        return 0;
-    }
-    return -1;
-}
-
-/* The message of a raw signed tag: after the header's blank line, before the signature. */
+/* The message of a raw signed tag (tagmsg.h, the reader of the writer fwrel-bundle uses). */
 static void parse_message(fwrel_audit_release *R, struct msg *M, const uint8_t *raw,
                           size_t payload_len)
 {
-    const char *p = (const char *)raw, *end = p + payload_len;
-    const char *body = NULL;
-    int seen[F_COUNT] = {0};
-
-    for (const char *c = p; c + 1 < end; c++)
-        if (c[0] == '\n' && c[1] == '\n') {
-            body = c + 2;
-            break;
-        }
-    M->ok = 0;
-    if (body == NULL) {
-        snprintf(M->err, sizeof(M->err), "the tag has no message");
+    fwrel_tagmsg *T = calloc(1, sizeof(*T));
+    if (T == NULL) {
+        M->ok = 0;
+        snprintf(M->err, sizeof(M->err), "out of memory");
         return;
     }
-    /* "fwrel release <product> <version> (<channel>)" */
-    const char *nl = memchr(body, '\n', (size_t)(end - body));
-    const char *tok[5];
-    size_t tl[5];
-    if (nl == NULL || split(tok, tl, 5, body, (size_t)(nl - body)) != 5 || tl[0] != 5 ||
-        memcmp(tok[0], "fwrel", 5) != 0 || tl[1] != 7 || memcmp(tok[1], "release", 7) != 0 ||
-        tl[4] < 3 || tok[4][0] != '(' || tok[4][tl[4] - 1] != ')' ||
-        copy_tok(R->product, sizeof(R->product), tok[2], tl[2]) != 0 ||
-        copy_tok(R->version, sizeof(R->version), tok[3], tl[3]) != 0 ||
-        copy_tok(R->channel, sizeof(R->channel), tok[4] + 1, tl[4] - 2) != 0) {
-        R->product[0] = R->version[0] = R->channel[0] = '\0';
-        snprintf(M->err, sizeof(M->err),
-                 "the message does not start 'fwrel release PRODUCT VERSION (CHANNEL)'");
-        return;
-    }
-    for (const char *line = nl + 1; line < end;) {
-        const char *e = memchr(line, '\n', (size_t)(end - line));
-        size_t n = e != NULL ? (size_t)(e - line) : (size_t)(end - line);
-        for (int f = 0; f < F_COUNT; f++) {
-            size_t kl = strlen(field_names[f]);
-            if (n > kl + 2 && memcmp(line, field_names[f], kl) == 0 && line[kl] == ':' &&
-                line[kl + 1] == ' ') {
-                if (seen[f]++ || parse_field(R, M, f, line + kl + 2, n - kl - 2) != 0) {
-                    snprintf(M->err, sizeof(M->err), "the message's '%s:' line is %s",
-                             field_names[f], seen[f] > 1 ? "repeated" : "malformed");
-                    return;
-                }
-            }
-        }
-        line += n + 1;
-    }
-    for (int f = 0; f < F_COUNT; f++)
-        if (!seen[f]) {
-            snprintf(M->err, sizeof(M->err), "the message has no '%s:' line", field_names[f]);
-            return;
-        }
-    M->ok = 1;
-}
-
-int fwrel_auditor_parse_tag_message(fwrel_audit_release *rel, char *err, size_t errlen,
-                                    const uint8_t *raw, size_t payload_len)
-{
-    struct msg m;
-    memset(rel, 0, sizeof(*rel));
-    memset(&m, 0, sizeof(m));
-    parse_message(rel, &m, raw, payload_len);
-    if (err != NULL && errlen > 0)
-        snprintf(err, errlen, "%s", m.ok ? "" : m.err);
-    return m.ok;
+    M->ok = fwrel_tagmsg_decode_tag(T, M->err, sizeof(M->err), raw, payload_len);
+    memcpy(R->product, T->product, sizeof(R->product));
+    memcpy(R->version, T->version, sizeof(R->version));
+    memcpy(R->channel, T->channel, sizeof(R->channel));
+    R->counter = T->counter;
+    R->secure_version = T->secure_version;
+    _Static_assert(sizeof(R->approvals) == sizeof(T->approvals), "approvals differ");
+    memcpy(R->approvals, T->approvals, sizeof(R->approvals));
+    R->napprovals = T->napprovals;
+    R->approvals_required = T->approvals_required;
+    memcpy(R->audit_path, T->audit_path, sizeof(R->audit_path));
+    memcpy(R->audit_head, T->audit_head, sizeof(R->audit_head));
+    R->audit_entries = T->audit_entries;
+    memcpy(M->bundle_path, T->bundle_path, sizeof(M->bundle_path));
+    memcpy(M->bundle_sha, T->bundle_sha, sizeof(M->bundle_sha));
+    M->bundle_size = T->bundle_size;
+    memcpy(M->rj_sha, T->rj_sha, sizeof(M->rj_sha));
+    memcpy(M->input_sha, T->input_sha, sizeof(M->input_sha));
+    M->input_size = T->input_size;
+    memcpy(M->policy_sha, T->policy_sha, sizeof(M->policy_sha));
+    free(T);
 }
 
 /* --- the tag name ------------------------------------------------------------------------- */
@@ -905,9 +704,9 @@ static int history_step(fwrel_audit_release *R, const char *name, int broken, co
     return fwrel_report_add(R->report, name, FWREL_PASS, "%s", pass) != 0 ? FWREL_EIO : 0;
 }
 
-/* The history rules of history.h over one product's releases, in counter order. secure_version is
- * held monotonic as the policy in force says (the pipeline's rule); under --no-policy, always. */
-static int history_product(fwrel_audit_release **g, size_t n, int monotonic)
+/* The rulebook's history rules (rules.h) over one product's releases, in counter order, under the
+ * policy in force (the pipeline's rules; under --no-policy secure_version is held monotonic). */
+static int history_product(fwrel_audit_release **g, size_t n, const fwrel_policy *in_force)
 {
     fwrel_history_state *st = NULL;
     fwrel_history_item *items = NULL;
@@ -929,8 +728,12 @@ static int history_product(fwrel_audit_release **g, size_t n, int monotonic)
         it->channel = R->channel;
         it->counter = R->counter;
         it->secure_version = R->secure_version;
+        fwrel_rules_history_outcome ro;
+        if ((error = fwrel_rules_history(&ro, st, it, in_force)) != 0)
+            break;
         /* Counters: 1..n, in branch order. */
-        int broken = fwrel_history_rule_counter(st, it) != 0;
+        int broken =
+            ro.counter.error != 0 && fwrel_error_set(ro.counter.error, "%s", ro.counter.why);
         if (!broken && prev != NULL && R->branch_pos != 0 && prev->branch_pos != 0 &&
             R->branch_pos < prev->branch_pos)
             broken = fwrel_error_set(FWREL_EVERIFY,
@@ -942,15 +745,17 @@ static int history_product(fwrel_audit_release **g, size_t n, int monotonic)
                               (unsigned long long)R->counter, n)) != 0)
             break;
         /* secure_version never decreases, where the policy in force says so. */
-        broken = fwrel_history_rule_secure_version(st, it, monotonic) != 0;
-        if ((error = history_step(R, "history.secure_version", broken,
-                                  monotonic ? "secure_version %u, not below any earlier release's"
-                                            : "secure_version %u (the policy does not hold it "
-                                              "monotonic)",
-                                  R->secure_version)) != 0)
+        broken = ro.secure_version.error != 0 &&
+                 fwrel_error_set(ro.secure_version.error, "%s", ro.secure_version.why);
+        if ((error =
+                 history_step(R, "history.secure_version", broken,
+                              ro.monotonic ? "secure_version %u, not below any earlier release's"
+                                           : "secure_version %u (the policy does not hold it "
+                                             "monotonic)",
+                              R->secure_version)) != 0)
             break;
         /* Versions strictly increase per channel. */
-        broken = fwrel_history_rule_version(st, it) != 0;
+        broken = ro.version.error != 0 && fwrel_error_set(ro.version.error, "%s", ro.version.why);
         if ((error = history_step(R, "history.version", broken,
                                   "version %s is above every earlier %s release", R->version,
                                   R->channel)) != 0)
@@ -989,7 +794,7 @@ static int check_history(fwrel_auditor *a)
                 done[j] = 1;
                 g[n++] = &a->rel[j];
             }
-        error = history_product(g, n, a->pol != NULL ? a->pol->monotonic : 1);
+        error = history_product(g, n, a->pol);
     }
 out:
     free(g);

@@ -323,22 +323,15 @@ static int check_members(struct run *r, const fwrel_bundle *b, const fwrel_relea
     return 0;
 }
 
-/* The approvals under the rule of approvals.h (the one rule the auditor uses too): every
- * approvals/<FPR>.asc verifies over SHA256SUMS, is signed by FPR, FPR is pinned; and the pinned
- * approvers reach the threshold. */
+/* The approvals under the rule of approvals.h (the one rule the auditor and the pipeline use too):
+ * every approvals/<FPR>.asc verifies over SHA256SUMS, is signed by FPR, FPR is pinned; and the
+ * pinned approvers reach the threshold. */
 static int check_approvals(struct run *r, const fwrel_bundle *b, const char *home,
-                           char (*const pinned)[41], size_t npinned, unsigned required)
+                           const fwrel_approvals_rule *rule)
 {
-    fwrel_approvals_rule rule;
     fwrel_approvals_outcome out;
     int error;
-
-    memset(&rule, 0, sizeof(rule));
-    for (size_t i = 0; i < npinned && i < FWREL_APPROVALS_PINNED_MAX; i++)
-        memcpy(rule.pinned[rule.npinned++], pinned[i], 41);
-    rule.required = required;
-    rule.source = "the policy";
-    if ((error = fwrel_approvals_check(&out, &rule, b, home)) != 0)
+    if ((error = fwrel_approvals_check(&out, rule, b, home)) != 0)
         return error;
     step(r, "approvals", out.ok ? FWREL_PASS : FWREL_FAIL, "%s", out.detail);
     return 0;
@@ -603,9 +596,7 @@ static int ci_verify(fwrel_report *report, const char *path, const uint8_t *data
     fwrel_policy *pol = NULL;
     fwrel_bundle *b = NULL;
     fwrel_release rec;
-    char pinned[FWREL_POLICY_MAX_APPROVERS + 16][41];
-    size_t npinned = 0;
-    unsigned required = 0;
+    fwrel_approvals_rule rule;
     int error, have_record = 0;
 
     if (o->policy != NULL && (error = fwrel_policy_load(&pol, o->policy)) != 0)
@@ -649,20 +640,17 @@ static int ci_verify(fwrel_report *report, const char *path, const uint8_t *data
         else
             step(&r, "record.policy", FWREL_PASS,
                  "the release was made under this policy; its approvers are used");
-        for (size_t i = 0; i < pol->napprovers; i++)
-            snprintf(pinned[npinned++], 41, "%s", pol->approvers[i]);
-        required = ch != NULL ? ch->approvals_required : 1;
-        if (required == 0 && ch == NULL)
-            required = 1;
+        /* Without the channel nothing meets the rule (required 1; record.policy said why). */
+        if (fwrel_approvals_rule_policy(&rule, pol, rec.channel) != 0)
+            fwrel_error_clear();
     } else {
         step(&r, "record.policy", FWREL_SKIP, "no --policy: the record's approvers are used");
-        for (size_t i = 0; i < rec.napprovers; i++)
-            snprintf(pinned[npinned++], 41, "%s", rec.approvers[i]);
-        required = rec.approvals_required;
+        fwrel_approvals_rule_record(&rule, &rec);
+        rule.source = "the policy"; /* the record states its policy's approvers */
     }
 
     if ((error = check_members(&r, b, &rec)) != 0 ||
-        (error = check_approvals(&r, b, o->gnupg_home, pinned, npinned, required)) != 0 ||
+        (error = check_approvals(&r, b, o->gnupg_home, &rule)) != 0 ||
         (error = check_exports(&r, b, &rec)) != 0)
         goto done;
     if (o->against_image != NULL) {

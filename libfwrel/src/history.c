@@ -80,10 +80,10 @@ static int ignore(fwrel_history *h, size_t *cap, const char *tag, const char *fm
     return 0;
 }
 
+/* Only a pinned key's tags count: with nothing pinned, none (trust anchors are given by the
+ * caller, never taken from the GnuPG home or the repository). */
 static int is_pinned(const fwrel_history_opts *o, const char *fpr)
 {
-    if (o->npinned == 0)
-        return 1;
     for (size_t i = 0; i < o->npinned; i++)
         if (strcmp(o->pinned[i], fpr) == 0)
             return 1;

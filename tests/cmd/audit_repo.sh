@@ -307,6 +307,12 @@ printf '%s\n' "$OUT" | grep -q "^INFO audit.log: $LOG: 1 bundle entry names no t
 #    monotonic: the release is well signed and approved; the history is not.
 copy
 sed 's/monotonic: true/monotonic: false/' "$T/policy.yaml" >"$T/policy-nm.yaml"
+# Under the monotonic policy fwrel-bundle refuses it with the very reason the auditor gives below
+# (one rule, rules.h: the policy in force's monotonic, before and after).
+REPO=$C expect_rc 1 "release with a lower secure_version, monotonic" \
+    bundle "$T/policy.yaml" beta "$T/app-1.2.0.bin" -a "$A1"
+expect_err "^fwrel-bundle: secure_version 1 is below 2 of $B3, an earlier release \(rollback\)$" \
+    "lower secure_version, monotonic"
 REPO=$C expect_rc 0 "release with a lower secure_version" \
     bundle "$T/policy-nm.yaml" beta "$T/app-1.2.0.bin" -a "$A1"
 B5=$P/beta/v1.2.0

@@ -172,6 +172,41 @@ tail -1 "$R/audit/audit.jsonl" | grep -q "\"event\":\"repair\".*\"inputs\":\[{\"
 expect_rc 0 "release 1.5.0" bundle 1.5.0
 [ "$(counter_of 1.5.0)" = 6 ] && ok || fail "counter of 1.5.0: $(counter_of 1.5.0)"
 expect_rc 0 "final audit" audit
+# --- a policy pinning no approver: only the tag signer the operator gives is believed ------------
+# (trust anchors come from the policy or the command line, never from the GnuPG home: before,
+# any key of the home, such as Mallory's, made a tag the history believed.)
+sed -e '/^approvals:/,/^  required:/d' \
+    -e 's/^  beta: .*/  beta: {sign_slots: [0], approvals_required: 0, allow_no_approvals: true}/' \
+    -e '/^  prod: /d' "$T/policy.yaml" >"$T/policy-open.yaml"
+R2="$T/releases-open"
+open_bundle() { # VERSION [OPTIONS...]
+    local v=$1
+    shift
+    N=$((N + 1))
+    SOURCE_DATE_EPOCH=$((T0 + 3600 * N)) fwrel-bundle --policy "$T/policy-open.yaml" \
+        --keystore "$T/ks" --repo "$R2" --channel beta --gnupg-home "$G" --no-passphrase \
+        --user rel-op --templates "$FWREL_SRC/templates" "$@" "$T/app-$v.bin"
+}
+expect_rc 0 "open policy: release 1.0.0" open_bundle 1.0.0 --tag-signer "$A1"
+expect_rc 0 "open policy: release 1.1.0" open_bundle 1.1.0 --tag-signer "$A1"
+O2=$(git -C "$R2" rev-parse main)
+# The newest tag replaced by one Mallory signs (a key of the home that nobody named).
+git -C "$R2" cat-file tag "$P/beta/v1.1.0" | sed -n '/^$/,/^-----BEGIN PGP SIGNATURE/p' | sed '1d;$d' >"$T/msg-open"
+GNUPGHOME="$G" git -C "$R2" -c user.name=x -c user.email=x@example.invalid tag -d "$P/beta/v1.1.0" >/dev/null
+GNUPGHOME="$G" git -C "$R2" -c user.name=x -c user.email=x@example.invalid tag -s -u "$M" \
+    -F "$T/msg-open" "$P/beta/v1.1.0" "$O2"
+before=$(git -C "$R2" for-each-ref --format='%(refname) %(objectname)')
+expect_rc 1 "open policy: release on a tag by a key nobody named" open_bundle 1.2.0 --tag-signer "$A1"
+expect_err "^fwrel-bundle: release commit $O2 \($P/beta/v1.1.0, counter 2\) on the release branch has no verified tag: repair it first \(fwrel-bundle --repair-history $O2\)$" \
+    "open policy: tag by a key nobody named"
+printf '%s\n' "$OUT" | grep -Eq "^INFO history +tag $P/beta/v1.1.0 ignored: signed by $M, not a key the policy pins$" &&
+    ok || fail "open policy: Mallory's tag not reported: $OUT"
+[ "$(git -C "$R2" for-each-ref --format='%(refname) %(objectname)')" = "$before" ] && ok ||
+    fail "open policy: a refused release changed the refs"
+# Naming Mallory as this run's tag signer does not make the earlier releases hers either.
+expect_rc 1 "open policy: Mallory as the tag signer" open_bundle 1.2.0 --tag-signer "$M"
+expect_err "^fwrel-bundle: release commit [0-9a-f]{40} \($P/beta/v1.0.0, counter 1\) on the release branch has no verified tag" \
+    "open policy: Mallory as the tag signer"
 expect_rc 2 "--drop alone" fwrel-bundle --drop --policy "$T/policy.yaml" "$T/app-1.5.0.bin"
 expect_err "--drop goes with --repair-history" "--drop alone"
 

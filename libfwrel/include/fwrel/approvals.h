@@ -3,7 +3,9 @@
  * approvers of a release, how many of them must approve, and whether a bundle's approvals meet
  * that. Used by CI-mode bundle verification (bverify.c) and the auditor (auditor.c); the rule is
  * the policy's (its pinned approvers and the channel's approvals_required) whenever a policy is
- * given, and the record's own only when the caller explicitly has none (docs/verify.md).
+ * given, and the record's own only when the caller explicitly has none (docs/verify.md). The
+ * pipeline (fwrel-bundle) asks it too: who may approve, who may sign the tag, and whether a
+ * bundle's approvals suffice to record it. Part of the rulebook (rules.h, docs/rules.md).
  */
 #ifndef FWREL_APPROVALS_H
 #define FWREL_APPROVALS_H
@@ -53,6 +55,30 @@ int fwrel_approvals_pinned(const fwrel_approvals_rule *rule, const char *fpr);
  * pins nobody and explicitly allows no approvals (as the pipeline decides the tag signer).
  */
 int fwrel_approvals_tag_signer_ok(const fwrel_approvals_rule *rule, const char *fpr);
+
+/**
+ * A fingerprint in GnuPG's upper-case spelling.
+ * @return 0; FWREL_EUSAGE "'FPR' is not a 40-hex-digit OpenPGP fingerprint"
+ */
+int fwrel_approvals_fpr(char out[41], const char *fpr) FWREL_WUR;
+
+/**
+ * Require fpr (40 hex, either case) to be one of the rule's pinned approvers, as the pipeline does
+ * for each approver given (--approve, -a) before anything is signed.
+ * @param out receives the pinned spelling (upper-case hex)
+ * @return 0; FWREL_EUSAGE "'FPR' is not a 40-hex-digit OpenPGP fingerprint"; FWREL_EVERIFY
+ *         "FPR is not an approver SOURCE pins" (SOURCE: rule->source)
+ */
+int fwrel_approvals_require_pinned(char out[41], const fwrel_approvals_rule *rule,
+                                   const char *fpr) FWREL_WUR;
+
+/**
+ * Require fpr to be a key that may sign a release tag under the rule
+ * (fwrel_approvals_tag_signer_ok()), with the errors of fwrel_approvals_require_pinned().
+ * @param out receives it in upper-case hex
+ */
+int fwrel_approvals_require_tag_signer(char out[41], const fwrel_approvals_rule *rule,
+                                       const char *fpr) FWREL_WUR;
 
 /** Outcome of fwrel_approvals_check(). */
 typedef struct fwrel_approvals_outcome {

@@ -190,22 +190,6 @@ int fwrel_auditor_policy_checked(const fwrel_auditor *a);
 /** Number of failed releases. */
 size_t fwrel_auditor_failed(const fwrel_auditor *a);
 
-/**
- * Parse the fields of a release tag's message (docs/repo.md, the lines fwrel-bundle writes) from
- * the signed payload of a raw tag object, as the auditor does: the first line "fwrel release
- * PRODUCT VERSION (CHANNEL)" and each of the eight field lines exactly once. For the fuzzer and
- * tests; the bytes are untrusted and never read beyond payload_len.
- *
- * @param rel         receives product, version, channel, counter, secure_version, approvals,
- *                    audit path, head and entries (zeroed first)
- * @param err         receives the reason on failure (NUL-terminated, at most errlen bytes)
- * @param errlen      its capacity (>= 1)
- * @param raw         the tag object's bytes
- * @param payload_len how many of them are the signed payload
- * @return 1 when every field was read, else 0
- */
-int fwrel_auditor_parse_tag_message(fwrel_audit_release *rel, char *err, size_t errlen,
-                                    const uint8_t *raw, size_t payload_len);
 
 #ifdef __cplusplus
 }

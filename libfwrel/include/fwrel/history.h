@@ -7,12 +7,12 @@
  *
  * The history is what the repository proves, nothing else: a release counts only through an
  * annotated tag whose OpenPGP signature is good, by a key the caller pins (the policy's
- * approvers), whose commit is on the release branch (first parents from its tip) and whose
- * release.json decodes. Every other tag is ignored and listed with the reason (an attacker's
- * unsigned tag with counter 4294967295 or secure_version 16 does not steer the next release). A
- * commit of the branch without such a tag is listed as untagged: a release whose tag was deleted
- * (or a commit made behind fwrel's back); the pipeline refuses to release on top of it until it is
- * repaired (fwrel-bundle --repair-history).
+ * approvers, or the tag signer given when it pins none: rules.h), whose commit is on the release
+ * branch (first parents from its tip) and whose release.json decodes. Every other tag is ignored
+ * and listed with the reason (an attacker's unsigned tag with counter 4294967295 or secure_version
+ * 16 does not steer the next release). A commit of the branch without such a tag is listed as
+ * untagged: a release whose tag was deleted (or a commit made behind fwrel's back); the pipeline
+ * refuses to release on top of it until it is repaired (fwrel-bundle --repair-history).
  */
 #ifndef FWREL_HISTORY_H
 #define FWREL_HISTORY_H
@@ -72,8 +72,8 @@ typedef struct fwrel_history {
 typedef struct fwrel_history_opts {
     const char *gnupg_home;   /**< GnuPG home with the signers' public keys; NULL: $GNUPGHOME */
     const char (*pinned)[41]; /**< fingerprints (upper-case hex) a tag may be signed by */
-    size_t npinned;           /**< 0: any key of the GnuPG home (a policy that pins no
-                                   approver, as its tag signer may be anyone) */
+    size_t npinned;           /**< their number; 0: no tag is believed (the trust anchors
+                                   are the caller's: fwrel_rules_history_opts()) */
 } fwrel_history_opts;
 
 /**

@@ -1,0 +1,148 @@
+/* test_rules.c - the rulebook (rules.h): the history rules under the policy in force (the
+ * policy's monotonic, the strict reading without a policy), the first broken rule in order, and
+ * the history's trust anchors (the policy's approvers; when it pins none, only the tag signer
+ * given; never "anyone"). The pipeline and the auditor call exactly these. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "fwrel/approvals.h"
+#include "fwrel/error.h"
+#include "fwrel/rules.h"
+
+#define F1 "7C57DB0F0E1EF516CF7145F5C5487145075A55F6"
+#define F2 "90EF2F588100A96F7FC572110075722FD060490C"
+
+static fwrel_policy *policy(int monotonic)
+{
+    fwrel_policy *p = calloc(1, sizeof(*p));
+    assert_non_null(p);
+    p->monotonic = monotonic;
+    return p;
+}
+
+static void test_history_under_policy(void **state)
+{
+    (void)state;
+    fwrel_history_state *st = NULL;
+    fwrel_history_item a = {"p/beta/v1.0.0", "p", "1.0.0", "beta", 1, 2};
+    fwrel_history_item b = {"p/beta/v1.1.0", "p", "1.1.0", "beta", 2, 1}; /* lower sv */
+    fwrel_rules_history_outcome out;
+    fwrel_policy *strict = policy(1), *lax = policy(0);
+    const char *rollback = "secure_version 1 is below 2 of p/beta/v1.0.0, an earlier release "
+                           "(rollback)";
+
+    assert_int_equal(fwrel_history_state_new(&st), 0);
+    assert_int_equal(fwrel_rules_history(&out, st, &a, strict), 0);
+    assert_int_equal(fwrel_rules_history_first(&out), 0);
+    assert_int_equal(fwrel_history_state_add(st, &a), 0);
+
+    /* monotonic: false: a lower secure_version keeps the rules (pipeline and auditor alike). */
+    assert_int_equal(fwrel_rules_history(&out, st, &b, lax), 0);
+    assert_int_equal(out.monotonic, 0);
+    assert_int_equal(out.secure_version.error, 0);
+    assert_int_equal(fwrel_rules_history_first(&out), 0);
+    /* monotonic: true, and no policy at all: refused, with the same reason. */
+    assert_int_equal(fwrel_rules_history(&out, st, &b, strict), 0);
+    assert_int_equal(out.monotonic, 1);
+    assert_int_equal(out.secure_version.error, FWREL_EVERIFY);
+    assert_string_equal(out.secure_version.why, rollback);
+    assert_int_equal(out.counter.error, 0);
+    assert_int_equal(out.version.error, 0);
+    assert_int_equal(fwrel_rules_history_first(&out), FWREL_EVERIFY);
+    assert_string_equal(fwrel_error_last()->message, rollback);
+    assert_int_equal(fwrel_rules_history(&out, st, &b, NULL), 0);
+    assert_string_equal(out.secure_version.why, rollback);
+
+    /* Every rule is judged; the first broken one (counter, secure_version, version) is told. */
+    fwrel_history_item c = {"p/beta/v0.9.0", "p", "0.9.0", "beta", 3, 0};
+    assert_int_equal(fwrel_rules_history(&out, st, &c, strict), 0);
+    assert_string_equal(out.counter.why,
+                        "counter 3 follows 1 (p/beta/v1.0.0): a release is missing");
+    assert_int_equal(out.secure_version.error, FWREL_EVERIFY);
+    assert_string_equal(
+        out.version.why,
+        "version 0.9.0 is not above 1.0.0 of p/beta/v1.0.0, an earlier beta release");
+    assert_int_equal(fwrel_rules_history_first(&out), FWREL_EVERIFY);
+    assert_string_equal(fwrel_error_last()->message,
+                        "counter 3 follows 1 (p/beta/v1.0.0): a release is missing");
+    fwrel_history_state_free(st);
+    free(strict);
+    free(lax);
+}
+
+static void test_history_trust_anchors(void **state)
+{
+    (void)state;
+    fwrel_history_opts ho;
+    char own[41];
+    fwrel_policy *p = policy(1);
+
+    /* The policy's approvers. */
+    memcpy(p->approvers[0], F1, 41);
+    memcpy(p->approvers[1], F2, 41);
+    p->napprovers = 2;
+    assert_int_equal(fwrel_rules_history_opts(&ho, own, p, NULL, "/g"), 0);
+    assert_int_equal(ho.npinned, 2);
+    assert_string_equal(ho.pinned[1], F2);
+    assert_string_equal(ho.gnupg_home, "/g");
+    /* ... not the tag signer given besides them. */
+    assert_int_equal(fwrel_rules_history_opts(&ho, own, p, F2, NULL), 0);
+    assert_int_equal(ho.npinned, 2);
+
+    /* None pinned: only the tag signer given (upper-cased), never every key of the home. */
+    p->napprovers = 0;
+    assert_int_equal(
+        fwrel_rules_history_opts(&ho, own, p, "7c57db0f0e1ef516cf7145f5c5487145075a55f6", NULL), 0);
+    assert_int_equal(ho.npinned, 1);
+    assert_string_equal(ho.pinned[0], F1);
+    assert_int_equal(fwrel_rules_history_opts(&ho, own, p, NULL, NULL), FWREL_EUSAGE);
+    assert_string_equal(fwrel_error_last()->message,
+                        "the policy pins no approver: give --tag-signer FPR, the one key whose "
+                        "release tags the history believes");
+    assert_int_equal(fwrel_rules_history_opts(&ho, own, p, "F1", NULL), FWREL_EUSAGE);
+    assert_string_equal(fwrel_error_last()->message,
+                        "'F1' is not a 40-hex-digit OpenPGP fingerprint");
+    free(p);
+}
+
+/* Who may approve and who may sign the tag (approvals.h), as the pipeline asks before a release. */
+static void test_approvers_and_tag_signer(void **state)
+{
+    (void)state;
+    fwrel_approvals_rule rule;
+    char out[41];
+    memset(&rule, 0, sizeof(rule));
+    rule.source = "the policy";
+    memcpy(rule.pinned[0], F1, 41);
+    rule.npinned = 1;
+    rule.required = 1;
+    assert_int_equal(
+        fwrel_approvals_require_pinned(out, &rule, "7c57db0f0e1ef516cf7145f5c5487145075a55f6"), 0);
+    assert_string_equal(out, F1);
+    assert_int_equal(fwrel_approvals_require_pinned(out, &rule, F2), FWREL_EVERIFY);
+    assert_string_equal(fwrel_error_last()->message, F2 " is not an approver the policy pins");
+    assert_int_equal(fwrel_approvals_require_tag_signer(out, &rule, F2), FWREL_EVERIFY);
+    /* Nobody pinned: any key may sign the tag only where the policy allows no approvals. */
+    rule.npinned = 0;
+    assert_int_equal(fwrel_approvals_require_tag_signer(out, &rule, F2), FWREL_EVERIFY);
+    rule.allow_none = 1;
+    assert_int_equal(fwrel_approvals_require_tag_signer(out, &rule, F2), 0);
+    assert_string_equal(out, F2);
+    assert_int_equal(fwrel_approvals_require_tag_signer(out, &rule, "xyz"), FWREL_EUSAGE);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_history_under_policy),
+        cmocka_unit_test(test_history_trust_anchors),
+        cmocka_unit_test(test_approvers_and_tag_signer),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
