@@ -263,8 +263,7 @@ static void show(void *arg, const fwrel_keygen_event *ev)
         fwrel_cmd_print(ctx, "%-8s %-20s epoch %-3u %-16s %-9s %s%s%s\n", ev->verb, e->name,
                         e->epoch, fwrel_purpose_name(e->purpose), fwrel_alg_name(e->alg), e->id,
                         e->uri != NULL ? " hsm " : "", e->uri != NULL ? e->uri : "");
-        if (strcmp(ev->verb, "created") == 0 || strcmp(ev->verb, "rotated") == 0 ||
-            strcmp(ev->verb, "revoked") == 0)
+        if (ev->changed)
             json_array_append_new(sh->made, entry_json(e));
         break;
     case FWREL_KEYGEN_EV_REVOKED_SLOT:

@@ -49,16 +49,17 @@ static int fail(const struct kg *kg, const char *path)
     return fwrel_error_last()->code ? fwrel_error_last()->code : FWREL_EIO;
 }
 
-static void tell_key(const struct kg *kg, const char *verb, const fwrel_ks_entry *e)
+static void tell_key(const struct kg *kg, const char *verb, const fwrel_ks_entry *e, int changed)
 {
-    const fwrel_keygen_event ev = {.kind = FWREL_KEYGEN_EV_KEY, .verb = verb, .entry = e};
+    const fwrel_keygen_event ev = {
+        .kind = FWREL_KEYGEN_EV_KEY, .verb = verb, .entry = e, .changed = changed};
     tell(kg, &ev);
 }
 
 /* A change made: told, and kept for the audit entry. */
 static void made(struct kg *kg, const char *verb, const fwrel_ks_entry *e)
 {
-    tell_key(kg, verb, e);
+    tell_key(kg, verb, e, 1);
     if (kg->nmade < FWREL_KS_MAX_ENTRIES)
         memcpy(kg->made[kg->nmade++], e->name, sizeof(kg->made[0]));
 }
@@ -308,7 +309,7 @@ static int keys_from_policy(struct kg *kg, int *began)
         const fwrel_policy_key *k = &p->keys[i];
         const fwrel_ks_entry *e = fwrel_ks_find(kg->ks, k->name);
         if (act[i] == KEEP) {
-            tell_key(kg, "kept", e);
+            tell_key(kg, "kept", e, 0);
             continue;
         }
         fwrel_ks_new spec = {
@@ -901,7 +902,7 @@ int fwrel_keygen_run(const fwrel_keygen_opts *o)
     case FWREL_KEYGEN_LIST:
         for (size_t i = 0; i < fwrel_ks_count(kg->ks); i++)
             tell_key(kg, fwrel_ks_status_name(fwrel_ks_entry_at(kg->ks, i)->status),
-                     fwrel_ks_entry_at(kg->ks, i));
+                     fwrel_ks_entry_at(kg->ks, i), 0);
         error = 0;
         break;
     case FWREL_KEYGEN_REVOKE:

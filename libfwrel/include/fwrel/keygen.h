@@ -64,6 +64,8 @@ typedef struct fwrel_keygen_event {
     const char *path;            /**< FWREL_KEYGEN_EV_FILE, _FAIL, _LOGGED */
     const char *text;            /**< FWREL_KEYGEN_EV_FILE, _REVOKED_SLOT */
     unsigned count;              /**< FWREL_KEYGEN_EV_RECOVERED, _REVOKED_SLOT */
+    int changed;                 /**< FWREL_KEYGEN_EV_KEY: 1 when this run created, rotated or
+                                      revoked the key (0 for one kept or listed) */
 } fwrel_keygen_event;
 
 /** A run's parameters. */
