@@ -12,8 +12,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
-
 #include "fwrel/version.h"
 #include "util.h"
 
@@ -431,8 +429,7 @@ int fwrel_cmd_main(const fwrel_cmd *cmd, int argc, char **argv)
     struct rlimit nocore = {0, 0};
     (void)setrlimit(RLIMIT_CORE, &nocore);
     /* A secure heap for passphrases and key bytes; optional where mlock is refused. */
-    if (CRYPTO_secure_malloc_initialized() == 0)
-        (void)CRYPTO_secure_malloc_init(1 << 16, 32);
+    fwrel_pass_secure_heap();
 
     ctx.result = json_object();
     json_object_set_new(ctx.result, "command", json_string(cmd->name));

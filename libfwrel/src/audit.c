@@ -825,3 +825,61 @@ done:
         close(fd);
     return rc;
 }
+
+void fwrel_audit_file_of(fwrel_audit_file *f, const char *path, const uint8_t sha256[32])
+{
+    const char *base = strrchr(path, '/');
+    struct stat st;
+    f->name = base != NULL ? base + 1 : path;
+    fwrel_hex(f->sha256, sha256, 32);
+    f->size = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+static json_t *files_json(const fwrel_audit_file *f, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a != NULL && i < n; i++)
+        if (json_array_append_new(a, json_pack("{s:s, s:s, s:I}", "name", f[i].name, "sha256",
+                                               f[i].sha256, "size", (json_int_t)f[i].size)) != 0) {
+            json_decref(a);
+            a = NULL;
+        }
+    return a;
+}
+
+int fwrel_audit_entry_text(char **text, size_t *len, const fwrel_audit_entry *e)
+{
+    json_t *o = json_object(), *who = json_object();
+    int error = 0;
+
+    *text = NULL;
+    json_object_set_new(who, "user",
+                        json_string(e->user != NULL && e->user[0] ? e->user : "fwrel"));
+    if (e->fingerprint != NULL && e->fingerprint[0] != '\0')
+        json_object_set_new(who, "fingerprint", json_string(e->fingerprint));
+    json_object_set_new(o, "event", json_string(e->event));
+    json_object_set_new(o, "who", who);
+    json_object_set_new(o, "inputs", files_json(e->inputs, e->ninputs));
+    json_object_set_new(o, "outputs", files_json(e->outputs, e->noutputs));
+    json_object_set_new(o, "result", json_string(e->reason == NULL ? "ok" : "fail"));
+    if (e->reason != NULL)
+        json_object_set_new(o, "reason", json_string(e->reason));
+    if (json_object_size(o) != (e->reason != NULL ? 6u : 5u) ||
+        (*text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS)) == NULL)
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+    else if (len != NULL)
+        *len = strlen(*text);
+    json_decref(o);
+    return error;
+}
+
+int fwrel_audit_record(const char *path, const fwrel_audit_entry *e, char *head)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int error = fwrel_audit_entry_text(&text, &len, e);
+    if (error == 0)
+        error = fwrel_audit_append(path, text, len, head);
+    free(text);
+    return error;
+}

@@ -18,7 +18,6 @@ static FWREL_PRINTF(2, 0) void vset(int code, const char *fmt, va_list ap)
     memcpy(last.message, msg, sizeof(msg));
     last.code = code;
     last.about = FWREL_ABOUT_NONE;
-    last.output = 0;
     last.path[0] = '\0';
     last.line = last.col = 0;
     /* One line: a message never carries a newline from untrusted text. */
@@ -122,7 +121,6 @@ int fwrel_error_prefix_at(unsigned line, unsigned col, const char *fmt, ...)
     va_end(ap);
     fwrel_error_prefix("%u:%u: %s", line, col, prefix);
     last.about = FWREL_ABOUT_NONE;
-    last.output = 0;
     last.path[0] = '\0';
     last.line = line;
     last.col = col;
@@ -142,7 +140,6 @@ int fwrel_error_about(int about, const char *path)
     if (last.path[0] != '\0' && strcmp(last.path, p) != 0)
         last.line = last.col = 0;
     last.about = about;
-    last.output = about == FWREL_ABOUT_OUTPUT;
     memmove(last.path, p, strlen(p) + 1);
     return last.code;
 }
@@ -165,7 +162,6 @@ void fwrel_error_clear(void)
     last.code = FWREL_OK;
     last.message[0] = '\0';
     last.about = FWREL_ABOUT_NONE;
-    last.output = 0;
     last.path[0] = '\0';
     last.line = last.col = 0;
 }

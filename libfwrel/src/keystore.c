@@ -51,6 +51,12 @@ void fwrel_pass_free(char *pass, size_t len)
         OPENSSL_secure_clear_free(pass, PASS_BUF);
 }
 
+void fwrel_pass_secure_heap(void)
+{
+    if (CRYPTO_secure_malloc_initialized() == 0)
+        (void)CRYPTO_secure_malloc_init(1 << 16, 32);
+}
+
 /*
  * Read one line (without its newline) from fd into a secure buffer. One byte at a
  * time: the descriptor may hold further lines for later keys, which must stay unread.

@@ -1170,6 +1170,12 @@ static int alg_of(const EVP_PKEY *key)
     }
 }
 
+int fwrel_ks_key_alg(const fwrel_pkey *key)
+{
+    FWREL_ASSERT_ARG(key != NULL);
+    return alg_of(key);
+}
+
 static int check_new(const fwrel_keystore *ks, const fwrel_ks_new *spec, int rotate,
                      unsigned *epoch)
 {
@@ -1512,33 +1518,60 @@ done:
     return error;
 }
 
+unsigned fwrel_ks_match_key(fwrel_ks_match *m, const fwrel_keystore *ks, const fwrel_policy_key *k,
+                            const char *id)
+{
+    FWREL_ASSERT_ARG(m != NULL && ks != NULL && k != NULL);
+    const fwrel_ks_entry *e = fwrel_ks_find(ks, k->name);
+    m->entry = e;
+    m->pinned = k->id[0] != '\0' ? fwrel_ks_find_id(ks, k->id) : NULL;
+    m->diff = 0;
+    if (e == NULL)
+        return m->diff = FWREL_KS_DIFF_ABSENT;
+    if (e->purpose != k->purpose)
+        m->diff |= FWREL_KS_DIFF_PURPOSE;
+    if (e->alg != k->alg)
+        m->diff |= FWREL_KS_DIFF_ALG;
+    if (e->status != FWREL_KS_ACTIVE)
+        m->diff |= FWREL_KS_DIFF_INACTIVE;
+    if (k->id[0] != '\0' && strcmp(k->id, e->id) != 0)
+        m->diff |= FWREL_KS_DIFF_PIN;
+    if (k->hsm != NULL ? e->uri == NULL || strcmp(e->uri, k->hsm) != 0 : e->uri != NULL)
+        m->diff |= FWREL_KS_DIFF_HOLDER;
+    if (id != NULL && strcmp(e->id, id) != 0)
+        m->diff |= FWREL_KS_DIFF_ID;
+    return m->diff;
+}
+
+/* A key is signed with wherever it is held: the holder is not resolve's to check. */
 int fwrel_ks_resolve(const fwrel_ks_entry **entries, const fwrel_keystore *ks,
                      const fwrel_policy *p)
 {
     FWREL_ASSERT_ARG(entries != NULL && ks != NULL && p != NULL);
     for (size_t i = 0; i < p->nkeys; i++) {
         const fwrel_policy_key *k = &p->keys[i];
-        const fwrel_ks_entry *e = fwrel_ks_find(ks, k->name);
+        fwrel_ks_match m;
+        unsigned diff = fwrel_ks_match_key(&m, ks, k, NULL);
+        const fwrel_ks_entry *e = m.entry;
         entries[i] = NULL;
         if (k->id[0] != '\0') {
-            const fwrel_ks_entry *pinned = fwrel_ks_find_id(ks, k->id);
-            if (pinned != NULL && pinned->status != FWREL_KS_ACTIVE)
+            if (m.pinned != NULL && m.pinned->status != FWREL_KS_ACTIVE)
                 return fwrel_error_set(FWREL_EKEY, "key %s (id %s) is %s", k->name, k->id,
-                                       fwrel_ks_status_name(pinned->status));
-            if (pinned == NULL)
+                                       fwrel_ks_status_name(m.pinned->status));
+            if (m.pinned == NULL)
                 return fwrel_error_set(FWREL_EKEY, "key %s (id %s) is not in the keystore",
                                        k->name, k->id);
         }
-        if (e == NULL)
+        if (diff & FWREL_KS_DIFF_ABSENT)
             return fwrel_error_set(FWREL_EKEY, "key %s is not in the keystore", k->name);
-        if (e->status != FWREL_KS_ACTIVE)
+        if (diff & FWREL_KS_DIFF_INACTIVE)
             return fwrel_error_set(FWREL_EKEY, "key %s (id %s) is %s", k->name, e->id,
                                    fwrel_ks_status_name(e->status));
-        if (k->id[0] != '\0' && strcmp(k->id, e->id) != 0)
+        if (diff & FWREL_KS_DIFF_PIN)
             return fwrel_error_set(FWREL_EKEY,
                                    "key %s: the policy pins id %s, the keystore's active key is %s",
                                    k->name, k->id, e->id);
-        if (e->purpose != k->purpose || e->alg != k->alg)
+        if (diff & (FWREL_KS_DIFF_PURPOSE | FWREL_KS_DIFF_ALG))
             return fwrel_error_set(FWREL_EKEY, "key %s (id %s) is %s %s, the policy says %s %s",
                                    k->name, e->id, fwrel_purpose_name(e->purpose),
                                    fwrel_alg_name(e->alg), fwrel_purpose_name(k->purpose),

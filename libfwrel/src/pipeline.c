@@ -348,31 +348,39 @@ static json_t *file_json(const char *name, const char *sha256, uint64_t size)
     return json_pack("{s:s, s:s, s:I}", "name", name, "sha256", sha256, "size", (json_int_t)size);
 }
 
-/* Append one entry: the caller's event, inputs and outputs (taken over), "ok" or the reason. */
+/* Append one entry (audit.c builds it): the caller's event, inputs and outputs (arrays of
+ * file_json(), taken over), "ok" or the reason. */
 static int append_entry(struct run *r, const char *event, const char *fpr, json_t *in, json_t *out,
                         const char *reason)
 {
-    const fwrel_pipeline_opts *o = r->o;
-    json_t *e = json_object(), *who = json_object();
-    char *text = NULL;
+    fwrel_audit_file *f = calloc(json_array_size(in) + json_array_size(out) + 1, sizeof(*f));
+    json_t *arrays[2] = {in, out}, *j;
+    size_t n = 0, i;
     int error;
 
-    json_object_set_new(who, "user", json_string(o->who != NULL && o->who[0] ? o->who : "fwrel"));
-    if (fpr != NULL && fpr[0] != '\0')
-        json_object_set_new(who, "fingerprint", json_string(fpr));
-    json_object_set_new(e, "event", json_string(event));
-    json_object_set_new(e, "who", who);
-    json_object_set_new(e, "inputs", in);
-    json_object_set_new(e, "outputs", out);
-    json_object_set_new(e, "result", json_string(reason == NULL ? "ok" : "fail"));
-    if (reason != NULL)
-        json_object_set_new(e, "reason", json_string(reason));
-    text = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(e);
-    if (text == NULL)
-        return fwrel_error_set(FWREL_EIO, "out of memory");
-    error = fwrel_audit_append(r->audit_path, text, strlen(text), r->res->audit_head);
-    free(text);
+    for (int a = 0; f != NULL && a < 2; a++)
+        json_array_foreach(arrays[a], i, j)
+        {
+            f[n].name = json_string_value(json_object_get(j, "name"));
+            snprintf(f[n].sha256, sizeof(f[n].sha256), "%s",
+                     json_string_value(json_object_get(j, "sha256")));
+            f[n++].size = (uint64_t)json_integer_value(json_object_get(j, "size"));
+        }
+    const fwrel_audit_entry e = {.event = event,
+                                 .user = r->o->who,
+                                 .fingerprint = fpr,
+                                 .inputs = f,
+                                 .ninputs = json_array_size(in),
+                                 .outputs = f + json_array_size(in),
+                                 .noutputs = json_array_size(out),
+                                 .reason = reason};
+    if (f == NULL)
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+    else
+        error = fwrel_audit_record(r->audit_path, &e, r->res->audit_head);
+    free(f);
+    json_decref(in);
+    json_decref(out);
     if (error)
         fwrel_error_prefix("audit log");
     return error;
@@ -384,15 +392,12 @@ static json_t *release_inputs(struct run *r)
     const fwrel_pipeline_opts *o = r->o;
     json_t *in = json_array();
     const char *base = strrchr(o->image, '/');
-    char policy_sha[65];
-    struct stat st;
+    fwrel_audit_file policy;
     if (r->rec->input.sha256[0] != '\0' && !r->recording)
         json_array_append_new(in, file_json(base != NULL ? base + 1 : o->image,
                                             r->rec->input.sha256, r->rec->input.size));
-    fwrel_hex(policy_sha, r->p->sha256, sizeof(r->p->sha256));
-    base = strrchr(o->policy, '/');
-    json_array_append_new(in, file_json(base != NULL ? base + 1 : o->policy, policy_sha,
-                                        stat(o->policy, &st) == 0 ? (uint64_t)st.st_size : 0));
+    fwrel_audit_file_of(&policy, o->policy, r->p->sha256);
+    json_array_append_new(in, file_json(policy.name, policy.sha256, policy.size));
     return in;
 }
 

@@ -152,6 +152,25 @@ expect_rc 0 "run after a kill at commit" keygen
 [ "$(cd "$D" && find . -printf '%p %y %m %s\n' | sort)" = "$before" ] && ok ||
     fail "kill at commit not undone: $(diff <(printf '%s\n' "$before") <(cd "$D" && find . -printf '%p %y %m %s\n' | sort))"
 
+# Every other window of a --force rotation with --provision (fwrel_keygen_run: staged, then
+# committed): killed after the first new key is staged, while provisioning, after the keystore
+# change is prepared (before the audit entry): the keystore (every file's bytes), the
+# provisioning directory and the audit log are as before the run, once the next run has opened
+# the keystore, which says so; a kill leaves no mix of old and new.
+for step in keygen.key keygen.provision keygen.audit; do
+    before=$(snap)
+    n=$(nlines)
+    FWREL_TEST_KILL_AT=$step keygen --force --provision "$O" >/dev/null 2>&1
+    [ $? -eq 137 ] && ok || fail "not killed at $step"
+    expect_rc 0 "run after a kill at $step" keygen
+    printf '%s\n' "$OUT" | grep -q "^$D: undid 1 change(s) left unfinished by a killed fwrel-keygen" &&
+        ok || fail "run after a kill at $step: not said: $OUT"
+    # The provisioning staging directory is removed by the next run for the same OUTDIR (above).
+    rm -rf "$W"/.prov.fwrel-staging-*
+    [ "$(snap)" = "$before" ] && [ "$(nlines)" -eq "$n" ] && ok ||
+        fail "kill at $step: not as before: $(diff <(printf '%s\n' "$before") <(snap))"
+done
+
 # --- no hash of a secret anywhere --------------------------------------------------------------
 # The raw secrets of the keystore made above (no passphrase: .bin files). Neither their SHA-256,
 # nor the domain-separated hash fwrel used as their id before, appears in the audit log, the

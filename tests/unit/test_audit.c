@@ -800,6 +800,109 @@ static void test_check_copy(void **state)
     fwrel_audit_snapshot_clear(&cut);
 }
 
+/*
+ * The entry builder (fwrel_audit_entry_text, the one writer of the entry's fields for the
+ * pipeline and keygen): each shape it makes is taken by the log and read back by the reader
+ * (fwrel_audit_verify) with the fields as given; a file's name, hash and size survive.
+ */
+static void test_entry_builder_round_trip(void **state)
+{
+    (void)state;
+    const char *log = tpath("builder.log");
+    fwrel_audit_file in[2], out[1];
+    static const uint8_t policy_sha[32] = {0xab, 0x01};
+    char *text = NULL;
+    size_t len = 0;
+    uint64_t count = 0;
+
+    FILE *f = fopen(tpath("policy.yaml"), "w");
+    assert_non_null(f);
+    fputs("product: x\n", f);
+    fclose(f);
+    in[0].name = "app.bin";
+    snprintf(in[0].sha256, sizeof(in[0].sha256), "%064d", 7);
+    in[0].size = 123456789012ull;
+    fwrel_audit_file_of(&in[1], paths[npaths - 1], policy_sha);
+    assert_string_equal(in[1].name, "policy.yaml");
+    assert_int_equal(in[1].size, 11);
+    assert_string_equal(in[1].sha256,
+                        "ab01000000000000000000000000000000000000000000000000000000000000");
+    out[0].name = "kg.1 (key id)";
+    snprintf(out[0].sha256, sizeof(out[0].sha256), "%064d", 0);
+    out[0].size = 0;
+
+    const fwrel_audit_entry entries[] = {
+        {.event = "bundle",
+         .user = "ci",
+         .fingerprint = "0123456789ABCDEF0123456789ABCDEF01234567",
+         .inputs = in,
+         .ninputs = 2,
+         .outputs = out,
+         .noutputs = 1},
+        {.event = "keygen",
+         .user = NULL,
+         .inputs = in + 1,
+         .ninputs = 1,
+         .reason = "keygen failed"},
+        {.event = "sign", .user = "", .fingerprint = "", .outputs = out, .noutputs = 1},
+    };
+    for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++) {
+        assert_int_equal(fwrel_audit_entry_text(&text, &len, &entries[i]), 0);
+        assert_int_equal(len, strlen(text));
+        assert_int_equal(fwrel_audit_append(log, text, len, NULL), 0);
+        free(text);
+    }
+    assert_int_equal(fwrel_audit_record(log, &entries[0], NULL), 0);
+    assert_int_equal(fwrel_audit_verify(log, NULL, 4, &count, NULL), 0);
+    assert_int_equal(count, 4);
+
+    /* Read back: the fields as given, nothing else than the log's own. */
+    size_t n = 0;
+    uint8_t *data = testutil_read(log, &n);
+    char *line = (char *)data, *nl;
+    json_error_t jerr;
+    json_t *e[4];
+    for (size_t i = 0; i < 4; i++) {
+        assert_non_null(nl = memchr(line, '\n', n - (size_t)(line - (char *)data)));
+        e[i] = json_loadb(line, (size_t)(nl - line), 0, &jerr);
+        assert_non_null(e[i]);
+        line = nl + 1;
+    }
+    assert_string_equal(json_string_value(json_object_get(e[0], "event")), "bundle");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(e[0], "who"), "user")),
+                        "ci");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(e[0], "who"), "fingerprint")),
+        "0123456789ABCDEF0123456789ABCDEF01234567");
+    json_t *i0 = json_array_get(json_object_get(e[0], "inputs"), 0);
+    assert_string_equal(json_string_value(json_object_get(i0, "name")), "app.bin");
+    assert_int_equal(json_integer_value(json_object_get(i0, "size")), 123456789012ll);
+    assert_string_equal(json_string_value(json_object_get(i0, "sha256")), in[0].sha256);
+    assert_int_equal(json_array_size(json_object_get(e[0], "outputs")), 1);
+    assert_string_equal(json_string_value(json_object_get(e[0], "result")), "ok");
+    assert_null(json_object_get(e[0], "reason"));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(e[1], "who"), "user")),
+                        "fwrel");
+    assert_null(json_object_get(json_object_get(e[1], "who"), "fingerprint"));
+    assert_string_equal(json_string_value(json_object_get(e[1], "result")), "fail");
+    assert_string_equal(json_string_value(json_object_get(e[1], "reason")), "keygen failed");
+    assert_int_equal(json_array_size(json_object_get(e[1], "outputs")), 0);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(e[2], "who"), "user")),
+                        "fwrel");
+    assert_int_equal(json_object_size(json_object_get(e[2], "who")), 1);
+    assert_int_equal(json_array_size(json_object_get(e[2], "inputs")), 0);
+    assert_int_equal(json_integer_value(json_object_get(e[3], "seq")), 4);
+    for (size_t i = 0; i < 4; i++)
+        json_decref(e[i]);
+    free(data);
+
+    /* A field the schema refuses is refused at the append, not written. */
+    const fwrel_audit_entry bad = {.event = "keygen", .fingerprint = "12"};
+    assert_int_equal(fwrel_audit_record(log, &bad, NULL), FWREL_EUSAGE);
+    assert_int_equal(fwrel_audit_verify(log, NULL, 0, &count, NULL), 0);
+    assert_int_equal(count, 4);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -825,6 +928,7 @@ int main(void)
         cmocka_unit_test(test_truncation),
         cmocka_unit_test(test_torn_line_recovery),
         cmocka_unit_test(test_refused_entries),
+        cmocka_unit_test(test_entry_builder_round_trip),
         cmocka_unit_test(test_concurrent_appenders),
         cmocka_unit_test(test_sigkill),
         cmocka_unit_test(test_size_limit_all_or_nothing),

@@ -390,7 +390,7 @@ static void test_relay_thread(void **state)
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
     signal(SIGXFSZ, was);
     assert_int_equal(error, FWREL_EIO);
-    assert_true(fwrel_error_last()->output);
+    assert_int_equal(fwrel_error_last()->about, FWREL_ABOUT_OUTPUT);
     assert_string_equal(fwrel_error_last()->message, "write failed: File too large");
     fwrel_out_abort(out);
 
@@ -558,7 +558,7 @@ static void test_output_rules(void **state)
     assert_int_equal(fwrel_io_write_file(tmp("dec.bin"), "old", 3, 0, 0644), 0);
     fwrel_src_mem(&src, enc, len);
     assert_int_equal(fwrel_encimg_decrypt(tmp("dec.bin"), 0, &src, K.ec), FWREL_EIO);
-    assert_true(fwrel_error_last()->output);
+    assert_int_equal(fwrel_error_last()->about, FWREL_ABOUT_OUTPUT);
     uint8_t *old = testutil_read(tmp("dec.bin"), &got);
     assert_int_equal(got, 3);
     assert_memory_equal(old, "old", 3);

@@ -361,7 +361,7 @@ static void test_encrypted_refusals(void **state)
     before = testutil_read(path, &before_len);
     assert_error(fwrel_key_write_private(key, path, "two", 3, 0), FWREL_EIO,
                  "exists (use --force to replace)");
-    assert_true(fwrel_error_last()->output);
+    assert_int_equal(fwrel_error_last()->about, FWREL_ABOUT_OUTPUT);
     uint8_t *after = testutil_read(path, &after_len);
     assert_int_equal(before_len, after_len);
     assert_memory_equal(before, after, before_len);

@@ -421,6 +421,80 @@ static void test_resolve_policy(void **state)
 }
 
 /*
+ * fwrel_ks_match_key(), the one comparison of a policy key with the keystore (read by
+ * fwrel_ks_resolve() and by keygen's plan): each difference is told by its own bit, and none
+ * when the active entry is the key the policy means.
+ */
+static void test_match_policy_key(void **state)
+{
+    (void)state;
+    fwrel_keystore *ks = NULL;
+    const fwrel_ks_entry *e = NULL, *h = NULL;
+    fwrel_pkey *pub = NULL;
+    fwrel_ks_match m;
+    fwrel_policy_key k = {"sb0", FWREL_PURPOSE_SECURE_BOOT, FWREL_ALG_ECDSA256, "", NULL};
+    char uri[] = "pkcs11:token=t;object=o", other[] = "pkcs11:token=t;object=p";
+    char id[65], zeros[65];
+
+    memset(zeros, '0', 64);
+    zeros[64] = '\0';
+    assert_int_equal(fwrel_ks_open(&ks, dir, FWREL_KS_CREATE | FWREL_KS_WRITE), 0);
+    assert_int_equal(fwrel_ks_match_key(&m, ks, &k, NULL), FWREL_KS_DIFF_ABSENT);
+    assert_null(m.entry);
+    assert_null(m.pinned);
+
+    fwrel_ks_new sb0 = {"sb0", FWREL_PURPOSE_SECURE_BOOT, FWREL_ALG_ECDSA256, 0};
+    assert_int_equal(fwrel_ks_generate(ks, &sb0, NULL, 0, 0, &e), 0);
+    memcpy(id, e->id, sizeof(id));
+    assert_int_equal(fwrel_ks_match_key(&m, ks, &k, NULL), 0);
+    assert_ptr_equal(m.entry, fwrel_ks_find(ks, "sb0"));
+    assert_int_equal(fwrel_ks_match_key(&m, ks, &k, id), 0);
+    assert_int_equal(fwrel_ks_match_key(&m, ks, &k, zeros), FWREL_KS_DIFF_ID);
+
+    k.alg = FWREL_ALG_ECDSA384;
+    assert_int_equal(fwrel_ks_match_key(&m, ks, &k, NULL), FWREL_KS_DIFF_ALG);
+    k.alg = FWREL_ALG_ECDSA256;
+    k.purpose = FWREL_PURPOSE_MANIFEST_SIGN;
+    assert_int_equal(fwrel_ks_match_key(&m, ks, &k, NULL), FWREL_KS_DIFF_PURPOSE);
+    k.purpose = FWREL_PURPOSE_SECURE_BOOT;
+
+    /* A pinned id: the entry holding it is found, whatever its name. */
+    memcpy(k.id, id, sizeof(k.id));
+    assert_int_equal(fwrel_ks_match_key(&m, ks, &k, NULL), 0);
+    assert_ptr_equal(m.pinned, m.entry);
+    memcpy(k.id, zeros, sizeof(k.id));
+    assert_int_equal(fwrel_ks_match_key(&m, ks, &k, NULL), FWREL_KS_DIFF_PIN);
+    assert_null(m.pinned);
+    k.id[0] = '\0';
+
+    /* The holder: a software entry is not the HSM key a policy names. */
+    k.hsm = uri;
+    assert_int_equal(fwrel_ks_match_key(&m, ks, &k, NULL), FWREL_KS_DIFF_HOLDER);
+    k.hsm = NULL;
+
+    /* An HSM entry: the same URI matches, another does not, nor a software policy key. */
+    fwrel_ks_new hs = {"hs", FWREL_PURPOSE_MANIFEST_SIGN, FWREL_ALG_ECDSA256, -1};
+    assert_int_equal(fwrel_key_generate(&pub, FWREL_KEY_ECDSA256), 0);
+    assert_int_equal(fwrel_ks_add_hsm(ks, &hs, uri, pub, 0, &h), 0);
+    fwrel_policy_key hk = {"hs", FWREL_PURPOSE_MANIFEST_SIGN, FWREL_ALG_ECDSA256, "", uri};
+    memcpy(id, h->id, sizeof(id));
+    assert_int_equal(fwrel_ks_match_key(&m, ks, &hk, id), 0);
+    hk.hsm = other;
+    assert_int_equal(fwrel_ks_match_key(&m, ks, &hk, id), FWREL_KS_DIFF_HOLDER);
+    hk.hsm = NULL;
+    assert_int_equal(fwrel_ks_match_key(&m, ks, &hk, NULL), FWREL_KS_DIFF_HOLDER);
+
+    /* Revoked: inactive, and a pin of its id finds it revoked. */
+    assert_int_equal(fwrel_ks_revoke(ks, "sb0", &e), 0);
+    memcpy(k.id, e->id, sizeof(k.id));
+    assert_int_equal(fwrel_ks_match_key(&m, ks, &k, NULL), FWREL_KS_DIFF_INACTIVE);
+    assert_non_null(m.pinned);
+    assert_int_equal(m.pinned->status, FWREL_KS_REVOKED);
+    fwrel_key_free(pub);
+    fwrel_ks_close(ks);
+}
+
+/*
  * A device HMAC key and the public key esp_enc_img_gen --generate_ecc_key wrote
  * for it (esp_encrypted_img 2.7.1): the device's derivation must give that key.
  */
@@ -618,6 +692,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_malformed_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resolve_policy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_match_policy_key, setup, teardown),
         cmocka_unit_test(test_ecc_image_key_matches_tool),
         cmocka_unit_test_setup_teardown(test_change_all_or_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_first_change, setup, teardown),

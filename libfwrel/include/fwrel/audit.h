@@ -55,6 +55,49 @@ extern "C" {
  */
 int fwrel_audit_append(const char *path, const char *entry, size_t len, char *head) FWREL_WUR;
 
+/** A file an audit entry names: "inputs" and "outputs" are arrays of these. */
+typedef struct fwrel_audit_file {
+    const char *name; /**< the file's name (not empty), as the entry shows it */
+    char sha256[65];  /**< its SHA-256, 64 lower-case hex */
+    uint64_t size;    /**< its size in bytes */
+} fwrel_audit_file;
+
+/** One entry, as its writer gives it (the log adds "seq", "prev" and "time"). */
+typedef struct fwrel_audit_entry {
+    const char *event;              /**< keygen|sign|encrypt|bundle|approve|release */
+    const char *user;               /**< who.user; NULL or "" gives "fwrel" */
+    const char *fingerprint;        /**< who.fingerprint (40 upper-case hex), or NULL / "" */
+    const fwrel_audit_file *inputs; /**< ninputs files (NULL when 0) */
+    size_t ninputs;
+    const fwrel_audit_file *outputs; /**< noutputs files (NULL when 0) */
+    size_t noutputs;
+    const char *reason; /**< NULL: result "ok"; else result "fail" with it */
+} fwrel_audit_entry;
+
+/**
+ * Fill f for a file given by its path: its name is the path's last component,
+ * its size the file's (0 when it cannot be stat'ed), its SHA-256 the one given.
+ */
+void fwrel_audit_file_of(fwrel_audit_file *f, const char *path, const uint8_t sha256[32]);
+
+/**
+ * Build the JSON text of an entry, as fwrel_audit_append() takes it: the one
+ * place the entry's fields are written (the pipeline's release entries and
+ * keygen's key entries), canonical (keys sorted, compact).
+ *
+ * @param text  receives the malloc'd, NUL-terminated text; free() it
+ * @param len   optional: receives its length
+ * @return 0; FWREL_EIO "out of memory"
+ */
+int fwrel_audit_entry_text(char **text, size_t *len, const fwrel_audit_entry *e) FWREL_WUR;
+
+/**
+ * fwrel_audit_entry_text(), then fwrel_audit_append() of it to the log at path.
+ * @param head  as fwrel_audit_append()
+ * @return as fwrel_audit_entry_text() and fwrel_audit_append()
+ */
+int fwrel_audit_record(const char *path, const fwrel_audit_entry *e, char *head) FWREL_WUR;
+
 /**
  * Verify a whole log at path, streaming it line by line (memory does not grow
  * with the log). A shared flock is held while reading.

@@ -73,8 +73,6 @@ typedef struct fwrel_error {
     char path[FWREL_ERROR_PATH_MAX];   /**< its path; "" when not known */
     /** Position in path the message begins with ("LINE:COL: "), set by fwrel_error_set_at(). */
     unsigned line, col;
-    /** Deprecated: about == FWREL_ABOUT_OUTPUT, for cmd/fwrel-keygen.c until it reads about. */
-    int output;
 } fwrel_error;
 
 /**

@@ -77,6 +77,14 @@ int fwrel_pass_read(char **out, size_t *len, const fwrel_pass_src *src, const ch
 /** Wipe and free a passphrase from fwrel_pass_read() (its whole buffer). NULL is fine. */
 void fwrel_pass_free(char *pass, size_t len);
 
+/**
+ * Set up the secure heap (OpenSSL's, 64 KiB, mlock'd) that passphrases and key bytes are
+ * kept in, once per process; a command calls it at start. Where mlock is refused the secure
+ * allocations fall back to the ordinary heap (still wiped on free). Calling it again does
+ * nothing.
+ */
+void fwrel_pass_secure_heap(void);
+
 /** Key types fwrel generates. */
 enum fwrel_key_type {
     FWREL_KEY_RSA3072 = 1,

@@ -263,6 +263,46 @@ int fwrel_ks_load_secret(uint8_t **out, size_t *len, const fwrel_keystore *ks,
                          const fwrel_ks_entry *e, const char *pass, size_t pass_len) FWREL_WUR;
 
 /**
+ * The algorithm a public key is, in the policy's terms (enum fwrel_alg): RSA
+ * 3072/4096, EC P-192/256/384, Ed25519, X25519; 0 for any other key.
+ */
+int fwrel_ks_key_alg(const fwrel_pkey *key);
+
+/** What differs between a policy key and the keystore (fwrel_ks_match()); 0: nothing. */
+enum {
+    FWREL_KS_DIFF_ABSENT = 1 << 0,   /**< no entry of the key's name */
+    FWREL_KS_DIFF_PURPOSE = 1 << 1,  /**< the entry has another purpose */
+    FWREL_KS_DIFF_ALG = 1 << 2,      /**< the entry has another algorithm */
+    FWREL_KS_DIFF_INACTIVE = 1 << 3, /**< the entry is retired or revoked */
+    FWREL_KS_DIFF_PIN = 1 << 4,      /**< the policy pins an id, the entry's is another */
+    FWREL_KS_DIFF_HOLDER = 1 << 5,   /**< held elsewhere: an HSM entry for a software key, or
+                                          for an HSM key a software entry or another URI */
+    FWREL_KS_DIFF_ID = 1 << 6,       /**< the entry's id is not the one given (an HSM key's) */
+};
+
+/** How a policy key stands against the keystore. */
+typedef struct fwrel_ks_match {
+    const fwrel_ks_entry *entry;  /**< the newest epoch of the key's name, or NULL */
+    const fwrel_ks_entry *pinned; /**< the entry holding the policy's pinned id, or NULL */
+    unsigned diff;                /**< FWREL_KS_DIFF_* bits */
+} fwrel_ks_match;
+
+/**
+ * Match one policy key to the keystore: the one comparison of a policy's keys
+ * with the keystore, which fwrel_ks_resolve() (signing: every difference is an
+ * error) and keygen's plan (keygen.h: keep, create, rotate or refuse) both
+ * read. With no difference the entry is the active key the policy means.
+ *
+ * @param m   receives the entries and the differences
+ * @param k   the policy key
+ * @param id  for an HSM key, the id of the key its token holds (sets
+ *            FWREL_KS_DIFF_ID when the entry's is another), else NULL
+ * @return m->diff
+ */
+unsigned fwrel_ks_match_key(fwrel_ks_match *m, const fwrel_keystore *ks, const fwrel_policy_key *k,
+                            const char *id);
+
+/**
  * Resolve every key a policy names to the keystore's active entry of that
  * name, checking purpose, algorithm, secure-boot slot and a pinned id.
  *
