@@ -304,8 +304,7 @@ static void *verify_in_home(void *arg)
         fwrel_pgp_result r;
         int rc = fwrel_pgp_verify_detached(&r, h->home, msg, sizeof(msg), h->sig, h->n);
         if (h->home == home ? rc != 0 || strcmp(r.fpr, fa) != 0
-                            : rc != FWREL_EVERIFY ||
-                                  strcmp(fwrel_error_last()->message, want) != 0)
+                            : rc != FWREL_EVERIFY || strcmp(fwrel_error_last()->message, want) != 0)
             h->failures++;
     }
     return NULL;
