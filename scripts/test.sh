@@ -3,26 +3,60 @@
 # (unit, command, conformance, fuzz corpus replay, header test), then the same
 # suite under AddressSanitizer + UndefinedBehaviorSanitizer, then the unit tests
 # under ThreadSanitizer (the output writer and the encryption relay are threads).
+#
+# Each sanitizer tree is built at the lowest CPU priority while the layer before it
+# runs its tests (the command tests wait on gpg, git and fsync for much of their
+# time): the tests keep the CPU they ask for, the build takes what is left. The
+# ThreadSanitizer tree builds the unit tests only, the only thing it runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+start=$SECONDS
+phase() { echo "== $1 ($((SECONDS - start)) s)"; }
+phase "dependencies"
 scripts/deps.sh
 jobs=$(nproc)
 status=0
 
+# bg_build DIR TARGET ARGS...: configure DIR with ARGS and build TARGET there, niced, in the
+# background, its output in DIR/build.log; sets BG_PID and BG_LOG.
+bg_build() {
+    local dir=$1 target=$2
+    shift 2
+    mkdir -p "$dir"
+    BG_LOG=$dir/build.log
+    (cmake -S . -B "$dir" -DFWREL_WERROR=ON "$@" >/dev/null &&
+        nice -n 19 cmake --build "$dir" -j"$jobs" --target "$target") >"$BG_LOG" 2>&1 &
+    BG_PID=$!
+}
+# bg_wait: wait for the background build; on failure show its output and stop.
+bg_wait() {
+    if ! wait "$BG_PID"; then
+        cat "$BG_LOG"
+        echo "build of $BG_LOG failed: see above" >&2
+        exit 1
+    fi
+}
+
+phase "normal build"
 cmake -S . -B build-test -DFWREL_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-test -j"$jobs"
+phase "normal tests (AddressSanitizer tree building beside them)"
+bg_build build-asan all -DFWREL_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 (cd build-test && ctest --output-on-failure -j"$jobs") || status=1
+phase "AddressSanitizer build (rest)"
+bg_wait
 
-cmake -S . -B build-asan -DFWREL_WERROR=ON -DFWREL_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
-cmake --build build-asan -j"$jobs"
+phase "AddressSanitizer tests (ThreadSanitizer unit tests building beside them)"
+bg_build build-tsan unit-tests -DFWREL_SANITIZE_THREAD=ON -DCMAKE_BUILD_TYPE=Debug
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd build-asan && ctest --output-on-failure -j"$jobs") || status=1
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
-cmake -S . -B build-tsan -DFWREL_WERROR=ON -DFWREL_SANITIZE_THREAD=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
-cmake --build build-tsan -j"$jobs"
+phase "ThreadSanitizer build (rest)"
+bg_wait
+phase "ThreadSanitizer unit tests"
 (cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j"$jobs" -R '^unit/') ||
     status=1
-
+phase "done, status $status"
 exit $status

@@ -8,6 +8,7 @@
 #include "fwrel/pgp.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,37 @@ static void fpr_upper(char out[41], const char *s)
     out[i] = '\0';
 }
 
+/*
+ * The home is given to gpgme in its process-wide engine info, set again only when it changes,
+ * and each new context copies it: gpgme_ctx_set_engine_info() runs `gpg --version` for every
+ * context it is called on (53 of the 115 processes one fwrel-verify --repo of four releases
+ * started), gpgme_new() copies the process-wide info without starting anything. The lock makes
+ * "set the home, copy it into a new context" one step for the auditor's threads.
+ */
+static pthread_mutex_t home_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *home_set; /* the home in gpgme's process-wide engine info, or NULL */
+
+static gpgme_error_t ctx_on_home(gpgme_ctx_t *ctx, const char *home)
+{
+    gpgme_error_t err = 0;
+    pthread_mutex_lock(&home_lock);
+    if (home_set == NULL || strcmp(home_set, home) != 0) {
+        char *copy = strdup(home);
+        if (copy == NULL)
+            err = gpg_error(GPG_ERR_ENOMEM);
+        else if ((err = gpgme_set_engine_info(GPGME_PROTOCOL_OpenPGP, NULL, home)) != 0)
+            free(copy);
+        else {
+            free(home_set);
+            home_set = copy;
+        }
+    }
+    if (err == 0)
+        err = gpgme_new(ctx);
+    pthread_mutex_unlock(&home_lock);
+    return err;
+}
+
 /* A gpgme context on an explicit home: OpenPGP, armor, loopback pinentry. */
 static int ctx_new(gpgme_ctx_t *out, const char *home)
 {
@@ -55,11 +87,9 @@ static int ctx_new(gpgme_ctx_t *out, const char *home)
         error = fwrel_error_set(FWREL_EIO, "GnuPG is not usable: %s", gpgme_strerror(err));
         goto done;
     }
-    err = gpgme_new(&ctx);
+    err = ctx_on_home(&ctx, home);
     if (err == 0)
         err = gpgme_set_protocol(ctx, GPGME_PROTOCOL_OpenPGP);
-    if (err == 0)
-        err = gpgme_ctx_set_engine_info(ctx, GPGME_PROTOCOL_OpenPGP, NULL, home);
     if (err == 0)
         err = gpgme_set_pinentry_mode(ctx, GPGME_PINENTRY_MODE_LOOPBACK);
     if (err != 0) {
@@ -324,6 +354,38 @@ done:
     return error;
 }
 
+/*
+ * The one public key fpr names, as gpgme_get_key() finds it (a second key with the same
+ * fingerprint is a duplicate, another key makes the name ambiguous), but listed on ctx itself:
+ * gpgme_get_key() lists on a clone of ctx and runs `gpg --version` to set up the clone's engine.
+ * ctx must be idle: a listing ends the result of its last operation.
+ */
+static gpgme_error_t get_key(gpgme_ctx_t ctx, const char *fpr, gpgme_key_t *out)
+{
+    gpgme_key_t key = NULL, next = NULL;
+    gpgme_error_t err;
+
+    *out = NULL;
+    err = gpgme_op_keylist_start(ctx, fpr, 0);
+    if (err == 0)
+        err = gpgme_op_keylist_next(ctx, &key);
+    while (err == 0 && (err = gpgme_op_keylist_next(ctx, &next)) == 0) {
+        int same = next->subkeys != NULL && next->subkeys->fpr != NULL && key->subkeys != NULL &&
+                   key->subkeys->fpr != NULL && strcmp(next->subkeys->fpr, key->subkeys->fpr) == 0;
+        gpgme_key_unref(next);
+        next = NULL;
+        if (!same)
+            err = gpg_error(GPG_ERR_AMBIGUOUS_NAME);
+    }
+    gpgme_op_keylist_end(ctx);
+    if (key != NULL && gpg_err_code(err) == GPG_ERR_EOF) {
+        *out = key;
+        return 0;
+    }
+    gpgme_key_unref(key);
+    return err != 0 ? err : gpg_error(GPG_ERR_GENERAL);
+}
+
 /* Judge one signature; on success fill r with the primary key's fingerprint. */
 static int judge(fwrel_pgp_result *r, gpgme_ctx_t ctx, const struct sig_info *i)
 {
@@ -365,7 +427,7 @@ static int judge(fwrel_pgp_result *r, gpgme_ctx_t ctx, const struct sig_info *i)
     if (!fwrel_pgp_fpr_valid(i->fpr))
         return fwrel_error_set(FWREL_EVERIFY, "signature not valid: no signer fingerprint");
     /* Map a subkey to its primary key. */
-    gpgme_error_t err = gpgme_get_key(ctx, i->fpr, &key, 0);
+    gpgme_error_t err = get_key(ctx, i->fpr, &key);
     if (err != 0 || key == NULL || key->fpr == NULL || !fwrel_pgp_fpr_valid(key->fpr)) {
         error = fwrel_error_set(FWREL_EVERIFY, "no public key for %s", i->fpr);
         goto done;

@@ -17,12 +17,16 @@ sbv2_diff_ok() {
             if (off < 0 || off >= 3 * 1216) { bad = 1; next }
             b = int(off / 1216); o = off - b * 1216
             if (o >= 1196 && o < 1200) next                      # CRC
-            # the block version byte tells RSA (2) from ECDSA (3); read it from the file
-            cmd = "od -An -tu1 -j " (sector + b * 1216 + 1) " -N1 " f
-            cmd | getline ver; close(cmd)
-            cmd = "od -An -tu1 -j " (sector + b * 1216 + 36) " -N1 " f
-            cmd | getline curve; close(cmd)
-            ver += 0; curve += 0
+            # the block version byte tells RSA (2) from ECDSA (3); read it from the file, once
+            # per block (not per differing byte: a signature differs in hundreds of bytes)
+            if (!(b in vers)) {
+                cmd = "od -An -tu1 -j " (sector + b * 1216 + 1) " -N1 " f
+                cmd | getline v; close(cmd)
+                cmd = "od -An -tu1 -j " (sector + b * 1216 + 36) " -N1 " f
+                cmd | getline c; close(cmd)
+                vers[b] = v + 0; curves[b] = c + 0
+            }
+            ver = vers[b]; curve = curves[b]
             if (ver == 2 && o >= 812 && o < 1196) next             # RSA signature
             if (ver == 3 && curve != 3 && o >= 101 && o < 165) next # ECDSA P-192/P-256 r||s
             if (ver == 3 && o >= 149 && o < 245) next               # ECDSA P-384 r||s

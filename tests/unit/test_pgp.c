@@ -1,7 +1,7 @@
 /* test_pgp.c - pgp: detached OpenPGP signatures with real GnuPG homes and keys made by gpg:
  * round trips with and without a passphrase (loopback), wrong and missing passphrases, bad
  * signatures, unknown, missing, expired and revoked keys, subkeys mapped to their primary, and
- * m-of-n counting of pinned approvers. */
+ * m-of-n counting of pinned approvers, and two homes used in turn and from two threads at once. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -286,6 +287,53 @@ static void test_revoked(void **state)
     free(sig);
 }
 
+/* One verification of A's signature in h: 0 (by A) in home, "no public key" in other. */
+struct home_run {
+    const char *home;
+    const uint8_t *sig;
+    size_t n;
+    int failures;
+};
+
+static void *verify_in_home(void *arg)
+{
+    struct home_run *h = arg;
+    char want[256];
+    snprintf(want, sizeof(want), "no public key for %s", fa);
+    for (int k = 0; k < 3; k++) {
+        fwrel_pgp_result r;
+        int rc = fwrel_pgp_verify_detached(&r, h->home, msg, sizeof(msg), h->sig, h->n);
+        if (h->home == home ? rc != 0 || strcmp(r.fpr, fa) != 0
+                            : rc != FWREL_EVERIFY || strcmp(fwrel_error_last()->message, want) != 0)
+            h->failures++;
+    }
+    return NULL;
+}
+
+/* The home is handed to gpgme once per change (pgp.c ctx_on_home): each call still runs on its
+ * own home, in turn and from two threads at once. */
+static void test_homes_in_turn_and_threads(void **state)
+{
+    (void)state;
+    uint8_t *sig = NULL;
+    size_t n = 0;
+    assert_int_equal(fwrel_pgp_sign_detached(&sig, &n, home, fa, msg, sizeof(msg), NULL), 0);
+    struct home_run in_home = {home, sig, n, 0}, in_other = {other, sig, n, 0};
+    verify_in_home(&in_other);
+    verify_in_home(&in_home);
+    verify_in_home(&in_other);
+    assert_int_equal(in_home.failures, 0);
+    assert_int_equal(in_other.failures, 0);
+    pthread_t t1, t2;
+    assert_int_equal(pthread_create(&t1, NULL, verify_in_home, &in_home), 0);
+    assert_int_equal(pthread_create(&t2, NULL, verify_in_home, &in_other), 0);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    assert_int_equal(in_home.failures, 0);
+    assert_int_equal(in_other.failures, 0);
+    free(sig);
+}
+
 static void test_expired(void **state)
 {
     (void)state;
@@ -395,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_no_home),
         cmocka_unit_test(test_revoked),
         cmocka_unit_test(test_m_of_n),
+        cmocka_unit_test(test_homes_in_turn_and_threads),
         cmocka_unit_test(test_expired),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
