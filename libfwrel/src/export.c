@@ -140,8 +140,7 @@ int fwrel_export_vars_add_row(fwrel_export_vars *vars, const char *list, fwrel_e
     FWREL_ASSERT_ARG(vars != NULL && list != NULL && row != NULL && row != vars);
     struct export_list *l = (struct export_list *)vars_list(vars, list, strlen(list));
     if (!valid_name(list, strlen(list)))
-        return fwrel_error_set(FWREL_EUSAGE,
-                               "list name must be 1 to %d characters of [a-z0-9_]",
+        return fwrel_error_set(FWREL_EUSAGE, "list name must be 1 to %d characters of [a-z0-9_]",
                                FWREL_EXPORT_NAME_MAX);
     if (row->nlists != 0)
         return fwrel_error_set(FWREL_EUSAGE, "list '%s': a row holds no lists", list);
@@ -388,17 +387,17 @@ int fwrel_export_vars_set_releases(fwrel_export_vars *vars, const fwrel_history 
         snprintf(sv, sizeof(sv), "%u", r->secure_version);
         snprintf(size, sizeof(size), "%llu", (unsigned long long)r->image.size);
         rfc3339(created, r->created);
-        const char *const kv[][2] = {{"version", r->version},     {"counter", c},
-                                     {"secure_version", sv},      {"image_sha256", r->image.sha256},
-                                     {"image_size", size},        {"created", created},
+        const char *const kv[][2] = {{"version", r->version},    {"counter", c},
+                                     {"secure_version", sv},     {"image_sha256", r->image.sha256},
+                                     {"image_size", size},       {"created", created},
                                      {"tag", h->rel[idx[k]].tag}};
         error = add_release_row(vars, kv, sizeof(kv) / sizeof(kv[0]));
     }
     free(idx);
     if (error)
         return error;
-    static const char *const same[] = {"version", "counter",  "secure_version", "image_sha256",
-                                       "image_md5", "image_size", "created",     "hmac"};
+    static const char *const same[] = {"version",   "counter",    "secure_version", "image_sha256",
+                                       "image_md5", "image_size", "created",        "hmac"};
     const char *kv[sizeof(same) / sizeof(same[0]) + 1][2];
     for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
         kv[i][0] = same[i];
@@ -610,7 +609,7 @@ struct scope {
     const fwrel_export_vars *over[2]; /* looked up before vars: derived, settings */
     char *const *known;               /* NULL: every name set in vars is known, nothing else */
     size_t nknown;
-    const struct spec *sp;     /* the lists export.yaml declares; NULL: any list of vars */
+    const struct spec *sp;        /* the lists export.yaml declares; NULL: any list of vars */
     const fwrel_export_vars *row; /* in a loop body: the row */
     char *const *fields;          /* its declared fields; NULL: the row's names */
     size_t nfields, index, nrows;
@@ -626,8 +625,8 @@ static int in_names(char *const *names, size_t count, const char *name, size_t n
 
 static int is_loop_flag(const struct scope *s, const char *name, size_t n)
 {
-    return s->row != NULL && ((n == 5 && memcmp(name, "first", 5) == 0) ||
-                              (n == 4 && memcmp(name, "last", 4) == 0));
+    return s->row != NULL &&
+           ((n == 5 && memcmp(name, "first", 5) == 0) || (n == 4 && memcmp(name, "last", 4) == 0));
 }
 
 static const char *scope_lookup(const struct scope *s, const char *name, size_t n)
@@ -724,14 +723,16 @@ static int render(struct buf *out, const uint8_t *t, size_t len, int esc, const 
 
 /* A loop {{*name}}: its body t[0, len) once per row of the list, with the row's fields. The body
  * starts on line; loops do not nest. */
-static int render_loop(struct buf *out, const uint8_t *t, size_t len, int esc, const struct scope *s,
-                       struct shlex *sh, int line, const char *name, size_t nn)
+static int render_loop(struct buf *out, const uint8_t *t, size_t len, int esc,
+                       const struct scope *s, struct shlex *sh, int line, const char *name,
+                       size_t nn)
 {
     char *const *fields = NULL;
     size_t nfields = 0;
     if (s->row != NULL)
-        return fwrel_error_set(FWREL_EFORMAT, "line %d: loop '%.*s' inside a loop (loops do not "
-                                              "nest)",
+        return fwrel_error_set(FWREL_EFORMAT,
+                               "line %d: loop '%.*s' inside a loop (loops do not "
+                               "nest)",
                                line, (int)nn, name);
     if (esc == ESC_PATH)
         return fwrel_error_set(FWREL_EFORMAT, "line %d: loops are not allowed here", line);
@@ -982,13 +983,18 @@ static int spec_list(char *const **fields, size_t *nfields, const struct spec *s
 
 /* Variables fwrel sets for every release (docs/exports.md section 4): a policy setting cannot
  * replace them, except base_url, which is a setting of every export. */
-static const char *const release_vars[] = {
-    "product",      "version",       "channel",         "counter",
-    "secure_version", "device_type", "device_types",    "chip",
-    "image_name",   "image_sha256",  "image_md5",       "image_size",
-    "manifest_name", "manifest_sha256", "manifest_size", "secure_fota_manifest_sha256",
-    "created",      "hmac",          "base_host",       "base_port",
-    "base_path",    "first",         "last",            NULL};
+static const char *const release_vars[] = {"product",        "version",
+                                           "channel",        "counter",
+                                           "secure_version", "device_type",
+                                           "device_types",   "chip",
+                                           "image_name",     "image_sha256",
+                                           "image_md5",      "image_size",
+                                           "manifest_name",  "manifest_sha256",
+                                           "manifest_size",  "secure_fota_manifest_sha256",
+                                           "created",        "hmac",
+                                           "base_host",      "base_port",
+                                           "base_path",      "first",
+                                           "last",           NULL};
 
 static int is_release_var(const char *name)
 {
@@ -1649,15 +1655,14 @@ static int render_export(fwrel_export_file **files, size_t *count, char **descri
     }
     /* The policy's settings for this export: each one export.yaml declares. */
     for (size_t i = 0; settings != NULL && i < settings->count; i++)
-        if (!in_names(sp.settings, sp.nsettings, settings->names[i],
-                      strlen(settings->names[i]))) {
+        if (!in_names(sp.settings, sp.nsettings, settings->names[i], strlen(settings->names[i]))) {
             char list[256] = "";
             for (size_t k = 0; k < sp.nsettings; k++)
                 snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", k ? ", " : "",
                          sp.settings[k]);
-            error = fwrel_error_set(FWREL_EFORMAT, "export '%s' has no setting '%s' (%s%s)", name,
-                                    settings->names[i], sp.nsettings ? "its settings: " : "none",
-                                    list);
+            error =
+                fwrel_error_set(FWREL_EFORMAT, "export '%s' has no setting '%s' (%s%s)", name,
+                                settings->names[i], sp.nsettings ? "its settings: " : "none", list);
             goto done;
         }
     if ((error = fwrel_export_vars_new(&derived)) != 0)
