@@ -477,6 +477,16 @@ int fwrel_export_vars_set_targets(fwrel_export_vars *vars, const char *const *ty
         error = fwrel_export_vars_set(vars, "device_types", joined);
     if (error == 0 && n == 1)
         error = fwrel_export_vars_set(vars, "device_type", types[0]);
+    /* With several, no device_type: a template that wants one uses the targets list. */
+    for (size_t i = 0; error == 0 && n > 1 && i < vars->count; i++)
+        if (strcmp(vars->names[i], "device_type") == 0) {
+            free(vars->names[i]);
+            free(vars->values[i]);
+            vars->names[i] = vars->names[vars->count - 1];
+            vars->values[i] = vars->values[vars->count - 1];
+            vars->count--;
+            break;
+        }
     return error;
 }
 

@@ -636,7 +636,8 @@ static int step_manifest(struct run *r)
 
 static int step_exports(struct run *r)
 {
-    fwrel_export_vars *v = NULL;
+    fwrel_export_vars *v = NULL, *settings = NULL;
+    fwrel_history *hist = NULL;
     char created[21], base[600];
     const struct member *img = find_member(r, r->rec->image.name);
     const struct member *man = find_member(r, "manifest.fwm");
@@ -669,7 +670,6 @@ static int step_exports(struct run *r)
         {"channel", r->chname},
         {"counter", counter},
         {"secure_version", secure_version},
-        {"device_type", r->p->device_types[0]},
         {"chip", r->p->chip->name},
         {"image_name", r->rec->image.name},
         {"image_sha256", r->rec->image.sha256},
@@ -713,11 +713,32 @@ static int step_exports(struct run *r)
             error = fwrel_export_vars_set_hmac(v, key, klen, r->served);
         fwrel_io_free_secret(key, klen);
     }
+    /* image_md5 beside the SHA-256, and the channel's releases from the verified history (the
+     * lock is still held: it is the history step_history checked). */
+    fwrel_history_opts ho = history_opts(r);
+    if (!error && (error = fwrel_src_seek(r->served, 0)) == 0 &&
+        (error = fwrel_export_vars_set_image(v, r->served)) == 0 &&
+        (error = fwrel_history_read(&hist, r->repo, &ho)) == 0)
+        error = fwrel_export_vars_set_releases(v, hist);
+    fwrel_history_free(hist);
     for (size_t i = 0; !error && i < r->p->nexports; i++) {
         fwrel_export_file *files = NULL;
         size_t count = 0;
         const char *name = r->p->exports[i];
-        if ((error = fwrel_export_render(&files, &count, r->o->template_root, name, v)) != 0) {
+        const char *types[FWREL_POLICY_MAX_LIST];
+        for (size_t k = 0; k < r->p->ndevice_types; k++)
+            types[k] = r->p->device_types[k];
+        fwrel_export_vars_free(settings);
+        settings = NULL;
+        if ((error = fwrel_export_vars_new(&settings)) != 0)
+            break;
+        for (size_t k = 0; !error && k < r->p->nexport_settings[i]; k++)
+            error = fwrel_export_vars_set(settings, r->p->export_settings[i][k].name,
+                                          r->p->export_settings[i][k].value);
+        if (error ||
+            (error = fwrel_export_vars_set_targets(v, types, r->p->ndevice_types, settings)) ||
+            (error = fwrel_export_render_with(&files, &count, r->o->template_root, name, v,
+                                              settings)) != 0) {
             fwrel_error_prefix("export %s", name);
             break;
         }
@@ -746,6 +767,7 @@ static int step_exports(struct run *r)
         }
         fwrel_export_files_free(files, count);
     }
+    fwrel_export_vars_free(settings);
     fwrel_export_vars_free(v);
     if (error == 0)
         fwrel_report_add(r->report, "exports", FWREL_PASS, "%zu export%s", r->p->nexports,
