@@ -1827,3 +1827,48 @@ int fwrel_export_check_with(char **description, const char *root, const char *na
     }
     return error;
 }
+
+int fwrel_export_policy_settings(fwrel_export_vars **out, const fwrel_policy *p, size_t i)
+{
+    FWREL_ASSERT_ARG(out != NULL && p != NULL);
+    fwrel_export_vars *v = NULL;
+    int error;
+    *out = NULL;
+    if (i >= p->nexports)
+        return fwrel_error_set(FWREL_EUSAGE, "the policy has no export %zu", i);
+    if ((error = fwrel_export_vars_new(&v)) != 0)
+        return error;
+    for (size_t k = 0; error == 0 && k < p->nexport_settings[i]; k++)
+        error =
+            fwrel_export_vars_set(v, p->export_settings[i][k].name, p->export_settings[i][k].value);
+    if (error) {
+        fwrel_export_vars_free(v);
+        return fwrel_error_prefix("export %s", p->exports[i]);
+    }
+    *out = v;
+    return 0;
+}
+
+int fwrel_export_check_policy(const fwrel_policy *p, const char *root)
+{
+    FWREL_ASSERT_ARG(p != NULL);
+    int error = 0;
+    for (size_t i = 0; error == 0 && i < p->nexports; i++) {
+        fwrel_export_vars *set = NULL;
+        char *description = NULL;
+        struct stat st;
+        char path[4096];
+        /* A name that is no export is the policy's mistake (exports: [secure_fota]). */
+        snprintf(path, sizeof(path), "%s/%s", root ? root : fwrel_export_default_root(),
+                 p->exports[i]);
+        if (valid_export_name(p->exports[i]) && lstat(path, &st) != 0 && errno == ENOENT)
+            return fwrel_error_set(FWREL_EFORMAT, "export '%s': no such export in %s",
+                                   p->exports[i], root ? root : fwrel_export_default_root());
+        if ((error = fwrel_export_policy_settings(&set, p, i)) == 0 &&
+            (error = fwrel_export_check_with(&description, root, p->exports[i], set)) != 0)
+            fwrel_error_prefix("export %s", p->exports[i]);
+        free(description);
+        fwrel_export_vars_free(set);
+    }
+    return error;
+}

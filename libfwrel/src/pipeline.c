@@ -730,13 +730,9 @@ static int step_exports(struct run *r)
             types[k] = r->p->device_types[k];
         fwrel_export_vars_free(settings);
         settings = NULL;
-        if ((error = fwrel_export_vars_new(&settings)) != 0)
+        if ((error = fwrel_export_policy_settings(&settings, r->p, i)) != 0)
             break;
-        for (size_t k = 0; !error && k < r->p->nexport_settings[i]; k++)
-            error = fwrel_export_vars_set(settings, r->p->export_settings[i][k].name,
-                                          r->p->export_settings[i][k].value);
-        if (error ||
-            (error = fwrel_export_vars_set_targets(v, types, r->p->ndevice_types, settings)) ||
+        if ((error = fwrel_export_vars_set_targets(v, types, r->p->ndevice_types, settings)) ||
             (error = fwrel_export_render_with(&files, &count, r->o->template_root, name, v,
                                               settings)) != 0) {
             fwrel_error_prefix("export %s", name);

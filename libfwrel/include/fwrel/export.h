@@ -20,6 +20,7 @@
 #include "fwrel/error.h"
 #include "fwrel/history.h"
 #include "fwrel/io.h"
+#include "fwrel/policy.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -257,6 +258,28 @@ int fwrel_export_check(char **description, const char *root, const char *name) F
  */
 int fwrel_export_check_with(char **description, const char *root, const char *name,
                             const fwrel_export_vars *settings) FWREL_WUR;
+
+/**
+ * Check every export a policy names (exports:) against the templates under root, with the
+ * settings the policy gives it: an export that does not exist, is malformed, or does not declare
+ * a setting the policy sets is an error (for `fwrel-bundle --check-policy`, so that a misspelt
+ * `exports: [secure_fota]` is caught before a release).
+ *
+ * @param p     the policy
+ * @param root  the template root (NULL: fwrel_export_default_root())
+ * @return 0, or the codes of fwrel_export_check_with(), the message prefixed "export NAME: "
+ */
+int fwrel_export_check_policy(const fwrel_policy *p, const char *root) FWREL_WUR;
+
+/**
+ * The settings the policy gives its export number i (exports: [{name: x, key: value}]), as a
+ * variable set for fwrel_export_render_with().
+ *
+ * @param out  receives the set (possibly empty); free with fwrel_export_vars_free()
+ * @return 0; FWREL_EUSAGE for an index past p->nexports; FWREL_EIO
+ */
+int fwrel_export_policy_settings(fwrel_export_vars **out, const fwrel_policy *p,
+                                 size_t i) FWREL_WUR;
 
 /** Free files from fwrel_export_render(). NULL is fine. */
 void fwrel_export_files_free(fwrel_export_file *files, size_t count);
