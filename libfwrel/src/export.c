@@ -821,6 +821,10 @@ static int render(struct buf *out, const uint8_t *t, size_t len, int esc, const 
         if (kind == '*') {
             /* The body runs to the first "{{/name}}". */
             size_t e = i;
+            if (s->row != NULL)
+                return fwrel_error_set(FWREL_EFORMAT,
+                                       "line %d: loop '%.*s' inside a loop (loops do not nest)",
+                                       line, (int)nn, name);
             for (; e + nn + 5 <= len; e++)
                 if (memcmp(t + e, "{{/", 3) == 0 && memcmp(t + e + 3, name, nn) == 0 &&
                     memcmp(t + e + 3 + nn, "}}", 2) == 0)
@@ -1108,7 +1112,8 @@ static int plain_name(const char *v)
     return 1;
 }
 
-/* variables.settings: what the policy may set for this export (a name declared here, optional);
+/* variables.settings: what the policy may set for this export (declared by being listed here, and
+ * required when variables.required lists it too);
  * variables.lists: {list: [fields]} for {{*list}} loops. */
 static int spec_settings(struct spec *sp, const yt_node *list)
 {
@@ -1123,9 +1128,8 @@ static int spec_settings(struct spec *sp, const yt_node *list)
             return yerr(v, "setting names are [a-z0-9_]: ", v->value);
         if (strcmp(v->value, "base_url") != 0 && is_release_var(v->value))
             return yerr(v, "a variable fwrel sets cannot be a setting: ", v->value);
-        if (in_names(sp->known, sp->nknown, v->value, strlen(v->value)) &&
-            strcmp(v->value, "base_url") != 0)
-            return yerr(v, "variable declared twice: ", v->value);
+        if (in_names(sp->settings, sp->nsettings, v->value, strlen(v->value)))
+            return yerr(v, "setting listed twice: ", v->value);
         if (sp->nknown == EXPORT_DECL_MAX)
             return yerr(v, "too many variables", NULL);
         if (!in_names(sp->known, sp->nknown, v->value, strlen(v->value)))

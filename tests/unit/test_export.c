@@ -702,6 +702,50 @@ static void test_language(void **state)
     fwrel_export_vars_free(v);
 }
 
+/* Loops: {{*list}}...{{/list}} once per row; a row's field hides the outer variable of the same
+ * name (in an export, even a declared field the row leaves unset: test_flask_history); first and
+ * last; sections inside the body; the shell context carries over the rows; loops do not nest. */
+static void test_loops(void **state)
+{
+    (void)state;
+    fwrel_export_vars *v = NULL, *row = NULL;
+    assert_int_equal(fwrel_export_vars_new(&v), 0);
+    assert_int_equal(fwrel_export_vars_set(v, "name", "outer"), 0);
+    assert_int_equal(fwrel_export_vars_set(v, "hmac", ""), 0);
+    static const char *const rows[][2] = {{"a", "m1"}, {"b'c", NULL}, {"d", "m3"}};
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(fwrel_export_vars_new(&row), 0);
+        assert_int_equal(fwrel_export_vars_set(row, "name", rows[i][0]), 0);
+        if (rows[i][1] != NULL)
+            assert_int_equal(fwrel_export_vars_set(row, "hmac", rows[i][1]), 0);
+        assert_int_equal(fwrel_export_vars_add_row(v, "items", row), 0);
+    }
+    assert_int_equal(fwrel_export_vars_rows(v, "items"), 3);
+    render_text_is("[{{*items}}{{#first}}<{{/first}}\"{{name}}\"{{#hmac}}:{{hmac}}{{/hmac}}"
+                   "{{^last}},{{/last}}{{/items}}] {{name}}",
+                   FWREL_EXPORT_NONE, v, "[<\"a\":m1,\"b'c\",\"d\":m3] outer");
+    render_text_is("{{*items}}up {{name}} {{name|url}}\n{{/items}}", FWREL_EXPORT_SHELL, v,
+                   "up 'a' 'a'\nup 'b'\\''c' 'b%27c'\nup 'd' 'd'\n");
+    render_text_is("{{#hmac}}{{*items}}x{{/items}}{{/hmac}}.", FWREL_EXPORT_NONE, v, ".");
+    fwrel_export_vars_clear_list(v, "items");
+    render_text_is("[{{*items}}x{{/items}}]", FWREL_EXPORT_NONE, v, "[]");
+    render_text_fails("a\n{{*items}}x", FWREL_EXPORT_NONE, v, "line 2: loop 'items' is not closed");
+    render_text_fails("{{*other}}x{{/other}}", FWREL_EXPORT_NONE, v,
+                      "line 1: unknown list 'other'");
+    assert_int_equal(fwrel_export_vars_new(&row), 0);
+    assert_int_equal(fwrel_export_vars_set(row, "name", "x"), 0);
+    assert_int_equal(fwrel_export_vars_add_row(v, "items", row), 0);
+    render_text_fails("{{*items}}\n{{*items}}{{/items}}", FWREL_EXPORT_NONE, v,
+                      "line 2: loop 'items' inside a loop (loops do not nest)");
+    render_text_fails("{{*items}}\n{{#name}}{{/items}}", FWREL_EXPORT_NONE, v,
+                      "line 2: section 'name' is not closed");
+    render_text_fails("{{*items}}'{{name}}'{{/items}}", FWREL_EXPORT_SHELL, v, NULL);
+    assert_int_equal(fwrel_export_vars_new(&row), 0);
+    assert_error(fwrel_export_vars_add_row(v, "Bad", row), FWREL_EUSAGE, NULL);
+    fwrel_export_vars_free(row);
+    fwrel_export_vars_free(v);
+}
+
 /* ---- user exports and malformed templates ------------------------------------------------- */
 
 static char root[2048];
@@ -780,6 +824,64 @@ static void test_user_export(void **state)
     assert_int_equal(fwrel_export_check(&d, root, "mine"), 0);
     assert_string_equal(d, "my own update server");
     free(d);
+}
+
+/* An ESPHome-style user export: the image's MD5 beside its SHA-256 (fwrel_export_vars_set_image,
+ * checked against OpenSSL's MD5 here), and a setting the policy gives it (variables.settings). */
+static void test_md5_and_settings(void **state)
+{
+    (void)state;
+    fresh_root("esphome");
+    put("esp/export.yaml", "description: ESPHome-like\n"
+                           "variables:\n"
+                           "  required: [product, image_md5, image_sha256, image_size, ota_port]\n"
+                           "  settings: [ota_port, base_url]\n"
+                           "files:\n"
+                           "  ota.json: {escape: json}\n");
+    put("esp/ota.json", "{\"md5\": \"{{image_md5}}\", \"sha256\": \"{{image_sha256}}\", "
+                        "\"size\": {{image_size}}, \"port\": {{ota_port}}}\n");
+    uint8_t data[100000], md5[16], sha[32];
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)(i * 7 + 3);
+    unsigned int mlen = 0;
+    assert_int_equal(EVP_Digest(data, sizeof(data), md5, &mlen, EVP_md5(), NULL), 1);
+    SHA256(data, sizeof(data), sha);
+    char mhex[33], shex[65], want[512];
+    for (int i = 0; i < 16; i++)
+        snprintf(mhex + 2 * i, 3, "%02x", md5[i]);
+    for (int i = 0; i < 32; i++)
+        snprintf(shex + 2 * i, 3, "%02x", sha[i]);
+    fwrel_export_vars *v = release_vars(), *set = NULL;
+    fwrel_src src;
+    fwrel_src_mem(&src, data, sizeof(data));
+    assert_int_equal(fwrel_export_vars_set_image(v, &src), 0);
+    assert_string_equal(fwrel_export_vars_get(v, "image_md5"), mhex);
+    assert_string_equal(fwrel_export_vars_get(v, "image_sha256"), shex);
+    assert_string_equal(fwrel_export_vars_get(v, "image_size"), "100000");
+    assert_int_equal(fwrel_export_vars_new(&set), 0);
+    assert_int_equal(fwrel_export_vars_set(set, "ota_port", "3232"), 0);
+    fwrel_export_file *f = NULL;
+    size_t n = 0;
+    assert_int_equal(fwrel_export_render_with(&f, &n, root, "esp", v, set), 0);
+    snprintf(want, sizeof(want),
+             "{\"md5\": \"%s\", \"sha256\": \"%s\", \"size\": 100000, \"port\": 3232}\n", mhex,
+             shex);
+    assert_bytes(&f[0], want);
+    fwrel_export_files_free(f, n);
+    /* Without the setting, the required variable is missing. */
+    assert_error(fwrel_export_render(&f, &n, root, "esp", v), FWREL_EFORMAT,
+                 "export 'esp' needs variable 'ota_port'");
+    /* A variable fwrel sets cannot be a setting (a policy cannot replace the image's hash). */
+    put("esp/export.yaml", "description: x\nvariables:\n  settings: [image_sha256]\nfiles: {}\n");
+    put("esp/ota.json", "");
+    unlink("esp/ota.json");
+    char p[4096];
+    snprintf(p, sizeof(p), "%s/esp/ota.json", root);
+    unlink(p);
+    assert_error(fwrel_export_render_with(&f, &n, root, "esp", v, set), FWREL_EFORMAT,
+                 "export.yaml:3:14: a variable fwrel sets cannot be a setting: image_sha256");
+    fwrel_export_vars_free(set);
+    fwrel_export_vars_free(v);
 }
 
 /* Render the user export after one change; expect a refusal with this message. */
@@ -977,7 +1079,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_https_dir),          cmocka_unit_test(test_secure_fota),
         cmocka_unit_test(test_flask_hmac),         cmocka_unit_test(test_flask_history),
-        cmocka_unit_test(test_flask_without_hmac), cmocka_unit_test(test_hostile_values),
+        cmocka_unit_test(test_flask_without_hmac), cmocka_unit_test(test_loops),
+        cmocka_unit_test(test_md5_and_settings),   cmocka_unit_test(test_hostile_values),
         cmocka_unit_test(test_language),           cmocka_unit_test(test_user_export),
         cmocka_unit_test(test_malformed),          cmocka_unit_test(test_check),
     };
