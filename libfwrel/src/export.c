@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -335,14 +334,6 @@ done:
     return error;
 }
 
-static void rfc3339(char out[21], uint64_t t)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* A row of the releases list: each pair (name, value) whose value is not NULL. */
 static int add_release_row(fwrel_export_vars *vars, const char *const (*kv)[2], size_t n)
 {
@@ -386,7 +377,7 @@ int fwrel_export_vars_set_releases(fwrel_export_vars *vars, const fwrel_history 
         snprintf(c, sizeof(c), "%llu", (unsigned long long)r->counter);
         snprintf(sv, sizeof(sv), "%u", r->secure_version);
         snprintf(size, sizeof(size), "%llu", (unsigned long long)r->image.size);
-        rfc3339(created, r->created);
+        fwrel_rfc3339(created, (int64_t)r->created);
         const char *const kv[][2] = {{"version", r->version},    {"counter", c},
                                      {"secure_version", sv},     {"image_sha256", r->image.sha256},
                                      {"image_size", size},       {"created", created},

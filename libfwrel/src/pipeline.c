@@ -105,14 +105,6 @@ static int file_digest(fwrel_release_file *f, const char *path)
     return error;
 }
 
-static void rfc3339(char out[21], int64_t t)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static int add_member(struct run *r, const char *name, const uint8_t *data, size_t len)
 {
     if (r->nm >= MAX_MEMBERS)
@@ -653,7 +645,7 @@ static int step_exports(struct run *r)
     }
     if ((error = fwrel_export_vars_new(&v)) != 0)
         return error;
-    rfc3339(created, r->o->time);
+    fwrel_rfc3339(created, r->o->time);
     if (r->p->base_url[0] != '\0')
         snprintf(base, sizeof(base), "%s", r->p->base_url);
     else
@@ -1266,8 +1258,8 @@ static int preflight(struct run *r)
     int64_t now = (int64_t)time(NULL);
     if (!r->recording && o->time + (int64_t)r->ch->validity <= now) {
         char t[21], e[21];
-        rfc3339(t, o->time);
-        rfc3339(e, o->time + (int64_t)r->ch->validity);
+        fwrel_rfc3339(t, o->time);
+        fwrel_rfc3339(e, o->time + (int64_t)r->ch->validity);
         return fwrel_error_set(FWREL_EUSAGE,
                                "the release time %s (SOURCE_DATE_EPOCH) plus the %s channel's "
                                "validity of %llu h ends at %s, in the past: the manifest would be "
@@ -1276,7 +1268,7 @@ static int preflight(struct run *r)
     }
     if (!r->recording && o->time > now + 300) {
         char t[21];
-        rfc3339(t, o->time);
+        fwrel_rfc3339(t, o->time);
         return fwrel_error_set(FWREL_EUSAGE,
                                "the release time %s (SOURCE_DATE_EPOCH) is in the future: devices "
                                "would refuse the manifest as not yet valid",
