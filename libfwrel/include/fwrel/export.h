@@ -266,7 +266,8 @@ int fwrel_export_check_with(char **description, const char *root, const char *na
  * `exports: [secure_fota]` is caught before a release).
  *
  * @param p     the policy
- * @param root  the template root (NULL: fwrel_export_default_root())
+ * @param root  the template root (NULL: fwrel_export_default_root(); when that is not
+ *              installed, nothing is checked)
  * @return 0, or the codes of fwrel_export_check_with(), the message prefixed "export NAME: "
  */
 int fwrel_export_check_policy(const fwrel_policy *p, const char *root) FWREL_WUR;
