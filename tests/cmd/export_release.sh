@@ -76,8 +76,7 @@ t = [datetime.datetime.fromtimestamp(int(x), datetime.timezone.utc).strftime("%Y
 want = {
     "current_version": "1.1.0",
     "versions": {
-        "1.0.0": {"version": "1.0.0", "filename": "1.0.0.bin",
-                  "sha256": hashlib.sha256(old).hexdigest(), "size": len(old),
+        "1.0.0": {"version": "1.0.0", "filename": "1.0.0.bin", "size": len(old),
                   "upload_date": t[0], "download_url": "/firmware/1.0.0.bin"},
         "1.1.0": {"version": "1.1.0", "filename": "1.1.0.bin",
                   "sha256": hashlib.sha256(new).hexdigest(),

@@ -442,7 +442,6 @@ static void test_flask_history(void **state)
              "    \"1.0.0\": {\n"
              "      \"version\": \"1.0.0\",\n"
              "      \"filename\": \"1.0.0.bin\",\n"
-             "      \"sha256\": \"%.64s\",\n"
              "      \"size\": 1000,\n"
              "      \"upload_date\": \"2023-11-14T22:13:20Z\",\n"
              "      \"download_url\": \"/firmware/1.0.0.bin\"\n"
@@ -450,7 +449,6 @@ static void test_flask_history(void **state)
              "    \"2.0.0\": {\n"
              "      \"version\": \"2.0.0\",\n"
              "      \"filename\": \"2.0.0.bin\",\n"
-             "      \"sha256\": \"%.64s\",\n"
              "      \"size\": 1003,\n"
              "      \"upload_date\": \"2023-11-17T22:13:20Z\",\n"
              "      \"download_url\": \"/firmware/2.0.0.bin\"\n"
@@ -462,7 +460,7 @@ static void test_flask_history(void **state)
              "      \"hmac\": \"00ff\",\n"
              "      \"size\": 1048624,\n"
              "%s",
-             rel[0].record.image.sha256, rel[3].record.image.sha256, flask_tail);
+             flask_tail);
     assert_bytes(find(f, n, "firmware/manifest.json"), want);
     fwrel_export_files_free(f, n);
     fwrel_export_vars_free(v);
