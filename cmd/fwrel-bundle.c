@@ -17,6 +17,7 @@
 #include "fwrel/bundle.h"
 #include "fwrel/io.h"
 #include "fwrel/pipeline.h"
+#include "fwrel/export.h"
 #include "fwrel/policy.h"
 #include "util.h"
 
@@ -101,11 +102,17 @@ static void print_names(fwrel_ctx *ctx, const fwrel_policy *p, const size_t *idx
         fwrel_cmd_print(ctx, "%s%s", i ? ", " : "", p->keys[idx[i]].name);
 }
 
-static int check_policy(fwrel_ctx *ctx, const char *path)
+static int check_policy(fwrel_ctx *ctx, const char *path, const char *templates)
 {
     fwrel_policy *p = NULL;
+    int error = fwrel_policy_load(&p, path);
+    /* Each export exists and takes the settings the policy gives it (its export.yaml). */
+    if (error == 0 && (error = fwrel_export_check_policy(p, templates)) != 0) {
+        fwrel_policy_free(p);
+        return fwrel_cmd_fail(ctx, path);
+    }
     /* The error names the policy, with the line and column ("FILE:LINE:COL: reason"). */
-    if (fwrel_policy_load(&p, path) != 0)
+    if (error)
         return fwrel_cmd_fail(ctx, path);
     char sha[65];
     fwrel_hex(sha, p->sha256, sizeof(p->sha256));
@@ -438,7 +445,7 @@ static int run(fwrel_ctx *ctx)
     if (o.drop && o.repair == NULL)
         return fwrel_cmd_usage(ctx, "--drop goes with --repair-history");
     if (o.check_policy != NULL)
-        return ctx->argc == 0 ? check_policy(ctx, o.check_policy)
+        return ctx->argc == 0 ? check_policy(ctx, o.check_policy, o.templates)
                               : fwrel_cmd_usage(ctx, "--check-policy takes no IMAGE");
     if (o.approve != NULL)
         return approve(ctx);

@@ -30,10 +30,19 @@
 #define EXPORT_YAML       "export.yaml"
 #define EXPORT_DESC_MAX   1024
 
+/* A list variable: rows of variables, repeated by a {{*name}}...{{/name}} loop. */
+struct export_list {
+    char *name;
+    fwrel_export_vars **rows;
+    size_t nrows;
+};
+
 struct fwrel_export_vars {
     size_t count;
     char *names[FWREL_EXPORT_VARS_MAX];
     char *values[FWREL_EXPORT_VARS_MAX];
+    struct export_list lists[FWREL_EXPORT_LISTS_MAX];
+    size_t nlists;
 };
 
 const char *fwrel_export_default_root(void)
@@ -107,7 +116,69 @@ void fwrel_export_vars_free(fwrel_export_vars *vars)
         free(vars->names[i]);
         free(vars->values[i]);
     }
+    for (size_t i = 0; i < vars->nlists; i++) {
+        for (size_t k = 0; k < vars->lists[i].nrows; k++)
+            fwrel_export_vars_free(vars->lists[i].rows[k]);
+        free(vars->lists[i].rows);
+        free(vars->lists[i].name);
+    }
     free(vars);
+}
+
+static const struct export_list *vars_list(const fwrel_export_vars *vars, const char *name,
+                                           size_t n)
+{
+    for (size_t i = 0; vars != NULL && i < vars->nlists; i++)
+        if (strlen(vars->lists[i].name) == n && memcmp(vars->lists[i].name, name, n) == 0)
+            return &vars->lists[i];
+    return NULL;
+}
+
+int fwrel_export_vars_add_row(fwrel_export_vars *vars, const char *list, fwrel_export_vars *row)
+{
+    FWREL_ASSERT_ARG(vars != NULL && list != NULL && row != NULL && row != vars);
+    struct export_list *l = (struct export_list *)vars_list(vars, list, strlen(list));
+    if (!valid_name(list, strlen(list)))
+        return fwrel_error_set(FWREL_EUSAGE, "list name must be 1 to %d characters of [a-z0-9_]",
+                               FWREL_EXPORT_NAME_MAX);
+    if (row->nlists != 0)
+        return fwrel_error_set(FWREL_EUSAGE, "list '%s': a row holds no lists", list);
+    if (l == NULL) {
+        if (vars->nlists == FWREL_EXPORT_LISTS_MAX)
+            return fwrel_error_set(FWREL_EUSAGE, "more than %d lists", FWREL_EXPORT_LISTS_MAX);
+        l = &vars->lists[vars->nlists];
+        if ((l->name = strdup(list)) == NULL)
+            return fwrel_error_set(FWREL_EIO, "out of memory");
+        vars->nlists++;
+    }
+    if (l->nrows == FWREL_EXPORT_ROWS_MAX)
+        return fwrel_error_set(FWREL_EUSAGE, "list '%s': more than %d rows", list,
+                               FWREL_EXPORT_ROWS_MAX);
+    fwrel_export_vars **rows = realloc(l->rows, (l->nrows + 1) * sizeof(*rows));
+    if (rows == NULL)
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    l->rows = rows;
+    l->rows[l->nrows++] = row;
+    return 0;
+}
+
+void fwrel_export_vars_clear_list(fwrel_export_vars *vars, const char *list)
+{
+    struct export_list *l = vars == NULL || list == NULL
+                                ? NULL
+                                : (struct export_list *)vars_list(vars, list, strlen(list));
+    if (l == NULL)
+        return;
+    for (size_t k = 0; k < l->nrows; k++)
+        fwrel_export_vars_free(l->rows[k]);
+    l->nrows = 0;
+}
+
+size_t fwrel_export_vars_rows(const fwrel_export_vars *vars, const char *list)
+{
+    const struct export_list *l =
+        vars == NULL || list == NULL ? NULL : vars_list(vars, list, strlen(list));
+    return l == NULL ? 0 : l->nrows;
 }
 
 static const char *vars_lookup(const fwrel_export_vars *vars, const char *name, size_t n)
@@ -208,6 +279,205 @@ done:
     EVP_MAC_CTX_free(ctx); /* wipes its copy of the key */
     EVP_MAC_free(mac);
     free(buf);
+    return error;
+}
+
+int fwrel_export_vars_set_image(fwrel_export_vars *vars, fwrel_src *image)
+{
+    FWREL_ASSERT_ARG(vars != NULL && image != NULL);
+    EVP_MD_CTX *sha = NULL, *md5 = NULL;
+    EVP_MD *md5_md = NULL;
+    uint8_t *buf = NULL, d[32], m[16];
+    char hex[65], size[24];
+    uint64_t total = image->size - image->pos;
+    int error;
+    if ((buf = malloc(65536)) == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    /* MD5 only because ESPHome's OTA checks it (docs/exports.md): never for security. */
+    if ((sha = EVP_MD_CTX_new()) == NULL || (md5 = EVP_MD_CTX_new()) == NULL ||
+        (md5_md = EVP_MD_fetch(NULL, "MD5", NULL)) == NULL ||
+        EVP_DigestInit_ex(sha, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestInit_ex(md5, md5_md, NULL) != 1) {
+        error = fwrel_error_set_openssl(FWREL_EIO, "digest setup failed");
+        goto done;
+    }
+    while (image->pos < image->size) {
+        uint64_t left = image->size - image->pos;
+        size_t chunk = left < 65536 ? (size_t)left : 65536;
+        if ((error = fwrel_src_read(image, buf, chunk)) != 0)
+            goto done;
+        if (EVP_DigestUpdate(sha, buf, chunk) != 1 || EVP_DigestUpdate(md5, buf, chunk) != 1) {
+            error = fwrel_error_set_openssl(FWREL_EIO, "digest failed");
+            goto done;
+        }
+    }
+    if (EVP_DigestFinal_ex(sha, d, NULL) != 1 || EVP_DigestFinal_ex(md5, m, NULL) != 1) {
+        error = fwrel_error_set_openssl(FWREL_EIO, "digest failed");
+        goto done;
+    }
+    snprintf(size, sizeof(size), "%llu", (unsigned long long)total);
+    fwrel_hex(hex, d, sizeof(d));
+    if ((error = fwrel_export_vars_set(vars, "image_sha256", hex)) != 0 ||
+        (error = fwrel_export_vars_set(vars, "image_size", size)) != 0)
+        goto done;
+    fwrel_hex(hex, m, sizeof(m));
+    if ((error = fwrel_export_vars_set(vars, "image_md5", hex)) != 0)
+        goto done;
+    error = 0;
+done:
+    EVP_MD_CTX_free(sha);
+    EVP_MD_CTX_free(md5);
+    EVP_MD_free(md5_md);
+    free(buf);
+    return error;
+}
+
+/* A row of the releases list: each pair (name, value) whose value is not NULL. */
+static int add_release_row(fwrel_export_vars *vars, const char *const (*kv)[2], size_t n)
+{
+    fwrel_export_vars *row = NULL;
+    int error = fwrel_export_vars_new(&row);
+    for (size_t i = 0; error == 0 && i < n; i++)
+        if (kv[i][1] != NULL)
+            error = fwrel_export_vars_set(row, kv[i][0], kv[i][1]);
+    if (error == 0 && (error = fwrel_export_vars_add_row(vars, "releases", row)) == 0)
+        return 0;
+    fwrel_export_vars_free(row);
+    return error;
+}
+
+int fwrel_export_vars_set_releases(fwrel_export_vars *vars, const fwrel_history *h)
+{
+    FWREL_ASSERT_ARG(vars != NULL);
+    const char *product = fwrel_export_vars_get(vars, "product");
+    const char *channel = fwrel_export_vars_get(vars, "channel");
+    const char *counter = fwrel_export_vars_get(vars, "counter");
+    uint64_t now = 0;
+    size_t *idx = NULL, m = 0;
+    int error;
+    if (product == NULL || channel == NULL || counter == NULL ||
+        fwrel_parse_u64(&now, counter, UINT64_MAX) != 0)
+        return fwrel_error_set(FWREL_EUSAGE, "the releases list needs product, channel and "
+                                             "counter set first");
+    fwrel_export_vars_clear_list(vars, "releases");
+    if (h != NULL && h->nrel > 0 && (idx = calloc(h->nrel, sizeof(*idx))) == NULL)
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    for (size_t i = 0; h != NULL && i < h->nrel; i++)
+        if (strcmp(h->rel[i].record.product, product) == 0 &&
+            strcmp(h->rel[i].record.channel, channel) == 0 && h->rel[i].record.counter < now)
+            idx[m++] = i;
+    /* The newest ones, this release included, when there are more than a list holds. */
+    size_t from = m >= FWREL_EXPORT_ROWS_MAX ? m - (FWREL_EXPORT_ROWS_MAX - 1) : 0;
+    error = 0;
+    for (size_t k = from; error == 0 && k < m; k++) {
+        const fwrel_release *r = &h->rel[idx[k]].record;
+        char c[24], sv[12], size[24], created[21];
+        snprintf(c, sizeof(c), "%llu", (unsigned long long)r->counter);
+        snprintf(sv, sizeof(sv), "%u", r->secure_version);
+        snprintf(size, sizeof(size), "%llu", (unsigned long long)r->image.size);
+        fwrel_rfc3339(created, (int64_t)r->created);
+        const char *const kv[][2] = {{"version", r->version},    {"counter", c},
+                                     {"secure_version", sv},     {"image_sha256", r->image.sha256},
+                                     {"image_size", size},       {"created", created},
+                                     {"tag", h->rel[idx[k]].tag}};
+        error = add_release_row(vars, kv, sizeof(kv) / sizeof(kv[0]));
+    }
+    free(idx);
+    if (error)
+        return error;
+    static const char *const same[] = {"version",   "counter",    "secure_version", "image_sha256",
+                                       "image_md5", "image_size", "created",        "hmac"};
+    const char *kv[sizeof(same) / sizeof(same[0]) + 1][2];
+    for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+        kv[i][0] = same[i];
+        kv[i][1] = fwrel_export_vars_get(vars, same[i]);
+    }
+    kv[sizeof(same) / sizeof(same[0])][0] = "current";
+    kv[sizeof(same) / sizeof(same[0])][1] = "1";
+    return add_release_row(vars, (const char *const(*)[2])kv, sizeof(kv) / sizeof(kv[0]));
+}
+
+/* The secure-FOTA upload id (docs/exports.md, secure-fota): slot * 65536 + counter, a positive
+ * Java int. */
+#define SF_COUNTER_MAX 65535u
+#define SF_SLOT_MAX    32767u
+
+static uint32_t sf_slot(const char *product, const char *device_type)
+{
+    static const char label[] = "fwrel secure-fota id";
+    uint8_t d[32];
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    int ok = c != NULL && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
+             EVP_DigestUpdate(c, label, sizeof(label)) == 1 &&
+             EVP_DigestUpdate(c, product, strlen(product) + 1) == 1 &&
+             EVP_DigestUpdate(c, device_type, strlen(device_type)) == 1 &&
+             EVP_DigestFinal_ex(c, d, NULL) == 1;
+    EVP_MD_CTX_free(c);
+    if (!ok)
+        return 0;
+    uint32_t v = ((uint32_t)d[0] << 24) | ((uint32_t)d[1] << 16) | ((uint32_t)d[2] << 8) | d[3];
+    return 1 + v % SF_SLOT_MAX;
+}
+
+int fwrel_export_vars_set_targets(fwrel_export_vars *vars, const char *const *types, size_t n,
+                                  const fwrel_export_vars *settings)
+{
+    FWREL_ASSERT_ARG(vars != NULL && (types != NULL || n == 0));
+    const char *product = fwrel_export_vars_get(vars, "product");
+    const char *counter = fwrel_export_vars_get(vars, "counter");
+    const char *base = fwrel_export_vars_get(settings, "id_slot");
+    char joined[FWREL_EXPORT_VALUE_MAX + 1] = "";
+    uint64_t c = 0, slot0 = 0;
+    int error = 0;
+    if (product == NULL || counter == NULL || fwrel_parse_u64(&c, counter, UINT64_MAX) != 0)
+        return fwrel_error_set(FWREL_EUSAGE, "the targets list needs product and counter set "
+                                             "first");
+    if (n == 0 || n > FWREL_EXPORT_ROWS_MAX)
+        return fwrel_error_set(FWREL_EUSAGE, "a release has 1 to %d device types",
+                               FWREL_EXPORT_ROWS_MAX);
+    if (base != NULL && (fwrel_parse_u64(&slot0, base, SF_SLOT_MAX) != 0 || slot0 == 0 ||
+                         slot0 + n - 1 > SF_SLOT_MAX))
+        return fwrel_error_set(FWREL_EFORMAT,
+                               "setting id_slot: '%.16s' is not a number from 1 to %u - %zu "
+                               "(one slot per device type)",
+                               base, SF_SLOT_MAX, n - 1);
+    fwrel_export_vars_clear_list(vars, "targets");
+    for (size_t i = 0; error == 0 && i < n; i++) {
+        fwrel_export_vars *row = NULL;
+        char id[24];
+        uint64_t slot = base != NULL ? slot0 + i : sf_slot(product, types[i]);
+        if (slot == 0)
+            return fwrel_error_set_openssl(FWREL_EIO, "SHA-256 failed");
+        /* Past 65535 the id would run into the next slot: the upload id has 16 bits for it. */
+        if (c > SF_COUNTER_MAX)
+            snprintf(id, sizeof(id), "%s", "");
+        else
+            snprintf(id, sizeof(id), "%llu", (unsigned long long)(slot * 65536 + c));
+        snprintf(joined + strlen(joined), sizeof(joined) - strlen(joined), "%s%s", i ? "," : "",
+                 types[i]);
+        if ((error = fwrel_export_vars_new(&row)) == 0 &&
+            (error = fwrel_export_vars_set(row, "device_type", types[i])) == 0 &&
+            (id[0] == 0 || (error = fwrel_export_vars_set(row, "upload_id", id)) == 0) &&
+            (error = fwrel_export_vars_add_row(vars, "targets", row)) == 0)
+            row = NULL;
+        fwrel_export_vars_free(row);
+    }
+    if (error == 0)
+        error = fwrel_export_vars_set(vars, "device_types", joined);
+    if (error == 0 && n == 1)
+        error = fwrel_export_vars_set(vars, "device_type", types[0]);
+    /* With several, no device_type: a template that wants one uses the targets list. */
+    for (size_t i = 0; error == 0 && n > 1 && i < vars->count; i++)
+        if (strcmp(vars->names[i], "device_type") == 0) {
+            free(vars->names[i]);
+            free(vars->values[i]);
+            vars->names[i] = vars->names[vars->count - 1];
+            vars->values[i] = vars->values[vars->count - 1];
+            vars->count--;
+            break;
+        }
     return error;
 }
 
@@ -328,21 +598,63 @@ static int escape_by_name(int *out, const char *s, size_t n)
 
 /* ---- the template language ---------------------------------------------------------------- */
 
-/* Which names a template may use: declared in export.yaml (known), and their values. */
+struct spec;
+static int spec_list(char *const **fields, size_t *nfields, const struct spec *sp, const char *name,
+                     size_t n);
+
+/* Which names a template may use: declared in export.yaml (known), and their values. Inside a
+ * loop's body, the row's declared fields (and "first", "last") come first: a declared field the
+ * row does not set is unset, never the outer variable of the same name. */
 struct scope {
     const fwrel_export_vars *vars;
-    char *const *known; /* NULL: every name set in vars is known, nothing else */
+    const fwrel_export_vars *over[2]; /* looked up before vars: derived, settings */
+    char *const *known;               /* NULL: every name set in vars is known, nothing else */
     size_t nknown;
+    const struct spec *sp;        /* the lists export.yaml declares; NULL: any list of vars */
+    const fwrel_export_vars *row; /* in a loop body: the row */
+    char *const *fields;          /* its declared fields; NULL: the row's names */
+    size_t nfields, index, nrows;
 };
+
+static int in_names(char *const *names, size_t count, const char *name, size_t n)
+{
+    for (size_t i = 0; i < count; i++)
+        if (strlen(names[i]) == n && memcmp(names[i], name, n) == 0)
+            return 1;
+    return 0;
+}
+
+static int is_loop_flag(const struct scope *s, const char *name, size_t n)
+{
+    return s->row != NULL &&
+           ((n == 5 && memcmp(name, "first", 5) == 0) || (n == 4 && memcmp(name, "last", 4) == 0));
+}
+
+static const char *scope_lookup(const struct scope *s, const char *name, size_t n)
+{
+    if (is_loop_flag(s, name, n))
+        return (name[0] == 'f' ? s->index == 0 : s->index + 1 == s->nrows) ? "1" : NULL;
+    if (s->row != NULL && (s->fields == NULL ? vars_lookup(s->row, name, n) != NULL
+                                             : in_names(s->fields, s->nfields, name, n)))
+        return vars_lookup(s->row, name, n);
+    for (size_t i = 0; i < 2; i++) {
+        const char *v = vars_lookup(s->over[i], name, n);
+        if (v != NULL)
+            return v;
+    }
+    return vars_lookup(s->vars, name, n);
+}
 
 static int scope_knows(const struct scope *s, const char *name, size_t n)
 {
+    if (is_loop_flag(s, name, n))
+        return 1;
+    if (s->row != NULL && (s->fields == NULL ? vars_lookup(s->row, name, n) != NULL
+                                             : in_names(s->fields, s->nfields, name, n)))
+        return 1;
     if (s->known == NULL)
-        return vars_lookup(s->vars, name, n) != NULL;
-    for (size_t i = 0; i < s->nknown; i++)
-        if (strlen(s->known[i]) == n && memcmp(s->known[i], name, n) == 0)
-            return 1;
-    return 0;
+        return scope_lookup(s, name, n) != NULL;
+    return in_names(s->known, s->nknown, name, n);
 }
 
 /* A placeholder's text for a message: at most 40 bytes, non-printables as '?'. */
@@ -407,10 +719,47 @@ static void sh_lex(struct shlex *l, const uint8_t *p, size_t n)
     }
 }
 
-static int render(struct buf *out, const uint8_t *t, size_t len, int esc, const struct scope *s)
+static int render(struct buf *out, const uint8_t *t, size_t len, int esc, const struct scope *s,
+                  struct shlex *sh, int line);
+
+/* A loop {{*name}}: its body t[0, len) once per row of the list, with the row's fields. The body
+ * starts on line; loops do not nest. */
+static int render_loop(struct buf *out, const uint8_t *t, size_t len, int esc,
+                       const struct scope *s, struct shlex *sh, int line, const char *name,
+                       size_t nn)
 {
-    struct shlex sh = {0};
-    int line = 1, error;
+    char *const *fields = NULL;
+    size_t nfields = 0;
+    if (s->row != NULL)
+        return fwrel_error_set(FWREL_EFORMAT,
+                               "line %d: loop '%.*s' inside a loop (loops do not "
+                               "nest)",
+                               line, (int)nn, name);
+    if (esc == ESC_PATH)
+        return fwrel_error_set(FWREL_EFORMAT, "line %d: loops are not allowed here", line);
+    if (s->sp != NULL && spec_list(&fields, &nfields, s->sp, name, nn) != 0)
+        return fwrel_error_set(FWREL_EFORMAT, "line %d: unknown list '%.*s'", line, (int)nn, name);
+    const struct export_list *l = vars_list(s->vars, name, nn);
+    if (s->sp == NULL && l == NULL)
+        return fwrel_error_set(FWREL_EFORMAT, "line %d: unknown list '%.*s'", line, (int)nn, name);
+    for (size_t r = 0; l != NULL && r < l->nrows; r++) {
+        struct scope sub = *s;
+        sub.row = l->rows[r];
+        sub.fields = fields;
+        sub.nfields = nfields;
+        sub.index = r;
+        sub.nrows = l->nrows;
+        int error = render(out, t, len, esc, &sub, sh, line);
+        if (error)
+            return error;
+    }
+    return 0;
+}
+
+static int render(struct buf *out, const uint8_t *t, size_t len, int esc, const struct scope *s,
+                  struct shlex *shl, int line)
+{
+    int error;
     int in_section = 0, keep = 1, section_line = 0;
     const uint8_t *section_name = NULL;
     size_t section_len = 0;
@@ -425,7 +774,7 @@ static int render(struct buf *out, const uint8_t *t, size_t len, int esc, const 
         if (keep && (error = buf_add(out, t + i, j - i, line)) != 0)
             return error;
         if (keep && esc == FWREL_EXPORT_SHELL)
-            sh_lex(&sh, t + i, j - i);
+            sh_lex(shl, t + i, j - i);
         for (size_t k = i; k < j; k++)
             line += t[k] == '\n';
         if (j == len)
@@ -441,7 +790,9 @@ static int render(struct buf *out, const uint8_t *t, size_t len, int esc, const 
         i = b + 2;
         char shown[48];
         show_tag(shown, tag, tn);
-        char kind = tn > 0 && (tag[0] == '#' || tag[0] == '^' || tag[0] == '/') ? (char)tag[0] : 0;
+        char kind = tn > 0 && (tag[0] == '#' || tag[0] == '^' || tag[0] == '/' || tag[0] == '*')
+                        ? (char)tag[0]
+                        : 0;
         const char *name = (const char *)tag + (kind ? 1 : 0);
         size_t nn = tn - (kind ? 1 : 0), fn = 0;
         const char *filter = NULL;
@@ -458,10 +809,32 @@ static int render(struct buf *out, const uint8_t *t, size_t len, int esc, const 
                                    "line %d: placeholder '{{%s}}' is not a name of [a-z0-9_] "
                                    "(with an optional |url, |json or |shell)",
                                    line, shown);
+        if (kind == '*') {
+            /* The body runs to the first "{{/name}}". */
+            size_t e = i;
+            if (s->row != NULL)
+                return fwrel_error_set(FWREL_EFORMAT,
+                                       "line %d: loop '%.*s' inside a loop (loops do not nest)",
+                                       line, (int)nn, name);
+            for (; e + nn + 5 <= len; e++)
+                if (memcmp(t + e, "{{/", 3) == 0 && memcmp(t + e + 3, name, nn) == 0 &&
+                    memcmp(t + e + 3 + nn, "}}", 2) == 0)
+                    break;
+            if (e + nn + 5 > len)
+                return fwrel_error_set(FWREL_EFORMAT, "line %d: loop '%.*s' is not closed", line,
+                                       (int)nn, name);
+            /* A loop in a section that is not kept is skipped with it. */
+            if (keep && (error = render_loop(out, t + i, e - i, esc, s, shl, line, name, nn)) != 0)
+                return error;
+            for (size_t k = i; k < e; k++)
+                line += t[k] == '\n';
+            i = e + nn + 5;
+            continue;
+        }
         if (!scope_knows(s, name, nn))
             return fwrel_error_set(FWREL_EFORMAT, "line %d: unknown variable '%.*s'", line, (int)nn,
                                    name);
-        const char *value = vars_lookup(s->vars, name, nn);
+        const char *value = scope_lookup(s, name, nn);
         if (kind == '#' || kind == '^') {
             if (esc == ESC_PATH)
                 return fwrel_error_set(FWREL_EFORMAT, "line %d: sections are not allowed here",
@@ -490,12 +863,12 @@ static int render(struct buf *out, const uint8_t *t, size_t len, int esc, const 
         }
         if (!keep)
             continue;
-        if (esc == FWREL_EXPORT_SHELL && (sh.state != SH_NORMAL || sh.escaped))
+        if (esc == FWREL_EXPORT_SHELL && (shl->state != SH_NORMAL || shl->escaped))
             return fwrel_error_set(FWREL_EFORMAT,
                                    "line %d: placeholder '{{%s}}' inside quotes or a comment "
                                    "(in shell files a placeholder is a whole quoted word)",
                                    line, shown);
-        sh.word = 1;
+        shl->word = 1;
         if (value == NULL)
             return fwrel_error_set(FWREL_EFORMAT,
                                    "line %d: variable '%.*s' is not set (use it inside "
@@ -530,7 +903,8 @@ static int render_alloc(struct buf *out, const uint8_t *text, size_t len, int es
 {
     memset(out, 0, sizeof(*out));
     out->max = max;
-    int error = render(out, text, len, esc, s);
+    struct shlex sh = {0};
+    int error = render(out, text, len, esc, s, &sh, 1);
     if (error == 0 && out->p == NULL)
         error = buf_add(out, "", 0, 1); /* an empty result is still a buffer */
     if (error) {
@@ -579,6 +953,14 @@ struct spec {
     size_t nrequired;
     char *plain[EXPORT_DECL_MAX]; /* values must be plain names (plain_name()) */
     size_t nplain;
+    char *settings[EXPORT_DECL_MAX]; /* what the policy may set for this export */
+    size_t nsettings;
+    struct {
+        char *name;
+        char *fields[EXPORT_DECL_MAX];
+        size_t nfields;
+    } lists[FWREL_EXPORT_LISTS_MAX];
+    size_t nlists;
     struct decl_file files[FWREL_EXPORT_FILES_MAX];
     size_t nfiles;
     struct decl_copy copies[EXPORT_COPIES_MAX];
@@ -590,6 +972,41 @@ static void spec_free(struct spec *sp)
     /* Strings point into the tree. */
     yt_free(sp->tree);
     memset(sp, 0, sizeof(*sp));
+}
+
+static int spec_list(char *const **fields, size_t *nfields, const struct spec *sp, const char *name,
+                     size_t n)
+{
+    for (size_t i = 0; i < sp->nlists; i++)
+        if (strlen(sp->lists[i].name) == n && memcmp(sp->lists[i].name, name, n) == 0) {
+            *fields = sp->lists[i].fields;
+            *nfields = sp->lists[i].nfields;
+            return 0;
+        }
+    return -1;
+}
+
+/* Variables fwrel sets for every release (docs/exports.md section 4): a policy setting cannot
+ * replace them, except base_url, which is a setting of every export. */
+static const char *const release_vars[] = {"product",        "version",
+                                           "channel",        "counter",
+                                           "secure_version", "device_type",
+                                           "device_types",   "chip",
+                                           "image_name",     "image_sha256",
+                                           "image_md5",      "image_size",
+                                           "manifest_name",  "manifest_sha256",
+                                           "manifest_size",  "secure_fota_manifest_sha256",
+                                           "created",        "hmac",
+                                           "base_host",      "base_port",
+                                           "base_path",      "first",
+                                           "last",           NULL};
+
+static int is_release_var(const char *name)
+{
+    for (size_t i = 0; release_vars[i] != NULL; i++)
+        if (strcmp(release_vars[i], name) == 0)
+            return 1;
+    return 0;
 }
 
 static int yerr(const yt_node *n, const char *fmt, const char *arg)
@@ -686,10 +1103,71 @@ static int plain_name(const char *v)
     return 1;
 }
 
+/* variables.settings: what the policy may set for this export (declared by being listed here, and
+ * required when variables.required lists it too);
+ * variables.lists: {list: [fields]} for {{*list}} loops. */
+static int spec_settings(struct spec *sp, const yt_node *list)
+{
+    int error;
+    if ((error = yt_expect(list, YT_SEQ, "variables.settings")))
+        return error;
+    for (size_t i = 0; i < list->count; i++) {
+        const yt_node *v = list->items[i];
+        if ((error = yt_expect(v, YT_SCALAR, "a setting name")))
+            return error;
+        if (!valid_name(v->value, strlen(v->value)))
+            return yerr(v, "setting names are [a-z0-9_]: ", v->value);
+        if (strcmp(v->value, "base_url") != 0 && is_release_var(v->value))
+            return yerr(v, "a variable fwrel sets cannot be a setting: ", v->value);
+        if (in_names(sp->settings, sp->nsettings, v->value, strlen(v->value)))
+            return yerr(v, "setting listed twice: ", v->value);
+        if (sp->nknown == EXPORT_DECL_MAX)
+            return yerr(v, "too many variables", NULL);
+        if (!in_names(sp->known, sp->nknown, v->value, strlen(v->value)))
+            sp->known[sp->nknown++] = v->value;
+        sp->settings[sp->nsettings++] = v->value;
+    }
+    return 0;
+}
+
+static int spec_lists(struct spec *sp, const yt_node *map)
+{
+    int error;
+    if ((error = yt_expect(map, YT_MAP, "variables.lists")))
+        return error;
+    for (size_t i = 0; i < map->count; i += 2) {
+        const yt_node *k = map->items[i], *f = map->items[i + 1];
+        if (sp->nlists == FWREL_EXPORT_LISTS_MAX)
+            return yerr(k, "too many lists", NULL);
+        if (!valid_name(k->value, strlen(k->value)))
+            return yerr(k, "list names are [a-z0-9_]: ", k->value);
+        if ((error = yt_expect(f, YT_SEQ, "a list's fields")))
+            return error;
+        sp->lists[sp->nlists].name = k->value;
+        for (size_t j = 0; j < f->count; j++) {
+            const yt_node *v = f->items[j];
+            if ((error = yt_expect(v, YT_SCALAR, "a field name")))
+                return error;
+            if (!valid_name(v->value, strlen(v->value)) || strcmp(v->value, "first") == 0 ||
+                strcmp(v->value, "last") == 0)
+                return yerr(v, "field names are [a-z0-9_], not first or last: ", v->value);
+            if (in_names(sp->lists[sp->nlists].fields, sp->lists[sp->nlists].nfields, v->value,
+                         strlen(v->value)))
+                return yerr(v, "field declared twice: ", v->value);
+            if (sp->lists[sp->nlists].nfields == EXPORT_DECL_MAX)
+                return yerr(v, "too many fields", NULL);
+            sp->lists[sp->nlists].fields[sp->lists[sp->nlists].nfields++] = v->value;
+        }
+        sp->nlists++;
+    }
+    return 0;
+}
+
 static int spec_parse(struct spec *sp, const uint8_t *text, size_t len)
 {
     static const char *const top[] = {"description", "variables", "files", "copies", NULL};
-    static const char *const varkeys[] = {"required", "optional", "plain", NULL};
+    static const char *const varkeys[] = {"required", "optional", "plain",
+                                          "settings", "lists",    NULL};
     static const char *const filekeys[] = {"escape", "executable", NULL};
     const yt_node *n, *v;
     const char *s;
@@ -711,7 +1189,11 @@ static int spec_parse(struct spec *sp, const uint8_t *text, size_t len)
             return error;
         if ((v = yt_get(n, "optional")) != NULL && (error = spec_vars(sp, v, 0)))
             return error;
+        if ((v = yt_get(n, "settings")) != NULL && (error = spec_settings(sp, v)))
+            return error;
         if ((v = yt_get(n, "plain")) != NULL && (error = spec_plain(sp, v)))
+            return error;
+        if ((v = yt_get(n, "lists")) != NULL && (error = spec_lists(sp, v)))
             return error;
     }
     if ((n = yt_get(root, "files")) == NULL)
@@ -1042,14 +1524,93 @@ static int cmp_files(const void *a, const void *b)
     return strcmp(((const fwrel_export_file *)a)->path, ((const fwrel_export_file *)b)->path);
 }
 
-/* Render; with vars NULL, check the export with every declared variable set to "0" (a value
- * that fits a JSON number or string, a URL and a file name) and return its description. */
+/*
+ * base_host, base_port and base_path from an http(s) base URL: "https://h:8070/a/b" gives "h",
+ * "8070", "/a/b"; without a port, 443 (https) or 80 (http); without a path, "". Another URL
+ * sets none of them.
+ */
+static int derive_base(fwrel_export_vars *d, const char *url)
+{
+    const char *p;
+    const char *port = NULL;
+    char host[FWREL_EXPORT_VALUE_MAX + 1], num[8];
+    size_t hl, pl = 0;
+    int error;
+    if (strncmp(url, "https://", 8) == 0)
+        p = url + 8, port = "443";
+    else if (strncmp(url, "http://", 7) == 0)
+        p = url + 7, port = "80";
+    else
+        return 0;
+    const char *slash = strchr(p, '/');
+    const char *end = slash ? slash : p + strlen(p);
+    const char *colon = NULL;
+    if (p[0] == '[') { /* [IPv6]:port */
+        const char *rb = memchr(p, ']', (size_t)(end - p));
+        if (rb == NULL)
+            return 0;
+        colon = rb + 1 < end && rb[1] == ':' ? rb + 1 : NULL;
+    } else {
+        colon = memchr(p, ':', (size_t)(end - p));
+    }
+    hl = (size_t)((colon ? colon : end) - p);
+    if (colon != NULL) {
+        pl = (size_t)(end - colon - 1);
+        if (pl == 0 || pl > 5)
+            return 0;
+        for (size_t i = 0; i < pl; i++)
+            if (colon[1 + i] < '0' || colon[1 + i] > '9')
+                return 0;
+        memcpy(num, colon + 1, pl);
+        num[pl] = 0;
+        port = num;
+    }
+    if (hl == 0)
+        return 0;
+    memcpy(host, p, hl);
+    host[hl] = 0;
+    if ((error = fwrel_export_vars_set(d, "base_host", host)) != 0 ||
+        (error = fwrel_export_vars_set(d, "base_port", port)) != 0 ||
+        (error = fwrel_export_vars_set(d, "base_path", slash ? slash : "")) != 0)
+        return error;
+    return 0;
+}
+
+/* Check mode: every declared variable "0" (a value that fits a JSON number or string, a URL
+ * and a file name), every list one row of "0"s. */
+static int dummy_vars(fwrel_export_vars **out, const struct spec *sp)
+{
+    fwrel_export_vars *d = NULL, *row = NULL;
+    int error;
+    if ((error = fwrel_export_vars_new(&d)) != 0)
+        return error;
+    for (size_t i = 0; error == 0 && i < sp->nknown; i++)
+        error = fwrel_export_vars_set(d, sp->known[i], "0");
+    for (size_t i = 0; error == 0 && i < sp->nlists; i++) {
+        if ((error = fwrel_export_vars_new(&row)) != 0)
+            break;
+        for (size_t k = 0; error == 0 && k < sp->lists[i].nfields; k++)
+            error = fwrel_export_vars_set(row, sp->lists[i].fields[k], "0");
+        if (error == 0 && (error = fwrel_export_vars_add_row(d, sp->lists[i].name, row)) == 0)
+            row = NULL;
+    }
+    fwrel_export_vars_free(row);
+    if (error) {
+        fwrel_export_vars_free(d);
+        return error;
+    }
+    *out = d;
+    return 0;
+}
+
+/* Render; with vars NULL, check the export with dummy_vars() and return its description. */
 static int render_export(fwrel_export_file **files, size_t *count, char **description,
-                         const char *root, const char *name, const fwrel_export_vars *vars)
+                         const char *root, const char *name, const fwrel_export_vars *vars,
+                         const fwrel_export_vars *settings)
 {
     struct tree t;
     struct spec sp;
-    fwrel_export_vars *dummy = NULL;
+    fwrel_export_vars *dummy = NULL, *derived = NULL;
     fwrel_export_file *out = NULL;
     size_t n = 0, total = 0; /* filled, allocated (zeroed) entries of out */
     int error, rootfd = -1, dirfd = -1;
@@ -1089,26 +1650,44 @@ static int render_export(fwrel_export_file **files, size_t *count, char **descri
         goto done;
     }
     if (vars == NULL) {
-        if ((error = fwrel_export_vars_new(&dummy)) != 0)
+        if ((error = dummy_vars(&dummy, &sp)) != 0)
             goto done;
-        for (size_t i = 0; i < sp.nknown; i++)
-            if ((error = fwrel_export_vars_set(dummy, sp.known[i], "0")) != 0)
-                goto done;
         vars = dummy;
         if ((*description = strdup(yt_get(sp.tree, "description")->value)) == NULL) {
             error = fwrel_error_set(FWREL_EIO, "out of memory");
             goto done;
         }
     }
-    struct scope s = {.vars = vars, .known = sp.known, .nknown = sp.nknown};
+    /* The policy's settings for this export: each one export.yaml declares. */
+    for (size_t i = 0; settings != NULL && i < settings->count; i++)
+        if (!in_names(sp.settings, sp.nsettings, settings->names[i], strlen(settings->names[i]))) {
+            char list[256] = "";
+            for (size_t k = 0; k < sp.nsettings; k++)
+                snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", k ? ", " : "",
+                         sp.settings[k]);
+            error =
+                fwrel_error_set(FWREL_EFORMAT, "export '%s' has no setting '%s' (%s%s)", name,
+                                settings->names[i], sp.nsettings ? "its settings: " : "none", list);
+            goto done;
+        }
+    if ((error = fwrel_export_vars_new(&derived)) != 0)
+        goto done;
+    struct scope s = {.vars = vars,
+                      .over = {derived, settings},
+                      .known = sp.known,
+                      .nknown = sp.nknown,
+                      .sp = &sp};
+    const char *base = scope_lookup(&s, "base_url", 8);
+    if (base != NULL && (error = derive_base(derived, base)) != 0)
+        goto done;
     for (size_t i = 0; i < sp.nrequired; i++)
-        if (fwrel_export_vars_get(vars, sp.required[i]) == NULL) {
+        if (scope_lookup(&s, sp.required[i], strlen(sp.required[i])) == NULL) {
             error = fwrel_error_set(FWREL_EFORMAT, "export '%s' needs variable '%s'", name,
                                     sp.required[i]);
             goto done;
         }
     for (size_t i = 0; i < sp.nplain; i++) {
-        const char *value = fwrel_export_vars_get(vars, sp.plain[i]);
+        const char *value = scope_lookup(&s, sp.plain[i], strlen(sp.plain[i]));
         if (value != NULL && !plain_name(value)) {
             char shown[48];
             show_tag(shown, (const uint8_t *)value, strlen(value));
@@ -1198,6 +1777,7 @@ static int render_export(fwrel_export_file **files, size_t *count, char **descri
 done:
     fwrel_export_files_free(out, total); /* also the entry a failure left half made */
     fwrel_export_vars_free(dummy);
+    fwrel_export_vars_free(derived);
     spec_free(&sp);
     tree_free(&t);
     if (dirfd >= 0)
@@ -1211,20 +1791,83 @@ int fwrel_export_render(fwrel_export_file **files, size_t *count, const char *ro
                         const char *name, const fwrel_export_vars *vars)
 {
     FWREL_ASSERT_ARG(files != NULL && count != NULL && name != NULL && vars != NULL);
-    return render_export(files, count, NULL, root, name, vars);
+    return render_export(files, count, NULL, root, name, vars, NULL);
+}
+
+int fwrel_export_render_with(fwrel_export_file **files, size_t *count, const char *root,
+                             const char *name, const fwrel_export_vars *vars,
+                             const fwrel_export_vars *settings)
+{
+    FWREL_ASSERT_ARG(files != NULL && count != NULL && name != NULL && vars != NULL);
+    return render_export(files, count, NULL, root, name, vars, settings);
 }
 
 int fwrel_export_check(char **description, const char *root, const char *name)
+{
+    return fwrel_export_check_with(description, root, name, NULL);
+}
+
+int fwrel_export_check_with(char **description, const char *root, const char *name,
+                            const fwrel_export_vars *settings)
 {
     FWREL_ASSERT_ARG(description != NULL && name != NULL);
     fwrel_export_file *files = NULL;
     size_t count = 0;
     *description = NULL;
-    int error = render_export(&files, &count, description, root, name, NULL);
+    int error = render_export(&files, &count, description, root, name, NULL, settings);
     fwrel_export_files_free(files, count);
     if (error) {
         free(*description);
         *description = NULL;
+    }
+    return error;
+}
+
+int fwrel_export_policy_settings(fwrel_export_vars **out, const fwrel_policy *p, size_t i)
+{
+    FWREL_ASSERT_ARG(out != NULL && p != NULL);
+    fwrel_export_vars *v = NULL;
+    int error;
+    *out = NULL;
+    if (i >= p->nexports)
+        return fwrel_error_set(FWREL_EUSAGE, "the policy has no export %zu", i);
+    if ((error = fwrel_export_vars_new(&v)) != 0)
+        return error;
+    for (size_t k = 0; error == 0 && k < p->nexport_settings[i]; k++)
+        error =
+            fwrel_export_vars_set(v, p->export_settings[i][k].name, p->export_settings[i][k].value);
+    if (error) {
+        fwrel_export_vars_free(v);
+        return fwrel_error_prefix("export %s", p->exports[i]);
+    }
+    *out = v;
+    return 0;
+}
+
+int fwrel_export_check_policy(const fwrel_policy *p, const char *root)
+{
+    FWREL_ASSERT_ARG(p != NULL);
+    struct stat rst;
+    int error = 0;
+    /* No templates installed and none named (a build tree): nothing to check against. */
+    if (root == NULL && stat(fwrel_export_default_root(), &rst) != 0 && errno == ENOENT)
+        return 0;
+    for (size_t i = 0; error == 0 && i < p->nexports; i++) {
+        fwrel_export_vars *set = NULL;
+        char *description = NULL;
+        struct stat st;
+        char path[4096];
+        /* A name that is no export is the policy's mistake (exports: [secure_fota]). */
+        snprintf(path, sizeof(path), "%s/%s", root ? root : fwrel_export_default_root(),
+                 p->exports[i]);
+        if (valid_export_name(p->exports[i]) && lstat(path, &st) != 0 && errno == ENOENT)
+            return fwrel_error_set(FWREL_EFORMAT, "export '%s': no such export in %s",
+                                   p->exports[i], root ? root : fwrel_export_default_root());
+        if ((error = fwrel_export_policy_settings(&set, p, i)) == 0 &&
+            (error = fwrel_export_check_with(&description, root, p->exports[i], set)) != 0)
+            fwrel_error_prefix("export %s", p->exports[i]);
+        free(description);
+        fwrel_export_vars_free(set);
     }
     return error;
 }

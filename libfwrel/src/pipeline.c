@@ -64,14 +64,6 @@ static int file_digest(fwrel_release_file *f, const char *path)
     return error;
 }
 
-void fwrel_run_rfc3339(char out[21], int64_t t)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 int fwrel_run_add_member(struct run *r, const char *name, const uint8_t *data, size_t len)
 {
     if (r->nm >= MAX_MEMBERS)
@@ -700,8 +692,8 @@ int fwrel_run_preflight(struct run *r)
     int64_t now = (int64_t)time(NULL);
     if (!r->recording && o->time + (int64_t)r->ch->validity <= now) {
         char t[21], e[21];
-        fwrel_run_rfc3339(t, o->time);
-        fwrel_run_rfc3339(e, o->time + (int64_t)r->ch->validity);
+        fwrel_rfc3339(t, o->time);
+        fwrel_rfc3339(e, o->time + (int64_t)r->ch->validity);
         return fwrel_error_set(FWREL_EUSAGE,
                                "the release time %s (SOURCE_DATE_EPOCH) plus the %s channel's "
                                "validity of %llu h ends at %s, in the past: the manifest would be "
@@ -710,7 +702,7 @@ int fwrel_run_preflight(struct run *r)
     }
     if (!r->recording && o->time > now + 300) {
         char t[21];
-        fwrel_run_rfc3339(t, o->time);
+        fwrel_rfc3339(t, o->time);
         return fwrel_error_set(FWREL_EUSAGE,
                                "the release time %s (SOURCE_DATE_EPOCH) is in the future: devices "
                                "would refuse the manifest as not yet valid",

@@ -11,8 +11,10 @@
 #include "fwrel/encimg.h"
 #include "fwrel/espimg.h"
 #include "fwrel/export.h"
+#include "fwrel/history.h"
 #include "fwrel/hsm.h"
 #include "fwrel/manifest.h"
+#include "fwrel/rules.h"
 #include "fwrel/sbv1.h"
 #include "fwrel/sbv2.h"
 #include "util.h"
@@ -277,7 +279,8 @@ int fwrel_run_manifest(struct run *r)
 
 int fwrel_run_exports(struct run *r)
 {
-    fwrel_export_vars *v = NULL;
+    fwrel_export_vars *v = NULL, *settings = NULL;
+    fwrel_history *hist = NULL;
     char created[21], base[600];
     const struct member *img = fwrel_run_find_member(r, r->rec->image.name);
     const struct member *man = fwrel_run_find_member(r, "manifest.fwm");
@@ -293,7 +296,7 @@ int fwrel_run_exports(struct run *r)
     }
     if ((error = fwrel_export_vars_new(&v)) != 0)
         return error;
-    fwrel_run_rfc3339(created, r->o->time);
+    fwrel_rfc3339(created, r->o->time);
     if (r->p->base_url[0] != '\0')
         snprintf(base, sizeof(base), "%s", r->p->base_url);
     else
@@ -310,7 +313,6 @@ int fwrel_run_exports(struct run *r)
         {"channel", r->chname},
         {"counter", counter},
         {"secure_version", secure_version},
-        {"device_type", r->p->device_types[0]},
         {"chip", r->p->chip->name},
         {"image_name", r->rec->image.name},
         {"image_sha256", r->rec->image.sha256},
@@ -354,11 +356,31 @@ int fwrel_run_exports(struct run *r)
             error = fwrel_export_vars_set_hmac(v, key, klen, r->served);
         fwrel_io_free_secret(key, klen);
     }
+    /* image_md5 beside the SHA-256, and the channel's releases from the verified history (the
+     * lock is still held: it is the history the history step checked, by the same trust). */
+    fwrel_history_opts ho;
+    char own[41];
+    const char *ts = r->signer[0] != '\0' ? r->signer : r->o->tag_signer;
+    if (!error && (error = fwrel_src_seek(r->served, 0)) == 0 &&
+        (error = fwrel_export_vars_set_image(v, r->served)) == 0 &&
+        (error = fwrel_rules_history_opts(&ho, own, r->p, ts, r->o->gnupg_home)) == 0 &&
+        (error = fwrel_history_read(&hist, r->repo, &ho)) == 0)
+        error = fwrel_export_vars_set_releases(v, hist);
+    fwrel_history_free(hist);
     for (size_t i = 0; !error && i < r->p->nexports; i++) {
         fwrel_export_file *files = NULL;
         size_t count = 0;
         const char *name = r->p->exports[i];
-        if ((error = fwrel_export_render(&files, &count, r->o->template_root, name, v)) != 0) {
+        const char *types[FWREL_POLICY_MAX_LIST];
+        for (size_t k = 0; k < r->p->ndevice_types; k++)
+            types[k] = r->p->device_types[k];
+        fwrel_export_vars_free(settings);
+        settings = NULL;
+        if ((error = fwrel_export_policy_settings(&settings, r->p, i)) != 0)
+            break;
+        if ((error = fwrel_export_vars_set_targets(v, types, r->p->ndevice_types, settings)) ||
+            (error = fwrel_export_render_with(&files, &count, r->o->template_root, name, v,
+                                              settings)) != 0) {
             fwrel_error_prefix("export %s", name);
             break;
         }
@@ -387,6 +409,7 @@ int fwrel_run_exports(struct run *r)
         }
         fwrel_export_files_free(files, count);
     }
+    fwrel_export_vars_free(settings);
     fwrel_export_vars_free(v);
     if (error == 0)
         fwrel_report_add(r->report, "exports", FWREL_PASS, "%zu export%s", r->p->nexports,

@@ -534,6 +534,65 @@ static int copy_str(char *out, size_t cap, const yt_node *n, const char *what)
     return 0;
 }
 
+/* A base_url (the release section's, or an export's setting). */
+static int get_base_url(char *out, size_t cap, const yt_node *n)
+{
+    int error = copy_str(out, cap, n, "base_url");
+    if (error)
+        return error;
+    size_t len = strlen(out);
+    if ((strncmp(out, "https://", 8) != 0 && strncmp(out, "http://", 7) != 0) ||
+        out[len - 1] == '/')
+        return where(n, "base_url must be an http(s) URL without a trailing '/'");
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)out[i] <= 0x20 || (unsigned char)out[i] >= 0x7f)
+            return where(n, "base_url must be printable ASCII without spaces");
+    return 0;
+}
+
+/*
+ * One entry of exports: a name, or a map with the name and the export's settings
+ * ({name: https-dir, base_url: ...}, docs/exports.md). Which settings an export takes is in its
+ * export.yaml: fwrel-bundle checks them against it (--check-policy, and before a release).
+ */
+static int parse_export(fwrel_policy *p, size_t i, const yt_node *e)
+{
+    const yt_node *n;
+    int error;
+    if (e->kind != YT_MAP)
+        return get_name(p->exports[i], e, "export");
+    if ((n = need(e, "name", &error)) == NULL || (error = get_name(p->exports[i], n, "export")))
+        return error;
+    if (e->count / 2 - 1 > FWREL_POLICY_EXPORT_SETTINGS_MAX)
+        return where(e, "at most %d settings for an export", FWREL_POLICY_EXPORT_SETTINGS_MAX);
+    for (size_t k = 0; k < e->count; k += 2) {
+        const yt_node *key = e->items[k], *v = e->items[k + 1];
+        if (strcmp(key->value, "name") == 0)
+            continue;
+        fwrel_policy_setting *st = &p->export_settings[i][p->nexport_settings[i]];
+        size_t len = strlen(key->value);
+        int ok = len > 0 && len <= FWREL_POLICY_NAME_MAX;
+        for (size_t c = 0; ok && c < len; c++)
+            ok = (key->value[c] >= 'a' && key->value[c] <= 'z') ||
+                 (key->value[c] >= '0' && key->value[c] <= '9') || key->value[c] == '_';
+        if (!ok)
+            return where(key, "export setting '%.64s' is not a name ([a-z0-9_]*)", key->value);
+        memcpy(st->name, key->value, len + 1);
+        if (strcmp(st->name, "base_url") == 0) {
+            if ((error = get_base_url(st->value, sizeof(st->value), v)) != 0)
+                return error;
+        } else {
+            if ((error = copy_str(st->value, sizeof(st->value), v, st->name)) != 0)
+                return error;
+            for (const char *c = st->value; *c; c++)
+                if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                    return where(v, "setting %s has a control character", st->name);
+        }
+        p->nexport_settings[i]++;
+    }
+    return 0;
+}
+
 static int parse_release(fwrel_policy *p, const yt_node *r)
 {
     static const char *const keys[] = {"repository", "tag", "base_url", NULL};
@@ -541,17 +600,9 @@ static int parse_release(fwrel_policy *p, const yt_node *r)
     int error;
     if ((error = yt_expect(r, YT_MAP, "release")) != 0 || (error = yt_check_keys(r, keys)) != 0)
         return error;
-    if ((n = yt_get(r, "base_url")) != NULL) {
-        if ((error = copy_str(p->base_url, sizeof(p->base_url), n, "base_url")) != 0)
-            return error;
-        size_t len = strlen(p->base_url);
-        if ((strncmp(p->base_url, "https://", 8) != 0 && strncmp(p->base_url, "http://", 7) != 0) ||
-            p->base_url[len - 1] == '/')
-            return where(n, "base_url must be an http(s) URL without a trailing '/'");
-        for (size_t i = 0; i < len; i++)
-            if ((unsigned char)p->base_url[i] <= 0x20 || (unsigned char)p->base_url[i] >= 0x7f)
-                return where(n, "base_url must be printable ASCII without spaces");
-    }
+    if ((n = yt_get(r, "base_url")) != NULL &&
+        (error = get_base_url(p->base_url, sizeof(p->base_url), n)) != 0)
+        return error;
     if ((n = need(r, "repository", &error)) == NULL ||
         (error = copy_str(p->repository, sizeof(p->repository), n, "repository")) != 0)
         return error;
@@ -711,7 +762,7 @@ static int parse_root(fwrel_policy *p, const yt_node *root)
         if (n->count > FWREL_POLICY_MAX_LIST)
             return where(n, "at most %d exports", FWREL_POLICY_MAX_LIST);
         for (size_t i = 0; i < n->count; i++) {
-            if ((error = get_name(p->exports[i], n->items[i], "export")) != 0)
+            if ((error = parse_export(p, i, n->items[i])) != 0)
                 return error;
             for (size_t j = 0; j < i; j++)
                 if (strcmp(p->exports[j], p->exports[i]) == 0)

@@ -88,7 +88,6 @@ const struct member *fwrel_run_find_member(const struct run *r, const char *name
 int fwrel_run_member_view(fwrel_bundle_member **out, struct run *r);
 /* SHA-256 and size of a whole source. */
 int fwrel_run_src_digest(fwrel_release_file *f, fwrel_src *src);
-void fwrel_run_rfc3339(char out[21], int64_t t);
 /* The tag name from the policy's template. */
 int fwrel_run_make_tag(char out[256], const fwrel_policy *p, const char *channel,
                        const char *version);

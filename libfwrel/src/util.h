@@ -36,6 +36,9 @@ uint32_t fwrel_crc32(uint32_t crc, const uint8_t *p, size_t n);
 /** Lower-case hex of n bytes into out (2n+1 bytes, NUL-terminated). */
 void fwrel_hex(char *out, const uint8_t *p, size_t n);
 
+/** A time (seconds since the epoch) as RFC 3339 UTC, "2026-11-22T13:45:00Z", into out. */
+void fwrel_rfc3339(char out[21], int64_t t);
+
 /**
  * Parse exactly n bytes of hex (upper or lower case, no separators).
  * @return 0, or -1 if s is not exactly 2n hex digits.

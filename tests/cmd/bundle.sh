@@ -69,7 +69,8 @@ want=$(printf '%s\n' SHA256SUMS "approvals/$A1.asc" "approvals/$A2.asc" | sort
            exports/flask-ota/firmware/manifest.json exports/https-dir/README.txt \
            exports/https-dir/SHA256SUMS exports/https-dir/acme-thermostat-1.0.0.bin \
            exports/https-dir/acme-thermostat-1.0.0.fwm exports/https-dir/acme-thermostat.bin \
-           exports/https-dir/acme-thermostat.fwm firmware.enc manifest.fwm release.json)
+           exports/https-dir/acme-thermostat.fwm exports/https-dir/latest.json firmware.enc \
+           manifest.fwm release.json)
 [ "$(printf '%s\n' "$members" | LC_ALL=C sort)" = "$(printf '%s\n' "$want" | LC_ALL=C sort)" ] && ok ||
     fail "members: $members"
 # The artifacts first, then name order; modes and owners fixed; each export copy of an

@@ -110,7 +110,7 @@ release() {
     rm -rf $n.d && mkdir -p $n.d/exports
     fwrel-export --root "$FWREL_SRC/templates" --image $served --manifest $n.fwm https-dir \
         $n.d/exports/https-dir product=thermo version="$v" base_url=https://updates.test:8070 \
-        created=2026-11-22T13:45:00Z >/dev/null
+        created=2026-11-22T13:45:00Z secure_version=2 counter=7 >/dev/null
     cp $served $n.d/firmware.enc
     cp $n.fwm $n.d/manifest.fwm
     fwrel-mkbundle record -o $n.d/release.json product=thermo version="$v" channel=$ch \

@@ -1,9 +1,10 @@
 /* fwrel-export - render an export into a directory (tests only; fwrel-bundle puts exports into
  * the bundle instead). Values come as NAME=VALUE arguments; --image and --manifest name the
- * files copied for the export's artifacts and fill image_sha256/image_size and
+ * files copied for the export's artifacts and fill image_sha256/image_md5/image_size and
  * manifest_sha256/manifest_size (--secure-fota-manifest likewise); --hmac-key names a 32-byte raw
- * key for the "hmac" variable. When rendering fails it prints the library's one-line message and
- * creates nothing. */
+ * key for the "hmac" variable. device_type=T (with product and counter) sets the targets list for
+ * that one type; with product, channel and counter the releases list holds this release alone (no
+ * history). When rendering fails it prints the library's one-line message and creates nothing. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,9 +101,17 @@ int main(int argc, char **argv)
             goto done;
         }
     }
-    if (image != NULL && digest_vars(vars, "image", image) != 0) {
-        rc = fail(image);
-        goto done;
+    if (image != NULL) {
+        fwrel_src src;
+        int error = fwrel_src_open(&src, image, FWREL_IMAGE_MAX);
+        if (error == 0) {
+            error = fwrel_export_vars_set_image(vars, &src);
+            fwrel_src_close(&src);
+        }
+        if (error) {
+            rc = fail(image);
+            goto done;
+        }
     }
     if (manifest != NULL && digest_vars(vars, "manifest", manifest) != 0) {
         rc = fail(manifest);
@@ -128,6 +137,20 @@ int main(int argc, char **argv)
             rc = fail(hmac_key);
             goto done;
         }
+    }
+    const char *type = fwrel_export_vars_get(vars, "device_type");
+    if (type != NULL && fwrel_export_vars_get(vars, "product") != NULL &&
+        fwrel_export_vars_get(vars, "counter") != NULL &&
+        fwrel_export_vars_set_targets(vars, &type, 1, NULL) != 0) {
+        rc = fail("device_type");
+        goto done;
+    }
+    if (fwrel_export_vars_get(vars, "product") != NULL &&
+        fwrel_export_vars_get(vars, "channel") != NULL &&
+        fwrel_export_vars_get(vars, "counter") != NULL &&
+        fwrel_export_vars_set_releases(vars, NULL) != 0) {
+        rc = fail("releases");
+        goto done;
     }
     if (fwrel_export_render(&files, &count, root, name, vars) != 0) {
         rc = fail(name);

@@ -59,14 +59,35 @@ static fwrel_export_vars *release_vars(void)
         {"manifest_sha256", MAN_SHA},
         {"manifest_size", "1873"},
         {"secure_fota_manifest_sha256", SF_SHA},
-        {"base_url", "https://ota.example.net:8070"},
+        {"base_url", "https://ota.example.net:8070/ota"},
         {"created", "2026-11-22T13:45:00Z"},
     };
     fwrel_export_vars *v = NULL;
+    static const char *const types[] = {"devkitc-1"};
     assert_int_equal(fwrel_export_vars_new(&v), 0);
     for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
         assert_int_equal(fwrel_export_vars_set(v, kv[i][0], kv[i][1]), 0);
+    assert_int_equal(fwrel_export_vars_set_targets(v, types, 1, NULL), 0);
+    assert_int_equal(fwrel_export_vars_set_releases(v, NULL), 0);
     return v;
+}
+
+/* The secure-FOTA upload id of a product's device type (docs/exports.md): slot * 65536 +
+ * counter, slot = 1 + SHA-256("fwrel secure-fota id\0" product "\0" type)[0..3] mod 32767. */
+static unsigned long upload_id(const char *product, const char *type, unsigned counter)
+{
+    uint8_t in[256], d[32];
+    size_t n = 0;
+    memcpy(in, "fwrel secure-fota id", 21);
+    n = 21;
+    memcpy(in + n, product, strlen(product) + 1);
+    n += strlen(product) + 1;
+    memcpy(in + n, type, strlen(type));
+    n += strlen(type);
+    SHA256(in, n, d);
+    unsigned long v = ((unsigned long)d[0] << 24) | ((unsigned long)d[1] << 16) |
+                      ((unsigned long)d[2] << 8) | d[3];
+    return (1 + v % 32767) * 65536 + counter;
 }
 
 static int contains(const fwrel_export_file *f, const char *text)
@@ -123,18 +144,16 @@ static void test_https_dir(void **state)
     assert_int_equal(fwrel_export_render(&f, &n, shipped, "https-dir", v), 0);
     /* Sorted bytewise; the image under the stable name the device's built-in URL names and
      * under the release's name, the manifest likewise. */
-    static const char *const paths[] = {"README.txt",
-                                        "SHA256SUMS",
-                                        "blinky-s3-2.1.0.bin",
-                                        "blinky-s3-2.1.0.fwm",
-                                        "blinky-s3.bin",
-                                        "blinky-s3.fwm",
-                                        NULL};
-    static const char *const arts[] = {NULL, NULL, "image", "manifest", "image", "manifest"};
+    static const char *const paths[] = {
+        "README.txt",    "SHA256SUMS",    "blinky-s3-2.1.0.bin", "blinky-s3-2.1.0.fwm",
+        "blinky-s3.bin", "blinky-s3.fwm", "latest.json",         NULL};
+    static const char *const arts[] = {NULL, NULL, "image", "manifest", "image", "manifest", NULL};
     assert_paths(f, n, paths, arts);
     assert_bytes(find(f, n, "SHA256SUMS"),
                  IMG_SHA "  blinky-s3-2.1.0.bin\n" MAN_SHA "  blinky-s3-2.1.0.fwm\n" IMG_SHA
                          "  blinky-s3.bin\n" MAN_SHA "  blinky-s3.fwm\n");
+    /* The device URL's path is where s_server -WWW finds the file, below its working
+     * directory; the port is the URL's (issue 17: not a fixed 8070). */
     assert_bytes(
         find(f, n, "README.txt"),
         "blinky-s3 2.1.0: static HTTPS update directory (rendered by fwrel on "
@@ -149,26 +168,71 @@ static void test_https_dir(void **state)
         "      the signed, encrypted release manifest (stable name)\n"
         "  blinky-s3-2.1.0.fwm\n"
         "      the same manifest under this release's name\n"
+        "  latest.json\n"
+        "      version, secure_version, size, SHA-256 and URLs, for firmware that checks the\n"
+        "      version before it downloads\n"
         "  SHA256SUMS\n"
         "      check with: sha256sum -c SHA256SUMS\n"
         "\n"
         "Image: 1048624 bytes, SHA-256 " IMG_SHA "\n"
         "Manifest: 1873 bytes, SHA-256 " MAN_SHA "\n"
         "\n"
-        "Serve this directory as ESP-IDF's OTA examples do, from inside it (-WWW serves files\n"
-        "relative to the current directory; use the port of https://ota.example.net:8070):\n"
+        "Serve it as ESP-IDF's OTA examples do, with openssl s_server -WWW. It serves the file "
+        "named\n"
+        "by the request's path relative to its working directory: GET /ota/blinky-s3.bin reads\n"
+        "./ota/blinky-s3.bin. So put these files in the directory DOCROOT/ota and run\n"
+        "the server from DOCROOT, on the port of https://ota.example.net:8070/ota:\n"
         "\n"
-        "  openssl s_server -WWW -key server_key.pem -cert server_cert.pem -port 8070\n"
+        "  mkdir -p DOCROOT/ota && cp -p * DOCROOT/ota/\n"
+        "  cd DOCROOT && openssl s_server -WWW -key server_key.pem -cert server_cert.pem -port "
+        "8070\n"
         "\n"
-        "The certificate's CN or subjectAltName must match the host of the URL below, and the\n"
-        "device must trust it (the examples embed it as server_certs/ca_cert.pem).\n"
+        "The certificate's CN or subjectAltName must match ota.example.net, the host of the URL "
+        "below, and\n"
+        "the device must trust it (the examples embed it as server_certs/ca_cert.pem).\n"
         "\n"
         "Device configuration (menuconfig, \"Example Configuration\"):\n"
         "\n"
-        "  CONFIG_EXAMPLE_FIRMWARE_UPGRADE_URL=\"https://ota.example.net:8070/blinky-s3.bin\"\n"
+        "  CONFIG_EXAMPLE_FIRMWARE_UPGRADE_URL=\"https://ota.example.net:8070/ota/blinky-s3.bin\"\n"
         "\n"
         "The image is pre-encrypted: the device decrypts it with esp_encrypted_img (as in the\n"
         "pre_encrypted_ota example) and the private half of the image-encryption key.\n");
+    assert_bytes(find(f, n, "latest.json"),
+                 "{\n"
+                 "  \"product\": \"blinky-s3\",\n"
+                 "  \"version\": \"2.1.0\",\n"
+                 "  \"secure_version\": 3,\n"
+                 "  \"counter\": 17,\n"
+                 "  \"size\": 1048624,\n"
+                 "  \"sha256\": \"" IMG_SHA "\",\n"
+                 "  \"url\": \"https://ota.example.net:8070/ota/blinky-s3-2.1.0.bin\",\n"
+                 "  \"stable_url\": \"https://ota.example.net:8070/ota/blinky-s3.bin\",\n"
+                 "  \"manifest_url\": \"https://ota.example.net:8070/ota/blinky-s3-2.1.0.fwm\",\n"
+                 "  \"created\": \"2026-11-22T13:45:00Z\"\n"
+                 "}\n");
+    fwrel_export_files_free(f, n);
+
+    /* A per-export base_url setting (the policy's exports: [{name: https-dir, base_url: ...}])
+     * replaces the release's; without a port, https's 443. An undeclared setting is refused. */
+    fwrel_export_vars *set = NULL;
+    assert_int_equal(fwrel_export_vars_new(&set), 0);
+    assert_int_equal(fwrel_export_vars_set(set, "base_url", "https://cdn.example.org"), 0);
+    assert_int_equal(fwrel_export_render_with(&f, &n, shipped, "https-dir", v, set), 0);
+    assert_true(contains(find(f, n, "README.txt"),
+                         "  CONFIG_EXAMPLE_FIRMWARE_UPGRADE_URL=\"https://cdn.example.org/"
+                         "blinky-s3.bin\"\n"));
+    assert_true(contains(find(f, n, "README.txt"), "-port 443\n"));
+    assert_true(contains(find(f, n, "README.txt"), "  mkdir -p DOCROOT && cp -p * DOCROOT/\n"));
+    fwrel_export_files_free(f, n);
+    assert_int_equal(fwrel_export_vars_set(set, "port", "8443"), 0);
+    assert_error(fwrel_export_render_with(&f, &n, shipped, "https-dir", v, set), FWREL_EFORMAT,
+                 "export 'https-dir' has no setting 'port' (its settings: base_url)");
+    assert_null(f);
+    char *d = NULL;
+    assert_error(fwrel_export_check_with(&d, shipped, "https-dir", set), FWREL_EFORMAT,
+                 "export 'https-dir' has no setting 'port' (its settings: base_url)");
+    assert_null(d);
+    fwrel_export_vars_free(set);
     fwrel_export_files_free(f, n);
     fwrel_export_vars_free(v);
 }
@@ -185,37 +249,75 @@ static void test_secure_fota(void **state)
     static const char *const arts[] = {"image", "secure-fota-manifest", NULL, NULL};
     assert_paths(f, n, paths, arts);
     /* Section 2a: POST /uploadFile, parts manifestFile (the 1024-byte secure-FOTA manifest,
-     * docs/manifest.md section 5) + firmwareFile, parameters id (the release counter: the
-     * server serves the highest id), deviceType, fwName; the device asks
-     * GET /update/newest/{manifest,binary}?deviceType=. */
-    assert_bytes(
-        find(f, n, "upload.json"),
-        "{\n"
-        "  \"url\": \"https://ota.example.net:8070/uploadFile\",\n"
-        "  \"id\": 17,\n"
-        "  \"deviceType\": \"devkitc-1\",\n"
-        "  \"fwName\": \"blinky-s3-2.1.0\",\n"
-        "  \"manifestFile\": {\"file\": \"firmware.manifest\", \"size\": 1024, \"sha256\": "
-        "\"" SF_SHA "\"},\n"
-        "  \"firmwareFile\": {\"file\": \"firmware.bin\", \"size\": 1048624, \"sha256\": \"" IMG_SHA
-        "\"},\n"
-        "  \"deviceManifestUrl\": "
-        "\"https://ota.example.net:8070/update/newest/manifest?deviceType=devkitc-1\",\n"
-        "  \"deviceBinaryUrl\": "
-        "\"https://ota.example.net:8070/update/newest/binary?deviceType=devkitc-1\"\n"
-        "}\n");
+     * docs/manifest.md section 5) + firmwareFile, parameters id (the server's global primary key,
+     * and it serves the highest id per device type: slot * 65536 + counter), deviceType, fwName;
+     * the device asks GET /update/newest/{manifest,binary}?deviceType=. */
+    unsigned long id = upload_id("blinky-s3", "devkitc-1", 17);
+    char want[2048];
+    snprintf(want, sizeof(want),
+             "{\n"
+             "  \"url\": \"https://ota.example.net:8070/ota/uploadFile\",\n"
+             "  \"fwName\": \"blinky-s3-2.1.0\",\n"
+             "  \"manifestFile\": {\"file\": \"firmware.manifest\", \"size\": 1024, \"sha256\": "
+             "\"" SF_SHA "\"},\n"
+             "  \"firmwareFile\": {\"file\": \"firmware.bin\", \"size\": 1048624, \"sha256\": "
+             "\"" IMG_SHA "\"},\n"
+             "  \"uploads\": [\n"
+             "    {\"id\": %lu, \"deviceType\": \"devkitc-1\",\n"
+             "     \"deviceManifestUrl\": "
+             "\"https://ota.example.net:8070/ota/update/newest/manifest?deviceType=devkitc-1\",\n"
+             "     \"deviceBinaryUrl\": "
+             "\"https://ota.example.net:8070/ota/update/newest/binary?deviceType=devkitc-1\"}\n"
+             "  ]\n"
+             "}\n",
+             id);
+    assert_bytes(find(f, n, "upload.json"), want);
     const fwrel_export_file *sh = find(f, n, "upload.sh");
     assert_int_equal(sh->executable, 1);
     assert_int_equal(find(f, n, "upload.json")->executable, 0);
-    const char *curl =
-        "curl --fail --show-error --user \"${FOTA_USER:?set FOTA_USER to the uploader account}\" "
-        "--form manifestFile=@firmware.manifest --form firmwareFile=@firmware.bin "
-        "'https://ota.example.net:8070''/uploadFile?id=''17''&deviceType=''devkitc-1''&fwName="
-        "''blinky-s3''-''2.1.0'\n";
-    assert_true(sh->len > strlen(curl));
-    assert_memory_equal(sh->data + sh->len - strlen(curl), curl, strlen(curl));
+    char call[512];
+    snprintf(call, sizeof(call),
+             "\nupload 'https://ota.example.net:8070/ota''/uploadFile?id=''%lu''&deviceType="
+             "''devkitc-1''&fwName=''blinky-s3''-''2.1.0' 'devkitc-1'\n",
+             id);
+    assert_true(sh->len > strlen(call));
+    assert_memory_equal(sh->data + sh->len - strlen(call), call, strlen(call));
     assert_memory_equal(sh->data, "#!/bin/sh\n", 10);
     fwrel_export_files_free(f, n);
+
+    /* Two device types: one upload each, each with its own slot; id_slot (a setting) names the
+     * first slot, the next type gets the next one. */
+    static const char *const types[] = {"devkitc-1", "board-b"};
+    fwrel_export_vars *set = NULL;
+    assert_int_equal(fwrel_export_vars_set_targets(v, types, 2, NULL), 0);
+    assert_null(fwrel_export_vars_get(v, "device_type")); /* not the first of two */
+    assert_int_equal(fwrel_export_render(&f, &n, shipped, "secure-fota", v), 0);
+    snprintf(call, sizeof(call),
+             "&deviceType=''board-b''&fwName=''blinky-s3''-''2.1.0' 'board-b'\n");
+    assert_true(contains(find(f, n, "upload.sh"), call));
+    snprintf(call, sizeof(call), "{\"id\": %lu, \"deviceType\": \"board-b\"",
+             upload_id("blinky-s3", "board-b", 17));
+    assert_true(contains(find(f, n, "upload.json"), call));
+    fwrel_export_files_free(f, n);
+    assert_int_equal(fwrel_export_vars_new(&set), 0);
+    assert_int_equal(fwrel_export_vars_set(set, "id_slot", "300"), 0);
+    assert_int_equal(fwrel_export_vars_set_targets(v, types, 2, set), 0);
+    assert_int_equal(fwrel_export_render_with(&f, &n, shipped, "secure-fota", v, set), 0);
+    assert_true(
+        contains(find(f, n, "upload.json"), "{\"id\": 19660817, \"deviceType\": \"devkitc-1\""));
+    assert_true(
+        contains(find(f, n, "upload.json"), "{\"id\": 19726353, \"deviceType\": \"board-b\""));
+    fwrel_export_files_free(f, n);
+    assert_int_equal(fwrel_export_vars_set(set, "id_slot", "32767"), 0);
+    assert_error(fwrel_export_vars_set_targets(v, types, 2, set), FWREL_EFORMAT,
+                 "setting id_slot: '32767' is not a number from 1 to 32767 - 1 (one slot per "
+                 "device type)");
+    fwrel_export_vars_free(set);
+    /* Past counter 65535 there is no id for the upload: the export fails. */
+    assert_int_equal(fwrel_export_vars_set(v, "counter", "65536"), 0);
+    assert_int_equal(fwrel_export_vars_set_targets(v, types, 2, NULL), 0);
+    assert_error(fwrel_export_render(&f, &n, shipped, "secure-fota", v), FWREL_EFORMAT, NULL);
+    assert_null(f);
     fwrel_export_vars_free(v);
 }
 
@@ -262,6 +364,7 @@ static void test_flask_hmac(void **state)
     fwrel_src_mem(&src, img, ilen);
     assert_int_equal(fwrel_export_vars_set_hmac(v, key, sizeof(key), &src), 0);
     assert_string_equal(fwrel_export_vars_get(v, "hmac"), machex);
+    assert_int_equal(fwrel_export_vars_set_releases(v, NULL), 0); /* after hmac: its row has it */
 
     fwrel_export_file *f = NULL;
     size_t n = 0;
@@ -300,6 +403,69 @@ static void test_flask_hmac(void **state)
     free(img);
 }
 
+/* The channel's releases from the history: the earlier ones of the same product and channel,
+ * oldest first, then this one (issue 17: copying the export over the server is the update). */
+static void test_flask_history(void **state)
+{
+    (void)state;
+    fwrel_history_release rel[4];
+    fwrel_history h = {0};
+    memset(rel, 0, sizeof(rel));
+    static const char *const who[][3] = {{"blinky-s3", "prod", "1.0.0"},
+                                         {"blinky-s3", "beta", "1.5.0"},
+                                         {"other", "prod", "9.0.0"},
+                                         {"blinky-s3", "prod", "2.0.0"}};
+    for (int i = 0; i < 4; i++) {
+        snprintf(rel[i].record.product, sizeof(rel[i].record.product), "%s", who[i][0]);
+        snprintf(rel[i].record.channel, sizeof(rel[i].record.channel), "%s", who[i][1]);
+        snprintf(rel[i].record.version, sizeof(rel[i].record.version), "%s", who[i][2]);
+        snprintf(rel[i].tag, sizeof(rel[i].tag), "%s/%s/v%s", who[i][0], who[i][1], who[i][2]);
+        memset(rel[i].record.image.sha256, 'a' + i, 64);
+        rel[i].record.image.size = 1000 + (uint64_t)i;
+        rel[i].record.counter = (uint64_t)i + 1;
+        rel[i].record.created = 1700000000 + 86400 * (uint64_t)i;
+    }
+    h.rel = rel;
+    h.nrel = 4;
+    fwrel_export_vars *v = release_vars();
+    assert_int_equal(fwrel_export_vars_set(v, "hmac", "00ff"), 0);
+    assert_int_equal(fwrel_export_vars_set_releases(v, &h), 0);
+    assert_int_equal(fwrel_export_vars_rows(v, "releases"), 3);
+    fwrel_export_file *f = NULL;
+    size_t n = 0;
+    assert_int_equal(fwrel_export_render(&f, &n, shipped, "flask-ota", v), 0);
+    char want[4096];
+    snprintf(want, sizeof(want),
+             "{\n"
+             "  \"current_version\": \"2.1.0\",\n"
+             "  \"versions\": {\n"
+             "    \"1.0.0\": {\n"
+             "      \"version\": \"1.0.0\",\n"
+             "      \"filename\": \"1.0.0.bin\",\n"
+             "      \"size\": 1000,\n"
+             "      \"upload_date\": \"2023-11-14T22:13:20Z\",\n"
+             "      \"download_url\": \"/firmware/1.0.0.bin\"\n"
+             "    },\n"
+             "    \"2.0.0\": {\n"
+             "      \"version\": \"2.0.0\",\n"
+             "      \"filename\": \"2.0.0.bin\",\n"
+             "      \"size\": 1003,\n"
+             "      \"upload_date\": \"2023-11-17T22:13:20Z\",\n"
+             "      \"download_url\": \"/firmware/2.0.0.bin\"\n"
+             "    },\n"
+             "    \"2.1.0\": {\n"
+             "      \"version\": \"2.1.0\",\n"
+             "      \"filename\": \"2.1.0.bin\",\n"
+             "      \"sha256\": \"" IMG_SHA "\",\n"
+             "      \"hmac\": \"00ff\",\n"
+             "      \"size\": 1048624,\n"
+             "%s",
+             flask_tail);
+    assert_bytes(find(f, n, "firmware/manifest.json"), want);
+    fwrel_export_files_free(f, n);
+    fwrel_export_vars_free(v);
+}
+
 static void test_flask_without_hmac(void **state)
 {
     (void)state;
@@ -329,8 +495,10 @@ static void test_hostile_values(void **state)
     (void)state;
     fwrel_export_vars *v = release_vars();
     /* deviceType and the server's URL reach a JSON string, a query string and the shell. */
-    assert_int_equal(fwrel_export_vars_set(v, "device_type", HOSTILE), 0);
+    static const char *const hostile[] = {HOSTILE};
+    assert_int_equal(fwrel_export_vars_set_targets(v, hostile, 1, NULL), 0);
     assert_int_equal(fwrel_export_vars_set(v, "base_url", BASE), 0);
+    char call[1024];
     fwrel_export_file *f = NULL;
     size_t n = 0;
     assert_int_equal(fwrel_export_render(&f, &n, shipped, "secure-fota", v), 0);
@@ -338,24 +506,31 @@ static void test_hostile_values(void **state)
     json_error_t je;
     json_t *root = json_loadb((const char *)j->data, j->len, JSON_REJECT_DUPLICATES, &je);
     assert_non_null(root);
-    assert_string_equal(json_string_value(json_object_get(root, "deviceType")), HOSTILE);
+    json_t *up = json_array_get(json_object_get(root, "uploads"), 0);
+    assert_string_equal(json_string_value(json_object_get(up, "deviceType")), HOSTILE);
     assert_string_equal(json_string_value(json_object_get(root, "url")), BASE "/uploadFile");
-    assert_string_equal(json_string_value(json_object_get(root, "deviceBinaryUrl")),
+    assert_string_equal(json_string_value(json_object_get(up, "deviceBinaryUrl")),
                         BASE "/update/newest/binary?deviceType=" HOSTILE_URL);
-    assert_int_equal(json_object_size(root), 8); /* nothing injected */
+    assert_int_equal(json_object_size(root), 5); /* nothing injected */
+    assert_int_equal(json_object_size(up), 4);
+    assert_int_equal(json_array_size(json_object_get(root, "uploads")), 1);
     json_decref(root);
     /* In upload.sh each value is one single-quoted word; a quote in it is closed, escaped and
      * reopened, so $(...) and backticks stay text. */
     const fwrel_export_file *sh = find(f, n, "upload.sh");
-    assert_true(contains(sh, " 'https://fota.example.net:8443/a'\\''b $(touch pwned) `id`'"
-                             "'/uploadFile?id=''17''&deviceType=''" HOSTILE_URL
-                             "''&fwName=''blinky-s3''-''2.1.0'\n"));
+    snprintf(call, sizeof(call),
+             "\nupload 'https://fota.example.net:8443/a'\\''b $(touch pwned) `id`'"
+             "'/uploadFile?id=''%lu''&deviceType=''%s"
+             "''&fwName=''blinky-s3''-''2.1.0' 'evil\" $(touch pwned) `id` '\\''q'\\'' \\ \n\"x\": "
+             "1'\n",
+             upload_id("blinky-s3", HOSTILE, 17), HOSTILE_URL);
+    assert_true(contains(sh, call));
     fwrel_export_files_free(f, n);
 
     /* Plain text refuses a control character: a newline would forge README lines. */
     assert_int_equal(fwrel_export_vars_set(v, "base_url", "https://h\nCONFIG_X=y"), 0);
     assert_error(fwrel_export_render(&f, &n, shipped, "https-dir", v), FWREL_EFORMAT,
-                 "README.txt:19: value of 'base_url' has a control character");
+                 "README.txt:24: value of 'base_url' has a control character");
     assert_null(f);
     assert_int_equal(n, 0);
     assert_int_equal(fwrel_export_vars_set(v, "base_url", "https://h"), 0);
@@ -392,8 +567,8 @@ static void test_check(void **state)
     assert_string_equal(d,
                         "Static HTTPS directory for openssl s_server -WWW (ESP-IDF OTA examples): "
                         "the pre-encrypted image under a stable and a versioned name, the "
-                        "encrypted manifest, SHA256SUMS and a README with the server command "
-                        "and the device URL.");
+                        "encrypted manifest, latest.json, SHA256SUMS and a README with the "
+                        "server command and the device URL.");
     free(d);
     assert_int_equal(fwrel_export_check(&d, shipped, "secure-fota"), 0);
     assert_non_null(d);
@@ -525,6 +700,50 @@ static void test_language(void **state)
     fwrel_export_vars_free(v);
 }
 
+/* Loops: {{*list}}...{{/list}} once per row; a row's field hides the outer variable of the same
+ * name (in an export, even a declared field the row leaves unset: test_flask_history); first and
+ * last; sections inside the body; the shell context carries over the rows; loops do not nest. */
+static void test_loops(void **state)
+{
+    (void)state;
+    fwrel_export_vars *v = NULL, *row = NULL;
+    assert_int_equal(fwrel_export_vars_new(&v), 0);
+    assert_int_equal(fwrel_export_vars_set(v, "name", "outer"), 0);
+    assert_int_equal(fwrel_export_vars_set(v, "hmac", ""), 0);
+    static const char *const rows[][2] = {{"a", "m1"}, {"b'c", NULL}, {"d", "m3"}};
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(fwrel_export_vars_new(&row), 0);
+        assert_int_equal(fwrel_export_vars_set(row, "name", rows[i][0]), 0);
+        if (rows[i][1] != NULL)
+            assert_int_equal(fwrel_export_vars_set(row, "hmac", rows[i][1]), 0);
+        assert_int_equal(fwrel_export_vars_add_row(v, "items", row), 0);
+    }
+    assert_int_equal(fwrel_export_vars_rows(v, "items"), 3);
+    render_text_is("[{{*items}}{{#first}}<{{/first}}\"{{name}}\"{{#hmac}}:{{hmac}}{{/hmac}}"
+                   "{{^last}},{{/last}}{{/items}}] {{name}}",
+                   FWREL_EXPORT_NONE, v, "[<\"a\":m1,\"b'c\",\"d\":m3] outer");
+    render_text_is("{{*items}}up {{name}} {{name|url}}\n{{/items}}", FWREL_EXPORT_SHELL, v,
+                   "up 'a' 'a'\nup 'b'\\''c' 'b%27c'\nup 'd' 'd'\n");
+    render_text_is("{{#hmac}}{{*items}}x{{/items}}{{/hmac}}.", FWREL_EXPORT_NONE, v, ".");
+    fwrel_export_vars_clear_list(v, "items");
+    render_text_is("[{{*items}}x{{/items}}]", FWREL_EXPORT_NONE, v, "[]");
+    render_text_fails("a\n{{*items}}x", FWREL_EXPORT_NONE, v, "line 2: loop 'items' is not closed");
+    render_text_fails("{{*other}}x{{/other}}", FWREL_EXPORT_NONE, v,
+                      "line 1: unknown list 'other'");
+    assert_int_equal(fwrel_export_vars_new(&row), 0);
+    assert_int_equal(fwrel_export_vars_set(row, "name", "x"), 0);
+    assert_int_equal(fwrel_export_vars_add_row(v, "items", row), 0);
+    render_text_fails("{{*items}}\n{{*items}}{{/items}}", FWREL_EXPORT_NONE, v,
+                      "line 2: loop 'items' inside a loop (loops do not nest)");
+    render_text_fails("{{*items}}\n{{#name}}{{/items}}", FWREL_EXPORT_NONE, v,
+                      "line 2: section 'name' is not closed");
+    render_text_fails("{{*items}}'{{name}}'{{/items}}", FWREL_EXPORT_SHELL, v, NULL);
+    assert_int_equal(fwrel_export_vars_new(&row), 0);
+    assert_error(fwrel_export_vars_add_row(v, "Bad", row), FWREL_EUSAGE, NULL);
+    fwrel_export_vars_free(row);
+    fwrel_export_vars_free(v);
+}
+
 /* ---- user exports and malformed templates ------------------------------------------------- */
 
 static char root[2048];
@@ -603,6 +822,64 @@ static void test_user_export(void **state)
     assert_int_equal(fwrel_export_check(&d, root, "mine"), 0);
     assert_string_equal(d, "my own update server");
     free(d);
+}
+
+/* An ESPHome-style user export: the image's MD5 beside its SHA-256 (fwrel_export_vars_set_image,
+ * checked against OpenSSL's MD5 here), and a setting the policy gives it (variables.settings). */
+static void test_md5_and_settings(void **state)
+{
+    (void)state;
+    fresh_root("esphome");
+    put("esp/export.yaml", "description: ESPHome-like\n"
+                           "variables:\n"
+                           "  required: [product, image_md5, image_sha256, image_size, ota_port]\n"
+                           "  settings: [ota_port, base_url]\n"
+                           "files:\n"
+                           "  ota.json: {escape: json}\n");
+    put("esp/ota.json", "{\"md5\": \"{{image_md5}}\", \"sha256\": \"{{image_sha256}}\", "
+                        "\"size\": {{image_size}}, \"port\": {{ota_port}}}\n");
+    uint8_t data[100000], md5[16], sha[32];
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)(i * 7 + 3);
+    unsigned int mlen = 0;
+    assert_int_equal(EVP_Digest(data, sizeof(data), md5, &mlen, EVP_md5(), NULL), 1);
+    SHA256(data, sizeof(data), sha);
+    char mhex[33], shex[65], want[512];
+    for (int i = 0; i < 16; i++)
+        snprintf(mhex + 2 * i, 3, "%02x", md5[i]);
+    for (int i = 0; i < 32; i++)
+        snprintf(shex + 2 * i, 3, "%02x", sha[i]);
+    fwrel_export_vars *v = release_vars(), *set = NULL;
+    fwrel_src src;
+    fwrel_src_mem(&src, data, sizeof(data));
+    assert_int_equal(fwrel_export_vars_set_image(v, &src), 0);
+    assert_string_equal(fwrel_export_vars_get(v, "image_md5"), mhex);
+    assert_string_equal(fwrel_export_vars_get(v, "image_sha256"), shex);
+    assert_string_equal(fwrel_export_vars_get(v, "image_size"), "100000");
+    assert_int_equal(fwrel_export_vars_new(&set), 0);
+    assert_int_equal(fwrel_export_vars_set(set, "ota_port", "3232"), 0);
+    fwrel_export_file *f = NULL;
+    size_t n = 0;
+    assert_int_equal(fwrel_export_render_with(&f, &n, root, "esp", v, set), 0);
+    snprintf(want, sizeof(want),
+             "{\"md5\": \"%s\", \"sha256\": \"%s\", \"size\": 100000, \"port\": 3232}\n", mhex,
+             shex);
+    assert_bytes(&f[0], want);
+    fwrel_export_files_free(f, n);
+    /* Without the setting, the required variable is missing. */
+    assert_error(fwrel_export_render(&f, &n, root, "esp", v), FWREL_EFORMAT,
+                 "export 'esp' needs variable 'ota_port'");
+    /* A variable fwrel sets cannot be a setting (a policy cannot replace the image's hash). */
+    put("esp/export.yaml", "description: x\nvariables:\n  settings: [image_sha256]\nfiles: {}\n");
+    put("esp/ota.json", "");
+    unlink("esp/ota.json");
+    char p[4096];
+    snprintf(p, sizeof(p), "%s/esp/ota.json", root);
+    unlink(p);
+    assert_error(fwrel_export_render_with(&f, &n, root, "esp", v, set), FWREL_EFORMAT,
+                 "export.yaml:3:14: a variable fwrel sets cannot be a setting: image_sha256");
+    fwrel_export_vars_free(set);
+    fwrel_export_vars_free(v);
 }
 
 /* Render the user export after one change; expect a refusal with this message. */
@@ -798,11 +1075,12 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_https_dir),      cmocka_unit_test(test_secure_fota),
-        cmocka_unit_test(test_flask_hmac),     cmocka_unit_test(test_flask_without_hmac),
-        cmocka_unit_test(test_hostile_values), cmocka_unit_test(test_language),
-        cmocka_unit_test(test_user_export),    cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_check),
+        cmocka_unit_test(test_https_dir),          cmocka_unit_test(test_secure_fota),
+        cmocka_unit_test(test_flask_hmac),         cmocka_unit_test(test_flask_history),
+        cmocka_unit_test(test_flask_without_hmac), cmocka_unit_test(test_loops),
+        cmocka_unit_test(test_md5_and_settings),   cmocka_unit_test(test_hostile_values),
+        cmocka_unit_test(test_language),           cmocka_unit_test(test_user_export),
+        cmocka_unit_test(test_malformed),          cmocka_unit_test(test_check),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -18,7 +18,9 @@
 #include <stdint.h>
 
 #include "fwrel/error.h"
+#include "fwrel/history.h"
 #include "fwrel/io.h"
+#include "fwrel/policy.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -36,6 +38,10 @@ extern "C" {
 #define FWREL_EXPORT_NAME_MAX 64
 /** Longest variable value, in bytes (valid UTF-8, no NUL). */
 #define FWREL_EXPORT_VALUE_MAX 4096
+/** Most list variables in a set ({{*list}} loops). */
+#define FWREL_EXPORT_LISTS_MAX 8
+/** Most rows in a list. */
+#define FWREL_EXPORT_ROWS_MAX 256
 /** Longest rendered output path, in bytes. */
 #define FWREL_EXPORT_PATH_MAX 255
 
@@ -113,6 +119,68 @@ int fwrel_export_vars_set_hmac(fwrel_export_vars *vars, const uint8_t *key, size
                                fwrel_src *image) FWREL_WUR;
 
 /**
+ * Append a row to the list variable `list` (created when absent), repeated by a
+ * {{*list}}...{{/list}} loop (docs/exports.md section 3).
+ *
+ * @param vars  the set
+ * @param list  [a-z0-9_], 1 to FWREL_EXPORT_NAME_MAX characters
+ * @param row   the row's variables, a set without lists; owned by vars on success,
+ *              still the caller's on failure
+ * @return 0; FWREL_EUSAGE for a bad name, a row holding lists, more than
+ *         FWREL_EXPORT_LISTS_MAX lists or FWREL_EXPORT_ROWS_MAX rows; FWREL_EIO
+ */
+int fwrel_export_vars_add_row(fwrel_export_vars *vars, const char *list,
+                              fwrel_export_vars *row) FWREL_WUR;
+
+/** Remove every row of the list variable `list` (it stays, empty); NULL or no list: nothing. */
+void fwrel_export_vars_clear_list(fwrel_export_vars *vars, const char *list);
+
+/** The number of rows of the list variable `list` (0 when there is no such list). */
+size_t fwrel_export_vars_rows(const fwrel_export_vars *vars, const char *list);
+
+/**
+ * Set image_sha256, image_md5 and image_size from the served file, from its current position
+ * to its end, streamed 64 KiB at a time. MD5 is there for ESPHome's OTA, which checks it.
+ *
+ * @return 0; a read error of image (FWREL_EIO / FWREL_EFORMAT); FWREL_EIO
+ */
+int fwrel_export_vars_set_image(fwrel_export_vars *vars, fwrel_src *image) FWREL_WUR;
+
+/**
+ * Set the list `releases`: the channel's releases that h proves, oldest first, then this one
+ * (docs/exports.md section 4). A row of h is one whose product and channel are the variables
+ * product and channel and whose counter is below the variable counter; its fields are version,
+ * counter, secure_version, image_sha256, image_size, created (RFC 3339) and tag. The last row,
+ * this release, has version, counter, secure_version, image_sha256, image_md5, image_size,
+ * created and hmac from vars (each when set) and current = "1". At most
+ * FWREL_EXPORT_ROWS_MAX rows: the newest. Call it after every other variable is set.
+ *
+ * @param vars  the set, with product, channel and counter set
+ * @param h     the verified release history (NULL: none)
+ * @return 0; FWREL_EUSAGE when product, channel or counter is missing; FWREL_EIO
+ */
+int fwrel_export_vars_set_releases(fwrel_export_vars *vars, const fwrel_history *h) FWREL_WUR;
+
+/**
+ * Set the device types of the release: the variable device_types (comma-separated), the
+ * variable device_type when there is exactly one, and the list `targets` with one row per type:
+ * device_type and upload_id, the secure-FOTA Update Server's id for it (docs/exports.md,
+ * secure-fota): slot * 65536 + counter, where slot is the setting id_slot plus the type's index
+ * when settings has id_slot, else 1 + (the first 4 bytes of SHA-256("fwrel secure-fota id\0"
+ * product "\0" device_type), big-endian) mod 32767. upload_id is left unset when counter is over
+ * 65535.
+ *
+ * @param vars      the set, with product and counter set
+ * @param types     the release's device types, in the policy's order
+ * @param n         their number, 1 to FWREL_EXPORT_ROWS_MAX
+ * @param settings  the export's policy settings (NULL: none)
+ * @return 0; FWREL_EFORMAT for an id_slot that is not 1..32767 minus n - 1; FWREL_EUSAGE;
+ *         FWREL_EIO
+ */
+int fwrel_export_vars_set_targets(fwrel_export_vars *vars, const char *const *types, size_t n,
+                                  const fwrel_export_vars *settings) FWREL_WUR;
+
+/**
  * Render one template text (docs/exports.md "Template language"): {{name}},
  * {{name|url}}, {{name|json}}, {{name|shell}}, sections {{#name}}..{{/name}}
  * (kept when name is set and not empty) and {{^name}}..{{/name}} (kept when it
@@ -159,6 +227,19 @@ int fwrel_export_render(fwrel_export_file **files, size_t *count, const char *ro
                         const char *name, const fwrel_export_vars *vars) FWREL_WUR;
 
 /**
+ * fwrel_export_render() with the policy's settings for this export (docs/exports.md section 2,
+ * `settings:`): each must be a setting export.yaml declares, and its value is used in place of
+ * the variable of the same name in vars (base_url). base_host, base_port and base_path are
+ * derived from the base_url in use.
+ *
+ * @param settings  the export's settings (NULL: none)
+ * @return as fwrel_export_render(); FWREL_EFORMAT "export 'x' has no setting 'y' (...)"
+ */
+int fwrel_export_render_with(fwrel_export_file **files, size_t *count, const char *root,
+                             const char *name, const fwrel_export_vars *vars,
+                             const fwrel_export_vars *settings) FWREL_WUR;
+
+/**
  * Check that the export `name` under root is well formed, without a release:
  * everything fwrel_export_render() checks, with every declared variable set
  * to "0" (for `fwrel-bundle --check-policy`).
@@ -170,6 +251,36 @@ int fwrel_export_render(fwrel_export_file **files, size_t *count, const char *ro
  * @return 0, or the codes and messages of fwrel_export_render()
  */
 int fwrel_export_check(char **description, const char *root, const char *name) FWREL_WUR;
+
+/**
+ * fwrel_export_check() with the policy's settings for the export, each checked as
+ * fwrel_export_render_with() does (for `fwrel-bundle --check-policy`).
+ */
+int fwrel_export_check_with(char **description, const char *root, const char *name,
+                            const fwrel_export_vars *settings) FWREL_WUR;
+
+/**
+ * Check every export a policy names (exports:) against the templates under root, with the
+ * settings the policy gives it: an export that does not exist, is malformed, or does not declare
+ * a setting the policy sets is an error (for `fwrel-bundle --check-policy`, so that a misspelt
+ * `exports: [secure_fota]` is caught before a release).
+ *
+ * @param p     the policy
+ * @param root  the template root (NULL: fwrel_export_default_root(); when that is not
+ *              installed, nothing is checked)
+ * @return 0, or the codes of fwrel_export_check_with(), the message prefixed "export NAME: "
+ */
+int fwrel_export_check_policy(const fwrel_policy *p, const char *root) FWREL_WUR;
+
+/**
+ * The settings the policy gives its export number i (exports: [{name: x, key: value}]), as a
+ * variable set for fwrel_export_render_with().
+ *
+ * @param out  receives the set (possibly empty); free with fwrel_export_vars_free()
+ * @return 0; FWREL_EUSAGE for an index past p->nexports; FWREL_EIO
+ */
+int fwrel_export_policy_settings(fwrel_export_vars **out, const fwrel_policy *p,
+                                 size_t i) FWREL_WUR;
 
 /** Free files from fwrel_export_render(). NULL is fine. */
 void fwrel_export_files_free(fwrel_export_file *files, size_t count);

@@ -20,6 +20,7 @@ extern "C" {
 #endif
 
 #define FWREL_POLICY_MAX_KEYS 32
+#define FWREL_POLICY_EXPORT_SETTINGS_MAX 8     /* settings of one export */
 #define FWREL_POLICY_MAX_LIST 8     /* device types, signers, recipients, exports */
 #define FWREL_POLICY_MAX_APPROVERS 16
 #define FWREL_POLICY_NAME_MAX 64    /* names: [a-z0-9][a-z0-9._-]{0,63} */
@@ -75,6 +76,12 @@ enum fwrel_policy_scheme {
 };
 
 /** A key the policy names. */
+/** A setting of one export (docs/exports.md). */
+typedef struct fwrel_policy_setting {
+    char name[FWREL_POLICY_NAME_MAX + 1]; /**< [a-z0-9_] */
+    char value[512];                      /**< printable; an http(s) URL for base_url */
+} fwrel_policy_setting;
+
 typedef struct fwrel_policy_key {
     char name[FWREL_POLICY_NAME_MAX + 1];
     int purpose;  /**< enum fwrel_purpose */
@@ -136,6 +143,9 @@ typedef struct fwrel_policy {
     char audit_log[1024];
     char exports[FWREL_POLICY_MAX_LIST][FWREL_POLICY_NAME_MAX + 1];
     size_t nexports;
+    /** each export's settings ({name: X, setting: value}), in the policy's order */
+    fwrel_policy_setting export_settings[FWREL_POLICY_MAX_LIST][FWREL_POLICY_EXPORT_SETTINGS_MAX];
+    size_t nexport_settings[FWREL_POLICY_MAX_LIST];
 
     int has_flash_key, has_hmac_key;
     size_t flash_key, hmac_key;
