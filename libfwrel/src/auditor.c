@@ -14,7 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <gpgme.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 
@@ -24,6 +23,7 @@
 #include "fwrel/bverify.h"
 #include "fwrel/history.h"
 #include "fwrel/keystore_dir.h"
+#include "fwrel/pgp.h"
 #include "fwrel/policy.h"
 #include "fwrel/repo.h"
 #include "fwrel/rules.h"
@@ -1030,7 +1030,7 @@ static int run_workers(fwrel_auditor *a, fwrel_repo *r0, const char *path, const
     pthread_mutex_init(&c.lock, NULL);
     /* Library set-up that must happen before threads: gpgme, jansson's hash seed. libgit2 was
      * initialised by fwrel_repo_open(); each worker gets its own repository handle. */
-    gpgme_check_version(NULL);
+    fwrel_pgp_init();
     json_object_seed(0);
     w[0].r = r0;
     for (unsigned j = 1; j < jobs; j++)

@@ -69,6 +69,11 @@ static gpgme_error_t ctx_on_home(gpgme_ctx_t *ctx, const char *home)
     return err;
 }
 
+void fwrel_pgp_init(void)
+{
+    gpgme_check_version(NULL);
+}
+
 /* A gpgme context on an explicit home: OpenPGP, armor, loopback pinentry. */
 static int ctx_new(gpgme_ctx_t *out, const char *home)
 {

@@ -1,4 +1,4 @@
-/* tagmsg.c - the release tag message, written and read (tagmsg.h, docs/repo.md "Tags"). */
+/* tagmsg.c - the release tag message, written and read (tagmsg.h, docs/repo.md section 2). */
 #include "fwrel/tagmsg.h"
 
 #include <stdio.h>

@@ -133,6 +133,12 @@ int fwrel_pgp_count_approvers(fwrel_pgp_approvals *out, const char *home, const 
  */
 int fwrel_pgp_fpr_valid(const char *s);
 
+/**
+ * Initialise gpgme once, before a program starts threads that use this module (gpgme asks for
+ * its version check to run first, single-threaded). Safe to call more than once.
+ */
+void fwrel_pgp_init(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,5 +1,5 @@
 /*
- * tagmsg.h - the release tag message (docs/repo.md "Tags"): one codec, the writer fwrel-bundle
+ * tagmsg.h - the release tag message (docs/repo.md section 2): one codec, the writer fwrel-bundle
  * uses (pipeline.c) and the reader fwrel-verify --repo uses (auditor.c), so the two cannot drift.
  *
  *   fwrel release PRODUCT VERSION (CHANNEL)
