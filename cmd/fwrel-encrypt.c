@@ -14,7 +14,7 @@
 #include "fwrel/espimg.h"
 #include "fwrel/hsm.h"
 #include "fwrel/io.h"
-#include "fwrel/keystore.h"
+#include "fwrel/key.h"
 #include "fwrel/manifest.h"
 #include "util.h"
 

@@ -4,7 +4,7 @@
  * 64-byte verification key); or export those from an existing key (--export).
  *
  * With --keystore: every key a policy names, in the keystore directory
- * (keystore_dir.h), what goes onto the device (--provision), rotation and
+ * (keystore.h), what goes onto the device (--provision), rotation and
  * revocation.
  */
 #include <stdio.h>
@@ -16,8 +16,8 @@
 
 #include "fwrel/io.h"
 #include "fwrel/keygen.h"
+#include "fwrel/key.h"
 #include "fwrel/keystore.h"
-#include "fwrel/keystore_dir.h"
 #include "fwrel/policy.h"
 #include "fwrel/sbv2.h"
 #include "util.h"
@@ -227,12 +227,12 @@ done:
 
 /* --- keystore mode: keygen.h does the work, this shows it ------------------------------- */
 
-static json_t *entry_json(const fwrel_ks_entry *e)
+static json_t *entry_json(const fwrel_keystore_entry *e)
 {
-    json_t *j =
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "name", e->name, "id", e->id, "purpose",
-                  fwrel_purpose_name(e->purpose), "alg", fwrel_alg_name(e->alg), "status",
-                  fwrel_ks_status_name(e->status), "epoch", (int)e->epoch, "created", e->created);
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "name", e->name, "id", e->id,
+                          "purpose", fwrel_purpose_name(e->purpose), "alg", fwrel_alg_name(e->alg),
+                          "status", fwrel_keystore_status_name(e->status), "epoch", (int)e->epoch,
+                          "created", e->created);
     if (e->slot >= 0)
         json_object_set_new(j, "slot", json_integer(e->slot));
     if (e->uri != NULL)
@@ -250,7 +250,7 @@ static void show(void *arg, const fwrel_keygen_event *ev)
 {
     struct shown *sh = arg;
     fwrel_ctx *ctx = sh->ctx;
-    const fwrel_ks_entry *e = ev->entry;
+    const fwrel_keystore_entry *e = ev->entry;
 
     switch (ev->kind) {
     case FWREL_KEYGEN_EV_RECOVERED:

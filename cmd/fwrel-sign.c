@@ -12,7 +12,7 @@
 
 #include "fwrel/hsm.h"
 #include "fwrel/io.h"
-#include "fwrel/keystore.h"
+#include "fwrel/key.h"
 #include "fwrel/sbv1.h"
 #include "fwrel/sbv2.h"
 #include "util.h"

@@ -12,12 +12,12 @@
 #include "runner.h"
 
 #include "fwrel/auditor.h"
-#include "fwrel/bverify.h"
+#include "fwrel/bundle_verify.h"
 #include "fwrel/device.h"
 #include "fwrel/espimg.h"
 #include "fwrel/html.h"
 #include "fwrel/io.h"
-#include "fwrel/keystore.h"
+#include "fwrel/key.h"
 #include "fwrel/manifest.h"
 #include "fwrel/policy.h"
 #include "fwrel/report.h"
@@ -330,7 +330,7 @@ static int run_bundle(fwrel_ctx *ctx, const char *path)
 {
     fwrel_device *dev = NULL;
     fwrel_report *report = NULL;
-    fwrel_bverify_ci_opts co = {o.gnupg_home, o.policy, o.against};
+    fwrel_bundle_verify_ci_opts co = {o.gnupg_home, o.policy, o.against};
     int error;
 
     if (o.device != NULL && (error = fwrel_device_load(&dev, o.device)) != 0)

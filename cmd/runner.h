@@ -12,7 +12,7 @@
 #include <jansson.h>
 
 #include "fwrel/error.h"
-#include "fwrel/keystore.h"
+#include "fwrel/key.h"
 #include "fwrel/report.h"
 
 enum fwrel_opt_kind {

@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "fwrel/bundle.h"
-#include "fwrel/bverify.h"
+#include "fwrel/bundle_verify.h"
 #include "fwrel/release.h"
 #include "fwrel/report.h"
 
@@ -55,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fwrel_report *r = NULL;
     if (home[0] == '\0')
         init();
-    fwrel_bverify_ci_opts o = {.gnupg_home = home, .policy = policy};
+    fwrel_bundle_verify_ci_opts o = {.gnupg_home = home, .policy = policy};
     CHECK(fwrel_report_new(&r) == 0);
     if (fwrel_bundle_verify_ci_mem(r, data, size, &o) == 0) {
         fwrel_bundle *b = NULL;

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "fwrel/bundle.h"
-#include "fwrel/bverify.h"
+#include "fwrel/bundle_verify.h"
 #include "fwrel/device.h"
 #include "fwrel/manifest.h"
 #include "fwrel/report.h"

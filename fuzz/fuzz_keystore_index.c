@@ -3,14 +3,14 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "fwrel/keystore_dir.h"
+#include "fwrel/keystore.h"
 
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     size_t count = 0;
-    if (fwrel_ks_index_check(data, size, &count) == 0 && count > FWREL_KS_MAX_ENTRIES)
+    if (fwrel_keystore_index_check(data, size, &count) == 0 && count > FWREL_KS_MAX_ENTRIES)
         abort();
     return 0;
 }

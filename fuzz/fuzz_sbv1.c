@@ -25,7 +25,7 @@
 #include <openssl/obj_mac.h>
 #include <openssl/param_build.h>
 
-#include "fwrel/keystore.h"
+#include "fwrel/key.h"
 #include "fwrel/sbv1.h"
 #include "util.h"
 

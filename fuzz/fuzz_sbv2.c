@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "fwrel/keystore.h"
+#include "fwrel/key.h"
 #include "fwrel/report.h"
 #include "fwrel/sbv2.h"
 

@@ -3,7 +3,7 @@
 # (docs/fuzzing.md). Builds every fuzz target with clang's source-based coverage
 # (-fprofile-instr-generate -fcoverage-mapping) as corpus replayers (driver.c, no libFuzzer),
 # replays each fuzz/corpus/<target>/ once, merges the profiles and prints llvm-cov's report for
-# manifest.c, bverify.c, device.c, bundle.c, release.c and auditor.c: all corpora together, then
+# manifest.c, bundle_verify.c, device.c, bundle.c, release.c and auditor.c: all corpora together, then
 # the trusted-path targets alone. Needs clang, llvm-profdata and llvm-cov (same LLVM version).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +23,7 @@ for t in $targets; do
     LLVM_PROFILE_FILE="$prof/$m.profraw" "$build/fuzz/$t" "fuzz/corpus/$m" >/dev/null
     objects+=(-object "$build/fuzz/$t")
 done
-files=(libfwrel/src/manifest.c libfwrel/src/bverify.c libfwrel/src/device.c
+files=(libfwrel/src/manifest.c libfwrel/src/bundle_verify.c libfwrel/src/device.c
     libfwrel/src/bundle.c libfwrel/src/release.c libfwrel/src/auditor.c)
 llvm-profdata merge -sparse "$prof"/*.profraw -o "$prof/all.profdata"
 echo "== all corpora"

@@ -1,7 +1,8 @@
 /*
  * dev_bind.c - the image binding of the device core (fwrel_dev.h; docs/manifest.md section 4
  * step 9): a SHA-256 over the bytes as they arrive, compared with the manifest at the end. The
- * steps and reasons are those of libfwrel's bverify.c (manifest.binds, manifest.signed-image).
+ * steps and reasons are those of libfwrel's bundle_verify.c (manifest.binds,
+ * manifest.signed-image).
  */
 #include "dev_util.h"
 #include "fwrel_dev.h"
@@ -58,7 +59,7 @@ int fwrel_dev_bind_finish(fwrel_dev_bind *b, fwrel_dev_result *res, fwrel_dev_st
     if (b->crypto->sha256_finish(&b->sha, b->got_sha256) != 0)
         return FWREL_DEV_ECRYPTO;
     same = b->got == b->want.size && dev_memeq(b->got_sha256, b->want.sha256, 32);
-    /* bverify.c's wording: the file the device downloads, then the image it decrypts. */
+    /* bundle_verify.c's wording: the file the device downloads, then the image it decrypts. */
     sb_init(&s, d, sizeof(d));
     if (b->kind == FWREL_DEV_BIND_ENCRYPTED) {
         sb_s(&s, same ? "firmware.enc is the manifest's image (" : "firmware.enc (");

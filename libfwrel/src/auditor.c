@@ -20,9 +20,9 @@
 #include "fwrel/approvals.h"
 #include "fwrel/audit.h"
 #include "fwrel/bundle.h"
-#include "fwrel/bverify.h"
+#include "fwrel/bundle_verify.h"
 #include "fwrel/history.h"
-#include "fwrel/keystore_dir.h"
+#include "fwrel/keystore.h"
 #include "fwrel/pgp.h"
 #include "fwrel/policy.h"
 #include "fwrel/repo.h"
@@ -417,7 +417,7 @@ static int check_keys(fwrel_auditor *a, const fwrel_keystore *ks)
             size_t active = 0;
             for (size_t k = 0; k < R->nkeys; k++) {
                 fwrel_audit_key *K = &R->keys[k];
-                const fwrel_ks_entry *en = fwrel_ks_find_id(ks, K->id);
+                const fwrel_keystore_entry *en = fwrel_keystore_find_id(ks, K->id);
                 int signs =
                     strcmp(K->role, "secure-boot") == 0 || strcmp(K->role, "manifest-sign") == 0;
                 if (en == NULL) {
@@ -427,7 +427,7 @@ static int check_keys(fwrel_auditor *a, const fwrel_keystore *ks)
                 }
                 snprintf(K->name, sizeof(K->name), "%s", en->name);
                 K->epoch = en->epoch;
-                K->status = fwrel_ks_status_name(en->status);
+                K->status = fwrel_keystore_status_name(en->status);
                 if (en->status == FWREL_KS_REVOKED)
                     fwrel_problem(
                         &p, "%s with a key later revoked: %s epoch %u (id %.16s...), revoked %s",
@@ -710,8 +710,8 @@ int fwrel_auditor_run(fwrel_auditor **out, const char *path, const fwrel_auditor
         home = getenv("GNUPGHOME");
     if (home == NULL || home[0] == '\0')
         return fwrel_error_set(FWREL_EUSAGE, "no GnuPG home: pass one or set GNUPGHOME");
-    if (o->keystore != NULL && (error = fwrel_ks_open(&ks, o->keystore, 0)) != 0)
-        return error; /* named by fwrel_ks_open() (FWREL_ABOUT_KEYSTORE) */
+    if (o->keystore != NULL && (error = fwrel_keystore_open(&ks, o->keystore, 0)) != 0)
+        return error; /* named by fwrel_keystore_open() (FWREL_ABOUT_KEYSTORE) */
     if ((error = fwrel_repo_open(&r0, path, 0)) != 0)
         goto done;
     if ((a = calloc(1, sizeof(*a))) == NULL || (error = fwrel_report_new(&a->report)) != 0) {
@@ -753,8 +753,9 @@ int fwrel_auditor_run(fwrel_auditor **out, const char *path, const fwrel_auditor
         (error = check_branch(a, r0, tags, ntags)) != 0 || (error = check_history(a)) != 0 ||
         (error = check_keys(a, ks)) != 0)
         goto done;
-    if (ks != NULL && (error = fwrel_report_add(a->report, "keystore", FWREL_INFO,
-                                                "%zu keys in the index", fwrel_ks_count(ks))) != 0)
+    if (ks != NULL &&
+        (error = fwrel_report_add(a->report, "keystore", FWREL_INFO, "%zu keys in the index",
+                                  fwrel_keystore_count(ks))) != 0)
         goto done;
     if ((error = policy_summary(a)) != 0)
         goto done;
@@ -784,7 +785,7 @@ int fwrel_auditor_run(fwrel_auditor **out, const char *path, const fwrel_auditor
 done:
     fwrel_repo_tags_free(tags, ntags);
     fwrel_repo_free(r0);
-    fwrel_ks_close(ks);
+    fwrel_keystore_close(ks);
     if (error == 0 || error == FWREL_EVERIFY) {
         *out = a;
     } else {

@@ -7,8 +7,8 @@
 
 #include "fwrel/approvals.h"
 #include "fwrel/bundle.h"
-#include "fwrel/bverify.h"
-#include "fwrel/keystore_dir.h"
+#include "fwrel/bundle_verify.h"
+#include "fwrel/keystore.h"
 #include "fwrel/tagmsg.h"
 
 /* --- per release, in the workers --------------------------------------------------------- */
@@ -22,7 +22,7 @@
 static int step_ci(fwrel_audit_release *R, const char *home, const uint8_t *data, size_t len)
 {
     fwrel_report *ci = NULL;
-    fwrel_bverify_ci_opts co = {home, NULL, NULL};
+    fwrel_bundle_verify_ci_opts co = {home, NULL, NULL};
     int error;
     if ((error = fwrel_report_new(&ci)) != 0)
         return error;

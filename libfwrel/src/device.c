@@ -12,7 +12,7 @@
 
 #include "fwrel/encimg.h"
 #include "fwrel/espimg.h"
-#include "fwrel/keystore.h"
+#include "fwrel/key.h"
 #include "fwrel/manifest.h"
 #include "fwrel/sbv1.h"
 #include "fwrel/sbv2.h"

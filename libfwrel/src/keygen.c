@@ -44,12 +44,19 @@ static void tell(const struct kg *kg, const fwrel_keygen_event *ev)
 /* Tell the last error, naming what failed (or NULL); its code. */
 static int fail(const struct kg *kg, const char *path)
 {
+    /* A file inside the keystore (a key file, a staged index) is the keystore's business: the
+     * error names the keystore, as the user gave it. */
+    const fwrel_error *e = fwrel_error_last();
+    size_t n = path != NULL ? strlen(path) : 0;
+    if (n > 0 && path == kg->o->keystore && strncmp(e->path, path, n) == 0 && e->path[n] == '/')
+        fwrel_error_about(FWREL_ABOUT_KEYSTORE, path);
     const fwrel_keygen_event ev = {.kind = FWREL_KEYGEN_EV_FAIL, .path = path};
     tell(kg, &ev);
     return fwrel_error_last()->code ? fwrel_error_last()->code : FWREL_EIO;
 }
 
-static void tell_key(const struct kg *kg, const char *verb, const fwrel_ks_entry *e, int changed)
+static void tell_key(const struct kg *kg, const char *verb, const fwrel_keystore_entry *e,
+                     int changed)
 {
     const fwrel_keygen_event ev = {
         .kind = FWREL_KEYGEN_EV_KEY, .verb = verb, .entry = e, .changed = changed};
@@ -57,7 +64,7 @@ static void tell_key(const struct kg *kg, const char *verb, const fwrel_ks_entry
 }
 
 /* A change made: told, and kept for the audit entry. */
-static void made(struct kg *kg, const char *verb, const fwrel_ks_entry *e)
+static void made(struct kg *kg, const char *verb, const fwrel_keystore_entry *e)
 {
     tell_key(kg, verb, e, 1);
     if (kg->nmade < FWREL_KS_MAX_ENTRIES)
@@ -67,7 +74,7 @@ static void made(struct kg *kg, const char *verb, const fwrel_ks_entry *e)
 /* The policy algorithm of an HSM key's public half (hsm.h opens RSA-3072, EC P-256, Ed25519). */
 static int hsm_alg(const fwrel_pkey *pub)
 {
-    int alg = fwrel_ks_key_alg(pub);
+    int alg = fwrel_keystore_key_alg(pub);
     return alg == FWREL_ALG_RSA3072 || alg == FWREL_ALG_ED25519 || alg == FWREL_ALG_ECDSA256 ? alg
                                                                                              : 0;
 }
@@ -107,8 +114,8 @@ static int hsm_public(struct kg *kg, fwrel_pkey **pub, char id[65], const fwrel_
         error = fail(kg, o->policy);
         goto done;
     }
-    for (size_t i = 0; i < fwrel_ks_count(kg->ks); i++) {
-        const fwrel_ks_entry *e = fwrel_ks_entry_at(kg->ks, i);
+    for (size_t i = 0; i < fwrel_keystore_count(kg->ks); i++) {
+        const fwrel_keystore_entry *e = fwrel_keystore_entry_at(kg->ks, i);
         if (e->status == FWREL_KS_REVOKED && strcmp(e->id, id) == 0) {
             fwrel_error_set(FWREL_EKEY,
                             "key %s: the HSM key (id %s) is revoked (%s epoch %u): put a new "
@@ -145,12 +152,12 @@ static int run_pass(struct kg *kg)
 {
     const fwrel_pass_src *src = &kg->o->pass;
     int any = 0;
-    for (size_t i = 0; i < fwrel_ks_count(kg->ks); i++)
-        any |= fwrel_ks_entry_at(kg->ks, i)->encrypted;
+    for (size_t i = 0; i < fwrel_keystore_count(kg->ks); i++)
+        any |= fwrel_keystore_entry_at(kg->ks, i)->encrypted;
     if (src->kind != FWREL_PASS_NONE &&
         fwrel_pass_read(&kg->pass, &kg->pass_len, src, "Keystore passphrase: ", !any) != 0)
         return fail(kg, src->kind == FWREL_PASS_FILE ? src->file : NULL);
-    if (fwrel_ks_check_pass(kg->ks, kg->pass, kg->pass_len) != 0) {
+    if (fwrel_keystore_check_pass(kg->ks, kg->pass, kg->pass_len) != 0) {
         fwrel_pass_free(kg->pass, kg->pass_len);
         kg->pass = NULL;
         kg->pass_len = 0;
@@ -169,9 +176,9 @@ enum action { KEEP, CREATE, ROTATE };
 static int hsm_action(struct kg *kg, int *act, const fwrel_policy_key *k, const char *id)
 {
     const fwrel_keygen_opts *o = kg->o;
-    fwrel_ks_match m;
-    unsigned diff = fwrel_ks_match_key(&m, kg->ks, k, id);
-    const fwrel_ks_entry *e = m.entry;
+    fwrel_keystore_match m;
+    unsigned diff = fwrel_keystore_match_key(&m, kg->ks, k, id);
+    const fwrel_keystore_entry *e = m.entry;
 
     if (k->id[0] != '\0' && strcmp(k->id, id) != 0) {
         fwrel_error_set(FWREL_EKEY, "key %s: the policy pins id %s, the HSM key is %s", k->name,
@@ -200,7 +207,7 @@ static int hsm_action(struct kg *kg, int *act, const fwrel_policy_key *k, const 
         fwrel_error_set(FWREL_EKEY,
                         "key %s (id %s) is %s, the HSM key is %s: give --force or --rotate %s "
                         "to record it",
-                        k->name, e->id, fwrel_ks_status_name(e->status), id, k->name);
+                        k->name, e->id, fwrel_keystore_status_name(e->status), id, k->name);
     else if (!(diff & FWREL_KS_DIFF_HOLDER))
         fwrel_error_set(FWREL_EKEY,
                         "key %s: the keystore records id %s for this URI, the token now holds "
@@ -215,13 +222,13 @@ static int hsm_action(struct kg *kg, int *act, const fwrel_policy_key *k, const 
     return fail(kg, o->keystore);
 }
 
-/* Decide for a software key: the same reading of fwrel_ks_match_key() as hsm_action(). */
+/* Decide for a software key: the same reading of fwrel_keystore_match_key() as hsm_action(). */
 static int soft_action(struct kg *kg, int *act, const fwrel_policy_key *k)
 {
     const fwrel_keygen_opts *o = kg->o;
-    fwrel_ks_match m;
-    unsigned diff = fwrel_ks_match_key(&m, kg->ks, k, NULL);
-    const fwrel_ks_entry *e = m.entry;
+    fwrel_keystore_match m;
+    unsigned diff = fwrel_keystore_match_key(&m, kg->ks, k, NULL);
+    const fwrel_keystore_entry *e = m.entry;
 
     *act = KEEP;
     if (diff & FWREL_KS_DIFF_ABSENT) {
@@ -245,7 +252,7 @@ static int soft_action(struct kg *kg, int *act, const fwrel_policy_key *k)
     }
     if (diff & FWREL_KS_DIFF_INACTIVE)
         fwrel_error_set(FWREL_EKEY, "key %s (id %s) is %s: give --rotate %s for a new one", k->name,
-                        e->id, fwrel_ks_status_name(e->status), k->name);
+                        e->id, fwrel_keystore_status_name(e->status), k->name);
     else if (diff & FWREL_KS_DIFF_HOLDER)
         fwrel_error_set(FWREL_EKEY,
                         "key %s (id %s) is held in an HSM (%s), the policy names no hsm: give "
@@ -266,14 +273,14 @@ static int soft_action(struct kg *kg, int *act, const fwrel_policy_key *k)
 /* Begin the keystore change. */
 static int begin(struct kg *kg, int *began)
 {
-    if (fwrel_ks_begin(kg->ks) != 0)
+    if (fwrel_keystore_begin(kg->ks) != 0)
         return fail(kg, kg->o->keystore);
     *began = 1;
     return 0;
 }
 
 /*
- * The keys a policy names: every decision first, then a keystore change (fwrel_ks_begin(),
+ * The keys a policy names: every decision first, then a keystore change (fwrel_keystore_begin(),
  * *began set) creating the new keys; the caller commits it.
  */
 static int keys_from_policy(struct kg *kg, int *began)
@@ -307,12 +314,12 @@ static int keys_from_policy(struct kg *kg, int *began)
             goto done;
     for (size_t i = 0; i < p->nkeys; i++) {
         const fwrel_policy_key *k = &p->keys[i];
-        const fwrel_ks_entry *e = fwrel_ks_find(kg->ks, k->name);
+        const fwrel_keystore_entry *e = fwrel_keystore_find(kg->ks, k->name);
         if (act[i] == KEEP) {
             tell_key(kg, "kept", e, 0);
             continue;
         }
-        fwrel_ks_new spec = {
+        fwrel_keystore_new spec = {
             .name = k->name,
             .purpose = k->purpose,
             .alg = k->alg,
@@ -320,10 +327,10 @@ static int keys_from_policy(struct kg *kg, int *began)
         };
         if (spec.purpose == FWREL_PURPOSE_SECURE_BOOT && spec.slot < 0)
             spec.slot = 0;
-        error =
-            k->hsm != NULL
-                ? fwrel_ks_add_hsm(kg->ks, &spec, k->hsm, pubs[i], act[i] == ROTATE, &e)
-                : fwrel_ks_generate(kg->ks, &spec, kg->pass, kg->pass_len, act[i] == ROTATE, &e);
+        error = k->hsm != NULL
+                    ? fwrel_keystore_add_hsm(kg->ks, &spec, k->hsm, pubs[i], act[i] == ROTATE, &e)
+                    : fwrel_keystore_generate(kg->ks, &spec, kg->pass, kg->pass_len,
+                                              act[i] == ROTATE, &e);
         if (error == 0)
             error = fwrel_test_hook("keygen.key"); /* tests: a failure after a key is made */
         if (error) {
@@ -362,7 +369,8 @@ static void readme(struct prov *pv, const char *fmt, ...)
 }
 
 /* A file staged: told (under its published path) and listed in the README. */
-static int prov_done(struct prov *pv, const char *file, const fwrel_ks_entry *e, const char *what)
+static int prov_done(struct prov *pv, const char *file, const fwrel_keystore_entry *e,
+                     const char *what)
 {
     char path[4200];
     snprintf(path, sizeof(path), "%s/%s", pv->dir, file);
@@ -377,7 +385,7 @@ static int prov_done(struct prov *pv, const char *file, const fwrel_ks_entry *e,
 
 /* Stage a file; the error names its published path. */
 static int prov_write(struct prov *pv, const char *file, const void *data, size_t len,
-                      unsigned mode, const fwrel_ks_entry *e, const char *what)
+                      unsigned mode, const fwrel_keystore_entry *e, const char *what)
 {
     char path[4200];
     if (fwrel_outdir_path(path, sizeof(path), pv->od, file) != 0 ||
@@ -389,7 +397,7 @@ static int prov_write(struct prov *pv, const char *file, const void *data, size_
 }
 
 static int prov_pem(struct prov *pv, const char *file, const fwrel_pkey *key, int private_key,
-                    const fwrel_ks_entry *e, const char *what)
+                    const fwrel_keystore_entry *e, const char *what)
 {
     char path[4200];
     int error = fwrel_outdir_path(path, sizeof(path), pv->od, file);
@@ -404,7 +412,7 @@ static int prov_pem(struct prov *pv, const char *file, const fwrel_pkey *key, in
 }
 
 static int provision_key(struct prov *pv, const fwrel_policy *p, size_t i, const fwrel_keystore *ks,
-                         const fwrel_ks_entry *e, const char *pass, size_t pass_len)
+                         const fwrel_keystore_entry *e, const char *pass, size_t pass_len)
 {
     char file[160];
     fwrel_pkey *key = NULL;
@@ -416,7 +424,7 @@ static int provision_key(struct prov *pv, const fwrel_policy *p, size_t i, const
     switch (e->purpose) {
     case FWREL_PURPOSE_SECURE_BOOT: {
         int slot = policy_slot(p, i);
-        if ((error = fwrel_ks_load_public(&key, ks, e)) != 0) {
+        if ((error = fwrel_keystore_load_public(&key, ks, e)) != 0) {
             error = fail(pv->kg, pv->kg->o->keystore);
             break;
         }
@@ -453,7 +461,7 @@ static int provision_key(struct prov *pv, const fwrel_policy *p, size_t i, const
         break;
     }
     case FWREL_PURPOSE_MANIFEST_SIGN:
-        if ((error = fwrel_ks_load_public(&key, ks, e)) != 0) {
+        if ((error = fwrel_keystore_load_public(&key, ks, e)) != 0) {
             error = fail(pv->kg, pv->kg->o->keystore);
             break;
         }
@@ -473,7 +481,8 @@ static int provision_key(struct prov *pv, const fwrel_policy *p, size_t i, const
         }
         if (e->purpose == FWREL_PURPOSE_IMAGE_ENCRYPT && e->secret[0] != '\0') {
             /* ECC scheme: the device derives its key from an HMAC key in eFuse. */
-            if ((error = fwrel_ks_load_secret(&secret, &secret_len, ks, e, pass, pass_len)) != 0) {
+            if ((error = fwrel_keystore_load_secret(&secret, &secret_len, ks, e, pass, pass_len)) !=
+                0) {
                 error = fail(pv->kg, pv->kg->o->keystore);
                 break;
             }
@@ -488,7 +497,7 @@ static int provision_key(struct prov *pv, const fwrel_policy *p, size_t i, const
                    pv->chip, file);
             /* The P-256 key the device derives from it: for device emulation on the host
              * (fwrel-verify's device profile image_key, fwrel-encrypt --decrypt). */
-            if (secret_len != 32 || fwrel_ks_derive_ecc_image_key(&key, secret) != 0) {
+            if (secret_len != 32 || fwrel_keystore_derive_ecc_image_key(&key, secret) != 0) {
                 error = fail(pv->kg, pv->kg->o->keystore);
                 break;
             }
@@ -500,7 +509,7 @@ static int provision_key(struct prov *pv, const fwrel_policy *p, size_t i, const
                        "profile image_key and fwrel-encrypt --decrypt)\n");
             fwrel_key_free(key);
             key = NULL;
-            if ((error = fwrel_ks_load_public(&key, ks, e)) != 0) {
+            if ((error = fwrel_keystore_load_public(&key, ks, e)) != 0) {
                 error = fail(pv->kg, pv->kg->o->keystore);
                 break;
             }
@@ -508,7 +517,7 @@ static int provision_key(struct prov *pv, const fwrel_policy *p, size_t i, const
             error = prov_pem(pv, file, key, 0, e, "image encryption public key (for the host)");
             break;
         }
-        if ((error = fwrel_ks_load_private(&key, ks, e, pass, pass_len)) != 0) {
+        if ((error = fwrel_keystore_load_private(&key, ks, e, pass, pass_len)) != 0) {
             error = fail(pv->kg, pv->kg->o->keystore);
             break;
         }
@@ -525,7 +534,8 @@ static int provision_key(struct prov *pv, const fwrel_policy *p, size_t i, const
         break;
     case FWREL_PURPOSE_FLASH_ENCRYPT:
     case FWREL_PURPOSE_HMAC:
-        if ((error = fwrel_ks_load_secret(&secret, &secret_len, ks, e, pass, pass_len)) != 0) {
+        if ((error = fwrel_keystore_load_secret(&secret, &secret_len, ks, e, pass, pass_len)) !=
+            0) {
             error = fail(pv->kg, pv->kg->o->keystore);
             break;
         }
@@ -567,12 +577,12 @@ static int provision(struct kg *kg)
 {
     const fwrel_policy *p = kg->p;
     const char *dir = kg->o->provision;
-    const fwrel_ks_entry *entries[FWREL_POLICY_MAX_KEYS];
+    const fwrel_keystore_entry *entries[FWREL_POLICY_MAX_KEYS];
     struct prov pv = {.kg = kg, .dir = dir, .chip = p->chip->name};
     char path[4200], hex[65];
     int error;
 
-    if (fwrel_ks_resolve(entries, kg->ks, p) != 0)
+    if (fwrel_keystore_resolve(entries, kg->ks, p) != 0)
         return fail(kg, kg->o->keystore);
     if (fwrel_outdir_open(&kg->od, dir, kg->o->force ? FWREL_OUT_FORCE : 0) != 0)
         return fail(kg, dir);
@@ -667,7 +677,7 @@ static int audit_keys(const char *log, const struct kg *kg, const char *reason)
     }
     fwrel_audit_file_of(&in, kg->o->policy, kg->p->sha256);
     for (size_t i = 0; i < n; i++) {
-        const fwrel_ks_entry *k = fwrel_ks_find(kg->ks, kg->made[i]);
+        const fwrel_keystore_entry *k = fwrel_keystore_find(kg->ks, kg->made[i]);
         char path[4200];
         uint8_t *data = NULL;
         size_t len = 0;
@@ -680,7 +690,7 @@ static int audit_keys(const char *log, const struct kg *kg, const char *reason)
             out[nout++].size = 0;
             continue;
         }
-        if ((error = fwrel_ks_path(path, sizeof(path), kg->ks, k->pub)) != 0 ||
+        if ((error = fwrel_keystore_path(path, sizeof(path), kg->ks, k->pub)) != 0 ||
             (error = fwrel_io_read_small(&data, &len, path, 1u << 20)) != 0)
             goto done;
         out[nout].name = k->pub;
@@ -713,7 +723,7 @@ static void undo(struct kg *kg, int log_it, const char *step)
 
     fwrel_outdir_abort(kg->od);
     kg->od = NULL;
-    if (fwrel_ks_abort(kg->ks) != 0)
+    if (fwrel_keystore_abort(kg->ks) != 0)
         fail(kg, kg->o->keystore);
     if (log_it && kg->p != NULL) {
         snprintf(reason, sizeof(reason), "keygen failed at %s: %s", step, saved.message);
@@ -730,7 +740,7 @@ static void undo(struct kg *kg, int log_it, const char *step)
 static int do_revoke(struct kg *kg, int *began)
 {
     const char *name = kg->o->name;
-    const fwrel_ks_entry *e = fwrel_ks_find(kg->ks, name);
+    const fwrel_keystore_entry *e = fwrel_keystore_find(kg->ks, name);
     int error;
 
     if (e == NULL || e->status != FWREL_KS_ACTIVE) {
@@ -739,7 +749,7 @@ static int do_revoke(struct kg *kg, int *began)
     }
     if ((error = begin(kg, began)) != 0)
         return error;
-    if (fwrel_ks_revoke(kg->ks, name, &e) != 0)
+    if (fwrel_keystore_revoke(kg->ks, name, &e) != 0)
         return fail(kg, kg->o->keystore);
     made(kg, "revoked", e);
     if (e->purpose == FWREL_PURPOSE_SECURE_BOOT && e->slot >= 0) {
@@ -767,15 +777,15 @@ static int do_rotate(struct kg *kg, int *began)
     if ((error = run_pass(kg)) != 0)
         goto done;
     /* The names first: each rotation adds an entry of that name. */
-    for (size_t i = 0; i < fwrel_ks_count(ks); i++) {
-        const fwrel_ks_entry *e = fwrel_ks_entry_at(ks, i);
+    for (size_t i = 0; i < fwrel_keystore_count(ks); i++) {
+        const fwrel_keystore_entry *e = fwrel_keystore_entry_at(ks, i);
         if (purpose ? e->purpose == purpose && e->status == FWREL_KS_ACTIVE
-                    : strcmp(e->name, what) == 0 && fwrel_ks_find(ks, e->name) == e)
+                    : strcmp(e->name, what) == 0 && fwrel_keystore_find(ks, e->name) == e)
             memcpy(names[n++], e->name, sizeof(names[0]));
     }
     /* HSM keys are read from their tokens before anything changes. */
     for (size_t i = 0; i < n; i++) {
-        const fwrel_ks_entry *e = fwrel_ks_find(ks, names[i]);
+        const fwrel_keystore_entry *e = fwrel_keystore_find(ks, names[i]);
         const fwrel_policy_key *k = p != NULL ? fwrel_policy_key_get(p, e->name) : NULL;
         if (k != NULL && k->purpose == e->purpose && k->hsm != NULL) {
             char id[65];
@@ -807,15 +817,15 @@ static int do_rotate(struct kg *kg, int *began)
     if ((error = begin(kg, began)) != 0)
         goto done;
     for (size_t i = 0; i < n; i++) {
-        const fwrel_ks_entry *e = fwrel_ks_find(ks, names[i]), *made_e = NULL;
+        const fwrel_keystore_entry *e = fwrel_keystore_find(ks, names[i]), *made_e = NULL;
         const fwrel_policy_key *k = p != NULL ? fwrel_policy_key_get(p, e->name) : NULL;
-        fwrel_ks_new spec = {.name = names[i],
-                             .purpose = e->purpose,
-                             .alg = k != NULL && k->purpose == e->purpose ? k->alg : e->alg,
-                             .slot = e->slot};
+        fwrel_keystore_new spec = {.name = names[i],
+                                   .purpose = e->purpose,
+                                   .alg = k != NULL && k->purpose == e->purpose ? k->alg : e->alg,
+                                   .slot = e->slot};
         if ((pubs[i] != NULL
-                 ? fwrel_ks_add_hsm(ks, &spec, k->hsm, pubs[i], 1, &made_e)
-                 : fwrel_ks_generate(ks, &spec, kg->pass, kg->pass_len, 1, &made_e)) != 0 ||
+                 ? fwrel_keystore_add_hsm(ks, &spec, k->hsm, pubs[i], 1, &made_e)
+                 : fwrel_keystore_generate(ks, &spec, kg->pass, kg->pass_len, 1, &made_e)) != 0 ||
             fwrel_test_hook("keygen.key") != 0) {
             error = fail(kg, kg->o->keystore);
             goto done;
@@ -840,7 +850,7 @@ static int commit(struct kg *kg, int began, const char **step)
 
     if (began) {
         *step = "prepare";
-        if (fwrel_ks_prepare(kg->ks) != 0)
+        if (fwrel_keystore_prepare(kg->ks) != 0)
             return fail(kg, kg->o->keystore);
         *step = "audit";
         if (kg->p != NULL && kg->nmade > 0) {
@@ -850,14 +860,14 @@ static int commit(struct kg *kg, int began, const char **step)
             logged = log[0] != '\0';
         }
         *step = "commit";
-        if (fwrel_test_hook("keygen.commit") != 0 || fwrel_ks_commit(kg->ks) != 0)
+        if (fwrel_test_hook("keygen.commit") != 0 || fwrel_keystore_commit(kg->ks) != 0)
             return fail(kg, kg->o->keystore);
     }
     *step = "publish";
     if (kg->od != NULL &&
         (fwrel_test_hook("keygen.publish") != 0 || fwrel_outdir_publish(kg->od) != 0))
         return fail(kg, kg->o->provision);
-    fwrel_ks_finish(kg->ks);
+    fwrel_keystore_finish(kg->ks);
     fwrel_outdir_finish(kg->od);
     kg->od = NULL;
     if (logged) {
@@ -885,24 +895,24 @@ int fwrel_keygen_run(const fwrel_keygen_opts *o)
         error = fwrel_error_set(FWREL_EUSAGE, "a policy is needed");
         goto done;
     }
-    if (fwrel_ks_open(&kg->ks, o->keystore,
-                      o->mode == FWREL_KEYGEN_LIST
-                          ? 0
-                          : (FWREL_KS_WRITE | (policy_mode ? FWREL_KS_CREATE : 0))) != 0) {
+    if (fwrel_keystore_open(&kg->ks, o->keystore,
+                            o->mode == FWREL_KEYGEN_LIST
+                                ? 0
+                                : (FWREL_KS_WRITE | (policy_mode ? FWREL_KS_CREATE : 0))) != 0) {
         error = fail(kg, o->keystore);
         goto done;
     }
-    if (fwrel_ks_recovered(kg->ks) > 0) {
+    if (fwrel_keystore_recovered(kg->ks) > 0) {
         const fwrel_keygen_event ev = {.kind = FWREL_KEYGEN_EV_RECOVERED,
                                        .path = o->keystore,
-                                       .count = fwrel_ks_recovered(kg->ks)};
+                                       .count = fwrel_keystore_recovered(kg->ks)};
         tell(kg, &ev);
     }
     switch (o->mode) {
     case FWREL_KEYGEN_LIST:
-        for (size_t i = 0; i < fwrel_ks_count(kg->ks); i++)
-            tell_key(kg, fwrel_ks_status_name(fwrel_ks_entry_at(kg->ks, i)->status),
-                     fwrel_ks_entry_at(kg->ks, i), 0);
+        for (size_t i = 0; i < fwrel_keystore_count(kg->ks); i++)
+            tell_key(kg, fwrel_keystore_status_name(fwrel_keystore_entry_at(kg->ks, i)->status),
+                     fwrel_keystore_entry_at(kg->ks, i), 0);
         error = 0;
         break;
     case FWREL_KEYGEN_REVOKE:
@@ -922,16 +932,16 @@ int fwrel_keygen_run(const fwrel_keygen_opts *o)
     if (error == 0)
         error = commit(kg, began, &step);
     if (error == 0)
-        for (size_t i = 0; i < fwrel_ks_count(kg->ks); i++) {
+        for (size_t i = 0; i < fwrel_keystore_count(kg->ks); i++) {
             const fwrel_keygen_event ev = {.kind = FWREL_KEYGEN_EV_STATE,
-                                           .entry = fwrel_ks_entry_at(kg->ks, i)};
+                                           .entry = fwrel_keystore_entry_at(kg->ks, i)};
             tell(kg, &ev);
         }
 done:
     if (error && (began || kg->od != NULL))
         undo(kg, began, step);
     fwrel_pass_free(kg->pass, kg->pass_len);
-    fwrel_ks_close(kg->ks);
+    fwrel_keystore_close(kg->ks);
     fwrel_policy_free(kg->p);
     free(kg);
     return error;

@@ -18,7 +18,7 @@
 #include <openssl/crypto.h>
 
 #include "fwrel/error.h"
-#include "fwrel/keystore.h"
+#include "fwrel/key.h"
 
 int fwrel_pgp_fpr_valid(const char *s)
 {

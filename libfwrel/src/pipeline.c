@@ -18,14 +18,14 @@
 #include "fwrel/approvals.h"
 #include "fwrel/audit.h"
 #include "fwrel/bundle.h"
-#include "fwrel/bverify.h"
+#include "fwrel/bundle_verify.h"
 #include "fwrel/encimg.h"
 #include "fwrel/espimg.h"
 #include "fwrel/export.h"
 #include "fwrel/history.h"
 #include "fwrel/hsm.h"
 #include "fwrel/io.h"
-#include "fwrel/keystore_dir.h"
+#include "fwrel/keystore.h"
 #include "fwrel/manifest.h"
 #include "fwrel/pgp.h"
 #include "fwrel/policy.h"
@@ -124,8 +124,8 @@ int fwrel_run_policy(struct run *r)
 static int step_keys(struct run *r)
 {
     int error;
-    if ((error = fwrel_ks_open(&r->ks, r->o->keystore, 0)) != 0 ||
-        (error = fwrel_ks_resolve(r->ent, r->ks, r->p)) != 0)
+    if ((error = fwrel_keystore_open(&r->ks, r->o->keystore, 0)) != 0 ||
+        (error = fwrel_keystore_resolve(r->ent, r->ks, r->p)) != 0)
         return error;
     int any = 0;
     for (size_t i = 0; i < r->p->nkeys; i++)
@@ -134,7 +134,7 @@ static int step_keys(struct run *r)
         (error = fwrel_pass_read(&r->pass, &r->pass_len, r->o->keystore_pass,
                                  "Keystore passphrase: ", 0)) != 0)
         return error;
-    if ((error = fwrel_ks_check_pass(r->ks, r->pass, r->pass_len)) != 0)
+    if ((error = fwrel_keystore_check_pass(r->ks, r->pass, r->pass_len)) != 0)
         return error;
     fwrel_report_add(r->report, "keys", FWREL_PASS, "%zu keys active in the keystore", r->p->nkeys);
     return 0;
@@ -617,7 +617,7 @@ void fwrel_run_finish(struct run *r, int error, const char *failed)
         fwrel_repo_unlock(r->repo);
     fwrel_repo_free(r->repo);
     fwrel_pass_free(r->pass, r->pass_len);
-    fwrel_ks_close(r->ks);
+    fwrel_keystore_close(r->ks);
     fwrel_policy_free(r->p);
     fwrel_src_close(&r->signed_src);
     fwrel_src_close(&r->enc_src);

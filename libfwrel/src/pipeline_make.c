@@ -54,7 +54,7 @@ static int scratch_error(const struct run *r, const char *what)
 
 static int load_private(fwrel_pkey **key, struct run *r, size_t idx)
 {
-    return fwrel_ks_load_private(key, r->ks, r->ent[idx], r->pass, r->pass_len);
+    return fwrel_keystore_load_private(key, r->ks, r->ent[idx], r->pass, r->pass_len);
 }
 
 /*
@@ -65,7 +65,7 @@ static int load_private(fwrel_pkey **key, struct run *r, size_t idx)
 static int open_hsm(fwrel_hsm_key **hk, struct run *r, size_t idx)
 {
     const fwrel_policy_key *k = &r->p->keys[idx];
-    const fwrel_ks_entry *e = r->ent[idx];
+    const fwrel_keystore_entry *e = r->ent[idx];
     char id[65];
     int error;
 
@@ -173,8 +173,8 @@ int fwrel_run_encrypt(struct run *r)
         fwrel_report_add(r->report, "encrypt", FWREL_SKIP, "the policy has no image encryption");
         return add_member_src(r, "firmware.enc", r->served);
     }
-    const fwrel_ks_entry *e = r->ent[r->p->image_key];
-    if ((error = fwrel_ks_load_public(&pub, r->ks, e)) != 0)
+    const fwrel_keystore_entry *e = r->ent[r->p->image_key];
+    if ((error = fwrel_keystore_load_public(&pub, r->ks, e)) != 0)
         return error;
     memcpy(r->rec->image_key, e->id, 65);
     if ((error = fwrel_src_seek(&r->signed_src, 0)) == 0 &&
@@ -248,7 +248,7 @@ int fwrel_run_manifest(struct run *r)
     r->rec->manifest_threshold = r->ch->threshold;
     for (size_t i = 0; error == 0 && i < r->p->nrecipients; i++) {
         size_t k = r->p->recipients[i];
-        if ((error = fwrel_ks_load_public(&recips[i], r->ks, r->ent[k])) == 0)
+        if ((error = fwrel_keystore_load_public(&recips[i], r->ks, r->ent[k])) == 0)
             memcpy(r->rec->recipients[i], r->ent[k]->id, 65);
     }
     r->rec->nrecipients = r->p->nrecipients;
@@ -337,7 +337,7 @@ int fwrel_run_exports(struct run *r)
             fwrel_src_close(&src);
         }
         if (!error && (error = load_private(&sk, r, r->sf_sign)) == 0 &&
-            (error = fwrel_ks_load_public(&rk, r->ks, r->ent[r->sf_recip])) == 0)
+            (error = fwrel_keystore_load_public(&rk, r->ks, r->ent[r->sf_recip])) == 0)
             error = fwrel_manifest_securefota_make(r->sfm, desc, sk, rk);
         fwrel_key_free(sk);
         fwrel_key_free(rk);
@@ -350,8 +350,8 @@ int fwrel_run_exports(struct run *r)
     if (!error && r->p->has_hmac_key) {
         uint8_t *key = NULL;
         size_t klen = 0;
-        if ((error = fwrel_ks_load_secret(&key, &klen, r->ks, r->ent[r->p->hmac_key], r->pass,
-                                          r->pass_len)) == 0 &&
+        if ((error = fwrel_keystore_load_secret(&key, &klen, r->ks, r->ent[r->p->hmac_key], r->pass,
+                                                r->pass_len)) == 0 &&
             (error = fwrel_src_seek(r->served, 0)) == 0)
             error = fwrel_export_vars_set_hmac(v, key, klen, r->served);
         fwrel_io_free_secret(key, klen);

@@ -8,7 +8,7 @@
 
 #include "fwrel/approvals.h"
 #include "fwrel/bundle.h"
-#include "fwrel/bverify.h"
+#include "fwrel/bundle_verify.h"
 #include "fwrel/pgp.h"
 #include "util.h"
 

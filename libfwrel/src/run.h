@@ -17,7 +17,7 @@
 #include "fwrel/espimg.h"
 #include "fwrel/history.h"
 #include "fwrel/io.h"
-#include "fwrel/keystore_dir.h"
+#include "fwrel/keystore.h"
 #include "fwrel/manifest.h"
 #include "fwrel/pipeline.h"
 #include "fwrel/policy.h"
@@ -40,7 +40,7 @@ struct run {
     const fwrel_policy_channel *ch;
     const char *chname;
     fwrel_keystore *ks;
-    const fwrel_ks_entry *ent[FWREL_POLICY_MAX_KEYS];
+    const fwrel_keystore_entry *ent[FWREL_POLICY_MAX_KEYS];
     char *pass;
     size_t pass_len;
     fwrel_repo *repo;

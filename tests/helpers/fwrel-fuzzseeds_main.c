@@ -18,7 +18,7 @@
 #include "fwrel/bundle.h"
 #include "fwrel/encimg.h"
 #include "fwrel/io.h"
-#include "fwrel/keystore.h"
+#include "fwrel/key.h"
 #include "fwrel/manifest.h"
 #include "fwrel/pgp.h"
 #include "fwrel/policy.h"

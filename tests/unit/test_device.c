@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "fwrel/device.h"
-#include "fwrel/keystore.h"
+#include "fwrel/key.h"
 #include "fwrel/sbv2.h"
 #include "testimg.h"
 #include "testutil.h"

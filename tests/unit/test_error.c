@@ -16,8 +16,8 @@
 #include "fwrel/error.h"
 #include "fwrel/espimg.h"
 #include "fwrel/io.h"
+#include "fwrel/key.h"
 #include "fwrel/keystore.h"
-#include "fwrel/keystore_dir.h"
 #include "fwrel/policy.h"
 #include "fwrel/repo.h"
 #include "fwrel/report.h"
@@ -186,7 +186,7 @@ static void test_library_names_what_failed(void **state)
     expect_about(FWREL_ABOUT_KEY, missing);
 
     fwrel_keystore *ks = NULL;
-    assert_int_not_equal(fwrel_ks_open(&ks, notdir, 0), 0);
+    assert_int_not_equal(fwrel_keystore_open(&ks, notdir, 0), 0);
     expect_about(FWREL_ABOUT_KEYSTORE, notdir);
 
     fwrel_repo *repo = NULL;

@@ -1,13 +1,15 @@
-/* test_keystore.c - keystore: the vector keys (public keys byte-identical to espsecure's),
- * every private key form openssl and espsecure write, the encrypted PKCS#8 round trip and its
- * parameters, passphrase sources and their refusals, key types, key ids. */
+/*
+ * test_key.c - the keystore directory: creation and permissions, index
+ * round trip and strictness, generation of every algorithm, rotation and
+ * revocation, sealed secrets, failure leaving the old state, the lock, policy
+ * resolution, and the ECC image key derivation against esp_enc_img_gen.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,825 +17,687 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <openssl/core_names.h>
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/objects.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 
+#include "fwrel/error.h"
 #include "fwrel/io.h"
+#include "fwrel/key.h"
 #include "fwrel/keystore.h"
+#include "fwrel/policy.h"
 #include "testutil.h"
 
-static const char *dir;
-static char *paths[512];
-static size_t npaths;
+#define PASS "correct horse"
 
-/* A path in the test directory, valid until the end of the tests. */
-static const char *tpath(const char *name)
-{
-    char buf[4096];
-    snprintf(buf, sizeof(buf), "%s/%s", dir, name);
-    assert_true(npaths < sizeof(paths) / sizeof(paths[0]));
-    paths[npaths] = strdup(buf);
-    assert_non_null(paths[npaths]);
-    return paths[npaths++];
-}
-
-static void write_text(const char *path, const char *text, mode_t mode)
-{
-    unlink(path);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, mode);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    assert_int_equal(fchmod(fd, mode), 0);
-    close(fd);
-}
-
-/* Write a key with an OpenSSL writer, as another tool would have. */
-enum form { PKCS1_OR_SEC1, SEC1_WITH_PARAMS, LEGACY_ENCRYPTED, PKCS8_PBKDF2 };
-
-static void write_form(const char *path, EVP_PKEY *key, enum form form, const char *pass)
-{
-    BIO *f = BIO_new_file(path, "w");
-    assert_non_null(f);
-    int ok = 0;
-    switch (form) {
-    case PKCS1_OR_SEC1:
-        ok = PEM_write_bio_PrivateKey_traditional(f, key, NULL, NULL, 0, NULL, NULL);
-        break;
-    case SEC1_WITH_PARAMS: /* `openssl ecparam -genkey` puts EC PARAMETERS first */
-        BIO_puts(f,
-                 "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n");
-        ok = PEM_write_bio_PrivateKey_traditional(f, key, NULL, NULL, 0, NULL, NULL);
-        break;
-    case LEGACY_ENCRYPTED: /* "Proc-Type: 4,ENCRYPTED" */
-        ok = PEM_write_bio_PrivateKey_traditional(f, key, EVP_aes_256_cbc(), NULL, 0, NULL,
-                                                  (void *)pass);
-        break;
-    case PKCS8_PBKDF2: /* openssl pkcs8 -topk8 -v2 aes-256-cbc */
-        ok = PEM_write_bio_PKCS8PrivateKey(f, key, EVP_aes_256_cbc(), NULL, 0, NULL, (void *)pass);
-        break;
-    }
-    assert_int_equal(ok, 1);
-    BIO_free(f);
-}
-
-static int file_equal(const char *a, const char *b)
-{
-    size_t la, lb;
-    uint8_t *da = testutil_read(a, &la), *db = testutil_read(b, &lb);
-    int same = da != NULL && db != NULL && la == lb && memcmp(da, db, la) == 0;
-    free(da);
-    free(db);
-    return same;
-}
-
-static int contains(const char *path, const char *text)
-{
-    size_t len;
-    uint8_t *d = testutil_read(path, &len);
-    int found = 0;
-    if (d != NULL) {
-        d = realloc(d, len + 1);
-        d[len] = 0;
-        found = strstr((char *)d, text) != NULL;
-    }
-    free(d);
-    return found;
-}
-
-static void assert_error(int got, int code, const char *message)
-{
-    assert_int_equal(got, code);
-    assert_int_equal(fwrel_error_last()->code, code);
-    if (message != NULL)
-        assert_string_equal(fwrel_error_last()->message, message);
-}
-
-static void id_of(char id[65], const fwrel_pkey *key)
-{
-    assert_int_equal(fwrel_key_id(id, key), 0);
-    assert_int_equal(strlen(id), 64);
-    assert_int_equal(strspn(id, "0123456789abcdef"), 64);
-}
-
-static const fwrel_pass_src none = {FWREL_PASS_NONE, -1, NULL};
-
-static fwrel_pass_src file_src(const char *path)
-{
-    fwrel_pass_src s = {FWREL_PASS_FILE, -1, path};
-    return s;
-}
-
-/* ---- the vector keys ---------------------------------------------------------------- */
-
-static void test_vector_keys(void **state)
-{
-    (void)state;
-    static const struct {
-        const char *name;
-        int type;
-        const char *key_id; /* sha256sum of `openssl pkey -pubin -outform DER`; NULL: unchecked */
-    } keys[] = {
-        {"test-sbv2-rsa3072-a", FWREL_KEY_RSA3072,
-         "00f48dfb71ffaf81557739bb27213dcaf8e4ae4c0a9f9149fe24a17fd1c453da"},
-        {"test-sbv2-rsa3072-b", FWREL_KEY_RSA3072, NULL},
-        {"test-sbv2-rsa3072-c", FWREL_KEY_RSA3072, NULL},
-        {"test-sbv2-ecdsa192-a", FWREL_KEY_ECDSA192, NULL},
-        {"test-sbv2-ecdsa256-a", FWREL_KEY_ECDSA256,
-         "1cc452ab27213a0c3ad808151b5f65fc206474849480ca3ce80d5ab5e0192aed"},
-        {"test-sbv2-ecdsa256-b", FWREL_KEY_ECDSA256, NULL},
-        {"test-sbv2-ecdsa384-a", FWREL_KEY_ECDSA384, NULL},
-    };
-    if (testutil_vectors() == NULL) {
-        print_message("skipped: no vectors ($FWREL_VECTORS unset)\n");
-        skip();
-    }
-    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-        char rel[128], want_pub[4096], id_priv[65], id_pub[65];
-        fwrel_pkey *priv = NULL, *pub = NULL;
-        int type = 0;
-        snprintf(rel, sizeof(rel), "keys/%s.pub.pem", keys[i].name);
-        snprintf(want_pub, sizeof(want_pub), "%s", testutil_vector_path(rel));
-        snprintf(rel, sizeof(rel), "keys/%s.pem", keys[i].name);
-        /* espsecure writes unencrypted keys: no passphrase source is touched. */
-        assert_int_equal(fwrel_key_load_private(&priv, testutil_vector_path(rel), &none), 0);
-        assert_int_equal(fwrel_key_type_of(&type, priv), 0);
-        assert_int_equal(type, keys[i].type);
-        /* espsecure extract-public-key --version 2, byte for byte. */
-        const char *out = tpath("pub.pem");
-        unlink(out);
-        assert_int_equal(fwrel_key_write_public(priv, out, 0), 0);
-        assert_true(file_equal(out, want_pub));
-        struct stat st;
-        assert_int_equal(stat(out, &st), 0);
-        assert_int_equal(st.st_mode & 0777, 0644);
-        /* Its public key file gives the same key id, and writes back the same bytes. */
-        assert_int_equal(fwrel_key_load_public(&pub, want_pub, 0), 0);
-        id_of(id_priv, priv);
-        id_of(id_pub, pub);
-        assert_string_equal(id_priv, id_pub);
-        if (keys[i].key_id != NULL)
-            assert_string_equal(id_priv, keys[i].key_id);
-        unlink(out);
-        assert_int_equal(fwrel_key_write_public(pub, out, 0), 0);
-        assert_true(file_equal(out, want_pub));
-        /* A public key is not a private key. */
-        fwrel_pkey *none_key = NULL;
-        assert_error(fwrel_key_load_private(&none_key, want_pub, &none), FWREL_EFORMAT,
-                     "no PEM private key found");
-        assert_null(none_key);
-        fwrel_key_free(priv);
-        fwrel_key_free(pub);
-    }
-
-    /* SBv1: espsecure extract-public-key --version 1 gives X||Y. */
-    fwrel_pkey *v1 = NULL, *raw = NULL, *raw_off = NULL;
-    uint8_t xy[64];
-    size_t len;
-    char a[65], b[65];
-    assert_int_equal(
-        fwrel_key_load_private(&v1, testutil_vector_path("keys/test-sbv1-ecdsa256-a.pem"), &none),
-        0);
-    assert_int_equal(fwrel_key_raw64(xy, v1), 0);
-    uint8_t *want = testutil_read(testutil_vector_path("keys/test-sbv1-ecdsa256-a.pub.raw"), &len);
-    assert_non_null(want);
-    assert_int_equal(len, 64);
-    assert_memory_equal(xy, want, 64);
-    free(want);
-    assert_int_equal(
-        fwrel_key_load_public(&raw, testutil_vector_path("keys/test-sbv1-ecdsa256-a.pub.raw"), 1),
-        0);
-    id_of(a, v1);
-    id_of(b, raw);
-    assert_string_equal(a, b);
-    assert_error(fwrel_key_load_public(
-                     &raw_off, testutil_vector_path("keys/test-sbv1-ecdsa256-a.pub.raw"), 0),
-                 FWREL_EFORMAT, NULL);
-    fwrel_key_free(v1);
-    fwrel_key_free(raw);
-
-    /* The esp_encrypted_img device keys (openssl-made PKCS#1 / SEC1) load too. */
-    static const char *enc[][2] = {
-        {"keys/test-enc-rsa3072-priv.pem", "keys/test-enc-rsa3072-pub.pem"},
-        {"keys/test-enc-ecc256-priv.pem", "keys/test-enc-ecc256-pub.pem"},
-    };
-    for (size_t i = 0; i < 2; i++) {
-        char want_pub[4096];
-        fwrel_pkey *k = NULL;
-        snprintf(want_pub, sizeof(want_pub), "%s", testutil_vector_path(enc[i][1]));
-        assert_int_equal(fwrel_key_load_private(&k, testutil_vector_path(enc[i][0]), &none), 0);
-        const char *out = tpath("enc.pub.pem");
-        unlink(out);
-        assert_int_equal(fwrel_key_write_public(k, out, 0), 0);
-        assert_true(file_equal(out, want_pub));
-        fwrel_key_free(k);
-    }
-}
-
-/* ---- encrypted PKCS#8 ---------------------------------------------------------------- */
-
-/* The file is PBES2 + scrypt (N=2^14, r=8, p=4, 16-byte salt) + AES-256-CBC. */
-static void check_pbes2_scrypt(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    X509_SIG *sig = PEM_read_PKCS8(f, NULL, NULL, NULL);
-    fclose(f);
-    assert_non_null(sig);
-    const X509_ALGOR *alg = NULL;
-    X509_SIG_get0(sig, &alg, NULL);
-    assert_int_equal(OBJ_obj2nid(alg->algorithm), NID_pbes2);
-    PBE2PARAM *pbe2 = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBE2PARAM), alg->parameter);
-    assert_non_null(pbe2);
-    assert_int_equal(OBJ_obj2nid(pbe2->keyfunc->algorithm), NID_id_scrypt);
-    assert_int_equal(OBJ_obj2nid(pbe2->encryption->algorithm), NID_aes_256_cbc);
-    SCRYPT_PARAMS *sp =
-        ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(SCRYPT_PARAMS), pbe2->keyfunc->parameter);
-    assert_non_null(sp);
-    uint64_t n = 0, r = 0, p = 0;
-    assert_int_equal(ASN1_INTEGER_get_uint64(&n, sp->costParameter), 1);
-    assert_int_equal(ASN1_INTEGER_get_uint64(&r, sp->blockSize), 1);
-    assert_int_equal(ASN1_INTEGER_get_uint64(&p, sp->parallelizationParameter), 1);
-    assert_int_equal(n, 16384);
-    assert_int_equal(r, 8);
-    assert_int_equal(p, 4);
-    assert_int_equal(ASN1_STRING_length(sp->salt), 16);
-    SCRYPT_PARAMS_free(sp);
-    PBE2PARAM_free(pbe2);
-    X509_SIG_free(sig);
-}
-
-/* Rewrite the scrypt N of an encrypted key file (the ciphertext no longer matters). */
-static void set_scrypt_n(const char *from, const char *to, uint64_t n)
-{
-    FILE *f = fopen(from, "r");
-    assert_non_null(f);
-    X509_SIG *sig = PEM_read_PKCS8(f, NULL, NULL, NULL);
-    fclose(f);
-    assert_non_null(sig);
-    X509_ALGOR *alg = NULL;
-    X509_SIG_getm(sig, &alg, NULL);
-    PBE2PARAM *pbe2 = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBE2PARAM), alg->parameter);
-    SCRYPT_PARAMS *sp =
-        ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(SCRYPT_PARAMS), pbe2->keyfunc->parameter);
-    assert_int_equal(ASN1_INTEGER_set_uint64(sp->costParameter, n), 1);
-    assert_non_null(
-        ASN1_TYPE_pack_sequence(ASN1_ITEM_rptr(SCRYPT_PARAMS), sp, &pbe2->keyfunc->parameter));
-    assert_non_null(ASN1_TYPE_pack_sequence(ASN1_ITEM_rptr(PBE2PARAM), pbe2, &alg->parameter));
-    f = fopen(to, "w");
-    assert_non_null(f);
-    assert_int_equal(PEM_write_PKCS8(f, sig), 1);
-    fclose(f);
-    SCRYPT_PARAMS_free(sp);
-    PBE2PARAM_free(pbe2);
-    X509_SIG_free(sig);
-}
-
-static void test_encrypted_round_trip(void **state)
-{
-    (void)state;
-    static const int types[] = {FWREL_KEY_RSA3072, FWREL_KEY_ECDSA192, FWREL_KEY_ECDSA256,
-                                FWREL_KEY_ECDSA384};
-    const char *pass = "correct horse battery staple";
-    write_text(tpath("pass"), "correct horse battery staple\n", 0600);
-    write_text(tpath("wrong"), "correct horse battery stapler\n", 0600);
-    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
-        fwrel_pkey *key = NULL, *back = NULL;
-        char id1[65], id2[65];
-        int type = 0;
-        const char *path = tpath("enc.pem");
-        unlink(path);
-        assert_int_equal(fwrel_key_generate(&key, types[i]), 0);
-        assert_int_equal(fwrel_key_write_private(key, path, pass, strlen(pass), 0), 0);
-        struct stat st;
-        assert_int_equal(stat(path, &st), 0);
-        assert_int_equal(st.st_mode & 0777, 0600);
-        assert_true(contains(path, "-----BEGIN ENCRYPTED PRIVATE KEY-----\n"));
-        check_pbes2_scrypt(path);
-
-        fwrel_pass_src right = file_src(tpath("pass")), wrong = file_src(tpath("wrong"));
-        assert_int_equal(fwrel_key_load_private(&back, path, &right), 0);
-        assert_int_equal(fwrel_key_type_of(&type, back), 0);
-        assert_int_equal(type, types[i]);
-        id_of(id1, key);
-        id_of(id2, back);
-        assert_string_equal(id1, id2);
-        assert_int_equal(EVP_PKEY_eq(key, back), 1);
-        fwrel_key_free(back);
-        back = NULL;
-
-        assert_error(fwrel_key_load_private(&back, path, &wrong), FWREL_EKEY, "wrong passphrase");
-        assert_null(back);
-        assert_error(fwrel_key_load_private(&back, path, &none), FWREL_EKEY,
-                     "key is encrypted: a passphrase is needed (--passphrase-file, "
-                     "--passphrase-fd, or a terminal)");
-        assert_error(fwrel_key_load_private(&back, path, NULL), FWREL_EKEY, NULL);
-        /* The passphrase source's own refusal comes through unchanged. */
-        chmod(tpath("pass"), 0644);
-        assert_error(fwrel_key_load_private(&back, path, &right), FWREL_EKEY,
-                     "passphrase file is readable by group or others");
-        chmod(tpath("pass"), 0600);
-        assert_null(back);
-        fwrel_key_free(key);
-    }
-}
-
-static void test_encrypted_refusals(void **state)
-{
-    (void)state;
-    fwrel_pkey *key = NULL, *back = NULL;
-    const char *path = tpath("k.pem");
-    assert_int_equal(fwrel_key_generate(&key, FWREL_KEY_ECDSA256), 0);
-    unlink(path);
-    /* An empty passphrase is no encryption: refused, nothing written. */
-    assert_error(fwrel_key_write_private(key, path, "", 0, 0), FWREL_EKEY, "empty passphrase");
-    assert_int_equal(access(path, F_OK), -1);
-    assert_error(fwrel_key_write_private(key, path, "x", FWREL_PASS_MAX + 1, 0), FWREL_EKEY, NULL);
-    assert_int_equal(access(path, F_OK), -1);
-
-    /* Never replaced without FWREL_OUT_FORCE. */
-    assert_int_equal(fwrel_key_write_private(key, path, "one", 3, 0), 0);
-    uint8_t *before;
-    size_t before_len, after_len;
-    before = testutil_read(path, &before_len);
-    assert_error(fwrel_key_write_private(key, path, "two", 3, 0), FWREL_EIO,
-                 "exists (use --force to replace)");
-    assert_int_equal(fwrel_error_last()->about, FWREL_ABOUT_OUTPUT);
-    uint8_t *after = testutil_read(path, &after_len);
-    assert_int_equal(before_len, after_len);
-    assert_memory_equal(before, after, before_len);
-    free(after);
-    assert_int_equal(fwrel_key_write_private(key, path, "two", 3, FWREL_OUT_FORCE), 0);
-    after = testutil_read(path, &after_len);
-    assert_true(after_len != before_len || memcmp(before, after, before_len) != 0);
-    free(before);
-    free(after);
-
-    /* A key encrypted with scrypt beyond OpenSSL's memory cap: said so, not "wrong passphrase". */
-    write_text(tpath("two"), "two\n", 0600);
-    fwrel_pass_src two = file_src(tpath("two"));
-    set_scrypt_n(path, tpath("n16.pem"), (uint64_t)1 << 16);
-    assert_error(fwrel_key_load_private(&back, tpath("n16.pem"), &two), FWREL_EKEY,
-                 "cannot decrypt the key: memory limit exceeded");
-    assert_null(back);
-
-    /* The longest passphrase round-trips. */
-    char *longest = malloc(FWREL_PASS_MAX + 2);
-    assert_non_null(longest);
-    memset(longest, 'p', FWREL_PASS_MAX);
-    longest[FWREL_PASS_MAX] = '\n';
-    longest[FWREL_PASS_MAX + 1] = '\0';
-    write_text(tpath("long"), longest, 0600);
-    assert_int_equal(fwrel_key_write_private(key, path, longest, FWREL_PASS_MAX, FWREL_OUT_FORCE),
-                     0);
-    fwrel_pass_src lsrc = file_src(tpath("long"));
-    assert_int_equal(fwrel_key_load_private(&back, path, &lsrc), 0);
-    assert_int_equal(EVP_PKEY_eq(key, back), 1);
-    fwrel_key_free(back);
-    free(longest);
-    fwrel_key_free(key);
-}
-
-static void test_unencrypted_write(void **state)
-{
-    (void)state;
-    fwrel_pkey *key = NULL, *back = NULL;
-    const char *path = tpath("plain.pem");
-    unlink(path);
-    assert_int_equal(fwrel_key_generate(&key, FWREL_KEY_RSA3072), 0);
-    assert_int_equal(fwrel_key_write_private(key, path, NULL, 0, 0), 0);
-    struct stat st;
-    assert_int_equal(stat(path, &st), 0);
-    assert_int_equal(st.st_mode & 0777, 0600);
-    assert_true(contains(path, "-----BEGIN PRIVATE KEY-----\n"));
-    assert_false(contains(path, "ENCRYPTED"));
-    assert_int_equal(fwrel_key_load_private(&back, path, &none), 0);
-    assert_int_equal(EVP_PKEY_eq(key, back), 1);
-    fwrel_key_free(back);
-    fwrel_key_free(key);
-}
-
-/* ---- private and public key forms -------------------------------------------------- */
-
-static void test_private_key_forms(void **state)
-{
-    (void)state;
-    fwrel_pkey *rsa = NULL, *ec = NULL, *back = NULL;
-    char want[65], got[65];
-    write_text(tpath("pw"), "pw\n", 0600);
-    write_text(tpath("bad"), "bad\n", 0600);
-    fwrel_pass_src pw = file_src(tpath("pw")), bad = file_src(tpath("bad"));
-
-    assert_int_equal(fwrel_key_generate(&rsa, FWREL_KEY_RSA3072), 0);
-    assert_int_equal(fwrel_key_generate(&ec, FWREL_KEY_ECDSA256), 0);
-    struct {
-        EVP_PKEY *key;
-        enum form form;
-        const char *marker;
-    } cases[] = {
-        {rsa, PKCS1_OR_SEC1, "BEGIN RSA PRIVATE KEY"},
-        {ec, PKCS1_OR_SEC1, "BEGIN EC PRIVATE KEY"},
-        {ec, SEC1_WITH_PARAMS, "BEGIN EC PARAMETERS"},
-        {rsa, LEGACY_ENCRYPTED, "Proc-Type: 4,ENCRYPTED"},
-        {ec, LEGACY_ENCRYPTED, "Proc-Type: 4,ENCRYPTED"},
-        {rsa, PKCS8_PBKDF2, "BEGIN ENCRYPTED PRIVATE KEY"},
-        {ec, PKCS8_PBKDF2, "BEGIN ENCRYPTED PRIVATE KEY"},
-    };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        const char *path = tpath("form.pem");
-        int encrypted = cases[i].form == LEGACY_ENCRYPTED || cases[i].form == PKCS8_PBKDF2;
-        write_form(path, cases[i].key, cases[i].form, "pw");
-        assert_true(contains(path, cases[i].marker));
-        if (fwrel_key_load_private(&back, path, encrypted ? &pw : &none) != 0)
-            fail_msg("form %zu: %s", i, fwrel_error_last()->message);
-        id_of(want, cases[i].key);
-        id_of(got, back);
-        assert_string_equal(want, got);
-        fwrel_key_free(back);
-        back = NULL;
-        if (encrypted) {
-            assert_error(fwrel_key_load_private(&back, path, &bad), FWREL_EKEY, "wrong passphrase");
-            assert_error(fwrel_key_load_private(&back, path, &none), FWREL_EKEY, NULL);
-            assert_non_null(strstr(fwrel_error_last()->message, "key is encrypted"));
-        }
-    }
-
-    /* A compressed point: the public key file and key id are the canonical ones. */
-    EVP_PKEY *compressed = EVP_PKEY_dup(ec);
-    assert_non_null(compressed);
-    assert_int_equal(EVP_PKEY_set_utf8_string_param(
-                         compressed, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, "compressed"),
-                     1);
-    write_form(tpath("compressed.pem"), compressed, PKCS1_OR_SEC1, NULL);
-    assert_int_equal(fwrel_key_load_private(&back, tpath("compressed.pem"), &none), 0);
-    id_of(want, ec);
-    id_of(got, back);
-    assert_string_equal(want, got);
-    id_of(got, compressed);
-    assert_string_equal(want, got);
-    unlink(tpath("a.pub.pem"));
-    unlink(tpath("b.pub.pem"));
-    assert_int_equal(fwrel_key_write_public(ec, tpath("a.pub.pem"), 0), 0);
-    assert_int_equal(fwrel_key_write_public(back, tpath("b.pub.pem"), 0), 0);
-    assert_true(file_equal(tpath("a.pub.pem"), tpath("b.pub.pem")));
-    uint8_t xy1[64], xy2[64];
-    assert_int_equal(fwrel_key_raw64(xy1, ec), 0);
-    assert_int_equal(fwrel_key_raw64(xy2, compressed), 0);
-    assert_memory_equal(xy1, xy2, 64);
-    fwrel_key_free(back);
-    back = NULL;
-    EVP_PKEY_free(compressed);
-
-    /* Not a key: a bad-input error, and the passphrase source is not consulted. */
-    write_text(tpath("junk.pem"), "hello\n", 0600);
-    assert_error(fwrel_key_load_private(&back, tpath("junk.pem"), &pw), FWREL_EFORMAT,
-                 "no PEM private key found");
-    write_text(tpath("empty.pem"), "", 0600);
-    assert_error(fwrel_key_load_private(&back, tpath("empty.pem"), &pw), FWREL_EFORMAT,
-                 "no PEM private key found");
-    write_text(tpath("damaged.pem"),
-               "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", 0600);
-    assert_error(fwrel_key_load_private(&back, tpath("damaged.pem"), &pw), FWREL_EFORMAT,
-                 "no PEM private key found");
-    assert_error(fwrel_key_load_private(&back, tpath("missing.pem"), &pw), FWREL_EIO, NULL);
-    /* Bounded read: a huge file is refused before it is parsed. */
-    char *big = malloc(70000);
-    assert_non_null(big);
-    memset(big, 'A', 69999);
-    big[69999] = '\0';
-    write_text(tpath("big.pem"), big, 0600);
-    free(big);
-    assert_error(fwrel_key_load_private(&back, tpath("big.pem"), &none), FWREL_EFORMAT, NULL);
-    assert_null(back);
-    fwrel_key_free(rsa);
-    fwrel_key_free(ec);
-}
-
-static void test_public_key_forms(void **state)
-{
-    (void)state;
-    fwrel_pkey *ec = NULL, *pub = NULL;
-    char a[65], b[65];
-    uint8_t xy[64];
-    assert_int_equal(fwrel_key_generate(&ec, FWREL_KEY_ECDSA256), 0);
-
-    /* Raw 64 bytes round trip, only when allowed. */
-    assert_int_equal(fwrel_key_raw64(xy, ec), 0);
-    assert_int_equal(fwrel_key_parse_public(&pub, xy, sizeof(xy), 1), 0);
-    id_of(a, ec);
-    id_of(b, pub);
-    assert_string_equal(a, b);
-    fwrel_key_free(pub);
-    pub = NULL;
-    assert_error(fwrel_key_parse_public(&pub, xy, sizeof(xy), 0), FWREL_EFORMAT, NULL);
-    assert_error(fwrel_key_parse_public(&pub, xy, sizeof(xy) - 1, 1), FWREL_EFORMAT, NULL);
-    uint8_t zero[64] = {0}; /* not on the curve */
-    assert_error(fwrel_key_parse_public(&pub, zero, sizeof(zero), 1), FWREL_EFORMAT, NULL);
-    assert_null(pub);
-
-    /* The public half of an unencrypted private key, and nothing private in it. */
-    const char *path = tpath("pp.pem");
-    unlink(path);
-    assert_int_equal(fwrel_key_write_private(ec, path, NULL, 0, 0), 0);
-    assert_int_equal(fwrel_key_load_public(&pub, path, 0), 0);
-    id_of(b, pub);
-    assert_string_equal(a, b);
-    BIGNUM *priv = NULL;
-    assert_int_equal(EVP_PKEY_get_bn_param(pub, OSSL_PKEY_PARAM_PRIV_KEY, &priv), 0);
-    BN_free(priv);
-    fwrel_key_free(pub);
-    pub = NULL;
-
-    /* An encrypted private key is no public key, and no passphrase is asked for. */
-    unlink(path);
-    assert_int_equal(fwrel_key_write_private(ec, path, "pw", 2, 0), 0);
-    assert_error(fwrel_key_load_public(&pub, path, 1), FWREL_EFORMAT,
-                 "no PEM public key (or unencrypted private key) found, nor 64 raw bytes");
-    assert_error(fwrel_key_load_public(&pub, tpath("nope"), 0), FWREL_EIO, NULL);
-    assert_null(pub);
-
-    /* SBv1 needs P-256. */
-    fwrel_pkey *p384 = NULL;
-    assert_int_equal(fwrel_key_generate(&p384, FWREL_KEY_ECDSA384), 0);
-    assert_error(fwrel_key_raw64(xy, p384), FWREL_EKEY, NULL);
-    fwrel_key_free(p384);
-    fwrel_key_free(ec);
-}
-
-/* ---- key types and ids -------------------------------------------------------------- */
-
-static void test_key_types(void **state)
-{
-    (void)state;
-    static const char *names[] = {"rsa3072", "ecdsa192", "ecdsa256", "ecdsa384"};
-    for (size_t i = 0; i < 4; i++) {
-        int type = 0, of = 0;
-        fwrel_pkey *key = NULL;
-        assert_int_equal(fwrel_key_type_parse(&type, names[i]), 0);
-        assert_string_equal(fwrel_key_type_name(type), names[i]);
-        assert_int_equal(fwrel_key_generate(&key, type), 0);
-        assert_int_equal(fwrel_key_type_of(&of, key), 0);
-        assert_int_equal(of, type);
-        if (type == FWREL_KEY_RSA3072) {
-            BIGNUM *e = NULL;
-            assert_int_equal(EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_E, &e), 1);
-            assert_true(BN_is_word(e, 65537));
-            BN_free(e);
-        }
-        fwrel_key_free(key);
-    }
-    int type = 0;
-    assert_error(fwrel_key_type_parse(&type, "rsa2048"), FWREL_EUSAGE, NULL);
-    assert_error(fwrel_key_type_parse(&type, "RSA3072"), FWREL_EUSAGE, NULL);
-    assert_string_equal(fwrel_key_type_name(99), "unknown");
-    fwrel_pkey *key = NULL;
-    assert_error(fwrel_key_generate(&key, 99), FWREL_EUSAGE, NULL);
-    assert_null(key);
-
-    /* espsecure's refusals, with its words. */
-    EVP_PKEY *rsa2048 = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
-    EVP_PKEY *p521 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "secp521r1");
-    EVP_PKEY *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-    assert_non_null(rsa2048);
-    assert_non_null(p521);
-    assert_non_null(ed);
-    assert_error(fwrel_key_type_of(&type, rsa2048), FWREL_EKEY,
-                 "RSA key has 2048 bits. Only RSA-3072 is supported.");
-    assert_error(fwrel_key_type_of(&type, p521), FWREL_EKEY, "Unsupported ECDSA curve: secp521r1");
-    assert_error(fwrel_key_type_of(&type, ed), FWREL_EKEY, NULL);
-    /* A refused RSA key still loads (the type check is the caller's), then is refused. */
-    write_form(tpath("rsa2048.pem"), rsa2048, PKCS1_OR_SEC1, NULL);
-    assert_int_equal(fwrel_key_load_private(&key, tpath("rsa2048.pem"), &none), 0);
-    assert_error(fwrel_key_type_of(&type, key), FWREL_EKEY,
-                 "RSA key has 2048 bits. Only RSA-3072 is supported.");
-    fwrel_key_free(key);
-    EVP_PKEY_free(rsa2048);
-    EVP_PKEY_free(p521);
-    EVP_PKEY_free(ed);
-}
-
-static void test_key_id_stable(void **state)
-{
-    (void)state;
-    fwrel_pkey *key = NULL, *other = NULL, *pub = NULL;
-    char a[65], b[65], c[65];
-    assert_int_equal(fwrel_key_generate(&key, FWREL_KEY_ECDSA384), 0);
-    assert_int_equal(fwrel_key_generate(&other, FWREL_KEY_ECDSA384), 0);
-    id_of(a, key);
-    id_of(b, key);
-    assert_string_equal(a, b);
-    id_of(c, other);
-    assert_string_not_equal(a, c);
-    /* The same id from the written public key file. */
-    unlink(tpath("id.pub.pem"));
-    assert_int_equal(fwrel_key_write_public(key, tpath("id.pub.pem"), 0), 0);
-    assert_int_equal(fwrel_key_load_public(&pub, tpath("id.pub.pem"), 0), 0);
-    id_of(b, pub);
-    assert_string_equal(a, b);
-    /* And it is SHA-256 of the DER SubjectPublicKeyInfo. */
-    unsigned char *der = NULL;
-    int len = i2d_PUBKEY(key, &der);
-    assert_true(len > 0);
-    uint8_t md[32];
-    assert_int_equal(EVP_Digest(der, (size_t)len, md, NULL, EVP_sha256(), NULL), 1);
-    OPENSSL_free(der);
-    for (int i = 0; i < 32; i++) {
-        char hex[3];
-        snprintf(hex, sizeof(hex), "%02x", md[i]);
-        assert_memory_equal(a + 2 * i, hex, 2);
-    }
-    fwrel_key_free(key);
-    fwrel_key_free(other);
-    fwrel_key_free(pub);
-}
-
-/* ---- passphrase sources ------------------------------------------------------------- */
-
-static void expect_pass(const fwrel_pass_src *src, const char *want, size_t want_len)
-{
-    char *pass = NULL;
-    size_t len = 0;
-    assert_int_equal(fwrel_pass_read(&pass, &len, src, NULL, 0), 0);
-    assert_non_null(pass);
-    assert_int_equal(len, want_len);
-    assert_memory_equal(pass, want, want_len);
-    assert_int_equal(pass[len], '\0');
-    if (CRYPTO_secure_malloc_initialized())
-        assert_true(CRYPTO_secure_allocated(pass));
-    fwrel_pass_free(pass, len);
-}
-
-static void expect_pass_error(const fwrel_pass_src *src, int code, const char *message)
-{
-    char *pass = (char *)"sentinel";
-    size_t len = 99;
-    assert_error(fwrel_pass_read(&pass, &len, src, NULL, 0), code, message);
-    assert_null(pass);
-    assert_int_equal(len, 0);
-}
-
-static void test_pass_file(void **state)
-{
-    (void)state;
-    const char *p = tpath("passfile");
-    fwrel_pass_src src = file_src(p);
-
-    write_text(p, "secret\nsecond line\n", 0600);
-    expect_pass(&src, "secret", 6);
-    write_text(p, "no newline", 0400);
-    expect_pass(&src, "no newline", 10);
-    write_text(p, "crlf\r\n", 0600); /* kept, as openssl -passin file: keeps it */
-    expect_pass(&src, "crlf\r", 5);
-
-    write_text(p, "secret\n", 0644);
-    expect_pass_error(&src, FWREL_EKEY, "passphrase file is readable by group or others");
-    write_text(p, "secret\n", 0640);
-    expect_pass_error(&src, FWREL_EKEY, "passphrase file is readable by group or others");
-    write_text(p, "secret\n", 0604);
-    expect_pass_error(&src, FWREL_EKEY, "passphrase file is readable by group or others");
-    write_text(p, "secret\n", 0620);
-    expect_pass_error(&src, FWREL_EKEY, "passphrase file is writable by group or others");
-    write_text(p, "\n", 0600);
-    expect_pass_error(&src, FWREL_EKEY, "empty passphrase");
-    write_text(p, "", 0600);
-    expect_pass_error(&src, FWREL_EKEY, "empty passphrase");
-
-    char line[FWREL_PASS_MAX + 3];
-    memset(line, 'x', sizeof(line));
-    line[FWREL_PASS_MAX] = '\n';
-    line[FWREL_PASS_MAX + 1] = '\0';
-    write_text(p, line, 0600);
-    expect_pass(&src, line, FWREL_PASS_MAX);
-    line[FWREL_PASS_MAX] = 'x';
-    line[FWREL_PASS_MAX + 1] = '\n';
-    line[FWREL_PASS_MAX + 2] = '\0';
-    write_text(p, line, 0600);
-    expect_pass_error(&src, FWREL_EKEY, NULL);
-
-    /* Not regular files; a FIFO must not hang the open. */
-    src.file = dir;
-    expect_pass_error(&src, FWREL_EKEY, "passphrase file is not a regular file");
-    const char *fifo = tpath("fifo");
-    assert_int_equal(mkfifo(fifo, 0600), 0);
-    src.file = fifo;
-    expect_pass_error(&src, FWREL_EKEY, "passphrase file is not a regular file");
-    src.file = tpath("absent");
-    expect_pass_error(&src, FWREL_EIO, NULL);
-    /* A link is followed; the checks apply to the file read. */
-    write_text(p, "linked\n", 0600);
-    const char *link = tpath("link");
-    assert_int_equal(symlink(p, link), 0);
-    src.file = link;
-    expect_pass(&src, "linked", 6);
-    chmod(p, 0644);
-    expect_pass_error(&src, FWREL_EKEY, "passphrase file is readable by group or others");
-}
-
-static void test_pass_fd(void **state)
-{
-    (void)state;
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    const char *data = "first\nsecond";
-    assert_int_equal(write(fds[1], data, strlen(data)), (ssize_t)strlen(data));
-    close(fds[1]);
-    fwrel_pass_src src = {FWREL_PASS_FD, fds[0], NULL};
-    /* One line per call: nothing after the newline is consumed. */
-    expect_pass(&src, "first", 5);
-    expect_pass(&src, "second", 6);
-    expect_pass_error(&src, FWREL_EKEY, "empty passphrase");
-    close(fds[0]);
-    expect_pass_error(&src, FWREL_EIO, NULL);
-    src.fd = -1;
-    expect_pass_error(&src, FWREL_EUSAGE, NULL);
-    fwrel_pass_src nosrc = {FWREL_PASS_NONE, -1, NULL};
-    expect_pass_error(&nosrc, FWREL_EKEY, NULL);
-
-    /* Loading: an unencrypted key leaves the descriptor alone; each encrypted key takes one
-     * line. */
-    fwrel_pkey *key = NULL, *back = NULL;
-    assert_int_equal(fwrel_key_generate(&key, FWREL_KEY_ECDSA256), 0);
-    unlink(tpath("a.pem"));
-    unlink(tpath("b.pem"));
-    unlink(tpath("plain.pem"));
-    assert_int_equal(fwrel_key_write_private(key, tpath("a.pem"), "alpha", 5, 0), 0);
-    assert_int_equal(fwrel_key_write_private(key, tpath("b.pem"), "beta", 4, 0), 0);
-    assert_int_equal(fwrel_key_write_private(key, tpath("plain.pem"), NULL, 0, 0), 0);
-    assert_int_equal(pipe(fds), 0);
-    data = "alpha\nbeta\n";
-    assert_int_equal(write(fds[1], data, strlen(data)), (ssize_t)strlen(data));
-    close(fds[1]);
-    src.fd = fds[0];
-    assert_int_equal(fwrel_key_load_private(&back, tpath("plain.pem"), &src), 0);
-    fwrel_key_free(back);
-    assert_int_equal(fwrel_key_load_private(&back, tpath("a.pem"), &src), 0);
-    fwrel_key_free(back);
-    assert_int_equal(fwrel_key_load_private(&back, tpath("b.pem"), &src), 0);
-    fwrel_key_free(back);
-    close(fds[0]);
-    fwrel_key_free(key);
-}
-
-static void test_pass_tty_without_terminal(void **state)
-{
-    (void)state;
-    /* In a new session there is no controlling terminal: refused, never hangs. */
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        char *pass = NULL;
-        size_t len = 0;
-        fwrel_pass_src tty = {FWREL_PASS_TTY, -1, NULL};
-        if (setsid() < 0)
-            _exit(10);
-        int e = fwrel_pass_read(&pass, &len, &tty, "Passphrase: ", 1);
-        _exit(e == FWREL_EKEY && pass == NULL &&
-                      strstr(fwrel_error_last()->message, "no terminal") != NULL
-                  ? 0
-                  : 11);
-    }
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
-}
+static char dir[4096];
 
 static int setup(void **state)
 {
     (void)state;
-    /* As the commands do: passphrases then live in the secure heap. */
-    if (!CRYPTO_secure_malloc_initialized())
-        (void)CRYPTO_secure_malloc_init(1 << 16, 32);
-    dir = testutil_tmpdir();
+    snprintf(dir, sizeof(dir), "%s/ks", testutil_tmpdir());
+    testutil_rmtree(dir);
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
+    chmod(dir, 0700);
     testutil_rmtree(dir);
-    for (size_t i = 0; i < npaths; i++)
-        free(paths[i]);
     return 0;
+}
+
+static void write_text(const char *path, const char *text, mode_t mode)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    assert_int_equal(chmod(path, mode), 0);
+}
+
+static uint8_t *slurp(const char *rel, size_t *len)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/%s", dir, rel);
+    return testutil_read(path, len);
+}
+
+static void test_create_and_modes(void **state)
+{
+    (void)state;
+    fwrel_keystore *ks = NULL;
+    struct stat st;
+    assert_int_equal(fwrel_keystore_open(&ks, dir, 0), FWREL_EIO); /* absent */
+    assert_int_equal(fwrel_keystore_open(&ks, dir, FWREL_KS_CREATE | FWREL_KS_WRITE), 0);
+    assert_int_equal(fwrel_keystore_count(ks), 0);
+    fwrel_keystore_close(ks);
+    assert_int_equal(stat(dir, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/index.json", dir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+
+    assert_int_equal(chmod(dir, 0750), 0);
+    assert_int_equal(fwrel_keystore_open(&ks, dir, 0), FWREL_EKEY);
+    assert_string_equal(fwrel_error_last()->message,
+                        "keystore is accessible by group or others (mode 0750)");
+    assert_int_equal(chmod(dir, 0700), 0);
+    assert_int_equal(chmod(path, 0644), 0);
+    assert_int_equal(fwrel_keystore_open(&ks, dir, 0), FWREL_EKEY);
+    assert_string_equal(fwrel_error_last()->message,
+                        "index.json is readable by group or others (mode 0644)");
+    assert_int_equal(chmod(path, 0600), 0);
+    snprintf(path, sizeof(path), "%s/keys/stray.pem", dir);
+    write_text(path, "x", 0640);
+    assert_int_equal(fwrel_keystore_open(&ks, dir, 0), FWREL_EKEY);
+    assert_string_equal(fwrel_error_last()->message,
+                        "keys/stray.pem is readable by group or others (mode 0640)");
+    unlink(path);
+    assert_int_equal(symlink("/etc/passwd", path), 0);
+    assert_int_equal(fwrel_keystore_open(&ks, dir, 0), FWREL_EKEY);
+    assert_string_equal(fwrel_error_last()->message, "keys/stray.pem is not a regular file");
+    unlink(path);
+    assert_int_equal(fwrel_keystore_open(&ks, dir, 0), 0);
+    fwrel_keystore_close(ks);
+
+    /* A non-empty directory without an index is not adopted. */
+    char other[4000];
+    snprintf(other, sizeof(other), "%s/notks", testutil_tmpdir());
+    testutil_rmtree(other);
+    assert_int_equal(mkdir(other, 0700), 0);
+    snprintf(path, sizeof(path), "%s/file", other);
+    write_text(path, "x", 0600);
+    assert_int_equal(fwrel_keystore_open(&ks, other, FWREL_KS_CREATE), FWREL_EFORMAT);
+    assert_string_equal(fwrel_error_last()->message, "not a keystore (no index.json)");
+    testutil_rmtree(other);
+}
+
+static const struct {
+    const char *name;
+    int purpose, alg, slot;
+} every[] = {
+    {"sb0", FWREL_PURPOSE_SECURE_BOOT, FWREL_ALG_RSA3072, 0},
+    {"sb1", FWREL_PURPOSE_SECURE_BOOT, FWREL_ALG_ECDSA384, 1},
+    {"sb2", FWREL_PURPOSE_SECURE_BOOT, FWREL_ALG_ECDSA192, 2},
+    {"mf-ed", FWREL_PURPOSE_MANIFEST_SIGN, FWREL_ALG_ED25519, -1},
+    {"mf-rsa4096", FWREL_PURPOSE_MANIFEST_ENCRYPT, FWREL_ALG_RSA4096, -1},
+    {"mf-x", FWREL_PURPOSE_MANIFEST_ENCRYPT, FWREL_ALG_X25519, -1},
+    {"img-ecc", FWREL_PURPOSE_IMAGE_ENCRYPT, FWREL_ALG_ECDSA256, -1},
+    {"flash", FWREL_PURPOSE_FLASH_ENCRYPT, FWREL_ALG_AES512, -1},
+    {"ota-hmac", FWREL_PURPOSE_HMAC, FWREL_ALG_HMAC256, -1},
+};
+
+static void test_every_algorithm_round_trip(void **state)
+{
+    (void)state;
+    fwrel_keystore *ks = NULL;
+    const fwrel_keystore_entry *e = NULL;
+    size_t n = sizeof(every) / sizeof(every[0]);
+    char ids[16][65];
+
+    assert_int_equal(fwrel_keystore_open(&ks, dir, FWREL_KS_CREATE | FWREL_KS_WRITE), 0);
+    for (size_t i = 0; i < n; i++) {
+        fwrel_keystore_new spec = {every[i].name, every[i].purpose, every[i].alg, every[i].slot};
+        assert_int_equal(fwrel_keystore_generate(ks, &spec, PASS, strlen(PASS), 0, &e), 0);
+        assert_string_equal(e->name, every[i].name);
+        assert_int_equal(e->epoch, 1);
+        assert_int_equal(e->status, FWREL_KS_ACTIVE);
+        assert_true(e->encrypted);
+        memcpy(ids[i], e->id, 65);
+    }
+    /* Once is enough without rotate. */
+    fwrel_keystore_new again = {"sb0", FWREL_PURPOSE_SECURE_BOOT, FWREL_ALG_RSA3072, 0};
+    assert_int_equal(fwrel_keystore_generate(ks, &again, PASS, strlen(PASS), 0, NULL), FWREL_EKEY);
+    fwrel_keystore_close(ks);
+
+    /* Read back: the same entries; keys load with the passphrase and match their ids. */
+    assert_int_equal(fwrel_keystore_open(&ks, dir, 0), 0);
+    assert_int_equal(fwrel_keystore_count(ks), n);
+    assert_int_equal(fwrel_keystore_check_pass(ks, PASS, strlen(PASS)), 0);
+    assert_int_equal(fwrel_keystore_check_pass(ks, "wrong", 5), FWREL_EKEY);
+    assert_non_null(strstr(fwrel_error_last()->message, "wrong passphrase"));
+    assert_int_equal(fwrel_keystore_check_pass(ks, NULL, 0), FWREL_EKEY);
+    for (size_t i = 0; i < n; i++) {
+        e = fwrel_keystore_find(ks, every[i].name);
+        assert_non_null(e);
+        assert_string_equal(e->id, ids[i]);
+        assert_ptr_equal(fwrel_keystore_find_id(ks, ids[i]), e);
+        assert_int_equal(e->slot, every[i].slot);
+        if (e->alg >= FWREL_ALG_AES128) {
+            uint8_t *s = NULL;
+            size_t len = 0;
+            assert_int_equal(fwrel_keystore_load_secret(&s, &len, ks, e, PASS, strlen(PASS)), 0);
+            assert_int_equal(len, e->alg == FWREL_ALG_AES512 ? 64 : 32);
+            fwrel_io_free_secret(s, len);
+            assert_int_equal(fwrel_keystore_load_secret(&s, &len, ks, e, "nope", 4), FWREL_EKEY);
+            assert_string_equal(fwrel_error_last()->message, "wrong passphrase");
+            assert_null(s);
+            continue;
+        }
+        fwrel_pkey *priv = NULL, *pub = NULL;
+        char id[65];
+        assert_int_equal(fwrel_keystore_load_private(&priv, ks, e, PASS, strlen(PASS)), 0);
+        assert_int_equal(fwrel_keystore_load_public(&pub, ks, e), 0);
+        assert_int_equal(fwrel_key_id(id, priv), 0);
+        assert_string_equal(id, e->id);
+        fwrel_key_free(priv);
+        fwrel_key_free(pub);
+        assert_int_equal(fwrel_keystore_load_private(&priv, ks, e, "nope", 4), FWREL_EKEY);
+        assert_null(priv);
+        if (e->purpose == FWREL_PURPOSE_IMAGE_ENCRYPT) {
+            /* The ECC image key derives from its HMAC key, as the device derives it. */
+            uint8_t *s = NULL;
+            size_t len = 0;
+            fwrel_pkey *derived = NULL;
+            assert_int_equal(fwrel_keystore_load_secret(&s, &len, ks, e, PASS, strlen(PASS)), 0);
+            assert_int_equal(len, 32);
+            assert_int_equal(fwrel_keystore_derive_ecc_image_key(&derived, s), 0);
+            assert_int_equal(fwrel_key_id(id, derived), 0);
+            assert_string_equal(id, e->id);
+            fwrel_key_free(derived);
+            fwrel_io_free_secret(s, len);
+        }
+    }
+    fwrel_keystore_close(ks);
+}
+
+static void test_rotate_and_revoke(void **state)
+{
+    (void)state;
+    fwrel_keystore *ks = NULL;
+    const fwrel_keystore_entry *e = NULL;
+    char old_id[65];
+    fwrel_keystore_new spec = {"sb0", FWREL_PURPOSE_SECURE_BOOT, FWREL_ALG_ECDSA256, 0};
+
+    assert_int_equal(fwrel_keystore_open(&ks, dir, FWREL_KS_CREATE | FWREL_KS_WRITE), 0);
+    assert_int_equal(fwrel_keystore_generate(ks, &spec, NULL, 0, 0, &e), 0);
+    assert_false(e->encrypted);
+    assert_string_equal(e->secret, "");
+    memcpy(old_id, e->id, 65);
+    assert_int_equal(fwrel_keystore_generate(ks, &spec, NULL, 0, 1, &e), 0);
+    assert_int_equal(e->epoch, 2);
+    assert_string_equal(e->priv, "keys/sb0.2.pem");
+    assert_string_not_equal(e->id, old_id);
+    assert_int_equal(fwrel_keystore_find_id(ks, old_id)->status, FWREL_KS_RETIRED);
+    assert_int_equal(fwrel_keystore_revoke(ks, "sb0", &e), 0);
+    assert_int_equal(e->status, FWREL_KS_REVOKED);
+    assert_int_equal(e->epoch, 2);
+    assert_int_equal(fwrel_keystore_revoke(ks, "sb0", NULL), FWREL_EKEY);
+    assert_string_equal(fwrel_error_last()->message, "no active key sb0");
+    /* A revoked name needs a rotation for a new key. */
+    assert_int_equal(fwrel_keystore_generate(ks, &spec, NULL, 0, 0, NULL), FWREL_EKEY);
+    assert_int_equal(fwrel_keystore_generate(ks, &spec, NULL, 0, 1, &e), 0);
+    assert_int_equal(e->epoch, 3);
+    fwrel_keystore_close(ks);
+
+    /* Nothing deleted: three epochs, one of each status. */
+    assert_int_equal(fwrel_keystore_open(&ks, dir, 0), 0);
+    assert_int_equal(fwrel_keystore_count(ks), 3);
+    assert_int_equal(fwrel_keystore_entry_at(ks, 0)->status, FWREL_KS_RETIRED);
+    assert_int_equal(fwrel_keystore_entry_at(ks, 1)->status, FWREL_KS_REVOKED);
+    assert_int_equal(fwrel_keystore_entry_at(ks, 2)->status, FWREL_KS_ACTIVE);
+    assert_int_equal(strlen(fwrel_keystore_entry_at(ks, 1)->changed), 20);
+    /* Read-only handles cannot change it. */
+    assert_int_equal(fwrel_keystore_revoke(ks, "sb0", NULL), FWREL_EUSAGE);
+    fwrel_keystore_close(ks);
+}
+
+/*
+ * A failure half-way (the public key file cannot be written: a directory holds
+ * its name) leaves the old index and no new file.
+ */
+static void test_failed_add_leaves_old_state(void **state)
+{
+    (void)state;
+    fwrel_keystore *ks = NULL;
+    fwrel_keystore_new a = {"mf-a", FWREL_PURPOSE_MANIFEST_SIGN, FWREL_ALG_ECDSA256, -1};
+    fwrel_keystore_new b = {"mf-b", FWREL_PURPOSE_MANIFEST_SIGN, FWREL_ALG_ED25519, -1};
+    size_t len1 = 0, len2 = 0;
+    char keys[4200], blocker[4300];
+
+    assert_int_equal(fwrel_keystore_open(&ks, dir, FWREL_KS_CREATE | FWREL_KS_WRITE), 0);
+    assert_int_equal(fwrel_keystore_generate(ks, &a, PASS, strlen(PASS), 0, NULL), 0);
+    uint8_t *before = slurp("index.json", &len1);
+    snprintf(keys, sizeof(keys), "%s/keys", dir);
+    snprintf(blocker, sizeof(blocker), "%s/mf-b.1.pub.pem", keys);
+    assert_int_equal(mkdir(blocker, 0700), 0);
+    assert_int_equal(fwrel_keystore_generate(ks, &b, PASS, strlen(PASS), 0, NULL), FWREL_EIO);
+    assert_int_equal(rmdir(blocker), 0);
+    uint8_t *after = slurp("index.json", &len2);
+    assert_int_equal(len1, len2);
+    assert_memory_equal(before, after, len1);
+    assert_int_equal(testutil_count_entries(keys), 2); /* mf-a's two files, no mf-b.1.pem */
+    assert_int_equal(fwrel_keystore_count(ks), 1);
+    free(before);
+    free(after);
+    fwrel_keystore_close(ks);
+}
+
+/* The index is replaced last: when it cannot be, the new key files are removed. */
+static void test_failed_index_write_removes_files(void **state)
+{
+    (void)state;
+    fwrel_keystore *ks = NULL;
+    fwrel_keystore_new a = {"hm", FWREL_PURPOSE_HMAC, FWREL_ALG_HMAC256, -1};
+    fwrel_keystore_new b = {"sb", FWREL_PURPOSE_SECURE_BOOT, FWREL_ALG_RSA3072, 0};
+    char idx[4200], keys[4200];
+
+    assert_int_equal(fwrel_keystore_open(&ks, dir, FWREL_KS_CREATE | FWREL_KS_WRITE), 0);
+    snprintf(idx, sizeof(idx), "%s/index.json", dir);
+    assert_int_equal(unlink(idx), 0);
+    assert_int_equal(mkdir(idx, 0700), 0); /* index.json cannot be replaced now */
+    assert_int_equal(fwrel_keystore_generate(ks, &a, PASS, strlen(PASS), 0, NULL), FWREL_EIO);
+    assert_int_equal(fwrel_keystore_generate(ks, &b, NULL, 0, 0, NULL), FWREL_EIO);
+    assert_int_equal(rmdir(idx), 0);
+    snprintf(keys, sizeof(keys), "%s/keys", dir);
+    assert_int_equal(testutil_count_entries(keys), 0);
+    assert_int_equal(fwrel_keystore_count(ks), 0);
+    fwrel_keystore_close(ks);
+}
+
+static void test_malformed_index(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *message;
+    } bad[] = {
+        {"{", NULL},
+        {"{\"format\":\"fwrel-keystore-2\",\"keys\":[]}",
+         "index.json: not a fwrel-keystore-1 index"},
+        {"{\"format\":\"fwrel-keystore-1\",\"keys\":[],\"keys\":[]}", NULL},
+        {"{\"format\":\"fwrel-keystore-1\",\"keys\":[{\"name\":\"a\",\"extra\":1}]}",
+         "index.json: entry 1: unknown field \"extra\""},
+        {"{\"format\":\"fwrel-keystore-1\",\"keys\":[{\"name\":\"../a\"}]}",
+         "index.json: entry 1: bad key name \"../a\""},
+        {"{\"format\":\"fwrel-keystore-1\",\"keys\":[{\"name\":\"a\",\"id\":\""
+         "0000000000000000000000000000000000000000000000000000000000000000\",\"purpose\":"
+         "\"hmac\",\"alg\":\"hmac256\",\"created\":\"2026-01-01T00:00:00Z\",\"status\":"
+         "\"active\",\"epoch\":1,\"secret\":\"keys/../../etc/passwd\"}]}",
+         "index.json: entry 1: a: bad secret path"},
+        {"{\"format\":\"fwrel-keystore-1\",\"keys\":[{\"name\":\"a\",\"id\":\""
+         "0000000000000000000000000000000000000000000000000000000000000000\",\"purpose\":"
+         "\"hmac\",\"alg\":\"rsa3072\",\"created\":\"2026-01-01T00:00:00Z\",\"status\":"
+         "\"active\",\"epoch\":1}]}",
+         "index.json: entry 1: a: algorithm \"rsa3072\" not allowed for hmac"},
+        {"{\"format\":\"fwrel-keystore-1\",\"keys\":[{\"name\":\"a\",\"id\":\""
+         "0000000000000000000000000000000000000000000000000000000000000000\",\"purpose\":"
+         "\"hmac\",\"alg\":\"hmac256\",\"created\":\"2026-01-01T00:00:00Z\",\"status\":"
+         "\"active\",\"epoch\":1.5,\"secret\":\"keys/a.1.bin\"}]}",
+         "index.json: entry 1: a: bad epoch"},
+    };
+    char path[4200];
+    fwrel_keystore *ks = NULL;
+    assert_int_equal(fwrel_keystore_open(&ks, dir, FWREL_KS_CREATE | FWREL_KS_WRITE), 0);
+    fwrel_keystore_close(ks);
+    snprintf(path, sizeof(path), "%s/index.json", dir);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        write_text(path, bad[i].text, 0600);
+        assert_int_equal(fwrel_keystore_open(&ks, dir, 0), FWREL_EFORMAT);
+        assert_null(ks);
+        if (bad[i].message != NULL)
+            assert_string_equal(fwrel_error_last()->message, bad[i].message);
+    }
+}
+
+/* A second writer waits for the lock; it sees the first one's key when it gets it. */
+static void test_lock(void **state)
+{
+    (void)state;
+    fwrel_keystore *ks = NULL;
+    int pipefd[2];
+    assert_int_equal(pipe(pipefd), 0);
+    pid_t pid = fork(); /* before the parent's lock: the child must not inherit its descriptor */
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        fwrel_keystore *k2 = NULL;
+        char c;
+        close(pipefd[1]);
+        if (read(pipefd[0], &c, 1) != 1) /* the parent holds the lock now */
+            _exit(2);
+        int rc = fwrel_keystore_open(&k2, dir, FWREL_KS_WRITE);
+        int ok = rc == 0 && fwrel_keystore_count(k2) == 1;
+        fwrel_keystore_close(k2);
+        _exit(ok ? 0 : 1);
+    }
+    close(pipefd[0]);
+    assert_int_equal(fwrel_keystore_open(&ks, dir, FWREL_KS_CREATE | FWREL_KS_WRITE), 0);
+    assert_int_equal(write(pipefd[1], "x", 1), 1);
+    usleep(200 * 1000); /* the child is blocked on the lock meanwhile */
+    fwrel_keystore_new a = {"hm", FWREL_PURPOSE_HMAC, FWREL_ALG_HMAC256, -1};
+    assert_int_equal(fwrel_keystore_generate(ks, &a, NULL, 0, 0, NULL), 0);
+    fwrel_keystore_close(ks);
+    close(pipefd[1]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_resolve_policy(void **state)
+{
+    (void)state;
+    static const char policy[] =
+        "fwrel-policy: 1\nproduct: p\nchip: esp32c6\ndevice_types: [d]\npartition_size: 0x100000\n"
+        "secure_boot: {scheme: sbv2-ecdsa256, slots: [{slot: 0, key: sb0}]}\n"
+        "anti_rollback: {min_secure_version: 0, efuse_bits: 16}\n"
+        "manifest: {signers: [mf], threshold: 1, recipients: [dev], validity: 30d}\n"
+        "channels: {dev: {allow_no_approvals: true}}\naudit: {log: a.jsonl}\nexports: []\n"
+        "release: {repository: r, tag: \"{product}/{channel}/v{version}\"}\n"
+        "keys:\n  sb0: {purpose: secure-boot, alg: ecdsa256}\n"
+        "  mf: {purpose: manifest-sign, alg: ed25519}\n"
+        "  dev: {purpose: manifest-encrypt, alg: x25519}\n";
+    fwrel_policy *p = NULL;
+    fwrel_keystore *ks = NULL;
+    const fwrel_keystore_entry *entries[FWREL_POLICY_MAX_KEYS], *e = NULL;
+    if (fwrel_policy_parse(&p, (const uint8_t *)policy, sizeof(policy) - 1) != 0)
+        fail_msg("%s", fwrel_error_last()->message);
+    assert_int_equal(fwrel_keystore_open(&ks, dir, FWREL_KS_CREATE | FWREL_KS_WRITE), 0);
+    fwrel_keystore_new sb0 = {"sb0", FWREL_PURPOSE_SECURE_BOOT, FWREL_ALG_ECDSA256, 0};
+    fwrel_keystore_new mf = {"mf", FWREL_PURPOSE_MANIFEST_SIGN, FWREL_ALG_ED25519, -1};
+    fwrel_keystore_new dev = {"dev", FWREL_PURPOSE_MANIFEST_ENCRYPT, FWREL_ALG_RSA4096, -1};
+    assert_int_equal(fwrel_keystore_generate(ks, &sb0, NULL, 0, 0, &e), 0);
+    assert_int_equal(fwrel_keystore_generate(ks, &mf, NULL, 0, 0, NULL), 0);
+    assert_int_equal(fwrel_keystore_resolve(entries, ks, p), FWREL_EKEY);
+    assert_string_equal(fwrel_error_last()->message, "key dev is not in the keystore");
+    assert_int_equal(fwrel_keystore_generate(ks, &dev, NULL, 0, 0, &e), 0);
+    char msg[512];
+    snprintf(msg, sizeof(msg),
+             "key dev (id %s) is manifest-encrypt rsa4096, the policy says manifest-encrypt "
+             "x25519",
+             e->id);
+    assert_int_equal(fwrel_keystore_resolve(entries, ks, p), FWREL_EKEY);
+    assert_string_equal(fwrel_error_last()->message, msg);
+    dev.alg = FWREL_ALG_X25519;
+    assert_int_equal(fwrel_keystore_generate(ks, &dev, NULL, 0, 1, NULL), 0);
+    assert_int_equal(fwrel_keystore_resolve(entries, ks, p), 0);
+    assert_string_equal(entries[0]->name, "sb0");
+    assert_int_equal(fwrel_keystore_revoke(ks, "mf", &e), 0);
+    snprintf(msg, sizeof(msg), "key mf (id %s) is revoked", e->id);
+    assert_int_equal(fwrel_keystore_resolve(entries, ks, p), FWREL_EKEY);
+    assert_string_equal(fwrel_error_last()->message, msg);
+    fwrel_keystore_close(ks);
+    fwrel_policy_free(p);
+}
+
+/*
+ * fwrel_keystore_match_key(), the one comparison of a policy key with the keystore (read by
+ * fwrel_keystore_resolve() and by keygen's plan): each difference is told by its own bit, and none
+ * when the active entry is the key the policy means.
+ */
+static void test_match_policy_key(void **state)
+{
+    (void)state;
+    fwrel_keystore *ks = NULL;
+    const fwrel_keystore_entry *e = NULL, *h = NULL;
+    fwrel_pkey *pub = NULL;
+    fwrel_keystore_match m;
+    fwrel_policy_key k = {"sb0", FWREL_PURPOSE_SECURE_BOOT, FWREL_ALG_ECDSA256, "", NULL};
+    char uri[] = "pkcs11:token=t;object=o", other[] = "pkcs11:token=t;object=p";
+    char id[65], zeros[65];
+
+    memset(zeros, '0', 64);
+    zeros[64] = '\0';
+    assert_int_equal(fwrel_keystore_open(&ks, dir, FWREL_KS_CREATE | FWREL_KS_WRITE), 0);
+    assert_int_equal(fwrel_keystore_match_key(&m, ks, &k, NULL), FWREL_KS_DIFF_ABSENT);
+    assert_null(m.entry);
+    assert_null(m.pinned);
+
+    fwrel_keystore_new sb0 = {"sb0", FWREL_PURPOSE_SECURE_BOOT, FWREL_ALG_ECDSA256, 0};
+    assert_int_equal(fwrel_keystore_generate(ks, &sb0, NULL, 0, 0, &e), 0);
+    memcpy(id, e->id, sizeof(id));
+    assert_int_equal(fwrel_keystore_match_key(&m, ks, &k, NULL), 0);
+    assert_ptr_equal(m.entry, fwrel_keystore_find(ks, "sb0"));
+    assert_int_equal(fwrel_keystore_match_key(&m, ks, &k, id), 0);
+    assert_int_equal(fwrel_keystore_match_key(&m, ks, &k, zeros), FWREL_KS_DIFF_ID);
+
+    k.alg = FWREL_ALG_ECDSA384;
+    assert_int_equal(fwrel_keystore_match_key(&m, ks, &k, NULL), FWREL_KS_DIFF_ALG);
+    k.alg = FWREL_ALG_ECDSA256;
+    k.purpose = FWREL_PURPOSE_MANIFEST_SIGN;
+    assert_int_equal(fwrel_keystore_match_key(&m, ks, &k, NULL), FWREL_KS_DIFF_PURPOSE);
+    k.purpose = FWREL_PURPOSE_SECURE_BOOT;
+
+    /* A pinned id: the entry holding it is found, whatever its name. */
+    memcpy(k.id, id, sizeof(k.id));
+    assert_int_equal(fwrel_keystore_match_key(&m, ks, &k, NULL), 0);
+    assert_ptr_equal(m.pinned, m.entry);
+    memcpy(k.id, zeros, sizeof(k.id));
+    assert_int_equal(fwrel_keystore_match_key(&m, ks, &k, NULL), FWREL_KS_DIFF_PIN);
+    assert_null(m.pinned);
+    k.id[0] = '\0';
+
+    /* The holder: a software entry is not the HSM key a policy names. */
+    k.hsm = uri;
+    assert_int_equal(fwrel_keystore_match_key(&m, ks, &k, NULL), FWREL_KS_DIFF_HOLDER);
+    k.hsm = NULL;
+
+    /* An HSM entry: the same URI matches, another does not, nor a software policy key. */
+    fwrel_keystore_new hs = {"hs", FWREL_PURPOSE_MANIFEST_SIGN, FWREL_ALG_ECDSA256, -1};
+    assert_int_equal(fwrel_key_generate(&pub, FWREL_KEY_ECDSA256), 0);
+    assert_int_equal(fwrel_keystore_add_hsm(ks, &hs, uri, pub, 0, &h), 0);
+    fwrel_policy_key hk = {"hs", FWREL_PURPOSE_MANIFEST_SIGN, FWREL_ALG_ECDSA256, "", uri};
+    memcpy(id, h->id, sizeof(id));
+    assert_int_equal(fwrel_keystore_match_key(&m, ks, &hk, id), 0);
+    hk.hsm = other;
+    assert_int_equal(fwrel_keystore_match_key(&m, ks, &hk, id), FWREL_KS_DIFF_HOLDER);
+    hk.hsm = NULL;
+    assert_int_equal(fwrel_keystore_match_key(&m, ks, &hk, NULL), FWREL_KS_DIFF_HOLDER);
+
+    /* Revoked: inactive, and a pin of its id finds it revoked. */
+    assert_int_equal(fwrel_keystore_revoke(ks, "sb0", &e), 0);
+    memcpy(k.id, e->id, sizeof(k.id));
+    assert_int_equal(fwrel_keystore_match_key(&m, ks, &k, NULL), FWREL_KS_DIFF_INACTIVE);
+    assert_non_null(m.pinned);
+    assert_int_equal(m.pinned->status, FWREL_KS_REVOKED);
+    fwrel_key_free(pub);
+    fwrel_keystore_close(ks);
+}
+
+/*
+ * A device HMAC key and the public key esp_enc_img_gen --generate_ecc_key wrote
+ * for it (esp_encrypted_img 2.7.1): the device's derivation must give that key.
+ */
+static void test_ecc_image_key_matches_tool(void **state)
+{
+    (void)state;
+    static const char hmac_hex[] =
+        "04f5f26f5fdae2532ce8d7f6dd32bf720b28bd7f5eea64620bc12a43216bd96a";
+    static const char pub_pem[] =
+        "-----BEGIN PUBLIC KEY-----\n"
+        "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE7HkWd4SeZVs0X784Z2b+Clxi2v6O\n"
+        "UX3P1L7TK7iEddWtEUCP7ssNYQGANrY1jkb8OGTlq2EXqZnkfMmDTJEfbQ==\n"
+        "-----END PUBLIC KEY-----\n";
+    uint8_t hmac[32];
+    fwrel_pkey *derived = NULL, *pub = NULL;
+    char a[65], b[65];
+    for (size_t i = 0; i < 32; i++)
+        assert_int_equal(sscanf(hmac_hex + 2 * i, "%2hhx", &hmac[i]), 1);
+    assert_int_equal(fwrel_keystore_derive_ecc_image_key(&derived, hmac), 0);
+    assert_int_equal(fwrel_key_parse_public(&pub, (const uint8_t *)pub_pem, sizeof(pub_pem) - 1, 0),
+                     0);
+    assert_int_equal(fwrel_key_id(a, derived), 0);
+    assert_int_equal(fwrel_key_id(b, pub), 0);
+    assert_string_equal(a, b);
+    fwrel_key_free(derived);
+    fwrel_key_free(pub);
+}
+
+/*
+ * A change of several keys is all or nothing: aborted before or after its commit point, the
+ * index and keys/ are as before and no staging directory remains; committed, every key is there.
+ */
+static void test_change_all_or_nothing(void **state)
+{
+    (void)state;
+    fwrel_keystore *ks = NULL;
+    fwrel_keystore_new a = {"mf-a", FWREL_PURPOSE_MANIFEST_SIGN, FWREL_ALG_ECDSA256, -1};
+    fwrel_keystore_new b = {"hm", FWREL_PURPOSE_HMAC, FWREL_ALG_HMAC256, -1};
+    fwrel_keystore_new c = {"mf-c", FWREL_PURPOSE_MANIFEST_SIGN, FWREL_ALG_ED25519, -1};
+    size_t len1 = 0, len2 = 0;
+    char keys[4200];
+
+    snprintf(keys, sizeof(keys), "%s/keys", dir);
+    assert_int_equal(fwrel_keystore_open(&ks, dir, FWREL_KS_CREATE | FWREL_KS_WRITE), 0);
+    assert_int_equal(fwrel_keystore_generate(ks, &a, NULL, 0, 0, NULL), 0);
+    uint8_t *before = slurp("index.json", &len1);
+    for (int commit = 0; commit < 2; commit++) {
+        assert_int_equal(fwrel_keystore_begin(ks), 0);
+        assert_int_equal(fwrel_keystore_begin(ks), FWREL_EUSAGE);
+        assert_int_equal(fwrel_keystore_generate(ks, &b, NULL, 0, 0, NULL), 0);
+        assert_int_equal(fwrel_keystore_generate(ks, &c, NULL, 0, 0, NULL), 0);
+        assert_int_equal(fwrel_keystore_revoke(ks, "mf-a", NULL), 0);
+        assert_int_equal(fwrel_keystore_count(ks), 3);
+        assert_int_equal(testutil_count_entries(keys), 2); /* staged, not in keys/ yet */
+        assert_int_equal(fwrel_keystore_prepare(ks), 0);
+        assert_int_equal(testutil_count_entries(keys), 5);
+        if (commit)
+            assert_int_equal(fwrel_keystore_commit(ks), 0);
+        assert_int_equal(fwrel_keystore_abort(ks), 0);
+        uint8_t *after = slurp("index.json", &len2);
+        assert_int_equal(len1, len2);
+        assert_memory_equal(before, after, len1);
+        free(after);
+        assert_int_equal(testutil_count_entries(keys), 2);
+        assert_int_equal(testutil_count_entries(dir), 3); /* .lock, index.json, keys */
+        assert_int_equal(fwrel_keystore_count(ks), 1);
+        assert_int_equal(fwrel_keystore_entry_at(ks, 0)->status, FWREL_KS_ACTIVE);
+    }
+    assert_int_equal(fwrel_keystore_begin(ks), 0);
+    assert_int_equal(fwrel_keystore_generate(ks, &b, NULL, 0, 0, NULL), 0);
+    assert_int_equal(fwrel_keystore_generate(ks, &c, NULL, 0, 0, NULL), 0);
+    assert_int_equal(fwrel_keystore_commit(ks), 0);
+    fwrel_keystore_finish(ks);
+    assert_int_equal(testutil_count_entries(dir), 3);
+    fwrel_keystore_close(ks);
+    assert_int_equal(fwrel_keystore_open(&ks, dir, 0), 0);
+    assert_int_equal(fwrel_keystore_count(ks), 3);
+    assert_int_equal(testutil_count_entries(keys), 5);
+    fwrel_keystore_close(ks);
+    free(before);
+}
+
+/* A keystore the failed change's open created goes again: nothing remains. */
+static void test_failed_first_change(void **state)
+{
+    (void)state;
+    fwrel_keystore *ks = NULL;
+    fwrel_keystore_new a = {"hm", FWREL_PURPOSE_HMAC, FWREL_ALG_HMAC256, -1};
+    struct stat st;
+    assert_int_equal(fwrel_keystore_open(&ks, dir, FWREL_KS_CREATE | FWREL_KS_WRITE), 0);
+    assert_int_equal(fwrel_keystore_begin(ks), 0);
+    assert_int_equal(fwrel_keystore_generate(ks, &a, PASS, strlen(PASS), 0, NULL), 0);
+    assert_int_equal(fwrel_keystore_abort(ks), 0);
+    fwrel_keystore_close(ks);
+    assert_int_equal(lstat(dir, &st), -1);
+}
+
+/*
+ * A process killed after the key files were linked into keys/ but before the commit point: the
+ * next open for writing takes them out again (and says so); a read-only open leaves it.
+ */
+static void test_recover_killed_change(void **state)
+{
+    (void)state;
+    fwrel_keystore *ks = NULL;
+    char keys[4200];
+    snprintf(keys, sizeof(keys), "%s/keys", dir);
+    assert_int_equal(fwrel_keystore_open(&ks, dir, FWREL_KS_CREATE | FWREL_KS_WRITE), 0);
+    fwrel_keystore_close(ks);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        fwrel_keystore *k = NULL;
+        fwrel_keystore_new a = {"sb", FWREL_PURPOSE_SECURE_BOOT, FWREL_ALG_ECDSA256, 0};
+        if (fwrel_keystore_open(&k, dir, FWREL_KS_WRITE) != 0 || fwrel_keystore_begin(k) != 0 ||
+            fwrel_keystore_generate(k, &a, NULL, 0, 0, NULL) != 0 || fwrel_keystore_prepare(k) != 0)
+            _exit(1);
+        _exit(0); /* as killed: nothing cleaned up */
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(testutil_count_entries(keys), 2);
+    assert_int_equal(testutil_count_entries(dir), 4); /* and .txn-XXXXXX */
+    assert_int_equal(fwrel_keystore_open(&ks, dir, 0), 0);
+    assert_int_equal(fwrel_keystore_recovered(ks), 0);
+    assert_int_equal(fwrel_keystore_count(ks), 0);
+    fwrel_keystore_close(ks);
+    assert_int_equal(fwrel_keystore_open(&ks, dir, FWREL_KS_WRITE), 0);
+    assert_int_equal(fwrel_keystore_recovered(ks), 1);
+    assert_int_equal(testutil_count_entries(keys), 0);
+    assert_int_equal(testutil_count_entries(dir), 3);
+    fwrel_keystore_close(ks);
+}
+
+/*
+ * A raw secret's id is random: neither the SHA-256 of the secret nor fwrel's former
+ * domain-separated hash of it. A sealed secret is bound to its entry's id: moved to another
+ * entry, it does not open.
+ */
+/* SHA-256 of n bytes as lower-case hex. */
+static void sha256_hex(char out[65], const void *p, size_t n)
+{
+    uint8_t d[32];
+    unsigned int dl = 0;
+    assert_int_equal(EVP_Digest(p, n, d, &dl, EVP_sha256(), NULL), 1);
+    for (size_t i = 0; i < sizeof(d); i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static void test_secret_id_random_and_bound(void **state)
+{
+    (void)state;
+    fwrel_keystore *ks = NULL;
+    const fwrel_keystore_entry *e = NULL;
+    fwrel_keystore_new a = {"hm-a", FWREL_PURPOSE_HMAC, FWREL_ALG_HMAC256, -1};
+    fwrel_keystore_new b = {"hm-b", FWREL_PURPOSE_HMAC, FWREL_ALG_HMAC256, -1};
+    uint8_t *s = NULL, buf[25 + 32];
+    size_t len = 0;
+    char hex[65], pa[4200], pb[4200], pt[4300];
+
+    assert_int_equal(fwrel_keystore_open(&ks, dir, FWREL_KS_CREATE | FWREL_KS_WRITE), 0);
+    assert_int_equal(fwrel_keystore_generate(ks, &a, PASS, strlen(PASS), 0, NULL), 0);
+    assert_int_equal(fwrel_keystore_generate(ks, &b, PASS, strlen(PASS), 0, &e), 0);
+    e = fwrel_keystore_find(ks, "hm-a");
+    assert_int_equal(fwrel_keystore_load_secret(&s, &len, ks, e, PASS, strlen(PASS)), 0);
+    assert_int_equal(len, 32);
+    sha256_hex(hex, s, len);
+    assert_string_not_equal(hex, e->id);
+    memcpy(buf, "fwrel-keystore-secret-id", 25); /* with its NUL */
+    memcpy(buf + 25, s, 32);
+    sha256_hex(hex, buf, sizeof(buf));
+    assert_string_not_equal(hex, e->id);
+    fwrel_io_free_secret(s, len);
+    /* Swap the two sealed files: each now fails its tag. */
+    assert_int_equal(fwrel_keystore_path(pa, sizeof(pa), ks, "keys/hm-a.1.sec"), 0);
+    assert_int_equal(fwrel_keystore_path(pb, sizeof(pb), ks, "keys/hm-b.1.sec"), 0);
+    snprintf(pt, sizeof(pt), "%s.t", pa);
+    assert_int_equal(rename(pa, pt), 0);
+    assert_int_equal(rename(pb, pa), 0);
+    assert_int_equal(rename(pt, pb), 0);
+    assert_int_equal(fwrel_keystore_load_secret(&s, &len, ks, e, PASS, strlen(PASS)), FWREL_EKEY);
+    assert_null(s);
+    fwrel_keystore_close(ks);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_vector_keys),
-        cmocka_unit_test(test_encrypted_round_trip),
-        cmocka_unit_test(test_encrypted_refusals),
-        cmocka_unit_test(test_unencrypted_write),
-        cmocka_unit_test(test_private_key_forms),
-        cmocka_unit_test(test_public_key_forms),
-        cmocka_unit_test(test_key_types),
-        cmocka_unit_test(test_key_id_stable),
-        cmocka_unit_test(test_pass_file),
-        cmocka_unit_test(test_pass_fd),
-        cmocka_unit_test(test_pass_tty_without_terminal),
+        cmocka_unit_test_setup_teardown(test_create_and_modes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_every_algorithm_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rotate_and_revoke, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_add_leaves_old_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_index_write_removes_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resolve_policy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_match_policy_key, setup, teardown),
+        cmocka_unit_test(test_ecc_image_key_matches_tool),
+        cmocka_unit_test_setup_teardown(test_change_all_or_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_first_change, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recover_killed_change, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secret_id_random_and_bound, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, NULL, NULL);
 }

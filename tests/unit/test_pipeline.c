@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "fwrel/error.h"
-#include "fwrel/keystore_dir.h"
+#include "fwrel/keystore.h"
 #include "fwrel/pipeline.h"
 #include "fwrel/repo.h"
 #include "fwrel/report.h"
@@ -42,7 +42,7 @@ static int setup(void **state)
     (void)state;
     const char *src = getenv("FWREL_SRC");
     fwrel_keystore *ks = NULL;
-    static const fwrel_ks_new keys[] = {
+    static const fwrel_keystore_new keys[] = {
         {"sbv1-signing", FWREL_PURPOSE_SECURE_BOOT, FWREL_ALG_ECDSA256, 0},
         {"mf-dev", FWREL_PURPOSE_MANIFEST_SIGN, FWREL_ALG_ED25519, -1},
         {"mf-devkit", FWREL_PURPOSE_MANIFEST_ENCRYPT, FWREL_ALG_X25519, -1},
@@ -60,14 +60,14 @@ static int setup(void **state)
     gpg_home = gpghome_create(tmp, "gnupg");
     if (gpghome_genkey(gpg_home, "Release <rel@example.invalid>", NULL, "never", signer) != 0)
         return -1;
-    if (fwrel_ks_open(&ks, ks_dir, FWREL_KS_CREATE | FWREL_KS_WRITE) != 0)
+    if (fwrel_keystore_open(&ks, ks_dir, FWREL_KS_CREATE | FWREL_KS_WRITE) != 0)
         return -1;
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-        if (fwrel_ks_generate(ks, &keys[i], NULL, 0, 0, NULL) != 0) {
-            fwrel_ks_close(ks);
+        if (fwrel_keystore_generate(ks, &keys[i], NULL, 0, 0, NULL) != 0) {
+            fwrel_keystore_close(ks);
             return -1;
         }
-    fwrel_ks_close(ks);
+    fwrel_keystore_close(ks);
     return 0;
 }
 

@@ -1,8 +1,8 @@
 /*
  * approvals.h - the one approval rule (issue 14): which OpenPGP fingerprints count as trusted
  * approvers of a release, how many of them must approve, and whether a bundle's approvals meet
- * that. Used by CI-mode bundle verification (bverify.c) and the auditor (auditor.c); the rule is
- * the policy's (its pinned approvers and the channel's approvals_required) whenever a policy is
+ * that. Used by CI-mode bundle verification (bundle_verify.c) and the auditor (auditor.c); the rule
+ * is the policy's (its pinned approvers and the channel's approvals_required) whenever a policy is
  * given, and the record's own only when the caller explicitly has none (docs/verify.md). The
  * pipeline (fwrel-bundle) asks it too: who may approve, who may sign the tag, and whether a
  * bundle's approvals suffice to record it. Part of the rulebook (rules.h, docs/rules.md).

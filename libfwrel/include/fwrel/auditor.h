@@ -152,8 +152,8 @@ typedef struct fwrel_auditor fwrel_auditor;
  *         FWREL_EVERIFY "N of M releases failed; first: TAG: STEP: DETAIL" (or "repository:
  *         STEP: DETAIL" when only a repository step failed); FWREL_EUSAGE (jobs out of range,
  *         no GnuPG home, neither or both of policy and no_policy, "the policy is for product X,
- *         not P"); FWREL_EFORMAT "not a bare git repository"; the errors of fwrel_ks_open() for
- *         the keystore; FWREL_EIO
+ *         not P"); FWREL_EFORMAT "not a bare git repository"; the errors of fwrel_keystore_open()
+ * for the keystore; FWREL_EIO
  */
 int fwrel_auditor_run(fwrel_auditor **out, const char *path, const fwrel_auditor_opts *o) FWREL_WUR;
 

@@ -28,7 +28,7 @@
 
 #include "fwrel/error.h"
 #include "fwrel/io.h"
-#include "fwrel/keystore.h"
+#include "fwrel/key.h"
 
 #ifdef __cplusplus
 extern "C" {

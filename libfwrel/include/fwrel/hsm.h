@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "fwrel/error.h"
-#include "fwrel/keystore.h"
+#include "fwrel/key.h"
 
 /** SoftHSM2's module path on Debian, used when neither the URI nor the caller names a module. */
 #define FWREL_HSM_DEFAULT_MODULE "/usr/lib/softhsm/libsofthsm2.so"

@@ -5,14 +5,14 @@
  * entry of each change.
  *
  * A run decides everything first (the policy's keys matched to the keystore,
- * fwrel_ks_match_key(); HSM keys read from their tokens), then stages: the
- * keystore change (fwrel_ks_begin()) and the provisioning directory
+ * fwrel_keystore_match_key(); HSM keys read from their tokens), then stages: the
+ * keystore change (fwrel_keystore_begin()) and the provisioning directory
  * (fwrel_outdir_open()); then the keystore change is prepared, logged in the
  * audit log, committed, and the provisioning directory published. A failure at
  * any step undoes them all (the keystore and the directory as they were) and
  * appends a "fail" entry naming the step. A process killed before the
  * keystore's commit point leaves staging directories only, which the next run
- * undoes (fwrel_ks_open()).
+ * undoes (fwrel_keystore_open()).
  *
  * The library never prints: what the command shows comes as events through
  * the caller's callback, in the order they happen.
@@ -23,8 +23,8 @@
 #include <stddef.h>
 
 #include "fwrel/error.h"
+#include "fwrel/key.h"
 #include "fwrel/keystore.h"
-#include "fwrel/keystore_dir.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -60,7 +60,7 @@ enum fwrel_keygen_event_kind {
 typedef struct fwrel_keygen_event {
     int kind;                    /**< enum fwrel_keygen_event_kind */
     const char *verb;            /**< FWREL_KEYGEN_EV_KEY */
-    const fwrel_ks_entry *entry; /**< FWREL_KEYGEN_EV_KEY, _FILE, _STATE */
+    const fwrel_keystore_entry *entry; /**< FWREL_KEYGEN_EV_KEY, _FILE, _STATE */
     const char *path;            /**< FWREL_KEYGEN_EV_FILE, _FAIL, _LOGGED */
     const char *text;            /**< FWREL_KEYGEN_EV_FILE, _REVOKED_SLOT */
     unsigned count;              /**< FWREL_KEYGEN_EV_RECOVERED, _REVOKED_SLOT */

@@ -1,20 +1,32 @@
 /*
- * keystore.h - key files, passphrase sources and key generation.
+ * keystore.h - the keystore directory: every key of a product, with its
+ * purpose, algorithm, status and epoch (docs/keystore.md).
  *
- * Private keys are held as EVP_PKEY so an HSM key fits the same slot later.
- * Private keys are written as encrypted PKCS#8 (PBES2, scrypt KDF with N=2^14,
- * r=8, p=4 and a 16-byte salt, AES-256-CBC) unless the caller passes no
- * passphrase explicitly; files are 0600, created O_EXCL|O_NOFOLLOW (see io.h),
- * never replaced without FWREL_OUT_FORCE. Passphrases come from the tty (no
- * echo), a file descriptor or a file, never from argv, and live in OpenSSL's
- * secure heap.
+ * Layout (everything 0700 / 0600; anything group- or other-accessible is refused):
  *
- * EC keys are always encoded with a named curve and an uncompressed point (as
- * espsecure writes them), whatever form the file had, so that public key files
- * and key ids do not depend on how a key was stored.
+ *     DIR/index.json                 {"format": "fwrel-keystore-1", "keys": [...]}
+ *     DIR/.lock                      flock'd by every process that changes the index
+ *     DIR/keys/NAME.EPOCH.pem        private key, encrypted PKCS#8 (or plain with no passphrase)
+ *     DIR/keys/NAME.EPOCH.pub.pem    its SubjectPublicKeyInfo
+ *     DIR/keys/NAME.EPOCH.sec        raw secret (flash encryption, HMAC, device HMAC key of an
+ *                                    ECC image-encryption key), passphrase-encrypted
+ *     DIR/keys/NAME.EPOCH.bin        the same, unencrypted (only with no passphrase)
+ *     DIR/.txn-XXXXXX/               staging directory of a change being made (below)
  *
- * (The keystore directory with its index, purposes and epochs is built on
- * these functions; see the policies/keystore work.)
+ * Entries are never deleted: a rotation marks the active entry "retired" and
+ * adds the next epoch; a revocation marks it "revoked".
+ *
+ * A change (any number of new keys, rotations and revocations) is staged, then
+ * committed at once: fwrel_keystore_begin() creates DIR/.txn-XXXXXX, new key files
+ * are written there and the index changes in memory; fwrel_keystore_prepare() writes
+ * the new index there too and links the files into keys/; fwrel_keystore_commit()
+ * renames the new index over index.json (the commit point); fwrel_keystore_finish()
+ * removes the staging directory; fwrel_keystore_abort() undoes it all, whatever step
+ * it reached (after the commit too, from the old index kept in the staging
+ * directory). A process killed half-way leaves the staging directory: the next
+ * fwrel_keystore_open() with FWREL_KS_WRITE undoes the change when it had not reached
+ * its commit point (its new index is still staged), else only removes the
+ * staging directory (fwrel_keystore_recovered()).
  */
 #ifndef FWREL_KEYSTORE_H
 #define FWREL_KEYSTORE_H
@@ -23,187 +35,300 @@
 #include <stdint.h>
 
 #include "fwrel/error.h"
+#include "fwrel/key.h"
+#include "fwrel/policy.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* OpenSSL's key type, without including OpenSSL headers here. */
-typedef struct evp_pkey_st fwrel_pkey;
+#define FWREL_KS_MAX_ENTRIES 256
+#define FWREL_KS_INDEX_MAX   (1024 * 1024)
+#define FWREL_KS_SECRET_MAX  64
 
-/** Where a passphrase comes from. */
-enum fwrel_pass_kind {
-    FWREL_PASS_NONE = 0, /**< no passphrase: keys are read/written unencrypted */
-    FWREL_PASS_TTY,      /**< prompt on /dev/tty without echo */
-    FWREL_PASS_FD,       /**< read one line from a file descriptor */
-    FWREL_PASS_FILE,     /**< read the first line of a file (must not be group/other readable) */
+/** Status of a keystore entry. */
+enum fwrel_keystore_status {
+    FWREL_KS_ACTIVE = 1,
+    FWREL_KS_RETIRED,
+    FWREL_KS_REVOKED,
 };
 
-typedef struct fwrel_pass_src {
-    int kind;         /**< enum fwrel_pass_kind */
-    int fd;           /**< FWREL_PASS_FD */
-    const char *file; /**< FWREL_PASS_FILE */
-} fwrel_pass_src;
+/** One key of the keystore (one epoch of a logical name). */
+typedef struct fwrel_keystore_entry {
+    char name[FWREL_POLICY_NAME_MAX + 1];
+    char id[65];      /**< key id (key.h): SHA-256 of the public key; for a raw
+                           secret (flash encryption, HMAC key) 32 random bytes drawn when it
+                           is made, so that the id says nothing about the secret */
+    int purpose;      /**< enum fwrel_purpose */
+    int alg;          /**< enum fwrel_alg */
+    char created[21]; /**< RFC 3339 UTC, "YYYY-MM-DDTHH:MM:SSZ" */
+    char changed[21]; /**< when retired or revoked, else "" */
+    int status;       /**< enum fwrel_keystore_status */
+    unsigned epoch;   /**< 1 for a name's first key, +1 at each rotation */
+    int slot;         /**< secure-boot eFuse digest slot 0..2, or -1 */
+    int encrypted;    /**< the private file or secret is passphrase-encrypted */
+    char priv[96];    /**< relative path of the private key (.pem), or "" */
+    char pub[96];     /**< relative path of the public key (.pub.pem), or "" */
+    char secret[96];  /**< relative path of the raw secret (.sec/.bin), or "" */
+    char *uri;        /**< pkcs11: URI for an HSM key (owned), else NULL */
+} fwrel_keystore_entry;
 
-/** Longest passphrase accepted, in bytes. */
-#define FWREL_PASS_MAX 1024
+/** An open keystore; opaque. */
+typedef struct fwrel_keystore fwrel_keystore;
 
-/**
- * Obtain a passphrase: one line, up to its newline (exclusive) or the end of
- * input. Other bytes, '\r' included, are kept, as `openssl -passin file:` keeps
- * them. FWREL_PASS_FD reads byte by byte and stops after the newline, so each
- * call takes the next line (one per key). FWREL_PASS_FILE reads the first line
- * and refuses a file that is not regular or that group or others can read or
- * write. FWREL_PASS_TTY turns echo off on /dev/tty and restores the terminal on
- * every path; a signal during the prompt (SIGINT, SIGTERM, SIGTSTP, ...) is
- * delivered after the terminal is restored.
- *
- * @param out     receives a NUL-terminated passphrase in the secure heap;
- *                release with fwrel_pass_free()
- * @param len     receives its length (1..FWREL_PASS_MAX)
- * @param src     the source
- * @param prompt  tty prompt, e.g. "Passphrase for key.pem: " (NULL: a default)
- * @param confirm for FWREL_PASS_TTY: ask twice and require equality (new keys)
- * @return 0; FWREL_EKEY for an empty or too long passphrase, a mismatch, no
- *         tty, an interrupted prompt, FWREL_PASS_NONE, a passphrase file that
- *         is not regular ("passphrase file is not a regular file") or is
- *         readable ("passphrase file is readable by group or others") or
- *         writable by group/others; FWREL_EUSAGE for a negative fd; FWREL_EIO
- *         when the file cannot be opened or read
- */
-int fwrel_pass_read(char **out, size_t *len, const fwrel_pass_src *src, const char *prompt,
-                    int confirm) FWREL_WUR;
-
-/** Wipe and free a passphrase from fwrel_pass_read() (its whole buffer). NULL is fine. */
-void fwrel_pass_free(char *pass, size_t len);
-
-/**
- * Set up the secure heap (OpenSSL's, 64 KiB, mlock'd) that passphrases and key bytes are
- * kept in, once per process; a command calls it at start. Where mlock is refused the secure
- * allocations fall back to the ordinary heap (still wiped on free). Calling it again does
- * nothing.
- */
-void fwrel_pass_secure_heap(void);
-
-/** Key types fwrel generates. */
-enum fwrel_key_type {
-    FWREL_KEY_RSA3072 = 1,
-    FWREL_KEY_ECDSA192, /**< NIST P-192 (SBv2 on chips that use it) */
-    FWREL_KEY_ECDSA256, /**< NIST P-256 (SBv2, SBv1) */
-    FWREL_KEY_ECDSA384, /**< NIST P-384 (SBv2) */
+/** fwrel_keystore_open() flags. */
+enum {
+    FWREL_KS_CREATE = 1 << 0, /**< create the directory (0700) if absent, or adopt an empty one */
+    FWREL_KS_WRITE = 1 << 1,  /**< take the lock: this process will change the index */
 };
 
 /**
- * Parse "rsa3072", "ecdsa192", "ecdsa256", "ecdsa384" (espsecure's scheme names).
- * @return 0, or FWREL_EUSAGE for another name
- */
-int fwrel_key_type_parse(int *type, const char *name) FWREL_WUR;
-
-/**
- * The type of a key: RSA must be 3072 bits, EC one of the three curves.
- * @return 0; FWREL_EKEY with espsecure's messages "RSA key has N bits. Only
- *         RSA-3072 is supported." or "Unsupported ECDSA curve: NAME", or
- *         "unsupported key type NAME" for other algorithms
- */
-int fwrel_key_type_of(int *type, const fwrel_pkey *key) FWREL_WUR;
-
-/** espsecure's scheme name of a type ("rsa3072", ...); "unknown" for another value. */
-const char *fwrel_key_type_name(int type);
-
-/**
- * Generate a new key pair: RSA-3072 with e = 65537, or EC on P-192/P-256/P-384.
- * @param out  receives the key; free with fwrel_key_free()
- * @return 0; FWREL_EUSAGE for an unknown type; FWREL_EKEY when OpenSSL fails
- */
-int fwrel_key_generate(fwrel_pkey **out, int type) FWREL_WUR;
-
-/**
- * Load a private key from a PEM file (at most 64 KiB): PKCS#8 (encrypted or
- * not), PKCS#1 "RSA PRIVATE KEY", SEC1 "EC PRIVATE KEY", legacy encrypted PEM
- * ("Proc-Type: 4,ENCRYPTED"), as espsecure and openssl write them. The
- * passphrase source is read only when OpenSSL asks for it, i.e. only if the key
- * is encrypted, and at most once. Any key algorithm loads; fwrel_key_type_of()
- * says whether it can sign for Secure Boot.
+ * Open a keystore directory and read its index.
  *
- * @param out  receives the key; free with fwrel_key_free()
- * @param path the PEM file
- * @param pass the passphrase source; NULL is FWREL_PASS_NONE
- * @return 0; FWREL_EFORMAT "no PEM private key found"; FWREL_EKEY "wrong
- *         passphrase", "key is encrypted: a passphrase is needed ..." (no
- *         source), "cannot decrypt the key: ..." (an encryption OpenSSL
- *         cannot undo, e.g. scrypt above its memory cap), or the passphrase
- *         source's own error (fwrel_pass_read()); FWREL_EIO when unreadable
+ * The directory must belong to this user and be 0700 or stricter, and every
+ * file in it (index.json, keys/ and its files) must be a regular file or
+ * directory that group and others cannot access. With FWREL_KS_WRITE the
+ * lock file is flock'd exclusively (waiting up to 10 s for another keygen).
+ *
+ * @param out   receives the keystore; free with fwrel_keystore_close()
+ * @param dir   the directory
+ * @param flags FWREL_KS_* flags
+ * @return 0; FWREL_EKEY "keystore is accessible by group or others (mode
+ *         0755)", "keys/X is readable by group or others (mode 0644)", "... is
+ *         not a regular file", "keystore belongs to another user"; FWREL_EFORMAT
+ *         for a malformed index.json (strict: unknown fields, duplicates, bad
+ *         names, ids, paths or dates, a name+epoch twice, two active epochs of a
+ *         name) or a non-empty directory without one ("not a keystore");
+ *         FWREL_EIO when absent (without FWREL_KS_CREATE), locked too long, or
+ *         unreadable
  */
-int fwrel_key_load_private(fwrel_pkey **out, const char *path,
-                           const fwrel_pass_src *pass) FWREL_WUR;
+int fwrel_keystore_open(fwrel_keystore **out, const char *dir, unsigned flags) FWREL_WUR;
 
 /**
- * As fwrel_key_load_private(), with a passphrase already in memory (e.g. one
- * passphrase read once for a whole keystore run).
- * @param pass  the passphrase, or NULL for an unencrypted key
- * @return as fwrel_key_load_private(); "wrong passphrase" (FWREL_EKEY) when
- *         the key does not decrypt with it, "key is encrypted: ..." when NULL
+ * Check an index.json held in memory with the rules fwrel_keystore_open() applies
+ * (no files are looked at): for fuzzing, and for tools that inspect an index.
+ * @param count  optional: receives the number of entries
+ * @return 0, or FWREL_EFORMAT with the reason
  */
-int fwrel_key_load_private_pass(fwrel_pkey **out, const char *path, const char *pass,
+int fwrel_keystore_index_check(const uint8_t *data, size_t len, size_t *count) FWREL_WUR;
+
+/** Release the lock and free; a change left open is finished when committed, else aborted.
+ *  NULL is fine. */
+void fwrel_keystore_close(fwrel_keystore *ks);
+
+/** Number of entries (every epoch of every name). */
+size_t fwrel_keystore_count(const fwrel_keystore *ks);
+
+/** Entry i (0 <= i < fwrel_keystore_count()), in index order (the order they were added). */
+const fwrel_keystore_entry *fwrel_keystore_entry_at(const fwrel_keystore *ks, size_t i);
+
+/** The newest epoch of a name, whatever its status, or NULL. */
+const fwrel_keystore_entry *fwrel_keystore_find(const fwrel_keystore *ks, const char *name);
+
+/** The entry with that key id (64 lower-case hex), or NULL. */
+const fwrel_keystore_entry *fwrel_keystore_find_id(const fwrel_keystore *ks, const char *id);
+
+/** Name of a status ("active", "retired", "revoked"); "unknown" for another value. */
+const char *fwrel_keystore_status_name(int status);
+
+/**
+ * Build the absolute path of an entry's relative file path (in the staging
+ * directory for a file the open change staged, fwrel_keystore_begin()).
+ * @return 0, or FWREL_EUSAGE when it does not fit in size bytes
+ */
+int fwrel_keystore_path(char *out, size_t size, const fwrel_keystore *ks,
+                        const char *rel) FWREL_WUR;
+
+/**
+ * Check a passphrase against the keystore's encrypted keys (one of each kind:
+ * a PEM key and a sealed secret), before anything is written.
+ * @return 0 (also when nothing is encrypted yet); FWREL_EKEY "wrong
+ *         passphrase for key NAME (id ID)", or "key NAME is encrypted: a
+ *         passphrase is needed" when pass is NULL
+ */
+int fwrel_keystore_check_pass(const fwrel_keystore *ks, const char *pass,
+                              size_t pass_len) FWREL_WUR;
+
+/**
+ * Number of interrupted changes (staging directories left by a killed process)
+ * that fwrel_keystore_open() undid or removed; 0 for a read-only open, which leaves them.
+ */
+unsigned fwrel_keystore_recovered(const fwrel_keystore *ks);
+
+/**
+ * Begin a change: until fwrel_keystore_commit(), fwrel_keystore_generate(),
+ * fwrel_keystore_add_hsm() and fwrel_keystore_revoke() write their files into a new
+ * staging directory DIR/.txn-XXXXXX (0700) and change the index in memory
+ * only; fwrel_keystore_path() and the loaders find the staged files. Without a change
+ * begun, each of those calls is a change of its own, committed before it returns.
+ * @return 0; FWREL_EUSAGE (read-only, a change open already); FWREL_EIO
+ */
+int fwrel_keystore_begin(fwrel_keystore *ks) FWREL_WUR;
+
+/**
+ * Prepare the open change: write the new index into the staging directory,
+ * link the staged files into keys/ (never replacing a file), keep a link to the
+ * old index, fsync. Everything but the commit point; nothing changes when no
+ * key was added or changed.
+ * @return 0; FWREL_EIO "cannot add keys/FILE: reason" (the links made are taken
+ *         back; the change stays open and can be aborted)
+ */
+int fwrel_keystore_prepare(fwrel_keystore *ks) FWREL_WUR;
+
+/**
+ * Commit the change (preparing it first when needed): rename the new index over
+ * index.json and fsync the directory. It can still be undone by
+ * fwrel_keystore_abort() until fwrel_keystore_finish().
+ * @return 0; FWREL_EIO (the change stays open and can be aborted)
+ */
+int fwrel_keystore_commit(fwrel_keystore *ks) FWREL_WUR;
+
+/** End a committed change: remove the staging directory and the old index. NULL is fine. */
+void fwrel_keystore_finish(fwrel_keystore *ks);
+
+/**
+ * Undo the open change, whatever step it reached: the old index back, the links
+ * in keys/ and the staging directory removed; a keystore that fwrel_keystore_open()
+ * created (and no change was committed to since) is removed again. The entries
+ * in memory are read again from the disk. Nothing to do without a change open.
+ * @return 0, or FWREL_EIO "cannot restore index.json" (a committed change then
+ *         stays whole)
+ */
+int fwrel_keystore_abort(fwrel_keystore *ks);
+
+/** What fwrel_keystore_generate() makes. */
+typedef struct fwrel_keystore_new {
+    const char *name; /**< logical name, [a-z0-9][a-z0-9._-]{0,63} */
+    int purpose;      /**< enum fwrel_purpose */
+    int alg;          /**< enum fwrel_alg, allowed for the purpose (policy.h) */
+    int slot;         /**< secure-boot slot 0..2, else -1 */
+} fwrel_keystore_new;
+
+/**
+ * Generate a key and record it: RSA-3072/4096, EC P-192/256/384, Ed25519,
+ * X25519 pairs; raw random secrets (RAND_priv_bytes) for aes128/256/512 and
+ * hmac256. An ECC image-encryption key (image-encrypt, ecdsa256) is made as
+ * esp_enc_img_gen --generate_ecc_key makes it: a random 32-byte device HMAC key
+ * (kept as the entry's secret) and the P-256 key PBKDF2-HMAC-SHA256 derives from
+ * it (docs/esp-formats.md §4.1), so the device can hold the HMAC key in eFuse.
+ *
+ * @param pass    passphrase for the files at rest, or NULL (unencrypted)
+ * @param rotate  0: refused if the name has an active or revoked entry;
+ *                1: the active entry (if any) becomes "retired" and the new
+ *                key gets the next epoch
+ * @param out     optional: receives the new entry (valid until the keystore changes)
+ * @return 0; FWREL_EUSAGE (bad name, purpose/alg, slot, not opened for
+ *         writing); FWREL_EKEY ("key NAME exists (id ...)", generation);
+ *         FWREL_EIO. On failure the index and the directory are unchanged (in a
+ *         change begun with fwrel_keystore_begin(), the change is as before the call).
+ */
+int fwrel_keystore_generate(fwrel_keystore *ks, const fwrel_keystore_new *spec, const char *pass,
+                            size_t pass_len, int rotate,
+                            const fwrel_keystore_entry **out) FWREL_WUR;
+
+/**
+ * Record an HSM-held key by its pkcs11: URI and its public key (no file).
+ * @param rotate, out  as fwrel_keystore_generate()
+ * @return as fwrel_keystore_generate(); FWREL_EKEY when the public key's algorithm is
+ *         not spec->alg
+ */
+int fwrel_keystore_add_hsm(fwrel_keystore *ks, const fwrel_keystore_new *spec, const char *uri,
+                           const fwrel_pkey *pub, int rotate,
+                           const fwrel_keystore_entry **out) FWREL_WUR;
+
+/**
+ * Revoke the active entry of a name (recorded with the time; never deleted).
+ * @return 0; FWREL_EKEY "no active key NAME"; FWREL_EIO
+ */
+int fwrel_keystore_revoke(fwrel_keystore *ks, const char *name,
+                          const fwrel_keystore_entry **out) FWREL_WUR;
+
+/**
+ * Load an entry's private key (file keys; not HSM keys).
+ * @return 0; FWREL_EKEY (wrong or missing passphrase, an HSM entry, no
+ *         private key); as fwrel_key_load_private_pass()
+ */
+int fwrel_keystore_load_private(fwrel_pkey **out, const fwrel_keystore *ks,
+                                const fwrel_keystore_entry *e, const char *pass,
                                 size_t pass_len) FWREL_WUR;
 
 /**
- * Load a public key: a "PUBLIC KEY" PEM, a public half of an unencrypted
- * private PEM, or (allow_raw64) the 64 raw bytes X||Y big-endian of a P-256
- * key, as `espsecure extract-public-key --version 1` writes it.
+ * Load an entry's public key (the .pub.pem, or for an HSM entry none:
+ * FWREL_EKEY). The key id is checked against the index.
+ * @return 0; FWREL_EKEY (no public key, id mismatch); FWREL_EFORMAT; FWREL_EIO
+ */
+int fwrel_keystore_load_public(fwrel_pkey **out, const fwrel_keystore *ks,
+                               const fwrel_keystore_entry *e) FWREL_WUR;
+
+/**
+ * Load an entry's raw secret (decrypting a .sec with pass).
+ * @param out  receives a malloc'd buffer; wipe and free with fwrel_io_free_secret()
+ * @return 0; FWREL_EKEY (wrong passphrase, no secret, id mismatch); FWREL_EFORMAT; FWREL_EIO
+ */
+int fwrel_keystore_load_secret(uint8_t **out, size_t *len, const fwrel_keystore *ks,
+                               const fwrel_keystore_entry *e, const char *pass,
+                               size_t pass_len) FWREL_WUR;
+
+/**
+ * The algorithm a public key is, in the policy's terms (enum fwrel_alg): RSA
+ * 3072/4096, EC P-192/256/384, Ed25519, X25519; 0 for any other key.
+ */
+int fwrel_keystore_key_alg(const fwrel_pkey *key);
+
+/** What differs between a policy key and the keystore (fwrel_keystore_match()); 0: nothing. */
+enum {
+    FWREL_KS_DIFF_ABSENT = 1 << 0,   /**< no entry of the key's name */
+    FWREL_KS_DIFF_PURPOSE = 1 << 1,  /**< the entry has another purpose */
+    FWREL_KS_DIFF_ALG = 1 << 2,      /**< the entry has another algorithm */
+    FWREL_KS_DIFF_INACTIVE = 1 << 3, /**< the entry is retired or revoked */
+    FWREL_KS_DIFF_PIN = 1 << 4,      /**< the policy pins an id, the entry's is another */
+    FWREL_KS_DIFF_HOLDER = 1 << 5,   /**< held elsewhere: an HSM entry for a software key, or
+                                          for an HSM key a software entry or another URI */
+    FWREL_KS_DIFF_ID = 1 << 6,       /**< the entry's id is not the one given (an HSM key's) */
+};
+
+/** How a policy key stands against the keystore. */
+typedef struct fwrel_keystore_match {
+    const fwrel_keystore_entry *entry;  /**< the newest epoch of the key's name, or NULL */
+    const fwrel_keystore_entry *pinned; /**< the entry holding the policy's pinned id, or NULL */
+    unsigned diff;                      /**< FWREL_KS_DIFF_* bits */
+} fwrel_keystore_match;
+
+/**
+ * Match one policy key to the keystore: the one comparison of a policy's keys
+ * with the keystore, which fwrel_keystore_resolve() (signing: every difference is an
+ * error) and keygen's plan (keygen.h: keep, create, rotate or refuse) both
+ * read. With no difference the entry is the active key the policy means.
  *
- * @param out  receives a public-only key; free with fwrel_key_free()
- * @return 0; FWREL_EFORMAT when the file holds none of these (or 64 bytes
- *         that are not a P-256 point); FWREL_EIO when unreadable
+ * @param m   receives the entries and the differences
+ * @param k   the policy key
+ * @param id  for an HSM key, the id of the key its token holds (sets
+ *            FWREL_KS_DIFF_ID when the entry's is another), else NULL
+ * @return m->diff
  */
-int fwrel_key_load_public(fwrel_pkey **out, const char *path, int allow_raw64) FWREL_WUR;
-
-/** Load a public key from memory (PEM, or 64 raw bytes when allow_raw64), as above. */
-int fwrel_key_parse_public(fwrel_pkey **out, const uint8_t *data, size_t len,
-                           int allow_raw64) FWREL_WUR;
+unsigned fwrel_keystore_match_key(fwrel_keystore_match *m, const fwrel_keystore *ks,
+                                  const fwrel_policy_key *k, const char *id);
 
 /**
- * Write a private key as PKCS#8 PEM ("BEGIN ENCRYPTED PRIVATE KEY": PBES2,
- * scrypt, AES-256-CBC; `openssl pkcs8 -passin` decrypts it), through fwrel_out.
+ * Resolve every key a policy names to the keystore's active entry of that
+ * name, checking purpose, algorithm, secure-boot slot and a pinned id.
  *
- * @param pass   passphrase (1..FWREL_PASS_MAX bytes); NULL writes the key
- *               unencrypted ("BEGIN PRIVATE KEY"; only for --no-passphrase)
- * @param flags  FWREL_OUT_* (io.h); the file is 0600
- * @return 0; FWREL_EKEY for an empty or too long passphrase or an encoding
- *         failure; FWREL_EIO (output) when the file cannot be written or exists
+ * @param entries  receives p->nkeys pointers, in the order of p->keys
+ * @return 0; FWREL_EKEY naming the key and its id: "key NAME is not in the
+ *         keystore", "key NAME (id ID) is revoked", "key NAME: the policy pins
+ *         id X, the keystore's active key is ID", "key NAME (id ID) is alg A,
+ *         the policy says B"
  */
-int fwrel_key_write_private(const fwrel_pkey *key, const char *path, const char *pass,
-                            size_t pass_len, unsigned flags) FWREL_WUR;
+int fwrel_keystore_resolve(const fwrel_keystore_entry **entries, const fwrel_keystore *ks,
+                           const fwrel_policy *p) FWREL_WUR;
 
 /**
- * Write the SubjectPublicKeyInfo PEM ("BEGIN PUBLIC KEY"), mode 0644: the same
- * bytes as `espsecure extract-public-key --version 2`.
- * @return 0; FWREL_EKEY when the key cannot be encoded; FWREL_EIO (output)
+ * Derive the P-256 private key an ESP device computes from its 32-byte eFuse
+ * HMAC key for the ECC image-encryption scheme (docs/esp-formats.md §4.1).
+ * @return 0; FWREL_EKEY when the derived scalar is not a valid P-256 key (the
+ *         device would fail; esp_enc_img_gen draws another HMAC key)
  */
-int fwrel_key_write_public(const fwrel_pkey *key, const char *path, unsigned flags) FWREL_WUR;
-
-/**
- * As fwrel_key_write_public(), with the given permission bits (a keystore's
- * public files are 0600 like everything in it).
- */
-int fwrel_key_write_public_mode(const fwrel_pkey *key, const char *path, unsigned flags,
-                                unsigned mode) FWREL_WUR;
-
-/**
- * The 64 raw bytes X||Y big-endian of a P-256 key (SBv1 verification key, as
- * `espsecure extract-public-key --version 1`). @return 0 or FWREL_EKEY (not P-256)
- */
-int fwrel_key_raw64(uint8_t out[64], const fwrel_pkey *key) FWREL_WUR;
-
-/**
- * Key id: SHA-256 of the DER SubjectPublicKeyInfo (EC: named curve, uncompressed
- * point), as 64 lower-case hex + NUL. The same for a private key and its public
- * key, whatever file form either came from. @return 0 or FWREL_EKEY
- */
-int fwrel_key_id(char out[65], const fwrel_pkey *key) FWREL_WUR;
-
-/** Free a key. NULL is fine. */
-void fwrel_key_free(fwrel_pkey *key);
+int fwrel_keystore_derive_ecc_image_key(fwrel_pkey **out, const uint8_t hmac_key[32]) FWREL_WUR;
 
 #ifdef __cplusplus
 }

@@ -24,7 +24,7 @@
 #include <stdint.h>
 
 #include "fwrel/error.h"
-#include "fwrel/keystore.h"
+#include "fwrel/key.h"
 #include "fwrel/release.h"
 #include "fwrel/report.h"
 

@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #include "fwrel/error.h"
-#include "fwrel/keystore.h"
+#include "fwrel/key.h"
 #include "fwrel/pgp.h"
 #include "fwrel/report.h"
 

@@ -15,7 +15,7 @@
 #include "fwrel/error.h"
 #include "fwrel/espimg.h"
 #include "fwrel/io.h"
-#include "fwrel/keystore.h"
+#include "fwrel/key.h"
 #include "fwrel/report.h"
 
 #ifdef __cplusplus

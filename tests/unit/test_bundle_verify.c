@@ -1,5 +1,5 @@
-/* test_bverify.c - release bundles verified as the device would (decrypt, bind, image) and as CI
- * would (sums, record, approvals, exports); real keys, real images, real encryption. */
+/* test_bundle_verify.c - release bundles verified as the device would (decrypt, bind, image) and as
+ * CI would (sums, record, approvals, exports); real keys, real images, real encryption. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,10 +14,10 @@
 #include <openssl/pem.h>
 
 #include "fwrel/bundle.h"
-#include "fwrel/bverify.h"
+#include "fwrel/bundle_verify.h"
 #include "fwrel/encimg.h"
 #include "fwrel/io.h"
-#include "fwrel/keystore.h"
+#include "fwrel/key.h"
 #include "fwrel/manifest.h"
 #include "fwrel/release.h"
 #include "testimg.h"
@@ -457,7 +457,7 @@ static void test_ci(void **state)
     size_t fwm_len = 0, len = 0;
     uint8_t *fwm = make_manifest(&fwm_len, "app.enc", 0);
     fwrel_report *r = NULL;
-    fwrel_bverify_ci_opts o = {NULL, NULL, NULL};
+    fwrel_bundle_verify_ci_opts o = {NULL, NULL, NULL};
     char app[4300], other[4300];
     path(app, sizeof(app), "app.bin");
     path(other, sizeof(other), "app.enc");

@@ -1,6 +1,6 @@
-/* bverify.c - a release bundle verified as the device would take it, and as CI checks it
- * (bverify.h, docs/verify.md). */
-#include "fwrel/bverify.h"
+/* bundle_verify.c - a release bundle verified as the device would take it, and as CI checks it
+ * (bundle_verify.h, docs/verify.md). */
+#include "fwrel/bundle_verify.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -588,10 +588,10 @@ static int sums_and_record(struct run *r, const fwrel_bundle *b, fwrel_release *
 }
 
 static int ci_verify(fwrel_report *report, const char *path, const uint8_t *data, size_t len,
-                     const fwrel_bverify_ci_opts *opts)
+                     const fwrel_bundle_verify_ci_opts *opts)
 {
-    static const fwrel_bverify_ci_opts defaults = {NULL, NULL, NULL};
-    const fwrel_bverify_ci_opts *o = opts != NULL ? opts : &defaults;
+    static const fwrel_bundle_verify_ci_opts defaults = {NULL, NULL, NULL};
+    const fwrel_bundle_verify_ci_opts *o = opts != NULL ? opts : &defaults;
     struct run r = {report, 0, 0, ""};
     fwrel_policy *pol = NULL;
     fwrel_bundle *b = NULL;
@@ -667,14 +667,15 @@ done:
     return error;
 }
 
-int fwrel_bundle_verify_ci(fwrel_report *report, const char *path, const fwrel_bverify_ci_opts *o)
+int fwrel_bundle_verify_ci(fwrel_report *report, const char *path,
+                           const fwrel_bundle_verify_ci_opts *o)
 {
     FWREL_ASSERT_ARG(path != NULL);
     return ci_verify(report, path, NULL, 0, o);
 }
 
 int fwrel_bundle_verify_ci_mem(fwrel_report *report, const uint8_t *data, size_t len,
-                               const fwrel_bverify_ci_opts *o)
+                               const fwrel_bundle_verify_ci_opts *o)
 {
     FWREL_ASSERT_ARG(data != NULL || len == 0);
     return ci_verify(report, NULL, data, len, o);

@@ -1,13 +1,13 @@
 /*
- * bverify.h - verify a release bundle (docs/verify.md): as a given device would
+ * bundle_verify.h - verify a release bundle (docs/verify.md): as a given device would
  * take it (device mode, with the device's secrets), or as CI checks it (CI mode,
  * no device secrets: sums, the release record, approvals, exports).
  *
  * Both record every step in a report (report.h) and answer with one error line
  * "rejected at <step>: <reason>" naming the first failing step.
  */
-#ifndef FWREL_BVERIFY_H
-#define FWREL_BVERIFY_H
+#ifndef FWREL_BUNDLE_VERIFY_H
+#define FWREL_BUNDLE_VERIFY_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -68,7 +68,7 @@ int fwrel_bundle_verify_device_mem(fwrel_report *report, const fwrel_device *dev
                                    const uint8_t *data, size_t len, uint64_t now) FWREL_WUR;
 
 /** CI mode options. */
-typedef struct fwrel_bverify_ci_opts {
+typedef struct fwrel_bundle_verify_ci_opts {
     /** GnuPG home with the approvers' public keys; NULL means $GNUPGHOME (pgp.h). */
     const char *gnupg_home;
     /**
@@ -79,7 +79,7 @@ typedef struct fwrel_bverify_ci_opts {
     const char *policy;
     /** The image given to the release (its SHA-256 must equal input.sha256), or NULL. */
     const char *against_image;
-} fwrel_bverify_ci_opts;
+} fwrel_bundle_verify_ci_opts;
 
 /**
  * CI mode: every check that needs no device secret, all of them run (CI wants
@@ -97,7 +97,7 @@ typedef struct fwrel_bverify_ci_opts {
  *         must be checked; FWREL_EIO (reading, GnuPG cannot be run)
  */
 int fwrel_bundle_verify_ci(fwrel_report *report, const char *path,
-                           const fwrel_bverify_ci_opts *o) FWREL_WUR;
+                           const fwrel_bundle_verify_ci_opts *o) FWREL_WUR;
 
 /**
  * fwrel_bundle_verify_ci() on a bundle in memory.
@@ -109,7 +109,7 @@ int fwrel_bundle_verify_ci(fwrel_report *report, const char *path,
  * @return as fwrel_bundle_verify_ci()
  */
 int fwrel_bundle_verify_ci_mem(fwrel_report *report, const uint8_t *data, size_t len,
-                               const fwrel_bverify_ci_opts *o) FWREL_WUR;
+                               const fwrel_bundle_verify_ci_opts *o) FWREL_WUR;
 
 /**
  * The CI checks of a bundle's members against its own release record, the same code as
