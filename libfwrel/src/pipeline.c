@@ -615,6 +615,7 @@ void fwrel_run_finish(struct run *r, int error, const char *failed)
     free(r->sums);
     if (r->locked)
         fwrel_repo_unlock(r->repo);
+    fwrel_history_free(r->history);
     fwrel_repo_free(r->repo);
     fwrel_pass_free(r->pass, r->pass_len);
     fwrel_keystore_close(r->ks);

@@ -107,6 +107,8 @@ int fwrel_run_history(struct run *r)
                      seen, seen == 1 ? "" : "s", r->p->product,
                      (unsigned long long)r->rec->counter);
     error = 0;
+    r->history = h; /* kept for the exports: read once, under the lock */
+    h = NULL;
 done:
     free(items);
     fwrel_history_state_free(st);

@@ -11,10 +11,8 @@
 #include "fwrel/encimg.h"
 #include "fwrel/espimg.h"
 #include "fwrel/export.h"
-#include "fwrel/history.h"
 #include "fwrel/hsm.h"
 #include "fwrel/manifest.h"
-#include "fwrel/rules.h"
 #include "fwrel/sbv1.h"
 #include "fwrel/sbv2.h"
 #include "util.h"
@@ -280,7 +278,6 @@ int fwrel_run_manifest(struct run *r)
 int fwrel_run_exports(struct run *r)
 {
     fwrel_export_vars *v = NULL, *settings = NULL;
-    fwrel_history *hist = NULL;
     char created[21], base[600];
     const struct member *img = fwrel_run_find_member(r, r->rec->image.name);
     const struct member *man = fwrel_run_find_member(r, "manifest.fwm");
@@ -356,17 +353,13 @@ int fwrel_run_exports(struct run *r)
             error = fwrel_export_vars_set_hmac(v, key, klen, r->served);
         fwrel_io_free_secret(key, klen);
     }
-    /* image_md5 beside the SHA-256, and the channel's releases from the verified history (the
-     * lock is still held: it is the history the history step checked, by the same trust). */
-    fwrel_history_opts ho;
-    char own[41];
-    const char *ts = r->signer[0] != '\0' ? r->signer : r->o->tag_signer;
+    /* image_md5 beside the SHA-256, and the channel's releases from the verified history the
+     * history step read and checked (the lock is still held). */
+    if (!error && r->history == NULL)
+        error = fwrel_error_set(FWREL_EINTERNAL, "the exports need the history step first");
     if (!error && (error = fwrel_src_seek(r->served, 0)) == 0 &&
-        (error = fwrel_export_vars_set_image(v, r->served)) == 0 &&
-        (error = fwrel_rules_history_opts(&ho, own, r->p, ts, r->o->gnupg_home)) == 0 &&
-        (error = fwrel_history_read(&hist, r->repo, &ho)) == 0)
-        error = fwrel_export_vars_set_releases(v, hist);
-    fwrel_history_free(hist);
+        (error = fwrel_export_vars_set_image(v, r->served)) == 0)
+        error = fwrel_export_vars_set_releases(v, r->history);
     for (size_t i = 0; !error && i < r->p->nexports; i++) {
         fwrel_export_file *files = NULL;
         size_t count = 0;

@@ -44,6 +44,7 @@ struct run {
     char *pass;
     size_t pass_len;
     fwrel_repo *repo;
+    fwrel_history *history; /* the verified history the history step read; the exports list it */
     char repo_path[4096];
     char audit_path[4200];
     /* The signed image and the encrypted one: unnamed scratch files (fwrel_out_open_unnamed()) in
