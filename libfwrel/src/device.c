@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "fwrel/encimg.h"
 #include "fwrel/espimg.h"
@@ -16,6 +19,7 @@
 #include "fwrel/manifest.h"
 #include "fwrel/sbv1.h"
 #include "fwrel/sbv2.h"
+#include "fwrel_dev.h"
 #include "util.h"
 #include "yamltree.h"
 
@@ -46,9 +50,13 @@ struct fwrel_device {
     char product[65];     /* the product this device runs (manifest.product) */
     char channels[3][17]; /* the release channels it takes (manifest.channel) */
     size_t nchannels;
-    fwrel_pkey *manifest_key;                     /* the recipient key embedded in the device */
-    fwrel_manifest_trust trust;                   /* trusted signers and threshold */
-    fwrel_pkey *trusted[FWREL_MANIFEST_MAX_SIGS]; /* owned copies of trust.keys */
+    fwrel_pkey *manifest_key; /* the recipient key embedded in the device */
+    /* The trusted signers as the device core takes them (DER SubjectPublicKeyInfo), and how many
+     * must sign. */
+    uint8_t *trusted[FWREL_DEV_MAX_TRUSTED];
+    size_t trusted_len[FWREL_DEV_MAX_TRUSTED];
+    size_t ntrusted;
+    unsigned threshold;
     int has_counter;
     uint64_t counter;      /* the last installed release counter */
     fwrel_pkey *image_key; /* esp_encrypted_img private key (pre-encrypted OTA), or NULL */
@@ -62,8 +70,8 @@ void fwrel_device_free(fwrel_device *d)
     fwrel_key_free(d->v1_key);
     fwrel_key_free(d->manifest_key);
     fwrel_key_free(d->image_key);
-    for (size_t i = 0; i < FWREL_MANIFEST_MAX_SIGS; i++)
-        fwrel_key_free(d->trusted[i]);
+    for (size_t i = 0; i < FWREL_DEV_MAX_TRUSTED; i++)
+        OPENSSL_free(d->trusted[i]);
     free(d);
 }
 
@@ -228,25 +236,31 @@ static int parse_manifest(fwrel_device *d, const yt_node *mn, const char *dir)
         return where(mn, "manifest needs trusted_keys");
     if ((error = yt_expect(n, YT_SEQ, "trusted_keys")) != 0)
         return error;
-    if (n->count < 1 || n->count > FWREL_MANIFEST_MAX_SIGS)
-        return where(n, "1 to %d trusted keys", FWREL_MANIFEST_MAX_SIGS);
+    if (n->count < 1 || n->count > FWREL_DEV_MAX_TRUSTED)
+        return where(n, "1 to %d trusted keys", FWREL_DEV_MAX_TRUSTED);
     for (size_t i = 0; i < n->count; i++) {
+        fwrel_pkey *key = NULL;
+        int len;
         if ((error = yt_str(&s, n->items[i], 1024, "trusted key")) != 0)
             return error;
         profile_path(path, sizeof(path), dir, s);
-        if ((error = fwrel_key_load_public(&d->trusted[i], path, 0)) != 0)
+        if ((error = fwrel_key_load_public(&key, path, 0)) != 0)
             return fwrel_error_prefix_at((unsigned)n->items[i]->line, (unsigned)n->items[i]->col,
                                          "trusted key %s", s);
-        d->trust.keys[i] = d->trusted[i];
+        len = i2d_PUBKEY(key, &d->trusted[i]);
+        fwrel_key_free(key);
+        if (len <= 0)
+            return fwrel_error_set_openssl(FWREL_EKEY, "trusted key %s: no public key encoding", s);
+        d->trusted_len[i] = (size_t)len;
     }
-    d->trust.count = n->count;
-    d->trust.threshold = 1;
+    d->ntrusted = n->count;
+    d->threshold = 1;
     if ((n = yt_get(mn, "threshold")) != NULL) {
-        if ((error = yt_u64(&v, n, d->trust.count, "threshold")) != 0)
+        if ((error = yt_u64(&v, n, d->ntrusted, "threshold")) != 0)
             return error;
         if (v == 0)
             return where(n, "threshold must be at least 1");
-        d->trust.threshold = (unsigned)v;
+        d->threshold = (unsigned)v;
     }
     if ((n = yt_get(mn, "counter")) != NULL) {
         if ((error = yt_u64(&d->counter, n, ((uint64_t)1 << 53) - 1, "counter")) != 0)
@@ -782,77 +796,157 @@ int fwrel_device_verify_manifest(fwrel_report *report, const fwrel_device *d, co
     return fwrel_device_read_manifest(&m, report, d, env, len, now);
 }
 
+/* The profile's manifest key as the device core holds it (fwrel_dev_recipient): its type and key
+ * id, and its private bytes (X25519: the raw key; P-256: the big-endian scalar; RSA-4096: the
+ * DER) in *secret, wiped and freed by the caller with OPENSSL_clear_free(*secret, *secret_len). */
+static int core_recipient(fwrel_dev_recipient *r, uint8_t **secret, size_t *secret_len,
+                          const fwrel_pkey *key)
+{
+    char hex[65];
+    int type, error;
+    *secret = NULL;
+    *secret_len = 0;
+    if ((error = fwrel_manifest_recipient_type(&type, key)) != 0 ||
+        (error = fwrel_key_id(hex, key)) != 0)
+        return error;
+    memset(r, 0, sizeof(*r));
+    r->type = (uint8_t)type;
+    if (fwrel_unhex(r->keyid, sizeof(r->keyid), hex) != 0)
+        return fwrel_error_set(FWREL_EKEY, "manifest key: no key id");
+    if (type == FWREL_MANIFEST_RCPT_RSA4096) {
+        unsigned char *der = NULL;
+        int n = i2d_PrivateKey(key, &der);
+        if (n <= 0)
+            return fwrel_error_set_openssl(FWREL_EKEY, "manifest key: no private key encoding");
+        *secret = der;
+        *secret_len = (size_t)n;
+    } else {
+        size_t n = 32;
+        BIGNUM *bn = NULL;
+        int ok;
+        if ((*secret = OPENSSL_zalloc(32)) == NULL)
+            return fwrel_error_set(FWREL_EIO, "out of memory");
+        *secret_len = 32;
+        if (type == FWREL_MANIFEST_RCPT_X25519)
+            ok = EVP_PKEY_get_raw_private_key(key, *secret, &n) == 1 && n == 32;
+        else
+            ok = EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_PRIV_KEY, &bn) == 1 &&
+                 BN_bn2binpad(bn, *secret, 32) == 32;
+        BN_clear_free(bn);
+        if (!ok)
+            return fwrel_error_set_openssl(FWREL_EKEY, "manifest key: no private key bytes");
+    }
+    r->key = *secret;
+    r->key_len = *secret_len;
+    return 0;
+}
+
+/* What the profile says the device is, holds and has installed (everything but the recipient). */
+static void core_config(fwrel_dev_config *c, const fwrel_device *d)
+{
+    memset(c, 0, sizeof(*c));
+    c->crypto = &fwrel_dev_crypto_openssl;
+    for (size_t i = 0; i < d->ntrusted; i++) {
+        c->trusted[i].spki = d->trusted[i];
+        c->trusted[i].len = d->trusted_len[i];
+    }
+    c->ntrusted = d->ntrusted;
+    c->threshold = d->threshold;
+    c->product = d->product;
+    for (size_t i = 0; i < d->nchannels; i++)
+        c->channels[i] = d->channels[i];
+    c->nchannels = d->nchannels;
+    c->device_type = d->device_type;
+    c->chip = d->chip->name;
+    c->chip_rev = d->chip_rev;
+    c->has_counter = d->has_counter;
+    c->counter = d->counter;
+    c->anti_rollback = d->anti_rollback;
+    c->efuse_secure_version = d->efuse_secure_version;
+    c->running_version = d->has_running ? d->running_version : NULL;
+}
+
+/* The core's steps into libfwrel's report (the verdict values are the same). */
+static void core_step(void *ctx, const char *name, int verdict, const char *detail)
+{
+    fwrel_report_add(ctx, name, verdict, "%s", detail);
+}
+
+static void digest_from_core(fwrel_manifest_digest *out, const fwrel_dev_digest *in)
+{
+    memcpy(out->sha256, in->sha256, sizeof(out->sha256));
+    out->size = in->size;
+}
+
+static void manifest_from_core(fwrel_manifest *out, const fwrel_dev_manifest *in)
+{
+    memset(out, 0, sizeof(*out));
+    memcpy(out->product, in->product, sizeof(out->product));
+    memcpy(out->device_types, in->device_types, sizeof(out->device_types));
+    out->device_type_count = in->device_type_count;
+    memcpy(out->chip, in->chip, sizeof(out->chip));
+    out->chip_rev_min = in->chip_rev_min;
+    out->chip_rev_max = in->chip_rev_max;
+    memcpy(out->version, in->version, sizeof(out->version));
+    out->secure_version = in->secure_version;
+    out->counter = in->counter;
+    memcpy(out->channel, in->channel, sizeof(out->channel));
+    out->created = in->created;
+    out->expires = in->expires;
+    digest_from_core(&out->plain, &in->plain);
+    digest_from_core(&out->signed_image, &in->signed_image);
+    digest_from_core(&out->encrypted, &in->encrypted);
+    memcpy(out->image_name, in->image_name, sizeof(out->image_name));
+}
+
+_Static_assert(sizeof(((fwrel_manifest *)0)->device_types) ==
+                       sizeof(((fwrel_dev_manifest *)0)->device_types) &&
+                   sizeof(((fwrel_manifest *)0)->image_name) ==
+                       sizeof(((fwrel_dev_manifest *)0)->image_name) &&
+                   FWREL_DEV_DETAIL_MAX == FWREL_STEP_DETAIL_MAX &&
+                   FWREL_DEV_MAX_TRUSTED == FWREL_MANIFEST_MAX_SIGS,
+               "the device core's manifest and steps are libfwrel's");
+
+/* The device's procedure is the device core's (libfwrel/device, docs/device.md): this builds its
+ * configuration from the profile and runs it with the OpenSSL port. */
 int fwrel_device_read_manifest(fwrel_manifest *out, fwrel_report *report, const fwrel_device *d,
                                const uint8_t *env, size_t len, uint64_t now)
 {
     FWREL_ASSERT_ARG(out != NULL && d != NULL && env != NULL);
-    struct run r = {report, 0, ""};
-    fwrel_manifest m;
-    uint8_t *plain = NULL;
-    size_t plen = 0;
-    int error;
+    fwrel_dev_config cfg;
+    fwrel_dev_work *work = NULL;
+    fwrel_dev_manifest m;
+    fwrel_dev_result res;
+    uint8_t *secret = NULL;
+    size_t secret_len = 0;
+    int rc, error;
     if (d->manifest_key == NULL) {
         fwrel_error_set(FWREL_EUSAGE, "the device profile has no manifest section");
         return fwrel_error_about(FWREL_ABOUT_PROFILE, d->path);
     }
-    /* Steps 1-4: bounds, this device's entry, unwrap, GCM. */
-    if ((error = fwrel_manifest_open(&plain, &plen, env, len, d->manifest_key)) != 0) {
-        if (error != FWREL_EVERIFY && error != FWREL_EFORMAT)
-            return error;
-        step(&r, "manifest.open", 0, "%s", fwrel_error_last()->message);
-        goto verdict;
+    core_config(&cfg, d);
+    if ((error = core_recipient(&cfg.recipient, &secret, &secret_len, d->manifest_key)) != 0)
+        goto done;
+    if ((work = malloc(sizeof(*work))) == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
     }
-    step(&r, "manifest.open", 1, "decrypted with the device key (%zu bytes)", plen);
-    /* Steps 5-7: strict parsing, signatures, threshold. */
-    if ((error = fwrel_manifest_verify(&m, report, plain, plen, &d->trust)) != 0) {
-        if (error != FWREL_EVERIFY && error != FWREL_EFORMAT)
-            goto done;
-        step(&r, "manifest.signatures", 0, "%s", fwrel_error_last()->message);
-        goto verdict;
-    }
-    /* Step 8: is it for this device, now? */
-    step(&r, "manifest.product", strcmp(m.product, d->product) == 0,
-         "manifest for product %s, the device runs %s", m.product, d->product);
-    int channel_ok = 0;
-    char channels[3 * 17 + 4] = "";
-    for (size_t i = 0; i < d->nchannels; i++) {
-        channel_ok |= strcmp(m.channel, d->channels[i]) == 0;
-        snprintf(channels + strlen(channels), sizeof(channels) - strlen(channels), "%s%s",
-                 i ? ", " : "", d->channels[i]);
-    }
-    step(&r, "manifest.channel", channel_ok, "a %s release, the device takes %s", m.channel,
-         channels);
-    int type_ok = d->device_type[0] == '\0';
-    for (size_t i = 0; i < m.device_type_count && !type_ok; i++)
-        type_ok = strcmp(m.device_types[i], d->device_type) == 0;
-    step(&r, "manifest.device-type", type_ok, "%s %s the manifest's device types",
-         d->device_type[0] ? d->device_type : "any", type_ok ? "is among" : "is not among");
-    step(&r, "manifest.chip", strcmp(m.chip, d->chip->name) == 0, "manifest for %s, device is %s",
-         m.chip, d->chip->name);
-    step(&r, "manifest.chip-rev", d->chip_rev >= m.chip_rev_min && d->chip_rev <= m.chip_rev_max,
-         "chip v%u.%u, manifest range v%u.%u..v%u.%u", d->chip_rev / 100, d->chip_rev % 100,
-         m.chip_rev_min / 100, m.chip_rev_min % 100, m.chip_rev_max / 100, m.chip_rev_max % 100);
-    step(&r, "manifest.expiry", now < m.expires, "now %llu, expires %llu%s",
-         (unsigned long long)now, (unsigned long long)m.expires,
-         now < m.expires ? "" : ": expired (a frozen or replayed update)");
-    step(&r, "manifest.created", m.created <= now + 300, "created %llu, now %llu",
-         (unsigned long long)m.created, (unsigned long long)now);
-    if (d->has_counter)
-        step(&r, "manifest.counter", m.counter > d->counter,
-             "release counter %llu, last installed %llu%s", (unsigned long long)m.counter,
-             (unsigned long long)d->counter,
-             m.counter > d->counter ? "" : ": a replayed or older release");
-    if (d->anti_rollback)
-        step(&r, "manifest.secure-version", m.secure_version >= d->efuse_secure_version,
-             "secure_version %u, eFuse %u", m.secure_version, d->efuse_secure_version);
-verdict:
-    error = r.failed ? fwrel_error_set(FWREL_EVERIFY, "rejected at %s", r.first) : 0;
-    if (error == 0) {
-        *out = m;
+    rc = fwrel_dev_verify(&m, &res, work, &cfg, env, len, now, report ? core_step : NULL, report);
+    if (rc == FWREL_DEV_OK) {
+        manifest_from_core(out, &m);
         fwrel_error_clear();
+        error = 0;
+    } else if (rc == FWREL_DEV_EREJECT) {
+        error = fwrel_error_set(FWREL_EVERIFY, "rejected at %s", res.first);
+    } else {
+        error = fwrel_error_set(FWREL_EKEY,
+                                "the device core could not run with this profile's "
+                                "keys (%s)",
+                                rc == FWREL_DEV_EUSAGE ? "configuration" : "crypto");
     }
 done:
-    fwrel_io_free_secret(plain, plen);
+    free(work); /* wiped by fwrel_dev_verify */
+    OPENSSL_clear_free(secret, secret_len);
     return error;
 }
 
@@ -870,24 +964,11 @@ int fwrel_device_ota_decision(char *why, size_t n, const fwrel_device *d, const 
                               uint32_t secure_version)
 {
     FWREL_ASSERT_ARG(why != NULL && d != NULL && version != NULL);
-    /* docs/esp-formats.md §5: esp_efuse_check_secure_version(), before the download is written. */
-    if (d->anti_rollback && secure_version < d->efuse_secure_version) {
-        snprintf(why, n, "New firmware security version is less than eFuse programmed, %u < %u",
-                 secure_version, d->efuse_secure_version);
-        return 0;
-    }
-    /* ... and the IDF OTA examples' version check against the running app. */
-    if (d->has_running && d->running_version[0] && strcmp(version, d->running_version) == 0) {
-        snprintf(why, n,
-                 "Current running version is the same as a new (%s). We will not continue the "
-                 "update.",
-                 version);
-        return 0;
-    }
-    snprintf(why, n, "update to %s (secure_version %u): %s%s%s%s", version, secure_version,
-             d->anti_rollback ? "eFuse secure_version " : "no anti-rollback",
-             d->anti_rollback ? "allows it" : "",
-             d->has_running && d->running_version[0] ? ", running " : "",
-             d->has_running && d->running_version[0] ? d->running_version : "");
-    return 1;
+    fwrel_dev_config cfg;
+    fwrel_dev_manifest m;
+    memset(&m, 0, sizeof(m));
+    snprintf(m.version, sizeof(m.version), "%s", version);
+    m.secure_version = secure_version;
+    core_config(&cfg, d);
+    return fwrel_dev_ota_decision(why, n, &cfg, &m);
 }

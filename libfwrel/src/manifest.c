@@ -551,145 +551,21 @@ done:
     return error;
 }
 
-static int is_b64(char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
-           c == '/';
-}
-
-/* Strict base64 (RFC 4648 section 4: padded, no whitespace, zero pad bits) of 1..max bytes
- * (max <= FWREL_MANIFEST_SIG_MAX). EVP_DecodeBlock writes 3 bytes per 4 characters, padding
- * included, and checks nothing against its output: the text's length is bounded before it
- * decodes, into a buffer that holds that bound. 0, or -1 without a message. */
-static int unbase64(uint8_t *out, size_t *out_len, size_t max, const char *s)
-{
-    uint8_t raw[FWREL_MANIFEST_SIG_MAX + 2];
-    char again[sizeof(raw) / 3 * 4 + 1];
-    size_t b = strlen(s), pad, n;
-    if (b == 0 || b % 4 != 0 || b / 4 * 3 > sizeof(raw))
-        return -1;
-    pad = s[b - 1] != '=' ? 0 : s[b - 2] != '=' ? 1 : 2;
-    n = b / 4 * 3 - pad;
-    if (n == 0 || n > max || max > FWREL_MANIFEST_SIG_MAX)
-        return -1;
-    for (size_t i = 0; i < b - pad; i++)
-        if (!is_b64(s[i]))
-            return -1;
-    if (EVP_DecodeBlock(raw, (const unsigned char *)s, (int)b) != (int)(b / 4 * 3))
-        return -1;
-    /* One text per signature: re-encode and compare (refuses non-zero pad bits). */
-    EVP_EncodeBlock((unsigned char *)again, raw, (int)n);
-    if (strcmp(again, s) != 0)
-        return -1;
-    memcpy(out, raw, n);
-    *out_len = n;
-    return 0;
-}
-
-int fwrel_manifest_verify(fwrel_manifest *m, fwrel_report *report, const uint8_t *signed_json,
-                          size_t len, const fwrel_manifest_trust *trust)
-{
-    FWREL_ASSERT_ARG(m != NULL && signed_json != NULL && trust != NULL && trust->threshold >= 1 &&
-                     trust->count <= FWREL_MANIFEST_MAX_SIGS);
-    static const char *const root_keys[] = {"manifest", "signatures", NULL};
-    static const char *const sig_keys[] = {"alg", "keyid", "sig", NULL};
-    char ids[FWREL_MANIFEST_MAX_SIGS][65];
-    int used[FWREL_MANIFEST_MAX_SIGS] = {0};
-    json_t *root = NULL;
-    char *body = NULL;
-    unsigned valid = 0;
-    int error;
-
-    for (size_t k = 0; k < trust->count && k < FWREL_MANIFEST_MAX_SIGS; k++)
-        if ((error = fwrel_key_id(ids[k], trust->keys[k])) != 0)
-            return error;
-    if ((error = load_canonical(&root, signed_json, len, FWREL_MANIFEST_SIGNED_MAX,
-                                "signed manifest")) != 0 ||
-        (error = exact_keys(root, "signed manifest", root_keys)) != 0)
-        goto done;
-    if ((body = json_dumps(json_object_get(root, "manifest"), CANON_FLAGS)) == NULL) {
-        error = fwrel_error_set(FWREL_EIO, "out of memory");
-        goto done;
-    }
-    if ((error = decode_json(m, json_object_get(root, "manifest"))) != 0)
-        goto done;
-    fwrel_report_add(report, "manifest.parse", FWREL_PASS, "%s %s (%s), counter %llu", m->product,
-                     m->version, m->channel, (unsigned long long)m->counter);
-    json_t *sigs = json_object_get(root, "signatures");
-    if (!json_is_array(sigs) || json_array_size(sigs) < 1 ||
-        json_array_size(sigs) > FWREL_MANIFEST_MAX_SIGS) {
-        error =
-            fwrel_error_set(FWREL_EFORMAT, "signatures: a list of 1..%d", FWREL_MANIFEST_MAX_SIGS);
-        goto done;
-    }
-    for (size_t i = 0; i < json_array_size(sigs); i++) {
-        json_t *s = json_array_get(sigs, i);
-        char alg[24], id[65], b64[700];
-        uint8_t sig[FWREL_MANIFEST_SIG_MAX];
-        if ((error = exact_keys(s, "signature", sig_keys)) != 0 ||
-            (error = get_str(alg, sizeof(alg), s, "alg")) != 0 ||
-            (error = get_str(id, sizeof(id), s, "keyid")) != 0 ||
-            (error = get_str(b64, sizeof(b64), s, "sig")) != 0)
-            goto done;
-        if (i > 0 && cmp_sig(&(json_t *){json_array_get(sigs, i - 1)}, &s) >= 0) {
-            error = fwrel_error_set(FWREL_EFORMAT, "signatures: sorted by keyid, one per key");
-            goto done;
-        }
-        size_t k = 0;
-        while (k < trust->count && strcmp(ids[k], id) != 0)
-            k++;
-        if (k == trust->count) {
-            fwrel_report_add(report, "manifest.signature", FWREL_INFO,
-                             "key %.16s... is not trusted: ignored", id);
-            continue;
-        }
-        size_t slen;
-        if (unbase64(sig, &slen, sizeof(sig), b64) != 0) {
-            error = fwrel_error_set(FWREL_EFORMAT,
-                                    "signature %zu: not the canonical base64 of 1..%zu bytes", i,
-                                    sizeof(sig));
-            goto done;
-        }
-        const char *want = alg_of(trust->keys[k]);
-        if (want == NULL || strcmp(want, alg) != 0 ||
-            !sig_op(trust->keys[k], 0, body, strlen(body), sig, &slen)) {
-            fwrel_report_add(report, "manifest.signature", FWREL_FAIL,
-                             "key %.16s... : invalid signature", id);
-            error = fwrel_error_set(FWREL_EVERIFY,
-                                    "the signature of trusted key %.16s... does not verify", id);
-            goto done;
-        }
-        if (!used[k]++)
-            valid++;
-        fwrel_report_add(report, "manifest.signature", FWREL_PASS, "key %.16s... (%s)", id, alg);
-    }
-    if (valid < trust->threshold) {
-        fwrel_report_add(report, "manifest.threshold", FWREL_FAIL, "%u of %u required signatures",
-                         valid, trust->threshold);
-        error =
-            fwrel_error_set(FWREL_EVERIFY, "%u valid signature%s from trusted keys, %u required",
-                            valid, valid == 1 ? "" : "s", trust->threshold);
-        goto done;
-    }
-    fwrel_report_add(report, "manifest.threshold", FWREL_PASS, "%u of %u required signatures",
-                     valid, trust->threshold);
-    error = 0;
-done:
-    free(body);
-    json_decref(root);
-    return error;
-}
-
 /* The envelope (docs/manifest.md section 3). */
 #define ENV_MAGIC  "FWRELMF1"
 #define ENV_HEAD   32
 #define ENV_ENTRY  608
 #define ENTRY_DATA 36 /* type, 3 zero bytes, 32-byte key id */
 #define KEK_INFO   "fwrel-manifest-kek-v1"
-enum { R_RSA4096 = 1, R_X25519 = 2, R_P256 = 3 };
+enum {
+    R_RSA4096 = FWREL_MANIFEST_RCPT_RSA4096,
+    R_X25519 = FWREL_MANIFEST_RCPT_X25519,
+    R_P256 = FWREL_MANIFEST_RCPT_P256
+};
 
-static int recipient_type(int *type, const fwrel_pkey *key)
+int fwrel_manifest_recipient_type(int *type, const fwrel_pkey *key)
 {
+    FWREL_ASSERT_ARG(type != NULL && key != NULL);
     if (EVP_PKEY_is_a(key, "RSA") && EVP_PKEY_get_bits(key) == 4096)
         *type = R_RSA4096;
     else if (EVP_PKEY_is_a(key, "X25519"))
@@ -772,15 +648,6 @@ static int eph_public(uint8_t out[65], const fwrel_pkey *eph, int type)
     return 0;
 }
 
-static int eph_peer(fwrel_pkey **out, const uint8_t *data, int type)
-{
-    if (type == R_X25519) {
-        *out = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, data, 32);
-        return *out != NULL ? 0 : -1;
-    }
-    return data[0] == 0x04 && fwrel_key_parse_public(out, data + 1, 64, 1) == 0 ? 0 : -1;
-}
-
 int fwrel_manifest_seal(uint8_t **out, size_t *len, const uint8_t *signed_json, size_t signed_len,
                         const fwrel_pkey *const *recipients, size_t count)
 {
@@ -816,7 +683,7 @@ int fwrel_manifest_seal(uint8_t **out, size_t *len, const uint8_t *signed_json, 
     for (size_t i = 0; i < count; i++) {
         uint8_t *e = env + ENV_HEAD + ENV_ENTRY * i;
         int type;
-        if ((error = recipient_type(&type, recipients[i])) != 0 ||
+        if ((error = fwrel_manifest_recipient_type(&type, recipients[i])) != 0 ||
             (error = keyid_raw(e + 4, recipients[i])) != 0) {
             fwrel_error_prefix("recipient %zu", i + 1);
             goto done;
@@ -864,95 +731,6 @@ done:
     OPENSSL_secure_clear_free(cek, 32);
     fwrel_key_free(eph);
     free(env);
-    return error;
-}
-
-int fwrel_manifest_open(uint8_t **out, size_t *len, const uint8_t *env, size_t env_len,
-                        const fwrel_pkey *key)
-{
-    FWREL_ASSERT_ARG(out != NULL && len != NULL && env != NULL && key != NULL);
-    uint8_t id[32], kek[32], *cek = OPENSSL_secure_malloc(32), *plain = NULL;
-    fwrel_pkey *peer = NULL;
-    int type, error;
-    *out = NULL;
-    if (cek == NULL)
-        return fwrel_error_set(FWREL_EIO, "out of memory");
-    /* Step 1: bounds, before any crypto. */
-    if (env_len > FWREL_MANIFEST_ENVELOPE_MAX || env_len < ENV_HEAD + ENV_ENTRY + 16 ||
-        memcmp(env, ENV_MAGIC, 8) != 0 || env[8] != 1 || env[9] != 0 || env[11] != 0 ||
-        fwrel_le32(env + 28) != 0 || env[10] < 1 || env[10] > FWREL_MANIFEST_MAX_RECIPIENTS) {
-        error = fwrel_error_set(FWREL_EFORMAT,
-                                "not an fwrel manifest envelope (magic, version, sizes)");
-        goto done;
-    }
-    size_t n = env[10], head = ENV_HEAD + ENV_ENTRY * n, clen = fwrel_le32(env + 12);
-    if (clen < 16 || clen > FWREL_MANIFEST_SIGNED_MAX + 16 || head + clen != env_len) {
-        error = fwrel_error_set(FWREL_EFORMAT, "envelope length %zu does not match its header",
-                                env_len);
-        goto done;
-    }
-    /* Step 2: the entry for this key. */
-    if ((error = recipient_type(&type, key)) != 0 || (error = keyid_raw(id, key)) != 0)
-        goto done;
-    const uint8_t *e = NULL;
-    for (size_t i = 0; i < n && e == NULL; i++) {
-        const uint8_t *c = env + ENV_HEAD + ENV_ENTRY * i;
-        if (c[0] == type && memcmp(c + 4, id, 32) == 0)
-            e = c;
-    }
-    if (e == NULL) {
-        error =
-            fwrel_error_set(FWREL_EVERIFY, "the manifest is not addressed to this device's key");
-        goto done;
-    }
-    /* Step 3: unwrap the content key. */
-    if (type == R_RSA4096) {
-        EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, (EVP_PKEY *)key, NULL);
-        uint8_t buf[512];
-        size_t got = sizeof(buf);
-        int ok = c != NULL && EVP_PKEY_decrypt_init(c) == 1 &&
-                 EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_OAEP_PADDING) == 1 &&
-                 EVP_PKEY_CTX_set_rsa_oaep_md(c, EVP_sha256()) == 1 &&
-                 EVP_PKEY_CTX_set_rsa_mgf1_md(c, EVP_sha256()) == 1 &&
-                 EVP_PKEY_decrypt(c, buf, &got, e + ENTRY_DATA, 512) == 1 && got == 32;
-        EVP_PKEY_CTX_free(c);
-        ERR_clear_error();
-        if (ok)
-            memcpy(cek, buf, 32);
-        OPENSSL_cleanse(buf, sizeof(buf));
-        if (!ok) {
-            error = fwrel_error_set(FWREL_EVERIFY, "cannot unwrap the manifest key");
-            goto done;
-        }
-    } else {
-        static const uint8_t zero_nonce[12] = {0};
-        if (eph_peer(&peer, e + ENTRY_DATA, type) != 0 || !kek_derive(kek, key, peer, id) ||
-            !gcm(0, cek, kek, zero_nonce, NULL, 0, e + ENTRY_DATA + 65, 48)) {
-            error = fwrel_error_set(FWREL_EVERIFY, "cannot unwrap the manifest key");
-            goto done;
-        }
-    }
-    /* Step 4: decrypt with the recipient list as AAD. */
-    if ((plain = malloc(clen - 16 + 1)) == NULL) {
-        error = fwrel_error_set(FWREL_EIO, "out of memory");
-        goto done;
-    }
-    if (!gcm(0, plain, cek, env + 16, env, head, env + head, clen)) {
-        OPENSSL_cleanse(plain, clen - 16);
-        error = fwrel_error_set(FWREL_EVERIFY,
-                                "manifest GCM tag mismatch: altered, or not for this key");
-        goto done;
-    }
-    plain[clen - 16] = 0;
-    *out = plain;
-    *len = clen - 16;
-    plain = NULL;
-    error = 0;
-done:
-    free(plain);
-    OPENSSL_cleanse(kek, sizeof(kek));
-    OPENSSL_secure_clear_free(cek, 32);
-    fwrel_key_free(peer);
     return error;
 }
 

@@ -1,9 +1,11 @@
 /*
- * test_devcore.c - the device core (libfwrel/device/fwrel_dev.h) against libfwrel's host
- * verifier: every manifest made here with libfwrel's writer (fwrel_manifest_sign, _seal) is
- * read by fwrel_device_read_manifest and by fwrel_dev_verify through each crypto port (OpenSSL;
+ * test_devcore.c - the device core (libfwrel/device/fwrel_dev.h), the one reader of manifests:
+ * every manifest made here with libfwrel's writer (fwrel_manifest_sign, _seal) is read by
+ * fwrel_device_read_manifest (what fwrel-verify --device runs: the core with the OpenSSL port,
+ * configured from a device profile) and by fwrel_dev_verify through each crypto port (OpenSSL;
  * mbedTLS when built), and the verdict, the error line and every step (name, verdict, reason)
- * must be the same. Also the image binding, without vectors.
+ * must be the same; each refusal is asserted at its step. Also the image binding, and with
+ * $FWREL_VECTORS manifests of the vectors' images read and bound through both ports.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +16,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <dirent.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -103,9 +106,10 @@ struct device {
     const char *device_type; /* NULL: none given (any) */
     int counter;             /* -1: none */
     int anti_rollback;
+    const char *chip; /* NULL: esp32c3 */
 };
 
-static const struct device default_device = {1, {0, 3, 6}, 3, 1, "board-b", 9, 1};
+static const struct device default_device = {1, {0, 3, 6}, 3, 1, "board-b", 9, 1, NULL};
 
 /* The core's view of a recipient key. */
 struct rkey {
@@ -147,13 +151,13 @@ static fwrel_device *host_device(const struct device *d)
 {
     char yaml[4096];
     int n = snprintf(yaml, sizeof(yaml),
-                     "chip: esp32c3\nchip_revision: \"0.4\"\npartition_size: 0x100000\n"
+                     "chip: %s\nchip_revision: \"0.4\"\npartition_size: 0x100000\n"
                      "product: widget\nchannels: [beta, prod]\n%s%s%s"
                      "%s"
                      "running: {version: \"1.0.0\", secure_version: 2}\n"
                      "manifest:\n  key: %s/rcpt%d.pem\n  threshold: %u\n",
-                     d->device_type ? "device_type: " : "", d->device_type ? d->device_type : "",
-                     d->device_type ? "\n" : "",
+                     d->chip ? d->chip : "esp32c3", d->device_type ? "device_type: " : "",
+                     d->device_type ? d->device_type : "", d->device_type ? "\n" : "",
                      d->anti_rollback ? "anti_rollback: {secure_version: 2}\n" : "", tmpdir,
                      d->rcpt, d->threshold);
     if (d->counter >= 0)
@@ -186,7 +190,7 @@ static void core_config(fwrel_dev_config *c, struct rkey *k, const struct device
     c->channels[1] = "prod";
     c->nchannels = 2;
     c->device_type = d->device_type;
-    c->chip = "esp32c3";
+    c->chip = d->chip ? d->chip : "esp32c3";
     c->chip_rev = 4;
     c->has_counter = d->counter >= 0;
     c->counter = d->counter >= 0 ? (uint64_t)d->counter : 0;
@@ -214,6 +218,7 @@ static void record(void *ctx, const char *name, int verdict, const char *detail)
 
 static fwrel_dev_work work;
 static char first[FWREL_ERROR_MSG_MAX]; /* the host's error line of the last both() */
+static fwrel_manifest last;             /* the body the host accepted in the last both() */
 
 /*
  * Read env with the host and with the core through every port: the same verdict, error line
@@ -228,6 +233,8 @@ static int both(const struct device *d, const uint8_t *env, size_t len, uint64_t
     int hrc = fwrel_device_read_manifest(&hm, rep, dev, env, len, now);
     assert_true(hrc == 0 || hrc == FWREL_EVERIFY);
     snprintf(first, sizeof(first), "%s", hrc ? fwrel_error_last()->message : "");
+    if (hrc == 0)
+        last = hm;
     for (size_t p = 0; p < nports; p++) {
         fwrel_dev_config cfg;
         struct rkey k;
@@ -555,6 +562,172 @@ static void test_tampered(void **state)
     free(sj);
 }
 
+/* The threshold counts distinct trusted keys (moved from test_manifest.c with the host's
+ * verifier it tested): 2 of 3 accepted with the same body; one trusted signer of two; 3 of 3
+ * required; a changed field breaks a trusted key's signature. */
+static void test_threshold_rules(void **state)
+{
+    (void)state;
+    fwrel_manifest m;
+    struct device d = default_device;
+    int by[2] = {6, 0}, to[1] = {1};
+    size_t len;
+    body(&m);
+    uint8_t *env = make(&len, &m, by, 2, to, 1);
+    d.threshold = 2;
+    d.trusted[0] = 6, d.trusted[1] = 3, d.trusted[2] = 0;
+    assert_int_equal(both(&d, env, len, NOW), 0);
+    assert_memory_equal(&last, &m, sizeof(m));
+    d.trusted[2] = 1; /* signer 0 signed, signer 1 is trusted */
+    assert_int_equal(both(&d, env, len, NOW), FWREL_EVERIFY);
+    assert_string_equal(first, "rejected at manifest.signatures: 1 valid signature from trusted "
+                               "keys, 2 required");
+    d.trusted[2] = 0;
+    d.threshold = 3;
+    assert_int_equal(both(&d, env, len, NOW), FWREL_EVERIFY);
+    assert_string_equal(first, "rejected at manifest.signatures: 2 valid signatures from trusted "
+                               "keys, 3 required");
+    free(env);
+    /* The same key twice does not sign twice (the writer refuses it). */
+    char *sj = NULL;
+    size_t slen = 0;
+    const fwrel_pkey *dup[2] = {signer[0], signer[0]};
+    assert_int_equal(fwrel_manifest_sign(&sj, &slen, &m, dup, 2), FWREL_EUSAGE);
+    const fwrel_pkey *keys[2] = {signer[6], signer[0]};
+    assert_int_equal(fwrel_manifest_sign(&sj, &slen, &m, keys, 2), 0);
+    char *p = strstr(sj, "\"counter\":10");
+    assert_non_null(p);
+    p[11] = '1';
+    d.threshold = 2;
+    assert_int_equal(sealed(&d, sj), FWREL_EVERIFY);
+    assert_non_null(
+        strstr(first, "rejected at manifest.signatures: the signature of trusted key "));
+    assert_non_null(strstr(first, "... does not verify"));
+    free(sj);
+}
+
+/* The envelope's bounds, before any crypto (moved from test_manifest.c): magic, one byte short,
+ * one byte more, a recipient count of 0 and of 9. */
+static void test_envelope_bounds(void **state)
+{
+    (void)state;
+    fwrel_manifest m;
+    int by[1] = {0}, to[3] = {0, 1, 2};
+    size_t len;
+    body(&m);
+    uint8_t *env = make(&len, &m, by, 1, to, 3);
+    uint8_t *c = malloc(len + 1);
+    char want[128];
+    assert_non_null(c);
+    memcpy(c, env, len);
+    c[0] ^= 1;
+    assert_int_equal(both(&default_device, c, len, NOW), FWREL_EVERIFY);
+    assert_string_equal(first, "rejected at manifest.open: not an fwrel manifest envelope (magic, "
+                               "version, sizes)");
+    assert_int_equal(both(&default_device, env, len - 1, NOW), FWREL_EVERIFY);
+    snprintf(want, sizeof(want),
+             "rejected at manifest.open: envelope length %zu does not match its header", len - 1);
+    assert_string_equal(first, want);
+    memcpy(c, env, len);
+    c[len] = 0;
+    assert_int_equal(both(&default_device, c, len + 1, NOW), FWREL_EVERIFY);
+    snprintf(want, sizeof(want),
+             "rejected at manifest.open: envelope length %zu does not match its header", len + 1);
+    assert_string_equal(first, want);
+    for (int n = 0; n <= 9; n += 9) {
+        memcpy(c, env, len);
+        c[10] = (uint8_t)n;
+        assert_int_equal(both(&default_device, c, len, NOW), FWREL_EVERIFY);
+        assert_string_equal(first, "rejected at manifest.open: not an fwrel manifest envelope "
+                                   "(magic, version, sizes)");
+    }
+    free(c);
+    free(env);
+}
+
+/* signed_json with its first signature text replaced by sig; malloc'd. */
+static char *with_sig(const char *signed_json, const char *sig)
+{
+    const char *a = strstr(signed_json, "\"sig\":\"");
+    assert_non_null(a);
+    a += strlen("\"sig\":\"");
+    const char *b = strchr(a, '"');
+    assert_non_null(b);
+    size_t n = (size_t)(a - signed_json) + strlen(sig) + strlen(b) + 1;
+    char *out = malloc(n);
+    assert_non_null(out);
+    snprintf(out, n, "%.*s%s%s", (int)(a - signed_json), signed_json, sig, b);
+    return out;
+}
+
+static int sealed_with_sig(const char *signed_json, const char *sig)
+{
+    char *t = with_sig(signed_json, sig);
+    int rc = sealed(&default_device, t);
+    free(t);
+    return rc;
+}
+
+/* A trusted key's signature text is bounded before it is decoded: 696 valid base64 characters
+ * are 522 bytes, which once overflowed a 520-byte stack buffer (issue 13; moved from
+ * test_manifest.c). */
+static void test_signature_base64_bounds(void **state)
+{
+    (void)state;
+    static const char *const bad64 =
+        "rejected at manifest.signatures: signature 0: not the canonical base64 of 1..512 bytes";
+    fwrel_manifest m;
+    const fwrel_pkey *one[1] = {signer[0]};
+    char *sj = NULL, text[700];
+    size_t len;
+    body(&m);
+    assert_int_equal(fwrel_manifest_sign(&sj, &len, &m, one, 1), 0);
+    assert_int_equal(sealed(&default_device, sj), 0);
+
+    /* 684 characters (512 bytes, the largest signature) decode, and do not verify. */
+    memset(text, 'A', 699);
+    text[683] = '=';
+    text[684] = 0;
+    assert_int_equal(sealed_with_sig(sj, text), FWREL_EVERIFY);
+    assert_non_null(strstr(first, "does not verify"));
+    /* Refused before decoding: 696 and 699 characters (the most a sig field holds), 684 without
+     * padding (513 bytes), 688; 696 of '/'. */
+    static const size_t over[] = {696, 699, 684, 688};
+    for (size_t i = 0; i < 5; i++) {
+        memset(text, i < 4 ? 'A' : '/', 699);
+        text[i < 4 ? over[i] : 696] = 0;
+        assert_int_equal(sealed_with_sig(sj, text), FWREL_EVERIFY);
+        assert_string_equal(first, bad64);
+    }
+    /* Only the canonical text: no whitespace, no inner padding, zero pad bits, not empty. */
+    const char *a = strstr(sj, "\"sig\":\"") + 7;
+    size_t n = strcspn(a, "\"");
+    assert_int_equal(n, 88);
+    assert_memory_equal(a + 86, "==", 2);
+    for (size_t i = 0; i < 6; i++) {
+        /* " " and "\n" lead, "=" replaces the first character, "B" sets a pad bit. */
+        if (i == 0)
+            snprintf(text, sizeof(text), " %.*s", (int)n, a);
+        else if (i == 1)
+            snprintf(text, sizeof(text), "=%.*s", (int)n - 1, a + 1);
+        else if (i == 2)
+            snprintf(text, sizeof(text), "\\n%.*s", (int)n, a);
+        else if (i == 3)
+            snprintf(text, sizeof(text), "%.*s%c==", 85, a, a[85] == 'B' ? 'C' : 'B');
+        else
+            snprintf(text, sizeof(text), "%s", i == 4 ? "" : "====");
+        int rc = sealed_with_sig(sj, text);
+        assert_int_equal(rc, FWREL_EVERIFY);
+        /* An escape is not canonical for the device before it is bad base64. */
+        if (i == 2)
+            assert_string_equal(first, "rejected at manifest.signatures: signed manifest is not "
+                                       "in canonical form (sorted keys, no spaces)");
+        else
+            assert_string_equal(first, bad64);
+    }
+    free(sj);
+}
+
 /* signed.json that breaks a rule of sections 1 and 2 (field rules: the host's reasons). */
 static void test_field_rules(void **state)
 {
@@ -624,8 +797,8 @@ static void test_field_rules(void **state)
     free(sj);
 }
 
-/* Not canonical JSON: the host says where jansson stopped, the core only that it is not
- * canonical; the step, the verdict and the steps before are the same. */
+/* Not canonical JSON: refused at manifest.signatures with the core's reason (before the core
+ * ran in fwrel-verify, the reason was where jansson stopped; the step is the same). */
 static void test_not_canonical(void **state)
 {
     (void)state;
@@ -647,61 +820,30 @@ static void test_not_canonical(void **state)
         "{\"a\":99999999999999999999}",
     };
     for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
-        size_t len;
-        uint8_t *env = seal_text(&len, texts[i], 1);
-        fwrel_device *dev = host_device(&default_device);
-        fwrel_manifest hm;
-        assert_int_equal(fwrel_device_read_manifest(&hm, NULL, dev, env, len, NOW), FWREL_EVERIFY);
-        assert_non_null(strstr(fwrel_error_last()->message, "rejected at manifest.signatures: "));
-        fwrel_device_free(dev);
-        for (size_t p = 0; p < nports; p++) {
-            fwrel_dev_config cfg;
-            struct rkey k;
-            fwrel_dev_result res;
-            fwrel_dev_manifest cm;
-            core_config(&cfg, &k, &default_device, ports[p]);
-            assert_int_equal(fwrel_dev_verify(&cm, &res, &work, &cfg, env, len, NOW, NULL, NULL),
-                             FWREL_DEV_EREJECT);
-            assert_string_equal(res.first, "manifest.signatures: signed manifest is not in "
-                                           "canonical form (sorted keys, no spaces)");
-            OPENSSL_free(k.der);
-        }
-        free(env);
+        assert_int_equal(sealed(&default_device, texts[i]), FWREL_EVERIFY);
+        assert_string_equal(first, "rejected at manifest.signatures: signed manifest is not in "
+                                   "canonical form (sorted keys, no spaces)");
     }
 }
 
-/* Where the core is stricter than the host (docs/device.md): a string of canonical jansson
- * output that is not printable ASCII, here an ignored stranger's key id. */
-static void test_stricter_than_host(void **state)
+/* Canonical for jansson but not for the device (docs/device.md): a string that is not printable
+ * ASCII, here an ignored stranger's key id. fwrel-verify accepted it before it ran the core; now
+ * it refuses it as the device does. */
+static void test_stricter_strings(void **state)
 {
     (void)state;
     fwrel_manifest m;
     char *sj = NULL, text[8192];
-    size_t slen = 0, len;
+    size_t slen = 0;
     const fwrel_pkey *keys[1] = {signer[0]};
     body(&m);
     assert_int_equal(fwrel_manifest_sign(&sj, &slen, &m, keys, 1), 0);
     snprintf(text, sizeof(text), "%.*s,{\"alg\":\"x\",\"keyid\":\"\xc3\xa9\",\"sig\":\"A\"}]}",
              (int)slen - 2, sj);
     free(sj);
-    uint8_t *env = seal_text(&len, text, 1);
-    fwrel_device *dev = host_device(&default_device);
-    fwrel_manifest hm;
-    assert_int_equal(fwrel_device_read_manifest(&hm, NULL, dev, env, len, NOW), 0);
-    fwrel_device_free(dev);
-    for (size_t p = 0; p < nports; p++) {
-        fwrel_dev_config cfg;
-        struct rkey k;
-        fwrel_dev_result res;
-        fwrel_dev_manifest cm;
-        core_config(&cfg, &k, &default_device, ports[p]);
-        assert_int_equal(fwrel_dev_verify(&cm, &res, &work, &cfg, env, len, NOW, NULL, NULL),
-                         FWREL_DEV_EREJECT);
-        assert_string_equal(res.first, "manifest.signatures: signed manifest is not in canonical "
-                                       "form (sorted keys, no spaces)");
-        OPENSSL_free(k.der);
-    }
-    free(env);
+    assert_int_equal(sealed(&default_device, text), FWREL_EVERIFY);
+    assert_string_equal(first, "rejected at manifest.signatures: signed manifest is not in "
+                               "canonical form (sorted keys, no spaces)");
 }
 
 /* A wrong configuration is a usage error, never a verdict; the work area is wiped. */
@@ -888,9 +1030,12 @@ int main(void)
         cmocka_unit_test(test_strangers_and_recipients),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_tampered),
+        cmocka_unit_test(test_threshold_rules),
+        cmocka_unit_test(test_envelope_bounds),
+        cmocka_unit_test(test_signature_base64_bounds),
         cmocka_unit_test(test_field_rules),
         cmocka_unit_test(test_not_canonical),
-        cmocka_unit_test(test_stricter_than_host),
+        cmocka_unit_test(test_stricter_strings),
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_no_clock),
         cmocka_unit_test(test_bind),

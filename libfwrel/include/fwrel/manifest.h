@@ -129,23 +129,6 @@ typedef struct fwrel_manifest_signer {
 int fwrel_manifest_sign_with(char **out, size_t *len, const fwrel_manifest *m,
                              const fwrel_manifest_signer *signers, size_t nkeys) FWREL_WUR;
 
-/** Who is trusted to sign, and how many must. */
-typedef struct fwrel_manifest_trust {
-    const fwrel_pkey *keys[FWREL_MANIFEST_MAX_SIGS];
-    size_t count;
-    unsigned threshold; /**< at least 1 */
-} fwrel_manifest_trust;
-
-/**
- * Verify signed.json: strict parsing, then at least threshold valid signatures by
- * distinct trusted keys (unknown key ids are ignored; a trusted key's bad
- * signature is a reject). Records steps in report.
- * @param m  receives the body when valid
- * @return 0; FWREL_EFORMAT (malformed); FWREL_EVERIFY (signatures, threshold)
- */
-int fwrel_manifest_verify(fwrel_manifest *m, fwrel_report *report, const uint8_t *signed_json,
-                          size_t len, const fwrel_manifest_trust *trust) FWREL_WUR;
-
 #define FWREL_MANIFEST_ENVELOPE_MAX   (64 * 1024)
 #define FWREL_MANIFEST_MAX_RECIPIENTS 8
 
@@ -159,16 +142,20 @@ int fwrel_manifest_verify(fwrel_manifest *m, fwrel_report *report, const uint8_t
 int fwrel_manifest_seal(uint8_t **out, size_t *len, const uint8_t *signed_json, size_t signed_len,
                         const fwrel_pkey *const *recipients, size_t count) FWREL_WUR;
 
+/** Recipient types (docs/manifest.md section 3): the type byte of an envelope entry. */
+enum fwrel_manifest_rcpt {
+    FWREL_MANIFEST_RCPT_RSA4096 = 1, /**< RSA-4096-OAEP-SHA256 */
+    FWREL_MANIFEST_RCPT_X25519 = 2,  /**< X25519, HKDF-SHA256, AES-256-GCM key wrap */
+    FWREL_MANIFEST_RCPT_P256 = 3,    /**< ECDH P-256, HKDF-SHA256, AES-256-GCM key wrap */
+};
+
 /**
- * Open an envelope with the device's private key, following docs/manifest.md
- * section 4 steps 1-4 (bounds, the entry for this key, unwrap, GCM with the
- * recipient list as AAD).
- * @param out  receives signed.json (malloc'd; wipe and free with fwrel_io_free_secret())
- * @return 0; FWREL_EFORMAT (bounds); FWREL_EVERIFY (not addressed to this key,
- *         unwrap or tag failure); FWREL_EKEY
+ * The recipient type of a key (public or private): what fwrel_manifest_seal() writes for it, and
+ * what a device holding it looks for. Opening and verifying an envelope is the device core's
+ * (libfwrel/device/fwrel_dev.h; fwrel_device_read_manifest() runs it).
+ * @return 0; FWREL_EKEY (not RSA-4096, X25519 or EC P-256)
  */
-int fwrel_manifest_open(uint8_t **out, size_t *len, const uint8_t *envelope, size_t envelope_len,
-                        const fwrel_pkey *key) FWREL_WUR;
+int fwrel_manifest_recipient_type(int *type, const fwrel_pkey *key) FWREL_WUR;
 
 /* The secure-FOTA-environment-ESP32 compatibility profile (docs/manifest.md section 5). */
 #define FWREL_SECURE_FOTA_LEN 1024
