@@ -19,6 +19,7 @@
 #include "fwrel/approvals.h"
 #include "fwrel/policy.h"
 #include "fwrel/release.h"
+#include "fwrel_dev.h"
 #include "util.h"
 
 /* The running state of a verification. In device mode the first failure stops (the rest are
@@ -69,17 +70,6 @@ static void nested_failure(struct run *r, const char *message)
     }
 }
 
-static void short_hex(char out[17], const uint8_t d[32])
-{
-    fwrel_hex(out, d, 8);
-}
-
-/* The same bytes as a digest and size. */
-static int same_digest(const uint8_t d[32], uint64_t size, const fwrel_manifest_digest *m)
-{
-    return size == m->size && memcmp(d, m->sha256, 32) == 0;
-}
-
 static int is_encrypted(const fwrel_bundle_member *fw)
 {
     return fw->len >= 4 && fwrel_le32(fw->data) == FWREL_ENCIMG_MAGIC;
@@ -107,6 +97,53 @@ static int decrypt_to_src(fwrel_src *src, const fwrel_bundle_member *fw, const f
     return fwrel_out_finish_src(out, src);
 }
 
+/* The device core's step into the run (its verdict values are libfwrel's). */
+static void core_step(void *ctx, const char *name, int verdict, const char *detail)
+{
+    step(ctx, name, verdict, "%s", detail);
+}
+
+/*
+ * docs/manifest.md section 4 step 9 as the device does it (the device core's fwrel_dev_bind):
+ * the bytes of src, from its start, through a SHA-256 as they arrive in bounded pieces, compared
+ * with the manifest's image at the end; the step is manifest.binds (FWREL_DEV_BIND_ENCRYPTED,
+ * the file downloaded) or manifest.signed-image (the image decrypted). src is left at its start.
+ */
+static int bind_src(struct run *r, const fwrel_manifest *m, int kind, fwrel_src *src)
+{
+    const fwrel_manifest_digest *want = kind == FWREL_DEV_BIND_ENCRYPTED ? &m->encrypted
+                                                                         : &m->signed_image;
+    fwrel_dev_manifest dm;
+    fwrel_dev_bind b;
+    fwrel_dev_result res;
+    uint8_t buf[16 * 1024];
+    int error, rc;
+
+    memset(&dm, 0, sizeof(dm));
+    memcpy(kind == FWREL_DEV_BIND_ENCRYPTED ? dm.encrypted.sha256 : dm.signed_image.sha256,
+           want->sha256, 32);
+    (kind == FWREL_DEV_BIND_ENCRYPTED ? &dm.encrypted : &dm.signed_image)->size = want->size;
+    if ((error = fwrel_src_seek(src, 0)) != 0)
+        return error;
+    if (fwrel_dev_bind_start(&b, &fwrel_dev_crypto_openssl, &dm, kind) != FWREL_DEV_OK)
+        return fwrel_error_set_openssl(FWREL_EIO, "digest setup failed");
+    while (src->pos < src->size) {
+        size_t n = src->size - src->pos < sizeof(buf) ? (size_t)(src->size - src->pos)
+                                                      : sizeof(buf);
+        if ((error = fwrel_src_read(src, buf, n)) != 0) {
+            fwrel_dev_bind_abort(&b);
+            return error;
+        }
+        /* More bytes than the manifest names: refused at the end, with the whole file's size. */
+        if (fwrel_dev_bind_update(&b, buf, n) == FWREL_DEV_ECRYPTO)
+            return fwrel_error_set_openssl(FWREL_EIO, "digest failed");
+    }
+    rc = fwrel_dev_bind_finish(&b, &res, core_step, r);
+    if (rc != FWREL_DEV_OK && rc != FWREL_DEV_EREJECT)
+        return fwrel_error_set_openssl(FWREL_EIO, "digest failed");
+    return fwrel_src_seek(src, 0);
+}
+
 /* After a failure: the device's later steps that were not recorded, as skipped. */
 static void skip_missing(struct run *r)
 {
@@ -128,8 +165,7 @@ static int device_steps(struct run *r, const fwrel_device *dev, const fwrel_bund
     const fwrel_pkey *image_key = fwrel_device_image_key(dev);
     fwrel_src src = {.fd = -1};
     fwrel_manifest m;
-    uint8_t d[32];
-    char why[FWREL_STEP_DETAIL_MAX], h1[17], h2[17];
+    char why[FWREL_STEP_DETAIL_MAX];
     int error = 0;
 
     if (fw == NULL || mf == NULL) /* the strict reader guarantees both */
@@ -151,18 +187,11 @@ static int device_steps(struct run *r, const fwrel_device *dev, const fwrel_bund
         return error;
 
     /* The manifest names the file the device downloads: it must be this firmware.enc. */
-    if ((error = fwrel_sha256(d, fw->data, fw->len)) != 0)
-        return error;
-    short_hex(h1, d);
-    short_hex(h2, m.encrypted.sha256);
-    if (same_digest(d, fw->len, &m.encrypted))
-        step(r, "manifest.binds", FWREL_PASS,
-             "firmware.enc is the manifest's image (%zu bytes, sha256 %s...)", fw->len, h1);
-    else
-        step(r, "manifest.binds", FWREL_FAIL,
-             "firmware.enc (%zu bytes, sha256 %s...) is not the image the manifest names "
-             "(%llu bytes, sha256 %s...)",
-             fw->len, h1, (unsigned long long)m.encrypted.size, h2);
+    fwrel_src_mem(&src, fw->data, fw->len);
+    if ((error = bind_src(r, &m, FWREL_DEV_BIND_ENCRYPTED, &src)) != 0)
+        goto done;
+    fwrel_src_close(&src);
+    src = (fwrel_src){.fd = -1};
     if (r->failed)
         goto skip_rest;
 
@@ -192,20 +221,8 @@ static int device_steps(struct run *r, const fwrel_device *dev, const fwrel_bund
     }
 
     /* The decrypted image is the one the manifest's signers signed. */
-    if ((error = fwrel_digest_src(d, NULL, &src, src.size)) != 0 ||
-        (error = fwrel_src_seek(&src, 0)) != 0)
+    if ((error = bind_src(r, &m, FWREL_DEV_BIND_SIGNED, &src)) != 0)
         goto done;
-    short_hex(h1, d);
-    short_hex(h2, m.signed_image.sha256);
-    if (same_digest(d, src.size, &m.signed_image))
-        step(r, "manifest.signed-image", FWREL_PASS,
-             "the image is the manifest's signed image (%llu bytes, sha256 %s...)",
-             (unsigned long long)src.size, h1);
-    else
-        step(r, "manifest.signed-image", FWREL_FAIL,
-             "the image (%llu bytes, sha256 %s...) is not the manifest's signed image "
-             "(%llu bytes, sha256 %s...)",
-             (unsigned long long)src.size, h1, (unsigned long long)m.signed_image.size, h2);
     if (r->failed)
         goto skip_rest;
 
