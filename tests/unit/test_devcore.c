@@ -983,6 +983,89 @@ static void test_bind(void **state)
     free(img);
 }
 
+/* A file streamed through fwrel_dev_bind in 4096-byte pieces by every port: accepted. */
+static void bind_file(const fwrel_manifest *m, int kind, const uint8_t *data, size_t len)
+{
+    fwrel_dev_manifest dm;
+    memset(&dm, 0, sizeof(dm));
+    memcpy(dm.encrypted.sha256, m->encrypted.sha256, 32);
+    dm.encrypted.size = m->encrypted.size;
+    memcpy(dm.signed_image.sha256, m->signed_image.sha256, 32);
+    dm.signed_image.size = m->signed_image.size;
+    for (size_t p = 0; p < nports; p++) {
+        fwrel_dev_bind b;
+        fwrel_dev_result res;
+        assert_int_equal(fwrel_dev_bind_start(&b, ports[p], &dm, kind), FWREL_DEV_OK);
+        for (size_t off = 0; off < len; off += 4096)
+            assert_int_equal(
+                fwrel_dev_bind_update(&b, data + off, len - off < 4096 ? len - off : 4096),
+                FWREL_DEV_OK);
+        assert_int_equal(fwrel_dev_bind_finish(&b, &res, NULL, NULL), FWREL_DEV_OK);
+    }
+}
+
+/* With $FWREL_VECTORS: manifests fwrel makes of the vectors' ESP-IDF images (plain = signed =
+ * the image, encrypted = its esp_encrypted_img file), signed by all 8 keys, sealed to every
+ * recipient type, read through both ports with the same steps (and refused at the chip by a
+ * device of another chip); both files bound by streaming through both ports. */
+static void test_vectors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *image, *enc, *chip;
+    } cases[] = {
+        {"esp32-idf5.1.2-hello_world-ErisdarDemo", "enc-ecc256", "esp32"},
+        {"esp32-idf5.1.2-hello_world-ErisdarDemo", "enc-rsa3072", "esp32"},
+        {"esp32c3-idf5.3-hello_world-Jan13242342", "enc-rsa3072", "esp32c3"},
+        {"esp32s3-idf5.1.2-hello_world-Gimhan-AI", "enc-rsa3072", "esp32s3"},
+    };
+    const char *dir = getenv("FWREL_VECTORS");
+    if (dir == NULL || dir[0] == '\0') {
+        print_message("skipped: no vectors\n");
+        skip();
+    }
+    char tpl[256];
+    snprintf(tpl, sizeof(tpl),
+             "{\"product\": \"widget\", \"device_types\": [\"board-a\", \"board-b\"], "
+             "\"channel\": \"prod\", \"counter\": 10, \"created\": %llu, \"expires\": %llu}",
+             NOW - 86400, NOW + 86400);
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        char img[1024], enc[1024];
+        uint8_t *ib = NULL, *eb = NULL;
+        size_t il = 0, el = 0, len;
+        fwrel_manifest m;
+        int by[8] = {0, 1, 2, 3, 4, 5, 6, 7}, to[3] = {0, 1, 2};
+        snprintf(img, sizeof(img), "%s/images/%s.bin", dir, cases[c].image);
+        snprintf(enc, sizeof(enc), "%s/enc/%s.%s.bin", dir, cases[c].image, cases[c].enc);
+        assert_int_equal(
+            fwrel_manifest_from_images(&m, (const uint8_t *)tpl, strlen(tpl), img, img, enc), 0);
+        assert_string_equal(m.chip, cases[c].chip);
+        uint8_t *env = make(&len, &m, by, 8, to, 3);
+        struct device d = default_device;
+        d.ntrusted = 8;
+        for (int i = 0; i < 8; i++)
+            d.trusted[i] = i;
+        d.threshold = 8;
+        d.anti_rollback = 0;
+        d.chip = cases[c].chip;
+        for (int r = 0; r < 3; r++) {
+            d.rcpt = r;
+            assert_int_equal(both(&d, env, len, NOW), 0);
+            assert_memory_equal(&last, &m, sizeof(m));
+        }
+        d.chip = strcmp(cases[c].chip, "esp32c3") == 0 ? "esp32s3" : "esp32c3";
+        assert_int_equal(both(&d, env, len, NOW), FWREL_EVERIFY);
+        assert_non_null(strstr(first, "rejected at manifest.chip: "));
+        free(env);
+        assert_int_equal(fwrel_io_read_small(&ib, &il, img, 1 << 22), 0);
+        assert_int_equal(fwrel_io_read_small(&eb, &el, enc, 1 << 22), 0);
+        bind_file(&m, FWREL_DEV_BIND_SIGNED, ib, il);
+        bind_file(&m, FWREL_DEV_BIND_ENCRYPTED, eb, el);
+        free(ib);
+        free(eb);
+    }
+}
+
 /* The two ports compute the same primitives (GCM streaming in pieces, HKDF, ECDH). */
 static void test_ports_agree(void **state)
 {
@@ -1040,6 +1123,7 @@ int main(void)
         cmocka_unit_test(test_no_clock),
         cmocka_unit_test(test_bind),
         cmocka_unit_test(test_ports_agree),
+        cmocka_unit_test(test_vectors),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
