@@ -1,8 +1,8 @@
 /*
  * dev_verify.c - the device's reading of a manifest envelope (fwrel_dev.h; docs/manifest.md
- * section 4). The step names, their order and their reasons are libfwrel's (device.c
- * fwrel_device_read_manifest, manifest.c fwrel_manifest_open and fwrel_manifest_verify), so
- * that fwrel-verify can run this code in their place.
+ * section 4). fwrel-verify runs this code (libfwrel device.c fwrel_device_read_manifest, with the
+ * OpenSSL port): its step names, order and reasons are fwrel-verify's, and there is no other
+ * reader of manifests.
  */
 #include "dev_json.h"
 #include "dev_util.h"
@@ -557,7 +557,7 @@ static void threshold_detail(char *d, unsigned valid, unsigned threshold)
     sb_s(&s, " required signatures");
 }
 
-/* Steps 5-7 (manifest.c fwrel_manifest_verify): FWREL_DEV_EREJECT with detail set. */
+/* Steps 5-7: FWREL_DEV_EREJECT with detail set. */
 static int verify_signed(struct run *r, fwrel_dev_work *w, char *detail,
                          const fwrel_dev_config *cfg, size_t plen)
 {
