@@ -1,4 +1,5 @@
-/* manifest.c - canonical manifest body and threshold signatures (manifest.h; docs/manifest.md). */
+/* manifest.c - the manifest writer: canonical body, threshold signatures, envelope, secure-fota
+ * (manifest.h; docs/manifest.md). The reader is the device core (libfwrel/device, docs/device.md). */
 #include "fwrel/manifest.h"
 
 #include <stdlib.h>
