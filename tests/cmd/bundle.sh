@@ -26,20 +26,6 @@ bundle() {
     fwrel-bundle --policy "$T/policy.yaml" --keystore "$T/ks" --repo "$R" --channel prod \
         --gnupg-home "$G" --passphrase-file "$T/pass" --templates "$FWREL_SRC/templates" "$@"
 }
-# audit_ok LOG: every line's prev is the SHA-256 of the line before, seq counts from 1.
-audit_ok() {
-    python3 - "$1" <<'PY'
-import hashlib, json, sys
-prev, seq = "0" * 64, 0
-for line in open(sys.argv[1], "rb"):
-    assert line.endswith(b"\n"), "torn line"
-    e = json.loads(line)
-    seq += 1
-    assert e["seq"] == seq and e["prev"] == prev, "chain broken at line %d" % seq
-    prev = hashlib.sha256(line[:-1]).hexdigest()
-print(seq, prev)
-PY
-}
 
 # --- a release -------------------------------------------------------------------------------
 expect_rc 0 "release 1.0.0" bundle -a "$A1" -a "$A2" -o "$T/b1.fwb" "$T/app-1.0.0-1.bin"

@@ -143,20 +143,11 @@ cat >m.json <<JSON
   "image_name": "thermo-2.1.0.enc"
 }
 JSON
-cat >dev.yaml <<YAML
-chip: esp32c3
-chip_revision: "0.4"
-partition_size: 0x100000
-device_type: thermo-a
-product: thermo
-channel: prod
-anti_rollback: {secure_version: 2}
-manifest:
-  key: dev.pem
-  trusted_keys: [rsa.pub, ec.pub, ed.pub]
-  threshold: 3
-  counter: 5
-YAML
+{
+    thermo_profile
+    echo 'channel: prod'
+    echo 'manifest: {key: dev.pem, trusted_keys: [rsa.pub, ec.pub, ed.pub], threshold: 3, counter: 5}'
+} >dev.yaml
 expect_rc 0 "manifest signed on the HSM" fwrel-encrypt --manifest --sign-key "$TOK;object=rsa" \
     --sign-key "$TOK;object=ec" --sign-key "$TOK;object=ed" --passphrase-file pin \
     --recipient dev.pub -o m.fwm m.json

@@ -24,20 +24,6 @@ bundle() {
         --channel beta --gnupg-home "$G" --passphrase-file "$T/pass" \
         --templates "$FWREL_SRC/templates" --tag-signer "$A1" "$@"
 }
-# audit_ok LOG: every line complete, seq from 1, prev = SHA-256 of the line before.
-audit_ok() {
-    python3 - "$1" <<'PY'
-import hashlib, json, sys
-prev, seq = "0" * 64, 0
-for line in open(sys.argv[1], "rb"):
-    assert line.endswith(b"\n"), "torn line"
-    e = json.loads(line)
-    seq += 1
-    assert e["seq"] == seq and e["prev"] == prev, "chain broken at line %d" % seq
-    prev = hashlib.sha256(line[:-1]).hexdigest()
-print(seq, prev)
-PY
-}
 # clean_tmp DESC IMAGE: TMPDIR holds no file at all, and no file under it holds 4 KiB of IMAGE.
 clean_tmp() {
     [ -z "$(ls -A "$S")" ] && ok || fail "$1: left in TMPDIR: $(ls -A "$S")"

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fixture.h"
 #include "fwrel/pgp.h"
 #include "gpghome.h"
 #include "testutil.h"
@@ -34,9 +35,11 @@ static char passfile[4096];
 static int setup(void **state)
 {
     (void)state;
-    dir = strdup(testutil_tmpdir());
+    dir = fixture_tmpdir();
     home = gpghome_create(dir, "gnupg");
+    fixture_defer_gpghome(home);
     other = gpghome_create(dir, "other");
+    fixture_defer_gpghome(other);
     if (gpghome_genkey(home, "Alice <alice@example.org>", NULL, "never", fa) != 0 ||
         gpghome_genkey(home, "Bob <bob@example.org>", "correct horse", "never", fb) != 0 ||
         gpghome_genkey(home, "Dora <dora@example.org>", NULL, "never", fd) != 0 ||
@@ -51,23 +54,12 @@ static int setup(void **state)
     fx_expiry = time(NULL) + 12; /* not before the real expiry */
     if (fwrel_pgp_sign_detached(&sig_x, &sig_x_len, home, fx, msg, sizeof(msg), NULL) != 0)
         return -1;
+    fixture_defer(free, sig_x);
     snprintf(passfile, sizeof(passfile), "%s/pass", dir);
     int f = open(passfile, O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (f < 0 || write(f, "correct horse\n", 14) != 14)
         return -1;
     close(f);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    gpghome_kill(home);
-    gpghome_kill(other);
-    testutil_rmtree(dir);
-    free(sig_x);
-    free(home);
-    free(other);
     return 0;
 }
 
@@ -446,5 +438,5 @@ int main(void)
         cmocka_unit_test(test_homes_in_turn_and_threads),
         cmocka_unit_test(test_expired),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, fixture_teardown);
 }

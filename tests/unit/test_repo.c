@@ -24,6 +24,7 @@
 
 #include <git2.h>
 
+#include "fixture.h"
 #include "fwrel/pgp.h"
 #include "fwrel/repo.h"
 #include "fwrel/report.h"
@@ -43,9 +44,11 @@ static const uint8_t bundle2[] = "bundle v1.1.0 bytes, a little longer\n";
 static int setup(void **state)
 {
     (void)state;
-    dir = strdup(testutil_tmpdir());
+    dir = fixture_tmpdir();
     home = gpghome_create(dir, "gnupg");
+    fixture_defer_gpghome(home);
     other = gpghome_create(dir, "other");
+    fixture_defer_gpghome(other);
     if (gpghome_genkey(home, "Release A <a@example.org>", NULL, "never", fa) != 0 ||
         gpghome_genkey(home, "Release B <b@example.org>", "correct horse", "never", fb) != 0)
         return -1;
@@ -56,17 +59,6 @@ static int setup(void **state)
     close(f);
     unsetenv("FWREL_TEST_FAIL_AT");
     unsetenv("FWREL_TEST_KILL_AT");
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    gpghome_kill(home);
-    gpghome_kill(other);
-    testutil_rmtree(dir);
-    free(home);
-    free(other);
     return 0;
 }
 
@@ -1261,5 +1253,5 @@ int main(void)
         cmocka_unit_test(test_branch_audit),
         cmocka_unit_test(test_refusals),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, fixture_teardown);
 }
