@@ -211,6 +211,15 @@ thermo_profile() {
         'device_type: thermo-a' 'product: thermo' 'anti_rollback: {secure_version: 2}'
 }
 
+# kill_steps STEP...: the steps at which a test kills a release with SIGKILL: all of them, but
+# in the AddressSanitizer layer of scripts/test.sh (FWREL_TEST_LAYER=asan) the last one only. A
+# process killed by SIGKILL ends before the sanitizers can report anything; what it ran before the
+# kill is the code of the whole releases that layer runs anyway; and the next release still undoes,
+# under the sanitizers, what the one kill left.
+kill_steps() {
+    if [ "${FWREL_TEST_LAYER:-}" = asan ]; then echo "${@: -1}"; else echo "$@"; fi
+}
+
 # finish: print the closing line and exit non-zero on any failure.
 finish() {
     echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"

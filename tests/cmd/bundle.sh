@@ -325,7 +325,8 @@ for s in $steps; do
 done
 # SIGKILL at each step: no tag without its bundle, no partial output, a valid chain; the next
 # release repairs what was left and succeeds.
-for s in history secureboot manifest bundle output audit repo blobs commit sign tag-object branch tag-ref; do
+for s in $(kill_steps history secureboot manifest bundle output audit repo blobs commit sign tag-object \
+    branch tag-ref); do
     FWREL_TEST_KILL_AT=$s TMPDIR="$T" bundle -q -a "$A1" -a "$A2" -o "$T/kill.fwb" "$T/app-2.0.0-3.bin" \
         >/dev/null 2>&1
     rc=$?
@@ -340,7 +341,7 @@ for s in history secureboot manifest bundle output audit repo blobs commit sign 
     rm -rf "$T"/fwrel-release.* # a killed process cannot clean its temporary directory
 done
 # SIGKILL at random moments (0 to 400 ms into a release): the same invariants each time.
-for k in 1 2 3 4 5 6 7 8 9 10; do
+for k in $(kill_steps 1 2 3 4 5 6 7 8 9 10); do
     delay=$(python3 -c "import random; print(random.uniform(0, 0.4))")
     TMPDIR="$T" bundle -q -a "$A1" -a "$A2" -o "$T/kill.fwb" "$T/app-2.0.0-3.bin" >/dev/null 2>&1 &
     pid=$!

@@ -43,7 +43,8 @@ clean_tmp "a release" "$T/app-1.0.0.bin"
 
 # --- a. SIGKILL at each step, and a size limit: nothing named, no plaintext --------------------
 img 1.1.0
-for s in history secureboot encrypt manifest exports record approve bundle output audit repo; do
+for s in $(kill_steps history secureboot encrypt manifest exports record approve bundle output audit \
+    repo); do
     FWREL_TEST_KILL_AT=$s bundle -q -o "$T/kill.fwb" "$T/app-1.1.0.bin" >/dev/null 2>&1
     rc=$?
     [ "$rc" -eq 137 ] && ok || fail "kill at $s: exit $rc"
