@@ -204,6 +204,14 @@ release_setup() {
     }
 }
 
+# pass_keystore: the keystore $T/ks of $T/policy.yaml, its keys under the passphrase in $T/pass.
+pass_keystore() {
+    printf 'keystore passphrase\n' >"$T/pass"
+    chmod 600 "$T/pass"
+    fwrel-keygen -q --policy "$T/policy.yaml" --keystore "$T/ks" --passphrase-file "$T/pass" ||
+        { echo "FAIL: keygen"; exit 1; }
+}
+
 # thermo_profile: the lines the thermo-a test device profiles share (an ESP32-C3 rev 0.4, a 1 MiB
 # partition, secure_version 2); the caller adds its channels, keys and trust.
 thermo_profile() {

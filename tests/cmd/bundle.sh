@@ -13,10 +13,7 @@ chmod 600 "$T/pgp-pass"
 make_approvers "$G" 'approver three'
 [ -n "$A3" ] || { echo "FAIL: no GnuPG keys"; exit 1; }
 pin_approvers "$FWREL_SRC/policies/esp32s3-sbv2-rsa-prod.yaml" >"$T/policy.yaml"
-printf 'keystore passphrase\n' >"$T/pass"
-chmod 600 "$T/pass"
-fwrel-keygen -q --policy "$T/policy.yaml" --keystore "$T/ks" --passphrase-file "$T/pass" ||
-    { echo "FAIL: keygen"; exit 1; }
+pass_keystore
 img() { fwrel-testimg --chip esp32s3 --version "$1" --secure-version "$2" --project acme \
     --size "${3:-150000}" -o "$T/app-$1-$2.bin"; }
 img 1.0.0 1; img 1.1.0 2; img 1.2.0 1; img 0.9.0 3; img 1.0.0 3; img 1.3.0 0; img 2.0.0 3

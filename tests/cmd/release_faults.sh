@@ -11,10 +11,7 @@ make_approvers "$G"
 [ -n "$A1" ] || { echo "FAIL: no GnuPG keys"; exit 1; }
 # ESP32-C6, Secure Boot V2 ECDSA, encrypted images; the beta channel needs no approval.
 pin_approvers "$FWREL_SRC/policies/esp32c6-ecdsa.yaml" >"$T/policy.yaml"
-printf 'keystore passphrase\n' >"$T/pass"
-chmod 600 "$T/pass"
-fwrel-keygen -q --policy "$T/policy.yaml" --keystore "$T/ks" --passphrase-file "$T/pass" ||
-    { echo "FAIL: keygen"; exit 1; }
+pass_keystore
 img() { fwrel-testimg --chip esp32c6 --version "$1" --secure-version 1 --project acme \
     --size 150000 -o "$T/app-$1.bin"; }
 S="$T/scratch" # the releases' TMPDIR

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,29 @@ const char *fixture_path(const char *dir, const char *name, int fresh)
         unlink(p);
     fixture_defer(free, p);
     return p;
+}
+
+const char *fixture_gpg_homes(char **home, char **other)
+{
+    const char *dir = fixture_tmpdir();
+    *home = gpghome_create(dir, "gnupg");
+    fixture_defer_gpghome(*home);
+    *other = gpghome_create(dir, "other");
+    fixture_defer_gpghome(*other);
+    return dir;
+}
+
+const char *fixture_secret(const char *dir, const char *name, const char *text)
+{
+    const char *path = fixture_path(dir, name, 0);
+    size_t n = strlen(text);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0)
+        return NULL;
+    int ok = write(fd, text, n) == (ssize_t)n;
+    if (close(fd) != 0 || !ok)
+        return NULL;
+    return path;
 }
 
 int fixture_teardown(void **state)

@@ -22,6 +22,18 @@ void fixture_defer(void (*fn)(void *), void *arg);
 /** Stop the GnuPG home's agent and free home (gpghome_create's path) at fixture_teardown. */
 void fixture_defer_gpghome(char *home);
 
+/**
+ * A fresh test directory (fixture_tmpdir) with two GnuPG homes in it, gnupg and other
+ * (gpghome_create), stopped and freed at fixture_teardown. Returns the directory.
+ */
+const char *fixture_gpg_homes(char **home, char **other);
+
+/**
+ * A new file dir/name holding text, created mode 0600 and exclusive (a passphrase file). Returns
+ * its path (fixture_path), NULL on failure.
+ */
+const char *fixture_secret(const char *dir, const char *name, const char *text);
+
 /** Free the key at fixture_teardown. */
 void fixture_defer_key(fwrel_pkey *key);
 

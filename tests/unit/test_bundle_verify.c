@@ -132,19 +132,10 @@ static uint8_t *make_bundle(size_t *len, const char *enc, const uint8_t *fwm, si
     path(p, sizeof(p), "app.bin");
     assert_non_null(app = testutil_read(p, &app_len));
 
-    memset(&r, 0, sizeof(r));
-    snprintf(r.product, sizeof(r.product), "thermo");
-    snprintf(r.version, sizeof(r.version), "1.2.0");
-    snprintf(r.channel, sizeof(r.channel), "prod");
-    snprintf(r.chip, sizeof(r.chip), "esp32c3");
-    snprintf(r.device_types[0], sizeof(r.device_types[0]), "thermo-a");
-    r.ndevice_types = 1;
-    r.counter = 3;
-    r.secure_version = 2;
+    testutil_release_init(&r, "thermo", "1.2.0", "thermo-a", 3);
     r.created = now - 60;
     r.expires = now + 3600;
     memset(r.policy_sha256, 'a', 64);
-    snprintf(r.tool_version, sizeof(r.tool_version), "0.1.0");
     file_digest(&r.input, "", app, app_len);
     file_digest(&r.signed_image, "", app, app_len);
     file_digest(&r.image, "firmware.enc", bad_record ? app : enc_data,

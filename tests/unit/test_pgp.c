@@ -29,16 +29,12 @@ static char fa[41], fb[41], fd[41], fd_sub[41], fe[41], fx[41], fr[41];
 static uint8_t *sig_x; /* made by X before it expired */
 static size_t sig_x_len;
 static const uint8_t msg[] = "release bundle v1.2.3\n";
-static char passfile[4096];
+static const char *passfile;
 
 static int setup(void **state)
 {
     (void)state;
-    dir = fixture_tmpdir();
-    home = gpghome_create(dir, "gnupg");
-    fixture_defer_gpghome(home);
-    other = gpghome_create(dir, "other");
-    fixture_defer_gpghome(other);
+    dir = fixture_gpg_homes(&home, &other);
     if (gpghome_genkey(home, "Alice <alice@example.org>", NULL, "never", fa) != 0 ||
         gpghome_genkey(home, "Bob <bob@example.org>", "correct horse", "never", fb) != 0 ||
         gpghome_genkey(home, "Dora <dora@example.org>", NULL, "never", fd) != 0 ||
@@ -61,11 +57,8 @@ static int setup(void **state)
         (sig_x = testutil_read(sigpath, &sig_x_len)) == NULL)
         return -1;
     fixture_defer(free, sig_x);
-    snprintf(passfile, sizeof(passfile), "%s/pass", dir);
-    int f = open(passfile, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    if (f < 0 || write(f, "correct horse\n", 14) != 14)
+    if ((passfile = fixture_secret(dir, "pass", "correct horse\n")) == NULL)
         return -1;
-    close(f);
     return 0;
 }
 
