@@ -8,6 +8,19 @@
 # runs its tests (the command tests wait on gpg, git and fsync for much of their
 # time): the tests keep the CPU they ask for, the build takes what is left. The
 # ThreadSanitizer tree builds the unit tests only, the only thing it runs.
+#
+# ctest runs twice as many tests at once as there are cores: the command tests spend most of their
+# time waiting on gpg-agent, git and fsync (cmd/audit_repo: about a tenth of its wall time on the
+# CPU), and the longest start first (COST in tests/CMakeLists.txt).
+#
+# The AddressSanitizer layer runs every test, with FWREL_TEST_LAYER=asan. One thing is left out
+# there, pure process orchestration that the normal layer runs in full: the SIGKILL loops of
+# cmd/bundle (a kill at each of 13 steps, then 10 at random moments) and cmd/release_faults (a kill
+# at each of 11 steps) kill one release there instead of one per step (tests/lib.sh kill_steps). A
+# process killed by SIGKILL ends before the sanitizers can report; what it ran before the kill is
+# the code of the whole releases the layer runs anyway; the next release still undoes, under the
+# sanitizers, what the kill left. The failure injection loops (error paths that return and clean
+# up) run at every step in both layers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
@@ -15,6 +28,7 @@ phase() { echo "== $1 ($((SECONDS - start)) s)"; }
 phase "dependencies"
 scripts/deps.sh
 jobs=$(nproc)
+ctest_jobs=$((2 * jobs))
 status=0
 
 # bg_build DIR TARGET ARGS...: configure DIR with ARGS and build TARGET there, niced, in the
@@ -42,7 +56,7 @@ cmake -S . -B build-test -DFWREL_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/d
 cmake --build build-test -j"$jobs"
 phase "normal tests (AddressSanitizer tree building beside them)"
 bg_build build-asan all -DFWREL_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
-(cd build-test && ctest --output-on-failure -j"$jobs") || status=1
+(cd build-test && ctest --output-on-failure -j"$ctest_jobs") || status=1
 phase "AddressSanitizer build (rest)"
 bg_wait
 
@@ -50,13 +64,13 @@ phase "AddressSanitizer tests (ThreadSanitizer unit tests building beside them)"
 bg_build build-tsan unit-tests -DFWREL_SANITIZE_THREAD=ON -DCMAKE_BUILD_TYPE=Debug
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-(cd build-asan && ctest --output-on-failure -j"$jobs") || status=1
+(cd build-asan && FWREL_TEST_LAYER=asan ctest --output-on-failure -j"$ctest_jobs") || status=1
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
 phase "ThreadSanitizer build (rest)"
 bg_wait
 phase "ThreadSanitizer unit tests"
-(cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j"$jobs" -R '^unit/') ||
+(cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j"$ctest_jobs" -R '^unit/') ||
     status=1
 phase "done, status $status"
 exit $status

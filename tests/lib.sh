@@ -72,6 +72,11 @@ expect_err() {
     fi
 }
 
+# expect_out PATTERN DESC: a line of stdout matches the grep -E pattern.
+expect_out() {
+    if printf '%s\n' "$OUT" | grep -Eq -- "$1"; then ok; else fail "$2: $OUT"; fi
+}
+
 # expect_absent PATH DESC: nothing was written at PATH (nor a temporary beside it).
 expect_absent() {
     local p=$1 desc=$2
@@ -156,6 +161,71 @@ ks_cheap_kdf() {
             -passin "file:$2" -passout stdin -in "$f" -out "$f.cheap" <"$2" &&
             chmod 600 "$f.cheap" && mv "$f.cheap" "$f" || return 1
     done
+}
+
+# audit_ok LOG: the audit chain LOG is whole: every line complete, seq counting from 1, each prev
+# the SHA-256 of the line before; prints the number of entries and the SHA-256 of the last line.
+# audit_len LOG: the same check, printing the number of entries only.
+audit_ok() {
+    python3 - "$1" "${2:-}" <<'PY'
+import hashlib, json, sys
+prev, seq = "0" * 64, 0
+for line in open(sys.argv[1], "rb"):
+    assert line.endswith(b"\n"), "torn line"
+    e = json.loads(line)
+    seq += 1
+    assert e["seq"] == seq and e["prev"] == prev, "chain broken at line %d" % seq
+    prev = hashlib.sha256(line[:-1]).hexdigest()
+print(seq) if sys.argv[2] == "len" else print(seq, prev)
+PY
+}
+audit_len() { audit_ok "$1" len; }
+
+# release_setup: the fixture of the release history tests. A GnuPG home $G (its agent stopped at
+# exit) with the three approvers ($A1..$A3) and Mallory ($M), a key in the same home that no
+# policy pins; the RSA prod example policy pinning the approvers ($T/policy.yaml) and its keystore
+# $T/ks without passphrase. Defines img VERSION SECURE_VERSION, making the ESP32-S3 app
+# $T/app-VERSION.bin (project acme, 64 KiB).
+release_setup() {
+    G="$T/gnupg"
+    trap 'gpgconf --homedir "$G" --kill all >/dev/null 2>&1; rm -rf "$T"' EXIT
+    make_approvers "$G"
+    [ -n "$A3" ] || { echo "FAIL: no GnuPG keys"; exit 1; }
+    gpg --homedir "$G" --batch --pinentry-mode loopback --passphrase '' \
+        --quick-gen-key "Mallory <m@example.invalid>" ed25519 sign never >/dev/null 2>&1
+    M=$(gpg --homedir "$G" --with-colons --list-secret-keys m@example.invalid |
+        awk -F: '/^fpr/{print $10; exit}')
+    pin_approvers "$FWREL_SRC/policies/esp32s3-sbv2-rsa-prod.yaml" >"$T/policy.yaml"
+    fwrel-keygen -q --policy "$T/policy.yaml" --keystore "$T/ks" --no-passphrase ||
+        { echo "FAIL: keygen"; exit 1; }
+    img() {
+        fwrel-testimg --chip esp32s3 --version "$1" --secure-version "$2" --project acme \
+            --size 65536 -o "$T/app-$1.bin"
+    }
+}
+
+# pass_keystore: the keystore $T/ks of $T/policy.yaml, its keys under the passphrase in $T/pass.
+pass_keystore() {
+    printf 'keystore passphrase\n' >"$T/pass"
+    chmod 600 "$T/pass"
+    fwrel-keygen -q --policy "$T/policy.yaml" --keystore "$T/ks" --passphrase-file "$T/pass" ||
+        { echo "FAIL: keygen"; exit 1; }
+}
+
+# thermo_profile: the lines the thermo-a test device profiles share (an ESP32-C3 rev 0.4, a 1 MiB
+# partition, secure_version 2); the caller adds its channels, keys and trust.
+thermo_profile() {
+    printf '%s\n' 'chip: esp32c3' 'chip_revision: "0.4"' 'partition_size: 0x100000' \
+        'device_type: thermo-a' 'product: thermo' 'anti_rollback: {secure_version: 2}'
+}
+
+# kill_steps STEP...: the steps at which a test kills a release with SIGKILL: all of them, but
+# in the AddressSanitizer layer of scripts/test.sh (FWREL_TEST_LAYER=asan) the last one only. A
+# process killed by SIGKILL ends before the sanitizers can report anything; what it ran before the
+# kill is the code of the whole releases that layer runs anyway; and the next release still undoes,
+# under the sanitizers, what the one kill left.
+kill_steps() {
+    if [ "${FWREL_TEST_LAYER:-}" = asan ]; then echo "${@: -1}"; else echo "$@"; fi
 }
 
 # finish: print the closing line and exit non-zero on any failure.

@@ -7,19 +7,7 @@
 # the release does not pin, and a key revoked in the keystore each fail with exit 1 and the step
 # named. The HTML report is escaped, and rendered by chromium when it is installed.
 . "$FWREL_SRC/tests/lib.sh"
-G="$T/gnupg"
-trap 'gpgconf --homedir "$G" --kill all >/dev/null 2>&1; rm -rf "$T"' EXIT
-make_approvers "$G"
-[ -n "$A3" ] || { echo "FAIL: no GnuPG keys"; exit 1; }
-# A key in the same home that no policy pins.
-gpg --homedir "$G" --batch --pinentry-mode loopback --passphrase '' \
-    --quick-gen-key "Mallory <m@example.invalid>" ed25519 sign never >/dev/null 2>&1
-M=$(gpg --homedir "$G" --with-colons --list-secret-keys m@example.invalid | awk -F: '/^fpr/{print $10; exit}')
-pin_approvers "$FWREL_SRC/policies/esp32s3-sbv2-rsa-prod.yaml" >"$T/policy.yaml"
-fwrel-keygen -q --policy "$T/policy.yaml" --keystore "$T/ks" --no-passphrase ||
-    { echo "FAIL: keygen"; exit 1; }
-img() { fwrel-testimg --chip esp32s3 --version "$1" --secure-version "$2" --project acme \
-    --size 65536 -o "$T/app-$1.bin"; }
+release_setup
 img 1.0.0 1; img 1.0.1 1; img 1.1.0 2; img 1.1.1 2; img 1.2.0 1; img 1.3.0 2
 
 R="$T/releases"

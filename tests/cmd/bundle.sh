@@ -13,10 +13,7 @@ chmod 600 "$T/pgp-pass"
 make_approvers "$G" 'approver three'
 [ -n "$A3" ] || { echo "FAIL: no GnuPG keys"; exit 1; }
 pin_approvers "$FWREL_SRC/policies/esp32s3-sbv2-rsa-prod.yaml" >"$T/policy.yaml"
-printf 'keystore passphrase\n' >"$T/pass"
-chmod 600 "$T/pass"
-fwrel-keygen -q --policy "$T/policy.yaml" --keystore "$T/ks" --passphrase-file "$T/pass" ||
-    { echo "FAIL: keygen"; exit 1; }
+pass_keystore
 img() { fwrel-testimg --chip esp32s3 --version "$1" --secure-version "$2" --project acme \
     --size "${3:-150000}" -o "$T/app-$1-$2.bin"; }
 img 1.0.0 1; img 1.1.0 2; img 1.2.0 1; img 0.9.0 3; img 1.0.0 3; img 1.3.0 0; img 2.0.0 3
@@ -25,20 +22,6 @@ R="$T/releases"
 bundle() {
     fwrel-bundle --policy "$T/policy.yaml" --keystore "$T/ks" --repo "$R" --channel prod \
         --gnupg-home "$G" --passphrase-file "$T/pass" --templates "$FWREL_SRC/templates" "$@"
-}
-# audit_ok LOG: every line's prev is the SHA-256 of the line before, seq counts from 1.
-audit_ok() {
-    python3 - "$1" <<'PY'
-import hashlib, json, sys
-prev, seq = "0" * 64, 0
-for line in open(sys.argv[1], "rb"):
-    assert line.endswith(b"\n"), "torn line"
-    e = json.loads(line)
-    seq += 1
-    assert e["seq"] == seq and e["prev"] == prev, "chain broken at line %d" % seq
-    prev = hashlib.sha256(line[:-1]).hexdigest()
-print(seq, prev)
-PY
 }
 
 # --- a release -------------------------------------------------------------------------------
@@ -339,7 +322,8 @@ for s in $steps; do
 done
 # SIGKILL at each step: no tag without its bundle, no partial output, a valid chain; the next
 # release repairs what was left and succeeds.
-for s in history secureboot manifest bundle output audit repo blobs commit sign tag-object branch tag-ref; do
+for s in $(kill_steps history secureboot manifest bundle output audit repo blobs commit sign tag-object \
+    branch tag-ref); do
     FWREL_TEST_KILL_AT=$s TMPDIR="$T" bundle -q -a "$A1" -a "$A2" -o "$T/kill.fwb" "$T/app-2.0.0-3.bin" \
         >/dev/null 2>&1
     rc=$?
@@ -354,7 +338,7 @@ for s in history secureboot manifest bundle output audit repo blobs commit sign 
     rm -rf "$T"/fwrel-release.* # a killed process cannot clean its temporary directory
 done
 # SIGKILL at random moments (0 to 400 ms into a release): the same invariants each time.
-for k in 1 2 3 4 5 6 7 8 9 10; do
+for k in $(kill_steps 1 2 3 4 5 6 7 8 9 10); do
     delay=$(python3 -c "import random; print(random.uniform(0, 0.4))")
     TMPDIR="$T" bundle -q -a "$A1" -a "$A2" -o "$T/kill.fwb" "$T/app-2.0.0-3.bin" >/dev/null 2>&1 &
     pid=$!

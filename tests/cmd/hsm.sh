@@ -87,44 +87,36 @@ expect_rc 0 "by id and module-path" fwrel-sign -k "$TOK;id=%02?module-path=/usr/
 expect_rc 0 "verify (by id)" fwrel-verify --sbv2 --key ec.pub id.bin
 
 # Refusals: exit code, one line naming the URI, no output.
-expect_rc 4 "wrong PIN" fwrel-sign -k "$TOK;object=rsa" --passphrase-file badpin -o x.bin c3.bin
-expect_err "^fwrel-sign: pkcs11:token=fwrel-test;object=rsa: wrong PIN$" "wrong PIN"
-expect_absent x.bin "wrong PIN"
-expect_rc 4 "no key" fwrel-sign -k "$TOK;object=nope" --passphrase-file pin -o x.bin c3.bin
-expect_err "^fwrel-sign: pkcs11:token=fwrel-test;object=nope: no private key matches$" "no key"
-expect_absent x.bin "no key"
-expect_rc 4 "two keys" fwrel-sign -k "$TOK;object=dup" --passphrase-file pin -o x.bin c6.bin
-expect_err "^fwrel-sign: pkcs11:token=fwrel-test;object=dup: more than one private key matches$" \
-    "two keys"
-expect_absent x.bin "two keys"
-expect_rc 4 "no token" fwrel-sign -k "pkcs11:token=other;object=rsa" --passphrase-file pin \
-    -o x.bin c3.bin
-expect_err "^fwrel-sign: pkcs11:token=other;object=rsa: no PKCS#11 token matches$" "no token"
-expect_absent x.bin "no token"
-expect_rc 2 "pin-value" fwrel-sign -k "$TOK;object=rsa?pin-value=1234" -o x.bin c3.bin
-expect_err "^fwrel-sign: .*pin-value" "pin-value"
-expect_absent x.bin "pin-value"
-expect_rc 5 "missing module" fwrel-sign -k "$TOK;object=rsa?module-path=$T/nope.so" \
-    --passphrase-file pin -o x.bin c3.bin
-expect_err "^fwrel-sign: pkcs11:.*: cannot load PKCS#11 module $T/nope.so: " "missing module"
-expect_absent x.bin "missing module"
-expect_rc 2 "--sbv1" fwrel-sign --sbv1 -k "$TOK;object=ec" --passphrase-file pin -o x.bin c3.bin
-expect_err "^fwrel-sign: .*Secure Boot V2 images only" "--sbv1"
-expect_absent x.bin "--sbv1"
-expect_rc 4 "ECDSA key, RSA-only chip" fwrel-sign -k "$TOK;object=ec" --passphrase-file pin \
-    -o x.bin c3.bin
-expect_err "^fwrel-sign: c3.bin: esp32c3 does not accept ECDSA P-256 signatures$" "ECDSA on esp32c3"
-expect_absent x.bin "ECDSA on esp32c3"
+# sign_refused RC PATTERN DESC ARGS...: fwrel-sign -o x.bin ARGS exits RC with one stderr line
+# matching PATTERN and writes no x.bin.
+sign_refused() {
+    local rc=$1 pat=$2 desc=$3
+    shift 3
+    expect_rc "$rc" "$desc" fwrel-sign -o x.bin "$@"
+    expect_err "$pat" "$desc"
+    expect_absent x.bin "$desc"
+}
+sign_refused 4 "^fwrel-sign: pkcs11:token=fwrel-test;object=rsa: wrong PIN$" "wrong PIN" \
+    -k "$TOK;object=rsa" --passphrase-file badpin c3.bin
+sign_refused 4 "^fwrel-sign: pkcs11:token=fwrel-test;object=nope: no private key matches$" "no key" \
+    -k "$TOK;object=nope" --passphrase-file pin c3.bin
+sign_refused 4 "^fwrel-sign: pkcs11:token=fwrel-test;object=dup: more than one private key matches$" \
+    "two keys" -k "$TOK;object=dup" --passphrase-file pin c6.bin
+sign_refused 4 "^fwrel-sign: pkcs11:token=other;object=rsa: no PKCS#11 token matches$" "no token" \
+    -k "pkcs11:token=other;object=rsa" --passphrase-file pin c3.bin
+sign_refused 2 "^fwrel-sign: .*pin-value" "pin-value" -k "$TOK;object=rsa?pin-value=1234" c3.bin
+sign_refused 5 "^fwrel-sign: pkcs11:.*: cannot load PKCS#11 module $T/nope.so: " "missing module" \
+    -k "$TOK;object=rsa?module-path=$T/nope.so" --passphrase-file pin c3.bin
+sign_refused 2 "^fwrel-sign: .*Secure Boot V2 images only" "--sbv1" \
+    --sbv1 -k "$TOK;object=ec" --passphrase-file pin c3.bin
+sign_refused 4 "^fwrel-sign: c3.bin: esp32c3 does not accept ECDSA P-256 signatures$" \
+    "ECDSA on esp32c3" -k "$TOK;object=ec" --passphrase-file pin c3.bin
 cp c3.bin bad.bin
 printf '\x00' | dd of=bad.bin bs=1 seek=0 conv=notrunc status=none
-expect_rc 3 "HSM key, malformed image" fwrel-sign -k "$TOK;object=rsa" --passphrase-file pin \
-    -o x.bin bad.bin
-expect_err "^fwrel-sign: bad.bin: " "HSM key, malformed image"
-expect_absent x.bin "HSM key, malformed image"
-expect_rc 4 "Ed25519 key for an image" fwrel-sign -k "$TOK;object=ed" --passphrase-file pin \
-    -o x.bin c6.bin
-expect_err "^fwrel-sign: pkcs11:token=fwrel-test;object=ed: unsupported key type ED25519" "Ed25519 for an image"
-expect_absent x.bin "Ed25519 for an image"
+sign_refused 3 "^fwrel-sign: bad.bin: " "HSM key, malformed image" \
+    -k "$TOK;object=rsa" --passphrase-file pin bad.bin
+sign_refused 4 "^fwrel-sign: pkcs11:token=fwrel-test;object=ed: unsupported key type ED25519" \
+    "Ed25519 for an image" -k "$TOK;object=ed" --passphrase-file pin c6.bin
 
 # Manifests: signed on the token by the RSA, the ECDSA and the Ed25519 key, verified on the device.
 openssl genpkey -algorithm X25519 -out dev.pem 2>/dev/null
@@ -143,20 +135,11 @@ cat >m.json <<JSON
   "image_name": "thermo-2.1.0.enc"
 }
 JSON
-cat >dev.yaml <<YAML
-chip: esp32c3
-chip_revision: "0.4"
-partition_size: 0x100000
-device_type: thermo-a
-product: thermo
-channel: prod
-anti_rollback: {secure_version: 2}
-manifest:
-  key: dev.pem
-  trusted_keys: [rsa.pub, ec.pub, ed.pub]
-  threshold: 3
-  counter: 5
-YAML
+{
+    thermo_profile
+    echo 'channel: prod'
+    echo 'manifest: {key: dev.pem, trusted_keys: [rsa.pub, ec.pub, ed.pub], threshold: 3, counter: 5}'
+} >dev.yaml
 expect_rc 0 "manifest signed on the HSM" fwrel-encrypt --manifest --sign-key "$TOK;object=rsa" \
     --sign-key "$TOK;object=ec" --sign-key "$TOK;object=ed" --passphrase-file pin \
     --recipient dev.pub -o m.fwm m.json

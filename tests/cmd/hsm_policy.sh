@@ -90,12 +90,11 @@ expect_err "^fwrel-keygen: sbv1.yaml: key sbv1-signing: HSM keys sign Secure Boo
 # Recorded: the URI and the token's public key; no private file.
 expect_rc 0 "keygen --policy with HSM keys" keygen --policy policy.yaml --pin-file pin
 sb_id=$(openssl pkey -pubin -in sb0.pub -outform DER 2>/dev/null | sha256sum | cut -c1-64)
-printf '%s\n' "$OUT" | grep -Eq "^created  sb-slot0 +epoch 1 +secure-boot +rsa3072 +[0-9a-f]{64} hsm $SB$" &&
-    ok || fail "keygen output: $OUT"
-printf '%s\n' "$OUT" | grep -Eq "^created  mf-release-2 +epoch 1 +manifest-sign +ecdsa256 +[0-9a-f]{64} hsm $MF$" &&
-    ok || fail "keygen output: $OUT"
-printf '%s\n' "$OUT" | grep -Eq "^created  mf-release-1 +epoch 1 +manifest-sign +ed25519 +[0-9a-f]{64}$" &&
-    ok || fail "keygen output (software key): $OUT"
+expect_out "^created  sb-slot0 +epoch 1 +secure-boot +rsa3072 +[0-9a-f]{64} hsm $SB$" "keygen output"
+expect_out "^created  mf-release-2 +epoch 1 +manifest-sign +ecdsa256 +[0-9a-f]{64} hsm $MF$" \
+    "keygen output"
+expect_out "^created  mf-release-1 +epoch 1 +manifest-sign +ed25519 +[0-9a-f]{64}$" \
+    "keygen output (software key)"
 [ ! -e ks/keys/sb-slot0.1.pem ] && [ ! -e ks/keys/mf-release-2.1.pem ] && ok ||
     fail "a private file for an HSM key"
 expect_same ks/keys/sb-slot0.1.pub.pem sb0.pub "the recorded public key of sb-slot0"

@@ -26,20 +26,11 @@ body() { # body COUNTER EXTRA
 JSON
 }
 body 6 >m.json
-cat >dev.yaml <<YAML
-chip: esp32c3
-chip_revision: "0.4"
-partition_size: 0x100000
-device_type: thermo-a
-product: thermo
-channels: [beta, prod]
-anti_rollback: {secure_version: 2}
-manifest:
-  key: dev.pem
-  trusted_keys: [s1.pub, s2.pub, s3.pub]
-  threshold: 2
-  counter: 5
-YAML
+{
+    thermo_profile
+    echo 'channels: [beta, prod]'
+    echo 'manifest: {key: dev.pem, trusted_keys: [s1.pub, s2.pub, s3.pub], threshold: 2, counter: 5}'
+} >dev.yaml
 
 expect_rc 0 "sign 2 of 3 and encrypt" fwrel-encrypt --manifest --sign-key s1.pem --sign-key s3.pem \
     --recipient dev.pub --recipient s2.pub -o m.fwm m.json

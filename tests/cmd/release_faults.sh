@@ -11,10 +11,7 @@ make_approvers "$G"
 [ -n "$A1" ] || { echo "FAIL: no GnuPG keys"; exit 1; }
 # ESP32-C6, Secure Boot V2 ECDSA, encrypted images; the beta channel needs no approval.
 pin_approvers "$FWREL_SRC/policies/esp32c6-ecdsa.yaml" >"$T/policy.yaml"
-printf 'keystore passphrase\n' >"$T/pass"
-chmod 600 "$T/pass"
-fwrel-keygen -q --policy "$T/policy.yaml" --keystore "$T/ks" --passphrase-file "$T/pass" ||
-    { echo "FAIL: keygen"; exit 1; }
+pass_keystore
 img() { fwrel-testimg --chip esp32c6 --version "$1" --secure-version 1 --project acme \
     --size 150000 -o "$T/app-$1.bin"; }
 S="$T/scratch" # the releases' TMPDIR
@@ -23,20 +20,6 @@ bundle() {
     TMPDIR="$S" fwrel-bundle --policy "${POLICY:-$T/policy.yaml}" --keystore "$T/ks" --repo "$R" \
         --channel beta --gnupg-home "$G" --passphrase-file "$T/pass" \
         --templates "$FWREL_SRC/templates" --tag-signer "$A1" "$@"
-}
-# audit_ok LOG: every line complete, seq from 1, prev = SHA-256 of the line before.
-audit_ok() {
-    python3 - "$1" <<'PY'
-import hashlib, json, sys
-prev, seq = "0" * 64, 0
-for line in open(sys.argv[1], "rb"):
-    assert line.endswith(b"\n"), "torn line"
-    e = json.loads(line)
-    seq += 1
-    assert e["seq"] == seq and e["prev"] == prev, "chain broken at line %d" % seq
-    prev = hashlib.sha256(line[:-1]).hexdigest()
-print(seq, prev)
-PY
 }
 # clean_tmp DESC IMAGE: TMPDIR holds no file at all, and no file under it holds 4 KiB of IMAGE.
 clean_tmp() {
@@ -57,7 +40,8 @@ clean_tmp "a release" "$T/app-1.0.0.bin"
 
 # --- a. SIGKILL at each step, and a size limit: nothing named, no plaintext --------------------
 img 1.1.0
-for s in history secureboot encrypt manifest exports record approve bundle output audit repo; do
+for s in $(kill_steps history secureboot encrypt manifest exports record approve bundle output audit \
+    repo); do
     FWREL_TEST_KILL_AT=$s bundle -q -o "$T/kill.fwb" "$T/app-1.1.0.bin" >/dev/null 2>&1
     rc=$?
     [ "$rc" -eq 137 ] && ok || fail "kill at $s: exit $rc"

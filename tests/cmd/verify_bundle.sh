@@ -129,18 +129,15 @@ release p 1.2.0 0
 release be 1.4.0 1 beta
 [ -s a.fwb ] && [ -s b.fwb ] && [ -s p.fwb ] && ok || { fail "bundles from parts"; finish; }
 
-cat >dev.yaml <<YAML
-chip: esp32c3
-chip_revision: "0.4"
-partition_size: 0x100000
-device_type: thermo-a
-product: thermo
+{
+    thermo_profile
+    cat <<YAML
 channel: prod
 secure_boot: {mode: v2, key_digests: [$(rsa_digest sb.pub)]}
-anti_rollback: {secure_version: 2}
 image_key: img.pem
 manifest: {key: dev.pem, trusted_keys: [s1.pub, s2.pub], threshold: 2, counter: 5}
 YAML
+} >dev.yaml
 grep -v '^image_key' dev.yaml >plain.yaml
 
 # A good bundle passes both modes.

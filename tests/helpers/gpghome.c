@@ -64,14 +64,33 @@ static int last_fpr(const char *home, const char *pattern, const char *kind, cha
 int gpghome_genkey(const char *home, const char *uid, const char *pass, const char *expire,
                    char fpr[41])
 {
-    char cmd[2048];
+    return gpghome_genkey_at(home, uid, pass, expire, 0, fpr);
+}
+
+int gpghome_genkey_at(const char *home, const char *uid, const char *pass, const char *expire,
+                      long long when, char fpr[41])
+{
+    char cmd[2048], faked[64] = "";
+    if (when > 0)
+        snprintf(faked, sizeof(faked), "--faked-system-time %lld ", when);
     snprintf(cmd, sizeof(cmd),
-             "gpg --batch --pinentry-mode loopback --passphrase \"%s\" --quick-gen-key \"%s\" "
+             "gpg --batch %s--pinentry-mode loopback --passphrase \"%s\" --quick-gen-key \"%s\" "
              "ed25519 sign %s",
-             pass != NULL ? pass : "", uid, expire);
+             faked, pass != NULL ? pass : "", uid, expire);
     if (gpghome_sh(home, cmd) != 0)
         return -1;
     return last_fpr(home, uid, "pub", fpr);
+}
+
+int gpghome_sign_at(const char *home, const char *fpr, long long when, const char *in,
+                    const char *out)
+{
+    char cmd[8400];
+    snprintf(cmd, sizeof(cmd),
+             "gpg --batch --faked-system-time %lld --pinentry-mode loopback --passphrase '' "
+             "--armor --detach-sign -u %s -o \"%s\" \"%s\"",
+             when, fpr, out, in);
+    return gpghome_sh(home, cmd);
 }
 
 int gpghome_add_subkey(const char *home, const char *fpr, const char *pass, char subfpr[41])

@@ -15,6 +15,17 @@ char *gpghome_create(const char *dir, const char *name);
 int gpghome_genkey(const char *home, const char *uid, const char *pass, const char *expire,
                    char fpr[41]);
 
+/**
+ * gpghome_genkey as if the clock said when (seconds since the epoch, gpg's --faked-system-time):
+ * a key made two days ago that expired after one is expired now, without waiting. 0: now.
+ */
+int gpghome_genkey_at(const char *home, const char *uid, const char *pass, const char *expire,
+                      long long when, char fpr[41]);
+
+/** An armored detached signature of in by fpr (no passphrase) made at when, written to out. */
+int gpghome_sign_at(const char *home, const char *fpr, long long when, const char *in,
+                    const char *out);
+
 /** Add an ed25519 signing subkey to fpr (gpg then signs with it); writes the subkey's fpr. */
 int gpghome_add_subkey(const char *home, const char *fpr, const char *pass, char subfpr[41]);
 

@@ -92,3 +92,18 @@ int testutil_count_entries(const char *dir)
     closedir(d);
     return n;
 }
+
+void testutil_release_init(fwrel_release *r, const char *product, const char *version,
+                           const char *device_type, uint64_t counter)
+{
+    memset(r, 0, sizeof(*r));
+    snprintf(r->product, sizeof(r->product), "%s", product);
+    snprintf(r->version, sizeof(r->version), "%s", version);
+    snprintf(r->channel, sizeof(r->channel), "prod");
+    snprintf(r->chip, sizeof(r->chip), "esp32c3");
+    snprintf(r->device_types[0], sizeof(r->device_types[0]), "%s", device_type);
+    r->ndevice_types = 1;
+    r->counter = counter;
+    r->secure_version = 2;
+    snprintf(r->tool_version, sizeof(r->tool_version), "0.1.0");
+}

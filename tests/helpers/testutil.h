@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fwrel/release.h"
+
 /** The shared vectors directory from $FWREL_VECTORS, or NULL when absent. */
 const char *testutil_vectors(void);
 
@@ -22,5 +24,12 @@ void testutil_rmtree(const char *path);
 
 /** Number of entries (hidden included) in a directory, -1 on error. */
 int testutil_count_entries(const char *dir);
+
+/**
+ * Zero r, then the release the test bundles describe: product version on channel prod for one
+ * ESP32-C3 device type, its counter, secure_version 2, tool version 0.1.0.
+ */
+void testutil_release_init(fwrel_release *r, const char *product, const char *version,
+                           const char *device_type, uint64_t counter);
 
 #endif

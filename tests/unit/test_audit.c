@@ -22,22 +22,15 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "fixture.h"
 #include "fwrel/audit.h"
 #include "testutil.h"
 
 static const char *dir;
-static char *paths[64];
-static size_t npaths;
-
+/* A path in the test directory, no file there. */
 static const char *tpath(const char *name)
 {
-    char buf[4096];
-    snprintf(buf, sizeof(buf), "%s/%s", dir, name);
-    assert_true(npaths < sizeof(paths) / sizeof(paths[0]));
-    paths[npaths] = strdup(buf);
-    assert_non_null(paths[npaths]);
-    unlink(paths[npaths]);
-    return paths[npaths++];
+    return fixture_path(dir, name, 1);
 }
 
 static char entry_buf[1024];
@@ -815,14 +808,15 @@ static void test_entry_builder_round_trip(void **state)
     size_t len = 0;
     uint64_t count = 0;
 
-    FILE *f = fopen(tpath("policy.yaml"), "w");
+    const char *policy = tpath("policy.yaml");
+    FILE *f = fopen(policy, "w");
     assert_non_null(f);
     fputs("product: x\n", f);
     fclose(f);
     in[0].name = "app.bin";
     snprintf(in[0].sha256, sizeof(in[0].sha256), "%064d", 7);
     in[0].size = 123456789012ull;
-    fwrel_audit_file_of(&in[1], paths[npaths - 1], policy_sha);
+    fwrel_audit_file_of(&in[1], policy, policy_sha);
     assert_string_equal(in[1].name, "policy.yaml");
     assert_int_equal(in[1].size, 11);
     assert_string_equal(in[1].sha256,
@@ -906,16 +900,7 @@ static void test_entry_builder_round_trip(void **state)
 static int setup(void **state)
 {
     (void)state;
-    dir = testutil_tmpdir();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    testutil_rmtree(dir);
-    for (size_t i = 0; i < npaths; i++)
-        free(paths[i]);
+    dir = fixture_tmpdir();
     return 0;
 }
 
@@ -936,5 +921,5 @@ int main(void)
         cmocka_unit_test(test_summary),
         cmocka_unit_test(test_check_copy),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, fixture_teardown);
 }

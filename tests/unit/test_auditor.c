@@ -18,6 +18,7 @@
 
 #include <openssl/evp.h>
 
+#include "fixture.h"
 #include "fwrel/audit.h"
 #include "fwrel/auditor.h"
 #include "fwrel/html.h"
@@ -91,8 +92,9 @@ static int setup(void **state)
     (void)state;
     char log[4300], entry[512], head[65], sha[65], msg[2048];
     fwrel_repo *r = NULL;
-    dir = strdup(testutil_tmpdir());
+    dir = fixture_tmpdir();
     home = gpghome_create(dir, "gnupg");
+    fixture_defer_gpghome(home);
     if (gpghome_genkey(home, "Release A <a@example.org>", NULL, "never", fa) != 0)
         return -1;
     snprintf(repo_path, sizeof(repo_path), "%s/releases", dir);
@@ -132,15 +134,6 @@ static int setup(void **state)
     good_msg(msg, sizeof(msg), "p/beta/v0.9.0", "p", "0.9.0", 3, 1, sha, head);
     release(r, "p/beta/v0.9.0", msg, log, 1700000500);
     fwrel_repo_free(r);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    gpghome_kill(home);
-    testutil_rmtree(dir);
-    free(home);
     return 0;
 }
 
@@ -408,5 +401,5 @@ int main(void)
         cmocka_unit_test(test_usage),
         cmocka_unit_test(test_product_bypass),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, fixture_teardown);
 }

@@ -20,23 +20,16 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "fixture.h"
 #include "fwrel/bundle.h"
 #include "fwrel/io.h"
 #include "testutil.h"
 
 static const char *dir;
-static char *paths[64];
-static size_t npaths;
-
+/* A path in the test directory, no file there. */
 static const char *tpath(const char *name)
 {
-    char buf[4096];
-    snprintf(buf, sizeof(buf), "%s/%s", dir, name);
-    assert_true(npaths < sizeof(paths) / sizeof(paths[0]));
-    paths[npaths] = strdup(buf);
-    assert_non_null(paths[npaths]);
-    unlink(paths[npaths]);
-    return paths[npaths++];
+    return fixture_path(dir, name, 1);
 }
 
 static uint8_t firmware[100000];
@@ -821,7 +814,7 @@ static void test_add_approval(void **state)
 static int setup(void **state)
 {
     (void)state;
-    dir = testutil_tmpdir();
+    dir = fixture_tmpdir();
     for (size_t i = 0; i < sizeof(firmware); i++)
         firmware[i] = (uint8_t)(i * 7 + (i >> 8));
     return 0;
@@ -829,12 +822,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    (void)state;
-    testutil_rmtree(dir);
-    for (size_t i = 0; i < npaths; i++)
-        free(paths[i]);
     free(sums);
-    return 0;
+    return fixture_teardown(state);
 }
 
 int main(void)

@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "fixture.h"
 #include "fwrel/bundle.h"
 #include "fwrel/bundle_verify.h"
 #include "fwrel/encimg.h"
@@ -42,7 +43,7 @@ static int setup(void **state)
     fwrel_src src;
     fwrel_out *out = NULL;
 
-    snprintf(dir, sizeof(dir), "%s", testutil_tmpdir());
+    snprintf(dir, sizeof(dir), "%s", fixture_tmpdir());
     snprintf(tmpdir, sizeof(tmpdir), "%s/tmp", dir);
     assert_int_equal(system(NULL) != 0, 1);
     char cmd[4300];
@@ -52,8 +53,11 @@ static int setup(void **state)
     now = 1790000000;
 
     assert_int_equal(fwrel_key_generate(&img_key, FWREL_KEY_ECDSA256), 0);
+    fixture_defer_key(img_key);
     assert_int_equal(fwrel_key_generate(&dev_key, FWREL_KEY_ECDSA256), 0);
+    fixture_defer_key(dev_key);
     assert_int_equal(fwrel_key_generate(&signer, FWREL_KEY_ECDSA256), 0);
+    fixture_defer_key(signer);
     path(p, sizeof(p), "img.pem");
     assert_int_equal(fwrel_key_write_private(img_key, p, NULL, 0, 0), 0);
     path(p, sizeof(p), "dev.pem");
@@ -77,16 +81,6 @@ static int setup(void **state)
         "product: thermo\nchannel: prod\nmanifest: {key: dev.pem, trusted_keys: [s1.pub]}\n";
     path(p, sizeof(p), "dev.yaml");
     assert_int_equal(fwrel_io_write_file(p, profile, strlen(profile), 0, 0644), 0);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    fwrel_key_free(img_key);
-    fwrel_key_free(dev_key);
-    fwrel_key_free(signer);
-    testutil_rmtree(dir);
     return 0;
 }
 
@@ -138,19 +132,10 @@ static uint8_t *make_bundle(size_t *len, const char *enc, const uint8_t *fwm, si
     path(p, sizeof(p), "app.bin");
     assert_non_null(app = testutil_read(p, &app_len));
 
-    memset(&r, 0, sizeof(r));
-    snprintf(r.product, sizeof(r.product), "thermo");
-    snprintf(r.version, sizeof(r.version), "1.2.0");
-    snprintf(r.channel, sizeof(r.channel), "prod");
-    snprintf(r.chip, sizeof(r.chip), "esp32c3");
-    snprintf(r.device_types[0], sizeof(r.device_types[0]), "thermo-a");
-    r.ndevice_types = 1;
-    r.counter = 3;
-    r.secure_version = 2;
+    testutil_release_init(&r, "thermo", "1.2.0", "thermo-a", 3);
     r.created = now - 60;
     r.expires = now + 3600;
     memset(r.policy_sha256, 'a', 64);
-    snprintf(r.tool_version, sizeof(r.tool_version), "0.1.0");
     file_digest(&r.input, "", app, app_len);
     file_digest(&r.signed_image, "", app, app_len);
     file_digest(&r.image, "firmware.enc", bad_record ? app : enc_data,
@@ -532,5 +517,5 @@ int main(void)
         cmocka_unit_test(test_read_failure),
         cmocka_unit_test(test_ci),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, fixture_teardown);
 }

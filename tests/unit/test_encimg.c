@@ -20,6 +20,7 @@
 #include <openssl/rsa.h>
 #include <openssl/rand.h>
 
+#include "fixture.h"
 #include "fwrel/encimg.h"
 #include "testutil.h"
 #include "util.h"
@@ -581,15 +582,6 @@ static void test_output_rules(void **state)
 
 /* ---- the shared vectors (esp_enc_img_gen 2.7.1) ---- */
 
-static int vectors_or_skip(void)
-{
-    if (testutil_vectors() != NULL)
-        return 1;
-    print_message("skipped: no vectors\n");
-    skip();
-    return 0;
-}
-
 static fwrel_pkey *vector_key(const char *rel)
 {
     fwrel_pkey *key = NULL;
@@ -640,7 +632,7 @@ static int vector_decrypt(const char *cmd, const char *out)
 static void test_vectors(void **state)
 {
     (void)state;
-    if (!vectors_or_skip())
+    if (!fixture_vectors_or_skip())
         return;
     json_error_t jerr;
     json_t *root = json_load_file(testutil_vector_path("vectors.json"), 0, &jerr), *v;
@@ -713,7 +705,7 @@ static void test_vectors(void **state)
 static void test_vectors_cross_keys(void **state)
 {
     (void)state;
-    if (!vectors_or_skip())
+    if (!fixture_vectors_or_skip())
         return;
     static const char *ecc_img = "enc/esp32-idf5.1.2-hello_world-ErisdarDemo.enc-ecc256.bin";
     static const char *rsa_img = "enc/esp32-idf5.1.2-hello_world-ErisdarDemo.enc-rsa3072.bin";
@@ -749,7 +741,7 @@ static void test_vectors_cross_keys(void **state)
 static void test_vectors_header_layout(void **state)
 {
     (void)state;
-    if (!vectors_or_skip())
+    if (!fixture_vectors_or_skip())
         return;
     static const char *files[] = {
         "enc/esp32-idf5.1.2-hello_world-ErisdarDemo.enc-ecc256.bin",

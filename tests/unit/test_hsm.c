@@ -18,6 +18,7 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
+#include "fixture.h"
 #include "fwrel/hsm.h"
 
 static void test_full_uri(void **state)
@@ -130,15 +131,6 @@ static int sh_in_dir(const char *cmd)
     return system(buf);
 }
 
-static void write_file(const char *path, const char *text, mode_t mode)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    assert_int_equal(chmod(path, mode), 0);
-}
-
 static int token_setup(void **state)
 {
     (void)state;
@@ -175,8 +167,8 @@ static int token_setup(void **state)
         return -1;
     snprintf(g_pin, sizeof(g_pin), "%s/pin", g_dir);
     snprintf(g_badpin, sizeof(g_badpin), "%s/badpin", g_dir);
-    write_file(g_pin, "1234\n", 0600);
-    write_file(g_badpin, "4321\n", 0600);
+    fixture_write_text(g_pin, "1234\n", 0600);
+    fixture_write_text(g_badpin, "4321\n", 0600);
     snprintf(g_uri_rsa, sizeof(g_uri_rsa), "pkcs11:token=unit;object=rsa");
     snprintf(g_uri_ec, sizeof(g_uri_ec), "pkcs11:token=unit;id=%%02");
     g_have_hsm = 1;

@@ -22,23 +22,16 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "fixture.h"
 #include "fwrel/io.h"
 #include "fwrel/key.h"
 #include "testutil.h"
 
 static const char *dir;
-static char *paths[512];
-static size_t npaths;
-
 /* A path in the test directory, valid until the end of the tests. */
 static const char *tpath(const char *name)
 {
-    char buf[4096];
-    snprintf(buf, sizeof(buf), "%s/%s", dir, name);
-    assert_true(npaths < sizeof(paths) / sizeof(paths[0]));
-    paths[npaths] = strdup(buf);
-    assert_non_null(paths[npaths]);
-    return paths[npaths++];
+    return fixture_path(dir, name, 0);
 }
 
 static void write_text(const char *path, const char *text, mode_t mode)
@@ -795,10 +788,7 @@ static void test_pass_tty_without_terminal(void **state)
                   ? 0
                   : 11);
     }
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    fixture_wait_ok(pid);
 }
 
 static int setup(void **state)
@@ -807,16 +797,7 @@ static int setup(void **state)
     /* As the commands do: passphrases then live in the secure heap. */
     if (!CRYPTO_secure_malloc_initialized())
         (void)CRYPTO_secure_malloc_init(1 << 16, 32);
-    dir = testutil_tmpdir();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    testutil_rmtree(dir);
-    for (size_t i = 0; i < npaths; i++)
-        free(paths[i]);
+    dir = fixture_tmpdir();
     return 0;
 }
 
@@ -835,5 +816,5 @@ int main(void)
         cmocka_unit_test(test_pass_fd),
         cmocka_unit_test(test_pass_tty_without_terminal),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, fixture_teardown);
 }

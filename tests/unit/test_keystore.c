@@ -19,6 +19,7 @@
 
 #include <openssl/evp.h>
 
+#include "fixture.h"
 #include "fwrel/error.h"
 #include "fwrel/io.h"
 #include "fwrel/key.h"
@@ -44,15 +45,6 @@ static int teardown(void **state)
     chmod(dir, 0700);
     testutil_rmtree(dir);
     return 0;
-}
-
-static void write_text(const char *path, const char *text, mode_t mode)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    assert_int_equal(chmod(path, mode), 0);
 }
 
 static uint8_t *slurp(const char *rel, size_t *len)
@@ -89,7 +81,7 @@ static void test_create_and_modes(void **state)
                         "index.json is readable by group or others (mode 0644)");
     assert_int_equal(chmod(path, 0600), 0);
     snprintf(path, sizeof(path), "%s/keys/stray.pem", dir);
-    write_text(path, "x", 0640);
+    fixture_write_text(path, "x", 0640);
     assert_int_equal(fwrel_keystore_open(&ks, dir, 0), FWREL_EKEY);
     assert_string_equal(fwrel_error_last()->message,
                         "keys/stray.pem is readable by group or others (mode 0640)");
@@ -107,7 +99,7 @@ static void test_create_and_modes(void **state)
     testutil_rmtree(other);
     assert_int_equal(mkdir(other, 0700), 0);
     snprintf(path, sizeof(path), "%s/file", other);
-    write_text(path, "x", 0600);
+    fixture_write_text(path, "x", 0600);
     assert_int_equal(fwrel_keystore_open(&ks, other, FWREL_KS_CREATE), FWREL_EFORMAT);
     assert_string_equal(fwrel_error_last()->message, "not a keystore (no index.json)");
     testutil_rmtree(other);
@@ -332,7 +324,7 @@ static void test_malformed_index(void **state)
     fwrel_keystore_close(ks);
     snprintf(path, sizeof(path), "%s/index.json", dir);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        write_text(path, bad[i].text, 0600);
+        fixture_write_text(path, bad[i].text, 0600);
         assert_int_equal(fwrel_keystore_open(&ks, dir, 0), FWREL_EFORMAT);
         assert_null(ks);
         if (bad[i].message != NULL)
@@ -368,10 +360,7 @@ static void test_lock(void **state)
     assert_int_equal(fwrel_keystore_generate(ks, &a, NULL, 0, 0, NULL), 0);
     fwrel_keystore_close(ks);
     close(pipefd[1]);
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    fixture_wait_ok(pid);
 }
 
 static void test_resolve_policy(void **state)

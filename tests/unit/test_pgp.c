@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fixture.h"
 #include "fwrel/pgp.h"
 #include "gpghome.h"
 #include "testutil.h"
@@ -25,18 +26,15 @@ static const char *dir;
 static char *home;  /* all secret keys */
 static char *other; /* only B's public key */
 static char fa[41], fb[41], fd[41], fd_sub[41], fe[41], fx[41], fr[41];
-static time_t fx_expiry;
 static uint8_t *sig_x; /* made by X before it expired */
 static size_t sig_x_len;
 static const uint8_t msg[] = "release bundle v1.2.3\n";
-static char passfile[4096];
+static const char *passfile;
 
 static int setup(void **state)
 {
     (void)state;
-    dir = strdup(testutil_tmpdir());
-    home = gpghome_create(dir, "gnupg");
-    other = gpghome_create(dir, "other");
+    dir = fixture_gpg_homes(&home, &other);
     if (gpghome_genkey(home, "Alice <alice@example.org>", NULL, "never", fa) != 0 ||
         gpghome_genkey(home, "Bob <bob@example.org>", "correct horse", "never", fb) != 0 ||
         gpghome_genkey(home, "Dora <dora@example.org>", NULL, "never", fd) != 0 ||
@@ -45,29 +43,22 @@ static int setup(void **state)
         gpghome_genkey(home, "Rex <rex@example.org>", NULL, "never", fr) != 0 ||
         gpghome_copy_public(home, fb, other) != 0)
         return -1;
-    /* X expires 12 s after its creation: signed now, refused once test_expired runs. */
-    if (gpghome_genkey(home, "Xena <xena@example.org>", NULL, "seconds=12", fx) != 0)
+    /* X was made two days ago and expired one day later; it signed msg while it was valid (gpg
+     * with a faked clock), and is refused now. */
+    char msgpath[4200], sigpath[4200];
+    long long made = (long long)time(NULL) - 2 * 86400;
+    snprintf(msgpath, sizeof(msgpath), "%s/msg", dir);
+    snprintf(sigpath, sizeof(sigpath), "%s/msg.x.asc", dir);
+    FILE *mf = fopen(msgpath, "wb");
+    if (mf == NULL || fwrite(msg, 1, sizeof(msg), mf) != sizeof(msg) || fclose(mf) != 0)
         return -1;
-    fx_expiry = time(NULL) + 12; /* not before the real expiry */
-    if (fwrel_pgp_sign_detached(&sig_x, &sig_x_len, home, fx, msg, sizeof(msg), NULL) != 0)
+    if (gpghome_genkey_at(home, "Xena <xena@example.org>", NULL, "1d", made, fx) != 0 ||
+        gpghome_sign_at(home, fx, made + 3600, msgpath, sigpath) != 0 ||
+        (sig_x = testutil_read(sigpath, &sig_x_len)) == NULL)
         return -1;
-    snprintf(passfile, sizeof(passfile), "%s/pass", dir);
-    int f = open(passfile, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    if (f < 0 || write(f, "correct horse\n", 14) != 14)
+    fixture_defer(free, sig_x);
+    if ((passfile = fixture_secret(dir, "pass", "correct horse\n")) == NULL)
         return -1;
-    close(f);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    gpghome_kill(home);
-    gpghome_kill(other);
-    testutil_rmtree(dir);
-    free(sig_x);
-    free(home);
-    free(other);
     return 0;
 }
 
@@ -341,8 +332,6 @@ static void test_expired(void **state)
     size_t n = 0;
     fwrel_pgp_result r;
     char want[256];
-    while (time(NULL) <= fx_expiry + 1)
-        sleep(1);
     snprintf(want, sizeof(want), "key %s has expired", fx);
     expect_error(fwrel_pgp_sign_detached(&sig, &n, home, fx, msg, sizeof(msg), NULL), FWREL_EKEY,
                  want);
@@ -446,5 +435,5 @@ int main(void)
         cmocka_unit_test(test_homes_in_turn_and_threads),
         cmocka_unit_test(test_expired),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, fixture_teardown);
 }

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fixture.h"
 #include "fwrel/error.h"
 #include "fwrel/keystore.h"
 #include "fwrel/pipeline.h"
@@ -49,7 +50,7 @@ static int setup(void **state)
     };
     if (src == NULL)
         return -1;
-    snprintf(tmp, sizeof(tmp), "%s", testutil_tmpdir());
+    snprintf(tmp, sizeof(tmp), "%s", fixture_tmpdir());
     snprintf(policy, sizeof(policy), "%s/policies/esp32-sbv1-dev.yaml", src);
     snprintf(templates, sizeof(templates), "%s/templates", src);
     path(ks_dir, sizeof(ks_dir), "ks");
@@ -58,6 +59,7 @@ static int setup(void **state)
     if (mkdir(home_dir, 0700) != 0 || setenv("TMPDIR", home_dir, 1) != 0)
         return -1;
     gpg_home = gpghome_create(tmp, "gnupg");
+    fixture_defer_gpghome(gpg_home);
     if (gpghome_genkey(gpg_home, "Release <rel@example.invalid>", NULL, "never", signer) != 0)
         return -1;
     if (fwrel_keystore_open(&ks, ks_dir, FWREL_KS_CREATE | FWREL_KS_WRITE) != 0)
@@ -68,15 +70,6 @@ static int setup(void **state)
             return -1;
         }
     fwrel_keystore_close(ks);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    gpghome_kill(gpg_home);
-    free(gpg_home);
-    testutil_rmtree(tmp);
     return 0;
 }
 
@@ -310,5 +303,5 @@ int main(void)
         cmocka_unit_test(test_history_refusal),
         cmocka_unit_test(test_injected_failures),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, fixture_teardown);
 }

@@ -24,6 +24,7 @@
 
 #include <git2.h>
 
+#include "fixture.h"
 #include "fwrel/pgp.h"
 #include "fwrel/repo.h"
 #include "fwrel/report.h"
@@ -33,7 +34,7 @@
 static const char *dir;
 static char *home, *other;
 static char fa[41], fb[41];
-static char passfile[4096];
+static const char *passfile;
 static int nrepo;
 
 static const uint8_t bundle1[] = "bundle v1.0.0 bytes\n";
@@ -43,30 +44,14 @@ static const uint8_t bundle2[] = "bundle v1.1.0 bytes, a little longer\n";
 static int setup(void **state)
 {
     (void)state;
-    dir = strdup(testutil_tmpdir());
-    home = gpghome_create(dir, "gnupg");
-    other = gpghome_create(dir, "other");
+    dir = fixture_gpg_homes(&home, &other);
     if (gpghome_genkey(home, "Release A <a@example.org>", NULL, "never", fa) != 0 ||
         gpghome_genkey(home, "Release B <b@example.org>", "correct horse", "never", fb) != 0)
         return -1;
-    snprintf(passfile, sizeof(passfile), "%s/pass", dir);
-    int f = open(passfile, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    if (f < 0 || write(f, "correct horse\n", 14) != 14)
+    if ((passfile = fixture_secret(dir, "pass", "correct horse\n")) == NULL)
         return -1;
-    close(f);
     unsetenv("FWREL_TEST_FAIL_AT");
     unsetenv("FWREL_TEST_KILL_AT");
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    gpghome_kill(home);
-    gpghome_kill(other);
-    testutil_rmtree(dir);
-    free(home);
-    free(other);
     return 0;
 }
 
@@ -1261,5 +1246,5 @@ int main(void)
         cmocka_unit_test(test_branch_audit),
         cmocka_unit_test(test_refusals),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, fixture_teardown);
 }

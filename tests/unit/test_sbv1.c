@@ -21,6 +21,7 @@
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 
+#include "fixture.h"
 #include "fwrel/sbv1.h"
 #include "testimg.h"
 #include "testutil.h"
@@ -170,15 +171,6 @@ static void assert_message(const char *want)
 {
     if (strstr(fwrel_error_last()->message, want) == NULL)
         fail_msg("message \"%s\" lacks \"%s\"", fwrel_error_last()->message, want);
-}
-
-static int vectors_or_skip(void)
-{
-    if (testutil_vectors() != NULL)
-        return 1;
-    print_message("skipped: no vectors ($FWREL_VECTORS unset)\n");
-    skip();
-    return 0;
 }
 
 /* ---- RFC 6979 ---- */
@@ -652,7 +644,7 @@ static int verify_file(const char *path, const fwrel_pkey *key)
 static void test_vectors_sign(void **state)
 {
     (void)state;
-    if (!vectors_or_skip())
+    if (!fixture_vectors_or_skip())
         return;
     fwrel_pkey *key = vector_key(V1_KEY), *raw = vector_key(V1_RAW);
     fwrel_pkey *other = generate(FWREL_KEY_ECDSA256);
@@ -734,7 +726,7 @@ static void last_word(char *out, size_t size, const char *cmd)
 static void test_vectors_verify(void **state)
 {
     (void)state;
-    if (!vectors_or_skip())
+    if (!fixture_vectors_or_skip())
         return;
     json_error_t jerr;
     json_t *root = json_load_file(testutil_vector_path("vectors.json"), 0, &jerr), *v;
