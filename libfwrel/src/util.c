@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <openssl/evp.h>
 
 #include "fwrel/error.h"
@@ -286,4 +287,24 @@ fwrel_cpos *fwrel_cpos_find(fwrel_cpos *cp, size_t n, const char *id)
     fwrel_cpos key;
     snprintf(key.id, sizeof(key.id), "%s", id);
     return n ? bsearch(&key, cp, n, sizeof(*cp), cpos_cmp) : NULL;
+}
+
+int fwrel_json_text(char **text, size_t *len, const json_t *o, size_t flags)
+{
+    char *t = json_dumps(o, flags);
+    *text = NULL;
+    *len = 0;
+    if (t == NULL)
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    size_t n = strlen(t);
+    char *m = realloc(t, n + 2);
+    if (m == NULL) {
+        free(t);
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    }
+    m[n] = '\n';
+    m[n + 1] = '\0';
+    *text = m;
+    *len = n + 1;
+    return 0;
 }

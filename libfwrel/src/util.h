@@ -122,4 +122,13 @@ void fwrel_cpos_index(fwrel_cpos *cp, size_t n);
 /** The entry of commit id in an index made by fwrel_cpos_index(), or NULL. */
 fwrel_cpos *fwrel_cpos_find(fwrel_cpos *cp, size_t n, const char *id);
 
+struct json_t;
+
+/**
+ * o (jansson, dumped with flags) as one text ending in a newline, NUL-terminated; *len counts the
+ * newline, not the NUL. o stays the caller's.
+ * @return 0, or FWREL_EIO "out of memory"
+ */
+int fwrel_json_text(char **text, size_t *len, const struct json_t *o, size_t flags);
+
 #endif
