@@ -456,7 +456,7 @@ static int run(fwrel_ctx *ctx)
     return release(ctx);
 }
 
-static const fwrel_cmd cmd = {
+const fwrel_cmd fwrel_command = {
     .name = "fwrel-bundle",
     .synopsis = "--policy POLICY --keystore DIR [--repo DIR] [--channel C] [--approver FPR]... "
                 "[--tag-signer FPR] [--gnupg-home DIR] [-o BUNDLE] IMAGE\n"
@@ -470,8 +470,3 @@ static const fwrel_cmd cmd = {
     .max_args = 1,
     .run = run,
 };
-
-int main(int argc, char **argv)
-{
-    return fwrel_cmd_main(&cmd, argc, argv);
-}

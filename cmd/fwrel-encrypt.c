@@ -373,7 +373,7 @@ static int run(fwrel_ctx *ctx)
                      : run_encrypt(ctx, ctx->argv[0], flags);
 }
 
-static const fwrel_cmd cmd = {
+const fwrel_cmd fwrel_command = {
     .name = "fwrel-encrypt",
     .synopsis =
         "--key DEVICE_PUB.pem [--raw] -o OUT.enc IMAGE\n"
@@ -388,8 +388,3 @@ static const fwrel_cmd cmd = {
     .max_args = 1,
     .run = run,
 };
-
-int main(int argc, char **argv)
-{
-    return fwrel_cmd_main(&cmd, argc, argv);
-}

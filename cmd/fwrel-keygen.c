@@ -344,7 +344,7 @@ static int run_keystore(fwrel_ctx *ctx)
     return error;
 }
 
-static const fwrel_cmd cmd = {
+const fwrel_cmd fwrel_command = {
     .name = "fwrel-keygen",
     .synopsis =
         "--scheme SCHEME [--sbv1] [--passphrase-file F | --passphrase-fd N | "
@@ -359,8 +359,3 @@ static const fwrel_cmd cmd = {
     .max_args = 0,
     .run = run,
 };
-
-int main(int argc, char **argv)
-{
-    return fwrel_cmd_main(&cmd, argc, argv);
-}

@@ -265,7 +265,7 @@ done:
     return error;
 }
 
-static const fwrel_cmd cmd = {
+const fwrel_cmd fwrel_command = {
     .name = "fwrel-sign",
     .synopsis = "[--sbv2] -k KEY [-k KEY2 [-k KEY3]] [--append] -o OUT IMAGE\n"
                 "--sbv1 -k KEY -o OUT IMAGE\n"
@@ -277,8 +277,3 @@ static const fwrel_cmd cmd = {
     .max_args = 1,
     .run = run,
 };
-
-int main(int argc, char **argv)
-{
-    return fwrel_cmd_main(&cmd, argc, argv);
-}

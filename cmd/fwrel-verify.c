@@ -632,7 +632,7 @@ static int run(fwrel_ctx *ctx)
     return run_compat(ctx, image);
 }
 
-static const fwrel_cmd cmd = {
+const fwrel_cmd fwrel_command = {
     .name = "fwrel-verify",
     .synopsis = "--info IMAGE\n"
                 "--device PROFILE IMAGE\n"
@@ -651,8 +651,3 @@ static const fwrel_cmd cmd = {
     .max_args = 1,
     .run = run,
 };
-
-int main(int argc, char **argv)
-{
-    return fwrel_cmd_main(&cmd, argc, argv);
-}

@@ -481,3 +481,9 @@ int fwrel_cmd_main(const fwrel_cmd *cmd, int argc, char **argv)
     free(ctx.argv);
     return code;
 }
+
+/* Every command's main(): the command file defines fwrel_command (runner.h). */
+int main(int argc, char **argv)
+{
+    return fwrel_cmd_main(&fwrel_command, argc, argv);
+}

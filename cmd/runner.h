@@ -3,8 +3,9 @@
  * --help generated from it, --version, --json, --quiet, duplicate-option
  * rejection, the umask, and the one-line error report.
  *
- * A command file declares its options and a run() callback; main() is one
- * call to fwrel_cmd_main(). run() returns an exit code (docs/architecture.md §6).
+ * A command file declares its options and a run() callback in fwrel_command;
+ * main(), in runner.c, runs it through fwrel_cmd_main(). run() returns an exit
+ * code (docs/architecture.md §6).
  */
 #ifndef FWREL_CMD_RUNNER_H
 #define FWREL_CMD_RUNNER_H
@@ -59,6 +60,9 @@ typedef struct fwrel_ctx {
     /* A report printed had steps it could not record (report.h): the command fails with this. */
     char report_lost[FWREL_STEP_DETAIL_MAX];
 } fwrel_ctx;
+
+/** The command a program runs: each cmd/fwrel-*.c defines it (runner.c has main()). */
+extern const fwrel_cmd fwrel_command;
 
 /** Parse, run, print the JSON result, return the exit code. */
 int fwrel_cmd_main(const fwrel_cmd *cmd, int argc, char **argv);

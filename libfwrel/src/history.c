@@ -11,24 +11,6 @@
 
 /* --- reading ------------------------------------------------------------------------------ */
 
-struct cpos {
-    char id[41];
-    size_t pos;   /* 1 for the root */
-    int verified; /* a verified release tag names it */
-};
-
-static int cpos_cmp(const void *x, const void *y)
-{
-    return strcmp(((const struct cpos *)x)->id, ((const struct cpos *)y)->id);
-}
-
-static struct cpos *cpos_find(struct cpos *cp, size_t n, const char *id)
-{
-    struct cpos key;
-    snprintf(key.id, sizeof(key.id), "%s", id);
-    return n ? bsearch(&key, cp, n, sizeof(*cp), cpos_cmp) : NULL;
-}
-
 static int str_cmp(const void *x, const void *y)
 {
     return strcmp(*(const char *const *)x, *(const char *const *)y);
@@ -48,26 +30,12 @@ static int untagged_cmp(const void *x, const void *y)
     return a->pos < b->pos ? -1 : a->pos > b->pos;
 }
 
-/* Grow an array of n elements of size sz to hold one more; 0 or FWREL_EIO. */
-static int grow(void **arr, size_t *cap, size_t n, size_t sz)
-{
-    if (n < *cap)
-        return 0;
-    size_t nc = *cap ? *cap * 2 : 16;
-    void *m = realloc(*arr, nc * sz);
-    if (m == NULL)
-        return fwrel_error_set(FWREL_EIO, "out of memory");
-    *arr = m;
-    *cap = nc;
-    return 0;
-}
-
 static int ignore(fwrel_history *h, size_t *cap, const char *tag, const char *fmt, ...)
     FWREL_PRINTF(4, 5);
 
 static int ignore(fwrel_history *h, size_t *cap, const char *tag, const char *fmt, ...)
 {
-    int error = grow((void **)&h->ign, cap, h->nign, sizeof(*h->ign));
+    int error = fwrel_grow((void **)&h->ign, cap, h->nign, sizeof(*h->ign));
     if (error)
         return error;
     fwrel_history_ignored *g = &h->ign[h->nign++];
@@ -138,7 +106,7 @@ int fwrel_history_read(fwrel_history **out, fwrel_repo *r, const fwrel_history_o
     fwrel_history *h = NULL;
     fwrel_repo_commit *commits = NULL;
     fwrel_repo_tag *tags = NULL;
-    struct cpos *cp = NULL;
+    fwrel_cpos *cp = NULL;
     size_t ncommits = 0, ntags = 0, caprel = 0, capign = 0, capun = 0;
     int error;
 
@@ -160,11 +128,9 @@ int fwrel_history_read(fwrel_history **out, fwrel_repo *r, const fwrel_history_o
         error = fwrel_error_set(FWREL_EIO, "out of memory");
         goto done;
     }
-    for (size_t i = 0; i < ncommits; i++) {
+    for (size_t i = 0; i < ncommits; i++)
         memcpy(cp[i].id, commits[i].id, 41);
-        cp[i].pos = ncommits - i;
-    }
-    qsort(cp, ncommits, sizeof(*cp), cpos_cmp);
+    fwrel_cpos_index(cp, ncommits);
     for (size_t i = 0; i < ntags; i++) {
         if ((h->tags[i] = strdup(tags[i].name)) == NULL) {
             error = fwrel_error_set(FWREL_EIO, "out of memory");
@@ -176,7 +142,7 @@ int fwrel_history_read(fwrel_history **out, fwrel_repo *r, const fwrel_history_o
 
     for (size_t i = 0; i < ntags; i++) {
         const char *name = tags[i].name;
-        struct cpos *at = tags[i].target[0] ? cpos_find(cp, ncommits, tags[i].target) : NULL;
+        fwrel_cpos *at = tags[i].target[0] ? fwrel_cpos_find(cp, ncommits, tags[i].target) : NULL;
         fwrel_pgp_result who;
         char commit[41];
         int why = 0;
@@ -192,7 +158,7 @@ int fwrel_history_read(fwrel_history **out, fwrel_repo *r, const fwrel_history_o
         } else if (!is_pinned(o, who.fpr)) {
             error = ignore(h, &capign, name, "signed by %s, not a key the policy pins", who.fpr);
         } else {
-            if ((error = grow((void **)&h->rel, &caprel, h->nrel, sizeof(*h->rel))) != 0)
+            if ((error = fwrel_grow((void **)&h->rel, &caprel, h->nrel, sizeof(*h->rel))) != 0)
                 goto done;
             fwrel_history_release *R = &h->rel[h->nrel];
             memset(R, 0, sizeof(*R));
@@ -206,7 +172,7 @@ int fwrel_history_read(fwrel_history **out, fwrel_repo *r, const fwrel_history_o
                 memcpy(R->commit, commit, 41);
                 memcpy(R->signer, who.fpr, 41);
                 R->pos = at->pos;
-                at->verified = 1;
+                at->tags++;
                 h->nrel++;
             }
         }
@@ -217,10 +183,11 @@ int fwrel_history_read(fwrel_history **out, fwrel_repo *r, const fwrel_history_o
         qsort(h->rel, h->nrel, sizeof(*h->rel), rel_cmp);
 
     for (size_t i = 0; i < ncommits; i++) {
-        struct cpos *at = cpos_find(cp, ncommits, commits[i].id);
-        if (at == NULL || at->verified)
+        fwrel_cpos *at = fwrel_cpos_find(cp, ncommits, commits[i].id);
+        if (at == NULL || at->tags > 0)
             continue;
-        if ((error = grow((void **)&h->untagged, &capun, h->nuntagged, sizeof(*h->untagged))) != 0)
+        if ((error = fwrel_grow((void **)&h->untagged, &capun, h->nuntagged,
+                                sizeof(*h->untagged))) != 0)
             goto done;
         fwrel_history_untagged *u = &h->untagged[h->nuntagged++];
         memset(u, 0, sizeof(*u));
@@ -313,7 +280,7 @@ int fwrel_history_state_add(fwrel_history_state *s, const fwrel_history_item *it
     }
     struct top *t = top_of(s, it->channel);
     if (t == NULL) {
-        if ((error = grow((void **)&s->tops, &s->captops, s->ntops, sizeof(*s->tops))) != 0)
+        if ((error = fwrel_grow((void **)&s->tops, &s->captops, s->ntops, sizeof(*s->tops))) != 0)
             return error;
         t = &s->tops[s->ntops++];
         t->channel = it->channel;

@@ -4,20 +4,11 @@
 
 #include <string.h>
 
+#include "util.h"
+
 int fwrel_hsm_is_uri(const char *arg)
 {
     return arg != NULL && strncmp(arg, "pkcs11:", 7) == 0;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 /* Percent-decode s[0..n) into out (cap bytes); *outlen is the decoded length. */
@@ -30,8 +21,8 @@ static int pct_decode(uint8_t *out, size_t cap, size_t *outlen, const char *s, s
         if (s[i] == '%') {
             if (n - i < 3)
                 return fwrel_error_set(FWREL_EFORMAT, "pkcs11 URI: %s: truncated %%-escape", name);
-            int hi = hexval(s[i + 1]);
-            int lo = hexval(s[i + 2]);
+            int hi = fwrel_hexval(s[i + 1]);
+            int lo = fwrel_hexval(s[i + 2]);
             if (hi < 0 || lo < 0)
                 return fwrel_error_set(FWREL_EFORMAT, "pkcs11 URI: %s: bad %%-escape", name);
             v = hi * 16 + lo;

@@ -358,6 +358,18 @@ static int ec_canonical_form(EVP_PKEY *key)
     return 0;
 }
 
+/* Hand *key over to *out in canonical form (ec_canonical_form()); on failure *key stays the
+ * caller's to free. */
+static int hand_over(EVP_PKEY **out, EVP_PKEY **key)
+{
+    int error = ec_canonical_form(*key);
+    if (error == 0) {
+        *out = *key;
+        *key = NULL;
+    }
+    return error;
+}
+
 /* A new public-only key in canonical form; the caller frees it. */
 static int public_copy(EVP_PKEY **out, const EVP_PKEY *key)
 {
@@ -375,11 +387,7 @@ static int public_copy(EVP_PKEY **out, const EVP_PKEY *key)
         error = fwrel_error_set_openssl(FWREL_EKEY, "cannot decode the public key");
         goto done;
     }
-    if ((error = ec_canonical_form(pub)) != 0)
-        goto done;
-    *out = pub;
-    pub = NULL;
-    error = 0;
+    error = hand_over(out, &pub);
 done:
     EVP_PKEY_free(pub);
     OPENSSL_free(der);
@@ -489,11 +497,7 @@ static int load_private(fwrel_pkey **out, const char *path, const fwrel_pass_src
         goto done;
     }
     ERR_clear_error(); /* decoders tried before the one that worked leave entries */
-    if ((error = ec_canonical_form(key)) != 0)
-        goto done;
-    *out = key;
-    key = NULL;
-    error = 0;
+    error = hand_over(out, &key);
 done:
     EVP_PKEY_free(key);
     BIO_free(bio);
@@ -537,11 +541,7 @@ static int parse_raw64(EVP_PKEY **out, const uint8_t *data)
         error = fwrel_error_set_openssl(FWREL_EFORMAT, "64 raw bytes that are not a P-256 point");
         goto done;
     }
-    if ((error = ec_canonical_form(key)) != 0)
-        goto done;
-    *out = key;
-    key = NULL;
-    error = 0;
+    error = hand_over(out, &key);
 done:
     EVP_PKEY_free(key);
     EVP_PKEY_CTX_free(ctx);
@@ -567,10 +567,7 @@ int fwrel_key_parse_public(fwrel_pkey **out, const uint8_t *data, size_t len, in
     key = PEM_read_bio_PUBKEY(bio, NULL, pass_cb, &none);
     if (key != NULL) {
         /* Public only already: no copy (an encoder and a decoder round, 0.4 ms, per key). */
-        if ((error = ec_canonical_form(key)) == 0) {
-            *out = key;
-            key = NULL;
-        }
+        error = hand_over(out, &key);
         goto done;
     }
     /* The public half of an unencrypted private key. */

@@ -421,18 +421,11 @@ static int write_index_at(const char *path, const fwrel_keystore_entry *e, size_
     for (size_t i = 0; i < n; i++)
         json_array_append_new(keys, entry_json(&e[i]));
     json_object_set_new(root, "keys", keys);
-    text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+    size_t len = 0;
+    error = fwrel_json_text(&text, &len, root, JSON_INDENT(2) | JSON_SORT_KEYS);
     json_decref(root);
-    if (text == NULL)
-        return fwrel_error_set(FWREL_EIO, "out of memory");
-    size_t len = strlen(text);
-    char *t = realloc(text, len + 2);
-    if (t == NULL) {
-        free(text);
-        return fwrel_error_set(FWREL_EIO, "out of memory");
-    }
-    text = t;
-    text[len++] = '\n';
+    if (error != 0)
+        return error;
     error = fwrel_io_write_file(path, text, len, flags, 0600);
     free(text);
     return error;

@@ -6,6 +6,8 @@
 
 #include <jansson.h>
 
+#include "util.h"
+
 /* --- SemVer 2.0 ---------------------------------------------------------------------- */
 
 static int is_digit(char c)
@@ -262,7 +264,7 @@ int fwrel_release_encode(char **out, size_t *len, const fwrel_release *r)
 {
     FWREL_ASSERT_ARG(out != NULL && len != NULL && r != NULL);
     json_t *o, *keys, *appr;
-    char *text;
+    char *t = NULL;
     int error;
 
     *out = NULL;
@@ -316,18 +318,11 @@ int fwrel_release_encode(char **out, size_t *len, const fwrel_release *r)
     json_object_set_new(o, "approvals", json_pack("{s:o, s:I}", "approvers", appr, "required",
                                                   (json_int_t)r->approvals_required));
     json_object_set_new(o, "tool_version", json_string(r->tool_version));
-    text = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
+    size_t n = 0; /* with the newline */
+    error = fwrel_json_text(&t, &n, o, JSON_SORT_KEYS | JSON_COMPACT);
     json_decref(o);
-    if (text == NULL)
-        return fwrel_error_set(FWREL_EIO, "out of memory");
-    size_t n = strlen(text);
-    char *t = realloc(text, n + 2);
-    if (t == NULL) {
-        free(text);
-        return fwrel_error_set(FWREL_EIO, "out of memory");
-    }
-    t[n] = '\n';
-    t[n + 1] = '\0';
+    if (error != 0)
+        return error;
     /* The decoder reads it back (every check but the canonical form, which holds by
      * construction): a record it would refuse is never written. */
     fwrel_release *back = malloc(sizeof(*back));
@@ -335,14 +330,14 @@ int fwrel_release_encode(char **out, size_t *len, const fwrel_release *r)
         free(t);
         return fwrel_error_set(FWREL_EIO, "out of memory");
     }
-    error = decode_fields(back, (const uint8_t *)t, n + 1);
+    error = decode_fields(back, (const uint8_t *)t, n);
     free(back);
     if (error) {
         free(t);
         return error;
     }
     *out = t;
-    *len = n + 1;
+    *len = n;
     return 0;
 }
 

@@ -561,6 +561,19 @@ static char *with_newline(const char *m)
     return out;
 }
 
+/* The options a release tag is made from (the release's and a repair's). */
+static int check_tag_opts(const fwrel_repo_release_opts *o)
+{
+    if (o->tag_message == NULL || !text_valid(o->tag_message, FWREL_REPO_MESSAGE_MAX) ||
+        has_armor_line(o->tag_message))
+        return fwrel_error_set(FWREL_EUSAGE, "invalid tag message");
+    if (o->tag_name == NULL || !tag_name_valid(o->tag_name))
+        return fwrel_error_set(FWREL_EUSAGE, "invalid tag name");
+    if (!ident_valid(&o->who))
+        return fwrel_error_set(FWREL_EUSAGE, "invalid release identity");
+    return 0;
+}
+
 static int check_opts(const fwrel_repo_release_opts *o)
 {
     if (o->files == NULL || o->nfiles == 0 || o->nfiles > FWREL_REPO_FILES_MAX)
@@ -578,14 +591,7 @@ static int check_opts(const fwrel_repo_release_opts *o)
     }
     if (o->commit_message == NULL || !text_valid(o->commit_message, FWREL_REPO_MESSAGE_MAX))
         return fwrel_error_set(FWREL_EUSAGE, "invalid commit message");
-    if (o->tag_message == NULL || !text_valid(o->tag_message, FWREL_REPO_MESSAGE_MAX) ||
-        has_armor_line(o->tag_message))
-        return fwrel_error_set(FWREL_EUSAGE, "invalid tag message");
-    if (o->tag_name == NULL || !tag_name_valid(o->tag_name))
-        return fwrel_error_set(FWREL_EUSAGE, "invalid tag name");
-    if (!ident_valid(&o->who))
-        return fwrel_error_set(FWREL_EUSAGE, "invalid release identity");
-    return 0;
+    return check_tag_opts(o);
 }
 
 /* ---- release --------------------------------------------------------------------------- */
@@ -868,6 +874,34 @@ done:
     return error;
 }
 
+/* read_checked() an object of the repository into a malloc'd copy (*data, *len). */
+static int read_copy(uint8_t **data, size_t *len, fwrel_repo *r, const git_oid *id,
+                     git_object_t want, size_t max)
+{
+    git_odb *odb = NULL;
+    git_odb_object *o = NULL;
+    int error;
+
+    if (git_repository_odb(&odb, r->repo) != 0) {
+        error = git_fail(FWREL_EIO, "cannot open the object store");
+        goto done;
+    }
+    if ((error = read_checked(&o, odb, id, want, max)) != 0)
+        goto done;
+    size_t n = git_odb_object_size(o);
+    if ((*data = malloc(n ? n : 1)) == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    memcpy(*data, git_odb_object_data(o), n);
+    *len = n;
+    error = 0;
+done:
+    git_odb_object_free(o);
+    git_odb_free(odb);
+    return error;
+}
+
 static int lookup_tag_ref(git_reference **ref, fwrel_repo *r, const char *tag)
 {
     char name[600];
@@ -923,16 +957,8 @@ int fwrel_repo_tags(fwrel_repo_tag **tags, size_t *n, fwrel_repo *r, const char 
         git_object *o = NULL, *c = NULL;
         if (plen > 0 && strncmp(name, prefix, plen) != 0)
             goto next;
-        if (count == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            fwrel_repo_tag *nl = realloc(list, ncap * sizeof(*nl));
-            if (nl == NULL) {
-                error = fwrel_error_set(FWREL_EIO, "out of memory");
-                goto done;
-            }
-            list = nl;
-            cap = ncap;
-        }
+        if ((error = fwrel_grow((void **)&list, &cap, count, sizeof(*list))) != 0)
+            goto done;
         fwrel_repo_tag *t = &list[count];
         memset(t, 0, sizeof(*t));
         if ((t->name = strdup(name)) == NULL) {
@@ -995,14 +1021,29 @@ done:
     return error;
 }
 
+/* A commit id given as 40 hex digits, or FWREL_EUSAGE. */
+static int commit_id(git_oid *id, const char *commit)
+{
+    if (strlen(commit) != 40 || git_oid_fromstr(id, commit) != 0)
+        return fwrel_error_set(FWREL_EUSAGE, "'%.48s' is not a commit id (40 hex digits)", commit);
+    return 0;
+}
+
+/* The commit of that id (commit_id()), or FWREL_EVERIFY when the repository has none. */
+static int commit_lookup(git_commit **c, git_oid *id, fwrel_repo *r, const char *commit)
+{
+    int error = commit_id(id, commit);
+    if (error == 0 && git_commit_lookup(c, r->repo, id) != 0)
+        error = fwrel_error_set(FWREL_EVERIFY, "no commit %s", commit);
+    return error;
+}
+
 /* A file of a commit's tree, its blob id recomputed; label names the commit in messages. */
 static int commit_file(uint8_t **data, size_t *len, fwrel_repo *r, git_commit *c, const char *label,
                        const char *path, size_t max)
 {
     git_tree *tree = NULL;
     git_tree_entry *entry = NULL;
-    git_odb *odb = NULL;
-    git_odb_object *blob = NULL;
     int error;
 
     if (git_commit_tree(&tree, c) != 0) {
@@ -1014,27 +1055,21 @@ static int commit_file(uint8_t **data, size_t *len, fwrel_repo *r, git_commit *c
         error = fwrel_error_set(FWREL_EVERIFY, "no file %s at %s", path, label);
         goto done;
     }
-    if (git_repository_odb(&odb, r->repo) != 0) {
-        error = git_fail(FWREL_EIO, "cannot open the object store");
-        goto done;
-    }
-    if ((error = read_checked(&blob, odb, git_tree_entry_id(entry), GIT_OBJECT_BLOB, max)) != 0)
-        goto done;
-    size_t n = git_odb_object_size(blob);
-    *data = malloc(n ? n : 1);
-    if (*data == NULL) {
-        error = fwrel_error_set(FWREL_EIO, "out of memory");
-        goto done;
-    }
-    memcpy(*data, git_odb_object_data(blob), n);
-    *len = n;
-    error = 0;
+    error = read_copy(data, len, r, git_tree_entry_id(entry), GIT_OBJECT_BLOB, max);
 done:
-    git_odb_object_free(blob);
-    git_odb_free(odb);
     git_tree_entry_free(entry);
     git_tree_free(tree);
     return error;
+}
+
+/* What both file reads do first: no data yet, and a path that may name a file of a release. */
+static int file_start(uint8_t **data, size_t *len, const char *path)
+{
+    *data = NULL;
+    *len = 0;
+    if (path == NULL || !path_valid(path))
+        return fwrel_error_set(FWREL_EUSAGE, "invalid path in the repository");
+    return 0;
 }
 
 int fwrel_repo_read_file(uint8_t **data, size_t *len, fwrel_repo *r, const char *tag,
@@ -1045,10 +1080,8 @@ int fwrel_repo_read_file(uint8_t **data, size_t *len, fwrel_repo *r, const char 
     int error;
 
     FWREL_ASSERT_ARG(data != NULL && len != NULL && r != NULL);
-    *data = NULL;
-    *len = 0;
-    if (path == NULL || !path_valid(path))
-        return fwrel_error_set(FWREL_EUSAGE, "invalid path in the repository");
+    if ((error = file_start(data, len, path)) != 0)
+        return error;
     if ((error = lookup_tag_ref(&ref, r, tag)) != 0)
         return error;
     if (git_reference_peel(&c, ref, GIT_OBJECT_COMMIT) != 0)
@@ -1068,14 +1101,10 @@ int fwrel_repo_commit_read_file(uint8_t **data, size_t *len, fwrel_repo *r, cons
     int error;
 
     FWREL_ASSERT_ARG(data != NULL && len != NULL && r != NULL && commit != NULL);
-    *data = NULL;
-    *len = 0;
-    if (path == NULL || !path_valid(path))
-        return fwrel_error_set(FWREL_EUSAGE, "invalid path in the repository");
-    if (strlen(commit) != 40 || git_oid_fromstr(&id, commit) != 0)
-        return fwrel_error_set(FWREL_EUSAGE, "'%.48s' is not a commit id (40 hex digits)", commit);
-    if (git_commit_lookup(&c, r->repo, &id) != 0)
-        return fwrel_error_set(FWREL_EVERIFY, "no commit %s", commit);
+    if ((error = file_start(data, len, path)) != 0)
+        return error;
+    if ((error = commit_lookup(&c, &id, r, commit)) != 0)
+        return error;
     error = commit_file(data, len, r, c, commit, path, max);
     git_commit_free(c);
     return error;
@@ -1085,14 +1114,12 @@ int fwrel_repo_commit_message(char **msg, fwrel_repo *r, const char *commit)
 {
     git_commit *c = NULL;
     git_oid id;
+    int error;
     FWREL_ASSERT_ARG(msg != NULL && r != NULL && commit != NULL);
     *msg = NULL;
-    if (strlen(commit) != 40 || git_oid_fromstr(&id, commit) != 0)
-        return fwrel_error_set(FWREL_EUSAGE, "'%.48s' is not a commit id (40 hex digits)", commit);
-    if (git_commit_lookup(&c, r->repo, &id) != 0)
-        return fwrel_error_set(FWREL_EVERIFY, "no commit %s", commit);
+    if ((error = commit_lookup(&c, &id, r, commit)) != 0)
+        return error;
     const char *m = git_commit_message_raw(c);
-    int error = 0;
     if (m == NULL || strlen(m) > FWREL_REPO_MESSAGE_MAX)
         error = fwrel_error_set(FWREL_EFORMAT, "the message of commit %s is larger than %zu bytes",
                                 commit, FWREL_REPO_MESSAGE_MAX);
@@ -1128,16 +1155,8 @@ int fwrel_repo_branch_commits(fwrel_repo_commit **list, size_t *n, fwrel_repo *r
                 fwrel_error_set(FWREL_EFORMAT, "the release branch has more than %zu commits", max);
             goto done;
         }
-        if (count == cap) {
-            size_t nc = cap ? cap * 2 : 64;
-            fwrel_repo_commit *m = realloc(l, nc * sizeof(*m));
-            if (m == NULL) {
-                error = fwrel_error_set(FWREL_EIO, "out of memory");
-                goto done;
-            }
-            l = m;
-            cap = nc;
-        }
+        if ((error = fwrel_grow((void **)&l, &cap, count, sizeof(*l))) != 0)
+            goto done;
         fwrel_repo_commit *e = &l[count++];
         memset(e, 0, sizeof(*e));
         git_oid_tostr(e->id, sizeof(e->id), &id);
@@ -1185,17 +1204,8 @@ int fwrel_repo_retag(fwrel_repo *r, const char *commit, const fwrel_repo_release
     FWREL_ASSERT_ARG(r != NULL && commit != NULL && o != NULL);
     if (!r->locked)
         return fwrel_error_set(FWREL_EUSAGE, "the release lock is not held");
-    if (o->tag_message == NULL || !text_valid(o->tag_message, FWREL_REPO_MESSAGE_MAX) ||
-        has_armor_line(o->tag_message))
-        return fwrel_error_set(FWREL_EUSAGE, "invalid tag message");
-    if (o->tag_name == NULL || !tag_name_valid(o->tag_name))
-        return fwrel_error_set(FWREL_EUSAGE, "invalid tag name");
-    if (!ident_valid(&o->who))
-        return fwrel_error_set(FWREL_EUSAGE, "invalid release identity");
-    if (strlen(commit) != 40 || git_oid_fromstr(&id, commit) != 0)
-        return fwrel_error_set(FWREL_EUSAGE, "'%.48s' is not a commit id (40 hex digits)", commit);
-    if (git_commit_lookup(&c, r->repo, &id) != 0)
-        return fwrel_error_set(FWREL_EVERIFY, "no commit %s", commit);
+    if ((error = check_tag_opts(o)) != 0 || (error = commit_lookup(&c, &id, r, commit)) != 0)
+        return error;
     snprintf(refname, sizeof(refname), "refs/tags/%s", o->tag_name);
     if ((tmsg = with_newline(o->tag_message)) == NULL) {
         error = fwrel_error_set(FWREL_EIO, "out of memory");
@@ -1238,8 +1248,8 @@ int fwrel_repo_drop_tip(fwrel_repo *r, const char *commit)
     FWREL_ASSERT_ARG(r != NULL && commit != NULL);
     if (!r->locked)
         return fwrel_error_set(FWREL_EUSAGE, "the release lock is not held");
-    if (strlen(commit) != 40 || git_oid_fromstr(&id, commit) != 0)
-        return fwrel_error_set(FWREL_EUSAGE, "'%.48s' is not a commit id (40 hex digits)", commit);
+    if ((error = commit_id(&id, commit)) != 0)
+        return error;
     if (git_reference_lookup(&branch, r->repo, FWREL_REPO_BRANCH) != 0 ||
         git_reference_type(branch) != GIT_REFERENCE_DIRECT ||
         !git_oid_equal(git_reference_target(branch), &id)) {
@@ -1272,8 +1282,6 @@ done:
 int fwrel_repo_tag_raw(uint8_t **raw, size_t *len, fwrel_repo *r, const char *tag)
 {
     git_reference *ref = NULL;
-    git_odb *odb = NULL;
-    git_odb_object *o = NULL;
     int error;
 
     FWREL_ASSERT_ARG(raw != NULL && len != NULL && r != NULL);
@@ -1281,27 +1289,9 @@ int fwrel_repo_tag_raw(uint8_t **raw, size_t *len, fwrel_repo *r, const char *ta
     *len = 0;
     if ((error = lookup_tag_ref(&ref, r, tag)) != 0)
         return error;
-    if (git_repository_odb(&odb, r->repo) != 0) {
-        error = git_fail(FWREL_EIO, "cannot open the object store");
-        goto done;
-    }
-    error = read_checked(&o, odb, git_reference_target(ref), GIT_OBJECT_TAG, FWREL_REPO_TAG_MAX);
+    error = read_copy(raw, len, r, git_reference_target(ref), GIT_OBJECT_TAG, FWREL_REPO_TAG_MAX);
     if (error == FWREL_EVERIFY && strstr(fwrel_error_last()->message, "is a commit") != NULL)
         error = fwrel_error_set(FWREL_EVERIFY, "tag %s is not annotated", tag);
-    if (error != 0)
-        goto done;
-    size_t n = git_odb_object_size(o);
-    *raw = malloc(n ? n : 1);
-    if (*raw == NULL) {
-        error = fwrel_error_set(FWREL_EIO, "out of memory");
-        goto done;
-    }
-    memcpy(*raw, git_odb_object_data(o), n);
-    *len = n;
-    error = 0;
-done:
-    git_odb_object_free(o);
-    git_odb_free(odb);
     git_reference_free(ref);
     return error;
 }
@@ -1574,25 +1564,6 @@ done:
 
 /* ---- the branch audit (the auditor's repo.branch and release.dir) ------------------------- */
 
-/* A commit of the release branch, and how many tags point to it. */
-struct cpos {
-    char id[41];
-    size_t pos;  /* 1 for the root */
-    size_t tags; /* release tags pointing to it (all products) */
-};
-
-static int cpos_cmp(const void *x, const void *y)
-{
-    return strcmp(((const struct cpos *)x)->id, ((const struct cpos *)y)->id);
-}
-
-static struct cpos *cpos_find(struct cpos *cp, size_t n, const char *id)
-{
-    struct cpos key;
-    snprintf(key.id, sizeof(key.id), "%s", id);
-    return n ? bsearch(&key, cp, n, sizeof(*cp), cpos_cmp) : NULL;
-}
-
 static const char *delta_name(git_delta_t s)
 {
     switch (s) {
@@ -1716,7 +1687,7 @@ done:
 
 /* Walk the branch from its tip by first parents into *cp (tip first), counting merges. An
  * unreadable branch or commit is a FAIL step in report; the walk stops there. */
-static int branch_walk(struct cpos **cp, size_t *n, size_t *merges, fwrel_report *report,
+static int branch_walk(fwrel_cpos **cp, size_t *n, size_t *merges, fwrel_report *report,
                        fwrel_repo *r, size_t max)
 {
     git_reference *ref = NULL;
@@ -1734,17 +1705,9 @@ static int branch_walk(struct cpos **cp, size_t *n, size_t *merges, fwrel_report
                                         "the release branch has more than %zu commits", max);
                 break;
             }
-            if (*n == cap) {
-                size_t nc = cap ? cap * 2 : 64;
-                struct cpos *m = realloc(*cp, nc * sizeof(**cp));
-                if (m == NULL) {
-                    error = fwrel_error_set(FWREL_EIO, "out of memory");
-                    break;
-                }
-                *cp = m;
-                cap = nc;
-            }
-            struct cpos *e = &(*cp)[(*n)++];
+            if ((error = fwrel_grow((void **)cp, &cap, *n, sizeof(**cp))) != 0)
+                break;
+            fwrel_cpos *e = &(*cp)[(*n)++];
             git_oid_tostr(e->id, sizeof(e->id), &id);
             e->tags = 0;
             if (git_commit_lookup(&c, r->repo, &id) != 0) {
@@ -1772,7 +1735,7 @@ static int branch_walk(struct cpos **cp, size_t *n, size_t *merges, fwrel_report
 int fwrel_repo_branch_audit(fwrel_report *report, fwrel_repo_branch_release *rels, size_t nrels,
                             fwrel_repo *r, const fwrel_repo_tag *tags, size_t ntags, size_t max)
 {
-    struct cpos *cp = NULL;
+    fwrel_cpos *cp = NULL;
     size_t n = 0, untagged = 0, merges = 0;
     char first_untagged[41] = "";
     int error;
@@ -1781,12 +1744,9 @@ int fwrel_repo_branch_audit(fwrel_report *report, fwrel_repo_branch_release *rel
                      (tags != NULL || ntags == 0));
     if ((error = branch_walk(&cp, &n, &merges, report, r, max)) != 0)
         goto done;
-    for (size_t i = 0; i < n; i++)
-        cp[i].pos = n - i;
-    if (n > 0)
-        qsort(cp, n, sizeof(*cp), cpos_cmp);
+    fwrel_cpos_index(cp, n);
     for (size_t i = 0; i < ntags; i++) {
-        struct cpos *f = cpos_find(cp, n, tags[i].target);
+        fwrel_cpos *f = fwrel_cpos_find(cp, n, tags[i].target);
         if (f != NULL)
             f->tags++;
     }
@@ -1817,7 +1777,7 @@ int fwrel_repo_branch_audit(fwrel_report *report, fwrel_repo_branch_release *rel
     /* Each release: on the branch, alone there, and what its commit changes. */
     for (size_t i = 0; i < nrels; i++) {
         fwrel_repo_branch_release *R = &rels[i];
-        struct cpos *f = R->commit[0] ? cpos_find(cp, n, R->commit) : NULL;
+        fwrel_cpos *f = R->commit[0] ? fwrel_cpos_find(cp, n, R->commit) : NULL;
         fwrel_problems p = {"", 0}, d = {"", 0};
         size_t added = 0;
         R->pos = 0;

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <openssl/evp.h>
 
 #include "fwrel/error.h"
@@ -64,7 +65,7 @@ void fwrel_rfc3339(char out[21], int64_t t)
     strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static int nibble(char c)
+int fwrel_hexval(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -80,7 +81,7 @@ int fwrel_unhex(uint8_t *out, size_t n, const char *s)
     if (strlen(s) != 2 * n)
         return -1;
     for (size_t i = 0; i < n; i++) {
-        int hi = nibble(s[2 * i]), lo = nibble(s[2 * i + 1]);
+        int hi = fwrel_hexval(s[2 * i]), lo = fwrel_hexval(s[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         out[i] = (uint8_t)(hi << 4 | lo);
@@ -101,7 +102,7 @@ int fwrel_parse_u64(uint64_t *out, const char *s, uint64_t max)
             return -1;
     }
     for (; *s; s++) {
-        int d = nibble(*s);
+        int d = fwrel_hexval(*s);
         if (d < 0 || (unsigned)d >= base)
             return -1;
         if (v > (UINT64_MAX - (uint64_t)d) / base)
@@ -251,4 +252,59 @@ void fwrel_problem(fwrel_problems *p, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(p->text + off, sizeof(p->text) - off, fmt, ap);
     va_end(ap);
+}
+
+int fwrel_grow(void **arr, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return 0;
+    size_t nc = *cap ? *cap * 2 : 16;
+    if (nc > SIZE_MAX / size)
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    void *m = realloc(*arr, nc * size);
+    if (m == NULL)
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    *arr = m;
+    *cap = nc;
+    return 0;
+}
+
+static int cpos_cmp(const void *x, const void *y)
+{
+    return strcmp(((const fwrel_cpos *)x)->id, ((const fwrel_cpos *)y)->id);
+}
+
+void fwrel_cpos_index(fwrel_cpos *cp, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        cp[i].pos = n - i;
+    if (n > 1)
+        qsort(cp, n, sizeof(*cp), cpos_cmp);
+}
+
+fwrel_cpos *fwrel_cpos_find(fwrel_cpos *cp, size_t n, const char *id)
+{
+    fwrel_cpos key;
+    snprintf(key.id, sizeof(key.id), "%s", id);
+    return n ? bsearch(&key, cp, n, sizeof(*cp), cpos_cmp) : NULL;
+}
+
+int fwrel_json_text(char **text, size_t *len, const json_t *o, size_t flags)
+{
+    char *t = json_dumps(o, flags);
+    *text = NULL;
+    *len = 0;
+    if (t == NULL)
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    size_t n = strlen(t);
+    char *m = realloc(t, n + 2);
+    if (m == NULL) {
+        free(t);
+        return fwrel_error_set(FWREL_EIO, "out of memory");
+    }
+    m[n] = '\n';
+    m[n + 1] = '\0';
+    *text = m;
+    *len = n + 1;
+    return 0;
 }

@@ -39,6 +39,9 @@ void fwrel_hex(char *out, const uint8_t *p, size_t n);
 /** A time (seconds since the epoch) as RFC 3339 UTC, "2026-11-22T13:45:00Z", into out. */
 void fwrel_rfc3339(char out[21], int64_t t);
 
+/** The value of one hex digit (upper or lower case), or -1. */
+int fwrel_hexval(char c);
+
 /**
  * Parse exactly n bytes of hex (upper or lower case, no separators).
  * @return 0, or -1 if s is not exactly 2n hex digits.
@@ -96,5 +99,36 @@ typedef struct fwrel_problems {
 
 /** Add a problem to p; what no longer fits in the line is cut. */
 void fwrel_problem(fwrel_problems *p, const char *fmt, ...) FWREL_PRINTF(2, 3);
+
+/**
+ * Make room for one more element in *arr, an array of n elements of size bytes with room for *cap
+ * (0 and NULL at first): doubles it (16 at first) when full.
+ * @return 0, or FWREL_EIO "out of memory" (*arr and *cap unchanged)
+ */
+int fwrel_grow(void **arr, size_t *cap, size_t n, size_t size);
+
+/** A commit of the release branch in a position index: its id, its place on the branch (1 for the
+ * root) and the release tags that name it (counted by the caller, from 0). */
+typedef struct fwrel_cpos {
+    char id[41];
+    size_t pos;
+    size_t tags;
+} fwrel_cpos;
+
+/** Number the n commits of a branch listed tip first (ids filled in, tags 0), then sort them by id
+ * for fwrel_cpos_find(). */
+void fwrel_cpos_index(fwrel_cpos *cp, size_t n);
+
+/** The entry of commit id in an index made by fwrel_cpos_index(), or NULL. */
+fwrel_cpos *fwrel_cpos_find(fwrel_cpos *cp, size_t n, const char *id);
+
+struct json_t;
+
+/**
+ * o (jansson, dumped with flags) as one text ending in a newline, NUL-terminated; *len counts the
+ * newline, not the NUL. o stays the caller's.
+ * @return 0, or FWREL_EIO "out of memory"
+ */
+int fwrel_json_text(char **text, size_t *len, const struct json_t *o, size_t flags);
 
 #endif
