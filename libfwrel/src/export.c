@@ -1,6 +1,7 @@
 /* export.c - update-server exports rendered from template directories (export.h, docs/exports.md).
  */
 #include "fwrel/export.h"
+#include "fwrel/mender.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -231,6 +232,41 @@ int fwrel_export_vars_set(fwrel_export_vars *vars, const char *name, const char 
     return 0;
 }
 
+/* Feed the rest of a source to update() in 64 KiB chunks (buf holds one): images are never read
+ * whole. update returns 0, or an error already set. */
+static int stream_src(fwrel_src *image, uint8_t *buf,
+                      int (*update)(void *ctx, const uint8_t *p, size_t n), void *ctx)
+{
+    int error;
+    while (image->pos < image->size) {
+        uint64_t left = image->size - image->pos;
+        size_t chunk = left < 65536 ? (size_t)left : 65536;
+        if ((error = fwrel_src_read(image, buf, chunk)) != 0 || (error = update(ctx, buf, chunk)))
+            return error;
+    }
+    return 0;
+}
+
+static int hmac_update(void *ctx, const uint8_t *p, size_t n)
+{
+    return EVP_MAC_update(ctx, p, n) == 1 ? 0 : fwrel_error_set_openssl(FWREL_EKEY, "HMAC failed");
+}
+
+static int digest_update(void *ctx, const uint8_t *p, size_t n)
+{
+    EVP_MD_CTX **both = ctx;
+    return EVP_DigestUpdate(both[0], p, n) == 1 && EVP_DigestUpdate(both[1], p, n) == 1
+               ? 0
+               : fwrel_error_set_openssl(FWREL_EIO, "digest failed");
+}
+
+static int sign_update(void *ctx, const uint8_t *p, size_t n)
+{
+    return EVP_DigestSignUpdate(ctx, p, n) == 1
+               ? 0
+               : fwrel_error_set_openssl(FWREL_EKEY, "signing failed");
+}
+
 int fwrel_export_vars_set_hmac(fwrel_export_vars *vars, const uint8_t *key, size_t keylen,
                                fwrel_src *image)
 {
@@ -256,16 +292,8 @@ int fwrel_export_vars_set_hmac(fwrel_export_vars *vars, const uint8_t *key, size
         error = fwrel_error_set_openssl(FWREL_EKEY, "HMAC setup failed");
         goto done;
     }
-    while (image->pos < image->size) {
-        uint64_t left = image->size - image->pos;
-        size_t chunk = left < 65536 ? (size_t)left : 65536;
-        if ((error = fwrel_src_read(image, buf, chunk)) != 0)
-            goto done;
-        if (EVP_MAC_update(ctx, buf, chunk) != 1) {
-            error = fwrel_error_set_openssl(FWREL_EKEY, "HMAC failed");
-            goto done;
-        }
-    }
+    if ((error = stream_src(image, buf, hmac_update, ctx)) != 0)
+        goto done;
     if (EVP_MAC_final(ctx, tag, &taglen, sizeof(tag)) != 1 || taglen != sizeof(tag)) {
         error = fwrel_error_set_openssl(FWREL_EKEY, "HMAC failed");
         goto done;
@@ -303,16 +331,9 @@ int fwrel_export_vars_set_image(fwrel_export_vars *vars, fwrel_src *image)
         error = fwrel_error_set_openssl(FWREL_EIO, "digest setup failed");
         goto done;
     }
-    while (image->pos < image->size) {
-        uint64_t left = image->size - image->pos;
-        size_t chunk = left < 65536 ? (size_t)left : 65536;
-        if ((error = fwrel_src_read(image, buf, chunk)) != 0)
-            goto done;
-        if (EVP_DigestUpdate(sha, buf, chunk) != 1 || EVP_DigestUpdate(md5, buf, chunk) != 1) {
-            error = fwrel_error_set_openssl(FWREL_EIO, "digest failed");
-            goto done;
-        }
-    }
+    EVP_MD_CTX *both[2] = {sha, md5};
+    if ((error = stream_src(image, buf, digest_update, both)) != 0)
+        goto done;
     if (EVP_DigestFinal_ex(sha, d, NULL) != 1 || EVP_DigestFinal_ex(md5, m, NULL) != 1) {
         error = fwrel_error_set_openssl(FWREL_EIO, "digest failed");
         goto done;
@@ -330,6 +351,42 @@ done:
     EVP_MD_CTX_free(sha);
     EVP_MD_CTX_free(md5);
     EVP_MD_free(md5_md);
+    free(buf);
+    return error;
+}
+
+int fwrel_export_vars_set_signature(fwrel_export_vars *vars, const char *name,
+                                    const fwrel_pkey *key, fwrel_src *image)
+{
+    FWREL_ASSERT_ARG(vars != NULL && name != NULL && key != NULL && image != NULL);
+    EVP_MD_CTX *ctx = NULL;
+    uint8_t *buf = NULL, sig[80];
+    char b64[4 * sizeof(sig) / 3 + 4];
+    size_t slen = sizeof(sig);
+    int error;
+    /* AWS IoT OTA's customCodeSigning "ECDSA" with "SHA256" (docs/exports.md, aws-iot-ota). */
+    if (!EVP_PKEY_is_a(key, "EC") || EVP_PKEY_get_bits(key) != 256)
+        return fwrel_error_set(FWREL_EKEY, "the %s key must be ECDSA P-256", name);
+    if ((buf = malloc(65536)) == NULL || (ctx = EVP_MD_CTX_new()) == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    if (EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, (EVP_PKEY *)key) != 1) {
+        error = fwrel_error_set_openssl(FWREL_EKEY, "signing failed");
+        goto done;
+    }
+    if ((error = stream_src(image, buf, sign_update, ctx)) != 0)
+        goto done;
+    /* A DER ECDSA-Sig-Value of P-256 is at most 72 bytes: checked before it is written. */
+    if (EVP_DigestSignFinal(ctx, NULL, &slen) != 1 || slen > sizeof(sig) ||
+        EVP_DigestSignFinal(ctx, sig, &slen) != 1) {
+        error = fwrel_error_set_openssl(FWREL_EKEY, "signing failed");
+        goto done;
+    }
+    EVP_EncodeBlock((unsigned char *)b64, sig, (int)slen);
+    error = fwrel_export_vars_set(vars, name, b64);
+done:
+    EVP_MD_CTX_free(ctx);
     free(buf);
     return error;
 }
@@ -1003,6 +1060,8 @@ static const char *const release_vars[] = {"product",        "version",
 
 static int is_release_var(const char *name)
 {
+    if (strcmp(name, "aws_signature") == 0) /* set by the release when the policy signs */
+        return 1;
     for (size_t i = 0; release_vars[i] != NULL; i++)
         if (strcmp(release_vars[i], name) == 0)
             return 1;
@@ -1232,16 +1291,17 @@ static int spec_parse(struct spec *sp, const uint8_t *text, size_t len)
                 return yerr(k, "too many copies", NULL);
             if ((error = yt_expect(a, YT_SCALAR, "an artifact")))
                 return error;
-            static const char *const arts[] = {FWREL_EXPORT_ARTIFACT_IMAGE,
-                                               FWREL_EXPORT_ARTIFACT_MANIFEST,
-                                               FWREL_EXPORT_ARTIFACT_SECURE_FOTA};
+            static const char *const arts[] = {
+                FWREL_EXPORT_ARTIFACT_IMAGE, FWREL_EXPORT_ARTIFACT_MANIFEST,
+                FWREL_EXPORT_ARTIFACT_SECURE_FOTA, FWREL_EXPORT_ARTIFACT_MENDER};
             const char *art = NULL;
             for (size_t m = 0; m < sizeof(arts) / sizeof(arts[0]); m++)
                 if (strcmp(a->value, arts[m]) == 0)
                     art = arts[m];
             if (art == NULL)
-                return yerr(a, "artifact must be image, manifest or secure-fota-manifest, not ",
-                            a->value);
+                return yerr(
+                    a, "artifact must be image, manifest, secure-fota-manifest or mender, not ",
+                    a->value);
             if (!printable(k->value))
                 return yerr(k, "a file name has a control character", NULL);
             sp->copies[sp->ncopies].path = k->value;
@@ -1606,7 +1666,7 @@ static int dummy_vars(fwrel_export_vars **out, const struct spec *sp)
 /* Render; with vars NULL, check the export with dummy_vars() and return its description. */
 static int render_export(fwrel_export_file **files, size_t *count, char **description,
                          const char *root, const char *name, const fwrel_export_vars *vars,
-                         const fwrel_export_vars *settings)
+                         const fwrel_export_vars *settings, unsigned *keys)
 {
     struct tree t;
     struct spec sp;
@@ -1649,6 +1709,13 @@ static int render_export(fwrel_export_file **files, size_t *count, char **descri
         error = fwrel_error_set(error, EXPORT_YAML ":%s", msg);
         goto done;
     }
+    /* What the release must sign for this export: a Mender artifact, the served file. */
+    for (size_t i = 0; keys != NULL && i < sp.ncopies; i++)
+        if (strcmp(sp.copies[i].artifact, FWREL_EXPORT_ARTIFACT_MENDER) == 0)
+            *keys |= FWREL_EXPORT_NEEDS_MENDER_KEY;
+    for (size_t i = 0; keys != NULL && i < sp.nknown; i++)
+        if (strcmp(sp.known[i], "aws_signature") == 0)
+            *keys |= FWREL_EXPORT_NEEDS_AWS_OTA_KEY;
     if (vars == NULL) {
         if ((error = dummy_vars(&dummy, &sp)) != 0)
             goto done;
@@ -1791,7 +1858,7 @@ int fwrel_export_render(fwrel_export_file **files, size_t *count, const char *ro
                         const char *name, const fwrel_export_vars *vars)
 {
     FWREL_ASSERT_ARG(files != NULL && count != NULL && name != NULL && vars != NULL);
-    return render_export(files, count, NULL, root, name, vars, NULL);
+    return render_export(files, count, NULL, root, name, vars, NULL, NULL);
 }
 
 int fwrel_export_render_with(fwrel_export_file **files, size_t *count, const char *root,
@@ -1799,7 +1866,7 @@ int fwrel_export_render_with(fwrel_export_file **files, size_t *count, const cha
                              const fwrel_export_vars *settings)
 {
     FWREL_ASSERT_ARG(files != NULL && count != NULL && name != NULL && vars != NULL);
-    return render_export(files, count, NULL, root, name, vars, settings);
+    return render_export(files, count, NULL, root, name, vars, settings, NULL);
 }
 
 int fwrel_export_check(char **description, const char *root, const char *name)
@@ -1807,20 +1874,26 @@ int fwrel_export_check(char **description, const char *root, const char *name)
     return fwrel_export_check_with(description, root, name, NULL);
 }
 
-int fwrel_export_check_with(char **description, const char *root, const char *name,
-                            const fwrel_export_vars *settings)
+static int check_with(char **description, const char *root, const char *name,
+                      const fwrel_export_vars *settings, unsigned *keys)
 {
-    FWREL_ASSERT_ARG(description != NULL && name != NULL);
     fwrel_export_file *files = NULL;
     size_t count = 0;
     *description = NULL;
-    int error = render_export(&files, &count, description, root, name, NULL, settings);
+    int error = render_export(&files, &count, description, root, name, NULL, settings, keys);
     fwrel_export_files_free(files, count);
     if (error) {
         free(*description);
         *description = NULL;
     }
     return error;
+}
+
+int fwrel_export_check_with(char **description, const char *root, const char *name,
+                            const fwrel_export_vars *settings)
+{
+    FWREL_ASSERT_ARG(description != NULL && name != NULL);
+    return check_with(description, root, name, settings, NULL);
 }
 
 int fwrel_export_policy_settings(fwrel_export_vars **out, const fwrel_policy *p, size_t i)
@@ -1863,11 +1936,62 @@ int fwrel_export_check_policy(const fwrel_policy *p, const char *root)
         if (valid_export_name(p->exports[i]) && lstat(path, &st) != 0 && errno == ENOENT)
             return fwrel_error_set(FWREL_EFORMAT, "export '%s': no such export in %s",
                                    p->exports[i], root ? root : fwrel_export_default_root());
+        unsigned keys = 0;
         if ((error = fwrel_export_policy_settings(&set, p, i)) == 0 &&
-            (error = fwrel_export_check_with(&description, root, p->exports[i], set)) != 0)
+            (error = check_with(&description, root, p->exports[i], set, &keys)) != 0)
             fwrel_error_prefix("export %s", p->exports[i]);
+        /* Its signing key is the policy's, of its own purpose: missing, the release stops
+         * before any key is opened (docs/exports.md section 0). */
+        if (error == 0 && (keys & FWREL_EXPORT_NEEDS_MENDER_KEY) && !p->has_mender_key)
+            error = fwrel_error_set(FWREL_EFORMAT,
+                                    "export '%s' signs a Mender artifact: the policy needs "
+                                    "mender: {key: NAME} (a key of purpose mender-sign)",
+                                    p->exports[i]);
+        if (error == 0 && (keys & FWREL_EXPORT_NEEDS_AWS_OTA_KEY) && !p->has_aws_ota_key)
+            error = fwrel_error_set(FWREL_EFORMAT,
+                                    "export '%s' signs the served file: the policy needs "
+                                    "aws_ota: {key: NAME} (a key of purpose aws-ota-sign)",
+                                    p->exports[i]);
         free(description);
         fwrel_export_vars_free(set);
     }
     return error;
+}
+
+/* The release's Mender artifact (docs/exports.md, mender): named <product>-<version>, for the
+ * device types of the targets list, the payload <product>-<version>.bin. */
+int fwrel_export_mender(uint8_t **out, size_t *len, const fwrel_export_vars *vars,
+                        const fwrel_export_vars *settings, const uint8_t *payload, size_t plen,
+                        const fwrel_pkey *key)
+{
+    FWREL_ASSERT_ARG(out != NULL && len != NULL && vars != NULL && key != NULL);
+    const char *product = fwrel_export_vars_get(vars, "product");
+    const char *version = fwrel_export_vars_get(vars, "version");
+    const struct export_list *t = vars_list(vars, "targets", 7);
+    const char *types[FWREL_MENDER_TYPES_MAX];
+    char name[2 * FWREL_EXPORT_VALUE_MAX + 8], file[2 * FWREL_EXPORT_VALUE_MAX + 8];
+    *out = NULL;
+    *len = 0;
+    if (product == NULL || version == NULL || t == NULL || t->nrows == 0)
+        return fwrel_error_set(FWREL_EUSAGE, "the Mender artifact needs product, version and "
+                                             "the targets list");
+    if (t->nrows > FWREL_MENDER_TYPES_MAX)
+        return fwrel_error_set(FWREL_EUSAGE, "a Mender artifact has at most %d device types",
+                               FWREL_MENDER_TYPES_MAX);
+    for (size_t i = 0; i < t->nrows; i++)
+        types[i] = fwrel_export_vars_get(t->rows[i], "device_type");
+    snprintf(name, sizeof(name), "%s-%s", product, version);
+    snprintf(file, sizeof(file), "%s-%s.bin", product, version);
+    const char *type = fwrel_export_vars_get(settings, "payload_type");
+    const char *sw = fwrel_export_vars_get(settings, "software_name");
+    fwrel_mender_info info = {
+        .artifact_name = name,
+        .device_types = types,
+        .ndevice_types = t->nrows,
+        .payload_type = type != NULL ? type : "rootfs-image",
+        .software_name = sw != NULL ? sw : product,
+        .software_version = version,
+        .file_name = file,
+    };
+    return fwrel_mender_write(out, len, &info, payload, plen, key);
 }
