@@ -1293,15 +1293,17 @@ static int spec_parse(struct spec *sp, const uint8_t *text, size_t len)
                 return error;
             static const char *const arts[] = {
                 FWREL_EXPORT_ARTIFACT_IMAGE, FWREL_EXPORT_ARTIFACT_MANIFEST,
-                FWREL_EXPORT_ARTIFACT_SECURE_FOTA, FWREL_EXPORT_ARTIFACT_MENDER};
+                FWREL_EXPORT_ARTIFACT_SECURE_FOTA, FWREL_EXPORT_ARTIFACT_MENDER,
+                FWREL_EXPORT_ARTIFACT_PLAIN};
             const char *art = NULL;
             for (size_t m = 0; m < sizeof(arts) / sizeof(arts[0]); m++)
                 if (strcmp(a->value, arts[m]) == 0)
                     art = arts[m];
             if (art == NULL)
-                return yerr(
-                    a, "artifact must be image, manifest, secure-fota-manifest or mender, not ",
-                    a->value);
+                return yerr(a,
+                            "artifact must be image, manifest, secure-fota-manifest, mender or "
+                            "plain-image, not ",
+                            a->value);
             if (!printable(k->value))
                 return yerr(k, "a file name has a control character", NULL);
             sp->copies[sp->ncopies].path = k->value;
@@ -1711,8 +1713,11 @@ static int render_export(fwrel_export_file **files, size_t *count, char **descri
     }
     /* What the release must sign for this export: a Mender artifact, the served file. */
     for (size_t i = 0; keys != NULL && i < sp.ncopies; i++)
-        if (strcmp(sp.copies[i].artifact, FWREL_EXPORT_ARTIFACT_MENDER) == 0)
-            *keys |= FWREL_EXPORT_NEEDS_MENDER_KEY;
+        *keys |= strcmp(sp.copies[i].artifact, FWREL_EXPORT_ARTIFACT_MENDER) == 0
+                     ? FWREL_EXPORT_NEEDS_MENDER_KEY
+                 : strcmp(sp.copies[i].artifact, FWREL_EXPORT_ARTIFACT_PLAIN) == 0
+                     ? FWREL_EXPORT_NEEDS_PLAIN
+                     : 0;
     for (size_t i = 0; keys != NULL && i < sp.nknown; i++)
         if (strcmp(sp.known[i], "aws_signature") == 0)
             *keys |= FWREL_EXPORT_NEEDS_AWS_OTA_KEY;
@@ -1917,6 +1922,15 @@ int fwrel_export_policy_settings(fwrel_export_vars **out, const fwrel_policy *p,
     return 0;
 }
 
+int fwrel_export_plain_allowed(const fwrel_policy *p, size_t i)
+{
+    FWREL_ASSERT_ARG(p != NULL);
+    for (size_t k = 0; i < p->nexports && k < p->nexport_settings[i]; k++)
+        if (strcmp(p->export_settings[i][k].name, "plain_image") == 0)
+            return strcmp(p->export_settings[i][k].value, "true") == 0;
+    return 0;
+}
+
 int fwrel_export_check_policy(const fwrel_policy *p, const char *root)
 {
     FWREL_ASSERT_ARG(p != NULL);
@@ -1951,6 +1965,12 @@ int fwrel_export_check_policy(const fwrel_policy *p, const char *root)
             error = fwrel_error_set(FWREL_EFORMAT,
                                     "export '%s' signs the served file: the policy needs "
                                     "aws_ota: {key: NAME} (a key of purpose aws-ota-sign)",
+                                    p->exports[i]);
+        /* A plain image only where the policy says so, per export. */
+        if (error == 0 && (keys & FWREL_EXPORT_NEEDS_PLAIN) && !fwrel_export_plain_allowed(p, i))
+            error = fwrel_error_set(FWREL_EFORMAT,
+                                    "export '%s' copies the plain image: the policy allows it "
+                                    "only with the setting plain_image: true",
                                     p->exports[i]);
         free(description);
         fwrel_export_vars_free(set);

@@ -415,6 +415,15 @@ int fwrel_run_exports(struct run *r)
                 error = add_mender(r, mname, v, settings, img);
                 continue;
             }
+            if (strcmp(files[k].artifact, FWREL_EXPORT_ARTIFACT_PLAIN) == 0) {
+                error = fwrel_export_plain_allowed(r->p, i)
+                            ? add_member_src(r, mname, &r->signed_src)
+                            : fwrel_error_set(FWREL_EUSAGE,
+                                              "export %s: the policy does not "
+                                              "allow the plain image",
+                                              name);
+                continue;
+            }
             if (strcmp(files[k].artifact, FWREL_EXPORT_ARTIFACT_IMAGE) == 0)
                 src = img;
             else if (strcmp(files[k].artifact, FWREL_EXPORT_ARTIFACT_MANIFEST) == 0)

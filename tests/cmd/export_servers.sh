@@ -18,7 +18,7 @@ listen() {
     printf '%s\n' "$1" >routes.json
     python3 "$LISTENER" routes.json "$T/captured.jsonl" >port.txt &
     LPID=$!
-    for _ in $(seq 50); do [ -s port.txt ] && break; sleep 0.1; done
+    for _ in $(seq 300); do [ -s port.txt ] && break; sleep 0.1; done
     PORT=$(cat port.txt)
 }
 stop() {

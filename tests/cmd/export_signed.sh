@@ -1,4 +1,5 @@
-# The exports the release signs (docs/exports.md "mender", "aws-iot-ota"), in one release.
+# The exports the release signs (docs/exports.md "mender", "aws-iot-ota"), and the plain image
+# only where the policy allows it ("plain-dir"), in one release.
 # mender: fwrel writes the Mender Artifact v3 itself (libarchive) and signs it with the policy's
 # mender key; Debian's mender-artifact validates it with the key's public half and reads back the
 # name, device types and version; a tampered artifact fails validation. aws-iot-ota: the
@@ -12,7 +13,7 @@ trap 'gpgconf --homedir "$G" --kill all >/dev/null 2>&1; rm -rf "$T"' EXIT
 make_approvers "$G"
 [ -n "$A1" ] || { echo "FAIL: no GnuPG keys"; exit 1; }
 pin_approvers "$FWREL_SRC/policies/esp32s3-sbv2-rsa-prod.yaml" |
-    sed -e 's|^exports: .*|exports: [{name: mender, base_url: "https://mender.example.org"}, {name: aws-iot-ota, target_arn: "arn:aws:iot:eu-west-1:123456789012:thinggroup/thermostats", role_arn: "arn:aws:iam::123456789012:role/ota", s3_bucket: acme-fw, certificate_path: "/spiffs/ota_signer.pem"}]|' \
+    sed -e 's|^exports: .*|exports: [{name: mender, base_url: "https://mender.example.org"}, {name: aws-iot-ota, target_arn: "arn:aws:iot:eu-west-1:123456789012:thinggroup/thermostats", role_arn: "arn:aws:iam::123456789012:role/ota", s3_bucket: acme-fw, certificate_path: "/spiffs/ota_signer.pem"}, {name: plain-dir, plain_image: "true"}]|' \
         -e 's|^hmac: .*|mender: {key: mender-sign}\naws_ota: {key: aws-sign}|' \
         -e 's|^  ota-hmac: .*|  mender-sign: {purpose: mender-sign, alg: ecdsa256}\n  aws-sign: {purpose: aws-ota-sign, alg: ecdsa256}|' >"$T/policy.yaml"
 grep -q '^mender: {key: mender-sign}' "$T/policy.yaml" && ok || fail "policy not edited"
@@ -30,6 +31,12 @@ expect_rc 3 "aws-iot-ota export without an aws_ota key" fwrel-bundle --check-pol
     "$T/noaws.yaml" --templates "$FWREL_SRC/templates"
 expect_err "noaws.yaml: export 'aws-iot-ota' signs the served file: the policy needs aws_ota: \{key: NAME\} \(a key of purpose aws-ota-sign\)$" \
     "no aws_ota key"
+# The plain image only where the policy allows it for that export.
+sed 's|{name: plain-dir, plain_image: "true"}|plain-dir|' "$T/policy.yaml" >"$T/noplain.yaml"
+expect_rc 3 "plain-dir without plain_image: true" fwrel-bundle --check-policy "$T/noplain.yaml" \
+    --templates "$FWREL_SRC/templates"
+expect_err "noplain.yaml: export 'plain-dir' copies the plain image: the policy allows it only with the setting plain_image: true$" \
+    "plain image not allowed"
 # A release stops there too, before the keystore is opened (there is none here).
 expect_rc 3 "a release without the mender key" env SOURCE_DATE_EPOCH=$(($(date +%s) - 60)) \
     fwrel-bundle --policy "$T/nokey.yaml" --keystore "$T/none" --repo "$T/r0" \
@@ -114,7 +121,7 @@ rm -f "$T/captured.jsonl"
 printf '%s\n' '[{"method": "POST", "path": "/api/management/v1/deployments/artifacts", "code": 201, "body": ""}]' >"$T/routes.json"
 python3 "$FWREL_SRC/tests/cmd/export_listener.py" "$T/routes.json" "$T/captured.jsonl" >"$T/port.txt" &
 LPID=$!
-for _ in $(seq 50); do [ -s "$T/port.txt" ] && break; sleep 0.1; done
+for _ in $(seq 300); do [ -s "$T/port.txt" ] && break; sleep 0.1; done
 sed -i "s|'https://mender.example.org'|'http://127.0.0.1:$(cat "$T/port.txt")'|" "$T/up/upload.sh"
 expect_rc 0 "mender upload.sh" env MENDER_TOKEN=pat-1 sh "$T/up/upload.sh"
 kill "$LPID" 2>/dev/null
@@ -132,6 +139,18 @@ assert sorted(parts) == ["artifact", "description", "size"], parts
 assert parts["artifact"].get_content() == data
 assert parts["size"].get_content() == str(len(data))
 assert parts["description"].get_content() == "acme-thermostat 1.0.0"
+PY
+
+# plain-dir: the secure-boot-signed image, not encrypted: release.json's signed_image.
+P="$T/x/exports/plain-dir/acme-thermostat-1.0.0-signed.img"
+python3 - "$T/x/release.json" "$P" "$T/x/firmware.enc" <<'PY' && ok || fail "plain-dir's image"
+import hashlib, json, sys
+r = json.load(open(sys.argv[1]))
+data = open(sys.argv[2], "rb").read()
+assert hashlib.sha256(data).hexdigest() == r["signed_image"]["sha256"], r["signed_image"]
+assert len(data) == r["signed_image"]["size"]
+assert data != open(sys.argv[3], "rb").read()
+assert data[0] == 0xE9  # an ESP image, not the esp_encrypted_img file
 PY
 
 # aws-iot-ota: the signature in the CreateOTAUpdate request is over exactly the served file.

@@ -54,10 +54,20 @@ extern "C" {
 /** a Mender Artifact of the served image, signed with the policy's mender key (mender.h); the
  *  caller makes it with fwrel_export_mender() */
 #define FWREL_EXPORT_ARTIFACT_MENDER "mender"
+/** the secure-boot-signed image, not encrypted: only for an export whose policy settings say
+ *  plain_image: true (docs/exports.md section 0) */
+#define FWREL_EXPORT_ARTIFACT_PLAIN "plain-image"
 
 /** What an export needs signed (fwrel_export_check_policy() checks the policy has the key). */
 #define FWREL_EXPORT_NEEDS_MENDER_KEY  1u /**< it copies the mender artifact */
 #define FWREL_EXPORT_NEEDS_AWS_OTA_KEY 2u /**< it declares the aws_signature variable */
+#define FWREL_EXPORT_NEEDS_PLAIN       4u /**< it copies the plain image */
+
+/**
+ * Whether the policy allows export i the plain image: its setting plain_image is "true".
+ * @return 1 or 0
+ */
+int fwrel_export_plain_allowed(const fwrel_policy *p, size_t i);
 
 /** How values are escaped in a file (export.yaml `escape:`), or by a {{name|filter}}. */
 enum fwrel_export_escape {
