@@ -232,19 +232,21 @@ int fwrel_export_vars_set(fwrel_export_vars *vars, const char *name, const char 
     return 0;
 }
 
-/* Feed the rest of a source to update() in 64 KiB chunks (buf holds one): images are never read
- * whole. update returns 0, or an error already set. */
-static int stream_src(fwrel_src *image, uint8_t *buf,
-                      int (*update)(void *ctx, const uint8_t *p, size_t n), void *ctx)
+/* Feed the rest of a source to update() in 64 KiB chunks: images are never read whole. update
+ * returns 0, or an error already set. */
+static int stream_src(fwrel_src *image, int (*update)(void *ctx, const uint8_t *p, size_t n),
+                      void *ctx)
 {
-    int error;
-    while (image->pos < image->size) {
+    uint8_t *buf = malloc(65536);
+    int error = buf == NULL ? fwrel_error_set(FWREL_EIO, "out of memory") : 0;
+    while (error == 0 && image->pos < image->size) {
         uint64_t left = image->size - image->pos;
         size_t chunk = left < 65536 ? (size_t)left : 65536;
-        if ((error = fwrel_src_read(image, buf, chunk)) != 0 || (error = update(ctx, buf, chunk)))
-            return error;
+        if ((error = fwrel_src_read(image, buf, chunk)) == 0)
+            error = update(ctx, buf, chunk);
     }
-    return 0;
+    free(buf);
+    return error;
 }
 
 static int hmac_update(void *ctx, const uint8_t *p, size_t n)
@@ -273,7 +275,7 @@ int fwrel_export_vars_set_hmac(fwrel_export_vars *vars, const uint8_t *key, size
     FWREL_ASSERT_ARG(vars != NULL && key != NULL && image != NULL);
     EVP_MAC *mac = NULL;
     EVP_MAC_CTX *ctx = NULL;
-    uint8_t *buf = NULL, tag[32];
+    uint8_t tag[32];
     char hex[65];
     size_t taglen = 0;
     int error;
@@ -283,30 +285,23 @@ int fwrel_export_vars_set_hmac(fwrel_export_vars *vars, const uint8_t *key, size
         OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
         OSSL_PARAM_construct_end(),
     };
-    if ((buf = malloc(65536)) == NULL) {
-        error = fwrel_error_set(FWREL_EIO, "out of memory");
-        goto done;
-    }
     if ((mac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL || (ctx = EVP_MAC_CTX_new(mac)) == NULL ||
         EVP_MAC_init(ctx, key, keylen, params) != 1) {
         error = fwrel_error_set_openssl(FWREL_EKEY, "HMAC setup failed");
         goto done;
     }
-    if ((error = stream_src(image, buf, hmac_update, ctx)) != 0)
+    if ((error = stream_src(image, hmac_update, ctx)) != 0)
         goto done;
     if (EVP_MAC_final(ctx, tag, &taglen, sizeof(tag)) != 1 || taglen != sizeof(tag)) {
         error = fwrel_error_set_openssl(FWREL_EKEY, "HMAC failed");
         goto done;
     }
     fwrel_hex(hex, tag, sizeof(tag));
-    if ((error = fwrel_export_vars_set(vars, "hmac", hex)) != 0)
-        goto done;
-    error = 0;
+    error = fwrel_export_vars_set(vars, "hmac", hex);
 done:
     OPENSSL_cleanse(tag, sizeof(tag));
     EVP_MAC_CTX_free(ctx); /* wipes its copy of the key */
     EVP_MAC_free(mac);
-    free(buf);
     return error;
 }
 
@@ -315,14 +310,10 @@ int fwrel_export_vars_set_image(fwrel_export_vars *vars, fwrel_src *image)
     FWREL_ASSERT_ARG(vars != NULL && image != NULL);
     EVP_MD_CTX *sha = NULL, *md5 = NULL;
     EVP_MD *md5_md = NULL;
-    uint8_t *buf = NULL, d[32], m[16];
-    char hex[65], size[24];
+    uint8_t d[32], m[16];
+    char hex[65], mhex[33], size[24];
     uint64_t total = image->size - image->pos;
     int error;
-    if ((buf = malloc(65536)) == NULL) {
-        error = fwrel_error_set(FWREL_EIO, "out of memory");
-        goto done;
-    }
     /* MD5 only because ESPHome's OTA checks it (docs/exports.md): never for security. */
     if ((sha = EVP_MD_CTX_new()) == NULL || (md5 = EVP_MD_CTX_new()) == NULL ||
         (md5_md = EVP_MD_fetch(NULL, "MD5", NULL)) == NULL ||
@@ -332,7 +323,7 @@ int fwrel_export_vars_set_image(fwrel_export_vars *vars, fwrel_src *image)
         goto done;
     }
     EVP_MD_CTX *both[2] = {sha, md5};
-    if ((error = stream_src(image, buf, digest_update, both)) != 0)
+    if ((error = stream_src(image, digest_update, both)) != 0)
         goto done;
     if (EVP_DigestFinal_ex(sha, d, NULL) != 1 || EVP_DigestFinal_ex(md5, m, NULL) != 1) {
         error = fwrel_error_set_openssl(FWREL_EIO, "digest failed");
@@ -340,18 +331,14 @@ int fwrel_export_vars_set_image(fwrel_export_vars *vars, fwrel_src *image)
     }
     snprintf(size, sizeof(size), "%llu", (unsigned long long)total);
     fwrel_hex(hex, d, sizeof(d));
-    if ((error = fwrel_export_vars_set(vars, "image_sha256", hex)) != 0 ||
-        (error = fwrel_export_vars_set(vars, "image_size", size)) != 0)
-        goto done;
-    fwrel_hex(hex, m, sizeof(m));
-    if ((error = fwrel_export_vars_set(vars, "image_md5", hex)) != 0)
-        goto done;
-    error = 0;
+    fwrel_hex(mhex, m, sizeof(m));
+    if ((error = fwrel_export_vars_set(vars, "image_sha256", hex)) == 0 &&
+        (error = fwrel_export_vars_set(vars, "image_size", size)) == 0)
+        error = fwrel_export_vars_set(vars, "image_md5", mhex);
 done:
     EVP_MD_CTX_free(sha);
     EVP_MD_CTX_free(md5);
     EVP_MD_free(md5_md);
-    free(buf);
     return error;
 }
 
@@ -360,14 +347,14 @@ int fwrel_export_vars_set_signature(fwrel_export_vars *vars, const char *name,
 {
     FWREL_ASSERT_ARG(vars != NULL && name != NULL && key != NULL && image != NULL);
     EVP_MD_CTX *ctx = NULL;
-    uint8_t *buf = NULL, sig[80];
+    uint8_t sig[80];
     char b64[4 * sizeof(sig) / 3 + 4];
     size_t slen = sizeof(sig);
     int error;
     /* AWS IoT OTA's customCodeSigning "ECDSA" with "SHA256" (docs/exports.md, aws-iot-ota). */
     if (!EVP_PKEY_is_a(key, "EC") || EVP_PKEY_get_bits(key) != 256)
         return fwrel_error_set(FWREL_EKEY, "the %s key must be ECDSA P-256", name);
-    if ((buf = malloc(65536)) == NULL || (ctx = EVP_MD_CTX_new()) == NULL) {
+    if ((ctx = EVP_MD_CTX_new()) == NULL) {
         error = fwrel_error_set(FWREL_EIO, "out of memory");
         goto done;
     }
@@ -375,7 +362,7 @@ int fwrel_export_vars_set_signature(fwrel_export_vars *vars, const char *name,
         error = fwrel_error_set_openssl(FWREL_EKEY, "signing failed");
         goto done;
     }
-    if ((error = stream_src(image, buf, sign_update, ctx)) != 0)
+    if ((error = stream_src(image, sign_update, ctx)) != 0)
         goto done;
     /* A DER ECDSA-Sig-Value of P-256 is at most 72 bytes: checked before it is written. */
     if (EVP_DigestSignFinal(ctx, NULL, &slen) != 1 || slen > sizeof(sig) ||
@@ -387,7 +374,6 @@ int fwrel_export_vars_set_signature(fwrel_export_vars *vars, const char *name,
     error = fwrel_export_vars_set(vars, name, b64);
 done:
     EVP_MD_CTX_free(ctx);
-    free(buf);
     return error;
 }
 
@@ -638,16 +624,11 @@ static int escape_value(struct buf *out, const char *v, size_t n, int esc, const
 
 static int escape_by_name(int *out, const char *s, size_t n)
 {
-    static const struct {
-        const char *name;
-        int esc;
-    } table[] = {{"none", FWREL_EXPORT_NONE},
-                 {"json", FWREL_EXPORT_JSON},
-                 {"shell", FWREL_EXPORT_SHELL},
-                 {"url", FWREL_EXPORT_URL}};
-    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
-        if (strlen(table[i].name) == n && memcmp(table[i].name, s, n) == 0) {
-            *out = table[i].esc;
+    /* Indexed by enum fwrel_export_escape (export.h: none 0, json 1, shell 2, url 3). */
+    static const char *const names[] = {"none", "json", "shell", "url"};
+    for (int i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++)
+        if (strlen(names[i]) == n && memcmp(names[i], s, n) == 0) {
+            *out = i;
             return 0;
         }
     return -1;
@@ -1097,48 +1078,55 @@ static int rewhere(const char *where)
     return fwrel_error_set(code, "%s: %s", where, msg);
 }
 
-static int spec_vars(struct spec *sp, const yt_node *list, int required)
-{
-    int error;
-    if ((error = yt_expect(list, YT_SEQ, required ? "variables.required" : "variables.optional")))
-        return error;
-    for (size_t i = 0; i < list->count; i++) {
-        const yt_node *v = list->items[i];
-        if ((error = yt_expect(v, YT_SCALAR, "a variable name")))
-            return error;
-        if (!valid_name(v->value, strlen(v->value)))
-            return yerr(v, "variable names are [a-z0-9_]: ", v->value);
-        for (size_t k = 0; k < sp->nknown; k++)
-            if (strcmp(sp->known[k], v->value) == 0)
-                return yerr(v, "variable declared twice: ", v->value);
-        if (sp->nknown == EXPORT_DECL_MAX)
-            return yerr(v, "too many variables", NULL);
-        sp->known[sp->nknown++] = v->value;
-        if (required)
-            sp->required[sp->nrequired++] = v->value;
-    }
-    return 0;
-}
+/*
+ * variables.required, .optional, .plain and .settings (docs/exports.md section 2): lists of names.
+ * required and optional declare variables; plain names declared variables whose values servers
+ * use as file names; settings are what the policy may set for this export (declared by being
+ * listed there, and required when variables.required lists it too).
+ */
+enum { DECL_REQUIRED, DECL_OPTIONAL, DECL_PLAIN, DECL_SETTING };
 
-/* variables.plain: declared variables whose values servers use as file names. */
-static int spec_plain(struct spec *sp, const yt_node *list)
+static int spec_names(struct spec *sp, const yt_node *list, int kind)
 {
+    static const char *const what[] = {"variables.required", "variables.optional",
+                                       "variables.plain", "variables.settings"};
     int error;
-    if ((error = yt_expect(list, YT_SEQ, "variables.plain")))
+    if ((error = yt_expect(list, YT_SEQ, what[kind])))
         return error;
     for (size_t i = 0; i < list->count; i++) {
         const yt_node *v = list->items[i];
-        size_t k = 0;
-        if ((error = yt_expect(v, YT_SCALAR, "a variable name")))
+        if ((error = yt_expect(v, YT_SCALAR,
+                               kind == DECL_SETTING ? "a setting name" : "a variable name")))
             return error;
-        while (k < sp->nknown && strcmp(sp->known[k], v->value) != 0)
-            k++;
-        if (k == sp->nknown)
-            return yerr(v, "variables.plain names an undeclared variable: ", v->value);
-        for (k = 0; k < sp->nplain; k++)
-            if (strcmp(sp->plain[k], v->value) == 0)
-                return yerr(v, "variable listed twice: ", v->value);
-        sp->plain[sp->nplain++] = v->value;
+        char *name = v->value;
+        size_t n = strlen(name);
+        int known = in_names(sp->known, sp->nknown, name, n);
+        if (kind == DECL_PLAIN) {
+            if (!known)
+                return yerr(v, "variables.plain names an undeclared variable: ", name);
+            if (in_names(sp->plain, sp->nplain, name, n))
+                return yerr(v, "variable listed twice: ", name);
+            sp->plain[sp->nplain++] = name;
+            continue;
+        }
+        if (!valid_name(name, n))
+            return yerr(v, kind == DECL_SETTING ? "setting names are [a-z0-9_]: "
+                                                : "variable names are [a-z0-9_]: ",
+                        name);
+        if (kind != DECL_SETTING && known)
+            return yerr(v, "variable declared twice: ", name);
+        if (kind == DECL_SETTING && strcmp(name, "base_url") != 0 && is_release_var(name))
+            return yerr(v, "a variable fwrel sets cannot be a setting: ", name);
+        if (kind == DECL_SETTING && in_names(sp->settings, sp->nsettings, name, n))
+            return yerr(v, "setting listed twice: ", name);
+        if (!known && sp->nknown == EXPORT_DECL_MAX)
+            return yerr(v, "too many variables", NULL);
+        if (!known)
+            sp->known[sp->nknown++] = name;
+        if (kind == DECL_REQUIRED)
+            sp->required[sp->nrequired++] = name;
+        else if (kind == DECL_SETTING)
+            sp->settings[sp->nsettings++] = name;
     }
     return 0;
 }
@@ -1162,33 +1150,7 @@ static int plain_name(const char *v)
     return 1;
 }
 
-/* variables.settings: what the policy may set for this export (declared by being listed here, and
- * required when variables.required lists it too);
- * variables.lists: {list: [fields]} for {{*list}} loops. */
-static int spec_settings(struct spec *sp, const yt_node *list)
-{
-    int error;
-    if ((error = yt_expect(list, YT_SEQ, "variables.settings")))
-        return error;
-    for (size_t i = 0; i < list->count; i++) {
-        const yt_node *v = list->items[i];
-        if ((error = yt_expect(v, YT_SCALAR, "a setting name")))
-            return error;
-        if (!valid_name(v->value, strlen(v->value)))
-            return yerr(v, "setting names are [a-z0-9_]: ", v->value);
-        if (strcmp(v->value, "base_url") != 0 && is_release_var(v->value))
-            return yerr(v, "a variable fwrel sets cannot be a setting: ", v->value);
-        if (in_names(sp->settings, sp->nsettings, v->value, strlen(v->value)))
-            return yerr(v, "setting listed twice: ", v->value);
-        if (sp->nknown == EXPORT_DECL_MAX)
-            return yerr(v, "too many variables", NULL);
-        if (!in_names(sp->known, sp->nknown, v->value, strlen(v->value)))
-            sp->known[sp->nknown++] = v->value;
-        sp->settings[sp->nsettings++] = v->value;
-    }
-    return 0;
-}
-
+/* variables.lists: {list: [fields]} for {{*list}} loops. */
 static int spec_lists(struct spec *sp, const yt_node *map)
 {
     int error;
@@ -1244,14 +1206,17 @@ static int spec_parse(struct spec *sp, const uint8_t *text, size_t len)
     if ((n = yt_get(root, "variables")) != NULL) {
         if ((error = yt_expect(n, YT_MAP, "variables")) || (error = yt_check_keys(n, varkeys)))
             return error;
-        if ((v = yt_get(n, "required")) != NULL && (error = spec_vars(sp, v, 1)))
-            return error;
-        if ((v = yt_get(n, "optional")) != NULL && (error = spec_vars(sp, v, 0)))
-            return error;
-        if ((v = yt_get(n, "settings")) != NULL && (error = spec_settings(sp, v)))
-            return error;
-        if ((v = yt_get(n, "plain")) != NULL && (error = spec_plain(sp, v)))
-            return error;
+        static const struct {
+            const char *key;
+            int kind;
+        } decls[] = {{"required", DECL_REQUIRED},
+                     {"optional", DECL_OPTIONAL},
+                     {"settings", DECL_SETTING},
+                     {"plain", DECL_PLAIN}}; /* plain names what the others declared */
+        for (size_t i = 0; i < sizeof(decls) / sizeof(decls[0]); i++)
+            if ((v = yt_get(n, decls[i].key)) != NULL &&
+                (error = spec_names(sp, v, decls[i].kind)))
+                return error;
         if ((v = yt_get(n, "lists")) != NULL && (error = spec_lists(sp, v)))
             return error;
     }
@@ -1390,7 +1355,6 @@ static int read_at(uint8_t **out, size_t *len, int dirfd, const char *name, cons
     buf = NULL;
     error = 0;
 done:
-    free(buf);
     close(fd);
     return error;
 }

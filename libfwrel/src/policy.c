@@ -735,15 +735,13 @@ static int parse_root(fwrel_policy *p, const yt_node *root)
         if (strcmp(s, "semver-increasing") != 0)
             return where(m, "unknown version rule '%s' (semver-increasing)", s);
     }
-    static const struct {
-        const char *section;
-        int purpose;
-    } single[] = {{"image_encryption", FWREL_PURPOSE_IMAGE_ENCRYPT},
-                  {"flash_encryption", FWREL_PURPOSE_FLASH_ENCRYPT},
-                  {"hmac", FWREL_PURPOSE_HMAC},
-                  {"mender", FWREL_PURPOSE_MENDER_SIGN},
-                  {"aws_ota", FWREL_PURPOSE_AWS_OTA_SIGN}};
-    for (size_t i = 0; i < COUNT(single); i++) {
+    /* The sections that name one key, the purpose it must have, where it goes. */
+    static const char *const sections[] = {"image_encryption", "flash_encryption", "hmac", "mender",
+                                           "aws_ota"};
+    static const int purposes[] = {FWREL_PURPOSE_IMAGE_ENCRYPT, FWREL_PURPOSE_FLASH_ENCRYPT,
+                                   FWREL_PURPOSE_HMAC, FWREL_PURPOSE_MENDER_SIGN,
+                                   FWREL_PURPOSE_AWS_OTA_SIGN};
+    for (size_t i = 0; i < COUNT(sections); i++) {
         static const char *const kkeys[] = {"key", NULL};
         size_t *const idxs[] = {&p->image_key, &p->flash_key, &p->hmac_key, &p->mender_key,
                                 &p->aws_ota_key};
@@ -751,13 +749,12 @@ static int parse_root(fwrel_policy *p, const yt_node *root)
                              &p->has_mender_key, &p->has_aws_ota_key};
         size_t *idx = idxs[i];
         int *has = hass[i];
-        if ((n = yt_get(root, single[i].section)) == NULL)
+        if ((n = yt_get(root, sections[i])) == NULL)
             continue;
-        if ((error = yt_expect(n, YT_MAP, single[i].section)) != 0 ||
+        if ((error = yt_expect(n, YT_MAP, sections[i])) != 0 ||
             (error = yt_check_keys(n, kkeys)) != 0)
             return error;
-        if ((m = need(n, "key", &error)) == NULL ||
-            (error = key_ref(idx, p, m, single[i].purpose)) != 0)
+        if ((m = need(n, "key", &error)) == NULL || (error = key_ref(idx, p, m, purposes[i])) != 0)
             return error;
         *has = 1;
     }
