@@ -1930,6 +1930,17 @@ int fwrel_export_check_policy(const fwrel_policy *p, const char *root)
                                     "export '%s' signs the served file: the policy needs "
                                     "aws_ota: {key: NAME} (a key of purpose aws-ota-sign)",
                                     p->exports[i]);
+        /* They sign in the release with software keys (an HSM key would fail there). */
+        for (int k = 0; error == 0 && k < 2; k++) {
+            unsigned need = k == 0 ? FWREL_EXPORT_NEEDS_MENDER_KEY : FWREL_EXPORT_NEEDS_AWS_OTA_KEY;
+            int has = k == 0 ? p->has_mender_key : p->has_aws_ota_key;
+            size_t key = k == 0 ? p->mender_key : p->aws_ota_key;
+            if ((keys & need) && has && p->keys[key].hsm != NULL)
+                error = fwrel_error_set(FWREL_EFORMAT,
+                                        "export '%s': the %s key must be a software key, not "
+                                        "an HSM key",
+                                        p->exports[i], k == 0 ? "mender" : "aws_ota");
+        }
         /* A plain image only where the policy says so, per export. */
         if (error == 0 && (keys & FWREL_EXPORT_NEEDS_PLAIN) && !fwrel_export_plain_allowed(p, i))
             error = fwrel_error_set(FWREL_EFORMAT,

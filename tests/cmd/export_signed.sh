@@ -31,6 +31,13 @@ expect_rc 3 "aws-iot-ota export without an aws_ota key" fwrel-bundle --check-pol
     "$T/noaws.yaml" --templates "$FWREL_SRC/templates"
 expect_err "noaws.yaml: export 'aws-iot-ota' signs the served file: the policy needs aws_ota: \{key: NAME\} \(a key of purpose aws-ota-sign\)$" \
     "no aws_ota key"
+# The export keys sign in the release as software keys: an HSM one is refused up front.
+sed 's|^  mender-sign: .*|  mender-sign: {purpose: mender-sign, alg: ecdsa256, hsm: "pkcs11:token=t;object=o"}|' \
+    "$T/policy.yaml" >"$T/hsm.yaml"
+expect_rc 3 "a mender key in an HSM" fwrel-bundle --check-policy "$T/hsm.yaml" \
+    --templates "$FWREL_SRC/templates"
+expect_err "hsm.yaml: export 'mender': the mender key must be a software key, not an HSM key$" \
+    "HSM mender key"
 # The plain image only where the policy allows it for that export.
 sed 's|{name: plain-dir, plain_image: "true"}|plain-dir|' "$T/policy.yaml" >"$T/noplain.yaml"
 expect_rc 3 "plain-dir without plain_image: true" fwrel-bundle --check-policy "$T/noplain.yaml" \
