@@ -1084,12 +1084,12 @@ static int rewhere(const char *where)
  * use as file names; settings are what the policy may set for this export (declared by being
  * listed there, and required when variables.required lists it too).
  */
-enum { DECL_REQUIRED, DECL_OPTIONAL, DECL_PLAIN, DECL_SETTING };
+enum { DECL_REQUIRED, DECL_OPTIONAL, DECL_SETTING, DECL_PLAIN };
 
 static int spec_names(struct spec *sp, const yt_node *list, int kind)
 {
     static const char *const what[] = {"variables.required", "variables.optional",
-                                       "variables.plain", "variables.settings"};
+                                       "variables.settings", "variables.plain"};
     int error;
     if ((error = yt_expect(list, YT_SEQ, what[kind])))
         return error;
@@ -1206,16 +1206,10 @@ static int spec_parse(struct spec *sp, const uint8_t *text, size_t len)
     if ((n = yt_get(root, "variables")) != NULL) {
         if ((error = yt_expect(n, YT_MAP, "variables")) || (error = yt_check_keys(n, varkeys)))
             return error;
-        static const struct {
-            const char *key;
-            int kind;
-        } decls[] = {{"required", DECL_REQUIRED},
-                     {"optional", DECL_OPTIONAL},
-                     {"settings", DECL_SETTING},
-                     {"plain", DECL_PLAIN}}; /* plain names what the others declared */
-        for (size_t i = 0; i < sizeof(decls) / sizeof(decls[0]); i++)
-            if ((v = yt_get(n, decls[i].key)) != NULL &&
-                (error = spec_names(sp, v, decls[i].kind)))
+        /* In kind order: plain names what the others declared. */
+        static const char *const keys[] = {"required", "optional", "settings", "plain"};
+        for (int kind = DECL_REQUIRED; kind <= DECL_PLAIN; kind++)
+            if ((v = yt_get(n, keys[kind])) != NULL && (error = spec_names(sp, v, kind)))
                 return error;
         if ((v = yt_get(n, "lists")) != NULL && (error = spec_lists(sp, v)))
             return error;

@@ -20,30 +20,24 @@ grep -q '^mender: {key: mender-sign}' "$T/policy.yaml" && ok || fail "policy not
 expect_rc 0 "--check-policy with the mender export" fwrel-bundle --check-policy "$T/policy.yaml" \
     --templates "$FWREL_SRC/templates"
 
-# Without its key the export is a policy error, before any key is opened.
-sed -e '/^mender: /d' -e '/^  mender-sign: /d' "$T/policy.yaml" >"$T/nokey.yaml"
-expect_rc 3 "mender export without a mender key" fwrel-bundle --check-policy "$T/nokey.yaml" \
-    --templates "$FWREL_SRC/templates"
-expect_err "nokey.yaml: export 'mender' signs a Mender artifact: the policy needs mender: \{key: NAME\} \(a key of purpose mender-sign\)$" \
-    "no mender key"
-sed -e '/^aws_ota: /d' -e '/^  aws-sign: /d' "$T/policy.yaml" >"$T/noaws.yaml"
-expect_rc 3 "aws-iot-ota export without an aws_ota key" fwrel-bundle --check-policy \
-    "$T/noaws.yaml" --templates "$FWREL_SRC/templates"
-expect_err "noaws.yaml: export 'aws-iot-ota' signs the served file: the policy needs aws_ota: \{key: NAME\} \(a key of purpose aws-ota-sign\)$" \
-    "no aws_ota key"
+# refused NAME SED-SCRIPT MESSAGE: the policy edited by SED-SCRIPT is refused by --check-policy
+# (exit 3) with "NAME.yaml: MESSAGE" as its one stderr line.
+refused() {
+    sed "$2" "$T/policy.yaml" >"$T/$1.yaml"
+    expect_rc 3 "$1: refused" fwrel-bundle --check-policy "$T/$1.yaml" --templates "$FWREL_SRC/templates"
+    expect_err "$1.yaml: $3$" "$1"
+}
+# Without its key an export that signs is a policy error, before any key is opened.
+refused nokey '/^mender: /d; /^  mender-sign: /d' "export 'mender' signs a Mender artifact: \
+the policy needs mender: \\{key: NAME\\} \\(a key of purpose mender-sign\\)"
+refused noaws '/^aws_ota: /d; /^  aws-sign: /d' "export 'aws-iot-ota' signs the served file: \
+the policy needs aws_ota: \\{key: NAME\\} \\(a key of purpose aws-ota-sign\\)"
 # The export keys sign in the release as software keys: an HSM one is refused up front.
-sed 's|^  mender-sign: .*|  mender-sign: {purpose: mender-sign, alg: ecdsa256, hsm: "pkcs11:token=t;object=o"}|' \
-    "$T/policy.yaml" >"$T/hsm.yaml"
-expect_rc 3 "a mender key in an HSM" fwrel-bundle --check-policy "$T/hsm.yaml" \
-    --templates "$FWREL_SRC/templates"
-expect_err "hsm.yaml: export 'mender': the mender key must be a software key, not an HSM key$" \
-    "HSM mender key"
+refused hsm 's|^  mender-sign: .*|  mender-sign: {purpose: mender-sign, alg: ecdsa256, hsm: "pkcs11:token=t;object=o"}|' \
+    "export 'mender': the mender key must be a software key, not an HSM key"
 # The plain image only where the policy allows it for that export.
-sed 's|{name: plain-dir, plain_image: "true"}|plain-dir|' "$T/policy.yaml" >"$T/noplain.yaml"
-expect_rc 3 "plain-dir without plain_image: true" fwrel-bundle --check-policy "$T/noplain.yaml" \
-    --templates "$FWREL_SRC/templates"
-expect_err "noplain.yaml: export 'plain-dir' copies the plain image: the policy allows it only with the setting plain_image: true$" \
-    "plain image not allowed"
+refused noplain 's|{name: plain-dir, plain_image: "true"}|plain-dir|' \
+    "export 'plain-dir' copies the plain image: the policy allows it only with the setting plain_image: true"
 # A release stops there too, before the keystore is opened (there is none here).
 expect_rc 3 "a release without the mender key" env SOURCE_DATE_EPOCH=$(($(date +%s) - 60)) \
     fwrel-bundle --policy "$T/nokey.yaml" --keystore "$T/none" --repo "$T/r0" \
