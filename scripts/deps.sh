@@ -6,7 +6,7 @@ PACKAGES=(
     libssl-dev libyaml-dev libjansson-dev libcmocka-dev
     libarchive-dev libgit2-dev libgpgme-dev libp11-kit-dev p11-kit softhsm2 gnupg
     faketime xxd openssl time man-db python3 chromium
-    libmbedtls-dev gcc-riscv64-unknown-elf
+    libmbedtls-dev gcc-riscv64-unknown-elf mender-artifact
 )
 SUDO=
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi

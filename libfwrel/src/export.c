@@ -1,6 +1,7 @@
 /* export.c - update-server exports rendered from template directories (export.h, docs/exports.md).
  */
 #include "fwrel/export.h"
+#include "fwrel/mender.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -231,13 +232,50 @@ int fwrel_export_vars_set(fwrel_export_vars *vars, const char *name, const char 
     return 0;
 }
 
+/* Feed the rest of a source to update() in 64 KiB chunks: images are never read whole. update
+ * returns 0, or an error already set. */
+static int stream_src(fwrel_src *image, int (*update)(void *ctx, const uint8_t *p, size_t n),
+                      void *ctx)
+{
+    uint8_t *buf = malloc(65536);
+    int error = buf == NULL ? fwrel_error_set(FWREL_EIO, "out of memory") : 0;
+    while (error == 0 && image->pos < image->size) {
+        uint64_t left = image->size - image->pos;
+        size_t chunk = left < 65536 ? (size_t)left : 65536;
+        if ((error = fwrel_src_read(image, buf, chunk)) == 0)
+            error = update(ctx, buf, chunk);
+    }
+    free(buf);
+    return error;
+}
+
+static int hmac_update(void *ctx, const uint8_t *p, size_t n)
+{
+    return EVP_MAC_update(ctx, p, n) == 1 ? 0 : fwrel_error_set_openssl(FWREL_EKEY, "HMAC failed");
+}
+
+static int digest_update(void *ctx, const uint8_t *p, size_t n)
+{
+    EVP_MD_CTX **both = ctx;
+    return EVP_DigestUpdate(both[0], p, n) == 1 && EVP_DigestUpdate(both[1], p, n) == 1
+               ? 0
+               : fwrel_error_set_openssl(FWREL_EIO, "digest failed");
+}
+
+static int sign_update(void *ctx, const uint8_t *p, size_t n)
+{
+    return EVP_DigestSignUpdate(ctx, p, n) == 1
+               ? 0
+               : fwrel_error_set_openssl(FWREL_EKEY, "signing failed");
+}
+
 int fwrel_export_vars_set_hmac(fwrel_export_vars *vars, const uint8_t *key, size_t keylen,
                                fwrel_src *image)
 {
     FWREL_ASSERT_ARG(vars != NULL && key != NULL && image != NULL);
     EVP_MAC *mac = NULL;
     EVP_MAC_CTX *ctx = NULL;
-    uint8_t *buf = NULL, tag[32];
+    uint8_t tag[32];
     char hex[65];
     size_t taglen = 0;
     int error;
@@ -247,38 +285,23 @@ int fwrel_export_vars_set_hmac(fwrel_export_vars *vars, const uint8_t *key, size
         OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
         OSSL_PARAM_construct_end(),
     };
-    if ((buf = malloc(65536)) == NULL) {
-        error = fwrel_error_set(FWREL_EIO, "out of memory");
-        goto done;
-    }
     if ((mac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL || (ctx = EVP_MAC_CTX_new(mac)) == NULL ||
         EVP_MAC_init(ctx, key, keylen, params) != 1) {
         error = fwrel_error_set_openssl(FWREL_EKEY, "HMAC setup failed");
         goto done;
     }
-    while (image->pos < image->size) {
-        uint64_t left = image->size - image->pos;
-        size_t chunk = left < 65536 ? (size_t)left : 65536;
-        if ((error = fwrel_src_read(image, buf, chunk)) != 0)
-            goto done;
-        if (EVP_MAC_update(ctx, buf, chunk) != 1) {
-            error = fwrel_error_set_openssl(FWREL_EKEY, "HMAC failed");
-            goto done;
-        }
-    }
+    if ((error = stream_src(image, hmac_update, ctx)) != 0)
+        goto done;
     if (EVP_MAC_final(ctx, tag, &taglen, sizeof(tag)) != 1 || taglen != sizeof(tag)) {
         error = fwrel_error_set_openssl(FWREL_EKEY, "HMAC failed");
         goto done;
     }
     fwrel_hex(hex, tag, sizeof(tag));
-    if ((error = fwrel_export_vars_set(vars, "hmac", hex)) != 0)
-        goto done;
-    error = 0;
+    error = fwrel_export_vars_set(vars, "hmac", hex);
 done:
     OPENSSL_cleanse(tag, sizeof(tag));
     EVP_MAC_CTX_free(ctx); /* wipes its copy of the key */
     EVP_MAC_free(mac);
-    free(buf);
     return error;
 }
 
@@ -287,14 +310,10 @@ int fwrel_export_vars_set_image(fwrel_export_vars *vars, fwrel_src *image)
     FWREL_ASSERT_ARG(vars != NULL && image != NULL);
     EVP_MD_CTX *sha = NULL, *md5 = NULL;
     EVP_MD *md5_md = NULL;
-    uint8_t *buf = NULL, d[32], m[16];
-    char hex[65], size[24];
+    uint8_t d[32], m[16];
+    char hex[65], mhex[33], size[24];
     uint64_t total = image->size - image->pos;
     int error;
-    if ((buf = malloc(65536)) == NULL) {
-        error = fwrel_error_set(FWREL_EIO, "out of memory");
-        goto done;
-    }
     /* MD5 only because ESPHome's OTA checks it (docs/exports.md): never for security. */
     if ((sha = EVP_MD_CTX_new()) == NULL || (md5 = EVP_MD_CTX_new()) == NULL ||
         (md5_md = EVP_MD_fetch(NULL, "MD5", NULL)) == NULL ||
@@ -303,34 +322,58 @@ int fwrel_export_vars_set_image(fwrel_export_vars *vars, fwrel_src *image)
         error = fwrel_error_set_openssl(FWREL_EIO, "digest setup failed");
         goto done;
     }
-    while (image->pos < image->size) {
-        uint64_t left = image->size - image->pos;
-        size_t chunk = left < 65536 ? (size_t)left : 65536;
-        if ((error = fwrel_src_read(image, buf, chunk)) != 0)
-            goto done;
-        if (EVP_DigestUpdate(sha, buf, chunk) != 1 || EVP_DigestUpdate(md5, buf, chunk) != 1) {
-            error = fwrel_error_set_openssl(FWREL_EIO, "digest failed");
-            goto done;
-        }
-    }
+    EVP_MD_CTX *both[2] = {sha, md5};
+    if ((error = stream_src(image, digest_update, both)) != 0)
+        goto done;
     if (EVP_DigestFinal_ex(sha, d, NULL) != 1 || EVP_DigestFinal_ex(md5, m, NULL) != 1) {
         error = fwrel_error_set_openssl(FWREL_EIO, "digest failed");
         goto done;
     }
     snprintf(size, sizeof(size), "%llu", (unsigned long long)total);
     fwrel_hex(hex, d, sizeof(d));
-    if ((error = fwrel_export_vars_set(vars, "image_sha256", hex)) != 0 ||
-        (error = fwrel_export_vars_set(vars, "image_size", size)) != 0)
-        goto done;
-    fwrel_hex(hex, m, sizeof(m));
-    if ((error = fwrel_export_vars_set(vars, "image_md5", hex)) != 0)
-        goto done;
-    error = 0;
+    fwrel_hex(mhex, m, sizeof(m));
+    if ((error = fwrel_export_vars_set(vars, "image_sha256", hex)) == 0 &&
+        (error = fwrel_export_vars_set(vars, "image_size", size)) == 0)
+        error = fwrel_export_vars_set(vars, "image_md5", mhex);
 done:
     EVP_MD_CTX_free(sha);
     EVP_MD_CTX_free(md5);
     EVP_MD_free(md5_md);
-    free(buf);
+    return error;
+}
+
+int fwrel_export_vars_set_signature(fwrel_export_vars *vars, const char *name,
+                                    const fwrel_pkey *key, fwrel_src *image)
+{
+    FWREL_ASSERT_ARG(vars != NULL && name != NULL && key != NULL && image != NULL);
+    EVP_MD_CTX *ctx = NULL;
+    uint8_t sig[80];
+    char b64[4 * sizeof(sig) / 3 + 4];
+    size_t slen = sizeof(sig);
+    int error;
+    /* AWS IoT OTA's customCodeSigning "ECDSA" with "SHA256" (docs/exports.md, aws-iot-ota). */
+    if (!EVP_PKEY_is_a(key, "EC") || EVP_PKEY_get_bits(key) != 256)
+        return fwrel_error_set(FWREL_EKEY, "the %s key must be ECDSA P-256", name);
+    if ((ctx = EVP_MD_CTX_new()) == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+    if (EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, (EVP_PKEY *)key) != 1) {
+        error = fwrel_error_set_openssl(FWREL_EKEY, "signing failed");
+        goto done;
+    }
+    if ((error = stream_src(image, sign_update, ctx)) != 0)
+        goto done;
+    /* A DER ECDSA-Sig-Value of P-256 is at most 72 bytes: checked before it is written. */
+    if (EVP_DigestSignFinal(ctx, NULL, &slen) != 1 || slen > sizeof(sig) ||
+        EVP_DigestSignFinal(ctx, sig, &slen) != 1) {
+        error = fwrel_error_set_openssl(FWREL_EKEY, "signing failed");
+        goto done;
+    }
+    EVP_EncodeBlock((unsigned char *)b64, sig, (int)slen);
+    error = fwrel_export_vars_set(vars, name, b64);
+done:
+    EVP_MD_CTX_free(ctx);
     return error;
 }
 
@@ -581,16 +624,11 @@ static int escape_value(struct buf *out, const char *v, size_t n, int esc, const
 
 static int escape_by_name(int *out, const char *s, size_t n)
 {
-    static const struct {
-        const char *name;
-        int esc;
-    } table[] = {{"none", FWREL_EXPORT_NONE},
-                 {"json", FWREL_EXPORT_JSON},
-                 {"shell", FWREL_EXPORT_SHELL},
-                 {"url", FWREL_EXPORT_URL}};
-    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
-        if (strlen(table[i].name) == n && memcmp(table[i].name, s, n) == 0) {
-            *out = table[i].esc;
+    /* Indexed by enum fwrel_export_escape (export.h: none 0, json 1, shell 2, url 3). */
+    static const char *const names[] = {"none", "json", "shell", "url"};
+    for (int i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++)
+        if (strlen(names[i]) == n && memcmp(names[i], s, n) == 0) {
+            *out = i;
             return 0;
         }
     return -1;
@@ -1003,6 +1041,8 @@ static const char *const release_vars[] = {"product",        "version",
 
 static int is_release_var(const char *name)
 {
+    if (strcmp(name, "aws_signature") == 0) /* set by the release when the policy signs */
+        return 1;
     for (size_t i = 0; release_vars[i] != NULL; i++)
         if (strcmp(release_vars[i], name) == 0)
             return 1;
@@ -1038,48 +1078,55 @@ static int rewhere(const char *where)
     return fwrel_error_set(code, "%s: %s", where, msg);
 }
 
-static int spec_vars(struct spec *sp, const yt_node *list, int required)
-{
-    int error;
-    if ((error = yt_expect(list, YT_SEQ, required ? "variables.required" : "variables.optional")))
-        return error;
-    for (size_t i = 0; i < list->count; i++) {
-        const yt_node *v = list->items[i];
-        if ((error = yt_expect(v, YT_SCALAR, "a variable name")))
-            return error;
-        if (!valid_name(v->value, strlen(v->value)))
-            return yerr(v, "variable names are [a-z0-9_]: ", v->value);
-        for (size_t k = 0; k < sp->nknown; k++)
-            if (strcmp(sp->known[k], v->value) == 0)
-                return yerr(v, "variable declared twice: ", v->value);
-        if (sp->nknown == EXPORT_DECL_MAX)
-            return yerr(v, "too many variables", NULL);
-        sp->known[sp->nknown++] = v->value;
-        if (required)
-            sp->required[sp->nrequired++] = v->value;
-    }
-    return 0;
-}
+/*
+ * variables.required, .optional, .plain and .settings (docs/exports.md section 2): lists of names.
+ * required and optional declare variables; plain names declared variables whose values servers
+ * use as file names; settings are what the policy may set for this export (declared by being
+ * listed there, and required when variables.required lists it too).
+ */
+enum { DECL_REQUIRED, DECL_OPTIONAL, DECL_SETTING, DECL_PLAIN };
 
-/* variables.plain: declared variables whose values servers use as file names. */
-static int spec_plain(struct spec *sp, const yt_node *list)
+static int spec_names(struct spec *sp, const yt_node *list, int kind)
 {
+    static const char *const what[] = {"variables.required", "variables.optional",
+                                       "variables.settings", "variables.plain"};
     int error;
-    if ((error = yt_expect(list, YT_SEQ, "variables.plain")))
+    if ((error = yt_expect(list, YT_SEQ, what[kind])))
         return error;
     for (size_t i = 0; i < list->count; i++) {
         const yt_node *v = list->items[i];
-        size_t k = 0;
-        if ((error = yt_expect(v, YT_SCALAR, "a variable name")))
+        if ((error = yt_expect(v, YT_SCALAR,
+                               kind == DECL_SETTING ? "a setting name" : "a variable name")))
             return error;
-        while (k < sp->nknown && strcmp(sp->known[k], v->value) != 0)
-            k++;
-        if (k == sp->nknown)
-            return yerr(v, "variables.plain names an undeclared variable: ", v->value);
-        for (k = 0; k < sp->nplain; k++)
-            if (strcmp(sp->plain[k], v->value) == 0)
-                return yerr(v, "variable listed twice: ", v->value);
-        sp->plain[sp->nplain++] = v->value;
+        char *name = v->value;
+        size_t n = strlen(name);
+        int known = in_names(sp->known, sp->nknown, name, n);
+        if (kind == DECL_PLAIN) {
+            if (!known)
+                return yerr(v, "variables.plain names an undeclared variable: ", name);
+            if (in_names(sp->plain, sp->nplain, name, n))
+                return yerr(v, "variable listed twice: ", name);
+            sp->plain[sp->nplain++] = name;
+            continue;
+        }
+        if (!valid_name(name, n))
+            return yerr(v, kind == DECL_SETTING ? "setting names are [a-z0-9_]: "
+                                                : "variable names are [a-z0-9_]: ",
+                        name);
+        if (kind != DECL_SETTING && known)
+            return yerr(v, "variable declared twice: ", name);
+        if (kind == DECL_SETTING && strcmp(name, "base_url") != 0 && is_release_var(name))
+            return yerr(v, "a variable fwrel sets cannot be a setting: ", name);
+        if (kind == DECL_SETTING && in_names(sp->settings, sp->nsettings, name, n))
+            return yerr(v, "setting listed twice: ", name);
+        if (!known && sp->nknown == EXPORT_DECL_MAX)
+            return yerr(v, "too many variables", NULL);
+        if (!known)
+            sp->known[sp->nknown++] = name;
+        if (kind == DECL_REQUIRED)
+            sp->required[sp->nrequired++] = name;
+        else if (kind == DECL_SETTING)
+            sp->settings[sp->nsettings++] = name;
     }
     return 0;
 }
@@ -1103,33 +1150,7 @@ static int plain_name(const char *v)
     return 1;
 }
 
-/* variables.settings: what the policy may set for this export (declared by being listed here, and
- * required when variables.required lists it too);
- * variables.lists: {list: [fields]} for {{*list}} loops. */
-static int spec_settings(struct spec *sp, const yt_node *list)
-{
-    int error;
-    if ((error = yt_expect(list, YT_SEQ, "variables.settings")))
-        return error;
-    for (size_t i = 0; i < list->count; i++) {
-        const yt_node *v = list->items[i];
-        if ((error = yt_expect(v, YT_SCALAR, "a setting name")))
-            return error;
-        if (!valid_name(v->value, strlen(v->value)))
-            return yerr(v, "setting names are [a-z0-9_]: ", v->value);
-        if (strcmp(v->value, "base_url") != 0 && is_release_var(v->value))
-            return yerr(v, "a variable fwrel sets cannot be a setting: ", v->value);
-        if (in_names(sp->settings, sp->nsettings, v->value, strlen(v->value)))
-            return yerr(v, "setting listed twice: ", v->value);
-        if (sp->nknown == EXPORT_DECL_MAX)
-            return yerr(v, "too many variables", NULL);
-        if (!in_names(sp->known, sp->nknown, v->value, strlen(v->value)))
-            sp->known[sp->nknown++] = v->value;
-        sp->settings[sp->nsettings++] = v->value;
-    }
-    return 0;
-}
-
+/* variables.lists: {list: [fields]} for {{*list}} loops. */
 static int spec_lists(struct spec *sp, const yt_node *map)
 {
     int error;
@@ -1185,14 +1206,11 @@ static int spec_parse(struct spec *sp, const uint8_t *text, size_t len)
     if ((n = yt_get(root, "variables")) != NULL) {
         if ((error = yt_expect(n, YT_MAP, "variables")) || (error = yt_check_keys(n, varkeys)))
             return error;
-        if ((v = yt_get(n, "required")) != NULL && (error = spec_vars(sp, v, 1)))
-            return error;
-        if ((v = yt_get(n, "optional")) != NULL && (error = spec_vars(sp, v, 0)))
-            return error;
-        if ((v = yt_get(n, "settings")) != NULL && (error = spec_settings(sp, v)))
-            return error;
-        if ((v = yt_get(n, "plain")) != NULL && (error = spec_plain(sp, v)))
-            return error;
+        /* In kind order: plain names what the others declared. */
+        static const char *const keys[] = {"required", "optional", "settings", "plain"};
+        for (int kind = DECL_REQUIRED; kind <= DECL_PLAIN; kind++)
+            if ((v = yt_get(n, keys[kind])) != NULL && (error = spec_names(sp, v, kind)))
+                return error;
         if ((v = yt_get(n, "lists")) != NULL && (error = spec_lists(sp, v)))
             return error;
     }
@@ -1232,15 +1250,18 @@ static int spec_parse(struct spec *sp, const uint8_t *text, size_t len)
                 return yerr(k, "too many copies", NULL);
             if ((error = yt_expect(a, YT_SCALAR, "an artifact")))
                 return error;
-            static const char *const arts[] = {FWREL_EXPORT_ARTIFACT_IMAGE,
-                                               FWREL_EXPORT_ARTIFACT_MANIFEST,
-                                               FWREL_EXPORT_ARTIFACT_SECURE_FOTA};
+            static const char *const arts[] = {
+                FWREL_EXPORT_ARTIFACT_IMAGE, FWREL_EXPORT_ARTIFACT_MANIFEST,
+                FWREL_EXPORT_ARTIFACT_SECURE_FOTA, FWREL_EXPORT_ARTIFACT_MENDER,
+                FWREL_EXPORT_ARTIFACT_PLAIN};
             const char *art = NULL;
             for (size_t m = 0; m < sizeof(arts) / sizeof(arts[0]); m++)
                 if (strcmp(a->value, arts[m]) == 0)
                     art = arts[m];
             if (art == NULL)
-                return yerr(a, "artifact must be image, manifest or secure-fota-manifest, not ",
+                return yerr(a,
+                            "artifact must be image, manifest, secure-fota-manifest, mender or "
+                            "plain-image, not ",
                             a->value);
             if (!printable(k->value))
                 return yerr(k, "a file name has a control character", NULL);
@@ -1328,7 +1349,6 @@ static int read_at(uint8_t **out, size_t *len, int dirfd, const char *name, cons
     buf = NULL;
     error = 0;
 done:
-    free(buf);
     close(fd);
     return error;
 }
@@ -1606,7 +1626,7 @@ static int dummy_vars(fwrel_export_vars **out, const struct spec *sp)
 /* Render; with vars NULL, check the export with dummy_vars() and return its description. */
 static int render_export(fwrel_export_file **files, size_t *count, char **description,
                          const char *root, const char *name, const fwrel_export_vars *vars,
-                         const fwrel_export_vars *settings)
+                         const fwrel_export_vars *settings, unsigned *keys)
 {
     struct tree t;
     struct spec sp;
@@ -1649,6 +1669,16 @@ static int render_export(fwrel_export_file **files, size_t *count, char **descri
         error = fwrel_error_set(error, EXPORT_YAML ":%s", msg);
         goto done;
     }
+    /* What the release must sign for this export: a Mender artifact, the served file. */
+    for (size_t i = 0; keys != NULL && i < sp.ncopies; i++)
+        *keys |= strcmp(sp.copies[i].artifact, FWREL_EXPORT_ARTIFACT_MENDER) == 0
+                     ? FWREL_EXPORT_NEEDS_MENDER_KEY
+                 : strcmp(sp.copies[i].artifact, FWREL_EXPORT_ARTIFACT_PLAIN) == 0
+                     ? FWREL_EXPORT_NEEDS_PLAIN
+                     : 0;
+    for (size_t i = 0; keys != NULL && i < sp.nknown; i++)
+        if (strcmp(sp.known[i], "aws_signature") == 0)
+            *keys |= FWREL_EXPORT_NEEDS_AWS_OTA_KEY;
     if (vars == NULL) {
         if ((error = dummy_vars(&dummy, &sp)) != 0)
             goto done;
@@ -1791,7 +1821,7 @@ int fwrel_export_render(fwrel_export_file **files, size_t *count, const char *ro
                         const char *name, const fwrel_export_vars *vars)
 {
     FWREL_ASSERT_ARG(files != NULL && count != NULL && name != NULL && vars != NULL);
-    return render_export(files, count, NULL, root, name, vars, NULL);
+    return render_export(files, count, NULL, root, name, vars, NULL, NULL);
 }
 
 int fwrel_export_render_with(fwrel_export_file **files, size_t *count, const char *root,
@@ -1799,7 +1829,7 @@ int fwrel_export_render_with(fwrel_export_file **files, size_t *count, const cha
                              const fwrel_export_vars *settings)
 {
     FWREL_ASSERT_ARG(files != NULL && count != NULL && name != NULL && vars != NULL);
-    return render_export(files, count, NULL, root, name, vars, settings);
+    return render_export(files, count, NULL, root, name, vars, settings, NULL);
 }
 
 int fwrel_export_check(char **description, const char *root, const char *name)
@@ -1807,20 +1837,26 @@ int fwrel_export_check(char **description, const char *root, const char *name)
     return fwrel_export_check_with(description, root, name, NULL);
 }
 
-int fwrel_export_check_with(char **description, const char *root, const char *name,
-                            const fwrel_export_vars *settings)
+static int check_with(char **description, const char *root, const char *name,
+                      const fwrel_export_vars *settings, unsigned *keys)
 {
-    FWREL_ASSERT_ARG(description != NULL && name != NULL);
     fwrel_export_file *files = NULL;
     size_t count = 0;
     *description = NULL;
-    int error = render_export(&files, &count, description, root, name, NULL, settings);
+    int error = render_export(&files, &count, description, root, name, NULL, settings, keys);
     fwrel_export_files_free(files, count);
     if (error) {
         free(*description);
         *description = NULL;
     }
     return error;
+}
+
+int fwrel_export_check_with(char **description, const char *root, const char *name,
+                            const fwrel_export_vars *settings)
+{
+    FWREL_ASSERT_ARG(description != NULL && name != NULL);
+    return check_with(description, root, name, settings, NULL);
 }
 
 int fwrel_export_policy_settings(fwrel_export_vars **out, const fwrel_policy *p, size_t i)
@@ -1844,6 +1880,15 @@ int fwrel_export_policy_settings(fwrel_export_vars **out, const fwrel_policy *p,
     return 0;
 }
 
+int fwrel_export_plain_allowed(const fwrel_policy *p, size_t i)
+{
+    FWREL_ASSERT_ARG(p != NULL);
+    for (size_t k = 0; i < p->nexports && k < p->nexport_settings[i]; k++)
+        if (strcmp(p->export_settings[i][k].name, "plain_image") == 0)
+            return strcmp(p->export_settings[i][k].value, "true") == 0;
+    return 0;
+}
+
 int fwrel_export_check_policy(const fwrel_policy *p, const char *root)
 {
     FWREL_ASSERT_ARG(p != NULL);
@@ -1863,11 +1908,79 @@ int fwrel_export_check_policy(const fwrel_policy *p, const char *root)
         if (valid_export_name(p->exports[i]) && lstat(path, &st) != 0 && errno == ENOENT)
             return fwrel_error_set(FWREL_EFORMAT, "export '%s': no such export in %s",
                                    p->exports[i], root ? root : fwrel_export_default_root());
+        unsigned keys = 0;
         if ((error = fwrel_export_policy_settings(&set, p, i)) == 0 &&
-            (error = fwrel_export_check_with(&description, root, p->exports[i], set)) != 0)
+            (error = check_with(&description, root, p->exports[i], set, &keys)) != 0)
             fwrel_error_prefix("export %s", p->exports[i]);
+        /* Its signing key is the policy's, of its own purpose: missing, the release stops
+         * before any key is opened (docs/exports.md section 0). */
+        if (error == 0 && (keys & FWREL_EXPORT_NEEDS_MENDER_KEY) && !p->has_mender_key)
+            error = fwrel_error_set(FWREL_EFORMAT,
+                                    "export '%s' signs a Mender artifact: the policy needs "
+                                    "mender: {key: NAME} (a key of purpose mender-sign)",
+                                    p->exports[i]);
+        if (error == 0 && (keys & FWREL_EXPORT_NEEDS_AWS_OTA_KEY) && !p->has_aws_ota_key)
+            error = fwrel_error_set(FWREL_EFORMAT,
+                                    "export '%s' signs the served file: the policy needs "
+                                    "aws_ota: {key: NAME} (a key of purpose aws-ota-sign)",
+                                    p->exports[i]);
+        /* They sign in the release with software keys (an HSM key would fail there). */
+        for (int k = 0; error == 0 && k < 2; k++) {
+            unsigned need = k == 0 ? FWREL_EXPORT_NEEDS_MENDER_KEY : FWREL_EXPORT_NEEDS_AWS_OTA_KEY;
+            int has = k == 0 ? p->has_mender_key : p->has_aws_ota_key;
+            size_t key = k == 0 ? p->mender_key : p->aws_ota_key;
+            if ((keys & need) && has && p->keys[key].hsm != NULL)
+                error = fwrel_error_set(FWREL_EFORMAT,
+                                        "export '%s': the %s key must be a software key, not "
+                                        "an HSM key",
+                                        p->exports[i], k == 0 ? "mender" : "aws_ota");
+        }
+        /* A plain image only where the policy says so, per export. */
+        if (error == 0 && (keys & FWREL_EXPORT_NEEDS_PLAIN) && !fwrel_export_plain_allowed(p, i))
+            error = fwrel_error_set(FWREL_EFORMAT,
+                                    "export '%s' copies the plain image: the policy allows it "
+                                    "only with the setting plain_image: true",
+                                    p->exports[i]);
         free(description);
         fwrel_export_vars_free(set);
     }
     return error;
+}
+
+/* The release's Mender artifact (docs/exports.md, mender): named <product>-<version>, for the
+ * device types of the targets list, the payload <product>-<version>.bin. */
+int fwrel_export_mender(uint8_t **out, size_t *len, const fwrel_export_vars *vars,
+                        const fwrel_export_vars *settings, const uint8_t *payload, size_t plen,
+                        const fwrel_pkey *key)
+{
+    FWREL_ASSERT_ARG(out != NULL && len != NULL && vars != NULL && key != NULL);
+    const char *product = fwrel_export_vars_get(vars, "product");
+    const char *version = fwrel_export_vars_get(vars, "version");
+    const struct export_list *t = vars_list(vars, "targets", 7);
+    const char *types[FWREL_MENDER_TYPES_MAX];
+    char name[2 * FWREL_EXPORT_VALUE_MAX + 8], file[2 * FWREL_EXPORT_VALUE_MAX + 8];
+    *out = NULL;
+    *len = 0;
+    if (product == NULL || version == NULL || t == NULL || t->nrows == 0)
+        return fwrel_error_set(FWREL_EUSAGE, "the Mender artifact needs product, version and "
+                                             "the targets list");
+    if (t->nrows > FWREL_MENDER_TYPES_MAX)
+        return fwrel_error_set(FWREL_EUSAGE, "a Mender artifact has at most %d device types",
+                               FWREL_MENDER_TYPES_MAX);
+    for (size_t i = 0; i < t->nrows; i++)
+        types[i] = fwrel_export_vars_get(t->rows[i], "device_type");
+    snprintf(name, sizeof(name), "%s-%s", product, version);
+    snprintf(file, sizeof(file), "%s-%s.bin", product, version);
+    const char *type = fwrel_export_vars_get(settings, "payload_type");
+    const char *sw = fwrel_export_vars_get(settings, "software_name");
+    fwrel_mender_info info = {
+        .artifact_name = name,
+        .device_types = types,
+        .ndevice_types = t->nrows,
+        .payload_type = type != NULL ? type : "rootfs-image",
+        .software_name = sw != NULL ? sw : product,
+        .software_version = version,
+        .file_name = file,
+    };
+    return fwrel_mender_write(out, len, &info, payload, plen, key);
 }

@@ -275,6 +275,24 @@ int fwrel_run_manifest(struct run *r)
     return error;
 }
 
+/* The mender export's artifact of the served image, signed with the policy's mender key. */
+static int add_mender(struct run *r, const char *mname, const fwrel_export_vars *v,
+                      const fwrel_export_vars *settings, const struct member *img)
+{
+    fwrel_pkey *key = NULL;
+    uint8_t *art = NULL;
+    size_t len = 0;
+    int error;
+    if (!r->p->has_mender_key)
+        return fwrel_error_set(FWREL_EUSAGE, "the mender export needs the policy's mender key");
+    if ((error = load_private(&key, r, r->p->mender_key)) == 0 &&
+        (error = fwrel_export_mender(&art, &len, v, settings, img->data, img->len, key)) == 0)
+        error = fwrel_run_add_member(r, mname, art, len);
+    fwrel_key_free(key);
+    free(art);
+    return error;
+}
+
 int fwrel_run_exports(struct run *r)
 {
     fwrel_export_vars *v = NULL, *settings = NULL;
@@ -360,6 +378,14 @@ int fwrel_run_exports(struct run *r)
     if (!error && (error = fwrel_src_seek(r->served, 0)) == 0 &&
         (error = fwrel_export_vars_set_image(v, r->served)) == 0)
         error = fwrel_export_vars_set_releases(v, r->history);
+    /* aws-iot-ota's customCodeSigning: the served file signed with the aws_ota key. */
+    if (!error && r->p->has_aws_ota_key) {
+        fwrel_pkey *ak = NULL;
+        if ((error = load_private(&ak, r, r->p->aws_ota_key)) == 0 &&
+            (error = fwrel_src_seek(r->served, 0)) == 0)
+            error = fwrel_export_vars_set_signature(v, "aws_signature", ak, r->served);
+        fwrel_key_free(ak);
+    }
     for (size_t i = 0; !error && i < r->p->nexports; i++) {
         fwrel_export_file *files = NULL;
         size_t count = 0;
@@ -383,6 +409,19 @@ int fwrel_run_exports(struct run *r)
             snprintf(mname, sizeof(mname), "exports/%s/%s", name, files[k].path);
             if (files[k].artifact == NULL) {
                 error = fwrel_run_add_member(r, mname, files[k].data, files[k].len);
+                continue;
+            }
+            if (strcmp(files[k].artifact, FWREL_EXPORT_ARTIFACT_MENDER) == 0) {
+                error = add_mender(r, mname, v, settings, img);
+                continue;
+            }
+            if (strcmp(files[k].artifact, FWREL_EXPORT_ARTIFACT_PLAIN) == 0) {
+                error = fwrel_export_plain_allowed(r->p, i)
+                            ? add_member_src(r, mname, &r->signed_src)
+                            : fwrel_error_set(FWREL_EUSAGE,
+                                              "export %s: the policy does not "
+                                              "allow the plain image",
+                                              name);
                 continue;
             }
             if (strcmp(files[k].artifact, FWREL_EXPORT_ARTIFACT_IMAGE) == 0)

@@ -16,8 +16,8 @@
 #include "yamltree.h"
 
 static const char *const purpose_names[] = {
-    NULL,  "secure-boot", "manifest-sign", "manifest-encrypt", "image-encrypt", "flash-encrypt",
-    "hmac"};
+    NULL,   "secure-boot", "manifest-sign", "manifest-encrypt", "image-encrypt", "flash-encrypt",
+    "hmac", "mender-sign", "aws-ota-sign"};
 static const char *const alg_names[] = {NULL,       "rsa3072",  "rsa4096", "ecdsa192",
                                         "ecdsa256", "ecdsa384", "ed25519", "x25519",
                                         "aes128",   "aes256",   "aes512",  "hmac256"};
@@ -151,6 +151,10 @@ int fwrel_policy_alg_allowed(int purpose, int alg)
         return alg == FWREL_ALG_AES128 || alg == FWREL_ALG_AES256 || alg == FWREL_ALG_AES512;
     case FWREL_PURPOSE_HMAC:
         return alg == FWREL_ALG_HMAC256;
+    case FWREL_PURPOSE_MENDER_SIGN: /* what mender-artifact verifies (docs/exports.md) */
+        return alg == FWREL_ALG_ECDSA256 || alg == FWREL_ALG_RSA3072;
+    case FWREL_PURPOSE_AWS_OTA_SIGN: /* AWS IoT OTA customCodeSigning: ECDSA P-256 */
+        return alg == FWREL_ALG_ECDSA256;
     default:
         return 0;
     }
@@ -633,11 +637,28 @@ static int parse_release(fwrel_policy *p, const yt_node *r)
 
 static int parse_root(fwrel_policy *p, const yt_node *root)
 {
-    static const char *const keys[] = {
-        "fwrel-policy",   "product",          "chip",          "chip_revision", "device_types",
-        "partition_size", "secure_boot",      "anti_rollback", "versioning",    "image_encryption",
-        "manifest",       "approvals",        "channels",      "release",       "audit",
-        "exports",        "flash_encryption", "hmac",          "keys",          NULL};
+    static const char *const keys[] = {"fwrel-policy",
+                                       "product",
+                                       "chip",
+                                       "chip_revision",
+                                       "device_types",
+                                       "partition_size",
+                                       "secure_boot",
+                                       "anti_rollback",
+                                       "versioning",
+                                       "image_encryption",
+                                       "manifest",
+                                       "approvals",
+                                       "channels",
+                                       "release",
+                                       "audit",
+                                       "exports",
+                                       "flash_encryption",
+                                       "hmac",
+                                       "keys",
+                                       "mender",
+                                       "aws_ota",
+                                       NULL};
     const yt_node *n, *m;
     const char *s;
     uint64_t v;
@@ -714,23 +735,26 @@ static int parse_root(fwrel_policy *p, const yt_node *root)
         if (strcmp(s, "semver-increasing") != 0)
             return where(m, "unknown version rule '%s' (semver-increasing)", s);
     }
-    static const struct {
-        const char *section;
-        int purpose;
-    } single[] = {{"image_encryption", FWREL_PURPOSE_IMAGE_ENCRYPT},
-                  {"flash_encryption", FWREL_PURPOSE_FLASH_ENCRYPT},
-                  {"hmac", FWREL_PURPOSE_HMAC}};
-    for (size_t i = 0; i < COUNT(single); i++) {
+    /* The sections that name one key, the purpose it must have, where it goes. */
+    static const char *const sections[] = {"image_encryption", "flash_encryption", "hmac", "mender",
+                                           "aws_ota"};
+    static const int purposes[] = {FWREL_PURPOSE_IMAGE_ENCRYPT, FWREL_PURPOSE_FLASH_ENCRYPT,
+                                   FWREL_PURPOSE_HMAC, FWREL_PURPOSE_MENDER_SIGN,
+                                   FWREL_PURPOSE_AWS_OTA_SIGN};
+    for (size_t i = 0; i < COUNT(sections); i++) {
         static const char *const kkeys[] = {"key", NULL};
-        size_t *idx = i == 0 ? &p->image_key : i == 1 ? &p->flash_key : &p->hmac_key;
-        int *has = i == 0 ? &p->has_image_key : i == 1 ? &p->has_flash_key : &p->has_hmac_key;
-        if ((n = yt_get(root, single[i].section)) == NULL)
+        size_t *const idxs[] = {&p->image_key, &p->flash_key, &p->hmac_key, &p->mender_key,
+                                &p->aws_ota_key};
+        int *const hass[] = {&p->has_image_key, &p->has_flash_key, &p->has_hmac_key,
+                             &p->has_mender_key, &p->has_aws_ota_key};
+        size_t *idx = idxs[i];
+        int *has = hass[i];
+        if ((n = yt_get(root, sections[i])) == NULL)
             continue;
-        if ((error = yt_expect(n, YT_MAP, single[i].section)) != 0 ||
+        if ((error = yt_expect(n, YT_MAP, sections[i])) != 0 ||
             (error = yt_check_keys(n, kkeys)) != 0)
             return error;
-        if ((m = need(n, "key", &error)) == NULL ||
-            (error = key_ref(idx, p, m, single[i].purpose)) != 0)
+        if ((m = need(n, "key", &error)) == NULL || (error = key_ref(idx, p, m, purposes[i])) != 0)
             return error;
         *has = 1;
     }
@@ -772,8 +796,10 @@ static int parse_root(fwrel_policy *p, const yt_node *root)
     }
     /* Every defined key must be used: an unused key in a policy is a mistake waiting to happen. */
     for (size_t k = 0; k < p->nkeys; k++) {
-        int used = (p->has_image_key && p->image_key == k) ||
-                   (p->has_flash_key && p->flash_key == k) || (p->has_hmac_key && p->hmac_key == k);
+        int used =
+            (p->has_image_key && p->image_key == k) || (p->has_flash_key && p->flash_key == k) ||
+            (p->has_hmac_key && p->hmac_key == k) || (p->has_mender_key && p->mender_key == k) ||
+            (p->has_aws_ota_key && p->aws_ota_key == k);
         for (size_t i = 0; !used && i < p->nslots; i++)
             used = p->slots[i].key == k;
         for (size_t i = 0; !used && i < p->nrecipients; i++)

@@ -125,7 +125,7 @@ listen() {
     rm -f captured.jsonl port.txt
     python3 listener.py "$1" "$T/captured.jsonl" >port.txt &
     LPID=$!
-    for _ in $(seq 50); do [ -s port.txt ] && break; sleep 0.1; done
+    for _ in $(seq 300); do [ -s port.txt ] && break; sleep 0.1; done
     PORT=$(cat port.txt)
 }
 evil=$(printf 'evil" $(touch pwned1) `touch pwned2` '"'"'q'"'"' \\ \n; touch pwned3')

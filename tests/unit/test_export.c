@@ -977,9 +977,10 @@ static void test_malformed(void **state)
     assert_error(fwrel_export_render(&f, &n, root, "mine", v), FWREL_EFORMAT,
                  "output path 'a.bin' is produced twice");
     put("mine/export.yaml", "description: x\nfiles: {}\ncopies:\n  a.bin: firmware\n");
-    assert_error(fwrel_export_render(&f, &n, root, "mine", v), FWREL_EFORMAT,
-                 "export.yaml:4:10: artifact must be image, manifest or secure-fota-manifest, not "
-                 "firmware");
+    assert_error(
+        fwrel_export_render(&f, &n, root, "mine", v), FWREL_EFORMAT,
+        "export.yaml:4:10: artifact must be image, manifest, secure-fota-manifest, mender or "
+        "plain-image, not firmware");
     fwrel_export_vars_free(v);
 
     /* export.yaml itself: strict YAML, known keys, declared files. */

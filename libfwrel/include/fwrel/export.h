@@ -20,6 +20,7 @@
 #include "fwrel/error.h"
 #include "fwrel/history.h"
 #include "fwrel/io.h"
+#include "fwrel/key.h"
 #include "fwrel/policy.h"
 
 #ifdef __cplusplus
@@ -50,6 +51,23 @@ extern "C" {
 #define FWREL_EXPORT_ARTIFACT_MANIFEST "manifest" /**< the encrypted manifest envelope */
 /** The 1024-byte secure-FOTA compatibility manifest (docs/manifest.md section 5). */
 #define FWREL_EXPORT_ARTIFACT_SECURE_FOTA "secure-fota-manifest"
+/** a Mender Artifact of the served image, signed with the policy's mender key (mender.h); the
+ *  caller makes it with fwrel_export_mender() */
+#define FWREL_EXPORT_ARTIFACT_MENDER "mender"
+/** the secure-boot-signed image, not encrypted: only for an export whose policy settings say
+ *  plain_image: true (docs/exports.md section 0) */
+#define FWREL_EXPORT_ARTIFACT_PLAIN "plain-image"
+
+/** What an export needs signed (fwrel_export_check_policy() checks the policy has the key). */
+#define FWREL_EXPORT_NEEDS_MENDER_KEY  1u /**< it copies the mender artifact */
+#define FWREL_EXPORT_NEEDS_AWS_OTA_KEY 2u /**< it declares the aws_signature variable */
+#define FWREL_EXPORT_NEEDS_PLAIN       4u /**< it copies the plain image */
+
+/**
+ * Whether the policy allows export i the plain image: its setting plain_image is "true".
+ * @return 1 or 0
+ */
+int fwrel_export_plain_allowed(const fwrel_policy *p, size_t i);
 
 /** How values are escaped in a file (export.yaml `escape:`), or by a {{name|filter}}. */
 enum fwrel_export_escape {
@@ -117,6 +135,18 @@ const char *fwrel_export_vars_get(const fwrel_export_vars *vars, const char *nam
  */
 int fwrel_export_vars_set_hmac(fwrel_export_vars *vars, const uint8_t *key, size_t keylen,
                                fwrel_src *image) FWREL_WUR;
+
+/**
+ * Set the variable name to the base64 (RFC 4648, padded) of a DER ECDSA P-256 / SHA-256
+ * signature over every byte of image from its current position to its end: AWS IoT OTA's
+ * customCodeSigning signature of the served file (docs/exports.md, aws-iot-ota; `openssl dgst
+ * -sha256 -verify pub.pem -signature sig.der file` checks it). Streams the image.
+ *
+ * @param key    the policy's aws_ota key (ECDSA P-256)
+ * @return 0; FWREL_EKEY for another key or an OpenSSL failure; a read error of image
+ */
+int fwrel_export_vars_set_signature(fwrel_export_vars *vars, const char *name,
+                                    const fwrel_pkey *key, fwrel_src *image) FWREL_WUR;
 
 /**
  * Append a row to the list variable `list` (created when absent), repeated by a
@@ -271,6 +301,21 @@ int fwrel_export_check_with(char **description, const char *root, const char *na
  * @return 0, or the codes of fwrel_export_check_with(), the message prefixed "export NAME: "
  */
 int fwrel_export_check_policy(const fwrel_policy *p, const char *root) FWREL_WUR;
+
+/**
+ * Make the release's Mender artifact (docs/exports.md, mender) with fwrel_mender_write():
+ * artifact name `<product>-<version>`, the device types of the targets list, the settings
+ * payload_type (default rootfs-image) and software_name (default the product), the payload
+ * `<product>-<version>.bin` with the given bytes (the served file).
+ *
+ * @param out  receives the malloc'd artifact (free())
+ * @param key  the policy's mender key
+ * @return 0, or the codes of fwrel_mender_write(); FWREL_EUSAGE when vars lack product,
+ *         version or targets
+ */
+int fwrel_export_mender(uint8_t **out, size_t *len, const fwrel_export_vars *vars,
+                        const fwrel_export_vars *settings, const uint8_t *payload, size_t plen,
+                        const fwrel_pkey *key) FWREL_WUR;
 
 /**
  * The settings the policy gives its export number i (exports: [{name: x, key: value}]), as a

@@ -34,6 +34,8 @@ enum fwrel_purpose {
     FWREL_PURPOSE_IMAGE_ENCRYPT,
     FWREL_PURPOSE_FLASH_ENCRYPT,
     FWREL_PURPOSE_HMAC,
+    FWREL_PURPOSE_MENDER_SIGN,  /**< signs the mender export's artifact (docs/exports.md) */
+    FWREL_PURPOSE_AWS_OTA_SIGN, /**< signs the aws-iot-ota export's file (docs/exports.md) */
 };
 
 /** Key algorithms. */
@@ -149,6 +151,8 @@ typedef struct fwrel_policy {
 
     int has_flash_key, has_hmac_key;
     size_t flash_key, hmac_key;
+    int has_mender_key, has_aws_ota_key; /**< mender: {key}, aws_ota: {key} (docs/exports.md) */
+    size_t mender_key, aws_ota_key;
 
     fwrel_policy_key keys[FWREL_POLICY_MAX_KEYS];
     size_t nkeys;
