@@ -1,7 +1,8 @@
 /*
  * runner.h - what every fwrel command shares: the option table parser,
- * --help generated from it, --version, --json, --quiet, duplicate-option
- * rejection, the umask, and the one-line error report.
+ * --help, --list-options and --completion generated from it, --version,
+ * --json, --quiet, duplicate-option rejection, the umask, and the one-line
+ * error report. docs/cli.md holds the table of every command's options.
  *
  * A command file declares its options and a run() callback; main() is one
  * call to fwrel_cmd_main(). run() returns an exit code (docs/architecture.md §6).
@@ -19,6 +20,7 @@ enum fwrel_opt_kind {
     FWREL_OPT_FLAG,  /* int *target set to 1 */
     FWREL_OPT_STR,   /* const char **target */
     FWREL_OPT_MULTI, /* fwrel_strlist *target; may repeat */
+    FWREL_OPT_ALIAS, /* another spelling (espsecure's) of the option named by arg; no target */
 };
 
 #define FWREL_STRLIST_MAX 8
@@ -32,7 +34,7 @@ typedef struct fwrel_opt {
     const char *name; /* long name, without "--" */
     char short_name;  /* 0 when none */
     int kind;         /* enum fwrel_opt_kind */
-    const char *arg;  /* metavariable shown in --help, NULL for flags */
+    const char *arg;  /* metavariable shown in --help, NULL for flags; an alias: its option */
     const char *help; /* one line */
     void *target;
 } fwrel_opt;

@@ -33,7 +33,7 @@ bundle() { # VERSION [OPTIONS...]
     N=$((N + 1))
     SOURCE_DATE_EPOCH=$((T0 + 3600 * N)) fwrel-bundle --policy "$T/policy.yaml" \
         --keystore "$T/ks" --repo "$R" --channel beta --gnupg-home "$G" --no-passphrase \
-        --user rel-op --templates "$FWREL_SRC/templates" -a "$A1" "$@" "$T/app-$v.bin"
+        --user rel-op --templates "$FWREL_SRC/templates" -A "$A1" "$@" "$T/app-$v.bin"
 }
 repair() { # COMMIT [OPTIONS...]
     local c=$1
