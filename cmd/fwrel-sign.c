@@ -64,8 +64,7 @@ static int check_options(fwrel_ctx *ctx)
         return fwrel_cmd_usage(ctx, "--sbv1 and --sbv2 exclude each other");
     if (o.digest_out != NULL) {
         if (o.output || o.keys.n || o.signatures.n)
-            return fwrel_cmd_usage(ctx,
-                                   "--digest-out goes without --output, --key, --signature");
+            return fwrel_cmd_usage(ctx, "--digest-out goes without --output, --key, --signature");
         if (o.pub_keys.n > 1)
             return fwrel_cmd_usage(ctx, "--digest-out takes at most one --pub-key");
         if (o.scheme && o.pub_keys.n)
