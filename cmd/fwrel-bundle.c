@@ -42,8 +42,8 @@ static const fwrel_opt opts[] = {
      "an approver (OpenPGP fingerprint the policy pins) who signs now; may repeat", &o.approvers},
     {"tag-signer", 0, FWREL_OPT_STR, "FPR", "who signs the git tag (default: the first approver)",
      &o.tag_signer},
-    {"gnupg-home", 0, FWREL_OPT_STR, "DIR", "the approvers' GnuPG home (default: $GNUPGHOME)",
-     &o.gnupg_home},
+    {"gnupg-home", 0, FWREL_OPT_STR, "DIR",
+     "the approvers' GnuPG home (default: $GNUPGHOME, else ~/.gnupg)", &o.gnupg_home},
     {"output", 'o', FWREL_OPT_STR, "FILE",
      "also write the bundle here (needed when approvals are still missing)", &o.output},
     {"force", 'f', FWREL_OPT_FLAG, NULL, "replace an existing output file", &o.force},
@@ -444,6 +444,7 @@ static int run(fwrel_ctx *ctx)
                                     "exclude each other");
     if (o.drop && o.repair == NULL)
         return fwrel_cmd_usage(ctx, "--drop goes with --repair-history");
+    o.gnupg_home = fwrel_cmd_gnupg_home(o.gnupg_home);
     if (o.check_policy != NULL)
         return ctx->argc == 0 ? check_policy(ctx, o.check_policy, o.templates)
                               : fwrel_cmd_usage(ctx, "--check-policy takes no IMAGE");

@@ -56,7 +56,7 @@ static const fwrel_opt opts[] = {
      &o.no_policy},
     {"gnupg-home", 0, FWREL_OPT_STR, "DIR",
      "with --bundle (CI) or --repo: GnuPG home with the approvers' public keys (default "
-     "$GNUPGHOME)",
+     "$GNUPGHOME, else ~/.gnupg)",
      &o.gnupg_home},
     {"against", 0, FWREL_OPT_STR, "IMAGE",
      "with --bundle (CI): IMAGE must be the image the release was made from", &o.against},
@@ -376,7 +376,7 @@ static int run_bundle(fwrel_ctx *ctx, const char *path)
 {
     fwrel_device *dev = NULL;
     fwrel_report *report = NULL;
-    fwrel_bundle_verify_ci_opts co = {o.gnupg_home, o.policy, o.against};
+    fwrel_bundle_verify_ci_opts co = {fwrel_cmd_gnupg_home(o.gnupg_home), o.policy, o.against};
     int error;
 
     if (o.device != NULL && (error = fwrel_device_load(&dev, o.device)) != 0)
@@ -564,7 +564,8 @@ static int run_repo(fwrel_ctx *ctx)
 {
     fwrel_auditor *a = NULL;
     fwrel_policy *pol = NULL;
-    fwrel_auditor_opts ao = {o.gnupg_home, o.product, o.keystore, 0, NULL, o.no_policy};
+    fwrel_auditor_opts ao = {
+        fwrel_cmd_gnupg_home(o.gnupg_home), o.product, o.keystore, 0, NULL, o.no_policy};
     uint64_t jobs = 0;
     int error;
 

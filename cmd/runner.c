@@ -3,6 +3,7 @@
 
 #include <assert.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -232,6 +233,24 @@ int fwrel_cmd_pass_source(fwrel_ctx *ctx, fwrel_pass_src *src, const char *file,
         return fwrel_cmd_usage(ctx, "--passphrase-file, --passphrase-fd and --no-passphrase "
                                     "exclude each other");
     return fwrel_cmd_pass_pair(ctx, src, "", file, fd, no_pass ? FWREL_PASS_NONE : FWREL_PASS_TTY);
+}
+
+const char *fwrel_cmd_gnupg_home(const char *given)
+{
+    static char home[4096];
+    const char *env = getenv("GNUPGHOME"), *h = getenv("HOME");
+    if (given != NULL)
+        return given;
+    if (env != NULL && env[0] != '\0')
+        return env;
+    if (h == NULL || h[0] == '\0') {
+        const struct passwd *pw = getpwuid(getuid());
+        h = pw != NULL ? pw->pw_dir : NULL;
+    }
+    if (h == NULL || h[0] == '\0' ||
+        snprintf(home, sizeof(home), "%s/.gnupg", h) >= (int)sizeof(home))
+        return NULL;
+    return home;
 }
 
 void fwrel_cmd_set(fwrel_ctx *ctx, const char *key, json_t *value)

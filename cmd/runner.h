@@ -104,6 +104,12 @@ int fwrel_cmd_pass_source(fwrel_ctx *ctx, fwrel_pass_src *src, const char *file,
 int fwrel_cmd_pass_pair(fwrel_ctx *ctx, fwrel_pass_src *src, const char *prefix, const char *file,
                         const char *fd, int otherwise);
 
+/**
+ * The GnuPG home as gpg finds it: given (--gnupg-home), else $GNUPGHOME, else ~/.gnupg ($HOME,
+ * else the password database's home directory). NULL only when none of these is known.
+ */
+const char *fwrel_cmd_gnupg_home(const char *given);
+
 /** Set result[key] (steals the reference). */
 void fwrel_cmd_set(fwrel_ctx *ctx, const char *key, json_t *value);
 

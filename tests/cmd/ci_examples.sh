@@ -77,6 +77,17 @@ for f in fails:
 PY
 }
 
+# The GnuPG home as gpg finds it: $GNUPGHOME, else ~/.gnupg (issue 15 friction 8: exit 2 before).
+mkdir -p "$T/home"
+cp -a "$G" "$T/home/.gnupg"
+expect_rc 0 "~/.gnupg without GNUPGHOME" env -u GNUPGHOME HOME="$T/home" \
+    fwrel-verify --bundle --policy "$T/policy.yaml" "$T/app.fwb"
+gpgconf --homedir "$T/home/.gnupg" --kill all >/dev/null 2>&1
+expect_rc 0 "\$GNUPGHOME before ~/.gnupg" env GNUPGHOME="$G" HOME="$T/nohome" \
+    fwrel-verify --bundle --policy "$T/policy.yaml" "$T/app.fwb"
+expect_rc 1 "an empty ~/.gnupg: the approvals do not verify" env -u GNUPGHOME HOME="$T/nohome" \
+    fwrel-verify --bundle --policy "$T/policy.yaml" "$T/app.fwb"
+
 for ci in github-actions gitlab-ci; do
     ci_script "$FWREL_SRC/examples/ci/$ci.yml" >"$T/$ci.sh" && ok || fail "$ci.yml: not the expected CI file"
     grep -q '^fwrel-verify --bundle' "$T/$ci.sh" && ok || fail "$ci.yml runs no fwrel-verify"
