@@ -5,6 +5,7 @@
  * bundle made without enough of them; --record then records it. --check-policy
  * validates a policy and prints what it enforces.
  */
+#include <fcntl.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -234,7 +235,13 @@ static int check_policy(fwrel_ctx *ctx, const char *path, const char *templates)
 /* The approvers' GnuPG passphrase: from a file or a descriptor, else none (or gpg-agent's). */
 static int pgp_source(fwrel_ctx *ctx, fwrel_pass_src *src)
 {
-    return fwrel_cmd_pass_pair(ctx, src, "pgp-", o.pgp_pass_file, o.pgp_pass_fd, FWREL_PASS_NONE);
+    /* Neither option: asked at the terminal when there is one (three tries, as gpg), else none
+     * (gpg-agent may hold it). */
+    int tty = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (tty >= 0)
+        close(tty);
+    return fwrel_cmd_pass_pair(ctx, src, "pgp-", o.pgp_pass_file, o.pgp_pass_fd,
+                               tty >= 0 ? FWREL_PASS_TTY : FWREL_PASS_NONE);
 }
 
 /* The release time: SOURCE_DATE_EPOCH when set (reproducible builds), else now. */
