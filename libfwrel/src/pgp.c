@@ -149,12 +149,13 @@ static gpgme_error_t pass_cb(void *hook, const char *uid_hint, const char *info,
         return gpgme_error(GPG_ERR_CANCELED);
     }
     if (st->pass == NULL && st->tries > 0)
-        snprintf(prompt, sizeof(prompt), "Wrong passphrase (try %d of %d). Passphrase for %s: ",
-                 st->tries + 1, PGP_TTY_TRIES, st->who);
+        snprintf(prompt, sizeof(prompt),
+                 "Wrong passphrase (try %d of %d). Passphrase for %s: ", st->tries + 1,
+                 PGP_TTY_TRIES, st->who);
     else
         snprintf(prompt, sizeof(prompt), "Passphrase for %s: ", st->who);
-    if (st->pass == NULL && (st->tries++,
-                             fwrel_pass_read(&st->pass, &st->len, st->src, prompt, 0) != 0)) {
+    if (st->pass == NULL &&
+        (st->tries++, fwrel_pass_read(&st->pass, &st->len, st->src, prompt, 0) != 0)) {
         st->src_error = 1;
         return gpgme_error(GPG_ERR_CANCELED);
     }
@@ -247,9 +248,9 @@ int fwrel_pgp_sign_detached(uint8_t **sig, size_t *sig_len, const char *home,
     if ((error = find_signer(&key, ctx, fpr)) != 0)
         goto done;
     /* The key by fingerprint and its first user id: a passphrase error names it. */
-    snprintf(who, sizeof(who), "OpenPGP key %s%s%.200s%s", fpr,
-             key->uids && key->uids->uid ? " (" : "", key->uids && key->uids->uid ? key->uids->uid : "",
-             key->uids && key->uids->uid ? ")" : "");
+    snprintf(
+        who, sizeof(who), "OpenPGP key %s%s%.200s%s", fpr, key->uids && key->uids->uid ? " (" : "",
+        key->uids && key->uids->uid ? key->uids->uid : "", key->uids && key->uids->uid ? ")" : "");
     st.who = who;
     gpgme_set_passphrase_cb(ctx, pass_cb, &st);
     err = gpgme_signers_add(ctx, key);
@@ -287,9 +288,9 @@ int fwrel_pgp_sign_detached(uint8_t **sig, size_t *sig_len, const char *home,
                                     "protected: a passphrase is needed (--pgp-passphrase-file, "
                                     "--pgp-passphrase-fd, a terminal or gpg-agent)");
         else if (st.bad || gpg_err_code(err) == GPG_ERR_BAD_PASSPHRASE)
-            error = st.tries > 1 ? fwrel_error_set(FWREL_EKEY, "wrong passphrase (%d tries)",
-                                                   st.tries)
-                                 : fwrel_error_set(FWREL_EKEY, "wrong passphrase");
+            error = st.tries > 1
+                        ? fwrel_error_set(FWREL_EKEY, "wrong passphrase (%d tries)", st.tries)
+                        : fwrel_error_set(FWREL_EKEY, "wrong passphrase");
         else
             error = fwrel_error_set(FWREL_EKEY, "cannot sign: %s", gpgme_strerror(err));
         /* Named by the key and its user id, not by the file being signed. */
