@@ -40,7 +40,7 @@ for i in $(seq 0 $((N - 1))); do
         --size 65536 -o "$D/img/app.bin"
     SOURCE_DATE_EPOCH=$((epoch + 60 * i)) \
         fwrel-bundle -q --policy "$D/policy.yaml" --keystore "$D/ks" --repo "$D/releases" \
-        --channel beta -a "$A1" --gnupg-home "$G" --no-passphrase --templates "$S/templates" \
+        --channel beta -A "$A1" --gnupg-home "$G" --no-passphrase --templates "$S/templates" \
         "$D/img/app.bin" >>"$D/gen.log" 2>&1 ||
         { echo "release $i failed: $(tail -1 "$D/gen.log")" >&2; exit 1; }
 done

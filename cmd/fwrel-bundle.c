@@ -5,6 +5,7 @@
  * bundle made without enough of them; --record then records it. --check-policy
  * validates a policy and prints what it enforces.
  */
+#include <fcntl.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,17 +34,17 @@ static const fwrel_opt opts[] = {
     {"check-policy", 0, FWREL_OPT_STR, "POLICY",
      "validate a release policy and print what it would enforce", &o.check_policy},
     {"policy", 'p', FWREL_OPT_STR, "POLICY", "the release policy", &o.policy},
-    {"keystore", 'k', FWREL_OPT_STR, "DIR", "the keystore holding the policy's keys", &o.keystore},
+    {"keystore", 'K', FWREL_OPT_STR, "DIR", "the keystore holding the policy's keys", &o.keystore},
     {"repo", 'r', FWREL_OPT_STR, "DIR",
      "the release repository (default: the policy's, relative to the policy file)", &o.repo},
     {"channel", 'c', FWREL_OPT_STR, "CHANNEL", "dev, beta or prod (default: the policy's only one)",
      &o.channel},
-    {"approver", 'a', FWREL_OPT_MULTI, "FPR",
+    {"approver", 'A', FWREL_OPT_MULTI, "FPR",
      "an approver (OpenPGP fingerprint the policy pins) who signs now; may repeat", &o.approvers},
     {"tag-signer", 0, FWREL_OPT_STR, "FPR", "who signs the git tag (default: the first approver)",
      &o.tag_signer},
-    {"gnupg-home", 0, FWREL_OPT_STR, "DIR", "the approvers' GnuPG home (default: $GNUPGHOME)",
-     &o.gnupg_home},
+    {"gnupg-home", 0, FWREL_OPT_STR, "DIR",
+     "the approvers' GnuPG home (default: $GNUPGHOME, else ~/.gnupg)", &o.gnupg_home},
     {"output", 'o', FWREL_OPT_STR, "FILE",
      "also write the bundle here (needed when approvals are still missing)", &o.output},
     {"force", 'f', FWREL_OPT_FLAG, NULL, "replace an existing output file", &o.force},
@@ -234,7 +235,13 @@ static int check_policy(fwrel_ctx *ctx, const char *path, const char *templates)
 /* The approvers' GnuPG passphrase: from a file or a descriptor, else none (or gpg-agent's). */
 static int pgp_source(fwrel_ctx *ctx, fwrel_pass_src *src)
 {
-    return fwrel_cmd_pass_pair(ctx, src, "pgp-", o.pgp_pass_file, o.pgp_pass_fd, FWREL_PASS_NONE);
+    /* Neither option: asked at the terminal when there is one (three tries, as gpg), else none
+     * (gpg-agent may hold it). */
+    int tty = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (tty >= 0)
+        close(tty);
+    return fwrel_cmd_pass_pair(ctx, src, "pgp-", o.pgp_pass_file, o.pgp_pass_fd,
+                               tty >= 0 ? FWREL_PASS_TTY : FWREL_PASS_NONE);
 }
 
 /* The release time: SOURCE_DATE_EPOCH when set (reproducible builds), else now. */
@@ -444,6 +451,7 @@ static int run(fwrel_ctx *ctx)
                                     "exclude each other");
     if (o.drop && o.repair == NULL)
         return fwrel_cmd_usage(ctx, "--drop goes with --repair-history");
+    o.gnupg_home = fwrel_cmd_gnupg_home(o.gnupg_home);
     if (o.check_policy != NULL)
         return ctx->argc == 0 ? check_policy(ctx, o.check_policy, o.templates)
                               : fwrel_cmd_usage(ctx, "--check-policy takes no IMAGE");

@@ -29,6 +29,7 @@ static const fwrel_opt opts[] = {
     {"key", 'k', FWREL_OPT_STR, "KEY",
      "encrypt: the device's public key (RSA-3072 or EC P-256, PEM); --decrypt: its private key",
      &o.key},
+    {"keyfile", 0, FWREL_OPT_ALIAS, "key", "espsecure's spelling", NULL},
     {"output", 'o', FWREL_OPT_STR, "FILE", "write the result to FILE", &o.output},
     {"decrypt", 'd', FWREL_OPT_FLAG, NULL, "decrypt an encrypted image, as the device does",
      &o.decrypt},

@@ -31,18 +31,21 @@ static struct {
 
 static const fwrel_opt opts[] = {
     {"output", 'o', FWREL_OPT_STR, "FILE", "write the signed image to FILE", &o.output},
-    {"keyfile", 'k', FWREL_OPT_MULTI, "KEY", "private signing key (PEM); one block per key",
-     &o.keys},
+    {"key", 'k', FWREL_OPT_MULTI, "KEY",
+     "private signing key (PEM or pkcs11: URI); one block per key", &o.keys},
+    {"keyfile", 0, FWREL_OPT_ALIAS, "key", "espsecure's spelling", NULL},
     {"sbv2", 0, FWREL_OPT_FLAG, NULL, "Secure Boot V2 signature sector (default)", &o.sbv2},
     {"sbv1", 0, FWREL_OPT_FLAG, NULL, "Secure Boot V1 ECDSA signature (ESP32)", &o.sbv1},
     {"append", 'a', FWREL_OPT_FLAG, NULL, "add blocks to an image already signed (SBv2)",
      &o.append},
+    {"append-signatures", 0, FWREL_OPT_ALIAS, "append", "espsecure's spelling", NULL},
+    {"append_signatures", 0, FWREL_OPT_ALIAS, "append", "older espsecure's spelling", NULL},
     {"pub-key", 0, FWREL_OPT_MULTI, "PUB", "public key of a signature made elsewhere", &o.pub_keys},
     {"signature", 0, FWREL_OPT_MULTI, "SIG", "signature made elsewhere, paired with --pub-key",
      &o.signatures},
     {"digest-out", 0, FWREL_OPT_STR, "FILE", "write the digest to be signed elsewhere to FILE",
      &o.digest_out},
-    {"scheme", 0, FWREL_OPT_STR, "SCHEME",
+    {"scheme", 's', FWREL_OPT_STR, "SCHEME",
      "with --digest-out: rsa3072, ecdsa192, ecdsa256 or ecdsa384 (else from --pub-key)", &o.scheme},
     {"passphrase-file", 0, FWREL_OPT_STR, "FILE", "read the key passphrase from FILE",
      &o.pass_file},
@@ -61,8 +64,7 @@ static int check_options(fwrel_ctx *ctx)
         return fwrel_cmd_usage(ctx, "--sbv1 and --sbv2 exclude each other");
     if (o.digest_out != NULL) {
         if (o.output || o.keys.n || o.signatures.n)
-            return fwrel_cmd_usage(ctx,
-                                   "--digest-out goes without --output, --keyfile, --signature");
+            return fwrel_cmd_usage(ctx, "--digest-out goes without --output, --key, --signature");
         if (o.pub_keys.n > 1)
             return fwrel_cmd_usage(ctx, "--digest-out takes at most one --pub-key");
         if (o.scheme && o.pub_keys.n)
@@ -74,9 +76,9 @@ static int check_options(fwrel_ctx *ctx)
     if (o.output == NULL)
         return fwrel_cmd_usage(ctx, "--output is required");
     if (external && o.keys.n)
-        return fwrel_cmd_usage(ctx, "--keyfile and --pub-key/--signature exclude each other");
+        return fwrel_cmd_usage(ctx, "--key and --pub-key/--signature exclude each other");
     if (!external && o.keys.n == 0)
-        return fwrel_cmd_usage(ctx, "a --keyfile (or --pub-key with --signature) is required");
+        return fwrel_cmd_usage(ctx, "a --key (or --pub-key with --signature) is required");
     if (o.pub_keys.n != o.signatures.n)
         return fwrel_cmd_usage(ctx, "%d --pub-key but %d --signature: they go in pairs",
                                o.pub_keys.n, o.signatures.n);

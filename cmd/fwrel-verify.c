@@ -17,6 +17,7 @@
 #include "fwrel/espimg.h"
 #include "fwrel/html.h"
 #include "fwrel/io.h"
+#include "fwrel/junit.h"
 #include "fwrel/key.h"
 #include "fwrel/manifest.h"
 #include "fwrel/policy.h"
@@ -31,6 +32,7 @@ static struct {
     const char *device;
     const char *policy, *gnupg_home, *against;
     const char *repo, *product, *keystore, *jobs, *report; /* --repo */
+    const char *junit;
     int all;
     int no_policy; /* --bundle (CI) or --repo without a policy, said explicitly */
 } o;
@@ -38,14 +40,14 @@ static struct {
 static const fwrel_opt opts[] = {
     {"info", 0, FWREL_OPT_FLAG, NULL, "report what the image holds (like esptool image-info)",
      &o.info},
-    {"device", 'd', FWREL_OPT_STR, "PROFILE", "verify as the device described by PROFILE would",
+    {"device", 0, FWREL_OPT_STR, "PROFILE", "verify as the device described by PROFILE would",
      &o.device},
     {"manifest", 0, FWREL_OPT_FLAG, NULL,
      "with --device: FILE is an encrypted manifest; check it as that device would", &o.manifest},
     {"bundle", 0, FWREL_OPT_FLAG, NULL,
      "FILE is a release bundle: with --device as that device would take it, else as CI checks it",
      &o.bundle},
-    {"policy", 0, FWREL_OPT_STR, "POLICY",
+    {"policy", 'p', FWREL_OPT_STR, "POLICY",
      "with --bundle (CI) or --repo: the release policy; its approvers and threshold are used",
      &o.policy},
     {"no-policy", 0, FWREL_OPT_FLAG, NULL,
@@ -54,17 +56,17 @@ static const fwrel_opt opts[] = {
      &o.no_policy},
     {"gnupg-home", 0, FWREL_OPT_STR, "DIR",
      "with --bundle (CI) or --repo: GnuPG home with the approvers' public keys (default "
-     "$GNUPGHOME)",
+     "$GNUPGHOME, else ~/.gnupg)",
      &o.gnupg_home},
     {"against", 0, FWREL_OPT_STR, "IMAGE",
      "with --bundle (CI): IMAGE must be the image the release was made from", &o.against},
-    {"repo", 0, FWREL_OPT_STR, "RELEASES",
+    {"repo", 'r', FWREL_OPT_STR, "RELEASES",
      "audit the release repository RELEASES: every tag, bundle, the audit log, the history",
      &o.repo},
     {"product", 0, FWREL_OPT_STR, "PRODUCT", "with --repo: audit only this product's releases",
      &o.product},
     {"all", 0, FWREL_OPT_FLAG, NULL, "with --repo: audit every product's releases", &o.all},
-    {"keystore", 0, FWREL_OPT_STR, "DIR",
+    {"keystore", 'K', FWREL_OPT_STR, "DIR",
      "with --repo: check each release's key ids against this keystore's index", &o.keystore},
     {"jobs", 'j', FWREL_OPT_STR, "N", "with --repo: verify N releases at once (default: CPUs)",
      &o.jobs},
@@ -76,6 +78,10 @@ static const fwrel_opt opts[] = {
      &o.sbv1},
     {"key", 'k', FWREL_OPT_STR, "KEY",
      "with --sbv2/--sbv1: public or private PEM (SBv1: also raw 64-byte) key", &o.key},
+    {"keyfile", 0, FWREL_OPT_ALIAS, "key", "espsecure's spelling", NULL},
+    {"junit", 0, FWREL_OPT_STR, "FILE",
+     "also write the report as JUnit XML to FILE, one test case per step (replaced if it exists)",
+     &o.junit},
     {"skip-padding", 0, FWREL_OPT_FLAG, NULL, "with --sbv2: the data is not 4 KiB-aligned",
      &o.skip_padding},
     {NULL, 0, 0, NULL, NULL, NULL},
@@ -251,6 +257,36 @@ static int run_info(fwrel_ctx *ctx, const char *path)
     return 0;
 }
 
+/* --junit: the reports as JUnit XML, one suite each (junit.h), written through fwrel_out. The
+ * verdict (the last error) is kept for the caller; a write failure is reported and returned. */
+static int junit_write(fwrel_ctx *ctx, const char *const *names, const fwrel_report *const *reps,
+                       size_t n)
+{
+    fwrel_error verdict = *fwrel_error_last();
+    fwrel_out *out = NULL;
+    char *xml = NULL;
+    size_t len = 0;
+    int error;
+
+    if ((error = fwrel_junit_render(&xml, &len, ctx->cmd->name, names, reps, n)) == 0 &&
+        (error = fwrel_out_open(&out, o.junit, FWREL_OUT_FORCE, 0644)) == 0 &&
+        (error = fwrel_out_write(out, xml, len)) == 0) {
+        error = fwrel_out_commit(out);
+        out = NULL;
+    }
+    fwrel_out_abort(out);
+    free(xml);
+    if (error)
+        return fwrel_cmd_fail(ctx, o.junit);
+    fwrel_error_restore(&verdict);
+    return 0;
+}
+
+static int junit_one(fwrel_ctx *ctx, const char *name, const fwrel_report *r)
+{
+    return o.junit != NULL ? junit_write(ctx, &name, &r, 1) : 0;
+}
+
 static int run_compat(fwrel_ctx *ctx, const char *path)
 {
     fwrel_pkey *key = NULL;
@@ -270,6 +306,11 @@ static int run_compat(fwrel_ctx *ctx, const char *path)
     else
         error = fwrel_sbv2_verify_compat(report, &src, key, o.skip_padding);
     fwrel_cmd_report(ctx, report);
+    int jerr = junit_one(ctx, path, report);
+    if (jerr != 0) {
+        error = jerr;
+        goto done;
+    }
     fwrel_cmd_set(ctx, "mode", json_string(o.sbv1 ? "sbv1-compat" : "sbv2-compat"));
     fwrel_cmd_set(ctx, "valid", json_boolean(error == 0));
     if (error) {
@@ -312,6 +353,11 @@ static int run_device(fwrel_ctx *ctx, const char *path)
         error = fwrel_device_verify_image(report, dev, &src);
     }
     fwrel_cmd_report(ctx, report);
+    int jerr = junit_one(ctx, path, report);
+    if (jerr != 0) {
+        error = jerr;
+        goto done;
+    }
     fwrel_cmd_set(ctx, "mode", json_string("device"));
     fwrel_cmd_set(ctx, "accepted", json_boolean(error == 0));
     if (error) {
@@ -330,7 +376,7 @@ static int run_bundle(fwrel_ctx *ctx, const char *path)
 {
     fwrel_device *dev = NULL;
     fwrel_report *report = NULL;
-    fwrel_bundle_verify_ci_opts co = {o.gnupg_home, o.policy, o.against};
+    fwrel_bundle_verify_ci_opts co = {fwrel_cmd_gnupg_home(o.gnupg_home), o.policy, o.against};
     int error;
 
     if (o.device != NULL && (error = fwrel_device_load(&dev, o.device)) != 0)
@@ -344,6 +390,11 @@ static int run_bundle(fwrel_ctx *ctx, const char *path)
     else
         error = fwrel_bundle_verify_ci(report, path, &co);
     fwrel_cmd_report(ctx, report);
+    int jerr = junit_one(ctx, path, report);
+    if (jerr != 0) {
+        error = jerr;
+        goto done;
+    }
     fwrel_cmd_set(ctx, "mode", json_string(dev != NULL ? "bundle-device" : "bundle-ci"));
     fwrel_cmd_set(ctx, "accepted", json_boolean(error == 0));
     if (dev == NULL)
@@ -513,7 +564,8 @@ static int run_repo(fwrel_ctx *ctx)
 {
     fwrel_auditor *a = NULL;
     fwrel_policy *pol = NULL;
-    fwrel_auditor_opts ao = {o.gnupg_home, o.product, o.keystore, 0, NULL, o.no_policy};
+    fwrel_auditor_opts ao = {
+        fwrel_cmd_gnupg_home(o.gnupg_home), o.product, o.keystore, 0, NULL, o.no_policy};
     uint64_t jobs = 0;
     int error;
 
@@ -551,6 +603,30 @@ static int run_repo(fwrel_ctx *ctx)
         int e = repo_report(a, o.repo, o.report);
         if (e != 0) {
             error = fwrel_cmd_fail(ctx, o.report);
+            goto done;
+        }
+    }
+    if (o.junit != NULL) {
+        size_t n = fwrel_auditor_count(a);
+        const char **names = calloc(n + 1, sizeof(*names));
+        const fwrel_report **reps = calloc(n + 1, sizeof(*reps));
+        int e;
+        if (names == NULL || reps == NULL) {
+            fwrel_error_set(FWREL_EIO, "out of memory");
+            e = fwrel_cmd_fail(ctx, o.junit);
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                names[i] = fwrel_auditor_release(a, i)->tag;
+                reps[i] = fwrel_auditor_release(a, i)->report;
+            }
+            names[n] = o.repo;
+            reps[n] = fwrel_auditor_report(a);
+            e = junit_write(ctx, names, reps, n + 1);
+        }
+        free(names);
+        free(reps);
+        if (e != 0) {
+            error = e;
             goto done;
         }
     }
@@ -595,6 +671,9 @@ static int run(fwrel_ctx *ctx)
     if ((o.product || o.all || o.keystore || o.jobs || o.report) && o.repo == NULL)
         return fwrel_cmd_usage(ctx, "--product, --all, --keystore, --jobs and --report go with "
                                     "--repo");
+    if (o.junit != NULL && o.info)
+        return fwrel_cmd_usage(ctx,
+                               "--junit goes with --bundle, --device, --sbv2/--sbv1 or --repo");
     if (o.repo != NULL) {
         if (o.against)
             return fwrel_cmd_usage(ctx, "--against goes with --bundle");

@@ -3,6 +3,7 @@
 
 #include <assert.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,13 +16,18 @@
 #include "fwrel/version.h"
 #include "util.h"
 
-static int opt_help, opt_version, opt_json, opt_quiet;
+static int opt_help, opt_version, opt_json, opt_quiet, opt_list;
+static const char *opt_completion;
 
 static const fwrel_opt common_opts[] = {
     {"json", 0, FWREL_OPT_FLAG, NULL, "print a machine-readable result on stdout", &opt_json},
     {"quiet", 'q', FWREL_OPT_FLAG, NULL, "print nothing but errors", &opt_quiet},
     {"help", 'h', FWREL_OPT_FLAG, NULL, "show this help and exit", &opt_help},
-    {"version", 0, FWREL_OPT_FLAG, NULL, "show the version and exit", &opt_version},
+    {"version", 0, FWREL_OPT_FLAG, NULL, "show the version and exit (given alone)", &opt_version},
+    {"list-options", 0, FWREL_OPT_FLAG, NULL,
+     "list the options, one a line: --LONG -S ARG KIND (docs/cli.md's table)", &opt_list},
+    {"completion", 0, FWREL_OPT_STR, "SHELL", "print the completion script for SHELL (bash)",
+     &opt_completion},
     {NULL, 0, 0, NULL, NULL, NULL},
 };
 
@@ -82,14 +88,16 @@ static void put_text(FILE *f, const char *s)
 static void print_opts(FILE *f, const fwrel_opt *opts)
 {
     for (const fwrel_opt *o = opts; o->name != NULL; o++) {
-        char left[64];
+        char left[64], alias[64];
+        const char *arg = o->kind == FWREL_OPT_ALIAS ? NULL : o->arg;
         if (o->short_name)
-            snprintf(left, sizeof(left), "-%c, --%s%s%s", o->short_name, o->name, o->arg ? " " : "",
-                     o->arg ? o->arg : "");
+            snprintf(left, sizeof(left), "-%c, --%s%s%s", o->short_name, o->name, arg ? " " : "",
+                     arg ? arg : "");
         else
-            snprintf(left, sizeof(left), "    --%s%s%s", o->name, o->arg ? " " : "",
-                     o->arg ? o->arg : "");
-        fprintf(f, "  %-30s %s%s\n", left, o->help,
+            snprintf(left, sizeof(left), "    --%s%s%s", o->name, arg ? " " : "", arg ? arg : "");
+        if (o->kind == FWREL_OPT_ALIAS)
+            snprintf(alias, sizeof(alias), "same as --%s (%s)", o->arg, o->help);
+        fprintf(f, "  %-30s %s%s\n", left, o->kind == FWREL_OPT_ALIAS ? alias : o->help,
                 o->kind == FWREL_OPT_MULTI ? " (repeatable)" : "");
     }
 }
@@ -227,6 +235,24 @@ int fwrel_cmd_pass_source(fwrel_ctx *ctx, fwrel_pass_src *src, const char *file,
     return fwrel_cmd_pass_pair(ctx, src, "", file, fd, no_pass ? FWREL_PASS_NONE : FWREL_PASS_TTY);
 }
 
+const char *fwrel_cmd_gnupg_home(const char *given)
+{
+    static char home[4096];
+    const char *env = getenv("GNUPGHOME"), *h = getenv("HOME");
+    if (given != NULL)
+        return given;
+    if (env != NULL && env[0] != '\0')
+        return env;
+    if (h == NULL || h[0] == '\0') {
+        const struct passwd *pw = getpwuid(getuid());
+        h = pw != NULL ? pw->pw_dir : NULL;
+    }
+    if (h == NULL || h[0] == '\0' ||
+        snprintf(home, sizeof(home), "%s/.gnupg", h) >= (int)sizeof(home))
+        return NULL;
+    return home;
+}
+
 void fwrel_cmd_set(fwrel_ctx *ctx, const char *key, json_t *value)
 {
     if (ctx->result != NULL && value != NULL)
@@ -290,6 +316,30 @@ static const fwrel_opt *find_opt(const fwrel_opt *opts, const char *name, size_t
     return NULL;
 }
 
+/* The option an argument names in the command's table or the common one (an alias resolved to
+ * the option it spells), or NULL; *len receives the length of a long name before any "=". */
+static const fwrel_opt *lookup(const fwrel_cmd *cmd, const char *a, size_t *len)
+{
+    const fwrel_opt *o;
+    *len = 0;
+    if (a[0] != '-' || a[1] == '\0')
+        return NULL;
+    if (a[1] == '-') {
+        const char *name = a + 2, *eq = strchr(name, '=');
+        *len = eq ? (size_t)(eq - name) : strlen(name);
+        if ((o = find_opt(cmd->opts, name, *len, 0)) == NULL)
+            o = find_opt(common_opts, name, *len, 0);
+    } else {
+        if (a[2] != '\0')
+            return NULL;
+        if ((o = find_opt(cmd->opts, NULL, 0, a[1])) == NULL)
+            o = find_opt(common_opts, NULL, 0, a[1]);
+    }
+    if (o != NULL && o->kind == FWREL_OPT_ALIAS)
+        o = find_opt(cmd->opts, o->arg, strlen(o->arg), 0);
+    return o;
+}
+
 /* Index of an option across both tables, for duplicate detection. */
 static int set_opt(fwrel_ctx *ctx, const fwrel_opt *o, const char *value, unsigned char *seen,
                    int idx)
@@ -327,79 +377,203 @@ static int opt_index(const fwrel_cmd *cmd, const fwrel_opt *o)
     return n;
 }
 
+/*
+ * Options go in any order, before, between or after the arguments. An option that takes a value
+ * followed by a flag of the command ("--check-policy --json P") takes the next argument that is
+ * not an option: a flag is never a value. Followed by another option that takes a value, it has
+ * none (a usage error), rather than taking that option's name as a file.
+ */
 static int parse(fwrel_ctx *ctx, int argc, char **argv)
 {
     const fwrel_cmd *cmd = ctx->cmd;
     unsigned char seen[128] = {0}; /* one per option of both tables */
     char **pos = calloc((size_t)argc + 1, sizeof(char *));
-    int npos = 0, only_args = 0;
+    const fwrel_opt *pending = NULL; /* waits for its value after flags */
+    int npos = 0, only_args = 0, error = 0;
     if (pos == NULL) {
         fwrel_error_set(FWREL_EIO, "out of memory");
         return fwrel_cmd_fail(ctx, NULL);
     }
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc && error == 0; i++) {
         char *a = argv[i];
         if (only_args || a[0] != '-' || a[1] == '\0') {
-            pos[npos++] = a;
+            if (pending != NULL) {
+                error = set_opt(ctx, pending, a, seen, opt_index(cmd, pending));
+                pending = NULL;
+            } else {
+                pos[npos++] = a;
+            }
             continue;
         }
         if (strcmp(a, "--") == 0) {
             only_args = 1;
             continue;
         }
-        const fwrel_opt *o;
+        size_t len;
+        const fwrel_opt *o = lookup(cmd, a, &len);
         const char *value = NULL;
-        if (a[1] == '-') {
-            const char *name = a + 2, *eq = strchr(name, '=');
-            size_t len = eq ? (size_t)(eq - name) : strlen(name);
-            o = find_opt(cmd->opts, name, len, 0);
-            if (o == NULL)
-                o = find_opt(common_opts, name, len, 0);
-            if (o == NULL) {
-                free(pos);
-                return fwrel_cmd_usage(ctx, "unknown option --%.*s", (int)len, name);
+        if (o == NULL) {
+            if (a[1] == '-')
+                error = fwrel_cmd_usage(ctx, "unknown option --%.*s", (int)len, a + 2);
+            else if (a[2] != '\0')
+                error = fwrel_cmd_usage(ctx, "unknown option %s (short options do not combine)", a);
+            else
+                error = fwrel_cmd_usage(ctx, "unknown option %s", a);
+            break;
+        }
+        if (a[1] == '-' && a[2 + len] == '=') {
+            if (o->kind == FWREL_OPT_FLAG) {
+                error = fwrel_cmd_usage(ctx, "option --%s takes no value", o->name);
+                break;
             }
-            if (eq != NULL) {
-                if (o->kind == FWREL_OPT_FLAG) {
-                    free(pos);
-                    return fwrel_cmd_usage(ctx, "option --%s takes no value", o->name);
-                }
-                value = eq + 1;
-            }
-        } else {
-            if (a[2] != '\0') {
-                free(pos);
-                return fwrel_cmd_usage(ctx, "unknown option %s (short options do not combine)", a);
-            }
-            o = find_opt(cmd->opts, NULL, 0, a[1]);
-            if (o == NULL)
-                o = find_opt(common_opts, NULL, 0, a[1]);
-            if (o == NULL) {
-                free(pos);
-                return fwrel_cmd_usage(ctx, "unknown option %s", a);
-            }
+            value = a + 3 + len;
+        }
+        if (o->kind != FWREL_OPT_FLAG && pending != NULL) {
+            error = fwrel_cmd_usage(ctx, "option --%s needs a value", pending->name);
+            break;
         }
         if (o->kind != FWREL_OPT_FLAG && value == NULL) {
-            if (i + 1 >= argc) {
-                free(pos);
-                return fwrel_cmd_usage(ctx, "option --%s needs a value", o->name);
+            size_t nlen;
+            const fwrel_opt *next =
+                i + 1 < argc && !only_args ? lookup(cmd, argv[i + 1], &nlen) : NULL;
+            if (next != NULL && next->kind == FWREL_OPT_FLAG &&
+                !(argv[i + 1][1] == '-' && argv[i + 1][2 + nlen] == '=')) {
+                pending = o;
+                continue;
+            }
+            if (i + 1 >= argc || next != NULL) {
+                error = fwrel_cmd_usage(ctx, "option --%s needs a value", o->name);
+                break;
             }
             value = argv[++i];
         }
         if (o->kind != FWREL_OPT_FLAG && value[0] == '\0') {
-            free(pos);
-            return fwrel_cmd_usage(ctx, "option --%s needs a non-empty value", o->name);
+            error = fwrel_cmd_usage(ctx, "option --%s needs a non-empty value", o->name);
+            break;
         }
         int idx = opt_index(cmd, o);
         assert(idx < (int)sizeof(seen)); /* a command with more than 128 options is a bug */
-        int error = set_opt(ctx, o, value, seen, idx);
-        if (error) {
-            free(pos);
-            return error;
-        }
+        error = set_opt(ctx, o, value, seen, idx);
+    }
+    if (error == 0 && pending != NULL)
+        error = fwrel_cmd_usage(ctx, "option --%s needs a value", pending->name);
+    if (error) {
+        free(pos);
+        return error;
     }
     ctx->argv = pos;
     ctx->argc = npos;
+    return 0;
+}
+
+/* An espsecure or esp_enc_img_gen subcommand given to the fwrel command that does its work
+ * (docs/cli.md "Coming from espsecure"): the fwrel commands take none. */
+static const struct {
+    const char *sub, *use;
+} foreign_subs[] = {
+    {"sign_data", "fwrel-sign -k KEY -o OUT IMAGE"},
+    {"verify_signature", "fwrel-verify --sbv2 -k KEY IMAGE"},
+    {"generate_signing_key", "fwrel-keygen --scheme SCHEME -o KEY.pem"},
+    {"extract_public_key", "fwrel-keygen --export KEY.pem -o PREFIX"},
+    {"digest_sbv2_public_key", "fwrel-keygen --export KEY.pem -o PREFIX"},
+    {"digest_rsa_public_key", "fwrel-keygen --export KEY.pem -o PREFIX"},
+    {"signature_info_v2", "fwrel-verify --info IMAGE"},
+    {"encrypt", "fwrel-encrypt -k PUB.pem -o OUT IMAGE"},
+    {"decrypt", "fwrel-encrypt -d -k KEY.pem -o OUT IMAGE"},
+};
+
+/* Usage errors a habit from espsecure makes, before anything else is read: a subcommand as the
+ * first word, and --version with anything (espsecure's "--version 2" selects Secure Boot V2;
+ * here it would print the version and sign nothing). Returns 0 or 2. */
+static int check_habits(fwrel_ctx *ctx, int argc, char **argv)
+{
+    const fwrel_cmd *cmd = ctx->cmd;
+    if (argc > 1 && argv[1][0] != '-' && access(argv[1], F_OK) != 0) {
+        char norm[32];
+        snprintf(norm, sizeof(norm), "%s", argv[1]);
+        for (char *p = norm; *p; p++)
+            *p = *p == '-' ? '_' : *p;
+        for (size_t i = 0; i < sizeof(foreign_subs) / sizeof(foreign_subs[0]); i++)
+            if (strcmp(norm, foreign_subs[i].sub) == 0)
+                return fwrel_cmd_usage(ctx, "%s takes no subcommand: for '%s' use %s", cmd->name,
+                                       argv[1], foreign_subs[i].use);
+    }
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        const char *a = argv[i], *v = NULL;
+        if (strncmp(a, "--version", 9) != 0 || (a[9] != '\0' && a[9] != '='))
+            continue;
+        if (argc == 2 && a[9] == '\0')
+            return 0;
+        v = a[9] == '=' ? a + 10 : i + 1 < argc ? argv[i + 1] : "";
+        if ((strcmp(v, "1") == 0 || strcmp(v, "2") == 0)) {
+            size_t len;
+            const char *sb = v[0] == '1' ? "--sbv1" : "--sbv2";
+            if (lookup(cmd, sb, &len) != NULL)
+                return fwrel_cmd_usage(ctx,
+                                       "--version %s is espsecure's spelling of %s: use %s "
+                                       "(--version alone prints the version)",
+                                       v, sb, sb);
+        }
+        return fwrel_cmd_usage(ctx, "--version goes alone: it prints the version");
+    }
+    return 0;
+}
+
+/* --list-options: one line per option of both tables, "--LONG -S ARG KIND" ("-" for none; an
+ * alias: "--LONG - --TARGET alias"). tests/cmd/options.sh compares it with docs/cli.md. */
+static void list_options(const fwrel_cmd *cmd)
+{
+    static const char *kinds[] = {"flag", "value", "multi", "alias"};
+    const fwrel_opt *tables[2] = {cmd->opts, common_opts};
+    for (int t = 0; t < 2; t++)
+        for (const fwrel_opt *o = tables[t]; o->name != NULL; o++) {
+            printf("--%s ", o->name);
+            if (o->short_name)
+                printf("-%c ", o->short_name);
+            else
+                printf("- ");
+            printf("%s%s %s\n", o->kind == FWREL_OPT_ALIAS ? "--" : "", o->arg ? o->arg : "-",
+                   kinds[o->kind & 3]);
+        }
+}
+
+/* --completion bash: a completion function from the option table. An option that takes a value
+ * completes a file name (a directory for DIR); the arguments are files. */
+static int print_completion(fwrel_ctx *ctx, const char *shell)
+{
+    const fwrel_cmd *cmd = ctx->cmd;
+    const fwrel_opt *tables[2] = {cmd->opts, common_opts};
+    char fn[64];
+    if (strcmp(shell, "bash") != 0)
+        return fwrel_cmd_usage(ctx, "--completion knows bash, not '%s'", shell);
+    snprintf(fn, sizeof(fn), "_%s", cmd->name);
+    for (char *p = fn; *p; p++)
+        *p = *p == '-' ? '_' : *p;
+    printf("# bash completion for %s (generated by %s --completion bash)\n", cmd->name, cmd->name);
+    printf("%s()\n{\n    local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}\n",
+           fn);
+    printf("    case $prev in\n");
+    for (int t = 0; t < 2; t++)
+        for (const fwrel_opt *o = tables[t]; o->name != NULL; o++) {
+            const fwrel_opt *r =
+                o->kind == FWREL_OPT_ALIAS ? find_opt(cmd->opts, o->arg, strlen(o->arg), 0) : o;
+            if (r == NULL || r->kind == FWREL_OPT_FLAG || r->target == &opt_completion)
+                continue;
+            int dir =
+                r->arg != NULL && (strcmp(r->arg, "DIR") == 0 || strcmp(r->arg, "OUTDIR") == 0);
+            printf("    --%s", o->name);
+            if (o->short_name)
+                printf("|-%c", o->short_name);
+            printf(") COMPREPLY=($(compgen -%s -- \"$cur\")); return ;;\n", dir ? "d" : "f");
+        }
+    printf("    --completion) COMPREPLY=($(compgen -W bash -- \"$cur\")); return ;;\n");
+    printf("    esac\n    if [[ $cur == -* ]]; then\n        COMPREPLY=($(compgen -W \"");
+    for (int t = 0; t < 2; t++)
+        for (const fwrel_opt *o = tables[t]; o->name != NULL; o++)
+            printf("%s--%s", t == 0 && o == tables[0] ? "" : " ", o->name);
+    printf("\" -- \"$cur\"))\n    else\n        COMPREPLY=($(compgen -f -- \"$cur\"))\n"
+           "    fi\n}\ncomplete -o filenames -F %s %s\n",
+           fn, cmd->name);
     return 0;
 }
 
@@ -435,20 +609,23 @@ int fwrel_cmd_main(const fwrel_cmd *cmd, int argc, char **argv)
     json_object_set_new(ctx.result, "command", json_string(cmd->name));
     json_object_set_new(ctx.result, "version", json_string(fwrel_version()));
 
-    code = parse(&ctx, argc, argv);
+    code = check_habits(&ctx, argc, argv);
+    if (code == 0)
+        code = parse(&ctx, argc, argv);
     ctx.json = opt_json;
     ctx.quiet = opt_quiet;
-    if (code == 0 && opt_help) {
-        print_help(cmd);
+    if (code == 0 && (opt_help || opt_version || opt_list || opt_completion)) {
+        if (opt_help)
+            print_help(cmd);
+        else if (opt_version)
+            printf("%s %s\n", cmd->name, fwrel_version());
+        else if (opt_list)
+            list_options(cmd);
+        else
+            code = print_completion(&ctx, opt_completion);
         json_decref(ctx.result);
         free(ctx.argv);
-        return 0;
-    }
-    if (code == 0 && opt_version) {
-        printf("%s %s\n", cmd->name, fwrel_version());
-        json_decref(ctx.result);
-        free(ctx.argv);
-        return 0;
+        return code;
     }
     if (code == 0 && (ctx.argc < cmd->min_args || ctx.argc > cmd->max_args)) {
         if (ctx.argc < cmd->min_args)

@@ -1,7 +1,8 @@
 /*
  * runner.h - what every fwrel command shares: the option table parser,
- * --help generated from it, --version, --json, --quiet, duplicate-option
- * rejection, the umask, and the one-line error report.
+ * --help, --list-options and --completion generated from it, --version,
+ * --json, --quiet, duplicate-option rejection, the umask, and the one-line
+ * error report. docs/cli.md holds the table of every command's options.
  *
  * A command file declares its options and a run() callback in fwrel_command;
  * main(), in runner.c, runs it through fwrel_cmd_main(). run() returns an exit
@@ -20,6 +21,7 @@ enum fwrel_opt_kind {
     FWREL_OPT_FLAG,  /* int *target set to 1 */
     FWREL_OPT_STR,   /* const char **target */
     FWREL_OPT_MULTI, /* fwrel_strlist *target; may repeat */
+    FWREL_OPT_ALIAS, /* another spelling (espsecure's) of the option named by arg; no target */
 };
 
 #define FWREL_STRLIST_MAX 8
@@ -33,7 +35,7 @@ typedef struct fwrel_opt {
     const char *name; /* long name, without "--" */
     char short_name;  /* 0 when none */
     int kind;         /* enum fwrel_opt_kind */
-    const char *arg;  /* metavariable shown in --help, NULL for flags */
+    const char *arg;  /* metavariable shown in --help, NULL for flags; an alias: its option */
     const char *help; /* one line */
     void *target;
 } fwrel_opt;
@@ -105,6 +107,12 @@ int fwrel_cmd_pass_source(fwrel_ctx *ctx, fwrel_pass_src *src, const char *file,
  */
 int fwrel_cmd_pass_pair(fwrel_ctx *ctx, fwrel_pass_src *src, const char *prefix, const char *file,
                         const char *fd, int otherwise);
+
+/**
+ * The GnuPG home as gpg finds it: given (--gnupg-home), else $GNUPGHOME, else ~/.gnupg ($HOME,
+ * else the password database's home directory). NULL only when none of these is known.
+ */
+const char *fwrel_cmd_gnupg_home(const char *given);
 
 /** Set result[key] (steals the reference). */
 void fwrel_cmd_set(fwrel_ctx *ctx, const char *key, json_t *value);

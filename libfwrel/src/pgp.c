@@ -111,11 +111,20 @@ done:
     return error;
 }
 
-/* Passphrase callback state: the source, read at most once, wiped at the end. */
+/* Tries of a passphrase typed at a terminal, as gpg and ssh give. */
+#define PGP_TTY_TRIES 3
+
+/* "OpenPGP key FPR (user id)", the user id cut at 200 bytes. */
+#define PGP_WHO_MAX 272
+
+/* Passphrase callback state: the source, read once (at a terminal: once per try, up to
+ * PGP_TTY_TRIES, one signing each), wiped at the end. */
 struct pass_state {
     const fwrel_pass_src *src;
+    const char *who; /* the key, named in the prompt */
     char *pass;
     size_t len;
+    int tries;     /* passphrases read */
     int asked;     /* the callback ran */
     int bad;       /* GnuPG said the passphrase was wrong */
     int src_error; /* fwrel_pass_read failed (message recorded) */
@@ -128,8 +137,10 @@ static gpgme_error_t pass_cb(void *hook, const char *uid_hint, const char *info,
     struct pass_state *st = hook;
     (void)uid_hint;
     (void)info;
+    char prompt[PGP_WHO_MAX + 64];
     st->asked = 1;
     if (prev_was_bad) {
+        /* The next try at a terminal is another signing (fwrel_pgp_sign_detached). */
         st->bad = 1;
         return gpgme_error(GPG_ERR_CANCELED);
     }
@@ -137,8 +148,14 @@ static gpgme_error_t pass_cb(void *hook, const char *uid_hint, const char *info,
         st->none = 1;
         return gpgme_error(GPG_ERR_CANCELED);
     }
+    if (st->pass == NULL && st->tries > 0)
+        snprintf(prompt, sizeof(prompt),
+                 "Wrong passphrase (try %d of %d). Passphrase for %s: ", st->tries + 1,
+                 PGP_TTY_TRIES, st->who);
+    else
+        snprintf(prompt, sizeof(prompt), "Passphrase for %s: ", st->who);
     if (st->pass == NULL &&
-        fwrel_pass_read(&st->pass, &st->len, st->src, "Passphrase for the OpenPGP key: ", 0) != 0) {
+        (st->tries++, fwrel_pass_read(&st->pass, &st->len, st->src, prompt, 0) != 0)) {
         st->src_error = 1;
         return gpgme_error(GPG_ERR_CANCELED);
     }
@@ -212,7 +229,7 @@ int fwrel_pgp_sign_detached(uint8_t **sig, size_t *sig_len, const char *home,
     gpgme_data_t in = NULL, out = NULL;
     gpgme_error_t err;
     struct pass_state st = {.src = pass};
-    char fpr[41];
+    char fpr[41], who[PGP_WHO_MAX];
     char *mem = NULL;
     size_t n = 0;
     int error;
@@ -230,6 +247,11 @@ int fwrel_pgp_sign_detached(uint8_t **sig, size_t *sig_len, const char *home,
         goto done;
     if ((error = find_signer(&key, ctx, fpr)) != 0)
         goto done;
+    /* The key by fingerprint and its first user id: a passphrase error names it. */
+    snprintf(
+        who, sizeof(who), "OpenPGP key %s%s%.200s%s", fpr, key->uids && key->uids->uid ? " (" : "",
+        key->uids && key->uids->uid ? key->uids->uid : "", key->uids && key->uids->uid ? ")" : "");
+    st.who = who;
     gpgme_set_passphrase_cb(ctx, pass_cb, &st);
     err = gpgme_signers_add(ctx, key);
     if (err == 0)
@@ -242,17 +264,37 @@ int fwrel_pgp_sign_detached(uint8_t **sig, size_t *sig_len, const char *home,
         goto done;
     }
     err = gpgme_op_sign(ctx, in, out, GPGME_SIG_MODE_DETACH);
+    /* gpg-agent asks a loopback caller once: a terminal's next try is another signing. */
+    while (!st.src_error && !st.none && (st.bad || gpg_err_code(err) == GPG_ERR_BAD_PASSPHRASE) &&
+           pass != NULL && pass->kind == FWREL_PASS_TTY && st.tries < PGP_TTY_TRIES) {
+        fwrel_pass_free(st.pass, st.len);
+        st.pass = NULL;
+        st.bad = 0;
+        gpgme_data_release(out);
+        out = NULL;
+        if (gpgme_data_seek(in, 0, SEEK_SET) != 0 || (err = gpgme_data_new(&out)) != 0) {
+            error = fwrel_error_set(FWREL_EIO, "cannot set up signing: %s", gpgme_strerror(err));
+            goto done;
+        }
+        err = gpgme_op_sign(ctx, in, out, GPGME_SIG_MODE_DETACH);
+    }
     if (st.src_error) {
         error = fwrel_error_last()->code;
         goto done;
     }
     if (err != 0 || st.bad || st.none) {
         if (st.none)
-            error = fwrel_error_set(FWREL_EKEY, "key %s is protected: a passphrase is needed", fpr);
+            error = fwrel_error_set(FWREL_EKEY,
+                                    "protected: a passphrase is needed (--pgp-passphrase-file, "
+                                    "--pgp-passphrase-fd, a terminal or gpg-agent)");
         else if (st.bad || gpg_err_code(err) == GPG_ERR_BAD_PASSPHRASE)
-            error = fwrel_error_set(FWREL_EKEY, "wrong passphrase");
+            error = st.tries > 1
+                        ? fwrel_error_set(FWREL_EKEY, "wrong passphrase (%d tries)", st.tries)
+                        : fwrel_error_set(FWREL_EKEY, "wrong passphrase");
         else
             error = fwrel_error_set(FWREL_EKEY, "cannot sign: %s", gpgme_strerror(err));
+        /* Named by the key and its user id, not by the file being signed. */
+        fwrel_error_about(FWREL_ABOUT_KEY, who);
         goto done;
     }
     gpgme_sign_result_t res = gpgme_op_sign_result(ctx);

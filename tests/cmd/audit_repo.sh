@@ -23,13 +23,13 @@ bundle() { # POLICY CHANNEL IMAGE APPROVER...
 }
 P=acme-thermostat
 B1=$P/beta/v1.0.0 P2=$P/prod/v1.0.1 B3=$P/beta/v1.1.0 P4=$P/prod/v1.1.1
-expect_rc 0 "release $B1" bundle "$T/policy.yaml" beta "$T/app-1.0.0.bin" -a "$A1"
-expect_rc 0 "release $P2" bundle "$T/policy.yaml" prod "$T/app-1.0.1.bin" -a "$A1" -a "$A2"
-expect_rc 0 "release $B3" bundle "$T/policy.yaml" beta "$T/app-1.1.0.bin" -a "$A2"
+expect_rc 0 "release $B1" bundle "$T/policy.yaml" beta "$T/app-1.0.0.bin" -A "$A1"
+expect_rc 0 "release $P2" bundle "$T/policy.yaml" prod "$T/app-1.0.1.bin" -A "$A1" -A "$A2"
+expect_rc 0 "release $B3" bundle "$T/policy.yaml" beta "$T/app-1.1.0.bin" -A "$A2"
 # The last one with approvals gathered later: made with one of two, approved, then recorded.
-expect_rc 0 "release $P4: pending" bundle "$T/policy.yaml" prod "$T/app-1.1.1.bin" -a "$A2" \
+expect_rc 0 "release $P4: pending" bundle "$T/policy.yaml" prod "$T/app-1.1.1.bin" -A "$A2" \
     -o "$T/p4.fwb"
-expect_rc 0 "release $P4: approved" fwrel-bundle -q --approve "$T/p4.fwb" -a "$A3" --gnupg-home "$G"
+expect_rc 0 "release $P4: approved" fwrel-bundle -q --approve "$T/p4.fwb" -A "$A3" --gnupg-home "$G"
 expect_rc 0 "release $P4: recorded" env SOURCE_DATE_EPOCH=$((E0 + 3600 * 5)) \
     fwrel-bundle -q --record "$T/p4.fwb" --policy "$T/policy.yaml" --repo "$R" --gnupg-home "$G" \
     --user rel-op
@@ -298,11 +298,11 @@ sed 's/monotonic: true/monotonic: false/' "$T/policy.yaml" >"$T/policy-nm.yaml"
 # Under the monotonic policy fwrel-bundle refuses it with the very reason the auditor gives below
 # (one rule, rules.h: the policy in force's monotonic, before and after).
 REPO=$C expect_rc 1 "release with a lower secure_version, monotonic" \
-    bundle "$T/policy.yaml" beta "$T/app-1.2.0.bin" -a "$A1"
+    bundle "$T/policy.yaml" beta "$T/app-1.2.0.bin" -A "$A1"
 expect_err "^fwrel-bundle: secure_version 1 is below 2 of $B3, an earlier release \(rollback\)$" \
     "lower secure_version, monotonic"
 REPO=$C expect_rc 0 "release with a lower secure_version" \
-    bundle "$T/policy-nm.yaml" beta "$T/app-1.2.0.bin" -a "$A1"
+    bundle "$T/policy-nm.yaml" beta "$T/app-1.2.0.bin" -A "$A1"
 B5=$P/beta/v1.2.0
 rejected "lower secure_version" 1 history.secure_version "$B5"
 expect_err "first: $B5: history.secure_version: secure_version 1 is below 2 of $B3, an earlier release \(rollback\)" \
@@ -381,7 +381,7 @@ printf '%s\n' "$OUT" | grep -q "^FAIL other-product/prod/v1.3.0 repo.branch: the
 copy
 sed "/- $A3$/{p;s/$A3/$M/}" "$T/policy.yaml" >"$T/policy-m.yaml"
 REPO=$C expect_rc 0 "release approved by an unpinned key" \
-    bundle "$T/policy-m.yaml" beta "$T/app-1.3.0.bin" -a "$M"
+    bundle "$T/policy-m.yaml" beta "$T/app-1.3.0.bin" -A "$M"
 B6=$P/beta/v1.3.0
 expect_rc 0 "its own record vouches for it (--no-policy)" audit "$C" --all --no-policy
 rejected "release approved by a key the policy does not pin" 1 approvals "$B6"

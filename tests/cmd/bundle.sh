@@ -25,7 +25,7 @@ bundle() {
 }
 
 # --- a release -------------------------------------------------------------------------------
-expect_rc 0 "release 1.0.0" bundle -a "$A1" -a "$A2" -o "$T/b1.fwb" "$T/app-1.0.0-1.bin"
+expect_rc 0 "release 1.0.0" bundle -A "$A1" -A "$A2" -o "$T/b1.fwb" "$T/app-1.0.0-1.bin"
 TAG1=acme-thermostat/prod/v1.0.0
 # Released once at the keystore's default scrypt cost; the ~80 releases below at a lower one.
 ks_cheap_kdf "$T/ks" "$T/pass" || fail "ks_cheap_kdf"
@@ -108,7 +108,7 @@ before=$(git -C "$R" for-each-ref --format='%(refname) %(objectname)')
 refuse() { # DESC PATTERN ARGS...
     local desc=$1 pat=$2
     shift 2
-    expect_rc 1 "$desc" bundle -a "$A1" -a "$A2" -o "$T/refused.fwb" "$@"
+    expect_rc 1 "$desc" bundle -A "$A1" -A "$A2" -o "$T/refused.fwb" "$@"
     expect_err "$pat" "$desc"
     expect_absent "$T/refused.fwb" "$desc"
 }
@@ -117,7 +117,7 @@ refuse "same version, other image" "tag $TAG1 exists: version 1.0.0 was released
 refuse "lower version" "version 0.9.0 is not above 1.0.0 of $TAG1, an earlier prod release" "$T/app-0.9.0-3.bin"
 refuse "secure_version below the floor" "secure_version 0 is below the policy's minimum 1" "$T/app-1.3.0-0.bin"
 refuse "approver not pinned" "[0-9A-F]{40} is not an approver the policy pins" \
-    -a 0000000000000000000000000000000000000001 "$T/app-1.1.0-2.bin"
+    -A 0000000000000000000000000000000000000001 "$T/app-1.1.0-2.bin"
 run git -C "$R" for-each-ref --format='%(refname) %(objectname)'
 [ "$OUT" = "$before" ] && ok || fail "refs changed by refusals"
 run audit_ok "$R/audit/audit.jsonl"
@@ -130,9 +130,9 @@ grep -q '"reason":"release acme-thermostat/prod/v0.9.0 failed at history: versio
     "$R/audit/audit.jsonl" && ok || fail "failure record reason"
 
 # --- approvals gathered later ------------------------------------------------------------------
-expect_rc 2 "too few approvers without -o" bundle -a "$A1" "$T/app-1.1.0-2.bin"
+expect_rc 2 "too few approvers without -o" bundle -A "$A1" "$T/app-1.1.0-2.bin"
 expect_err "the prod channel needs 2 approvals and 1 approver is given: give --output" "too few approvers"
-expect_rc 0 "pending bundle" bundle -a "$A1" -o "$T/b2.fwb" "$T/app-1.1.0-2.bin"
+expect_rc 0 "pending bundle" bundle -A "$A1" -o "$T/b2.fwb" "$T/app-1.1.0-2.bin"
 tail -1 "$R/audit/audit.jsonl" | grep -q '"event":"bundle".*"outputs":\[{"name":"b2.fwb"' && ok ||
     fail "the pending bundle's audit entry does not name the output file"
 printf '%s\n' "$OUT" | grep -q "written with 1 of 2 approvals" && ok || fail "pending: $OUT"
@@ -146,7 +146,7 @@ rm -rf "$T/mix.d" "$T/b1.d" && mkdir "$T/mix.d" "$T/b1.d" && tar -xf "$T/b2.fwb"
     fwrel-mkbundle write --sums -o "$T/mix.fwb" -C "$T/mix.d" >/dev/null || fail "mixed bundle"
 cp "$T/mix.fwb" "$T/mix.before"
 expect_rc 1 "approve 1.1.0's record with 1.0.0's image" fwrel-bundle --approve "$T/mix.fwb" \
-    -a "$A1" -a "$A2" --gnupg-home "$G"
+    -A "$A1" -A "$A2" --gnupg-home "$G"
 expect_err "^fwrel-bundle: $T/mix.fwb: rejected at record.members: firmware.enc: [0-9]+ bytes, sha256 [0-9a-f]{16}\.\.\., the record says" \
     "approve a mixed bundle"
 printf '%s\n' "$OUT" | grep -q "^FAIL record.members" && ! printf '%s\n' "$OUT" | grep -q "^approving" &&
@@ -176,7 +176,7 @@ open(sys.argv[2] + "/trailing.fwb", "wb").write(src + t.tobuf(format=tarfile.UST
 PY
 for k in global trailing; do
     cp "$T/$k.fwb" "$T/$k.before"
-    expect_rc 3 "approve a bundle with a $k tar edit" fwrel-bundle --approve "$T/$k.fwb" -a "$A2" \
+    expect_rc 3 "approve a bundle with a $k tar edit" fwrel-bundle --approve "$T/$k.fwb" -A "$A2" \
         --gnupg-home "$G"
     expect_err "^fwrel-bundle: $T/$k.fwb: (.*: pax global header|trailing data after the end-of-archive)" "approve $k"
     cmp -s "$T/$k.fwb" "$T/$k.before" && ok || fail "a refused approval changed $k.fwb"
@@ -188,7 +188,7 @@ for k in global trailing; do
 done
 # --approve shows what is approved (also in --json) before signing.
 cp "$T/b2.fwb" "$T/b2.json-copy"
-expect_rc 0 "approve --json" fwrel-bundle --json --approve "$T/b2.json-copy" -a "$A2" --gnupg-home "$G"
+expect_rc 0 "approve --json" fwrel-bundle --json --approve "$T/b2.json-copy" -A "$A2" --gnupg-home "$G"
 printf '%s' "$OUT" | python3 -c 'import json, sys
 d = json.load(sys.stdin)
 assert (d["product"], d["release_version"], d["channel"], d["counter"]) == ("acme-thermostat", "1.1.0", "prod", 2), d
@@ -198,22 +198,22 @@ expect_rc 1 "record with 1 of 2" fwrel-bundle --record "$T/b2.fwb" --policy "$T/
     --repo "$R" --channel prod --gnupg-home "$G"
 expect_err "1 of 2 required approvals" "record with 1 of 2"
 expect_rc 1 "approve by an approver not pinned by the release" fwrel-bundle --approve "$T/b2.fwb" \
-    -a 0000000000000000000000000000000000000001 --gnupg-home "$G"
+    -A 0000000000000000000000000000000000000001 --gnupg-home "$G"
 cp "$T/b2.fwb" "$T/b2.before"
-expect_rc 4 "approve without the approver's passphrase" fwrel-bundle --approve "$T/b2.fwb" -a "$A3" \
+expect_rc 4 "approve without the approver's passphrase" fwrel-bundle --approve "$T/b2.fwb" -A "$A3" \
     --gnupg-home "$G"
 cmp -s "$T/b2.fwb" "$T/b2.before" && ok || fail "a failed approval changed the bundle"
 printf 'wrong\n' >"$T/pgp-wrong"
 chmod 600 "$T/pgp-wrong"
-expect_rc 4 "approve with a wrong passphrase" fwrel-bundle --approve "$T/b2.fwb" -a "$A3" \
+expect_rc 4 "approve with a wrong passphrase" fwrel-bundle --approve "$T/b2.fwb" -A "$A3" \
     --gnupg-home "$G" --pgp-passphrase-file "$T/pgp-wrong"
 expect_err "wrong passphrase" "approve with a wrong passphrase"
-expect_rc 0 "approve" fwrel-bundle --approve "$T/b2.fwb" -a "$A3" --gnupg-home "$G" \
+expect_rc 0 "approve" fwrel-bundle --approve "$T/b2.fwb" -A "$A3" --gnupg-home "$G" \
     --pgp-passphrase-file "$T/pgp-pass"
 printf '%s\n' "$OUT" | grep -q "2 of 2 required approvals" && ok || fail "approve: $OUT"
 printf '%s\n' "$OUT" | head -2 | tr '\n' ' ' | grep -Eq "^approving acme-thermostat 1\.1\.0 \(prod\), counter 2, secure_version 2, for esp32s3   image    firmware\.enc, [0-9]+ bytes, sha256 $(tar -xOf "$T/b2.fwb" firmware.enc | sha256sum | cut -d' ' -f1) " &&
     ok || fail "approve does not show what is approved: $OUT"
-expect_rc 1 "approve twice" fwrel-bundle --approve "$T/b2.fwb" -a "$A3" --gnupg-home "$G" \
+expect_rc 1 "approve twice" fwrel-bundle --approve "$T/b2.fwb" -A "$A3" --gnupg-home "$G" \
     --pgp-passphrase-file "$T/pgp-pass"
 expect_err "approvals/$A3.asc: already in the bundle" "approve twice"
 # A bundle whose member was changed after approval is refused by --record.
@@ -241,7 +241,7 @@ expect_same "$T/b2.fwb" "$T/b2.git" "recorded bundle"
 expect_rc 1 "record again" fwrel-bundle --record "$T/b2.fwb" --policy "$T/policy.yaml" --repo "$R" \
     --channel prod --gnupg-home "$G"
 expect_err "this image was released already as $TAG2" "record again"
-expect_rc 1 "rollback: secure_version below the last release" bundle -a "$A1" -a "$A2" "$T/app-1.2.0-1.bin"
+expect_rc 1 "rollback: secure_version below the last release" bundle -A "$A1" -A "$A2" "$T/app-1.2.0-1.bin"
 expect_err "secure_version 1 is below 2 of acme-thermostat/prod/v1.1.0, an earlier release \(rollback\)" "rollback"
 # An old bundle recorded again, after a newer release, is refused.
 expect_rc 1 "old bundle recorded again" fwrel-bundle --record "$T/b1.fwb" --policy "$T/policy.yaml" \
@@ -256,7 +256,7 @@ SDE=$(( $(date +%s) - 86400 ))
 for k in a b; do
     SOURCE_DATE_EPOCH=$SDE fwrel-bundle -q --policy "$T/policy.yaml" --keystore "$T/ks" \
         --repo "$T/rep-$k" --channel prod --gnupg-home "$G" --passphrase-file "$T/pass" \
-        --templates "$FWREL_SRC/templates" -a "$A1" -a "$A2" -o "$T/rep-$k.fwb" "$T/app-1.0.0-1.bin" ||
+        --templates "$FWREL_SRC/templates" -A "$A1" -A "$A2" -o "$T/rep-$k.fwb" "$T/app-1.0.0-1.bin" ||
         fail "reproducible release $k"
 done
 python3 - "$T/rep-a.fwb" "$T/rep-b.fwb" "$SDE" <<'PY' && ok || fail "reproducibility: see above"
@@ -302,7 +302,7 @@ for s in $steps; do
     i=$((i + 1))
     before=$(git -C "$R" for-each-ref --format='%(refname) %(objectname)')
     nlog=$(wc -l <"$R/audit/audit.jsonl")
-    FWREL_TEST_FAIL_AT=$s expect_rc 5 "failure at $s" bundle -a "$A1" -a "$A2" -o "$T/inj.fwb" "$T/app-2.0.0-3.bin"
+    FWREL_TEST_FAIL_AT=$s expect_rc 5 "failure at $s" bundle -A "$A1" -A "$A2" -o "$T/inj.fwb" "$T/app-2.0.0-3.bin"
     expect_err "injected failure at $s" "failure at $s"
     expect_absent "$T/inj.fwb" "failure at $s"
     run git -C "$R" for-each-ref --format='%(refname) %(objectname)'
@@ -324,7 +324,7 @@ done
 # release repairs what was left and succeeds.
 for s in $(kill_steps history secureboot manifest bundle output audit repo blobs commit sign tag-object \
     branch tag-ref); do
-    FWREL_TEST_KILL_AT=$s TMPDIR="$T" bundle -q -a "$A1" -a "$A2" -o "$T/kill.fwb" "$T/app-2.0.0-3.bin" \
+    FWREL_TEST_KILL_AT=$s TMPDIR="$T" bundle -q -A "$A1" -A "$A2" -o "$T/kill.fwb" "$T/app-2.0.0-3.bin" \
         >/dev/null 2>&1
     rc=$?
     [ "$rc" -eq 137 ] && ok || fail "kill at $s: exit $rc"
@@ -340,7 +340,7 @@ done
 # SIGKILL at random moments (0 to 400 ms into a release): the same invariants each time.
 for k in $(kill_steps 1 2 3 4 5 6 7 8 9 10); do
     delay=$(python3 -c "import random; print(random.uniform(0, 0.4))")
-    TMPDIR="$T" bundle -q -a "$A1" -a "$A2" -o "$T/kill.fwb" "$T/app-2.0.0-3.bin" >/dev/null 2>&1 &
+    TMPDIR="$T" bundle -q -A "$A1" -A "$A2" -o "$T/kill.fwb" "$T/app-2.0.0-3.bin" >/dev/null 2>&1 &
     pid=$!
     sleep "$delay"
     kill -9 "$pid" 2>/dev/null
@@ -361,15 +361,15 @@ for k in $(kill_steps 1 2 3 4 5 6 7 8 9 10); do
 done
 rm -f "$T/kill.fwb"
 git -C "$R" rev-parse -q --verify refs/tags/acme-thermostat/prod/v2.0.0 >/dev/null ||
-    expect_rc 0 "release after the kills" bundle -a "$A1" -a "$A2" "$T/app-2.0.0-3.bin"
+    expect_rc 0 "release after the kills" bundle -A "$A1" -A "$A2" "$T/app-2.0.0-3.bin"
 expect_rc 0 "verify-tag after the kills" env GNUPGHOME="$G" git -C "$R" verify-tag acme-thermostat/prod/v2.0.0
 expect_rc 0 "git fsck" git -C "$R" fsck --strict --no-progress
 
 # Two releases at once: the lock serializes them; the second sees the first in its history.
 img 3.0.0 3; img 3.1.0 3
-bundle -q -a "$A1" -a "$A2" "$T/app-3.0.0-3.bin" >"$T/c1.out" 2>"$T/c1.err" &
+bundle -q -A "$A1" -A "$A2" "$T/app-3.0.0-3.bin" >"$T/c1.out" 2>"$T/c1.err" &
 p1=$!
-bundle -q -a "$A1" -a "$A2" "$T/app-3.1.0-3.bin" >"$T/c2.out" 2>"$T/c2.err" &
+bundle -q -A "$A1" -A "$A2" "$T/app-3.1.0-3.bin" >"$T/c2.out" 2>"$T/c2.err" &
 p2=$!
 wait $p1; r1=$?
 wait $p2; r2=$?
@@ -402,7 +402,7 @@ expect_rc 0 "keygen for secure-fota" fwrel-keygen --policy "$T/policy-sf.yaml" -
     --provision "$T/prov-sf" --no-passphrase
 expect_rc 0 "release with secure-fota" fwrel-bundle --json --policy "$T/policy-sf.yaml" \
     --keystore "$T/ks-sf" --repo "$T/rel-sf" --channel prod --gnupg-home "$G" --no-passphrase \
-    --templates "$FWREL_SRC/templates" -a "$A1" -a "$A2" -o "$T/sf.fwb" "$T/app-1.0.0-1.bin"
+    --templates "$FWREL_SRC/templates" -A "$A1" -A "$A2" -o "$T/sf.fwb" "$T/app-1.0.0-1.bin"
 # --json: the release's facts beside the tool's own version, every step passed or skipped.
 printf '%s' "$OUT" | python3 -c '
 import json, subprocess, sys
@@ -428,7 +428,7 @@ grep -q "\"sha256\": \"$(sha256sum <"$M" | cut -c1-64)\"" "$T/sf/exports/secure-
     fail "upload.json does not carry the manifest's hash"
 sed -e 's/, mf-fota\]/]/' -e '/mf-fota: {purpose/d' "$T/policy-sf.yaml" >"$T/policy-sf2.yaml"
 expect_rc 2 "secure-fota without an RSA-4096 recipient" fwrel-bundle --policy "$T/policy-sf2.yaml" \
-    --keystore "$T/ks-sf" --repo "$T/rel-sf" --channel prod --no-passphrase -a "$A1" -a "$A2" \
+    --keystore "$T/ks-sf" --repo "$T/rel-sf" --channel prod --no-passphrase -A "$A1" -A "$A2" \
     "$T/app-1.1.0-2.bin"
 expect_err "the secure-fota export needs an RSA-3072 manifest signer in the prod channel and an RSA-4096 manifest recipient" \
     "secure-fota without an RSA-4096 recipient"
@@ -451,7 +451,7 @@ expect_rc 2 "two GnuPG passphrase sources" fwrel-bundle --policy "$T/policy.yaml
     "$T/app-1.0.0-1.bin"
 expect_err "--pgp-passphrase-file and --pgp-passphrase-fd exclude each other" \
     "two GnuPG passphrase sources"
-expect_rc 2 "GnuPG passphrase fd not a number" fwrel-bundle --approve "$T/b1.fwb" -a "$A1" \
+expect_rc 2 "GnuPG passphrase fd not a number" fwrel-bundle --approve "$T/b1.fwb" -A "$A1" \
     --pgp-passphrase-fd three
 expect_err "--pgp-passphrase-fd needs a file descriptor number" "GnuPG passphrase fd not a number"
 finish

@@ -31,7 +31,7 @@ sum='checksum mismatch \(stored 0x[0-9a-f]{2}, computed 0x[0-9a-f]{2}\)'
 
 bundle() {
     fwrel-bundle -q --policy "$T/policy.yaml" --keystore "$T/ks" --repo "$T/rel" --channel beta \
-        --gnupg-home "$G" --no-passphrase --templates "$FWREL_SRC/templates" -a "$A1" "$@"
+        --gnupg-home "$G" --no-passphrase --templates "$FWREL_SRC/templates" -A "$A1" "$@"
 }
 # each_maker N REASON-PATTERN IMAGE: fwrel-sign, fwrel-encrypt and fwrel-bundle exit N, name the
 # image with the same reason, and write nothing.
@@ -56,7 +56,7 @@ expect_rc 3 "fwrel-verify --info malformed" fwrel-verify --info "$M"
 expect_err "^fwrel-verify: $M: $magic$" "fwrel-verify --info malformed"
 # --json: the same code, the file and what it is.
 run fwrel-bundle --json --policy "$T/policy.yaml" --keystore "$T/ks" --repo "$T/rel" \
-    --channel beta --gnupg-home "$G" --no-passphrase --templates "$FWREL_SRC/templates" -a "$A1" "$M"
+    --channel beta --gnupg-home "$G" --no-passphrase --templates "$FWREL_SRC/templates" -A "$A1" "$M"
 [ "$RC" -eq 3 ] && ok || fail "bundle --json malformed: exit $RC"
 python3 -c '
 import json, sys
@@ -104,7 +104,7 @@ pol='bad.yaml:3:1: did not find expected node content$'
 expect_rc 3 "--check-policy" fwrel-bundle --check-policy "$T/bad.yaml"
 expect_err "^fwrel-bundle: $T/$pol" "--check-policy"
 expect_rc 3 "a release under a malformed policy" fwrel-bundle -q --policy "$T/bad.yaml" \
-    --keystore "$T/ks" --repo "$T/rel" --channel beta --gnupg-home "$G" -a "$A1" "$T/app.bin"
+    --keystore "$T/ks" --repo "$T/rel" --channel beta --gnupg-home "$G" -A "$A1" "$T/app.bin"
 expect_err "^fwrel-bundle: $T/$pol" "release policy"
 expect_rc 3 "fwrel-keygen --policy" fwrel-keygen -q --policy "$T/bad.yaml" --keystore "$T/ks2" \
     --no-passphrase

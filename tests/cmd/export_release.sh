@@ -49,7 +49,7 @@ bundle() { # VERSION
     N=$((N + 1))
     SOURCE_DATE_EPOCH=$((T0 + 3600 * N)) fwrel-bundle --policy "$T/policy.yaml" \
         --keystore "$T/ks" --repo "$R" --channel beta --gnupg-home "$G" --no-passphrase \
-        --templates "$FWREL_SRC/templates" -a "$A1" -o "$T/b-$1.fwb" "$T/app-$1.bin"
+        --templates "$FWREL_SRC/templates" -A "$A1" -o "$T/b-$1.fwb" "$T/app-$1.bin"
 }
 expect_rc 0 "release 1.0.0" bundle 1.0.0
 expect_rc 0 "release 1.1.0" bundle 1.1.0

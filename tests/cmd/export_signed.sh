@@ -42,7 +42,7 @@ refused noplain 's|{name: plain-dir, plain_image: "true"}|plain-dir|' \
 expect_rc 3 "a release without the mender key" env SOURCE_DATE_EPOCH=$(($(date +%s) - 60)) \
     fwrel-bundle --policy "$T/nokey.yaml" --keystore "$T/none" --repo "$T/r0" \
     --channel beta --gnupg-home "$G" --no-passphrase --templates "$FWREL_SRC/templates" \
-    -a "$A1" -o "$T/b0.fwb" "$FWREL_SRC/policies/esp32s3-sbv2-rsa-prod.yaml"
+    -A "$A1" -o "$T/b0.fwb" "$FWREL_SRC/policies/esp32s3-sbv2-rsa-prod.yaml"
 expect_err "export 'mender' signs a Mender artifact" "release without the mender key"
 expect_absent "$T/b0.fwb" "nothing written"
 expect_absent "$T/r0" "no repository made"
@@ -54,7 +54,7 @@ fwrel-testimg --chip esp32s3 --version 1.0.0 --secure-version 1 --project acme -
 expect_rc 0 "release with the mender export" env SOURCE_DATE_EPOCH=$(($(date +%s) - 60)) \
     fwrel-bundle --policy "$T/policy.yaml" --keystore "$T/ks" --repo "$T/releases" \
     --channel beta --gnupg-home "$G" --no-passphrase --templates "$FWREL_SRC/templates" \
-    -a "$A1" -o "$T/b.fwb" "$T/app.bin"
+    -A "$A1" -o "$T/b.fwb" "$T/app.bin"
 mkdir "$T/x"
 tar -xf "$T/b.fwb" -C "$T/x" || fail "tar -x"
 M="$T/x/exports/mender/acme-thermostat-1.0.0.mender"

@@ -23,7 +23,7 @@ release_in() { # POLICY REPO VERSION [OPTIONS...]: a beta release of app-VERSION
         --keystore "$T/ks" --repo "$repo" --channel beta --gnupg-home "$G" --no-passphrase \
         --user rel-op --templates "$FWREL_SRC/templates" "$@" "$T/app-$v.bin"
 }
-bundle() { release_in "$T/policy.yaml" "$R" "$1" -a "$A1" "${@:2}"; } # VERSION [OPTIONS...]
+bundle() { release_in "$T/policy.yaml" "$R" "$1" -A "$A1" "${@:2}"; } # VERSION [OPTIONS...]
 repair() { # COMMIT [OPTIONS...]
     local c=$1
     shift

@@ -132,7 +132,7 @@ img 1.1.0
 R="$T/releases"
 bundle() {
     fwrel-bundle --policy policy.yaml --keystore ks --repo "$R" --channel beta --gnupg-home "$G" \
-        --passphrase-file pass --templates "$FWREL_SRC/templates" -a "$A1" "$@"
+        --passphrase-file pass --templates "$FWREL_SRC/templates" -A "$A1" "$@"
 }
 expect_rc 0 "release with HSM keys" bundle --pin-file pin -o b1.fwb app-1.0.0.bin
 for s in secureboot manifest repo; do
@@ -195,7 +195,7 @@ sed "s|object=sb0\"|object=sb0?pin-source=file:$T/pin\"|; s|object=mf\"|object=m
     policy.yaml >pinsrc.yaml
 expect_rc 4 "release: policy and keystore URIs differ" fwrel-bundle --policy pinsrc.yaml \
     --keystore ks --repo "$R" --channel beta --gnupg-home "$G" --passphrase-file pass \
-    --templates "$FWREL_SRC/templates" -a "$A1" -o b2.fwb app-1.1.0.bin
+    --templates "$FWREL_SRC/templates" -A "$A1" -o b2.fwb app-1.1.0.bin
 expect_err "^fwrel-bundle: key sb-slot0: the policy names the HSM key .*pin-source.*, the keystore records the HSM key $SB \(id $sb_id\): run fwrel-keygen --policy$" \
     "release: URIs differ"
 expect_absent b2.fwb "release: URIs differ"
