@@ -222,9 +222,59 @@ static void test_key_valid_at_release_time(void **state)
     assert_int_equal(fwrel_rules_key_valid(&v, &e, "2026-03-01T12:00:00+01:00"), FWREL_EFORMAT);
 }
 
+/* The policy in force over a release, and the tag name its template gives: one place each, for
+ * the pipeline (naming its tag), CI mode and the auditor (checking them). */
+static void test_policy_in_force_and_tag_name(void **state)
+{
+    (void)state;
+    fwrel_policy *p = policy(1);
+    fwrel_approvals_rule rule;
+    char tag[256];
+    fwrel_rules_tag tn;
+    snprintf(p->product, sizeof(p->product), "acme");
+    p->channels[1].present = 1;
+    p->channels[1].approvals_required = 2;
+    p->channels[1].name = "beta";
+    assert_int_equal(fwrel_rules_policy_in_force(&rule, p, "acme", "beta"), 0);
+    assert_int_equal(rule.required, 2);
+    assert_int_equal(fwrel_rules_policy_in_force(&rule, p, NULL, "beta"), 0);
+    assert_int_equal(fwrel_rules_policy_in_force(&rule, p, "other", "prod"), FWREL_EVERIFY);
+    assert_string_equal(fwrel_error_last()->message,
+                        "the policy has no channel 'prod'; the policy is for product acme, not "
+                        "other");
+    assert_int_equal(rule.required, 1); /* nobody meets a missing channel's rule */
+
+    assert_int_equal(fwrel_rules_tag_name(tag, "{product}/{channel}/v{version}", "acme", "beta",
+                                          "1.2.3-rc.1"),
+                     0);
+    assert_string_equal(tag, "acme/beta/v1.2.3-rc.1");
+    assert_int_equal(fwrel_rules_tag_parse(&tn, "{product}/{channel}/v{version}", tag, NULL), 1);
+    assert_string_equal(tn.product, "acme");
+    assert_string_equal(tn.channel, "beta");
+    assert_string_equal(tn.version, "1.2.3-rc.1");
+    assert_int_equal(fwrel_rules_tag_parse(&tn, "{product}/{channel}/v{version}", tag, "other"),
+                     0);
+    assert_int_equal(fwrel_rules_tag_check("{product}/{channel}/v{version}", tag, "acme", "beta",
+                                           "1.2.3-rc.1"),
+                     0);
+    assert_int_equal(fwrel_rules_tag_check("{product}/{channel}/v{version}", tag, "acme", "prod",
+                                           "1.2.4"),
+                     FWREL_EVERIFY);
+    assert_string_equal(fwrel_error_last()->message,
+                        "the tag name says channel beta, the message prod; the tag name says "
+                        "version 1.2.3-rc.1, the message 1.2.4");
+    assert_int_equal(
+        fwrel_rules_tag_check("{product}/{channel}/v{version}", "acme/x", "acme", "beta", "1"),
+        FWREL_EVERIFY);
+    assert_string_equal(fwrel_error_last()->message,
+                        "the tag name is not of the form {product}/{channel}/v{version}");
+    free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_policy_in_force_and_tag_name),
         cmocka_unit_test(test_key_valid_at_release_time),
         cmocka_unit_test(test_history_under_policy),
         cmocka_unit_test(test_history_trust_anchors),
