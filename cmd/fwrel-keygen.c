@@ -24,7 +24,7 @@
 
 static struct {
     const char *output, *scheme, *export_key, *pass_file, *pass_fd;
-    const char *policy, *keystore, *provision, *rotate, *revoke, *repo, *pin_file;
+    const char *policy, *keystore, *provision, *rotate, *revoke, *repo, *pin_file, *reason, *since;
     int sbv1, no_pass, force, list;
 } o;
 
@@ -57,6 +57,14 @@ static const fwrel_opt opts[] = {
      "retire the active key NAME (or every active key of PURPOSE) and create the next epoch",
      &o.rotate},
     {"revoke", 0, FWREL_OPT_STR, "NAME", "record the active key NAME as revoked", &o.revoke},
+    {"reason", 0, FWREL_OPT_STR, "superseded|compromised",
+     "with --revoke (required): why; a superseded key's earlier releases stay valid, a "
+     "compromised key's releases from --since on fail",
+     &o.reason},
+    {"since", 0, FWREL_OPT_STR, "DATE",
+     "with --revoke: from when the reason holds, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC; "
+     "default: now)",
+     &o.since},
     {"list", 'l', FWREL_OPT_FLAG, NULL, "list the keystore's keys", &o.list},
     {"pin-file", 0, FWREL_OPT_STR, "FILE",
      "the PIN of the policy's HSM keys whose URI has no pin-source (a 0600 file; default: the "
@@ -95,9 +103,10 @@ static int run(fwrel_ctx *ctx)
         return fwrel_cmd_usage(ctx, "unexpected argument '%s'", ctx->argv[0]);
     if (o.keystore != NULL)
         return run_keystore(ctx);
-    if (o.policy || o.provision || o.rotate || o.revoke || o.list || o.pin_file)
-        return fwrel_cmd_usage(ctx, "--policy, --provision, --rotate, --revoke, --list and "
-                                    "--pin-file need --keystore");
+    if (o.policy || o.provision || o.rotate || o.revoke || o.list || o.pin_file || o.reason ||
+        o.since)
+        return fwrel_cmd_usage(ctx, "--policy, --provision, --rotate, --revoke, --reason, --since, "
+                                    "--list and --pin-file need --keystore");
     if (o.output == NULL)
         return fwrel_cmd_usage(ctx, "--output is required");
     if ((o.export_key != NULL) == (o.scheme != NULL) && !(o.sbv1 && !o.scheme && !o.export_key))
@@ -237,6 +246,10 @@ static json_t *entry_json(const fwrel_keystore_entry *e)
         json_object_set_new(j, "slot", json_integer(e->slot));
     if (e->uri != NULL)
         json_object_set_new(j, "uri", json_string(e->uri));
+    if (e->status == FWREL_KS_REVOKED) {
+        json_object_set_new(j, "reason", json_string(fwrel_keystore_reason_name(e->reason)));
+        json_object_set_new(j, "since", e->since[0] ? json_string(e->since) : json_null());
+    }
     return j;
 }
 
@@ -260,13 +273,24 @@ static void show(void *arg, const fwrel_keygen_event *ev)
                         o.keystore, ev->count);
         break;
     case FWREL_KEYGEN_EV_KEY:
-        fwrel_cmd_print(ctx, "%-8s %-20s epoch %-3u %-16s %-9s %s%s%s\n", ev->verb, e->name,
+        fwrel_cmd_print(ctx, "%-8s %-20s epoch %-3u %-16s %-9s %s%s%s%s%s%s%s\n", ev->verb, e->name,
                         e->epoch, fwrel_purpose_name(e->purpose), fwrel_alg_name(e->alg), e->id,
-                        e->uri != NULL ? " hsm " : "", e->uri != NULL ? e->uri : "");
+                        e->uri != NULL ? " hsm " : "", e->uri != NULL ? e->uri : "",
+                        e->reason ? " " : "",
+                        e->reason ? fwrel_keystore_reason_name(e->reason) : "",
+                        e->reason ? " since " : "", e->reason ? e->since : "");
         if (ev->changed)
             json_array_append_new(sh->made, entry_json(e));
         break;
     case FWREL_KEYGEN_EV_REVOKED_SLOT:
+        if (ev->text == NULL) { /* docs/esp-formats.md §2.9 */
+            fwrel_cmd_print(ctx,
+                            "Secure boot slot %u is recorded as revoked. %s: no espefuse "
+                            "command revokes it on a device; devices keep accepting it.\n",
+                            ev->count, ev->verb);
+            fwrel_cmd_set(ctx, "efuse_command", json_null());
+            break;
+        }
         fwrel_cmd_print(ctx,
                         "Secure boot slot %u is recorded as revoked. To revoke it on a "
                         "device (irreversible; sign with another slot first):\n    %s\n",
@@ -318,6 +342,8 @@ static int run_keystore(fwrel_ctx *ctx)
         .provision = o.provision,
         .repo = o.repo,
         .name = o.rotate != NULL ? o.rotate : o.revoke,
+        .reason = fwrel_keystore_reason_parse(o.reason),
+        .since = o.since,
         .force = o.force,
         .pin_file = o.pin_file,
         .notify = show,
@@ -329,6 +355,10 @@ static int run_keystore(fwrel_ctx *ctx)
     else if (modes != 1)
         error = fwrel_cmd_usage(ctx, "with --keystore give one of --policy, --rotate, --revoke "
                                      "and --list");
+    else if ((o.reason || o.since) && !o.revoke)
+        error = fwrel_cmd_usage(ctx, "--reason and --since go with --revoke");
+    else if (o.revoke && ko.reason == 0)
+        error = fwrel_cmd_usage(ctx, "--revoke needs --reason superseded or --reason compromised");
     else if (o.repo && !o.policy)
         error = fwrel_cmd_usage(ctx, "--repo needs --policy");
     else if (o.provision && !policy_mode)
@@ -352,7 +382,8 @@ const fwrel_cmd fwrel_command = {
         "--export KEY.pem [--sbv1] [--passphrase-file F | --passphrase-fd N] [--force] "
         "-o PREFIX\n"
         "--keystore DIR --policy POLICY [--provision OUTDIR] [--force] [passphrase options]\n"
-        "--keystore DIR (--rotate NAME|PURPOSE | --revoke NAME | --list) [--policy POLICY]",
+        "--keystore DIR (--rotate NAME|PURPOSE | --revoke NAME --reason superseded|compromised "
+        "[--since DATE] | --list) [--policy POLICY]",
     .summary = "create a product's keys in a keystore from its policy, or single signing keys",
     .opts = opts,
     .min_args = 0,

@@ -68,137 +68,22 @@ static void parse_message(fwrel_audit_release *R, struct msg *M, const uint8_t *
     free(T);
 }
 
-/* --- the tag name ------------------------------------------------------------------------- */
-
-/* The tag name the template gives for product, channel and version (as the pipeline makes it);
- * 0, or -1 when it does not fit. */
-static int render_tag(char out[256], const char *t, const char *product, const char *channel,
-                      const char *version)
-{
-    size_t n = 0;
-    while (*t != '\0') {
-        const char *v = NULL;
-        if (strncmp(t, "{product}", 9) == 0)
-            v = product;
-        else if (strncmp(t, "{channel}", 9) == 0)
-            v = channel;
-        else if (strncmp(t, "{version}", 9) == 0)
-            v = version;
-        size_t len = v != NULL ? strlen(v) : 1;
-        if (n + len >= 256)
-            return -1;
-        memcpy(out + n, v != NULL ? v : t, len);
-        n += len;
-        t += v != NULL ? 9 : 1;
-    }
-    out[n] = '\0';
-    return 0;
-}
-
-/* What a tag name says under the template. */
-struct tname {
-    char product[65], channel[17], version[33];
-};
-
-static int name_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-}
-
-static void span(char *out, size_t cap, const char *s, size_t n)
-{
-    snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), s);
-}
-
-/* Does s match the template t, {product} being product (NULL: any policy name), {channel} one of
- * the three channels and {version} any text without '/'? What it says goes to o. The template has
- * a few placeholders (policy.c), so the backtracking is shallow; depth bounds it anyway. */
-static int tmpl_match(struct tname *o, const char *t, const char *s, const char *product,
-                      unsigned depth)
-{
-    static const char *const channels[] = {"dev", "beta", "prod"};
-    if (depth > 12)
-        return 0;
-    while (*t != '\0') {
-        if (strncmp(t, "{product}", 9) == 0 && product != NULL) {
-            size_t n = strlen(product);
-            if (strncmp(s, product, n) != 0)
-                return 0;
-            span(o->product, sizeof(o->product), s, n);
-            s += n;
-            t += 9;
-        } else if (strncmp(t, "{product}", 9) == 0 || strncmp(t, "{version}", 9) == 0) {
-            int prod = t[1] == 'p';
-            for (size_t k = 1;
-                 s[k - 1] != '\0' && s[k - 1] != '/' && (!prod || name_char(s[k - 1])); k++)
-                if (tmpl_match(o, t + 9, s + k, product, depth + 1)) {
-                    if (prod)
-                        span(o->product, sizeof(o->product), s, k);
-                    else
-                        span(o->version, sizeof(o->version), s, k);
-                    return 1;
-                }
-            return 0;
-        } else if (strncmp(t, "{channel}", 9) == 0) {
-            for (size_t c = 0; c < 3; c++) {
-                size_t n = strlen(channels[c]);
-                if (strncmp(s, channels[c], n) == 0 &&
-                    tmpl_match(o, t + 9, s + n, product, depth + 1)) {
-                    span(o->channel, sizeof(o->channel), s, n);
-                    return 1;
-                }
-            }
-            return 0;
-        } else {
-            if (*t != *s)
-                return 0;
-            t++;
-            s++;
-        }
-    }
-    return *s == '\0';
-}
+/* --- the tag name (its template is the rulebook's: fwrel_rules_tag_*) ----------------------- */
 
 /* Is path (a file in a commit) under a directory whose name is product's under the template? */
 static int path_under(const char *tmpl, const char *path, const char *product)
 {
     char dir[256];
-    struct tname tn;
+    fwrel_rules_tag tn;
     for (const char *c = strchr(path, '/'); c != NULL; c = strchr(c + 1, '/')) {
         if ((size_t)(c - path) >= sizeof(dir))
             break;
         memcpy(dir, path, (size_t)(c - path));
         dir[c - path] = '\0';
-        memset(&tn, 0, sizeof(tn));
-        if (tmpl_match(&tn, tmpl, dir, product, 0))
+        if (fwrel_rules_tag_parse(&tn, tmpl, dir, product))
             return 1;
     }
     return 0;
-}
-
-/* tag.name: the tag name, and so the directory of its files in the tree, is the template's for
- * the product, channel and version the (signed) message names. */
-void fwrel_auditor_check_name(fwrel_problems *p, const char *tmpl, const fwrel_audit_release *R)
-{
-    char want[256] = "";
-    struct tname tn;
-    memset(&tn, 0, sizeof(tn));
-    if (!tmpl_match(&tn, tmpl, R->tag, NULL, 0)) {
-        fwrel_problem(p, "the tag name is not of the form %s", tmpl);
-    } else {
-        if (strcmp(tn.product, R->product) != 0)
-            fwrel_problem(p, "the tag name says product %s, the message %s", tn.product,
-                          R->product);
-        if (strcmp(tn.channel, R->channel) != 0)
-            fwrel_problem(p, "the tag name says channel %s, the message %s", tn.channel,
-                          R->channel);
-        if (strcmp(tn.version, R->version) != 0)
-            fwrel_problem(p, "the tag name says version %s, the message %s", tn.version,
-                          R->version);
-    }
-    if (p->n == 0 && (render_tag(want, tmpl, R->product, R->channel, R->version) != 0 ||
-                      strcmp(want, R->tag) != 0))
-        fwrel_problem(p, "the message's release is named %s under %s, not %s", want, tmpl, R->tag);
 }
 
 /* --- live logs ------------------------------------------------------------------------------ */
@@ -393,8 +278,12 @@ static void key_add(fwrel_audit_release *R, const char *role, const char *id)
     }
 }
 
+/* keys: each key of the record valid at the release's time, by the one key rule
+ * (fwrel_rules_key_valid(), docs/rules.md "Keys at release time"). */
 static int check_keys(fwrel_auditor *a, const fwrel_keystore *ks)
 {
+    char now[21];
+    fwrel_rfc3339(now, (int64_t)time(NULL));
     for (size_t i = 0; i < a->n; i++) {
         fwrel_audit_release *R = &a->rel[i];
         const fwrel_release *rec = &R->record;
@@ -414,12 +303,15 @@ static int check_keys(fwrel_auditor *a, const fwrel_keystore *ks)
         } else if (!R->have_record) {
             e = fwrel_report_add(R->report, "keys", FWREL_SKIP, "no release record");
         } else {
+            /* No authenticated release time: judged now, the strict reading. */
+            const char *when = R->logged[0] ? R->logged : now;
             size_t active = 0;
             for (size_t k = 0; k < R->nkeys; k++) {
                 fwrel_audit_key *K = &R->keys[k];
                 const fwrel_keystore_entry *en = fwrel_keystore_find_id(ks, K->id);
                 int signs =
                     strcmp(K->role, "secure-boot") == 0 || strcmp(K->role, "manifest-sign") == 0;
+                fwrel_rules_key_verdict v;
                 if (en == NULL) {
                     K->status = "absent";
                     fwrel_problem(&p, "%s key %.16s... is not in the keystore", K->role, K->id);
@@ -428,14 +320,12 @@ static int check_keys(fwrel_auditor *a, const fwrel_keystore *ks)
                 snprintf(K->name, sizeof(K->name), "%s", en->name);
                 K->epoch = en->epoch;
                 K->status = fwrel_keystore_status_name(en->status);
-                if (en->status == FWREL_KS_REVOKED)
-                    fwrel_problem(
-                        &p, "%s with a key later revoked: %s epoch %u (id %.16s...), revoked %s",
-                        signs ? "signed" : "encrypted", en->name, en->epoch, K->id, en->changed);
-                else if (en->status == FWREL_KS_RETIRED)
-                    fwrel_problem(&info,
-                                  "%s epoch %u is retired (%s); it still verifies this release",
-                                  en->name, en->epoch, en->changed);
+                if (fwrel_rules_key_valid(&v, en, when) != 0)
+                    return fwrel_error_last()->code;
+                if (v.state == FWREL_RULES_KEY_INVALID)
+                    fwrel_problem(&p, "%s with %s", signs ? "signed" : "encrypted", v.why);
+                else if (v.state == FWREL_RULES_KEY_VALID_THEN)
+                    fwrel_problem(&info, "%s with %s", signs ? "signed" : "encrypted", v.why);
                 else
                     active++;
             }
@@ -443,8 +333,9 @@ static int check_keys(fwrel_auditor *a, const fwrel_keystore *ks)
                 e = fwrel_report_add(R->report, "keys", FWREL_FAIL, "%s", p.text);
             else
                 e = fwrel_report_add(R->report, "keys", FWREL_PASS,
-                                     "%zu keys in the keystore, %zu active, none revoked", R->nkeys,
-                                     active);
+                                     "%zu keys in the keystore, %zu in force, all valid at "
+                                     "release time (%s)",
+                                     R->nkeys, active, when);
             if (e == 0 && info.n)
                 e = fwrel_report_add(R->report, "keys", FWREL_INFO, "%s", info.text);
         }
@@ -500,10 +391,9 @@ static int writes_under(fwrel_repo *r, const char *commit, const char *tmpl, con
 static int selected(const fwrel_auditor *a, fwrel_repo *r, const fwrel_audit_release *R,
                     const char *product)
 {
-    struct tname tn;
-    memset(&tn, 0, sizeof(tn));
+    fwrel_rules_tag tn;
     if (R->product[0] == '\0' || strcmp(R->product, product) == 0 ||
-        tmpl_match(&tn, a->tmpl, R->tag, product, 0))
+        fwrel_rules_tag_parse(&tn, a->tmpl, R->tag, product))
         return 1;
     return writes_under(r, R->commit, a->tmpl, product);
 }

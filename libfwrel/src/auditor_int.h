@@ -71,15 +71,12 @@ struct worker {
 };
 
 /* Is this one of the errors a check reports (rather than one that stops the audit)? A path or
- * tag name from the repository that the repository module refuses (FWREL_EUSAGE "invalid path in
- * the repository") is the repository's problem, not the caller's. */
+ * tag name from the repository that the repository module refuses is bad input (FWREL_EFORMAT
+ * "invalid path in the repository"): the repository's problem, not the caller's. */
 static inline int check_error(int e)
 {
-    return e == FWREL_EVERIFY || e == FWREL_EFORMAT || e == FWREL_EUSAGE;
+    return e == FWREL_EVERIFY || e == FWREL_EFORMAT;
 }
-
-/* The tag's name against the template (auditor.c): problems added to p. */
-void fwrel_auditor_check_name(fwrel_problems *p, const char *tmpl, const fwrel_audit_release *R);
 
 /* A worker: audits releases c->next, c->next + 1, ... until none is left (auditor_release.c). */
 void *fwrel_auditor_worker(void *arg);

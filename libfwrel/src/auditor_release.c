@@ -5,10 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "fwrel/approvals.h"
 #include "fwrel/bundle.h"
 #include "fwrel/bundle_verify.h"
 #include "fwrel/keystore.h"
+#include "fwrel/rules.h"
 #include "fwrel/tagmsg.h"
 
 /* --- per release, in the workers --------------------------------------------------------- */
@@ -101,6 +104,27 @@ static void check_fields(fwrel_problems *p, const fwrel_audit_release *R, const 
         fwrel_problem(p, "the approvers listed are not the bundle's approvals");
 }
 
+/* The release time the key rule judges by (docs/rules.md "Keys at release time"): the time of
+ * the release's entry, the last line of the log its tag commits (a chain the signed tag names
+ * the head and length of, audit.copy), written after the release's signatures. "" when the
+ * line has none of the right shape. */
+static void logged_time(char out[21], const uint8_t *copy, size_t len)
+{
+    size_t b = len > 0 ? len - 1 : 0;
+    json_t *j;
+    out[0] = '\0';
+    while (b > 0 && copy[b - 1] != '\n')
+        b--;
+    if ((j = json_loadb((const char *)copy + b, len - b, JSON_REJECT_DUPLICATES, NULL)) == NULL)
+        return;
+    const char *t = json_string_value(json_object_get(j, "time"));
+    char v[21];
+    if (t != NULL && strlen(t) == 20 && fwrel_keystore_parse_time(v, t) == 0)
+        memcpy(out, v, sizeof(v));
+    fwrel_error_clear();
+    json_decref(j);
+}
+
 /* audit.copy and audit.live: the log committed at the tag, and the live log
  * (fwrel_audit_check_copy()). */
 static int step_audit_copy(fwrel_audit_release *R, const struct msg *M, fwrel_repo *r,
@@ -121,8 +145,13 @@ static int step_audit_copy(fwrel_audit_release *R, const struct msg *M, fwrel_re
             error = fwrel_report_add(R->report, "audit.live", FWREL_SKIP, "no committed copy");
         goto done;
     }
+    size_t before = fwrel_report_count(R->report);
     error = fwrel_audit_check_copy(R->report, L, R->audit_path, copy, len, R->audit_head,
                                    R->audit_entries, M->bundle_sha);
+    const fwrel_step *st = fwrel_report_step(R->report, before);
+    if (error == 0 && st != NULL && strcmp(st->name, "audit.copy") == 0 &&
+        st->verdict == FWREL_PASS)
+        logged_time(R->logged, copy, len);
 done:
     free(copy);
     return error;
@@ -149,12 +178,10 @@ static int step_policy(struct ctx *c, fwrel_audit_release *R, struct msg *M, con
             "release records (ci.approvals), not against a policy");
         return 0;
     }
-    if (fwrel_approvals_rule_policy(rule, pol, R->channel) != 0) {
+    if (fwrel_rules_policy_in_force(rule, pol, R->product, R->channel) != 0) {
         fwrel_problem(&p, "%s", fwrel_error_last()->message);
         fwrel_error_clear();
     }
-    if (strcmp(pol->product, R->product) != 0)
-        fwrel_problem(&p, "the policy is for product %s, not %s", pol->product, R->product);
     if (p.n)
         ADD(R, "policy", FWREL_FAIL, "%s", p.text);
     else
@@ -219,14 +246,13 @@ static int audit_one(struct ctx *c, fwrel_repo *r, size_t i)
     }
     ADD(R, "tag.message", FWREL_PASS, "%s %s (%s), counter %llu, secure_version %u", R->product,
         R->version, R->channel, (unsigned long long)R->counter, R->secure_version);
-    {
-        fwrel_problems p = {"", 0};
-        fwrel_auditor_check_name(&p, c->a->tmpl, R);
-        if (p.n)
-            ADD(R, "tag.name", FWREL_FAIL, "%s", p.text);
-        else
-            ADD(R, "tag.name", FWREL_PASS, "%s is the name %s gives this release", R->tag,
-                c->a->tmpl);
+    /* tag.name: the tag name, and so the directory of its files in the tree, is the template's
+     * for the product, channel and version the (signed) message names. */
+    if (fwrel_rules_tag_check(c->a->tmpl, R->tag, R->product, R->channel, R->version) != 0) {
+        ADD(R, "tag.name", FWREL_FAIL, "%s", fwrel_error_last()->message);
+        fwrel_error_clear();
+    } else {
+        ADD(R, "tag.name", FWREL_PASS, "%s is the name %s gives this release", R->tag, c->a->tmpl);
     }
 
     /* The bundle blob. */

@@ -20,6 +20,7 @@
 #include "fwrel/policy.h"
 #include "fwrel/release.h"
 #include "fwrel_dev.h"
+#include "fwrel/rules.h"
 #include "util.h"
 
 /* The running state of a verification. In device mode the first failure stops (the rest are
@@ -646,20 +647,21 @@ static int ci_verify(fwrel_report *report, const char *path, const uint8_t *data
 
     if (pol != NULL) {
         char hex[65];
-        const fwrel_policy_channel *ch = fwrel_policy_channel_get(pol, rec.channel);
+        /* The channel and its approval rule: the rulebook's (without the channel nothing meets
+         * the rule: required 1; record.policy says why). The product is the hash's to vouch for
+         * here, as before. */
+        int in_force = fwrel_rules_policy_in_force(&rule, pol, NULL, rec.channel);
         fwrel_hex(hex, pol->sha256, 32);
         if (strcmp(hex, rec.policy_sha256) != 0)
             step(&r, "record.policy", FWREL_FAIL,
                  "the policy's sha256 %.16s... is not the record's %.16s...", hex,
                  rec.policy_sha256);
-        else if (ch == NULL)
-            step(&r, "record.policy", FWREL_FAIL, "the policy has no channel '%s'", rec.channel);
+        else if (in_force != 0)
+            step(&r, "record.policy", FWREL_FAIL, "%s", fwrel_error_last()->message);
         else
             step(&r, "record.policy", FWREL_PASS,
                  "the release was made under this policy; its approvers are used");
-        /* Without the channel nothing meets the rule (required 1; record.policy said why). */
-        if (fwrel_approvals_rule_policy(&rule, pol, rec.channel) != 0)
-            fwrel_error_clear();
+        fwrel_error_clear();
     } else {
         step(&r, "record.policy", FWREL_SKIP, "no --policy: the record's approvers are used");
         fwrel_approvals_rule_record(&rule, &rec);

@@ -70,8 +70,11 @@ static int tag_release(fwrel_history_release *out, int *why, fwrel_repo *r, cons
         *why = 1;
         return fwrel_error_set(FWREL_EFORMAT, "tag name too long");
     }
-    error = fwrel_repo_read_file(&data, &len, r, tag, path, FWREL_RELEASE_JSON_MAX);
-    if (error == FWREL_EVERIFY || error == FWREL_EUSAGE) {
+    /* A tag whose name cannot be a directory of the tree is not a release tag. */
+    error = fwrel_repo_path_valid(path)
+                ? fwrel_repo_read_file(&data, &len, r, tag, path, FWREL_RELEASE_JSON_MAX)
+                : FWREL_EVERIFY;
+    if (error == FWREL_EVERIFY) {
         *why = 1;
         return fwrel_error_set(FWREL_EVERIFY, "no %s: not a release tag", path);
     }

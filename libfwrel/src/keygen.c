@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -19,6 +20,7 @@
 #include "fwrel/outdir.h"
 #include "fwrel/policy.h"
 #include "fwrel/repo.h"
+#include "fwrel/rules.h"
 #include "fwrel/sbv2.h"
 #include "util.h"
 
@@ -582,7 +584,9 @@ static int provision(struct kg *kg)
     char path[4200], hex[65];
     int error;
 
-    if (fwrel_keystore_resolve(entries, kg->ks, p) != 0)
+    char now[21];
+    fwrel_rfc3339(now, (int64_t)time(NULL));
+    if (fwrel_rules_keys_in_force(entries, kg->ks, p, now) != 0)
         return fail(kg, kg->o->keystore);
     if (fwrel_outdir_open(&kg->od, dir, kg->o->force ? FWREL_OUT_FORCE : 0) != 0)
         return fail(kg, dir);
@@ -736,7 +740,34 @@ static void undo(struct kg *kg, int log_it, const char *step)
     fwrel_error_restore(&saved);
 }
 
-/* --revoke: the active key NAME revoked; a secure-boot slot's espefuse command told. */
+/*
+ * The eFuse that revokes a secure boot key digest slot on the policy's chip, or NULL with why
+ * there is none (docs/esp-formats.md §2.9: SECURE_BOOT_KEY_REVOKE0..2 exactly on the chips that
+ * check three signature blocks; ESP32 and ESP32-C2, one digest, have none).
+ */
+static const char *revoke_efuse(char *out, size_t size, const fwrel_policy *p, int slot,
+                                const char **why)
+{
+    *why = NULL;
+    if (p == NULL) {
+        snprintf(out, size, "espefuse.py burn_efuse SECURE_BOOT_KEY_REVOKE%d 1", slot);
+        return out;
+    }
+    if (p->scheme == FWREL_POLICY_SBV1) {
+        *why = "Secure Boot V1 has one key and no revocation eFuse";
+        return NULL;
+    }
+    if (p->chip->sbv2_blocks < 3) {
+        *why = "the chip holds one key digest and has no revocation eFuse";
+        return NULL;
+    }
+    snprintf(out, size, "espefuse.py --chip %s burn_efuse SECURE_BOOT_KEY_REVOKE%d 1",
+             p->chip->name, slot);
+    return out;
+}
+
+/* --revoke: the active key NAME revoked, why and since when; a secure-boot slot's espefuse
+ * command told where the chip has one. */
 static int do_revoke(struct kg *kg, int *began)
 {
     const char *name = kg->o->name;
@@ -749,15 +780,17 @@ static int do_revoke(struct kg *kg, int *began)
     }
     if ((error = begin(kg, began)) != 0)
         return error;
-    if (fwrel_keystore_revoke(kg->ks, name, &e) != 0)
-        return fail(kg, kg->o->keystore);
+    if (fwrel_keystore_revoke(kg->ks, name, kg->o->reason, kg->o->since, &e) != 0)
+        return fail(kg, fwrel_error_last()->code == FWREL_EUSAGE ? NULL : kg->o->keystore);
     made(kg, "revoked", e);
     if (e->purpose == FWREL_PURPOSE_SECURE_BOOT && e->slot >= 0) {
         char cmdline[200];
-        snprintf(cmdline, sizeof(cmdline), "espefuse.py%s%s burn_efuse SECURE_BOOT_KEY_REVOKE%d 1",
-                 kg->p != NULL ? " --chip " : "", kg->p != NULL ? kg->p->chip->name : "", e->slot);
-        const fwrel_keygen_event ev = {
-            .kind = FWREL_KEYGEN_EV_REVOKED_SLOT, .count = (unsigned)e->slot, .text = cmdline};
+        const char *why = NULL;
+        const char *efuse = revoke_efuse(cmdline, sizeof(cmdline), kg->p, e->slot, &why);
+        const fwrel_keygen_event ev = {.kind = FWREL_KEYGEN_EV_REVOKED_SLOT,
+                                       .count = (unsigned)e->slot,
+                                       .text = efuse,
+                                       .verb = why};
         tell(kg, &ev);
     }
     return 0;

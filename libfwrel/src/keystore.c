@@ -75,6 +75,21 @@ const char *fwrel_keystore_status_name(int status)
                                                                    : "unknown";
 }
 
+static const char *const reason_names[] = {"unstated", "superseded", "compromised"};
+
+const char *fwrel_keystore_reason_name(int reason)
+{
+    return reason >= 0 && reason <= FWREL_KS_REASON_COMPROMISED ? reason_names[reason] : "unknown";
+}
+
+int fwrel_keystore_reason_parse(const char *s)
+{
+    for (int i = FWREL_KS_REASON_SUPERSEDED; s != NULL && i <= FWREL_KS_REASON_COMPROMISED; i++)
+        if (strcmp(s, reason_names[i]) == 0)
+            return i;
+    return 0;
+}
+
 static int valid_name(const char *s)
 {
     size_t len = s != NULL ? strlen(s) : 0;
@@ -109,6 +124,39 @@ static int valid_time(const char *s)
         if (shape[i] == 'd' ? !(s[i] >= '0' && s[i] <= '9') : s[i] != shape[i])
             return 0;
     return 1;
+}
+
+int fwrel_keystore_parse_time(char out[21], const char *s)
+{
+    FWREL_ASSERT_ARG(out != NULL && s != NULL);
+    char t[21];
+    struct tm tm;
+    uint64_t f[6];
+    static const unsigned at[6] = {0, 5, 8, 11, 14, 17}, len[6] = {4, 2, 2, 2, 2, 2};
+    int n = snprintf(t, sizeof(t), strlen(s) == 10 ? "%sT00:00:00Z" : "%s", s);
+    if (n < 0 || (size_t)n >= sizeof(t) || !valid_time(t))
+        return fwrel_error_set(FWREL_EUSAGE,
+                               "not a date: \"%.32s\" (YYYY-MM-DD or "
+                               "YYYY-MM-DDTHH:MM:SSZ)",
+                               s);
+    for (size_t i = 0; i < 6; i++) /* digits: valid_time() checked them */
+        for (size_t k = f[i] = 0; k < len[i]; k++)
+            f[i] = f[i] * 10 + (uint64_t)(t[at[i] + k] - '0');
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_year = (int)f[0] - 1900;
+    tm.tm_mon = (int)f[1] - 1;
+    tm.tm_mday = (int)f[2];
+    tm.tm_hour = (int)f[3];
+    tm.tm_min = (int)f[4];
+    tm.tm_sec = (int)f[5];
+    /* A real calendar time: timegm() normalises 02-30 into March; the round trip tells. */
+    time_t v = timegm(&tm);
+    char back[21];
+    fwrel_rfc3339(back, (int64_t)v);
+    if (f[0] < 1970 || strcmp(back, t) != 0)
+        return fwrel_error_set(FWREL_EUSAGE, "not a date: \"%.32s\"", s);
+    memcpy(out, t, sizeof(t));
+    return 0;
 }
 
 static void now_rfc3339(char out[21])
@@ -220,9 +268,9 @@ static int get_str(const char **out, json_t *obj, const char *key, int required)
 
 static int parse_entry(fwrel_keystore_entry *e, json_t *obj)
 {
-    static const char *const known[] = {"name",    "id",     "purpose", "alg",  "created",
-                                        "changed", "status", "epoch",   "slot", "encrypted",
-                                        "file",    "public", "secret",  "uri",  NULL};
+    static const char *const known[] = {
+        "name",      "id",   "purpose", "alg",    "created", "changed", "status", "epoch", "slot",
+        "encrypted", "file", "public",  "secret", "uri",     "reason",  "since",  NULL};
     static const char *const priv_sfx[] = {".pem", NULL};
     static const char *const pub_sfx[] = {".pub.pem", NULL};
     static const char *const sec_sfx[] = {".sec", ".bin", NULL};
@@ -279,6 +327,21 @@ static int parse_entry(fwrel_keystore_entry *e, json_t *obj)
         if (!valid_time(s) || e->status == FWREL_KS_ACTIVE)
             return fwrel_error_set(FWREL_EFORMAT, "%s: bad changed time", e->name);
         memcpy(e->changed, s, 21);
+    }
+    /* Why and since when a key was revoked; an older index has neither (the rulebook reads that
+     * as compromised since the key was made). */
+    if ((error = get_str(&s, obj, "reason", 0)) != 0)
+        return error;
+    if (s != NULL &&
+        (e->status != FWREL_KS_REVOKED || (e->reason = fwrel_keystore_reason_parse(s)) == 0))
+        return fwrel_error_set(FWREL_EFORMAT, "%s: bad revocation reason", e->name);
+    if ((error = get_str(&s, obj, "since", e->reason != 0)) != 0)
+        return error;
+    if (s != NULL) {
+        if (e->reason == 0 || !valid_time(s) || strcmp(s, e->created) < 0 ||
+            strcmp(s, e->changed) > 0)
+            return fwrel_error_set(FWREL_EFORMAT, "%s: bad revocation date", e->name);
+        memcpy(e->since, s, 21);
     }
     v = json_object_get(obj, "epoch");
     if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 100000)
@@ -394,6 +457,10 @@ static json_t *entry_json(const fwrel_keystore_entry *e)
     if (e->changed[0] != '\0')
         json_object_set_new(o, "changed", json_string(e->changed));
     json_object_set_new(o, "status", json_string(fwrel_keystore_status_name(e->status)));
+    if (e->reason != 0) {
+        json_object_set_new(o, "reason", json_string(fwrel_keystore_reason_name(e->reason)));
+        json_object_set_new(o, "since", json_string(e->since));
+    }
     json_object_set_new(o, "epoch", json_integer(e->epoch));
     if (e->slot >= 0)
         json_object_set_new(o, "slot", json_integer(e->slot));
@@ -1359,11 +1426,15 @@ int fwrel_keystore_add_hsm(fwrel_keystore *ks, const fwrel_keystore_new *spec, c
     return implicit ? implicit_end(ks, error) : error;
 }
 
-int fwrel_keystore_revoke(fwrel_keystore *ks, const char *name, const fwrel_keystore_entry **out)
+int fwrel_keystore_revoke(fwrel_keystore *ks, const char *name, int reason, const char *since,
+                          const fwrel_keystore_entry **out)
 {
-    FWREL_ASSERT_ARG(ks != NULL && name != NULL);
+    FWREL_ASSERT_ARG(
+        ks != NULL && name != NULL &&
+        (reason == FWREL_KS_REASON_SUPERSEDED || reason == FWREL_KS_REASON_COMPROMISED));
     size_t at = ks->n;
     int implicit = ks->txn == NULL, error;
+    char now[21], from[21];
 
     if (ks->lock_fd < 0)
         return fwrel_error_set(FWREL_EUSAGE, "keystore not opened for writing");
@@ -1372,10 +1443,23 @@ int fwrel_keystore_revoke(fwrel_keystore *ks, const char *name, const fwrel_keys
             at = i;
     if (at == ks->n)
         return fwrel_error_set(FWREL_EKEY, "no active key %.64s", name);
+    now_rfc3339(now);
+    if (since == NULL)
+        memcpy(from, now, sizeof(from));
+    else if ((error = fwrel_keystore_parse_time(from, since)) != 0)
+        return error;
+    if (strcmp(from, now) > 0)
+        return fwrel_error_set(FWREL_EUSAGE, "the revocation date %s is in the future", from);
+    if (strcmp(from, ks->e[at].created) < 0)
+        return fwrel_error_set(FWREL_EUSAGE,
+                               "the revocation date %s is before key %s was made (%s)", from, name,
+                               ks->e[at].created);
     if (implicit && (error = fwrel_keystore_begin(ks)) != 0)
         return error;
     ks->e[at].status = FWREL_KS_REVOKED;
-    now_rfc3339(ks->e[at].changed);
+    ks->e[at].reason = reason;
+    memcpy(ks->e[at].changed, now, sizeof(now));
+    memcpy(ks->e[at].since, from, sizeof(from));
     ks->dirty = 1;
     if (implicit && (error = implicit_end(ks, 0)) != 0)
         return error;
@@ -1536,7 +1620,8 @@ unsigned fwrel_keystore_match_key(fwrel_keystore_match *m, const fwrel_keystore 
     return m->diff;
 }
 
-/* A key is signed with wherever it is held: the holder is not resolve's to check. */
+/* A key is signed with wherever it is held: the holder is not resolve's to check; nor is its
+ * status (retired, revoked): whether it is valid at a release's time is the rulebook's. */
 int fwrel_keystore_resolve(const fwrel_keystore_entry **entries, const fwrel_keystore *ks,
                            const fwrel_policy *p)
 {
@@ -1547,19 +1632,11 @@ int fwrel_keystore_resolve(const fwrel_keystore_entry **entries, const fwrel_key
         unsigned diff = fwrel_keystore_match_key(&m, ks, k, NULL);
         const fwrel_keystore_entry *e = m.entry;
         entries[i] = NULL;
-        if (k->id[0] != '\0') {
-            if (m.pinned != NULL && m.pinned->status != FWREL_KS_ACTIVE)
-                return fwrel_error_set(FWREL_EKEY, "key %s (id %s) is %s", k->name, k->id,
-                                       fwrel_keystore_status_name(m.pinned->status));
-            if (m.pinned == NULL)
-                return fwrel_error_set(FWREL_EKEY, "key %s (id %s) is not in the keystore", k->name,
-                                       k->id);
-        }
+        if (k->id[0] != '\0' && m.pinned == NULL)
+            return fwrel_error_set(FWREL_EKEY, "key %s (id %s) is not in the keystore", k->name,
+                                   k->id);
         if (diff & FWREL_KS_DIFF_ABSENT)
             return fwrel_error_set(FWREL_EKEY, "key %s is not in the keystore", k->name);
-        if (diff & FWREL_KS_DIFF_INACTIVE)
-            return fwrel_error_set(FWREL_EKEY, "key %s (id %s) is %s", k->name, e->id,
-                                   fwrel_keystore_status_name(e->status));
         if (diff & FWREL_KS_DIFF_PIN)
             return fwrel_error_set(FWREL_EKEY,
                                    "key %s: the policy pins id %s, the keystore's active key is %s",

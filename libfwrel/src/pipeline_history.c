@@ -48,7 +48,8 @@ int fwrel_run_history(struct run *r)
     size_t seen = 0;
     int error;
 
-    if ((error = fwrel_run_make_tag(r->res->tag, r->p, r->chname, r->rec->version)) != 0)
+    if ((error = fwrel_rules_tag_name(r->res->tag, r->p->tag, r->p->product, r->chname,
+                                      r->rec->version)) != 0)
         return error;
     if ((error = fwrel_run_read_history(&h, r)) != 0 ||
         (error = fwrel_history_rule_untagged(h)) != 0 ||
@@ -225,7 +226,8 @@ static int do_repair(struct run *r, const char *commit, int drop)
                                     u->commit, u->record.product, r->p->product);
             goto done;
         }
-        if ((error = fwrel_run_make_tag(tag, r->p, u->record.channel, u->record.version)) != 0)
+        if ((error = fwrel_rules_tag_name(tag, r->p->tag, r->p->product, u->record.channel,
+                                          u->record.version)) != 0)
             goto done;
         if (strcmp(tag, u->tag) != 0) {
             error = fwrel_error_set(FWREL_EVERIFY, "commit %s names tag %s, the policy makes %s",

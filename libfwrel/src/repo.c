@@ -446,7 +446,7 @@ done:
 
 /* ---- validation ------------------------------------------------------------------------ */
 
-static int path_valid(const char *p)
+int fwrel_repo_path_valid(const char *p)
 {
     size_t n = strlen(p), comp = 0;
     if (n == 0 || n > 1024)
@@ -580,7 +580,7 @@ static int check_opts(const fwrel_repo_release_opts *o)
         return fwrel_error_set(FWREL_EUSAGE, "a release has 1 to %d files", FWREL_REPO_FILES_MAX);
     for (size_t i = 0; i < o->nfiles; i++) {
         const fwrel_repo_file *f = &o->files[i];
-        if (f->path == NULL || !path_valid(f->path))
+        if (f->path == NULL || !fwrel_repo_path_valid(f->path))
             return fwrel_error_set(FWREL_EUSAGE, "file %zu: invalid path in the repository", i + 1);
         if (f->len > FWREL_REPO_FILE_MAX || (f->data == NULL && f->len != 0))
             return fwrel_error_set(FWREL_EUSAGE, "file %s: more than %zu bytes", f->path,
@@ -906,7 +906,7 @@ static int lookup_tag_ref(git_reference **ref, fwrel_repo *r, const char *tag)
 {
     char name[600];
     if (tag == NULL || (size_t)snprintf(name, sizeof(name), "refs/tags/%s", tag) >= sizeof(name))
-        return fwrel_error_set(FWREL_EUSAGE, "invalid tag name");
+        return fwrel_error_set(FWREL_EFORMAT, "invalid tag name");
     int rc = git_reference_lookup(ref, r->repo, name);
     if (rc == GIT_ENOTFOUND || rc == GIT_EINVALIDSPEC)
         return fwrel_error_set(FWREL_EVERIFY, "no tag %s", tag);
@@ -1021,11 +1021,11 @@ done:
     return error;
 }
 
-/* A commit id given as 40 hex digits, or FWREL_EUSAGE. */
+/* A commit id given as 40 hex digits, or FWREL_EFORMAT. */
 static int commit_id(git_oid *id, const char *commit)
 {
     if (strlen(commit) != 40 || git_oid_fromstr(id, commit) != 0)
-        return fwrel_error_set(FWREL_EUSAGE, "'%.48s' is not a commit id (40 hex digits)", commit);
+        return fwrel_error_set(FWREL_EFORMAT, "'%.48s' is not a commit id (40 hex digits)", commit);
     return 0;
 }
 
@@ -1067,8 +1067,8 @@ static int file_start(uint8_t **data, size_t *len, const char *path)
 {
     *data = NULL;
     *len = 0;
-    if (path == NULL || !path_valid(path))
-        return fwrel_error_set(FWREL_EUSAGE, "invalid path in the repository");
+    if (path == NULL || !fwrel_repo_path_valid(path))
+        return fwrel_error_set(FWREL_EFORMAT, "invalid path in the repository");
     return 0;
 }
 

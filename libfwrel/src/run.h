@@ -1,6 +1,7 @@
 /*
- * run.h - a release run of the pipeline (pipeline.h), shared by its files: pipeline.c (the run, its
- * setup and end, policy, keys, image, record, bundle, audit and repository steps),
+ * run.h - a release run of the pipeline (pipeline.h), shared by its files: run.c (what the steps
+ * share: members, digests, audit entries, the lock, a run's setup and end), pipeline.c (the run:
+ * policy, keys, image, record, bundle, audit and repository steps),
  * pipeline_make.c (signed image, encryption, manifest, exports), pipeline_history.c (the history
  * rules before a release, and the repair of the history) and pipeline_record.c (approvals gathered
  * later, recording an approved bundle). Internal to libfwrel.
@@ -89,23 +90,23 @@ const struct member *fwrel_run_find_member(const struct run *r, const char *name
 int fwrel_run_member_view(fwrel_bundle_member **out, struct run *r);
 /* SHA-256 and size of a whole source. */
 int fwrel_run_src_digest(fwrel_release_file *f, fwrel_src *src);
-/* The tag name from the policy's template. */
-int fwrel_run_make_tag(char out[256], const fwrel_policy *p, const char *channel,
-                       const char *version);
 /* One audit log entry (taken over: in, out), and a file as an audit input or output. */
 int fwrel_run_log(struct run *r, const char *event, const char *fpr, json_t *in, json_t *out,
                   const char *reason);
 json_t *fwrel_run_file_json(const char *name, const char *sha256, uint64_t size);
+/* The image given (once read) and the policy, as audit inputs. */
+json_t *fwrel_run_inputs(struct run *r);
 
-/* Setup and end of a run (the end releases everything, and logs a failure under the lock). */
+/* Setup and end of a run (the end releases everything, and logs a failure under the lock);
+ * the repository and its lock (run.c). */
 int fwrel_run_init(struct run *r, fwrel_pipeline_result *res, fwrel_report *report,
                    const fwrel_pipeline_opts *o);
 void fwrel_run_finish(struct run *r, int error, const char *failed);
+int fwrel_run_lock(struct run *r);
 
 /* The steps, in the order fwrel_pipeline_release() runs them. */
 int fwrel_run_policy(struct run *r);
 int fwrel_run_preflight(struct run *r);
-int fwrel_run_lock(struct run *r);
 int fwrel_run_read_history(fwrel_history **h, struct run *r);
 int fwrel_run_history(struct run *r);
 int fwrel_run_sign(struct run *r);

@@ -4,8 +4,8 @@
 # on a copy of the repository, a tag re-pointed or re-signed, a bundle rewritten in history (even
 # re-signed by a pinned approver, which plain `git verify-tag` accepts), the live audit log edited,
 # truncated or ending in a torn line, a release with a lower secure_version, a tag signed by a key
-# the release does not pin, and a key revoked in the keystore each fail with exit 1 and the step
-# named. The HTML report is escaped, and rendered by chromium when it is installed.
+# the release does not pin, and a key compromised since before the releases each fail with exit
+# 1 and the step named; a key superseded after them leaves them valid at release time, noted. The HTML report is escaped, and rendered by chromium when it is installed.
 . "$FWREL_SRC/tests/lib.sh"
 release_setup
 img 1.0.0 1; img 1.0.1 1; img 1.1.0 2; img 1.1.1 2; img 1.2.0 1; img 1.3.0 2
@@ -322,13 +322,42 @@ assert s["verdict"] == "pass", s
 assert s["detail"] == "secure_version 1 (the policy does not hold it monotonic)", s
 ' "$OUT" "$B5" && ok || fail "non-monotonic policy: history.secure_version: $OUT"
 rejected "lower secure_version, no policy" 1 history.secure_version "$B5" --no-policy
-# 12. A key revoked since the releases: every release it signed fails; a retired key does not.
+# 12. Keys at release time (docs/rules.md): a key revoked for supersession after the releases
+#     leaves them valid, with a note; compromised since a date on or before them fails every
+#     release it signed, with the exact reason; a retired key is noted.
+cp -a "$T/ks" "$T/ks-superseded"
+expect_rc 0 "revoke mf-release-1 superseded" fwrel-keygen -q --keystore "$T/ks-superseded" \
+    --revoke mf-release-1 --reason superseded
+expect_rc 0 "superseded key: audit clean" audit "$R" --all --keystore "$T/ks-superseded" --json
+python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+assert j["verified"] is True, j
+n = 0
+for r in j["releases"]:
+    keys = [s for s in r["steps"] if s["step"] == "keys"]
+    assert keys[0]["verdict"] == "pass", keys
+    info = [s for s in keys if s["verdict"] == "info"]
+    if [k for k in r["keys"] if k.get("name") == "mf-release-1"]:
+        n += 1
+        assert info and "mf-release-1 epoch 1 (id " in info[0]["detail"] and \
+            ", after the release at " in info[0]["detail"] and \
+            info[0]["detail"].endswith(": valid at release time"), keys
+assert n == 4, n
+' <<<"$OUT" && ok || fail "superseded key: valid at release time: $OUT"
 cp -a "$T/ks" "$T/ks-revoked"
-expect_rc 0 "revoke mf-release-1" fwrel-keygen -q --keystore "$T/ks-revoked" --revoke mf-release-1
+made=$(python3 -c 'import json,sys; print([k["created"] for k in json.load(open(sys.argv[1]))["keys"]
+    if k["name"] == "mf-release-1"][0])' "$T/ks/index.json")
+mid=$(python3 -c 'import json,sys; print([k["id"] for k in json.load(open(sys.argv[1]))["keys"]
+    if k["name"] == "mf-release-1"][0][:16])' "$T/ks/index.json")
+expect_rc 0 "revoke mf-release-1 compromised" fwrel-keygen -q --keystore "$T/ks-revoked" \
+    --revoke mf-release-1 --reason compromised --since "$made"
 copy
-rejected "revoked key" 4 keys "$B1" --keystore "$T/ks-revoked"
-printf '%s\n' "$OUT" | grep -q "^FAIL $P4 keys: signed with a key later revoked: mf-release-1 epoch 1 " &&
-    ok || fail "revoked key: $OUT"
+rejected "compromised key" 4 keys "$B1" --keystore "$T/ks-revoked"
+# P4's release time: the time of its entry in the audit log its tag commits.
+t4=$(git -C "$R" show "$P4:$LOG" | tail -n 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["time"])')
+printf '%s\n' "$OUT" | grep -qxF "FAIL $P4 keys: signed with mf-release-1 epoch 1 (id $mid...) compromised since $made, at or before the release at $t4" &&
+    ok || fail "compromised key: $OUT"
 cp -a "$T/ks" "$T/ks-rotated"
 expect_rc 0 "rotate mf-release-1" fwrel-keygen -q --keystore "$T/ks-rotated" --no-passphrase \
     --rotate mf-release-1
@@ -338,7 +367,8 @@ import json, sys
 j = json.load(sys.stdin)
 for r in j["releases"]:
     info = [s for s in r["steps"] if s["step"] == "keys" and s["verdict"] == "info"]
-    assert info and "mf-release-1 epoch 1 is retired" in info[0]["detail"], r["steps"]
+    assert info and "mf-release-1 epoch 1 (id " in info[0]["detail"] and \
+        "retired at " in info[0]["detail"], r["steps"]
     assert [k for k in r["keys"] if k.get("name") == "mf-release-1"][0]["status"] == "retired"
 ' <<<"$OUT" && ok || fail "retired key noted: $OUT"
 

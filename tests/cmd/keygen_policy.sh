@@ -96,7 +96,8 @@ run fwrel-keygen --keystore "$D" --list
     fail "manifest-sign keys not all rotated: $OUT"
 
 # Revocation of a secure boot slot: recorded, the eFuse command printed (not run).
-expect_rc 0 "revoke sb-slot1" fwrel-keygen --keystore "$D" --revoke sb-slot1 --policy "$P"
+expect_rc 0 "revoke sb-slot1" fwrel-keygen --keystore "$D" --revoke sb-slot1 --reason superseded \
+    --policy "$P"
 printf '%s\n' "$OUT" | grep -q "espefuse.py --chip esp32s3 burn_efuse SECURE_BOOT_KEY_REVOKE1 1" && ok ||
     fail "no revoke command: $OUT"
 grep -q '"status": "revoked"' "$D/index.json" && ok || fail "revocation not in the index"
@@ -107,7 +108,7 @@ expect_rc 4 "policy names a revoked key" fwrel-keygen --policy "$P" --keystore "
 expect_err "^fwrel-keygen: $D: key sb-slot1 \(id $rev_id\) is revoked: give --rotate sb-slot1 for a new one$" \
     "revoked key named"
 [ "$(tree_sum "$D")" = "$before" ] && ok || fail "a refused run changed the keystore (revoked)"
-expect_rc 4 "revoke twice" fwrel-keygen --keystore "$D" --revoke sb-slot1
+expect_rc 4 "revoke twice" fwrel-keygen --keystore "$D" --revoke sb-slot1 --reason compromised
 expect_err "^fwrel-keygen: $D: no active key sb-slot1$" "revoke twice"
 
 # Permissions: a keystore others can enter, or a key file others can read, is refused.

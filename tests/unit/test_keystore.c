@@ -212,10 +212,11 @@ static void test_rotate_and_revoke(void **state)
     assert_string_equal(e->priv, "keys/sb0.2.pem");
     assert_string_not_equal(e->id, old_id);
     assert_int_equal(fwrel_keystore_find_id(ks, old_id)->status, FWREL_KS_RETIRED);
-    assert_int_equal(fwrel_keystore_revoke(ks, "sb0", &e), 0);
+    assert_int_equal(fwrel_keystore_revoke(ks, "sb0", FWREL_KS_REASON_SUPERSEDED, NULL, &e), 0);
     assert_int_equal(e->status, FWREL_KS_REVOKED);
     assert_int_equal(e->epoch, 2);
-    assert_int_equal(fwrel_keystore_revoke(ks, "sb0", NULL), FWREL_EKEY);
+    assert_int_equal(fwrel_keystore_revoke(ks, "sb0", FWREL_KS_REASON_SUPERSEDED, NULL, NULL),
+                     FWREL_EKEY);
     assert_string_equal(fwrel_error_last()->message, "no active key sb0");
     /* A revoked name needs a rotation for a new key. */
     assert_int_equal(fwrel_keystore_generate(ks, &spec, NULL, 0, 0, NULL), FWREL_EKEY);
@@ -231,7 +232,8 @@ static void test_rotate_and_revoke(void **state)
     assert_int_equal(fwrel_keystore_entry_at(ks, 2)->status, FWREL_KS_ACTIVE);
     assert_int_equal(strlen(fwrel_keystore_entry_at(ks, 1)->changed), 20);
     /* Read-only handles cannot change it. */
-    assert_int_equal(fwrel_keystore_revoke(ks, "sb0", NULL), FWREL_EUSAGE);
+    assert_int_equal(fwrel_keystore_revoke(ks, "sb0", FWREL_KS_REASON_SUPERSEDED, NULL, NULL),
+                     FWREL_EUSAGE);
     fwrel_keystore_close(ks);
 }
 
@@ -332,6 +334,75 @@ static void test_malformed_index(void **state)
     }
 }
 
+/* Why and since when a key is revoked: recorded, read back; an older index's entry without a
+ * reason still reads (unstated); a reason or date out of place is refused; --since never in the
+ * future nor before the key was made. */
+static void test_revocation_reason_and_date(void **state)
+{
+    (void)state;
+#define ENTRY(status, extra)                                                                       \
+    "{\"format\":\"fwrel-keystore-1\",\"keys\":[{\"name\":\"a\",\"id\":\""                         \
+    "0000000000000000000000000000000000000000000000000000000000000000\",\"purpose\":"              \
+    "\"hmac\",\"alg\":\"hmac256\",\"created\":\"2026-01-01T00:00:00Z\",\"status\":\"" status       \
+    "\",\"epoch\":1,\"secret\":\"keys/a.1.bin\"" extra "}]}"
+    static const char *const good[] = {
+        ENTRY("revoked", ",\"changed\":\"2026-02-01T00:00:00Z\""),
+        ENTRY("revoked", ",\"changed\":\"2026-02-01T00:00:00Z\",\"reason\":\"compromised\","
+                         "\"since\":\"2026-01-01T00:00:00Z\""),
+    };
+    static const char *const bad[] = {
+        ENTRY("revoked", ",\"changed\":\"2026-02-01T00:00:00Z\",\"reason\":\"lost\","
+                         "\"since\":\"2026-01-01T00:00:00Z\""),
+        ENTRY("revoked", ",\"changed\":\"2026-02-01T00:00:00Z\",\"reason\":\"superseded\""),
+        ENTRY("revoked", ",\"changed\":\"2026-02-01T00:00:00Z\",\"reason\":\"superseded\","
+                         "\"since\":\"2026-03-01T00:00:00Z\""),
+        ENTRY("revoked", ",\"changed\":\"2026-02-01T00:00:00Z\",\"reason\":\"superseded\","
+                         "\"since\":\"2025-12-31T00:00:00Z\""),
+        ENTRY("retired", ",\"changed\":\"2026-02-01T00:00:00Z\",\"reason\":\"superseded\","
+                         "\"since\":\"2026-01-01T00:00:00Z\""),
+        ENTRY("revoked",
+              ",\"changed\":\"2026-02-01T00:00:00Z\",\"since\":\"2026-01-01T00:00:00Z\""),
+    };
+#undef ENTRY
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        assert_int_equal(
+            fwrel_keystore_index_check((const uint8_t *)good[i], strlen(good[i]), NULL), 0);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(fwrel_keystore_index_check((const uint8_t *)bad[i], strlen(bad[i]), NULL),
+                         FWREL_EFORMAT);
+
+    fwrel_keystore *ks = NULL;
+    const fwrel_keystore_entry *e = NULL;
+    fwrel_keystore_new mf = {"mf", FWREL_PURPOSE_MANIFEST_SIGN, FWREL_ALG_ED25519, -1};
+    char created[21], msg[200];
+    assert_int_equal(fwrel_keystore_open(&ks, dir, FWREL_KS_CREATE | FWREL_KS_WRITE), 0);
+    assert_int_equal(fwrel_keystore_generate(ks, &mf, NULL, 0, 0, &e), 0);
+    memcpy(created, e->created, sizeof(created));
+    assert_int_equal(
+        fwrel_keystore_revoke(ks, "mf", FWREL_KS_REASON_COMPROMISED, "2999-01-01", NULL),
+        FWREL_EUSAGE);
+    assert_string_equal(fwrel_error_last()->message,
+                        "the revocation date 2999-01-01T00:00:00Z is in the future");
+    assert_int_equal(
+        fwrel_keystore_revoke(ks, "mf", FWREL_KS_REASON_COMPROMISED, "2020-01-01", NULL),
+        FWREL_EUSAGE);
+    snprintf(msg, sizeof(msg),
+             "the revocation date 2020-01-01T00:00:00Z is before key mf was made (%s)", created);
+    assert_string_equal(fwrel_error_last()->message, msg);
+    assert_int_equal(
+        fwrel_keystore_revoke(ks, "mf", FWREL_KS_REASON_COMPROMISED, "2026-13-01", NULL),
+        FWREL_EUSAGE);
+    assert_int_equal(fwrel_keystore_find(ks, "mf")->status, FWREL_KS_ACTIVE);
+    assert_int_equal(fwrel_keystore_revoke(ks, "mf", FWREL_KS_REASON_COMPROMISED, created, &e), 0);
+    fwrel_keystore_close(ks);
+    assert_int_equal(fwrel_keystore_open(&ks, dir, 0), 0);
+    e = fwrel_keystore_find(ks, "mf");
+    assert_int_equal(e->status, FWREL_KS_REVOKED);
+    assert_int_equal(e->reason, FWREL_KS_REASON_COMPROMISED);
+    assert_string_equal(e->since, created);
+    fwrel_keystore_close(ks);
+}
+
 /* A second writer waits for the lock; it sees the first one's key when it gets it. */
 static void test_lock(void **state)
 {
@@ -401,10 +472,13 @@ static void test_resolve_policy(void **state)
     assert_int_equal(fwrel_keystore_generate(ks, &dev, NULL, 0, 1, NULL), 0);
     assert_int_equal(fwrel_keystore_resolve(entries, ks, p), 0);
     assert_string_equal(entries[0]->name, "sb0");
-    assert_int_equal(fwrel_keystore_revoke(ks, "mf", &e), 0);
-    snprintf(msg, sizeof(msg), "key mf (id %s) is revoked", e->id);
-    assert_int_equal(fwrel_keystore_resolve(entries, ks, p), FWREL_EKEY);
-    assert_string_equal(fwrel_error_last()->message, msg);
+    assert_int_equal(fwrel_keystore_revoke(ks, "mf", FWREL_KS_REASON_SUPERSEDED, NULL, &e), 0);
+    /* Matching only: whether a revoked key may still sign is the rulebook's (test_rules.c). */
+    assert_int_equal(fwrel_keystore_resolve(entries, ks, p), 0);
+    assert_ptr_equal(entries[1], e);
+    assert_int_equal(e->status, FWREL_KS_REVOKED);
+    assert_int_equal(e->reason, FWREL_KS_REASON_SUPERSEDED);
+    assert_string_equal(e->since, e->changed);
     fwrel_keystore_close(ks);
     fwrel_policy_free(p);
 }
@@ -474,7 +548,7 @@ static void test_match_policy_key(void **state)
     assert_int_equal(fwrel_keystore_match_key(&m, ks, &hk, NULL), FWREL_KS_DIFF_HOLDER);
 
     /* Revoked: inactive, and a pin of its id finds it revoked. */
-    assert_int_equal(fwrel_keystore_revoke(ks, "sb0", &e), 0);
+    assert_int_equal(fwrel_keystore_revoke(ks, "sb0", FWREL_KS_REASON_SUPERSEDED, NULL, &e), 0);
     memcpy(k.id, e->id, sizeof(k.id));
     assert_int_equal(fwrel_keystore_match_key(&m, ks, &k, NULL), FWREL_KS_DIFF_INACTIVE);
     assert_non_null(m.pinned);
@@ -535,7 +609,8 @@ static void test_change_all_or_nothing(void **state)
         assert_int_equal(fwrel_keystore_begin(ks), FWREL_EUSAGE);
         assert_int_equal(fwrel_keystore_generate(ks, &b, NULL, 0, 0, NULL), 0);
         assert_int_equal(fwrel_keystore_generate(ks, &c, NULL, 0, 0, NULL), 0);
-        assert_int_equal(fwrel_keystore_revoke(ks, "mf-a", NULL), 0);
+        assert_int_equal(fwrel_keystore_revoke(ks, "mf-a", FWREL_KS_REASON_SUPERSEDED, NULL, NULL),
+                         0);
         assert_int_equal(fwrel_keystore_count(ks), 3);
         assert_int_equal(testutil_count_entries(keys), 2); /* staged, not in keys/ yet */
         assert_int_equal(fwrel_keystore_prepare(ks), 0);
@@ -679,6 +754,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failed_add_leaves_old_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_index_write_removes_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revocation_reason_and_date, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resolve_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_match_policy_key, setup, teardown),

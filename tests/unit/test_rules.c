@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -137,9 +138,144 @@ static void test_approvers_and_tag_signer(void **state)
     assert_int_equal(fwrel_approvals_require_tag_signer(out, &rule, "xyz"), FWREL_EUSAGE);
 }
 
+/* A keystore record, as the index holds it. */
+static fwrel_keystore_entry key(int status, int reason, const char *changed, const char *since)
+{
+    fwrel_keystore_entry e;
+    memset(&e, 0, sizeof(e));
+    snprintf(e.name, sizeof(e.name), "sb0");
+    memset(e.id, 'a', 64);
+    e.epoch = 2;
+    e.status = status;
+    e.reason = reason;
+    snprintf(e.created, sizeof(e.created), "2026-01-01T00:00:00Z");
+    snprintf(e.changed, sizeof(e.changed), "%s", changed);
+    snprintf(e.since, sizeof(e.since), "%s", since);
+    return e;
+}
+
+#define KEY "sb0 epoch 2 (id aaaaaaaaaaaaaaaa...) "
+
+/* The one key rule (docs/rules.md "Keys at release time"): each verdict, at its boundaries. */
+static void test_key_valid_at_release_time(void **state)
+{
+    (void)state;
+    fwrel_rules_key_verdict v;
+    const char *t = "2026-03-01T12:00:00Z";
+    fwrel_keystore_entry e = key(FWREL_KS_ACTIVE, 0, "", "");
+
+    assert_int_equal(fwrel_rules_key_valid(&v, &e, t), 0);
+    assert_int_equal(v.state, FWREL_RULES_KEY_VALID);
+    assert_string_equal(v.why, "");
+    /* Made the same second: valid; made after the release: invalid. */
+    assert_int_equal(fwrel_rules_key_valid(&v, &e, "2026-01-01T00:00:00Z"), 0);
+    assert_int_equal(v.state, FWREL_RULES_KEY_VALID);
+    assert_int_equal(fwrel_rules_key_valid(&v, &e, "2025-12-31T23:59:59Z"), 0);
+    assert_int_equal(v.state, FWREL_RULES_KEY_INVALID);
+    assert_string_equal(v.why, KEY "made at 2026-01-01T00:00:00Z, after the release at "
+                                   "2025-12-31T23:59:59Z");
+
+    /* Superseded after the release (or in its second): valid at release time, a note. */
+    e = key(FWREL_KS_REVOKED, FWREL_KS_REASON_SUPERSEDED, "2026-04-01T00:00:00Z",
+            "2026-03-01T12:00:00Z");
+    assert_int_equal(fwrel_rules_key_valid(&v, &e, t), 0);
+    assert_int_equal(v.state, FWREL_RULES_KEY_VALID_THEN);
+    assert_string_equal(v.why, KEY "superseded at 2026-03-01T12:00:00Z, after the release at "
+                                   "2026-03-01T12:00:00Z: valid at release time");
+    /* Superseded before it: invalid. */
+    assert_int_equal(fwrel_rules_key_valid(&v, &e, "2026-03-01T12:00:01Z"), 0);
+    assert_int_equal(v.state, FWREL_RULES_KEY_INVALID);
+    assert_string_equal(v.why, KEY "superseded at 2026-03-01T12:00:00Z, before the release at "
+                                   "2026-03-01T12:00:01Z");
+
+    /* Compromised since a time on or before the release: invalid; after it: valid then. */
+    e = key(FWREL_KS_REVOKED, FWREL_KS_REASON_COMPROMISED, "2026-04-01T00:00:00Z",
+            "2026-03-01T12:00:00Z");
+    assert_int_equal(fwrel_rules_key_valid(&v, &e, t), 0);
+    assert_int_equal(v.state, FWREL_RULES_KEY_INVALID);
+    assert_string_equal(v.why, KEY "compromised since 2026-03-01T12:00:00Z, at or before the "
+                                   "release at 2026-03-01T12:00:00Z");
+    assert_int_equal(fwrel_rules_key_valid(&v, &e, "2026-03-01T11:59:59Z"), 0);
+    assert_int_equal(v.state, FWREL_RULES_KEY_VALID_THEN);
+    assert_string_equal(v.why, KEY "compromised since 2026-03-01T12:00:00Z, after the release "
+                                   "at 2026-03-01T11:59:59Z: valid at release time");
+
+    /* An older index's revocation, no reason: every release it made fails, as before. */
+    e = key(FWREL_KS_REVOKED, FWREL_KS_REASON_UNSTATED, "2026-04-01T00:00:00Z", "");
+    assert_int_equal(fwrel_rules_key_valid(&v, &e, "2026-01-01T00:00:00Z"), 0);
+    assert_int_equal(v.state, FWREL_RULES_KEY_INVALID);
+    assert_string_equal(v.why, KEY "revoked at 2026-04-01T00:00:00Z with no reason recorded (read "
+                                   "as compromised since it was made, 2026-01-01T00:00:00Z)");
+
+    /* Retired by a rotation: as a supersession at the rotation. */
+    e = key(FWREL_KS_RETIRED, 0, "2026-04-01T00:00:00Z", "");
+    assert_int_equal(fwrel_rules_key_valid(&v, &e, t), 0);
+    assert_int_equal(v.state, FWREL_RULES_KEY_VALID_THEN);
+    assert_string_equal(v.why, KEY "retired at 2026-04-01T00:00:00Z, after the release at "
+                                   "2026-03-01T12:00:00Z: valid at release time");
+    assert_int_equal(fwrel_rules_key_valid(&v, &e, "2026-05-01T00:00:00Z"), 0);
+    assert_int_equal(v.state, FWREL_RULES_KEY_INVALID);
+
+    /* The release time is RFC 3339 UTC, exactly. */
+    assert_int_equal(fwrel_rules_key_valid(&v, &e, "2026-03-01"), FWREL_EFORMAT);
+    assert_int_equal(fwrel_rules_key_valid(&v, &e, "2026-02-30T00:00:00Z"), FWREL_EFORMAT);
+    assert_int_equal(fwrel_rules_key_valid(&v, &e, "2026-03-01T12:00:00+01:00"), FWREL_EFORMAT);
+}
+
+/* The policy in force over a release, and the tag name its template gives: one place each, for
+ * the pipeline (naming its tag), CI mode and the auditor (checking them). */
+static void test_policy_in_force_and_tag_name(void **state)
+{
+    (void)state;
+    fwrel_policy *p = policy(1);
+    fwrel_approvals_rule rule;
+    char tag[256];
+    fwrel_rules_tag tn;
+    snprintf(p->product, sizeof(p->product), "acme");
+    p->channels[1].present = 1;
+    p->channels[1].approvals_required = 2;
+    p->channels[1].name = "beta";
+    assert_int_equal(fwrel_rules_policy_in_force(&rule, p, "acme", "beta"), 0);
+    assert_int_equal(rule.required, 2);
+    assert_int_equal(fwrel_rules_policy_in_force(&rule, p, NULL, "beta"), 0);
+    assert_int_equal(fwrel_rules_policy_in_force(&rule, p, "other", "prod"), FWREL_EVERIFY);
+    assert_string_equal(fwrel_error_last()->message,
+                        "the policy has no channel 'prod'; the policy is for product acme, not "
+                        "other");
+    assert_int_equal(rule.required, 1); /* nobody meets a missing channel's rule */
+
+    assert_int_equal(fwrel_rules_tag_name(tag, "{product}/{channel}/v{version}", "acme", "beta",
+                                          "1.2.3-rc.1"),
+                     0);
+    assert_string_equal(tag, "acme/beta/v1.2.3-rc.1");
+    assert_int_equal(fwrel_rules_tag_parse(&tn, "{product}/{channel}/v{version}", tag, NULL), 1);
+    assert_string_equal(tn.product, "acme");
+    assert_string_equal(tn.channel, "beta");
+    assert_string_equal(tn.version, "1.2.3-rc.1");
+    assert_int_equal(fwrel_rules_tag_parse(&tn, "{product}/{channel}/v{version}", tag, "other"),
+                     0);
+    assert_int_equal(fwrel_rules_tag_check("{product}/{channel}/v{version}", tag, "acme", "beta",
+                                           "1.2.3-rc.1"),
+                     0);
+    assert_int_equal(fwrel_rules_tag_check("{product}/{channel}/v{version}", tag, "acme", "prod",
+                                           "1.2.4"),
+                     FWREL_EVERIFY);
+    assert_string_equal(fwrel_error_last()->message,
+                        "the tag name says channel beta, the message prod; the tag name says "
+                        "version 1.2.3-rc.1, the message 1.2.4");
+    assert_int_equal(
+        fwrel_rules_tag_check("{product}/{channel}/v{version}", "acme/x", "acme", "beta", "1"),
+        FWREL_EVERIFY);
+    assert_string_equal(fwrel_error_last()->message,
+                        "the tag name is not of the form {product}/{channel}/v{version}");
+    free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_policy_in_force_and_tag_name),
+        cmocka_unit_test(test_key_valid_at_release_time),
         cmocka_unit_test(test_history_under_policy),
         cmocka_unit_test(test_history_trust_anchors),
         cmocka_unit_test(test_approvers_and_tag_signer),

@@ -43,9 +43,12 @@
  *   history.counter counters of a product are 1..n, no gap, no duplicate, in branch order
  *   history.version versions strictly increase per product and channel (SemVer, by counter)
  *   history.secure_version  secure_version never decreases per product (by counter)
- *   keys            (with a keystore) every key id of the record is in the keystore's index;
- *                   a key now revoked fails the release ("signed with a key later revoked");
- *                   a retired key is noted (it still verifies old releases)
+ *   keys            (with a keystore) every key id of the record is in the keystore's index
+ *                   and valid at the release's time (fwrel_rules_key_valid(): the time `logged`;
+ *                   when unknown, the audit's time): a key made after it, retired or superseded
+ *                   before it, compromised since a time on or before it, or revoked with no
+ *                   reason recorded fails; a key retired, superseded or compromised only later is
+ *                   noted ("valid at release time")
  *
  * Repository-wide steps: repo.tags, repo.branch (untagged commits, merges), audit.log (the
  * live log's chain: edits, removed or reordered lines, a torn last line; a live log that is not a
@@ -129,6 +132,8 @@ typedef struct fwrel_audit_release {
     char audit_path[128];        /**< the audit log path the message names */
     char audit_head[65];         /**< its head at this release */
     uint64_t audit_entries;      /**< its entry count at this release */
+    char logged[21];             /**< the release time: the time of its entry in the audit log
+                                      its tag commits (once audit.copy passed), "" unknown */
     int have_record;             /**< 1 when record holds the bundle's release.json */
     fwrel_release record;        /**< the bundle's release.json (keys, pinned approvers) */
     fwrel_audit_key keys[FWREL_AUDITOR_KEYS_MAX]; /**< the record's keys, in the order

@@ -44,7 +44,8 @@ enum fwrel_keygen_event_kind {
     FWREL_KEYGEN_EV_KEY,           /**< verb, entry: a key listed (verb its status), kept,
                                         created, rotated or revoked */
     FWREL_KEYGEN_EV_REVOKED_SLOT,  /**< count: the slot, text: the espefuse command to revoke
-                                        it on a device */
+                                        it on a device, or NULL when the chip has no
+                                        revocation eFuse (verb: why; docs/esp-formats.md §2.9) */
     FWREL_KEYGEN_EV_FILE,          /**< path, text (what it is), entry (NULL for the README):
                                         a provisioning file staged */
     FWREL_KEYGEN_EV_PROVISIONED,   /**< the provisioning files are all told (also on failure) */
@@ -59,7 +60,7 @@ enum fwrel_keygen_event_kind {
 /** One event; its pointers are valid during the callback only. */
 typedef struct fwrel_keygen_event {
     int kind;                    /**< enum fwrel_keygen_event_kind */
-    const char *verb;            /**< FWREL_KEYGEN_EV_KEY */
+    const char *verb;            /**< FWREL_KEYGEN_EV_KEY; _REVOKED_SLOT without a command */
     const fwrel_keystore_entry *entry; /**< FWREL_KEYGEN_EV_KEY, _FILE, _STATE */
     const char *path;            /**< FWREL_KEYGEN_EV_FILE, _FAIL, _LOGGED */
     const char *text;            /**< FWREL_KEYGEN_EV_FILE, _REVOKED_SLOT */
@@ -78,6 +79,9 @@ typedef struct fwrel_keygen_opts {
     const char *repo;      /**< the release repository whose audit log records the change
                                 (created if need be), or NULL: the policy's, when it exists */
     const char *name;      /**< FWREL_KEYGEN_ROTATE: NAME or PURPOSE; _REVOKE: NAME */
+    int reason;            /**< FWREL_KEYGEN_REVOKE: enum fwrel_keystore_reason (not 0) */
+    const char *since;     /**< FWREL_KEYGEN_REVOKE: from when (fwrel_keystore_parse_time()
+                                form), or NULL: now */
     int force;             /**< rotate every key the policy names; replace the provisioning
                                 directory's files */
     fwrel_pass_src pass;   /**< the keystore passphrase's source */

@@ -53,6 +53,15 @@ enum fwrel_keystore_status {
     FWREL_KS_REVOKED,
 };
 
+/** Why a key was revoked (docs/keystore.md "Rotation and revocation"). */
+enum fwrel_keystore_reason {
+    FWREL_KS_REASON_UNSTATED = 0, /**< an index written before reasons were recorded: read as
+                                       compromised since the key was made (every release it made
+                                       fails, as before) */
+    FWREL_KS_REASON_SUPERSEDED,   /**< replaced: releases made before `since` stay valid */
+    FWREL_KS_REASON_COMPROMISED,  /**< in other hands from `since` on: releases from then fail */
+};
+
 /** One key of the keystore (one epoch of a logical name). */
 typedef struct fwrel_keystore_entry {
     char name[FWREL_POLICY_NAME_MAX + 1];
@@ -64,6 +73,9 @@ typedef struct fwrel_keystore_entry {
     char created[21]; /**< RFC 3339 UTC, "YYYY-MM-DDTHH:MM:SSZ" */
     char changed[21]; /**< when retired or revoked, else "" */
     int status;       /**< enum fwrel_keystore_status */
+    int reason;       /**< revoked: enum fwrel_keystore_reason; else 0 */
+    char since[21];   /**< revoked: from when the reason holds (RFC 3339 UTC, not after changed,
+                           not before created); "" when unstated */
     unsigned epoch;   /**< 1 for a name's first key, +1 at each rotation */
     int slot;         /**< secure-boot eFuse digest slot 0..2, or -1 */
     int encrypted;    /**< the private file or secret is passphrase-encrypted */
@@ -130,6 +142,19 @@ const fwrel_keystore_entry *fwrel_keystore_find_id(const fwrel_keystore *ks, con
 
 /** Name of a status ("active", "retired", "revoked"); "unknown" for another value. */
 const char *fwrel_keystore_status_name(int status);
+
+/** Name of a revocation reason ("superseded", "compromised"; "unstated" for 0). */
+const char *fwrel_keystore_reason_name(int reason);
+
+/** The reason named (exactly "superseded" or "compromised"), or 0. */
+int fwrel_keystore_reason_parse(const char *s);
+
+/**
+ * A date or time given by the operator as RFC 3339 UTC: "YYYY-MM-DD" (midnight UTC) or
+ * "YYYY-MM-DDTHH:MM:SSZ", a real calendar time.
+ * @return 0 with out filled ("YYYY-MM-DDTHH:MM:SSZ"); FWREL_EUSAGE "not a date: ..."
+ */
+int fwrel_keystore_parse_time(char out[21], const char *s) FWREL_WUR;
 
 /**
  * Build the absolute path of an entry's relative file path (in the staging
@@ -237,10 +262,17 @@ int fwrel_keystore_add_hsm(fwrel_keystore *ks, const fwrel_keystore_new *spec, c
                            const fwrel_keystore_entry **out) FWREL_WUR;
 
 /**
- * Revoke the active entry of a name (recorded with the time; never deleted).
- * @return 0; FWREL_EKEY "no active key NAME"; FWREL_EIO
+ * Revoke the active entry of a name (recorded with the time, the reason and since when; never
+ * deleted). What a revocation means for the releases made with the key is the rulebook's
+ * (fwrel_rules_key_valid(), docs/rules.md).
+ *
+ * @param reason FWREL_KS_REASON_SUPERSEDED or FWREL_KS_REASON_COMPROMISED
+ * @param since  from when the reason holds (fwrel_keystore_parse_time() form), or NULL: now. A
+ *               compromise may date back; never after now nor before the key was made
+ * @return 0; FWREL_EKEY "no active key NAME"; FWREL_EUSAGE "the revocation date D is in the
+ *         future" / "is before key NAME was made (C)"; FWREL_EIO
  */
-int fwrel_keystore_revoke(fwrel_keystore *ks, const char *name,
+int fwrel_keystore_revoke(fwrel_keystore *ks, const char *name, int reason, const char *since,
                           const fwrel_keystore_entry **out) FWREL_WUR;
 
 /**
@@ -310,14 +342,15 @@ unsigned fwrel_keystore_match_key(fwrel_keystore_match *m, const fwrel_keystore 
                                   const fwrel_policy_key *k, const char *id);
 
 /**
- * Resolve every key a policy names to the keystore's active entry of that
- * name, checking purpose, algorithm, secure-boot slot and a pinned id.
+ * Resolve every key a policy names to the keystore's newest entry of that
+ * name, checking purpose, algorithm, secure-boot slot and a pinned id. Not its
+ * status: whether a retired or revoked key may still be used at a release's time
+ * is the rulebook's (fwrel_rules_keys_in_force(), rules.h).
  *
  * @param entries  receives p->nkeys pointers, in the order of p->keys
  * @return 0; FWREL_EKEY naming the key and its id: "key NAME is not in the
- *         keystore", "key NAME (id ID) is revoked", "key NAME: the policy pins
- *         id X, the keystore's active key is ID", "key NAME (id ID) is alg A,
- *         the policy says B"
+ *         keystore", "key NAME: the policy pins id X, the keystore's active key
+ *         is ID", "key NAME (id ID) is alg A, the policy says B"
  */
 int fwrel_keystore_resolve(const fwrel_keystore_entry **entries, const fwrel_keystore *ks,
                            const fwrel_policy *p) FWREL_WUR;

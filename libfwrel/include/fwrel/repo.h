@@ -168,12 +168,19 @@ void fwrel_repo_tags_free(fwrel_repo_tag *tags, size_t n);
 int fwrel_repo_tag_commit(char commit_hex[41], fwrel_repo *r, const char *tag) FWREL_WUR;
 
 /**
+ * Whether a path can name a file of a release tree: components of [A-Za-z0-9._+@-], none empty
+ * or starting with '.', at most 1024 bytes. The readers refuse others as bad input.
+ */
+int fwrel_repo_path_valid(const char *path);
+
+/**
  * Read a file of the release tree at a tag. The blob's id is recomputed from
  * its bytes (a rewritten object is refused).
  *
  * @param data receives a malloc'd copy (free()); len its size (<= max)
  * @return 0; FWREL_EVERIFY "no tag NAME", "no file PATH at NAME", "object ID
- *         is corrupt"; FWREL_EFORMAT for a file above max; FWREL_EIO
+ *         is corrupt"; FWREL_EFORMAT for a file above max, "invalid path in the repository",
+ *         "invalid tag name" (bad input: paths and names come from the repository); FWREL_EIO
  */
 int fwrel_repo_read_file(uint8_t **data, size_t *len, fwrel_repo *r, const char *tag,
                          const char *path, size_t max) FWREL_WUR;
@@ -182,7 +189,7 @@ int fwrel_repo_read_file(uint8_t **data, size_t *len, fwrel_repo *r, const char 
  * Read a file of a commit's tree (as fwrel_repo_read_file(), by commit id).
  *
  * @param commit 40 hex digits
- * @return 0; FWREL_EUSAGE for a malformed id or path; FWREL_EVERIFY "no commit ID",
+ * @return 0; FWREL_EFORMAT for a malformed id or path; FWREL_EVERIFY "no commit ID",
  *         "no file PATH at ID", "object ID is corrupt"; FWREL_EFORMAT above max; FWREL_EIO
  */
 int fwrel_repo_commit_read_file(uint8_t **data, size_t *len, fwrel_repo *r, const char *commit,
@@ -191,7 +198,7 @@ int fwrel_repo_commit_read_file(uint8_t **data, size_t *len, fwrel_repo *r, cons
 /**
  * A commit's raw message (untrusted text).
  * @param msg receives a malloc'd copy (free())
- * @return 0; FWREL_EUSAGE for a malformed id; FWREL_EVERIFY "no commit ID"; FWREL_EFORMAT above
+ * @return 0; FWREL_EFORMAT for a malformed id; FWREL_EVERIFY "no commit ID"; FWREL_EFORMAT above
  *         FWREL_REPO_MESSAGE_MAX; FWREL_EIO
  */
 int fwrel_repo_commit_message(char **msg, fwrel_repo *r, const char *commit) FWREL_WUR;
