@@ -1207,8 +1207,13 @@ static void test_refusals(void **state)
     /* Signing failures leave the refs alone too. */
     o = opts(files2, 1, "t1", fb, NULL, 1700000000);
     char want[128];
-    snprintf(want, sizeof(want), "key %s is protected: a passphrase is needed", fb);
-    expect_error(fwrel_repo_release(r, &o, NULL, NULL), FWREL_EKEY, want);
+    expect_error(fwrel_repo_release(r, &o, NULL, NULL), FWREL_EKEY,
+                 "protected: a passphrase is needed (--pgp-passphrase-file, --pgp-passphrase-fd, "
+                 "a terminal or gpg-agent)");
+    /* The error names the key by fingerprint (and user id), not the file being signed. */
+    snprintf(want, sizeof(want), "OpenPGP key %s (", fb);
+    assert_int_equal(fwrel_error_last()->about, FWREL_ABOUT_KEY);
+    assert_true(strncmp(fwrel_error_last()->path, want, strlen(want)) == 0);
     char *after = refs(path);
     assert_string_equal(before, after);
     free(before);
