@@ -653,5 +653,11 @@ close:
 
 esp_err_t fwrel_ota_reject(void)
 {
+    const esp_partition_t *running = esp_ota_get_running_partition();
+    esp_ota_img_states_t state;
+    /* Only an app still on trial goes back: a confirmed one that fails a later self-test stays. */
+    if (running == NULL || esp_ota_get_state_partition(running, &state) != ESP_OK ||
+        state != ESP_OTA_IMG_PENDING_VERIFY)
+        return ESP_ERR_INVALID_STATE;
     return esp_ota_mark_app_invalid_rollback_and_reboot();
 }

@@ -81,9 +81,11 @@ esp_err_t fwrel_ota_update(fwrel_ota_result *res, const fwrel_ota_opts *opts);
 esp_err_t fwrel_ota_confirm(void);
 
 /**
- * The self-test failed: mark the running app invalid and reboot into the previous one
- * (esp_ota_mark_app_invalid_rollback_and_reboot()). The stored counter is not raised. Returns
- * only on failure.
+ * The self-test of a new app failed: mark it invalid and reboot into the previous one
+ * (esp_ota_mark_app_invalid_rollback_and_reboot()). The stored counter is not raised (the
+ * previous app's fwrel_ota_confirm() drops the pending one). Returns only on failure.
+ * @return ESP_ERR_INVALID_STATE: the running app is not waiting for its confirmation
+ *         (ESP_OTA_IMG_PENDING_VERIFY), so it is not rolled back; app_update's error
  */
 esp_err_t fwrel_ota_reject(void);
 
