@@ -34,7 +34,7 @@
 #include "fwrel_ota.h"
 
 #if !CONFIG_ESP_HTTPS_OTA_DECRYPT_CB
-#error "fwrel_ota needs CONFIG_ESP_HTTPS_OTA_DECRYPT_CB=y (the image goes through esp_encrypted_img)"
+#error "fwrel_ota needs CONFIG_ESP_HTTPS_OTA_DECRYPT_CB=y (esp_encrypted_img)"
 #endif
 #if CONFIG_PRE_ENCRYPTED_RSA_USE_DS
 #error "fwrel_ota: the DS peripheral scheme of esp_encrypted_img is not supported yet"
@@ -162,8 +162,8 @@ static esp_err_t load_trusted(ota_state *st)
         }
         mbedtls_pem_context *pem = &st->pem[st->npem++];
         mbedtls_pem_init(pem);
-        int rc = mbedtls_pem_read_buffer(pem, PEM_BEGIN, PEM_END, (const unsigned char *)p, NULL,
-                                         0, &used);
+        int rc = mbedtls_pem_read_buffer(pem, PEM_BEGIN, PEM_END, (const unsigned char *)p, NULL, 0,
+                                         &used);
         if (rc != 0 || used == 0) {
             ESP_LOGE(TAG, "trusted key %u: not a PEM public key (mbedTLS -0x%04x)",
                      (unsigned)st->npem, (unsigned)-rc);
@@ -209,7 +209,7 @@ static int unhex32(uint8_t out[32], const char *s)
         return -1;
     for (size_t i = 0; i < 64; i++) {
         char c = s[i];
-        int v = c >= '0' && c <= '9' ? c - '0'
+        int v = c >= '0' && c <= '9'   ? c - '0'
                 : c >= 'a' && c <= 'f' ? c - 'a' + 10
                 : c >= 'A' && c <= 'F' ? c - 'A' + 10
                                        : -1;
@@ -230,8 +230,10 @@ static esp_err_t load_recipient(ota_state *st)
     r->type = FWREL_DEV_RCPT_RSA4096;
 #elif CONFIG_FWREL_OTA_RECIPIENT_P256
     r->type = FWREL_DEV_RCPT_P256;
-#else
+#elif CONFIG_FWREL_OTA_RECIPIENT_X25519
     r->type = FWREL_DEV_RCPT_X25519;
+#else
+#error "fwrel_ota: no FWREL_OTA_RECIPIENT_* key type"
 #endif
     if (unhex32(r->keyid, CONFIG_FWREL_OTA_RECIPIENT_KEYID) != 0) {
         ESP_LOGE(TAG, "CONFIG_FWREL_OTA_RECIPIENT_KEYID: not 64 hex digits");
@@ -240,7 +242,7 @@ static esp_err_t load_recipient(ota_state *st)
     r->key = rcpt_key_start;
     r->key_len = (size_t)(rcpt_key_end - rcpt_key_start);
     return ESP_OK;
-#else
+#elif CONFIG_FWREL_OTA_RECIPIENT_NVS
     nvs_handle_t h;
     uint8_t type = 0;
     size_t idlen = sizeof(r->keyid), len = 0;
@@ -273,6 +275,8 @@ static esp_err_t load_recipient(ota_state *st)
     r->key = st->rcpt_key;
     r->key_len = len;
     return ESP_OK;
+#else
+#error "fwrel_ota: no FWREL_OTA_RECIPIENT_* source"
 #endif
 }
 
@@ -304,15 +308,27 @@ static esp_err_t load_config(ota_state *st)
     return load_counter(cfg);
 }
 
-static void free_state(ota_state *st)
+/* What only the verification needs goes before the image is downloaded (docs/device.md
+ * "Memory"): the keys (the device's wiped), the envelope. */
+static void free_verify_inputs(ota_state *st)
 {
     for (size_t i = 0; i < st->npem; i++)
         mbedtls_pem_free(&st->pem[i]);
+    st->npem = 0;
+    memset(st->cfg.trusted, 0, sizeof(st->cfg.trusted));
+    memset(&st->cfg.recipient, 0, sizeof(st->cfg.recipient));
     if (st->rcpt_key != NULL) {
         mbedtls_platform_zeroize(st->rcpt_key, st->rcpt_len);
         free(st->rcpt_key);
+        st->rcpt_key = NULL;
     }
     free(st->envelope);
+    st->envelope = NULL;
+}
+
+static void free_state(ota_state *st)
+{
+    free_verify_inputs(st);
     fwrel_dev_bind_abort(&st->enc);
     fwrel_dev_bind_abort(&st->img);
     if (st->dec != NULL)
@@ -346,9 +362,9 @@ static esp_err_t fetch_manifest(ota_state *st, const esp_http_client_config_t *h
     }
     for (int eagain = 0;;) {
         char extra;
-        int n = got < max ? esp_http_client_read(client, (char *)st->envelope + got,
-                                                 (int)(max - got))
-                          : esp_http_client_read(client, &extra, 1);
+        int n = got < max
+                    ? esp_http_client_read(client, (char *)st->envelope + got, (int)(max - got))
+                    : esp_http_client_read(client, &extra, 1);
         if (n == -ESP_ERR_HTTP_EAGAIN && ++eagain < 3)
             continue; /* a timeout before data was ready: twice more, then give up */
         if (n < 0 || (n > 0 && got == max)) {
@@ -578,6 +594,7 @@ esp_err_t fwrel_ota_update(fwrel_ota_result *res, const fwrel_ota_opts *opts)
     int rc = fwrel_dev_verify(&res->manifest, &st->res, work, &st->cfg, st->envelope,
                               st->envelope_len, now, st->step, st->step_ctx);
     free(work); /* wiped by the core */
+    free_verify_inputs(st);
     if (rc != FWREL_DEV_OK) {
         err = rc == FWREL_DEV_EREJECT ? FWREL_OTA_ERR_REJECTED : FWREL_OTA_ERR_CONFIG;
         goto done;
@@ -592,8 +609,7 @@ esp_err_t fwrel_ota_update(fwrel_ota_result *res, const fwrel_ota_opts *opts)
     }
     st->step(st->step_ctx, "ota.decision", FWREL_DEV_PASS, why);
 
-    if (opts->image_url == NULL &&
-        (url = image_url(hc.url, res->manifest.image_name)) == NULL) {
+    if (opts->image_url == NULL && (url = image_url(hc.url, res->manifest.image_name)) == NULL) {
         err = ESP_ERR_NO_MEM;
         goto done;
     }

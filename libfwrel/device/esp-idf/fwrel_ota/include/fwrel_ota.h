@@ -22,11 +22,11 @@
 extern "C" {
 #endif
 
-#define FWREL_OTA_ERR_BASE     0xf100
+#define FWREL_OTA_ERR_BASE 0xf100
 /** The manifest or the image was refused (fwrel_ota_result.first says at which step). */
 #define FWREL_OTA_ERR_REJECTED (FWREL_OTA_ERR_BASE + 1)
 /** The device's configuration (Kconfig, embedded keys, NVS) is missing or wrong. */
-#define FWREL_OTA_ERR_CONFIG   (FWREL_OTA_ERR_BASE + 2)
+#define FWREL_OTA_ERR_CONFIG (FWREL_OTA_ERR_BASE + 2)
 /** The manifest is larger than CONFIG_FWREL_OTA_MANIFEST_MAX or its download failed. */
 #define FWREL_OTA_ERR_MANIFEST (FWREL_OTA_ERR_BASE + 3)
 
