@@ -36,7 +36,7 @@
 #if !CONFIG_ESP_HTTPS_OTA_DECRYPT_CB
 #error "fwrel_ota needs CONFIG_ESP_HTTPS_OTA_DECRYPT_CB=y (esp_encrypted_img)"
 #endif
-#if CONFIG_PRE_ENCRYPTED_RSA_USE_DS
+#if CONFIG_FWREL_OTA_ENCRYPTED_IMAGE && CONFIG_PRE_ENCRYPTED_RSA_USE_DS
 #error "fwrel_ota: the DS peripheral scheme of esp_encrypted_img is not supported yet"
 #endif
 
@@ -50,7 +50,7 @@ extern const char trusted_pem_end[] asm("_binary_fwrel_trusted_keys_pem_end");
 extern const uint8_t rcpt_key_start[] asm("_binary_fwrel_manifest_key_bin_start");
 extern const uint8_t rcpt_key_end[] asm("_binary_fwrel_manifest_key_bin_end");
 #endif
-#if CONFIG_PRE_ENCRYPTED_OTA_USE_RSA
+#if CONFIG_FWREL_OTA_ENCRYPTED_IMAGE && CONFIG_PRE_ENCRYPTED_OTA_USE_RSA
 extern const char image_key_start[] asm("_binary_fwrel_image_key_pem_start");
 extern const char image_key_end[] asm("_binary_fwrel_image_key_pem_end");
 #endif
@@ -430,12 +430,21 @@ static esp_err_t decrypt_cb(decrypt_cb_arg_t *args, void *user)
         st->bind_rc = rc;
         return ESP_FAIL;
     }
-    p.data_in = args->data_in;
-    p.data_in_len = args->data_in_len;
-    esp_err_t err = esp_encrypted_img_decrypt_data(st->dec, &p);
-    if (err != ESP_OK && err != ESP_ERR_NOT_FINISHED) {
-        free(p.data_out);
-        return err;
+    if (st->dec == NULL) {
+        /* a plain image: the bytes written are the bytes downloaded (esp_https_ota frees
+         * data_out, so they are handed over in a buffer of their own) */
+        if ((p.data_out = malloc(args->data_in_len)) == NULL)
+            return ESP_ERR_NO_MEM;
+        memcpy(p.data_out, args->data_in, args->data_in_len);
+        p.data_out_len = args->data_in_len;
+    } else {
+        p.data_in = args->data_in;
+        p.data_in_len = args->data_in_len;
+        esp_err_t err = esp_encrypted_img_decrypt_data(st->dec, &p);
+        if (err != ESP_OK && err != ESP_ERR_NOT_FINISHED) {
+            free(p.data_out);
+            return err;
+        }
     }
     if (p.data_out_len > 0) {
         rc = fwrel_dev_bind_update(&st->img, (const uint8_t *)p.data_out, p.data_out_len);
@@ -478,11 +487,12 @@ static esp_err_t install(ota_state *st, fwrel_ota_result *res, const char *url,
     const fwrel_dev_manifest *m = &res->manifest;
     esp_http_client_config_t hc = *base;
     esp_https_ota_handle_t ota = NULL;
-    esp_decrypt_cfg_t dcfg = {0};
     esp_err_t err;
     const esp_partition_t *staging = esp_ota_get_next_update_partition(NULL);
     if (staging == NULL)
         return ESP_ERR_NOT_FOUND;
+#if CONFIG_FWREL_OTA_ENCRYPTED_IMAGE
+    esp_decrypt_cfg_t dcfg = {0};
 #if CONFIG_PRE_ENCRYPTED_OTA_USE_RSA
     dcfg.rsa_priv_key = image_key_start;
     dcfg.rsa_priv_key_len = (size_t)(image_key_end - image_key_start);
@@ -491,6 +501,7 @@ static esp_err_t install(ota_state *st, fwrel_ota_result *res, const char *url,
 #endif
     if ((st->dec = esp_encrypted_img_decrypt_start(&dcfg)) == NULL)
         return ESP_FAIL;
+#endif
     if (fwrel_dev_bind_start(&st->enc, st->cfg.crypto, m, FWREL_DEV_BIND_ENCRYPTED) != 0 ||
         fwrel_dev_bind_start(&st->img, st->cfg.crypto, m, FWREL_DEV_BIND_SIGNED) != 0)
         return ESP_FAIL;
@@ -499,7 +510,7 @@ static esp_err_t install(ota_state *st, fwrel_ota_result *res, const char *url,
         .http_config = &hc,
         .decrypt_cb = decrypt_cb,
         .decrypt_user_ctx = st,
-        .enc_img_header_size = esp_encrypted_img_get_header_size(),
+        .enc_img_header_size = st->dec != NULL ? esp_encrypted_img_get_header_size() : 0,
     };
     /* esp_https_ota_begin() writes to the same partition when none is given. */
     if ((err = esp_https_ota_begin(&oc, &ota)) != ESP_OK)
@@ -528,10 +539,12 @@ static esp_err_t install(ota_state *st, fwrel_ota_result *res, const char *url,
         err = FWREL_OTA_ERR_REJECTED;
         goto abort;
     }
-    err = esp_encrypted_img_decrypt_end(st->dec); /* frees the handle, whatever it returns */
-    st->dec = NULL;
-    if (err != ESP_OK)
-        goto abort;
+    if (st->dec != NULL) {
+        err = esp_encrypted_img_decrypt_end(st->dec); /* frees the handle, whatever it returns */
+        st->dec = NULL;
+        if (err != ESP_OK)
+            goto abort;
+    }
     if (fwrel_dev_bind_finish(&st->img, &st->res, st->step, st->step_ctx) != FWREL_DEV_OK) {
         err = FWREL_OTA_ERR_REJECTED;
         goto abort;
