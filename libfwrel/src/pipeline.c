@@ -160,16 +160,9 @@ static int step_image(struct run *r)
         return fwrel_error_set(FWREL_EVERIFY, "the image is for %s, the policy for %s",
                                img->chip != NULL ? img->chip->name : "an unknown chip",
                                p->chip->name);
-    if (p->has_rev && (img->min_chip_rev_full < p->rev_min ||
-                       (img->max_chip_rev_full != 0 && img->max_chip_rev_full != 0xffff &&
-                        img->max_chip_rev_full > p->rev_max)))
-        return fwrel_error_set(FWREL_EVERIFY,
-                               "the image's chip revisions v%u.%u..v%u.%u are outside the "
-                               "policy's v%u.%u..v%u.%u",
-                               img->min_chip_rev_full / 100, img->min_chip_rev_full % 100,
-                               img->max_chip_rev_full / 100, img->max_chip_rev_full % 100,
-                               p->rev_min / 100, p->rev_min % 100, p->rev_max / 100,
-                               p->rev_max % 100);
+    if ((error = fwrel_policy_check_chip_rev(p, img->min_chip_rev_full, img->max_chip_rev_full)) !=
+        0)
+        return error;
     if (!img->has_app_desc)
         return fwrel_error_set(FWREL_EVERIFY, "the image has no app descriptor (esp_app_desc_t)");
     if (img->file_len != img->image_len)
@@ -190,11 +183,9 @@ static int step_image(struct run *r)
         return fwrel_error_set(FWREL_EVERIFY,
                                "secure_version %u exceeds the eFuse field's capacity %u", sv,
                                p->efuse_bits);
-    int c;
-    if ((error = fwrel_semver_cmp(&c, img->app_desc.version, "0.0.0")) != 0)
-        return fwrel_error_set(FWREL_EVERIFY, "the image's version '%s' is not SemVer 2.0",
-                               img->app_desc.version);
-    snprintf(r->rec->version, sizeof(r->rec->version), "%s", img->app_desc.version);
+    if ((error = fwrel_policy_release_version(r->rec->version, sizeof(r->rec->version), p,
+                                              r->chname, img->app_desc.version)) != 0)
+        return error;
     r->rec->secure_version = sv;
     fwrel_report_add(r->report, "image", FWREL_PASS, "%s %s, secure_version %u, %llu bytes",
                      p->chip->name, img->app_desc.version, sv, (unsigned long long)img->image_len);
@@ -617,6 +608,7 @@ void fwrel_run_finish(struct run *r, int error, const char *failed)
         fwrel_repo_unlock(r->repo);
     fwrel_history_free(r->history);
     fwrel_repo_free(r->repo);
+    fwrel_run_close_keys(r);
     fwrel_pass_free(r->pass, r->pass_len);
     fwrel_keystore_close(r->ks);
     fwrel_policy_free(r->p);
@@ -728,10 +720,12 @@ int fwrel_pipeline_release(fwrel_pipeline_result *res, fwrel_report *report,
         return error;
     STEP("policy", fwrel_run_policy(&r));
     STEP("policy", fwrel_run_preflight(&r));
-    STEP("keys", step_keys(&r));
     STEP("image", step_image(&r));
+    STEP("preflight", fwrel_run_ready(&r));
     STEP("lock", fwrel_run_lock(&r));
     STEP("history", fwrel_run_history(&r));
+    STEP("keys", step_keys(&r));
+    STEP("keys", fwrel_run_unlock(&r));
     STEP("secureboot", fwrel_run_sign(&r));
     STEP("encrypt", fwrel_run_encrypt(&r));
     STEP("manifest", fwrel_run_manifest(&r));
