@@ -20,6 +20,7 @@
 #include "fwrel/pipeline.h"
 #include "fwrel/export.h"
 #include "fwrel/policy.h"
+#include "fwrel/preflight.h"
 #include "util.h"
 
 static struct {
@@ -107,8 +108,12 @@ static int check_policy(fwrel_ctx *ctx, const char *path, const char *templates)
 {
     fwrel_policy *p = NULL;
     int error = fwrel_policy_load(&p, path);
-    /* Each export exists and takes the settings the policy gives it (its export.yaml). */
-    if (error == 0 && (error = fwrel_export_check_policy(p, templates)) != 0) {
+    /* Each export exists and takes the settings the policy gives it (its export.yaml): the
+     * policy's part of a release's preflight (preflight.h). */
+    char root[4096];
+    if (error == 0 && p->nexports > 0 &&
+        ((error = fwrel_preflight_templates(root, sizeof(root), templates)) != 0 ||
+         (error = fwrel_preflight_exports(p, root)) != 0)) {
         fwrel_policy_free(p);
         return fwrel_cmd_fail(ctx, path);
     }

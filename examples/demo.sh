@@ -69,7 +69,7 @@ done
 fwrel-verify --info "$W/firmware/app-1.1.0.bin" | grep -E "^(Detected|Project|App version|Secure version)"
 
 release() { fwrel-bundle --policy "$W/policy.yaml" --keystore "$W/keystore" --repo "$W/releases" \
-    --channel prod --gnupg-home "$G" --passphrase-file "$W/passphrase" --templates "$here/../templates" "$@"; }
+    --channel prod --gnupg-home "$G" --passphrase-file "$W/passphrase" "$@"; }
 tagged() { git -C "$W/releases" rev-parse -q --verify "refs/tags/$1" >/dev/null 2>&1; }
 T1=fwrel-example/prod/v1.0.0
 T2=fwrel-example/prod/v1.1.0

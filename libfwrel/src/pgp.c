@@ -328,6 +328,22 @@ done:
     return error;
 }
 
+int fwrel_pgp_check_signer(const char *home, const char *signer_fpr)
+{
+    gpgme_ctx_t ctx = NULL;
+    gpgme_key_t key = NULL;
+    char fpr[41];
+    int error;
+    if (signer_fpr == NULL || !fwrel_pgp_fpr_valid(signer_fpr))
+        return fwrel_error_set(FWREL_EUSAGE, "signer must be a 40-hex-digit key fingerprint");
+    fpr_upper(fpr, signer_fpr);
+    if ((error = ctx_new(&ctx, home)) == 0)
+        error = find_signer(&key, ctx, fpr);
+    gpgme_key_unref(key);
+    gpgme_release(ctx);
+    return error;
+}
+
 /* What we keep of a gpgme signature (its result is only valid until the next operation). */
 struct sig_info {
     gpgme_error_t status;

@@ -125,16 +125,9 @@ static int step_image(struct run *r)
         return fwrel_error_set(FWREL_EVERIFY, "the image is for %s, the policy for %s",
                                img->chip != NULL ? img->chip->name : "an unknown chip",
                                p->chip->name);
-    if (p->has_rev && (img->min_chip_rev_full < p->rev_min ||
-                       (img->max_chip_rev_full != 0 && img->max_chip_rev_full != 0xffff &&
-                        img->max_chip_rev_full > p->rev_max)))
-        return fwrel_error_set(FWREL_EVERIFY,
-                               "the image's chip revisions v%u.%u..v%u.%u are outside the "
-                               "policy's v%u.%u..v%u.%u",
-                               img->min_chip_rev_full / 100, img->min_chip_rev_full % 100,
-                               img->max_chip_rev_full / 100, img->max_chip_rev_full % 100,
-                               p->rev_min / 100, p->rev_min % 100, p->rev_max / 100,
-                               p->rev_max % 100);
+    if ((error = fwrel_policy_check_chip_rev(p, img->min_chip_rev_full, img->max_chip_rev_full)) !=
+        0)
+        return error;
     if (!img->has_app_desc)
         return fwrel_error_set(FWREL_EVERIFY, "the image has no app descriptor (esp_app_desc_t)");
     if (img->file_len != img->image_len)
@@ -155,11 +148,9 @@ static int step_image(struct run *r)
         return fwrel_error_set(FWREL_EVERIFY,
                                "secure_version %u exceeds the eFuse field's capacity %u", sv,
                                p->efuse_bits);
-    int c;
-    if ((error = fwrel_semver_cmp(&c, img->app_desc.version, "0.0.0")) != 0)
-        return fwrel_error_set(FWREL_EVERIFY, "the image's version '%s' is not SemVer 2.0",
-                               img->app_desc.version);
-    snprintf(r->rec->version, sizeof(r->rec->version), "%s", img->app_desc.version);
+    if ((error = fwrel_policy_release_version(r->rec->version, sizeof(r->rec->version), p,
+                                              r->chname, img->app_desc.version)) != 0)
+        return error;
     r->rec->secure_version = sv;
     fwrel_report_add(r->report, "image", FWREL_PASS, "%s %s, secure_version %u, %llu bytes",
                      p->chip->name, img->app_desc.version, sv, (unsigned long long)img->image_len);
@@ -476,9 +467,6 @@ int fwrel_run_preflight(struct run *r)
         r->sf_sign = s;
         r->sf_recip = c;
     }
-    /* The exports, their settings and the keys they sign with (docs/exports.md section 0). */
-    if (!r->recording && (error = fwrel_export_check_policy(r->p, o->template_root)) != 0)
-        return error;
     /* The manifest is valid from the release time for the channel's validity: a release time
      * (SOURCE_DATE_EPOCH) so old that it is expired now, or later than a device's clock skew
      * allows (docs/manifest.md section 4: created <= now + 5 min), would be refused on arrival. */
@@ -520,10 +508,12 @@ int fwrel_pipeline_release(fwrel_pipeline_result *res, fwrel_report *report,
         return error;
     STEP("policy", fwrel_run_policy(&r));
     STEP("policy", fwrel_run_preflight(&r));
-    STEP("keys", step_keys(&r));
     STEP("image", step_image(&r));
+    STEP("preflight", fwrel_run_ready(&r));
     STEP("lock", fwrel_run_lock(&r));
     STEP("history", fwrel_run_history(&r));
+    STEP("keys", step_keys(&r));
+    STEP("keys", fwrel_run_unlock(&r));
     STEP("secureboot", fwrel_run_sign(&r));
     STEP("encrypt", fwrel_run_encrypt(&r));
     STEP("manifest", fwrel_run_manifest(&r));

@@ -58,7 +58,8 @@ static int load_private(fwrel_pkey **key, struct run *r, size_t idx)
 /*
  * The HSM key of a policy key, or *hk NULL for a software key. The policy's hsm and the
  * keystore's uri must agree (fwrel-keygen --policy records them). The PIN: the URI's
- * pin-source, else o->hsm_pin.
+ * pin-source, else o->hsm_pin. Opened (logged in) once, by fwrel_run_unlock() before the first
+ * signature, and kept in the run until fwrel_run_close_keys().
  */
 static int open_hsm(fwrel_hsm_key **hk, struct run *r, size_t idx)
 {
@@ -67,8 +68,8 @@ static int open_hsm(fwrel_hsm_key **hk, struct run *r, size_t idx)
     char id[65];
     int error;
 
-    *hk = NULL;
-    if (k->hsm == NULL && e->uri == NULL)
+    *hk = r->hsm[idx];
+    if (*hk != NULL || (k->hsm == NULL && e->uri == NULL))
         return 0;
     if (k->hsm == NULL || e->uri == NULL || strcmp(k->hsm, e->uri) != 0)
         return fwrel_error_set(FWREL_EKEY,
@@ -87,8 +88,56 @@ static int open_hsm(fwrel_hsm_key **hk, struct run *r, size_t idx)
                               k->name, id, e->id)) != 0)) {
         fwrel_hsm_key_close(*hk);
         *hk = NULL;
+        return error;
     }
-    return error;
+    r->hsm[idx] = *hk;
+    return 0;
+}
+
+/*
+ * Before the first signature: every HSM key the channel signs with is opened and logged in (a
+ * wrong PIN or a missing token fails here, with nothing signed), and a Secure Boot V1 policy
+ * holding an HSM key is refused. Software keys were unlocked by the keys step
+ * (fwrel_keystore_check_pass()).
+ */
+int fwrel_run_unlock(struct run *r)
+{
+    fwrel_hsm_key *hk = NULL;
+    size_t n = 0;
+    int error;
+    for (size_t i = 0; i < r->p->nslots; i++) {
+        size_t k = r->p->slots[i].key;
+        if (!(r->ch->sign_slots & (1u << i)))
+            continue;
+        if (r->p->scheme == FWREL_POLICY_SBV1 && (r->ent[k]->uri || r->p->keys[k].hsm))
+            return fwrel_error_set(FWREL_EUSAGE,
+                                   "key %s is held in an HSM: HSM keys sign Secure Boot V2 "
+                                   "images only, not Secure Boot V1",
+                                   r->p->keys[k].name);
+    }
+    for (size_t i = 0; i < r->p->nslots; i++) {
+        if (!(r->ch->sign_slots & (1u << i)))
+            continue;
+        if ((error = open_hsm(&hk, r, r->p->slots[i].key)) != 0)
+            return error;
+        n += hk != NULL;
+    }
+    for (size_t i = 0; i < r->ch->nsigners; i++) {
+        if ((error = open_hsm(&hk, r, r->ch->signers[i])) != 0)
+            return error;
+        n += hk != NULL;
+    }
+    if (n > 0)
+        fwrel_report_add(r->report, "keys", FWREL_PASS, "HSM keys logged in");
+    return 0;
+}
+
+void fwrel_run_close_keys(struct run *r)
+{
+    for (size_t i = 0; i < FWREL_POLICY_MAX_KEYS; i++) {
+        fwrel_hsm_key_close(r->hsm[i]);
+        r->hsm[i] = NULL;
+    }
 }
 
 int fwrel_run_sign(struct run *r)
@@ -118,7 +167,6 @@ int fwrel_run_sign(struct run *r)
         error = hk != NULL ? fwrel_hsm_key_sign_sbv2(&keys[n], &sigs[n], &sig_lens[n],
                                                      &image_failed, hk, r->o->image, 0)
                            : load_private(&keys[n], r, k);
-        fwrel_hsm_key_close(hk);
         if (error == 0)
             memcpy(r->rec->sign_keys[n++], r->ent[k]->id, 65);
     }
@@ -267,7 +315,6 @@ int fwrel_run_manifest(struct run *r)
     for (size_t i = 0; i < FWREL_POLICY_MAX_LIST; i++) {
         fwrel_key_free(signers[i]);
         fwrel_key_free(recips[i]);
-        fwrel_hsm_key_close(hsm[i]);
     }
     free(tpl);
     free(signed_json);
@@ -293,22 +340,20 @@ static int add_mender(struct run *r, const char *mname, const fwrel_export_vars 
     return error;
 }
 
-int fwrel_run_exports(struct run *r)
+/*
+ * The release's variables for the exports. dry: before anything is made (the preflight), with
+ * this release's own values (product, version, channel, chip, ...) and placeholders of the right
+ * shape for what the signing makes (digests, sizes, counter, secure-fota manifest, HMAC): what an
+ * export refuses in a value it refuses before the first signature.
+ */
+static int export_vars(fwrel_export_vars **out, struct run *r, int dry)
 {
-    fwrel_export_vars *v = NULL, *settings = NULL;
+    static const char zeros[] = "0000000000000000000000000000000000000000000000000000000000000000";
+    fwrel_export_vars *v = NULL;
     char created[21], base[600];
-    const struct member *img = fwrel_run_find_member(r, r->rec->image.name);
-    const struct member *man = fwrel_run_find_member(r, "manifest.fwm");
-    struct member sfm;
-    memset(&sfm, 0, sizeof(sfm));
-    sfm.data = r->sfm;
-    sfm.len = sizeof(r->sfm);
     int error;
 
-    if (r->p->nexports == 0) {
-        fwrel_report_add(r->report, "exports", FWREL_SKIP, "the policy names no export");
-        return 0;
-    }
+    *out = NULL;
     if ((error = fwrel_export_vars_new(&v)) != 0)
         return error;
     fwrel_rfc3339(created, r->o->time);
@@ -317,31 +362,42 @@ int fwrel_run_exports(struct run *r)
     else
         snprintf(base, sizeof(base), "https://updates.invalid/%s", r->p->product);
     char counter[24], secure_version[12], image_size[24], manifest_size[24];
-    snprintf(counter, sizeof(counter), "%llu", (unsigned long long)r->rec->counter);
+    snprintf(counter, sizeof(counter), "%llu",
+             (unsigned long long)(dry ? r->rec->counter + 1 : r->rec->counter));
     snprintf(secure_version, sizeof(secure_version), "%u", r->img.app_desc.secure_version);
     snprintf(image_size, sizeof(image_size), "%llu", (unsigned long long)r->rec->image.size);
     snprintf(manifest_size, sizeof(manifest_size), "%llu",
              (unsigned long long)r->rec->manifest.size);
     const char *const vars[][2] = {
         {"product", r->p->product},
-        {"version", r->img.app_desc.version},
+        {"version", r->rec->version},
         {"channel", r->chname},
         {"counter", counter},
         {"secure_version", secure_version},
         {"chip", r->p->chip->name},
-        {"image_name", r->rec->image.name},
-        {"image_sha256", r->rec->image.sha256},
+        {"image_name", dry ? "firmware.enc" : r->rec->image.name},
+        {"image_sha256", dry ? zeros : r->rec->image.sha256},
         {"image_size", image_size},
         {"manifest_name", "manifest.fwm"},
-        {"manifest_sha256", r->rec->manifest.sha256},
+        {"manifest_sha256", dry ? zeros : r->rec->manifest.sha256},
         {"manifest_size", manifest_size},
         {"base_url", base},
         {"created", created},
     };
-    error = 0;
     for (size_t i = 0; error == 0 && i < sizeof(vars) / sizeof(vars[0]); i++)
         error = fwrel_export_vars_set(v, vars[i][0], vars[i][1]);
-    if (!error && r->secure_fota) {
+    if (!error && dry) {
+        if (r->secure_fota)
+            error = fwrel_export_vars_set(v, "secure_fota_manifest_sha256", zeros);
+        if (!error && r->p->has_hmac_key)
+            error = fwrel_export_vars_set(v, "hmac", zeros);
+        if (!error)
+            error = fwrel_export_vars_set(v, "image_md5", zeros + 32);
+        /* The releases list: this release alone (the history is read under the lock). */
+        if (!error)
+            error = fwrel_export_vars_set_releases(v, NULL);
+    }
+    if (!error && !dry && r->secure_fota) {
         fwrel_pkey *sk = NULL, *rk = NULL;
         uint8_t desc[256];
         fwrel_src src;
@@ -362,7 +418,7 @@ int fwrel_run_exports(struct run *r)
         if (error)
             fwrel_error_prefix("export secure-fota");
     }
-    if (!error && r->p->has_hmac_key) {
+    if (!error && !dry && r->p->has_hmac_key) {
         uint8_t *key = NULL;
         size_t klen = 0;
         if ((error = fwrel_keystore_load_secret(&key, &klen, r->ks, r->ent[r->p->hmac_key], r->pass,
@@ -373,19 +429,42 @@ int fwrel_run_exports(struct run *r)
     }
     /* image_md5 beside the SHA-256, and the channel's releases from the verified history the
      * history step read and checked (the lock is still held). */
-    if (!error && r->history == NULL)
+    if (!error && !dry && r->history == NULL)
         error = fwrel_error_set(FWREL_EINTERNAL, "the exports need the history step first");
-    if (!error && (error = fwrel_src_seek(r->served, 0)) == 0 &&
+    if (!error && !dry && (error = fwrel_src_seek(r->served, 0)) == 0 &&
         (error = fwrel_export_vars_set_image(v, r->served)) == 0)
         error = fwrel_export_vars_set_releases(v, r->history);
     /* aws-iot-ota's customCodeSigning: the served file signed with the aws_ota key. */
-    if (!error && r->p->has_aws_ota_key) {
+    if (!error && !dry && r->p->has_aws_ota_key) {
         fwrel_pkey *ak = NULL;
         if ((error = load_private(&ak, r, r->p->aws_ota_key)) == 0 &&
             (error = fwrel_src_seek(r->served, 0)) == 0)
             error = fwrel_export_vars_set_signature(v, "aws_signature", ak, r->served);
         fwrel_key_free(ak);
     }
+    /* Before the signing, a placeholder of the signature's shape: the key is opened later. */
+    if (!error && dry && r->p->has_aws_ota_key)
+        error = fwrel_export_vars_set(v, "aws_signature", "AAAA");
+    if (error) {
+        fwrel_export_vars_free(v);
+        return error;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Render every export of the policy; dry: only to see that each takes this release. */
+static int render_exports(struct run *r, fwrel_export_vars *v, int dry)
+{
+    fwrel_export_vars *settings = NULL;
+    const struct member *img = fwrel_run_find_member(r, r->rec->image.name);
+    const struct member *man = fwrel_run_find_member(r, "manifest.fwm");
+    struct member sfm;
+    memset(&sfm, 0, sizeof(sfm));
+    sfm.data = r->sfm;
+    sfm.len = sizeof(r->sfm);
+    int error = 0;
+
     for (size_t i = 0; !error && i < r->p->nexports; i++) {
         fwrel_export_file *files = NULL;
         size_t count = 0;
@@ -398,8 +477,8 @@ int fwrel_run_exports(struct run *r)
         if ((error = fwrel_export_policy_settings(&settings, r->p, i)) != 0)
             break;
         if ((error = fwrel_export_vars_set_targets(v, types, r->p->ndevice_types, settings)) ||
-            (error = fwrel_export_render_with(&files, &count, r->o->template_root, name, v,
-                                              settings)) != 0) {
+            (error = fwrel_export_render_with(&files, &count, r->templates, name, v, settings)) !=
+                0) {
             fwrel_error_prefix("export %s", name);
             break;
         }
@@ -408,16 +487,19 @@ int fwrel_run_exports(struct run *r)
             const struct member *src = NULL;
             snprintf(mname, sizeof(mname), "exports/%s/%s", name, files[k].path);
             if (files[k].artifact == NULL) {
-                error = fwrel_run_add_member(r, mname, files[k].data, files[k].len);
+                if (!dry)
+                    error = fwrel_run_add_member(r, mname, files[k].data, files[k].len);
                 continue;
             }
+            /* The mender artifact is signed: not before the first signature (dry). */
             if (strcmp(files[k].artifact, FWREL_EXPORT_ARTIFACT_MENDER) == 0) {
-                error = add_mender(r, mname, v, settings, img);
+                if (!dry)
+                    error = add_mender(r, mname, v, settings, img);
                 continue;
             }
             if (strcmp(files[k].artifact, FWREL_EXPORT_ARTIFACT_PLAIN) == 0) {
                 error = fwrel_export_plain_allowed(r->p, i)
-                            ? add_member_src(r, mname, &r->signed_src)
+                            ? (dry ? 0 : add_member_src(r, mname, &r->signed_src))
                             : fwrel_error_set(FWREL_EUSAGE,
                                               "export %s: the policy does not "
                                               "allow the plain image",
@@ -425,9 +507,9 @@ int fwrel_run_exports(struct run *r)
                 continue;
             }
             if (strcmp(files[k].artifact, FWREL_EXPORT_ARTIFACT_IMAGE) == 0)
-                src = img;
+                src = dry ? &sfm : img;
             else if (strcmp(files[k].artifact, FWREL_EXPORT_ARTIFACT_MANIFEST) == 0)
-                src = man;
+                src = dry ? &sfm : man;
             else if (r->secure_fota &&
                      strcmp(files[k].artifact, FWREL_EXPORT_ARTIFACT_SECURE_FOTA) == 0)
                 src = &sfm;
@@ -436,12 +518,39 @@ int fwrel_run_exports(struct run *r)
                                         "export %s needs the %s, which this release does not "
                                         "make",
                                         name, files[k].artifact);
-            else
+            else if (!dry)
                 error = fwrel_run_add_member(r, mname, src->data, src->len);
         }
         fwrel_export_files_free(files, count);
     }
     fwrel_export_vars_free(settings);
+    return error;
+}
+
+/* Preflight (preflight.c): every export renders with this release's values, before any key. */
+int fwrel_run_exports_check(struct run *r)
+{
+    fwrel_export_vars *v = NULL;
+    int error;
+    if (r->p->nexports == 0)
+        return 0;
+    if ((error = export_vars(&v, r, 1)) == 0)
+        error = render_exports(r, v, 1);
+    fwrel_export_vars_free(v);
+    return error;
+}
+
+int fwrel_run_exports(struct run *r)
+{
+    fwrel_export_vars *v = NULL;
+    int error;
+
+    if (r->p->nexports == 0) {
+        fwrel_report_add(r->report, "exports", FWREL_SKIP, "the policy names no export");
+        return 0;
+    }
+    if ((error = export_vars(&v, r, 0)) == 0)
+        error = render_exports(r, v, 0);
     fwrel_export_vars_free(v);
     if (error == 0)
         fwrel_report_add(r->report, "exports", FWREL_PASS, "%zu export%s", r->p->nexports,

@@ -208,6 +208,7 @@ int fwrel_pipeline_record(fwrel_pipeline_result *res, fwrel_report *report,
     STEP("policy", fwrel_run_preflight(&r));
     STEP("bundle", step_load_bundle(&r));
     STEP("approve", check_approvals(&r));
+    STEP("preflight", fwrel_run_ready_signer(&r, r.signer, "tag signer"));
     STEP("lock", fwrel_run_lock(&r));
     STEP("history", fwrel_run_history(&r));
     STEP("output", fwrel_run_output_prepare(&r));

@@ -12,6 +12,7 @@
 #include <openssl/sha.h>
 
 #include "fwrel/io.h"
+#include "fwrel/release.h"
 #include "util.h"
 #include "yamltree.h"
 
@@ -726,14 +727,23 @@ static int parse_root(fwrel_policy *p, const yt_node *root)
         (error = parse_anti_rollback(p, n)) != 0)
         return error;
     if ((n = yt_get(root, "versioning")) != NULL) {
-        static const char *const vkeys[] = {"rule", NULL};
+        static const char *const vkeys[] = {"rule", "scheme", NULL};
         if ((error = yt_expect(n, YT_MAP, "versioning")) != 0 ||
             (error = yt_check_keys(n, vkeys)) != 0)
             return error;
-        if ((m = need(n, "rule", &error)) == NULL || (error = yt_str(&s, m, 32, "rule")) != 0)
+        if ((m = yt_get(n, "rule")) != NULL && (error = yt_str(&s, m, 32, "rule")) != 0)
             return error;
-        if (strcmp(s, "semver-increasing") != 0)
+        if (m != NULL && strcmp(s, "semver-increasing") != 0)
             return where(m, "unknown version rule '%s' (semver-increasing)", s);
+        /* How an app version maps to the release version (docs/policy.md "Versions"). */
+        if ((m = yt_get(n, "scheme")) != NULL && (error = yt_str(&s, m, 32, "scheme")) != 0)
+            return error;
+        if (m != NULL && strcmp(s, "semver") == 0)
+            p->version_scheme = FWREL_VERSION_SEMVER;
+        else if (m != NULL && strcmp(s, "v-semver") == 0)
+            p->version_scheme = FWREL_VERSION_V_SEMVER;
+        else if (m != NULL)
+            return where(m, "unknown version scheme '%s' (semver, v-semver)", s);
     }
     /* The sections that name one key, the purpose it must have, where it goes. */
     static const char *const sections[] = {"image_encryption", "flash_encryption", "hmac", "mender",
@@ -813,6 +823,161 @@ static int parse_root(fwrel_policy *p, const yt_node *root)
             return where(yt_get(root, "keys"), "key '%s' is defined but not used", p->keys[k].name);
     }
     return 0;
+}
+
+/* --- the image against the policy: versions and chip revisions ------------------------------ */
+
+/* Where ESP-IDF takes an app's version from (tools/cmake/project.cmake, docs/policy.md
+ * "Versions"): said in every refusal of a version. */
+#define IDF_VERSION_SOURCE "ESP-IDF takes it from PROJECT_VER, version.txt or git describe"
+
+int fwrel_policy_release_version(char *out, size_t size, const fwrel_policy *p, const char *channel,
+                                 const char *app_version)
+{
+    FWREL_ASSERT_ARG(out != NULL && size > 0 && p != NULL && channel != NULL &&
+                     app_version != NULL);
+    const char *v = app_version;
+    size_t len = strlen(app_version);
+    int cmp;
+    out[0] = '\0';
+    if (p->version_scheme == FWREL_VERSION_V_SEMVER) {
+        if (v[0] != 'v')
+            return fwrel_error_set(FWREL_EVERIFY,
+                                   "app version \"%.32s\" does not start with v (the policy's "
+                                   "versioning scheme is v-semver; %s; set PROJECT_VER to "
+                                   "v<major>.<minor>.<patch>)",
+                                   app_version, IDF_VERSION_SOURCE);
+        v++;
+    }
+    /* fwrel_semver_cmp() tolerates a leading v: the scheme decides here, strictly. */
+    if (v[0] == 'v' || fwrel_semver_cmp(&cmp, v, "0.0.0") != 0) {
+        fwrel_error_clear();
+        if (v[0] == 'v' && fwrel_semver_cmp(&cmp, v + 1, "0.0.0") == 0)
+            return fwrel_error_set(FWREL_EVERIFY,
+                                   "app version \"%.32s\" is not SemVer 2.0 (%s; set PROJECT_VER "
+                                   "without the v, or versioning scheme v-semver in the policy)",
+                                   app_version, IDF_VERSION_SOURCE);
+        fwrel_error_clear();
+        return fwrel_error_set(FWREL_EVERIFY,
+                               "app version \"%.32s\" is not SemVer 2.0 (%s; set PROJECT_VER)",
+                               app_version, IDF_VERSION_SOURCE);
+    }
+    /* git describe --dirty marks a build from a modified tree: never a production release. */
+    if (strcmp(channel, "prod") == 0 && len >= 6 && strcmp(app_version + len - 6, "-dirty") == 0)
+        return fwrel_error_set(FWREL_EVERIFY,
+                               "app version \"%.32s\" is a build from a modified tree (git "
+                               "describe --dirty): the prod channel releases no -dirty version; "
+                               "build from a clean checkout or set PROJECT_VER",
+                               app_version);
+    if (strlen(v) >= size)
+        return fwrel_error_set(FWREL_EVERIFY, "app version \"%.32s\" is too long", app_version);
+    memcpy(out, v, strlen(v) + 1);
+    return 0;
+}
+
+/*
+ * Each chip's "Minimum Supported Revision" options (the choice <CHIP>_REV_MIN in
+ * components/esp_hw_support/port/<chip>/Kconfig.hw_support, ESP-IDF v5.5) with the
+ * <CHIP>_REV_MIN_FULL value each sets (docs/policy.md "Chip revision"). The names are not regular
+ * (ESP32C3_REV_MIN_3 is v0.3, ESP32C3_REV_MIN_101 is v1.1), so they are listed.
+ */
+static const struct {
+    const char *chip;
+    const char *menu; /* the menu's prompt */
+    struct {
+        uint16_t full;
+        const char *name;
+    } opt[7];
+} rev_min_options[] = {
+    {"esp32",
+     "Minimum Supported ESP32 Revision",
+     {{0, "ESP32_REV_MIN_0"},
+      {100, "ESP32_REV_MIN_1"},
+      {101, "ESP32_REV_MIN_1_1"},
+      {200, "ESP32_REV_MIN_2"},
+      {300, "ESP32_REV_MIN_3"},
+      {301, "ESP32_REV_MIN_3_1"}}},
+    {"esp32s2",
+     "Minimum Supported ESP32-S2 Revision",
+     {{0, "ESP32S2_REV_MIN_0"}, {100, "ESP32S2_REV_MIN_1"}}},
+    {"esp32s3",
+     "Minimum Supported ESP32-S3 Revision",
+     {{0, "ESP32S3_REV_MIN_0"}, {1, "ESP32S3_REV_MIN_1"}, {2, "ESP32S3_REV_MIN_2"}}},
+    {"esp32c2",
+     "Minimum Supported ESP32-C2 Revision",
+     {{100, "ESP32C2_REV_MIN_1"}, {101, "ESP32C2_REV_MIN_1_1"}, {200, "ESP32C2_REV_MIN_200"}}},
+    {"esp32c3",
+     "Minimum Supported ESP32-C3 Revision",
+     {{0, "ESP32C3_REV_MIN_0"},
+      {1, "ESP32C3_REV_MIN_1"},
+      {2, "ESP32C3_REV_MIN_2"},
+      {3, "ESP32C3_REV_MIN_3"},
+      {4, "ESP32C3_REV_MIN_4"},
+      {101, "ESP32C3_REV_MIN_101"}}},
+    {"esp32c5",
+     "Minimum Supported ESP32-C5 Revision",
+     {{100, "ESP32C5_REV_MIN_100"}, {102, "ESP32C5_REV_MIN_102"}}},
+    {"esp32c6",
+     "Minimum Supported ESP32-C6 Revision",
+     {{0, "ESP32C6_REV_MIN_0"}, {1, "ESP32C6_REV_MIN_1"}, {2, "ESP32C6_REV_MIN_2"}}},
+    {"esp32c61",
+     "Minimum Supported ESP32-C61 Revision",
+     {{100, "ESP32C61_REV_MIN_100"}, {101, "ESP32C61_REV_MIN_101"}}},
+    {"esp32h2",
+     "Minimum Supported ESP32-H2 Revision",
+     {{0, "ESP32H2_REV_MIN_0"},
+      {1, "ESP32H2_REV_MIN_1"},
+      {2, "ESP32H2_REV_MIN_2"},
+      {102, "ESP32H2_REV_MIN_102"}}},
+    {"esp32p4",
+     "Minimum Supported ESP32-P4 Revision",
+     {{0, "ESP32P4_REV_MIN_0"},
+      {1, "ESP32P4_REV_MIN_1"},
+      {100, "ESP32P4_REV_MIN_100"},
+      {300, "ESP32P4_REV_MIN_300"},
+      {301, "ESP32P4_REV_MIN_301"}}},
+};
+
+int fwrel_policy_check_chip_rev(const fwrel_policy *p, unsigned img_min, unsigned img_max)
+{
+    FWREL_ASSERT_ARG(p != NULL);
+    int has_max = img_max != 0 && img_max != 0xffff;
+    char range[64], upper[16];
+    if (!p->has_rev || (img_min >= p->rev_min && (!has_max || img_max <= p->rev_max)))
+        return 0;
+    if (has_max)
+        snprintf(upper, sizeof(upper), "v%u.%u", img_max / 100, img_max % 100);
+    else
+        snprintf(upper, sizeof(upper), "any");
+    snprintf(range, sizeof(range), "image supports chip revision v%u.%u..%s", img_min / 100,
+             img_min % 100, upper);
+    if (img_min < p->rev_min) {
+        /* The lowest option that reaches the policy's floor. */
+        const char *opt = NULL, *menu = NULL;
+        for (size_t i = 0; i < COUNT(rev_min_options) && menu == NULL; i++)
+            if (strcmp(rev_min_options[i].chip, p->chip->name) == 0) {
+                menu = rev_min_options[i].menu;
+                for (size_t k = 0; k < COUNT(rev_min_options[i].opt) && opt == NULL; k++)
+                    if (rev_min_options[i].opt[k].name != NULL &&
+                        rev_min_options[i].opt[k].full >= p->rev_min)
+                        opt = rev_min_options[i].opt[k].name;
+            }
+        if (opt != NULL)
+            return fwrel_error_set(FWREL_EVERIFY,
+                                   "%s, policy requires min v%u.%u: set CONFIG_%s (%s) in "
+                                   "menuconfig and build again",
+                                   range, p->rev_min / 100, p->rev_min % 100, opt, menu);
+        return fwrel_error_set(FWREL_EVERIFY,
+                               "%s, policy requires min v%u.%u: raise the image's minimum chip "
+                               "revision (ESP-IDF's Minimum Supported Revision) and build again",
+                               range, p->rev_min / 100, p->rev_min % 100);
+    }
+    /* The maximum is ESP-IDF's own (<CHIP>_REV_MAX_FULL, not a user option). */
+    return fwrel_error_set(FWREL_EVERIFY,
+                           "%s, policy allows at most v%u.%u: ESP-IDF sets the image's maximum "
+                           "(its supported revisions, not a menuconfig option); raise the "
+                           "policy's chip_revision max if the product takes those revisions",
+                           range, p->rev_max / 100, p->rev_max % 100);
 }
 
 int fwrel_policy_parse(fwrel_policy **out, const uint8_t *text, size_t len)

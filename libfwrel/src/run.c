@@ -182,6 +182,7 @@ void fwrel_run_finish(struct run *r, int error, const char *failed)
         fwrel_repo_unlock(r->repo);
     fwrel_history_free(r->history);
     fwrel_repo_free(r->repo);
+    fwrel_run_close_keys(r);
     fwrel_pass_free(r->pass, r->pass_len);
     fwrel_keystore_close(r->ks);
     fwrel_policy_free(r->p);

@@ -17,6 +17,7 @@
 #include "fwrel/approvals.h"
 #include "fwrel/espimg.h"
 #include "fwrel/history.h"
+#include "fwrel/hsm.h"
 #include "fwrel/io.h"
 #include "fwrel/keystore.h"
 #include "fwrel/manifest.h"
@@ -72,6 +73,8 @@ struct run {
     int secure_fota;           /* the policy exports secure-fota: its 1024-byte manifest is made */
     size_t sf_sign, sf_recip;  /* its keys: an RSA-3072 signer, an RSA-4096 recipient */
     uint8_t sfm[FWREL_SECURE_FOTA_LEN];
+    char templates[4096];                      /* the export template root (preflight.c) */
+    fwrel_hsm_key *hsm[FWREL_POLICY_MAX_KEYS]; /* HSM keys, logged in by fwrel_run_unlock() */
 };
 
 /* Run one step behind the test hook (pipeline.h: fail or die at a named step). */
@@ -107,8 +110,13 @@ int fwrel_run_lock(struct run *r);
 /* The steps, in the order fwrel_pipeline_release() runs them. */
 int fwrel_run_policy(struct run *r);
 int fwrel_run_preflight(struct run *r);
+int fwrel_run_ready(struct run *r); /* preflight.c: the checks before any key is opened */
+int fwrel_run_ready_signer(struct run *r, const char *fpr, const char *role);
+int fwrel_run_exports_check(struct run *r);
 int fwrel_run_read_history(fwrel_history **h, struct run *r);
 int fwrel_run_history(struct run *r);
+int fwrel_run_unlock(struct run *r); /* every HSM key logged in before the first signature */
+void fwrel_run_close_keys(struct run *r);
 int fwrel_run_sign(struct run *r);
 int fwrel_run_encrypt(struct run *r);
 int fwrel_run_manifest(struct run *r);

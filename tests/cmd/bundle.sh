@@ -296,7 +296,7 @@ for m in ma:
 PY
 
 # --- failure injection at every step, then SIGKILL at every step ------------------------------
-steps="policy keys image lock history secureboot encrypt manifest exports record approve bundle output audit repo blobs tree commit sign tag-object branch tag-ref"
+steps="policy image preflight lock history keys secureboot encrypt manifest exports record approve bundle output audit repo blobs tree commit sign tag-object branch tag-ref"
 i=0
 for s in $steps; do
     i=$((i + 1))
@@ -311,9 +311,9 @@ for s in $steps; do
     [ "$RC" -eq 0 ] && ok || fail "failure at $s broke the audit chain: $ERR"
     added=$(( $(wc -l <"$R/audit/audit.jsonl") - nlog ))
     case $s in
-        policy | keys | image) [ "$added" -eq 0 ] ;;
+        policy | image | preflight) [ "$added" -eq 0 ] ;;
         lock) [ "$added" -le 1 ] ;;
-        history | secureboot | encrypt | manifest | exports | record | approve | bundle | output | audit)
+        history | keys | secureboot | encrypt | manifest | exports | record | approve | bundle | output | audit)
             [ "$added" -eq 1 ] && tail -1 "$R/audit/audit.jsonl" | grep -q "failed at $s: injected failure at $s" ;;
         *) [ "$added" -eq 6 ] && tail -1 "$R/audit/audit.jsonl" | grep -q '"result":"fail"' &&
             tail -2 "$R/audit/audit.jsonl" | head -1 | grep -q '"event":"bundle"' ;;

@@ -21,7 +21,7 @@ expect_rc 0 "--check-policy with per-export settings" fwrel-bundle --check-polic
 sed 's|^exports: .*|exports: [secure_fota]|' "$T/policy.yaml" >"$T/bad1.yaml"
 expect_rc 3 "an export that does not exist" fwrel-bundle --check-policy "$T/bad1.yaml" \
     --templates "$FWREL_SRC/templates"
-expect_err "^fwrel-bundle: .*bad1.yaml: export 'secure_fota': no such export in .*/templates$" \
+expect_err "^fwrel-bundle: .*bad1.yaml: export 'secure_fota': no such export in .*/templates \(known: .*secure-fota.*\)$" \
     "unknown export"
 sed 's|^exports: .*|exports: [{name: flask-ota, base_url: "https://x.example"}]|' "$T/policy.yaml" >"$T/bad2.yaml"
 expect_rc 3 "a setting the export does not declare" fwrel-bundle --check-policy "$T/bad2.yaml" \

@@ -113,9 +113,9 @@ done
 # The release refuses the version, and says so without the raw bytes (report and error).
 run bundle "$T/esc.bin"
 [ "$RC" -eq 1 ] && ok || fail "escape version: exit $RC"
-expect_err "^fwrel-bundle: the image's version '9.9.9\\\\x1b\[2J\\\\x07' is not SemVer 2.0$" \
+expect_err "^fwrel-bundle: app version \"9.9.9\\\\x1b\[2J\\\\x07\" is not SemVer 2.0 \(ESP-IDF takes it from PROJECT_VER, version.txt or git describe; set PROJECT_VER\)$" \
     "escape version"
-printf '%s\n' "$OUT" | grep -q "^FAIL image  *the image's version '9.9.9\\\\x1b\[2J\\\\x07' is not" && ok ||
+printf '%s\n' "$OUT" | grep -q "^FAIL image  *app version \"9.9.9\\\\x1b\[2J\\\\x07\" is not" && ok ||
     fail "escape version: report: $OUT"
 for f in "$T/.out" "$T/.err"; do
     if od -An -tx1 "$f" | grep -Eq ' (1b|07|9b|ff)'; then fail "raw control bytes in $f"; else ok; fi

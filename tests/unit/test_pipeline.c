@@ -153,8 +153,9 @@ static void test_release(void **state)
     assert_int_equal(fwrel_pipeline_release(&res, report, &o), 0);
     /* Every step, in order. */
     steps(names, sizeof(names), &last, report);
-    assert_string_equal(names, "policy keys image lock history secureboot encrypt manifest exports "
-                               "record approve bundle audit repo");
+    assert_string_equal(
+        names, "policy image preflight lock history keys secureboot encrypt manifest exports "
+               "record approve bundle audit repo");
     fwrel_report_free(report);
 
     /* What it made: the record, the output (the bundle's bytes), the signed tag. */
@@ -244,10 +245,10 @@ static void test_history_refusal(void **state)
     image(img, sizeof(img), "1.0.0");
     path(out, sizeof(out), "out-again.fwb");
     fwrel_pipeline_opts o = opts(img, out);
-    /* The same image again: the history refuses before the secure boot key is loaded (no
-     * secureboot step), nothing is signed. */
+    /* The same image again: the history refuses before the keystore is unlocked (no keys
+     * step: the preflight runs before any key is opened), nothing is signed. */
     expect_refused(&o, FWREL_EVERIFY, "this image was released already as acme-devkit/dev/v1.0.0",
-                   "policy keys image lock history");
+                   "policy image preflight lock history");
     /* The refusal is in the audit log (its last entry). */
     char log[256];
     snprintf(log, sizeof(log), "%s/audit/audit.jsonl", repo_dir);
@@ -269,11 +270,13 @@ static void test_injected_failures(void **state)
 {
     (void)state;
     static const char *const at[][2] = {
-        {"secureboot", "policy keys image lock history secureboot"},
-        {"manifest", "policy keys image lock history secureboot encrypt manifest"},
-        {"record", "policy keys image lock history secureboot encrypt manifest exports record"},
-        {"repo", "policy keys image lock history secureboot encrypt manifest exports record "
-                 "approve bundle audit repo"},
+        {"secureboot", "policy image preflight lock history keys secureboot"},
+        {"manifest", "policy image preflight lock history keys secureboot encrypt manifest"},
+        {"record",
+         "policy image preflight lock history keys secureboot encrypt manifest exports record"},
+        {"repo",
+         "policy image preflight lock history keys secureboot encrypt manifest exports record "
+         "approve bundle audit repo"},
     };
     char img[128], out[128], want[128];
     image(img, sizeof(img), "1.1.0");

@@ -68,6 +68,16 @@ int fwrel_pgp_sign_detached(uint8_t **sig, size_t *sig_len, const char *home,
                             const fwrel_pass_src *pass) FWREL_WUR;
 
 /**
+ * Check, without unlocking it, that the GnuPG home holds exactly one usable secret key for
+ * signer_fpr: what fwrel_pgp_sign_detached() checks before it asks for a passphrase (a release's
+ * preflight, before any key is opened).
+ *
+ * @return 0; the FWREL_EUSAGE, FWREL_EKEY and FWREL_EIO errors of fwrel_pgp_sign_detached()
+ *         that come before the passphrase ("no secret key FPR", "key FPR has expired", ...)
+ */
+int fwrel_pgp_check_signer(const char *home, const char *signer_fpr) FWREL_WUR;
+
+/**
  * Verify a detached signature holding exactly one OpenPGP signature.
  *
  * @param result  filled with the signer (primary key fingerprint) on success;

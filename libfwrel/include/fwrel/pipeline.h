@@ -1,7 +1,8 @@
 /*
  * pipeline.h - the policy-driven release (fwrel-bundle, docs/bundle.md).
  *
- * policy -> keys -> image checks -> lock and history checks -> secure boot
+ * policy -> image checks -> preflight (preflight.c) -> lock and history checks -> keys (unlocked,
+ * HSM keys logged in) -> secure boot
  * signing -> pre-encryption -> manifest (signed, encrypted) -> exports ->
  * release record, SHA256SUMS, OpenPGP approvals -> bundle -> audit record ->
  * commit and signed tag in the release repository.
@@ -13,7 +14,7 @@
  *
  * Test hook: FWREL_TEST_FAIL_AT names steps (comma-separated) that fail with
  * FWREL_EIO "injected failure at STEP"; FWREL_TEST_KILL_AT raises SIGKILL there.
- * Steps: policy keys image lock history secureboot encrypt manifest exports
+ * Steps: policy image preflight lock history keys secureboot encrypt manifest exports
  * record approve bundle output audit repo (and the release repository's own,
  * repo.h).
  */

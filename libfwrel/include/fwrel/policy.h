@@ -105,6 +105,12 @@ typedef struct fwrel_policy_channel {
     int allow_no_approvals;             /**< the policy says approvals_required 0 on purpose */
 } fwrel_policy_channel;
 
+/** How an app's version (esp_app_desc_t.version) maps to the release version (docs/policy.md). */
+enum fwrel_policy_version_scheme {
+    FWREL_VERSION_SEMVER = 0,   /**< "semver": the app version is SemVer 2.0, taken as it is */
+    FWREL_VERSION_V_SEMVER = 1, /**< "v-semver": "v" + SemVer 2.0 (a git tag); the v is dropped */
+};
+
 enum { FWREL_CHANNEL_DEV, FWREL_CHANNEL_BETA, FWREL_CHANNEL_PROD, FWREL_CHANNEL_COUNT };
 
 typedef struct fwrel_policy {
@@ -113,6 +119,7 @@ typedef struct fwrel_policy {
     const fwrel_chip *chip;
     int has_rev;
     uint16_t rev_min, rev_max; /**< major*100+minor */
+    int version_scheme;        /**< enum fwrel_policy_version_scheme (versioning: scheme:) */
     char device_types[FWREL_POLICY_MAX_LIST][FWREL_POLICY_NAME_MAX + 1];
     size_t ndevice_types;
     uint64_t partition_size;
@@ -196,6 +203,30 @@ const fwrel_policy_channel *fwrel_policy_channel_get(const fwrel_policy *p, cons
 
 /** The key with that logical name, or NULL. */
 const fwrel_policy_key *fwrel_policy_key_get(const fwrel_policy *p, const char *name);
+
+/**
+ * The release version of an app version (esp_app_desc_t.version) under the policy's versioning
+ * scheme, for a release in `channel` (docs/policy.md "Versions"): SemVer 2.0 as it is
+ * (scheme semver), or "v" + SemVer 2.0 with the v dropped (scheme v-semver); a version from a
+ * modified tree ("-dirty", git describe --dirty) is never released in the prod channel.
+ *
+ * @param out      receives the release version
+ * @param size     out's capacity
+ * @return 0; FWREL_EVERIFY with a message that says where ESP-IDF takes the version from
+ *         (PROJECT_VER, version.txt, git describe)
+ */
+int fwrel_policy_release_version(char *out, size_t size, const fwrel_policy *p, const char *channel,
+                                 const char *app_version) FWREL_WUR;
+
+/**
+ * The image's chip revision range (esp_image_header_t min/max_chip_rev_full, major*100+minor;
+ * a max of 0 or 0xffff means none) against the policy's chip_revision (docs/policy.md "Chip
+ * revision"); the refusal names both ranges and the ESP-IDF option that sets the image's.
+ *
+ * @return 0 (also when the policy has no chip_revision); FWREL_EVERIFY
+ */
+int fwrel_policy_check_chip_rev(const fwrel_policy *p, unsigned img_min,
+                                unsigned img_max) FWREL_WUR;
 
 /** Free a policy. NULL is fine. */
 void fwrel_policy_free(fwrel_policy *p);

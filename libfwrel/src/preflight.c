@@ -1,0 +1,189 @@
+/* preflight.c - what a release checks before any private key is opened (preflight.h,
+ * docs/bundle.md "Preflight"): templates, exports, OpenPGP secret keys, the output. */
+#include "fwrel/preflight.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fwrel/approvals.h"
+#include "fwrel/export.h"
+#include "fwrel/pgp.h"
+#include "run.h"
+#include "util.h"
+
+#ifndef FWREL_TEMPLATE_DIR
+#define FWREL_TEMPLATE_DIR "/usr/local/share/fwrel/templates"
+#endif
+
+static int is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int fwrel_preflight_templates(char *out, size_t size, const char *given)
+{
+    FWREL_ASSERT_ARG(out != NULL && size > 0);
+    char exe[PATH_MAX], tried[3][PATH_MAX + 64];
+    size_t n = 0;
+    ssize_t len;
+
+    out[0] = '\0';
+    if (given != NULL) {
+        struct stat st;
+        if (stat(given, &st) != 0)
+            return fwrel_error_set_errno(FWREL_EIO, errno, "export templates %s", given);
+        if (!S_ISDIR(st.st_mode))
+            return fwrel_error_set(FWREL_EIO, "export templates %s: not a directory", given);
+        if ((size_t)snprintf(out, size, "%s", given) >= size)
+            return fwrel_error_set(FWREL_EUSAGE, "export templates path too long");
+        return 0;
+    }
+    /* Beside the running executable: the build tree it was built in, or the prefix it is in. */
+    if ((len = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) > 0) {
+        exe[len] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash != NULL)
+            *slash = '\0';
+#if defined(FWREL_BUILD_DIR) && defined(FWREL_SOURCE_TEMPLATES)
+        char real_build[PATH_MAX];
+        if (realpath(FWREL_BUILD_DIR, real_build) != NULL && strcmp(real_build, exe) == 0)
+            snprintf(tried[n++], sizeof(tried[0]), "%s", FWREL_SOURCE_TEMPLATES);
+#endif
+        snprintf(tried[n++], sizeof(tried[0]), "%s/../share/fwrel/templates", exe);
+    }
+    snprintf(tried[n++], sizeof(tried[0]), "%s", FWREL_TEMPLATE_DIR);
+    for (size_t i = 0; i < n; i++)
+        if (is_dir(tried[i])) {
+            /* The prefix's path without "bin/..": what a message names is where the files are. */
+            char real[PATH_MAX];
+            const char *p = realpath(tried[i], real) != NULL ? real : tried[i];
+            if ((size_t)snprintf(out, size, "%s", p) >= size)
+                return fwrel_error_set(FWREL_EUSAGE, "export templates path too long");
+            return 0;
+        }
+    /* The message holds FWREL_ERROR_MSG_MAX bytes: each path is cut at 300. */
+    char list[1000] = "";
+    for (size_t i = 0; i < n; i++) {
+        size_t used = strlen(list);
+        snprintf(list + used, sizeof(list) - used, "%s%.300s", i ? ", " : "", tried[i]);
+    }
+    return fwrel_error_set(FWREL_EIO, "no export templates (tried %s): give --templates DIR", list);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names of the exports under root (directories with an export.yaml), sorted, ", "-joined. */
+static int known_exports(char *out, size_t size, const char *root)
+{
+    DIR *d = opendir(root);
+    char *names[64];
+    size_t n = 0;
+    struct dirent *e;
+    out[0] = '\0';
+    if (d == NULL)
+        return fwrel_error_set_errno(FWREL_EIO, errno, "export templates %s", root);
+    while ((e = readdir(d)) != NULL && n < sizeof(names) / sizeof(names[0])) {
+        char path[PATH_MAX];
+        struct stat st;
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s/export.yaml", root, e->d_name);
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (names[n] = strdup(e->d_name)) != NULL)
+            n++;
+    }
+    closedir(d);
+    qsort(names, n, sizeof(names[0]), cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(out + strlen(out), size - strlen(out), "%s%s", i ? ", " : "", names[i]);
+        free(names[i]);
+    }
+    return 0;
+}
+
+int fwrel_preflight_exports(const fwrel_policy *p, const char *root)
+{
+    FWREL_ASSERT_ARG(p != NULL && root != NULL);
+    char known[1024];
+    int error;
+    for (size_t i = 0; i < p->nexports; i++) {
+        char path[PATH_MAX];
+        struct stat st;
+        snprintf(path, sizeof(path), "%s/%s/export.yaml", root, p->exports[i]);
+        if (strchr(p->exports[i], '/') == NULL && stat(path, &st) == 0)
+            continue;
+        /* A misspelt name (exports: [secure_fota]): say which names there are. */
+        if ((error = known_exports(known, sizeof(known), root)) != 0)
+            return error;
+        return fwrel_error_set(FWREL_EFORMAT, "export '%s': no such export in %.300s (known: %s)",
+                               p->exports[i], root, known[0] ? known : "none");
+    }
+    return fwrel_export_check_policy(p, root);
+}
+
+/* One OpenPGP key the run signs with later: pinned, and its secret key in the GnuPG home. */
+int fwrel_run_ready_signer(struct run *r, const char *fpr, const char *role)
+{
+    int error = fwrel_pgp_check_signer(r->o->gnupg_home, fpr);
+    if (error)
+        fwrel_error_prefix("%s %s", role, fpr);
+    return error;
+}
+
+/*
+ * The release's preflight, after the image is read and before the lock and any key: the
+ * templates found and every export able to take this release (its version included), every
+ * approver's and the tag signer's secret key in the GnuPG home, the output's directory writable.
+ * A refusal here writes nothing, not even to the audit log (docs/audit.md).
+ */
+int fwrel_run_ready(struct run *r)
+{
+    const fwrel_pipeline_opts *o = r->o;
+    size_t npgp = 0;
+    int error;
+
+    if (r->p->nexports > 0 && ((error = fwrel_preflight_templates(
+                                    r->templates, sizeof(r->templates), o->template_root)) != 0 ||
+                               (error = fwrel_preflight_exports(r->p, r->templates)) != 0 ||
+                               (error = fwrel_run_exports_check(r)) != 0))
+        return error;
+    for (size_t i = 0; i < o->napprovers; i++, npgp++) {
+        char fpr[41];
+        if ((error = fwrel_approvals_require_pinned(fpr, &r->rule, o->approvers[i])) != 0 ||
+            (error = fwrel_run_ready_signer(r, fpr, "approver")) != 0)
+            return error;
+    }
+    if (o->tag_signer != NULL) {
+        char fpr[41];
+        if ((error = fwrel_approvals_require_tag_signer(fpr, &r->rule, o->tag_signer)) != 0 ||
+            (error = fwrel_run_ready_signer(r, fpr, "tag signer")) != 0)
+            return error;
+        npgp++;
+    }
+    if (o->output != NULL) {
+        char dir[PATH_MAX];
+        const char *slash = strrchr(o->output, '/');
+        if (slash == NULL)
+            snprintf(dir, sizeof(dir), ".");
+        else
+            snprintf(dir, sizeof(dir), "%.*s", slash == o->output ? 1 : (int)(slash - o->output),
+                     o->output);
+        if (access(dir, W_OK | X_OK) != 0) {
+            (void)fwrel_error_set_errno(FWREL_EIO, errno, "cannot write in %s", dir);
+            return fwrel_error_about(FWREL_ABOUT_OUTPUT, o->output);
+        }
+    }
+    fwrel_report_add(r->report, "preflight", FWREL_PASS, "%zu export%s, %zu OpenPGP key%s%s",
+                     r->p->nexports, r->p->nexports == 1 ? "" : "s", npgp, npgp == 1 ? "" : "s",
+                     o->output != NULL ? ", output writable" : "");
+    return 0;
+}
