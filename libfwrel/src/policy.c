@@ -877,66 +877,63 @@ int fwrel_policy_release_version(char *out, size_t size, const fwrel_policy *p, 
 
 /*
  * Each chip's "Minimum Supported Revision" options (the choice <CHIP>_REV_MIN in
- * components/esp_hw_support/port/<chip>/Kconfig.hw_support, ESP-IDF v5.5) with the
- * <CHIP>_REV_MIN_FULL value each sets (docs/policy.md "Chip revision"). The names are not regular
- * (ESP32C3_REV_MIN_3 is v0.3, ESP32C3_REV_MIN_101 is v1.1), so they are listed.
+ * components/esp_hw_support/port/<chip>/Kconfig.hw_support, ESP-IDF v5.5), each with the
+ * <CHIP>_REV_MIN_FULL value it sets, "FULL NAME" pairs in order (docs/policy.md "Chip revision").
+ * The names are not regular (ESP32C3_REV_MIN_3 is v0.3, ESP32C3_REV_MIN_101 is v1.1), so they are
+ * listed.
  */
-static const struct {
-    const char *chip;
-    const char *menu; /* the menu's prompt */
-    struct {
-        uint16_t full;
-        const char *name;
-    } opt[7];
-} rev_min_options[] = {
-    {"esp32",
-     "Minimum Supported ESP32 Revision",
-     {{0, "ESP32_REV_MIN_0"},
-      {100, "ESP32_REV_MIN_1"},
-      {101, "ESP32_REV_MIN_1_1"},
-      {200, "ESP32_REV_MIN_2"},
-      {300, "ESP32_REV_MIN_3"},
-      {301, "ESP32_REV_MIN_3_1"}}},
-    {"esp32s2",
-     "Minimum Supported ESP32-S2 Revision",
-     {{0, "ESP32S2_REV_MIN_0"}, {100, "ESP32S2_REV_MIN_1"}}},
-    {"esp32s3",
-     "Minimum Supported ESP32-S3 Revision",
-     {{0, "ESP32S3_REV_MIN_0"}, {1, "ESP32S3_REV_MIN_1"}, {2, "ESP32S3_REV_MIN_2"}}},
-    {"esp32c2",
-     "Minimum Supported ESP32-C2 Revision",
-     {{100, "ESP32C2_REV_MIN_1"}, {101, "ESP32C2_REV_MIN_1_1"}, {200, "ESP32C2_REV_MIN_200"}}},
-    {"esp32c3",
-     "Minimum Supported ESP32-C3 Revision",
-     {{0, "ESP32C3_REV_MIN_0"},
-      {1, "ESP32C3_REV_MIN_1"},
-      {2, "ESP32C3_REV_MIN_2"},
-      {3, "ESP32C3_REV_MIN_3"},
-      {4, "ESP32C3_REV_MIN_4"},
-      {101, "ESP32C3_REV_MIN_101"}}},
-    {"esp32c5",
-     "Minimum Supported ESP32-C5 Revision",
-     {{100, "ESP32C5_REV_MIN_100"}, {102, "ESP32C5_REV_MIN_102"}}},
-    {"esp32c6",
-     "Minimum Supported ESP32-C6 Revision",
-     {{0, "ESP32C6_REV_MIN_0"}, {1, "ESP32C6_REV_MIN_1"}, {2, "ESP32C6_REV_MIN_2"}}},
-    {"esp32c61",
-     "Minimum Supported ESP32-C61 Revision",
-     {{100, "ESP32C61_REV_MIN_100"}, {101, "ESP32C61_REV_MIN_101"}}},
+static const char *const rev_min_options[][2] = {
+    {"esp32", "0 ESP32_REV_MIN_0 100 ESP32_REV_MIN_1 101 ESP32_REV_MIN_1_1 200 ESP32_REV_MIN_2 "
+              "300 ESP32_REV_MIN_3 301 ESP32_REV_MIN_3_1"},
+    {"esp32s2", "0 ESP32S2_REV_MIN_0 100 ESP32S2_REV_MIN_1"},
+    {"esp32s3", "0 ESP32S3_REV_MIN_0 1 ESP32S3_REV_MIN_1 2 ESP32S3_REV_MIN_2"},
+    {"esp32c2", "100 ESP32C2_REV_MIN_1 101 ESP32C2_REV_MIN_1_1 200 ESP32C2_REV_MIN_200"},
+    {"esp32c3", "0 ESP32C3_REV_MIN_0 1 ESP32C3_REV_MIN_1 2 ESP32C3_REV_MIN_2 3 ESP32C3_REV_MIN_3 "
+                "4 ESP32C3_REV_MIN_4 101 ESP32C3_REV_MIN_101"},
+    {"esp32c5", "100 ESP32C5_REV_MIN_100 102 ESP32C5_REV_MIN_102"},
+    {"esp32c6", "0 ESP32C6_REV_MIN_0 1 ESP32C6_REV_MIN_1 2 ESP32C6_REV_MIN_2"},
+    {"esp32c61", "100 ESP32C61_REV_MIN_100 101 ESP32C61_REV_MIN_101"},
     {"esp32h2",
-     "Minimum Supported ESP32-H2 Revision",
-     {{0, "ESP32H2_REV_MIN_0"},
-      {1, "ESP32H2_REV_MIN_1"},
-      {2, "ESP32H2_REV_MIN_2"},
-      {102, "ESP32H2_REV_MIN_102"}}},
-    {"esp32p4",
-     "Minimum Supported ESP32-P4 Revision",
-     {{0, "ESP32P4_REV_MIN_0"},
-      {1, "ESP32P4_REV_MIN_1"},
-      {100, "ESP32P4_REV_MIN_100"},
-      {300, "ESP32P4_REV_MIN_300"},
-      {301, "ESP32P4_REV_MIN_301"}}},
+     "0 ESP32H2_REV_MIN_0 1 ESP32H2_REV_MIN_1 2 ESP32H2_REV_MIN_2 102 ESP32H2_REV_MIN_102"},
+    {"esp32p4", "0 ESP32P4_REV_MIN_0 1 ESP32P4_REV_MIN_1 100 ESP32P4_REV_MIN_100 "
+                "300 ESP32P4_REV_MIN_300 301 ESP32P4_REV_MIN_301"},
 };
+
+/* The lowest option of the chip that reaches rev_min (into name), and the menu's prompt. */
+static int rev_min_option(char name[48], char menu[64], const char *chip, unsigned rev_min)
+{
+    for (size_t i = 0; i < COUNT(rev_min_options); i++) {
+        if (strcmp(rev_min_options[i][0], chip) != 0)
+            continue;
+        /* "esp32c6" -> "ESP32-C6", as the prompt spells it. */
+        char upper[16];
+        size_t n = 0;
+        for (const char *c = chip; *c != '\0' && n + 2 < sizeof(upper); c++) {
+            if (c - chip == 5)
+                upper[n++] = '-';
+            upper[n++] = (char)(*c >= 'a' && *c <= 'z' ? *c - 'a' + 'A' : *c);
+        }
+        upper[n] = '\0';
+        snprintf(menu, 64, "Minimum Supported %s Revision", upper);
+        for (const char *p = rev_min_options[i][1]; *p != '\0';) {
+            unsigned full = 0;
+            size_t len;
+            while (*p >= '0' && *p <= '9')
+                full = full * 10 + (unsigned)(*p++ - '0');
+            p++; /* the space */
+            len = strcspn(p, " ");
+            if (full >= rev_min && len < 48) {
+                memcpy(name, p, len);
+                name[len] = '\0';
+                return 1;
+            }
+            p += len;
+            p += *p == ' ';
+        }
+        return 0;
+    }
+    return 0;
+}
 
 int fwrel_policy_check_chip_rev(const fwrel_policy *p, unsigned img_min, unsigned img_max)
 {
@@ -953,16 +950,8 @@ int fwrel_policy_check_chip_rev(const fwrel_policy *p, unsigned img_min, unsigne
              img_min % 100, upper);
     if (img_min < p->rev_min) {
         /* The lowest option that reaches the policy's floor. */
-        const char *opt = NULL, *menu = NULL;
-        for (size_t i = 0; i < COUNT(rev_min_options) && menu == NULL; i++)
-            if (strcmp(rev_min_options[i].chip, p->chip->name) == 0) {
-                menu = rev_min_options[i].menu;
-                for (size_t k = 0; k < COUNT(rev_min_options[i].opt) && opt == NULL; k++)
-                    if (rev_min_options[i].opt[k].name != NULL &&
-                        rev_min_options[i].opt[k].full >= p->rev_min)
-                        opt = rev_min_options[i].opt[k].name;
-            }
-        if (opt != NULL)
+        char opt[48], menu[64];
+        if (rev_min_option(opt, menu, p->chip->name, p->rev_min))
             return fwrel_error_set(FWREL_EVERIFY,
                                    "%s, policy requires min v%u.%u: set CONFIG_%s (%s) in "
                                    "menuconfig and build again",
