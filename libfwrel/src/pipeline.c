@@ -467,6 +467,9 @@ int fwrel_run_preflight(struct run *r)
         r->sf_sign = s;
         r->sf_recip = c;
     }
+    /* The exports, their settings and the keys they sign with (docs/exports.md section 0). */
+    if (!r->recording && (error = fwrel_run_ready_exports(r)) != 0)
+        return error;
     /* The manifest is valid from the release time for the channel's validity: a release time
      * (SOURCE_DATE_EPOCH) so old that it is expired now, or later than a device's clock skew
      * allows (docs/manifest.md section 4: created <= now + 5 min), would be refused on arrival. */

@@ -145,16 +145,28 @@ int fwrel_run_ready_signer(struct run *r, const char *fpr, const char *role)
  * approver's and the tag signer's secret key in the GnuPG home, the output's directory writable.
  * A refusal here writes nothing, not even to the audit log (docs/audit.md).
  */
+/* The templates found and every export known with its settings and keys: the policy's part of
+ * the preflight, before the image is read (once; fwrel_run_ready() asks again). */
+int fwrel_run_ready_exports(struct run *r)
+{
+    int error;
+    if (r->p->nexports == 0 || r->templates[0] != '\0')
+        return 0;
+    if ((error = fwrel_preflight_templates(r->templates, sizeof(r->templates),
+                                           r->o->template_root)) == 0 &&
+        (error = fwrel_preflight_exports(r->p, r->templates)) != 0)
+        r->templates[0] = '\0';
+    return error;
+}
+
 int fwrel_run_ready(struct run *r)
 {
     const fwrel_pipeline_opts *o = r->o;
     size_t npgp = 0;
     int error;
 
-    if (r->p->nexports > 0 && ((error = fwrel_preflight_templates(
-                                    r->templates, sizeof(r->templates), o->template_root)) != 0 ||
-                               (error = fwrel_preflight_exports(r->p, r->templates)) != 0 ||
-                               (error = fwrel_run_exports_check(r)) != 0))
+    if (r->p->nexports > 0 &&
+        ((error = fwrel_run_ready_exports(r)) != 0 || (error = fwrel_run_exports_check(r)) != 0))
         return error;
     for (size_t i = 0; i < o->napprovers; i++, npgp++) {
         char fpr[41];

@@ -111,6 +111,7 @@ int fwrel_run_lock(struct run *r);
 int fwrel_run_policy(struct run *r);
 int fwrel_run_preflight(struct run *r);
 int fwrel_run_ready(struct run *r); /* preflight.c: the checks before any key is opened */
+int fwrel_run_ready_exports(struct run *r); /* preflight.c: templates and exports, no image */
 int fwrel_run_ready_signer(struct run *r, const char *fpr, const char *role);
 int fwrel_run_exports_check(struct run *r);
 int fwrel_run_read_history(fwrel_history **h, struct run *r);

@@ -154,10 +154,14 @@ static void test_passphrase_refusals(void **state)
     assert_null(sig);
     assert_int_equal(n, 0);
 
-    snprintf(msgbuf, sizeof(msgbuf), "key %s is protected: a passphrase is needed", fb);
     expect_error(fwrel_pgp_sign_detached(&sig, &n, home, fb, msg, sizeof(msg), NULL), FWREL_EKEY,
-                 msgbuf);
+                 "protected: a passphrase is needed (--pgp-passphrase-file, --pgp-passphrase-fd, "
+                 "a terminal or gpg-agent)");
     assert_null(sig);
+    /* Named by the key (fingerprint and user id), not by what is signed. */
+    snprintf(msgbuf, sizeof(msgbuf), "OpenPGP key %s (", fb);
+    assert_int_equal(fwrel_error_last()->about, FWREL_ABOUT_KEY);
+    assert_true(strncmp(fwrel_error_last()->path, msgbuf, strlen(msgbuf)) == 0);
 
     /* A passphrase file others can read is refused before GnuPG sees it. */
     assert_int_equal(chmod(wrong, 0644), 0);
