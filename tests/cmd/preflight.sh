@@ -52,41 +52,41 @@ try() {
 
 # --- an export name typo: refused by --check-policy and by the release, with the known names ---
 sed 's|^exports: .*|exports: [secure_fota]|' "$T/policy.yaml" >"$T/typo.yaml"
-known="flask-ota, https-dir, secure-fota"
+known="aws-iot-ota, flask-ota, hawkbit, https-dir, memfault, mender, plain-dir, rainmaker, secure-fota, thingsboard"
 expect_rc 3 "check-policy: export typo" fwrel-bundle --check-policy "$T/typo.yaml"
 # No --templates: found beside the executable (the source's templates in the build tree).
 expect_err "^fwrel-bundle: $T/typo.yaml: export 'secure_fota': no such export in $FWREL_SRC/templates \(known: $known\)$" \
     "check-policy: export typo"
 try "export typo" 3 \
     "^fwrel-bundle: export 'secure_fota': no such export in $FWREL_SRC/templates \(known: $known\)$" \
-    "$T/typo.yaml" -a "$A3" "$T/app.bin"
+    "$T/typo.yaml" -A "$A3" "$T/app.bin"
 
 # --- SemVer build metadata: the exports refuse it as a file name, before any signature -------
 img 1.3.0+b5 app-meta.bin
 try "build metadata" 3 \
     "^fwrel-bundle: export https-dir: export 'https-dir' needs a plain name in 'version' \(\[A-Za-z0-9._-\], starting and ending with a letter or digit\): '1.3.0\+b5'$" \
-    "$T/policy.yaml" -a "$A3" "$T/app-meta.bin"
+    "$T/policy.yaml" -A "$A3" "$T/app-meta.bin"
 
 # --- ESP-IDF versions: git describe's default, -dirty in prod, a v-prefixed tag -----------------
 img 6970792-dirty app-describe.bin
 try "git describe version" 1 \
     '^fwrel-bundle: app version "6970792-dirty" is not SemVer 2.0 \(ESP-IDF takes it from PROJECT_VER, version.txt or git describe; set PROJECT_VER\)$' \
-    "$T/policy.yaml" -a "$A3" "$T/app-describe.bin"
+    "$T/policy.yaml" -A "$A3" "$T/app-describe.bin"
 img 1.2.3-dirty app-dirty.bin
 try "-dirty in prod" 1 \
     '^fwrel-bundle: app version "1.2.3-dirty" is a build from a modified tree \(git describe --dirty\): the prod channel releases no -dirty version; build from a clean checkout or set PROJECT_VER$' \
-    "$T/policy.yaml" -a "$A3" "$T/app-dirty.bin"
+    "$T/policy.yaml" -A "$A3" "$T/app-dirty.bin"
 img v1.2.3 app-v.bin
 try "v-prefixed version under semver" 1 \
     '^fwrel-bundle: app version "v1.2.3" is not SemVer 2.0 \(ESP-IDF takes it from PROJECT_VER, version.txt or git describe; set PROJECT_VER without the v, or versioning scheme v-semver in the policy\)$' \
-    "$T/policy.yaml" -a "$A3" "$T/app-v.bin"
+    "$T/policy.yaml" -A "$A3" "$T/app-v.bin"
 # Under versioning scheme v-semver the same image is release 1.2.3 (tag .../v1.2.3); 1.2.3 alone
 # is refused.
 sed 's|^release:|versioning: {rule: semver-increasing, scheme: v-semver}\nrelease:|' \
     "$T/policy.yaml" >"$T/vsemver.yaml"
 try "plain version under v-semver" 1 \
     '^fwrel-bundle: app version "1.0.0" does not start with v \(the policy.s versioning scheme is v-semver; ESP-IDF takes it from PROJECT_VER, version.txt or git describe; set PROJECT_VER to v<major>.<minor>.<patch>\)$' \
-    "$T/vsemver.yaml" -a "$A3" "$T/app.bin"
+    "$T/vsemver.yaml" -A "$A3" "$T/app.bin"
 exec 3<"$T/pass"
 expect_rc 0 "v-semver release" fwrel-bundle -q --policy "$T/vsemver.yaml" --keystore "$T/ks" \
     --repo "$T/rel-v" --channel beta --gnupg-home "$G" --passphrase-fd 3 --tag-signer "$A1" \
@@ -106,31 +106,31 @@ sed 's|^chip_revision: .*|chip_revision: {min: "0.2", max: "0.99"}|' "$T/policy.
 img 1.0.0 app-rev0.bin --min-rev 0 --max-rev 99
 try "chip revision floor" 1 \
     '^fwrel-bundle: image supports chip revision v0.0..v0.99, policy requires min v0.2: set CONFIG_ESP32C6_REV_MIN_2 \(Minimum Supported ESP32-C6 Revision\) in menuconfig and build again$' \
-    "$T/rev.yaml" -a "$A3" "$T/app-rev0.bin"
+    "$T/rev.yaml" -A "$A3" "$T/app-rev0.bin"
 sed 's|^chip_revision: .*|chip_revision: {min: "0.0", max: "0.50"}|' "$T/policy.yaml" >"$T/rev2.yaml"
 try "chip revision ceiling" 1 \
     "^fwrel-bundle: image supports chip revision v0.0..v0.99, policy allows at most v0.50: ESP-IDF sets the image's maximum \(its supported revisions, not a menuconfig option\); raise the policy's chip_revision max if the product takes those revisions$" \
-    "$T/rev2.yaml" -a "$A3" "$T/app-rev0.bin"
+    "$T/rev2.yaml" -A "$A3" "$T/app-rev0.bin"
 
 # --- OpenPGP: an approver's or the tag signer's secret key missing from the GnuPG home ---------
 cp -a "$G" "$T/g2"
 gpg --homedir "$T/g2" --batch --yes --delete-secret-keys "$A3" >/dev/null 2>&1
 gpg --homedir "$T/g2" --batch --yes --delete-secret-keys "$A2" >/dev/null 2>&1
 GH="$T/g2" try "approver without a secret key" 4 \
-    "^fwrel-bundle: approver $A3: no secret key $A3$" "$T/policy.yaml" -a "$A1" -a "$A3" "$T/app.bin"
+    "^fwrel-bundle: approver $A3: no secret key $A3$" "$T/policy.yaml" -A "$A1" -A "$A3" "$T/app.bin"
 GH="$T/g2" try "tag signer without a secret key" 4 \
-    "^fwrel-bundle: tag signer $A2: no secret key $A2$" "$T/policy.yaml" -a "$A1" --tag-signer "$A2" \
+    "^fwrel-bundle: tag signer $A2: no secret key $A2$" "$T/policy.yaml" -A "$A1" --tag-signer "$A2" \
     "$T/app.bin"
 
 # --- outputs: the output's directory, an output that exists ----------------------------------
 OUTP="$T/no/such/dir/b.fwb" try "output directory missing" 5 \
     "^fwrel-bundle: $T/no/such/dir/b.fwb: cannot write in $T/no/such/dir: No such file or directory$" \
-    "$T/policy.yaml" -a "$A3" "$T/app.bin"
+    "$T/policy.yaml" -A "$A3" "$T/app.bin"
 
 # --- templates: --templates wrong, none found beside a carried executable, then found there ---
 try "templates given missing" 5 \
     "^fwrel-bundle: export templates $T/none: No such file or directory$" \
-    "$T/policy.yaml" -a "$A3" --templates "$T/none" "$T/app.bin"
+    "$T/policy.yaml" -A "$A3" --templates "$T/none" "$T/app.bin"
 mkdir -p "$T/carried/bin"
 cp "$FWREL_BIN/fwrel-bundle" "$T/carried/bin/"
 run "$T/carried/bin/fwrel-bundle" --check-policy "$T/policy.yaml"
@@ -152,7 +152,7 @@ expect_err "^fwrel-bundle: $T/typo.yaml: export 'secure_fota': no such export in
 # --- and with everything right, the same release goes through --------------------------------
 exec 3<"$T/pass" 4<"$T/pgp-pass"
 expect_rc 0 "the release" fwrel-bundle -q --policy "$T/policy.yaml" --keystore "$T/ks" --repo "$R" \
-    --channel prod --gnupg-home "$G" --passphrase-fd 3 --pgp-passphrase-fd 4 -a "$A3" \
+    --channel prod --gnupg-home "$G" --passphrase-fd 3 --pgp-passphrase-fd 4 -A "$A3" \
     --tag-signer "$A1" -o "$T/out.fwb" "$T/app.bin"
 exec 3<&- 4<&-
 [ -s "$T/out.fwb" ] && ok || fail "the release wrote no bundle"
