@@ -132,14 +132,6 @@ int fwrel_run_unlock(struct run *r)
     return 0;
 }
 
-void fwrel_run_close_keys(struct run *r)
-{
-    for (size_t i = 0; i < FWREL_POLICY_MAX_KEYS; i++) {
-        fwrel_hsm_key_close(r->hsm[i]);
-        r->hsm[i] = NULL;
-    }
-}
-
 int fwrel_run_sign(struct run *r)
 {
     fwrel_pkey *keys[3] = {NULL, NULL, NULL};

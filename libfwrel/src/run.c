@@ -156,6 +156,15 @@ int fwrel_run_lock(struct run *r)
     return 0;
 }
 
+/* Closes the HSM keys that fwrel_run_unlock() logged in to. */
+void fwrel_run_close_keys(struct run *r)
+{
+    for (size_t i = 0; i < FWREL_POLICY_MAX_KEYS; i++) {
+        fwrel_hsm_key_close(r->hsm[i]);
+        r->hsm[i] = NULL;
+    }
+}
+
 void fwrel_run_finish(struct run *r, int error, const char *failed)
 {
     if (error) {
