@@ -5,7 +5,7 @@ PACKAGES=(
     build-essential cmake pkg-config git
     libssl-dev libyaml-dev libjansson-dev libcmocka-dev
     libarchive-dev libgit2-dev libgpgme-dev libp11-kit-dev p11-kit softhsm2 gnupg
-    faketime xxd openssl time man-db python3 python3-yaml chromium dpkg-dev
+    faketime xxd openssl time man-db procps python3 python3-yaml chromium dpkg-dev
     libmbedtls-dev gcc-riscv64-unknown-elf mender-artifact
 )
 SUDO=

@@ -343,6 +343,11 @@ for k in $(kill_steps 1 2 3 4 5 6 7 8 9 10); do
     TMPDIR="$T" bundle -q -A "$A1" -A "$A2" -o "$T/kill.fwb" "$T/app-2.0.0-3.bin" >/dev/null 2>&1 &
     pid=$!
     sleep "$delay"
+    # $pid is the subshell running bundle(); the release is its child fwrel-bundle. Stop the
+    # subshell (it cannot start the child any more), kill the child, then the subshell: a kill of
+    # the subshell alone would leave the release running on, unkilled.
+    kill -STOP "$pid" 2>/dev/null
+    pkill -9 -P "$pid" 2>/dev/null
     kill -9 "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
     if git -C "$R" rev-parse -q --verify refs/tags/acme-thermostat/prod/v2.0.0 >/dev/null; then
