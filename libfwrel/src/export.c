@@ -1889,6 +1889,39 @@ int fwrel_export_plain_allowed(const fwrel_policy *p, size_t i)
     return 0;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names of the exports under root (directories with an export.yaml), sorted, ", "-joined. */
+static int known_exports(char *out, size_t size, const char *root)
+{
+    DIR *d = opendir(root);
+    char *names[64];
+    size_t n = 0;
+    struct dirent *e;
+    out[0] = '\0';
+    if (d == NULL)
+        return fwrel_error_set_errno(FWREL_EIO, errno, "export templates %s", root);
+    while ((e = readdir(d)) != NULL && n < sizeof(names) / sizeof(names[0])) {
+        char path[PATH_MAX];
+        struct stat st;
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s/export.yaml", root, e->d_name);
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (names[n] = strdup(e->d_name)) != NULL)
+            n++;
+    }
+    closedir(d);
+    qsort(names, n, sizeof(names[0]), cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(out + strlen(out), size - strlen(out), "%s%s", i ? ", " : "", names[i]);
+        free(names[i]);
+    }
+    return 0;
+}
+
 int fwrel_export_check_policy(const fwrel_policy *p, const char *root)
 {
     FWREL_ASSERT_ARG(p != NULL);
@@ -1902,12 +1935,18 @@ int fwrel_export_check_policy(const fwrel_policy *p, const char *root)
         char *description = NULL;
         struct stat st;
         char path[4096];
-        /* A name that is no export is the policy's mistake (exports: [secure_fota]). */
-        snprintf(path, sizeof(path), "%s/%s", root ? root : fwrel_export_default_root(),
-                 p->exports[i]);
-        if (valid_export_name(p->exports[i]) && lstat(path, &st) != 0 && errno == ENOENT)
-            return fwrel_error_set(FWREL_EFORMAT, "export '%s': no such export in %s",
-                                   p->exports[i], root ? root : fwrel_export_default_root());
+        /* A name that is no export is the policy's mistake (exports: [secure_fota]): say which
+         * names there are. */
+        const char *dir = root ? root : fwrel_export_default_root();
+        snprintf(path, sizeof(path), "%s/%s/export.yaml", dir, p->exports[i]);
+        if (strchr(p->exports[i], '/') != NULL || stat(path, &st) != 0) {
+            char known[1024];
+            if ((error = known_exports(known, sizeof(known), dir)) != 0)
+                return error;
+            return fwrel_error_set(FWREL_EFORMAT,
+                                   "export '%s': no such export in %.300s (known: %s)",
+                                   p->exports[i], dir, known[0] ? known : "none");
+        }
         unsigned keys = 0;
         if ((error = fwrel_export_policy_settings(&set, p, i)) == 0 &&
             (error = check_with(&description, root, p->exports[i], set, &keys)) != 0)

@@ -2,7 +2,6 @@
  * docs/bundle.md "Preflight"): templates, exports, OpenPGP secret keys, the output. */
 #include "fwrel/preflight.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -77,56 +76,9 @@ int fwrel_preflight_templates(char *out, size_t size, const char *given)
     return fwrel_error_set(FWREL_EIO, "no export templates (tried %s): give --templates DIR", list);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The names of the exports under root (directories with an export.yaml), sorted, ", "-joined. */
-static int known_exports(char *out, size_t size, const char *root)
-{
-    DIR *d = opendir(root);
-    char *names[64];
-    size_t n = 0;
-    struct dirent *e;
-    out[0] = '\0';
-    if (d == NULL)
-        return fwrel_error_set_errno(FWREL_EIO, errno, "export templates %s", root);
-    while ((e = readdir(d)) != NULL && n < sizeof(names) / sizeof(names[0])) {
-        char path[PATH_MAX];
-        struct stat st;
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof(path), "%s/%s/export.yaml", root, e->d_name);
-        if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (names[n] = strdup(e->d_name)) != NULL)
-            n++;
-    }
-    closedir(d);
-    qsort(names, n, sizeof(names[0]), cmp_str);
-    for (size_t i = 0; i < n; i++) {
-        snprintf(out + strlen(out), size - strlen(out), "%s%s", i ? ", " : "", names[i]);
-        free(names[i]);
-    }
-    return 0;
-}
-
 int fwrel_preflight_exports(const fwrel_policy *p, const char *root)
 {
     FWREL_ASSERT_ARG(p != NULL && root != NULL);
-    char known[1024];
-    int error;
-    for (size_t i = 0; i < p->nexports; i++) {
-        char path[PATH_MAX];
-        struct stat st;
-        snprintf(path, sizeof(path), "%s/%s/export.yaml", root, p->exports[i]);
-        if (strchr(p->exports[i], '/') == NULL && stat(path, &st) == 0)
-            continue;
-        /* A misspelt name (exports: [secure_fota]): say which names there are. */
-        if ((error = known_exports(known, sizeof(known), root)) != 0)
-            return error;
-        return fwrel_error_set(FWREL_EFORMAT, "export '%s': no such export in %.300s (known: %s)",
-                               p->exports[i], root, known[0] ? known : "none");
-    }
     return fwrel_export_check_policy(p, root);
 }
 

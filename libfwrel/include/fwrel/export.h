@@ -298,7 +298,9 @@ int fwrel_export_check_with(char **description, const char *root, const char *na
  * @param p     the policy
  * @param root  the template root (NULL: fwrel_export_default_root(); when that is not
  *              installed, nothing is checked)
- * @return 0, or the codes of fwrel_export_check_with(), the message prefixed "export NAME: "
+ * @return 0; FWREL_EFORMAT "export 'NAME': no such export in ROOT (known: a, b, c)" for a name
+ *         with no export.yaml under root; FWREL_EIO when root cannot be listed; or the codes of
+ *         fwrel_export_check_with(), the message prefixed "export NAME: "
  */
 int fwrel_export_check_policy(const fwrel_policy *p, const char *root) FWREL_WUR;
 

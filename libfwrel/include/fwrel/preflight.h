@@ -31,11 +31,11 @@ extern "C" {
 int fwrel_preflight_templates(char *out, size_t size, const char *given) FWREL_WUR;
 
 /**
- * Every export the policy names exists under root (a misspelt name is refused with the known
- * names as a hint) and passes fwrel_export_check_policy() with the policy's settings.
+ * Every export the policy names exists under root and takes the policy's settings: the rule is
+ * fwrel_export_check_policy()'s (a misspelt name refused with the known names as a hint), with
+ * the root that fwrel_preflight_templates() found.
  *
- * @return 0; FWREL_EFORMAT "export 'NAME': no such export in ROOT (known: a, b, c)"; the errors of
- *         fwrel_export_check_policy(); FWREL_EIO when root cannot be read
+ * @return 0, or the errors of fwrel_export_check_policy()
  */
 int fwrel_preflight_exports(const fwrel_policy *p, const char *root) FWREL_WUR;
 
