@@ -20,10 +20,6 @@
 #include "util.h"
 #include "yamltree.h"
 
-#ifndef FWREL_TEMPLATE_DIR
-#define FWREL_TEMPLATE_DIR "/usr/local/share/fwrel/templates"
-#endif
-
 /* Directories below an export's root, and the whole tree's entries, are capped. */
 #define EXPORT_DEPTH_MAX  4
 #define EXPORT_COPIES_MAX 16
@@ -45,11 +41,6 @@ struct fwrel_export_vars {
     struct export_list lists[FWREL_EXPORT_LISTS_MAX];
     size_t nlists;
 };
-
-const char *fwrel_export_default_root(void)
-{
-    return FWREL_TEMPLATE_DIR;
-}
 
 /* ---- variables ---------------------------------------------------------------------------- */
 
@@ -1638,8 +1629,6 @@ static int render_export(fwrel_export_file **files, size_t *count, char **descri
     memset(&sp, 0, sizeof(sp));
     *files = NULL;
     *count = 0;
-    if (root == NULL)
-        root = fwrel_export_default_root();
     if (!valid_export_name(name))
         return fwrel_error_set(FWREL_EUSAGE,
                                "export name must be [a-z0-9][a-z0-9._-]{0,63} without '..'");
@@ -1820,7 +1809,8 @@ done:
 int fwrel_export_render(fwrel_export_file **files, size_t *count, const char *root,
                         const char *name, const fwrel_export_vars *vars)
 {
-    FWREL_ASSERT_ARG(files != NULL && count != NULL && name != NULL && vars != NULL);
+    FWREL_ASSERT_ARG(files != NULL && count != NULL && root != NULL && name != NULL &&
+                     vars != NULL);
     return render_export(files, count, NULL, root, name, vars, NULL, NULL);
 }
 
@@ -1828,7 +1818,8 @@ int fwrel_export_render_with(fwrel_export_file **files, size_t *count, const cha
                              const char *name, const fwrel_export_vars *vars,
                              const fwrel_export_vars *settings)
 {
-    FWREL_ASSERT_ARG(files != NULL && count != NULL && name != NULL && vars != NULL);
+    FWREL_ASSERT_ARG(files != NULL && count != NULL && root != NULL && name != NULL &&
+                     vars != NULL);
     return render_export(files, count, NULL, root, name, vars, settings, NULL);
 }
 
@@ -1855,7 +1846,7 @@ static int check_with(char **description, const char *root, const char *name,
 int fwrel_export_check_with(char **description, const char *root, const char *name,
                             const fwrel_export_vars *settings)
 {
-    FWREL_ASSERT_ARG(description != NULL && name != NULL);
+    FWREL_ASSERT_ARG(description != NULL && root != NULL && name != NULL);
     return check_with(description, root, name, settings, NULL);
 }
 
@@ -1924,12 +1915,8 @@ static int known_exports(char *out, size_t size, const char *root)
 
 int fwrel_export_check_policy(const fwrel_policy *p, const char *root)
 {
-    FWREL_ASSERT_ARG(p != NULL);
-    struct stat rst;
+    FWREL_ASSERT_ARG(p != NULL && root != NULL);
     int error = 0;
-    /* No templates installed and none named (a build tree): nothing to check against. */
-    if (root == NULL && stat(fwrel_export_default_root(), &rst) != 0 && errno == ENOENT)
-        return 0;
     for (size_t i = 0; error == 0 && i < p->nexports; i++) {
         fwrel_export_vars *set = NULL;
         char *description = NULL;
@@ -1937,15 +1924,14 @@ int fwrel_export_check_policy(const fwrel_policy *p, const char *root)
         char path[4096];
         /* A name that is no export is the policy's mistake (exports: [secure_fota]): say which
          * names there are. */
-        const char *dir = root ? root : fwrel_export_default_root();
-        snprintf(path, sizeof(path), "%s/%s/export.yaml", dir, p->exports[i]);
+        snprintf(path, sizeof(path), "%s/%s/export.yaml", root, p->exports[i]);
         if (strchr(p->exports[i], '/') != NULL || stat(path, &st) != 0) {
             char known[1024];
-            if ((error = known_exports(known, sizeof(known), dir)) != 0)
+            if ((error = known_exports(known, sizeof(known), root)) != 0)
                 return error;
             return fwrel_error_set(FWREL_EFORMAT,
                                    "export '%s': no such export in %.300s (known: %s)",
-                                   p->exports[i], dir, known[0] ? known : "none");
+                                   p->exports[i], root, known[0] ? known : "none");
         }
         unsigned keys = 0;
         if ((error = fwrel_export_policy_settings(&set, p, i)) == 0 &&

@@ -17,7 +17,7 @@
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: fwrel-export [--root DIR] [--image F] [--manifest F]\n"
+    fprintf(stderr, "usage: fwrel-export --root DIR [--image F] [--manifest F]\n"
                     "                    [--secure-fota-manifest F] [--hmac-key F]\n"
                     "                    NAME OUTDIR [VAR=VALUE]...\n");
     return 2;
@@ -86,7 +86,7 @@ int main(int argc, char **argv)
         else
             return usage();
     }
-    if (argc - i < 2)
+    if (argc - i < 2 || root == NULL)
         return usage();
     const char *name = argv[i], *outdir = argv[i + 1];
     if (fwrel_export_vars_new(&vars) != 0)

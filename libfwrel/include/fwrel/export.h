@@ -244,7 +244,7 @@ int fwrel_export_render_text(uint8_t **out, size_t *outlen, const uint8_t *text,
  * @param files  receives the files sorted bytewise by path; free with
  *               fwrel_export_files_free()
  * @param count  receives their number
- * @param root   the template root (NULL: fwrel_export_default_root()); the
+ * @param root   the template root (fwrel_preflight_templates() finds it); the
  *               root itself may be a symbolic link, nothing below it may
  * @param name   the export: [a-z0-9][a-z0-9._-]{0,63}, no ".."
  * @param vars   the release's variables (docs/exports.md lists them)
@@ -276,7 +276,7 @@ int fwrel_export_render_with(fwrel_export_file **files, size_t *count, const cha
  *
  * @param description  receives export.yaml's description (malloc'd; free()),
  *                     NULL on failure
- * @param root         the template root (NULL: fwrel_export_default_root())
+ * @param root         the template root
  * @param name         the export
  * @return 0, or the codes and messages of fwrel_export_render()
  */
@@ -296,8 +296,7 @@ int fwrel_export_check_with(char **description, const char *root, const char *na
  * `exports: [secure_fota]` is caught before a release).
  *
  * @param p     the policy
- * @param root  the template root (NULL: fwrel_export_default_root(); when that is not
- *              installed, nothing is checked)
+ * @param root  the template root (fwrel_preflight_templates() finds it)
  * @return 0; FWREL_EFORMAT "export 'NAME': no such export in ROOT (known: a, b, c)" for a name
  *         with no export.yaml under root; FWREL_EIO when root cannot be listed; or the codes of
  *         fwrel_export_check_with(), the message prefixed "export NAME: "
@@ -331,13 +330,6 @@ int fwrel_export_policy_settings(fwrel_export_vars **out, const fwrel_policy *p,
 
 /** Free files from fwrel_export_render(). NULL is fine. */
 void fwrel_export_files_free(fwrel_export_file *files, size_t count);
-
-/**
- * The installed template root (<prefix>/share/fwrel/templates), where the
- * shipped exports https-dir, secure-fota and flask-ota live.
- * @return a static string; never NULL
- */
-const char *fwrel_export_default_root(void);
 
 #ifdef __cplusplus
 }
