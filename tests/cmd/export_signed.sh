@@ -4,7 +4,8 @@
 # mender key; Debian's mender-artifact validates it with the key's public half and reads back the
 # name, device types and version; a tampered artifact fails validation. aws-iot-ota: the
 # customCodeSigning signature in create-ota-update.json verifies with `openssl dgst -sha256
-# -verify` over exactly the served file. An export without its key is refused before any key is
+# -verify` over exactly the served file, and with the signer certificate README.txt's command
+# makes from the aws_ota key (what the device holds). An export without its key is refused before any key is
 # opened. Skipped (77) where mender-artifact is not installed (scripts/deps.sh installs it).
 . "$FWREL_SRC/tests/lib.sh"
 command -v mender-artifact >/dev/null || { echo "skipped: no mender-artifact"; exit 77; }
@@ -176,4 +177,20 @@ cp "$A/acme-thermostat-1.0.0.bin" "$T/t.bin"
 printf '\001' | dd of="$T/t.bin" bs=1 seek=100 conv=notrunc 2>/dev/null
 expect_rc 1 "the signature does not verify another file" openssl dgst -sha256 -verify \
     "$T/ks/keys/aws-sign.1.pub.pem" -signature "$T/sig.der" "$T/t.bin"
+# The device verifies with an X.509 certificate (esp-aws-iot's iot_crypto.c parses the signer
+# PEM with mbedtls_x509_crt_parse; a bare public key is refused): README.txt's command makes it
+# from the keystore's aws_ota key, and it holds that key's public half, which verifies the
+# signature over the served file (docs/exports.md "aws-iot-ota").
+req=$(sed -n 's/^  \(openssl req .*\)$/\1/p' "$A/README.txt")
+[ "$(printf '%s\n' "$req" | grep -c .)" = 1 ] && ok || fail "README.txt's certificate command: $req"
+(cd "$T" && eval "$(printf '%s\n' "$req" | sed "s|KEYSTORE/keys/AWS_KEY.pem|$T/ks/keys/aws-sign.1.pem|")") \
+    >/dev/null 2>&1 && ok || fail "README.txt's certificate command failed"
+openssl x509 -in "$T/aws_codesign.crt" -noout -pubkey >"$T/cert.pub.pem" 2>/dev/null
+expect_same "$T/cert.pub.pem" "$T/ks/keys/aws-sign.1.pub.pem" "the certificate's key is the aws_ota key"
+expect_rc 0 "the certificate verifies the signature" openssl dgst -sha256 -verify "$T/cert.pub.pem" \
+    -signature "$T/sig.der" "$A/acme-thermostat-1.0.0.bin"
+openssl x509 -in "$T/aws_codesign.crt" -noout -ext extendedKeyUsage 2>/dev/null | grep -qx ' *Code Signing' &&
+    ok || fail "the certificate is not for code signing"
+grep -qx '  the certificate "/spiffs/ota_signer.pem" (certificateName, the setting certificate_path; the' \
+    "$A/README.txt" && ok || fail "README.txt does not name certificate_path"
 finish
