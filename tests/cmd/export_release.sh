@@ -1,7 +1,9 @@
 # Exports made by fwrel-bundle from a real release history (issue 17), on a real keystore, GnuPG
 # home and git repository: the second release of a channel carries a flask-ota manifest.json
 # listing both releases in the server's format (hmac for the current one, with the key
-# fwrel-keygen --provision writes for the server); https-dir takes its base_url from the
+# fwrel-keygen --provision writes for the server), and the two exports copied into one directory
+# are what the server reads; secure-fota uploads once per device type of the policy, each with its
+# own id; https-dir takes its base_url from the
 # policy's per-export setting; --check-policy refuses an export that does not exist and a
 # setting the export does not declare; extracting an export from the bundle with tar needs the
 # files its hard links point to (docs/exports.md "Exports in the bundle").
@@ -11,7 +13,9 @@ trap 'gpgconf --homedir "$G" --kill all >/dev/null 2>&1; rm -rf "$T"' EXIT
 make_approvers "$G"
 [ -n "$A1" ] || { echo "FAIL: no GnuPG keys"; exit 1; }
 pin_approvers "$FWREL_SRC/policies/esp32s3-sbv2-rsa-prod.yaml" |
-    sed 's|^exports: \[https-dir, flask-ota\]|exports: [{name: https-dir, base_url: "https://cdn.example.org/fw"}, flask-ota]|' \
+    sed -e 's|^exports: \[https-dir, flask-ota\]|exports: [{name: https-dir, base_url: "https://cdn.example.org/fw"}, flask-ota]|' \
+        -e 's/^  recipients: \[mf-device\]/  recipients: [mf-device, mf-fota]/' \
+        -e 's/^  mf-device: {purpose: manifest-encrypt, alg: x25519}/&\n  mf-fota: {purpose: manifest-encrypt, alg: rsa4096}/' \
         >"$T/policy.yaml"
 grep -q '^exports: \[{name: https-dir' "$T/policy.yaml" && ok || fail "policy not edited"
 expect_rc 0 "--check-policy with per-export settings" fwrel-bundle --check-policy "$T/policy.yaml" \
@@ -33,6 +37,10 @@ expect_rc 3 "a per-export base_url that is no http(s) URL" fwrel-bundle --check-
 expect_err "bad3.yaml:[0-9]+:[0-9]+: base_url must be an http\(s\) URL without a trailing '/'$" \
     "bad base_url"
 
+# secure-fota too: one upload per device type of the policy (thermostat-v2, thermostat-v2-pro).
+sed -i 's|^exports: \[\(.*\)\]$|exports: [\1, {name: secure-fota, base_url: "https://fota.example.net"}]|' \
+    "$T/policy.yaml"
+grep -q 'flask-ota, {name: secure-fota' "$T/policy.yaml" && ok || fail "secure-fota not added"
 fwrel-keygen -q --policy "$T/policy.yaml" --keystore "$T/ks" --no-passphrase ||
     { echo "FAIL: keygen"; exit 1; }
 # The server's HMAC_KEY is the raw key fwrel-keygen --provision writes (docs/exports.md).
@@ -95,6 +103,71 @@ cur = m["versions"][m["current_version"]]
 assert cur["hmac"] == hmac.new(key, new, hashlib.sha256).hexdigest()
 PY
     fail "flask-ota manifest.json of the second release"
+# The update on the server is a copy, no hand merge: the first release's firmware/ installed,
+# the second's copied over it; every entry then resolves as ota_server.py resolves it (its
+# get_manifest answer from versions[current_version]; download_firmware: /firmware/<v>.bin for a
+# key v that secure_filename() leaves unchanged, sending FIRMWARE_DIR/<filename>).
+tar -xf "$T/b-1.0.0.fwb" -C "$T/x0" manifest.fwm exports/flask-ota
+mkdir "$T/srv"
+cp -p "$T/x0/exports/flask-ota/firmware/"* "$T/srv/"
+cp -p "$T/x2/exports/flask-ota/firmware/"* "$T/srv/"
+python3 - "$T/srv" "$T/x0/firmware.enc" "$T/x2/firmware.enc" "$T/prov/ota-hmac.bin" <<'PY' && ok ||
+import hashlib, hmac, json, os, re, sys
+d = sys.argv[1]
+old, new = open(sys.argv[2], "rb").read(), open(sys.argv[3], "rb").read()
+key = open(sys.argv[4], "rb").read()
+assert sorted(os.listdir(d)) == ["1.0.0.bin", "1.1.0.bin", "manifest.json"], os.listdir(d)
+m = json.load(open(os.path.join(d, "manifest.json")))
+cur = m["versions"][m["current_version"]]
+answer = {k: cur[k] for k in ("version", "download_url", "sha256", "hmac", "size")}
+assert answer == {"version": "1.1.0", "download_url": "/firmware/1.1.0.bin",
+                  "sha256": hashlib.sha256(new).hexdigest(),
+                  "hmac": hmac.new(key, new, hashlib.sha256).hexdigest(), "size": len(new)}, answer
+assert m.get("force_update", False) is False
+served = {"1.0.0": old, "1.1.0": new}
+assert sorted(m["versions"]) == sorted(served)
+for v, e in m["versions"].items():
+    assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", v) and ".." not in v, v
+    assert e["download_url"] == "/firmware/" + v + ".bin", e
+    data = open(os.path.join(d, e["filename"]), "rb").read()
+    assert data == served[v] and len(data) == e["size"], v
+PY
+    fail "flask-ota: the two exports copied into one directory, as the server reads it"
+# secure-fota: one upload per device type of the policy, in its order, each with its own id
+# (slot of product and device type, times 65536, plus the counter: no two products or device
+# types share one), run against a listener answering as the Update Server ("OK").
+tar -xf "$T/b-1.1.0.fwb" -C "$T/x2" manifest.fwm exports/secure-fota
+rm -f "$T/captured.jsonl"
+printf '%s\n' '[{"method": "POST", "path": "/uploadFile", "code": 200, "body": "OK"}]' >"$T/routes.json"
+python3 "$FWREL_SRC/tests/cmd/export_listener.py" "$T/routes.json" "$T/captured.jsonl" >"$T/port.txt" &
+LPID=$!
+for _ in $(seq 300); do [ -s "$T/port.txt" ] && break; sleep 0.1; done
+sed -i "s|'https://fota.example.net'|'http://127.0.0.1:$(cat "$T/port.txt")'|" \
+    "$T/x2/exports/secure-fota/upload.sh"
+expect_rc 0 "secure-fota upload.sh" env FOTA_USER=alice:pw sh "$T/x2/exports/secure-fota/upload.sh"
+kill "$LPID" 2>/dev/null
+wait "$LPID" 2>/dev/null
+python3 - "$T/captured.jsonl" "$T/x2/exports/secure-fota/upload.json" <<'PY' && ok ||
+import hashlib, json, sys, urllib.parse
+def upload_id(product, device_type, counter):
+    d = hashlib.sha256(b"fwrel secure-fota id\0" + product.encode() + b"\0" + device_type.encode()).digest()
+    return (1 + int.from_bytes(d[:4], "big") % 32767) * 65536 + counter
+r = [json.loads(l) for l in open(sys.argv[1])]
+types = ["thermostat-v2", "thermostat-v2-pro"]
+assert len(r) == 2, r
+ids = []
+for req, t in zip(r, types):
+    q = urllib.parse.parse_qs(urllib.parse.urlsplit(req["path"]).query, strict_parsing=True)
+    assert q == {"id": [str(upload_id("acme-thermostat", t, 2))], "deviceType": [t],
+                 "fwName": ["acme-thermostat-1.1.0"]}, q
+    ids.append(int(q["id"][0]))
+assert len(set(ids)) == 2 and all(0 < i < 2**31 for i in ids), ids
+# Another product's ids on the same server differ (its slot is its own).
+assert not set(ids) & {upload_id("acme-other", t, 2) for t in types}
+j = json.load(open(sys.argv[2]))
+assert [(u["id"], u["deviceType"]) for u in j["uploads"]] == list(zip(ids, types)), j["uploads"]
+PY
+    fail "secure-fota: one upload per device type of the policy"
 # https-dir: the per-export base_url is the device's URL.
 grep -qx '  CONFIG_EXAMPLE_FIRMWARE_UPGRADE_URL="https://cdn.example.org/fw/acme-thermostat.bin"' \
     "$T/x2/exports/https-dir/README.txt" && ok || fail "https-dir device URL"
