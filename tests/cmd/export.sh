@@ -203,6 +203,38 @@ assert j["uploads"][0]["deviceType"] == sys.argv[2], j
 assert set(j) == {"url", "fwName", "manifestFile", "firmwareFile", "uploads"}
 assert set(j["uploads"][0]) == {"id", "deviceType", "deviceManifestUrl", "deviceBinaryUrl"}
 PY
+# The id is the server's global primary key: two products with the same counter and device type
+# on one server get different ids (each product's slot is its own), both the documented formula.
+for prod in blinky lamp; do
+    rm -rf "fota-$prod"
+    # shellcheck disable=SC2086
+    fwrel-export --root "$TPL" $ART secure-fota "fota-$prod" $VARS product=$prod \
+        base_url=https://ota.example.net >/dev/null 2>&1 || fail "render secure-fota for $prod"
+done
+python3 - fota-blinky/upload.json fota-lamp/upload.json <<'PY' && ok || fail "secure-fota ids of two products"
+import hashlib, json, sys
+def upload_id(product):
+    d = hashlib.sha256(b"fwrel secure-fota id\0" + product.encode() + b"\0devkitc-1").digest()
+    return (1 + int.from_bytes(d[:4], "big") % 32767) * 65536 + 17
+a, b = (json.load(open(f))["uploads"][0]["id"] for f in sys.argv[1:3])
+assert (a, b) == (upload_id("blinky"), upload_id("lamp")) and a != b, (a, b)
+PY
+
+# ESPHome's OTA checks an MD5 of the file it receives: image_md5 is the served file's MD5, for a
+# template of the user's own (docs/exports.md section 4).
+mkdir -p user/esphome
+printf '%s\n' 'description: ESPHome OTA' 'variables:' '  required: [image_md5, image_sha256]' \
+    'files:' '  ota.json: {escape: json}' 'copies:' '  "firmware.bin": image' >user/esphome/export.yaml
+printf '%s\n' '{"md5": "{{image_md5}}", "sha256": "{{image_sha256}}"}' >user/esphome/ota.json
+# shellcheck disable=SC2086
+expect_rc 0 "an export with image_md5" fwrel-export --root user $ART esphome esp $VARS
+[ "$(cat esp/ota.json)" = "{\"md5\": \"$(md5sum <app.enc | cut -c1-32)\", \"sha256\": \"$(sha256sum <app.enc | cut -c1-64)\"}" ] &&
+    ok || fail "image_md5: $(cat esp/ota.json)"
+expect_same esp/firmware.bin app.enc "the ESPHome file is the served one"
+# fwrel-export, like fwrel-bundle, renders only from a root it is given.
+# shellcheck disable=SC2086
+expect_rc 2 "no template root" fwrel-export $ART https-dir noroot $VARS
+expect_absent noroot "no template root"
 
 # flask-ota: manifest.json read as ota_server.py reads it; hmac as its calculate_hmac_signature.
 # shellcheck disable=SC2086
