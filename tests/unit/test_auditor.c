@@ -174,7 +174,7 @@ static void test_steps(void **state)
 {
     (void)state;
     fwrel_auditor *a = NULL;
-    fwrel_auditor_opts o = {home, NULL, NULL, 2, NULL, 1};
+    fwrel_auditor_opts o = {home, NULL, NULL, 2, NULL, 1, 0, 0, NULL, NULL};
     assert_int_equal(fwrel_auditor_run(&a, repo_path, &o), FWREL_EVERIFY);
     assert_non_null(a);
     assert_string_equal(fwrel_error_last()->message,
@@ -292,7 +292,7 @@ static void test_product_filter(void **state)
     fwrel_auditor *a = NULL;
     /* The tags whose first line names another product are left out; the unreadable one is
      * kept, since it cannot be told apart. */
-    fwrel_auditor_opts o = {home, "p", NULL, 1, NULL, 1};
+    fwrel_auditor_opts o = {home, "p", NULL, 1, NULL, 1, 0, 0, NULL, NULL};
     assert_int_equal(fwrel_auditor_run(&a, repo_path, &o), FWREL_EVERIFY);
     assert_int_equal(fwrel_auditor_count(a), 4);
     assert_string_equal(fwrel_auditor_release(a, 0)->tag, "p/beta/v1.0.0");
@@ -311,7 +311,8 @@ static void test_usage(void **state)
 {
     (void)state;
     fwrel_auditor *a = (fwrel_auditor *)&a;
-    fwrel_auditor_opts o = {home, NULL, NULL, FWREL_AUDITOR_JOBS_MAX + 1, NULL, 1};
+    fwrel_auditor_opts o = {home, NULL, NULL, FWREL_AUDITOR_JOBS_MAX + 1, NULL, 1, 0,
+                            0,    NULL, NULL};
     assert_int_equal(fwrel_auditor_run(&a, repo_path, &o), FWREL_EUSAGE);
     assert_null(a);
     assert_string_equal(fwrel_error_last()->message, "jobs must be 1..256");
@@ -375,7 +376,7 @@ static void test_product_bypass(void **state)
     release(r, "p/prod/v9.0.0", msg, log, 1700000000);
     fwrel_repo_free(r);
 
-    fwrel_auditor_opts o = {home, "p", NULL, 1, NULL, 1};
+    fwrel_auditor_opts o = {home, "p", NULL, 1, NULL, 1, 0, 0, NULL, NULL};
     assert_int_equal(fwrel_auditor_run(&a, path, &o), FWREL_EVERIFY);
     assert_int_equal(fwrel_auditor_count(a), 1);
     const fwrel_audit_release *R = fwrel_auditor_release(a, 0);
