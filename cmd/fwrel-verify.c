@@ -14,6 +14,7 @@
 #include "runner.h"
 
 #include "fwrel/auditor.h"
+#include "fwrel/bundle.h"
 #include "fwrel/bundle_verify.h"
 #include "fwrel/device.h"
 #include "fwrel/espimg.h"
@@ -394,6 +395,8 @@ static int run_bundle(fwrel_ctx *ctx, const char *path)
 {
     fwrel_device *dev = NULL;
     fwrel_report *report = NULL;
+    uint8_t *data = NULL;
+    size_t len = 0;
     fwrel_bundle_verify_ci_opts co = {fwrel_cmd_gnupg_home(o.gnupg_home), o.policy, o.against};
     int error;
 
@@ -403,10 +406,18 @@ static int run_bundle(fwrel_ctx *ctx, const char *path)
         error = fwrel_cmd_fail(ctx, path);
         goto done;
     }
-    if (dev != NULL)
+    if (dev != NULL) {
         error = fwrel_bundle_verify_device(report, dev, path, (uint64_t)time(NULL));
-    else
+    } else if (o.extract != NULL) {
+        /* --extract: the bytes verified are the bytes written (read once). */
+        if ((error = fwrel_io_read_small(&data, &len, path, FWREL_BUNDLE_FILE_MAX)) != 0) {
+            error = fwrel_cmd_fail(ctx, path);
+            goto done;
+        }
+        error = fwrel_bundle_verify_ci_mem(report, data, len, &co);
+    } else {
         error = fwrel_bundle_verify_ci(report, path, &co);
+    }
     fwrel_cmd_report(ctx, report);
     int jerr = junit_one(ctx, path, report);
     if (jerr != 0) {
@@ -422,6 +433,19 @@ static int run_bundle(fwrel_ctx *ctx, const char *path)
         error = fwrel_cmd_fail(ctx, path);
         goto done;
     }
+    if (o.extract != NULL) {
+        /* Only now, every check passed: the members, written under the directory alone. */
+        fwrel_bundle *b = NULL;
+        if ((error = fwrel_bundle_read_mem(&b, data, len)) == 0)
+            error = fwrel_bundle_extract(b, o.extract, (const char *const *)ctx->argv + 1,
+                                         (size_t)ctx->argc - 1);
+        fwrel_bundle_free(b);
+        if (error != 0) {
+            error = fwrel_cmd_fail(ctx, path);
+            goto done;
+        }
+        fwrel_cmd_set(ctx, "extracted_to", json_string(o.extract));
+    }
     if (dev != NULL)
         fwrel_cmd_print(ctx, "ACCEPTED: the device would accept %s\n", path);
     else if (o.no_policy)
@@ -433,6 +457,7 @@ static int run_bundle(fwrel_ctx *ctx, const char *path)
     else
         fwrel_cmd_print(ctx, "VERIFIED: every check of %s passed\n", path);
 done:
+    free(data);
     fwrel_report_free(report);
     fwrel_device_free(dev);
     return error;
