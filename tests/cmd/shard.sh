@@ -3,7 +3,9 @@
 # their tag names hash to (re-derived here with python's hashlib), with the whole history's checks;
 # their --json reports merged give the unsharded run's report, text, JUnit and verdict byte for
 # byte, in any order and for 3 shards too. A release re-signed by a key no policy pins fails in
-# exactly one shard and in the merge, with the unsharded run's error line. Malformed shards are
+# exactly one shard and in the merge, with the unsharded run's error line. With stderr on a terminal
+# (a pty) the audit rewrites one progress line there and erases it, stdout unchanged; never with
+# -q, --json or off a terminal (stderr compared byte for byte). Malformed shards are
 # usage errors; reports that are not one audit's shards (another state or policy, a shard twice or
 # missing, a release twice, missing or in the wrong shard) are refused, writing nothing.
 . "$FWREL_SRC/tests/lib.sh"
@@ -125,6 +127,69 @@ expect_rc 1 "merge of the bad repository" fwrel-verify --merge-reports "$T/bad1.
 printf '%s\n' "$OUT" >"$T/badmerged.json"
 [ "$ERR" = "$full_err" ] && ok || fail "the merge's error '$ERR' is not the unsharded '$full_err'"
 same_json "$T/badmerged.json" "$T/badfull.json" "merged --json of the bad repository"
+
+# --- progress on a terminal (issue 15 point 9): stderr a pty, stdout a file ------------------------
+on_tty() { # OUT ERR CMD...: CMD with stderr on a terminal (raw: bytes as written), stdout to OUT;
+    # what the terminal received goes to ERR; prints the exit code
+    python3 - "$@" <<'PY'
+import os, sys, tty
+out, err, cmd = sys.argv[1], sys.argv[2], sys.argv[3:]
+m, s = os.openpty()
+tty.setraw(s)
+pid = os.fork()
+if pid == 0:
+    os.dup2(os.open("/dev/null", os.O_RDONLY), 0)
+    os.dup2(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), 1)
+    os.dup2(s, 2)
+    os.close(m)
+    os.execvp(cmd[0], cmd)
+os.close(s)
+data = b""
+while True:
+    try:
+        chunk = os.read(m, 65536)
+    except OSError:
+        break
+    if not chunk:
+        break
+    data += chunk
+_, st = os.waitpid(pid, 0)
+open(err, "wb").write(data)
+print(os.waitstatus_to_exitcode(st))
+PY
+}
+V=(fwrel-verify --repo "$R" --gnupg-home "$G" --all --jobs 1 --policy "$T/policy.yaml")
+# The line, rewritten after each release, then erased; stdout as without a terminal.
+rc=$(on_tty "$T/tty.out" "$T/tty.err" "${V[@]}")
+[ "$rc" = 0 ] && ok || fail "audit on a terminal: exit $rc"
+for n in 1 2 3 4; do printf '\rfwrel-verify: auditing releases: %d of 4' $n; done >"$T/want.err"
+printf '\r\033[K' >>"$T/want.err"
+expect_same "$T/tty.err" "$T/want.err" "progress on a terminal"
+expect_same "$T/tty.out" "$T/full.txt" "stdout with progress on the terminal"
+# A shard counts its own releases.
+rc=$(on_tty "$T/tty.out" "$T/tty.err" "${V[@]}" --shard 1/2)
+for n in 1 2; do printf '\rfwrel-verify: auditing releases: %d of 2' $n; done >"$T/want.err"
+printf '\r\033[K' >>"$T/want.err"
+[ "$rc" = 0 ] && ok || fail "shard on a terminal: exit $rc"
+expect_same "$T/tty.err" "$T/want.err" "progress of a shard"
+# Never with -q or --json, nor when stderr is not a terminal.
+: >"$T/empty"
+rc=$(on_tty "$T/tty.out" "$T/tty.err" "${V[@]}" -q)
+[ "$rc" = 0 ] && ok || fail "-q on a terminal: exit $rc"
+expect_same "$T/tty.err" "$T/empty" "no progress with -q"
+[ ! -s "$T/tty.out" ] && ok || fail "-q printed $(cat "$T/tty.out")"
+rc=$(on_tty "$T/tty.out" "$T/tty.err" "${V[@]}" --json)
+[ "$rc" = 0 ] && ok || fail "--json on a terminal: exit $rc"
+expect_same "$T/tty.err" "$T/empty" "no progress with --json"
+"${V[@]}" >/dev/null 2>"$T/notty.err"
+expect_same "$T/notty.err" "$T/empty" "no progress when stderr is not a terminal"
+# A failure: the line is erased before the error line.
+V[2]=$C
+rc=$(on_tty "$T/tty.out" "$T/tty.err" "${V[@]}")
+[ "$rc" = 1 ] && ok || fail "bad repository on a terminal: exit $rc"
+for n in 1 2 3 4; do printf '\rfwrel-verify: auditing releases: %d of 4' $n; done >"$T/want.err"
+printf '\r\033[K%s\n' "$full_err" >>"$T/want.err"
+expect_same "$T/tty.err" "$T/want.err" "progress erased before the error line"
 
 # --- malformed shards: usage errors --------------------------------------------------------------
 for s in 0/2 3/2 1/0 0/0 1/1025 01/2 1/02 +1/2 1/+2 -1/2 1/2x 1/ /2 1 a/b " 1/2" "1/2 " 1//2 1/2/3 \
