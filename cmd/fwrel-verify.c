@@ -4,7 +4,6 @@
  * device mode (what a given device would accept, step by step, in its order).
  */
 #include <ctype.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,18 +76,12 @@ static const fwrel_opt opts[] = {
      "with --repo: check each release's key ids against this keystore's index", &o.keystore},
     {"jobs", 'j', FWREL_OPT_STR, "N", "with --repo: verify N releases at once (default: CPUs)",
      &o.jobs},
-    {"shard", 0, FWREL_OPT_STR, "I/N",
-     "with --repo: audit only shard I of N (1 <= I <= N <= 1024; a release's shard is a hash of "
-     "its tag name); the whole history's checks still run",
+    {"shard", 0, FWREL_OPT_STR, "I/N", "with --repo: audit shard I of N only (1 <= I <= N <= 1024)",
      &o.shard},
-    {"merge-reports", 0, FWREL_OPT_FLAG, NULL,
-     "merge the --json reports of the N shards of one --repo audit (the FILEs) into its report "
-     "and verdict",
+    {"merge-reports", 0, FWREL_OPT_FLAG, NULL, "merge the shards' --json reports (the FILEs)",
      &o.merge},
     {"extract", 0, FWREL_OPT_STR, "DIR",
-     "with --bundle: once every check passed, write the bundle's members (all, or the MEMBERs "
-     "named after the bundle) into DIR",
-     &o.extract},
+     "with --bundle: once verified, write its members (all, or the MEMBERs) into DIR", &o.extract},
     {"report", 0, FWREL_OPT_STR, "FILE.html",
      "with --repo: also write a self-contained HTML report (replaced if it exists)", &o.report},
     {"sbv2", 0, FWREL_OPT_FLAG, NULL, "compatibility mode: espsecure verify-signature --version 2",
@@ -838,18 +831,9 @@ done:
 /* Most bytes of one shard's report. */
 #define MERGE_REPORT_MAX ((size_t)256 << 20)
 
-static int merge_refuse(fwrel_ctx *ctx, const char *file, const char *fmt, ...) FWREL_PRINTF(3, 4);
-
-static int merge_refuse(fwrel_ctx *ctx, const char *file, const char *fmt, ...)
-{
-    char m[FWREL_ERROR_MSG_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(m, sizeof(m), fmt, ap);
-    va_end(ap);
-    fwrel_error_set(FWREL_EFORMAT, "%s", m);
-    return fwrel_cmd_fail(ctx, file);
-}
+/* A report refused: bad input, named by its file. */
+#define merge_refuse(ctx, file, ...)                                                               \
+    (fwrel_error_set(FWREL_EFORMAT, __VA_ARGS__), fwrel_cmd_fail(ctx, file))
 
 /* The fields every shard of one audit has alike. */
 static const char *const merge_same[] = {"version", "policy", "repository_steps", "audit_logs"};
