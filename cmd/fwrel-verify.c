@@ -870,6 +870,10 @@ static int run_merge(fwrel_ctx *ctx)
         if (!json_is_object(r) || strcmp(jstr(r, "command"), "fwrel-verify") != 0 ||
             strcmp(jstr(r, "mode"), "repo") != 0 ||
             !json_is_array(json_object_get(r, "releases")) ||
+            !json_is_array(json_object_get(r, "repository_steps")) ||
+            !json_is_array(json_object_get(r, "audit_logs")) ||
+            !(json_is_string(json_object_get(r, "policy")) ||
+              json_is_null(json_object_get(r, "policy"))) ||
             !json_is_object(rp = json_object_get(r, "repository")) ||
             !json_is_array(json_object_get(rp, "releases"))) {
             error = merge_refuse(ctx, f, "not the --json report of fwrel-verify --repo");

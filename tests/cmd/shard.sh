@@ -232,6 +232,9 @@ j = json.load(open(sys.argv[1]))
 exec(sys.argv[3])
 json.dump(j, open(sys.argv[2], "w"))' "$@"
 }
+edit "$T/s2.json" "$T/nopol.json" 'del j["policy"]'
+refused "^fwrel-verify: $T/nopol.json: not the --json report of fwrel-verify --repo$" "a report without its policy" \
+    "$T/s1.json" "$T/nopol.json"
 first1=$(tags_of "$T/s1.json" | cut -d' ' -f1)
 edit "$T/s1.json" "$T/drop1.json" 'j["releases"] = j["releases"][1:]'
 refused "^fwrel-verify: $T/drop1.json: release $first1 is in no report \(shard 1 of 2\)$" "a release missing" \
