@@ -841,16 +841,16 @@ static const char *const merge_same[] = {"version", "policy", "repository_steps"
 static int run_merge(fwrel_ctx *ctx)
 {
     size_t nf = (size_t)ctx->argc;
-    json_t **in = calloc(nf ? nf : 1, sizeof(*in)), *j = NULL, *rels = json_array();
-    const json_t **byshard = calloc(nf ? nf : 1, sizeof(*byshard));
+    if (nf == 0)
+        return fwrel_cmd_usage(ctx, "--merge-reports needs the shards' reports (FILE...)");
+    json_t **in = calloc(nf, sizeof(*in)), *j = NULL, *rels = json_array();
+    const json_t **byshard = calloc(nf, sizeof(*byshard));
     const json_t *all = NULL, *repo0 = NULL, *rel;
     size_t nall = 0, failed = 0, i, k;
     json_int_t jobs = 0;
     const char *path = NULL;
     int error = 0;
 
-    if (nf == 0)
-        return fwrel_cmd_usage(ctx, "--merge-reports needs the shards' reports (FILE...)");
     if (in == NULL || byshard == NULL || rels == NULL) {
         error = fwrel_cmd_fail(ctx, ctx->argv[0]);
         goto done;
