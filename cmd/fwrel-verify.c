@@ -4,6 +4,7 @@
  * device mode (what a given device would accept, step by step, in its order).
  */
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "runner.h"
 
 #include "fwrel/auditor.h"
+#include "fwrel/bundle.h"
 #include "fwrel/bundle_verify.h"
 #include "fwrel/device.h"
 #include "fwrel/espimg.h"
@@ -24,6 +26,7 @@
 #include "fwrel/report.h"
 #include "fwrel/sbv1.h"
 #include "fwrel/sbv2.h"
+#include "fwrel/version.h"
 #include "util.h"
 
 static struct {
@@ -33,6 +36,9 @@ static struct {
     const char *policy, *gnupg_home, *against;
     const char *repo, *product, *keystore, *jobs, *report; /* --repo */
     const char *junit;
+    const char *shard;   /* --repo --shard I/N */
+    int merge;           /* --merge-reports */
+    const char *extract; /* --bundle --extract DIR */
     int all;
     int no_policy; /* --bundle (CI) or --repo without a policy, said explicitly */
 } o;
@@ -70,6 +76,12 @@ static const fwrel_opt opts[] = {
      "with --repo: check each release's key ids against this keystore's index", &o.keystore},
     {"jobs", 'j', FWREL_OPT_STR, "N", "with --repo: verify N releases at once (default: CPUs)",
      &o.jobs},
+    {"shard", 0, FWREL_OPT_STR, "I/N", "with --repo: audit shard I of N only (1 <= I <= N <= 1024)",
+     &o.shard},
+    {"merge-reports", 0, FWREL_OPT_FLAG, NULL, "merge the shards' --json reports (the FILEs)",
+     &o.merge},
+    {"extract", 0, FWREL_OPT_STR, "DIR",
+     "with --bundle: once verified, write its members (all, or the MEMBERs) into DIR", &o.extract},
     {"report", 0, FWREL_OPT_STR, "FILE.html",
      "with --repo: also write a self-contained HTML report (replaced if it exists)", &o.report},
     {"sbv2", 0, FWREL_OPT_FLAG, NULL, "compatibility mode: espsecure verify-signature --version 2",
@@ -376,6 +388,8 @@ static int run_bundle(fwrel_ctx *ctx, const char *path)
 {
     fwrel_device *dev = NULL;
     fwrel_report *report = NULL;
+    uint8_t *data = NULL;
+    size_t len = 0;
     fwrel_bundle_verify_ci_opts co = {fwrel_cmd_gnupg_home(o.gnupg_home), o.policy, o.against};
     int error;
 
@@ -385,10 +399,18 @@ static int run_bundle(fwrel_ctx *ctx, const char *path)
         error = fwrel_cmd_fail(ctx, path);
         goto done;
     }
-    if (dev != NULL)
+    if (dev != NULL) {
         error = fwrel_bundle_verify_device(report, dev, path, (uint64_t)time(NULL));
-    else
+    } else if (o.extract != NULL) {
+        /* --extract: the bytes verified are the bytes written (read once). */
+        if ((error = fwrel_io_read_small(&data, &len, path, FWREL_BUNDLE_FILE_MAX)) != 0) {
+            error = fwrel_cmd_fail(ctx, path);
+            goto done;
+        }
+        error = fwrel_bundle_verify_ci_mem(report, data, len, &co);
+    } else {
         error = fwrel_bundle_verify_ci(report, path, &co);
+    }
     fwrel_cmd_report(ctx, report);
     int jerr = junit_one(ctx, path, report);
     if (jerr != 0) {
@@ -404,6 +426,19 @@ static int run_bundle(fwrel_ctx *ctx, const char *path)
         error = fwrel_cmd_fail(ctx, path);
         goto done;
     }
+    if (o.extract != NULL) {
+        /* Only now, every check passed: the members, written under the directory alone. */
+        fwrel_bundle *b = NULL;
+        if ((error = fwrel_bundle_read_mem(&b, data, len)) == 0)
+            error = fwrel_bundle_extract(b, o.extract, (const char *const *)ctx->argv + 1,
+                                         (size_t)ctx->argc - 1);
+        fwrel_bundle_free(b);
+        if (error != 0) {
+            error = fwrel_cmd_fail(ctx, path);
+            goto done;
+        }
+        fwrel_cmd_set(ctx, "extracted_to", json_string(o.extract));
+    }
     if (dev != NULL)
         fwrel_cmd_print(ctx, "ACCEPTED: the device would accept %s\n", path);
     else if (o.no_policy)
@@ -415,6 +450,7 @@ static int run_bundle(fwrel_ctx *ctx, const char *path)
     else
         fwrel_cmd_print(ctx, "VERIFIED: every check of %s passed\n", path);
 done:
+    free(data);
     fwrel_report_free(report);
     fwrel_device_free(dev);
     return error;
@@ -473,42 +509,16 @@ static json_t *repo_release_json(const fwrel_audit_release *R)
         "steps", repo_steps_json(R->report));
 }
 
-static void repo_print(fwrel_ctx *ctx, const fwrel_auditor *a)
+/* The audit's report (docs/verify.md "Auditor mode"): what --json prints of a run, a shard or a
+ * merge of shards (--merge-reports reads it back), and what the text and --junit are made from. */
+static json_t *repo_json(const fwrel_auditor *a, const char *path)
 {
-    json_t *rels = json_array(), *logs = json_array();
-    fwrel_cmd_print(ctx, "%-40s %-12s %5s %7s %-10s %s\n", "TAG", "VERSION", "SV", "COUNTER",
-                    "APPROVERS", "VERDICT");
-    for (size_t i = 0; i < fwrel_auditor_count(a); i++) {
-        const fwrel_audit_release *R = fwrel_auditor_release(a, i);
-        char tag[256], ver[33], ap[24];
-        term_safe(tag, sizeof(tag), R->tag);
-        term_safe(ver, sizeof(ver), R->version);
-        snprintf(ap, sizeof(ap), "%zu of %u", R->napprovals, R->approvals_required);
-        fwrel_cmd_print(ctx, "%-40s %-12s %5u %7llu %-10s %s\n", tag, ver, R->secure_version,
-                        (unsigned long long)R->counter, ap, R->failed ? "FAILED" : "verified");
-        json_array_append_new(rels, repo_release_json(R));
-    }
-    /* Every failed step, by release; then the repository's steps and the audit log. */
-    for (size_t i = 0; i < fwrel_auditor_count(a); i++) {
-        const fwrel_audit_release *R = fwrel_auditor_release(a, i);
-        for (size_t k = 0; k < fwrel_report_count(R->report); k++) {
-            const fwrel_step *s = fwrel_report_step(R->report, k);
-            char tag[256], detail[FWREL_STEP_DETAIL_MAX];
-            if (s->verdict != FWREL_FAIL)
-                continue;
-            term_safe(tag, sizeof(tag), R->tag);
-            term_safe(detail, sizeof(detail), s->detail);
-            fwrel_cmd_print(ctx, "FAIL %s %s: %s\n", tag, s->name, detail);
-        }
-    }
-    const fwrel_report *rr = fwrel_auditor_report(a);
-    for (size_t k = 0; k < fwrel_report_count(rr); k++) {
-        const fwrel_step *s = fwrel_report_step(rr, k);
-        static const char *const v[] = {"PASS", "FAIL", "SKIP", "INFO"};
-        char detail[FWREL_STEP_DETAIL_MAX];
-        term_safe(detail, sizeof(detail), s->detail);
-        fwrel_cmd_print(ctx, "%s %s: %s\n", v[s->verdict & 3], s->name, detail);
-    }
+    json_t *rels = json_array(), *logs = json_array(), *all = json_array(), *shard = json_null();
+    unsigned si, sn;
+    for (size_t i = 0; i < fwrel_auditor_count(a); i++)
+        json_array_append_new(rels, repo_release_json(fwrel_auditor_release(a, i)));
+    for (size_t i = 0; i < fwrel_auditor_total(a); i++)
+        json_array_append_new(all, json_string(fwrel_auditor_tag(a, i)));
     for (size_t i = 0; i < fwrel_auditor_nlogs(a); i++) {
         const fwrel_audit_log_summary *l = fwrel_auditor_log(a, i);
         json_array_append_new(
@@ -522,12 +532,159 @@ static void repo_print(fwrel_ctx *ctx, const fwrel_auditor *a)
         json_object_set_new(json_array_get(logs, i), "first_untagged",
                             json_string(l->first_untagged));
     }
-    fwrel_cmd_set(ctx, "mode", json_string("repo"));
-    fwrel_cmd_set(ctx, "jobs", json_integer(fwrel_auditor_jobs(a)));
-    fwrel_cmd_set(ctx, "releases", rels);
-    fwrel_cmd_set(ctx, "repository_steps", repo_steps_json(rr));
-    fwrel_cmd_set(ctx, "audit_logs", logs);
-    fwrel_cmd_set(ctx, "failed_releases", json_integer((json_int_t)fwrel_auditor_failed(a)));
+    fwrel_auditor_shard(a, &si, &sn);
+    if (sn != 0)
+        shard = json_pack("{s:i,s:i}", "index", (int)si, "count", (int)sn);
+    return json_pack("{s:s,s:i,s:o,s:o,s:o,s:I,s:{s:s,s:s,s:o,s:o},s:o}", "mode", "repo", "jobs",
+                     (int)fwrel_auditor_jobs(a), "releases", rels, "repository_steps",
+                     repo_steps_json(fwrel_auditor_report(a)), "audit_logs", logs,
+                     "failed_releases", (json_int_t)fwrel_auditor_failed(a), "repository", "path",
+                     path, "state", fwrel_auditor_state(a), "product",
+                     o.product ? json_string(o.product) : json_null(), "releases", all, "shard",
+                     shard);
+}
+
+static const char *jstr(const json_t *j, const char *key)
+{
+    const char *s = json_string_value(json_object_get(j, key));
+    return s != NULL ? s : "";
+}
+
+/* The text of a report: the table, every failed step by release, the repository's steps. */
+static void repo_print(fwrel_ctx *ctx, const json_t *j)
+{
+    const json_t *rels = json_object_get(j, "releases"), *R, *s;
+    size_t i, k;
+    fwrel_cmd_print(ctx, "%-40s %-12s %5s %7s %-10s %s\n", "TAG", "VERSION", "SV", "COUNTER",
+                    "APPROVERS", "VERDICT");
+    json_array_foreach(rels, i, R)
+    {
+        char tag[256], ver[33], ap[24];
+        term_safe(tag, sizeof(tag), jstr(R, "tag"));
+        term_safe(ver, sizeof(ver), jstr(R, "version"));
+        snprintf(ap, sizeof(ap), "%zu of %u", json_array_size(json_object_get(R, "approvers")),
+                 (unsigned)json_integer_value(json_object_get(R, "approvals_required")));
+        fwrel_cmd_print(ctx, "%-40s %-12s %5u %7llu %-10s %s\n", tag, ver,
+                        (unsigned)json_integer_value(json_object_get(R, "secure_version")),
+                        (unsigned long long)json_integer_value(json_object_get(R, "counter")), ap,
+                        strcmp(jstr(R, "verdict"), "fail") == 0 ? "FAILED" : "verified");
+    }
+    json_array_foreach(rels, i, R)
+    {
+        json_array_foreach(json_object_get(R, "steps"), k, s)
+        {
+            char tag[256], detail[FWREL_STEP_DETAIL_MAX];
+            if (strcmp(jstr(s, "verdict"), "fail") != 0)
+                continue;
+            term_safe(tag, sizeof(tag), jstr(R, "tag"));
+            term_safe(detail, sizeof(detail), jstr(s, "detail"));
+            fwrel_cmd_print(ctx, "FAIL %s %s: %s\n", tag, jstr(s, "step"), detail);
+        }
+    }
+    json_array_foreach(json_object_get(j, "repository_steps"), k, s)
+    {
+        char detail[FWREL_STEP_DETAIL_MAX], v[8];
+        size_t n = 0;
+        for (const char *p = jstr(s, "verdict"); *p && n + 1 < sizeof(v); p++)
+            v[n++] = (char)toupper((unsigned char)*p);
+        v[n] = '\0';
+        term_safe(detail, sizeof(detail), jstr(s, "detail"));
+        fwrel_cmd_print(ctx, "%s %s: %s\n", v, jstr(s, "step"), detail);
+    }
+}
+
+/* A report's steps back as an fwrel_report (for --junit). */
+static int steps_report(fwrel_report **out, const json_t *steps)
+{
+    static const char *const names[] = {"pass", "fail", "skip", "info"};
+    const json_t *s;
+    size_t i;
+    int error = fwrel_report_new(out);
+    json_array_foreach(steps, i, s)
+    {
+        int v = FWREL_INFO;
+        for (int k = 0; k < 4; k++)
+            if (strcmp(jstr(s, "verdict"), names[k]) == 0)
+                v = k == 0 ? FWREL_PASS : k == 1 ? FWREL_FAIL : k == 2 ? FWREL_SKIP : FWREL_INFO;
+        if (error == 0)
+            error = fwrel_report_add(*out, jstr(s, "step"), v, "%s", jstr(s, "detail"));
+    }
+    return error;
+}
+
+/* --junit of a report: one suite per release, then the repository's. */
+static int repo_junit(fwrel_ctx *ctx, const json_t *j, const char *path)
+{
+    const json_t *rels = json_object_get(j, "releases");
+    size_t n = json_array_size(rels);
+    const char **names = calloc(n + 1, sizeof(*names));
+    fwrel_report **reps = calloc(n + 1, sizeof(*reps));
+    int e = 0;
+    if (names == NULL || reps == NULL) {
+        fwrel_error_set(FWREL_EIO, "out of memory");
+        e = fwrel_cmd_fail(ctx, o.junit);
+        goto done;
+    }
+    for (size_t i = 0; i <= n && e == 0; i++) {
+        const json_t *R = json_array_get(rels, i);
+        names[i] = i < n ? jstr(R, "tag") : path;
+        e = steps_report(&reps[i],
+                         json_object_get(i < n ? R : j, i < n ? "steps" : "repository_steps"));
+    }
+    if (e != 0)
+        e = fwrel_cmd_fail(ctx, o.junit);
+    else
+        e = junit_write(ctx, names, (const fwrel_report *const *)reps, n + 1);
+done:
+    for (size_t i = 0; reps != NULL && i <= n; i++)
+        fwrel_report_free(reps[i]);
+    free(names);
+    free(reps);
+    return e;
+}
+
+/* What a run, a shard and a merge print once the report j is whole: --junit, the report's keys
+ * and text, the verdict line. error is the audit's verdict (0, or FWREL_EVERIFY, its message
+ * set), path the repository's. */
+static int repo_finish(fwrel_ctx *ctx, json_t *j, int error, const char *path)
+{
+    fwrel_error verdict = *fwrel_error_last();
+    const json_t *shard = json_object_get(j, "shard"), *pol = json_object_get(j, "policy");
+    size_t n = json_array_size(json_object_get(j, "releases"));
+    int checked = json_is_string(pol);
+    const char *key;
+    json_t *v;
+    if (o.junit != NULL) {
+        int e = repo_junit(ctx, j, path);
+        if (e != 0)
+            return e;
+        fwrel_error_restore(&verdict);
+    }
+    repo_print(ctx, j);
+    json_object_foreach(j, key, v) fwrel_cmd_set(ctx, key, json_incref(v));
+    /* Without a policy nothing vouches for the approvers: not "verified", whatever passed. */
+    fwrel_cmd_set(ctx, "verified", json_boolean(error == 0 && checked));
+    fwrel_cmd_set(ctx, "checks_passed", json_boolean(error == 0));
+    if (error != 0)
+        return fwrel_cmd_fail(ctx, path);
+    if (json_is_object(shard))
+        fwrel_cmd_print(
+            ctx,
+            "SHARD %lld/%lld: %zu of %zu releases, every check passed (merge the "
+            "shards' --json reports with --merge-reports for the repository's "
+            "verdict)\n",
+            json_integer_value(json_object_get(shard, "index")),
+            json_integer_value(json_object_get(shard, "count")), n,
+            json_array_size(json_object_get(json_object_get(j, "repository"), "releases")));
+    else if (checked)
+        fwrel_cmd_print(ctx, "VERIFIED: %zu releases, every check passed\n", n);
+    else
+        fwrel_cmd_print(ctx,
+                        "NOT VERIFIED AGAINST A POLICY: %zu releases, every check passed, but "
+                        "approvals and tag signers were checked only against each release's own "
+                        "record (--no-policy)\n",
+                        n);
+    return 0;
 }
 
 /* The page's title: the repository directory's last component. */
@@ -560,12 +717,54 @@ static int repo_report(const fwrel_auditor *a, const char *repo, const char *fil
     return error;
 }
 
+/* --shard I/N: two decimal numbers without sign or leading zero, 1 <= I <= N <= the bound. */
+static int parse_shard(unsigned *i, unsigned *n, const char *s)
+{
+    const char *slash = strchr(s, '/');
+    char a[8], b[8];
+    uint64_t x, y;
+    if (slash == NULL || slash == s || slash - s >= (ptrdiff_t)sizeof(a) ||
+        strlen(slash + 1) == 0 || strlen(slash + 1) >= sizeof(b))
+        return -1;
+    snprintf(a, sizeof(a), "%.*s", (int)(slash - s), s);
+    snprintf(b, sizeof(b), "%s", slash + 1);
+    for (const char *p = a; *p; p++)
+        if (!isdigit((unsigned char)*p))
+            return -1;
+    for (const char *p = b; *p; p++)
+        if (!isdigit((unsigned char)*p))
+            return -1;
+    if (a[0] == '0' || b[0] == '0' || fwrel_parse_u64(&x, a, FWREL_AUDITOR_SHARDS_MAX) != 0 ||
+        fwrel_parse_u64(&y, b, FWREL_AUDITOR_SHARDS_MAX) != 0 || x < 1 || x > y) {
+        fwrel_error_clear();
+        return -1;
+    }
+    *i = (unsigned)x;
+    *n = (unsigned)y;
+    return 0;
+}
+
+/* Progress on a terminal (fwrel_cmd_progress()): one line, rewritten. */
+static void repo_progress(void *arg, size_t done, size_t total)
+{
+    fwrel_cmd_progress(arg, done, total, "auditing releases");
+}
+
 static int run_repo(fwrel_ctx *ctx)
 {
     fwrel_auditor *a = NULL;
     fwrel_policy *pol = NULL;
-    fwrel_auditor_opts ao = {
-        fwrel_cmd_gnupg_home(o.gnupg_home), o.product, o.keystore, 0, NULL, o.no_policy};
+    fwrel_auditor_opts ao = {fwrel_cmd_gnupg_home(o.gnupg_home),
+                             o.product,
+                             o.keystore,
+                             0,
+                             NULL,
+                             o.no_policy,
+                             0,
+                             0,
+                             fwrel_cmd_progress_on(ctx) ? repo_progress : NULL,
+                             ctx};
+    json_t *j = NULL;
     uint64_t jobs = 0;
     int error;
 
@@ -580,6 +779,9 @@ static int run_repo(fwrel_ctx *ctx)
     if (o.jobs != NULL &&
         (fwrel_parse_u64(&jobs, o.jobs, FWREL_AUDITOR_JOBS_MAX) != 0 || jobs == 0))
         return fwrel_cmd_usage(ctx, "--jobs must be 1..%d", FWREL_AUDITOR_JOBS_MAX);
+    if (o.shard != NULL && parse_shard(&ao.shard, &ao.nshards, o.shard) != 0)
+        return fwrel_cmd_usage(ctx, "--shard must be I/N, 1 <= I <= N <= %d",
+                               FWREL_AUDITOR_SHARDS_MAX);
     ao.jobs = (unsigned)jobs;
     if (o.policy != NULL && (error = fwrel_policy_load(&pol, o.policy)) != 0)
         return fwrel_cmd_fail(ctx, o.policy);
@@ -591,6 +793,7 @@ static int run_repo(fwrel_ctx *ctx)
     }
     ao.policy = pol;
     error = fwrel_auditor_run(&a, o.repo, &ao);
+    fwrel_cmd_progress_end(ctx);
     if (a == NULL) {
         /* A keystore that does not open is named by the error itself (error.h). */
         error = fwrel_cmd_fail(ctx, o.repo);
@@ -606,71 +809,235 @@ static int run_repo(fwrel_ctx *ctx)
             goto done;
         }
     }
-    if (o.junit != NULL) {
-        size_t n = fwrel_auditor_count(a);
-        const char **names = calloc(n + 1, sizeof(*names));
-        const fwrel_report **reps = calloc(n + 1, sizeof(*reps));
-        int e;
-        if (names == NULL || reps == NULL) {
-            fwrel_error_set(FWREL_EIO, "out of memory");
-            e = fwrel_cmd_fail(ctx, o.junit);
-        } else {
-            for (size_t i = 0; i < n; i++) {
-                names[i] = fwrel_auditor_release(a, i)->tag;
-                reps[i] = fwrel_auditor_release(a, i)->report;
-            }
-            names[n] = o.repo;
-            reps[n] = fwrel_auditor_report(a);
-            e = junit_write(ctx, names, reps, n + 1);
-        }
-        free(names);
-        free(reps);
-        if (e != 0) {
-            error = e;
-            goto done;
-        }
-    }
-    repo_print(ctx, a);
-    /* Without a policy nothing vouches for the approvers: not "verified", whatever passed. */
-    fwrel_cmd_set(ctx, "verified", json_boolean(error == 0 && fwrel_auditor_policy_checked(a)));
-    fwrel_cmd_set(ctx, "checks_passed", json_boolean(error == 0));
+    fwrel_error_restore(&verdict);
+    j = repo_json(a, o.repo);
     if (pol != NULL) {
         char hex[65];
         fwrel_hex(hex, pol->sha256, 32);
-        fwrel_cmd_set(ctx, "policy", json_string(hex));
+        json_object_set_new(j, "policy", json_string(hex));
     } else {
-        fwrel_cmd_set(ctx, "policy", json_null());
+        json_object_set_new(j, "policy", json_null());
     }
-    if (error != 0) {
-        fwrel_error_restore(&verdict);
-        error = fwrel_cmd_fail(ctx, o.repo);
-        goto done;
-    }
-    if (fwrel_auditor_policy_checked(a))
-        fwrel_cmd_print(ctx, "VERIFIED: %zu releases, every check passed\n",
-                        fwrel_auditor_count(a));
-    else
-        fwrel_cmd_print(ctx,
-                        "NOT VERIFIED AGAINST A POLICY: %zu releases, every check passed, but "
-                        "approvals and tag signers were checked only against each release's own "
-                        "record (--no-policy)\n",
-                        fwrel_auditor_count(a));
+    error = repo_finish(ctx, j, error, o.repo);
 done:
+    json_decref(j);
     fwrel_auditor_free(a);
     fwrel_policy_free(pol);
+    return error;
+}
+
+/* --- --merge-reports: the shards' reports, one audit's (docs/verify.md "Sharding") --------- */
+
+/* Most bytes of one shard's report. */
+#define MERGE_REPORT_MAX ((size_t)256 << 20)
+
+/* A report refused: bad input, named by its file. */
+#define merge_refuse(ctx, file, ...)                                                               \
+    (fwrel_error_set(FWREL_EFORMAT, __VA_ARGS__), fwrel_cmd_fail(ctx, file))
+
+/* The fields every shard of one audit has alike. */
+static const char *const merge_same[] = {"version", "policy", "repository_steps", "audit_logs"};
+
+static int run_merge(fwrel_ctx *ctx)
+{
+    size_t nf = (size_t)ctx->argc;
+    if (nf == 0)
+        return fwrel_cmd_usage(ctx, "--merge-reports needs the shards' reports (FILE...)");
+    json_t **in = calloc(nf, sizeof(*in)), *j = NULL, *rels = json_array();
+    const json_t **byshard = calloc(nf, sizeof(*byshard));
+    const json_t *all = NULL, *repo0 = NULL, *rel;
+    size_t nall = 0, failed = 0, i, k;
+    json_int_t jobs = 0;
+    const char *path = NULL;
+    int error = 0;
+
+    if (in == NULL || byshard == NULL || rels == NULL) {
+        error = fwrel_cmd_fail(ctx, ctx->argv[0]);
+        goto done;
+    }
+    for (i = 0; i < nf; i++) {
+        const char *f = ctx->argv[i];
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        json_error_t je;
+        if ((error = fwrel_io_read_small(&buf, &len, f, MERGE_REPORT_MAX)) != 0) {
+            error = fwrel_cmd_fail(ctx, f);
+            goto done;
+        }
+        in[i] = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, &je);
+        free(buf);
+        const json_t *r = in[i], *sh = json_object_get(r, "shard"), *rp;
+        if (!json_is_object(r) || strcmp(jstr(r, "command"), "fwrel-verify") != 0 ||
+            strcmp(jstr(r, "mode"), "repo") != 0 ||
+            !json_is_array(json_object_get(r, "releases")) ||
+            !json_is_array(json_object_get(r, "repository_steps")) ||
+            !json_is_array(json_object_get(r, "audit_logs")) ||
+            !(json_is_string(json_object_get(r, "policy")) ||
+              json_is_null(json_object_get(r, "policy"))) ||
+            !json_is_object(rp = json_object_get(r, "repository")) ||
+            !json_is_array(json_object_get(rp, "releases"))) {
+            error = merge_refuse(ctx, f, "not the --json report of fwrel-verify --repo");
+            goto done;
+        }
+        if (strcmp(jstr(r, "version"), fwrel_version()) != 0) {
+            error = merge_refuse(ctx, f, "made by fwrel %s, this is %s", jstr(r, "version"),
+                                 fwrel_version());
+            goto done;
+        }
+        if (!json_is_object(sh)) {
+            error = merge_refuse(ctx, f, "not the report of a shard (--shard I/N)");
+            goto done;
+        }
+        json_int_t si = json_integer_value(json_object_get(sh, "index")),
+                   sn = json_integer_value(json_object_get(sh, "count"));
+        if (sn != (json_int_t)nf || si < 1 || si > sn) {
+            error = merge_refuse(ctx, f, "shard %lld/%lld, but %zu reports are merged",
+                                 (long long)si, (long long)sn, nf);
+            goto done;
+        }
+        if (byshard[si - 1] != NULL) {
+            error =
+                merge_refuse(ctx, f, "shard %lld/%lld given twice", (long long)si, (long long)sn);
+            goto done;
+        }
+        byshard[si - 1] = r;
+        if (i == 0) {
+            repo0 = rp;
+            path = jstr(rp, "path");
+            all = json_object_get(rp, "releases");
+            nall = json_array_size(all);
+            continue;
+        }
+        /* One audit: one repository state, selection, policy, history and repository steps. */
+        if (strcmp(jstr(rp, "state"), jstr(repo0, "state")) != 0) {
+            error = merge_refuse(ctx, f,
+                                 "another repository or state (%.16s..., the first "
+                                 "report's %.16s...)",
+                                 jstr(rp, "state"), jstr(repo0, "state"));
+            goto done;
+        }
+        if (!json_equal(json_object_get(rp, "product"), json_object_get(repo0, "product")) ||
+            !json_equal(json_object_get(rp, "releases"), all)) {
+            error = merge_refuse(ctx, f, "another selection of releases than the first report's");
+            goto done;
+        }
+        for (k = 0; k < sizeof(merge_same) / sizeof(*merge_same); k++)
+            if (!json_equal(json_object_get(r, merge_same[k]),
+                            json_object_get(in[0], merge_same[k]))) {
+                error =
+                    merge_refuse(ctx, f, "its %s differs from the first report's", merge_same[k]);
+                goto done;
+            }
+    }
+    /* Each release of the history in exactly one report, the one of its shard. */
+    unsigned char *seen = calloc(nall ? nall : 1, 1);
+    const json_t **found = calloc(nall ? nall : 1, sizeof(*found));
+    if (seen == NULL || found == NULL) {
+        free(seen);
+        free(found);
+        fwrel_error_set(FWREL_EIO, "out of memory");
+        error = fwrel_cmd_fail(ctx, ctx->argv[0]);
+        goto done;
+    }
+    for (i = 0; i < nf && error == 0; i++) {
+        json_int_t si =
+            json_integer_value(json_object_get(json_object_get(in[i], "shard"), "index"));
+        json_array_foreach(json_object_get(in[i], "releases"), k, rel)
+        {
+            const char *tag = jstr(rel, "tag");
+            size_t p = 0;
+            while (p < nall && strcmp(json_string_value(json_array_get(all, p)), tag) != 0)
+                p++;
+            if (p == nall)
+                error = merge_refuse(ctx, ctx->argv[i], "release %s is not in the history", tag);
+            else if (seen[p])
+                error = merge_refuse(ctx, ctx->argv[i], "release %s is given twice", tag);
+            else if (fwrel_auditor_shard_of(tag, (unsigned)nf) != (unsigned)si)
+                error = merge_refuse(ctx, ctx->argv[i], "release %s is shard %u's, not %lld's", tag,
+                                     fwrel_auditor_shard_of(tag, (unsigned)nf), (long long)si);
+            if (error != 0)
+                break;
+            seen[p] = 1;
+            found[p] = rel;
+        }
+        json_int_t jb = json_integer_value(json_object_get(in[i], "jobs"));
+        jobs = jb > jobs ? jb : jobs;
+    }
+    for (k = 0; k < nall && error == 0; k++)
+        if (!seen[k])
+            error = merge_refuse(
+                ctx, ctx->argv[0], "release %s is in no report (shard %u of %zu)",
+                json_string_value(json_array_get(all, k)),
+                fwrel_auditor_shard_of(json_string_value(json_array_get(all, k)), (unsigned)nf),
+                nf);
+    for (k = 0; k < nall && error == 0; k++) {
+        json_array_append(rels, (json_t *)found[k]);
+        failed += strcmp(jstr(found[k], "verdict"), "fail") == 0;
+    }
+    free(seen);
+    free(found);
+    if (error != 0)
+        goto done;
+
+    /* The whole audit's report and verdict, as one run gives them. */
+    j = json_pack("{s:s,s:I,s:O,s:O,s:O,s:I,s:O,s:n,s:O}", "mode", "repo", "jobs", jobs, "releases",
+                  rels, "repository_steps", json_object_get(in[0], "repository_steps"),
+                  "audit_logs", json_object_get(in[0], "audit_logs"), "failed_releases",
+                  (json_int_t)failed, "repository", repo0, "shard", "policy",
+                  json_object_get(in[0], "policy"));
+    const json_t *first = NULL, *fs = NULL, *rs = NULL, *s;
+    json_array_foreach(rels, k, rel)
+    {
+        if (first == NULL && strcmp(jstr(rel, "verdict"), "fail") == 0)
+            first = rel;
+    }
+    if (first != NULL)
+        json_array_foreach(json_object_get(first, "steps"), k, s)
+        {
+            if (fs == NULL && strcmp(jstr(s, "step"), jstr(first, "failed_step")) == 0 &&
+                strcmp(jstr(s, "verdict"), "fail") == 0)
+                fs = s;
+        }
+    json_array_foreach(json_object_get(j, "repository_steps"), k, s)
+    {
+        if (rs == NULL && strcmp(jstr(s, "verdict"), "fail") == 0)
+            rs = s;
+    }
+    error = fwrel_auditor_verdict(
+        failed, nall, first ? jstr(first, "tag") : NULL, first ? jstr(first, "failed_step") : NULL,
+        fs ? jstr(fs, "detail") : "", rs ? jstr(rs, "step") : NULL, rs ? jstr(rs, "detail") : NULL);
+    error = repo_finish(ctx, j, error, path);
+done:
+    json_decref(j);
+    json_decref(rels);
+    for (i = 0; in != NULL && i < nf; i++)
+        json_decref(in[i]);
+    free(in);
+    free(byshard);
     return error;
 }
 
 static int run(fwrel_ctx *ctx)
 {
     const char *image = ctx->argv[0];
-    int modes = o.info + (o.device != NULL || o.bundle) + (o.sbv1 || o.sbv2) + (o.repo != NULL);
+    int modes =
+        o.info + (o.device != NULL || o.bundle) + (o.sbv1 || o.sbv2) + (o.repo != NULL) + o.merge;
     if (modes != 1)
         return fwrel_cmd_usage(ctx, "choose one mode: --info, --device PROFILE, --bundle, "
-                                    "--sbv2/--sbv1 --key KEY, or --repo RELEASES");
-    if ((o.product || o.all || o.keystore || o.jobs || o.report) && o.repo == NULL)
-        return fwrel_cmd_usage(ctx, "--product, --all, --keystore, --jobs and --report go with "
-                                    "--repo");
+                                    "--sbv2/--sbv1 --key KEY, --repo RELEASES or --merge-reports");
+    if ((o.product || o.all || o.keystore || o.jobs || o.report || o.shard) && o.repo == NULL)
+        return fwrel_cmd_usage(ctx, "--product, --all, --keystore, --jobs, --report and --shard "
+                                    "go with --repo");
+    if (o.merge) {
+        if (o.policy || o.no_policy || o.gnupg_home || o.against || o.extract)
+            return fwrel_cmd_usage(ctx, "--merge-reports takes only the reports, --junit and "
+                                        "--json");
+        return run_merge(ctx);
+    }
+    if (o.extract != NULL && !(o.bundle && !o.device))
+        return fwrel_cmd_usage(ctx, "--extract goes with --bundle without --device");
+    if (o.extract == NULL && ctx->argc > 1)
+        return fwrel_cmd_usage(ctx, "give one FILE");
     if (o.junit != NULL && o.info)
         return fwrel_cmd_usage(ctx,
                                "--junit goes with --bundle, --device, --sbv2/--sbv1 or --repo");
@@ -679,7 +1046,7 @@ static int run(fwrel_ctx *ctx)
             return fwrel_cmd_usage(ctx, "--against goes with --bundle");
         return run_repo(ctx);
     }
-    if (ctx->argc != 1)
+    if (ctx->argc < 1)
         return fwrel_cmd_usage(ctx, "give one FILE");
     if (o.sbv1 && o.sbv2)
         return fwrel_cmd_usage(ctx, "--sbv1 and --sbv2 exclude each other");
@@ -721,12 +1088,15 @@ const fwrel_cmd fwrel_command = {
                 "BUNDLE.fwb\n"
                 "--sbv2 [--skip-padding] --key KEY IMAGE\n"
                 "--sbv1 --key KEY IMAGE\n"
+                "--bundle (--policy POLICY | --no-policy) --extract DIR BUNDLE.fwb [MEMBER...]\n"
                 "--repo RELEASES (--product P | --all) (--policy POLICY | --no-policy) "
-                "[--gnupg-home DIR] [--keystore DIR] [--jobs N] [--report FILE.html]",
+                "[--gnupg-home DIR] [--keystore DIR] [--jobs N] [--report FILE.html] "
+                "[--shard I/N]\n"
+                "--merge-reports [--junit FILE] REPORT.json...",
     .summary = "verify images, manifests and release bundles as the device, CI or espsecure would, "
                "and audit a release repository",
     .opts = opts,
     .min_args = 0,
-    .max_args = 1,
+    .max_args = FWREL_AUDITOR_SHARDS_MAX,
     .run = run,
 };

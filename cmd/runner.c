@@ -130,6 +130,7 @@ int fwrel_cmd_usage(fwrel_ctx *ctx, const char *fmt, ...)
     va_end(ap);
     fwrel_error_set(FWREL_EUSAGE, "%s", msg);
     /* One line, as every failure (docs/architecture.md §6). */
+    fwrel_cmd_progress_end(ctx);
     fprintf(stderr, "%s: ", ctx->cmd->name);
     put_text(stderr, msg);
     fprintf(stderr, " (see %s --help)\n", ctx->cmd->name);
@@ -147,6 +148,7 @@ int fwrel_cmd_fail(fwrel_ctx *ctx, const char *fallback)
     int code = fwrel_error_exit_code(e);
     const char *msg = e->message[0] ? e->message : "failed", *sep;
     const char *what = fwrel_error_where(e, fallback, &sep);
+    fwrel_cmd_progress_end(ctx);
     fprintf(stderr, "%s: ", ctx->cmd->name);
     if (what != NULL) {
         put_text(stderr, what);
@@ -251,6 +253,29 @@ const char *fwrel_cmd_gnupg_home(const char *given)
         snprintf(home, sizeof(home), "%s/.gnupg", h) >= (int)sizeof(home))
         return NULL;
     return home;
+}
+
+int fwrel_cmd_progress_on(const fwrel_ctx *ctx)
+{
+    return !ctx->json && !ctx->quiet && isatty(STDERR_FILENO);
+}
+
+void fwrel_cmd_progress(fwrel_ctx *ctx, size_t done, size_t total, const char *what)
+{
+    if (!fwrel_cmd_progress_on(ctx))
+        return;
+    fprintf(stderr, "\r%s: %s: %zu of %zu", ctx->cmd->name, what, done, total);
+    fflush(stderr);
+    ctx->progress_shown = 1;
+}
+
+void fwrel_cmd_progress_end(fwrel_ctx *ctx)
+{
+    if (!ctx->progress_shown)
+        return;
+    fputs("\r\033[K", stderr);
+    fflush(stderr);
+    ctx->progress_shown = 0;
 }
 
 void fwrel_cmd_set(fwrel_ctx *ctx, const char *key, json_t *value)

@@ -61,6 +61,7 @@ typedef struct fwrel_ctx {
     json_t *result; /* the --json result object; commands add their fields */
     /* A report printed had steps it could not record (report.h): the command fails with this. */
     char report_lost[FWREL_STEP_DETAIL_MAX];
+    int progress_shown; /* a progress line is on stderr (fwrel_cmd_progress()) */
 } fwrel_ctx;
 
 /** The command a program runs: each cmd/fwrel-*.c defines it (runner.c has main()). */
@@ -116,5 +117,15 @@ const char *fwrel_cmd_gnupg_home(const char *given);
 
 /** Set result[key] (steals the reference). */
 void fwrel_cmd_set(fwrel_ctx *ctx, const char *key, json_t *value);
+
+/** Whether progress is shown: stderr is a terminal, and neither --quiet nor --json was given. */
+int fwrel_cmd_progress_on(const fwrel_ctx *ctx);
+
+/** Progress of long work: "<cmd>: WHAT: DONE of TOTAL" on one line of stderr, rewritten in place;
+ * nothing unless fwrel_cmd_progress_on(). */
+void fwrel_cmd_progress(fwrel_ctx *ctx, size_t done, size_t total, const char *what);
+
+/** Erase the progress line, if one is shown (before any other output on stderr). */
+void fwrel_cmd_progress_end(fwrel_ctx *ctx);
 
 #endif

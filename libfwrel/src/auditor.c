@@ -289,6 +289,8 @@ static int check_keys(fwrel_auditor *a, const fwrel_keystore *ks)
         const fwrel_release *rec = &R->record;
         fwrel_problems p = {"", 0}, info = {"", 0};
         int e;
+        if (!a->mine[i])
+            continue; /* another shard's: its record was not read here */
         if (R->have_record) {
             for (size_t k = 0; k < rec->nsign_keys; k++)
                 key_add(R, "secure-boot", rec->sign_keys[k]);
@@ -398,9 +400,24 @@ static int selected(const fwrel_auditor *a, fwrel_repo *r, const fwrel_audit_rel
     return writes_under(r, R->commit, a->tmpl, product);
 }
 
-/* Phase 1: read each tag's message (cheap, serial). Selects by product (selected()). */
+/* The repository's state (fwrel_auditor_state()): a tag's name, target, time and raw object. */
+static void state_tag(EVP_MD_CTX *st, const fwrel_repo_tag *t, const uint8_t *raw, size_t len)
+{
+    uint8_t h[32] = {0};
+    char line[80];
+    int n =
+        snprintf(line, sizeof(line), "%s %d %lld ", t->target, t->annotated, (long long)t->time);
+    if (raw != NULL)
+        fwrel_sha256(h, raw, len);
+    EVP_DigestUpdate(st, t->name, strlen(t->name) + 1);
+    EVP_DigestUpdate(st, line, (size_t)n);
+    EVP_DigestUpdate(st, h, sizeof(h));
+}
+
+/* Phase 1: read each tag's message (cheap, serial). Selects by product (selected()). Every tag,
+ * selected or not, goes into the state st. */
 static int read_tags(fwrel_auditor *a, fwrel_repo *r, const fwrel_repo_tag *tags, size_t ntags,
-                     const char *product)
+                     const char *product, EVP_MD_CTX *st)
 {
     for (size_t i = 0; i < ntags; i++) {
         fwrel_audit_release *R = &a->rel[a->n];
@@ -415,6 +432,7 @@ static int read_tags(fwrel_auditor *a, fwrel_repo *r, const fwrel_repo_tag *tags
         snprintf(R->commit, sizeof(R->commit), "%s", tags[i].target);
         R->time = tags[i].time;
         int e = fwrel_repo_tag_raw(&raw, &len, r, R->tag);
+        state_tag(st, &tags[i], e == 0 ? raw : NULL, len);
         if (e == 0)
             e = fwrel_repo_tag_parse(&info, raw, len);
         if (e == 0) {
@@ -484,7 +502,8 @@ static int load_logs(fwrel_auditor *a, const char *path, const fwrel_repo_tag *t
     return error;
 }
 
-static int run_workers(fwrel_auditor *a, fwrel_repo *r0, const char *path, const char *home)
+static int run_workers(fwrel_auditor *a, fwrel_repo *r0, const char *path, const char *home,
+                       const fwrel_auditor_opts *o)
 {
     struct ctx c;
     struct worker w[FWREL_AUDITOR_JOBS_MAX];
@@ -496,6 +515,8 @@ static int run_workers(fwrel_auditor *a, fwrel_repo *r0, const char *path, const
     c.a = a;
     c.path = path;
     c.home = home;
+    c.progress = o->progress;
+    c.progress_arg = o->progress_arg;
     pthread_mutex_init(&c.lock, NULL);
     /* Library set-up that must happen before threads: gpgme, jansson's hash seed. libgit2 was
      * initialised by fwrel_repo_open(); each worker gets its own repository handle. */
@@ -550,8 +571,10 @@ static int policy_summary(fwrel_auditor *a)
                                 "no policy given: approvals and tag signers were checked only "
                                 "against the approvers and thresholds each release records, not "
                                 "against a policy");
+    /* By the policy hash each tag message states (record.fields holds it to the record's): every
+     * release's, in every shard alike. */
     for (size_t i = 0; i < a->n; i++)
-        if (a->msg[i].other_policy && other++ == 0)
+        if (a->msg[i].ok && strcmp(a->msg[i].policy_sha, a->policy_sha) != 0 && other++ == 0)
             first = a->rel[i].tag;
     if (other == 0)
         return fwrel_report_add(a->report, "policy", FWREL_PASS,
@@ -574,20 +597,26 @@ static unsigned default_jobs(void)
 
 int fwrel_auditor_run(fwrel_auditor **out, const char *path, const fwrel_auditor_opts *opts)
 {
-    static const fwrel_auditor_opts defaults = {NULL, NULL, NULL, 0, NULL, 0};
+    static const fwrel_auditor_opts defaults = {NULL, NULL, NULL, 0, NULL, 0, 0, 0, NULL, NULL};
     const fwrel_auditor_opts *o = opts != NULL ? opts : &defaults;
     fwrel_auditor *a = NULL;
     fwrel_repo *r0 = NULL;
     fwrel_keystore *ks = NULL;
     fwrel_repo_tag *tags = NULL;
-    size_t ntags = 0;
+    fwrel_repo_commit *tip = NULL;
+    size_t ntags = 0, ncommits = 0;
     const char *home = o->gnupg_home;
+    EVP_MD_CTX *st = NULL;
     int error;
 
     FWREL_ASSERT_ARG(out != NULL && path != NULL);
     *out = NULL;
     if (o->jobs > FWREL_AUDITOR_JOBS_MAX)
         return fwrel_error_set(FWREL_EUSAGE, "jobs must be 1..%d", FWREL_AUDITOR_JOBS_MAX);
+    if (o->nshards > FWREL_AUDITOR_SHARDS_MAX || (o->nshards == 0) != (o->shard == 0) ||
+        o->shard > o->nshards)
+        return fwrel_error_set(FWREL_EUSAGE, "shard %u of %u: must be 1..N, N 1..%d", o->shard,
+                               o->nshards, FWREL_AUDITOR_SHARDS_MAX);
     if ((o->policy != NULL) == (o->no_policy != 0))
         return fwrel_error_set(FWREL_EUSAGE, o->policy != NULL
                                                  ? "a policy and no_policy exclude each other"
@@ -621,12 +650,33 @@ int fwrel_auditor_run(fwrel_auditor **out, const char *path, const fwrel_auditor
     a->rel = calloc(ntags ? ntags : 1, sizeof(*a->rel));
     a->msg = calloc(ntags ? ntags : 1, sizeof(*a->msg));
     a->order = calloc(ntags ? ntags : 1, sizeof(*a->order));
-    if (a->rel == NULL || a->msg == NULL || a->order == NULL) {
+    a->shown = calloc(ntags ? ntags : 1, sizeof(*a->shown));
+    a->mine = calloc(ntags ? ntags : 1, 1);
+    if (a->rel == NULL || a->msg == NULL || a->order == NULL || a->shown == NULL ||
+        a->mine == NULL || (st = EVP_MD_CTX_new()) == NULL ||
+        !EVP_DigestInit_ex(st, EVP_sha256(), NULL)) {
         error = fwrel_error_set(FWREL_EIO, "out of memory");
         goto done;
     }
-    if ((error = read_tags(a, r0, tags, ntags, o->product)) != 0)
+    if ((error = read_tags(a, r0, tags, ntags, o->product, st)) != 0 ||
+        (error = fwrel_repo_branch_commits(&tip, &ncommits, r0, FWREL_AUDITOR_TAGS_MAX)) != 0)
         goto done;
+    /* The state: the tags, then the branch's tip (none: nothing). */
+    {
+        uint8_t h[32];
+        if (ncommits > 0)
+            EVP_DigestUpdate(st, tip[0].id, 40);
+        EVP_DigestFinal_ex(st, h, NULL);
+        fwrel_hex(a->state, h, 32);
+    }
+    /* The shard: the releases it audits (the others are read, and judged only as history). */
+    a->shard = o->shard;
+    a->nshards = o->nshards;
+    for (size_t i = 0; i < a->n; i++) {
+        a->mine[i] =
+            a->nshards == 0 || fwrel_auditor_shard_of(a->rel[i].tag, a->nshards) == a->shard;
+        a->nmine += a->mine[i];
+    }
     if (o->product != NULL)
         error = fwrel_report_add(a->report, "repo.tags", a->n ? FWREL_INFO : FWREL_FAIL,
                                  "%zu tags, %zu of them releases of %s (or unreadable)", ntags,
@@ -639,7 +689,7 @@ int fwrel_auditor_run(fwrel_auditor **out, const char *path, const fwrel_auditor
     a->jobs = o->jobs ? o->jobs : default_jobs();
     if (a->jobs > a->n)
         a->jobs = a->n ? (unsigned)a->n : 1;
-    if ((error = run_workers(a, r0, path, home)) != 0 ||
+    if ((error = run_workers(a, r0, path, home, o)) != 0 ||
         (error = check_branch(a, r0, tags, ntags)) != 0 || (error = check_history(a)) != 0 ||
         (error = check_keys(a, ks)) != 0)
         goto done;
@@ -650,29 +700,29 @@ int fwrel_auditor_run(fwrel_auditor **out, const char *path, const fwrel_auditor
     if ((error = policy_summary(a)) != 0)
         goto done;
 
-    /* The verdict. */
+    /* The verdict, of the shard's releases. */
     for (size_t i = 0; i < a->n; i++) {
         a->order[i] = &a->rel[i];
-        a->rel[i].failed = fwrel_report_first_failure(a->rel[i].report) != NULL;
+        a->rel[i].failed = a->mine[i] && fwrel_report_first_failure(a->rel[i].report) != NULL;
         a->failed += (size_t)a->rel[i].failed;
     }
     if (a->n > 0)
         qsort(a->order, a->n, sizeof(*a->order), history_order);
-    const fwrel_step *rs = fwrel_report_first_failure(a->report);
-    error = 0;
-    for (size_t i = 0; i < a->n; i++) {
-        const fwrel_step *s = fwrel_report_first_failure(a->order[i]->report);
-        if (s != NULL) {
-            error = fwrel_error_set(FWREL_EVERIFY, "%zu of %zu releases failed; first: %s: %s: %s",
-                                    a->failed, a->n, a->order[i]->tag, s->name, s->detail);
-            break;
-        }
-    }
-    if (error == 0 && rs != NULL)
-        error = fwrel_error_set(FWREL_EVERIFY, "repository: %s: %s", rs->name, rs->detail);
-    if (error == 0)
-        fwrel_error_clear();
+    size_t k = 0;
+    for (size_t i = 0; i < a->n; i++)
+        if (a->mine[a->order[i] - a->rel])
+            a->shown[k++] = a->order[i];
+    const fwrel_step *rs = fwrel_report_first_failure(a->report), *s = NULL;
+    const fwrel_audit_release *first = NULL;
+    for (size_t i = 0; i < a->nmine && first == NULL; i++)
+        if ((s = fwrel_report_first_failure(a->shown[i]->report)) != NULL)
+            first = a->shown[i];
+    error = fwrel_auditor_verdict(a->failed, a->nmine, first ? first->tag : NULL,
+                                  first ? s->name : NULL, first ? s->detail : NULL,
+                                  rs ? rs->name : NULL, rs ? rs->detail : NULL);
 done:
+    EVP_MD_CTX_free(st);
+    free(tip);
     fwrel_repo_tags_free(tags, ntags);
     fwrel_repo_free(r0);
     fwrel_keystore_close(ks);
@@ -698,17 +748,63 @@ void fwrel_auditor_free(fwrel_auditor *a)
     free(a->rel);
     free(a->msg);
     free(a->order);
+    free(a->shown);
+    free(a->mine);
     free(a);
 }
 
 size_t fwrel_auditor_count(const fwrel_auditor *a)
 {
-    return a != NULL ? a->n : 0;
+    return a != NULL ? a->nmine : 0;
 }
 
 const fwrel_audit_release *fwrel_auditor_release(const fwrel_auditor *a, size_t i)
 {
-    return a != NULL && i < a->n ? a->order[i] : NULL;
+    return a != NULL && i < a->nmine ? a->shown[i] : NULL;
+}
+
+size_t fwrel_auditor_total(const fwrel_auditor *a)
+{
+    return a != NULL ? a->n : 0;
+}
+
+const char *fwrel_auditor_tag(const fwrel_auditor *a, size_t i)
+{
+    return a != NULL && i < a->n ? a->order[i]->tag : NULL;
+}
+
+void fwrel_auditor_shard(const fwrel_auditor *a, unsigned *shard, unsigned *nshards)
+{
+    *shard = a != NULL ? a->shard : 0;
+    *nshards = a != NULL ? a->nshards : 0;
+}
+
+const char *fwrel_auditor_state(const fwrel_auditor *a)
+{
+    return a != NULL ? a->state : "";
+}
+
+unsigned fwrel_auditor_shard_of(const char *tag, unsigned nshards)
+{
+    uint8_t h[32];
+    uint64_t v = 0;
+    FWREL_ASSERT_ARG(tag != NULL && nshards >= 1);
+    fwrel_sha256(h, tag, strlen(tag));
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | h[i];
+    return 1 + (unsigned)(v % nshards);
+}
+
+int fwrel_auditor_verdict(size_t failed, size_t n, const char *tag, const char *step,
+                          const char *detail, const char *rstep, const char *rdetail)
+{
+    if (tag != NULL)
+        return fwrel_error_set(FWREL_EVERIFY, "%zu of %zu releases failed; first: %s: %s: %s",
+                               failed, n, tag, step, detail);
+    if (rstep != NULL)
+        return fwrel_error_set(FWREL_EVERIFY, "repository: %s: %s", rstep, rdetail);
+    fwrel_error_clear();
+    return 0;
 }
 
 const fwrel_report *fwrel_auditor_report(const fwrel_auditor *a)

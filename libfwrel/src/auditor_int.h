@@ -29,8 +29,7 @@ struct msg {
     char input_sha[65];
     uint64_t input_size;
     char policy_sha[65];
-    int log;          /* index into logs, or -1 */
-    int other_policy; /* made under another policy than the one given */
+    int log; /* index into logs, or -1 */
 };
 
 struct fwrel_auditor {
@@ -46,6 +45,11 @@ struct fwrel_auditor {
     fwrel_policy *pol;   /* the policy in force, or NULL (no_policy) */
     char policy_sha[65]; /* its SHA-256, or "" */
     const char *tmpl;    /* the tag name template: the policy's, or the default */
+    unsigned shard, nshards;     /* this run's shard (1-based) of nshards; 0 of 0: all */
+    unsigned char *mine;         /* per release: 1 when this shard audits it */
+    size_t nmine;                /* their number */
+    fwrel_audit_release **shown; /* the shard's releases, in history order */
+    char state[65];              /* SHA-256 of the tags and the branch tip (auditor.h) */
 };
 
 /* Without a policy, tags are named as every shipped policy names them (docs/repo.md). */
@@ -60,6 +64,9 @@ struct ctx {
     size_t next;
     int error; /* first fatal error (not a failed check) */
     fwrel_error first;
+    size_t done;                              /* the shard's releases audited */
+    void (*progress)(void *, size_t, size_t); /* opts' progress callback, or NULL */
+    void *progress_arg;
 };
 
 /* One worker thread and its own repository handle. */

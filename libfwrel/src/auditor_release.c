@@ -162,7 +162,7 @@ done:
  * release recording another policy's hash is noted (a policy change is visible, not a failure:
  * the given policy's rule is the one applied). Without a policy the release's own record is the
  * only rule there is: ci.approvals judged by it, and these steps say they were not run. */
-static int step_policy(struct ctx *c, fwrel_audit_release *R, struct msg *M, const fwrel_bundle *b,
+static int step_policy(struct ctx *c, fwrel_audit_release *R, const fwrel_bundle *b,
                        fwrel_approvals_rule *rule)
 {
     const fwrel_policy *pol = c->a->pol;
@@ -188,7 +188,6 @@ static int step_policy(struct ctx *c, fwrel_audit_release *R, struct msg *M, con
         ADD(R, "policy", FWREL_PASS, "%s %s: %u approvals required, by the policy's %zu approvers",
             R->product, R->channel, rule->required, rule->npinned);
     if (R->have_record && strcmp(R->record.policy_sha256, c->a->policy_sha) != 0) {
-        M->other_policy = 1;
         ADD(R, "policy", FWREL_INFO,
             "made under another policy (sha256 %.16s...); the given one's (%.16s...) rule is "
             "applied",
@@ -332,7 +331,7 @@ static int audit_one(struct ctx *c, fwrel_repo *r, size_t i)
     }
 
     /* The policy in force, its approval rule, and the tag signer under that rule. */
-    if ((error = step_policy(c, R, &c->a->msg[i], b, &rule)) != 0)
+    if ((error = step_policy(c, R, b, &rule)) != 0)
         goto done;
     if (c->a->pol == NULL && !R->have_record)
         error = fwrel_report_add(R->report, "tag.signer", FWREL_SKIP, "no release record");
@@ -386,7 +385,13 @@ void *fwrel_auditor_worker(void *arg)
         pthread_mutex_unlock(&c->lock);
         if (stop || i >= c->a->n)
             break;
-        int e = audit_one(c, w->r, i);
+        /* Another shard's release: only the whole-history steps are added to its report. */
+        int e = c->a->mine[i] ? audit_one(c, w->r, i) : fwrel_report_new(&c->a->rel[i].report);
+        if (e == 0 && c->a->mine[i] && c->progress != NULL) {
+            pthread_mutex_lock(&c->lock);
+            c->progress(c->progress_arg, ++c->done, c->a->nmine);
+            pthread_mutex_unlock(&c->lock);
+        }
         if (e != 0) {
             pthread_mutex_lock(&c->lock);
             if (c->error == 0) {

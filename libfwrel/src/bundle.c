@@ -3,8 +3,12 @@
 #include "fwrel/bundle.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -895,4 +899,248 @@ done:
     free(m);
     fwrel_bundle_free(b);
     return rc;
+}
+
+/* --- extraction (fwrel_bundle_extract(), docs/verify.md "Extracting a bundle") ------------- */
+
+/* What an extraction made, undone in reverse on failure: each entry a file or directory, by
+ * its name in the directory fd it was made in. The fds are kept open until the end. */
+struct made_one {
+    int dirfd;
+    int isdir;
+    char name[FWREL_BUNDLE_NAME_MAX + 1];
+};
+struct made {
+    struct made_one *e; /* cap entries: a file and its directories per member at most */
+    size_t n, cap;
+    int *fds; /* directory fds kept open (cap of them at most) */
+    size_t nfds;
+};
+
+static int extract_fail(const char *dir, const char *name, int code, int err, const char *what)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if (err != 0)
+        fwrel_error_set_errno(code, err, "%s", what);
+    else
+        fwrel_error_set(code, "%s", what);
+    return fwrel_error_about(FWREL_ABOUT_OUTPUT, path);
+}
+
+static void made_add(struct made *m, int dirfd, int isdir, const char *name)
+{
+    struct made_one *e = &m->e[m->n++];
+    e->dirfd = dirfd;
+    e->isdir = isdir;
+    snprintf(e->name, sizeof(e->name), "%s", name);
+}
+
+static int made_kept(const struct made *m, int fd)
+{
+    for (size_t k = 0; k < m->nfds; k++)
+        if (m->fds[k] == fd)
+            return 1;
+    return 0;
+}
+
+/* Keep fd open (an entry was made in it) unless it is dirfd or kept already. */
+static void made_keep(struct made *m, int fd, int dirfd)
+{
+    if (fd != dirfd && !made_kept(m, fd))
+        m->fds[m->nfds++] = fd;
+}
+
+/* Open (and, when make, create) the directories of name's path under dirfd, component by
+ * component, never following a symbolic link. *out: the fd of the last directory (the caller
+ * closes it unless it is dirfd or kept), -1 when a directory is absent and !make; *base: the
+ * file's name in it. */
+static int extract_dirs(int *out, const char **base, struct made *m, int dirfd, const char *dir,
+                        const char *name, int make)
+{
+    char comp[FWREL_BUNDLE_NAME_MAX + 1], sofar[FWREL_BUNDLE_NAME_MAX + 1];
+    const char *p = name, *slash;
+    int fd = dirfd, error = 0;
+    *out = -1;
+    while ((slash = strchr(p, '/')) != NULL) {
+        size_t len = (size_t)(slash - p), plen = (size_t)(slash - name);
+        memcpy(comp, p, len);
+        comp[len] = '\0';
+        memcpy(sofar, name, plen);
+        sofar[plen] = '\0';
+        int nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (nfd < 0 && errno == ENOENT && make) {
+            if (mkdirat(fd, comp, 0755) != 0) {
+                error = extract_fail(dir, sofar, FWREL_EIO, errno, "cannot make the directory");
+                break;
+            }
+            made_add(m, fd, 1, comp);
+            made_keep(m, fd, dirfd);
+            nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        }
+        if (nfd < 0 && errno == ENOENT && !make)
+            break; /* absent: made when written, so nothing under it exists yet */
+        if (nfd < 0) {
+            struct stat st;
+            int e = errno;
+            if (fstatat(fd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+                error = extract_fail(dir, sofar, FWREL_EIO, 0,
+                                     "not a directory (a symbolic link): nothing is written "
+                                     "outside the directory given");
+            else
+                error =
+                    extract_fail(dir, sofar, FWREL_EIO, e == ENOTDIR ? 0 : e,
+                                 e == ENOTDIR ? "not a directory" : "cannot open the directory");
+            break;
+        }
+        if (fd != dirfd && !made_kept(m, fd))
+            close(fd);
+        fd = nfd;
+        p = slash + 1;
+    }
+    if (slash != NULL) { /* stopped early: an error, or absent */
+        if (fd != dirfd && !made_kept(m, fd))
+            close(fd);
+        return error;
+    }
+    *out = fd;
+    *base = p;
+    return 0;
+}
+
+static int extract_write(int fd, const char *base, const fwrel_bundle_member *mem, const char *dir)
+{
+    int out = openat(fd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (out < 0)
+        return extract_fail(dir, mem->name, FWREL_EIO, errno == EEXIST ? 0 : errno,
+                            errno == EEXIST ? "exists" : "cannot create");
+    for (size_t off = 0; off < mem->len;) {
+        ssize_t w = write(out, mem->data + off, mem->len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            int e = w < 0 ? errno : EIO;
+            close(out);
+            return extract_fail(dir, mem->name, FWREL_EIO, e, "cannot write");
+        }
+        off += (size_t)w;
+    }
+    if (fsync(out) != 0 || close(out) != 0)
+        return extract_fail(dir, mem->name, FWREL_EIO, errno, "cannot write");
+    return 0;
+}
+
+/* Does selection s name member name (the member, or a directory above it)? */
+static int extract_selects(const char *s, const char *name)
+{
+    size_t n = strlen(s);
+    while (n > 0 && s[n - 1] == '/')
+        n--;
+    return n > 0 && strncmp(s, name, n) == 0 && (name[n] == '\0' || name[n] == '/');
+}
+
+int fwrel_bundle_extract(const fwrel_bundle *b, const char *dir, const char *const *sel,
+                         size_t nsel)
+{
+    struct made m = {NULL, 0, 0, NULL, 0};
+    unsigned char want[FWREL_BUNDLE_MEMBERS_MAX] = {0};
+    int dfd = -1, made_dir = 0, error = 0;
+
+    FWREL_ASSERT_ARG(b != NULL && dir != NULL && (sel != NULL || nsel == 0));
+    if (nsel > FWREL_BUNDLE_EXTRACT_MAX)
+        return fwrel_error_set(FWREL_EUSAGE, "more than %d members named",
+                               FWREL_BUNDLE_EXTRACT_MAX);
+    if (b->n > FWREL_BUNDLE_MEMBERS_MAX)
+        return fwrel_error_set(FWREL_EFORMAT, "more than %d members", FWREL_BUNDLE_MEMBERS_MAX);
+    /* The selection: names as the bundle's, each naming at least one member. */
+    for (size_t k = 0; k < nsel; k++) {
+        int hit = 0;
+        if (sel[k][0] == '\0' || sel[k][0] == '/' || strstr(sel[k], "..") != NULL ||
+            strstr(sel[k], "//") != NULL || strlen(sel[k]) > FWREL_BUNDLE_NAME_MAX)
+            return fwrel_error_set(FWREL_EUSAGE, "%s: not a member name of a bundle", sel[k]);
+        for (size_t i = 0; i < b->n; i++)
+            if (extract_selects(sel[k], b->members[i].name))
+                hit = want[i] = 1;
+        if (!hit)
+            return fwrel_error_set(FWREL_EUSAGE, "%s: not in the bundle", sel[k]);
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        want[i] |= nsel == 0;
+        for (const char *c = b->members[i].name; want[i] && *c; c++)
+            m.cap += *c == '/';
+        m.cap += want[i];
+    }
+    m.e = calloc(m.cap ? m.cap : 1, sizeof(*m.e));
+    m.fds = calloc(m.cap ? m.cap : 1, sizeof(*m.fds));
+    if (m.e == NULL || m.fds == NULL) {
+        error = fwrel_error_set(FWREL_EIO, "out of memory");
+        goto done;
+    }
+
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 && errno == ENOENT) {
+        if (mkdir(dir, 0755) != 0) {
+            fwrel_error_set_errno(FWREL_EIO, errno, "cannot make the directory");
+            error = fwrel_error_about(FWREL_ABOUT_OUTPUT, dir);
+            goto done;
+        }
+        made_dir = 1;
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
+    if (dfd < 0) {
+        fwrel_error_set_errno(FWREL_EIO, errno, "cannot open the directory");
+        error = fwrel_error_about(FWREL_ABOUT_OUTPUT, dir);
+        goto done;
+    }
+    /* First every check, then the writes. */
+    for (size_t i = 0; i < b->n && error == 0; i++) {
+        struct stat st;
+        const char *base = NULL;
+        int fd = -1;
+        if (!want[i])
+            continue;
+        if ((error = extract_dirs(&fd, &base, &m, dfd, dir, b->members[i].name, 0)) == 0 &&
+            fd >= 0 && fstatat(fd, base, &st, AT_SYMLINK_NOFOLLOW) == 0)
+            error = extract_fail(dir, b->members[i].name, FWREL_EIO, 0, "exists");
+        if (fd >= 0 && fd != dfd)
+            close(fd);
+    }
+    for (size_t i = 0; i < b->n && error == 0; i++) {
+        const char *base = NULL;
+        int fd = -1;
+        if (!want[i])
+            continue;
+        if ((error = extract_dirs(&fd, &base, &m, dfd, dir, b->members[i].name, 1)) != 0)
+            break;
+        if ((error = extract_write(fd, base, &b->members[i], dir)) != 0) {
+            if (fd != dfd && !made_kept(&m, fd))
+                close(fd);
+            break;
+        }
+        made_add(&m, fd, 0, base);
+        made_keep(&m, fd, dfd);
+    }
+    for (size_t k = 0; k < m.nfds && error == 0; k++)
+        if (fsync(m.fds[k]) != 0)
+            error = fwrel_error_set_errno(FWREL_EIO, errno, "cannot write");
+    if (error == 0 && fsync(dfd) != 0) {
+        fwrel_error_set_errno(FWREL_EIO, errno, "cannot write");
+        error = fwrel_error_about(FWREL_ABOUT_OUTPUT, dir);
+    }
+done:
+    if (error != 0) {
+        fwrel_error saved = *fwrel_error_last();
+        for (size_t k = m.n; k-- > 0;)
+            unlinkat(m.e[k].dirfd, m.e[k].name, m.e[k].isdir ? AT_REMOVEDIR : 0);
+        if (made_dir)
+            rmdir(dir);
+        fwrel_error_restore(&saved);
+    }
+    for (size_t k = 0; k < m.nfds; k++)
+        close(m.fds[k]);
+    if (dfd >= 0)
+        close(dfd);
+    free(m.e);
+    free(m.fds);
+    return error;
 }

@@ -24,7 +24,8 @@ done
 expect_rc 0 "dpkg-deb -x" dpkg-deb -x "$deb" "$T/root"
 for f in usr/bin/fwrel-keygen usr/bin/fwrel-sign usr/bin/fwrel-encrypt usr/bin/fwrel-bundle \
     usr/bin/fwrel-verify usr/share/fwrel/templates/https-dir/export.yaml \
-    usr/share/man/man1/fwrel-bundle.1 usr/share/doc/fwrel/README.md usr/share/doc/fwrel/policy.md; do
+    usr/share/man/man1/fwrel-bundle.1 usr/share/doc/fwrel/README.md usr/share/doc/fwrel/policy.md \
+    usr/share/bash-completion/completions/fwrel-verify; do
     [ -e "$T/root/$f" ] && ok || fail "the package lacks $f"
 done
 [ ! -e "$T/root/usr/bin/fwrel-testimg" ] && ok || fail "the package holds a test helper"

@@ -174,7 +174,7 @@ static void test_steps(void **state)
 {
     (void)state;
     fwrel_auditor *a = NULL;
-    fwrel_auditor_opts o = {home, NULL, NULL, 2, NULL, 1};
+    fwrel_auditor_opts o = {.gnupg_home = home, .jobs = 2, .no_policy = 1};
     assert_int_equal(fwrel_auditor_run(&a, repo_path, &o), FWREL_EVERIFY);
     assert_non_null(a);
     assert_string_equal(fwrel_error_last()->message,
@@ -292,7 +292,7 @@ static void test_product_filter(void **state)
     fwrel_auditor *a = NULL;
     /* The tags whose first line names another product are left out; the unreadable one is
      * kept, since it cannot be told apart. */
-    fwrel_auditor_opts o = {home, "p", NULL, 1, NULL, 1};
+    fwrel_auditor_opts o = {.gnupg_home = home, .product = "p", .jobs = 1, .no_policy = 1};
     assert_int_equal(fwrel_auditor_run(&a, repo_path, &o), FWREL_EVERIFY);
     assert_int_equal(fwrel_auditor_count(a), 4);
     assert_string_equal(fwrel_auditor_release(a, 0)->tag, "p/beta/v1.0.0");
@@ -307,15 +307,41 @@ static void test_product_filter(void **state)
     fwrel_auditor_free(a);
 }
 
+/* A release's shard: the first 8 bytes of SHA-256(tag), big-endian, mod N, plus 1 (values from
+ * python's hashlib); each tag in exactly one of 1..N. */
+static void test_shard_of(void **state)
+{
+    (void)state;
+    assert_int_equal(fwrel_auditor_shard_of("acme-thermostat/beta/v1.0.0", 2), 1);
+    assert_int_equal(fwrel_auditor_shard_of("acme-thermostat/prod/v1.0.1", 2), 2);
+    assert_int_equal(fwrel_auditor_shard_of("acme-thermostat/prod/v1.1.1", 3), 3);
+    assert_int_equal(fwrel_auditor_shard_of("acme-thermostat/beta/v1.1.0", 3), 2);
+    for (unsigned n = 1; n <= FWREL_AUDITOR_SHARDS_MAX; n += 97) {
+        unsigned s = fwrel_auditor_shard_of("p/beta/v1.0.0", n);
+        assert_true(s >= 1 && s <= n);
+    }
+    assert_int_equal(fwrel_auditor_shard_of("anything", 1), 1);
+}
+
 static void test_usage(void **state)
 {
     (void)state;
     fwrel_auditor *a = (fwrel_auditor *)&a;
-    fwrel_auditor_opts o = {home, NULL, NULL, FWREL_AUDITOR_JOBS_MAX + 1, NULL, 1};
+    fwrel_auditor_opts o = {.gnupg_home = home, .jobs = FWREL_AUDITOR_JOBS_MAX + 1, .no_policy = 1};
     assert_int_equal(fwrel_auditor_run(&a, repo_path, &o), FWREL_EUSAGE);
     assert_null(a);
     assert_string_equal(fwrel_error_last()->message, "jobs must be 1..256");
     o.jobs = 1;
+    /* A shard: 1..N of N, N 1..FWREL_AUDITOR_SHARDS_MAX, both or neither. */
+    static const unsigned bad[][2] = {{0, 2}, {3, 2}, {1, 0}, {1, FWREL_AUDITOR_SHARDS_MAX + 1}};
+    for (size_t k = 0; k < sizeof(bad) / sizeof(*bad); k++) {
+        o.shard = bad[k][0];
+        o.nshards = bad[k][1];
+        assert_int_equal(fwrel_auditor_run(&a, repo_path, &o), FWREL_EUSAGE);
+        assert_null(a);
+    }
+    assert_string_equal(fwrel_error_last()->message, "shard 1 of 1025: must be 1..N, N 1..1024");
+    o.shard = o.nshards = 0;
     assert_int_equal(fwrel_auditor_run(&a, home, &o), FWREL_EFORMAT);
     assert_null(a);
     o.gnupg_home = NULL;
@@ -375,7 +401,7 @@ static void test_product_bypass(void **state)
     release(r, "p/prod/v9.0.0", msg, log, 1700000000);
     fwrel_repo_free(r);
 
-    fwrel_auditor_opts o = {home, "p", NULL, 1, NULL, 1};
+    fwrel_auditor_opts o = {.gnupg_home = home, .product = "p", .jobs = 1, .no_policy = 1};
     assert_int_equal(fwrel_auditor_run(&a, path, &o), FWREL_EVERIFY);
     assert_int_equal(fwrel_auditor_count(a), 1);
     const fwrel_audit_release *R = fwrel_auditor_release(a, 0);
@@ -396,9 +422,8 @@ static void test_product_bypass(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_steps),
-        cmocka_unit_test(test_product_filter),
-        cmocka_unit_test(test_usage),
+        cmocka_unit_test(test_steps),          cmocka_unit_test(test_product_filter),
+        cmocka_unit_test(test_usage),          cmocka_unit_test(test_shard_of),
         cmocka_unit_test(test_product_bypass),
     };
     return cmocka_run_group_tests(tests, setup, fixture_teardown);

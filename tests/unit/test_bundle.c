@@ -811,6 +811,82 @@ static void test_add_approval(void **state)
     free(file);
 }
 
+/* Read back the file dir/name; its size in *len. */
+static uint8_t *slurp(const char *d, const char *name, size_t *len)
+{
+    char p[4096];
+    uint8_t *data = NULL;
+    snprintf(p, sizeof(p), "%s/%s", d, name);
+    assert_int_equal(fwrel_io_read_small(&data, len, p, (size_t)1 << 20), 0);
+    return data;
+}
+
+/* fwrel_bundle_extract(): every member or a directory of them, a hard link as a file; an
+ * existing file, a missing member, a symbolic link under the directory refused, nothing
+ * written. */
+static void test_extract(void **state)
+{
+    (void)state;
+    fwrel_bundle_member m[6];
+    size_t n = members(m), len;
+    uint8_t *tar = NULL, *got;
+    fwrel_bundle *b = NULL;
+    struct stat st;
+    char p[4096], out[4096];
+    m[n++] = (fwrel_bundle_member){"exports/ota/app.bin", firmware, sizeof(firmware)};
+    assert_int_equal(fwrel_bundle_write_mem(&tar, &len, m, n, MTIME), 0);
+    assert_int_equal(fwrel_bundle_read_mem(&b, tar, len), 0);
+
+    const char *all = tpath("x-all");
+    assert_int_equal(fwrel_bundle_extract(b, all, NULL, 0), 0);
+    for (size_t i = 0; i < n; i++) {
+        got = slurp(all, m[i].name, &len);
+        assert_int_equal(len, m[i].len);
+        assert_memory_equal(got, m[i].data, len);
+        free(got);
+    }
+    snprintf(p, sizeof(p), "%s/exports/ota/app.bin", all);
+    assert_int_equal(lstat(p, &st), 0);
+    assert_true(S_ISREG(st.st_mode) && st.st_nlink == 1);
+    /* Again: every file exists; none is replaced. */
+    assert_int_equal(fwrel_bundle_extract(b, all, NULL, 0), FWREL_EIO);
+    snprintf(p, sizeof(p), "%s/SHA256SUMS", all);
+    assert_string_equal(fwrel_error_last()->path, p);
+    assert_string_equal(fwrel_error_last()->message, "exists");
+
+    /* A directory of members. */
+    const char *one = tpath("x-one");
+    const char *sel[] = {"exports/ota/"};
+    assert_int_equal(fwrel_bundle_extract(b, one, sel, 1), 0);
+    snprintf(p, sizeof(p), "%s/release.json", one);
+    assert_int_equal(lstat(p, &st), -1);
+    got = slurp(one, "exports/ota/app.json", &len);
+    assert_memory_equal(got, export_json, strlen(export_json));
+    free(got);
+
+    /* A member not in the bundle, a name that is not a member's: nothing made. */
+    const char *none = tpath("x-none");
+    const char *missing[] = {"release.json", "exports/ot"}, *dotdot[] = {"../release.json"};
+    assert_int_equal(fwrel_bundle_extract(b, none, missing, 2), FWREL_EUSAGE);
+    assert_string_equal(fwrel_error_last()->message, "exports/ot: not in the bundle");
+    assert_int_equal(fwrel_bundle_extract(b, none, dotdot, 1), FWREL_EUSAGE);
+    assert_int_equal(lstat(none, &st), -1);
+
+    /* A symbolic link under the directory, to outside it: refused, nothing written anywhere. */
+    const char *sl = tpath("x-link"), *outside = tpath("x-outside");
+    assert_int_equal(mkdir(sl, 0700), 0);
+    assert_int_equal(mkdir(outside, 0700), 0);
+    snprintf(p, sizeof(p), "%s/exports", sl);
+    assert_int_equal(symlink(outside, p), 0);
+    assert_int_equal(fwrel_bundle_extract(b, sl, NULL, 0), FWREL_EIO);
+    assert_string_equal(fwrel_error_last()->path, p);
+    assert_int_equal(rmdir(outside), 0); /* still empty */
+    snprintf(out, sizeof(out), "%s/release.json", sl);
+    assert_int_equal(lstat(out, &st), -1);
+    fwrel_bundle_free(b);
+    free(tar);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -833,7 +909,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),   cmocka_unit_test(test_write_refusals),
         cmocka_unit_test(test_hostile_tars), cmocka_unit_test(test_total_cap),
         cmocka_unit_test(test_sparse_entry), cmocka_unit_test(test_check_sums),
-        cmocka_unit_test(test_add_approval),
+        cmocka_unit_test(test_add_approval), cmocka_unit_test(test_extract),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

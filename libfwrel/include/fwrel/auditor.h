@@ -84,6 +84,8 @@ extern "C" {
 #define FWREL_AUDITOR_JOBS_MAX 256
 /** Most tags in an audited repository (about 10 KiB of state each). */
 #define FWREL_AUDITOR_TAGS_MAX 20000
+/** Most shards an audit is split into (fwrel_auditor_shard_of()). */
+#define FWREL_AUDITOR_SHARDS_MAX 1024
 /** Most distinct audit log paths named by the tags. */
 #define FWREL_AUDITOR_LOGS_MAX 8
 
@@ -112,6 +114,12 @@ typedef struct fwrel_auditor_opts {
     int no_policy;              /**< 1: audit without a policy, each release's own record saying who
                                      approves; the outcome says approvals were not checked against a
                                      policy (fwrel_auditor_policy_checked()) */
+    unsigned shard;             /**< with nshards: audit only the releases of shard 1..nshards
+                                     (fwrel_auditor_shard_of()); 0 with nshards 0: all */
+    unsigned nshards;           /**< 0, or 1..FWREL_AUDITOR_SHARDS_MAX */
+    void (*progress)(void *arg, size_t done, size_t total); /**< NULL, or called (serialised,
+                                     from a worker thread) after each of the run's releases */
+    void *progress_arg;                                     /**< its first argument */
 } fwrel_auditor_opts;
 
 /** One audited release. Fields from the tag message or the record are "" / 0 when absent. */
@@ -192,9 +200,44 @@ unsigned fwrel_auditor_jobs(const fwrel_auditor *a);
  */
 int fwrel_auditor_policy_checked(const fwrel_auditor *a);
 
-/** Number of failed releases. */
+/** Number of failed releases (of the shard's, in a sharded run). */
 size_t fwrel_auditor_failed(const fwrel_auditor *a);
 
+/**
+ * The shard a release belongs to when an audit is split into nshards (1..FWREL_AUDITOR_SHARDS_MAX,
+ * docs/verify.md "Sharding"): 1 + (the first 8 bytes of SHA-256(tag name), big-endian) mod
+ * nshards. It depends on the tag's name only, so a release stays in its shard as the history
+ * grows, and every release falls in exactly one shard.
+ */
+unsigned fwrel_auditor_shard_of(const char *tag, unsigned nshards);
+
+/**
+ * A sharded run (opts shard, nshards): every release of the history is read, the repository-wide
+ * steps and each release's branch and history steps judge the whole history, but only the
+ * shard's releases get the per-release steps and are reported: fwrel_auditor_count(),
+ * fwrel_auditor_release() and fwrel_auditor_failed() count the shard's; these give all.
+ */
+size_t fwrel_auditor_total(const fwrel_auditor *a);
+
+/** Tag of release i of the whole history (0 <= i < fwrel_auditor_total()), in history order. */
+const char *fwrel_auditor_tag(const fwrel_auditor *a, size_t i);
+
+/** The run's shard and number of shards (0 and 0 when not sharded). */
+void fwrel_auditor_shard(const fwrel_auditor *a, unsigned *shard, unsigned *nshards);
+
+/**
+ * The repository's state the audit read, 64 hex: SHA-256 over every tag (name, target, raw
+ * object) and the release branch's tip. Shards of one audit have the same state.
+ */
+const char *fwrel_auditor_state(const fwrel_auditor *a);
+
+/**
+ * Set the audit's verdict as fwrel_auditor_run() returns it (one wording for a run and a merge
+ * of shard reports): FWREL_EVERIFY "FAILED of N releases failed; first: TAG: STEP: DETAIL" when
+ * tag is not NULL, else "repository: RSTEP: RDETAIL" when rstep is not NULL; else 0 (cleared).
+ */
+int fwrel_auditor_verdict(size_t failed, size_t n, const char *tag, const char *step,
+                          const char *detail, const char *rstep, const char *rdetail);
 
 #ifdef __cplusplus
 }

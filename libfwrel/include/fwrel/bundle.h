@@ -137,6 +137,33 @@ void fwrel_bundle_free(fwrel_bundle *b);
 /** The member of this name, or NULL. */
 const fwrel_bundle_member *fwrel_bundle_find(const fwrel_bundle *b, const char *name);
 
+/** Most MEMBER selections fwrel_bundle_extract() takes. */
+#define FWREL_BUNDLE_EXTRACT_MAX FWREL_BUNDLE_MEMBERS_MAX
+
+/**
+ * Write members of a bundle (one already verified: the caller's duty) as files under dir
+ * (docs/verify.md "Extracting a bundle"): all of them, or those the selections name, a selection
+ * being a member's name or a directory of members ("exports/flask-ota" or "exports/flask-ota/").
+ * A hard link of the tar (an export file linked to firmware.enc) becomes a regular file with its
+ * target's bytes. dir is created (one level, mode 0755 before the umask) when absent.
+ *
+ * Everything is checked before the first file is written: every selection names a member; no
+ * file exists already (nothing is overwritten); every directory on the way, under dir, is a
+ * directory, not a symbolic link or a file. Files are made with O_EXCL | O_NOFOLLOW under a
+ * directory opened component by component with O_NOFOLLOW, so nothing is written outside dir
+ * even if its tree changes meanwhile. On any failure the files and directories made are removed
+ * (dir too, when it was made): nothing partial is left.
+ *
+ * @param b     the bundle
+ * @param dir   the directory to write under
+ * @param sel   nsel selections (NULL with 0: every member)
+ * @return 0; FWREL_EUSAGE "SEL: not in the bundle" (or not a member name: absolute, "..", empty
+ *         component); FWREL_EIO (about the output DIR/NAME) "exists", "not a directory (a
+ *         symbolic link)", "not a directory", or a write error
+ */
+int fwrel_bundle_extract(const fwrel_bundle *b, const char *dir, const char *const *sel,
+                         size_t nsel) FWREL_WUR;
+
 /**
  * Make SHA256SUMS: one line "<64 lower-case hex>  <name>\n" per member other than
  * SHA256SUMS and approvals/, in bytewise name order.
