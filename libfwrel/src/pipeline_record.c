@@ -30,9 +30,6 @@ int fwrel_pipeline_approve(size_t *have, size_t *need, fwrel_report *report, con
     size_t n = 0;
     int error;
 
-    for (size_t i = 0; i < nfprs; i++)
-        if ((error = fwrel_approvals_fpr(up[i], fprs[i])) != 0)
-            return error;
     /* One reading: what is checked and shown is what is signed and written back. */
     if ((error = fwrel_bundle_read(&b, bundle)) != 0)
         goto done;
@@ -44,7 +41,7 @@ int fwrel_pipeline_approve(size_t *have, size_t *need, fwrel_report *report, con
     fwrel_approvals_rule_record(&rule, &rec);
     rule.source = "the release's policy"; /* the record states its policy's rule */
     for (size_t i = 0; i < nfprs; i++) {
-        if ((error = fwrel_approvals_require_pinned(up[i], &rule, up[i])) != 0)
+        if ((error = fwrel_approvals_require_pinned(up[i], &rule, gnupg_home, fprs[i])) != 0)
             goto done;
         snprintf(names[i], sizeof(names[i]), "approvals/%.40s.asc", up[i]);
         for (size_t j = 0; j < i; j++)
@@ -96,8 +93,21 @@ done:
     return error;
 }
 
-/* The bundle's approvals under the channel's rule (fwrel_approvals_check(), as CI mode and the
- * auditor judge them); the tag is signed by the first approver, or the tag signer given. */
+/* Whether the bundle being recorded holds an approval by fpr. */
+static int has_approval(const struct run *r, const char *fpr)
+{
+    char name[64];
+    snprintf(name, sizeof(name), "approvals/%s.asc", fpr);
+    return fwrel_run_find_member(r, name) != NULL;
+}
+
+/*
+ * The bundle's approvals under the channel's rule (fwrel_approvals_check(), as CI mode and the
+ * auditor judge them). The tag is signed by the tag signer given; else by the first approver given
+ * (-A, in the order given), who must have approved the bundle; else by the first of the policy's
+ * pinned approvers, in the policy's order, whose approval the bundle holds (never the order of
+ * the fingerprints).
+ */
 static int check_approvals(struct run *r)
 {
     fwrel_bundle_member *view = NULL;
@@ -111,12 +121,20 @@ static int check_approvals(struct run *r)
     if (error)
         return error;
     r->napprovals = out.count;
-    for (size_t i = 0; i < r->nm && r->signer[0] == '\0'; i++)
-        if (strncmp(r->m[i].name, "approvals/", 10) == 0)
-            snprintf(r->signer, sizeof(r->signer), "%.40s", r->m[i].name + 10);
-    if (r->o->tag_signer != NULL &&
-        (error = fwrel_approvals_require_tag_signer(r->signer, &r->rule, r->o->tag_signer)) != 0)
-        return error;
+    for (size_t i = 0; i < r->napprovers; i++)
+        if (!has_approval(r, r->approvers[i]))
+            return fwrel_error_set(FWREL_EVERIFY,
+                                   "approver %s has not approved the bundle: approve it first "
+                                   "(--approve), or give the tag signer with --tag-signer FPR",
+                                   r->approvers[i]);
+    if (r->tag_signer[0] != '\0')
+        memcpy(r->signer, r->tag_signer, 41);
+    else if (r->napprovers > 0)
+        memcpy(r->signer, r->approvers[0], 41);
+    else
+        for (size_t i = 0; i < r->rule.npinned && r->signer[0] == '\0'; i++)
+            if (has_approval(r, r->rule.pinned[i]))
+                memcpy(r->signer, r->rule.pinned[i], 41);
     r->res->approvals = r->napprovals;
     if (r->signer[0] == '\0')
         return fwrel_error_set(FWREL_EUSAGE, "no one to sign the tag: give --tag-signer FPR");
@@ -170,6 +188,25 @@ done:
     return error;
 }
 
+/*
+ * The tag signer's secret key is in the GnuPG home and unlocks, before the lock and the audit
+ * log: the only key --record signs with, checked whatever the passphrase source. Chosen by
+ * default (no --tag-signer), its failure names the option that picks another.
+ */
+static int ready_tag_signer(struct run *r)
+{
+    int error = fwrel_run_ready_signer(r, r->signer, "tag signer");
+    if (error == 0)
+        error = fwrel_run_ready_unlock(r, r->signer, 1);
+    if (error && r->tag_signer[0] == '\0') {
+        fwrel_error e = *fwrel_error_last();
+        fwrel_error_set(e.code, "%.400s; or let another approver sign the tag: --tag-signer FPR",
+                        e.message);
+        fwrel_error_about(e.about, e.path[0] != '\0' ? e.path : NULL);
+    }
+    return error;
+}
+
 /* The channel a bundle's release.json names ("" when it cannot be read: the reading step says
  * why later). */
 static void bundle_channel(char out[17], const char *path)
@@ -208,7 +245,7 @@ int fwrel_pipeline_record(fwrel_pipeline_result *res, fwrel_report *report,
     STEP("policy", fwrel_run_preflight(&r));
     STEP("bundle", step_load_bundle(&r));
     STEP("approve", check_approvals(&r));
-    STEP("preflight", fwrel_run_ready_signer(&r, r.signer, "tag signer"));
+    STEP("preflight", ready_tag_signer(&r));
     STEP("lock", fwrel_run_lock(&r));
     STEP("history", fwrel_run_history(&r));
     STEP("output", fwrel_run_output_prepare(&r));
