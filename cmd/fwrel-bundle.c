@@ -300,8 +300,9 @@ static int release(fwrel_ctx *ctx)
     fwrel_pipeline_opts po;
     fwrel_pipeline_result res;
     fwrel_pass_src ks_pass, pgp_pass;
-    fwrel_pass_src pin = {
-        .kind = o.pin_file != NULL ? FWREL_PASS_FILE : FWREL_PASS_TTY, .fd = -1, .file = o.pin_file};
+    fwrel_pass_src pin = {.kind = o.pin_file != NULL ? FWREL_PASS_FILE : FWREL_PASS_TTY,
+                          .fd = -1,
+                          .file = o.pin_file};
     fwrel_report *report = NULL;
     struct passwd *pw = getpwuid(getuid());
     int error;

@@ -125,13 +125,14 @@ int fwrel_approvals_resolve(char out[41], const fwrel_approvals_rule *rule, cons
         return fwrel_approvals_fpr(out, who);
     /* 40 characters of hex and others, or a short key id: a mistyped fingerprint, not a name. */
     size_t hex = strspn(who, "0123456789abcdefABCDEF");
-    if (who[hex] == '\0' || (strncasecmp(who, "0x", 2) == 0 && who[2 + strspn(who + 2, "0123456789abcdefABCDEF")] == '\0'))
+    if (who[hex] == '\0' || (strncasecmp(who, "0x", 2) == 0 &&
+                             who[2 + strspn(who + 2, "0123456789abcdefABCDEF")] == '\0'))
         return fwrel_approvals_fpr(out, who);
     return resolve(out, rule, home, who);
 }
 
-int fwrel_approvals_require_pinned(char out[41], const fwrel_approvals_rule *rule,
-                                   const char *home, const char *who)
+int fwrel_approvals_require_pinned(char out[41], const fwrel_approvals_rule *rule, const char *home,
+                                   const char *who)
 {
     FWREL_ASSERT_ARG(out != NULL && rule != NULL);
     char up[41];

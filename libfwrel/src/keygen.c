@@ -85,8 +85,9 @@ static int hsm_public(struct kg *kg, fwrel_pkey **pub, char id[65], const fwrel_
 {
     const fwrel_keygen_opts *o = kg->o;
     fwrel_hsm_key *hk = NULL;
-    fwrel_pass_src pin = {
-        .kind = o->pin_file != NULL ? FWREL_PASS_FILE : FWREL_PASS_TTY, .fd = -1, .file = o->pin_file};
+    fwrel_pass_src pin = {.kind = o->pin_file != NULL ? FWREL_PASS_FILE : FWREL_PASS_TTY,
+                          .fd = -1,
+                          .file = o->pin_file};
     int error, alg;
 
     *pub = NULL;

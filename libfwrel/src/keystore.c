@@ -167,6 +167,22 @@ static void now_rfc3339(char out[21])
     strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/*
+ * What failed in a keystore's change or load is the keystore, as its user gave it: an error
+ * about a file inside it (a key file, the staged index) or about nothing named is said of the
+ * keystore directory, so that every caller (fwrel-bundle, fwrel-keygen, provisioning) names it
+ * the same way. An error about something else (an HSM URI) keeps its name.
+ */
+static int named(const fwrel_keystore *ks, int error)
+{
+    const fwrel_error *e = fwrel_error_last();
+    size_t n = strlen(ks->dir);
+    if (error != 0 &&
+        (e->path[0] == '\0' || (strncmp(e->path, ks->dir, n) == 0 && e->path[n] == '/')))
+        fwrel_error_about(FWREL_ABOUT_KEYSTORE, ks->dir);
+    return error;
+}
+
 /* Whether keys/<base> is a file staged by the open change. */
 static int staged(const fwrel_keystore *ks, const char *base)
 {
@@ -764,7 +780,7 @@ unsigned fwrel_keystore_recovered(const fwrel_keystore *ks)
     return ks != NULL ? ks->recovered : 0;
 }
 
-static int ks_begin(fwrel_keystore *ks)
+int fwrel_keystore_begin(fwrel_keystore *ks)
 {
     FWREL_ASSERT_ARG(ks != NULL);
     char tmpl[4200];
@@ -774,7 +790,8 @@ static int ks_begin(fwrel_keystore *ks)
         return fwrel_error_set(FWREL_EUSAGE, "a keystore change is open already");
     snprintf(tmpl, sizeof(tmpl), "%s/" TXN_PREFIX "XXXXXX", ks->dir);
     if (mkdtemp(tmpl) == NULL)
-        return fwrel_error_set_errno(FWREL_EIO, errno, "cannot create a staging directory");
+        return named(ks, fwrel_error_set_errno(FWREL_EIO, errno,
+                                               "cannot create a staging directory"));
     if ((ks->txn = strdup(tmpl)) == NULL) {
         rmdir(tmpl);
         return fwrel_error_set(FWREL_EIO, "out of memory");
@@ -820,7 +837,7 @@ static void unlink_keys(fwrel_keystore *ks)
     }
 }
 
-static int ks_prepare(fwrel_keystore *ks)
+int fwrel_keystore_prepare(fwrel_keystore *ks)
 {
     FWREL_ASSERT_ARG(ks != NULL);
     char path[4200], to[4200];
@@ -866,16 +883,16 @@ done:
         snprintf(path, sizeof(path), "%s/" TXN_OLD, ks->txn);
         unlink(path);
     }
-    return error;
+    return named(ks, error);
 }
 
-static int ks_commit(fwrel_keystore *ks)
+static int commit_change(fwrel_keystore *ks)
 {
     FWREL_ASSERT_ARG(ks != NULL);
     char from[4200], to[4200];
     int error;
 
-    if ((error = ks_prepare(ks)) != 0 || !ks->dirty || ks->committed)
+    if ((error = fwrel_keystore_prepare(ks)) != 0 || !ks->dirty || ks->committed)
         return error;
     if ((error = fwrel_test_hook("keystore.commit")) != 0)
         return error;
@@ -885,6 +902,12 @@ static int ks_commit(fwrel_keystore *ks)
         return fwrel_error_set_errno(FWREL_EIO, errno, "cannot replace index.json");
     ks->committed = 1;
     return fwrel_fsync_dir(ks->dir);
+}
+
+int fwrel_keystore_commit(fwrel_keystore *ks)
+{
+    FWREL_ASSERT_ARG(ks != NULL);
+    return named(ks, commit_change(ks));
 }
 
 void fwrel_keystore_finish(fwrel_keystore *ks)
@@ -945,16 +968,16 @@ static int abort_change(fwrel_keystore *ks, int unmake_too)
     return error;
 }
 
-static int ks_abort(fwrel_keystore *ks)
+int fwrel_keystore_abort(fwrel_keystore *ks)
 {
-    return abort_change(ks, 1);
+    return named(ks, abort_change(ks, 1));
 }
 
 /* An operation outside fwrel_keystore_begin() is a change of its own (its failure keeps the
  * keystore fwrel_keystore_open() created: the handle stays usable). */
 static int implicit_end(fwrel_keystore *ks, int error)
 {
-    if (error == 0 && (error = ks_commit(ks)) == 0) {
+    if (error == 0 && (error = fwrel_keystore_commit(ks)) == 0) {
         fwrel_keystore_finish(ks);
         return 0;
     }
@@ -1367,7 +1390,7 @@ static int ks_generate(fwrel_keystore *ks, const fwrel_keystore_new *spec, const
     int implicit = ks->txn == NULL, error;
     if (implicit && (error = check_new(ks, spec, rotate, &(unsigned){0})) != 0)
         return error;
-    if (implicit && (error = ks_begin(ks)) != 0)
+    if (implicit && (error = fwrel_keystore_begin(ks)) != 0)
         return error;
     error = generate_staged(ks, spec, pass, pass_len, rotate, out);
     return implicit ? implicit_end(ks, error) : error;
@@ -1420,7 +1443,7 @@ static int ks_add_hsm(fwrel_keystore *ks, const fwrel_keystore_new *spec, const 
     int implicit = ks->txn == NULL, error;
     if (implicit && (error = check_new(ks, spec, rotate, &(unsigned){0})) != 0)
         return error;
-    if (implicit && (error = ks_begin(ks)) != 0)
+    if (implicit && (error = fwrel_keystore_begin(ks)) != 0)
         return error;
     error = add_hsm_staged(ks, spec, uri, pub, rotate, out);
     return implicit ? implicit_end(ks, error) : error;
@@ -1454,7 +1477,7 @@ static int ks_revoke(fwrel_keystore *ks, const char *name, int reason, const cha
         return fwrel_error_set(FWREL_EUSAGE,
                                "the revocation date %s is before key %s was made (%s)", from, name,
                                ks->e[at].created);
-    if (implicit && (error = ks_begin(ks)) != 0)
+    if (implicit && (error = fwrel_keystore_begin(ks)) != 0)
         return error;
     ks->e[at].status = FWREL_KS_REVOKED;
     ks->e[at].reason = reason;
@@ -1682,45 +1705,6 @@ int fwrel_keystore_resolve(const fwrel_keystore_entry **entries, const fwrel_key
 }
 
 /* --- the public changes and loads: a failure names the keystore ------------------------- */
-
-/*
- * What failed in a keystore's change or load is the keystore, as its user gave it: an error
- * about a file inside it (a key file, the staged index) or about nothing named is said of the
- * keystore directory, so that every caller (fwrel-bundle, fwrel-keygen, provisioning) names it
- * the same way. An error about something else (an HSM URI) keeps its name.
- */
-static int named(const fwrel_keystore *ks, int error)
-{
-    const fwrel_error *e = fwrel_error_last();
-    size_t n = strlen(ks->dir);
-    if (error != 0 && (e->path[0] == '\0' || (strncmp(e->path, ks->dir, n) == 0 && e->path[n] == '/')))
-        fwrel_error_about(FWREL_ABOUT_KEYSTORE, ks->dir);
-    return error;
-}
-
-int fwrel_keystore_begin(fwrel_keystore *ks)
-{
-    FWREL_ASSERT_ARG(ks != NULL);
-    return named(ks, ks_begin(ks));
-}
-
-int fwrel_keystore_prepare(fwrel_keystore *ks)
-{
-    FWREL_ASSERT_ARG(ks != NULL);
-    return named(ks, ks_prepare(ks));
-}
-
-int fwrel_keystore_commit(fwrel_keystore *ks)
-{
-    FWREL_ASSERT_ARG(ks != NULL);
-    return named(ks, ks_commit(ks));
-}
-
-int fwrel_keystore_abort(fwrel_keystore *ks)
-{
-    FWREL_ASSERT_ARG(ks != NULL);
-    return named(ks, ks_abort(ks));
-}
 
 int fwrel_keystore_generate(fwrel_keystore *ks, const fwrel_keystore_new *spec, const char *pass,
                             size_t pass_len, int rotate, const fwrel_keystore_entry **out)

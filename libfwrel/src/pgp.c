@@ -375,7 +375,8 @@ static int uid_matches(gpgme_user_id_t u, const char *name)
         name++;
         n -= 2;
     }
-    return n > 0 && u->email != NULL && strlen(u->email) == n && strncasecmp(u->email, name, n) == 0;
+    return n > 0 && u->email != NULL && strlen(u->email) == n &&
+           strncasecmp(u->email, name, n) == 0;
 }
 
 int fwrel_pgp_match_pinned(fwrel_pgp_match *out, const char *home, const char *name,
@@ -394,8 +395,8 @@ int fwrel_pgp_match_pinned(fwrel_pgp_match *out, const char *home, const char *n
         gpgme_key_t key = NULL;
         char fpr[41];
         if (!fwrel_pgp_fpr_valid(pinned[p])) {
-            error = fwrel_error_set(FWREL_EUSAGE, "pinned key %zu is not a 40-hex fingerprint",
-                                    p + 1);
+            error =
+                fwrel_error_set(FWREL_EUSAGE, "pinned key %zu is not a 40-hex fingerprint", p + 1);
             goto done;
         }
         fpr_upper(fpr, pinned[p]);

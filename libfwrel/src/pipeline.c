@@ -207,9 +207,9 @@ static int step_approve(struct run *r)
         snprintf(name, sizeof(name), "approvals/%s.asc", fpr);
         if (fwrel_run_find_member(r, name) != NULL)
             continue; /* the same approver twice counts once */
-        if ((error = fwrel_pgp_sign_detached(&sig, &len, o->gnupg_home, fpr,
-                                             (const uint8_t *)r->sums, r->sums_len,
-                                             fwrel_run_pgp_pass(r, fpr))) != 0) {
+        if ((error =
+                 fwrel_pgp_sign_detached(&sig, &len, o->gnupg_home, fpr, (const uint8_t *)r->sums,
+                                         r->sums_len, fwrel_run_pgp_pass(r, fpr))) != 0) {
             fwrel_error_prefix("approver %s", fpr);
             return error;
         }

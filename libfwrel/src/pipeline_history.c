@@ -21,7 +21,7 @@ int fwrel_run_read_history(fwrel_history **h, struct run *r)
     fwrel_history_opts ho;
     const char *ts = r->signer[0] != '\0'       ? r->signer
                      : r->tag_signer[0] != '\0' ? r->tag_signer
-                                                 : r->o->tag_signer;
+                                                : r->o->tag_signer;
     int error;
     if ((error = fwrel_rules_history_opts(&ho, r->history_signer, r->p, ts, r->o->gnupg_home)) !=
             0 ||

@@ -10,6 +10,7 @@
 #include "fwrel/bundle.h"
 #include "fwrel/bundle_verify.h"
 #include "fwrel/pgp.h"
+#include "fwrel/rules.h"
 #include "util.h"
 
 /* --- approvals gathered later, and the recording of an approved bundle --------------------- */
@@ -164,11 +165,16 @@ static int step_load_bundle(struct run *r)
     if (error)
         goto done;
     fwrel_hex(policy_sha, r->p->sha256, sizeof(r->p->sha256));
-    if (strcmp(r->rec->product, r->p->product) != 0 || strcmp(r->rec->channel, r->chname) != 0) {
-        error = fwrel_error_set(FWREL_EVERIFY, "the bundle is a %s release of %s, not %s of %s",
-                                r->rec->channel, r->rec->product, r->chname, r->p->product);
+    if (strcmp(r->rec->channel, r->chname) != 0) {
+        error = fwrel_error_set(FWREL_EVERIFY, "the bundle is a %s release, not %s",
+                                r->rec->channel, r->chname);
         goto done;
     }
+    /* The record's product and channel under the policy: the rulebook's rule, the one the
+     * auditor applies to a recorded release (fwrel_rules_policy_in_force(), docs/rules.md). */
+    if ((error = fwrel_rules_policy_in_force(&r->rule, r->p, r->rec->product, r->rec->channel)) !=
+        0)
+        goto done;
     if (strcmp(r->rec->policy_sha256, policy_sha) != 0) {
         error = fwrel_error_set(FWREL_EVERIFY,
                                 "the bundle was made under another policy "

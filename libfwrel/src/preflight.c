@@ -112,9 +112,10 @@ int fwrel_run_ready_exports(struct run *r)
 }
 
 /* One OpenPGP key the run signs with later unlocks: the passphrase source given (a file, a
- * descriptor, the terminal) opens it, proven by signing a throwaway message (fwrel_pgp_check_unlock);
- * the passphrase that did is kept for its signatures, so that a descriptor or a terminal is read
- * once per key. Without a passphrase source only when always (--record's tag signer). */
+ * descriptor, the terminal) opens it, proven by signing a throwaway message
+ * (fwrel_pgp_check_unlock); the passphrase that did is kept for its signatures, so that a
+ * descriptor or a terminal is read once per key. Without a passphrase source only when always
+ * (--record's tag signer). */
 int fwrel_run_ready_unlock(struct run *r, const char *fpr, int always)
 {
     const fwrel_pass_src *src = r->o->pgp_pass;

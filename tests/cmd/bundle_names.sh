@@ -136,6 +136,13 @@ expect_err "^fwrel-bundle: $T/b3.fwb: 'm@example.invalid' is none of the approve
 expect_same "$T/b.fwb" "$T/b3.fwb" "approve by unpinned e-mail: unchanged"
 expect_rc 0 "approve by e-mail" fwrel-bundle --approve "$T/b3.fwb" -A a2@example.invalid --gnupg-home "$G"
 tar tf "$T/b3.fwb" | grep -qx "approvals/$A2.asc" && ok || fail "approve by e-mail: $(tar tf "$T/b3.fwb")"
+# --record judges the record's product by the rulebook's rule (rules.c, as the auditor does).
+sed 's/^product: acme-thermostat/product: acme-other/' "$T/policy.yaml" >"$T/other.yaml"
+expect_rc 1 "record under another product's policy" fwrel-bundle --record "$T/b3.fwb" \
+    -p "$T/other.yaml" -r "$T/rel-other" --gnupg-home "$G"
+expect_err "^fwrel-bundle: bundle: the policy is for product acme-other, not acme-thermostat$" \
+    "record under another product's policy"
+[ ! -e "$T/rel-other" ] && ok || fail "a refused record made its repository"
 
 # --- a wrong keystore passphrase names the keystore (point 5), whichever key the run uses -------
 printf 'keystore\n' >"$T/kpass"

@@ -281,7 +281,7 @@ static void test_match_pinned(void **state)
 static void test_check_unlock(void **state)
 {
     (void)state;
-    char *pass = NULL, who[128], wrong[4096];
+    char *pass = NULL, who[128];
     size_t len = 0, n = 0;
     uint8_t *sig = NULL;
     fwrel_pgp_result r;
@@ -300,11 +300,8 @@ static void test_check_unlock(void **state)
     assert_int_equal(fwrel_pgp_check_unlock(&pass, &len, home, fa, &file), 0);
     assert_null(pass);
     assert_int_equal(len, 0);
-    snprintf(wrong, sizeof(wrong), "%s/wrong-unlock", dir);
-    int f = open(wrong, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    assert_true(f >= 0);
-    assert_int_equal(write(f, "battery staple\n", 15), 15);
-    close(f);
+    const char *wrong = fixture_secret(dir, "wrong-unlock", "battery staple\n");
+    assert_non_null(wrong);
     fwrel_pass_src bad = {.kind = FWREL_PASS_FILE, .file = wrong};
     expect_error(fwrel_pgp_check_unlock(&pass, &len, home, fb, &bad), FWREL_EKEY,
                  "wrong passphrase");

@@ -123,8 +123,9 @@ static void test_approvers_and_tag_signer(void **state)
     memcpy(rule.pinned[0], F1, 41);
     rule.npinned = 1;
     rule.required = 1;
-    assert_int_equal(
-        fwrel_approvals_require_pinned(out, &rule, NULL, "7c57db0f0e1ef516cf7145f5c5487145075a55f6"), 0);
+    assert_int_equal(fwrel_approvals_require_pinned(out, &rule, NULL,
+                                                    "7c57db0f0e1ef516cf7145f5c5487145075a55f6"),
+                     0);
     assert_string_equal(out, F1);
     assert_int_equal(fwrel_approvals_require_pinned(out, &rule, NULL, F2), FWREL_EVERIFY);
     assert_string_equal(fwrel_error_last()->message, F2 " is not an approver the policy pins");

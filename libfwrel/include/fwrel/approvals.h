@@ -89,8 +89,8 @@ int fwrel_approvals_resolve(char out[41], const fwrel_approvals_rule *rule, cons
  * @return 0; the errors of fwrel_approvals_resolve(); FWREL_EVERIFY "FPR is not an approver
  *         SOURCE pins" (SOURCE: rule->source)
  */
-int fwrel_approvals_require_pinned(char out[41], const fwrel_approvals_rule *rule,
-                                   const char *home, const char *who) FWREL_WUR;
+int fwrel_approvals_require_pinned(char out[41], const fwrel_approvals_rule *rule, const char *home,
+                                   const char *who) FWREL_WUR;
 
 /**
  * Require who to be a key that may sign a release tag under the rule

@@ -97,13 +97,13 @@ int fwrel_pgp_check_unlock(char **pass_out, size_t *pass_len, const char *home,
 
 /** Outcome of fwrel_pgp_match_pinned(). */
 typedef struct fwrel_pgp_match {
-    size_t nmatches;                        /**< pinned keys the name stands for */
-    char matches[FWREL_PGP_MATCH_MAX][41];  /**< their fingerprints, in the pinned order */
-    size_t n;                               /**< pinned keys looked at */
+    size_t nmatches;                       /**< pinned keys the name stands for */
+    char matches[FWREL_PGP_MATCH_MAX][41]; /**< their fingerprints, in the pinned order */
+    size_t n;                              /**< pinned keys looked at */
     struct {
         char fpr[41];  /**< the pinned fingerprint (upper-case) */
         char uid[201]; /**< its first valid user id; "" when the key is not in the home */
-    } uid_of[FWREL_PGP_MATCH_MAX];          /**< every pinned key, for the caller's messages */
+    } uid_of[FWREL_PGP_MATCH_MAX]; /**< every pinned key, for the caller's messages */
 } fwrel_pgp_match;
 
 /**
