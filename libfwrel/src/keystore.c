@@ -171,14 +171,15 @@ static void now_rfc3339(char out[21])
  * What failed in a keystore's change or load is the keystore, as its user gave it: an error
  * about a file inside it (a key file, the staged index) or about nothing named is said of the
  * keystore directory, so that every caller (fwrel-bundle, fwrel-keygen, provisioning) names it
- * the same way. An error about something else (an HSM URI) keeps its name.
+ * the same way. An error about something else (an HSM URI) keeps its name, and a usage error (a
+ * revocation date that is not one) is the caller's option's, not the keystore's.
  */
 static int named(const fwrel_keystore *ks, int error)
 {
     const fwrel_error *e = fwrel_error_last();
     size_t n = strlen(ks->dir);
-    if (error != 0 &&
-        (e->path[0] == '\0' || (strncmp(e->path, ks->dir, n) == 0 && e->path[n] == '/')))
+    if (error != 0 && ((e->path[0] == '\0' && error != FWREL_EUSAGE) ||
+                       (strncmp(e->path, ks->dir, n) == 0 && e->path[n] == '/')))
         fwrel_error_about(FWREL_ABOUT_KEYSTORE, ks->dir);
     return error;
 }
