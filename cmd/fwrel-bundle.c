@@ -41,8 +41,11 @@ static const fwrel_opt opts[] = {
     {"channel", 'c', FWREL_OPT_STR, "CHANNEL", "dev, beta or prod (default: the policy's only one)",
      &o.channel},
     {"approver", 'A', FWREL_OPT_MULTI, "FPR",
-     "an approver (OpenPGP fingerprint the policy pins) who signs now; may repeat", &o.approvers},
-    {"tag-signer", 0, FWREL_OPT_STR, "FPR", "who signs the git tag (default: the first approver)",
+     "an approver who signs now: a fingerprint the policy pins, or the e-mail or user id of "
+     "exactly one pinned key; may repeat",
+     &o.approvers},
+    {"tag-signer", 0, FWREL_OPT_STR, "FPR",
+     "who signs the git tag, named as --approver (default: the first approver given)",
      &o.tag_signer},
     {"gnupg-home", 0, FWREL_OPT_STR, "DIR",
      "the approvers' GnuPG home (default: $GNUPGHOME, else ~/.gnupg)", &o.gnupg_home},
@@ -297,7 +300,9 @@ static int release(fwrel_ctx *ctx)
     fwrel_pipeline_opts po;
     fwrel_pipeline_result res;
     fwrel_pass_src ks_pass, pgp_pass;
-    fwrel_pass_src pin = {o.pin_file != NULL ? FWREL_PASS_FILE : FWREL_PASS_TTY, -1, o.pin_file};
+    fwrel_pass_src pin = {.kind = o.pin_file != NULL ? FWREL_PASS_FILE : FWREL_PASS_TTY,
+                          .fd = -1,
+                          .file = o.pin_file};
     fwrel_report *report = NULL;
     struct passwd *pw = getpwuid(getuid());
     int error;
@@ -474,7 +479,8 @@ const fwrel_cmd fwrel_command = {
     .synopsis = "--policy POLICY --keystore DIR [--repo DIR] [--channel C] [--approver FPR]... "
                 "[--tag-signer FPR] [--gnupg-home DIR] [-o BUNDLE] IMAGE\n"
                 "--approve BUNDLE --approver FPR... [--gnupg-home DIR]\n"
-                "--record BUNDLE --policy POLICY [--repo DIR] [--channel C] [--tag-signer FPR]\n"
+                "--record BUNDLE --policy POLICY [--repo DIR] [--channel C] [--approver FPR]... "
+                "[--tag-signer FPR]\n"
                 "--repair-history COMMIT [--drop] --policy POLICY [--repo DIR] --tag-signer FPR\n"
                 "--check-policy POLICY",
     .summary = "make a release: signed, encrypted, approved bundle, audit record, signed git tag",

@@ -68,11 +68,75 @@ int fwrel_approvals_fpr(char out[41], const char *fpr)
     return 0;
 }
 
-int fwrel_approvals_require_pinned(char out[41], const fwrel_approvals_rule *rule, const char *fpr)
+/*
+ * An approver given by e-mail address or user id: the one key of the rule's pinned keys it stands
+ * for (fwrel_pgp_match_pinned(): only the pinned keys' user ids, exact e-mail or whole user id).
+ * Trust anchors never come from the keyring: a name the keyring knows for another key is none.
+ */
+static int resolve(char out[41], const fwrel_approvals_rule *rule, const char *home,
+                   const char *who)
+{
+    const char *source = rule->source != NULL ? rule->source : "the policy";
+    const char *pins[FWREL_APPROVALS_PINNED_MAX];
+    fwrel_pgp_match m;
+    char list[400] = "";
+    int error;
+
+    if (rule->npinned == 0)
+        return fwrel_error_set(FWREL_EUSAGE,
+                               "'%.200s': %s pins no approver, so no name stands for one: give "
+                               "the key's 40-hex-digit fingerprint",
+                               who, source);
+    for (size_t i = 0; i < rule->npinned; i++)
+        pins[i] = rule->pinned[i];
+    if ((error = fwrel_pgp_match_pinned(&m, home, who, pins, rule->npinned)) != 0)
+        return error;
+    if (m.nmatches == 1) {
+        memcpy(out, m.matches[0], 41);
+        return 0;
+    }
+    for (size_t i = 0; i < (m.nmatches == 0 ? m.n : m.nmatches); i++) {
+        size_t used = strlen(list);
+        if (m.nmatches == 0 && m.uid_of[i].uid[0] != '\0')
+            snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "", m.uid_of[i].uid);
+        else if (m.nmatches == 0)
+            snprintf(list + used, sizeof(list) - used, "%s%s (not in the GnuPG home)",
+                     i ? ", " : "", m.uid_of[i].fpr);
+        else
+            snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "", m.matches[i]);
+    }
+    if (m.nmatches == 0)
+        return fwrel_error_set(FWREL_EVERIFY,
+                               "'%.100s' is none of the approvers %s pins (by e-mail or whole user "
+                               "id): %s",
+                               who, source, list);
+    return fwrel_error_set(FWREL_EUSAGE,
+                           "'%.100s' stands for %zu approvers %s pins: %s: give the fingerprint",
+                           who, m.nmatches, source, list);
+}
+
+int fwrel_approvals_resolve(char out[41], const fwrel_approvals_rule *rule, const char *home,
+                            const char *who)
+{
+    FWREL_ASSERT_ARG(out != NULL && rule != NULL);
+    if (who == NULL || who[0] == '\0')
+        return fwrel_error_set(FWREL_EUSAGE, "an empty approver");
+    if (fwrel_pgp_fpr_valid(who))
+        return fwrel_approvals_fpr(out, who);
+    /* 40 characters of hex and others, or a short key id: a mistyped fingerprint, not a name. */
+    size_t hex = strspn(who, "0123456789abcdefABCDEF");
+    if (who[hex] == '\0' || (strncasecmp(who, "0x", 2) == 0 &&
+                             who[2 + strspn(who + 2, "0123456789abcdefABCDEF")] == '\0'))
+        return fwrel_approvals_fpr(out, who);
+    return resolve(out, rule, home, who);
+}
+
+int fwrel_approvals_require_pinned(char out[41], const fwrel_approvals_rule *rule, const char *home,
+                                   const char *who)
 {
     FWREL_ASSERT_ARG(out != NULL && rule != NULL);
     char up[41];
-    int error = fwrel_approvals_fpr(up, fpr);
+    int error = fwrel_approvals_resolve(up, rule, home, who);
     if (error)
         return error;
     if (!fwrel_approvals_pinned(rule, up))
@@ -83,12 +147,12 @@ int fwrel_approvals_require_pinned(char out[41], const fwrel_approvals_rule *rul
 }
 
 int fwrel_approvals_require_tag_signer(char out[41], const fwrel_approvals_rule *rule,
-                                       const char *fpr)
+                                       const char *home, const char *who)
 {
     FWREL_ASSERT_ARG(out != NULL && rule != NULL);
     if (rule->npinned == 0 && rule->allow_none)
-        return fwrel_approvals_fpr(out, fpr);
-    return fwrel_approvals_require_pinned(out, rule, fpr);
+        return fwrel_approvals_fpr(out, who);
+    return fwrel_approvals_require_pinned(out, rule, home, who);
 }
 
 int fwrel_approvals_check(fwrel_approvals_outcome *out, const fwrel_approvals_rule *rule,

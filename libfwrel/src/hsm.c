@@ -599,7 +599,7 @@ int fwrel_hsm_key_open(fwrel_hsm_key **out, const char *uri, const char *module,
     }
     k->have_session = 1;
 
-    fwrel_pass_src file_src = {FWREL_PASS_FILE, -1, u->pin_source};
+    fwrel_pass_src file_src = {.kind = FWREL_PASS_FILE, .fd = -1, .file = u->pin_source};
     const fwrel_pass_src *src = (u->has & FWREL_HSM_PIN_SOURCE) ? &file_src : pin_src;
     if (src == NULL || src->kind == FWREL_PASS_NONE) {
         error = fwrel_error_set(FWREL_EKEY, "no PIN given (pin-source or a passphrase option)");

@@ -225,6 +225,13 @@ int fwrel_pass_read(char **out, size_t *len, const fwrel_pass_src *src, const ch
     case FWREL_PASS_FILE:
         FWREL_ASSERT_ARG(src->file != NULL);
         return read_pass_file(out, len, src->file);
+    case FWREL_PASS_MEM:
+        FWREL_ASSERT_ARG(src->mem != NULL && src->mem_len > 0 && src->mem_len <= FWREL_PASS_MAX);
+        if ((*out = OPENSSL_secure_zalloc(PASS_BUF)) == NULL)
+            return fwrel_error_set(FWREL_EIO, "out of memory");
+        memcpy(*out, src->mem, src->mem_len);
+        *len = src->mem_len;
+        return 0;
     case FWREL_PASS_TTY:
         if ((error = read_tty(out, len, prompt != NULL ? prompt : "Passphrase: ")) != 0 || !confirm)
             return error;

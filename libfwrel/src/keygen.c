@@ -43,15 +43,10 @@ static void tell(const struct kg *kg, const fwrel_keygen_event *ev)
         kg->o->notify(kg->o->arg, ev);
 }
 
-/* Tell the last error, naming what failed (or NULL); its code. */
+/* Tell the last error, naming what failed (or NULL) when the error names nothing itself (the
+ * keystore's functions name the keystore: keystore.h); its code. */
 static int fail(const struct kg *kg, const char *path)
 {
-    /* A file inside the keystore (a key file, a staged index) is the keystore's business: the
-     * error names the keystore, as the user gave it. */
-    const fwrel_error *e = fwrel_error_last();
-    size_t n = path != NULL ? strlen(path) : 0;
-    if (n > 0 && path == kg->o->keystore && strncmp(e->path, path, n) == 0 && e->path[n] == '/')
-        fwrel_error_about(FWREL_ABOUT_KEYSTORE, path);
     const fwrel_keygen_event ev = {.kind = FWREL_KEYGEN_EV_FAIL, .path = path};
     tell(kg, &ev);
     return fwrel_error_last()->code ? fwrel_error_last()->code : FWREL_EIO;
@@ -90,7 +85,9 @@ static int hsm_public(struct kg *kg, fwrel_pkey **pub, char id[65], const fwrel_
 {
     const fwrel_keygen_opts *o = kg->o;
     fwrel_hsm_key *hk = NULL;
-    fwrel_pass_src pin = {o->pin_file != NULL ? FWREL_PASS_FILE : FWREL_PASS_TTY, -1, o->pin_file};
+    fwrel_pass_src pin = {.kind = o->pin_file != NULL ? FWREL_PASS_FILE : FWREL_PASS_TTY,
+                          .fd = -1,
+                          .file = o->pin_file};
     int error, alg;
 
     *pub = NULL;

@@ -167,6 +167,23 @@ static void now_rfc3339(char out[21])
     strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/*
+ * What failed in a keystore's change or load is the keystore, as its user gave it: an error
+ * about a file inside it (a key file, the staged index) or about nothing named is said of the
+ * keystore directory, so that every caller (fwrel-bundle, fwrel-keygen, provisioning) names it
+ * the same way. An error about something else (an HSM URI) keeps its name, and a usage error (a
+ * revocation date that is not one) is the caller's option's, not the keystore's.
+ */
+static int named(const fwrel_keystore *ks, int error)
+{
+    const fwrel_error *e = fwrel_error_last();
+    size_t n = strlen(ks->dir);
+    if (error != 0 && ((e->path[0] == '\0' && error != FWREL_EUSAGE) ||
+                       (strncmp(e->path, ks->dir, n) == 0 && e->path[n] == '/')))
+        fwrel_error_about(FWREL_ABOUT_KEYSTORE, ks->dir);
+    return error;
+}
+
 /* Whether keys/<base> is a file staged by the open change. */
 static int staged(const fwrel_keystore *ks, const char *base)
 {
@@ -774,7 +791,8 @@ int fwrel_keystore_begin(fwrel_keystore *ks)
         return fwrel_error_set(FWREL_EUSAGE, "a keystore change is open already");
     snprintf(tmpl, sizeof(tmpl), "%s/" TXN_PREFIX "XXXXXX", ks->dir);
     if (mkdtemp(tmpl) == NULL)
-        return fwrel_error_set_errno(FWREL_EIO, errno, "cannot create a staging directory");
+        return named(ks, fwrel_error_set_errno(FWREL_EIO, errno,
+                                               "cannot create a staging directory"));
     if ((ks->txn = strdup(tmpl)) == NULL) {
         rmdir(tmpl);
         return fwrel_error_set(FWREL_EIO, "out of memory");
@@ -866,10 +884,10 @@ done:
         snprintf(path, sizeof(path), "%s/" TXN_OLD, ks->txn);
         unlink(path);
     }
-    return error;
+    return named(ks, error);
 }
 
-int fwrel_keystore_commit(fwrel_keystore *ks)
+static int commit_change(fwrel_keystore *ks)
 {
     FWREL_ASSERT_ARG(ks != NULL);
     char from[4200], to[4200];
@@ -885,6 +903,12 @@ int fwrel_keystore_commit(fwrel_keystore *ks)
         return fwrel_error_set_errno(FWREL_EIO, errno, "cannot replace index.json");
     ks->committed = 1;
     return fwrel_fsync_dir(ks->dir);
+}
+
+int fwrel_keystore_commit(fwrel_keystore *ks)
+{
+    FWREL_ASSERT_ARG(ks != NULL);
+    return named(ks, commit_change(ks));
 }
 
 void fwrel_keystore_finish(fwrel_keystore *ks)
@@ -947,7 +971,7 @@ static int abort_change(fwrel_keystore *ks, int unmake_too)
 
 int fwrel_keystore_abort(fwrel_keystore *ks)
 {
-    return abort_change(ks, 1);
+    return named(ks, abort_change(ks, 1));
 }
 
 /* An operation outside fwrel_keystore_begin() is a change of its own (its failure keeps the
@@ -1360,8 +1384,8 @@ done:
     return error;
 }
 
-int fwrel_keystore_generate(fwrel_keystore *ks, const fwrel_keystore_new *spec, const char *pass,
-                            size_t pass_len, int rotate, const fwrel_keystore_entry **out)
+static int ks_generate(fwrel_keystore *ks, const fwrel_keystore_new *spec, const char *pass,
+                       size_t pass_len, int rotate, const fwrel_keystore_entry **out)
 {
     FWREL_ASSERT_ARG(ks != NULL);
     int implicit = ks->txn == NULL, error;
@@ -1413,8 +1437,8 @@ done:
     return error;
 }
 
-int fwrel_keystore_add_hsm(fwrel_keystore *ks, const fwrel_keystore_new *spec, const char *uri,
-                           const fwrel_pkey *pub, int rotate, const fwrel_keystore_entry **out)
+static int ks_add_hsm(fwrel_keystore *ks, const fwrel_keystore_new *spec, const char *uri,
+                      const fwrel_pkey *pub, int rotate, const fwrel_keystore_entry **out)
 {
     FWREL_ASSERT_ARG(ks != NULL && uri != NULL && pub != NULL);
     int implicit = ks->txn == NULL, error;
@@ -1426,8 +1450,8 @@ int fwrel_keystore_add_hsm(fwrel_keystore *ks, const fwrel_keystore_new *spec, c
     return implicit ? implicit_end(ks, error) : error;
 }
 
-int fwrel_keystore_revoke(fwrel_keystore *ks, const char *name, int reason, const char *since,
-                          const fwrel_keystore_entry **out)
+static int ks_revoke(fwrel_keystore *ks, const char *name, int reason, const char *since,
+                     const fwrel_keystore_entry **out)
 {
     FWREL_ASSERT_ARG(
         ks != NULL && name != NULL &&
@@ -1470,42 +1494,12 @@ int fwrel_keystore_revoke(fwrel_keystore *ks, const char *name, int reason, cons
 
 /* --- loading ------------------------------------------------------------------------- */
 
-int fwrel_keystore_check_pass(const fwrel_keystore *ks, const char *pass, size_t pass_len)
+/* An entry's private key file decrypted (not yet checked against the index's id). */
+static int read_private(fwrel_pkey **out, const fwrel_keystore *ks, const fwrel_keystore_entry *e,
+                        const char *pass, size_t pass_len)
 {
-    FWREL_ASSERT_ARG(ks != NULL);
-    int seen_pem = 0, seen_sec = 0, error = 0;
-    for (size_t i = 0; i < ks->n && !(seen_pem && seen_sec); i++) {
-        const fwrel_keystore_entry *e = &ks->e[i];
-        if (!e->encrypted)
-            continue;
-        if (pass == NULL)
-            return fwrel_error_set(FWREL_EKEY, "key %s is encrypted: a passphrase is needed",
-                                   e->name);
-        if (e->priv[0] != '\0' && !seen_pem) {
-            fwrel_pkey *key = NULL;
-            seen_pem = 1;
-            error = fwrel_keystore_load_private(&key, ks, e, pass, pass_len);
-            fwrel_key_free(key);
-        } else if (e->secret[0] != '\0' && !seen_sec) {
-            uint8_t *s = NULL;
-            size_t n = 0;
-            seen_sec = 1;
-            error = fwrel_keystore_load_secret(&s, &n, ks, e, pass, pass_len);
-            fwrel_io_free_secret(s, n);
-        }
-        if (error)
-            return fwrel_error_prefix("key %s (id %s)", e->name, e->id);
-    }
-    return 0;
-}
-
-int fwrel_keystore_load_private(fwrel_pkey **out, const fwrel_keystore *ks,
-                                const fwrel_keystore_entry *e, const char *pass, size_t pass_len)
-{
-    FWREL_ASSERT_ARG(out != NULL && ks != NULL && e != NULL);
-    char path[4200], id[65];
+    char path[4200];
     int error;
-
     *out = NULL;
     if (e->priv[0] == '\0')
         return fwrel_error_set(FWREL_EKEY, "key %s has no private key file%s", e->name,
@@ -1513,6 +1507,81 @@ int fwrel_keystore_load_private(fwrel_pkey **out, const fwrel_keystore *ks,
     if ((error = fwrel_keystore_path(path, sizeof(path), ks, e->priv)) != 0 ||
         (error = fwrel_key_load_private_pass(out, path, e->encrypted ? pass : NULL,
                                              e->encrypted ? pass_len : 0)) != 0)
+        return fwrel_error_prefix("key %s (id %s)", e->name, e->id);
+    return 0;
+}
+
+/* An entry's sealed secret opened (or its unencrypted .bin read): the bytes and the version of
+ * the seal (0 for a .bin), not yet checked against the index. */
+static int read_secret(uint8_t **out, size_t *len, int *version, const fwrel_keystore *ks,
+                       const fwrel_keystore_entry *e, const char *pass, size_t pass_len)
+{
+    char path[4200];
+    uint8_t *file = NULL;
+    size_t file_len = 0;
+    int error;
+
+    *out = NULL;
+    *len = 0;
+    *version = 0;
+    if (e->secret[0] == '\0')
+        return fwrel_error_set(FWREL_EKEY, "key %s has no secret", e->name);
+    if ((error = fwrel_keystore_path(path, sizeof(path), ks, e->secret)) != 0 ||
+        (error = fwrel_io_read_small(&file, &file_len, path, 4096)) != 0)
+        return fwrel_error_prefix("key %s (id %s)", e->name, e->id);
+    if (!e->encrypted) {
+        *out = file;
+        *len = file_len;
+        return 0;
+    }
+    if ((error = open_secret(out, len, version, file, file_len, pass, pass_len, e->id)) != 0)
+        fwrel_error_prefix("key %s (id %s)", e->name, e->id);
+    fwrel_io_free_secret(file, file_len);
+    return error;
+}
+
+/*
+ * One passphrase opens every key of a keystore: it is the keystore's, and its failure names the
+ * keystore, not the key it was tried on (which may not be the one the caller uses). A key file
+ * that does not decrypt with it (FWREL_EKEY) means a wrong passphrase; the keystore's own files
+ * are written by fwrel_key_write_private() and seal_secret() only.
+ */
+static int check_pass(const fwrel_keystore *ks, const char *pass, size_t pass_len)
+{
+    int seen_pem = 0, seen_sec = 0, error = 0;
+    for (size_t i = 0; i < ks->n && !(seen_pem && seen_sec); i++) {
+        const fwrel_keystore_entry *e = &ks->e[i];
+        if (!e->encrypted)
+            continue;
+        if (pass == NULL)
+            return fwrel_error_set(FWREL_EKEY, "its keys are encrypted: a passphrase is needed");
+        if (e->priv[0] != '\0' && !seen_pem) {
+            fwrel_pkey *key = NULL;
+            seen_pem = 1;
+            error = read_private(&key, ks, e, pass, pass_len);
+            fwrel_key_free(key);
+        } else if (e->secret[0] != '\0' && !seen_sec) {
+            uint8_t *s = NULL;
+            size_t n = 0;
+            int version = 0;
+            seen_sec = 1;
+            error = read_secret(&s, &n, &version, ks, e, pass, pass_len);
+            fwrel_io_free_secret(s, n);
+        }
+        if (error == FWREL_EKEY)
+            return fwrel_error_set(FWREL_EKEY, "wrong keystore passphrase");
+        if (error)
+            return error;
+    }
+    return 0;
+}
+
+static int load_private(fwrel_pkey **out, const fwrel_keystore *ks, const fwrel_keystore_entry *e,
+                        const char *pass, size_t pass_len)
+{
+    char id[65];
+    int error;
+    if ((error = read_private(out, ks, e, pass, pass_len)) != 0)
         return error;
     if ((error = fwrel_key_id(id, *out)) != 0 ||
         (strcmp(id, e->id) != 0 &&
@@ -1524,10 +1593,8 @@ int fwrel_keystore_load_private(fwrel_pkey **out, const fwrel_keystore *ks,
     return error;
 }
 
-int fwrel_keystore_load_public(fwrel_pkey **out, const fwrel_keystore *ks,
-                               const fwrel_keystore_entry *e)
+static int load_public(fwrel_pkey **out, const fwrel_keystore *ks, const fwrel_keystore_entry *e)
 {
-    FWREL_ASSERT_ARG(out != NULL && ks != NULL && e != NULL);
     char path[4200], id[65];
     int error;
 
@@ -1547,30 +1614,18 @@ int fwrel_keystore_load_public(fwrel_pkey **out, const fwrel_keystore *ks,
     return error;
 }
 
-int fwrel_keystore_load_secret(uint8_t **out, size_t *len, const fwrel_keystore *ks,
-                               const fwrel_keystore_entry *e, const char *pass, size_t pass_len)
+static int load_secret(uint8_t **out, size_t *len, const fwrel_keystore *ks,
+                       const fwrel_keystore_entry *e, const char *pass, size_t pass_len)
 {
-    FWREL_ASSERT_ARG(out != NULL && len != NULL && ks != NULL && e != NULL);
-    char path[4200], id[65];
-    uint8_t *file = NULL, *plain = NULL;
-    size_t file_len = 0, n = 0;
+    char id[65];
+    uint8_t *plain = NULL;
+    size_t n = 0;
     int error, version = 0;
 
     *out = NULL;
     *len = 0;
-    if (e->secret[0] == '\0')
-        return fwrel_error_set(FWREL_EKEY, "key %s has no secret", e->name);
-    if ((error = fwrel_keystore_path(path, sizeof(path), ks, e->secret)) != 0 ||
-        (error = fwrel_io_read_small(&file, &file_len, path, 4096)) != 0)
+    if ((error = read_secret(&plain, &n, &version, ks, e, pass, pass_len)) != 0)
         return error;
-    if (e->encrypted) {
-        if ((error = open_secret(&plain, &n, &version, file, file_len, pass, pass_len, e->id)) != 0)
-            goto done;
-    } else {
-        plain = file;
-        n = file_len;
-        file = NULL;
-    }
     size_t want = secret_len(e->alg) != 0 ? secret_len(e->alg) : 32;
     if (n != want) {
         error = fwrel_error_set(FWREL_EFORMAT, "%s holds %zu bytes, not %zu", e->secret, n, want);
@@ -1590,7 +1645,6 @@ int fwrel_keystore_load_secret(uint8_t **out, size_t *len, const fwrel_keystore 
     *len = n;
     plain = NULL;
 done:
-    fwrel_io_free_secret(file, file_len);
     fwrel_io_free_secret(plain, n);
     return error;
 }
@@ -1649,4 +1703,54 @@ int fwrel_keystore_resolve(const fwrel_keystore_entry **entries, const fwrel_key
         entries[i] = e;
     }
     return 0;
+}
+
+/* --- the public changes and loads: a failure names the keystore ------------------------- */
+
+int fwrel_keystore_generate(fwrel_keystore *ks, const fwrel_keystore_new *spec, const char *pass,
+                            size_t pass_len, int rotate, const fwrel_keystore_entry **out)
+{
+    FWREL_ASSERT_ARG(ks != NULL);
+    return named(ks, ks_generate(ks, spec, pass, pass_len, rotate, out));
+}
+
+int fwrel_keystore_add_hsm(fwrel_keystore *ks, const fwrel_keystore_new *spec, const char *uri,
+                           const fwrel_pkey *pub, int rotate, const fwrel_keystore_entry **out)
+{
+    FWREL_ASSERT_ARG(ks != NULL);
+    return named(ks, ks_add_hsm(ks, spec, uri, pub, rotate, out));
+}
+
+int fwrel_keystore_revoke(fwrel_keystore *ks, const char *name, int reason, const char *since,
+                          const fwrel_keystore_entry **out)
+{
+    FWREL_ASSERT_ARG(ks != NULL);
+    return named(ks, ks_revoke(ks, name, reason, since, out));
+}
+
+int fwrel_keystore_check_pass(const fwrel_keystore *ks, const char *pass, size_t pass_len)
+{
+    FWREL_ASSERT_ARG(ks != NULL);
+    return named(ks, check_pass(ks, pass, pass_len));
+}
+
+int fwrel_keystore_load_private(fwrel_pkey **out, const fwrel_keystore *ks,
+                                const fwrel_keystore_entry *e, const char *pass, size_t pass_len)
+{
+    FWREL_ASSERT_ARG(out != NULL && ks != NULL && e != NULL);
+    return named(ks, load_private(out, ks, e, pass, pass_len));
+}
+
+int fwrel_keystore_load_public(fwrel_pkey **out, const fwrel_keystore *ks,
+                               const fwrel_keystore_entry *e)
+{
+    FWREL_ASSERT_ARG(out != NULL && ks != NULL && e != NULL);
+    return named(ks, load_public(out, ks, e));
+}
+
+int fwrel_keystore_load_secret(uint8_t **out, size_t *len, const fwrel_keystore *ks,
+                               const fwrel_keystore_entry *e, const char *pass, size_t pass_len)
+{
+    FWREL_ASSERT_ARG(out != NULL && len != NULL && ks != NULL && e != NULL);
+    return named(ks, load_secret(out, len, ks, e, pass, pass_len));
 }

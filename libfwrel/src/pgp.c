@@ -111,6 +111,8 @@ done:
     return error;
 }
 
+static gpgme_error_t get_key(gpgme_ctx_t ctx, const char *fpr, gpgme_key_t *out);
+
 /* Tries of a passphrase typed at a terminal, as gpg and ssh give. */
 #define PGP_TTY_TRIES 3
 
@@ -220,9 +222,11 @@ done:
     return error;
 }
 
-int fwrel_pgp_sign_detached(uint8_t **sig, size_t *sig_len, const char *home,
-                            const char *signer_fpr, const uint8_t *data, size_t len,
-                            const fwrel_pass_src *pass)
+/* A detached signature; with kept != NULL the passphrase that unlocked the key is handed over
+ * (NULL when GnuPG asked none). */
+static int sign(uint8_t **sig, size_t *sig_len, const char *home, const char *signer_fpr,
+                const uint8_t *data, size_t len, const fwrel_pass_src *pass, char **kept,
+                size_t *kept_len)
 {
     gpgme_ctx_t ctx = NULL;
     gpgme_key_t key = NULL;
@@ -316,6 +320,11 @@ int fwrel_pgp_sign_detached(uint8_t **sig, size_t *sig_len, const char *home,
     }
     memcpy(*sig, mem, n);
     *sig_len = n;
+    if (kept != NULL) {
+        *kept = st.pass;
+        *kept_len = st.len;
+        st.pass = NULL;
+    }
     error = 0;
 done:
     if (st.pass != NULL)
@@ -324,6 +333,96 @@ done:
     gpgme_data_release(in);
     gpgme_data_release(out);
     gpgme_key_unref(key);
+    gpgme_release(ctx);
+    return error;
+}
+
+int fwrel_pgp_sign_detached(uint8_t **sig, size_t *sig_len, const char *home,
+                            const char *signer_fpr, const uint8_t *data, size_t len,
+                            const fwrel_pass_src *pass)
+{
+    return sign(sig, sig_len, home, signer_fpr, data, len, pass, NULL, NULL);
+}
+
+/* What the unlock check signs: never an approval (an approval signs a bundle's SHA256SUMS, lines
+ * of "<64 hex>  <name>"), and the signature is wiped unseen. */
+static const char unlock_probe[] = "fwrel unlock check: not an approval, signature discarded\n";
+
+int fwrel_pgp_check_unlock(char **pass_out, size_t *pass_len, const char *home,
+                           const char *signer_fpr, const fwrel_pass_src *pass)
+{
+    FWREL_ASSERT_ARG(pass_out != NULL && pass_len != NULL);
+    uint8_t *sig = NULL;
+    size_t sig_len = 0;
+    *pass_out = NULL;
+    *pass_len = 0;
+    int error = sign(&sig, &sig_len, home, signer_fpr, (const uint8_t *)unlock_probe,
+                     sizeof(unlock_probe) - 1, pass, pass_out, pass_len);
+    if (sig != NULL)
+        OPENSSL_cleanse(sig, sig_len);
+    free(sig);
+    return error;
+}
+
+/* Whether a user id stands for name: its e-mail address (name bare or in <>), without regard to
+ * case, or the whole user id, exactly. */
+static int uid_matches(gpgme_user_id_t u, const char *name)
+{
+    size_t n = strlen(name);
+    if (u->uid != NULL && strcmp(u->uid, name) == 0)
+        return 1;
+    if (n >= 2 && name[0] == '<' && name[n - 1] == '>') {
+        name++;
+        n -= 2;
+    }
+    return n > 0 && u->email != NULL && strlen(u->email) == n &&
+           strncasecmp(u->email, name, n) == 0;
+}
+
+int fwrel_pgp_match_pinned(fwrel_pgp_match *out, const char *home, const char *name,
+                           const char *const *pinned, size_t npinned)
+{
+    FWREL_ASSERT_ARG(out != NULL && name != NULL && (pinned != NULL || npinned == 0));
+    gpgme_ctx_t ctx = NULL;
+    int error;
+
+    memset(out, 0, sizeof(*out));
+    if (npinned > FWREL_PGP_MATCH_MAX)
+        return fwrel_error_set(FWREL_EUSAGE, "more than %d pinned keys", FWREL_PGP_MATCH_MAX);
+    if ((error = ctx_new(&ctx, home)) != 0)
+        return error;
+    for (size_t p = 0; p < npinned; p++) {
+        gpgme_key_t key = NULL;
+        char fpr[41];
+        if (!fwrel_pgp_fpr_valid(pinned[p])) {
+            error =
+                fwrel_error_set(FWREL_EUSAGE, "pinned key %zu is not a 40-hex fingerprint", p + 1);
+            goto done;
+        }
+        fpr_upper(fpr, pinned[p]);
+        memcpy(out->uid_of[p].fpr, fpr, 41);
+        out->n = p + 1;
+        /* The pinned key itself (its primary fingerprint, not a subkey's or a user id's match):
+         * a name is looked for only among the user ids of the keys pinned. */
+        gpgme_error_t err = get_key(ctx, fpr, &key);
+        if (err != 0 || key == NULL || key->fpr == NULL || strcasecmp(key->fpr, fpr) != 0) {
+            gpgme_key_unref(key);
+            continue;
+        }
+        int hit = 0;
+        for (gpgme_user_id_t u = key->uids; u != NULL; u = u->next) {
+            if (u->revoked || u->invalid || u->uid == NULL)
+                continue;
+            if (out->uid_of[p].uid[0] == '\0')
+                snprintf(out->uid_of[p].uid, sizeof(out->uid_of[p].uid), "%.200s", u->uid);
+            hit |= uid_matches(u, name);
+        }
+        if (hit)
+            memcpy(out->matches[out->nmatches++], fpr, 41);
+        gpgme_key_unref(key);
+    }
+    error = 0;
+done:
     gpgme_release(ctx);
     return error;
 }

@@ -199,18 +199,17 @@ static int step_approve(struct run *r)
     const fwrel_pipeline_opts *o = r->o;
     int error = 0;
 
-    for (size_t i = 0; i < o->napprovers; i++) {
-        char fpr[41], name[64];
+    for (size_t i = 0; i < r->napprovers; i++) {
+        const char *fpr = r->approvers[i];
+        char name[64];
         uint8_t *sig = NULL;
         size_t len = 0;
-        if ((error = fwrel_approvals_require_pinned(fpr, &r->rule, o->approvers[i])) != 0)
-            return error;
         snprintf(name, sizeof(name), "approvals/%s.asc", fpr);
         if (fwrel_run_find_member(r, name) != NULL)
             continue; /* the same approver twice counts once */
-        if ((error = fwrel_pgp_sign_detached(&sig, &len, o->gnupg_home, fpr,
-                                             (const uint8_t *)r->sums, r->sums_len, o->pgp_pass)) !=
-            0) {
+        if ((error =
+                 fwrel_pgp_sign_detached(&sig, &len, o->gnupg_home, fpr, (const uint8_t *)r->sums,
+                                         r->sums_len, fwrel_run_pgp_pass(r, fpr))) != 0) {
             fwrel_error_prefix("approver %s", fpr);
             return error;
         }
@@ -222,9 +221,8 @@ static int step_approve(struct run *r)
             memcpy(r->signer, fpr, 41);
         r->napprovals++;
     }
-    if (o->tag_signer != NULL &&
-        (error = fwrel_approvals_require_tag_signer(r->signer, &r->rule, o->tag_signer)) != 0)
-        return error;
+    if (r->tag_signer[0] != '\0')
+        memcpy(r->signer, r->tag_signer, 41);
     r->res->approvals = r->napprovals;
     fwrel_report_add(r->report, "approve",
                      r->napprovals >= r->ch->approvals_required ? FWREL_PASS : FWREL_INFO,
@@ -384,7 +382,7 @@ int fwrel_run_repo(struct run *r)
     ro.who.time = o->time;
     ro.gpg_home = o->gnupg_home;
     ro.signer_fpr = r->signer;
-    ro.pass = o->pgp_pass;
+    ro.pass = fwrel_run_pgp_pass(r, r->signer);
     if ((error = fwrel_repo_release(r->repo, &ro, r->res->commit, NULL)) != 0)
         goto done;
     r->res->recorded = 1;
@@ -428,15 +426,15 @@ int fwrel_run_preflight(struct run *r)
     if (o->napprovers > FWREL_PIPELINE_MAX_APPROVERS)
         return fwrel_error_set(FWREL_EUSAGE, "at most %d approvers at once",
                                FWREL_PIPELINE_MAX_APPROVERS);
-    for (size_t i = 0; i < o->napprovers; i++) {
-        char fpr[41];
-        if ((error = fwrel_approvals_require_pinned(fpr, &r->rule, o->approvers[i])) != 0)
+    /* Each approver and the tag signer as the fingerprint of a pinned key, once, before any key
+     * is opened: a name stands for exactly one pinned key (approvals.h). */
+    for (size_t i = 0; i < o->napprovers; i++)
+        if ((error = fwrel_approvals_require_pinned(r->approvers[r->napprovers++], &r->rule,
+                                                    o->gnupg_home, o->approvers[i])) != 0)
             return error;
-    }
-    if (o->tag_signer != NULL &&
-        (error = fwrel_approvals_require_tag_signer(r->signer, &r->rule, o->tag_signer)) != 0)
+    if (o->tag_signer != NULL && (error = fwrel_approvals_require_tag_signer(
+                                      r->tag_signer, &r->rule, o->gnupg_home, o->tag_signer)) != 0)
         return error;
-    r->signer[0] = '\0';
     if (!r->recording && o->napprovers < r->ch->approvals_required && o->output == NULL)
         return fwrel_error_set(FWREL_EUSAGE,
                                "the %s channel needs %u approvals and %zu approver%s given: "

@@ -19,7 +19,9 @@
 int fwrel_run_read_history(fwrel_history **h, struct run *r)
 {
     fwrel_history_opts ho;
-    const char *ts = r->signer[0] != '\0' ? r->signer : r->o->tag_signer;
+    const char *ts = r->signer[0] != '\0'       ? r->signer
+                     : r->tag_signer[0] != '\0' ? r->tag_signer
+                                                : r->o->tag_signer;
     int error;
     if ((error = fwrel_rules_history_opts(&ho, r->history_signer, r->p, ts, r->o->gnupg_home)) !=
             0 ||
@@ -307,7 +309,7 @@ int fwrel_pipeline_repair(fwrel_pipeline_result *res, fwrel_report *report,
     if (fwrel_approvals_rule_policy(&r.rule, r.p, NULL) != 0)
         fwrel_error_clear();
     r.rule.allow_none = r.rule.npinned == 0;
-    STEP("policy", fwrel_approvals_require_tag_signer(r.signer, &r.rule, signer));
+    STEP("policy", fwrel_approvals_require_tag_signer(r.signer, &r.rule, o->gnupg_home, signer));
     STEP("lock", fwrel_run_lock(&r));
     STEP("repair", do_repair(&r, commit, drop));
     error = 0;

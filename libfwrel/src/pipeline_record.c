@@ -10,6 +10,7 @@
 #include "fwrel/bundle.h"
 #include "fwrel/bundle_verify.h"
 #include "fwrel/pgp.h"
+#include "fwrel/rules.h"
 #include "util.h"
 
 /* --- approvals gathered later, and the recording of an approved bundle --------------------- */
@@ -30,9 +31,6 @@ int fwrel_pipeline_approve(size_t *have, size_t *need, fwrel_report *report, con
     size_t n = 0;
     int error;
 
-    for (size_t i = 0; i < nfprs; i++)
-        if ((error = fwrel_approvals_fpr(up[i], fprs[i])) != 0)
-            return error;
     /* One reading: what is checked and shown is what is signed and written back. */
     if ((error = fwrel_bundle_read(&b, bundle)) != 0)
         goto done;
@@ -44,7 +42,7 @@ int fwrel_pipeline_approve(size_t *have, size_t *need, fwrel_report *report, con
     fwrel_approvals_rule_record(&rule, &rec);
     rule.source = "the release's policy"; /* the record states its policy's rule */
     for (size_t i = 0; i < nfprs; i++) {
-        if ((error = fwrel_approvals_require_pinned(up[i], &rule, up[i])) != 0)
+        if ((error = fwrel_approvals_require_pinned(up[i], &rule, gnupg_home, fprs[i])) != 0)
             goto done;
         snprintf(names[i], sizeof(names[i]), "approvals/%.40s.asc", up[i]);
         for (size_t j = 0; j < i; j++)
@@ -96,8 +94,21 @@ done:
     return error;
 }
 
-/* The bundle's approvals under the channel's rule (fwrel_approvals_check(), as CI mode and the
- * auditor judge them); the tag is signed by the first approver, or the tag signer given. */
+/* Whether the bundle being recorded holds an approval by fpr. */
+static int has_approval(const struct run *r, const char *fpr)
+{
+    char name[64];
+    snprintf(name, sizeof(name), "approvals/%s.asc", fpr);
+    return fwrel_run_find_member(r, name) != NULL;
+}
+
+/*
+ * The bundle's approvals under the channel's rule (fwrel_approvals_check(), as CI mode and the
+ * auditor judge them). The tag is signed by the tag signer given; else by the first approver given
+ * (-A, in the order given), who must have approved the bundle; else by the first of the policy's
+ * pinned approvers, in the policy's order, whose approval the bundle holds (never the order of
+ * the fingerprints).
+ */
 static int check_approvals(struct run *r)
 {
     fwrel_bundle_member *view = NULL;
@@ -111,12 +122,20 @@ static int check_approvals(struct run *r)
     if (error)
         return error;
     r->napprovals = out.count;
-    for (size_t i = 0; i < r->nm && r->signer[0] == '\0'; i++)
-        if (strncmp(r->m[i].name, "approvals/", 10) == 0)
-            snprintf(r->signer, sizeof(r->signer), "%.40s", r->m[i].name + 10);
-    if (r->o->tag_signer != NULL &&
-        (error = fwrel_approvals_require_tag_signer(r->signer, &r->rule, r->o->tag_signer)) != 0)
-        return error;
+    for (size_t i = 0; i < r->napprovers; i++)
+        if (!has_approval(r, r->approvers[i]))
+            return fwrel_error_set(FWREL_EVERIFY,
+                                   "approver %s has not approved the bundle: approve it first "
+                                   "(--approve), or give the tag signer with --tag-signer FPR",
+                                   r->approvers[i]);
+    if (r->tag_signer[0] != '\0')
+        memcpy(r->signer, r->tag_signer, 41);
+    else if (r->napprovers > 0)
+        memcpy(r->signer, r->approvers[0], 41);
+    else
+        for (size_t i = 0; i < r->rule.npinned && r->signer[0] == '\0'; i++)
+            if (has_approval(r, r->rule.pinned[i]))
+                memcpy(r->signer, r->rule.pinned[i], 41);
     r->res->approvals = r->napprovals;
     if (r->signer[0] == '\0')
         return fwrel_error_set(FWREL_EUSAGE, "no one to sign the tag: give --tag-signer FPR");
@@ -146,11 +165,16 @@ static int step_load_bundle(struct run *r)
     if (error)
         goto done;
     fwrel_hex(policy_sha, r->p->sha256, sizeof(r->p->sha256));
-    if (strcmp(r->rec->product, r->p->product) != 0 || strcmp(r->rec->channel, r->chname) != 0) {
-        error = fwrel_error_set(FWREL_EVERIFY, "the bundle is a %s release of %s, not %s of %s",
-                                r->rec->channel, r->rec->product, r->chname, r->p->product);
+    if (strcmp(r->rec->channel, r->chname) != 0) {
+        error = fwrel_error_set(FWREL_EVERIFY, "the bundle is a %s release, not %s",
+                                r->rec->channel, r->chname);
         goto done;
     }
+    /* The record's product and channel under the policy: the rulebook's rule, the one the
+     * auditor applies to a recorded release (fwrel_rules_policy_in_force(), docs/rules.md). */
+    if ((error = fwrel_rules_policy_in_force(&r->rule, r->p, r->rec->product, r->rec->channel)) !=
+        0)
+        goto done;
     if (strcmp(r->rec->policy_sha256, policy_sha) != 0) {
         error = fwrel_error_set(FWREL_EVERIFY,
                                 "the bundle was made under another policy "
@@ -167,6 +191,25 @@ done:
     if (error)
         fwrel_error_prefix("bundle");
     fwrel_bundle_free(b);
+    return error;
+}
+
+/*
+ * The tag signer's secret key is in the GnuPG home and unlocks, before the lock and the audit
+ * log: the only key --record signs with, checked whatever the passphrase source. Chosen by
+ * default (no --tag-signer), its failure names the option that picks another.
+ */
+static int ready_tag_signer(struct run *r)
+{
+    int error = fwrel_run_ready_signer(r, r->signer, "tag signer");
+    if (error == 0)
+        error = fwrel_run_ready_unlock(r, r->signer, 1);
+    if (error && r->tag_signer[0] == '\0') {
+        fwrel_error e = *fwrel_error_last();
+        fwrel_error_set(e.code, "%.400s; or let another approver sign the tag: --tag-signer FPR",
+                        e.message);
+        fwrel_error_about(e.about, e.path[0] != '\0' ? e.path : NULL);
+    }
     return error;
 }
 
@@ -208,7 +251,7 @@ int fwrel_pipeline_record(fwrel_pipeline_result *res, fwrel_report *report,
     STEP("policy", fwrel_run_preflight(&r));
     STEP("bundle", step_load_bundle(&r));
     STEP("approve", check_approvals(&r));
-    STEP("preflight", fwrel_run_ready_signer(&r, r.signer, "tag signer"));
+    STEP("preflight", ready_tag_signer(&r));
     STEP("lock", fwrel_run_lock(&r));
     STEP("history", fwrel_run_history(&r));
     STEP("output", fwrel_run_output_prepare(&r));

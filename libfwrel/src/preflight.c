@@ -111,6 +111,44 @@ int fwrel_run_ready_exports(struct run *r)
     return error;
 }
 
+/* One OpenPGP key the run signs with later unlocks: the passphrase source given (a file, a
+ * descriptor, the terminal) opens it, proven by signing a throwaway message
+ * (fwrel_pgp_check_unlock); the passphrase that did is kept for its signatures, so that a
+ * descriptor or a terminal is read once per key. Without a passphrase source only when always
+ * (--record's tag signer). */
+int fwrel_run_ready_unlock(struct run *r, const char *fpr, int always)
+{
+    const fwrel_pass_src *src = r->o->pgp_pass;
+    struct run_pgp *k;
+    int error;
+    for (size_t i = 0; i < r->npgp; i++)
+        if (strcmp(r->pgp[i].fpr, fpr) == 0)
+            return 0;
+    if (!always && (src == NULL || src->kind == FWREL_PASS_NONE))
+        return 0;
+    if (r->npgp == sizeof(r->pgp) / sizeof(r->pgp[0]))
+        return fwrel_error_set(FWREL_EINTERNAL, "too many OpenPGP keys");
+    k = &r->pgp[r->npgp];
+    memset(k, 0, sizeof(*k));
+    if ((error = fwrel_pgp_check_unlock(&k->pass, &k->len, r->o->gnupg_home, fpr, src)) != 0)
+        return error;
+    memcpy(k->fpr, fpr, 41);
+    k->src.kind = k->pass != NULL ? FWREL_PASS_MEM : FWREL_PASS_NONE;
+    k->src.fd = -1;
+    k->src.mem = k->pass;
+    k->src.mem_len = k->len;
+    r->npgp++;
+    return 0;
+}
+
+const fwrel_pass_src *fwrel_run_pgp_pass(const struct run *r, const char *fpr)
+{
+    for (size_t i = 0; i < r->npgp; i++)
+        if (strcmp(r->pgp[i].fpr, fpr) == 0 && r->pgp[i].pass != NULL)
+            return &r->pgp[i].src;
+    return r->o->pgp_pass;
+}
+
 int fwrel_run_ready(struct run *r)
 {
     const fwrel_pipeline_opts *o = r->o;
@@ -120,16 +158,11 @@ int fwrel_run_ready(struct run *r)
     if (r->p->nexports > 0 &&
         ((error = fwrel_run_ready_exports(r)) != 0 || (error = fwrel_run_exports_check(r)) != 0))
         return error;
-    for (size_t i = 0; i < o->napprovers; i++, npgp++) {
-        char fpr[41];
-        if ((error = fwrel_approvals_require_pinned(fpr, &r->rule, o->approvers[i])) != 0 ||
-            (error = fwrel_run_ready_signer(r, fpr, "approver")) != 0)
+    for (size_t i = 0; i < r->napprovers; i++, npgp++)
+        if ((error = fwrel_run_ready_signer(r, r->approvers[i], "approver")) != 0)
             return error;
-    }
-    if (o->tag_signer != NULL) {
-        char fpr[41];
-        if ((error = fwrel_approvals_require_tag_signer(fpr, &r->rule, o->tag_signer)) != 0 ||
-            (error = fwrel_run_ready_signer(r, fpr, "tag signer")) != 0)
+    if (r->tag_signer[0] != '\0') {
+        if ((error = fwrel_run_ready_signer(r, r->tag_signer, "tag signer")) != 0)
             return error;
         npgp++;
     }
@@ -146,8 +179,16 @@ int fwrel_run_ready(struct run *r)
             return fwrel_error_about(FWREL_ABOUT_OUTPUT, o->output);
         }
     }
-    fwrel_report_add(r->report, "preflight", FWREL_PASS, "%zu export%s, %zu OpenPGP key%s%s",
+    /* Last, as it reads the OpenPGP passphrases: each key unlocks (a wrong passphrase names the
+     * key, fingerprint and user id), before the keystore's passphrase is read. */
+    for (size_t i = 0; i < r->napprovers; i++)
+        if ((error = fwrel_run_ready_unlock(r, r->approvers[i], 0)) != 0)
+            return error;
+    if (r->tag_signer[0] != '\0' && (error = fwrel_run_ready_unlock(r, r->tag_signer, 0)) != 0)
+        return error;
+    fwrel_report_add(r->report, "preflight", FWREL_PASS, "%zu export%s, %zu OpenPGP key%s%s%s",
                      r->p->nexports, r->p->nexports == 1 ? "" : "s", npgp, npgp == 1 ? "" : "s",
+                     r->npgp > 0 ? " (unlocked)" : "",
                      o->output != NULL ? ", output writable" : "");
     return 0;
 }

@@ -196,7 +196,7 @@ int fwrel_rules_history_opts(fwrel_history_opts *ho, char own[41], const fwrel_p
                                "whose release tags the history believes");
     memset(&anyone, 0, sizeof(anyone));
     anyone.allow_none = 1;
-    if ((error = fwrel_approvals_require_tag_signer(own, &anyone, tag_signer)) != 0)
+    if ((error = fwrel_approvals_require_tag_signer(own, &anyone, gnupg_home, tag_signer)) != 0)
         return error;
     ho->pinned = (const char(*)[41])own;
     ho->npinned = 1;

@@ -193,6 +193,8 @@ void fwrel_run_finish(struct run *r, int error, const char *failed)
     fwrel_repo_free(r->repo);
     fwrel_run_close_keys(r);
     fwrel_pass_free(r->pass, r->pass_len);
+    for (size_t i = 0; i < r->npgp; i++)
+        fwrel_pass_free(r->pgp[i].pass, r->pgp[i].len);
     fwrel_keystore_close(r->ks);
     fwrel_policy_free(r->p);
     fwrel_src_close(&r->signed_src);

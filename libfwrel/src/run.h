@@ -75,6 +75,22 @@ struct run {
     uint8_t sfm[FWREL_SECURE_FOTA_LEN];
     char templates[4096];                      /* the export template root (preflight.c) */
     fwrel_hsm_key *hsm[FWREL_POLICY_MAX_KEYS]; /* HSM keys, logged in by fwrel_run_unlock() */
+    /* The approvers and the tag signer given, as fingerprints: resolved once by
+     * fwrel_run_preflight() (fwrel_approvals_require_pinned(): a fingerprint, an e-mail or a user
+     * id of a pinned key); tag_signer "" when none was given. */
+    char approvers[FWREL_PIPELINE_MAX_APPROVERS][41];
+    size_t napprovers;
+    char tag_signer[41];
+    /* OpenPGP keys whose unlock the preflight checked (fwrel_run_ready_unlock()), with the
+     * passphrase that unlocked each (NULL when none was asked), given again to its signatures
+     * (fwrel_run_pgp_pass()); wiped by fwrel_run_finish(). */
+    struct run_pgp {
+        char fpr[41];
+        char *pass;
+        size_t len;
+        fwrel_pass_src src;
+    } pgp[FWREL_PIPELINE_MAX_APPROVERS + 1];
+    size_t npgp;
 };
 
 /* Run one step behind the test hook (pipeline.h: fail or die at a named step). */
@@ -113,6 +129,11 @@ int fwrel_run_preflight(struct run *r);
 int fwrel_run_ready(struct run *r); /* preflight.c: the checks before any key is opened */
 int fwrel_run_ready_exports(struct run *r); /* preflight.c: templates and exports, no image */
 int fwrel_run_ready_signer(struct run *r, const char *fpr, const char *role);
+/* preflight.c: the OpenPGP key fpr unlocks with the passphrase source given (none given and
+ * !always: not checked); what unlocked it is kept for fwrel_run_pgp_pass(). */
+int fwrel_run_ready_unlock(struct run *r, const char *fpr, int always);
+/* The passphrase source a signature by fpr uses: the one that unlocked it, else the options'. */
+const fwrel_pass_src *fwrel_run_pgp_pass(const struct run *r, const char *fpr);
 int fwrel_run_exports_check(struct run *r);
 int fwrel_run_read_history(fwrel_history **h, struct run *r);
 int fwrel_run_history(struct run *r);

@@ -71,15 +71,15 @@ openssl pkcs8 -in "$D/keys/img-enc.1.pem" -passin "file:$T/pass" -out "$T/img.cl
     cmp -s <(openssl pkey -in "$T/img.clear") <(openssl pkey -in "$T/enc-prov/img-enc.private.pem") && ok ||
     fail "provisioned image key is not the keystore's"
 
-# A wrong passphrase: exit 4, one line naming the key, nothing changed.
+# A wrong passphrase: exit 4, one line naming the keystore, nothing changed.
 before=$(tree_sum "$D")
 expect_rc 4 "wrong passphrase" fwrel-keygen --policy "$P" --keystore "$D" --passphrase-file "$T/wrong" --force
-expect_err "^fwrel-keygen: $D: key sb-slot0 \(id [0-9a-f]{64}\): wrong passphrase$" "wrong passphrase"
+expect_err "^fwrel-keygen: $D: wrong keystore passphrase$" "wrong passphrase"
 [ "$(tree_sum "$D")" = "$before" ] && ok || fail "a wrong passphrase changed the keystore"
 expect_rc 4 "rotate, wrong passphrase" fwrel-keygen --keystore "$D" --rotate sb-slot0 --passphrase-file "$T/wrong"
 [ "$(tree_sum "$D")" = "$before" ] && ok || fail "a wrong passphrase changed the keystore (rotate)"
 expect_rc 4 "encrypted keystore, no passphrase" fwrel-keygen --policy "$P" --keystore "$D" --no-passphrase
-expect_err "^fwrel-keygen: $D: key sb-slot0 is encrypted: a passphrase is needed$" "no passphrase"
+expect_err "^fwrel-keygen: $D: its keys are encrypted: a passphrase is needed$" "no passphrase"
 [ "$(tree_sum "$D")" = "$before" ] && ok || fail "a refused run changed the keystore"
 
 # Rotation: the old key retired and kept, the next epoch active; by purpose, every key of it.

@@ -157,5 +157,38 @@ expect_rc 0 "the release" fwrel-bundle -q --policy "$T/policy.yaml" --keystore "
 exec 3<&- 4<&-
 [ -s "$T/out.fwb" ] && ok || fail "the release wrote no bundle"
 
+# --- a wrong OpenPGP passphrase: refused in the preflight, naming the key (fingerprint and user
+# id), before the keystore passphrase is read (its descriptor untouched) and before any key is
+# opened: no output, no tag, the audit log byte for byte as it was (no failure entry) ----------
+img 1.1.0 app-2.bin
+printf 'wrong\n' >"$T/pgp-wrong"
+chmod 600 "$T/pgp-wrong"
+log_before=$(sha256sum <"$R/audit/audit.jsonl")
+tags_before=$(git -C "$R" tag)
+exec 3<"$T/pass" 4<"$T/pgp-wrong"
+run fwrel-bundle --policy "$T/policy.yaml" --keystore "$T/ks" --repo "$R" --channel prod \
+    --gnupg-home "$G" --passphrase-fd 3 --pgp-passphrase-fd 4 -A "$A3" --tag-signer "$A1" \
+    -o "$T/out2.fwb" "$T/app-2.bin"
+pos3=$(awk '/^pos:/{print $2}' /proc/$$/fdinfo/3)
+pos4=$(awk '/^pos:/{print $2}' /proc/$$/fdinfo/4)
+exec 3<&- 4<&-
+[ "$RC" -eq 4 ] && ok || fail "wrong OpenPGP passphrase: exit $RC: $ERR"
+expect_err "^fwrel-bundle: OpenPGP key $A3 \(Approver 3 <a3@example.invalid>\): wrong passphrase$" \
+    "wrong OpenPGP passphrase"
+printf '%s\n' "$OUT" | grep -q "^FAIL preflight " && ok || fail "not refused in the preflight: $OUT"
+expect_absent "$T/out2.fwb" "wrong OpenPGP passphrase"
+[ "$pos3" = 0 ] && ok || fail "wrong OpenPGP passphrase: the keystore passphrase was read (offset $pos3)"
+[ "$pos4" = 6 ] && ok || fail "wrong OpenPGP passphrase: its descriptor was read to offset $pos4, not once"
+[ "$(sha256sum <"$R/audit/audit.jsonl")" = "$log_before" ] && ok ||
+    fail "wrong OpenPGP passphrase: the audit log changed"
+[ "$(git -C "$R" tag)" = "$tags_before" ] && ok || fail "wrong OpenPGP passphrase: a tag was made"
+# The right one on a descriptor read once (gpg-agent caches nothing here): the preflight's unlock
+# and the approval use the same line.
+exec 3<"$T/pass" 4<"$T/pgp-pass"
+expect_rc 0 "the right OpenPGP passphrase, read once" fwrel-bundle -q --policy "$T/policy.yaml" \
+    --keystore "$T/ks" --repo "$R" --channel prod --gnupg-home "$G" --passphrase-fd 3 \
+    --pgp-passphrase-fd 4 -A "$A3" --tag-signer "$A1" "$T/app-2.bin"
+exec 3<&- 4<&-
+
 echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
 [ "$FAILED" -eq 0 ]

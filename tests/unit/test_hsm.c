@@ -320,7 +320,7 @@ static void test_open_errors(void **state)
     if (!g_have_hsm)
         skip();
     char uri[1024];
-    fwrel_pass_src none = {FWREL_PASS_NONE, -1, NULL};
+    fwrel_pass_src none = {.kind = FWREL_PASS_NONE, .fd = -1};
     expect_open(g_uri_rsa, NULL, pin_file(g_badpin), FWREL_EKEY, "wrong PIN");
     expect_open(g_uri_rsa, NULL, &none, FWREL_EKEY, "no PIN given");
     expect_open("pkcs11:token=unit;object=nope", NULL, pin_file(g_pin), FWREL_EKEY,

@@ -112,11 +112,11 @@ static void id_of(char id[65], const fwrel_pkey *key)
     assert_int_equal(strspn(id, "0123456789abcdef"), 64);
 }
 
-static const fwrel_pass_src none = {FWREL_PASS_NONE, -1, NULL};
+static const fwrel_pass_src none = {.kind = FWREL_PASS_NONE, .fd = -1};
 
 static fwrel_pass_src file_src(const char *path)
 {
-    fwrel_pass_src s = {FWREL_PASS_FILE, -1, path};
+    fwrel_pass_src s = {.kind = FWREL_PASS_FILE, .fd = -1, .file = path};
     return s;
 }
 
@@ -733,7 +733,7 @@ static void test_pass_fd(void **state)
     const char *data = "first\nsecond";
     assert_int_equal(write(fds[1], data, strlen(data)), (ssize_t)strlen(data));
     close(fds[1]);
-    fwrel_pass_src src = {FWREL_PASS_FD, fds[0], NULL};
+    fwrel_pass_src src = {.kind = FWREL_PASS_FD, .fd = fds[0]};
     /* One line per call: nothing after the newline is consumed. */
     expect_pass(&src, "first", 5);
     expect_pass(&src, "second", 6);
@@ -742,7 +742,7 @@ static void test_pass_fd(void **state)
     expect_pass_error(&src, FWREL_EIO, NULL);
     src.fd = -1;
     expect_pass_error(&src, FWREL_EUSAGE, NULL);
-    fwrel_pass_src nosrc = {FWREL_PASS_NONE, -1, NULL};
+    fwrel_pass_src nosrc = {.kind = FWREL_PASS_NONE, .fd = -1};
     expect_pass_error(&nosrc, FWREL_EKEY, NULL);
 
     /* Loading: an unencrypted key leaves the descriptor alone; each encrypted key takes one
@@ -779,7 +779,7 @@ static void test_pass_tty_without_terminal(void **state)
     if (pid == 0) {
         char *pass = NULL;
         size_t len = 0;
-        fwrel_pass_src tty = {FWREL_PASS_TTY, -1, NULL};
+        fwrel_pass_src tty = {.kind = FWREL_PASS_TTY, .fd = -1};
         if (setsid() < 0)
             _exit(10);
         int e = fwrel_pass_read(&pass, &len, &tty, "Passphrase: ", 1);

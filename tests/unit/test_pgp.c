@@ -236,6 +236,81 @@ static void test_unknown_and_missing_keys(void **state)
     assert_null(sig);
 }
 
+/* A name stands for a pinned key only: exact e-mail (any case, bare or in <>) or whole user id. */
+static void test_match_pinned(void **state)
+{
+    (void)state;
+    const char *nobody = "0123456789ABCDEF0123456789ABCDEF01234567";
+    const char *pins[] = {fa, fb, nobody};
+    fwrel_pgp_match m;
+    assert_int_equal(fwrel_pgp_match_pinned(&m, home, "alice@example.org", pins, 3), 0);
+    assert_int_equal(m.nmatches, 1);
+    assert_string_equal(m.matches[0], fa);
+    assert_int_equal(fwrel_pgp_match_pinned(&m, home, "<BOB@Example.ORG>", pins, 3), 0);
+    assert_int_equal(m.nmatches, 1);
+    assert_string_equal(m.matches[0], fb);
+    assert_int_equal(fwrel_pgp_match_pinned(&m, home, "Alice <alice@example.org>", pins, 3), 0);
+    assert_int_equal(m.nmatches, 1);
+    assert_string_equal(m.matches[0], fa);
+    /* No substring, no other case of a whole user id. */
+    assert_int_equal(fwrel_pgp_match_pinned(&m, home, "Alice", pins, 3), 0);
+    assert_int_equal(m.nmatches, 0);
+    assert_int_equal(fwrel_pgp_match_pinned(&m, home, "alice <alice@example.org>", pins, 3), 0);
+    assert_int_equal(m.nmatches, 0);
+    assert_int_equal(fwrel_pgp_match_pinned(&m, home, "example.org", pins, 3), 0);
+    assert_int_equal(m.nmatches, 0);
+    /* Dora's key is in the home but not pinned: never a candidate. The pinned keys' user ids
+     * are there for the message; one not in the home has none. */
+    assert_int_equal(fwrel_pgp_match_pinned(&m, home, "dora@example.org", pins, 3), 0);
+    assert_int_equal(m.nmatches, 0);
+    assert_int_equal(m.n, 3);
+    assert_string_equal(m.uid_of[0].uid, "Alice <alice@example.org>");
+    assert_string_equal(m.uid_of[1].uid, "Bob <bob@example.org>");
+    assert_string_equal(m.uid_of[2].fpr, nobody);
+    assert_string_equal(m.uid_of[2].uid, "");
+    /* In a home holding only Bob's public key, Alice is unknown. */
+    assert_int_equal(fwrel_pgp_match_pinned(&m, other, "alice@example.org", pins, 3), 0);
+    assert_int_equal(m.nmatches, 0);
+    const char *bad[] = {"alice@example.org"};
+    expect_error(fwrel_pgp_match_pinned(&m, home, "alice@example.org", bad, 1), FWREL_EUSAGE,
+                 "pinned key 1 is not a 40-hex fingerprint");
+}
+
+/* The preflight's unlock check: the passphrase that unlocked the key is handed back, signs again
+ * as a FWREL_PASS_MEM source; a wrong one names the key. */
+static void test_check_unlock(void **state)
+{
+    (void)state;
+    char *pass = NULL, who[128];
+    size_t len = 0, n = 0;
+    uint8_t *sig = NULL;
+    fwrel_pgp_result r;
+    fwrel_pass_src file = {.kind = FWREL_PASS_FILE, .file = passfile};
+    assert_int_equal(fwrel_pgp_check_unlock(&pass, &len, home, fb, &file), 0);
+    assert_non_null(pass);
+    assert_int_equal(len, 13);
+    assert_memory_equal(pass, "correct horse", 13);
+    fwrel_pass_src mem = {.kind = FWREL_PASS_MEM, .fd = -1, .mem = pass, .mem_len = len};
+    assert_int_equal(fwrel_pgp_sign_detached(&sig, &n, home, fb, msg, sizeof(msg), &mem), 0);
+    assert_int_equal(fwrel_pgp_verify_detached(&r, home, msg, sizeof(msg), sig, n), 0);
+    assert_string_equal(r.fpr, fb);
+    free(sig);
+    fwrel_pass_free(pass, len);
+    /* No passphrase asked for an unprotected key. */
+    assert_int_equal(fwrel_pgp_check_unlock(&pass, &len, home, fa, &file), 0);
+    assert_null(pass);
+    assert_int_equal(len, 0);
+    const char *wrong = fixture_secret(dir, "wrong-unlock", "battery staple\n");
+    assert_non_null(wrong);
+    fwrel_pass_src bad = {.kind = FWREL_PASS_FILE, .file = wrong};
+    expect_error(fwrel_pgp_check_unlock(&pass, &len, home, fb, &bad), FWREL_EKEY,
+                 "wrong passphrase");
+    snprintf(who, sizeof(who), "OpenPGP key %s (Bob <bob@example.org>)", fb);
+    assert_int_equal(fwrel_error_last()->about, FWREL_ABOUT_KEY);
+    assert_string_equal(fwrel_error_last()->path, who);
+    assert_null(pass);
+}
+
 static void test_no_home(void **state)
 {
     (void)state;
@@ -434,6 +509,8 @@ int main(void)
         cmocka_unit_test(test_bad_signature),
         cmocka_unit_test(test_unknown_and_missing_keys),
         cmocka_unit_test(test_no_home),
+        cmocka_unit_test(test_match_pinned),
+        cmocka_unit_test(test_check_unlock),
         cmocka_unit_test(test_revoked),
         cmocka_unit_test(test_m_of_n),
         cmocka_unit_test(test_homes_in_turn_and_threads),

@@ -123,19 +123,33 @@ static void test_approvers_and_tag_signer(void **state)
     memcpy(rule.pinned[0], F1, 41);
     rule.npinned = 1;
     rule.required = 1;
-    assert_int_equal(
-        fwrel_approvals_require_pinned(out, &rule, "7c57db0f0e1ef516cf7145f5c5487145075a55f6"), 0);
+    assert_int_equal(fwrel_approvals_require_pinned(out, &rule, NULL,
+                                                    "7c57db0f0e1ef516cf7145f5c5487145075a55f6"),
+                     0);
     assert_string_equal(out, F1);
-    assert_int_equal(fwrel_approvals_require_pinned(out, &rule, F2), FWREL_EVERIFY);
+    assert_int_equal(fwrel_approvals_require_pinned(out, &rule, NULL, F2), FWREL_EVERIFY);
     assert_string_equal(fwrel_error_last()->message, F2 " is not an approver the policy pins");
-    assert_int_equal(fwrel_approvals_require_tag_signer(out, &rule, F2), FWREL_EVERIFY);
+    assert_int_equal(fwrel_approvals_require_tag_signer(out, &rule, NULL, F2), FWREL_EVERIFY);
     /* Nobody pinned: any key may sign the tag only where the policy allows no approvals. */
     rule.npinned = 0;
-    assert_int_equal(fwrel_approvals_require_tag_signer(out, &rule, F2), FWREL_EVERIFY);
+    assert_int_equal(fwrel_approvals_require_tag_signer(out, &rule, NULL, F2), FWREL_EVERIFY);
     rule.allow_none = 1;
-    assert_int_equal(fwrel_approvals_require_tag_signer(out, &rule, F2), 0);
+    assert_int_equal(fwrel_approvals_require_tag_signer(out, &rule, NULL, F2), 0);
     assert_string_equal(out, F2);
-    assert_int_equal(fwrel_approvals_require_tag_signer(out, &rule, "xyz"), FWREL_EUSAGE);
+    assert_int_equal(fwrel_approvals_require_tag_signer(out, &rule, NULL, "xyz"), FWREL_EUSAGE);
+    /* A name stands only for a pinned key: with nobody pinned, none (GnuPG is not asked). */
+    rule.allow_none = 0;
+    assert_int_equal(fwrel_approvals_require_pinned(out, &rule, NULL, "a1@example.invalid"),
+                     FWREL_EUSAGE);
+    assert_string_equal(fwrel_error_last()->message,
+                        "'a1@example.invalid': the policy pins no approver, so no name stands for "
+                        "one: give the key's 40-hex-digit fingerprint");
+    /* Hex that is not a whole fingerprint (a short key id) is a mistyped fingerprint. */
+    rule.npinned = 1;
+    assert_int_equal(fwrel_approvals_require_pinned(out, &rule, NULL, "0x0075722FD060490C"),
+                     FWREL_EUSAGE);
+    assert_string_equal(fwrel_error_last()->message,
+                        "'0x0075722FD060490C' is not a 40-hex-digit OpenPGP fingerprint");
 }
 
 /* A keystore record, as the index holds it. */

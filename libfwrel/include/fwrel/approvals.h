@@ -63,22 +63,43 @@ int fwrel_approvals_tag_signer_ok(const fwrel_approvals_rule *rule, const char *
 int fwrel_approvals_fpr(char out[41], const char *fpr) FWREL_WUR;
 
 /**
- * Require fpr (40 hex, either case) to be one of the rule's pinned approvers, as the pipeline does
- * for each approver given (--approve, -a) before anything is signed.
- * @param out receives the pinned spelling (upper-case hex)
- * @return 0; FWREL_EUSAGE "'FPR' is not a 40-hex-digit OpenPGP fingerprint"; FWREL_EVERIFY
- *         "FPR is not an approver SOURCE pins" (SOURCE: rule->source)
+ * The fingerprint an approver given on the command line stands for (docs/approvers.md "Name an
+ * approver"): a full fingerprint (40 hex, either case) as it is; else an e-mail address
+ * (`alice@example.org`, `<alice@example.org>`, without regard to case) or a whole user id that
+ * exactly ONE of the rule's pinned keys carries (fwrel_pgp_match_pinned(): the pinned keys are
+ * looked up in the GnuPG home by fingerprint, never any other key of it). The one place a name
+ * becomes a key, before any key is opened.
+ *
+ * @param out  receives the fingerprint (upper-case hex)
+ * @param home GnuPG home with the pinned keys' public keys (NULL: $GNUPGHOME; not used for a
+ *             fingerprint)
+ * @return 0; FWREL_EUSAGE "'X' is not a 40-hex-digit OpenPGP fingerprint" (hex that is not a
+ *         whole fingerprint), "'NAME' stands for N approvers SOURCE pins: FPR, FPR: give the
+ *         fingerprint", a name where the rule pins nobody, no GnuPG home; FWREL_EVERIFY "'NAME' is
+ *         none of the approvers SOURCE pins (by e-mail or whole user id): UID, UID"; FWREL_EIO
  */
-int fwrel_approvals_require_pinned(char out[41], const fwrel_approvals_rule *rule,
-                                   const char *fpr) FWREL_WUR;
+int fwrel_approvals_resolve(char out[41], const fwrel_approvals_rule *rule, const char *home,
+                            const char *who) FWREL_WUR;
 
 /**
- * Require fpr to be a key that may sign a release tag under the rule
- * (fwrel_approvals_tag_signer_ok()), with the errors of fwrel_approvals_require_pinned().
+ * Require an approver given (fwrel_approvals_resolve(): a fingerprint, an e-mail or a user id)
+ * to be one of the rule's pinned approvers, as the pipeline does for each approver given
+ * (--approver, -A) before anything is signed.
+ * @param out receives the pinned spelling (upper-case hex)
+ * @return 0; the errors of fwrel_approvals_resolve(); FWREL_EVERIFY "FPR is not an approver
+ *         SOURCE pins" (SOURCE: rule->source)
+ */
+int fwrel_approvals_require_pinned(char out[41], const fwrel_approvals_rule *rule, const char *home,
+                                   const char *who) FWREL_WUR;
+
+/**
+ * Require who to be a key that may sign a release tag under the rule
+ * (fwrel_approvals_tag_signer_ok()), with the errors of fwrel_approvals_require_pinned(); where
+ * the rule pins nobody (and allows no approvals) only a fingerprint is taken.
  * @param out receives it in upper-case hex
  */
 int fwrel_approvals_require_tag_signer(char out[41], const fwrel_approvals_rule *rule,
-                                       const char *fpr) FWREL_WUR;
+                                       const char *home, const char *who) FWREL_WUR;
 
 /** Outcome of fwrel_approvals_check(). */
 typedef struct fwrel_approvals_outcome {

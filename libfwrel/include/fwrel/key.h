@@ -37,12 +37,16 @@ enum fwrel_pass_kind {
     FWREL_PASS_TTY,      /**< prompt on /dev/tty without echo */
     FWREL_PASS_FD,       /**< read one line from a file descriptor */
     FWREL_PASS_FILE,     /**< read the first line of a file (must not be group/other readable) */
+    FWREL_PASS_MEM,      /**< a passphrase read and checked already, given again at each read
+                              (a release's preflight keeps the one that unlocked a key) */
 };
 
 typedef struct fwrel_pass_src {
     int kind;         /**< enum fwrel_pass_kind */
     int fd;           /**< FWREL_PASS_FD */
     const char *file; /**< FWREL_PASS_FILE */
+    const char *mem;  /**< FWREL_PASS_MEM: the passphrase (not NUL-terminated; the caller's) */
+    size_t mem_len;   /**< its length, 1..FWREL_PASS_MAX */
 } fwrel_pass_src;
 
 /** Longest passphrase accepted, in bytes. */

@@ -78,6 +78,53 @@ int fwrel_pgp_sign_detached(uint8_t **sig, size_t *sig_len, const char *home,
 int fwrel_pgp_check_signer(const char *home, const char *signer_fpr) FWREL_WUR;
 
 /**
+ * Check that signer_fpr's secret key unlocks, before anything is signed (a release's preflight):
+ * a fixed message that is no approval is signed as fwrel_pgp_sign_detached() signs, with the same
+ * passphrase source (at a terminal three tries), and the signature is wiped and dropped.
+ *
+ * @param pass_out  receives the passphrase that unlocked the key (secure heap, free with
+ *                  fwrel_pass_free()), for the signatures to come as a FWREL_PASS_MEM source;
+ *                  NULL when GnuPG asked none (an unprotected key, or one gpg-agent holds)
+ * @param pass_len  receives its length
+ * @return 0; the errors of fwrel_pgp_sign_detached(): a wrong passphrase is FWREL_EKEY
+ *         "wrong passphrase" about the key (FWREL_ABOUT_KEY "OpenPGP key FPR (user id)")
+ */
+int fwrel_pgp_check_unlock(char **pass_out, size_t *pass_len, const char *home,
+                           const char *signer_fpr, const fwrel_pass_src *pass) FWREL_WUR;
+
+/** Most pinned keys fwrel_pgp_match_pinned() looks at. */
+#define FWREL_PGP_MATCH_MAX 64
+
+/** Outcome of fwrel_pgp_match_pinned(). */
+typedef struct fwrel_pgp_match {
+    size_t nmatches;                       /**< pinned keys the name stands for */
+    char matches[FWREL_PGP_MATCH_MAX][41]; /**< their fingerprints, in the pinned order */
+    size_t n;                              /**< pinned keys looked at */
+    struct {
+        char fpr[41];  /**< the pinned fingerprint (upper-case) */
+        char uid[201]; /**< its first valid user id; "" when the key is not in the home */
+    } uid_of[FWREL_PGP_MATCH_MAX]; /**< every pinned key, for the caller's messages */
+} fwrel_pgp_match;
+
+/**
+ * Which of the pinned keys a name stands for: only the pinned keys are looked up in the GnuPG
+ * home (each by its full primary fingerprint), never another key of the home. A key matches when
+ * one of its valid user ids (neither revoked nor invalid) has the name as its e-mail address
+ * (`alice@example.org` or `<alice@example.org>`, compared without regard to case) or is the
+ * name exactly (`Alice Example <alice@example.org>`): no substring, as gpg's `<mail>` and
+ * `=user id` do, never its looser search.
+ *
+ * @param out     the matching pinned fingerprints and every pinned key's first user id
+ * @param home    GnuPG home with the pinned keys' public keys; NULL means $GNUPGHOME
+ * @param name    the e-mail address or user id given
+ * @param pinned  the pinned primary fingerprints (40 hex); npinned <= FWREL_PGP_MATCH_MAX
+ * @return 0 (out->nmatches says how many matched); FWREL_EUSAGE for no home, a malformed
+ *         pinned fingerprint; FWREL_EIO when GnuPG cannot be run
+ */
+int fwrel_pgp_match_pinned(fwrel_pgp_match *out, const char *home, const char *name,
+                           const char *const *pinned, size_t npinned) FWREL_WUR;
+
+/**
  * Verify a detached signature holding exactly one OpenPGP signature.
  *
  * @param result  filled with the signer (primary key fingerprint) on success;

@@ -46,11 +46,14 @@ typedef struct fwrel_pipeline_opts {
     unsigned out_flags;        /**< FWREL_OUT_* for output */
     const char *template_root; /**< export templates; NULL: the installed ones */
     const char *gnupg_home;    /**< GnuPG home of the approvers; NULL: $GNUPGHOME */
-    const char *approvers[FWREL_PIPELINE_MAX_APPROVERS]; /**< fingerprints that approve now */
+    /** Who approves now (--record: who signs the tag, the first one): each a fingerprint, or an
+     *  e-mail or whole user id of exactly one pinned key (fwrel_approvals_resolve()). */
+    const char *approvers[FWREL_PIPELINE_MAX_APPROVERS];
     size_t napprovers;
-    const char *tag_signer; /**< fingerprint that signs the tag; NULL: the first approver */
+    const char *tag_signer; /**< who signs the tag, named the same way; NULL: the first approver */
     const fwrel_pass_src *keystore_pass; /**< passphrase of the keystore's keys */
-    const fwrel_pass_src *pgp_pass;      /**< passphrase source for GnuPG keys (NULL: agent) */
+    const fwrel_pass_src *pgp_pass;      /**< passphrase source for GnuPG keys (NULL: agent);
+                                              given, the preflight checks each key unlocks */
     const fwrel_pass_src *hsm_pin;       /**< PIN of HSM keys whose URI has no pin-source (NULL:
                                               such a key is refused: "no PIN given") */
     int64_t time;      /**< release time (SOURCE_DATE_EPOCH or now; the caller decides) */
