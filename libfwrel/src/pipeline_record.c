@@ -196,14 +196,14 @@ done:
 
 /*
  * The tag signer's secret key is in the GnuPG home and unlocks, before the lock and the audit
- * log: the only key --record signs with, checked whatever the passphrase source. Chosen by
- * default (no --tag-signer), its failure names the option that picks another.
+ * log: the only key --record signs with. Chosen by default (no --tag-signer), its failure
+ * names the option that picks another.
  */
 static int ready_tag_signer(struct run *r)
 {
     int error = fwrel_run_ready_signer(r, r->signer, "tag signer");
     if (error == 0)
-        error = fwrel_run_ready_unlock(r, r->signer, 1);
+        error = fwrel_run_ready_unlock(r, r->signer);
     if (error && r->tag_signer[0] == '\0') {
         fwrel_error e = *fwrel_error_last();
         fwrel_error_set(e.code, "%.400s; or let another approver sign the tag: --tag-signer FPR",

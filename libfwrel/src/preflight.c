@@ -116,7 +116,7 @@ int fwrel_run_ready_exports(struct run *r)
  * (fwrel_pgp_check_unlock); the passphrase that did is kept for its signatures, so that a
  * descriptor or a terminal is read once per key. Without a passphrase source only when always
  * (--record's tag signer). */
-int fwrel_run_ready_unlock(struct run *r, const char *fpr, int always)
+int fwrel_run_ready_unlock(struct run *r, const char *fpr)
 {
     const fwrel_pass_src *src = r->o->pgp_pass;
     struct run_pgp *k;
@@ -124,8 +124,6 @@ int fwrel_run_ready_unlock(struct run *r, const char *fpr, int always)
     for (size_t i = 0; i < r->npgp; i++)
         if (strcmp(r->pgp[i].fpr, fpr) == 0)
             return 0;
-    if (!always && (src == NULL || src->kind == FWREL_PASS_NONE))
-        return 0;
     if (r->npgp == sizeof(r->pgp) / sizeof(r->pgp[0]))
         return fwrel_error_set(FWREL_EINTERNAL, "too many OpenPGP keys");
     k = &r->pgp[r->npgp];
@@ -180,11 +178,12 @@ int fwrel_run_ready(struct run *r)
         }
     }
     /* Last, as it reads the OpenPGP passphrases: each key unlocks (a wrong passphrase names the
-     * key, fingerprint and user id), before the keystore's passphrase is read. */
+     * key, fingerprint and user id; a protected key with no passphrase source names the options),
+     * before the keystore's passphrase is read. */
     for (size_t i = 0; i < r->napprovers; i++)
-        if ((error = fwrel_run_ready_unlock(r, r->approvers[i], 0)) != 0)
+        if ((error = fwrel_run_ready_unlock(r, r->approvers[i])) != 0)
             return error;
-    if (r->tag_signer[0] != '\0' && (error = fwrel_run_ready_unlock(r, r->tag_signer, 0)) != 0)
+    if (r->tag_signer[0] != '\0' && (error = fwrel_run_ready_unlock(r, r->tag_signer)) != 0)
         return error;
     fwrel_report_add(r->report, "preflight", FWREL_PASS, "%zu export%s, %zu OpenPGP key%s%s%s",
                      r->p->nexports, r->p->nexports == 1 ? "" : "s", npgp, npgp == 1 ? "" : "s",

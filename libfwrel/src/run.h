@@ -129,9 +129,10 @@ int fwrel_run_preflight(struct run *r);
 int fwrel_run_ready(struct run *r); /* preflight.c: the checks before any key is opened */
 int fwrel_run_ready_exports(struct run *r); /* preflight.c: templates and exports, no image */
 int fwrel_run_ready_signer(struct run *r, const char *fpr, const char *role);
-/* preflight.c: the OpenPGP key fpr unlocks with the passphrase source given (none given and
- * !always: not checked); what unlocked it is kept for fwrel_run_pgp_pass(). */
-int fwrel_run_ready_unlock(struct run *r, const char *fpr, int always);
+/* preflight.c: the OpenPGP key fpr unlocks with the passphrase source given, or with none (an
+ * unprotected key, or one gpg-agent has unlocked); what unlocked it is kept for
+ * fwrel_run_pgp_pass(). */
+int fwrel_run_ready_unlock(struct run *r, const char *fpr);
 /* The passphrase source a signature by fpr uses: the one that unlocked it, else the options'. */
 const fwrel_pass_src *fwrel_run_pgp_pass(const struct run *r, const char *fpr);
 int fwrel_run_exports_check(struct run *r);

@@ -182,6 +182,23 @@ expect_absent "$T/out2.fwb" "wrong OpenPGP passphrase"
 [ "$(sha256sum <"$R/audit/audit.jsonl")" = "$log_before" ] && ok ||
     fail "wrong OpenPGP passphrase: the audit log changed"
 [ "$(git -C "$R" tag)" = "$tags_before" ] && ok || fail "wrong OpenPGP passphrase: a tag was made"
+# No OpenPGP passphrase source at all, the approver's key protected (and not a terminal): refused
+# in the preflight too, naming the key and the options that unlock it; the keystore passphrase
+# unread, nothing written.
+exec 3<"$T/pass"
+run fwrel-bundle --policy "$T/policy.yaml" --keystore "$T/ks" --repo "$R" --channel prod \
+    --gnupg-home "$G" --passphrase-fd 3 -A "$A3" --tag-signer "$A1" -o "$T/out2.fwb" \
+    "$T/app-2.bin" </dev/null
+pos3=$(awk '/^pos:/{print $2}' /proc/$$/fdinfo/3)
+exec 3<&-
+[ "$RC" -eq 4 ] && ok || fail "protected key, no passphrase source: exit $RC: $ERR"
+expect_err "^fwrel-bundle: OpenPGP key $A3 \(Approver 3 <a3@example.invalid>\): protected: a passphrase is needed \(--pgp-passphrase-file, --pgp-passphrase-fd, a terminal or gpg-agent\)$" \
+    "protected key, no passphrase source"
+printf '%s\n' "$OUT" | grep -q "^FAIL preflight " && ok || fail "no source: not refused in the preflight: $OUT"
+expect_absent "$T/out2.fwb" "protected key, no passphrase source"
+[ "$pos3" = 0 ] && ok || fail "no source: the keystore passphrase was read (offset $pos3)"
+[ "$(sha256sum <"$R/audit/audit.jsonl")" = "$log_before" ] && ok ||
+    fail "protected key, no passphrase source: the audit log changed"
 # The right one on a descriptor read once (gpg-agent caches nothing here): the preflight's unlock
 # and the approval use the same line.
 exec 3<"$T/pass" 4<"$T/pgp-pass"
