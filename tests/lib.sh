@@ -228,6 +228,21 @@ kill_steps() {
     if [ "${FWREL_TEST_LAYER:-}" = asan ]; then echo "${@: -1}"; else echo "$@"; fi
 }
 
+# planted_check CHECK WANT WHAT: the checker CHECK (a function printing one line per fault in the
+# tree given) finds exactly the faults WANT planted in $T/tree, and none in the repository (else
+# a failure "WHAT:" and what it found): a checker first proves that it finds each fault.
+planted_check() {
+    local check=$1 want=$2 what=$3 got
+    got=$("$check" "$T/tree")
+    if [ "$got" = "$want" ]; then ok; else fail "planted tree: expected:
+$want
+got:
+$got"; fi
+    got=$("$check" "$FWREL_SRC")
+    if [ -z "$got" ]; then ok; else fail "$what:
+$got"; fi
+}
+
 # finish: print the closing line and exit non-zero on any failure.
 finish() {
     echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
