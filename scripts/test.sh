@@ -7,7 +7,8 @@
 # Each sanitizer tree is built at the lowest CPU priority while the layer before it
 # runs its tests (the command tests wait on gpg, git and fsync for much of their
 # time): the tests keep the CPU they ask for, the build takes what is left. The
-# ThreadSanitizer tree builds the unit tests only, the only thing it runs.
+# ThreadSanitizer tree builds the unit tests only, the only thing it runs, and runs
+# them (niced) beside the AddressSanitizer layer.
 #
 # ctest runs twice as many tests at once as there are cores: the command tests spend most of their
 # time waiting on gpg-agent, git and fsync (cmd/audit_repo: about a tenth of its wall time on the
@@ -60,17 +61,27 @@ bg_build build-asan all -DFWREL_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 phase "AddressSanitizer build (rest)"
 bg_wait
 
-phase "AddressSanitizer tests (ThreadSanitizer unit tests building beside them)"
-bg_build build-tsan unit-tests -DFWREL_SANITIZE_THREAD=ON -DCMAKE_BUILD_TYPE=Debug
-export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
-export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-(cd build-asan && FWREL_TEST_LAYER=asan ctest --output-on-failure -j"$ctest_jobs") || status=1
-unset ASAN_OPTIONS UBSAN_OPTIONS
+phase "AddressSanitizer tests (ThreadSanitizer unit tests building, then running, beside them)"
+# The ThreadSanitizer layer is built and then run beside the AddressSanitizer tests (their command
+# tests wait on gpg, git and fsync), niced: the AddressSanitizer tests keep the CPU they ask for.
+# Its output is shown when the AddressSanitizer layer is done.
+mkdir -p build-tsan
+(cmake -S . -B build-tsan -DFWREL_WERROR=ON -DFWREL_SANITIZE_THREAD=ON -DCMAKE_BUILD_TYPE=Debug \
+    >/dev/null && nice -n 19 cmake --build build-tsan -j"$jobs" --target unit-tests >/dev/null &&
+    cd build-tsan && TSAN_OPTIONS=halt_on_error=1 nice ctest --output-on-failure -j"$jobs" -R '^unit/') \
+    >build-tsan/layer.log 2>&1 &
+tsan_layer=$!
+(
+    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+    export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+    cd build-asan && FWREL_TEST_LAYER=asan ctest --output-on-failure -j"$ctest_jobs"
+) || status=1
 
-phase "ThreadSanitizer build (rest)"
-bg_wait
-phase "ThreadSanitizer unit tests"
-(cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j"$ctest_jobs" -R '^unit/') ||
+phase "ThreadSanitizer build and unit tests (rest)"
+if ! wait "$tsan_layer"; then
     status=1
+    echo "the ThreadSanitizer layer failed: its build or tests, see below" >&2
+fi
+cat build-tsan/layer.log
 phase "done, status $status"
 exit $status
