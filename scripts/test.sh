@@ -15,14 +15,14 @@
 # CPU), and the longest start first (COST in tests/CMakeLists.txt).
 #
 # The AddressSanitizer layer runs every test that runs the project's code (not the checks of the
-# source text alone, label "source" in tests/CMakeLists.txt), with FWREL_TEST_LAYER=asan. One
-# thing is left out there, pure process orchestration that the normal layer runs in full: the
-# SIGKILL loops of cmd/bundle (a kill at each of 13 steps, then 10 at random moments) and cmd/release_faults (a kill
-# at each of 11 steps) kill one release there instead of one per step (tests/lib.sh kill_steps). A
-# process killed by SIGKILL ends before the sanitizers can report; what it ran before the kill is
-# the code of the whole releases the layer runs anyway; the next release still undoes, under the
-# sanitizers, what the kill left. The failure injection loops (error paths that return and clean
-# up) run at every step in both layers.
+# source text alone, label "source" in tests/CMakeLists.txt), with FWREL_TEST_LAYER=asan. One thing
+# is left out there, pure process orchestration that the normal layer runs in full: the SIGKILL
+# loops of cmd/bundle (a kill at each of 13 steps, then 10 at random moments) and cmd/release_faults
+# (a kill at each of 11 steps) kill one release there instead of one per step (tests/lib.sh
+# kill_steps). A process killed by SIGKILL ends before the sanitizers can report; what it ran before
+# the kill is the code of the whole releases the layer runs anyway; the next release still undoes,
+# under the sanitizers, what the kill left. The failure injection loops (error paths that return and
+# clean up) run at every step in both layers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
