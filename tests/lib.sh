@@ -9,20 +9,14 @@ FWREL_VECTORS=${FWREL_VECTORS:-}
 export PATH="$FWREL_BIN:$PATH"
 # python3, when PATH finds a wrapper script in its place (a version manager's shim, such as pyenv's,
 # costs a second or more at each start, and the tests start python3 hundreds of times): the
-# interpreter it runs, asked once on first use (kept in $T for the subshells), then started
-# directly.
-if [ "$(head -c 2 "$(command -v python3 || echo /dev/null)")" = "#!" ]; then
-    python3() {
-        if [ -z "${FWREL_PYTHON:-}" ]; then
-            local tmp="$T/.fwrel-python.$BASHPID"
-            [ -s "$T/.fwrel-python" ] ||
-                { command python3 -c 'import sys; print(sys.executable)' >"$tmp" &&
-                    mv "$tmp" "$T/.fwrel-python"; }
-            FWREL_PYTHON=$(<"$T/.fwrel-python")
-        fi
-        "$FWREL_PYTHON" "$@"
-    }
+# directory of the interpreter it runs, asked once, put in front of the rest of PATH, so that
+# python3 is that interpreter itself (also for `python3 ... &`: $! is its process).
+fwrel_py=$(command -v python3 || echo /dev/null)
+if [ "$(head -c 2 "$fwrel_py")" = "#!" ]; then
+    fwrel_py=$(python3 -c 'import os, sys; print(os.path.dirname(sys.executable))') &&
+        [ -x "$fwrel_py/python3" ] && PATH="$FWREL_BIN:$fwrel_py:${PATH#"$FWREL_BIN:"}"
 fi
+unset fwrel_py
 
 . "$FWREL_SRC/tests/approvers.sh"
 
