@@ -7,6 +7,16 @@ set -u
 : "${FWREL_SRC:?FWREL_SRC must point to the source directory}"
 FWREL_VECTORS=${FWREL_VECTORS:-}
 export PATH="$FWREL_BIN:$PATH"
+# python3, when PATH finds a wrapper script in its place (a version manager's shim, such as pyenv's,
+# costs a second or more at each start, and the tests start python3 hundreds of times): the
+# directory of the interpreter it runs, asked once, put in front of the rest of PATH, so that
+# python3 is that interpreter itself (also for `python3 ... &`: $! is its process).
+fwrel_py=$(command -v python3 || echo /dev/null)
+if [ "$(head -c 2 "$fwrel_py")" = "#!" ]; then
+    fwrel_py=$(python3 -c 'import os, sys; print(os.path.dirname(sys.executable))') &&
+        [ -x "$fwrel_py/python3" ] && PATH="$FWREL_BIN:$fwrel_py:${PATH#"$FWREL_BIN:"}"
+fi
+unset fwrel_py
 
 . "$FWREL_SRC/tests/approvers.sh"
 
@@ -226,6 +236,21 @@ thermo_profile() {
 # under the sanitizers, what the one kill left.
 kill_steps() {
     if [ "${FWREL_TEST_LAYER:-}" = asan ]; then echo "${@: -1}"; else echo "$@"; fi
+}
+
+# planted_check CHECK WANT WHAT: the checker CHECK (a function printing one line per fault in the
+# tree given) finds exactly the faults WANT planted in $T/tree, and none in the repository (else
+# a failure "WHAT:" and what it found): a checker first proves that it finds each fault.
+planted_check() {
+    local check=$1 want=$2 what=$3 got
+    got=$("$check" "$T/tree")
+    if [ "$got" = "$want" ]; then ok; else fail "planted tree: expected:
+$want
+got:
+$got"; fi
+    got=$("$check" "$FWREL_SRC")
+    if [ -z "$got" ]; then ok; else fail "$what:
+$got"; fi
 }
 
 # finish: print the closing line and exit non-zero on any failure.

@@ -169,6 +169,22 @@ rejected() {
 tag_message() { git -C "$1" cat-file tag "$2" | sed '1,/^$/d; /^-----BEGIN PGP SIGNATURE-----/,$d'; }
 GIT="git -c user.name=Mallory -c user.email=m@example.invalid -c gpg.program=gpg"
 
+# rewrite_p4 MODE,BLOB,PATH: on a fresh copy, the last release's commit rewritten with that entry
+# (update-index --cacheinfo; BLOB in $R), the branch moved, and its tag re-made with the same
+# message, signed by a pinned approver.
+rewrite_p4() {
+    copy
+    local old tree new
+    old=$(git -C "$C" rev-parse "$P4^{commit}")
+    GIT_INDEX_FILE="$T/index" git -C "$C" read-tree "$old"
+    GIT_INDEX_FILE="$T/index" git -C "$C" update-index --add --cacheinfo "$1"
+    tree=$(GIT_INDEX_FILE="$T/index" git -C "$C" write-tree)
+    new=$($GIT -C "$C" commit-tree "$tree" -p "$old^" -m "release $P4")
+    git -C "$C" update-ref refs/heads/main "$new" "$old"
+    tag_message "$C" "$P4" >"$T/msg"
+    GNUPGHOME="$G" $GIT -c user.signingkey="$A2" -C "$C" tag -f -s -F "$T/msg" "$P4" "$new" >/dev/null 2>&1
+}
+
 # 1. The last tag replaced by an unsigned one with the same message and commit.
 copy
 tag_message "$C" "$P4" >"$T/msg"
@@ -196,18 +212,9 @@ printf '%s\n' "$OUT" | grep -q "^FAIL repo.branch: 1 commit of the release branc
 # 3. The last release's bundle rewritten: a new blob, tree and commit made with plumbing, the
 #    branch moved, and the tag re-made with the same message and signed by a pinned approver.
 #    Plain git verify-tag accepts it; the auditor does not.
-copy
-git -C "$C" show "$P4:$P4/bundle.fwb" >"$T/b4.fwb"
+git -C "$R" show "$P4:$P4/bundle.fwb" >"$T/b4.fwb"
 printf '\001' | dd of="$T/b4.fwb" bs=1 seek=700 conv=notrunc 2>/dev/null
-blob=$(git -C "$C" hash-object -w "$T/b4.fwb")
-old=$(git -C "$C" rev-parse "$P4^{commit}")
-GIT_INDEX_FILE="$T/index" git -C "$C" read-tree "$old"
-GIT_INDEX_FILE="$T/index" git -C "$C" update-index --cacheinfo "100644,$blob,$P4/bundle.fwb"
-tree=$(GIT_INDEX_FILE="$T/index" git -C "$C" write-tree)
-new=$($GIT -C "$C" commit-tree "$tree" -p "$old^" -m "release $P4")
-git -C "$C" update-ref refs/heads/main "$new" "$old"
-tag_message "$C" "$P4" >"$T/msg"
-GNUPGHOME="$G" $GIT -c user.signingkey="$A2" -C "$C" tag -f -s -F "$T/msg" "$P4" "$new" >/dev/null 2>&1
+rewrite_p4 "100644,$(git -C "$R" hash-object -w "$T/b4.fwb"),$P4/bundle.fwb"
 expect_rc 0 "git verify-tag accepts the re-signed tag" env GNUPGHOME="$G" git -C "$C" verify-tag "$P4"
 rejected "bundle rewritten" 1 bundle.blob "$P4"
 expect_err "first: $P4: bundle.blob: $P4/bundle.fwb in the tree has sha256 " "bundle rewritten"
@@ -245,16 +252,7 @@ rejected "bundle rewritten in the middle" 1 bundle.blob "$B3"
 expect_err "first: $B3: bundle.blob: " "bundle rewritten in the middle"
 # 6. An earlier release's bundle changed only in the last release's tree (its own commit keeps
 #    the original): the last commit changes a file that is not its release's.
-copy
-blob=$(git -C "$C" hash-object -w "$T/b3.fwb")
-old=$(git -C "$C" rev-parse "$P4^{commit}")
-GIT_INDEX_FILE="$T/index" git -C "$C" read-tree "$old"
-GIT_INDEX_FILE="$T/index" git -C "$C" update-index --cacheinfo "100644,$blob,$B3/bundle.fwb"
-tree=$(GIT_INDEX_FILE="$T/index" git -C "$C" write-tree)
-new=$($GIT -C "$C" commit-tree "$tree" -p "$old^" -m "release $P4")
-git -C "$C" update-ref refs/heads/main "$new" "$old"
-tag_message "$C" "$P4" >"$T/msg"
-GNUPGHOME="$G" $GIT -c user.signingkey="$A2" -C "$C" tag -f -s -F "$T/msg" "$P4" "$new" >/dev/null 2>&1
+rewrite_p4 "100644,$(git -C "$R" hash-object -w "$T/b3.fwb"),$B3/bundle.fwb"
 rejected "an earlier bundle changed in a later tree" 1 repo.branch "$P4"
 expect_err "first: $P4: repo.branch: the commit modifies $B3/bundle.fwb, outside its release" \
     "an earlier bundle changed in a later tree"
@@ -434,19 +432,7 @@ expect_err "first: $P6: approvals: 0 of 2 required approvals$" "prod release wit
 
 # 16. Issue 13 point 11: the release directory holds exactly its two files, plain (100644). An
 #     extra file, an executable bundle and a symlink, each added by rewriting the last release's
-#     commit and re-signing its tag by a pinned approver, fail release.dir.
-rewrite_p4() { # MODE,BLOB,PATH for update-index --cacheinfo
-    copy
-    local old tree new
-    old=$(git -C "$C" rev-parse "$P4^{commit}")
-    GIT_INDEX_FILE="$T/index" git -C "$C" read-tree "$old"
-    GIT_INDEX_FILE="$T/index" git -C "$C" update-index --add --cacheinfo "$1"
-    tree=$(GIT_INDEX_FILE="$T/index" git -C "$C" write-tree)
-    new=$($GIT -C "$C" commit-tree "$tree" -p "$old^" -m "release $P4")
-    git -C "$C" update-ref refs/heads/main "$new" "$old"
-    tag_message "$C" "$P4" >"$T/msg"
-    GNUPGHOME="$G" $GIT -c user.signingkey="$A2" -C "$C" tag -f -s -F "$T/msg" "$P4" "$new" >/dev/null 2>&1
-}
+#     commit and re-signing its tag by a pinned approver (rewrite_p4), fail release.dir.
 blob=$(printf 'notes\n' | git -C "$R" hash-object -w --stdin)
 rewrite_p4 "100644,$blob,$P4/notes.txt"
 rejected "extra file in a release directory" 1 release.dir "$P4"

@@ -403,10 +403,14 @@ sed -e 's/^  recipients: \[mf-device\]/  recipients: [mf-device, mf-fota]/' \
     "$T/policy.yaml" >"$T/policy-sf.yaml"
 grep -q "mf-fota: {purpose" "$T/policy-sf.yaml" && grep -q "secure-fota\]" "$T/policy-sf.yaml" ||
     fail "secure-fota policy not made"
+# The release's keystore with the one key the export adds (the others kept: keygen makes only the
+# RSA-4096 recipient), provisioned.
+cp -a "$T/ks" "$T/ks-sf"
 expect_rc 0 "keygen for secure-fota" fwrel-keygen --policy "$T/policy-sf.yaml" --keystore "$T/ks-sf" \
-    --provision "$T/prov-sf" --no-passphrase
+    --provision "$T/prov-sf" --passphrase-file "$T/pass"
+[ "$(printf '%s\n' "$OUT" | grep -c '^created ')" -eq 1 ] && ok || fail "keygen for secure-fota: $OUT"
 expect_rc 0 "release with secure-fota" fwrel-bundle --json --policy "$T/policy-sf.yaml" \
-    --keystore "$T/ks-sf" --repo "$T/rel-sf" --channel prod --gnupg-home "$G" --no-passphrase \
+    --keystore "$T/ks-sf" --repo "$T/rel-sf" --channel prod --gnupg-home "$G" --passphrase-file "$T/pass" \
     --templates "$FWREL_SRC/templates" -A "$A1" -A "$A2" -o "$T/sf.fwb" "$T/app-1.0.0-1.bin"
 # --json: the release's facts beside the tool's own version, every step passed or skipped.
 printf '%s' "$OUT" | python3 -c '
@@ -433,7 +437,7 @@ grep -q "\"sha256\": \"$(sha256sum <"$M" | cut -c1-64)\"" "$T/sf/exports/secure-
     fail "upload.json does not carry the manifest's hash"
 sed -e 's/, mf-fota\]/]/' -e '/mf-fota: {purpose/d' "$T/policy-sf.yaml" >"$T/policy-sf2.yaml"
 expect_rc 2 "secure-fota without an RSA-4096 recipient" fwrel-bundle --policy "$T/policy-sf2.yaml" \
-    --keystore "$T/ks-sf" --repo "$T/rel-sf" --channel prod --no-passphrase -A "$A1" -A "$A2" \
+    --keystore "$T/ks-sf" --repo "$T/rel-sf" --channel prod --passphrase-file "$T/pass" -A "$A1" -A "$A2" \
     "$T/app-1.1.0-2.bin"
 expect_err "the secure-fota export needs an RSA-3072 manifest signer in the prod channel and an RSA-4096 manifest recipient" \
     "secure-fota without an RSA-4096 recipient"

@@ -170,65 +170,61 @@ static fwrel_keystore_entry key(int status, int reason, const char *changed, con
 
 #define KEY "sb0 epoch 2 (id aaaaaaaaaaaaaaaa...) "
 
-/* The one key rule (docs/rules.md "Keys at release time"): each verdict, at its boundaries. */
+/* The one key rule (docs/rules.md "Keys at release time"): each verdict, at its boundaries. A row:
+ * the key's record (status, reason, changed, since; made at MADE), the release time, the verdict
+ * and its why. */
+#define MADE  "2026-01-01T00:00:00Z"
+#define AT    "2026-03-01T12:00:00Z"
+#define LATER "2026-04-01T00:00:00Z"
+#define THEN  ": valid at release time"
+static const struct key_case {
+    int status, reason;
+    const char *changed, *since, *release;
+    int state;
+    const char *why;
+} key_cases[] = {
+    {FWREL_KS_ACTIVE, 0, "", "", AT, FWREL_RULES_KEY_VALID, ""},
+    /* Made the same second: valid; made after the release: invalid. */
+    {FWREL_KS_ACTIVE, 0, "", "", MADE, FWREL_RULES_KEY_VALID, ""},
+    {FWREL_KS_ACTIVE, 0, "", "", "2025-12-31T23:59:59Z", FWREL_RULES_KEY_INVALID,
+     KEY "made at " MADE ", after the release at 2025-12-31T23:59:59Z"},
+    /* Superseded after the release (or in its second): valid at release time, a note; before
+     * it: invalid. */
+    {FWREL_KS_REVOKED, FWREL_KS_REASON_SUPERSEDED, LATER, AT, AT, FWREL_RULES_KEY_VALID_THEN,
+     KEY "superseded at " AT ", after the release at " AT THEN},
+    {FWREL_KS_REVOKED, FWREL_KS_REASON_SUPERSEDED, LATER, AT, "2026-03-01T12:00:01Z",
+     FWREL_RULES_KEY_INVALID,
+     KEY "superseded at " AT ", before the release at 2026-03-01T12:00:01Z"},
+    /* Compromised since a time on or before the release: invalid; after it: valid then. */
+    {FWREL_KS_REVOKED, FWREL_KS_REASON_COMPROMISED, LATER, AT, AT, FWREL_RULES_KEY_INVALID,
+     KEY "compromised since " AT ", at or before the release at " AT},
+    {FWREL_KS_REVOKED, FWREL_KS_REASON_COMPROMISED, LATER, AT, "2026-03-01T11:59:59Z",
+     FWREL_RULES_KEY_VALID_THEN,
+     KEY "compromised since " AT ", after the release at 2026-03-01T11:59:59Z" THEN},
+    /* An older index's revocation, no reason: every release it made fails, as before. */
+    {FWREL_KS_REVOKED, FWREL_KS_REASON_UNSTATED, LATER, "", MADE, FWREL_RULES_KEY_INVALID,
+     KEY "revoked at " LATER
+         " with no reason recorded (read as compromised since it was made, " MADE ")"},
+    /* Retired by a rotation: as a supersession at the rotation. */
+    {FWREL_KS_RETIRED, 0, LATER, "", AT, FWREL_RULES_KEY_VALID_THEN,
+     KEY "retired at " LATER ", after the release at " AT THEN},
+    {FWREL_KS_RETIRED, 0, LATER, "", "2026-05-01T00:00:00Z", FWREL_RULES_KEY_INVALID,
+     KEY "retired at " LATER ", before the release at 2026-05-01T00:00:00Z"},
+};
+
 static void test_key_valid_at_release_time(void **state)
 {
     (void)state;
     fwrel_rules_key_verdict v;
-    const char *t = "2026-03-01T12:00:00Z";
-    fwrel_keystore_entry e = key(FWREL_KS_ACTIVE, 0, "", "");
+    fwrel_keystore_entry e;
 
-    assert_int_equal(fwrel_rules_key_valid(&v, &e, t), 0);
-    assert_int_equal(v.state, FWREL_RULES_KEY_VALID);
-    assert_string_equal(v.why, "");
-    /* Made the same second: valid; made after the release: invalid. */
-    assert_int_equal(fwrel_rules_key_valid(&v, &e, "2026-01-01T00:00:00Z"), 0);
-    assert_int_equal(v.state, FWREL_RULES_KEY_VALID);
-    assert_int_equal(fwrel_rules_key_valid(&v, &e, "2025-12-31T23:59:59Z"), 0);
-    assert_int_equal(v.state, FWREL_RULES_KEY_INVALID);
-    assert_string_equal(v.why, KEY "made at 2026-01-01T00:00:00Z, after the release at "
-                                   "2025-12-31T23:59:59Z");
-
-    /* Superseded after the release (or in its second): valid at release time, a note. */
-    e = key(FWREL_KS_REVOKED, FWREL_KS_REASON_SUPERSEDED, "2026-04-01T00:00:00Z",
-            "2026-03-01T12:00:00Z");
-    assert_int_equal(fwrel_rules_key_valid(&v, &e, t), 0);
-    assert_int_equal(v.state, FWREL_RULES_KEY_VALID_THEN);
-    assert_string_equal(v.why, KEY "superseded at 2026-03-01T12:00:00Z, after the release at "
-                                   "2026-03-01T12:00:00Z: valid at release time");
-    /* Superseded before it: invalid. */
-    assert_int_equal(fwrel_rules_key_valid(&v, &e, "2026-03-01T12:00:01Z"), 0);
-    assert_int_equal(v.state, FWREL_RULES_KEY_INVALID);
-    assert_string_equal(v.why, KEY "superseded at 2026-03-01T12:00:00Z, before the release at "
-                                   "2026-03-01T12:00:01Z");
-
-    /* Compromised since a time on or before the release: invalid; after it: valid then. */
-    e = key(FWREL_KS_REVOKED, FWREL_KS_REASON_COMPROMISED, "2026-04-01T00:00:00Z",
-            "2026-03-01T12:00:00Z");
-    assert_int_equal(fwrel_rules_key_valid(&v, &e, t), 0);
-    assert_int_equal(v.state, FWREL_RULES_KEY_INVALID);
-    assert_string_equal(v.why, KEY "compromised since 2026-03-01T12:00:00Z, at or before the "
-                                   "release at 2026-03-01T12:00:00Z");
-    assert_int_equal(fwrel_rules_key_valid(&v, &e, "2026-03-01T11:59:59Z"), 0);
-    assert_int_equal(v.state, FWREL_RULES_KEY_VALID_THEN);
-    assert_string_equal(v.why, KEY "compromised since 2026-03-01T12:00:00Z, after the release "
-                                   "at 2026-03-01T11:59:59Z: valid at release time");
-
-    /* An older index's revocation, no reason: every release it made fails, as before. */
-    e = key(FWREL_KS_REVOKED, FWREL_KS_REASON_UNSTATED, "2026-04-01T00:00:00Z", "");
-    assert_int_equal(fwrel_rules_key_valid(&v, &e, "2026-01-01T00:00:00Z"), 0);
-    assert_int_equal(v.state, FWREL_RULES_KEY_INVALID);
-    assert_string_equal(v.why, KEY "revoked at 2026-04-01T00:00:00Z with no reason recorded (read "
-                                   "as compromised since it was made, 2026-01-01T00:00:00Z)");
-
-    /* Retired by a rotation: as a supersession at the rotation. */
-    e = key(FWREL_KS_RETIRED, 0, "2026-04-01T00:00:00Z", "");
-    assert_int_equal(fwrel_rules_key_valid(&v, &e, t), 0);
-    assert_int_equal(v.state, FWREL_RULES_KEY_VALID_THEN);
-    assert_string_equal(v.why, KEY "retired at 2026-04-01T00:00:00Z, after the release at "
-                                   "2026-03-01T12:00:00Z: valid at release time");
-    assert_int_equal(fwrel_rules_key_valid(&v, &e, "2026-05-01T00:00:00Z"), 0);
-    assert_int_equal(v.state, FWREL_RULES_KEY_INVALID);
+    for (size_t i = 0; i < sizeof(key_cases) / sizeof(key_cases[0]); i++) {
+        const struct key_case *c = &key_cases[i];
+        e = key(c->status, c->reason, c->changed, c->since);
+        assert_int_equal(fwrel_rules_key_valid(&v, &e, c->release), 0);
+        assert_int_equal(v.state, c->state);
+        assert_string_equal(v.why, c->why);
+    }
 
     /* The release time is RFC 3339 UTC, exactly. */
     assert_int_equal(fwrel_rules_key_valid(&v, &e, "2026-03-01"), FWREL_EFORMAT);
