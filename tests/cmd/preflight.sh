@@ -165,40 +165,34 @@ printf 'wrong\n' >"$T/pgp-wrong"
 chmod 600 "$T/pgp-wrong"
 log_before=$(sha256sum <"$R/audit/audit.jsonl")
 tags_before=$(git -C "$R" tag)
-exec 3<"$T/pass" 4<"$T/pgp-wrong"
-run fwrel-bundle --policy "$T/policy.yaml" --keystore "$T/ks" --repo "$R" --channel prod \
-    --gnupg-home "$G" --passphrase-fd 3 --pgp-passphrase-fd 4 -A "$A3" --tag-signer "$A1" \
-    -o "$T/out2.fwb" "$T/app-2.bin"
-pos3=$(awk '/^pos:/{print $2}' /proc/$$/fdinfo/3)
-pos4=$(awk '/^pos:/{print $2}' /proc/$$/fdinfo/4)
-exec 3<&- 4<&-
-[ "$RC" -eq 4 ] && ok || fail "wrong OpenPGP passphrase: exit $RC: $ERR"
-expect_err "^fwrel-bundle: OpenPGP key $A3 \(Approver 3 <a3@example.invalid>\): wrong passphrase$" \
-    "wrong OpenPGP passphrase"
-printf '%s\n' "$OUT" | grep -q "^FAIL preflight " && ok || fail "not refused in the preflight: $OUT"
-expect_absent "$T/out2.fwb" "wrong OpenPGP passphrase"
-[ "$pos3" = 0 ] && ok || fail "wrong OpenPGP passphrase: the keystore passphrase was read (offset $pos3)"
+# unlock_refused DESC REASON [PGPFILE]: the prod release of app-2.bin, the OpenPGP passphrase from
+# PGPFILE on fd 4 (none given: no OpenPGP passphrase source at all), refused in the preflight with
+# exit 4 and "OpenPGP key A3 (uid): REASON"; no output, no tag, the audit log unchanged, the
+# keystore passphrase unread; pos4 is where fd 4 was left.
+unlock_refused() {
+    local desc=$1 reason=$2 pgp=${3:-} pos3
+    exec 3<"$T/pass"
+    if [ -n "$pgp" ]; then exec 4<"$pgp"; set -- --pgp-passphrase-fd 4; else set --; fi
+    run fwrel-bundle --policy "$T/policy.yaml" --keystore "$T/ks" --repo "$R" --channel prod \
+        --gnupg-home "$G" --passphrase-fd 3 "$@" -A "$A3" --tag-signer "$A1" \
+        -o "$T/out2.fwb" "$T/app-2.bin" </dev/null
+    pos3=$(awk '/^pos:/{print $2}' /proc/$$/fdinfo/3)
+    exec 3<&-
+    if [ -n "$pgp" ]; then pos4=$(awk '/^pos:/{print $2}' /proc/$$/fdinfo/4); exec 4<&-; fi
+    [ "$RC" -eq 4 ] && ok || fail "$desc: exit $RC: $ERR"
+    expect_err "^fwrel-bundle: OpenPGP key $A3 \(Approver 3 <a3@example.invalid>\): $reason$" "$desc"
+    printf '%s\n' "$OUT" | grep -q "^FAIL preflight " && ok || fail "$desc: not refused in the preflight: $OUT"
+    expect_absent "$T/out2.fwb" "$desc"
+    [ "$pos3" = 0 ] && ok || fail "$desc: the keystore passphrase was read (offset $pos3)"
+    [ "$(sha256sum <"$R/audit/audit.jsonl")" = "$log_before" ] && ok || fail "$desc: the audit log changed"
+    [ "$(git -C "$R" tag)" = "$tags_before" ] && ok || fail "$desc: a tag was made"
+}
+unlock_refused "wrong OpenPGP passphrase" "wrong passphrase" "$T/pgp-wrong"
 [ "$pos4" = 6 ] && ok || fail "wrong OpenPGP passphrase: its descriptor was read to offset $pos4, not once"
-[ "$(sha256sum <"$R/audit/audit.jsonl")" = "$log_before" ] && ok ||
-    fail "wrong OpenPGP passphrase: the audit log changed"
-[ "$(git -C "$R" tag)" = "$tags_before" ] && ok || fail "wrong OpenPGP passphrase: a tag was made"
-# No OpenPGP passphrase source at all, the approver's key protected (and not a terminal): refused
-# in the preflight too, naming the key and the options that unlock it; the keystore passphrase
-# unread, nothing written.
-exec 3<"$T/pass"
-run fwrel-bundle --policy "$T/policy.yaml" --keystore "$T/ks" --repo "$R" --channel prod \
-    --gnupg-home "$G" --passphrase-fd 3 -A "$A3" --tag-signer "$A1" -o "$T/out2.fwb" \
-    "$T/app-2.bin" </dev/null
-pos3=$(awk '/^pos:/{print $2}' /proc/$$/fdinfo/3)
-exec 3<&-
-[ "$RC" -eq 4 ] && ok || fail "protected key, no passphrase source: exit $RC: $ERR"
-expect_err "^fwrel-bundle: OpenPGP key $A3 \(Approver 3 <a3@example.invalid>\): protected: a passphrase is needed \(--pgp-passphrase-file, --pgp-passphrase-fd, a terminal or gpg-agent\)$" \
-    "protected key, no passphrase source"
-printf '%s\n' "$OUT" | grep -q "^FAIL preflight " && ok || fail "no source: not refused in the preflight: $OUT"
-expect_absent "$T/out2.fwb" "protected key, no passphrase source"
-[ "$pos3" = 0 ] && ok || fail "no source: the keystore passphrase was read (offset $pos3)"
-[ "$(sha256sum <"$R/audit/audit.jsonl")" = "$log_before" ] && ok ||
-    fail "protected key, no passphrase source: the audit log changed"
+# No OpenPGP passphrase source at all, the approver's key protected (and no terminal): refused in
+# the preflight too, naming the key and the options that unlock it.
+unlock_refused "protected key, no passphrase source" \
+    "protected: a passphrase is needed \(--pgp-passphrase-file, --pgp-passphrase-fd, a terminal or gpg-agent\)"
 # The right one on a descriptor read once (gpg-agent caches nothing here): the preflight's unlock
 # and the approval use the same line.
 exec 3<"$T/pass" 4<"$T/pgp-pass"
