@@ -191,16 +191,22 @@ PY
 }
 audit_len() { audit_ok "$1" len; }
 
+# approvers_home [PASS3]: the GnuPG home $G of approvers A1 to A3 (make_approvers; A3's key
+# protected by PASS3 when given), its agent stopped and $T removed at exit.
+approvers_home() {
+    G="$T/gnupg"
+    trap 'gpgconf --homedir "$G" --kill all >/dev/null 2>&1; rm -rf "$T"' EXIT
+    make_approvers "$G" "$@"
+    [ -n "$A3" ] || { echo "FAIL: no GnuPG keys"; exit 1; }
+}
+
 # release_setup: the fixture of the release history tests. A GnuPG home $G (its agent stopped at
 # exit) with the three approvers ($A1..$A3) and Mallory ($M), a key in the same home that no
 # policy pins; the RSA prod example policy pinning the approvers ($T/policy.yaml) and its keystore
 # $T/ks without passphrase. Defines img VERSION SECURE_VERSION, making the ESP32-S3 app
 # $T/app-VERSION.bin (project acme, 64 KiB).
 release_setup() {
-    G="$T/gnupg"
-    trap 'gpgconf --homedir "$G" --kill all >/dev/null 2>&1; rm -rf "$T"' EXIT
-    make_approvers "$G"
-    [ -n "$A3" ] || { echo "FAIL: no GnuPG keys"; exit 1; }
+    approvers_home
     gpg --homedir "$G" --batch --pinentry-mode loopback --passphrase '' \
         --quick-gen-key "Mallory <m@example.invalid>" ed25519 sign never >/dev/null 2>&1
     M=$(gpg --homedir "$G" --with-colons --list-secret-keys m@example.invalid |

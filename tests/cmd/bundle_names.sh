@@ -4,10 +4,7 @@
 # terminal: a file or a descriptor gives the same passphrase again). A failed approval leaves the
 # bundle as it was.
 . "$FWREL_SRC/tests/lib.sh"
-G="$T/gnupg"
-trap 'gpgconf --homedir "$G" --kill all >/dev/null 2>&1; rm -rf "$T"' EXIT
-make_approvers "$G" "approver three passphrase"
-[ -n "$A3" ] || { echo "FAIL: no GnuPG keys"; exit 1; }
+approvers_home "approver three passphrase"
 pin_approvers "$FWREL_SRC/policies/esp32s3-sbv2-rsa-prod.yaml" >"$T/policy.yaml"
 fwrel-keygen -q --policy "$T/policy.yaml" --keystore "$T/ks" --no-passphrase || { echo "FAIL: keygen"; exit 1; }
 fwrel-testimg --chip esp32s3 --version 1.0.0 --secure-version 1 --size 65536 -o "$T/app.bin" >/dev/null

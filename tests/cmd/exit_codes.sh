@@ -6,10 +6,7 @@
 # one; and the file named is the one the error is about (a keystore that does not open names the
 # keystore, not the repository), never guessed from the message.
 . "$FWREL_SRC/tests/lib.sh"
-G="$T/gnupg"
-trap 'gpgconf --homedir "$G" --kill all >/dev/null 2>&1; rm -rf "$T"' EXIT
-make_approvers "$G"
-[ -n "$A1" ] || { echo "FAIL: no GnuPG keys"; exit 1; }
+approvers_home
 pin_approvers "$FWREL_SRC/policies/esp32s3-sbv2-rsa-prod.yaml" >"$T/policy.yaml"
 fwrel-keygen -q --policy "$T/policy.yaml" --keystore "$T/ks" --no-passphrase ||
     { echo "FAIL: keygen"; exit 1; }

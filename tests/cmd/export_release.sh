@@ -8,10 +8,7 @@
 # setting the export does not declare; extracting an export from the bundle with tar needs the
 # files its hard links point to (docs/exports.md "Exports in the bundle").
 . "$FWREL_SRC/tests/lib.sh"
-G="$T/gnupg"
-trap 'gpgconf --homedir "$G" --kill all >/dev/null 2>&1; rm -rf "$T"' EXIT
-make_approvers "$G"
-[ -n "$A1" ] || { echo "FAIL: no GnuPG keys"; exit 1; }
+approvers_home
 pin_approvers "$FWREL_SRC/policies/esp32s3-sbv2-rsa-prod.yaml" |
     sed -e 's|^exports: \[https-dir, flask-ota\]|exports: [{name: https-dir, base_url: "https://cdn.example.org/fw"}, flask-ota]|' \
         -e 's/^  recipients: \[mf-device\]/  recipients: [mf-device, mf-fota]/' \

@@ -9,10 +9,7 @@
 # opened. Skipped (77) where mender-artifact is not installed (scripts/deps.sh installs it).
 . "$FWREL_SRC/tests/lib.sh"
 command -v mender-artifact >/dev/null || { echo "skipped: no mender-artifact"; exit 77; }
-G="$T/gnupg"
-trap 'gpgconf --homedir "$G" --kill all >/dev/null 2>&1; rm -rf "$T"' EXIT
-make_approvers "$G"
-[ -n "$A1" ] || { echo "FAIL: no GnuPG keys"; exit 1; }
+approvers_home
 pin_approvers "$FWREL_SRC/policies/esp32s3-sbv2-rsa-prod.yaml" |
     sed -e 's|^exports: .*|exports: [{name: mender, base_url: "https://mender.example.org"}, {name: aws-iot-ota, target_arn: "arn:aws:iot:eu-west-1:123456789012:thinggroup/thermostats", role_arn: "arn:aws:iam::123456789012:role/ota", s3_bucket: acme-fw, certificate_path: "/spiffs/ota_signer.pem"}, {name: plain-dir, plain_image: "true"}]|' \
         -e 's|^hmac: .*|mender: {key: mender-sign}\naws_ota: {key: aws-sign}|' \
